@@ -1,0 +1,170 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config mirrors hupd.toml; flags override its fields. Durations, signals
+// and modes are strings here and are checked by Resolve.
+type Config struct {
+	Name    string   `toml:"name,omitempty"`
+	Command []string `toml:"command"`
+	Listen  []Listen `toml:"listen,omitempty"`
+	Process Process  `toml:"process"`
+	Reload  Reload   `toml:"reload"`
+	Restart Restart  `toml:"restart"`
+	Log     Log      `toml:"log"`
+
+	file string
+	src  sources
+}
+
+// Listen is one [[listen]] table.
+type Listen struct {
+	Name      string `toml:"name,omitempty"`
+	Address   string `toml:"address"`
+	Backlog   int    `toml:"backlog,omitempty"`
+	ReusePort bool   `toml:"reuseport,omitempty"`
+	V6Only    *bool  `toml:"v6only,omitempty"`
+	Mode      string `toml:"mode,omitempty"`
+	Owner     string `toml:"owner,omitempty"`
+	Group     string `toml:"group,omitempty"`
+}
+
+// Process is the [process] table.
+type Process struct {
+	User        string            `toml:"user,omitempty"`
+	Group       string            `toml:"group,omitempty"`
+	Dir         string            `toml:"dir,omitempty"`
+	Env         map[string]string `toml:"env,omitempty"`
+	StopSignal  string            `toml:"stop_signal"`
+	StopTimeout string            `toml:"stop_timeout"`
+}
+
+// Reload is the [reload] table.
+type Reload struct {
+	Strategy string `toml:"strategy"`
+	Signal   string `toml:"signal"`
+}
+
+// Restart is the [restart] table.
+type Restart struct {
+	Policy     string `toml:"policy"`
+	MinDelay   string `toml:"min_delay"`
+	MaxDelay   string `toml:"max_delay"`
+	ResetAfter string `toml:"reset_after"`
+}
+
+// Log is the [log] table.
+type Log struct {
+	Format string `toml:"format"`
+	Level  string `toml:"level"`
+}
+
+// Error is a configuration error: where the value came from, the field, the
+// value and the reason. Its message is one line.
+type Error struct {
+	Where string // "hupd.toml:12", "hupd.toml" or "--listen"
+	Field string // "listen[1].address"; empty for syntax errors
+	Value string
+	Err   error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Where)
+	if e.Field != "" {
+		fmt.Fprintf(&b, ": %s", e.Field)
+	}
+	if e.Value != "" {
+		fmt.Fprintf(&b, " = %q", e.Value)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrUnknownKey is wrapped by errors about keys hupd does not know.
+var ErrUnknownKey = errors.New("unknown key")
+
+// Load reads and decodes a TOML file. Unknown keys are errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Where: path, Err: err}
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes TOML data read from file (used in messages).
+func Parse(file string, data []byte) (*Config, error) {
+	c := &Config{file: file}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, &Error{Where: fmt.Sprintf("%s:%d", file, pe.Position.Line), Err: errors.New(oneLine(pe.Message))}
+		}
+		return nil, &Error{Where: file, Err: errors.New(oneLine(err.Error()))}
+	}
+	c.src = sources{file: file, lines: keyLines(data)}
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0]
+		parent := k[:len(k)-1].String()
+		return nil, &Error{
+			Where: c.src.where(k.String()),
+			Err:   fmt.Errorf("%w %q: valid keys%s are %s", ErrUnknownKey, k[len(k)-1], inTable(parent), strings.Join(validKeys(parent), ", ")),
+		}
+	}
+	return c, nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func inTable(parent string) string {
+	if parent == "" {
+		return " at the top level"
+	}
+	return " in [" + parent + "]"
+}
+
+// validKeys lists the keys of the table at parent ("" for the top level).
+func validKeys(parent string) []string {
+	keys := map[string][]string{
+		"":        {"name", "command", "listen", "process", "reload", "restart", "log"},
+		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "mode", "owner", "group"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout"},
+		"reload":  {"strategy", "signal"},
+		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
+		"log":     {"format", "level"},
+	}[parent]
+	sort.Strings(keys)
+	return keys
+}
+
+// File returns the path the config was loaded from, or "".
+func (c *Config) File() string { return c.file }
+
+// Encode writes c as TOML.
+func (c *Config) Encode(w *bytes.Buffer) error {
+	return toml.NewEncoder(w).Encode(c)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,420 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+)
+
+// Log formats.
+const (
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// Resolved is a fully checked configuration.
+type Resolved struct {
+	Options   supervisor.Options
+	Listen    []socketact.Spec
+	LogFormat string
+	LogLevel  slog.Level
+}
+
+// Override applies a command-line flag. Flags replace the file's values;
+// --listen replaces all [[listen]] tables, --env adds to [process.env].
+func (c *Config) Override(flag string, values ...string) error {
+	if len(values) == 0 {
+		return nil
+	}
+	v := values[len(values)-1]
+	set := func(dst *string, key string) { *dst = v; c.src.setFlag(key, "--"+flag) }
+	switch flag {
+	case "name":
+		set(&c.Name, "name")
+	case "listen":
+		c.Listen = nil
+		for i, lv := range values {
+			l := Listen{Address: lv}
+			if name, addr, ok := strings.Cut(lv, "="); ok && !strings.Contains(name, "://") {
+				l.Name, l.Address = name, addr
+			}
+			c.Listen = append(c.Listen, l)
+			for _, k := range []string{"name", "address"} {
+				c.src.setFlag(fmt.Sprintf("listen.%d.%s", i, k), "--listen")
+			}
+		}
+	case "reload":
+		set(&c.Reload.Strategy, "reload.strategy")
+	case "reload-signal":
+		set(&c.Reload.Signal, "reload.signal")
+	case "stop-signal":
+		set(&c.Process.StopSignal, "process.stop_signal")
+	case "stop-timeout":
+		set(&c.Process.StopTimeout, "process.stop_timeout")
+	case "restart":
+		set(&c.Restart.Policy, "restart.policy")
+	case "user":
+		set(&c.Process.User, "process.user")
+	case "group":
+		set(&c.Process.Group, "process.group")
+	case "dir":
+		set(&c.Process.Dir, "process.dir")
+	case "log-format":
+		set(&c.Log.Format, "log.format")
+	case "log-level":
+		set(&c.Log.Level, "log.level")
+	case "env":
+		if c.Process.Env == nil {
+			c.Process.Env = map[string]string{}
+		}
+		for _, kv := range values {
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return &Error{Where: "--env", Value: kv, Err: errors.New("want KEY=VALUE")}
+			}
+			c.Process.Env[k] = val
+			c.src.setFlag("process.env."+k, "--env")
+		}
+	default:
+		return fmt.Errorf("config: no field for flag --%s", flag)
+	}
+	return nil
+}
+
+// SetCommand sets the command given after "--" on the command line.
+func (c *Config) SetCommand(argv []string) {
+	if len(argv) > 0 {
+		c.Command = argv
+		c.src.setFlag("command", "command line")
+	}
+}
+
+// FillDefaults sets every empty field to its default, so that Encode shows
+// the effective configuration.
+func (c *Config) FillDefaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.Process.StopSignal, signals.Name(supervisor.DefaultStopSignal))
+	def(&c.Process.StopTimeout, supervisor.DefaultStopTimeout.String())
+	def(&c.Reload.Strategy, string(supervisor.StrategySignal))
+	def(&c.Reload.Signal, signals.Name(supervisor.DefaultReloadSignal))
+	def(&c.Restart.Policy, string(supervisor.DefaultRestartPolicy))
+	def(&c.Restart.MinDelay, supervisor.DefaultBackoffMin.String())
+	def(&c.Restart.MaxDelay, supervisor.DefaultBackoffMax.String())
+	def(&c.Restart.ResetAfter, supervisor.DefaultBackoffReset.String())
+	def(&c.Log.Format, FormatText)
+	def(&c.Log.Level, "info")
+	for i := range c.Listen {
+		if c.Listen[i].Name == "" {
+			c.Listen[i].Name = socketact.UnknownName
+		}
+	}
+}
+
+// Resolve checks every value and returns what the supervisor needs. It
+// touches nothing: no socket is opened and no process started.
+func (c *Config) Resolve() (*Resolved, error) {
+	c.FillDefaults()
+	r := &Resolved{}
+	o := &r.Options
+	o.Name = c.Name
+	o.UID, o.GID = -1, -1
+	fail := func(key, value string, err error) (*Resolved, error) {
+		return nil, &Error{Where: c.src.where(key), Field: fieldName(key), Value: value, Err: err}
+	}
+	var err error
+	if r.LogFormat, err = oneOf(c.Log.Format, FormatText, FormatJSON); err != nil {
+		return fail("log.format", c.Log.Format, err)
+	}
+	if err := r.LogLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return fail("log.level", c.Log.Level, errors.New("valid levels are debug, info, warn, error"))
+	}
+	if o.StopSignal, err = signals.Parse(c.Process.StopSignal); err != nil {
+		return fail("process.stop_signal", "", err)
+	}
+	if o.ReloadSignal, err = signals.Parse(c.Reload.Signal); err != nil {
+		return fail("reload.signal", "", err)
+	}
+	durations := []struct {
+		key string
+		v   string
+		dst *time.Duration
+	}{
+		{"process.stop_timeout", c.Process.StopTimeout, &o.StopTimeout},
+		{"restart.min_delay", c.Restart.MinDelay, &o.Backoff.Min},
+		{"restart.max_delay", c.Restart.MaxDelay, &o.Backoff.Max},
+		{"restart.reset_after", c.Restart.ResetAfter, &o.Backoff.ResetAfter},
+	}
+	for _, d := range durations {
+		if *d.dst, err = time.ParseDuration(d.v); err != nil || *d.dst <= 0 {
+			return fail(d.key, d.v, errors.New("want a positive duration such as 500ms, 30s or 2m"))
+		}
+	}
+	if o.Backoff.Max < o.Backoff.Min {
+		return fail("restart.max_delay", c.Restart.MaxDelay, fmt.Errorf("less than min_delay %s", c.Restart.MinDelay))
+	}
+	strategy, err := oneOf(c.Reload.Strategy, strategies()...)
+	if err != nil {
+		return fail("reload.strategy", c.Reload.Strategy, err)
+	}
+	o.Reload = supervisor.Strategy(strategy)
+	policy, err := oneOf(c.Restart.Policy, policies()...)
+	if err != nil {
+		return fail("restart.policy", c.Restart.Policy, err)
+	}
+	o.Restart = supervisor.RestartPolicy(policy)
+
+	if err := c.resolveCredentials(o); err != nil {
+		return nil, err
+	}
+	if d := c.Process.Dir; d != "" {
+		if fi, err := os.Stat(d); err != nil {
+			return fail("process.dir", d, unwrapPath(err))
+		} else if !fi.IsDir() {
+			return fail("process.dir", d, errors.New("not a directory"))
+		}
+		o.Dir = d
+	}
+	for _, k := range sortedKeys(c.Process.Env) {
+		if strings.ContainsAny(k, "=\x00") {
+			return fail("process.env."+k, k, errors.New("a variable name cannot hold '=' or NUL"))
+		}
+		o.Env = append(o.Env, k+"="+c.Process.Env[k])
+	}
+	for i, l := range c.Listen {
+		sp, err := c.resolveListen(i, l)
+		if err != nil {
+			return nil, err
+		}
+		for j, prev := range r.Listen {
+			if prev.Address.Port != 0 && prev.Address == sp.Address || prev.Address.IsUnix() && prev.Address == sp.Address {
+				return fail(fmt.Sprintf("listen.%d.address", i), l.Address, fmt.Errorf("same address as listen[%d]", j))
+			}
+		}
+		r.Listen = append(r.Listen, sp)
+	}
+	if len(c.Command) == 0 {
+		return fail("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
+	}
+	o.Args = c.Command
+	if o.Path, err = supervisor.LookPath(c.Command[0], o.Dir, o.Env); err != nil {
+		return nil, err
+	}
+	if err := o.Validate(); err != nil {
+		if errors.Is(err, supervisor.ErrNotImplemented) {
+			return fail("reload.strategy", c.Reload.Strategy, err)
+		}
+		return fail("command", c.Command[0], err)
+	}
+	return r, nil
+}
+
+func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
+	key := func(k string) string { return fmt.Sprintf("listen.%d.%s", i, k) }
+	fail := func(k, v string, err error) (socketact.Spec, error) {
+		return socketact.Spec{}, &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: err}
+	}
+	sp := socketact.Spec{Backlog: l.Backlog, ReusePort: l.ReusePort, V6Only: l.V6Only, UID: -1, GID: -1}
+	if l.Name != "" && l.Name != socketact.UnknownName {
+		if err := socketact.ValidName(l.Name); err != nil {
+			return fail("name", l.Name, errors.New(strings.TrimPrefix(err.Error(), "socketact: ")))
+		}
+		sp.Name = l.Name
+	}
+	a, err := socketact.ParseAddress(l.Address)
+	if err != nil {
+		return fail("address", l.Address, errors.New(strings.TrimPrefix(err.Error(), socketact.ErrBadAddress.Error()+" ")))
+	}
+	sp.Address = a
+	if l.Backlog < 0 {
+		return fail("backlog", strconv.Itoa(l.Backlog), errors.New("must not be negative"))
+	}
+	fileOnly := func(k, v string) error {
+		if v != "" && (!a.IsUnix() || a.IsAbstract()) {
+			return &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: errors.New("applies only to unix socket files")}
+		}
+		return nil
+	}
+	for _, kv := range [][2]string{{"mode", l.Mode}, {"owner", l.Owner}, {"group", l.Group}} {
+		if err := fileOnly(kv[0], kv[1]); err != nil {
+			return socketact.Spec{}, err
+		}
+	}
+	if l.V6Only != nil && (a.IsUnix() || strings.HasSuffix(a.Network, "4")) {
+		return fail("v6only", strconv.FormatBool(*l.V6Only), errors.New("applies only to IPv6 sockets"))
+	}
+	if l.Mode != "" {
+		m, err := strconv.ParseUint(l.Mode, 8, 32)
+		if err != nil || m > 0o7777 || m == 0 {
+			return fail("mode", l.Mode, errors.New("want an octal file mode such as \"0660\""))
+		}
+		sp.Mode = uint32(m)
+	}
+	if l.Owner != "" {
+		u, err := lookupUser(l.Owner)
+		if err != nil {
+			return fail("owner", l.Owner, err)
+		}
+		sp.UID = u.uid
+	}
+	if l.Group != "" {
+		g, err := lookupGroup(l.Group)
+		if err != nil {
+			return fail("group", l.Group, err)
+		}
+		sp.GID = g
+	}
+	return sp, nil
+}
+
+func (c *Config) resolveCredentials(o *supervisor.Options) error {
+	p := c.Process
+	if p.User == "" && p.Group == "" {
+		return nil
+	}
+	fail := func(key, v string, err error) error {
+		return &Error{Where: c.src.where(key), Field: fieldName(key), Value: v, Err: err}
+	}
+	if p.User != "" {
+		u, err := lookupUser(p.User)
+		if err != nil {
+			return fail("process.user", p.User, err)
+		}
+		o.UID, o.GID, o.Groups = u.uid, u.gid, u.groups
+	}
+	if p.Group != "" {
+		g, err := lookupGroup(p.Group)
+		if err != nil {
+			return fail("process.group", p.Group, err)
+		}
+		o.GID = g
+		if p.User == "" {
+			o.Groups = []int{g}
+		} else if !contains(o.Groups, g) {
+			o.Groups = append(o.Groups, g)
+		}
+	}
+	if os.Geteuid() != 0 && (o.UID >= 0 && o.UID != os.Geteuid() || o.GID >= 0 && o.GID != os.Getegid()) {
+		key, v := "process.user", p.User
+		if p.User == "" {
+			key, v = "process.group", p.Group
+		}
+		return fail(key, v, errors.New("changing user or group needs hupd to run as root"))
+	}
+	return nil
+}
+
+type userIDs struct {
+	uid, gid int
+	groups   []int
+}
+
+func lookupUser(name string) (userIDs, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		if _, numErr := strconv.Atoi(name); numErr == nil {
+			u, err = user.LookupId(name)
+		}
+	}
+	if err != nil {
+		if n, numErr := strconv.ParseUint(name, 10, 32); numErr == nil {
+			// A numeric id without a passwd entry is valid, as in containers.
+			return userIDs{uid: int(n), gid: int(n), groups: []int{int(n)}}, nil
+		}
+		return userIDs{}, errors.New("unknown user")
+	}
+	ids := userIDs{}
+	ids.uid, _ = strconv.Atoi(u.Uid)
+	ids.gid, _ = strconv.Atoi(u.Gid)
+	gids, _ := u.GroupIds()
+	for _, g := range gids {
+		if n, err := strconv.Atoi(g); err == nil {
+			ids.groups = append(ids.groups, n)
+		}
+	}
+	if !contains(ids.groups, ids.gid) {
+		ids.groups = append(ids.groups, ids.gid)
+	}
+	return ids, nil
+}
+
+func lookupGroup(name string) (int, error) {
+	if g, err := user.LookupGroup(name); err == nil {
+		return strconv.Atoi(g.Gid)
+	}
+	if n, err := strconv.ParseUint(name, 10, 32); err == nil {
+		return int(n), nil
+	}
+	return 0, errors.New("unknown group")
+}
+
+func oneOf(v string, valid ...string) (string, error) {
+	for _, s := range valid {
+		if v == s {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("valid values are %s", strings.Join(valid, ", "))
+}
+
+func strategies() []string {
+	out := make([]string, len(supervisor.Strategies))
+	for i, s := range supervisor.Strategies {
+		out[i] = string(s)
+	}
+	return out
+}
+
+func policies() []string {
+	out := make([]string, len(supervisor.RestartPolicies))
+	for i, p := range supervisor.RestartPolicies {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// fieldName turns "listen.1.address" into "listen[1].address".
+func fieldName(key string) string {
+	parts := strings.Split(key, ".")
+	var b strings.Builder
+	for i, p := range parts {
+		if _, err := strconv.Atoi(p); err == nil {
+			fmt.Fprintf(&b, "[%s]", p)
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

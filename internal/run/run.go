@@ -1,0 +1,104 @@
+// Package run wires hupd's parts together for "hupd run": it takes over
+// inherited sockets, opens the others, sets up signal intake and the reaper,
+// and runs the supervisor.
+package run
+
+import (
+	"log/slog"
+	"os"
+	"os/signal"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+)
+
+// Run supervises the resolved configuration until hupd should exit and
+// returns hupd's exit code. An error means nothing was left running: every
+// socket opened here is closed and its file removed.
+// onListen, when not nil, is called with the bound sockets before the first
+// child starts.
+func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listener)) (int, error) {
+	// Signals first: a TERM that arrives while sockets open is not lost.
+	sigs := make(chan os.Signal, 64)
+	signals.Intake(sigs)
+	defer signal.Stop(sigs)
+
+	ls, held, err := listeners(r.Listen, log)
+	if err != nil {
+		return 1, err
+	}
+	defer socketact.CloseAll(ls)
+	defer closeFiles(held)
+
+	if err := signals.BecomeSubreaper(); err != nil {
+		log.Warn("cannot become a subreaper: orphans of the child will not be reaped by hupd", "error", err)
+	}
+	reaper := &signals.Reaper{Orphans: true, Orphan: func(e signals.Exit) {
+		log.Debug("reaped orphan", supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+	}}
+	done := make(chan struct{})
+	defer close(done)
+	go reaper.Run(done)
+
+	sup, err := supervisor.New(r.Options, ls, reaper, log)
+	if err != nil {
+		return 1, err
+	}
+	for i, l := range ls {
+		log.Info("listening", "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
+	}
+	if onListen != nil {
+		onListen(ls)
+	}
+	return sup.Run(sigs)
+}
+
+// listeners takes over the sockets hupd was activated with and opens the
+// rest. Without --listen, every inherited socket is passed on as received.
+// Inherited sockets no spec claims are held open, never closed early.
+func listeners(specs []socketact.Spec, log *slog.Logger) (ls []*socketact.Listener, held []*os.File, err error) {
+	act, err := socketact.Files()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(specs) == 0 {
+		return socketact.FromActivated(act), nil, nil
+	}
+	matched, unclaimed := socketact.Adopt(specs, act)
+	for _, a := range unclaimed {
+		log.Warn("inherited socket matches no --listen: holding it unused", "name", a.Name, "fd", a.File.Fd())
+		held = append(held, a.File)
+	}
+	var toOpen []socketact.Spec
+	for i, m := range matched {
+		if m == nil {
+			toOpen = append(toOpen, specs[i])
+		}
+	}
+	opened, err := socketact.Open(toOpen)
+	if err != nil {
+		closeFiles(held)
+		for _, m := range matched {
+			if m != nil {
+				m.File.Close()
+			}
+		}
+		return nil, nil, err
+	}
+	ls = make([]*socketact.Listener, len(specs))
+	for i, m := range matched {
+		if m == nil {
+			m, opened = opened[0], opened[1:]
+		}
+		ls[i] = m
+	}
+	return ls, held, nil
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}

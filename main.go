@@ -1,0 +1,278 @@
+// Command hupd adds zero-downtime reloads to any server: it holds the
+// listening sockets, hands them to the child the systemd way and supervises
+// it. See README.md.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/demo"
+	"github.com/hupd/hupd/internal/run"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+	"github.com/urfave/cli/v2"
+)
+
+// version is set with -ldflags "-X main.version=…"; otherwise it comes
+// from the build info.
+var version = ""
+
+// exitError carries an exit code out of a command action.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	// The shim must not pay for CLI set-up: it execs the target at once.
+	if socketact.IsShim() {
+		socketact.RunShim()
+	}
+	os.Exit(exitCode(newApp(os.Stdout, os.Stderr).Run(os.Args), os.Stderr))
+}
+
+// exitCode is the one place that maps errors to exit codes: 2 for bad
+// configuration or usage, 126/127 for a command that cannot run, the child's
+// status when it exited, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	var ee exitError
+	if err == nil {
+		return 0
+	} else if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "hupd: %v\n", err)
+	var ce *config.Error
+	var nf *supervisor.NotFoundError
+	var xe *socketact.ExecError
+	switch {
+	case errors.As(err, &nf):
+		return nf.Code
+	case errors.As(err, &xe):
+		return xe.Code
+	case errors.As(err, &ce), errors.Is(err, errUsage):
+		return 2
+	}
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+func usageError(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "hupd",
+		Usage: "hot reload for any server: hupd holds the sockets, the child comes and goes",
+		Description: `Examples:
+   hupd run --listen tcp://:8080 -- ./myserver --flag
+   hupd run --listen http=tcp://127.0.0.1:0 --listen admin=unix:///run/app.sock -- ./myserver
+   hupd run -c hupd.toml
+   hupd check -c hupd.toml
+   hupd demo
+
+The child gets the sockets as fds 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES and
+LISTEN_PID set to its own PID, as systemd passes them. Signals: TERM, INT and
+QUIT stop gracefully (the child gets --stop-signal, then SIGKILL after
+--stop-timeout); HUP reloads (--reload-signal is relayed); every other signal
+is forwarded unchanged.`,
+		Version:         buildVersion(),
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // main maps errors to codes
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError("%v", err)
+		},
+		Commands: []*cli.Command{
+			{
+				Name:      "run",
+				Usage:     "run a command under hupd",
+				ArgsUsage: "[-- COMMAND [ARG...]]",
+				Flags:     runFlags(),
+				Action: func(c *cli.Context) error {
+					r, err := loadConfig(c, c.Args().Slice())
+					if err != nil {
+						return err
+					}
+					return runResolved(r, stderr, nil)
+				},
+			},
+			{
+				Name:      "check",
+				Usage:     "validate a configuration and print the effective settings",
+				ArgsUsage: "[-- COMMAND [ARG...]]",
+				Flags:     runFlags(),
+				Action: func(c *cli.Context) error {
+					cfg, err := mergedConfig(c, c.Args().Slice())
+					if err != nil {
+						return err
+					}
+					if _, err := cfg.Resolve(); err != nil {
+						return err
+					}
+					var b bytes.Buffer
+					if err := cfg.Encode(&b); err != nil {
+						return err
+					}
+					_, err = stdout.Write(b.Bytes())
+					return err
+				},
+			},
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(*cli.Context) error {
+					fmt.Fprintln(stdout, "hupd", buildVersion())
+					return nil
+				},
+			},
+			{
+				Name:  "demo",
+				Usage: "run hupd on a built-in demo server",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "`HOST:PORT` for the demo server"},
+				},
+				Action: func(c *cli.Context) error { return runDemo(c.String("listen"), stdout, stderr) },
+			},
+			{
+				Name:   demo.ServerCommand,
+				Hidden: true,
+				Action: func(c *cli.Context) error {
+					return demo.Serve(c.Args().First(), slog.New(slog.NewTextHandler(stderr, nil)))
+				},
+			},
+		},
+	}
+}
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "read settings from `FILE` (TOML); flags override it"},
+		&cli.StringFlag{Name: "name", Usage: "`NAME` of this service in logs"},
+		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"}, Usage: "open a socket `[NAME=]URL`: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://, udp4://, udp6://, unix:///path, unix://@abstract (repeatable)"},
+		&cli.StringFlag{Name: "reload", Usage: "reload `STRATEGY`: signal (relay --reload-signal)"},
+		&cli.StringFlag{Name: "reload-signal", Usage: "`SIGNAL` relayed on reload (default HUP)"},
+		&cli.StringFlag{Name: "stop-signal", Usage: "`SIGNAL` that asks the child to stop (default TERM)"},
+		&cli.StringFlag{Name: "stop-timeout", Usage: "`DURATION` before SIGKILL after the stop signal (default 30s)"},
+		&cli.StringFlag{Name: "restart", Usage: "restart `POLICY`: always, on-failure (default), never"},
+		&cli.StringFlag{Name: "user", Usage: "run the child as `USER` (name or uid; hupd must be root)"},
+		&cli.StringFlag{Name: "group", Usage: "run the child with `GROUP` (name or gid)"},
+		&cli.StringFlag{Name: "dir", Usage: "run the child in `DIR`"},
+		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `KEY=VALUE` in the child's environment (repeatable)"},
+		&cli.StringFlag{Name: "log-format", Usage: "`FORMAT` of hupd's log: text (default) or json"},
+		&cli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info (default), warn, error"},
+	}
+}
+
+// overridable are the run flags that map onto config fields.
+var overridable = []string{"name", "listen", "reload", "reload-signal", "stop-signal", "stop-timeout",
+	"restart", "user", "group", "dir", "env", "log-format", "log-level"}
+
+func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
+	cfg := &config.Config{}
+	if p := c.String("config"); p != "" {
+		var err error
+		if cfg, err = config.Load(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range overridable {
+		if !c.IsSet(name) {
+			continue
+		}
+		var vals []string
+		if f, ok := flagByName(c, name).(*cli.StringSliceFlag); ok && f != nil {
+			vals = c.StringSlice(name)
+		} else {
+			vals = []string{c.String(name)}
+		}
+		if err := cfg.Override(name, vals...); err != nil {
+			return nil, err
+		}
+	}
+	cfg.SetCommand(argv)
+	return cfg, nil
+}
+
+func flagByName(c *cli.Context, name string) cli.Flag {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+func loadConfig(c *cli.Context, argv []string) (*config.Resolved, error) {
+	cfg, err := mergedConfig(c, argv)
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Resolve()
+}
+
+func newLogger(r *config.Resolved, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: r.LogLevel}
+	if r.LogFormat == config.FormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runResolved(r *config.Resolved, stderr io.Writer, onListen func([]*socketact.Listener)) error {
+	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
+	code, err := run.Run(r, newLogger(r, stderr), onListen)
+	if err != nil {
+		return err
+	}
+	return exitError{code}
+}
+
+func runDemo(addr string, stdout, stderr io.Writer) error {
+	dir, err := os.MkdirTemp("", "hupd-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfgPath, err := demo.WriteConfig(dir)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg := &config.Config{Name: "demo", Command: []string{self, demo.ServerCommand, cfgPath}}
+	if err := cfg.Override("listen", "http=tcp://"+addr); err != nil {
+		return err
+	}
+	r, err := cfg.Resolve()
+	if err != nil {
+		return err
+	}
+	return runResolved(r, stderr, func(ls []*socketact.Listener) {
+		b := ls[0].Bound
+		demo.Instructions(stdout, fmt.Sprintf("%s:%d", b.Host, b.Port), cfgPath)
+	})
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

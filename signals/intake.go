@@ -1,0 +1,46 @@
+package signals
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stop signals ask hupd to stop gracefully; Reload asks for a reload.
+var (
+	Stop   = []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGQUIT}
+	Reload = unix.SIGHUP
+)
+
+// neverForwarded are signals hupd does not pass to a child: KILL and STOP
+// cannot be caught; CHLD is for the reaper; URG belongs to the Go runtime
+// (goroutine preemption); PIPE is about hupd's own writes; PROF is the
+// runtime's profiler; the synchronous faults are about hupd's own code; TTIN
+// and TTOU are about hupd's own terminal I/O.
+var neverForwarded = map[syscall.Signal]bool{
+	unix.SIGKILL: true, unix.SIGSTOP: true, unix.SIGCHLD: true, unix.SIGURG: true,
+	unix.SIGPIPE: true, unix.SIGPROF: true, unix.SIGILL: true, unix.SIGTRAP: true,
+	unix.SIGABRT: true, unix.SIGBUS: true, unix.SIGFPE: true, unix.SIGSEGV: true,
+	unix.SIGSYS: true, unix.SIGTTIN: true, unix.SIGTTOU: true,
+}
+
+// Forwardable reports whether hupd may pass sig on to a child.
+func Forwardable(sig syscall.Signal) bool {
+	return sig > 0 && sig <= rtmax && (sig < 32 || sig >= rtmin) && !neverForwarded[sig]
+}
+
+// Intake subscribes ch to every signal hupd handles: the stop signals, HUP,
+// every forwardable signal, and PIPE (received and dropped, so that a closed
+// stdout makes writes fail instead of killing hupd). ch must be buffered.
+// As PID 1 this is also what gives those signals any effect at all.
+func Intake(ch chan<- os.Signal) {
+	var sigs []os.Signal
+	for sig := syscall.Signal(1); sig <= rtmax; sig++ {
+		if Forwardable(sig) || sig == unix.SIGPIPE {
+			sigs = append(sigs, sig)
+		}
+	}
+	signal.Notify(ch, sigs...)
+}

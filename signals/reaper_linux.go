@@ -1,0 +1,118 @@
+package signals
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reaper is the one owner of all waits in a process.
+type Reaper struct {
+	// Orphans makes the reaper wait for any child (wait4(-1)), as PID 1 and
+	// a subreaper must. Without it, it waits only for the PIDs it started,
+	// which leaves other users of os/exec in the process alone.
+	Orphans bool
+	// Orphan is called, without the lock, for every reaped PID nobody
+	// registered. It may be nil.
+	Orphan func(Exit)
+
+	mu      sync.Mutex
+	waiters map[int]chan Exit
+}
+
+// Start runs start, which must start exactly one child and return its PID,
+// with the reaper's lock held, and registers that PID. The channel receives
+// the child's exit once and is then closed.
+func (r *Reaper) Start(start func() (int, error)) (int, <-chan Exit, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pid, err := start()
+	if err != nil {
+		return 0, nil, err
+	}
+	if r.waiters == nil {
+		r.waiters = make(map[int]chan Exit)
+	}
+	ch := make(chan Exit, 1)
+	r.waiters[pid] = ch
+	return pid, ch, nil
+}
+
+// Run reaps children until done is closed. It must run before any child is
+// started so that no SIGCHLD is missed, and only once per process.
+func (r *Reaper) Run(done <-chan struct{}) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGCHLD)
+	defer signal.Stop(sigs)
+	for {
+		r.Reap()
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+	}
+}
+
+// Reap collects every child that has exited so far.
+func (r *Reaper) Reap() {
+	var orphans []Exit
+	r.mu.Lock()
+	if r.Orphans {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if pid <= 0 || err != nil {
+				break
+			}
+			if e, ok := r.deliver(pid, ws); !ok {
+				orphans = append(orphans, e)
+			}
+		}
+	} else {
+		for pid := range r.waiters {
+			var ws unix.WaitStatus
+			got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			for errors.Is(err, unix.EINTR) {
+				got, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			}
+			if got == pid {
+				r.deliver(pid, ws)
+			}
+		}
+	}
+	r.mu.Unlock()
+	if r.Orphan != nil {
+		for _, e := range orphans {
+			r.Orphan(e)
+		}
+	}
+}
+
+// deliver hands an exit to its owner; r.mu is held.
+func (r *Reaper) deliver(pid int, ws unix.WaitStatus) (Exit, bool) {
+	e := Exit{PID: pid, Status: syscall.WaitStatus(ws)}
+	ch, ok := r.waiters[pid]
+	if ok {
+		delete(r.waiters, pid)
+		ch <- e
+		close(ch)
+	}
+	return e, ok
+}
+
+// BecomeSubreaper makes this process the reaper of its descendants' orphans
+// (PR_SET_CHILD_SUBREAPER), unless it is PID 1, which already is.
+func BecomeSubreaper() error {
+	if os.Getpid() == 1 {
+		return nil
+	}
+	return os.NewSyscallError("prctl PR_SET_CHILD_SUBREAPER", unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0))
+}

@@ -1,0 +1,16 @@
+// Package socketact opens listening sockets and hands them to child processes
+// the way systemd does (sd_listen_fds(3)).
+//
+// The parent binds every socket once and never closes one while a child may
+// need it. Each child receives the sockets as fds 3, 4, … in configured order
+// together with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID. Go cannot run code
+// between fork and exec, so the child starts as a shim (this same binary, see
+// RunShim) that sets LISTEN_PID to its own PID, restores default signal
+// dispositions and an empty signal mask, marks every other fd close-on-exec,
+// optionally drops privileges, and then execs the target: the target keeps the
+// PID the shim had, so LISTEN_PID is exactly the target's PID.
+//
+// Invariants: the fds a child sees are exactly its sockets (3 … 3+n-1) plus
+// stdin, stdout and stderr; stale LISTEN_*, NOTIFY_SOCKET and WATCHDOG_*
+// values from hupd's own environment never reach a child.
+package socketact

@@ -1,0 +1,159 @@
+package socketact
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Activated is a socket this process received through LISTEN_FDS.
+type Activated struct {
+	Name string
+	File *os.File
+}
+
+// Files returns the sockets passed to this process with LISTEN_FDS, in fd
+// order, each marked close-on-exec, and removes the LISTEN_* variables from
+// the environment so nothing started later sees them. It returns nil when
+// LISTEN_PID is not this process (the variables were meant for another one)
+// or when none were passed; an error only when they are malformed.
+func Files() ([]Activated, error) {
+	defer func() {
+		for _, k := range []string{EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvListenPIDFDID} {
+			os.Unsetenv(k)
+		}
+	}()
+	pidStr, ok := os.LookupEnv(EnvListenPID)
+	if !ok {
+		return nil, nil
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil {
+		return nil, fmt.Errorf("socketact: %s=%q is not a number", EnvListenPID, pidStr)
+	}
+	if pid != os.Getpid() {
+		return nil, nil
+	}
+	nStr := os.Getenv(EnvListenFDs)
+	n, err := strconv.Atoi(nStr)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("socketact: %s=%q is not a count", EnvListenFDs, nStr)
+	}
+	var names []string
+	if v, ok := os.LookupEnv(EnvListenFDNames); ok {
+		names = strings.Split(v, ":")
+	}
+	out := make([]Activated, n)
+	for i := range out {
+		fd := firstListenFD + i
+		unix.CloseOnExec(fd)
+		name := UnknownName
+		if i < len(names) && names[i] != "" {
+			name = names[i]
+		}
+		out[i] = Activated{Name: name, File: os.NewFile(uintptr(fd), name)}
+	}
+	return out, nil
+}
+
+// Adopt matches the sockets this process was activated with to specs: by
+// name when a spec is named, otherwise by bound address and socket type.
+// It returns one entry per spec (nil where nothing matched) and the
+// activated sockets no spec claimed; it closes none of them.
+func Adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Activated) {
+	matched = make([]*Listener, len(specs))
+	used := make([]bool, len(act))
+	claim := func(i, j int) {
+		used[j] = true
+		l := &Listener{Spec: specs[i], File: act[j].File, Inherited: true}
+		l.Bound, _ = boundAddress(int(act[j].File.Fd()), specs[i].Address.Network)
+		matched[i] = l
+	}
+	for i, sp := range specs {
+		if sp.Name == "" || sp.Name == UnknownName {
+			continue
+		}
+		for j, a := range act {
+			if !used[j] && a.Name == sp.Name {
+				claim(i, j)
+				break
+			}
+		}
+	}
+	for i, sp := range specs {
+		if matched[i] != nil {
+			continue
+		}
+		for j, a := range act {
+			if !used[j] && sameSocket(int(a.File.Fd()), sp.Address) {
+				claim(i, j)
+				break
+			}
+		}
+	}
+	for j, a := range act {
+		if !used[j] {
+			unclaimed = append(unclaimed, a)
+		}
+	}
+	return matched, unclaimed
+}
+
+// FromActivated wraps activated sockets as listeners in the order received,
+// for a hupd run without --listen under socket activation.
+func FromActivated(act []Activated) []*Listener {
+	ls := make([]*Listener, len(act))
+	for i, a := range act {
+		fd := int(a.File.Fd())
+		network := socketNetwork(fd)
+		bound, _ := boundAddress(fd, network)
+		ls[i] = &Listener{Spec: Spec{Name: a.Name, Address: bound, UID: -1, GID: -1}, File: a.File, Bound: bound, Inherited: true}
+	}
+	return ls
+}
+
+// sameSocket reports whether fd is bound to the address a asks for.
+func sameSocket(fd int, a Address) bool {
+	if socketNetwork(fd) != baseNetwork(a.Network) {
+		return false
+	}
+	got, err := boundAddress(fd, a.Network)
+	if err != nil {
+		return false
+	}
+	if a.IsUnix() {
+		return got.Path == a.Path
+	}
+	if a.Port == 0 || got.Port != a.Port {
+		return false
+	}
+	if isUnspecified(a.Host) {
+		return isUnspecified(got.Host)
+	}
+	want, err := resolve(a)
+	return err == nil && want.Unmap().String() == strings.TrimPrefix(got.Host, "::ffff:")
+}
+
+func baseNetwork(n string) string {
+	return strings.TrimRight(n, "46")
+}
+
+// socketNetwork names the kind of socket fd is: tcp, udp, unix or unixgram.
+func socketNetwork(fd int) string {
+	typ, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	sa, _ := unix.Getsockname(fd)
+	_, isUnix := sa.(*unix.SockaddrUnix)
+	switch {
+	case isUnix && typ == unix.SOCK_DGRAM:
+		return Unixgram
+	case isUnix:
+		return Unix
+	case typ == unix.SOCK_DGRAM:
+		return UDP
+	default:
+		return TCP
+	}
+}

@@ -1,0 +1,320 @@
+package socketact
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Listener is an open socket held by the parent.
+type Listener struct {
+	Spec Spec
+	// File is the socket. It is close-on-exec in the parent; children get a
+	// duplicate through exec.Cmd.ExtraFiles.
+	File *os.File
+	// Bound is the address the kernel reports for the socket (the real port
+	// when Spec asked for port 0).
+	Bound Address
+	// Inherited is true when the socket came from hupd's own LISTEN_FDS.
+	Inherited bool
+
+	unixIno uint64 // inode of the socket file we created, 0 if none
+}
+
+// Open binds every spec in order. On error it closes what it opened, removes
+// the socket files it created and returns an error naming the address.
+func Open(specs []Spec) ([]*Listener, error) {
+	ls := make([]*Listener, 0, len(specs))
+	for _, sp := range specs {
+		l, err := open(sp)
+		if err != nil {
+			CloseAll(ls)
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}
+
+// CloseAll closes every listener and removes the unix socket files hupd
+// created (only if the file at the path is still the one it bound).
+func CloseAll(ls []*Listener) {
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// Close closes the socket and removes its unix socket file if hupd created it.
+func (l *Listener) Close() error {
+	if l.unixIno != 0 {
+		var st unix.Stat_t
+		if unix.Lstat(l.Spec.Address.Path, &st) == nil && st.Ino == l.unixIno && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+			os.Remove(l.Spec.Address.Path)
+		}
+		l.unixIno = 0
+	}
+	return l.File.Close()
+}
+
+func open(sp Spec) (*Listener, error) {
+	a := sp.Address
+	fail := func(err error) (*Listener, error) {
+		return nil, fmt.Errorf("listen %s: %w", a, err)
+	}
+	var (
+		family int
+		sa     unix.Sockaddr
+		err    error
+	)
+	if a.IsUnix() {
+		family, sa = unix.AF_UNIX, &unix.SockaddrUnix{Name: a.Path}
+	} else if family, sa, err = inetSockaddr(a); err != nil {
+		return fail(err)
+	}
+	typ := unix.SOCK_STREAM
+	if !a.Stream() {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(os.NewSyscallError("socket", err))
+	}
+	f := os.NewFile(uintptr(fd), a.String())
+	l := &Listener{Spec: sp, File: f}
+	if err := l.setup(fd, family, sa); err != nil {
+		l.Close()
+		return fail(err)
+	}
+	if l.Bound, err = boundAddress(fd, a.Network); err != nil {
+		l.Close()
+		return fail(err)
+	}
+	return l, nil
+}
+
+func (l *Listener) setup(fd, family int, sa unix.Sockaddr) error {
+	sp, a := l.Spec, l.Spec.Address
+	if !a.IsUnix() {
+		if a.Stream() {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				return os.NewSyscallError("setsockopt SO_REUSEADDR", err)
+			}
+		}
+		if family == unix.AF_INET6 {
+			v6only := strings.HasSuffix(a.Network, "6") || !isUnspecified(a.Host)
+			if sp.V6Only != nil {
+				v6only = *sp.V6Only
+			}
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(v6only)); err != nil {
+				return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
+			}
+		}
+	}
+	if sp.ReusePort {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
+		}
+	}
+	if a.IsUnix() && !a.IsAbstract() {
+		if err := removeStaleSocket(a.Path); err != nil {
+			return err
+		}
+		if sp.Mode != 0 {
+			// The file bind creates takes the socket inode's mode (less the
+			// umask): never more open than asked, not even for an instant.
+			if err := unix.Fchmod(fd, sp.Mode); err != nil {
+				return os.NewSyscallError("fchmod", err)
+			}
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return os.NewSyscallError("bind", err)
+	}
+	if a.IsUnix() && !a.IsAbstract() {
+		var st unix.Stat_t
+		if err := unix.Lstat(a.Path, &st); err != nil {
+			return os.NewSyscallError("lstat", err)
+		}
+		l.unixIno = st.Ino
+		if sp.Mode != 0 {
+			if err := os.Chmod(a.Path, fs.FileMode(sp.Mode)); err != nil {
+				return err
+			}
+		}
+		if sp.UID >= 0 || sp.GID >= 0 {
+			if err := os.Lchown(a.Path, sp.UID, sp.GID); err != nil {
+				return err
+			}
+		}
+	}
+	if a.Stream() {
+		backlog := sp.Backlog
+		if backlog <= 0 {
+			backlog = maxBacklog()
+		}
+		if err := unix.Listen(fd, backlog); err != nil {
+			return os.NewSyscallError("listen", err)
+		}
+	}
+	return nil
+}
+
+// removeStaleSocket removes a socket file nobody listens on. A socket that
+// accepts connections is in use; anything that is not a socket is never
+// touched.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket (%s); not removing it", path, fi.Mode().Type())
+	}
+	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_SEQPACKET} {
+		fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return os.NewSyscallError("socket", err)
+		}
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		unix.Close(fd)
+		switch {
+		case err == nil:
+			return fmt.Errorf("%s: %w (a process is listening on it)", path, syscall.EADDRINUSE)
+		case errors.Is(err, unix.EPROTOTYPE):
+			continue // a live socket of another type, or a stale one: try the next type
+		case errors.Is(err, unix.ECONNREFUSED):
+			return os.Remove(path)
+		default:
+			return fmt.Errorf("probing existing socket %s: %w", path, err)
+		}
+	}
+	return os.Remove(path)
+}
+
+func inetSockaddr(a Address) (int, unix.Sockaddr, error) {
+	host := a.Host
+	var ip netip.Addr
+	switch {
+	case isUnspecified(host):
+		switch {
+		case strings.HasSuffix(a.Network, "4"):
+			ip = netip.IPv4Unspecified()
+		case host == "0.0.0.0":
+			ip = netip.IPv4Unspecified()
+		case !ipv6Available():
+			if strings.HasSuffix(a.Network, "6") {
+				return 0, nil, errors.New("IPv6 is not available on this host")
+			}
+			ip = netip.IPv4Unspecified()
+		default:
+			ip = netip.IPv6Unspecified()
+		}
+	default:
+		var err error
+		if ip, err = resolve(a); err != nil {
+			return 0, nil, err
+		}
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Port: a.Port, Addr: ip.As4()}, nil
+	}
+	var zone uint32
+	if z := ip.Zone(); z != "" {
+		ifi, err := net.InterfaceByName(z)
+		if err != nil {
+			return 0, nil, fmt.Errorf("zone %q: %w", z, err)
+		}
+		zone = uint32(ifi.Index)
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Port: a.Port, Addr: ip.As16(), ZoneId: zone}, nil
+}
+
+func resolve(a Address) (netip.Addr, error) {
+	if ip, err := netip.ParseAddr(a.Host); err == nil {
+		return ip, nil
+	}
+	want := "ip"
+	switch {
+	case strings.HasSuffix(a.Network, "4"):
+		want = "ip4"
+	case strings.HasSuffix(a.Network, "6"):
+		want = "ip6"
+	}
+	ipa, err := net.ResolveIPAddr(want, a.Host)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	ip, ok := netip.AddrFromSlice(ipa.IP)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("cannot resolve %q", a.Host)
+	}
+	return ip.WithZone(ipa.Zone), nil
+}
+
+func isUnspecified(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+// ipv6Available reports whether the host can bind an IPv6 socket.
+var ipv6Available = sync.OnceValue(func() bool {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Bind(fd, &unix.SockaddrInet6{Addr: [16]byte{15: 1}}) == nil
+})
+
+func maxBacklog() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 4096
+}
+
+// boundAddress reports the local address of fd in the form of network.
+func boundAddress(fd int, network string) (Address, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return Address{}, os.NewSyscallError("getsockname", err)
+	}
+	return sockaddrAddress(sa, network), nil
+}
+
+func sockaddrAddress(sa unix.Sockaddr, network string) Address {
+	a := Address{Network: network}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		a.Host, a.Port = netip.AddrFrom4(sa.Addr).String(), sa.Port
+	case *unix.SockaddrInet6:
+		a.Host, a.Port = netip.AddrFrom16(sa.Addr).String(), sa.Port
+	case *unix.SockaddrUnix:
+		a.Path = sa.Name
+		if strings.HasPrefix(a.Path, "\x00") {
+			a.Path = "@" + a.Path[1:]
+		}
+	}
+	return a
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,168 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
+)
+
+// NotFoundError reports a command that cannot be found or run; a shell would
+// exit 127 (not found) or 126 (found, not executable).
+type NotFoundError struct {
+	Name string
+	Code int
+	Err  error
+}
+
+func (e *NotFoundError) Error() string { return fmt.Sprintf("command %q: %v", e.Name, e.Err) }
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// LookPath resolves name as a shell would for a child that runs in dir with
+// the PATH from env (or hupd's own PATH when env has none): a name with a
+// slash is taken relative to dir, a bare name is searched in PATH.
+func LookPath(name, dir string, env []string) (string, error) {
+	if name == "" {
+		return "", &NotFoundError{Name: name, Code: socketact.ExitNotFound, Err: errors.New("empty command")}
+	}
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) && dir != "" {
+			p = filepath.Join(dir, p)
+		}
+		if err := executable(p); err != nil {
+			return "", err.(*NotFoundError).named(name)
+		}
+		return filepath.Abs(p)
+	}
+	path := os.Getenv("PATH")
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	var firstErr *NotFoundError
+	for _, d := range filepath.SplitList(path) {
+		if d == "" {
+			d = "."
+		}
+		p := filepath.Join(d, name)
+		err := executable(p)
+		if err == nil {
+			return filepath.Abs(p)
+		}
+		if e := err.(*NotFoundError); e.Code == socketact.ExitCannotExec && firstErr == nil {
+			firstErr = e
+		}
+	}
+	if firstErr != nil {
+		return "", firstErr.named(name)
+	}
+	return "", &NotFoundError{Name: name, Code: socketact.ExitNotFound, Err: errors.New("not found in PATH")}
+}
+
+func executable(p string) error {
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &NotFoundError{Code: socketact.ExitNotFound, Err: errors.New("no such file")}
+	case err != nil:
+		return &NotFoundError{Code: socketact.ExitCannotExec, Err: err}
+	case fi.IsDir():
+		return &NotFoundError{Code: socketact.ExitCannotExec, Err: errors.New("is a directory")}
+	case unix.Access(p, unix.X_OK) != nil:
+		return &NotFoundError{Code: socketact.ExitCannotExec, Err: errors.New("permission denied")}
+	}
+	return nil
+}
+
+func (e *NotFoundError) named(name string) *NotFoundError { e.Name = name; return e }
+
+// child is one started generation.
+type child struct {
+	gen     int
+	pid     int
+	proc    *os.Process
+	started time.Time
+	exited  <-chan signals.Exit
+}
+
+// signal sends sig to the child's main process. After the child is reaped
+// the pidfd behind proc makes this a no-op, never a signal to a reused PID.
+func (c *child) signal(sig syscall.Signal) error {
+	err := c.proc.Signal(sig)
+	if errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
+
+// killGroup sends SIGKILL to the child's process group. Only call it while
+// the leader has not been reaped, or right after it was: a group id stays
+// reserved while any member lives.
+func (c *child) killGroup() {
+	unix.Kill(-c.pid, unix.SIGKILL)
+}
+
+// spawner starts every child from one OS thread that lives as long as the
+// spawner: a child's parent-death signal follows the thread that forked it,
+// not the process, so a thread that ends would kill its children.
+type spawner struct {
+	reqs chan spawnReq
+}
+
+type spawnReq struct {
+	cmd   *socketact.Command
+	reply chan spawnResult
+}
+
+type spawnResult struct {
+	pid    int
+	proc   *os.Process
+	exited <-chan signals.Exit
+	err    error
+}
+
+func startSpawner(r *signals.Reaper) *spawner {
+	s := &spawner{reqs: make(chan spawnReq)}
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		for req := range s.reqs {
+			var res spawnResult
+			var wait func() error
+			res.pid, res.exited, res.err = r.Start(func() (int, error) {
+				p, w, err := req.cmd.Start()
+				if err != nil {
+					return 0, err
+				}
+				res.proc, wait = p, w
+				return p.Pid, nil
+			})
+			if res.err == nil {
+				res.err = wait()
+			}
+			req.reply <- res
+		}
+	}()
+	return s
+}
+
+// start runs cmd on the spawner's thread. On an exec failure the process
+// has been started (and will exit): the result carries both.
+func (s *spawner) start(cmd *socketact.Command) spawnResult {
+	reply := make(chan spawnResult, 1)
+	s.reqs <- spawnReq{cmd: cmd, reply: reply}
+	return <-reply
+}
+
+// stop ends the spawner's goroutine and with it its thread.
+func (s *spawner) stop() { close(s.reqs) }

@@ -1,0 +1,407 @@
+// Package integration drives the real hupd binary with real processes,
+// sockets and signals. TestMain builds hupd and the examples once; the test
+// binary itself impersonates child programs (see childModes).
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// envChild selects a child mode when the test binary runs as a child.
+const envChild = "HUPD_TEST_CHILD"
+
+// childModes are the behaviours the test binary can take as a child; test
+// files add theirs in init. A mode never returns normally unless it wants
+// exit status 0.
+var childModes = map[string]func(args []string){}
+
+var (
+	hupdBin  string // built hupd
+	helloBin string // built examples/hello
+	selfBin  string // this test binary, for child modes
+)
+
+// deadline bounds every wait in these tests; a handshake that does not
+// happen within it is a failure, not a reason to wait longer.
+const deadline = 20 * time.Second
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(envChild); mode != "" {
+		f, ok := childModes[mode]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "unknown child mode %q\n", mode)
+			os.Exit(99)
+		}
+		f(os.Args[1:])
+		os.Exit(0)
+	}
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "hupd-integration-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	// 0755 all the way so that tests can run children as other users.
+	os.Chmod(dir, 0o755)
+	hupdBin, helloBin = filepath.Join(dir, "hupd"), filepath.Join(dir, "hello")
+	for _, b := range [][2]string{{hupdBin, ".."}, {helloBin, "../examples/hello"}} {
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b[1], err, out)
+			return 1
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// Copy the test binary where any user may execute it.
+	selfBin = filepath.Join(dir, "child")
+	if err := copyFile(self, selfBin, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// childCmd returns the argv that runs this test binary in mode.
+func childCmd(mode string, args ...string) []string {
+	return append([]string{"env", envChild + "=" + mode, selfBin}, args...)
+}
+
+// Event is one line of hupd's JSON log.
+type Event map[string]any
+
+// Msg returns the event's message.
+func (e Event) Msg() string { s, _ := e["msg"].(string); return s }
+
+// Int returns a numeric field.
+func (e Event) Int(k string) int { f, _ := e[k].(float64); return int(f) }
+
+// Str returns a string field.
+func (e Event) Str(k string) string { s, _ := e[k].(string); return s }
+
+// Hupd is a running hupd under test.
+type Hupd struct {
+	t    *testing.T
+	Cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	events []Event
+	stderr bytes.Buffer // lines that are not JSON (child output, errors)
+
+	Stdout *lineReader
+}
+
+// StartHupd runs hupd with args (after "hupd"); it adds JSON logging at
+// debug level when the subcommand is run. It stops hupd at cleanup.
+func StartHupd(t *testing.T, args ...string) *Hupd {
+	t.Helper()
+	return StartHupdCmd(t, exec.Command(hupdBin, withJSONLog(args)...))
+}
+
+func withJSONLog(args []string) []string {
+	if len(args) == 0 || args[0] != "run" {
+		return args
+	}
+	return append([]string{"run", "--log-format", "json", "--log-level", "debug"}, args[1:]...)
+}
+
+// StartHupdCmd starts a prepared command whose program is hupd (possibly
+// wrapped, e.g. by unshare).
+func StartHupdCmd(t *testing.T, cmd *exec.Cmd) *Hupd {
+	t.Helper()
+	h := &Hupd{t: t, Cmd: cmd, done: make(chan struct{})}
+	h.cond = sync.NewCond(&h.mu)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h.Stdout = newLineReader(stdout)
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			var e Event
+			h.mu.Lock()
+			if json.Unmarshal(line, &e) == nil && e["msg"] != nil {
+				h.events = append(h.events, e)
+			} else {
+				h.stderr.Write(line)
+				h.stderr.WriteByte('\n')
+			}
+			h.cond.Broadcast()
+			h.mu.Unlock()
+		}
+	}()
+	go func() {
+		<-logDone
+		h.Stdout.wait()
+		h.err = cmd.Wait()
+		h.mu.Lock()
+		close(h.done)
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-h.done:
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-h.done
+		}
+		if t.Failed() {
+			t.Logf("hupd log:\n%s", h.Log())
+		}
+	})
+	return h
+}
+
+// Log returns everything hupd wrote to stderr so far.
+func (h *Hupd) Log() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, e := range h.events {
+		j, _ := json.Marshal(e)
+		b.Write(j)
+		b.WriteByte('\n')
+	}
+	b.Write(h.stderr.Bytes())
+	return b.String()
+}
+
+// Stderr returns the non-JSON part of hupd's stderr.
+func (h *Hupd) Stderr() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stderr.String()
+}
+
+// Events returns the log events with message msg so far.
+func (h *Hupd) Events(msg string) []Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []Event
+	for _, e := range h.events {
+		if e.Msg() == msg {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// WaitEvent blocks until the n-th (1-based) event with message msg that
+// satisfies match (nil matches all) has been logged, and returns it. It
+// fails the test if hupd exits first or the deadline passes.
+func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
+	h.t.Helper()
+	timer := time.AfterFunc(deadline, func() {
+		h.mu.Lock()
+		h.cond.Broadcast()
+		h.mu.Unlock()
+	})
+	defer timer.Stop()
+	start := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for {
+		seen := 0
+		for _, e := range h.events {
+			if e.Msg() == msg && (match == nil || match(e)) {
+				if seen++; seen == n {
+					return e
+				}
+			}
+		}
+		select {
+		case <-h.done:
+			h.mu.Unlock()
+			h.t.Fatalf("hupd exited (%v) before logging %q #%d", h.err, msg, n)
+		default:
+		}
+		if time.Since(start) >= deadline {
+			h.mu.Unlock()
+			h.t.Fatalf("no %q #%d logged within %s", msg, n, deadline)
+		}
+		h.cond.Wait()
+	}
+}
+
+// Listening returns the bound address (URL) of the socket named name.
+func (h *Hupd) Listening(name string) string {
+	h.t.Helper()
+	return h.WaitEvent("listening", 1, func(e Event) bool { return e.Str("name") == name }).Str("address")
+}
+
+// HostPort strips the scheme from a tcp/udp URL.
+func HostPort(url string) string {
+	_, hp, _ := strings.Cut(url, "://")
+	return hp
+}
+
+// ChildPID waits for generation gen to start and returns its PID.
+func (h *Hupd) ChildPID(gen int) int {
+	h.t.Helper()
+	return h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == gen }).Int("pid")
+}
+
+// Signal sends sig to hupd.
+func (h *Hupd) Signal(sig syscall.Signal) {
+	h.t.Helper()
+	if err := h.Cmd.Process.Signal(sig); err != nil {
+		h.t.Fatalf("signal hupd: %v", err)
+	}
+}
+
+// Wait waits for hupd to exit and returns its exit code (-1 if killed).
+func (h *Hupd) Wait() int {
+	h.t.Helper()
+	select {
+	case <-h.done:
+	case <-time.After(deadline):
+		h.t.Fatalf("hupd did not exit within %s", deadline)
+	}
+	if h.err == nil {
+		return 0
+	}
+	if ee, ok := h.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	h.t.Fatalf("hupd: %v", h.err)
+	return -1
+}
+
+// Stop sends SIGTERM and waits for hupd to exit; it returns the exit code.
+func (h *Hupd) Stop() int {
+	h.t.Helper()
+	h.Signal(syscall.SIGTERM)
+	return h.Wait()
+}
+
+// lineReader hands out lines of a stream as they arrive.
+type lineReader struct {
+	lines chan string
+	done  chan struct{}
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	lr := &lineReader{lines: make(chan string, 1024), done: make(chan struct{})}
+	go func() {
+		defer close(lr.done)
+		defer close(lr.lines)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lr.lines <- sc.Text()
+		}
+	}()
+	return lr
+}
+
+func (lr *lineReader) wait() { <-lr.done }
+
+// Next returns the next line, failing t at the deadline or at EOF.
+func (lr *lineReader) Next(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	select {
+	case l, ok := <-lr.lines:
+		if !ok {
+			t.Fatal("stdout closed while waiting for a line")
+		}
+		return l
+	case <-ctx.Done():
+		t.Fatalf("no line on stdout within %s", deadline)
+	}
+	return ""
+}
+
+// NextWith returns the next line that starts with prefix, skipping others.
+func (lr *lineReader) NextWith(t *testing.T, prefix string) string {
+	t.Helper()
+	for {
+		if l := lr.Next(t); strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// waitGone waits until pid no longer exists (or is a zombie), using pidfd
+// poll so it blocks on the kernel rather than sleeping.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	fd, err := pidfdOpen(pid)
+	if err != nil {
+		return // already gone
+	}
+	defer syscall.Close(fd)
+	if !pollReadable(fd, deadline) {
+		t.Fatalf("process %d still alive after %s", pid, deadline)
+	}
+}

@@ -1,19 +1,24 @@
 // Package demo is the server behind "hupd demo": a small HTTP server that
 // takes its sockets from hupd, says which process answered and what its
 // config file says, re-reads that file on SIGHUP and drains on SIGTERM.
+//
+// It speaks just enough HTTP/1.1 for curl and load generators (one request
+// per connection) on package net, so that hupd's binary does not carry
+// net/http: hupd is never in the data path, and its memory is mostly its
+// own binary's pages.
 package demo
 
 import (
-	"context"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,64 +42,103 @@ func Serve(configPath string, log *slog.Logger) error {
 	if len(act) == 0 {
 		return errors.New("demo-server: no sockets: run it with \"hupd demo\"")
 	}
-	var greeting atomic.Value
-	load := func() {
-		b, err := os.ReadFile(configPath)
-		if err != nil {
-			log.Error("demo: reading config", "error", err)
-			return
-		}
-		greeting.Store(strings.TrimSpace(string(b)))
-	}
-	load()
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "pid %d\nconfig %s\n", os.Getpid(), greeting.Load())
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	errs := make(chan error, len(act))
+	s := &server{configPath: configPath, log: log}
+	s.load()
 	for _, a := range act {
 		l, err := net.FileListener(a.File)
 		if err != nil {
 			return fmt.Errorf("demo-server: socket %s: %w", a.Name, err)
 		}
 		a.File.Close()
-		go func() { errs <- srv.Serve(l) }()
+		s.listeners = append(s.listeners, l)
+		go s.accept(l)
 	}
 	socketact.Notify("READY=1\nSTATUS=serving")
 	log.Info("demo: serving", "pid", os.Getpid(), "sockets", len(act))
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGHUP, unix.SIGTERM, unix.SIGINT)
-	for {
-		select {
-		case err := <-errs:
-			return err
-		case sig := <-sigs:
-			if sig == unix.SIGHUP {
-				socketact.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
-				load()
-				log.Info("demo: config reloaded", "pid", os.Getpid())
-				socketact.Notify("READY=1")
-				continue
-			}
-			return Drain(srv, 10*time.Second)
+	for sig := range sigs {
+		if sig != unix.SIGHUP {
+			break
 		}
+		socketact.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+		s.load()
+		log.Info("demo: config reloaded", "pid", os.Getpid())
+		socketact.Notify("READY=1")
+	}
+	socketact.Notify("STOPPING=1")
+	s.drain(10 * time.Second)
+	return nil
+}
+
+type server struct {
+	configPath string
+	log        *slog.Logger
+	greeting   atomic.Value
+	listeners  []net.Listener
+	conns      sync.WaitGroup
+}
+
+func (s *server) load() {
+	b, err := os.ReadFile(s.configPath)
+	if err != nil {
+		s.log.Error("demo: reading config", "error", err)
+		return
+	}
+	s.greeting.Store(strings.TrimSpace(string(b)))
+}
+
+func (s *server) accept(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return // closed by drain
+		}
+		s.conns.Add(1)
+		go s.serve(c)
 	}
 }
 
-// Drain shuts srv down without dropping a request: it stops keep-alive
-// reuse first and waits a moment so that a request already on its way on an
-// idle keep-alive connection is answered rather than cut (net/http's
-// Shutdown alone may close such a connection under the request), then
-// shuts down, waiting up to timeout for requests in flight.
-func Drain(srv *http.Server, timeout time.Duration) error {
-	srv.SetKeepAlivesEnabled(false)
-	time.Sleep(100 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return srv.Shutdown(ctx)
+// serve answers one request and closes the connection.
+func (s *server) serve(c net.Conn) {
+	defer s.conns.Done()
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReaderSize(io.LimitReader(c, 16<<10), 4096)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return
+	}
+	for { // skip the headers up to the blank line
+		h, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if h == "\r\n" || h == "\n" {
+			break
+		}
+	}
+	status, body := "200 OK", fmt.Sprintf("pid %d\nconfig %s\n", os.Getpid(), s.greeting.Load())
+	if method, _, _ := strings.Cut(line, " "); method != "GET" && method != "HEAD" {
+		status, body = "405 Method Not Allowed", "only GET\n"
+	}
+	fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)
+}
+
+// drain stops accepting (hupd keeps the socket open: new connections wait
+// for the next generation) and waits for requests in flight, up to timeout.
+func (s *server) drain(timeout time.Duration) {
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.log.Warn("demo: drain timeout; closing connections in flight")
+	}
 }
 
 func monotonicUsec() int64 {
@@ -111,15 +155,17 @@ func WriteConfig(dir string) (string, error) {
 
 // Instructions tells a person what to try once the demo listens on addr.
 func Instructions(w io.Writer, addr, configPath string) {
+	pid := os.Getpid()
 	fmt.Fprintf(w, `
 hupd demo: hupd (pid %d) holds %s and supervises a small HTTP server.
 Try, in another terminal:
-  curl http://%s/                        # the answering PID and the config it read
+  curl http://%s/                  # the answering PID and the config it read
   echo 'greeting = hi' > %s
-  kill -HUP %d                           # hupd relays HUP: the server re-reads its config
-  kill -9 $(curl -s http://%s/ | awk '/pid/{print $2}')   # crash it: hupd restarts it,
-                                         # clients wait in the backlog, none is refused
-  kill %d                                # graceful stop (or Ctrl-C)
+  kill -HUP %d                     # hupd relays HUP: the server re-reads its config
+  kill -9 $(curl -s http://%s/ | awk '/pid/{print $2}')
+                                   # crash it: hupd restarts it; clients wait in the
+                                   # backlog meanwhile, none is refused
+  kill %d                          # graceful stop (or Ctrl-C here)
 
-`, os.Getpid(), addr, addr, configPath, os.Getpid(), addr, os.Getpid())
+`, pid, addr, addr, configPath, pid, addr, pid)
 }

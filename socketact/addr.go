@@ -103,7 +103,12 @@ func parseUnixPath(a *Address, s, path string) error {
 func parseHostPort(a *Address, s, hostport string) error {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
-		return fmt.Errorf("%w %q: %v", ErrBadAddress, s, errors.Unwrap(err))
+		// *net.AddrError has no Unwrap: its reason is the Err field.
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%w %q: %s", ErrBadAddress, s, ae.Err)
+		}
+		return fmt.Errorf("%w %q: %v", ErrBadAddress, s, err)
 	}
 	if port == "" {
 		return fmt.Errorf("%w %q: missing port", ErrBadAddress, s)

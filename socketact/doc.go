@@ -5,7 +5,7 @@
 // need it. Each child receives the sockets as fds 3, 4, … in configured order
 // together with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID. Go cannot run code
 // between fork and exec, so the child starts as a shim (this same binary, see
-// RunShim) that sets LISTEN_PID to its own PID, restores default signal
+// package socketact/shim) that sets LISTEN_PID to its own PID, restores default signal
 // dispositions and an empty signal mask, marks every other fd close-on-exec,
 // optionally drops privileges, and then execs the target: the target keeps the
 // PID the shim had, so LISTEN_PID is exactly the target's PID.

@@ -3,27 +3,27 @@ package socketact
 import (
 	"strconv"
 	"strings"
+
+	"github.com/hupd/hupd/socketact/shim"
 )
 
 // Environment variables of the socket-activation and notify protocols.
 const (
-	EnvListenFDs      = "LISTEN_FDS"
-	EnvListenPID      = "LISTEN_PID"
-	EnvListenFDNames  = "LISTEN_FDNAMES"
-	EnvListenPIDFDID  = "LISTEN_PIDFDID"
-	EnvNotifySocket   = "NOTIFY_SOCKET"
-	EnvWatchdogUSec   = "WATCHDOG_USEC"
-	EnvWatchdogPID    = "WATCHDOG_PID"
-	envShim           = "HUPD_SHIM"
-	firstListenFD     = 3
-	shimMarkerVersion = "1"
+	EnvListenFDs     = "LISTEN_FDS"
+	EnvListenPID     = "LISTEN_PID"
+	EnvListenFDNames = "LISTEN_FDNAMES"
+	EnvListenPIDFDID = "LISTEN_PIDFDID"
+	EnvNotifySocket  = "NOTIFY_SOCKET"
+	EnvWatchdogUSec  = "WATCHDOG_USEC"
+	EnvWatchdogPID   = "WATCHDOG_PID"
+	firstListenFD    = 3
 )
 
 // inheritedOnly lists variables that describe hupd's own process and must
 // never pass to a child unchanged.
 var inheritedOnly = []string{
 	EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvListenPIDFDID,
-	EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID, envShim,
+	EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID, shim.EnvMarker,
 }
 
 // ChildEnv returns base without hupd's own LISTEN_*, NOTIFY_SOCKET and

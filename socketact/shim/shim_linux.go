@@ -1,0 +1,222 @@
+// Package shim is the child side of hupd's exec shim: the first code that
+// runs in every child hupd starts. It sets LISTEN_PID to the process's own
+// PID, drops privileges, changes directory, restores default signal
+// dispositions and an empty signal mask, marks every fd beyond the sockets
+// close-on-exec, and execs the target, which keeps the PID.
+//
+// It runs from this package's init, before the rest of hupd's packages are
+// initialised: Go initialises packages in import-path order among those
+// whose imports are ready, and this one imports only os, syscall and
+// strconv, so it runs ahead of every heavier package (measured: package
+// initialisation would otherwise add about a millisecond to every spawn).
+// Keep its imports that small.
+package shim
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+)
+
+// The protocol between hupd (socketact.Command) and the shim.
+const (
+	// EnvMarker=MarkerVersion in the environment makes a hupd process a shim.
+	EnvMarker     = "HUPD_SHIM"
+	MarkerVersion = "1"
+	// Argv0 is the shim's argv[0]. The arguments that follow are: fd count,
+	// uid, gid, supplementary groups (comma-separated), dir, hupd's PID,
+	// target path, then the target's argv.
+	Argv0     = "hupd-shim"
+	Fixed     = 7
+	NoID      = "-"
+	GroupsSep = ","
+	// FirstFD is the first socket; the status pipe follows the sockets.
+	FirstFD = 3
+	// Exit codes when the target cannot be exec'd, as a shell uses them.
+	ExitCannotExec = 126
+	ExitNotFound   = 127
+)
+
+const envListenPID = "LISTEN_PID"
+
+func init() {
+	if os.Getenv(EnvMarker) == MarkerVersion {
+		Run()
+	}
+}
+
+// Run turns this process into the target and never returns. A failure is
+// written to the status pipe ("CODE message") and the shim exits CODE.
+func Run() {
+	runtime.LockOSThread() // the signal mask is per thread: exec from this one
+	os.Unsetenv(EnvMarker)
+	a, err := parseArgs(os.Args)
+	if err != "" {
+		os.Stderr.WriteString("hupd shim: " + err + "\n")
+		os.Exit(ExitCannotExec)
+	}
+	statusFD := FirstFD + a.nfds
+	fail := func(code int, msg string) {
+		syscall.Write(statusFD, []byte(strconv.Itoa(code)+" "+msg))
+		os.Exit(code)
+	}
+	syscall.CloseOnExec(statusFD)
+	if msg := a.dropPrivileges(); msg != "" {
+		fail(ExitCannotExec, msg)
+	}
+	if a.dir != "" {
+		if err := syscall.Chdir(a.dir); err != nil {
+			fail(ExitCannotExec, "chdir "+a.dir+": "+err.Error())
+		}
+	}
+	if a.nfds > 0 {
+		os.Setenv(envListenPID, strconv.Itoa(os.Getpid()))
+	}
+	// Anything hupd inherited without CLOEXEC must not reach the target.
+	closeOnExecFrom(statusFD + 1)
+	resetSignals()
+	err2 := syscall.Exec(a.path, a.argv, os.Environ())
+	code := ExitCannotExec
+	if err2 == syscall.ENOENT {
+		code = ExitNotFound
+	}
+	fail(code, "exec "+a.path+": "+err2.Error())
+}
+
+type args struct {
+	nfds     int
+	uid, gid int // -1: unchanged
+	groups   []int
+	dir      string
+	ppid     int
+	path     string
+	argv     []string
+}
+
+func parseArgs(argv []string) (args, string) {
+	a := args{uid: -1, gid: -1}
+	if len(argv) < Fixed+2 {
+		return a, "too few arguments"
+	}
+	var ok bool
+	if a.nfds, ok = atoi(argv[1]); !ok {
+		return a, "bad fd count " + strconv.Quote(argv[1])
+	}
+	if a.uid, ok = parseID(argv[2]); !ok {
+		return a, "bad uid " + strconv.Quote(argv[2])
+	}
+	if a.gid, ok = parseID(argv[3]); !ok {
+		return a, "bad gid " + strconv.Quote(argv[3])
+	}
+	if argv[4] != "" {
+		for _, g := range strings.Split(argv[4], GroupsSep) {
+			id, ok := parseID(g)
+			if !ok || id < 0 {
+				return a, "bad group " + strconv.Quote(g)
+			}
+			a.groups = append(a.groups, id)
+		}
+	}
+	a.dir = argv[5]
+	if a.ppid, ok = atoi(argv[6]); !ok {
+		return a, "bad parent pid " + strconv.Quote(argv[6])
+	}
+	a.path, a.argv = argv[7], argv[8:]
+	return a, ""
+}
+
+func atoi(s string) (int, bool) {
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n >= 0
+}
+
+func parseID(s string) (int, bool) {
+	if s == NoID {
+		return -1, true
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	return int(n), err == nil
+}
+
+func (a args) dropPrivileges() string {
+	if a.uid < 0 && a.gid < 0 {
+		return ""
+	}
+	if a.gid >= 0 {
+		groups := a.groups
+		if groups == nil {
+			groups = []int{a.gid}
+		}
+		if err := syscall.Setgroups(groups); err != nil {
+			return "setgroups: " + err.Error()
+		}
+		if err := syscall.Setgid(a.gid); err != nil {
+			return "setgid " + strconv.Itoa(a.gid) + ": " + err.Error()
+		}
+	}
+	if a.uid >= 0 {
+		if err := syscall.Setuid(a.uid); err != nil {
+			return "setuid " + strconv.Itoa(a.uid) + ": " + err.Error()
+		}
+	}
+	// A change of credentials clears the parent-death signal: arm it again,
+	// and stop here if hupd is already gone.
+	if _, _, e := syscall.RawSyscall6(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0, 0); e != 0 {
+		return "prctl PR_SET_PDEATHSIG: " + e.Error()
+	}
+	if os.Getppid() != a.ppid {
+		return "hupd exited during start"
+	}
+	return ""
+}
+
+// sysCloseRange is close_range(2), the same number on every architecture.
+const (
+	sysCloseRange     = 436
+	closeRangeCloexec = 1 << 2
+)
+
+func closeOnExecFrom(first int) {
+	if _, _, e := syscall.RawSyscall(sysCloseRange, uintptr(first), ^uintptr(0)>>32, closeRangeCloexec); e == 0 {
+		return
+	}
+	// Kernels before 5.11: walk /proc/self/fd.
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, n := range names {
+		if fd, ok := atoi(n); ok && fd >= first {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
+// kernelSigaction is struct sigaction as rt_sigaction(2) takes it on
+// amd64, arm64, riscv64, ppc64le and s390x.
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+// resetSignals restores SIG_DFL for every signal and unblocks them all, so a
+// signal ignored or blocked in hupd's own parent (nohup, a shell's
+// background job) does not reach the target through exec.
+func resetSignals() {
+	dfl := kernelSigaction{} // handler 0 is SIG_DFL
+	for sig := 1; sig <= 64; sig++ {
+		if sig == int(syscall.SIGKILL) || sig == int(syscall.SIGSTOP) {
+			continue
+		}
+		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+	}
+	var empty uint64
+	syscall.RawSyscall6(syscall.SYS_RT_SIGPROCMASK, 2 /* SIG_SETMASK */, uintptr(unsafe.Pointer(&empty)), 0, 8, 0, 0)
+}

@@ -16,6 +16,9 @@ import (
 	"github.com/hupd/hupd/internal/demo"
 	"github.com/hupd/hupd/internal/run"
 	"github.com/hupd/hupd/socketact"
+	// Imported first for its init: in a child started as hupd-shim it execs
+	// the target before any other package is initialised.
+	_ "github.com/hupd/hupd/socketact/shim"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
@@ -30,10 +33,6 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
-	// The shim must not pay for CLI set-up: it execs the target at once.
-	if socketact.IsShim() {
-		socketact.RunShim()
-	}
 	os.Exit(exitCode(newApp(os.Stdout, os.Stderr).Run(os.Args), os.Stderr))
 }
 
@@ -64,6 +63,12 @@ func exitCode(err error, stderr io.Writer) int {
 
 var errUsage = errors.New("usage")
 
+// onUsageError makes a bad flag a one-line usage error (exit 2) instead of
+// urfave/cli's message followed by the help text.
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return usageError("%v", err)
+}
+
 func usageError(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
 }
@@ -89,15 +94,22 @@ is forwarded unchanged.`,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main maps errors to codes
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError("%v", err)
+		OnUsageError:    onUsageError,
+		// Without subcommand: help; with an unknown one: a usage error
+		// (urfave/cli would exit 3 with "No help topic").
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageError("unknown command %q: valid commands are run, check, version, demo", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 		Commands: []*cli.Command{
 			{
-				Name:      "run",
-				Usage:     "run a command under hupd",
-				ArgsUsage: "[-- COMMAND [ARG...]]",
-				Flags:     runFlags(),
+				Name:         "run",
+				OnUsageError: onUsageError,
+				Usage:        "run a command under hupd",
+				ArgsUsage:    "[-- COMMAND [ARG...]]",
+				Flags:        runFlags(),
 				Action: func(c *cli.Context) error {
 					r, err := loadConfig(c, c.Args().Slice())
 					if err != nil {
@@ -107,10 +119,11 @@ is forwarded unchanged.`,
 				},
 			},
 			{
-				Name:      "check",
-				Usage:     "validate a configuration and print the effective settings",
-				ArgsUsage: "[-- COMMAND [ARG...]]",
-				Flags:     runFlags(),
+				Name:         "check",
+				OnUsageError: onUsageError,
+				Usage:        "validate a configuration and print the effective settings",
+				ArgsUsage:    "[-- COMMAND [ARG...]]",
+				Flags:        runFlags(),
 				Action: func(c *cli.Context) error {
 					cfg, err := mergedConfig(c, c.Args().Slice())
 					if err != nil {

@@ -110,8 +110,11 @@ func describeSelf() ChildEnv {
 	ents, _ := os.ReadDir("/proc/self/fd")
 	for _, e := range ents {
 		fd, _ := strconv.Atoi(e.Name())
-		// Skip the fd ReadDir itself used (it points at /proc/self/fd).
-		if target, _ := os.Readlink("/proc/self/fd/" + e.Name()); strings.HasSuffix(target, "/fd") && strings.HasPrefix(target, "/proc/") {
+		// Skip the fd ReadDir itself uses and the ones the Go runtime opens
+		// for itself (cgroup limits, the netpoller).
+		target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		if strings.HasPrefix(target, "/proc/") && strings.HasSuffix(target, "/fd") ||
+			strings.HasPrefix(target, "/sys/fs/cgroup/") || strings.HasPrefix(target, "anon_inode:[event") {
 			continue
 		}
 		ce.FDs = append(ce.FDs, fd)

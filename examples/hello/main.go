@@ -78,11 +78,13 @@ func main() {
 			}()
 		}
 	}
+	// Handle signals before saying ready: a TERM right after READY must
+	// drain, not kill.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	log.Printf("hello: pid %d serving %d socket name(s)", os.Getpid(), len(byName))
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	for sig := range sigs {
 		if sig != syscall.SIGHUP {
 			break

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -99,7 +101,7 @@ var ErrUnknownKey = errors.New("unknown key")
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &Error{Where: path, Err: err}
+		return nil, &Error{Where: path, Err: unwrapPath(err)}
 	}
 	return Parse(path, data)
 }
@@ -111,20 +113,62 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return nil, &Error{Where: fmt.Sprintf("%s:%d", file, pe.Position.Line), Err: errors.New(oneLine(pe.Message))}
+			return nil, &Error{Where: lineWhere(file, errorLine(data, pe.Position)), Err: errors.New(oneLine(pe.Message))}
 		}
-		return nil, &Error{Where: file, Err: errors.New(oneLine(err.Error()))}
+		// A value of the wrong type is a plain error that carries its line
+		// and key only in its text: "toml: line 3 (last key "a.b"): …".
+		msg := oneLine(err.Error())
+		if m := reDecodeErr.FindStringSubmatch(msg); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			if key, err := strconv.Unquote(m[2]); err == nil {
+				return nil, &Error{Where: lineWhere(file, n), Field: key, Err: errors.New(m[3])}
+			}
+		}
+		return nil, &Error{Where: file, Err: errors.New(strings.TrimPrefix(msg, "toml: "))}
 	}
-	c.src = sources{file: file, lines: keyLines(data)}
+	c.src = sources{file: file}
+	c.src.lines, c.src.plain = keyLines(stripBOM(data))
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
 		parent := k[:len(k)-1].String()
 		return nil, &Error{
-			Where: c.src.where(k.String()),
+			Where: c.src.whereUndecoded(k.String()),
 			Err:   fmt.Errorf("%w %q: valid keys%s are %s", ErrUnknownKey, k[len(k)-1], inTable(parent), strings.Join(validKeys(parent), ", ")),
 		}
 	}
 	return c, nil
+}
+
+var reDecodeErr = regexp.MustCompile(`^toml: line (\d+) \(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
+
+// errorLine returns the line of a syntax error. The library's line number
+// is off by one when the offending byte is a newline (it counts that line
+// as ended) and is always 1 for a NUL byte; the byte offset is right, so
+// count the lines up to it.
+func errorLine(data []byte, pos toml.Position) int {
+	data = stripBOM(data) // offsets count from after the BOM
+	if pos.Len <= 0 || pos.Start < 0 || pos.Start > len(data) {
+		return pos.Line
+	}
+	return 1 + bytes.Count(data[:pos.Start], []byte("\n"))
+}
+
+// stripBOM removes the byte-order mark the TOML library skips.
+func stripBOM(data []byte) []byte {
+	for _, bom := range []string{"\xef\xbb\xbf", "\xff\xfe", "\xfe\xff"} {
+		if rest, ok := bytes.CutPrefix(data, []byte(bom)); ok {
+			return rest
+		}
+	}
+	return data
+}
+
+// lineWhere returns "file:line", or file when the line is unknown.
+func lineWhere(file string, line int) string {
+	if line <= 0 {
+		return file
+	}
+	return fmt.Sprintf("%s:%d", file, line)
 }
 
 func oneLine(s string) string {

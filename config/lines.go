@@ -10,18 +10,32 @@ import (
 // sources says where each value came from: a line of the file, or a flag.
 type sources struct {
 	file  string
-	lines map[string]int    // "listen.1.address" and "listen.address" (first) -> line
+	lines map[string]int    // "listen.1.address" -> line
+	plain map[string]int    // "listen.address" (the first) -> line
 	flags map[string]string // field key -> "--flag"
 }
 
+// where says where the value at key ("listen.1.address") came from.
 func (s sources) where(key string) string {
 	if f, ok := s.flags[key]; ok {
 		return f
 	}
+	return s.at(s.lines, key)
+}
+
+// whereUndecoded says where a key the TOML library did not decode is. The
+// library names keys of arrays of tables without the index
+// ("listen.address"), so "listen.0" is the key "0" of a [[listen]] table,
+// not the first [[listen]].
+func (s sources) whereUndecoded(key string) string {
+	return s.at(s.plain, key)
+}
+
+func (s sources) at(lines map[string]int, key string) string {
 	if s.file == "" {
 		return "command line"
 	}
-	if n, ok := s.lines[key]; ok {
+	if n, ok := lines[key]; ok {
 		return fmt.Sprintf("%s:%d", s.file, n)
 	}
 	return s.file
@@ -35,28 +49,34 @@ func (s *sources) setFlag(key, flag string) {
 }
 
 var (
-	reHeader = regexp.MustCompile(`^\s*(\[\[?)\s*([A-Za-z0-9_.\-]+)\s*\]\]?\s*(#.*)?$`)
+	reHeader = regexp.MustCompile(`^\s*(\[\[?)\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*\]\]?\s*(#.*)?$`)
 	reKey    = regexp.MustCompile(`^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=`)
 )
 
-// keyLines maps dotted key paths to the line that sets them. It knows bare
+// unplaced is the table prefix after a header keyLines cannot read (a
+// quoted name): keys under it are recorded where no lookup finds them, so
+// they are reported against the file, never against a wrong line.
+const unplaced = "\x00"
+
+// keyLines maps dotted key paths to the line that sets them, both with the
+// index of each array of tables ("listen.1.address") and without it, as
+// the first line that sets such a key ("listen.address"). It knows bare
 // keys, tables and arrays of tables, which is all hupd.toml uses; a key it
 // cannot place is reported against the file alone.
-func keyLines(data []byte) map[string]int {
-	out := map[string]int{}
+func keyLines(data []byte) (indexed, plainKeys map[string]int) {
+	indexed, plainKeys = map[string]int{}, map[string]int{}
 	counts := map[string]int{}
 	prefix, plain := "", ""
-	inMulti := ""
+	open := "" // delimiter of a multi-line string still open
 	for i, line := range strings.Split(string(data), "\n") {
 		n := i + 1
-		if inMulti != "" {
-			if strings.Count(line, inMulti)%2 == 1 {
-				inMulti = ""
-			}
+		if open != "" {
+			open = openAfter(line, open)
 			continue
 		}
+		open = openAfter(line, "")
 		if m := reHeader.FindStringSubmatch(line); m != nil {
-			name := m[2]
+			name := dotted(m[2])
 			if m[1] == "[[" {
 				idx := counts[name]
 				counts[name]++
@@ -64,22 +84,74 @@ func keyLines(data []byte) map[string]int {
 			} else {
 				prefix, plain = name, name
 			}
-			setFirst(out, prefix, n)
-			setFirst(out, plain, n)
+			setFirst(indexed, prefix, n)
+			setFirst(plainKeys, plain, n)
+			continue
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "[") {
+			prefix, plain = unplaced, unplaced
 			continue
 		}
 		if m := reKey.FindStringSubmatch(line); m != nil {
-			k := strings.Join(strings.Fields(strings.ReplaceAll(m[1], ".", " ")), ".")
-			setFirst(out, join(prefix, k), n)
-			setFirst(out, join(plain, k), n)
-			for _, q := range []string{`"""`, `'''`} {
-				if strings.Count(line, q)%2 == 1 {
-					inMulti = q
-				}
-			}
+			k := dotted(m[1])
+			setFirst(indexed, join(prefix, k), n)
+			setFirst(plainKeys, join(plain, k), n)
 		}
 	}
-	return out
+	return indexed, plainKeys
+}
+
+// dotted removes the blanks around the dots of a dotted key.
+func dotted(k string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(k, ".", " ")), ".")
+}
+
+// openAfter returns the delimiter (three double or three single quotes)
+// of the multi-line string still open at the end of line, given the one
+// open at its start ("" for none). It follows strings and comments as TOML
+// reads them.
+func openAfter(line, open string) string {
+	for i := 0; i < len(line); {
+		if open != "" {
+			switch {
+			case open == `"""` && line[i] == '\\':
+				i += 2
+			case strings.HasPrefix(line[i:], open):
+				// A run of up to five quotes ends the string: the last
+				// three are the delimiter.
+				r := 3
+				for r < 5 && i+r < len(line) && line[i+r] == open[0] {
+					r++
+				}
+				open, i = "", i+r
+			default:
+				i++
+			}
+			continue
+		}
+		switch c := line[i]; {
+		case c == '#':
+			return ""
+		case strings.HasPrefix(line[i:], `"""`), strings.HasPrefix(line[i:], `'''`):
+			open, i = line[i:i+3], i+3
+		case c == '"':
+			for i++; i < len(line) && line[i] != '"'; i++ {
+				if line[i] == '\\' {
+					i++
+				}
+			}
+			i++
+		case c == '\'':
+			j := strings.IndexByte(line[i+1:], '\'')
+			if j < 0 {
+				return ""
+			}
+			i += j + 2
+		default:
+			i++
+		}
+	}
+	return open
 }
 
 func join(prefix, k string) string {

@@ -23,10 +23,13 @@ const (
 
 // Resolved is a fully checked configuration.
 type Resolved struct {
-	Options   supervisor.Options
-	Listen    []socketact.Spec
-	LogFormat string
-	LogLevel  slog.Level
+	Options supervisor.Options
+	Listen  []socketact.Spec
+	// ListenWhere[i] says where Listen[i] was configured ("hupd.toml:7",
+	// "--listen"), for errors that only opening the socket finds.
+	ListenWhere []string
+	LogFormat   string
+	LogLevel    slog.Level
 }
 
 // Override applies a command-line flag. Flags replace the file's values;
@@ -204,6 +207,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 			}
 		}
 		r.Listen = append(r.Listen, sp)
+		r.ListenWhere = append(r.ListenWhere, c.src.where(fmt.Sprintf("listen.%d.address", i)))
 	}
 	if len(c.Command) == 0 {
 		return fail("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
@@ -235,7 +239,8 @@ func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
 	}
 	a, err := socketact.ParseAddress(l.Address)
 	if err != nil {
-		return fail("address", l.Address, errors.New(strings.TrimPrefix(err.Error(), socketact.ErrBadAddress.Error()+" ")))
+		// The field and value are already in the message: keep the reason.
+		return fail("address", l.Address, errors.New(strings.TrimPrefix(err.Error(), socketact.ErrBadAddress.Error()+" "+strconv.Quote(l.Address)+": ")))
 	}
 	sp.Address = a
 	if l.Backlog < 0 {

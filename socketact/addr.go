@@ -119,16 +119,16 @@ func parseHostPort(a *Address, s, hostport string) error {
 	}
 	a.Host, a.Port = host, int(n)
 	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Zone() != "" && !ip.Is6() {
-			return fmt.Errorf("%w %q: zone on an IPv4 address", ErrBadAddress, s)
-		}
 		switch {
 		case strings.HasSuffix(a.Network, "4") && !ip.Unmap().Is4():
 			return fmt.Errorf("%w %q: %s is not an IPv4 address", ErrBadAddress, s, host)
 		case strings.HasSuffix(a.Network, "6") && !ip.Is6():
 			return fmt.Errorf("%w %q: %s is not an IPv6 address", ErrBadAddress, s, host)
 		}
-	} else if strings.ContainsAny(host, " /[]") {
+	} else if ip, _, ok := strings.Cut(host, "%"); ok && net.ParseIP(ip).To4() != nil {
+		// netip rejects the zone, so this is not a host name either.
+		return fmt.Errorf("%w %q: zone on an IPv4 address", ErrBadAddress, s)
+	} else if strings.ContainsAny(host, " /[]%") {
 		return fmt.Errorf("%w %q: invalid host %q", ErrBadAddress, s, host)
 	}
 	return nil

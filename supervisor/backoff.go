@@ -42,6 +42,10 @@ func (b Backoff) Next(n int, ran time.Duration) (time.Duration, int) {
 	}
 	d := b.Min
 	for i := 0; i < n && d < b.Max; i++ {
+		if d > b.Max/2 {
+			d = b.Max // doubling would pass Max, or overflow
+			break
+		}
 		d *= 2
 	}
 	return min(d, b.Max), n + 1

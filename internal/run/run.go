@@ -4,6 +4,7 @@
 package run
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -25,7 +26,7 @@ func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listen
 	signals.Intake(sigs)
 	defer signal.Stop(sigs)
 
-	ls, held, err := listeners(r.Listen, log)
+	ls, held, err := listeners(r.Listen, r.ListenWhere, log)
 	if err != nil {
 		return 1, err
 	}
@@ -58,7 +59,8 @@ func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listen
 // listeners takes over the sockets hupd was activated with and opens the
 // rest. Without --listen, every inherited socket is passed on as received.
 // Inherited sockets no spec claims are held open, never closed early.
-func listeners(specs []socketact.Spec, log *slog.Logger) (ls []*socketact.Listener, held []*os.File, err error) {
+// where[i], when present, prefixes an error opening specs[i].
+func listeners(specs []socketact.Spec, where []string, log *slog.Logger) (ls []*socketact.Listener, held []*os.File, err error) {
 	act, err := socketact.Files()
 	if err != nil {
 		return nil, nil, err
@@ -71,21 +73,27 @@ func listeners(specs []socketact.Spec, log *slog.Logger) (ls []*socketact.Listen
 		log.Warn("inherited socket matches no --listen: holding it unused", "name", a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
-	var toOpen []socketact.Spec
+	var opened []*socketact.Listener
 	for i, m := range matched {
-		if m == nil {
-			toOpen = append(toOpen, specs[i])
+		if m != nil {
+			continue
 		}
-	}
-	opened, err := socketact.Open(toOpen)
-	if err != nil {
-		closeFiles(held)
-		for _, m := range matched {
-			if m != nil {
-				m.File.Close()
+		// One at a time, so that an error can say which spec failed.
+		l, err := socketact.Open(specs[i : i+1])
+		if err != nil {
+			socketact.CloseAll(opened)
+			closeFiles(held)
+			for _, m := range matched {
+				if m != nil {
+					m.File.Close()
+				}
 			}
+			if i < len(where) && where[i] != "" {
+				err = fmt.Errorf("%s: %w", where[i], err)
+			}
+			return nil, nil, err
 		}
-		return nil, nil, err
+		opened = append(opened, l...)
 	}
 	ls = make([]*socketact.Listener, len(specs))
 	for i, m := range matched {

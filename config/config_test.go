@@ -1,0 +1,641 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// executable writes an executable file and returns its path.
+func executable(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "server")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// asError asserts that err is a one-line *Error and returns it.
+func asError(t *testing.T, err error) *Error {
+	t.Helper()
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v (%T) is not a *config.Error", err, err)
+	}
+	if strings.ContainsAny(err.Error(), "\r\n") {
+		t.Fatalf("error is not one line: %q", err.Error())
+	}
+	return ce
+}
+
+func TestParseFull(t *testing.T) {
+	src := `name = "web"
+command = ["./server", "-v"]
+
+[[listen]]
+name = "http"
+address = "tcp://:8080"
+backlog = 128
+reuseport = true
+v6only = false
+
+[[listen]]
+address = "unix:///run/web.sock"
+mode = "0660"
+owner = "1000"
+group = "1000"
+
+[process]
+user = "1000"
+group = "1000"
+dir = "/srv"
+stop_signal = "INT"
+stop_timeout = "10s"
+
+[process.env]
+A = "1"
+
+[reload]
+strategy = "signal"
+signal = "USR2"
+
+[restart]
+policy = "always"
+min_delay = "1s"
+max_delay = "1m"
+reset_after = "5m"
+
+[log]
+format = "json"
+level = "debug"
+`
+	c, err := Parse("web.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := false
+	want := &Config{
+		Name:    "web",
+		Command: []string{"./server", "-v"},
+		Listen: []Listen{
+			{Name: "http", Address: "tcp://:8080", Backlog: 128, ReusePort: true, V6Only: &f},
+			{Address: "unix:///run/web.sock", Mode: "0660", Owner: "1000", Group: "1000"},
+		},
+		Process: Process{User: "1000", Group: "1000", Dir: "/srv", Env: map[string]string{"A": "1"}, StopSignal: "INT", StopTimeout: "10s"},
+		Reload:  Reload{Strategy: "signal", Signal: "USR2"},
+		Restart: Restart{Policy: "always", MinDelay: "1s", MaxDelay: "1m", ResetAfter: "5m"},
+		Log:     Log{Format: "json", Level: "debug"},
+	}
+	c.src, want.file, want.src = sources{}, "web.toml", sources{}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", c, want)
+	}
+	if c.File() != "web.toml" {
+		t.Fatalf("File() = %q", c.File())
+	}
+}
+
+func TestParseSyntaxErrorNamesLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		line      int
+	}{
+		{"unclosed array", "command = [\"./a\"\n[process]\n", 2},
+		{"unclosed table", "command = [\"./a\"]\n\n[process\n", 3},
+		{"bare value", "command = [\"./a\"]\nname = web\n", 2},
+		{"duplicate key", "name = \"a\"\n\nname = \"b\"\n", 3},
+		{"unterminated string", "name = \"a\n", 1},
+		{"duplicate table", "[log]\nlevel = \"info\"\n[log]\n", 3},
+		// The library counts a line as ended once it read its newline.
+		{"newline ends table name", "[process\nuser = \"x\"\n", 1},
+		{"newline in string", "\n\nname = \"a\nb\"\n", 3},
+		{"after a BOM", "\xef\xbb\xbfname = \"a\"\n[process\n", 2},
+		{"unexpected EOF", "command = [\n\"a\",\n", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("bad.toml", []byte(tc.src))
+			ce := asError(t, err)
+			if want := "bad.toml:" + strconv.Itoa(tc.line); ce.Where != want {
+				t.Fatalf("Where = %q, want %q (%v)", ce.Where, want, err)
+			}
+			if !strings.HasPrefix(err.Error(), ce.Where+": ") {
+				t.Fatalf("message %q does not start with %q", err, ce.Where)
+			}
+		})
+	}
+}
+
+func TestParseTypeErrorNamesLineAndKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, where, field string
+	}{
+		{"string for array", "name = \"x\"\ncommand = \"./server\"\n", "t.toml:2", "command"},
+		{"int for string", "[process]\n\nstop_timeout = 30\n", "t.toml:3", "process.stop_timeout"},
+		{"int in env", "[process.env]\nA = \"1\"\nB = 2\n", "t.toml:3", "process.env.B"},
+		{"string for bool", "[[listen]]\naddress = \"tcp://:1\"\nreuseport = \"yes\"\n", "t.toml:3", "listen.reuseport"},
+		{"table for listen", "[listen]\naddress = \"tcp://:1\"\n", "t.toml:1", "listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("t.toml", []byte(tc.src))
+			ce := asError(t, err)
+			if ce.Where != tc.where || ce.Field != tc.field {
+				t.Fatalf("Where, Field = %q, %q; want %q, %q (%v)", ce.Where, ce.Field, tc.where, tc.field, err)
+			}
+			if strings.Contains(err.Error(), " toml:") {
+				t.Fatalf("message %q repeats the library's prefix", err)
+			}
+		})
+	}
+}
+
+func TestParseUnknownKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, where, key, table string
+		valid                        []string
+	}{
+		{
+			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
+			where: "u.toml:3", key: "comand", table: "at the top level",
+			valid: []string{"command", "listen", "log", "name", "process", "reload", "restart"},
+		},
+		{
+			name: "process", src: "[process]\nusr = \"www\"\n",
+			where: "u.toml:2", key: "usr", table: "in [process]",
+			valid: []string{"dir", "env", "group", "stop_signal", "stop_timeout", "user"},
+		},
+		{
+			name: "second listen", src: "[[listen]]\naddress = \"tcp://:1\"\n\n[[listen]]\naddress = \"tcp://:2\"\nmod = \"0600\"\n",
+			where: "u.toml:6", key: "mod", table: "in [listen]",
+			valid: []string{"address", "backlog", "group", "mode", "name", "owner", "reuseport", "v6only"},
+		},
+		{
+			name: "table", src: "[reload]\nsignal = \"HUP\"\n[relaod]\nsignal = \"HUP\"\n",
+			where: "u.toml:3", key: "relaod", table: "at the top level",
+		},
+		{
+			name: "dotted key", src: "restart.polcy = \"always\"\n",
+			where: "u.toml:1", key: "polcy", table: "in [restart]",
+			valid: []string{"max_delay", "min_delay", "policy", "reset_after"},
+		},
+		{
+			name: "log", src: "[log]\nfmt = \"json\" # comment\n",
+			where: "u.toml:2", key: "fmt", table: "in [log]", valid: []string{"format", "level"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("u.toml", []byte(tc.src))
+			ce := asError(t, err)
+			if !errors.Is(err, ErrUnknownKey) {
+				t.Fatalf("%v does not wrap ErrUnknownKey", err)
+			}
+			if ce.Where != tc.where {
+				t.Fatalf("Where = %q, want %q (%v)", ce.Where, tc.where, err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, `"`+tc.key+`"`) || !strings.Contains(msg, tc.table) {
+				t.Fatalf("message %q does not name key %q %s", msg, tc.key, tc.table)
+			}
+			if tc.valid != nil && !strings.HasSuffix(msg, "are "+strings.Join(tc.valid, ", ")) {
+				t.Fatalf("message %q does not list the valid keys %v", msg, tc.valid)
+			}
+		})
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hupd.toml")
+	if err := os.WriteFile(p, []byte("name = \"x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil || c.Name != "x" || c.File() != p {
+		t.Fatalf("Load = %+v, %v", c, err)
+	}
+
+	_, err = Load(filepath.Join(dir, "missing.toml"))
+	ce := asError(t, err)
+	if ce.Where != filepath.Join(dir, "missing.toml") || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v (Where %q)", err, ce.Where)
+	}
+	if strings.Count(err.Error(), "missing.toml") != 1 {
+		t.Fatalf("message %q names the file more than once", err)
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		e    Error
+		want string
+	}{
+		{Error{Where: "h.toml:3", Field: "log.level", Value: "loud", Err: errors.New("bad")}, `h.toml:3: log.level = "loud": bad`},
+		{Error{Where: "--env", Value: "X", Err: errors.New("want KEY=VALUE")}, `--env = "X": want KEY=VALUE`},
+		{Error{Where: "h.toml:1", Err: errors.New("syntax")}, `h.toml:1: syntax`},
+		{Error{Where: "h.toml", Field: "command", Err: errors.New("none")}, `h.toml: command: none`},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+	inner := errors.New("inner")
+	if err := error(&Error{Err: inner}); !errors.Is(err, inner) {
+		t.Error("Unwrap does not reach the cause")
+	}
+}
+
+func TestFieldName(t *testing.T) {
+	for in, want := range map[string]string{
+		"listen.1.address":     "listen[1].address",
+		"command":              "command",
+		"process.env.A":        "process.env.A",
+		"listen.0.v6only":      "listen[0].v6only",
+		"restart.reset_after":  "restart.reset_after",
+		"listen.12.mode":       "listen[12].mode",
+		"process.stop_timeout": "process.stop_timeout",
+	} {
+		if got := fieldName(in); got != want {
+			t.Errorf("fieldName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestResolveDefaults(t *testing.T) {
+	exe := executable(t)
+	c := &Config{Command: []string{exe, "-x"}}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := r.Options
+	if o.Path != exe || !reflect.DeepEqual(o.Args, []string{exe, "-x"}) {
+		t.Errorf("Path, Args = %q, %q", o.Path, o.Args)
+	}
+	if o.StopSignal != supervisor.DefaultStopSignal || o.ReloadSignal != supervisor.DefaultReloadSignal ||
+		o.StopTimeout != supervisor.DefaultStopTimeout || o.Reload != supervisor.StrategySignal ||
+		o.Restart != supervisor.DefaultRestartPolicy || o.UID != -1 || o.GID != -1 {
+		t.Errorf("defaults not applied: %+v", o)
+	}
+	if o.Backoff != (supervisor.Backoff{Min: supervisor.DefaultBackoffMin, Max: supervisor.DefaultBackoffMax, ResetAfter: supervisor.DefaultBackoffReset}) {
+		t.Errorf("backoff %+v", o.Backoff)
+	}
+	if r.LogFormat != FormatText || r.LogLevel.String() != "INFO" || len(r.Listen) != 0 {
+		t.Errorf("log %q %v, listen %v", r.LogFormat, r.LogLevel, r.Listen)
+	}
+}
+
+func TestResolveFull(t *testing.T) {
+	exe := executable(t)
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	src := `command = ["` + filepath.Base(exe) + `"]
+[[listen]]
+name = "http"
+address = "tcp6://[::1]:0"
+backlog = 16
+v6only = true
+[[listen]]
+address = "unix://` + sock + `"
+mode = "600"
+owner = "0"
+group = "0"
+[process]
+dir = "` + filepath.Dir(exe) + `"
+stop_signal = "sigint"
+stop_timeout = "1500ms"
+[process.env]
+PATH = "` + filepath.Dir(exe) + `"
+B = "2"
+A = "x=y"
+[reload]
+signal = "RTMIN+2"
+[restart]
+policy = "never"
+min_delay = "10ms"
+max_delay = "10ms"
+reset_after = "1h"
+[log]
+format = "json"
+level = "warn"
+`
+	c, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := r.Options
+	if o.Path != exe {
+		t.Errorf("command found in PATH from [process.env] and dir: %q, want %q", o.Path, exe)
+	}
+	if o.StopSignal != unix.SIGINT || o.ReloadSignal != 36 || o.StopTimeout != 1500*time.Millisecond {
+		t.Errorf("signals/timeouts %v %v %v", o.StopSignal, o.ReloadSignal, o.StopTimeout)
+	}
+	if want := []string{"A=x=y", "B=2", "PATH=" + filepath.Dir(exe)}; !reflect.DeepEqual(o.Env, want) {
+		t.Errorf("Env = %q, want %q (sorted)", o.Env, want)
+	}
+	if o.Restart != supervisor.RestartNever || o.Backoff.Min != 10*time.Millisecond || o.Backoff.ResetAfter != time.Hour {
+		t.Errorf("restart %v %+v", o.Restart, o.Backoff)
+	}
+	if r.LogFormat != FormatJSON || r.LogLevel.String() != "WARN" {
+		t.Errorf("log %q %v", r.LogFormat, r.LogLevel)
+	}
+	if len(r.Listen) != 2 {
+		t.Fatalf("listen %+v", r.Listen)
+	}
+	l0, l1 := r.Listen[0], r.Listen[1]
+	if l0.Name != "http" || l0.Address != (socketact.Address{Network: "tcp6", Host: "::1"}) || l0.Backlog != 16 || l0.V6Only == nil || !*l0.V6Only {
+		t.Errorf("listen[0] = %+v", l0)
+	}
+	if l1.Name != "" || l1.FDName() != socketact.UnknownName || l1.Address.Path != sock || l1.Mode != 0o600 || l1.UID != 0 || l1.GID != 0 {
+		t.Errorf("listen[1] = %+v", l1)
+	}
+	if want := []string{"f.toml:4", "f.toml:8"}; !reflect.DeepEqual(r.ListenWhere, want) {
+		t.Errorf("ListenWhere = %q, want %q", r.ListenWhere, want)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Resolve created the socket file: %v", err)
+	}
+}
+
+// TestResolveErrors checks that every bad value yields a one-line *Error
+// that names where it came from, the field and the value.
+func TestResolveErrors(t *testing.T) {
+	exe := executable(t)
+	notDir := exe
+	cmd := `command = ["` + exe + `"]` + "\n"
+	for _, tc := range []struct {
+		name, src         string
+		where, field, val string
+		says              string
+	}{
+		{"log format", cmd + "[log]\nformat = \"xml\"\n", "c.toml:3", "log.format", "xml", "valid values are text, json"},
+		{"log level", cmd + "[log]\nlevel = \"loud\"\n", "c.toml:3", "log.level", "loud", "valid levels are debug, info, warn, error"},
+		{"stop signal", cmd + "[process]\nstop_signal = \"TERMM\"\n", "c.toml:3", "process.stop_signal", "", `invalid signal "TERMM": valid signals are HUP, INT, QUIT`},
+		{"reload signal", cmd + "[reload]\nsignal = \"65\"\n", "c.toml:3", "reload.signal", "", "numbers go from 1 to 64"},
+		{"stop timeout", cmd + "[process]\nstop_timeout = \"30\"\n", "c.toml:3", "process.stop_timeout", "30", "want a positive duration"},
+		{"negative delay", cmd + "[restart]\nmin_delay = \"-1s\"\n", "c.toml:3", "restart.min_delay", "-1s", "want a positive duration"},
+		{"zero reset", cmd + "[restart]\n\nreset_after = \"0s\"\n", "c.toml:4", "restart.reset_after", "0s", "want a positive duration"},
+		{"max below min", cmd + "[restart]\nmin_delay = \"2s\"\nmax_delay = \"1s\"\n", "c.toml:4", "restart.max_delay", "1s", "less than min_delay 2s"},
+		{"strategy", cmd + "[reload]\nstrategy = \"bluegreen\"\n", "c.toml:3", "reload.strategy", "bluegreen", "valid values are signal, swap, restart"},
+		{"swap", cmd + "[reload]\nstrategy = \"swap\"\n", "c.toml:3", "reload.strategy", "swap", "not implemented yet"},
+		{"restart strategy", cmd + "[reload]\nstrategy = \"restart\"\n", "c.toml:3", "reload.strategy", "restart", "not implemented yet"},
+		{"policy", cmd + "[restart]\npolicy = \"sometimes\"\n", "c.toml:3", "restart.policy", "sometimes", "valid values are always, on-failure, never"},
+		{"user", cmd + "[process]\nuser = \"no-such-user-hupd\"\n", "c.toml:3", "process.user", "no-such-user-hupd", "unknown user"},
+		{"group", cmd + "[process]\ngroup = \"no-such-group-hupd\"\n", "c.toml:3", "process.group", "no-such-group-hupd", "unknown group"},
+		{"dir missing", cmd + "[process]\ndir = \"/no/such/dir\"\n", "c.toml:3", "process.dir", "/no/such/dir", "no such file or directory"},
+		{"dir not a dir", cmd + "[process]\ndir = \"" + notDir + "\"\n", "c.toml:3", "process.dir", notDir, "not a directory"},
+		{"no command", "command = []\n", "c.toml:1", "command", "", "no command"},
+		{"no command at all", "name = \"x\"\n", "c.toml", "command", "", "no command"},
+		{"bad url", cmd + "[[listen]]\naddress = \"localhost:80\"\n", "c.toml:3", "listen[0].address", "localhost:80", "want SCHEME://ADDRESS"},
+		{"unknown scheme", cmd + "[[listen]]\naddress = \"http://:80\"\n", "c.toml:3", "listen[0].address", "http://:80", `unknown scheme "http": valid schemes are tcp, tcp4`},
+		{"port range", cmd + "[[listen]]\naddress = \"tcp://:65536\"\n", "c.toml:3", "listen[0].address", "tcp://:65536", "not a number from 0 to 65535"},
+		{"second listen", cmd + "[[listen]]\naddress = \"tcp://:1\"\n[[listen]]\nname = \"b\"\naddress = \"tcp://[::1\"\n", "c.toml:6", "listen[1].address", "tcp://[::1", "missing ']'"},
+		{"duplicate address", cmd + "[[listen]]\naddress = \"tcp://:1\"\n[[listen]]\naddress = \"tcp://:1\"\n", "c.toml:5", "listen[1].address", "tcp://:1", "same address as listen[0]"},
+		{"name", cmd + "[[listen]]\nname = \"a:b\"\naddress = \"tcp://:1\"\n", "c.toml:3", "listen[0].name", "a:b", "without ':'"},
+		{"backlog", cmd + "[[listen]]\naddress = \"tcp://:1\"\nbacklog = -1\n", "c.toml:4", "listen[0].backlog", "-1", "must not be negative"},
+		{"mode on tcp", cmd + "[[listen]]\naddress = \"tcp://:1\"\nmode = \"0600\"\n", "c.toml:4", "listen[0].mode", "0600", "applies only to unix socket files"},
+		{"owner on abstract", cmd + "[[listen]]\naddress = \"unix://@x\"\nowner = \"0\"\n", "c.toml:4", "listen[0].owner", "0", "applies only to unix socket files"},
+		{"mode not octal", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nmode = \"rw-rw----\"\n", "c.toml:4", "listen[0].mode", "rw-rw----", "want an octal file mode"},
+		{"mode 8", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nmode = \"0680\"\n", "c.toml:4", "listen[0].mode", "0680", "want an octal file mode"},
+		{"mode too big", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nmode = \"17777\"\n", "c.toml:4", "listen[0].mode", "17777", "want an octal file mode"},
+		{"mode zero", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nmode = \"0\"\n", "c.toml:4", "listen[0].mode", "0", "want an octal file mode"},
+		{"v6only on tcp4", cmd + "[[listen]]\naddress = \"tcp4://:1\"\nv6only = true\n", "c.toml:4", "listen[0].v6only", "true", "applies only to IPv6 sockets"},
+		{"v6only on unix", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nv6only = false\n", "c.toml:4", "listen[0].v6only", "false", "applies only to IPv6 sockets"},
+		{"listen owner", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nowner = \"no-such-user-hupd\"\n", "c.toml:4", "listen[0].owner", "no-such-user-hupd", "unknown user"},
+		{"listen group", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\ngroup = \"no-such-group-hupd\"\n", "c.toml:4", "listen[0].group", "no-such-group-hupd", "unknown group"},
+		{"env name", cmd + "[process.env]\n\"A=B\" = \"1\"\n", "c.toml", "process.env.A=B", "A=B", "cannot hold '='"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("c.toml", []byte(tc.src))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			_, err = c.Resolve()
+			ce := asError(t, err)
+			if ce.Where != tc.where || ce.Field != tc.field || ce.Value != tc.val {
+				t.Fatalf("Where, Field, Value = %q, %q, %q; want %q, %q, %q\n%v", ce.Where, ce.Field, ce.Value, tc.where, tc.field, tc.val, err)
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("message %q does not say %q", err, tc.says)
+			}
+			if strings.HasSuffix(tc.field, ".address") && strings.Count(err.Error(), strconv.Quote(tc.val)) != 1 {
+				t.Errorf("message %q repeats the address %q", err, tc.val)
+			}
+		})
+	}
+}
+
+func TestResolveNotImplementedIs(t *testing.T) {
+	c := &Config{Command: []string{executable(t)}, Reload: Reload{Strategy: "swap"}}
+	if _, err := c.Resolve(); !errors.Is(err, supervisor.ErrNotImplemented) {
+		t.Fatalf("swap: %v, want ErrNotImplemented", err)
+	}
+}
+
+func TestResolveCommandNotFound(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain")
+	if err := os.WriteFile(plain, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cmd  string
+		code int
+	}{
+		{filepath.Join(dir, "missing"), 127},
+		{"no-such-command-hupd", 127},
+		{plain, 126},
+		{dir, 126},
+	} {
+		c := &Config{Command: []string{tc.cmd}}
+		_, err := c.Resolve()
+		var nf *supervisor.NotFoundError
+		if !errors.As(err, &nf) || nf.Code != tc.code {
+			t.Errorf("%s: %v, want NotFoundError with code %d", tc.cmd, err, tc.code)
+			continue
+		}
+		if !strings.Contains(err.Error(), `"`+tc.cmd+`"`) || strings.ContainsRune(err.Error(), '\n') {
+			t.Errorf("%s: message %q does not name the command on one line", tc.cmd, err)
+		}
+	}
+}
+
+func TestResolveChangeUserNeedsRoot(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may change user")
+	}
+	c := &Config{Command: []string{executable(t)}, Process: Process{User: "0"}}
+	c.Override("user", "0")
+	_, err := c.Resolve()
+	ce := asError(t, err)
+	if ce.Where != "--user" || !strings.Contains(err.Error(), "needs hupd to run as root") {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestOverride(t *testing.T) {
+	src := `command = ["./server"]
+name = "file"
+[[listen]]
+name = "a"
+address = "tcp://:1"
+[[listen]]
+address = "tcp://:2"
+[process]
+stop_timeout = "5s"
+[process.env]
+KEEP = "1"
+SET = "file"
+[log]
+level = "debug"
+`
+	c, err := Parse("o.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []struct {
+		flag string
+		vals []string
+	}{
+		{"name", []string{"flag"}},
+		{"listen", []string{"http=tcp://127.0.0.1:0", "unix:///tmp/x=y.sock"}},
+		{"stop-timeout", []string{"1s", "2s"}}, // the last one wins
+		{"env", []string{"SET=flag", "NEW=a=b"}},
+		{"reload", []string{"signal"}},
+		{"reload-signal", []string{"USR1"}},
+		{"stop-signal", []string{"QUIT"}},
+		{"restart", []string{"always"}},
+		{"user", []string{""}},
+		{"group", []string{""}},
+		{"dir", []string{"/"}},
+		{"log-format", []string{"json"}},
+		{"log-level", nil}, // no values: no change
+	} {
+		if err := c.Override(o.flag, o.vals...); err != nil {
+			t.Fatalf("Override(%q): %v", o.flag, err)
+		}
+	}
+	want := []Listen{{Name: "http", Address: "tcp://127.0.0.1:0"}, {Address: "unix:///tmp/x=y.sock"}}
+	if !reflect.DeepEqual(c.Listen, want) {
+		t.Errorf("--listen replaces every [[listen]]: %+v", c.Listen)
+	}
+	if c.Name != "flag" || c.Process.StopTimeout != "2s" || c.Reload.Signal != "USR1" || c.Process.StopSignal != "QUIT" ||
+		c.Restart.Policy != "always" || c.Process.Dir != "/" || c.Log.Format != "json" || c.Log.Level != "debug" {
+		t.Errorf("flags not applied: %+v", c)
+	}
+	if want := map[string]string{"KEEP": "1", "SET": "flag", "NEW": "a=b"}; !reflect.DeepEqual(c.Process.Env, want) {
+		t.Errorf("--env adds to [process.env]: %v", c.Process.Env)
+	}
+	for key, want := range map[string]string{
+		"name": "--name", "listen.1.address": "--listen", "process.stop_timeout": "--stop-timeout",
+		"process.env.SET": "--env", "process.env.KEEP": "o.toml:11", "log.level": "o.toml:14",
+	} {
+		if got := c.src.where(key); got != want {
+			t.Errorf("where(%q) = %q, want %q", key, got, want)
+		}
+	}
+	c.SetCommand(nil)
+	if c.Command[0] != "./server" {
+		t.Errorf("SetCommand(nil) replaced the command: %q", c.Command)
+	}
+	c.SetCommand([]string{"./other"})
+	if c.Command[0] != "./other" || c.src.where("command") != "command line" {
+		t.Errorf("SetCommand: %q from %q", c.Command, c.src.where("command"))
+	}
+}
+
+func TestOverrideErrors(t *testing.T) {
+	c := &Config{}
+	for _, v := range []string{"NOEQUALS", "=value"} {
+		err := c.Override("env", "A=1", v)
+		ce := asError(t, err)
+		if ce.Where != "--env" || ce.Value != v || !strings.Contains(err.Error(), "want KEY=VALUE") {
+			t.Errorf("--env %q: %v", v, err)
+		}
+	}
+	if err := c.Override("no-such-flag", "x"); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
+
+// TestFlagErrorsNameTheFlag checks that a bad value given on the command
+// line is reported against its flag, not the file it overrides.
+func TestFlagErrorsNameTheFlag(t *testing.T) {
+	exe := executable(t)
+	for _, tc := range []struct {
+		flag, val, field string
+	}{
+		{"stop-signal", "HUPP", "process.stop_signal"},
+		{"reload-signal", "0", "reload.signal"},
+		{"stop-timeout", "soon", "process.stop_timeout"},
+		{"reload", "swap", "reload.strategy"},
+		{"restart", "maybe", "restart.policy"},
+		{"user", "no-such-user-hupd", "process.user"},
+		{"group", "no-such-group-hupd", "process.group"},
+		{"dir", "/no/such/dir", "process.dir"},
+		{"log-format", "yaml", "log.format"},
+		{"log-level", "trace", "log.level"},
+		{"listen", "tcp://:99999", "listen[0].address"},
+		{"listen", "a:b=tcp://:1", "listen[0].name"},
+	} {
+		c, err := Parse("f.toml", []byte(`command = ["`+exe+`"]`+"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Override(tc.flag, tc.val); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Resolve()
+		ce := asError(t, err)
+		if ce.Where != "--"+tc.flag || (tc.field != "" && ce.Field != tc.field) {
+			t.Errorf("--%s %s: Where, Field = %q, %q\n%v", tc.flag, tc.val, ce.Where, ce.Field, err)
+		}
+	}
+}
+
+func TestNoFileWhere(t *testing.T) {
+	c := &Config{}
+	_, err := c.Resolve()
+	ce := asError(t, err)
+	if ce.Where != "command line" || ce.Field != "command" {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	exe := executable(t)
+	c := &Config{Command: []string{exe}, Name: "x"}
+	if err := c.Override("listen", "a=tcp://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Resolve(); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := c.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("enc.toml", b.Bytes())
+	if err != nil {
+		t.Fatalf("Encode output does not parse: %v\n%s", err, b.String())
+	}
+	if _, err := c2.Resolve(); err != nil {
+		t.Fatalf("Encode output does not resolve: %v\n%s", err, b.String())
+	}
+	c.src, c2.src, c2.file = sources{}, sources{}, ""
+	if !reflect.DeepEqual(c, c2) {
+		t.Fatalf("round trip:\n%+v\n%+v", c, c2)
+	}
+}

@@ -1,0 +1,550 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// badListen is two listeners that every TOML case can put before its
+// mistake: a unix socket file with a mode and a TCP port. Neither may
+// outlive hupd's failure.
+const badListen = `[[listen]]
+name = "unix"
+address = "unix://{sock}"
+mode = "0600"
+
+[[listen]]
+name = "tcp"
+address = "tcp://127.0.0.1:{port}"
+`
+
+// badMark marks the line a TOML case expects its error on.
+const badMark = "# <-"
+
+// allSignals is the list a bad signal name must offer.
+const allSignals = "valid signals are HUP, INT, QUIT, ILL, TRAP, ABRT, BUS, FPE, KILL, USR1, SEGV, USR2, PIPE, ALRM, TERM, STKFLT, CHLD, CONT, STOP, TSTP, TTIN, TTOU, URG, XCPU, XFSZ, VTALRM, PROF, WINCH, IO, PWR, SYS, RTMIN+N"
+
+// badCase is one bad input. Strings may hold {hello} (the hello example),
+// {dir} (the case's directory, hupd's working directory), {sock} (a unix
+// socket path), {port} (a free TCP port) and {busy} (a port the test
+// holds); a TOML case also {listen} (badListen).
+type badCase struct {
+	name string
+	toml string   // written to {dir}/hupd.toml and passed with -c
+	args []string // flags after the subcommand
+	cmd  []string // command after "--"; nil means {hello}, empty none
+	code int
+	// where the message must say first, after "hupd: "; for a TOML case
+	// without it, "hupd.toml:N" where line N holds badMark.
+	where string
+	says  []string // and what it must say
+	// runOnly: only "hupd run" finds it (opening the sockets); "hupd
+	// check" accepts the input.
+	runOnly bool
+}
+
+var badCases = []badCase{
+	// TOML syntax and structure.
+	{
+		name: "malformed TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process " + badMark + "\nstop_signal = \"TERM\"\n",
+		says: []string{"expected '.' or ']' to end table name"},
+	},
+	{
+		name: "unterminated string", code: 2,
+		toml: "{listen}\nname = \"hello " + badMark + "\ncommand = [\"{hello}\"]\n",
+		says: []string{"strings cannot contain newlines"},
+	},
+	{
+		name: "wrong type", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\nstop_timeout = 30 " + badMark + "\n",
+		says: []string{"process.stop_timeout: incompatible types"},
+	},
+	{
+		name: "unknown key", code: 2,
+		toml: "command = [\"{hello}\"]\ncomand = [\"{hello}\"] " + badMark + "\n{listen}",
+		says: []string{`unknown key "comand": valid keys at the top level are command, listen, log, name, process, reload, restart`},
+	},
+	{
+		name: "unknown key in the second listen", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}adress = \"tcp://:1\" " + badMark + "\n",
+		says: []string{`unknown key "adress": valid keys in [listen] are address, backlog, group, mode, name, owner, reuseport, v6only`},
+	},
+	{
+		name: "unknown table", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[proces] " + badMark + "\nuser = \"root\"\n",
+		says: []string{`unknown key "proces": valid keys at the top level are`},
+	},
+	{
+		name: "missing config file", code: 2, args: []string{"-c", "missing.toml"},
+		where: "missing.toml: ", says: []string{"no such file or directory"},
+	},
+
+	// Listen addresses, on the command line and in the file.
+	{
+		name: "bad URL in --listen", code: 2,
+		args:  []string{"--listen", "unix://{sock}", "--listen", "tcp://127.0.0.1:{port}", "--listen", "127.0.0.1:80"},
+		where: "--listen: ",
+		says:  []string{`listen[2].address = "127.0.0.1:80": want SCHEME://ADDRESS with SCHEME one of tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram`},
+	},
+	{
+		name: "bad URL in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"tcp://[::1:80\" " + badMark + "\n",
+		says: []string{`listen[2].address = "tcp://[::1:80": missing ']' in address`},
+	},
+	{
+		name: "relative unix path in --listen", code: 2,
+		args:  []string{"--listen", "admin=unix://run/admin.sock"},
+		where: "--listen: ", says: []string{`listen[0].address = "unix://run/admin.sock": unix socket path must be absolute`},
+	},
+	{
+		name: "unknown scheme in --listen", code: 2,
+		args:  []string{"--listen", "unix://{sock}", "--listen", "https://:443"},
+		where: "--listen: ",
+		says:  []string{`listen[1].address = "https://:443": unknown scheme "https": valid schemes are tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram`},
+	},
+	{
+		name: "unknown scheme in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\nname = \"x\"\naddress = \"sctp://:9\" " + badMark + "\n",
+		says: []string{`listen[2].address = "sctp://:9": unknown scheme "sctp": valid schemes are tcp,`},
+	},
+	{
+		name: "port out of range in --listen", code: 2,
+		args:  []string{"--listen", "tcp://127.0.0.1:{port}", "--listen", "http=tcp://127.0.0.1:65536"},
+		where: "--listen: ", says: []string{`listen[1].address = "tcp://127.0.0.1:65536": port "65536" is not a number from 0 to 65535`},
+	},
+	{
+		name: "port out of range in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"udp://:-5\" " + badMark + "\n",
+		says: []string{`listen[2].address = "udp://:-5": port "-5" is not a number from 0 to 65535`},
+	},
+	{
+		name: "same address twice", code: 2,
+		args:  []string{"--listen", "tcp://127.0.0.1:{port}", "--listen", "tcp://127.0.0.1:{port}"},
+		where: "--listen: ", says: []string{`listen[1].address = "tcp://127.0.0.1:{port}": same address as listen[0]`},
+	},
+	{
+		name: "bad socket name", code: 2,
+		args:  []string{"--listen", "a:b=tcp://127.0.0.1:{port}"},
+		where: "--listen: ", says: []string{`listen[0].name = "a:b"`, "without ':'"},
+	},
+	{
+		name: "mode on a tcp socket", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}mode = \"0600\" " + badMark + "\n",
+		says: []string{`listen[1].mode = "0600": applies only to unix socket files`},
+	},
+	{
+		name: "v6only on tcp4", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"tcp4://127.0.0.1:0\"\nv6only = true " + badMark + "\n",
+		says: []string{`listen[2].v6only = "true": applies only to IPv6 sockets`},
+	},
+	{
+		name: "bad mode", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"unix://{sock}2\"\nmode = \"0999\" " + badMark + "\n",
+		says: []string{`listen[2].mode = "0999": want an octal file mode such as "0660"`},
+	},
+	{
+		name: "unknown socket owner", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"unix://{sock}2\"\nowner = \"no-such-user-hupd\" " + badMark + "\n",
+		says: []string{`listen[2].owner = "no-such-user-hupd": unknown user`},
+	},
+	{
+		name: "unknown socket group", code: 2,
+		toml: "command = [\"{hello}\"]\n[[listen]]\naddress = \"unix://{sock}\"\ngroup = \"no-such-group-hupd\" " + badMark + "\n",
+		says: []string{`listen[0].group = "no-such-group-hupd": unknown group`},
+	},
+
+	// Ports in use: found only when binding, after other sockets opened.
+	{
+		name: "port in use", code: 1, runOnly: true,
+		args:  []string{"--listen", "u=unix://{sock}", "--listen", "t=tcp://127.0.0.1:{port}", "--listen", "busy=tcp://127.0.0.1:{busy}"},
+		where: "--listen: ", says: []string{"listen tcp://127.0.0.1:{busy}: bind: address already in use"},
+	},
+	{
+		name: "port in use in TOML", code: 1, runOnly: true,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\nname = \"busy\"\naddress = \"tcp://127.0.0.1:{busy}\" " + badMark + "\n",
+		says: []string{"listen tcp://127.0.0.1:{busy}: bind: address already in use"},
+	},
+
+	// The command.
+	{
+		name: "missing command", code: 127, args: []string{"--listen", "unix://{sock}"}, cmd: []string{"./no-such-server"},
+		where: `command "./no-such-server": `, says: []string{"no such file"},
+	},
+	{
+		name: "command not in PATH", code: 127, cmd: []string{"no-such-server-hupd"},
+		where: `command "no-such-server-hupd": `, says: []string{"not found in PATH"},
+	},
+	{
+		name: "missing command in TOML", code: 127,
+		toml: "command = [\"./gone\", \"-v\"]\n{listen}", cmd: []string{},
+		where: `command "./gone": `, says: []string{"no such file"},
+	},
+	{
+		name: "non-executable file", code: 126, args: []string{"--listen", "tcp://127.0.0.1:{port}"}, cmd: []string{"./plain"},
+		where: `command "./plain": `, says: []string{"permission denied"},
+	},
+	{
+		name: "non-executable file by absolute path", code: 126, cmd: []string{"{dir}/plain", "arg"},
+		where: `command "{dir}/plain": `, says: []string{"permission denied"},
+	},
+	{
+		name: "directory as command", code: 126, cmd: []string{"./sub"},
+		where: `command "./sub": `, says: []string{"is a directory"},
+	},
+	{
+		name: "no command at all", code: 2, args: []string{"--listen", "unix://{sock}", "--listen", "tcp://127.0.0.1:{port}"}, cmd: []string{},
+		where: "command line: command: ", says: []string{"no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"},
+	},
+	{
+		name: "no command in TOML", code: 2, toml: "{listen}", cmd: []string{},
+		where: "hupd.toml: command: ", says: []string{"no command"},
+	},
+	{
+		name: "empty command in TOML", code: 2, toml: "command = [] " + badMark + "\n{listen}", cmd: []string{},
+		says: []string{"command: no command"},
+	},
+
+	// Signals, users, durations, strategies, environment.
+	{
+		name: "bad signal name", code: 2, args: []string{"--stop-signal", "HUPP"},
+		where: "--stop-signal: ", says: []string{`process.stop_signal: invalid signal "HUPP": ` + allSignals},
+	},
+	{
+		name: "bad signal name in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[reload]\nsignal = \"USR3\" " + badMark + "\n",
+		says: []string{`reload.signal: invalid signal "USR3": ` + allSignals},
+	},
+	{
+		name: "signal number out of range", code: 2, args: []string{"--reload-signal", "65"},
+		where: "--reload-signal: ", says: []string{`reload.signal: invalid signal "65": numbers go from 1 to 64`},
+	},
+	{
+		name: "unknown user", code: 2, args: []string{"--user", "no-such-user-hupd"},
+		where: "--user: ", says: []string{`process.user = "no-such-user-hupd": unknown user`},
+	},
+	{
+		name: "unknown user in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\nuser = \"no-such-user-hupd\" " + badMark + "\n",
+		says: []string{`process.user = "no-such-user-hupd": unknown user`},
+	},
+	{
+		name: "unknown group", code: 2, args: []string{"--group", "no-such-group-hupd"},
+		where: "--group: ", says: []string{`process.group = "no-such-group-hupd": unknown group`},
+	},
+	{
+		name: "unknown group in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\n\ngroup = \"no-such-group-hupd\" " + badMark + "\n",
+		says: []string{`process.group = "no-such-group-hupd": unknown group`},
+	},
+	{
+		name: "bad duration", code: 2, args: []string{"--stop-timeout", "10"},
+		where: "--stop-timeout: ", says: []string{`process.stop_timeout = "10": want a positive duration such as 500ms, 30s or 2m`},
+	},
+	{
+		name: "bad duration in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[restart]\nmin_delay = \"1s\"\nmax_delay = \"soon\" " + badMark + "\n",
+		says: []string{`restart.max_delay = "soon": want a positive duration`},
+	},
+	{
+		name: "max_delay below min_delay", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[restart]\nmin_delay = \"1m\"\nmax_delay = \"1s\" " + badMark + "\n",
+		says: []string{`restart.max_delay = "1s": less than min_delay 1m`},
+	},
+	{
+		name: "unknown reload strategy", code: 2, args: []string{"--reload", "bluegreen"},
+		where: "--reload: ", says: []string{`reload.strategy = "bluegreen": valid values are signal, swap, restart`},
+	},
+	{
+		name: "unknown reload strategy in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[reload]\nstrategy = \"graceful\" " + badMark + "\n",
+		says: []string{`reload.strategy = "graceful": valid values are signal, swap, restart`},
+	},
+	{
+		name: "reload swap", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--reload", "swap"},
+		where: "--reload: ", says: []string{`reload.strategy = "swap"`, "not implemented yet", `only "signal" is`},
+	},
+	{
+		name: "reload restart", code: 2, args: []string{"--reload", "restart"},
+		where: "--reload: ", says: []string{`reload.strategy = "restart"`, "not implemented yet"},
+	},
+	{
+		name: "reload swap in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[reload]\nstrategy = \"swap\" " + badMark + "\n",
+		says: []string{`reload.strategy = "swap"`, "not implemented yet"},
+	},
+	{
+		name: "unknown restart policy", code: 2, args: []string{"--restart", "sometimes"},
+		where: "--restart: ", says: []string{`restart.policy = "sometimes": valid values are always, on-failure, never`},
+	},
+	{
+		name: "--env without '='", code: 2, args: []string{"--env", "A=1", "--env", "NOEQUALS"},
+		where: `--env = "NOEQUALS": `, says: []string{"want KEY=VALUE"},
+	},
+	{
+		name: "missing dir", code: 2, args: []string{"--dir", "{dir}/nowhere"},
+		where: "--dir: ", says: []string{`process.dir = "{dir}/nowhere": no such file or directory`},
+	},
+	{
+		name: "bad log level", code: 2, args: []string{"--log-level", "loud"},
+		where: "--log-level: ", says: []string{`log.level = "loud": valid levels are debug, info, warn, error`},
+	},
+
+	// Usage.
+	{
+		name: "unknown flag", code: 2, args: []string{"--bogus"},
+		where: "usage: ", says: []string{"flag provided but not defined: -bogus"},
+	},
+	{
+		name: "flag without its value", code: 2, args: []string{"--listen"}, cmd: []string{},
+		where: "usage: ", says: []string{"flag needs an argument: -listen"},
+	},
+}
+
+// TestBadInput runs hupd on each bad input and checks that it fails at
+// once with exactly one line on stderr that starts "hupd: ", names where
+// the mistake is and what it is, with the documented exit status (2 for
+// configuration and usage, 127 for a missing command, 126 for one that
+// cannot run, 1 for a port in use), nothing on stdout, and nothing left
+// behind: no hupd or child process, no socket file, no port held. Unless
+// only binding finds the mistake, "hupd check" must fail the same way.
+func TestBadInput(t *testing.T) {
+	for _, tc := range badCases {
+		t.Run(tc.name, func(t *testing.T) {
+			subs := []string{"run", "check"}
+			if tc.runOnly {
+				subs = subs[:1]
+			}
+			var first oneShotResult
+			for _, sub := range subs {
+				r := runBadCase(t, tc, sub)
+				if sub == "check" && (r.code != first.code || r.stderr != first.stderr) {
+					t.Errorf("hupd check: exit %d, stderr %q; hupd run: exit %d, stderr %q", r.code, r.stderr, first.code, first.stderr)
+				}
+				first = r
+			}
+		})
+	}
+}
+
+// TestBadInputCommand covers mistakes in the subcommand itself.
+func TestBadInputCommand(t *testing.T) {
+	for _, args := range [][]string{{"bogus"}, {"bogus", "--", "./server"}, {"--bogus", "run"}} {
+		r := oneShot(t, t.TempDir(), nil, args...)
+		if r.code != 2 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "hupd: usage: ") {
+			t.Errorf("hupd %q: exit %d, stdout %q, stderr %q; want 2 and one usage line", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	r := oneShot(t, t.TempDir(), nil, "bogus")
+	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, version, demo\n"; r.stderr != want {
+		t.Errorf("unknown command: %q, want %q", r.stderr, want)
+	}
+}
+
+// runBadCase runs one case with subcommand sub in a fresh directory and
+// checks everything TestBadInput promises. It returns the result with the
+// case's paths and ports put back as placeholders, so that the results of
+// two runs compare.
+func runBadCase(t *testing.T, tc badCase, sub string) oneShotResult {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "plain"), []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Socket files go to a short path of their own (sun_path is small).
+	sockDir, err := os.MkdirTemp("", "hupd-bad-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := badFreePort(t)
+	busyPort := busy.Addr().(*net.TCPAddr).Port
+
+	expand := strings.NewReplacer(
+		"{listen}", badListen, // first: it holds placeholders too
+	).Replace
+	vars := strings.NewReplacer(
+		"{hello}", helloBin, "{dir}", dir, "{sock}", filepath.Join(sockDir, "s.sock"),
+		"{port}", strconv.Itoa(port), "{busy}", strconv.Itoa(busyPort),
+	).Replace
+	sub1 := func(s string) string { return vars(expand(s)) }
+
+	argv := []string{sub}
+	where := sub1(tc.where)
+	if tc.toml != "" {
+		text := sub1(tc.toml)
+		if err := os.WriteFile(filepath.Join(dir, "hupd.toml"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		argv = append(argv, "-c", "hupd.toml")
+		if where == "" {
+			where = fmt.Sprintf("hupd.toml:%d: ", markedLine(t, text))
+		}
+	}
+	for _, a := range tc.args {
+		argv = append(argv, sub1(a))
+	}
+	cmd := tc.cmd
+	if cmd == nil {
+		cmd = []string{"{hello}"}
+	}
+	if len(cmd) > 0 {
+		argv = append(argv, "--")
+		for _, a := range cmd {
+			argv = append(argv, sub1(a))
+		}
+	}
+	before := badListDir(t, dir)
+
+	mark := "HUPD_TEST_BADINPUT=" + badToken()
+	t.Cleanup(func() { // also after a failure that ends the test early
+		for _, pid := range badLeftovers(mark) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	r := oneShot(t, dir, []string{mark}, argv...)
+
+	if r.code != tc.code {
+		t.Errorf("hupd %s: exit %d, want %d", sub, r.code, tc.code)
+	}
+	if r.stdout != "" {
+		t.Errorf("hupd %s: stdout %q, want nothing", sub, r.stdout)
+	}
+	if !strings.HasPrefix(r.stderr, "hupd: ") || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Errorf("hupd %s: stderr is not one line starting \"hupd: \":\n%s", sub, r.stderr)
+	}
+	msg := strings.TrimSuffix(strings.TrimPrefix(r.stderr, "hupd: "), "\n")
+	if !strings.HasPrefix(msg, where) {
+		t.Errorf("hupd %s: message %q does not start with %q", sub, msg, where)
+	}
+	for _, s := range tc.says {
+		if s = sub1(s); !strings.Contains(msg, s) {
+			t.Errorf("hupd %s: message %q does not say %q", sub, msg, s)
+		}
+	}
+
+	// Nothing left behind.
+	if pids := badLeftovers(mark); len(pids) > 0 {
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		t.Errorf("hupd %s: processes left running: %v", sub, pids)
+	}
+	if ents, _ := os.ReadDir(sockDir); len(ents) > 0 {
+		t.Errorf("hupd %s: left %s in the socket directory", sub, ents[0].Name())
+	}
+	if after := badListDir(t, dir); !slices.Equal(before, after) {
+		t.Errorf("hupd %s: directory was %q, is %q", sub, before, after)
+	}
+	badBindable(t, port)
+	// The busy port is still the test's, and free once the test lets go.
+	if c, err := net.Dial("tcp", busy.Addr().String()); err != nil {
+		t.Errorf("busy port %d: %v", busyPort, err)
+	} else {
+		c.Close()
+	}
+	busy.Close()
+	badBindable(t, busyPort)
+
+	unexpand := strings.NewReplacer(filepath.Join(sockDir, "s.sock"), "{sock}", dir, "{dir}", helloBin, "{hello}",
+		strconv.Itoa(port), "{port}", strconv.Itoa(busyPort), "{busy}").Replace
+	r.stderr = unexpand(r.stderr)
+	return r
+}
+
+// markedLine returns the number of the line of text that holds badMark.
+func markedLine(t *testing.T, text string) int {
+	t.Helper()
+	for i, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, badMark) {
+			return i + 1
+		}
+	}
+	t.Fatalf("TOML case without %q and without where:\n%s", badMark, text)
+	return 0
+}
+
+// badFreePort returns a TCP port on 127.0.0.1 that nobody listens on.
+func badFreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// badBindable fails t unless the port can be bound again.
+func badBindable(t *testing.T, port int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Errorf("port %d is still held: %v", port, err)
+		return
+	}
+	l.Close()
+}
+
+func badToken() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// badLeftovers returns the live processes whose environment holds mark:
+// hupd and everything it started inherit it.
+func badLeftovers(mark string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if string(kv) == mark && processAlive(pid) {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+func badListDir(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}

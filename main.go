@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strconv"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/internal/demo"
@@ -82,13 +83,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
    hupd run --listen http=tcp://127.0.0.1:0 --listen admin=unix:///run/app.sock -- ./myserver
    hupd run -c hupd.toml
    hupd check -c hupd.toml
+   hupd reload                 # swap to a new generation; waits and says how it went
+   hupd status --json
    hupd demo
 
 The child gets the sockets as fds 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES and
 LISTEN_PID set to its own PID, as systemd passes them. Signals: TERM, INT and
 QUIT stop gracefully (the child gets --stop-signal, then SIGKILL after
---stop-timeout); HUP reloads (--reload-signal is relayed); every other signal
-is forwarded unchanged.`,
+--stop-timeout); HUP reloads like "hupd reload" without waiting; every other
+signal is forwarded unchanged.`,
 		Version:         buildVersion(),
 		Writer:          stdout,
 		ErrWriter:       stderr,
@@ -140,6 +143,8 @@ is forwarded unchanged.`,
 					return err
 				},
 			},
+			reloadCommand(stdout, stderr),
+			statusCommand(stdout),
 			{
 				Name:  "version",
 				Usage: "print the version",
@@ -172,8 +177,14 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "read settings from `FILE` (TOML); flags override it"},
 		&cli.StringFlag{Name: "name", Usage: "`NAME` of this service in logs"},
 		&cli.StringSliceFlag{Name: "listen", Aliases: []string{"l"}, Usage: "open a socket `[NAME=]URL`: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://, udp4://, udp6://, unix:///path, unix://@abstract (repeatable)"},
-		&cli.StringFlag{Name: "reload", Usage: "reload `STRATEGY`: signal (relay --reload-signal)"},
-		&cli.StringFlag{Name: "reload-signal", Usage: "`SIGNAL` relayed on reload (default HUP)"},
+		&cli.StringFlag{Name: "reload", Usage: "reload `STRATEGY`: swap (default with --listen), signal (default without), restart"},
+		&cli.StringFlag{Name: "reload-signal", Usage: "`SIGNAL` relayed by the signal strategy (default HUP)"},
+		&cli.StringFlag{Name: "ready", Usage: "when a new generation is ready: auto (default), notify, delay:`D`, exec:COMMAND"},
+		&cli.StringFlag{Name: "ready-timeout", Usage: "`DURATION` a new generation has to become ready (default 60s)"},
+		&cli.StringFlag{Name: "check", Usage: "`COMMAND` (split on spaces, no shell) that must exit 0 before a reload"},
+		&cli.StringFlag{Name: "control", Usage: "control socket `PATH` (default from --name under $XDG_RUNTIME_DIR/hupd or /run/hupd)"},
+		&cli.StringFlag{Name: "output", Usage: "child output: pipe (default: copied, last lines kept) or inherit"},
+		&cli.BoolFlag{Name: "output-prefix", Usage: "prefix copied child output with [gen N pid P]"},
 		&cli.StringFlag{Name: "stop-signal", Usage: "`SIGNAL` that asks the child to stop (default TERM)"},
 		&cli.StringFlag{Name: "stop-timeout", Usage: "`DURATION` before SIGKILL after the stop signal (default 30s)"},
 		&cli.StringFlag{Name: "restart", Usage: "restart `POLICY`: always, on-failure (default), never"},
@@ -187,7 +198,8 @@ func runFlags() []cli.Flag {
 }
 
 // overridable are the run flags that map onto config fields.
-var overridable = []string{"name", "listen", "reload", "reload-signal", "stop-signal", "stop-timeout",
+var overridable = []string{"name", "listen", "reload", "reload-signal", "ready", "ready-timeout", "check",
+	"control", "output", "output-prefix", "stop-signal", "stop-timeout",
 	"restart", "user", "group", "dir", "env", "log-format", "log-level"}
 
 func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
@@ -203,9 +215,12 @@ func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
 			continue
 		}
 		var vals []string
-		if f, ok := flagByName(c, name).(*cli.StringSliceFlag); ok && f != nil {
+		switch flagByName(c, name).(type) {
+		case *cli.StringSliceFlag:
 			vals = c.StringSlice(name)
-		} else {
+		case *cli.BoolFlag:
+			vals = []string{strconv.FormatBool(c.Bool(name))}
+		default:
 			vals = []string{c.String(name)}
 		}
 		if err := cfg.Override(name, vals...); err != nil {

@@ -18,6 +18,8 @@ import (
 type Config struct {
 	Name    string   `toml:"name,omitempty"`
 	Command []string `toml:"command"`
+	// Control is the control socket's path ("" derives it from name).
+	Control string   `toml:"control,omitempty"`
 	Listen  []Listen `toml:"listen,omitempty"`
 	Process Process  `toml:"process"`
 	Reload  Reload   `toml:"reload"`
@@ -48,12 +50,22 @@ type Process struct {
 	Env         map[string]string `toml:"env,omitempty"`
 	StopSignal  string            `toml:"stop_signal"`
 	StopTimeout string            `toml:"stop_timeout"`
+	// Output is pipe (copy, keep the last lines) or inherit.
+	Output       string `toml:"output"`
+	OutputPrefix bool   `toml:"output_prefix,omitempty"`
 }
 
 // Reload is the [reload] table.
 type Reload struct {
 	Strategy string `toml:"strategy"`
-	Signal   string `toml:"signal"`
+	// Ready is auto, notify, delay:DURATION or exec:COMMAND;
+	// ReadyCommand is the exec form's argv when it needs spaces.
+	Ready        string   `toml:"ready"`
+	ReadyCommand []string `toml:"ready_command,omitempty"`
+	ReadyTimeout string   `toml:"ready_timeout"`
+	Check        []string `toml:"check,omitempty"`
+	MaxDraining  int      `toml:"max_draining"`
+	Signal       string   `toml:"signal"`
 }
 
 // Restart is the [restart] table.
@@ -185,10 +197,10 @@ func inTable(parent string) string {
 // validKeys lists the keys of the table at parent ("" for the top level).
 func validKeys(parent string) []string {
 	keys := map[string][]string{
-		"":        {"name", "command", "listen", "process", "reload", "restart", "log"},
+		"":        {"name", "command", "control", "listen", "process", "reload", "restart", "log"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "mode", "owner", "group"},
-		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout"},
-		"reload":  {"strategy", "signal"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "output", "output_prefix"},
+		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"log":     {"format", "level"},
 	}[parent]

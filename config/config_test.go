@@ -167,12 +167,12 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
 			where: "u.toml:3", key: "comand", table: "at the top level",
-			valid: []string{"command", "listen", "log", "name", "process", "reload", "restart"},
+			valid: []string{"command", "control", "listen", "log", "name", "process", "reload", "restart"},
 		},
 		{
 			name: "process", src: "[process]\nusr = \"www\"\n",
 			where: "u.toml:2", key: "usr", table: "in [process]",
-			valid: []string{"dir", "env", "group", "stop_signal", "stop_timeout", "user"},
+			valid: []string{"dir", "env", "group", "output", "output_prefix", "stop_signal", "stop_timeout", "user"},
 		},
 		{
 			name: "second listen", src: "[[listen]]\naddress = \"tcp://:1\"\n\n[[listen]]\naddress = \"tcp://:2\"\nmod = \"0600\"\n",
@@ -389,8 +389,10 @@ func TestResolveErrors(t *testing.T) {
 		{"zero reset", cmd + "[restart]\n\nreset_after = \"0s\"\n", "c.toml:4", "restart.reset_after", "0s", "want a positive duration"},
 		{"max below min", cmd + "[restart]\nmin_delay = \"2s\"\nmax_delay = \"1s\"\n", "c.toml:4", "restart.max_delay", "1s", "less than min_delay 2s"},
 		{"strategy", cmd + "[reload]\nstrategy = \"bluegreen\"\n", "c.toml:3", "reload.strategy", "bluegreen", "valid values are signal, swap, restart"},
-		{"swap", cmd + "[reload]\nstrategy = \"swap\"\n", "c.toml:3", "reload.strategy", "swap", "not implemented yet"},
-		{"restart strategy", cmd + "[reload]\nstrategy = \"restart\"\n", "c.toml:3", "reload.strategy", "restart", "not implemented yet"},
+		{"ready", cmd + "[reload]\nready = \"soon\"\n", "c.toml:3", "reload.ready", "", "valid forms are auto, notify"},
+		{"ready delay", cmd + "[reload]\nready = \"delay:x\"\n", "c.toml:3", "reload.ready", "", "delay:DURATION"},
+		{"ready timeout", cmd + "[reload]\nready_timeout = \"0s\"\n", "c.toml:3", "reload.ready_timeout", "0s", "positive duration"},
+		{"output", cmd + "[process]\noutput = \"tee\"\n", "c.toml:3", "process.output", "tee", "valid values are pipe, inherit"},
 		{"policy", cmd + "[restart]\npolicy = \"sometimes\"\n", "c.toml:3", "restart.policy", "sometimes", "valid values are always, on-failure, never"},
 		{"user", cmd + "[process]\nuser = \"no-such-user-hupd\"\n", "c.toml:3", "process.user", "no-such-user-hupd", "unknown user"},
 		{"group", cmd + "[process]\ngroup = \"no-such-group-hupd\"\n", "c.toml:3", "process.group", "no-such-group-hupd", "unknown group"},
@@ -437,10 +439,15 @@ func TestResolveErrors(t *testing.T) {
 	}
 }
 
-func TestResolveNotImplementedIs(t *testing.T) {
-	c := &Config{Command: []string{executable(t)}, Reload: Reload{Strategy: "swap"}}
-	if _, err := c.Resolve(); !errors.Is(err, supervisor.ErrNotImplemented) {
-		t.Fatalf("swap: %v, want ErrNotImplemented", err)
+func TestResolveStrategyDefault(t *testing.T) {
+	c := &Config{Command: []string{executable(t)}}
+	r, err := c.Resolve()
+	if err != nil || r.Options.Reload != supervisor.StrategySignal {
+		t.Fatalf("no sockets: %v, %v; want signal", r.Options.Reload, err)
+	}
+	c = &Config{Command: []string{executable(t)}, Listen: []Listen{{Address: "tcp://127.0.0.1:0"}}}
+	if r, err = c.Resolve(); err != nil || r.Options.Reload != supervisor.StrategySwap {
+		t.Fatalf("sockets: %v, %v; want swap", r.Options.Reload, err)
 	}
 }
 
@@ -580,7 +587,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{"stop-signal", "HUPP", "process.stop_signal"},
 		{"reload-signal", "0", "reload.signal"},
 		{"stop-timeout", "soon", "process.stop_timeout"},
-		{"reload", "swap", "reload.strategy"},
+		{"reload", "bluegreen", "reload.strategy"},
+		{"ready", "soon", "reload.ready"},
 		{"restart", "maybe", "restart.policy"},
 		{"user", "no-such-user-hupd", "process.user"},
 		{"group", "no-such-group-hupd", "process.group"},

@@ -59,6 +59,20 @@ func (c *Config) Override(flag string, values ...string) error {
 		set(&c.Reload.Strategy, "reload.strategy")
 	case "reload-signal":
 		set(&c.Reload.Signal, "reload.signal")
+	case "ready":
+		set(&c.Reload.Ready, "reload.ready")
+	case "ready-timeout":
+		set(&c.Reload.ReadyTimeout, "reload.ready_timeout")
+	case "check":
+		c.Reload.Check = strings.Fields(v)
+		c.src.setFlag("reload.check", "--check")
+	case "control":
+		set(&c.Control, "control")
+	case "output":
+		set(&c.Process.Output, "process.output")
+	case "output-prefix":
+		c.Process.OutputPrefix = v == "true"
+		c.src.setFlag("process.output_prefix", "--output-prefix")
 	case "stop-signal":
 		set(&c.Process.StopSignal, "process.stop_signal")
 	case "stop-timeout":
@@ -111,7 +125,15 @@ func (c *Config) FillDefaults() {
 	}
 	def(&c.Process.StopSignal, signals.Name(supervisor.DefaultStopSignal))
 	def(&c.Process.StopTimeout, supervisor.DefaultStopTimeout.String())
-	def(&c.Reload.Strategy, string(supervisor.StrategySignal))
+	def(&c.Reload.Strategy, string(supervisor.DefaultStrategy(len(c.Listen))))
+	def(&c.Reload.ReadyTimeout, supervisor.DefaultReadyTimeout.String())
+	if c.Reload.Ready == "" && len(c.Reload.ReadyCommand) == 0 {
+		c.Reload.Ready = string(supervisor.ReadyAuto)
+	}
+	if c.Reload.MaxDraining == 0 {
+		c.Reload.MaxDraining = supervisor.DefaultMaxDraining
+	}
+	def(&c.Process.Output, string(supervisor.OutputPipe))
 	def(&c.Reload.Signal, signals.Name(supervisor.DefaultReloadSignal))
 	def(&c.Restart.Policy, string(supervisor.DefaultRestartPolicy))
 	def(&c.Restart.MinDelay, supervisor.DefaultBackoffMin.String())
@@ -156,6 +178,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 		dst *time.Duration
 	}{
 		{"process.stop_timeout", c.Process.StopTimeout, &o.StopTimeout},
+		{"reload.ready_timeout", c.Reload.ReadyTimeout, &o.Ready.Timeout},
 		{"restart.min_delay", c.Restart.MinDelay, &o.Backoff.Min},
 		{"restart.max_delay", c.Restart.MaxDelay, &o.Backoff.Max},
 		{"restart.reset_after", c.Restart.ResetAfter, &o.Backoff.ResetAfter},
@@ -173,6 +196,23 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return fail("reload.strategy", c.Reload.Strategy, err)
 	}
 	o.Reload = supervisor.Strategy(strategy)
+	if err := c.resolveReadiness(o); err != nil {
+		return nil, err
+	}
+	if c.Reload.MaxDraining < 0 {
+		return fail("reload.max_draining", strconv.Itoa(c.Reload.MaxDraining), errors.New("must be at least 1"))
+	}
+	o.MaxDraining = c.Reload.MaxDraining
+	o.Check = c.Reload.Check
+	if len(o.Check) > 0 && o.Check[0] == "" {
+		return fail("reload.check", "", errors.New("empty command"))
+	}
+	output, err := oneOf(c.Process.Output, string(supervisor.OutputPipe), string(supervisor.OutputInherit))
+	if err != nil {
+		return fail("process.output", c.Process.Output, err)
+	}
+	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
+	o.Control = c.Control
 	policy, err := oneOf(c.Restart.Policy, policies()...)
 	if err != nil {
 		return fail("restart.policy", c.Restart.Policy, err)
@@ -216,13 +256,39 @@ func (c *Config) Resolve() (*Resolved, error) {
 	if o.Path, err = supervisor.LookPath(c.Command[0], o.Dir, o.Env); err != nil {
 		return nil, err
 	}
-	if err := o.Validate(); err != nil {
-		if errors.Is(err, supervisor.ErrNotImplemented) {
-			return fail("reload.strategy", c.Reload.Strategy, err)
+	if len(o.Check) > 0 {
+		if _, err := supervisor.LookPath(o.Check[0], o.Dir, o.Env); err != nil {
+			return fail("reload.check", o.Check[0], err)
 		}
+	}
+	if o.Ready.Kind == supervisor.ReadyExec {
+		if _, err := supervisor.LookPath(o.Ready.Command[0], o.Dir, o.Env); err != nil {
+			return fail("reload.ready", c.Reload.Ready, err)
+		}
+	}
+	if err := o.Validate(); err != nil {
 		return fail("command", c.Command[0], err)
 	}
 	return r, nil
+}
+
+func (c *Config) resolveReadiness(o *supervisor.Options) error {
+	timeout := o.Ready.Timeout
+	if len(c.Reload.ReadyCommand) > 0 {
+		if c.Reload.Ready != "" && c.Reload.Ready != string(supervisor.ReadyExec) {
+			return &Error{Where: c.src.where("reload.ready_command"), Field: "reload.ready_command",
+				Err: fmt.Errorf("goes with ready = \"exec\", not %q", c.Reload.Ready)}
+		}
+		o.Ready = supervisor.Readiness{Kind: supervisor.ReadyExec, Command: c.Reload.ReadyCommand, Timeout: timeout}
+		return nil
+	}
+	r, err := supervisor.ParseReadiness(c.Reload.Ready)
+	if err != nil {
+		return &Error{Where: c.src.where("reload.ready"), Field: "reload.ready", Err: err}
+	}
+	r.Timeout = timeout
+	o.Ready = r
+	return nil
 }
 
 func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {

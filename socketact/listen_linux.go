@@ -168,6 +168,12 @@ func (l *Listener) setup(fd, family int, sa unix.Sockaddr) error {
 	return nil
 }
 
+// RemoveStaleSocket removes a socket file nobody listens on. A socket that
+// accepts connections is in use: the error wraps syscall.EADDRINUSE.
+// Anything that is not a socket is never touched (an error); a missing path
+// is not an error.
+func RemoveStaleSocket(path string) error { return removeStaleSocket(path) }
+
 // removeStaleSocket removes a socket file nobody listens on. A socket that
 // accepts connections is in use; anything that is not a socket is never
 // touched.

@@ -36,12 +36,25 @@ const (
 // RestartPolicies lists every policy, for messages.
 var RestartPolicies = []RestartPolicy{RestartAlways, RestartOnFailure, RestartNever}
 
+// EnvControl names the control socket in the child's environment.
+const EnvControl = "HUPD_CONTROL"
+
+// Output says how a generation's output reaches hupd's.
+type Output string
+
+// Output modes.
+const (
+	OutputPipe    Output = "pipe"
+	OutputInherit Output = "inherit"
+)
+
 // Defaults for the zero values of Options.
 const (
 	DefaultStopTimeout   = 30 * time.Second
 	DefaultStopSignal    = unix.SIGTERM
 	DefaultReloadSignal  = unix.SIGHUP
 	DefaultRestartPolicy = RestartOnFailure
+	DefaultMaxDraining   = 2
 )
 
 // Options configure a Supervisor. Zero values take the defaults above.
@@ -56,22 +69,48 @@ type Options struct {
 	UID, GID int
 	Groups   []int
 
+	// Reload is the reload strategy; "" is StrategySwap when there are
+	// sockets and StrategySignal without.
 	Reload       Strategy
 	ReloadSignal syscall.Signal
-	StopSignal   syscall.Signal
-	StopTimeout  time.Duration
-	Restart      RestartPolicy
-	Backoff      Backoff
+	Ready        Readiness
+	// Check runs before every reload (argv, no shell); a non-zero exit
+	// aborts the reload with its output as the reason.
+	Check []string
+	// MaxDraining bounds the old generations draining at once; beyond it
+	// the oldest is killed (DefaultMaxDraining).
+	MaxDraining int
+	StopSignal  syscall.Signal
+	StopTimeout time.Duration
+	Restart     RestartPolicy
+	Backoff     Backoff
+
+	// Output is how a generation's stdout and stderr reach hupd's:
+	// OutputPipe (default) copies them unchanged and keeps the last lines to
+	// explain a failed start; OutputInherit hands hupd's own over.
+	Output Output
+	// OutputPrefix prefixes each copied line with "[gen N pid P] ".
+	OutputPrefix bool
 
 	Stdin, Stdout, Stderr *os.File
 	// Shim is the binary that acts as the exec shim; "" is os.Executable.
 	Shim string
+	// Control is the control socket's path, exported to the child as
+	// $HUPD_CONTROL; "" exports nothing.
+	Control string
 }
 
 // withDefaults fills zero values.
-func (o Options) withDefaults() Options {
+func (o Options) withDefaults(nsockets int) Options {
 	if o.Reload == "" {
-		o.Reload = StrategySignal
+		o.Reload = DefaultStrategy(nsockets)
+	}
+	o.Ready = o.Ready.withDefaults()
+	if o.MaxDraining <= 0 {
+		o.MaxDraining = DefaultMaxDraining
+	}
+	if o.Output == "" {
+		o.Output = OutputPipe
 	}
 	if o.ReloadSignal == 0 {
 		o.ReloadSignal = DefaultReloadSignal
@@ -92,17 +131,26 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// ErrNotImplemented is returned for a reload strategy this build lacks.
-var ErrNotImplemented = fmt.Errorf("supervisor: not implemented")
+// DefaultStrategy is swap when hupd holds sockets for the child (a new
+// generation can serve them while the old one drains) and signal without.
+func DefaultStrategy(nsockets int) Strategy {
+	if nsockets > 0 {
+		return StrategySwap
+	}
+	return StrategySignal
+}
 
 // Validate reports options the supervisor cannot honour.
 func (o Options) Validate() error {
 	switch o.Reload {
-	case "", StrategySignal:
-	case StrategySwap, StrategyRestart:
-		return fmt.Errorf("reload strategy %q: %w yet (only %q is)", o.Reload, ErrNotImplemented, StrategySignal)
+	case "", StrategySignal, StrategySwap, StrategyRestart:
 	default:
 		return fmt.Errorf("unknown reload strategy %q: valid strategies are %v", o.Reload, Strategies)
+	}
+	switch o.Output {
+	case "", OutputPipe, OutputInherit:
+	default:
+		return fmt.Errorf("unknown output %q: valid values are %s, %s", o.Output, OutputPipe, OutputInherit)
 	}
 	if o.Path == "" || len(o.Args) == 0 {
 		return fmt.Errorf("supervisor: no command")

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
-	"time"
 
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -86,32 +84,6 @@ func executable(p string) error {
 }
 
 func (e *NotFoundError) named(name string) *NotFoundError { e.Name = name; return e }
-
-// child is one started generation.
-type child struct {
-	gen     int
-	pid     int
-	proc    *os.Process
-	started time.Time
-	exited  <-chan signals.Exit
-}
-
-// signal sends sig to the child's main process. After the child is reaped
-// the pidfd behind proc makes this a no-op, never a signal to a reused PID.
-func (c *child) signal(sig syscall.Signal) error {
-	err := c.proc.Signal(sig)
-	if errors.Is(err, os.ErrProcessDone) {
-		return nil
-	}
-	return err
-}
-
-// killGroup sends SIGKILL to the child's process group. Only call it while
-// the leader has not been reaped, or right after it was: a group id stays
-// reserved while any member lives.
-func (c *child) killGroup() {
-	unix.Kill(-c.pid, unix.SIGKILL)
-}
 
 // spawner starts every child from one OS thread that lives as long as the
 // spawner: a child's parent-death signal follows the thread that forked it,

@@ -1,9 +1,13 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +20,8 @@ import (
 const (
 	KeyGen     = "gen"
 	KeyPID     = "pid"
+	KeyOldGen  = "old_gen"
+	KeyOldPID  = "old_pid"
 	KeyStatus  = "status"
 	KeySignal  = "signal"
 	KeyDelay   = "delay"
@@ -24,14 +30,91 @@ const (
 	KeyError   = "error"
 	KeyTimeout = "timeout"
 	KeyRestart = "restart"
+	KeyReason  = "reason"
+	KeyReady   = "ready"
+	KeyOK      = "ok"
+	KeyTook    = "took"
+	KeyStrat   = "strategy"
 )
 
-// Supervisor runs one program as successive generations.
+// Supervisor runs one program as successive generations. Run owns all
+// state; Reload and Status talk to it over channels and may be called from
+// any goroutine.
 type Supervisor struct {
 	opts      Options
 	log       *slog.Logger
 	reaper    *signals.Reaper
 	listeners []*socketact.Listener
+
+	events chan event
+	reqs   chan request
+	quit   chan struct{} // closed when Run returns
+
+	// Owned by Run.
+	sp        *spawner
+	notifyDir string
+	gens      []*generation // oldest first; exited ones are removed
+	nextGen   int
+	stopping  bool
+	stopCode  *int // exit code of the generation that was serving at stop
+	// stopCurrent is the generation that was serving when the stop began.
+	stopCurrent *generation
+	tx          *reloadTx
+	queued      []chan<- ReloadResult // waiters of the reload after tx
+	queuedAny   bool
+	last        *ReloadResult
+	reloads     int
+	restarts    int
+	failures    int // crashes in a row, for the backoff
+	lastExit    signals.Exit
+	restartT    *time.Timer
+	notified    bool // some generation has spoken sd_notify
+}
+
+type evKind int
+
+const (
+	evExit evKind = iota
+	evNotify
+	evReadyTimeout
+	evReadyWarn
+	evDelay
+	evProbeOK
+	evDrainTimeout
+	evCheckDone
+	evRestart
+	evAckTimeout
+	evWatchdog
+)
+
+type event struct {
+	kind evKind
+	gen  *generation
+	exit signals.Exit
+	msg  socketact.NotifyMessage
+	tx   *reloadTx
+	err  error
+	out  string
+}
+
+type request struct {
+	reload chan<- ReloadResult // nil: fire and forget
+	status chan<- Status
+	async  bool
+}
+
+// reloadTx is the reload in progress.
+type reloadTx struct {
+	strategy  Strategy
+	started   time.Time
+	waiters   []chan<- ReloadResult
+	old       *generation // serving when the reload began; may be nil
+	new       *generation // the generation being started (swap, restart)
+	checking  bool
+	waitOld   bool // restart: waiting for old to exit before starting new
+	signalled bool // signal: the reload signal was sent
+	reloading bool // signal: RELOADING=1 seen
+	ackT      *time.Timer
 }
 
 // New returns a supervisor for opts that hands ls to every generation and
@@ -43,105 +126,318 @@ func New(opts Options, ls []*socketact.Listener, r *signals.Reaper, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Supervisor{opts: opts.withDefaults(), log: log, reaper: r, listeners: ls}, nil
+	return &Supervisor{
+		opts: opts.withDefaults(len(ls)), log: log, reaper: r, listeners: ls,
+		events: make(chan event, 64), reqs: make(chan request), quit: make(chan struct{}),
+	}, nil
+}
+
+// post hands an event to Run; it never blocks once Run has returned.
+func (s *Supervisor) post(ev event) {
+	select {
+	case s.events <- ev:
+	case <-s.quit:
+	}
+}
+
+// Reload asks for a reload and waits for its result, or until ctx ends. A
+// reload requested while one runs is coalesced: when the running one ends,
+// at most one more runs, for every request that arrived meanwhile.
+func (s *Supervisor) Reload(ctx context.Context) ReloadResult {
+	reply := make(chan ReloadResult, 1)
+	select {
+	case s.reqs <- request{reload: reply}:
+	case <-s.quit:
+		return failed(s.opts.Reload, "hupd is not running")
+	case <-ctx.Done():
+		return failed(s.opts.Reload, "timed out waiting to start the reload")
+	}
+	select {
+	case r := <-reply:
+		return r
+	case <-s.quit:
+		return failed(s.opts.Reload, "hupd stopped during the reload")
+	case <-ctx.Done():
+		return failed(s.opts.Reload, "timed out waiting for the reload; it goes on")
+	}
+}
+
+// Trigger asks for a reload without waiting, as SIGHUP does.
+func (s *Supervisor) Trigger() {
+	select {
+	case s.reqs <- request{async: true}:
+	case <-s.quit:
+	}
+}
+
+// Status returns a snapshot of the supervisor.
+func (s *Supervisor) Status() Status {
+	reply := make(chan Status, 1)
+	select {
+	case s.reqs <- request{status: reply}:
+		return <-reply
+	case <-s.quit:
+		return Status{Name: s.opts.Name, PID: os.Getpid(), Stopping: true}
+	}
+}
+
+func failed(st Strategy, reason string) ReloadResult {
+	now := time.Now()
+	return ReloadResult{Strategy: st, Reason: reason, Started: now, Finished: now}
 }
 
 // Run starts the first generation and supervises until hupd should exit:
-// after a stop signal once the child is gone, or when the child exits and the
-// restart policy says not to start it again. It returns the exit code hupd
-// should exit with (the child's, 128+n if it died of signal n). An error
-// means the first generation could not be started; it is a
-// *socketact.ExecError when the shim could not exec the command.
+// after a stop signal once every generation is gone, or when the serving
+// child exits and the restart policy says not to start it again. It
+// returns the exit code hupd should exit with (the serving child's, 128+n
+// if it died of signal n). An error means the first generation could not
+// be started; it is a *socketact.ExecError when the shim could not exec.
 func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
-	sp := startSpawner(s.reaper)
-	defer sp.stop()
-
-	gen := 1
-	cur, err := s.spawn(sp, gen)
+	defer close(s.quit)
+	s.sp = startSpawner(s.reaper)
+	defer s.sp.stop()
+	dir, err := socketact.NotifyDir("", s.opts.UID)
 	if err != nil {
+		return 1, fmt.Errorf("notify socket directory: %w", err)
+	}
+	s.notifyDir = dir
+	defer os.RemoveAll(dir)
+	defer s.cleanup()
+
+	if _, err := s.spawn(); err != nil {
 		return ExitCode(err), err
 	}
-	var (
-		stopping  bool
-		failures  int
-		last      signals.Exit
-		restartT  = stoppedTimer()
-		killT     = stoppedTimer()
-		restartCh <-chan time.Time
-		killCh    <-chan time.Time
-	)
 	for {
-		var exited <-chan signals.Exit
-		if cur != nil {
-			exited = cur.exited
-		}
 		select {
 		case sig := <-sigs:
-			ss, ok := sig.(syscall.Signal)
-			if !ok || ss == unix.SIGPIPE {
-				continue
-			}
-			switch {
-			case isStop(ss) && !stopping:
-				stopping = true
-				restartT.Stop()
-				restartCh = nil
-				if cur == nil {
-					s.log.Info("stopping", KeySignal, signals.Name(ss))
-					return last.Code(), nil
-				}
-				s.log.Info("stopping", KeySignal, signals.Name(ss), KeyGen, cur.gen, KeyPID, cur.pid,
-					"stop_signal", signals.Name(s.opts.StopSignal), KeyTimeout, s.opts.StopTimeout)
-				s.send(cur, s.opts.StopSignal)
-				killT.Reset(s.opts.StopTimeout)
-				killCh = killT.C
-			case ss == signals.Reload && !stopping:
-				s.reload(cur)
-			default:
-				if cur != nil {
-					s.send(cur, ss)
-				}
-			}
-		case e := <-exited:
-			last = e
-			ran := time.Since(cur.started)
-			cur.killGroup() // what is left of its process group goes with it
-			cur.proc.Release()
-			s.log.Info("child exited", KeyGen, cur.gen, KeyPID, cur.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond))
-			cur = nil
-			if stopping {
-				killT.Stop()
-				return e.Code(), nil
-			}
-			if !s.shouldRestart(e) {
-				s.log.Info("not restarting", KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
-				return e.Code(), nil
-			}
-			var d time.Duration
-			d, failures = s.opts.Backoff.Next(failures, ran)
-			s.log.Warn("restarting child", KeyGen, gen+1, KeyDelay, d, "attempt", failures)
-			restartT.Reset(d)
-			restartCh = restartT.C
-		case <-restartCh:
-			restartCh = nil
-			gen++
-			cur, err = s.spawn(sp, gen)
-			if err != nil {
-				var d time.Duration
-				d, failures = s.opts.Backoff.Next(failures, 0)
-				last = signals.Exit{Status: syscall.WaitStatus(ExitCode(err) << 8)}
-				s.log.Error("start failed", KeyGen, gen, KeyError, err, KeyDelay, d)
-				restartT.Reset(d)
-				restartCh = restartT.C
-			}
-		case <-killCh:
-			killCh = nil
-			if cur != nil {
-				s.log.Warn("stop timeout: killing process group", KeyGen, cur.gen, KeyPID, cur.pid, KeyTimeout, s.opts.StopTimeout)
-				cur.killGroup()
-			}
+			s.onSignal(sig)
+		case ev := <-s.events:
+			s.onEvent(ev)
+		case req := <-s.reqs:
+			s.onRequest(req)
+		}
+		if code, done := s.finished(); done {
+			return code, nil
 		}
 	}
+}
+
+// finished reports whether Run should return, and with which code.
+func (s *Supervisor) finished() (int, bool) {
+	if len(s.gens) > 0 || s.restartPending() {
+		return 0, false
+	}
+	if s.stopCode != nil {
+		return *s.stopCode, true
+	}
+	return s.lastExit.Code(), s.stopping
+}
+
+func (s *Supervisor) restartPending() bool { return s.restartT != nil && !s.stopping }
+
+// cleanup runs when Run returns: nothing may be left behind.
+func (s *Supervisor) cleanup() {
+	if s.restartT != nil {
+		s.restartT.Stop()
+	}
+	for _, g := range s.gens { // only on an early return
+		g.settle()
+		g.killGroup()
+		g.notify.Close()
+	}
+	s.failTx("hupd stopped")
+}
+
+func (s *Supervisor) onSignal(sig os.Signal) {
+	ss, ok := sig.(syscall.Signal)
+	if !ok || ss == unix.SIGPIPE {
+		return
+	}
+	switch {
+	case isStop(ss) && !s.stopping:
+		s.stop(ss)
+	case ss == signals.Reload && !s.stopping:
+		s.requestReload(nil)
+	case isStop(ss): // a second stop signal is forwarded as received
+		for _, g := range s.gens {
+			s.send(g, ss)
+		}
+	default:
+		if g := s.current(); g != nil {
+			s.send(g, ss)
+		}
+	}
+}
+
+// stop begins the graceful stop of every generation.
+func (s *Supervisor) stop(sig syscall.Signal) {
+	s.stopping = true
+	if s.restartT != nil {
+		s.restartT.Stop()
+		s.restartT = nil
+	}
+	s.failTx("hupd is stopping")
+	cur := s.current()
+	s.log.Info("stopping", KeySignal, signals.Name(sig), "generations", len(s.gens),
+		"stop_signal", signals.Name(s.opts.StopSignal), KeyTimeout, s.opts.StopTimeout)
+	if cur == nil && len(s.gens) == 0 {
+		code := s.lastExit.Code()
+		s.stopCode = &code
+	}
+	for _, g := range s.gens {
+		if g == cur {
+			cur = nil
+			s.stopCurrent = g
+		}
+		s.drain(g)
+	}
+}
+
+func (s *Supervisor) onRequest(req request) {
+	switch {
+	case req.status != nil:
+		req.status <- s.status()
+	case req.reload != nil:
+		s.requestReload(req.reload)
+	case req.async:
+		s.requestReload(nil)
+	}
+}
+
+func (s *Supervisor) onEvent(ev event) {
+	g := ev.gen
+	switch ev.kind {
+	case evExit:
+		s.onExit(g, ev.exit)
+	case evNotify:
+		s.onNotify(g, ev.msg)
+	case evReadyWarn:
+		if g.state == StateStarting && !g.exited {
+			s.log.Warn("generation not ready yet", KeyGen, g.num, KeyPID, g.pid, KeyReady, s.opts.Ready.String(),
+				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(s.opts.Ready))
+		}
+	case evReadyTimeout:
+		if g.state != StateStarting || g.exited {
+			return
+		}
+		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, s.opts.Ready.Timeout, s.opts.Ready)
+		if s.tx != nil && s.tx.new == g {
+			s.finishTx(false, reason)
+			return
+		}
+		s.log.Error("generation not ready", KeyGen, g.num, KeyPID, g.pid, KeyReason, reason)
+	case evDelay:
+		if g.state != StateStarting || g.exited {
+			return
+		}
+		if s.opts.Ready.Kind == ReadyAuto {
+			if s.notified {
+				return // it speaks sd_notify: wait for READY=1
+			}
+			s.log.Info("no sd_notify from the child: judging it ready by being alive", KeyGen, g.num, KeyPID, g.pid,
+				KeyAfter, s.opts.Ready.Delay, "hint", "set --ready notify, delay:D or exec:COMMAND to choose")
+		}
+		s.onReady(g, "alive after "+s.opts.Ready.Delay.String())
+	case evProbeOK:
+		if g.state == StateStarting && !g.exited {
+			s.onReady(g, "probe succeeded")
+		}
+	case evDrainTimeout:
+		if !g.exited {
+			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, s.opts.StopTimeout)
+			g.killGroup()
+		}
+	case evCheckDone:
+		if s.tx != ev.tx || !s.tx.checking {
+			return
+		}
+		s.tx.checking = false
+		if ev.err != nil {
+			s.finishTx(false, "check failed: "+ev.err.Error()+tailText(ev.out))
+			return
+		}
+		s.proceed()
+	case evAckTimeout:
+		if s.tx == ev.tx && s.tx.strategy == StrategySignal && !s.tx.reloading {
+			s.finishTx(true, "") // it did not answer RELOADING=1: the signal was delivered
+		}
+	case evRestart:
+		if s.stopping || s.restartT == nil {
+			return
+		}
+		s.restartT = nil
+		s.restarts++
+		if _, err := s.spawn(); err != nil {
+			s.scheduleRestart(0, err.Error())
+		}
+	case evWatchdog:
+		if !g.exited && g.state != StateDraining {
+			s.log.Error("watchdog timeout: killing generation", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.watchdogDur)
+			g.killGroup()
+		}
+	}
+}
+
+// onExit handles the exit of a generation's main process.
+func (s *Supervisor) onExit(g *generation, e signals.Exit) {
+	ran := time.Since(g.started)
+	g.exited, g.exit = true, e
+	g.settle()
+	g.killGroup() // what is left of its process group goes with it
+	g.notify.Close()
+	g.proc.Release()
+	wasCurrent := s.current() == g || s.stopCurrent == g
+	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
+	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(g.state))
+	prev := g.state
+	g.state = StateExited
+
+	if s.stopping {
+		if s.stopCurrent == g || s.stopCode == nil && len(s.gens) == 0 {
+			code := e.Code()
+			s.stopCode = &code
+		}
+		return
+	}
+	if tx := s.tx; tx != nil {
+		switch {
+		case tx.new == g:
+			s.finishTx(false, fmt.Sprintf("generation %d exited before it was ready: %s", g.num, e)+tailText(strings.Join(g.out.tail(), "\n")))
+			return
+		case tx.waitOld && tx.old == g:
+			tx.waitOld = false
+			s.startNew()
+			return
+		case tx.old == g && tx.strategy == StrategySignal:
+			s.finishTx(false, fmt.Sprintf("generation %d exited during the reload: %s", g.num, e))
+		}
+	}
+	if prev == StateDraining {
+		s.maybeStartQueued() // a drain slot is free
+		return
+	}
+	if !wasCurrent {
+		return
+	}
+	s.lastExit = e
+	if !s.shouldRestart(e) {
+		s.log.Info("not restarting", KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
+		code := e.Code()
+		s.stopCode = &code
+		s.stopping = true
+		for _, o := range s.gens {
+			s.drain(o)
+		}
+		return
+	}
+	s.scheduleRestart(ran, e.String())
+}
+
+func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {
+	var d time.Duration
+	d, s.failures = s.opts.Backoff.Next(s.failures, ran)
+	s.log.Warn("restarting child", KeyGen, s.nextGen+1, KeyDelay, d, "attempt", s.failures, KeyReason, why)
+	s.restartT = time.AfterFunc(d, func() { s.post(event{kind: evRestart}) })
 }
 
 func (s *Supervisor) shouldRestart(e signals.Exit) bool {
@@ -154,55 +450,141 @@ func (s *Supervisor) shouldRestart(e signals.Exit) bool {
 	return !e.Success()
 }
 
-// reload carries out a reload with the signal strategy.
-func (s *Supervisor) reload(cur *child) {
-	if cur == nil {
-		s.log.Warn("reload ignored: no child running")
+// onNotify handles a datagram on g's notify socket.
+func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage) {
+	if g.exited {
 		return
 	}
-	s.log.Info("reload", KeyGen, cur.gen, KeyPID, cur.pid, KeySignal, signals.Name(s.opts.ReloadSignal))
-	s.send(cur, s.opts.ReloadSignal)
-}
-
-func (s *Supervisor) send(c *child, sig syscall.Signal) {
-	if err := c.signal(sig); err != nil {
-		s.log.Warn("signal failed", KeyGen, c.gen, KeyPID, c.pid, KeySignal, signals.Name(sig), KeyError, err)
+	if m.PID != g.pid && m.PID != g.mainPID && !socketact.IsDescendant(m.PID, g.pid) {
+		s.log.Warn("notify from a process outside the generation ignored", KeyGen, g.num, "sender", m.PID)
 		return
 	}
-	s.log.Debug("signal sent", KeyGen, c.gen, KeyPID, c.pid, KeySignal, signals.Name(sig))
-}
-
-// spawn starts generation gen and returns once it has exec'd the command.
-func (s *Supervisor) spawn(sp *spawner, gen int) (*child, error) {
-	files, names := listenerFiles(s.listeners)
-	o := s.opts
-	cmd := &socketact.Command{
-		Shim: o.Shim, Path: o.Path, Args: o.Args, Dir: o.Dir,
-		Env: socketact.ChildEnv(os.Environ(), o.Env, names),
-		UID: o.UID, GID: o.GID, Groups: o.Groups,
-		Sockets: files, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
+	s.notified, g.speaksNotify = true, true
+	if st, ok := m.Status(); ok {
+		g.statusText = st
 	}
-	t0 := time.Now()
-	res := sp.start(cmd)
-	if res.err != nil {
-		if res.proc != nil {
-			res.proc.Release() // the failed shim exits on its own; the reaper collects it
+	if pid, ok := m.MainPID(); ok && pid != g.mainPID {
+		s.log.Info("main pid changed", KeyGen, g.num, KeyPID, pid)
+		g.mainPID = pid
+	}
+	if errno, ok := m.Errno(); ok {
+		s.log.Warn("child reported an error", KeyGen, g.num, KeyError, errno.Error())
+	}
+	if d, ok := m.Usec(socketact.NotifyExtendTimeout); ok && g.state == StateStarting {
+		s.log.Info("readiness timeout extended", KeyGen, g.num, KeyTimeout, d)
+		s.after(g, d, evReadyTimeout)
+	}
+	if m.Flag(socketact.NotifyStopping) {
+		s.log.Info("child stopping", KeyGen, g.num, KeyPID, g.pid)
+	}
+	if d, ok := m.Usec(socketact.NotifyWatchdogUsec); ok && d > 0 {
+		g.watchdogDur = d
+		s.armWatchdog(g)
+	}
+	if m.Flag(socketact.NotifyWatchdog) {
+		s.armWatchdog(g)
+	} else if m.Fields[socketact.NotifyWatchdog] == "trigger" {
+		s.post(event{kind: evWatchdog, gen: g})
+	}
+	if m.Flag(socketact.NotifyReloading) {
+		g.speaksReload = true
+		if tx := s.tx; tx != nil && tx.old == g && tx.strategy == StrategySignal && tx.signalled {
+			tx.reloading = true
+			if tx.ackT != nil {
+				tx.ackT.Stop()
+			}
+			s.after(g, s.opts.Ready.Timeout, evReadyTimeout)
 		}
-		return nil, res.err
 	}
-	c := &child{gen: gen, pid: res.pid, proc: res.proc, started: time.Now(), exited: res.exited}
-	s.log.Info("child started", KeyGen, gen, KeyPID, c.pid, KeyAfter, c.started.Sub(t0).Round(time.Microsecond))
-	return c, nil
+	if m.Ready() {
+		if tx := s.tx; tx != nil && tx.old == g && tx.reloading {
+			s.finishTx(true, "")
+			return
+		}
+		if g.state == StateStarting {
+			s.onReady(g, "READY=1")
+		}
+	}
+}
+
+func (s *Supervisor) armWatchdog(g *generation) {
+	if g.watchdogDur <= 0 {
+		return
+	}
+	if g.watchdog != nil {
+		g.watchdog.Stop()
+	}
+	g.watchdog = time.AfterFunc(g.watchdogDur, func() { s.post(event{kind: evWatchdog, gen: g}) })
+}
+
+// onReady marks g ready and, when g is the new generation of a swap or
+// restart, completes the reload.
+func (s *Supervisor) onReady(g *generation, how string) {
+	g.settle()
+	g.state, g.readyAt = StateReady, time.Now()
+	s.log.Info("child ready", KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
+	if g.watchdogDur > 0 {
+		s.armWatchdog(g)
+	}
+	if tx := s.tx; tx != nil && tx.new == g {
+		for _, o := range s.gens {
+			if o != g && o.state != StateDraining {
+				s.drain(o)
+			}
+		}
+		s.finishTx(true, "")
+		return
+	}
+	s.maybeStartQueued()
+}
+
+// drain asks g to stop and kills its group if it has not exited within the
+// stop timeout. At most MaxDraining generations drain at once.
+func (s *Supervisor) drain(g *generation) {
+	if g.state == StateDraining || g.exited {
+		return
+	}
+	g.settle()
+	g.state = StateDraining
+	s.log.Info("draining", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(s.opts.StopSignal), KeyTimeout, s.opts.StopTimeout)
+	s.send(g, s.opts.StopSignal)
+	s.after(g, s.opts.StopTimeout, evDrainTimeout)
+	var draining []*generation
+	for _, o := range s.gens {
+		if o.state == StateDraining && !o.exited {
+			draining = append(draining, o)
+		}
+	}
+	for len(draining) > s.opts.MaxDraining {
+		s.log.Warn("too many generations draining: killing the oldest", KeyGen, draining[0].num, KeyPID, draining[0].pid, "max_draining", s.opts.MaxDraining)
+		draining[0].killGroup()
+		draining = draining[1:]
+	}
+}
+
+func (s *Supervisor) send(g *generation, sig syscall.Signal) {
+	if err := g.signal(sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		s.log.Warn("signal failed", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig), KeyError, err)
+		return
+	}
+	s.log.Debug("signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig))
+}
+
+// current is the generation that serves: the newest one that is neither
+// draining nor the new generation of a reload in progress.
+func (s *Supervisor) current() *generation {
+	for i := len(s.gens) - 1; i >= 0; i-- {
+		g := s.gens[i]
+		if g.state == StateDraining || g.exited || (s.tx != nil && s.tx.new == g) {
+			continue
+		}
+		return g
+	}
+	return nil
 }
 
 func isStop(sig syscall.Signal) bool {
-	for _, s := range signals.Stop {
-		if s == sig {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(signals.Stop, sig)
 }
 
 // ExitCode maps a start error to a shell's exit code.
@@ -218,8 +600,21 @@ func ExitCode(err error) int {
 	return 1
 }
 
-func stoppedTimer() *time.Timer {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
+func tailText(out string) string {
+	out = strings.TrimSpace(out)
+	if out == "" {
+		return ""
+	}
+	lines := strings.Split(out, "\n")
+	return " | " + strings.Join(lines[max(0, len(lines)-5):], " | ")
+}
+
+func readinessHint(r Readiness) string {
+	switch r.Kind {
+	case ReadyNotify, ReadyAuto:
+		return "the program has not sent READY=1 on $NOTIFY_SOCKET; if it never does, set --ready delay:D or exec:COMMAND"
+	case ReadyExec:
+		return "the readiness probe has not exited 0 yet"
+	}
+	return ""
 }

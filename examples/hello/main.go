@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -55,7 +56,11 @@ func main() {
 	if len(byName) == 0 {
 		log.Fatal("hello: no sockets passed (LISTEN_FDS): run me under hupd or systemd")
 	}
-	var servers []*http.Server
+	// Subscribe before READY=1: a stop right after readiness must drain,
+	// not kill.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	d := &drainer{}
 	for name, ls := range byName {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -64,24 +69,14 @@ func main() {
 		// /slow?d=2s answers after d: a request still in flight when the
 		// server is asked to stop.
 		mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
-			d, _ := time.ParseDuration(r.URL.Query().Get("d"))
-			time.Sleep(d)
-			fmt.Fprintf(w, "pid %d\nslept %s\n", os.Getpid(), d)
+			dur, _ := time.ParseDuration(r.URL.Query().Get("d"))
+			time.Sleep(dur)
+			fmt.Fprintf(w, "pid %d\nslept %s\n", os.Getpid(), dur)
 		})
 		for _, l := range ls {
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			servers = append(servers, srv)
-			go func() {
-				if err := srv.Serve(l); err != http.ErrServerClosed {
-					log.Fatalf("hello: %v", err)
-				}
-			}()
+			d.serve(l, mux)
 		}
 	}
-	// Handle signals before saying ready: a TERM right after READY must
-	// drain, not kill.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	log.Printf("hello: pid %d serving %d socket name(s)", os.Getpid(), len(byName))
 
@@ -94,24 +89,88 @@ func main() {
 		daemon.SdNotify(false, daemon.SdNotifyReady)
 	}
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
-	drain(servers, *grace)
+	d.drain(*grace)
 	log.Printf("hello: pid %d drained", os.Getpid())
 }
 
-// drain stops every server without dropping a request. net/http's Shutdown
-// closes idle keep-alive connections at once, and a request a client has
-// just sent on one is then lost (the client sees EOF). So first stop reusing
-// connections, give requests already on the wire a moment to arrive, and
-// only then shut down, waiting for requests in flight up to grace.
-func drain(servers []*http.Server, grace time.Duration) {
-	for _, s := range servers {
-		s.SetKeepAlivesEnabled(false)
+// drainer serves HTTP and stops without dropping a request.
+//
+// net/http's Shutdown (and SetKeepAlivesEnabled(false)) closes idle
+// keep-alive connections at once, and a request a client sends on one at
+// that moment is lost: the client sees EOF or a reset. Under hupd the
+// listening socket lives on in hupd and the next generation, so the drain
+// can be gentle: stop accepting (new connections queue for the next
+// generation), answer every further request on an open connection with
+// "Connection: close" so that the client moves to a new connection, wait
+// until the clients have left, and only then shut down what remains.
+type drainer struct {
+	servers   []*http.Server
+	listeners []net.Listener
+	draining  atomic.Bool
+	mu        sync.Mutex
+	open      int           // connections not yet closed
+	idle      chan struct{} // closed when open drops to 0 while draining
+}
+
+func (d *drainer) serve(l net.Listener, h http.Handler) {
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if d.draining.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			h.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnState:         d.track,
 	}
-	time.Sleep(100 * time.Millisecond)
+	d.servers = append(d.servers, srv)
+	d.listeners = append(d.listeners, l)
+	go func() {
+		if err := srv.Serve(l); err != nil && !d.draining.Load() {
+			log.Fatalf("hello: %v", err)
+		}
+	}()
+}
+
+func (d *drainer) track(_ net.Conn, st http.ConnState) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch st {
+	case http.StateNew:
+		d.open++
+	case http.StateClosed, http.StateHijacked:
+		d.open--
+		if d.open == 0 && d.idle != nil {
+			close(d.idle)
+			d.idle = nil
+		}
+	}
+}
+
+// drain stops accepting, lets clients finish and leave for up to
+// idleGrace (requests in flight for up to grace), then shuts down.
+func (d *drainer) drain(grace time.Duration) {
+	const idleGrace = time.Second
+	d.mu.Lock()
+	d.draining.Store(true)
+	left := make(chan struct{})
+	if d.open == 0 {
+		close(left)
+	} else {
+		d.idle = left
+	}
+	d.mu.Unlock()
+	for _, l := range d.listeners {
+		l.Close() // hupd keeps the socket: new clients wait for the next generation
+	}
+	select {
+	case <-left:
+	case <-time.After(min(idleGrace, grace)):
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, s := range servers {
+	for _, s := range d.servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/signals"
@@ -43,10 +44,24 @@ func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listen
 	defer close(done)
 	go reaper.Run(done)
 
-	sup, err := supervisor.New(r.Options, ls, reaper, log)
+	opts := r.Options
+	if opts.Name == "" {
+		opts.Name = filepath.Base(opts.Args[0])
+	}
+	if opts.Control == "" {
+		opts.Control = supervisor.DefaultControlPath(opts.Name)
+	}
+	sup, err := supervisor.New(opts, ls, reaper, log)
 	if err != nil {
 		return 1, err
 	}
+	ctl, err := supervisor.ListenControl(opts.Control, sup, log)
+	if err != nil {
+		return 1, fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
+	}
+	defer ctl.Close()
+	go ctl.Serve()
+	log.Info("control socket", "path", opts.Control)
 	for i, l := range ls {
 		log.Info("listening", "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
 	}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hupd/hupd/supervisor"
+	"github.com/urfave/cli/v2"
+)
+
+// controlFlags choose which hupd to talk to.
+func controlFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "control", Usage: "control socket `PATH`"},
+		&cli.StringFlag{Name: "name", Usage: "`NAME` of the hupd to talk to (its --name)"},
+	}
+}
+
+// controlPath picks the control socket: --control, --name, $HUPD_CONTROL
+// (set for hupd's children), or the only socket in the default directory.
+func controlPath(c *cli.Context) (string, error) {
+	if p := c.String("control"); p != "" {
+		return p, nil
+	}
+	if n := c.String("name"); n != "" {
+		return supervisor.DefaultControlPath(n), nil
+	}
+	if p := os.Getenv(supervisor.EnvControl); p != "" {
+		return p, nil
+	}
+	dir := filepath.Dir(supervisor.DefaultControlPath("x"))
+	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
+	switch len(socks) {
+	case 1:
+		return socks[0], nil
+	case 0:
+		return "", usageError("no hupd control socket in %s: is hupd running? choose one with --name or --control", dir)
+	}
+	names := make([]string, len(socks))
+	for i, p := range socks {
+		names[i] = strings.TrimSuffix(filepath.Base(p), ".sock")
+	}
+	return "", usageError("several hupd instances run (%s): choose one with --name", strings.Join(names, ", "))
+}
+
+func reloadCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:         "reload",
+		Usage:        "reload a running hupd and wait for the outcome (exit 0: done, 1: failed)",
+		OnUsageError: onUsageError,
+		Flags: append(controlFlags(),
+			&cli.DurationFlag{Name: "timeout", Usage: "give up waiting after `DURATION` (the reload goes on)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}),
+		Action: func(c *cli.Context) error {
+			path, err := controlPath(c)
+			if err != nil {
+				return err
+			}
+			req := supervisor.Request{Cmd: supervisor.CmdReload}
+			ctx := context.Background()
+			if d := c.Duration("timeout"); d > 0 {
+				req.Timeout = d.String()
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d+5*time.Second)
+				defer cancel()
+			}
+			rep, err := supervisor.Call(ctx, path, req)
+			if err != nil {
+				return err
+			}
+			if rep.Reload == nil {
+				return errors.New(rep.Error)
+			}
+			r := rep.Reload
+			if c.Bool("json") {
+				json.NewEncoder(stdout).Encode(r)
+			} else if r.OK {
+				fmt.Fprintln(stdout, reloadSummary(r))
+			}
+			if !r.OK {
+				fmt.Fprintf(stderr, "hupd: reload failed: %s\n", r.Reason)
+				for _, l := range r.Output {
+					fmt.Fprintf(stderr, "  | %s\n", l)
+				}
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+}
+
+func reloadSummary(r *supervisor.ReloadResult) string {
+	took := r.Finished.Sub(r.Started).Round(time.Millisecond)
+	switch r.Strategy {
+	case supervisor.StrategySignal:
+		return fmt.Sprintf("reload ok (signal): gen %d pid %d reloaded in place in %s", r.NewGen, r.NewPID, took)
+	}
+	return fmt.Sprintf("reload ok (%s): gen %d pid %d -> gen %d pid %d, ready after %s, took %s",
+		r.Strategy, r.OldGen, r.OldPID, r.NewGen, r.NewPID, time.Duration(r.ReadyAfter).Round(time.Millisecond), took)
+}
+
+func statusCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:         "status",
+		Usage:        "show a running hupd's sockets, generations and last reload",
+		OnUsageError: onUsageError,
+		Flags:        append(controlFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+		Action: func(c *cli.Context) error {
+			path, err := controlPath(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdStatus})
+			if err != nil {
+				return err
+			}
+			if rep.Status == nil {
+				return errors.New(rep.Error)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep.Status)
+			}
+			printStatus(stdout, rep.Status)
+			return nil
+		},
+	}
+}
+
+func printStatus(w io.Writer, st *supervisor.Status) {
+	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts\n", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FD\tNAME\tADDRESS\t")
+	for _, l := range st.Listeners {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", l.FD, l.Name, l.Address)
+	}
+	tw.Flush()
+	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tSTATUS\t")
+	for _, g := range st.Generations {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
+			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond), g.StatusText)
+	}
+	tw.Flush()
+	if r := st.LastReload; r != nil {
+		result := "ok"
+		if !r.OK {
+			result = "failed: " + r.Reason
+		}
+		fmt.Fprintf(w, "last reload: %s, %s ago, took %s: %s\n", r.Strategy,
+			time.Since(r.Finished).Round(time.Second), r.Finished.Sub(r.Started).Round(time.Millisecond), result)
+	}
+}

@@ -1,0 +1,568 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
+)
+
+// The control socket: hupd listens on a private unix stream socket and
+// answers one JSON line per request line (see ProtocolVersion). Only hupd's
+// own user and root may talk to it; the file is 0600 from the moment it
+// exists, in a 0700 directory when hupd creates the directory.
+
+// Control socket limits and modes.
+const (
+	// MaxControlLine is the longest request line the server reads, without
+	// its newline. A longer line gets an error reply and is skipped.
+	MaxControlLine = 64 << 10
+	// maxReplyLine bounds what Call reads back.
+	maxReplyLine = 16 << 20
+
+	controlDirMode  = 0o700
+	controlSockMode = 0o600
+	controlBacklog  = 64
+)
+
+// Log keys of the control server.
+const (
+	KeyUID  = "uid"
+	KeyPath = "path"
+)
+
+// ControlHandler is what the control server asks; the supervisor implements
+// it. Both methods may be called concurrently from several connections.
+type ControlHandler interface {
+	// Reload starts a reload (or joins the one in progress) and blocks until
+	// it is done or ctx ends; then it returns a result with OK=false and a
+	// Reason such as "timed out waiting for the reload". ctx ends when the
+	// request's timeout expires, when the client hangs up, or when the
+	// server is closed; a reload already started is not cancelled by it.
+	Reload(ctx context.Context) ReloadResult
+	// Status returns a snapshot. It must not block for long.
+	Status() Status
+}
+
+// ControlServer serves the control protocol on a unix socket.
+type ControlServer struct {
+	path      string
+	dev, ino  uint64 // of the socket file bound
+	boundMode uint32 // the file's permissions as bind created them
+	ln        *net.UnixListener
+	h         ControlHandler
+	log       *slog.Logger
+
+	ctx    context.Context // ends on Close: cancels every handler call
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	closed  bool
+	serving bool
+	conns   map[*net.UnixConn]struct{}
+	wg      sync.WaitGroup // Serve's loop and every connection goroutine
+
+	// testHookEOF, when set, is called when a client's end-of-stream is
+	// seen during a reload, with whether the client is gone entirely.
+	testHookEOF func(gone bool)
+}
+
+// DefaultControlPath returns where hupd instance name listens:
+// $XDG_RUNTIME_DIR/hupd/NAME.sock when XDG_RUNTIME_DIR is set, else
+// /run/hupd/NAME.sock for root, else $TMPDIR/hupd-UID/NAME.sock. NAME is
+// name with every character outside [A-Za-z0-9._-] and a leading '.'
+// replaced by '_'; an empty name is "hupd".
+func DefaultControlPath(name string) string {
+	return defaultControlPath(name, os.Getenv("XDG_RUNTIME_DIR"), os.Geteuid(), os.TempDir())
+}
+
+func defaultControlPath(name, xdg string, euid int, tmp string) string {
+	file := sanitizeControlName(name) + ".sock"
+	switch {
+	case xdg != "":
+		return filepath.Join(xdg, "hupd", file)
+	case euid == 0:
+		return filepath.Join("/run/hupd", file)
+	default:
+		return filepath.Join(tmp, "hupd-"+strconv.Itoa(euid), file)
+	}
+}
+
+func sanitizeControlName(name string) string {
+	if name == "" {
+		return "hupd"
+	}
+	var b strings.Builder
+	for i, r := range name {
+		ok := 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' ||
+			r == '_' || r == '-' || r == '.' && i > 0
+		if !ok {
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// ListenControl listens on the unix socket path and returns a server that
+// answers with h once Serve runs. log may be nil.
+//
+// The socket's directory is created with mode 0700 if missing; an existing
+// one must be a directory owned by hupd's user or root and not writable by
+// everyone (unless sticky). A stale socket at path (nobody listening) is
+// removed. Errors:
+//   - a live socket at path: "another hupd is running on PATH", wrapping
+//     syscall.EADDRINUSE; the socket is left alone;
+//   - anything that is not a socket at path: an error, the file is untouched.
+//
+// The socket file has mode 0600 from the moment bind creates it.
+func ListenControl(path string, h ControlHandler, log *slog.Logger) (*ControlServer, error) {
+	if h == nil {
+		return nil, errors.New("supervisor: ListenControl: nil handler")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if path == "" {
+		return nil, errors.New("control socket: empty path")
+	}
+	if max := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > max {
+		return nil, fmt.Errorf("control socket path %s is too long (%d bytes, at most %d)", path, len(path), max)
+	}
+	if err := prepareControlDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if err := socketact.RemoveStaleSocket(path); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, errInUse(path)
+		}
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	s := &ControlServer{path: path, h: h, log: log, conns: make(map[*net.UnixConn]struct{})}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func errInUse(path string) error {
+	return fmt.Errorf("another hupd is running on %s: %w", path, syscall.EADDRINUSE)
+}
+
+func prepareControlDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, controlDirMode); err != nil {
+			return fmt.Errorf("control socket directory: %w", err)
+		}
+		// MkdirAll applied the umask; make the mode exact.
+		return os.Chmod(dir, controlDirMode)
+	} else if err != nil {
+		return fmt.Errorf("control socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("control socket directory %s is not a directory", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if euid := os.Geteuid(); st.Uid != 0 && int(st.Uid) != euid {
+			return fmt.Errorf("control socket directory %s belongs to uid %d, not to hupd's user (uid %d) or root", dir, st.Uid, euid)
+		}
+	}
+	if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return fmt.Errorf("control socket directory %s is writable by everyone (mode %v)", dir, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// listen binds s.path with mode 0600 and fills in s.ln, s.dev and s.ino.
+func (s *ControlServer) listen() (err error) {
+	fail := func(op string, err error) error {
+		return fmt.Errorf("control socket %s: %w", s.path, os.NewSyscallError(op, err))
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail("socket", err)
+	}
+	f := os.NewFile(uintptr(fd), s.path)
+	defer f.Close() // net.FileListener works on a duplicate
+	// bind creates the file with the socket inode's mode less the umask:
+	// never more open than 0600, not even for an instant.
+	if err := unix.Fchmod(fd, controlSockMode); err != nil {
+		return fail("fchmod", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: s.path}); err != nil {
+		if errors.Is(err, unix.EADDRINUSE) { // lost a race with another hupd
+			return errInUse(s.path)
+		}
+		return fail("bind", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(s.path, &st); err != nil {
+		return fail("lstat", err)
+	}
+	s.dev, s.ino, s.boundMode = st.Dev, st.Ino, st.Mode&0o7777
+	defer func() {
+		if err != nil {
+			s.removeSocket()
+		}
+	}()
+	// A umask that strips owner bits leaves a socket nobody can use.
+	if s.boundMode != controlSockMode {
+		if err := unix.Chmod(s.path, controlSockMode); err != nil {
+			return fail("chmod", err)
+		}
+	}
+	if err := unix.Listen(fd, controlBacklog); err != nil {
+		return fail("listen", err)
+	}
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", s.path, err)
+	}
+	s.ln = ln.(*net.UnixListener)
+	s.ln.SetUnlinkOnClose(false) // Close removes the file, if it is still ours
+	return nil
+}
+
+// removeSocket removes the socket file if it is still the one s bound.
+func (s *ControlServer) removeSocket() {
+	var st unix.Stat_t
+	if unix.Lstat(s.path, &st) == nil && st.Dev == s.dev && st.Ino == s.ino && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
+		if err := os.Remove(s.path); err != nil {
+			s.log.Warn("cannot remove control socket", KeyPath, s.path, KeyError, err)
+		}
+	}
+}
+
+// Path returns the socket's path.
+func (s *ControlServer) Path() string { return s.path }
+
+// Serve accepts connections until Close and then returns nil; it returns an
+// error if accepting fails for good, or if Serve is already running. Every
+// connection is served by its own goroutine: its requests are answered in
+// order, one JSON line for each request line.
+func (s *ControlServer) Serve() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("supervisor: control server is already serving")
+	}
+	s.serving = true
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	var delay time.Duration
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			if !temporaryAcceptError(err) {
+				return fmt.Errorf("control socket %s: %w", s.path, err)
+			}
+			// Out of fds or memory: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.log.Warn("control socket accept failed", KeyPath, s.path, KeyError, err, KeyDelay, delay)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+			}
+			continue
+		}
+		delay = 0
+		if !s.track(c) {
+			c.Close()
+			return nil
+		}
+		go s.serveConn(c)
+	}
+}
+
+func temporaryAcceptError(err error) bool {
+	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM, unix.ECONNABORTED, unix.EINTR, unix.EAGAIN} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *ControlServer) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// track registers c and its goroutine; false once the server is closed.
+func (s *ControlServer) track(c *net.UnixConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *ControlServer) untrack(c *net.UnixConn) {
+	c.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Close stops accepting, ends every handler call's context, closes every
+// connection, waits for the server's goroutines (so for handler calls to
+// return) and removes the socket file if it is still the one it bound. A
+// client waiting for a reload gets the handler's (cancelled) result if it
+// is written before its connection closes, else just the closed connection.
+// Calling Close again does nothing.
+func (s *ControlServer) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	conns := make([]*net.UnixConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	s.cancel()
+	err := s.ln.Close()
+	s.removeSocket()
+	for _, c := range conns {
+		c.Close()
+	}
+	s.wg.Wait()
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *ControlServer) serveConn(c *net.UnixConn) {
+	defer s.untrack(c)
+	cred, err := peerCred(c)
+	if err != nil {
+		s.log.Warn("control connection without credentials", KeyError, err)
+		return
+	}
+	if !allowedUID(cred.Uid) {
+		s.log.Warn("control connection refused", KeyUID, cred.Uid, KeyPID, cred.Pid)
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		writeReply(c, Reply{Error: fmt.Sprintf("permission denied: uid %d is not hupd's user", cred.Uid)})
+		return
+	}
+	br := bufio.NewReaderSize(c, MaxControlLine+1) // the line and its newline
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if writeReply(c, errReply(fmt.Errorf("request line longer than %d bytes", MaxControlLine))) != nil {
+				return
+			}
+			if !skipLine(br) {
+				return
+			}
+			continue
+		}
+		if len(line) == 0 {
+			return // end of stream, or the connection broke
+		}
+		rep := s.handle(c, br, line)
+		if writeReply(c, rep) != nil || err != nil {
+			return
+		}
+	}
+}
+
+// skipLine reads up to and including the next newline; false if the stream
+// ended first.
+func skipLine(br *bufio.Reader) bool {
+	for {
+		_, err := br.ReadSlice('\n')
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return false
+		}
+	}
+}
+
+// handle answers one request line. line is only valid until br is read.
+func (s *ControlServer) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
+	req, timeout, err := parseRequest(line)
+	if err != nil {
+		s.log.Debug("bad control request", KeyError, err)
+		return errReply(err)
+	}
+	switch req.Cmd {
+	case CmdPing:
+		return Reply{V: ProtocolVersion, OK: true}
+	case CmdStatus:
+		st := s.h.Status()
+		return Reply{V: ProtocolVersion, OK: true, Status: &st}
+	}
+	// CmdReload
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	if timeout > 0 {
+		var cancelT context.CancelFunc
+		ctx, cancelT = context.WithTimeout(ctx, timeout)
+		defer cancelT()
+	}
+	stop := s.watchHangup(c, br, cancel)
+	res := s.h.Reload(ctx)
+	stop()
+	rep := Reply{V: ProtocolVersion, OK: res.OK, Reload: &res}
+	if !res.OK {
+		rep.Error = "reload failed"
+		if res.Reason != "" {
+			rep.Error += ": " + res.Reason
+		}
+	}
+	return rep
+}
+
+// parseRequest checks one request line; timeout is a reload's, 0 if none.
+func parseRequest(line []byte) (req Request, timeout time.Duration, err error) {
+	if err := json.Unmarshal(line, &req); err != nil {
+		return req, 0, fmt.Errorf("malformed request: %v", err)
+	}
+	switch {
+	case req.V == 0:
+		return req, 0, fmt.Errorf(`missing protocol version "v": this hupd speaks version %d`, ProtocolVersion)
+	case req.V != ProtocolVersion:
+		return req, 0, fmt.Errorf("unsupported protocol version %d: this hupd speaks version %d", req.V, ProtocolVersion)
+	}
+	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing}, ", ")
+	switch req.Cmd {
+	case CmdPing, CmdStatus:
+	case CmdReload:
+		if req.Timeout != "" {
+			timeout, err = time.ParseDuration(req.Timeout)
+			if err != nil {
+				return req, 0, fmt.Errorf("invalid reload timeout %.64q: %v", req.Timeout, err)
+			}
+			if timeout <= 0 {
+				return req, 0, fmt.Errorf("invalid reload timeout %.64q: must be positive", req.Timeout)
+			}
+		}
+	case "":
+		return req, 0, fmt.Errorf(`missing command "cmd": valid commands are %s`, valid)
+	default:
+		return req, 0, fmt.Errorf("unknown command %.64q: valid commands are %s", req.Cmd, valid)
+	}
+	return req, timeout, nil
+}
+
+func errReply(err error) Reply { return Reply{V: ProtocolVersion, Error: err.Error()} }
+
+func writeReply(c net.Conn, rep Reply) error {
+	rep.V = ProtocolVersion
+	b, err := json.Marshal(rep)
+	if err != nil {
+		b, _ = json.Marshal(errReply(fmt.Errorf("cannot encode reply: %v", err)))
+	}
+	_, err = c.Write(append(b, '\n'))
+	return err
+}
+
+// watchHangup calls hangup if the client closes its connection while a
+// reload runs. A client that only shuts down its writing side (as socat and
+// nc do after their input) still gets its reply. stop ends the watch; br is
+// free for its caller again once stop returns.
+func (s *ControlServer) watchHangup(c *net.UnixConn, br *bufio.Reader, hangup func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Peek reads without consuming: a pipelined request stays in br.
+		if _, err := br.Peek(1); !errors.Is(err, io.EOF) {
+			return // data (the next request), the stop deadline, or a broken connection
+		}
+		gone := peerGone(c)
+		if s.testHookEOF != nil {
+			s.testHookEOF(gone)
+		}
+		if gone {
+			hangup()
+		}
+	}()
+	return func() {
+		c.SetReadDeadline(time.Unix(1, 0)) // wake Peek
+		<-done
+		c.SetReadDeadline(time.Time{})
+	}
+}
+
+// peerGone reports whether the client closed its end entirely (POLLHUP), not
+// just its writing side (POLLRDHUP alone).
+func peerGone(c *net.UnixConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := false
+	rc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+		if n, err := unix.Poll(p, 0); err == nil && n > 0 {
+			gone = p[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+		}
+	})
+	return gone
+}
+
+func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var (
+		cred *unix.Ucred
+		cerr error
+	)
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, err
+	}
+	if cerr != nil {
+		return nil, os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
+	}
+	return cred, nil
+}
+
+// allowedUID reports whether uid may use the control socket: hupd's own
+// user and root.
+func allowedUID(uid uint32) bool {
+	return uid == 0 || int64(uid) == int64(os.Geteuid())
+}

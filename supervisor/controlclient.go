@@ -1,0 +1,88 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Call connects to the control socket at path, sends req and returns the
+// reply; ctx bounds the whole exchange. req.V is filled in when zero.
+//
+// Outcomes:
+//   - (reply, nil): the server answered; reply.OK says whether the command
+//     succeeded, reply.Error why not (for a reload, reply.Reload has the
+//     details either way);
+//   - an error that wraps syscall.ENOENT or syscall.ECONNREFUSED: no hupd
+//     listens at path ("hupd not running? no control socket at PATH");
+//   - an error that wraps ctx's error: ctx ended first;
+//   - any other error: the exchange failed; it names path.
+func Call(ctx context.Context, path string, req Request) (Reply, error) {
+	if req.V == 0 {
+		req.V = ProtocolVersion
+	}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return Reply{}, fmt.Errorf("hupd not running? no control socket at %s: %w", path, err)
+		}
+		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	_, werr := c.Write(append(line, '\n'))
+	// Read even if the write failed: a server that refuses us answers and
+	// hangs up without reading.
+	rep, rerr := readReply(c)
+	if errors.Is(werr, os.ErrDeadlineExceeded) || errors.Is(rerr, os.ErrDeadlineExceeded) {
+		<-ctx.Done() // the connection's deadlines come from ctx: it ends now
+	}
+	switch {
+	case rerr == nil:
+	case ctx.Err() != nil:
+		return Reply{}, fmt.Errorf("control socket %s: %w", path, context.Cause(ctx))
+	case werr != nil:
+		return Reply{}, fmt.Errorf("control socket %s: %w", path, werr)
+	default:
+		return Reply{}, fmt.Errorf("control socket %s: %w", path, rerr)
+	}
+	if rep.V != ProtocolVersion {
+		return rep, fmt.Errorf("control socket %s speaks protocol version %d, this hupd speaks %d", path, rep.V, ProtocolVersion)
+	}
+	return rep, nil
+}
+
+func readReply(r io.Reader) (Reply, error) {
+	b, err := bufio.NewReader(io.LimitReader(r, maxReplyLine)).ReadBytes('\n')
+	if len(b) == 0 {
+		if err == io.EOF {
+			return Reply{}, errors.New("connection closed without a reply")
+		}
+		return Reply{}, err
+	}
+	if err != nil && err != io.EOF {
+		return Reply{}, err
+	}
+	var rep Reply
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return Reply{}, fmt.Errorf("malformed reply: %w", err)
+	}
+	return rep, nil
+}

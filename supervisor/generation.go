@@ -1,0 +1,92 @@
+package supervisor
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
+)
+
+// generation is one start of the child. Only the Run goroutine touches it,
+// except out, which has its own lock.
+type generation struct {
+	num     int
+	pid     int
+	mainPID int // MAINPID= from the child, 0 if none: signals go there
+	proc    *os.Process
+	state   State
+	started time.Time
+	readyAt time.Time
+	exited  bool
+	exit    signals.Exit
+
+	notify       *socketact.NotifySocket
+	speaksNotify bool // sent any valid datagram
+	speaksReload bool // sent RELOADING=1 at some point
+	statusText   string
+	out          *output
+
+	timers      []*time.Timer // readiness and drain timers, stopped at exit
+	stopProbe   context.CancelFunc
+	watchdog    *time.Timer
+	watchdogDur time.Duration
+}
+
+// signal sends sig to the generation's main process. After the process is
+// reaped the pidfd behind proc makes this a no-op, never a signal to a
+// reused PID.
+func (g *generation) signal(sig syscall.Signal) error {
+	if g.mainPID != 0 && g.mainPID != g.pid {
+		return unix.Kill(g.mainPID, sig)
+	}
+	err := g.proc.Signal(sig)
+	if err == os.ErrProcessDone {
+		return nil
+	}
+	return err
+}
+
+// killGroup sends SIGKILL to the generation's process group. Only call it
+// while the leader has not been reaped, or right after: a group id stays
+// reserved while any member lives.
+func (g *generation) killGroup() {
+	unix.Kill(-g.pid, unix.SIGKILL)
+}
+
+// after arms a timer that posts ev for this generation.
+func (s *Supervisor) after(g *generation, d time.Duration, kind evKind) *time.Timer {
+	t := time.AfterFunc(d, func() { s.post(event{kind: kind, gen: g}) })
+	g.timers = append(g.timers, t)
+	return t
+}
+
+// settle stops everything that watches g: timers, the probe, the watchdog.
+func (g *generation) settle() {
+	for _, t := range g.timers {
+		t.Stop()
+	}
+	g.timers = nil
+	if g.stopProbe != nil {
+		g.stopProbe()
+		g.stopProbe = nil
+	}
+	if g.watchdog != nil {
+		g.watchdog.Stop()
+	}
+}
+
+func (g *generation) statusOf(now time.Time) GenerationStatus {
+	st := GenerationStatus{Gen: g.num, PID: g.pid, State: g.state, Started: g.started,
+		Uptime: Duration(now.Sub(g.started).Round(time.Millisecond)), StatusText: g.statusText}
+	if !g.readyAt.IsZero() {
+		st.ReadyAfter = Duration(g.readyAt.Sub(g.started))
+	}
+	if g.mainPID != 0 {
+		st.PID = g.mainPID
+	}
+	return st
+}

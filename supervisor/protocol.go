@@ -1,0 +1,115 @@
+package supervisor
+
+import "time"
+
+// ProtocolVersion is the control socket protocol's version. Requests and
+// replies are single lines of JSON; a reply carries the version it speaks.
+//
+//	→ {"v":1,"cmd":"reload","timeout":"60s"}
+//	← {"v":1,"ok":true,"reload":{…}}
+//	→ {"v":1,"cmd":"status"}
+//	← {"v":1,"ok":true,"status":{…}}
+//	→ anything malformed
+//	← {"v":1,"ok":false,"error":"…"}
+const ProtocolVersion = 1
+
+// Control commands.
+const (
+	CmdReload = "reload"
+	CmdStatus = "status"
+	CmdPing   = "ping"
+)
+
+// Request is one control request.
+type Request struct {
+	V   int    `json:"v"`
+	Cmd string `json:"cmd"`
+	// Timeout bounds how long a reload request waits, as a Go duration;
+	// "" waits for the reload to finish however long it takes.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// Reply is the answer to one Request.
+type Reply struct {
+	V      int           `json:"v"`
+	OK     bool          `json:"ok"`
+	Error  string        `json:"error,omitempty"`
+	Reload *ReloadResult `json:"reload,omitempty"`
+	Status *Status       `json:"status,omitempty"`
+}
+
+// ReloadResult reports one reload.
+type ReloadResult struct {
+	OK       bool      `json:"ok"`
+	Strategy Strategy  `json:"strategy"`
+	Reason   string    `json:"reason,omitempty"` // why it failed
+	OldGen   int       `json:"old_gen,omitempty"`
+	OldPID   int       `json:"old_pid,omitempty"`
+	NewGen   int       `json:"new_gen,omitempty"`
+	NewPID   int       `json:"new_pid,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// ReadyAfter is how long the new generation took to become ready.
+	ReadyAfter Duration `json:"ready_after,omitempty"`
+	// Output holds the new generation's last output lines when it failed.
+	Output []string `json:"output,omitempty"`
+}
+
+// Status is a snapshot of the supervisor.
+type Status struct {
+	Name        string             `json:"name"`
+	PID         int                `json:"pid"` // hupd's
+	Version     string             `json:"version,omitempty"`
+	Strategy    Strategy           `json:"strategy"`
+	Listeners   []ListenerStatus   `json:"listeners"`
+	Generations []GenerationStatus `json:"generations"`
+	LastReload  *ReloadResult      `json:"last_reload,omitempty"`
+	Reloads     int                `json:"reloads"`
+	Restarts    int                `json:"restarts"`
+	ConfigHash  string             `json:"config_hash,omitempty"`
+	Stopping    bool               `json:"stopping,omitempty"`
+}
+
+// ListenerStatus describes one socket hupd holds.
+type ListenerStatus struct {
+	FD        int    `json:"fd"` // in the child
+	Name      string `json:"name"`
+	Address   string `json:"address"`
+	Inherited bool   `json:"inherited,omitempty"`
+}
+
+// GenerationStatus describes one generation of the child.
+type GenerationStatus struct {
+	Gen        int       `json:"gen"`
+	PID        int       `json:"pid"`
+	State      State     `json:"state"`
+	Started    time.Time `json:"started"`
+	Uptime     Duration  `json:"uptime"`
+	ReadyAfter Duration  `json:"ready_after,omitempty"`
+	StatusText string    `json:"status_text,omitempty"` // the child's STATUS=
+	ConfigHash string    `json:"config_hash,omitempty"`
+}
+
+// State is where a generation is in its life.
+type State string
+
+// Generation states.
+const (
+	StateStarting State = "starting"
+	StateReady    State = "ready"
+	StateDraining State = "draining"
+	StateExited   State = "exited"
+)
+
+// Duration is a time.Duration that reads and writes JSON as "1.5s".
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}

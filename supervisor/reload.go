@@ -1,0 +1,225 @@
+package supervisor
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"time"
+)
+
+// requestReload starts a reload, or queues it behind the one in progress
+// (coalescing), or behind a generation that is still starting.
+func (s *Supervisor) requestReload(reply chan<- ReloadResult) {
+	if s.stopping {
+		if reply != nil {
+			reply <- failed(s.opts.Reload, "hupd is stopping")
+		}
+		return
+	}
+	var waiters []chan<- ReloadResult
+	if reply != nil {
+		waiters = append(waiters, reply)
+	}
+	cur := s.current()
+	if s.tx != nil || (cur != nil && cur.state == StateStarting && s.opts.Reload != StrategySignal) || s.drainFull() {
+		s.queued = append(s.queued, waiters...)
+		if !s.queuedAny {
+			s.log.Info("reload queued behind the one in progress")
+		}
+		s.queuedAny = true
+		return
+	}
+	s.startTx(waiters)
+}
+
+// drainFull reports whether a swap or restart must wait for a draining
+// generation to exit first: at most MaxDraining drain at once, and a
+// reload waits for a slot (each is killed at the stop timeout at the
+// latest) rather than cutting the oldest one's requests short.
+func (s *Supervisor) drainFull() bool {
+	if s.opts.Reload == StrategySignal {
+		return false
+	}
+	n := 0
+	for _, g := range s.gens {
+		if g.state == StateDraining {
+			n++
+		}
+	}
+	return n >= s.opts.MaxDraining
+}
+
+// maybeStartQueued starts the queued reload once nothing holds it back.
+func (s *Supervisor) maybeStartQueued() {
+	if !s.queuedAny || s.stopping || s.tx != nil || s.drainFull() {
+		return
+	}
+	if cur := s.current(); cur != nil && cur.state == StateStarting {
+		return
+	}
+	s.startQueued()
+}
+
+func (s *Supervisor) startQueued() {
+	waiters := s.queued
+	s.queued, s.queuedAny = nil, false
+	s.startTx(waiters)
+}
+
+func (s *Supervisor) startTx(waiters []chan<- ReloadResult) {
+	s.reloads++
+	tx := &reloadTx{strategy: s.opts.Reload, started: time.Now(), waiters: waiters, old: s.current()}
+	s.tx = tx
+	attrs := []any{KeyStrat, string(tx.strategy)}
+	if tx.old != nil {
+		attrs = append(attrs, KeyOldGen, tx.old.num, KeyOldPID, tx.old.pid)
+	}
+	s.log.Info("reload started", attrs...)
+	if len(s.opts.Check) > 0 {
+		tx.checking = true
+		s.runCheck(tx)
+		return
+	}
+	s.proceed()
+}
+
+// proceed carries out the strategy once the check (if any) has passed.
+func (s *Supervisor) proceed() {
+	tx := s.tx
+	switch tx.strategy {
+	case StrategySwap:
+		s.startNew()
+	case StrategyRestart:
+		if tx.old != nil && !tx.old.exited {
+			tx.waitOld = true
+			s.drain(tx.old)
+			return
+		}
+		s.startNew()
+	case StrategySignal:
+		g := tx.old
+		if g == nil {
+			s.finishTx(false, "no child running")
+			return
+		}
+		if err := g.signal(s.opts.ReloadSignal); err != nil {
+			s.finishTx(false, fmt.Sprintf("sending %v to pid %d: %v", s.opts.ReloadSignal, g.pid, err))
+			return
+		}
+		tx.signalled = true
+		s.log.Info("reload signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, s.opts.ReloadSignal.String())
+		switch {
+		case g.speaksReload:
+			// It answered RELOADING=1 before: wait for READY=1 after it.
+			tx.reloading = true
+			tx.ackT = s.after(g, s.opts.Ready.Timeout, evReadyTimeout)
+		case g.speaksNotify:
+			// It speaks sd_notify: give it a moment to say RELOADING=1.
+			tx.ackT = time.AfterFunc(reloadAckWindow, func() { s.post(event{kind: evAckTimeout, tx: tx}) })
+		default:
+			s.finishTx(true, "")
+		}
+	}
+}
+
+// reloadAckWindow is how long the signal strategy waits for RELOADING=1
+// from a child that speaks sd_notify but has not yet shown that it speaks
+// the reload protocol; without it, the reload is done once the signal is
+// delivered.
+const reloadAckWindow = time.Second
+
+func (s *Supervisor) startNew() {
+	g, err := s.spawn()
+	if err != nil {
+		s.finishTx(false, "start failed: "+err.Error())
+		return
+	}
+	s.tx.new = g
+}
+
+// finishTx ends the reload in progress, answers its waiters and starts a
+// queued one. A failed reload kills its new generation and touches
+// nothing the old one serves.
+func (s *Supervisor) finishTx(ok bool, reason string) {
+	tx := s.tx
+	if tx == nil {
+		return
+	}
+	s.tx = nil
+	if tx.ackT != nil {
+		tx.ackT.Stop()
+	}
+	res := ReloadResult{OK: ok, Strategy: tx.strategy, Reason: reason, Started: tx.started, Finished: time.Now()}
+	if tx.old != nil {
+		res.OldGen, res.OldPID = tx.old.num, tx.old.pid
+	}
+	if g := tx.new; g != nil {
+		res.NewGen, res.NewPID = g.num, g.pid
+		if !g.readyAt.IsZero() {
+			res.ReadyAfter = Duration(g.readyAt.Sub(g.started))
+		}
+		if !ok {
+			res.Output = g.out.tail()
+			if !g.exited {
+				g.killGroup() // never ready: no requests to drain
+			}
+		}
+	}
+	if tx.strategy == StrategySignal && tx.old != nil {
+		res.NewGen, res.NewPID = tx.old.num, tx.old.pid
+	}
+	s.last = &res
+	took := res.Finished.Sub(res.Started).Round(time.Microsecond)
+	if ok {
+		s.log.Info("reload done", KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyTook, took, KeyReady, time.Duration(res.ReadyAfter).Round(time.Microsecond))
+	} else {
+		s.log.Error("reload failed", KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyReason, reason, KeyTook, took)
+	}
+	for _, w := range tx.waiters {
+		w <- res
+	}
+	if tx.strategy == StrategyRestart && !ok && s.current() == nil && !s.stopping {
+		// The old generation is gone and the new one failed: the restart
+		// policy takes over as after a crash.
+		s.scheduleRestart(0, reason)
+	}
+	s.maybeStartQueued()
+}
+
+// failTx fails the reload in progress and every queued request.
+func (s *Supervisor) failTx(reason string) {
+	s.finishTx(false, reason)
+	for _, w := range s.queued {
+		w <- failed(s.opts.Reload, reason)
+	}
+	s.queued, s.queuedAny = nil, false
+}
+
+// runCheck runs the check command in the background; its result arrives
+// as evCheckDone.
+func (s *Supervisor) runCheck(tx *reloadTx) {
+	var out bytes.Buffer
+	r, w, err := os.Pipe()
+	if err != nil {
+		s.post(event{kind: evCheckDone, tx: tx, err: err})
+		return
+	}
+	pid, exited, err := s.startAux(s.opts.Check, w)
+	w.Close()
+	if err != nil {
+		r.Close()
+		s.post(event{kind: evCheckDone, tx: tx, err: err})
+		return
+	}
+	s.log.Info("check started", KeyPID, pid, "command", s.opts.Check)
+	go func() {
+		defer r.Close()
+		out.ReadFrom(r)
+		e := <-exited
+		ev := event{kind: evCheckDone, tx: tx, out: out.String()}
+		if !e.Success() {
+			ev.err = fmt.Errorf("%s: %s", s.opts.Check[0], e)
+		}
+		s.post(ev)
+	}()
+}

@@ -1,0 +1,199 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
+)
+
+// spawn starts the next generation with its own notify socket and output
+// pipes, arms its readiness, and returns once the target has been exec'd.
+func (s *Supervisor) spawn() (*generation, error) {
+	num := s.nextGen + 1
+	o := s.opts
+	ns, err := socketact.ListenNotify(filepath.Join(s.notifyDir, "gen-"+strconv.Itoa(num)+".sock"), o.UID, o.GID)
+	if err != nil {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	files, names := listenerFiles(s.listeners)
+	env := socketact.ChildEnv(os.Environ(), o.Env, names)
+	env = append(env, socketact.EnvNotifySocket+"="+ns.Path)
+	if o.Control != "" {
+		env = append(env, EnvControl+"="+o.Control)
+	}
+	cmd := &socketact.Command{
+		Shim: o.Shim, Path: o.Path, Args: o.Args, Dir: o.Dir, Env: env,
+		UID: o.UID, GID: o.GID, Groups: o.Groups,
+		Sockets: files, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
+	}
+	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}}
+	var outR, errR *os.File
+	if o.Output != OutputInherit {
+		var outW, errW *os.File
+		if outR, outW, err = os.Pipe(); err != nil {
+			ns.Close()
+			return nil, err
+		}
+		if errR, errW, err = os.Pipe(); err != nil {
+			ns.Close()
+			outR.Close()
+			outW.Close()
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = outW, errW
+		defer outW.Close()
+		defer errW.Close()
+	}
+	t0 := time.Now()
+	res := s.sp.start(cmd)
+	if res.err != nil {
+		ns.Close()
+		if outR != nil {
+			outR.Close()
+			errR.Close()
+		}
+		if res.proc != nil {
+			res.proc.Release() // the failed shim exits; the reaper collects it
+		}
+		return nil, res.err
+	}
+	s.nextGen = num
+	g.pid, g.proc, g.started = res.pid, res.proc, time.Now()
+	s.gens = append(s.gens, g)
+	s.log.Info("child started", KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond))
+
+	if outR != nil {
+		prefix := ""
+		if o.OutputPrefix {
+			prefix = genPrefix(num, g.pid)
+		}
+		go g.out.copyFrom(outR, orStdout(o.Stdout), prefix)
+		go g.out.copyFrom(errR, orStderr(o.Stderr), prefix)
+	}
+	go func() { s.post(event{kind: evExit, gen: g, exit: <-res.exited}) }()
+	go func() {
+		for {
+			m, err := ns.Receive()
+			if err == socketact.ErrNotifyClosed {
+				return
+			}
+			if err == nil {
+				s.post(event{kind: evNotify, gen: g, msg: m})
+			}
+		}
+	}()
+	s.armReadiness(g)
+	return g, nil
+}
+
+func orStdout(f *os.File) *os.File {
+	if f == nil {
+		return os.Stdout
+	}
+	return f
+}
+
+func orStderr(f *os.File) *os.File {
+	if f == nil {
+		return os.Stderr
+	}
+	return f
+}
+
+// armReadiness starts whatever decides that g is ready.
+func (s *Supervisor) armReadiness(g *generation) {
+	r := s.opts.Ready
+	s.after(g, r.Timeout, evReadyTimeout)
+	s.after(g, min(readyWarnAfter, r.Timeout/2), evReadyWarn)
+	switch r.Kind {
+	case ReadyDelay, ReadyAuto:
+		s.after(g, r.Delay, evDelay)
+	case ReadyExec:
+		ctx, cancel := context.WithCancel(context.Background())
+		g.stopProbe = cancel
+		go s.probe(ctx, g)
+	}
+}
+
+// probe runs the readiness command until it exits 0 or ctx ends.
+func (s *Supervisor) probe(ctx context.Context, g *generation) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, exited, err := s.startAux(s.opts.Ready.Command, nil)
+		if err != nil {
+			s.log.Error("readiness probe failed to start", KeyGen, g.num, KeyError, err)
+			return
+		}
+		select {
+		case e := <-exited:
+			if e.Success() {
+				s.post(event{kind: evProbeOK, gen: g})
+				return
+			}
+		case <-ctx.Done():
+			return // the probe itself ends on its own; the reaper collects it
+		}
+		t.Reset(s.opts.Ready.Interval)
+	}
+}
+
+// startAux starts a helper command (check, probe) as the child would run:
+// same user, directory and environment, no sockets, in its own process
+// group that is killed once it exits. Output goes to out (nil: /dev/null).
+func (s *Supervisor) startAux(argv []string, out *os.File) (int, <-chan signals.Exit, error) {
+	o := s.opts
+	path, err := LookPath(argv[0], o.Dir, o.Env)
+	if err != nil {
+		return 0, nil, err
+	}
+	cmd := &socketact.Command{
+		Shim: o.Shim, Path: path, Args: argv, Dir: o.Dir,
+		Env: socketact.ChildEnv(os.Environ(), o.Env, nil),
+		UID: o.UID, GID: o.GID, Groups: o.Groups, Stdout: out, Stderr: out,
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
+	}
+	res := s.sp.start(cmd)
+	if res.err != nil {
+		if res.proc != nil {
+			res.proc.Release()
+		}
+		return 0, nil, res.err
+	}
+	res.proc.Release()
+	exited := make(chan signals.Exit, 1)
+	go func() {
+		e := <-res.exited
+		unix.Kill(-res.pid, unix.SIGKILL)
+		exited <- e
+	}()
+	return res.pid, exited, nil
+}
+
+// status builds a snapshot; Run's goroutine only.
+func (s *Supervisor) status() Status {
+	now := time.Now()
+	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last,
+		Reloads: s.reloads, Restarts: s.restarts, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
+	for i, l := range s.listeners {
+		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited})
+	}
+	for _, g := range s.gens {
+		st.Generations = append(st.Generations, g.statusOf(now))
+	}
+	return st
+}

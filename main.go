@@ -51,13 +51,13 @@ func exitCode(err error, stderr io.Writer) int {
 	var ce *config.Error
 	var nf *supervisor.NotFoundError
 	var xe *socketact.ExecError
-	switch {
+	switch { // a config error wins: a missing check command is a bad setting
+	case errors.As(err, &ce), errors.Is(err, errUsage):
+		return 2
 	case errors.As(err, &nf):
 		return nf.Code
 	case errors.As(err, &xe):
 		return xe.Code
-	case errors.As(err, &ce), errors.Is(err, errUsage):
-		return 2
 	}
 	return 1
 }

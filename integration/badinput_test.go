@@ -74,7 +74,7 @@ var badCases = []badCase{
 	{
 		name: "unknown key", code: 2,
 		toml: "command = [\"{hello}\"]\ncomand = [\"{hello}\"] " + badMark + "\n{listen}",
-		says: []string{`unknown key "comand": valid keys at the top level are command, listen, log, name, process, reload, restart`},
+		says: []string{`unknown key "comand": valid keys at the top level are command, control, listen, log, name, process, reload, restart`},
 	},
 	{
 		name: "unknown key in the second listen", code: 2,
@@ -272,17 +272,21 @@ var badCases = []badCase{
 		says: []string{`reload.strategy = "graceful": valid values are signal, swap, restart`},
 	},
 	{
-		name: "reload swap", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--reload", "swap"},
-		where: "--reload: ", says: []string{`reload.strategy = "swap"`, "not implemented yet", `only "signal" is`},
+		name: "bad readiness", code: 2, args: []string{"--ready", "soon"},
+		where: "--ready: ", says: []string{`reload.ready: unknown readiness "soon": valid forms are auto, notify, delay:DURATION, exec:COMMAND`},
 	},
 	{
-		name: "reload restart", code: 2, args: []string{"--reload", "restart"},
-		where: "--reload: ", says: []string{`reload.strategy = "restart"`, "not implemented yet"},
+		name: "bad readiness in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[reload]\nready = \"delay:x\" " + badMark + "\n",
+		says: []string{`reload.ready: readiness "delay:x": want delay:DURATION`},
 	},
 	{
-		name: "reload swap in TOML", code: 2,
-		toml: "command = [\"{hello}\"]\n{listen}\n[reload]\nstrategy = \"swap\" " + badMark + "\n",
-		says: []string{`reload.strategy = "swap"`, "not implemented yet"},
+		name: "missing check command", code: 2, args: []string{"--check", "{dir}/nocheck -t"},
+		where: "--check: ", says: []string{`reload.check = "{dir}/nocheck"`, "no such file"},
+	},
+	{
+		name: "missing readiness probe", code: 2, args: []string{"--ready", "exec:{dir}/noprobe"},
+		where: "--ready: ", says: []string{`reload.ready = "exec:{dir}/noprobe"`, "no such file"},
 	},
 	{
 		name: "unknown restart policy", code: 2, args: []string{"--restart", "sometimes"},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/hupd/hupd/signals"
 )
 
 // requestReload starts a reload, or queues it behind the one in progress
@@ -103,11 +105,11 @@ func (s *Supervisor) proceed() {
 			return
 		}
 		if err := g.signal(s.opts.ReloadSignal); err != nil {
-			s.finishTx(false, fmt.Sprintf("sending %v to pid %d: %v", s.opts.ReloadSignal, g.pid, err))
+			s.finishTx(false, fmt.Sprintf("sending %s to pid %d: %v", signals.Name(s.opts.ReloadSignal), g.pid, err))
 			return
 		}
 		tx.signalled = true
-		s.log.Info("reload signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, s.opts.ReloadSignal.String())
+		s.log.Info("reload signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(s.opts.ReloadSignal))
 		switch {
 		case g.speaksReload:
 			// It answered RELOADING=1 before: wait for READY=1 after it.

@@ -381,12 +381,12 @@ func (s *Supervisor) onEvent(ev event) {
 // onExit handles the exit of a generation's main process.
 func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	ran := time.Since(g.started)
+	wasCurrent := s.current() == g || s.stopCurrent == g
 	g.exited, g.exit = true, e
 	g.settle()
 	g.killGroup() // what is left of its process group goes with it
 	g.notify.Close()
 	g.proc.Release()
-	wasCurrent := s.current() == g || s.stopCurrent == g
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
 	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(g.state))
 	prev := g.state

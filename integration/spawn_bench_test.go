@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,8 +13,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
 )
 
 // The shim's cost: hupd starts every child as "hupd-shim", which sets
@@ -88,39 +91,95 @@ func benchSocket(b *testing.B) *os.File {
 //	go test -run '^$' -bench HupdRSS -benchtime 3x ./integration/
 func BenchmarkHupdRSS(b *testing.B) {
 	for b.Loop() {
-		cmd := exec.Command(hupdBin, "run", "--log-format", "json", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		sc := bufio.NewScanner(stderr)
-		var addr string
-		for addr == "" && sc.Scan() {
-			var e Event
-			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Msg() == "listening" {
-				addr = HostPort(e.Str("address"))
-			}
-		}
-		go io.Copy(io.Discard, stderr)
+		bh := startBenchHupd(b)
 		for range 100 {
-			resp, err := http.Get("http://" + addr + "/")
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			bh.get(b)
 		}
-		kib, err := vmRSSKiB(cmd.Process.Pid)
+		kib, err := vmRSSKiB(bh.cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(kib)/1024, "MiB-RSS")
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
+		bh.stop()
 	}
+}
+
+// BenchmarkSwap measures blue/green swaps of examples/hello, one after
+// another: ns/op is the whole reload as "hupd reload" sees it, and the
+// metrics are hupd's own share of each swap (trigger to the new child's
+// exec; READY=1's arrival to the old child's stop signal) and the child's
+// time to READY=1.
+//
+//	go test -run '^$' -bench Swap -benchtime 200x ./integration/
+func BenchmarkSwap(b *testing.B) {
+	bh := startBenchHupd(b)
+	defer bh.stop()
+	var exec, handover, ready time.Duration
+	n := 0
+	for b.Loop() {
+		rep, err := supervisor.Call(context.Background(), bh.control, supervisor.Request{Cmd: supervisor.CmdReload})
+		if err != nil || rep.Reload == nil || !rep.Reload.OK {
+			b.Fatalf("reload: %v %+v", err, rep)
+		}
+		exec += time.Duration(rep.Reload.ExecAfter)
+		handover += time.Duration(rep.Reload.HandoverTook)
+		ready += time.Duration(rep.Reload.ReadyAfter)
+		n++
+	}
+	b.ReportMetric(float64(exec.Microseconds())/float64(n), "µs-trigger-to-exec")
+	b.ReportMetric(float64(handover.Microseconds())/float64(n), "µs-ready-to-stop")
+	b.ReportMetric(float64(ready.Microseconds())/float64(n), "µs-child-ready")
+}
+
+type benchHupd struct {
+	cmd     *exec.Cmd
+	addr    string
+	control string
+}
+
+// startBenchHupd runs hupd with examples/hello on one socket and returns
+// once it listens and its control socket is up.
+func startBenchHupd(b *testing.B) *benchHupd {
+	b.Helper()
+	cmd := exec.Command(hupdBin, "run", "--log-format", "json", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin, "-grace", "5s")
+	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+b.TempDir())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	bh := &benchHupd{cmd: cmd}
+	sc := bufio.NewScanner(stderr)
+	for (bh.addr == "" || bh.control == "") && sc.Scan() {
+		var e Event
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		switch e.Msg() {
+		case "listening":
+			bh.addr = HostPort(e.Str("address"))
+		case "control socket":
+			bh.control = e.Str("path")
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	return bh
+}
+
+func (bh *benchHupd) get(b *testing.B) {
+	resp, err := http.Get("http://" + bh.addr + "/")
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+func (bh *benchHupd) stop() {
+	bh.cmd.Process.Signal(syscall.SIGTERM)
+	bh.cmd.Wait()
 }
 
 func vmRSSKiB(pid int) (int, error) {

@@ -51,6 +51,11 @@ type ReloadResult struct {
 	Finished time.Time `json:"finished"`
 	// ReadyAfter is how long the new generation took to become ready.
 	ReadyAfter Duration `json:"ready_after,omitempty"`
+	// hupd's own share of a swap: from the trigger reaching hupd's loop to
+	// the new child's exec (including the check command, if any), and from
+	// the READY=1 datagram's arrival to the old generation's stop signal.
+	ExecAfter    Duration `json:"exec_after,omitempty"`
+	HandoverTook Duration `json:"handover_took,omitempty"`
 	// Output holds the new generation's last output lines when it failed.
 	Output []string `json:"output,omitempty"`
 }

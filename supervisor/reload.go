@@ -157,8 +157,10 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	}
 	if g := tx.new; g != nil {
 		res.NewGen, res.NewPID = g.num, g.pid
+		res.ExecAfter = Duration(g.started.Sub(tx.started))
 		if !g.readyAt.IsZero() {
 			res.ReadyAfter = Duration(g.readyAt.Sub(g.started))
+			res.HandoverTook = Duration(tx.handover)
 		}
 		if !ok {
 			res.Output = g.out.tail()

@@ -87,7 +87,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 				return
 			}
 			if err == nil {
-				s.post(event{kind: evNotify, gen: g, msg: m})
+				s.post(event{kind: evNotify, gen: g, msg: m, at: time.Now()})
 			}
 		}
 	}()

@@ -95,6 +95,7 @@ type event struct {
 	tx   *reloadTx
 	err  error
 	out  string
+	at   time.Time // when a notify datagram arrived
 }
 
 type request struct {
@@ -115,6 +116,7 @@ type reloadTx struct {
 	signalled bool // signal: the reload signal was sent
 	reloading bool // signal: RELOADING=1 seen
 	ackT      *time.Timer
+	handover  time.Duration // READY=1 arrival to the old generation's stop signal
 }
 
 // New returns a supervisor for opts that hands ls to every generation and
@@ -310,7 +312,7 @@ func (s *Supervisor) onEvent(ev event) {
 	case evExit:
 		s.onExit(g, ev.exit)
 	case evNotify:
-		s.onNotify(g, ev.msg)
+		s.onNotify(g, ev.msg, ev.at)
 	case evReadyWarn:
 		if g.state == StateStarting && !g.exited {
 			s.log.Warn("generation not ready yet", KeyGen, g.num, KeyPID, g.pid, KeyReady, s.opts.Ready.String(),
@@ -451,7 +453,7 @@ func (s *Supervisor) shouldRestart(e signals.Exit) bool {
 }
 
 // onNotify handles a datagram on g's notify socket.
-func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage) {
+func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.Time) {
 	if g.exited {
 		return
 	}
@@ -502,7 +504,7 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage) {
 			return
 		}
 		if g.state == StateStarting {
-			s.onReady(g, "READY=1")
+			s.onReadyAt(g, "READY=1", at)
 		}
 	}
 }
@@ -519,7 +521,10 @@ func (s *Supervisor) armWatchdog(g *generation) {
 
 // onReady marks g ready and, when g is the new generation of a swap or
 // restart, completes the reload.
-func (s *Supervisor) onReady(g *generation, how string) {
+func (s *Supervisor) onReady(g *generation, how string) { s.onReadyAt(g, how, time.Now()) }
+
+// onReadyAt is onReady for a readiness signal that arrived at at.
+func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 	g.settle()
 	g.state, g.readyAt = StateReady, time.Now()
 	s.log.Info("child ready", KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
@@ -532,6 +537,7 @@ func (s *Supervisor) onReady(g *generation, how string) {
 				s.drain(o)
 			}
 		}
+		tx.handover = time.Since(at)
 		s.finishTx(true, "")
 		return
 	}

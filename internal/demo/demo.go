@@ -156,16 +156,25 @@ func WriteConfig(dir string) (string, error) {
 // Instructions tells a person what to try once the demo listens on addr.
 func Instructions(w io.Writer, addr, configPath string) {
 	pid := os.Getpid()
+	self, err := os.Executable() // with "go run", a temporary build that works while the demo runs
+	if err != nil {
+		self = "hupd"
+	}
 	fmt.Fprintf(w, `
-hupd demo: hupd (pid %d) holds %s and supervises a small HTTP server.
+hupd demo: hupd (pid %[1]d) holds %[2]s and supervises a small HTTP server.
 Try, in another terminal:
-  curl http://%s/                  # the answering PID and the config it read
-  echo 'greeting = hi' > %s
-  kill -HUP %d                     # hupd relays HUP: the server re-reads its config
-  kill -9 $(curl -s http://%s/ | awk '/pid/{print $2}')
-                                   # crash it: hupd restarts it; clients wait in the
-                                   # backlog meanwhile, none is refused
-  kill %d                          # graceful stop (or Ctrl-C here)
 
-`, pid, addr, addr, configPath, pid, addr, pid)
+  curl http://%[2]s/
+      the answering PID and the config it read
+  echo 'greeting = hi' > %[3]s
+  %[4]s reload --name demo
+      blue/green: a new server starts on the same socket with the new config,
+      then the old one drains; kill -HUP %[1]d does the same without waiting
+  %[4]s status --name demo
+  kill -9 $(curl -s http://%[2]s/ | awk '/pid/{print $2}')
+      crash it: hupd restarts it, and clients wait in the backlog meanwhile
+  kill %[1]d
+      graceful stop (or Ctrl-C here)
+
+`, pid, addr, configPath, self)
 }

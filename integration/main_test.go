@@ -213,7 +213,12 @@ func StartHupdCmd(t *testing.T, cmd *exec.Cmd) *Hupd {
 		case <-h.done:
 		default:
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-h.done
+			select {
+			case <-h.done:
+			case <-time.After(deadline):
+				// Something still holds hupd's stdout or stderr.
+				t.Errorf("hupd's output still open %s after SIGKILL: a process leaked", deadline)
+			}
 		}
 		if t.Failed() {
 			t.Logf("hupd log:\n%s", h.Log())

@@ -1182,7 +1182,8 @@ func TestSocketsSystemdSocketActivate(t *testing.T) {
 				addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 				// systemd-socket-activate passes on only TERM, PATH, USER,
 				// HOME and what -E names; -E carries a marker to the child.
-				args := []string{"-l", addr, "--fdname=web", "-E", "HUPD_TEST_SSA=via-E", hupdBin}
+				// XDG_RUNTIME_DIR keeps each hupd's control socket private.
+				args := []string{"-l", addr, "--fdname=web", "-E", "HUPD_TEST_SSA=via-E", "-E", "XDG_RUNTIME_DIR=" + t.TempDir(), hupdBin}
 				args = append(args, withJSONLog(append(append([]string{"run"}, tc.listen(port)...), "--"))...)
 				h = StartHupdCmd(t, exec.Command(ssa, append(args, quickChild("fds-http")...)...))
 				if !h.waitStderr("Listening on " + addr + " as ") {

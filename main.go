@@ -185,6 +185,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "control", Usage: "control socket `PATH` (default from --name under $XDG_RUNTIME_DIR/hupd or /run/hupd)"},
 		&cli.StringFlag{Name: "output", Usage: "child output: pipe (default: copied, last lines kept) or inherit"},
 		&cli.BoolFlag{Name: "output-prefix", Usage: "prefix copied child output with [gen N pid P]"},
+		&cli.StringFlag{Name: "watchdog", Usage: "pass WATCHDOG_USEC=`DURATION` to the child; kill it when it misses a WATCHDOG=1"},
 		&cli.StringFlag{Name: "stop-signal", Usage: "`SIGNAL` that asks the child to stop (default TERM)"},
 		&cli.StringFlag{Name: "stop-timeout", Usage: "`DURATION` before SIGKILL after the stop signal (default 30s)"},
 		&cli.StringFlag{Name: "restart", Usage: "restart `POLICY`: always, on-failure (default), never"},
@@ -199,7 +200,7 @@ func runFlags() []cli.Flag {
 
 // overridable are the run flags that map onto config fields.
 var overridable = []string{"name", "listen", "reload", "reload-signal", "ready", "ready-timeout", "check",
-	"control", "output", "output-prefix", "stop-signal", "stop-timeout",
+	"control", "output", "output-prefix", "watchdog", "stop-signal", "stop-timeout",
 	"restart", "user", "group", "dir", "env", "log-format", "log-level"}
 
 func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {

@@ -50,6 +50,8 @@ type Process struct {
 	Env         map[string]string `toml:"env,omitempty"`
 	StopSignal  string            `toml:"stop_signal"`
 	StopTimeout string            `toml:"stop_timeout"`
+	// Watchdog is passed to the child as WATCHDOG_USEC; "" is none.
+	Watchdog string `toml:"watchdog,omitempty"`
 	// Output is pipe (copy, keep the last lines) or inherit.
 	Output       string `toml:"output"`
 	OutputPrefix bool   `toml:"output_prefix,omitempty"`
@@ -199,7 +201,7 @@ func validKeys(parent string) []string {
 	keys := map[string][]string{
 		"":        {"name", "command", "control", "listen", "process", "reload", "restart", "log"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "mode", "owner", "group"},
-		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "output", "output_prefix"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"log":     {"format", "level"},

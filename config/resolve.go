@@ -70,6 +70,8 @@ func (c *Config) Override(flag string, values ...string) error {
 		set(&c.Control, "control")
 	case "output":
 		set(&c.Process.Output, "process.output")
+	case "watchdog":
+		set(&c.Process.Watchdog, "process.watchdog")
 	case "output-prefix":
 		c.Process.OutputPrefix = v == "true"
 		c.src.setFlag("process.output_prefix", "--output-prefix")
@@ -213,6 +215,11 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
 	o.Control = c.Control
+	if w := c.Process.Watchdog; w != "" {
+		if o.Watchdog, err = time.ParseDuration(w); err != nil || o.Watchdog <= 0 {
+			return fail("process.watchdog", w, errors.New("want a positive duration such as 10s"))
+		}
+	}
 	policy, err := oneOf(c.Restart.Policy, policies()...)
 	if err != nil {
 		return fail("restart.policy", c.Restart.Policy, err)

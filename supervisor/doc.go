@@ -2,14 +2,17 @@
 // sockets held by hupd, and decides what happens on exits, signals and
 // reloads.
 //
-// Model: one goroutine (Run) owns all state; signals, exits and timers reach
-// it on channels. Every child is started from one locked OS thread, so its
-// parent-death signal fires only when hupd itself dies, and is waited for by
-// the one signals.Reaper of the process. A child is the leader of its own
-// process group; when its main process exits, whatever is left of that group
-// is killed, so no generation leaves processes behind.
+// Model: one goroutine (Run) owns all state; signals, exits, notify
+// datagrams, timers and control requests reach it on channels. Every child
+// is started from one locked OS thread, so that its parent-death signal
+// fires only when hupd itself dies, and is waited for by the one
+// signals.Reaper of the process. A child leads its own process group; when
+// its main process exits, whatever is left of the group is killed.
 //
-// Invariant (core): at most one generation runs at a time; while none runs
-// (between a crash and its restart) the sockets stay open and clients wait
+// Invariant: at most one generation is not yet ready, and at most
+// MaxDraining old generations drain at once (a reload waits for a slot).
+// A reload is a transaction: the old generation is asked to stop only
+// after the new one is ready; if the new one fails, it is the one that
+// goes. While no generation runs, the sockets stay open and clients wait
 // in the listen backlog instead of being refused.
 package supervisor

@@ -82,8 +82,13 @@ type Options struct {
 	MaxDraining int
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
-	Restart     RestartPolicy
-	Backoff     Backoff
+	// Watchdog, when set, is passed to the child as WATCHDOG_USEC (with
+	// WATCHDOG_PID) as systemd does; a ready generation that does not send
+	// WATCHDOG=1 that often is killed and the restart policy applies. A
+	// child may also set its own with WATCHDOG_USEC= on NOTIFY_SOCKET.
+	Watchdog time.Duration
+	Restart  RestartPolicy
+	Backoff  Backoff
 
 	// Output is how a generation's stdout and stderr reach hupd's:
 	// OutputPipe (default) copies them unchanged and keeps the last lines to

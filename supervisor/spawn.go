@@ -29,13 +29,16 @@ func (s *Supervisor) spawn() (*generation, error) {
 	if o.Control != "" {
 		env = append(env, EnvControl+"="+o.Control)
 	}
+	if o.Watchdog > 0 {
+		env = append(env, socketact.EnvWatchdogUSec+"="+strconv.FormatInt(o.Watchdog.Microseconds(), 10))
+	}
 	cmd := &socketact.Command{
 		Shim: o.Shim, Path: o.Path, Args: o.Args, Dir: o.Dir, Env: env,
 		UID: o.UID, GID: o.GID, Groups: o.Groups,
 		Sockets: files, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
 	}
-	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}}
+	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog}
 	var outR, errR *os.File
 	if o.Output != OutputInherit {
 		var outW, errW *os.File
@@ -112,6 +115,7 @@ func orStderr(f *os.File) *os.File {
 // armReadiness starts whatever decides that g is ready.
 func (s *Supervisor) armReadiness(g *generation) {
 	r := s.opts.Ready
+	g.readyBy = time.Now().Add(r.Timeout)
 	s.after(g, r.Timeout, evReadyTimeout)
 	s.after(g, min(readyWarnAfter, r.Timeout/2), evReadyWarn)
 	switch r.Kind {

@@ -2,7 +2,8 @@
 // runs in every child hupd starts. It sets LISTEN_PID to the process's own
 // PID, drops privileges, changes directory, restores default signal
 // dispositions and an empty signal mask, marks every fd beyond the sockets
-// close-on-exec, and execs the target, which keeps the PID.
+// close-on-exec, and execs the target, which keeps the PID. WATCHDOG_PID is
+// set the same way when hupd asks for a watchdog.
 //
 // It runs from this package's init, before the rest of hupd's packages are
 // initialised: Go initialises packages in import-path order among those
@@ -40,7 +41,11 @@ const (
 	ExitNotFound   = 127
 )
 
-const envListenPID = "LISTEN_PID"
+const (
+	envListenPID    = "LISTEN_PID"
+	envWatchdogUSec = "WATCHDOG_USEC"
+	envWatchdogPID  = "WATCHDOG_PID"
+)
 
 func init() {
 	if os.Getenv(EnvMarker) == MarkerVersion {
@@ -74,6 +79,9 @@ func Run() {
 	}
 	if a.nfds > 0 {
 		os.Setenv(envListenPID, strconv.Itoa(os.Getpid()))
+	}
+	if os.Getenv(envWatchdogUSec) != "" { // sd_watchdog_enabled(3) checks WATCHDOG_PID
+		os.Setenv(envWatchdogPID, strconv.Itoa(os.Getpid()))
 	}
 	// Anything hupd inherited without CLOEXEC must not reach the target.
 	closeOnExecFrom(statusFD + 1)

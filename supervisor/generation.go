@@ -21,6 +21,7 @@ type generation struct {
 	state   State
 	started time.Time
 	readyAt time.Time
+	readyBy time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
 	exited  bool
 	exit    signals.Exit
 

@@ -114,7 +114,7 @@ func (s *Supervisor) proceed() {
 		case g.speaksReload:
 			// It answered RELOADING=1 before: wait for READY=1 after it.
 			tx.reloading = true
-			tx.ackT = s.after(g, s.opts.Ready.Timeout, evReadyTimeout)
+			tx.ackT = s.reloadTimeout(tx, g)
 		case g.speaksNotify:
 			// It speaks sd_notify: give it a moment to say RELOADING=1.
 			tx.ackT = time.AfterFunc(reloadAckWindow, func() { s.post(event{kind: evAckTimeout, tx: tx}) })
@@ -140,8 +140,8 @@ func (s *Supervisor) startNew() {
 }
 
 // finishTx ends the reload in progress, answers its waiters and starts a
-// queued one. A failed reload kills its new generation and touches
-// nothing the old one serves.
+// queued one. A failed reload stops its new generation (see drain) and
+// touches nothing the old one serves.
 func (s *Supervisor) finishTx(ok bool, reason string) {
 	tx := s.tx
 	if tx == nil {
@@ -165,7 +165,12 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 		if !ok {
 			res.Output = g.out.tail()
 			if !g.exited {
-				g.killGroup() // never ready: no requests to drain
+				// Not ready is not idle: it may have accepted connections
+				// from the shared sockets already. Stop it as an old
+				// generation is stopped (stop signal, SIGKILL at the stop
+				// timeout); draining, it is never taken for the current
+				// generation, whose exit would call for a restart.
+				s.drain(g)
 			}
 		}
 	}

@@ -84,6 +84,7 @@ const (
 	evCheckDone
 	evRestart
 	evAckTimeout
+	evReloadTimeout
 	evWatchdog
 )
 
@@ -319,8 +320,8 @@ func (s *Supervisor) onEvent(ev event) {
 				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(s.opts.Ready))
 		}
 	case evReadyTimeout:
-		if g.state != StateStarting || g.exited {
-			return
+		if g.state != StateStarting || g.exited || time.Now().Before(g.readyBy) {
+			return // ready, gone, or EXTEND_TIMEOUT_USEC moved the deadline
 		}
 		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, s.opts.Ready.Timeout, s.opts.Ready)
 		if s.tx != nil && s.tx.new == g {
@@ -362,6 +363,11 @@ func (s *Supervisor) onEvent(ev event) {
 	case evAckTimeout:
 		if s.tx == ev.tx && s.tx.strategy == StrategySignal && !s.tx.reloading {
 			s.finishTx(true, "") // it did not answer RELOADING=1: the signal was delivered
+		}
+	case evReloadTimeout:
+		if s.tx == ev.tx && s.tx.reloading {
+			s.finishTx(false, fmt.Sprintf("generation %d not ready within %s after %s (RELOADING=1 without READY=1)",
+				g.num, s.opts.Ready.Timeout, signals.Name(s.opts.ReloadSignal)))
 		}
 	case evRestart:
 		if s.stopping || s.restartT == nil {
@@ -474,7 +480,11 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 	}
 	if d, ok := m.Usec(socketact.NotifyExtendTimeout); ok && g.state == StateStarting {
 		s.log.Info("readiness timeout extended", KeyGen, g.num, KeyTimeout, d)
-		s.after(g, d, evReadyTimeout)
+		// As systemd does: the deadline becomes now+d unless it is later.
+		if by := time.Now().Add(d); by.After(g.readyBy) {
+			g.readyBy = by
+			s.after(g, d, evReadyTimeout)
+		}
 	}
 	if m.Flag(socketact.NotifyStopping) {
 		s.log.Info("child stopping", KeyGen, g.num, KeyPID, g.pid)
@@ -490,12 +500,12 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 	}
 	if m.Flag(socketact.NotifyReloading) {
 		g.speaksReload = true
-		if tx := s.tx; tx != nil && tx.old == g && tx.strategy == StrategySignal && tx.signalled {
+		if tx := s.tx; tx != nil && tx.old == g && tx.strategy == StrategySignal && tx.signalled && !tx.reloading {
 			tx.reloading = true
 			if tx.ackT != nil {
 				tx.ackT.Stop()
 			}
-			s.after(g, s.opts.Ready.Timeout, evReadyTimeout)
+			tx.ackT = s.reloadTimeout(tx, g)
 		}
 	}
 	if m.Ready() {
@@ -507,6 +517,13 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 			s.onReadyAt(g, "READY=1", at)
 		}
 	}
+}
+
+// reloadTimeout arms the wait for READY=1 after RELOADING=1 in a reload
+// by signal. (g is ready already: evReadyTimeout, which watches a starting
+// generation, would not fire for it.)
+func (s *Supervisor) reloadTimeout(tx *reloadTx, g *generation) *time.Timer {
+	return time.AfterFunc(s.opts.Ready.Timeout, func() { s.post(event{kind: evReloadTimeout, gen: g, tx: tx}) })
 }
 
 func (s *Supervisor) armWatchdog(g *generation) {

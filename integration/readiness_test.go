@@ -1005,3 +1005,30 @@ func TestControlChildEnv(t *testing.T) {
 	// The env child ends on TERM by its default action.
 	h.Stop()
 }
+
+// TestNotifyShortLivedSender: a shell-script child that says READY=1 with
+// systemd-notify, which sends and exits at once, so that hupd can no longer
+// place the sender in the process tree. hupd accepts it (the sender ran as
+// the child's user and only the generation knows the socket) and every
+// generation becomes ready on it.
+func TestNotifyShortLivedSender(t *testing.T) {
+	sn, err := exec.LookPath("systemd-notify")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("systemd-notify (Debian package systemd) is missing: %v", err)
+		}
+		t.Skip("systemd-notify not installed")
+	}
+	script := sn + ` --ready && exec sleep 1000`
+	h := StartHupd(t, swapArgs("notify", []string{"sh", "-c", script}, "--ready-timeout", "10s")...)
+	rdExpectReady(t, h, 1, "READY=1")
+	for gen := 2; gen <= 4; gen++ {
+		r := rdReloadOK(t, h, supervisor.StrategySwap)
+		if r.NewGen != gen {
+			t.Fatalf("reload made gen %d, want %d", r.NewGen, gen)
+		}
+		rdExpectReady(t, h, gen, "READY=1")
+	}
+	rdNoEvent(t, h, "notify from a process outside the generation ignored")
+	h.Stop()
+}

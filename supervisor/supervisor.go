@@ -463,7 +463,7 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 	if g.exited {
 		return
 	}
-	if m.PID != g.pid && m.PID != g.mainPID && !socketact.IsDescendant(m.PID, g.pid) {
+	if !s.fromGeneration(g, m) {
 		s.log.Warn("notify from a process outside the generation ignored", KeyGen, g.num, "sender", m.PID)
 		return
 	}
@@ -524,6 +524,26 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 // generation, would not fire for it.)
 func (s *Supervisor) reloadTimeout(tx *reloadTx, g *generation) *time.Timer {
 	return time.AfterFunc(s.opts.Ready.Timeout, func() { s.post(event{kind: evReloadTimeout, gen: g, tx: tx}) })
+}
+
+// fromGeneration reports whether a datagram on g's notify socket comes from
+// g: its main process or a descendant. A sender that has already exited
+// (systemd-notify in a shell script sends and exits at once) can no longer
+// be placed in the process tree; it is accepted when it ran as the child's
+// user, since only the generation was given this socket's path and the
+// socket's directory is private to that user and hupd's.
+func (s *Supervisor) fromGeneration(g *generation, m socketact.NotifyMessage) bool {
+	if m.PID <= 0 {
+		return false
+	}
+	if m.PID == g.pid || m.PID == g.mainPID || socketact.IsDescendant(m.PID, g.pid) {
+		return true
+	}
+	uid := s.opts.UID
+	if uid < 0 {
+		uid = os.Getuid()
+	}
+	return m.UID == uid && unix.Kill(m.PID, 0) == unix.ESRCH
 }
 
 func (s *Supervisor) armWatchdog(g *generation) {

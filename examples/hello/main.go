@@ -106,6 +106,7 @@ func main() {
 type drainer struct {
 	servers   []*http.Server
 	listeners []net.Listener
+	serving   sync.WaitGroup // the Serve calls
 	draining  atomic.Bool
 	mu        sync.Mutex
 	open      int           // connections not yet closed
@@ -125,7 +126,9 @@ func (d *drainer) serve(l net.Listener, h http.Handler) {
 	}
 	d.servers = append(d.servers, srv)
 	d.listeners = append(d.listeners, l)
+	d.serving.Add(1)
 	go func() {
+		defer d.serving.Done()
 		if err := srv.Serve(l); err != nil && !d.draining.Load() {
 			log.Fatalf("hello: %v", err)
 		}
@@ -151,8 +154,16 @@ func (d *drainer) track(_ net.Conn, st http.ConnState) {
 // idleGrace (requests in flight for up to grace), then shuts down.
 func (d *drainer) drain(grace time.Duration) {
 	const idleGrace = time.Second
-	d.mu.Lock()
 	d.draining.Store(true)
+	for _, l := range d.listeners {
+		l.Close() // hupd keeps the socket: new clients wait for the next generation
+	}
+	// Count open connections only once every Serve has returned: a
+	// connection accepted just before the close must be waited for, or
+	// Shutdown drops its request unanswered (net/http serves no request
+	// it reads after Shutdown began).
+	d.serving.Wait()
+	d.mu.Lock()
 	left := make(chan struct{})
 	if d.open == 0 {
 		close(left)
@@ -160,9 +171,6 @@ func (d *drainer) drain(grace time.Duration) {
 		d.idle = left
 	}
 	d.mu.Unlock()
-	for _, l := range d.listeners {
-		l.Close() // hupd keeps the socket: new clients wait for the next generation
-	}
 	select {
 	case <-left:
 	case <-time.After(min(idleGrace, grace)):

@@ -194,3 +194,45 @@ func vmRSSKiB(pid int) (int, error) {
 	}
 	return 0, fmt.Errorf("no VmRSS for %d", pid)
 }
+
+// BenchmarkStandbyExec measures a spawn through a standby shim that is
+// already up (hupd keeps one ready between reloads): from the exec request
+// to the target's exec.
+func BenchmarkStandbyExec(b *testing.B) {
+	f := benchSocket(b)
+	for b.Loop() {
+		b.StopTimer()
+		c := &socketact.Command{Shim: hupdBin, Path: "/bin/true", Args: []string{"true"}, Sockets: []*os.File{f}, Env: []string{"PATH=/usr/bin:/bin"}}
+		sb, err := c.Prestart()
+		if err != nil {
+			b.Fatal(err)
+		}
+		waitIdle(b, sb.Process.Pid)
+		b.StartTimer()
+		if err := sb.Exec(c); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		sb.Process.Wait()
+		b.StartTimer()
+	}
+}
+
+// waitIdle waits until pid's threads are all asleep (the standby shim is
+// blocked reading its spec).
+func waitIdle(b *testing.B, pid int) {
+	b.Helper()
+	for range 2000 {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+2:])); len(f) > 0 && f[0] == "S" {
+			if wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid)); len(wchan) > 0 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.Fatal("standby never went idle")
+}

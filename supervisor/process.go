@@ -93,15 +93,17 @@ type spawner struct {
 }
 
 type spawnReq struct {
-	cmd   *socketact.Command
-	reply chan spawnResult
+	cmd      *socketact.Command
+	prestart bool // start a standby shim instead
+	reply    chan spawnResult
 }
 
 type spawnResult struct {
-	pid    int
-	proc   *os.Process
-	exited <-chan signals.Exit
-	err    error
+	pid     int
+	proc    *os.Process
+	standby *socketact.Standby
+	exited  <-chan signals.Exit
+	err     error
 }
 
 func startSpawner(r *signals.Reaper) *spawner {
@@ -112,6 +114,14 @@ func startSpawner(r *signals.Reaper) *spawner {
 			var res spawnResult
 			var wait func() error
 			res.pid, res.exited, res.err = r.Start(func() (int, error) {
+				if req.prestart {
+					sb, err := req.cmd.Prestart()
+					if err != nil {
+						return 0, err
+					}
+					res.proc, res.standby, wait = sb.Process, sb, func() error { return nil }
+					return sb.Process.Pid, nil
+				}
 				p, w, err := req.cmd.Start()
 				if err != nil {
 					return 0, err
@@ -133,6 +143,13 @@ func startSpawner(r *signals.Reaper) *spawner {
 func (s *spawner) start(cmd *socketact.Command) spawnResult {
 	reply := make(chan spawnResult, 1)
 	s.reqs <- spawnReq{cmd: cmd, reply: reply}
+	return <-reply
+}
+
+// prestart starts a standby shim for cmd's sockets and stdio.
+func (s *spawner) prestart(cmd *socketact.Command) spawnResult {
+	reply := make(chan spawnResult, 1)
+	s.reqs <- spawnReq{cmd: cmd, prestart: true, reply: reply}
 	return <-reply
 }
 

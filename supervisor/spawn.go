@@ -14,15 +14,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// spawn starts the next generation with its own notify socket and output
-// pipes, arms its readiness, and returns once the target has been exec'd.
-func (s *Supervisor) spawn() (*generation, error) {
-	num := s.nextGen + 1
-	o := s.opts
-	ns, err := socketact.ListenNotify(filepath.Join(s.notifyDir, "gen-"+strconv.Itoa(num)+".sock"), o.UID, o.GID)
-	if err != nil {
-		return nil, fmt.Errorf("notify socket: %w", err)
+// procRef ties a started process to the generation it becomes; nil while
+// it is a standby shim. Only Run's goroutine reads or sets gen.
+type procRef struct{ gen *generation }
+
+// standby is a shim started ahead of time for the next generation (see
+// socketact.Standby): it holds the sockets and its own output pipes.
+type standby struct {
+	ref        *procRef
+	sb         *socketact.Standby
+	pid        int
+	proc       *os.Process
+	outR, errR *os.File
+}
+
+func (st *standby) discard() {
+	st.sb.Close() // it sees EOF and exits; the reaper collects it
+	st.proc.Release()
+	closeFiles(st.outR, st.errR)
+}
+
+func closeFiles(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
 	}
+}
+
+// childCmd is the command for generation num with notify socket ns.
+func (s *Supervisor) childCmd(ns *socketact.NotifySocket) *socketact.Command {
+	o := s.opts
 	files, names := listenerFiles(s.listeners)
 	env := socketact.ChildEnv(os.Environ(), o.Env, names)
 	env = append(env, socketact.EnvNotifySocket+"="+ns.Path)
@@ -32,47 +54,119 @@ func (s *Supervisor) spawn() (*generation, error) {
 	if o.Watchdog > 0 {
 		env = append(env, socketact.EnvWatchdogUSec+"="+strconv.FormatInt(o.Watchdog.Microseconds(), 10))
 	}
-	cmd := &socketact.Command{
+	return &socketact.Command{
 		Shim: o.Shim, Path: o.Path, Args: o.Args, Dir: o.Dir, Env: env,
 		UID: o.UID, GID: o.GID, Groups: o.Groups,
 		Sockets: files, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
 	}
-	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog}
-	var outR, errR *os.File
-	if o.Output != OutputInherit {
-		var outW, errW *os.File
-		if outR, outW, err = os.Pipe(); err != nil {
-			ns.Close()
-			return nil, err
-		}
-		if errR, errW, err = os.Pipe(); err != nil {
-			ns.Close()
-			outR.Close()
-			outW.Close()
-			return nil, err
-		}
-		cmd.Stdout, cmd.Stderr = outW, errW
-		defer outW.Close()
-		defer errW.Close()
+}
+
+// outputPipes gives cmd fresh stdout and stderr pipes (unless output is
+// inherited) and returns the read ends; the caller closes the write ends
+// in cmd once the process has started.
+func (s *Supervisor) outputPipes(cmd *socketact.Command) (outR, errR *os.File, err error) {
+	if s.opts.Output == OutputInherit {
+		return nil, nil, nil
 	}
-	t0 := time.Now()
-	res := s.sp.start(cmd)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeFiles(outR, outW)
+		return nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = outW, errW
+	return outR, errR, nil
+}
+
+// prestart starts a standby shim for the next generation when nothing is
+// going on: no reload, no stop, the serving generation ready.
+func (s *Supervisor) prestart() {
+	if s.standby != nil || s.standbyLost || s.stopping || s.tx != nil || s.restartT != nil {
+		return
+	}
+	if cur := s.current(); cur == nil || cur.state != StateReady {
+		return
+	}
+	cmd := s.childCmd(&socketact.NotifySocket{})
+	outR, errR, err := s.outputPipes(cmd)
+	if err != nil {
+		s.log.Warn("standby shim: no pipes", KeyError, err)
+		return
+	}
+	res := s.sp.prestart(cmd)
+	if outR != nil {
+		closeFiles(cmd.Stdout, cmd.Stderr)
+	}
 	if res.err != nil {
-		ns.Close()
-		if outR != nil {
-			outR.Close()
-			errR.Close()
-		}
-		if res.proc != nil {
-			res.proc.Release() // the failed shim exits; the reaper collects it
-		}
-		return nil, res.err
+		closeFiles(outR, errR)
+		s.log.Warn("standby shim failed to start", KeyError, res.err)
+		return
 	}
+	st := &standby{ref: &procRef{}, sb: res.standby, pid: res.pid, proc: res.proc, outR: outR, errR: errR}
+	s.standby = st
+	go func() { s.post(event{kind: evExit, ref: st.ref, exit: <-res.exited}) }()
+	s.log.Debug("standby shim ready", KeyPID, st.pid)
+}
+
+// spawn starts the next generation with its own notify socket and output
+// pipes, arms its readiness, and returns once the target has been exec'd.
+// It uses the standby shim when there is one.
+func (s *Supervisor) spawn() (*generation, error) {
+	num := s.nextGen + 1
+	o := s.opts
+	ns, err := socketact.ListenNotify(filepath.Join(s.notifyDir, "gen-"+strconv.Itoa(num)+".sock"), o.UID, o.GID)
+	if err != nil {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	cmd := s.childCmd(ns)
+	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog}
+	t0 := time.Now()
+	var (
+		ref        *procRef
+		outR, errR *os.File
+		warm       bool
+	)
+	if st := s.standby; st != nil {
+		s.standby = nil
+		if err := st.sb.Exec(cmd); err != nil {
+			st.proc.Release()
+			closeFiles(st.outR, st.errR)
+			ns.Close()
+			return nil, err // the shim exits; its exit is a standby's, ignored
+		}
+		ref, outR, errR, warm = st.ref, st.outR, st.errR, true
+		g.pid, g.proc = st.pid, st.proc
+	} else {
+		if outR, errR, err = s.outputPipes(cmd); err != nil {
+			ns.Close()
+			return nil, err
+		}
+		res := s.sp.start(cmd)
+		if outR != nil {
+			closeFiles(cmd.Stdout, cmd.Stderr)
+		}
+		if res.err != nil {
+			ns.Close()
+			closeFiles(outR, errR)
+			if res.proc != nil {
+				res.proc.Release() // the failed shim exits; the reaper collects it
+			}
+			return nil, res.err
+		}
+		ref = &procRef{}
+		g.pid, g.proc = res.pid, res.proc
+		go func() { s.post(event{kind: evExit, ref: ref, exit: <-res.exited}) }()
+	}
+	ref.gen = g
 	s.nextGen = num
-	g.pid, g.proc, g.started = res.pid, res.proc, time.Now()
+	s.standbyLost = false
+	g.started = time.Now()
 	s.gens = append(s.gens, g)
-	s.log.Info("child started", KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond))
+	s.log.Info("child started", KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm)
 
 	if outR != nil {
 		prefix := ""
@@ -82,7 +176,6 @@ func (s *Supervisor) spawn() (*generation, error) {
 		go g.out.copyFrom(outR, orStdout(o.Stdout), prefix)
 		go g.out.copyFrom(errR, orStderr(o.Stderr), prefix)
 	}
-	go func() { s.post(event{kind: evExit, gen: g, exit: <-res.exited}) }()
 	go func() {
 		for {
 			m, err := ns.Receive()

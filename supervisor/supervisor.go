@@ -68,7 +68,11 @@ type Supervisor struct {
 	failures    int // crashes in a row, for the backoff
 	lastExit    signals.Exit
 	restartT    *time.Timer
-	notified    bool // some generation has spoken sd_notify
+	notified    bool     // some generation has spoken sd_notify
+	standby     *standby // shim started ahead for the next generation
+	// standbyLost: a standby died unused; none is started again until a
+	// generation has started (cold), so that a failing one cannot loop.
+	standbyLost bool
 }
 
 type evKind int
@@ -97,6 +101,7 @@ type event struct {
 	err  error
 	out  string
 	at   time.Time // when a notify datagram arrived
+	ref  *procRef  // evExit: the process that exited
 }
 
 type request struct {
@@ -219,6 +224,7 @@ func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 		case req := <-s.reqs:
 			s.onRequest(req)
 		}
+		s.prestart()
 		if code, done := s.finished(); done {
 			return code, nil
 		}
@@ -242,6 +248,10 @@ func (s *Supervisor) restartPending() bool { return s.restartT != nil && !s.stop
 func (s *Supervisor) cleanup() {
 	if s.restartT != nil {
 		s.restartT.Stop()
+	}
+	if s.standby != nil {
+		s.standby.discard()
+		s.standby = nil
 	}
 	for _, g := range s.gens { // only on an early return
 		g.settle()
@@ -275,6 +285,10 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 // stop begins the graceful stop of every generation.
 func (s *Supervisor) stop(sig syscall.Signal) {
 	s.stopping = true
+	if s.standby != nil {
+		s.standby.discard()
+		s.standby = nil
+	}
 	if s.restartT != nil {
 		s.restartT.Stop()
 		s.restartT = nil
@@ -311,7 +325,14 @@ func (s *Supervisor) onEvent(ev event) {
 	g := ev.gen
 	switch ev.kind {
 	case evExit:
-		s.onExit(g, ev.exit)
+		if ev.ref.gen != nil {
+			s.onExit(ev.ref.gen, ev.exit)
+		} else if st := s.standby; st != nil && st.ref == ev.ref {
+			s.log.Warn("standby shim exited", KeyPID, st.pid, KeyStatus, ev.exit.String())
+			s.standby, s.standbyLost = nil, true
+			st.proc.Release()
+			closeFiles(st.outR, st.errR)
+		}
 	case evNotify:
 		s.onNotify(g, ev.msg, ev.at)
 	case evReadyWarn:

@@ -27,6 +27,9 @@ const (
 	// EnvMarker=MarkerVersion in the environment makes a hupd process a shim.
 	EnvMarker     = "HUPD_SHIM"
 	MarkerVersion = "1"
+	// EnvUnset names (comma-separated) variables hupd added only for the
+	// shim's own runtime; the shim removes them before it execs.
+	EnvUnset = "HUPD_SHIM_UNSET"
 	// Argv0 is the shim's argv[0]. The arguments that follow are: fd count,
 	// uid, gid, supplementary groups (comma-separated), dir, hupd's PID,
 	// target path, then the target's argv.
@@ -53,12 +56,30 @@ func init() {
 	}
 }
 
+// StandbyArg as argv[1] (argv[2] is the fd count) starts a standby shim:
+// it initialises, then waits on its control socket (the fd after the
+// sockets) for the exec spec, so that the Go runtime's start-up is paid
+// before a spawn is asked for, not during it. The spec is NUL-separated:
+// the count of argument fields, the fields (as a shim's argv[1:]), then the
+// complete environment.
+const StandbyArg = "standby"
+
 // Run turns this process into the target and never returns. A failure is
 // written to the status pipe ("CODE message") and the shim exits CODE.
 func Run() {
 	runtime.LockOSThread() // the signal mask is per thread: exec from this one
 	os.Unsetenv(EnvMarker)
-	a, err := parseArgs(os.Args)
+	if names := os.Getenv(EnvUnset); names != "" {
+		for _, k := range strings.Split(names, ",") {
+			os.Unsetenv(k)
+		}
+		os.Unsetenv(EnvUnset)
+	}
+	argv := os.Args
+	if len(argv) == 3 && argv[1] == StandbyArg {
+		argv = waitForSpec(argv[2])
+	}
+	a, err := parseArgs(argv)
 	if err != "" {
 		os.Stderr.WriteString("hupd shim: " + err + "\n")
 		os.Exit(ExitCannotExec)
@@ -92,6 +113,46 @@ func Run() {
 		code = ExitNotFound
 	}
 	fail(code, "exec "+a.path+": "+err2.Error())
+}
+
+// waitForSpec reads the exec spec from the control socket, installs its
+// environment and returns the argv it describes. EOF without a spec (hupd
+// discarded this standby) ends the process quietly.
+func waitForSpec(nfdsArg string) []string {
+	nfds, ok := atoi(nfdsArg)
+	if !ok {
+		os.Stderr.WriteString("hupd shim: bad fd count " + strconv.Quote(nfdsArg) + "\n")
+		os.Exit(ExitCannotExec)
+	}
+	ctl := FirstFD + nfds
+	var buf []byte
+	chunk := make([]byte, 64<<10)
+	for {
+		n, err := syscall.Read(ctl, chunk)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n <= 0 {
+			break
+		}
+		buf = append(buf, chunk[:n]...)
+	}
+	if len(buf) == 0 {
+		os.Exit(0)
+	}
+	fields := strings.Split(string(buf), "\x00")
+	n, ok := atoi(fields[0])
+	if !ok || 1+n > len(fields) {
+		os.Stderr.WriteString("hupd shim: bad spec\n")
+		os.Exit(ExitCannotExec)
+	}
+	os.Clearenv()
+	for _, kv := range fields[1+n:] {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
+	return append([]string{Argv0}, fields[1:1+n]...)
 }
 
 type args struct {

@@ -1,0 +1,83 @@
+package integration
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hupd/hupd/supervisor"
+)
+
+// TestStandbyShim: hupd keeps a shim started ahead of time for the next
+// generation. A generation started through it sees exactly the
+// environment a cold start gives (LISTEN_PID its own, none of the shim's
+// runtime settings); a standby that dies is replaced by a cold start.
+func TestStandbyShim(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:50ms", "--"}, childCmd("env")...)...)
+	cold := readChildEnv(h)
+	if e := h.WaitEvent("child started", 1, nil); e["standby"] != false {
+		t.Fatalf("gen 1 started with standby=%v, want a cold start", e["standby"])
+	}
+	sb := h.WaitEvent("standby shim ready", 1, nil).Int("pid")
+	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	reload := func() supervisor.ReloadResult {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		rep, err := supervisor.Call(ctx, control, supervisor.Request{Cmd: supervisor.CmdReload})
+		if err != nil || rep.Reload == nil || !rep.Reload.OK {
+			t.Fatalf("reload: %v %+v", err, rep)
+		}
+		return *rep.Reload
+	}
+
+	r := reload()
+	if r.NewPID != sb {
+		t.Fatalf("gen 2 is pid %d, want the standby's %d", r.NewPID, sb)
+	}
+	if e := h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == 2 }); e["standby"] != true {
+		t.Fatalf("gen 2 started with standby=%v", e["standby"])
+	}
+	warm := readChildEnv(h)
+	if warm.PID != sb || warm.Env["LISTEN_PID"] != strconv.Itoa(sb) {
+		t.Fatalf("gen 2: pid %d, LISTEN_PID %q; want %d", warm.PID, warm.Env["LISTEN_PID"], sb)
+	}
+	for _, ce := range []ChildEnv{cold, warm} {
+		for k := range ce.Env {
+			if strings.HasPrefix(k, "HUPD_SHIM") || k == "GOMAXPROCS" || k == "GOGC" || k == "GODEBUG" {
+				t.Errorf("pid %d sees %s=%q, which only the shim's own runtime should", ce.PID, k, ce.Env[k])
+			}
+		}
+	}
+	for k, v := range cold.Env {
+		switch k {
+		case "LISTEN_PID", "NOTIFY_SOCKET":
+			continue
+		}
+		if warm.Env[k] != v {
+			t.Errorf("%s: cold start %q, standby %q", k, v, warm.Env[k])
+		}
+	}
+	if len(warm.Env) != len(cold.Env) {
+		t.Errorf("cold start has %d variables, standby %d", len(cold.Env), len(warm.Env))
+	}
+
+	// A standby that dies is noticed; the next generation starts cold and
+	// only then is a new standby started (a failing one cannot loop).
+	sb3 := h.WaitEvent("standby shim ready", 2, nil).Int("pid")
+	if err := syscall.Kill(sb3, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitEvent("standby shim exited", 1, func(e Event) bool { return e.Int("pid") == sb3 })
+	r = reload()
+	if r.NewPID == sb3 {
+		t.Fatal("gen 3 is the dead standby")
+	}
+	if e := h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == 3 }); e["standby"] != false {
+		t.Fatalf("gen 3 started with standby=%v, want a cold start", e["standby"])
+	}
+	readChildEnv(h)
+	h.Stop()
+}

@@ -25,7 +25,7 @@ type output struct {
 // exited or closed it) and writes to w. It runs in its own goroutine.
 func (o *output) copyFrom(r *os.File, w io.Writer, prefix string) {
 	defer r.Close()
-	br := bufio.NewReaderSize(r, 32<<10)
+	br := bufio.NewReaderSize(r, 4<<10)
 	atStart := true
 	var partial []byte // of a line longer than the buffer, capped
 	for {

@@ -148,6 +148,7 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 		return
 	}
 	s.tx = nil
+	s.scheduleTrim()
 	if tx.ackT != nil {
 		tx.ackT.Stop()
 	}

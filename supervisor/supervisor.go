@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -73,6 +74,7 @@ type Supervisor struct {
 	// standbyLost: a standby died unused; none is started again until a
 	// generation has started (cold), so that a failing one cannot loop.
 	standbyLost bool
+	trimT       *time.Timer // gives memory back once things settle
 }
 
 type evKind int
@@ -90,6 +92,7 @@ const (
 	evAckTimeout
 	evReloadTimeout
 	evWatchdog
+	evTrim
 )
 
 type event struct {
@@ -231,6 +234,21 @@ func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	}
 }
 
+// trimAfter is how long after the last reload or exit hupd returns the
+// memory that spawning and reloading used to the OS. hupd's live heap is
+// tiny, but the Go runtime keeps freed memory for reuse: without this, a
+// burst of reloads would leave its high-water mark in hupd's RSS.
+const trimAfter = time.Second
+
+// scheduleTrim arms (or re-arms) the memory trim.
+func (s *Supervisor) scheduleTrim() {
+	if s.trimT != nil {
+		s.trimT.Reset(trimAfter)
+		return
+	}
+	s.trimT = time.AfterFunc(trimAfter, func() { s.post(event{kind: evTrim}) })
+}
+
 // finished reports whether Run should return, and with which code.
 func (s *Supervisor) finished() (int, bool) {
 	if len(s.gens) > 0 || s.restartPending() {
@@ -248,6 +266,9 @@ func (s *Supervisor) restartPending() bool { return s.restartT != nil && !s.stop
 func (s *Supervisor) cleanup() {
 	if s.restartT != nil {
 		s.restartT.Stop()
+	}
+	if s.trimT != nil {
+		s.trimT.Stop()
 	}
 	if s.standby != nil {
 		s.standby.discard()
@@ -399,6 +420,9 @@ func (s *Supervisor) onEvent(ev event) {
 		if _, err := s.spawn(); err != nil {
 			s.scheduleRestart(0, err.Error())
 		}
+	case evTrim:
+		s.trimT = nil
+		debug.FreeOSMemory()
 	case evWatchdog:
 		if !g.exited && g.state != StateDraining {
 			s.log.Error("watchdog timeout: killing generation", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.watchdogDur)
@@ -409,6 +433,7 @@ func (s *Supervisor) onEvent(ev event) {
 
 // onExit handles the exit of a generation's main process.
 func (s *Supervisor) onExit(g *generation, e signals.Exit) {
+	s.scheduleTrim()
 	ran := time.Since(g.started)
 	wasCurrent := s.current() == g || s.stopCurrent == g
 	g.exited, g.exit = true, e

@@ -56,23 +56,7 @@ func init() {
 	}
 	// signals: print "ready PID", then one line "got NAME" per signal
 	// received; exit 0 after TERM.
-	childModes["signals"] = func([]string) {
-		sigs := make(chan os.Signal, 64)
-		var all []os.Signal
-		for s := syscall.Signal(1); s < 32; s++ {
-			if s != syscall.SIGKILL && s != syscall.SIGSTOP && s != syscall.SIGURG && s != syscall.SIGCHLD {
-				all = append(all, s)
-			}
-		}
-		signal.Notify(sigs, all...)
-		fmt.Println("ready", os.Getpid())
-		for s := range sigs {
-			fmt.Println("got", strings.TrimPrefix(unixSignalName(s.(syscall.Signal)), "SIG"))
-			if s == syscall.SIGTERM {
-				return
-			}
-		}
-	}
+	childModes["signals"] = func([]string) { reportSignalsUntil(syscall.SIGTERM) }
 	// ignore-term: ignore TERM (and INT), print "ready PID", block.
 	childModes["ignore-term"] = func([]string) {
 		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
@@ -95,6 +79,26 @@ func init() {
 	childModes["sleep"] = func([]string) {
 		fmt.Println("ready", os.Getpid())
 		select {}
+	}
+}
+
+// reportSignalsUntil prints "ready PID", then "got NAME" for every signal
+// it receives, and returns after until.
+func reportSignalsUntil(until syscall.Signal) {
+	sigs := make(chan os.Signal, 64)
+	var all []os.Signal
+	for s := syscall.Signal(1); s < 32; s++ {
+		if s != syscall.SIGKILL && s != syscall.SIGSTOP && s != syscall.SIGURG && s != syscall.SIGCHLD {
+			all = append(all, s)
+		}
+	}
+	signal.Notify(sigs, all...)
+	fmt.Println("ready", os.Getpid())
+	for s := range sigs {
+		fmt.Println("got", strings.TrimPrefix(unixSignalName(s.(syscall.Signal)), "SIG"))
+		if s == until {
+			return
+		}
 	}
 }
 

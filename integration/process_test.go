@@ -30,24 +30,7 @@ import (
 func init() {
 	// proc-until NAME: like "signals" (print "ready PID", then "got NAME"
 	// per signal) but exit 0 only after signal NAME.
-	childModes["proc-until"] = func(args []string) {
-		until := unix.SignalNum("SIG" + args[0])
-		sigs := make(chan os.Signal, 64)
-		var all []os.Signal
-		for s := syscall.Signal(1); s < 32; s++ {
-			if s != syscall.SIGKILL && s != syscall.SIGSTOP && s != syscall.SIGURG && s != syscall.SIGCHLD {
-				all = append(all, s)
-			}
-		}
-		signal.Notify(sigs, all...)
-		fmt.Println("ready", os.Getpid())
-		for s := range sigs {
-			fmt.Println("got", strings.TrimPrefix(unix.SignalName(s.(syscall.Signal)), "SIG"))
-			if s == until {
-				return
-			}
-		}
-	}
+	childModes["proc-until"] = func(args []string) { reportSignalsUntil(unix.SignalNum("SIG" + args[0])) }
 	// proc-group: ignore TERM and INT, start a grandchild in this process's
 	// group that ignores them too, then print "ready PID grandchild GPID"
 	// and block.

@@ -39,15 +39,7 @@ func BenchmarkSpawnDirect(b *testing.B) {
 func BenchmarkSpawnShim(b *testing.B) {
 	f := benchSocket(b)
 	for b.Loop() {
-		c := &socketact.Command{Shim: hupdBin, Path: "/bin/true", Args: []string{"true"}, Sockets: []*os.File{f}}
-		p, wait, err := c.Start()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := wait(); err != nil {
-			b.Fatal(err)
-		}
-		p.Wait()
+		startShimmed(b, f).Wait()
 	}
 }
 
@@ -57,18 +49,25 @@ func BenchmarkSpawnShim(b *testing.B) {
 func BenchmarkShimToExec(b *testing.B) {
 	f := benchSocket(b)
 	for b.Loop() {
-		c := &socketact.Command{Shim: hupdBin, Path: "/bin/true", Args: []string{"true"}, Sockets: []*os.File{f}}
-		p, wait, err := c.Start()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := wait(); err != nil {
-			b.Fatal(err)
-		}
+		p := startShimmed(b, f)
 		b.StopTimer()
 		p.Wait()
 		b.StartTimer()
 	}
+}
+
+// startShimmed starts /bin/true through hupd's shim with socket f and
+// returns once it has been exec'd.
+func startShimmed(b *testing.B, f *os.File) *os.Process {
+	c := &socketact.Command{Shim: hupdBin, Path: "/bin/true", Args: []string{"true"}, Sockets: []*os.File{f}}
+	p, wait, err := c.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
 
 func benchSocket(b *testing.B) *os.File {

@@ -1,0 +1,48 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestDemo runs the README's first command the way a new user does: hupd
+// demo prints where it listens and what to try; the demo server answers,
+// a reload through the control socket swaps it for a new process that has
+// read the edited config, and TERM stops everything with exit 0.
+func TestDemo(t *testing.T) {
+	h := StartHupdCmd(t, exec.Command(hupdBin, "demo", "--listen", "127.0.0.1:0"))
+	var addr, config string
+	reHolds := regexp.MustCompile(`holds (127\.0\.0\.1:\d+) `)
+	reConfig := regexp.MustCompile(`echo 'greeting = hi' > (\S+)`)
+	for addr == "" || config == "" {
+		line := h.Stdout.Next(t)
+		if m := reHolds.FindStringSubmatch(line); m != nil {
+			addr = m[1]
+		}
+		if m := reConfig.FindStringSubmatch(line); m != nil {
+			config = m[1]
+		}
+	}
+	body := get(t, "http://"+addr+"/")
+	if !strings.Contains(body, "config greeting = hello from the hupd demo") {
+		t.Fatalf("demo answered %q", body)
+	}
+	if err := os.WriteFile(config, []byte("greeting = hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(hupdBin, "reload", "--name", "demo")
+	cmd.Env = h.Cmd.Env // the same private runtime directory
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "reload ok (swap)") {
+		t.Fatalf("hupd reload: %v: %s", err, out)
+	}
+	if body2 := get(t, "http://"+addr+"/"); !strings.Contains(body2, "config greeting = hi") || body2 == body {
+		t.Fatalf("after the reload the demo answered %q", body2)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd demo exited %d, want 0", code)
+	}
+}

@@ -139,17 +139,21 @@ func statusCommand(stdout io.Writer) *cli.Command {
 }
 
 func printStatus(w io.Writer, st *supervisor.Status) {
-	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts\n", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
+	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
+	if st.ConfigHash != "" {
+		fmt.Fprintf(w, ", config %s", st.ConfigHash)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FD\tNAME\tADDRESS\t")
 	for _, l := range st.Listeners {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", l.FD, l.Name, l.Address)
 	}
 	tw.Flush()
-	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tSTATUS\t")
+	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tCONFIG\tSTATUS\t")
 	for _, g := range st.Generations {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
-			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond), g.StatusText)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
+			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond), g.ConfigHash, g.StatusText)
 	}
 	tw.Flush()
 	if r := st.LastReload; r != nil {

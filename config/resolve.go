@@ -215,6 +215,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
 	o.Control = c.Control
+	if c.file != "" {
+		o.ConfigFiles = []string{c.file}
+	}
 	if w := c.Process.Watchdog; w != "" {
 		if o.Watchdog, err = time.ParseDuration(w); err != nil || o.Watchdog <= 0 {
 			return fail("process.watchdog", w, errors.New("want a positive duration such as 10s"))

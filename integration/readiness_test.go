@@ -1032,3 +1032,33 @@ func TestNotifyShortLivedSender(t *testing.T) {
 	rdNoEvent(t, h, "notify from a process outside the generation ignored")
 	h.Stop()
 }
+
+// TestControlConfigHash: with -c, each generation records the hash of
+// hupd.toml as it was when it started, and status shows it.
+func TestControlConfigHash(t *testing.T) {
+	dir := t.TempDir()
+	conf := dir + "/hupd.toml"
+	write := func(extra string) {
+		t.Helper()
+		toml := "command = [\"" + helloBin + "\"]\n[[listen]]\nname = \"http\"\naddress = \"tcp://127.0.0.1:0\"\n" + extra
+		if err := os.WriteFile(conf, []byte(toml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	h := StartHupd(t, "run", "-c", conf)
+	rdReady(h, 1)
+	st := rdStatus(t, h)
+	if len(st.Generations) != 1 || len(st.ConfigHash) != 16 || st.Generations[0].ConfigHash != st.ConfigHash {
+		t.Fatalf("status %+v: want gen 1 with a 16-digit config hash", st)
+	}
+	first := st.ConfigHash
+	write("# edited\n")
+	rdReloadOK(t, h, supervisor.StrategySwap)
+	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	st = rdStatus(t, h)
+	if len(st.Generations) != 1 || st.Generations[0].Gen != 2 || st.ConfigHash == first || st.Generations[0].ConfigHash != st.ConfigHash {
+		t.Fatalf("after editing hupd.toml: %+v; want gen 2 with a new hash (gen 1 had %s)", st, first)
+	}
+	rdStop(t, h)
+}

@@ -29,6 +29,7 @@ type generation struct {
 	speaksNotify bool // sent any valid datagram
 	speaksReload bool // sent RELOADING=1 at some point
 	statusText   string
+	configHash   string
 	out          *output
 
 	timers      []*time.Timer // readiness and drain timers, stopped at exit
@@ -82,7 +83,7 @@ func (g *generation) settle() {
 
 func (g *generation) statusOf(now time.Time) GenerationStatus {
 	st := GenerationStatus{Gen: g.num, PID: g.pid, State: g.state, Started: g.started,
-		Uptime: Duration(now.Sub(g.started).Round(time.Millisecond)), StatusText: g.statusText}
+		Uptime: Duration(now.Sub(g.started).Round(time.Millisecond)), StatusText: g.statusText, ConfigHash: g.configHash}
 	if !g.readyAt.IsZero() {
 		st.ReadyAfter = Duration(g.readyAt.Sub(g.started))
 	}

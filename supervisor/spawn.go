@@ -123,7 +123,8 @@ func (s *Supervisor) spawn() (*generation, error) {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
 	cmd := s.childCmd(ns)
-	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog}
+	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog,
+		configHash: configHash(o.ConfigFiles)}
 	t0 := time.Now()
 	var (
 		ref        *procRef
@@ -166,7 +167,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 	s.standbyLost = false
 	g.started = time.Now()
 	s.gens = append(s.gens, g)
-	s.log.Info("child started", KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm)
+	s.log.Info("child started", KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm, "config", g.configHash)
 
 	if outR != nil {
 		prefix := ""
@@ -291,6 +292,9 @@ func (s *Supervisor) status() Status {
 	}
 	for _, g := range s.gens {
 		st.Generations = append(st.Generations, g.statusOf(now))
+	}
+	if cur := s.current(); cur != nil {
+		st.ConfigHash = cur.configHash
 	}
 	return st
 }

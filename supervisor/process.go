@@ -90,7 +90,12 @@ func (e *NotFoundError) named(name string) *NotFoundError { e.Name = name; retur
 // not the process, so a thread that ends would kill its children.
 type spawner struct {
 	reqs chan spawnReq
+	quit chan struct{} // closed by stop; reqs is never closed
 }
+
+// errSpawnerStopped is what a start asked for after stop gets (a readiness
+// probe's goroutine can ask just as Run returns).
+var errSpawnerStopped = errors.New("supervisor: spawner stopped")
 
 type spawnReq struct {
 	cmd      *socketact.Command
@@ -107,10 +112,16 @@ type spawnResult struct {
 }
 
 func startSpawner(r *signals.Reaper) *spawner {
-	s := &spawner{reqs: make(chan spawnReq)}
+	s := &spawner{reqs: make(chan spawnReq), quit: make(chan struct{})}
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-		for req := range s.reqs {
+		for {
+			var req spawnReq
+			select {
+			case req = <-s.reqs:
+			case <-s.quit:
+				return
+			}
 			var res spawnResult
 			var wait func() error
 			res.pid, res.exited, res.err = r.Start(func() (int, error) {
@@ -141,17 +152,23 @@ func startSpawner(r *signals.Reaper) *spawner {
 // start runs cmd on the spawner's thread. On an exec failure the process
 // has been started (and will exit): the result carries both.
 func (s *spawner) start(cmd *socketact.Command) spawnResult {
-	reply := make(chan spawnResult, 1)
-	s.reqs <- spawnReq{cmd: cmd, reply: reply}
-	return <-reply
+	return s.do(spawnReq{cmd: cmd})
 }
 
 // prestart starts a standby shim for cmd's sockets and stdio.
 func (s *spawner) prestart(cmd *socketact.Command) spawnResult {
-	reply := make(chan spawnResult, 1)
-	s.reqs <- spawnReq{cmd: cmd, prestart: true, reply: reply}
-	return <-reply
+	return s.do(spawnReq{cmd: cmd, prestart: true})
+}
+
+func (s *spawner) do(req spawnReq) spawnResult {
+	req.reply = make(chan spawnResult, 1)
+	select {
+	case s.reqs <- req:
+		return <-req.reply // a request taken is always answered
+	case <-s.quit:
+		return spawnResult{err: errSpawnerStopped}
+	}
 }
 
 // stop ends the spawner's goroutine and with it its thread.
-func (s *spawner) stop() { close(s.reqs) }
+func (s *spawner) stop() { close(s.quit) }

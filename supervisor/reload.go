@@ -23,7 +23,7 @@ func (s *Supervisor) requestReload(reply chan<- ReloadResult) {
 		waiters = append(waiters, reply)
 	}
 	cur := s.current()
-	if s.tx != nil || (cur != nil && cur.state == StateStarting && s.opts.Reload != StrategySignal) || s.drainFull() {
+	if s.tx != nil || (starting(cur) && s.opts.Reload != StrategySignal) || s.drainFull() {
 		s.queued = append(s.queued, waiters...)
 		if !s.queuedAny {
 			s.log.Info("reload queued behind the one in progress")
@@ -56,10 +56,17 @@ func (s *Supervisor) maybeStartQueued() {
 	if !s.queuedAny || s.stopping || s.tx != nil || s.drainFull() {
 		return
 	}
-	if cur := s.current(); cur != nil && cur.state == StateStarting {
+	if starting(s.current()) {
 		return
 	}
 	s.startQueued()
+}
+
+// starting reports whether g is starting and still within its readiness
+// timeout: a reload waits for such a generation, not for one that is out
+// of time (it would wait forever).
+func starting(g *generation) bool {
+	return g != nil && g.state == StateStarting && time.Now().Before(g.readyBy)
 }
 
 func (s *Supervisor) startQueued() {
@@ -131,6 +138,12 @@ func (s *Supervisor) proceed() {
 const reloadAckWindow = time.Second
 
 func (s *Supervisor) startNew() {
+	if s.restartT != nil {
+		// A reload during a crash's backoff: its generation is the
+		// restart (finishTx schedules another if it fails).
+		s.restartT.Stop()
+		s.restartT = nil
+	}
 	g, err := s.spawn()
 	if err != nil {
 		s.finishTx(false, "start failed: "+err.Error())
@@ -188,9 +201,10 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	for _, w := range tx.waiters {
 		w <- res
 	}
-	if tx.strategy == StrategyRestart && !ok && s.current() == nil && !s.stopping {
-		// The old generation is gone and the new one failed: the restart
-		// policy takes over as after a crash.
+	if tx.strategy != StrategySignal && !ok && s.current() == nil && !s.stopping && s.restartT == nil {
+		// The old generation is gone (stopped by a restart, or crashed
+		// during the reload) and the new one failed: the restart policy
+		// takes over as after a crash.
 		s.scheduleRestart(0, reason)
 	}
 	s.maybeStartQueued()
@@ -209,16 +223,18 @@ func (s *Supervisor) failTx(reason string) {
 // as evCheckDone.
 func (s *Supervisor) runCheck(tx *reloadTx) {
 	var out bytes.Buffer
+	// Failures are posted from a goroutine: Run's own goroutine must never
+	// wait for room in the queue that only it empties.
 	r, w, err := os.Pipe()
 	if err != nil {
-		s.post(event{kind: evCheckDone, tx: tx, err: err})
+		go s.post(event{kind: evCheckDone, tx: tx, err: err})
 		return
 	}
 	pid, exited, err := s.startAux(s.opts.Check, w)
 	w.Close()
 	if err != nil {
 		r.Close()
-		s.post(event{kind: evCheckDone, tx: tx, err: err})
+		go s.post(event{kind: evCheckDone, tx: tx, err: err})
 		return
 	}
 	s.log.Info("check started", KeyPID, pid, "command", s.opts.Check)

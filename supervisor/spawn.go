@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -133,15 +134,25 @@ func (s *Supervisor) spawn() (*generation, error) {
 	)
 	if st := s.standby; st != nil {
 		s.standby = nil
-		if err := st.sb.Exec(cmd); err != nil {
+		var ee *socketact.ExecError
+		switch err := st.sb.Exec(cmd); {
+		case err == nil:
+			ref, outR, errR, warm = st.ref, st.outR, st.errR, true
+			g.pid, g.proc = st.pid, st.proc
+		case errors.As(err, &ee):
 			st.proc.Release()
 			closeFiles(st.outR, st.errR)
 			ns.Close()
 			return nil, err // the shim exits; its exit is a standby's, ignored
+		default:
+			// The standby died (its exit is not handled yet) or could not
+			// be told what to run: start cold instead.
+			s.log.Warn("standby shim unusable: starting cold", KeyPID, st.pid, KeyError, err)
+			st.proc.Release()
+			closeFiles(st.outR, st.errR)
 		}
-		ref, outR, errR, warm = st.ref, st.outR, st.errR, true
-		g.pid, g.proc = st.pid, st.proc
-	} else {
+	}
+	if !warm {
 		if outR, errR, err = s.outputPipes(cmd); err != nil {
 			ns.Close()
 			return nil, err

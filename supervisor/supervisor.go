@@ -371,6 +371,7 @@ func (s *Supervisor) onEvent(ev event) {
 			return
 		}
 		s.log.Error("generation not ready", KeyGen, g.num, KeyPID, g.pid, KeyReason, reason)
+		s.maybeStartQueued() // a reload waiting for it need wait no longer
 	case evDelay:
 		if g.state != StateStarting || g.exited {
 			return
@@ -484,6 +485,13 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		}
 		return
 	}
+	if tx := s.tx; tx != nil && tx.strategy != StrategySignal {
+		// The reload is starting the next generation already: it takes
+		// over, and if it fails, finishTx applies the restart policy. A
+		// restart now would start a second one beside it.
+		s.log.Warn("serving generation exited during the reload: the new generation takes over", KeyGen, g.num, KeyStatus, e.String())
+		return
+	}
 	s.scheduleRestart(ran, e.String())
 }
 
@@ -542,7 +550,9 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 	if m.Flag(socketact.NotifyWatchdog) {
 		s.armWatchdog(g)
 	} else if m.Fields[socketact.NotifyWatchdog] == "trigger" {
-		s.post(event{kind: evWatchdog, gen: g})
+		// Handled here: posting from Run's goroutine would wait forever
+		// on a queue that only this goroutine empties.
+		s.onEvent(event{kind: evWatchdog, gen: g})
 	}
 	if m.Flag(socketact.NotifyReloading) {
 		g.speaksReload = true
@@ -644,7 +654,9 @@ func (s *Supervisor) drain(g *generation) {
 			draining = append(draining, o)
 		}
 	}
-	for len(draining) > s.opts.MaxDraining {
+	// A stop drains every generation as README promises (stop signal,
+	// SIGKILL at the stop timeout): the cap is for reloads only.
+	for !s.stopping && len(draining) > s.opts.MaxDraining {
 		s.log.Warn("too many generations draining: killing the oldest", KeyGen, draining[0].num, KeyPID, draining[0].pid, "max_draining", s.opts.MaxDraining)
 		draining[0].killGroup()
 		draining = draining[1:]

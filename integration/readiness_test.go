@@ -1062,3 +1062,27 @@ func TestControlConfigHash(t *testing.T) {
 	}
 	rdStop(t, h)
 }
+
+// TestSignalStrategyCheckTimeout: a check command that hangs is killed at
+// the readiness timeout and the reload fails; the serving child is not
+// touched and the next reload runs.
+func TestSignalStrategyCheckTimeout(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--check", sleep+" 1000", "--ready-timeout", "300ms", "--", helloBin)
+	rdReady(h, 1)
+	r := rdReload(t, h)
+	if r.code != 1 || r.OK || !strings.Contains(r.Reason, "did not finish within 300ms") {
+		t.Fatalf("reload: exit %d, %+v; want a failure naming the timeout", r.code, r.ReloadResult)
+	}
+	waitGone(t, h.WaitEvent("check started", 1, nil).Int("pid"))
+	if st := rdStatus(t, h); len(st.Generations) != 1 || st.Generations[0].Gen != 1 || st.Generations[0].State != supervisor.StateReady {
+		t.Fatalf("status after the failed check: %+v", st.Generations)
+	}
+	if r := rdReload(t, h); r.code != 1 || !strings.Contains(r.Reason, "did not finish") {
+		t.Fatalf("second reload: exit %d, %+v", r.code, r.ReloadResult)
+	}
+	rdStop(t, h)
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/signals"
+	"golang.org/x/sys/unix"
 )
 
 // requestReload starts a reload, or queues it behind the one in progress
@@ -239,13 +240,32 @@ func (s *Supervisor) runCheck(tx *reloadTx) {
 	}
 	s.log.Info("check started", KeyPID, pid, "command", s.opts.Check)
 	go func() {
-		defer r.Close()
-		out.ReadFrom(r)
-		e := <-exited
-		ev := event{kind: evCheckDone, tx: tx, out: out.String()}
-		if !e.Success() {
-			ev.err = fmt.Errorf("%s: %s", s.opts.Check[0], e)
+		read := make(chan struct{})
+		go func() { out.ReadFrom(r); close(read) }()
+		// A check gets as long as a new generation gets to be ready.
+		limit := time.NewTimer(s.opts.Ready.Timeout)
+		defer limit.Stop()
+		ev := event{kind: evCheckDone, tx: tx}
+		select {
+		case e := <-exited:
+			if !e.Success() {
+				ev.err = fmt.Errorf("%s: %s", s.opts.Check[0], e)
+			}
+		case <-limit.C:
+			unix.Kill(-pid, unix.SIGKILL)
+			<-exited
+			ev.err = fmt.Errorf("%s did not finish within %s", s.opts.Check[0], s.opts.Ready.Timeout)
 		}
+		// Its process group is gone, so the pipe closes; unless something
+		// left the group and holds it: then take what was written so far.
+		select {
+		case <-read:
+		case <-time.After(time.Second):
+			r.Close()
+			<-read
+		}
+		r.Close()
+		ev.out = out.String()
 		s.post(ev)
 	}()
 }

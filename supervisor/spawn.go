@@ -243,7 +243,7 @@ func (s *Supervisor) probe(ctx context.Context, g *generation) {
 			return
 		case <-t.C:
 		}
-		_, exited, err := s.startAux(s.opts.Ready.Command, nil)
+		pid, exited, err := s.startAux(s.opts.Ready.Command, nil)
 		if err != nil {
 			s.log.Error("readiness probe failed to start", KeyGen, g.num, KeyError, err)
 			return
@@ -255,7 +255,9 @@ func (s *Supervisor) probe(ctx context.Context, g *generation) {
 				return
 			}
 		case <-ctx.Done():
-			return // the probe itself ends on its own; the reaper collects it
+			unix.Kill(-pid, unix.SIGKILL) // no longer needed: the generation is ready or gone
+			<-exited
+			return
 		}
 		t.Reset(s.opts.Ready.Interval)
 	}

@@ -22,6 +22,33 @@ type Reaper struct {
 
 	mu      sync.Mutex
 	waiters map[int]chan Exit
+	recent  []Exit // the last orphans reaped, for Watch
+}
+
+// recentOrphans bounds what Reaper remembers of orphans nobody waited for.
+const recentOrphans = 64
+
+// Watch registers pid, a process that is this process's child or will
+// become one (an orphan handed to a subreaper or PID 1), and returns a
+// channel that receives its exit once. An orphan reaped moments before
+// Watch was called is reported at once.
+func (r *Reaper) Watch(pid int) <-chan Exit {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := make(chan Exit, 1)
+	for i, e := range r.recent {
+		if e.PID == pid {
+			r.recent = append(r.recent[:i], r.recent[i+1:]...)
+			ch <- e
+			close(ch)
+			return ch
+		}
+	}
+	if r.waiters == nil {
+		r.waiters = make(map[int]chan Exit)
+	}
+	r.waiters[pid] = ch
+	return ch
 }
 
 // Start runs start, which must start exactly one child and return its PID,
@@ -74,6 +101,10 @@ func (r *Reaper) Reap() {
 			}
 			if e, ok := r.deliver(pid, ws); !ok {
 				orphans = append(orphans, e)
+				if len(r.recent) == recentOrphans {
+					r.recent = r.recent[1:]
+				}
+				r.recent = append(r.recent, e)
 			}
 		}
 	} else {

@@ -15,7 +15,8 @@ import (
 // except out, which has its own lock.
 type generation struct {
 	num     int
-	pid     int
+	pid     int // the main process: the one started, or the MAINPID= it handed over to
+	pgid    int // the process group: the PID of the process started
 	mainPID int // MAINPID= from the child, 0 if none: signals go there
 	proc    *os.Process
 	state   State
@@ -42,8 +43,12 @@ type generation struct {
 // reaped the pidfd behind proc makes this a no-op, never a signal to a
 // reused PID.
 func (g *generation) signal(sig syscall.Signal) error {
-	if g.mainPID != 0 && g.mainPID != g.pid {
-		return unix.Kill(g.mainPID, sig)
+	if g.proc == nil || (g.mainPID != 0 && g.mainPID != g.pid) {
+		pid := g.pid
+		if g.mainPID != 0 {
+			pid = g.mainPID
+		}
+		return unix.Kill(pid, sig)
 	}
 	err := g.proc.Signal(sig)
 	if err == os.ErrProcessDone {
@@ -56,7 +61,14 @@ func (g *generation) signal(sig syscall.Signal) error {
 // while the leader has not been reaped, or right after: a group id stays
 // reserved while any member lives.
 func (g *generation) killGroup() {
-	unix.Kill(-g.pid, unix.SIGKILL)
+	pgid := g.pgid
+	if pgid == 0 {
+		pgid = g.pid
+	}
+	if pgid <= 1 {
+		return // kill(0) or kill(-1) would hit hupd's own group or everything
+	}
+	unix.Kill(-pgid, unix.SIGKILL)
 }
 
 // after arms a timer that posts ev for this generation.

@@ -138,7 +138,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		switch err := st.sb.Exec(cmd); {
 		case err == nil:
 			ref, outR, errR, warm = st.ref, st.outR, st.errR, true
-			g.pid, g.proc = st.pid, st.proc
+			g.pid, g.pgid, g.proc = st.pid, st.pid, st.proc
 		case errors.As(err, &ee):
 			st.proc.Release()
 			closeFiles(st.outR, st.errR)
@@ -170,7 +170,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 			return nil, res.err
 		}
 		ref = &procRef{}
-		g.pid, g.proc = res.pid, res.proc
+		g.pid, g.pgid, g.proc = res.pid, res.pid, res.proc
 		go func() { s.post(event{kind: evExit, ref: ref, exit: <-res.exited}) }()
 	}
 	ref.gen = g

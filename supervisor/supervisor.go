@@ -435,13 +435,19 @@ func (s *Supervisor) onEvent(ev event) {
 // onExit handles the exit of a generation's main process.
 func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	s.scheduleTrim()
+	if g.mainPID != 0 && g.mainPID != e.PID && unix.Kill(g.mainPID, 0) == nil {
+		s.follow(g, e)
+		return
+	}
 	ran := time.Since(g.started)
 	wasCurrent := s.current() == g || s.stopCurrent == g
 	g.exited, g.exit = true, e
 	g.settle()
 	g.killGroup() // what is left of its process group goes with it
 	g.notify.Close()
-	g.proc.Release()
+	if g.proc != nil {
+		g.proc.Release()
+	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
 	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(g.state))
 	prev := g.state
@@ -493,6 +499,22 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		return
 	}
 	s.scheduleRestart(ran, e.String())
+}
+
+// follow makes the process g announced with MAINPID= its main process once
+// the one hupd started has exited (a program that hands over to a new
+// master, as nginx does for a binary upgrade). As a subreaper or PID 1,
+// hupd inherits it and waits for it in turn.
+func (s *Supervisor) follow(g *generation, e signals.Exit) {
+	s.log.Info("main process exited: following MAINPID", KeyGen, g.num, KeyOldPID, e.PID, KeyPID, g.mainPID, KeyStatus, e.String())
+	if g.proc != nil {
+		g.proc.Release()
+		g.proc = nil
+	}
+	g.pid = g.mainPID
+	ref := &procRef{gen: g}
+	exited := s.reaper.Watch(g.pid)
+	go func() { s.post(event{kind: evExit, ref: ref, exit: <-exited}) }()
 }
 
 func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {

@@ -36,6 +36,7 @@ type generation struct {
 	timers      []*time.Timer // readiness and drain timers, stopped at exit
 	stopProbe   context.CancelFunc
 	watchdog    *time.Timer
+	watchdogSeq int // which arming of watchdog is current
 	watchdogDur time.Duration
 }
 

@@ -69,6 +69,7 @@ type Supervisor struct {
 	failures    int // crashes in a row, for the backoff
 	lastExit    signals.Exit
 	restartT    *time.Timer
+	restartSeq  int      // which arming of restartT is current
 	notified    bool     // some generation has spoken sd_notify
 	standby     *standby // shim started ahead for the next generation
 	// standbyLost: a standby died unused; none is started again until a
@@ -105,6 +106,7 @@ type event struct {
 	out  string
 	at   time.Time // when a notify datagram arrived
 	ref  *procRef  // evExit: the process that exited
+	seq  int       // evRestart, evWatchdog: which arming of the timer fired
 }
 
 type request struct {
@@ -413,8 +415,8 @@ func (s *Supervisor) onEvent(ev event) {
 				g.num, s.opts.Ready.Timeout, signals.Name(s.opts.ReloadSignal)))
 		}
 	case evRestart:
-		if s.stopping || s.restartT == nil {
-			return
+		if s.stopping || s.restartT == nil || ev.seq != s.restartSeq {
+			return // stopped, or a timer replaced after it had fired
 		}
 		s.restartT = nil
 		s.restarts++
@@ -425,6 +427,9 @@ func (s *Supervisor) onEvent(ev event) {
 		s.trimT = nil
 		debug.FreeOSMemory()
 	case evWatchdog:
+		if ev.seq != g.watchdogSeq {
+			return // re-armed by a WATCHDOG=1 after this timer had fired
+		}
 		if !g.exited && g.state != StateDraining {
 			s.log.Error("watchdog timeout: killing generation", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.watchdogDur)
 			g.killGroup()
@@ -521,7 +526,9 @@ func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {
 	var d time.Duration
 	d, s.failures = s.opts.Backoff.Next(s.failures, ran)
 	s.log.Warn("restarting child", KeyGen, s.nextGen+1, KeyDelay, d, "attempt", s.failures, KeyReason, why)
-	s.restartT = time.AfterFunc(d, func() { s.post(event{kind: evRestart}) })
+	s.restartSeq++
+	seq := s.restartSeq
+	s.restartT = time.AfterFunc(d, func() { s.post(event{kind: evRestart, seq: seq}) })
 }
 
 func (s *Supervisor) shouldRestart(e signals.Exit) bool {
@@ -574,7 +581,7 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 	} else if m.Fields[socketact.NotifyWatchdog] == "trigger" {
 		// Handled here: posting from Run's goroutine would wait forever
 		// on a queue that only this goroutine empties.
-		s.onEvent(event{kind: evWatchdog, gen: g})
+		s.onEvent(event{kind: evWatchdog, gen: g, seq: g.watchdogSeq})
 	}
 	if m.Flag(socketact.NotifyReloading) {
 		g.speaksReload = true
@@ -631,7 +638,9 @@ func (s *Supervisor) armWatchdog(g *generation) {
 	if g.watchdog != nil {
 		g.watchdog.Stop()
 	}
-	g.watchdog = time.AfterFunc(g.watchdogDur, func() { s.post(event{kind: evWatchdog, gen: g}) })
+	g.watchdogSeq++
+	seq := g.watchdogSeq
+	g.watchdog = time.AfterFunc(g.watchdogDur, func() { s.post(event{kind: evWatchdog, gen: g, seq: seq}) })
 }
 
 // onReady marks g ready and, when g is the new generation of a swap or

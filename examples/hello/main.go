@@ -88,7 +88,6 @@ func main() {
 		load()
 		daemon.SdNotify(false, daemon.SdNotifyReady)
 	}
-	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	d.drain(*grace)
 	log.Printf("hello: pid %d drained", os.Getpid())
 }
@@ -163,6 +162,9 @@ func (d *drainer) drain(grace time.Duration) {
 	// Shutdown drops its request unanswered (net/http serves no request
 	// it reads after Shutdown began).
 	d.serving.Wait()
+	// Tell hupd: this generation accepts no more (STOPPING=1 comes once it
+	// is true, so that "child stopping" means it).
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
 	d.mu.Lock()
 	left := make(chan struct{})
 	if d.open == 0 {

@@ -67,7 +67,6 @@ func Serve(configPath string, log *slog.Logger) error {
 		log.Info("demo: config reloaded", "pid", os.Getpid())
 		socketact.Notify("READY=1")
 	}
-	socketact.Notify("STOPPING=1")
 	s.drain(10 * time.Second)
 	return nil
 }
@@ -132,6 +131,7 @@ func (s *server) drain(timeout time.Duration) {
 	for _, l := range s.listeners {
 		l.Close()
 	}
+	socketact.Notify("STOPPING=1") // accepting no more
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
 	select {

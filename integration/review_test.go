@@ -249,6 +249,10 @@ func TestReviewStopDoesNotCutDrains(t *testing.T) {
 	if r := rvResult(t, rvReload(control)); !r.OK {
 		t.Fatalf("reload: %+v", r)
 	}
+	// Both children print "ready PID" once they ignore TERM; "ready" by the
+	// 20ms delay does not mean that yet.
+	h.Stdout.NextWith(t, "ready")
+	h.Stdout.NextWith(t, "ready")
 	h.Signal(syscall.SIGTERM)
 	h.Wait()
 	if ev := h.Events("too many generations draining: killing the oldest"); len(ev) != 0 {

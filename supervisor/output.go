@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // tailLines is how many output lines hupd keeps per generation.
@@ -15,15 +16,17 @@ const tailLines = 20
 // or with a "[gen N pid P] " prefix per line, and keeps the last lines so
 // that a failed start can be explained.
 type output struct {
-	mu    sync.Mutex
-	lines []string // ring of the last tailLines lines
-	next  int
-	full  bool
+	copying sync.WaitGroup // the copiers, until their pipes close
+	mu      sync.Mutex
+	lines   []string // ring of the last tailLines lines
+	next    int
+	full    bool
 }
 
 // copyFrom reads r until EOF (every holder of the pipe's write end has
 // exited or closed it) and writes to w. It runs in its own goroutine.
 func (o *output) copyFrom(r *os.File, w io.Writer, prefix string) {
+	defer o.copying.Done()
 	defer r.Close()
 	br := bufio.NewReaderSize(r, 4<<10)
 	atStart := true
@@ -79,6 +82,24 @@ func (o *output) keep(line string) {
 	o.next = (o.next + 1) % tailLines
 	if o.next == 0 {
 		o.full = true
+	}
+}
+
+// copy starts copying r to w in its own goroutine.
+func (o *output) copy(r *os.File, w io.Writer, prefix string) {
+	o.copying.Add(1)
+	go o.copyFrom(r, w, prefix)
+}
+
+// settle waits, up to d, until everything the generation wrote has been
+// copied: its pipes close once it and its process group are gone, unless
+// a process that left the group still holds them.
+func (o *output) settle(d time.Duration) {
+	done := make(chan struct{})
+	go func() { o.copying.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
 	}
 }
 

@@ -185,8 +185,8 @@ func (s *Supervisor) spawn() (*generation, error) {
 		if o.OutputPrefix {
 			prefix = genPrefix(num, g.pid)
 		}
-		go g.out.copyFrom(outR, orStdout(o.Stdout), prefix)
-		go g.out.copyFrom(errR, orStderr(o.Stderr), prefix)
+		g.out.copy(outR, orStdout(o.Stdout), prefix)
+		g.out.copy(errR, orStderr(o.Stderr), prefix)
 	}
 	go func() {
 		for {

@@ -468,6 +468,8 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	if tx := s.tx; tx != nil {
 		switch {
 		case tx.new == g:
+			// Its last words explain the failure: let them arrive first.
+			g.out.settle(outputSettle)
 			s.finishTx(false, fmt.Sprintf("generation %d exited before it was ready: %s", g.num, e)+tailText(strings.Join(g.out.tail(), "\n")))
 			return
 		case tx.waitOld && tx.old == g:
@@ -505,6 +507,10 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.scheduleRestart(ran, e.String())
 }
+
+// outputSettle bounds how long a failed reload waits for the failed
+// generation's last output (its pipes close as soon as it is gone).
+const outputSettle = 250 * time.Millisecond
 
 // follow makes the process g announced with MAINPID= its main process once
 // the one hupd started has exited (a program that hands over to a new

@@ -30,6 +30,20 @@ func init() {
 		}
 		f.Close()
 	}
+	// mainpid-quick: start a new main process (mainpid-wait), announce it
+	// with MAINPID= and READY=1 from here, and exit at once.
+	childModes["mainpid-quick"] = func([]string) {
+		next := exec.Command(selfPath())
+		next.Env = append(os.Environ(), envChild+"=mainpid-wait")
+		next.Stdout, next.Stderr = os.Stdout, os.Stderr
+		if err := next.Start(); err != nil {
+			os.Exit(3)
+		}
+		if _, err := socketact.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1", next.Process.Pid)); err != nil {
+			os.Exit(5)
+		}
+	}
+	childModes["mainpid-wait"] = func([]string) { reportSignalsUntil(syscall.SIGTERM) }
 	childModes["mainpid-new"] = func([]string) {
 		if _, err := socketact.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid())); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -88,5 +102,24 @@ func TestMainPIDFollowed(t *testing.T) {
 	}
 	if !strings.Contains(h.Log(), `"msg":"child exited"`) {
 		t.Error("no exit logged for the new main process")
+	}
+}
+
+// TestMainPIDQuickHandover: the original process sends MAINPID= and exits
+// at once. hupd must still see the datagram before the exit (it orders a
+// generation's exit behind what it sent) and follow the new main process.
+func TestMainPIDQuickHandover(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("mainpid-quick")...)...)
+	h.WaitEvent("main process exited: following MAINPID", 1, nil)
+	line := h.Stdout.NextWith(t, "ready")
+	h.Signal(syscall.SIGUSR2)
+	if got := h.Stdout.NextWith(t, "got"); got != "got USR2" {
+		t.Fatalf("new main (%s) got %q", line, got)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exit %d", code)
+	}
+	if n := len(h.Events("restarting child")); n != 0 {
+		t.Errorf("%d restarts", n)
 	}
 }

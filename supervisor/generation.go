@@ -27,8 +27,10 @@ type generation struct {
 	exit    signals.Exit
 
 	notify       *socketact.NotifySocket
-	speaksNotify bool // sent any valid datagram
-	speaksReload bool // sent RELOADING=1 at some point
+	ref          *procRef          // the process being waited for
+	exitParked   chan signals.Exit // its exit, until the notify reader posts it
+	speaksNotify bool              // sent any valid datagram
+	speaksReload bool              // sent RELOADING=1 at some point
 	statusText   string
 	configHash   string
 	out          *output

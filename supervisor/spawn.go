@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -16,8 +18,42 @@ import (
 )
 
 // procRef ties a started process to the generation it becomes; nil while
-// it is a standby shim. Only Run's goroutine reads or sets gen.
-type procRef struct{ gen *generation }
+// it is a standby shim. Run's goroutine sets gen; the goroutine that waits
+// for the process reads it.
+type procRef struct{ gen atomic.Pointer[generation] }
+
+// exitMarker is the datagram hupd sends to a generation's own notify
+// socket once the generation's process has exited (see forwardExit).
+const exitMarker = "HUPD_EXITED=1"
+
+// forwardExit hands the exit of ref's process to Run. For a generation it
+// goes through the generation's notify reader: the exit is parked and a
+// marker datagram queued behind whatever the process sent before it died,
+// so Run sees every datagram (MAINPID=, STOPPING=1, …) before the exit.
+// Unix datagram queues are first in, first out.
+func (s *Supervisor) forwardExit(ref *procRef, e signals.Exit) {
+	if g := ref.gen.Load(); g != nil {
+		select {
+		case g.exitParked <- e:
+			if sendMarker(g.notify.Path) == nil {
+				return
+			}
+			<-g.exitParked // the marker cannot be sent: deliver it directly
+		default:
+		}
+	}
+	s.post(event{kind: evExit, ref: ref, exit: e})
+}
+
+func sendMarker(path string) error {
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = c.Write([]byte(exitMarker))
+	return err
+}
 
 // standby is a shim started ahead of time for the next generation (see
 // socketact.Standby): it holds the sockets and its own output pipes.
@@ -109,7 +145,7 @@ func (s *Supervisor) prestart() {
 	}
 	st := &standby{ref: &procRef{}, sb: res.standby, pid: res.pid, proc: res.proc, outR: outR, errR: errR}
 	s.standby = st
-	go func() { s.post(event{kind: evExit, ref: st.ref, exit: <-res.exited}) }()
+	go func() { s.forwardExit(st.ref, <-res.exited) }()
 	s.log.Debug("standby shim ready", KeyPID, st.pid)
 }
 
@@ -125,6 +161,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 	}
 	cmd := s.childCmd(ns)
 	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog,
+		exitParked: make(chan signals.Exit, 1),
 		configHash: configHash(o.ConfigFiles)}
 	t0 := time.Now()
 	var (
@@ -171,9 +208,10 @@ func (s *Supervisor) spawn() (*generation, error) {
 		}
 		ref = &procRef{}
 		g.pid, g.pgid, g.proc = res.pid, res.pid, res.proc
-		go func() { s.post(event{kind: evExit, ref: ref, exit: <-res.exited}) }()
+		go func() { s.forwardExit(ref, <-res.exited) }()
 	}
-	ref.gen = g
+	g.ref = ref
+	ref.gen.Store(g)
 	s.nextGen = num
 	s.standbyLost = false
 	g.started = time.Now()
@@ -188,19 +226,33 @@ func (s *Supervisor) spawn() (*generation, error) {
 		g.out.copy(outR, orStdout(o.Stdout), prefix)
 		g.out.copy(errR, orStderr(o.Stderr), prefix)
 	}
-	go func() {
-		for {
-			m, err := ns.Receive()
-			if err == socketact.ErrNotifyClosed {
-				return
-			}
-			if err == nil {
-				s.post(event{kind: evNotify, gen: g, msg: m, at: time.Now()})
-			}
-		}
-	}()
+	go s.readNotify(g)
 	s.armReadiness(g)
 	return g, nil
+}
+
+// readNotify posts g's notify datagrams to Run, and g's exit once the
+// marker that forwardExit queued behind them arrives.
+func (s *Supervisor) readNotify(g *generation) {
+	self := os.Getpid()
+	for {
+		m, err := g.notify.Receive()
+		if err == socketact.ErrNotifyClosed {
+			return
+		}
+		if err != nil {
+			continue
+		}
+		if m.PID == self && m.Flag("HUPD_EXITED") {
+			select {
+			case e := <-g.exitParked:
+				s.post(event{kind: evExit, ref: g.ref, exit: e})
+			default: // not ours
+			}
+			continue
+		}
+		s.post(event{kind: evNotify, gen: g, msg: m, at: time.Now()})
+	}
 }
 
 func orStdout(f *os.File) *os.File {

@@ -348,8 +348,8 @@ func (s *Supervisor) onEvent(ev event) {
 	g := ev.gen
 	switch ev.kind {
 	case evExit:
-		if ev.ref.gen != nil {
-			s.onExit(ev.ref.gen, ev.exit)
+		if g := ev.ref.gen.Load(); g != nil {
+			s.onExit(g, ev.exit)
 		} else if st := s.standby; st != nil && st.ref == ev.ref {
 			s.log.Warn("standby shim exited", KeyPID, st.pid, KeyStatus, ev.exit.String())
 			s.standby, s.standbyLost = nil, true
@@ -523,9 +523,11 @@ func (s *Supervisor) follow(g *generation, e signals.Exit) {
 		g.proc = nil
 	}
 	g.pid = g.mainPID
-	ref := &procRef{gen: g}
+	ref := &procRef{}
+	ref.gen.Store(g)
+	g.ref = ref
 	exited := s.reaper.Watch(g.pid)
-	go func() { s.post(event{kind: evExit, ref: ref, exit: <-exited}) }()
+	go func() { s.forwardExit(ref, <-exited) }()
 }
 
 func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {

@@ -53,11 +53,12 @@ func Serve(configPath string, log *slog.Logger) error {
 		s.listeners = append(s.listeners, l)
 		go s.accept(l)
 	}
-	socketact.Notify("READY=1\nSTATUS=serving")
-	log.Info("demo: serving", "pid", os.Getpid(), "sockets", len(act))
-
+	// Subscribe before READY=1: a stop right after readiness must drain,
+	// not kill.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGHUP, unix.SIGTERM, unix.SIGINT)
+	socketact.Notify("READY=1\nSTATUS=serving")
+	log.Info("demo: serving", "pid", os.Getpid(), "sockets", len(act))
 	for sig := range sigs {
 		if sig != unix.SIGHUP {
 			break

@@ -261,10 +261,10 @@ func (h *Hupd) Events(msg string) []Event {
 	return out
 }
 
-// WaitEvent blocks until the n-th (1-based) event with message msg that
-// satisfies match (nil matches all) has been logged, and returns it. It
-// fails the test if hupd exits first or the deadline passes.
-func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
+// waitFor blocks until ok (called with h.mu held, again after each line
+// hupd writes) is true and returns true; it returns false if hupd exits
+// first, and fails the test if the deadline passes before either.
+func (h *Hupd) waitFor(what string, ok func() bool) bool {
 	h.t.Helper()
 	timer := time.AfterFunc(deadline, func() {
 		h.mu.Lock()
@@ -274,26 +274,43 @@ func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
 	defer timer.Stop()
 	start := time.Now()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	for {
+	defer h.mu.Unlock() // Fatalf runs it too
+	for !ok() {
+		select {
+		case <-h.done:
+			return false
+		default:
+		}
+		if time.Since(start) >= deadline {
+			h.t.Fatalf("%s not seen within %s", what, deadline)
+		}
+		h.cond.Wait()
+	}
+	return true
+}
+
+// WaitEvent blocks until the n-th (1-based) event with message msg that
+// satisfies match (nil matches all) has been logged, and returns it. It
+// fails the test if hupd exits first or the deadline passes.
+func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
+	h.t.Helper()
+	var found Event
+	nth := func() bool {
 		seen := 0
 		for _, e := range h.events {
 			if e.Msg() == msg && (match == nil || match(e)) {
 				if seen++; seen == n {
-					return e
+					found = e
+					return true
 				}
 			}
 		}
-		select {
-		case <-h.done: // Fatalf runs the deferred Unlock
-			h.t.Fatalf("hupd exited (%v) before logging %q #%d", h.err, msg, n)
-		default:
-		}
-		if time.Since(start) >= deadline {
-			h.t.Fatalf("no %q #%d logged within %s", msg, n, deadline)
-		}
-		h.cond.Wait()
+		return false
 	}
+	if !h.waitFor(fmt.Sprintf("log %q #%d", msg, n), nth) {
+		h.t.Fatalf("hupd exited (%v) before logging %q #%d", h.err, msg, n)
+	}
+	return found
 }
 
 // Listening returns the bound address (URL) of the socket named name.

@@ -242,29 +242,7 @@ func readSockReport(h *Hupd) SockReport {
 // false when the process exited without writing it.
 func (h *Hupd) waitStderr(s string) bool {
 	h.t.Helper()
-	timer := time.AfterFunc(deadline, func() {
-		h.mu.Lock()
-		h.cond.Broadcast()
-		h.mu.Unlock()
-	})
-	defer timer.Stop()
-	start := time.Now()
-	h.mu.Lock()
-	for !strings.Contains(h.stderr.String(), s) {
-		select {
-		case <-h.done:
-			h.mu.Unlock()
-			return false
-		default:
-		}
-		if time.Since(start) >= deadline {
-			h.mu.Unlock()
-			h.t.Fatalf("%q not written within %s", s, deadline)
-		}
-		h.cond.Wait()
-	}
-	h.mu.Unlock()
-	return true
+	return h.waitFor(strconv.Quote(s)+" on stderr", func() bool { return strings.Contains(h.stderr.String(), s) })
 }
 
 // fetch makes one HTTP GET of path over a fresh connection to addr on

@@ -149,12 +149,7 @@ func TestReviewServingCrashDuringSwapNewFails(t *testing.T) {
 	p3 := rvArmed(t, h, 3) // the crash restart
 	rvKill(t, p3, syscall.SIGUSR2)
 	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 3 })
-	if st := rvStatus(t, control); len(st.Generations) != 1 || st.Generations[0].Gen != 3 {
-		t.Errorf("generations %+v; want gen 3 alone", st.Generations)
-	}
-	if code := h.Stop(); code != 0 {
-		t.Errorf("exit %d, want 0", code)
-	}
+	rvEndAlone(t, h, control, 3)
 }
 
 // TestReviewReloadAfterFirstNotReady: the first generation is not ready
@@ -172,12 +167,7 @@ func TestReviewReloadAfterFirstNotReady(t *testing.T) {
 		t.Fatalf("reload: %+v, want gen 2 ready", r)
 	}
 	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
-	if st := rvStatus(t, control); len(st.Generations) != 1 || st.Generations[0].Gen != 2 {
-		t.Errorf("generations %+v; want gen 2 alone", st.Generations)
-	}
-	if code := h.Stop(); code != 0 {
-		t.Errorf("exit %d, want 0", code)
-	}
+	rvEndAlone(t, h, control, 2)
 }
 
 // TestReviewDeadStandby: a standby shim that has just died, before hupd
@@ -225,12 +215,7 @@ func TestReviewReloadDuringBackoff(t *testing.T) {
 	}
 	// An absence can only be seen by waiting: past the restart's delay.
 	time.Sleep(time.Until(crashed.Add(1500 * time.Millisecond)))
-	if st := rvStatus(t, control); len(st.Generations) != 1 || st.Generations[0].Gen != 2 {
-		t.Errorf("generations %+v; want gen 2 alone", st.Generations)
-	}
-	if code := h.Stop(); code != 0 {
-		t.Errorf("exit %d, want 0", code)
-	}
+	rvEndAlone(t, h, control, 2)
 }
 
 // TestReviewStopDoesNotCutDrains: a stop while max_draining generations
@@ -260,5 +245,17 @@ func TestReviewStopDoesNotCutDrains(t *testing.T) {
 	}
 	if n := len(h.Events("stop timeout: killing process group")); n != 2 {
 		t.Errorf("%d generations killed at the stop timeout, want both", n)
+	}
+}
+
+// rvEndAlone checks that generation gen alone is left, then stops hupd,
+// which must exit 0.
+func rvEndAlone(t *testing.T, h *Hupd, control string, gen int) {
+	t.Helper()
+	if st := rvStatus(t, control); len(st.Generations) != 1 || st.Generations[0].Gen != gen {
+		t.Errorf("generations %+v; want gen %d alone", st.Generations, gen)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Errorf("exit %d, want 0", code)
 	}
 }

@@ -100,7 +100,6 @@ func init() {
 				}
 			}()
 		}
-		var helpers []*os.File // stdin pipes that keep the helpers alive
 		sc := bufio.NewScanner(c)
 		for sc.Scan() {
 			cmd, arg, _ := strings.Cut(sc.Text(), " ")
@@ -117,7 +116,7 @@ func init() {
 				say("ok")
 			case "helper": // helper K=V…: a grandchild sends the datagram
 				w, pid := rdSpawnSender(arg)
-				helpers = append(helpers, w)
+				rdHelpers = append(rdHelpers, w)
 				say("ok sent %d", pid)
 			case "stop": // stop pinging
 				if ping > 0 {
@@ -184,6 +183,10 @@ func init() {
 }
 
 // rdMustNotify sends payload to $NOTIFY_SOCKET; a child that cannot exits 3.
+// rdHelpers holds the stdin pipes that keep an rd-ctl child's helpers
+// alive: a package variable, so that no finalizer closes them early.
+var rdHelpers []*os.File
+
 func rdMustNotify(payload string) {
 	if err := rdNotifyTo(os.Getenv("NOTIFY_SOCKET"), payload); err != nil {
 		fmt.Fprintf(os.Stderr, "child: notify: %v\n", err)

@@ -261,32 +261,49 @@ func (h *Hupd) Events(msg string) []Event {
 	return out
 }
 
+// waitCond waits on cond, with its lock mu held while ok runs, until ok
+// is true (it returns true) or the deadline passes (false). A timer wakes
+// it at the deadline; every other wake-up is a Broadcast by the writer.
+func waitCond(mu *sync.Mutex, cond *sync.Cond, ok func() bool) bool {
+	timer := time.AfterFunc(deadline, func() {
+		mu.Lock()
+		cond.Broadcast()
+		mu.Unlock()
+	})
+	defer timer.Stop()
+	start := time.Now()
+	mu.Lock()
+	defer mu.Unlock()
+	for !ok() {
+		if time.Since(start) >= deadline {
+			return false
+		}
+		cond.Wait()
+	}
+	return true
+}
+
 // waitFor blocks until ok (called with h.mu held, again after each line
 // hupd writes) is true and returns true; it returns false if hupd exits
 // first, and fails the test if the deadline passes before either.
 func (h *Hupd) waitFor(what string, ok func() bool) bool {
 	h.t.Helper()
-	timer := time.AfterFunc(deadline, func() {
-		h.mu.Lock()
-		h.cond.Broadcast()
-		h.mu.Unlock()
-	})
-	defer timer.Stop()
-	start := time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock() // Fatalf runs it too
-	for !ok() {
+	exited := false
+	if !waitCond(&h.mu, h.cond, func() bool {
+		if ok() {
+			return true
+		}
 		select {
 		case <-h.done:
-			return false
+			exited = true
+			return true
 		default:
+			return false
 		}
-		if time.Since(start) >= deadline {
-			h.t.Fatalf("%s not seen within %s", what, deadline)
-		}
-		h.cond.Wait()
+	}) {
+		h.t.Fatalf("%s not seen within %s", what, deadline)
 	}
-	return true
+	return !exited
 }
 
 // WaitEvent blocks until the n-th (1-based) event with message msg that

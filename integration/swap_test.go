@@ -573,20 +573,10 @@ func (l *swapLoad) one(c *http.Client, kind string) {
 // at least one by pid if pid is not 0; it fails t at the deadline.
 func (l *swapLoad) waitOK(t *testing.T, n, pid int) {
 	t.Helper()
-	timer := time.AfterFunc(deadline, func() {
+	if !waitCond(&l.mu, l.cond, func() bool { return l.res.OK >= n && (pid == 0 || l.res.ByPID[pid] > 0) }) {
 		l.mu.Lock()
-		l.cond.Broadcast()
-		l.mu.Unlock()
-	})
-	defer timer.Stop()
-	start := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.res.OK < n || pid != 0 && l.res.ByPID[pid] == 0 {
-		if time.Since(start) >= deadline {
-			t.Fatalf("load: %d answers (want %d), %d from pid %d within %s: %s", l.res.OK, n, l.res.ByPID[pid], pid, deadline, l.res)
-		}
-		l.cond.Wait()
+		defer l.mu.Unlock()
+		t.Fatalf("load: %d answers (want %d), %d from pid %d within %s: %s", l.res.OK, n, l.res.ByPID[pid], pid, deadline, l.res)
 	}
 }
 

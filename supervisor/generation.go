@@ -34,6 +34,11 @@ type generation struct {
 	statusText   string
 	configHash   string
 	out          *output
+	// What it was started with: the sockets (a socket a new configuration
+	// dropped is closed once no generation uses it) and how it is stopped.
+	listeners   []*socketact.Listener
+	stopSignal  syscall.Signal
+	stopTimeout time.Duration
 
 	timers      []*time.Timer // readiness and drain timers, stopped at exit
 	stopProbe   context.CancelFunc

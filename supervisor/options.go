@@ -100,9 +100,6 @@ type Options struct {
 	Stdin, Stdout, Stderr *os.File
 	// Shim is the binary that acts as the exec shim; "" is os.Executable.
 	Shim string
-	// ConfigFiles are hashed at every start: each generation records the
-	// hash of what it started with (hupd status shows it).
-	ConfigFiles []string
 	// Control is the control socket's path, exported to the child as
 	// $HUPD_CONTROL; "" exports nothing.
 	Control string

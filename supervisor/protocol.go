@@ -42,6 +42,7 @@ type Reply struct {
 type ReloadResult struct {
 	OK       bool      `json:"ok"`
 	Strategy Strategy  `json:"strategy"`
+	Cause    string    `json:"cause,omitempty"`  // what asked for it
 	Reason   string    `json:"reason,omitempty"` // why it failed
 	OldGen   int       `json:"old_gen,omitempty"`
 	OldPID   int       `json:"old_pid,omitempty"`
@@ -71,8 +72,23 @@ type Status struct {
 	LastReload  *ReloadResult      `json:"last_reload,omitempty"`
 	Reloads     int                `json:"reloads"`
 	Restarts    int                `json:"restarts"`
-	ConfigHash  string             `json:"config_hash,omitempty"`
-	Stopping    bool               `json:"stopping,omitempty"`
+	// ConfigHash is the content hash the serving generation started
+	// with (or reloaded in place); Hash is the content's hash now.
+	ConfigHash string `json:"config_hash,omitempty"`
+	Note
+	Stopping bool `json:"stopping,omitempty"`
+}
+
+// WatchStatus describes one group of watched paths.
+type WatchStatus struct {
+	Paths  []string `json:"paths"`
+	Action string   `json:"action"`
+	// Hash of the group's content; Changes counts the changes seen.
+	Hash       string    `json:"hash"`
+	Changes    int       `json:"changes"`
+	LastChange time.Time `json:"last_change,omitzero"`
+	Poll       Duration  `json:"poll_interval,omitempty"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // ListenerStatus describes one socket hupd holds.

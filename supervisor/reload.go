@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hupd/hupd/signals"
@@ -12,10 +15,11 @@ import (
 
 // requestReload starts a reload, or queues it behind the one in progress
 // (coalescing), or behind a generation that is still starting.
-func (s *Supervisor) requestReload(reply chan<- ReloadResult) {
+func (s *Supervisor) requestReload(reply chan<- ReloadResult, a Action, cause string) {
+	p := s.plan(a, cause)
 	if s.stopping {
 		if reply != nil {
-			reply <- failed(s.opts.Reload, "hupd is stopping")
+			reply <- failed(p.strategy, "hupd is stopping")
 		}
 		return
 	}
@@ -23,16 +27,62 @@ func (s *Supervisor) requestReload(reply chan<- ReloadResult) {
 	if reply != nil {
 		waiters = append(waiters, reply)
 	}
-	cur := s.current()
-	if s.tx != nil || (starting(cur) && s.opts.Reload != StrategySignal) || s.drainFull() {
+	if s.tx != nil || s.queuedAny || s.heldBack(p.strategy) {
 		s.queued = append(s.queued, waiters...)
 		if !s.queuedAny {
-			s.log.Info("reload queued behind the one in progress")
+			s.log.Info("reload queued behind the one in progress", KeyStrat, string(p.strategy), KeyCause, cause)
+			s.queuedPlan = p
+		} else {
+			s.queuedPlan = merge(s.queuedPlan, p)
 		}
 		s.queuedAny = true
 		return
 	}
-	s.startTx(waiters)
+	s.startTx(waiters, p)
+}
+
+// plan resolves a against the configuration.
+func (s *Supervisor) plan(a Action, cause string) plan {
+	p := plan{strategy: a.Strategy, causes: []string{cause}}
+	if p.strategy == "" {
+		p.strategy = s.opts.Reload
+	}
+	if p.strategy == StrategySignal {
+		sig := a.Signal
+		if sig == 0 {
+			sig = s.opts.ReloadSignal
+		}
+		p.signals = []syscall.Signal{sig}
+	}
+	return p
+}
+
+// merge coalesces two queued reloads into one that covers both: the
+// strategy that ranks higher wins (see rank); signals add up.
+func merge(a, b plan) plan {
+	out := plan{strategy: a.strategy, causes: append(slices.Clone(a.causes), b.causes...)}
+	if rank(b.strategy) > rank(a.strategy) {
+		out.strategy = b.strategy
+	}
+	if out.strategy == StrategySignal {
+		out.signals = slices.Clone(a.signals)
+		for _, sig := range b.signals {
+			if !slices.Contains(out.signals, sig) {
+				out.signals = append(out.signals, sig)
+			}
+		}
+	}
+	return out
+}
+
+// heldBack reports whether a reload by strategy st must wait: for a
+// generation that is still starting (a swap or restart), or for a drain
+// slot (see drainFull).
+func (s *Supervisor) heldBack(st Strategy) bool {
+	if st == StrategySignal {
+		return false
+	}
+	return starting(s.current()) || s.drainFull()
 }
 
 // drainFull reports whether a swap or restart must wait for a draining
@@ -40,9 +90,6 @@ func (s *Supervisor) requestReload(reply chan<- ReloadResult) {
 // reload waits for a slot (each is killed at the stop timeout at the
 // latest) rather than cutting the oldest one's requests short.
 func (s *Supervisor) drainFull() bool {
-	if s.opts.Reload == StrategySignal {
-		return false
-	}
 	n := 0
 	for _, g := range s.gens {
 		if g.state == StateDraining {
@@ -54,10 +101,7 @@ func (s *Supervisor) drainFull() bool {
 
 // maybeStartQueued starts the queued reload once nothing holds it back.
 func (s *Supervisor) maybeStartQueued() {
-	if !s.queuedAny || s.stopping || s.tx != nil || s.drainFull() {
-		return
-	}
-	if starting(s.current()) {
+	if !s.queuedAny || s.stopping || s.tx != nil || s.heldBack(s.queuedPlan.strategy) {
 		return
 	}
 	s.startQueued()
@@ -71,16 +115,17 @@ func starting(g *generation) bool {
 }
 
 func (s *Supervisor) startQueued() {
-	waiters := s.queued
-	s.queued, s.queuedAny = nil, false
-	s.startTx(waiters)
+	waiters, p := s.queued, s.queuedPlan
+	s.queued, s.queuedAny, s.queuedPlan = nil, false, plan{}
+	s.startTx(waiters, p)
 }
 
-func (s *Supervisor) startTx(waiters []chan<- ReloadResult) {
+func (s *Supervisor) startTx(waiters []chan<- ReloadResult, p plan) {
 	s.reloads++
-	tx := &reloadTx{strategy: s.opts.Reload, started: time.Now(), waiters: waiters, old: s.current()}
+	tx := &reloadTx{strategy: p.strategy, signals: p.signals, cause: strings.Join(slices.Compact(p.causes), "; "),
+		started: time.Now(), waiters: waiters, old: s.current(), hash: s.hash}
 	s.tx = tx
-	attrs := []any{KeyStrat, string(tx.strategy)}
+	attrs := []any{KeyStrat, string(tx.strategy), KeyCause, tx.cause}
 	if tx.old != nil {
 		attrs = append(attrs, KeyOldGen, tx.old.num, KeyOldPID, tx.old.pid)
 	}
@@ -112,12 +157,14 @@ func (s *Supervisor) proceed() {
 			s.finishTx(false, "no child running")
 			return
 		}
-		if err := g.signal(s.opts.ReloadSignal); err != nil {
-			s.finishTx(false, fmt.Sprintf("sending %s to pid %d: %v", signals.Name(s.opts.ReloadSignal), g.pid, err))
-			return
+		for _, sig := range tx.signals {
+			if err := g.signal(sig); err != nil {
+				s.finishTx(false, fmt.Sprintf("sending %s to pid %d: %v", signals.Name(sig), g.pid, err))
+				return
+			}
 		}
 		tx.signalled = true
-		s.log.Info("reload signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(s.opts.ReloadSignal))
+		s.log.Info("reload signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, signalNames(tx.signals))
 		switch {
 		case g.speaksReload:
 			// It answered RELOADING=1 before: wait for READY=1 after it.
@@ -166,7 +213,7 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	if tx.ackT != nil {
 		tx.ackT.Stop()
 	}
-	res := ReloadResult{OK: ok, Strategy: tx.strategy, Reason: reason, Started: tx.started, Finished: time.Now()}
+	res := ReloadResult{OK: ok, Strategy: tx.strategy, Cause: tx.cause, Reason: reason, Started: tx.started, Finished: time.Now()}
 	if tx.old != nil {
 		res.OldGen, res.OldPID = tx.old.num, tx.old.pid
 	}
@@ -191,6 +238,9 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	}
 	if tx.strategy == StrategySignal && tx.old != nil {
 		res.NewGen, res.NewPID = tx.old.num, tx.old.pid
+		if ok {
+			tx.old.configHash = tx.hash // it has read the content in place
+		}
 	}
 	s.last = &res
 	took := res.Finished.Sub(res.Started).Round(time.Microsecond)
@@ -215,14 +265,24 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 func (s *Supervisor) failTx(reason string) {
 	s.finishTx(false, reason)
 	for _, w := range s.queued {
-		w <- failed(s.opts.Reload, reason)
+		w <- failed(s.queuedPlan.strategy, reason)
 	}
-	s.queued, s.queuedAny = nil, false
+	s.queued, s.queuedAny, s.queuedPlan = nil, false, plan{}
+}
+
+// signalNames lists sigs for logs: "HUP", "HUP+USR1".
+func signalNames(sigs []syscall.Signal) string {
+	names := make([]string, len(sigs))
+	for i, sig := range sigs {
+		names[i] = signals.Name(sig)
+	}
+	return strings.Join(names, "+")
 }
 
 // runCheck runs the check command in the background; its result arrives
 // as evCheckDone.
 func (s *Supervisor) runCheck(tx *reloadTx) {
+	o := s.opts // the goroutine below must not read s.opts, which Run may replace
 	var out bytes.Buffer
 	// Failures are posted from a goroutine: Run's own goroutine must never
 	// wait for room in the queue that only it empties.
@@ -231,30 +291,30 @@ func (s *Supervisor) runCheck(tx *reloadTx) {
 		go s.post(event{kind: evCheckDone, tx: tx, err: err})
 		return
 	}
-	pid, exited, err := s.startAux(s.opts.Check, w)
+	pid, exited, err := s.startAux(o, o.Check, w)
 	w.Close()
 	if err != nil {
 		r.Close()
 		go s.post(event{kind: evCheckDone, tx: tx, err: err})
 		return
 	}
-	s.log.Info("check started", KeyPID, pid, "command", s.opts.Check)
+	s.log.Info("check started", KeyPID, pid, "command", o.Check)
 	go func() {
 		read := make(chan struct{})
 		go func() { out.ReadFrom(r); close(read) }()
 		// A check gets as long as a new generation gets to be ready.
-		limit := time.NewTimer(s.opts.Ready.Timeout)
+		limit := time.NewTimer(o.Ready.Timeout)
 		defer limit.Stop()
 		ev := event{kind: evCheckDone, tx: tx}
 		select {
 		case e := <-exited:
 			if !e.Success() {
-				ev.err = fmt.Errorf("%s: %s", s.opts.Check[0], e)
+				ev.err = fmt.Errorf("%s: %s", o.Check[0], e)
 			}
 		case <-limit.C:
 			unix.Kill(-pid, unix.SIGKILL)
 			<-exited
-			ev.err = fmt.Errorf("%s did not finish within %s", s.opts.Check[0], s.opts.Ready.Timeout)
+			ev.err = fmt.Errorf("%s did not finish within %s", o.Check[0], o.Ready.Timeout)
 		}
 		// Its process group is gone, so the pipe closes; unless something
 		// left the group and holds it: then take what was written so far.

@@ -161,8 +161,8 @@ func (s *Supervisor) spawn() (*generation, error) {
 	}
 	cmd := s.childCmd(ns)
 	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog,
-		exitParked: make(chan signals.Exit, 1),
-		configHash: configHash(o.ConfigFiles)}
+		exitParked: make(chan signals.Exit, 1), configHash: s.hash,
+		listeners: s.listeners, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout}
 	t0 := time.Now()
 	var (
 		ref        *procRef
@@ -281,12 +281,13 @@ func (s *Supervisor) armReadiness(g *generation) {
 	case ReadyExec:
 		ctx, cancel := context.WithCancel(context.Background())
 		g.stopProbe = cancel
-		go s.probe(ctx, g)
+		go s.probe(ctx, g, s.opts)
 	}
 }
 
-// probe runs the readiness command until it exits 0 or ctx ends.
-func (s *Supervisor) probe(ctx context.Context, g *generation) {
+// probe runs the readiness command until it exits 0 or ctx ends. It runs
+// on its own goroutine, with its own copy of the options.
+func (s *Supervisor) probe(ctx context.Context, g *generation, o Options) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -295,7 +296,7 @@ func (s *Supervisor) probe(ctx context.Context, g *generation) {
 			return
 		case <-t.C:
 		}
-		pid, exited, err := s.startAux(s.opts.Ready.Command, nil)
+		pid, exited, err := s.startAux(o, o.Ready.Command, nil)
 		if err != nil {
 			s.log.Error("readiness probe failed to start", KeyGen, g.num, KeyError, err)
 			return
@@ -311,15 +312,14 @@ func (s *Supervisor) probe(ctx context.Context, g *generation) {
 			<-exited
 			return
 		}
-		t.Reset(s.opts.Ready.Interval)
+		t.Reset(o.Ready.Interval)
 	}
 }
 
 // startAux starts a helper command (check, probe) as the child would run:
 // same user, directory and environment, no sockets, in its own process
 // group that is killed once it exits. Output goes to out (nil: /dev/null).
-func (s *Supervisor) startAux(argv []string, out *os.File) (int, <-chan signals.Exit, error) {
-	o := s.opts
+func (s *Supervisor) startAux(o Options, argv []string, out *os.File) (int, <-chan signals.Exit, error) {
 	path, err := LookPath(argv[0], o.Dir, o.Env)
 	if err != nil {
 		return 0, nil, err
@@ -350,7 +350,7 @@ func (s *Supervisor) startAux(argv []string, out *os.File) (int, <-chan signals.
 // status builds a snapshot; Run's goroutine only.
 func (s *Supervisor) status() Status {
 	now := time.Now()
-	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last,
+	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last, Note: s.note,
 		Reloads: s.reloads, Restarts: s.restarts, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
 	for i, l := range s.listeners {
 		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited})

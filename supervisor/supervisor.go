@@ -36,6 +36,7 @@ const (
 	KeyOK      = "ok"
 	KeyTook    = "took"
 	KeyStrat   = "strategy"
+	KeyCause   = "cause"
 )
 
 // Supervisor runs one program as successive generations. Run owns all
@@ -63,6 +64,7 @@ type Supervisor struct {
 	tx          *reloadTx
 	queued      []chan<- ReloadResult // waiters of the reload after tx
 	queuedAny   bool
+	queuedPlan  plan // what the queued reload does: requests merged
 	last        *ReloadResult
 	reloads     int
 	restarts    int
@@ -76,6 +78,11 @@ type Supervisor struct {
 	// generation has started (cold), so that a failing one cannot loop.
 	standbyLost bool
 	trimT       *time.Timer // gives memory back once things settle
+	// retired are sockets a new configuration no longer lists; each is
+	// closed once no generation uses it.
+	retired []*socketact.Listener
+	hash    string // content hash of the configuration and watched files
+	note    Note
 }
 
 type evKind int
@@ -113,11 +120,26 @@ type request struct {
 	reload chan<- ReloadResult // nil: fire and forget
 	status chan<- Status
 	async  bool
+	action Action
+	cause  string
+	apply  *applyRequest
+	note   *Note
+}
+
+// plan is what a reload does, once requests are resolved against the
+// configuration and merged.
+type plan struct {
+	strategy Strategy
+	signals  []syscall.Signal // StrategySignal: relayed in order
+	causes   []string
 }
 
 // reloadTx is the reload in progress.
 type reloadTx struct {
 	strategy  Strategy
+	signals   []syscall.Signal
+	cause     string
+	hash      string // content hash when it started
 	started   time.Time
 	waiters   []chan<- ReloadResult
 	old       *generation // serving when the reload began; may be nil
@@ -157,28 +179,33 @@ func (s *Supervisor) post(ev event) {
 // reload requested while one runs is coalesced: when the running one ends,
 // at most one more runs, for every request that arrived meanwhile.
 func (s *Supervisor) Reload(ctx context.Context) ReloadResult {
+	return s.Do(ctx, ActionReload, "hupd reload")
+}
+
+// Do is Reload for action a; cause says what asked for it (logs, status).
+func (s *Supervisor) Do(ctx context.Context, a Action, cause string) ReloadResult {
 	reply := make(chan ReloadResult, 1)
 	select {
-	case s.reqs <- request{reload: reply}:
+	case s.reqs <- request{reload: reply, action: a, cause: cause}:
 	case <-s.quit:
-		return failed(s.opts.Reload, "hupd is not running")
+		return failed(a.Strategy, "hupd is not running")
 	case <-ctx.Done():
-		return failed(s.opts.Reload, "timed out waiting to start the reload")
+		return failed(a.Strategy, "timed out waiting to start the reload")
 	}
 	select {
 	case r := <-reply:
 		return r
 	case <-s.quit:
-		return failed(s.opts.Reload, "hupd stopped during the reload")
+		return failed(a.Strategy, "hupd stopped during the reload")
 	case <-ctx.Done():
-		return failed(s.opts.Reload, "timed out waiting for the reload; it goes on")
+		return failed(a.Strategy, "timed out waiting for the reload; it goes on")
 	}
 }
 
-// Trigger asks for a reload without waiting, as SIGHUP does.
-func (s *Supervisor) Trigger() {
+// Trigger asks for action a without waiting, as SIGHUP does for a reload.
+func (s *Supervisor) Trigger(a Action, cause string) {
 	select {
-	case s.reqs <- request{async: true}:
+	case s.reqs <- request{async: true, action: a, cause: cause}:
 	case <-s.quit:
 	}
 }
@@ -281,6 +308,8 @@ func (s *Supervisor) cleanup() {
 		g.killGroup()
 		g.notify.Close()
 	}
+	s.gens = nil
+	s.closeRetired()
 	s.failTx("hupd stopped")
 }
 
@@ -293,7 +322,7 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 	case isStop(ss) && !s.stopping:
 		s.stop(ss)
 	case ss == signals.Reload && !s.stopping:
-		s.requestReload(nil)
+		s.requestReload(nil, ActionReload, "SIGHUP")
 	case isStop(ss): // a second stop signal is forwarded as received
 		for _, g := range s.gens {
 			s.send(g, ss)
@@ -338,9 +367,14 @@ func (s *Supervisor) onRequest(req request) {
 	case req.status != nil:
 		req.status <- s.status()
 	case req.reload != nil:
-		s.requestReload(req.reload)
+		s.requestReload(req.reload, req.action, req.cause)
 	case req.async:
-		s.requestReload(nil)
+		s.requestReload(nil, req.action, req.cause)
+	case req.apply != nil:
+		req.apply.reply <- s.apply(req.apply)
+	case req.note != nil:
+		s.note = *req.note
+		s.hash = req.note.Hash
 	}
 }
 
@@ -392,7 +426,7 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 	case evDrainTimeout:
 		if !g.exited {
-			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, s.opts.StopTimeout)
+			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout)
 			g.killGroup()
 		}
 	case evCheckDone:
@@ -412,7 +446,7 @@ func (s *Supervisor) onEvent(ev event) {
 	case evReloadTimeout:
 		if s.tx == ev.tx && s.tx.reloading {
 			s.finishTx(false, fmt.Sprintf("generation %d not ready within %s after %s (RELOADING=1 without READY=1)",
-				g.num, s.opts.Ready.Timeout, signals.Name(s.opts.ReloadSignal)))
+				g.num, s.opts.Ready.Timeout, signalNames(ev.tx.signals)))
 		}
 	case evRestart:
 		if s.stopping || s.restartT == nil || ev.seq != s.restartSeq {
@@ -455,6 +489,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
 	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(g.state))
+	s.closeRetired()
 	prev := g.state
 	g.state = StateExited
 
@@ -684,9 +719,9 @@ func (s *Supervisor) drain(g *generation) {
 	}
 	g.settle()
 	g.state = StateDraining
-	s.log.Info("draining", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(s.opts.StopSignal), KeyTimeout, s.opts.StopTimeout)
-	s.send(g, s.opts.StopSignal)
-	s.after(g, s.opts.StopTimeout, evDrainTimeout)
+	s.log.Info("draining", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
+	s.send(g, g.stopSignal)
+	s.after(g, g.stopTimeout, evDrainTimeout)
 	var draining []*generation
 	for _, o := range s.gens {
 		if o.state == StateDraining && !o.exited {

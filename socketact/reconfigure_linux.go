@@ -1,0 +1,76 @@
+package socketact
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNeedsNewSocket is wrapped by Reconfigure's errors about options that
+// are fixed once a socket is bound.
+var ErrNeedsNewSocket = errors.New("socketact: option fixed once the socket is bound")
+
+// Reconfigure returns l under a new spec for the same address (see
+// SameSocket): the socket itself is kept, never closed or re-bound. A new
+// name only changes LISTEN_FDNAMES; a new backlog is applied with
+// listen(2) again; a new mode, owner or group of a socket file with chmod
+// and chown. SO_REUSEPORT and IPV6_V6ONLY cannot change on a bound
+// socket: give the socket a new address, or restart hupd.
+func (l *Listener) Reconfigure(sp Spec) (*Listener, error) {
+	if err := l.CanReconfigure(sp); err != nil {
+		return nil, err
+	}
+	old := l.Spec
+	n := *l
+	n.Spec = sp
+	if old.Backlog != sp.Backlog && sp.Address.Stream() {
+		backlog := sp.Backlog
+		if backlog <= 0 {
+			backlog = maxBacklog()
+		}
+		if err := unix.Listen(int(l.File.Fd()), backlog); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", sp.Address, os.NewSyscallError("listen", err))
+		}
+	}
+	if sp.Address.IsUnix() && !sp.Address.IsAbstract() && l.unixIno != 0 {
+		if sp.Mode != 0 && sp.Mode != old.Mode {
+			if err := os.Chmod(sp.Address.Path, fs.FileMode(sp.Mode)); err != nil {
+				return nil, fmt.Errorf("listen %s: %w", sp.Address, err)
+			}
+		}
+		if sp.UID != old.UID || sp.GID != old.GID {
+			if err := os.Lchown(sp.Address.Path, sp.UID, sp.GID); err != nil {
+				return nil, fmt.Errorf("listen %s: %w", sp.Address, err)
+			}
+		}
+	}
+	return &n, nil
+}
+
+// CanReconfigure reports whether Reconfigure(sp) can keep l's socket,
+// without changing anything.
+func (l *Listener) CanReconfigure(sp Spec) error {
+	old := l.Spec
+	if !old.SameSocket(sp) {
+		return fmt.Errorf("socketact: %s is not %s", sp.Address, old.Address)
+	}
+	if old.ReusePort != sp.ReusePort {
+		return fmt.Errorf("listen %s: reuseport: %w: keep it, or give the socket a new address", sp.Address, ErrNeedsNewSocket)
+	}
+	if !sameV6Only(old.V6Only, sp.V6Only) {
+		return fmt.Errorf("listen %s: v6only: %w: keep it, or give the socket a new address", sp.Address, ErrNeedsNewSocket)
+	}
+	return nil
+}
+
+// SameSocket reports whether s and o name the same socket: the same
+// network and address as configured (so "tcp://:0" stays the port the
+// kernel chose the first time).
+func (s Spec) SameSocket(o Spec) bool { return s.Address == o.Address }
+
+func sameV6Only(a, b *bool) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}

@@ -1,0 +1,157 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/hupd/hupd/socketact"
+)
+
+// Note is what the caller knows about the configuration and the watched
+// files: the content hash the next generation starts with, and what hupd
+// status shows about them.
+type Note struct {
+	Hash        string        `json:"hash,omitempty"`
+	Watches     []WatchStatus `json:"watches,omitempty"`
+	ConfigError string        `json:"config_error,omitempty"`
+}
+
+// Preset sets the Note before Run starts the first generation. It must not
+// be called once Run has started; use SetNote then.
+func (s *Supervisor) Preset(n Note) { s.note, s.hash = n, n.Hash }
+
+// SetNote replaces the Note. Generations started after it record its hash.
+func (s *Supervisor) SetNote(n Note) {
+	select {
+	case s.reqs <- request{note: &n}:
+	case <-s.quit:
+	}
+}
+
+// Update is a new configuration for the generations to come.
+type Update struct {
+	Options   Options
+	Listeners []*socketact.Listener
+	// Note replaces the Note: its Hash is what the next generation
+	// starts with.
+	Note  Note
+	Cause string // what changed, for the reload it may start
+	// Done, when not nil, receives the result of the reload the update
+	// starts, if it starts one (ApplyResult.Respawn). It must have room
+	// for one result.
+	Done chan<- ReloadResult
+}
+
+type applyRequest struct {
+	Update
+	reply chan applyReply
+}
+
+type applyReply struct {
+	res ApplyResult
+	err error
+}
+
+// ApplyResult says what a new configuration changed.
+type ApplyResult struct {
+	// Respawn is set when the child's command, environment, user or
+	// sockets changed: a new generation was asked for (Strategy).
+	Respawn  bool
+	Strategy Strategy
+	// Retired counts the sockets the new configuration dropped; each is
+	// closed once no generation uses it.
+	Retired int
+}
+
+// ErrStopping is returned for requests hupd can no longer carry out.
+var ErrStopping = errors.New("supervisor: hupd is stopping")
+
+// Apply makes u the configuration of the generations to come. The running
+// generations are untouched: they keep their sockets, and a socket that
+// u.Listeners no longer holds is closed once none of them uses it. When
+// the change needs a new generation (see ApplyResult), a reload is started
+// as for the configured strategy; the signal strategy cannot start a new
+// program, so it becomes a swap (a restart without sockets). On an error
+// nothing changed and the caller still owns u.Listeners.
+func (s *Supervisor) Apply(ctx context.Context, u Update) (ApplyResult, error) {
+	if err := u.Options.Validate(); err != nil {
+		return ApplyResult{}, err
+	}
+	reply := make(chan applyReply, 1)
+	select {
+	case s.reqs <- request{apply: &applyRequest{Update: u, reply: reply}}:
+	case <-s.quit:
+		return ApplyResult{}, ErrStopping
+	case <-ctx.Done():
+		return ApplyResult{}, ctx.Err()
+	}
+	r := <-reply // Run answers every request it takes
+	return r.res, r.err
+}
+
+// apply runs on Run's goroutine.
+func (s *Supervisor) apply(r *applyRequest) applyReply {
+	if s.stopping {
+		return applyReply{err: ErrStopping}
+	}
+	next := r.Options.withDefaults(len(r.Listeners))
+	// What hupd itself was started with stays.
+	next.Stdin, next.Stdout, next.Stderr, next.Shim = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim
+	respawn := !sameSpawn(s.opts, s.listeners, next, r.Listeners)
+	n := len(s.retired)
+	for _, l := range s.listeners {
+		if !slices.ContainsFunc(r.Listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
+			s.retired = append(s.retired, l)
+		}
+	}
+	retired := len(s.retired) - n
+	s.opts, s.listeners = next, r.Listeners
+	s.note, s.hash = r.Note, r.Note.Hash
+	if s.standby != nil {
+		// It holds the old sockets and pipes: start another.
+		s.standby.discard()
+		s.standby = nil
+	}
+	s.closeRetired()
+	res := ApplyResult{Respawn: respawn, Retired: retired}
+	if respawn {
+		res.Strategy = next.Reload
+		if res.Strategy == StrategySignal {
+			res.Strategy = StrategyRestart
+			if len(r.Listeners) > 0 {
+				res.Strategy = StrategySwap
+			}
+		}
+		s.requestReload(r.Done, Action{Strategy: res.Strategy}, r.Cause)
+	}
+	return applyReply{res: res}
+}
+
+// sameSpawn reports whether a generation started with (a, als) would be
+// started the same way with (b, bls).
+func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact.Listener) bool {
+	if a.Path != b.Path || !slices.Equal(a.Args, b.Args) || !slices.Equal(a.Env, b.Env) || a.Dir != b.Dir ||
+		a.UID != b.UID || a.GID != b.GID || !slices.Equal(a.Groups, b.Groups) || a.Watchdog != b.Watchdog ||
+		a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.Control != b.Control {
+		return false
+	}
+	return slices.EqualFunc(als, bls, func(x, y *socketact.Listener) bool {
+		return x.File == y.File && x.Spec.FDName() == y.Spec.FDName()
+	})
+}
+
+// closeRetired closes the sockets no configuration lists and no
+// generation uses any more.
+func (s *Supervisor) closeRetired() {
+	s.retired = slices.DeleteFunc(s.retired, func(l *socketact.Listener) bool {
+		for _, g := range s.gens {
+			if slices.ContainsFunc(g.listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
+				return false
+			}
+		}
+		s.log.Info("socket closed: no longer configured", "name", l.Spec.FDName(), "address", l.Bound.String())
+		l.Close()
+		return true
+	})
+}

@@ -140,10 +140,16 @@ func statusCommand(stdout io.Writer) *cli.Command {
 
 func printStatus(w io.Writer, st *supervisor.Status) {
 	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
-	if st.ConfigHash != "" {
-		fmt.Fprintf(w, ", config %s", st.ConfigHash)
+	if st.Hash != "" {
+		fmt.Fprintf(w, ", content %s", st.Hash)
+		if st.ConfigHash != "" && st.ConfigHash != st.Hash {
+			fmt.Fprintf(w, " (serving %s)", st.ConfigHash)
+		}
 	}
 	fmt.Fprintln(w)
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "config not applied: %s\n", st.ConfigError)
+	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FD\tNAME\tADDRESS\t")
 	for _, l := range st.Listeners {
@@ -156,12 +162,34 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond), g.ConfigHash, g.StatusText)
 	}
 	tw.Flush()
+	if len(st.Watches) > 0 {
+		fmt.Fprintln(tw, "WATCH\tACTION\tHASH\tCHANGES\tLAST CHANGE\t")
+		for _, ws := range st.Watches {
+			last := "-"
+			if !ws.LastChange.IsZero() {
+				last = time.Since(ws.LastChange).Round(time.Second).String() + " ago"
+			}
+			action := ws.Action
+			if ws.Poll > 0 {
+				action += " (poll " + time.Duration(ws.Poll).String() + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t\n", strings.Join(ws.Paths, " "), action, ws.Hash, ws.Changes, last)
+			if ws.Error != "" {
+				fmt.Fprintf(tw, "  error: %s\t\t\t\t\t\n", ws.Error)
+			}
+		}
+		tw.Flush()
+	}
 	if r := st.LastReload; r != nil {
 		result := "ok"
 		if !r.OK {
 			result = "failed: " + r.Reason
 		}
-		fmt.Fprintf(w, "last reload: %s, %s ago, took %s: %s\n", r.Strategy,
+		cause := ""
+		if r.Cause != "" {
+			cause = " (" + r.Cause + ")"
+		}
+		fmt.Fprintf(w, "last reload: %s%s, %s ago, took %s: %s\n", r.Strategy, cause,
 			time.Since(r.Finished).Round(time.Second), r.Finished.Sub(r.Started).Round(time.Millisecond), result)
 	}
 }

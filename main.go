@@ -114,11 +114,16 @@ signal is forwarded unchanged.`,
 				ArgsUsage:    "[-- COMMAND [ARG...]]",
 				Flags:        runFlags(),
 				Action: func(c *cli.Context) error {
-					r, err := loadConfig(c, c.Args().Slice())
+					argv := c.Args().Slice()
+					r, err := loadConfig(c, argv)
 					if err != nil {
 						return err
 					}
-					return runResolved(r, stderr, nil)
+					var load func() (*config.Resolved, error)
+					if c.String("config") != "" {
+						load = func() (*config.Resolved, error) { return loadConfig(c, argv) }
+					}
+					return runResolved(r, stderr, load, nil)
 				},
 			},
 			{
@@ -193,6 +198,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "group", Usage: "run the child with `GROUP` (name or gid)"},
 		&cli.StringFlag{Name: "dir", Usage: "run the child in `DIR`"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `KEY=VALUE` in the child's environment (repeatable)"},
+		&cli.StringSliceFlag{Name: "watch", Aliases: []string{"w"}, Usage: "reload when `PATH` changes: a file, a directory (everything under it) or a glob (repeatable; adds to [[watch]])"},
+		&cli.StringFlag{Name: "watch-poll", Usage: "poll the --watch paths every `DURATION` instead of inotify (network filesystems, FUSE)"},
+		&cli.BoolFlag{Name: "watch-config", Value: true, Usage: "apply edits of the -c file as they are saved"},
 		&cli.StringFlag{Name: "log-format", Usage: "`FORMAT` of hupd's log: text (default) or json"},
 		&cli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info (default), warn, error"},
 	}
@@ -201,7 +209,7 @@ func runFlags() []cli.Flag {
 // overridable are the run flags that map onto config fields.
 var overridable = []string{"name", "listen", "reload", "reload-signal", "ready", "ready-timeout", "check",
 	"control", "output", "output-prefix", "watchdog", "stop-signal", "stop-timeout",
-	"restart", "user", "group", "dir", "env", "log-format", "log-level"}
+	"restart", "user", "group", "dir", "env", "watch", "watch-poll", "watch-config", "log-format", "log-level"}
 
 func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
 	cfg := &config.Config{}
@@ -251,17 +259,22 @@ func loadConfig(c *cli.Context, argv []string) (*config.Resolved, error) {
 	return cfg.Resolve()
 }
 
-func newLogger(r *config.Resolved, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: r.LogLevel}
+func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(r.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
 	if r.LogFormat == config.FormatJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
-func runResolved(r *config.Resolved, stderr io.Writer, onListen func([]*socketact.Listener)) error {
+// runResolved runs r; load, when not nil, reads the configuration again
+// (hupd.toml edits are applied while hupd runs).
+func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
-	code, err := run.Run(r, newLogger(r, stderr), onListen)
+	log, level := newLogger(r, stderr)
+	code, err := run.Run(r, run.Setup{Log: log, Level: level, Load: load, OnListen: onListen})
 	if err != nil {
 		return err
 	}
@@ -286,11 +299,14 @@ func runDemo(addr string, stdout, stderr io.Writer) error {
 	if err := cfg.Override("listen", "http=tcp://"+addr); err != nil {
 		return err
 	}
+	if err := cfg.Override("watch", cfgPath); err != nil {
+		return err
+	}
 	r, err := cfg.Resolve()
 	if err != nil {
 		return err
 	}
-	return runResolved(r, stderr, func(ls []*socketact.Listener) {
+	return runResolved(r, stderr, nil, func(ls []*socketact.Listener) {
 		b := ls[0].Bound
 		demo.Instructions(stdout, fmt.Sprintf("%s:%d", b.Host, b.Port), cfgPath)
 	})

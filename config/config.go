@@ -21,6 +21,7 @@ type Config struct {
 	// Control is the control socket's path ("" derives it from name).
 	Control string   `toml:"control,omitempty"`
 	Listen  []Listen `toml:"listen,omitempty"`
+	Watch   []Watch  `toml:"watch,omitempty"`
 	Process Process  `toml:"process"`
 	Reload  Reload   `toml:"reload"`
 	Restart Restart  `toml:"restart"`
@@ -28,6 +29,8 @@ type Config struct {
 
 	file string
 	src  sources
+	// flagWatch is 1 + the index of the [[watch]] table --watch added.
+	flagWatch int
 }
 
 // Listen is one [[listen]] table.
@@ -40,6 +43,18 @@ type Listen struct {
 	Mode      string `toml:"mode,omitempty"`
 	Owner     string `toml:"owner,omitempty"`
 	Group     string `toml:"group,omitempty"`
+}
+
+// Watch is one [[watch]] table.
+type Watch struct {
+	// Paths are files, directories (with everything under them) or
+	// globs; relative ones are relative to hupd.toml's directory.
+	Paths []string `toml:"paths"`
+	// Action is reload (the configured strategy), swap, restart or
+	// signal:NAME.
+	Action       string `toml:"action,omitempty"`
+	Debounce     string `toml:"debounce,omitempty"`
+	PollInterval string `toml:"poll_interval,omitempty"`
 }
 
 // Process is the [process] table.
@@ -68,6 +83,9 @@ type Reload struct {
 	Check        []string `toml:"check,omitempty"`
 	MaxDraining  int      `toml:"max_draining"`
 	Signal       string   `toml:"signal"`
+	// WatchConfig applies edits of hupd.toml as they are saved (default
+	// true when there is a hupd.toml).
+	WatchConfig *bool `toml:"watch_config,omitempty"`
 }
 
 // Restart is the [restart] table.
@@ -199,10 +217,11 @@ func inTable(parent string) string {
 // validKeys lists the keys of the table at parent ("" for the top level).
 func validKeys(parent string) []string {
 	keys := map[string][]string{
-		"":        {"name", "command", "control", "listen", "process", "reload", "restart", "log"},
+		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "log"},
+		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "mode", "owner", "group"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix"},
-		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining"},
+		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"log":     {"format", "level"},
 	}[parent]

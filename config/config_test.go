@@ -167,7 +167,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
 			where: "u.toml:3", key: "comand", table: "at the top level",
-			valid: []string{"command", "control", "listen", "log", "name", "process", "reload", "restart"},
+			valid: []string{"command", "control", "listen", "log", "name", "process", "reload", "restart", "watch"},
 		},
 		{
 			name: "process", src: "[process]\nusr = \"www\"\n",
@@ -418,6 +418,13 @@ func TestResolveErrors(t *testing.T) {
 		{"listen owner", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nowner = \"no-such-user-hupd\"\n", "c.toml:4", "listen[0].owner", "no-such-user-hupd", "unknown user"},
 		{"listen group", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\ngroup = \"no-such-group-hupd\"\n", "c.toml:4", "listen[0].group", "no-such-group-hupd", "unknown group"},
 		{"env name", cmd + "[process.env]\n\"A=B\" = \"1\"\n", "c.toml", "process.env.A=B", "A=B", "cannot hold '='"},
+		{"watch no paths", cmd + "[[watch]]\naction = \"swap\"\n", "c.toml", "watch[0].paths", "", "no paths"},
+		{"watch empty path", cmd + "[[watch]]\npaths = [\"\"]\n", "c.toml:3", "watch[0].paths", "", "want a file, directory or glob"},
+		{"watch bad glob", cmd + "[[watch]]\npaths = [\"/etc/[a\"]\n", "c.toml:3", "watch[0].paths", "/etc/[a", "malformed glob"},
+		{"watch action", cmd + "[[watch]]\npaths = [\"/a\"]\naction = \"bounce\"\n", "c.toml:4", "watch[0].action", "bounce", "valid actions are reload, swap, restart, signal, signal:NAME"},
+		{"watch signal", cmd + "[[watch]]\npaths = [\"/a\"]\naction = \"signal:HUPP\"\n", "c.toml:4", "watch[0].action", "signal:HUPP", `invalid signal "HUPP"`},
+		{"watch debounce", cmd + "[[watch]]\npaths = [\"/a\"]\ndebounce = \"0s\"\n", "c.toml:4", "watch[0].debounce", "0s", "positive duration"},
+		{"second watch poll", cmd + "[[watch]]\npaths = [\"/a\"]\n[[watch]]\npaths = [\"/b\"]\npoll_interval = \"often\"\n", "c.toml:6", "watch[1].poll_interval", "often", "positive duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse("c.toml", []byte(tc.src))
@@ -597,6 +604,7 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{"log-level", "trace", "log.level"},
 		{"listen", "tcp://:99999", "listen[0].address"},
 		{"listen", "a:b=tcp://:1", "listen[0].name"},
+		{"watch", "/etc/[a", "watch[0].paths"},
 	} {
 		c, err := Parse("f.toml", []byte(`command = ["`+exe+`"]`+"\n"))
 		if err != nil {
@@ -645,5 +653,77 @@ func TestEncodeRoundTrip(t *testing.T) {
 	c.src, c2.src, c2.file = sources{}, sources{}, ""
 	if !reflect.DeepEqual(c, c2) {
 		t.Fatalf("round trip:\n%+v\n%+v", c, c2)
+	}
+}
+
+func TestResolveWatch(t *testing.T) {
+	exe := executable(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "hupd.toml")
+	src := `command = ["` + exe + `"]
+[[watch]]
+paths = ["app.conf", "/etc/tls/", "conf.d/*.conf"]
+action = "signal:USR1"
+debounce = "50ms"
+poll_interval = "2s"
+[[watch]]
+paths = ["/srv/x"]
+`
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []WatchSpec{
+		{Paths: []string{filepath.Join(dir, "app.conf"), "/etc/tls", filepath.Join(dir, "conf.d/*.conf")},
+			Action:   supervisor.Action{Strategy: supervisor.StrategySignal, Signal: unix.SIGUSR1},
+			Debounce: 50 * time.Millisecond, PollInterval: 2 * time.Second, Where: file + ":3"},
+		{Paths: []string{"/srv/x"}, Where: file + ":8"},
+	}
+	if !reflect.DeepEqual(r.Watch, want) {
+		t.Fatalf("Watch = %+v\nwant %+v", r.Watch, want)
+	}
+	if r.ConfigFile != file || !r.WatchConfig {
+		t.Fatalf("ConfigFile, WatchConfig = %q, %v", r.ConfigFile, r.WatchConfig)
+	}
+}
+
+func TestOverrideWatch(t *testing.T) {
+	exe := executable(t)
+	c, err := Parse("f.toml", []byte(`command = ["`+exe+`"]
+[[watch]]
+paths = ["/a"]
+[reload]
+watch_config = true
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range [][]string{{"watch", "rel.conf", "/b"}, {"watch-poll", "1s"}, {"watch-config", "false"}} {
+		if err := c.Override(f[0], f[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	if len(r.Watch) != 2 || !reflect.DeepEqual(r.Watch[1].Paths, []string{filepath.Join(wd, "rel.conf"), "/b"}) ||
+		r.Watch[1].PollInterval != time.Second || r.Watch[0].PollInterval != 0 || r.Watch[1].Where != "--watch" {
+		t.Fatalf("--watch adds a group: %+v", r.Watch)
+	}
+	if r.WatchConfig {
+		t.Fatal("--watch-config=false ignored")
+	}
+	err = (&Config{}).Override("watch-poll", "1s")
+	if ce := asError(t, err); ce.Where != "--watch-poll" || !strings.Contains(err.Error(), "goes with --watch") {
+		t.Fatalf("--watch-poll alone: %v", err)
 	}
 }

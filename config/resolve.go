@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,21 @@ type Resolved struct {
 	ListenWhere []string
 	LogFormat   string
 	LogLevel    slog.Level
+	// Watch are the [[watch]] tables and --watch, paths made absolute.
+	Watch []WatchSpec
+	// ConfigFile is hupd.toml's absolute path ("" without one); with
+	// WatchConfig, its edits are applied as they are saved.
+	ConfigFile  string
+	WatchConfig bool
+}
+
+// WatchSpec is one resolved [[watch]] table.
+type WatchSpec struct {
+	Paths        []string // absolute, clean
+	Action       supervisor.Action
+	Debounce     time.Duration // 0: the watcher's default
+	PollInterval time.Duration // 0: inotify
+	Where        string        // "hupd.toml:12" or "--watch"
 }
 
 // Override applies a command-line flag. Flags replace the file's values;
@@ -87,6 +103,33 @@ func (c *Config) Override(flag string, values ...string) error {
 		set(&c.Process.Group, "process.group")
 	case "dir":
 		set(&c.Process.Dir, "process.dir")
+	case "watch":
+		// Added to the file's [[watch]] tables as one more, relative to
+		// the directory hupd starts in.
+		w := Watch{}
+		for _, p := range values {
+			if p != "" && !filepath.IsAbs(p) {
+				if abs, err := filepath.Abs(p); err == nil {
+					p = abs
+				}
+			}
+			w.Paths = append(w.Paths, p)
+		}
+		c.Watch = append(c.Watch, w)
+		c.flagWatch = len(c.Watch)
+		i := len(c.Watch) - 1
+		c.src.setFlag(fmt.Sprintf("watch.%d.paths", i), "--watch")
+	case "watch-poll":
+		if c.flagWatch == 0 {
+			return &Error{Where: "--watch-poll", Value: v, Err: errors.New("goes with --watch")}
+		}
+		i := c.flagWatch - 1
+		c.Watch[i].PollInterval = v
+		c.src.setFlag(fmt.Sprintf("watch.%d.poll_interval", i), "--watch-poll")
+	case "watch-config":
+		b := v == "true"
+		c.Reload.WatchConfig = &b
+		c.src.setFlag("reload.watch_config", "--watch-config")
 	case "log-format":
 		set(&c.Log.Format, "log.format")
 	case "log-level":
@@ -215,9 +258,6 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
 	o.Control = c.Control
-	if c.file != "" {
-		o.ConfigFiles = []string{c.file}
-	}
 	if w := c.Process.Watchdog; w != "" {
 		if o.Watchdog, err = time.ParseDuration(w); err != nil || o.Watchdog <= 0 {
 			return fail("process.watchdog", w, errors.New("want a positive duration such as 10s"))
@@ -259,6 +299,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 		r.Listen = append(r.Listen, sp)
 		r.ListenWhere = append(r.ListenWhere, c.src.where(fmt.Sprintf("listen.%d.address", i)))
 	}
+	if err := c.resolveWatch(r); err != nil {
+		return nil, err
+	}
 	if len(c.Command) == 0 {
 		return fail("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
 	}
@@ -280,6 +323,59 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return fail("command", c.Command[0], err)
 	}
 	return r, nil
+}
+
+// resolveWatch checks the [[watch]] tables.
+func (c *Config) resolveWatch(r *Resolved) error {
+	if c.file != "" {
+		abs, err := filepath.Abs(c.file)
+		if err != nil {
+			return &Error{Where: c.file, Err: err}
+		}
+		r.ConfigFile = abs
+		r.WatchConfig = c.Reload.WatchConfig == nil || *c.Reload.WatchConfig
+	}
+	for i, w := range c.Watch {
+		key := func(k string) string { return fmt.Sprintf("watch.%d.%s", i, k) }
+		fail := func(k, v string, err error) error {
+			return &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("watch[%d].%s", i, k), Value: v, Err: err}
+		}
+		ws := WatchSpec{Where: c.src.where(key("paths"))}
+		if len(w.Paths) == 0 {
+			return fail("paths", "", errors.New("no paths: list files, directories or globs to watch"))
+		}
+		for _, p := range w.Paths {
+			if p == "" || strings.ContainsRune(p, 0) {
+				return fail("paths", p, errors.New("want a file, directory or glob"))
+			}
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(filepath.Dir(r.ConfigFile), p)
+			}
+			p = filepath.Clean(p)
+			if _, err := filepath.Match(p, ""); err != nil {
+				return fail("paths", p, errors.New("malformed glob pattern"))
+			}
+			ws.Paths = append(ws.Paths, p)
+		}
+		a, err := supervisor.ParseAction(w.Action)
+		if err != nil {
+			return fail("action", w.Action, err)
+		}
+		ws.Action = a
+		for _, d := range []struct {
+			k, v string
+			dst  *time.Duration
+		}{{"debounce", w.Debounce, &ws.Debounce}, {"poll_interval", w.PollInterval, &ws.PollInterval}} {
+			if d.v == "" {
+				continue
+			}
+			if *d.dst, err = time.ParseDuration(d.v); err != nil || *d.dst <= 0 {
+				return fail(d.k, d.v, errors.New("want a positive duration such as 200ms or 2s"))
+			}
+		}
+		r.Watch = append(r.Watch, ws)
+	}
+	return nil
 }
 
 func (c *Config) resolveReadiness(o *supervisor.Options) error {

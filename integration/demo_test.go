@@ -10,9 +10,10 @@ import (
 )
 
 // TestDemo runs the README's first command the way a new user does: hupd
-// demo prints where it listens and what to try; the demo server answers,
-// a reload through the control socket swaps it for a new process that has
-// read the edited config, and TERM stops everything with exit 0.
+// demo prints where it listens and what to try; the demo server answers;
+// saving its config swaps it for a new process that has read the new
+// content, so does a reload through the control socket, and TERM stops
+// everything with exit 0.
 func TestDemo(t *testing.T) {
 	h := StartHupdCmd(t, exec.Command(hupdBin, "demo", "--listen", "127.0.0.1:0"))
 	var addr, config string
@@ -31,7 +32,14 @@ func TestDemo(t *testing.T) {
 	if !strings.Contains(body, "config greeting = hello from the hupd demo") {
 		t.Fatalf("demo answered %q", body)
 	}
+	// Saved: the watcher swaps. The old server answers until the new one
+	// is ready (and may accept a connection or two more before it has
+	// closed its listener): ask until the new one answers.
 	if err := os.WriteFile(config, []byte("greeting = hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitGreeting(t, addr, "hi", "hello from the hupd demo")
+	if err := os.WriteFile(config, []byte("greeting = again\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(hupdBin, "reload", "--name", "demo")
@@ -40,15 +48,20 @@ func TestDemo(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), "reload ok (swap)") {
 		t.Fatalf("hupd reload: %v: %s", err, out)
 	}
-	// The old server may accept a connection or two more before it has
-	// closed its listener (it drains them): ask until the new one answers.
-	start := time.Now()
-	for body2 := get(t, "http://"+addr+"/"); !strings.Contains(body2, "config greeting = hi"); body2 = get(t, "http://"+addr+"/") {
-		if !strings.Contains(body2, "config greeting = hello") || time.Since(start) > deadline {
-			t.Fatalf("after the reload the demo answered %q", body2)
-		}
-	}
+	waitGreeting(t, addr, "again", "hi")
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd demo exited %d, want 0", code)
+	}
+}
+
+// waitGreeting asks the demo at addr until it answers with greeting; until
+// then it must answer with the previous one.
+func waitGreeting(t *testing.T, addr, greeting, previous string) {
+	t.Helper()
+	start := time.Now()
+	for body := get(t, "http://"+addr+"/"); !strings.Contains(body, "config greeting = "+greeting); body = get(t, "http://"+addr+"/") {
+		if !strings.Contains(body, "config greeting = "+previous) || time.Since(start) > deadline {
+			t.Fatalf("waiting for greeting %q the demo answered %q", greeting, body)
+		}
 	}
 }

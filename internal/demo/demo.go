@@ -168,9 +168,10 @@ Try, in another terminal:
   curl http://%[2]s/
       the answering PID and the config it read
   echo 'greeting = hi' > %[3]s
+      hupd sees the new content and swaps blue/green: a new server starts on
+      the same socket with the new config, then the old one drains
   %[4]s reload --name demo
-      blue/green: a new server starts on the same socket with the new config,
-      then the old one drains; kill -HUP %[1]d does the same without waiting
+      the same on demand, waiting for the outcome (kill -HUP %[1]d: without)
   %[4]s status --name demo
   kill -9 $(curl -s http://%[2]s/ | awk '/pid/{print $2}')
       crash it: hupd restarts it, and clients wait in the backlog meanwhile

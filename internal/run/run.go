@@ -17,12 +17,28 @@ import (
 	"github.com/hupd/hupd/supervisor"
 )
 
+// Setup is what Run needs besides the configuration.
+type Setup struct {
+	Log *slog.Logger
+	// Level is the Log's level, set again when hupd.toml changes it.
+	Level *slog.LevelVar
+	// Load reads hupd.toml and the command-line flags again (nil: there is
+	// no hupd.toml). Its edits are applied while hupd runs: see reconf.
+	Load func() (*config.Resolved, error)
+	// OnListen, when not nil, is called with the bound sockets before the
+	// first child starts.
+	OnListen func([]*socketact.Listener)
+}
+
 // Run supervises the resolved configuration until hupd should exit and
 // returns hupd's exit code. An error means nothing was left running: every
 // socket opened here is closed and its file removed.
-// onListen, when not nil, is called with the bound sockets before the first
-// child starts.
-func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listener)) (int, error) {
+func Run(r *config.Resolved, setup Setup) (int, error) {
+	log := setup.Log
+	if setup.Level == nil {
+		setup.Level = new(slog.LevelVar)
+		setup.Level.Set(r.LogLevel)
+	}
 	// hupd's live heap is well under a megabyte: a low GC target keeps
 	// its footprint small (measured: RSS after 100 back-to-back reloads
 	// 9.0 MB instead of 11.9) at a cost of microseconds per collection.
@@ -38,8 +54,20 @@ func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listen
 	if err != nil {
 		return 1, err
 	}
-	defer socketact.CloseAll(ls)
 	defer closeFiles(held)
+	rc, err := newReconf(r, ls, setup.Load, log, setup.Level)
+	if err != nil {
+		socketact.CloseAll(ls)
+		return 1, err
+	}
+	if len(r.Watch) > 0 {
+		// The first scan read every watched file: return what it used.
+		debug.FreeOSMemory()
+	}
+	// The sockets of the configuration in force at the end; those that an
+	// earlier one dropped are the supervisor's to close.
+	defer func() { socketact.CloseAll(rc.sockets()) }()
+	defer rc.stop()
 
 	if err := signals.BecomeSubreaper(); err != nil {
 		log.Warn("cannot become a subreaper: orphans of the child will not be reaped by hupd", "error", err)
@@ -52,17 +80,14 @@ func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listen
 	go reaper.Run(done)
 
 	opts := r.Options
-	if opts.Name == "" {
-		opts.Name = filepath.Base(opts.Args[0])
-	}
-	if opts.Control == "" {
-		opts.Control = supervisor.DefaultControlPath(opts.Name)
-	}
+	defaults(&opts)
 	sup, err := supervisor.New(opts, ls, reaper, log)
 	if err != nil {
 		return 1, err
 	}
-	ctl, err := supervisor.ListenControl(opts.Control, sup, log)
+	rc.sup = sup
+	sup.Preset(rc.note())
+	ctl, err := supervisor.ListenControl(opts.Control, controlHandler{sup, rc}, log)
 	if err != nil {
 		return 1, fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
 	}
@@ -72,10 +97,44 @@ func Run(r *config.Resolved, log *slog.Logger, onListen func([]*socketact.Listen
 	for i, l := range ls {
 		log.Info("listening", "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
 	}
-	if onListen != nil {
-		onListen(ls)
+	if setup.OnListen != nil {
+		setup.OnListen(ls)
 	}
-	return sup.Run(sigs)
+	rc.start()
+	if setup.Load == nil {
+		return sup.Run(sigs)
+	}
+	// SIGHUP reads hupd.toml again before it reloads, as hupd reload does.
+	supSigs := make(chan os.Signal, cap(sigs))
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if sig == signals.Reload {
+					rc.hangup()
+					continue
+				}
+				select {
+				case supSigs <- sig:
+				case <-done:
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return sup.Run(supSigs)
+}
+
+// defaults fills the name and control socket path the way hupd run does.
+func defaults(o *supervisor.Options) {
+	if o.Name == "" {
+		o.Name = filepath.Base(o.Args[0])
+	}
+	if o.Control == "" {
+		o.Control = supervisor.DefaultControlPath(o.Name)
+	}
 }
 
 // listeners takes over the sockets hupd was activated with and opens the

@@ -1,0 +1,464 @@
+package run
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
+)
+
+// Log keys.
+const (
+	keyChanged = "changed"
+	keyAction  = "action"
+	keyHash    = "hash"
+	keyPaths   = "paths"
+)
+
+// reconf applies what changes on disk while hupd runs: edits of hupd.toml,
+// resolved again with the same command-line flags, and changes of watched
+// files. One goroutine (loop) owns its state; others ask it over refresh.
+type reconf struct {
+	log   *slog.Logger
+	level *slog.LevelVar
+	sup   *supervisor.Supervisor
+	// load resolves hupd.toml and the flags again; nil without hupd.toml.
+	load func() (*config.Resolved, error)
+
+	cur     *config.Resolved
+	ls      []*socketact.Listener // the sockets of the current configuration
+	w       *watch.Watcher        // nil when nothing is watched
+	groups  []watchGroup          // one per group of w
+	cfgHash string                // of hupd.toml as last read
+	applied string                // of hupd.toml as in force
+	cfgErr  string                // why the version last read was not applied
+
+	refresh chan refreshRequest
+	done    chan struct{}
+	exited  chan struct{}
+	started bool
+}
+
+// watchGroup is what reconf knows of one group of its watcher.
+type watchGroup struct {
+	config  bool // hupd.toml itself
+	spec    config.WatchSpec
+	hash    string
+	changes int
+	last    time.Time
+	err     string
+}
+
+type refreshRequest struct {
+	cause string
+	// reply, when not nil, says whether hupd.toml was applied; done then
+	// receives the result of the reload that applying it started.
+	reply   chan refreshReply
+	done    chan<- supervisor.ReloadResult
+	trigger bool // then reload with the configured strategy, unless applying did
+}
+
+type refreshReply struct {
+	respawn bool // a reload was started to apply it: its result goes to done
+	err     error
+}
+
+// newReconf starts watching what r asks to watch. An error (an inotify
+// limit) means nothing was started.
+func newReconf(r *config.Resolved, ls []*socketact.Listener, load func() (*config.Resolved, error), log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
+	rc := &reconf{log: log, level: level, load: load, cur: r, ls: ls,
+		refresh: make(chan refreshRequest, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	if r.ConfigFile != "" {
+		rc.cfgHash = watch.Hash([]string{r.ConfigFile})
+		rc.applied = rc.cfgHash
+	}
+	w, groups, err := rc.watcher(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	rc.w, rc.groups = w, groups
+	for _, g := range groups {
+		for _, p := range watch.FileMounts(g.spec.Paths) {
+			log.Warn("watched file is a mount point of its own (a Kubernetes subPath or docker -v FILE mount): it never sees updates of its source; mount the directory instead",
+				"path", p)
+		}
+		how := "inotify"
+		if g.spec.PollInterval > 0 {
+			how = "poll every " + g.spec.PollInterval.String()
+		}
+		log.Info("watching", keyPaths, g.spec.Paths, keyAction, actionName(g), "how", how, keyHash, g.hash)
+	}
+	return rc, nil
+}
+
+func actionName(g watchGroup) string {
+	if g.config {
+		return "apply-config"
+	}
+	return g.spec.Action.String()
+}
+
+// watcher starts a watcher for r's groups. A group with the same paths as
+// one in prev starts from prev's hash, so that a change made while the
+// watchers were replaced is still seen.
+func (rc *reconf) watcher(r *config.Resolved, prev []watchGroup) (*watch.Watcher, []watchGroup, error) {
+	var groups []watchGroup
+	if r.ConfigFile != "" && r.WatchConfig && rc.load != nil {
+		groups = append(groups, watchGroup{config: true, spec: config.WatchSpec{Paths: []string{r.ConfigFile}, Where: r.ConfigFile}, hash: rc.cfgHash})
+	}
+	for _, ws := range r.Watch {
+		g := watchGroup{spec: ws}
+		for _, p := range prev {
+			if !p.config && slices.Equal(p.spec.Paths, ws.Paths) {
+				g.hash, g.changes, g.last = p.hash, p.changes, p.last
+			}
+		}
+		groups = append(groups, g)
+	}
+	if len(groups) == 0 {
+		return nil, nil, nil
+	}
+	specs := make([]watch.Group, len(groups))
+	for i, g := range groups {
+		specs[i] = watch.Group{Paths: g.spec.Paths, Debounce: g.spec.Debounce, PollInterval: g.spec.PollInterval, Baseline: g.hash}
+	}
+	w, err := watch.New(specs)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, h := range w.Hashes() {
+		if groups[i].hash == "" {
+			groups[i].hash = h
+		}
+	}
+	return w, groups, nil
+}
+
+// note is what hupd status shows about the configuration and the watches.
+func (rc *reconf) note() supervisor.Note { return noteOf(rc.applied, rc.cfgErr, rc.groups) }
+
+// noteOf is the note for hupd.toml's hash cfg (in force), its error, and
+// the watch groups. Its Hash covers hupd.toml and every watched file.
+func noteOf(cfg, cfgErr string, groups []watchGroup) supervisor.Note {
+	n := supervisor.Note{ConfigError: cfgErr}
+	h := sha256.New()
+	h.Write([]byte(cfg))
+	for _, g := range groups {
+		n.Watches = append(n.Watches, supervisor.WatchStatus{Paths: g.spec.Paths, Action: actionName(g), Hash: g.hash,
+			Changes: g.changes, LastChange: g.last, Poll: supervisor.Duration(g.spec.PollInterval), Error: g.err})
+		if !g.config {
+			h.Write([]byte{0})
+			h.Write([]byte(g.hash))
+		}
+	}
+	if cfg != "" || len(groups) > 0 {
+		n.Hash = hex.EncodeToString(h.Sum(nil))[:16]
+	}
+	return n
+}
+
+// start runs the loop; sup must be set.
+func (rc *reconf) start() {
+	rc.started = true
+	go rc.run()
+}
+
+// run is the loop; it returns once stop is called.
+func (rc *reconf) run() {
+	defer close(rc.exited)
+	for {
+		var events <-chan watch.Event
+		if rc.w != nil {
+			events = rc.w.Events()
+		}
+		select {
+		case ev := <-events:
+			rc.onEvent(ev)
+		case req := <-rc.refresh:
+			respawn, err := rc.reread(req.cause, req.done)
+			if req.reply != nil {
+				req.reply <- refreshReply{respawn, err}
+			}
+			switch {
+			case !req.trigger, respawn:
+			case err != nil:
+				rc.log.Error("reload refused: hupd.toml is not valid", supervisor.KeyCause, req.cause, supervisor.KeyError, err)
+			default:
+				rc.sup.Trigger(supervisor.ActionReload, req.cause)
+			}
+		case <-rc.done:
+			return
+		}
+	}
+}
+
+// stop ends the loop and the watcher. The sockets stay: see sockets.
+func (rc *reconf) stop() {
+	close(rc.done)
+	if rc.started {
+		<-rc.exited
+	}
+	if rc.w != nil {
+		rc.w.Close()
+	}
+}
+
+// sockets are those of the current configuration; call after stop.
+func (rc *reconf) sockets() []*socketact.Listener { return rc.ls }
+
+func (rc *reconf) onEvent(ev watch.Event) {
+	if ev.Group < 0 {
+		rc.log.Warn("watch problem", supervisor.KeyError, ev.Err)
+		return
+	}
+	g := &rc.groups[ev.Group]
+	if ev.Err != nil {
+		g.err = ev.Err.Error()
+		rc.log.Warn("watch problem", keyPaths, g.spec.Paths, supervisor.KeyError, ev.Err)
+		rc.sup.SetNote(rc.note())
+		return
+	}
+	g.err, g.hash, g.changes, g.last = "", ev.Hash, g.changes+1, time.Now()
+	if g.config {
+		rc.reread("hupd.toml changed", nil)
+		return
+	}
+	rc.log.Info("watched files changed", keyChanged, ev.Changed, keyAction, g.spec.Action.String(), keyHash, ev.Hash)
+	rc.sup.SetNote(rc.note())
+	rc.sup.Trigger(g.spec.Action, "changed: "+names(ev.Changed))
+}
+
+// names lists changed files for a reload's cause.
+func names(files []string) string {
+	const most = 3
+	if len(files) <= most {
+		return strings.Join(files, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(files[:most], ", "), len(files)-most)
+}
+
+// reread applies hupd.toml if it changed since it was last read, or if
+// that version was not applied (the cause, a port in use, may be gone).
+// It reports whether applying it started a reload (whose result goes to
+// done). An error means nothing changed: the running generations, the
+// sockets and the watches are as they were.
+func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (respawn bool, err error) {
+	if rc.load == nil {
+		return false, nil
+	}
+	h := watch.Hash([]string{rc.cur.ConfigFile})
+	if h == rc.cfgHash && rc.cfgErr == "" {
+		return false, nil
+	}
+	rc.cfgHash = h
+	next, err := rc.load()
+	if err == nil {
+		respawn, err = rc.apply(next, cause, h, done)
+	}
+	if err != nil {
+		rc.cfgErr = err.Error()
+		rc.log.Error("configuration not applied: the running generation is untouched", supervisor.KeyError, err)
+	} else {
+		rc.cfgErr = ""
+	}
+	rc.sup.SetNote(rc.note())
+	return respawn, err
+}
+
+// apply makes next the configuration: new sockets are opened before
+// anything changes, a new watcher is started if the watches changed, then
+// the supervisor takes the new options for the generations to come.
+func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<- supervisor.ReloadResult) (bool, error) {
+	old := rc.cur
+	opts := next.Options
+	defaults(&opts)
+	cur := rc.cur.Options
+	defaults(&cur)
+	for _, fixed := range []struct{ what, was, now string }{
+		{"name", cur.Name, opts.Name}, {"control", cur.Control, opts.Control}, {"log.format", old.LogFormat, next.LogFormat},
+	} {
+		if fixed.was != fixed.now {
+			rc.log.Warn("setting takes effect when hupd restarts", "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
+		}
+	}
+	opts.Name, opts.Control = cur.Name, cur.Control
+
+	w, groups := rc.w, rc.groups
+	if watchesChanged(old, next) {
+		var err error
+		if w, groups, err = rc.watcher(next, rc.groups); err != nil {
+			return false, err
+		}
+	}
+	closeWatcher := func() {
+		if w != nil && w != rc.w {
+			w.Close()
+		}
+	}
+	ls, opened, err := reuseSockets(rc.ls, next.Listen, next.ListenWhere)
+	if err != nil {
+		closeWatcher()
+		return false, err
+	}
+	u := supervisor.Update{Options: opts, Listeners: ls, Cause: cause, Note: noteOf(cfgHash, "", groups), Done: done}
+	res, err := rc.sup.Apply(context.Background(), u)
+	if err != nil {
+		socketact.CloseAll(opened)
+		closeWatcher()
+		return false, err
+	}
+	if w != rc.w {
+		if rc.w != nil {
+			rc.w.Close()
+		}
+		rc.w, rc.groups = w, groups
+	}
+	rc.ls, rc.cur, rc.applied = ls, next, cfgHash
+	rc.level.Set(next.LogLevel)
+	for _, l := range opened {
+		rc.log.Info("listening", "name", l.Spec.FDName(), "address", l.Bound.String())
+	}
+	rc.log.Info("configuration applied", "new_generation", res.Respawn, supervisor.KeyStrat, string(res.Strategy),
+		"sockets_opened", len(opened), "sockets_dropped", res.Retired)
+	return res.Respawn, nil
+}
+
+func watchesChanged(a, b *config.Resolved) bool {
+	if a.WatchConfig != b.WatchConfig || len(a.Watch) != len(b.Watch) {
+		return true
+	}
+	for i := range a.Watch {
+		x, y := a.Watch[i], b.Watch[i]
+		if !slices.Equal(x.Paths, y.Paths) || x.Action != y.Action || x.Debounce != y.Debounce || x.PollInterval != y.PollInterval {
+			return true
+		}
+	}
+	return false
+}
+
+// reuseSockets returns the sockets for specs: a held socket whose address
+// a spec names again is kept (with the spec's name, backlog and file mode);
+// any other spec gets a new socket (opened, which it returns too). On an
+// error nothing changed: what it opened is closed.
+func reuseSockets(held []*socketact.Listener, specs []socketact.Spec, where []string) (ls, opened []*socketact.Listener, err error) {
+	at := func(i int, err error) error {
+		if i < len(where) && where[i] != "" {
+			return fmt.Errorf("%s: %w", where[i], err)
+		}
+		return err
+	}
+	// Each held socket goes to one spec at most: first to a spec with
+	// the same address and name, then to one with the same address (two
+	// "tcp://127.0.0.1:0" are two sockets).
+	match := make([]*socketact.Listener, len(specs))
+	taken := make([]bool, len(held))
+	for _, sameName := range []bool{true, false} {
+		for i, sp := range specs {
+			if match[i] != nil {
+				continue
+			}
+			for j, l := range held {
+				if !taken[j] && l.Spec.SameSocket(sp) && (!sameName || l.Spec.FDName() == sp.FDName()) {
+					match[i], taken[j] = l, true
+					break
+				}
+			}
+		}
+	}
+	for i, sp := range specs {
+		if match[i] != nil {
+			if err := match[i].CanReconfigure(sp); err != nil {
+				return nil, nil, at(i, err)
+			}
+		}
+	}
+	for i, sp := range specs {
+		if match[i] != nil {
+			continue
+		}
+		l, err := socketact.Open([]socketact.Spec{sp})
+		if err != nil {
+			socketact.CloseAll(opened)
+			return nil, nil, at(i, err)
+		}
+		opened = append(opened, l[0])
+	}
+	k := 0
+	for i, sp := range specs {
+		if match[i] == nil {
+			ls = append(ls, opened[k])
+			k++
+			continue
+		}
+		l, err := match[i].Reconfigure(sp)
+		if err != nil {
+			socketact.CloseAll(opened)
+			return nil, nil, at(i, err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, opened, nil
+}
+
+// controlHandler answers the control socket: a reload reads hupd.toml
+// again first, and is refused while it is not valid.
+type controlHandler struct {
+	sup *supervisor.Supervisor
+	rc  *reconf
+}
+
+func (h controlHandler) Status() supervisor.Status { return h.sup.Status() }
+
+// A new hupd.toml that needs a new generation is applied by a reload of its
+// own: that reload's result is the answer (another would be one too many).
+func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
+	const cause = "hupd reload"
+	reply := make(chan refreshReply, 1)
+	done := make(chan supervisor.ReloadResult, 1)
+	start := time.Now()
+	fail := func(reason string) supervisor.ReloadResult {
+		return supervisor.ReloadResult{Cause: cause, Reason: reason, Started: start, Finished: time.Now()}
+	}
+	select {
+	case h.rc.refresh <- refreshRequest{cause: cause, reply: reply, done: done}:
+	case <-ctx.Done():
+		return fail("timed out waiting to read hupd.toml")
+	}
+	var r refreshReply
+	select {
+	case r = <-reply:
+	case <-ctx.Done():
+		return fail("timed out waiting to read hupd.toml")
+	}
+	switch {
+	case r.err != nil:
+		return fail("hupd.toml not applied, nothing changed: " + r.err.Error())
+	case !r.respawn:
+		return h.sup.Reload(ctx)
+	}
+	select {
+	case res := <-done:
+		return res
+	case <-ctx.Done():
+		return fail("timed out waiting for the reload; it goes on")
+	}
+}
+
+// hangup asks for what SIGHUP means: read hupd.toml again, then reload.
+// It never blocks: a request already pending covers this one.
+func (rc *reconf) hangup() {
+	select {
+	case rc.refresh <- refreshRequest{cause: "SIGHUP", trigger: true}:
+	default:
+	}
+}

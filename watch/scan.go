@@ -102,7 +102,8 @@ func (s *scan) path(p, name string) {
 // follow resolves p component by component as the kernel would, recording
 // the directory and name of every component on the way (and of every
 // symlink met), so that a rename, a re-pointed link or the creation of a
-// missing component is seen. It returns the resolved path, or false when p
+// missing component is seen. (A busy ancestor such as /tmp costs a wake-up
+// per change in it; the root directory is left out.) It returns the resolved path, or false when p
 // does not exist (yet): then the nearest existing ancestor is watched for
 // the next component.
 func (s *scan) follow(p string) (string, bool) {
@@ -119,9 +120,13 @@ func (s *scan) follow(p string) (string, bool) {
 			resolved = filepath.Dir(resolved)
 			continue
 		}
-		s.watchName(resolved, c)
 		next := filepath.Join(resolved, c)
 		fi, err := os.Lstat(next)
+		// "/" is watched only for a top-level directory that is missing:
+		// nobody replaces /etc, and its events would only wake hupd.
+		if resolved != "/" || err != nil {
+			s.watchName(resolved, c)
+		}
 		if err != nil {
 			return "", false
 		}

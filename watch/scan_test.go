@@ -52,13 +52,17 @@ func TestFollowWatchesEveryComponent(t *testing.T) {
 			t.Errorf("dirs[%s] = %v, want %v", d, s.dirs[d], ns)
 		}
 	}
-	// Every ancestor of root, up to "/", is watched for its next component.
-	for d := root; d != "/"; d = filepath.Dir(d) {
+	// Every ancestor of root below "/" is watched for its next component;
+	// "/" is not (nobody replaces a top-level directory).
+	for d := root; filepath.Dir(d) != "/"; d = filepath.Dir(d) {
 		if ns := s.dirs[filepath.Dir(d)]; !ns[filepath.Base(d)] {
 			t.Errorf("dirs[%s] = %v, want %s in it", filepath.Dir(d), ns, filepath.Base(d))
 		}
 	}
-	if len(s.dirs) != len(want)+strings.Count(root, "/") {
+	if _, ok := s.dirs["/"]; ok {
+		t.Errorf("/ is watched: %v", s.dirs["/"])
+	}
+	if len(s.dirs) != len(want)+strings.Count(root, "/")-1 {
 		t.Errorf("dirs %v: more than the directories of the path's components", s.dirs)
 	}
 }
@@ -285,5 +289,14 @@ func TestSignature(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "b.conf"), "")
 	if sig() == s1 {
 		t.Error("signature ignores a new empty file")
+	}
+}
+
+// TestFollowMissingTopLevel: "/" is watched only for a missing top-level
+// directory, so that its creation is seen.
+func TestFollowMissingTopLevel(t *testing.T) {
+	s := scanPaths([]string{"/hupd-no-such-dir/a.conf"})
+	if want := (names{"hupd-no-such-dir": true}); len(s.dirs) != 1 || !maps.Equal(s.dirs["/"], want) {
+		t.Fatalf("dirs = %v, want / for hupd-no-such-dir only", s.dirs)
 	}
 }

@@ -157,8 +157,9 @@ func start(groups []Group, be backend) (*Watcher, error) {
 			g.sig, g.pollAt = s.signature(), now.Add(g.PollInterval)
 		}
 		if spec.Baseline != "" && spec.Baseline != g.hash {
-			// Changed while nobody watched: report it as any change.
-			g.hash = spec.Baseline
+			// Changed while nobody watched: report it as any change,
+			// naming every file (which of them changed is not known).
+			g.hash, g.sums = spec.Baseline, nil
 			g.deb.touch(now)
 		}
 	}

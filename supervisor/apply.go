@@ -115,6 +115,15 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	}
 	s.closeRetired()
 	res := ApplyResult{Respawn: respawn, Retired: retired}
+	if !respawn {
+		// Nothing it was started with changed: it runs the configuration
+		// in force.
+		for _, g := range s.gens {
+			if g.state != StateDraining && (s.tx == nil || s.tx.new != g) {
+				g.configHash = s.hash
+			}
+		}
+	}
 	if respawn {
 		res.Strategy = next.Reload
 		if res.Strategy == StrategySignal {
@@ -150,8 +159,8 @@ func (s *Supervisor) closeRetired() {
 				return false
 			}
 		}
-		s.log.Info("socket closed: no longer configured", "name", l.Spec.FDName(), "address", l.Bound.String())
 		l.Close()
+		s.log.Info("socket closed: no longer configured", "name", l.Spec.FDName(), "address", l.Bound.String())
 		return true
 	})
 }

@@ -87,18 +87,23 @@ func newReconf(r *config.Resolved, ls []*socketact.Listener, load func() (*confi
 		return nil, err
 	}
 	rc.w, rc.groups = w, groups
-	for _, g := range groups {
+	rc.announce()
+	return rc, nil
+}
+
+// announce logs what is watched, and warns about files that never change.
+func (rc *reconf) announce() {
+	for _, g := range rc.groups {
 		for _, p := range watch.FileMounts(g.spec.Paths) {
-			log.Warn("watched file is a mount point of its own (a Kubernetes subPath or docker -v FILE mount): it never sees updates of its source; mount the directory instead",
+			rc.log.Warn("watched file is a mount point of its own (a Kubernetes subPath or docker -v FILE mount): it never sees updates of its source; mount the directory instead",
 				"path", p)
 		}
 		how := "inotify"
 		if g.spec.PollInterval > 0 {
 			how = "poll every " + g.spec.PollInterval.String()
 		}
-		log.Info("watching", keyPaths, g.spec.Paths, keyAction, actionName(g), "how", how, keyHash, g.hash)
+		rc.log.Info("watching", keyPaths, g.spec.Paths, keyAction, actionName(g), "how", how, keyHash, g.hash)
 	}
-	return rc, nil
 }
 
 func actionName(g watchGroup) string {
@@ -265,13 +270,14 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	if err == nil {
 		respawn, err = rc.apply(next, cause, h, done)
 	}
+	rc.cfgErr = ""
 	if err != nil {
 		rc.cfgErr = err.Error()
-		rc.log.Error("configuration not applied: the running generation is untouched", supervisor.KeyError, err)
-	} else {
-		rc.cfgErr = ""
 	}
-	rc.sup.SetNote(rc.note())
+	rc.sup.SetNote(rc.note()) // first: status shows the error once it is logged
+	if err != nil {
+		rc.log.Error("configuration not applied: the running generation is untouched", supervisor.KeyError, err)
+	}
 	return respawn, err
 }
 
@@ -322,6 +328,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 			rc.w.Close()
 		}
 		rc.w, rc.groups = w, groups
+		rc.announce()
 	}
 	rc.ls, rc.cur, rc.applied = ls, next, cfgHash
 	rc.level.Set(next.LogLevel)

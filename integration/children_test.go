@@ -2,11 +2,13 @@ package integration
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,6 +82,115 @@ func init() {
 		fmt.Println("ready", os.Getpid())
 		select {}
 	}
+	// watch-serve [-tag T] [-hold-if FILE -release DIR] PATH...: read PATHs and
+	// report them (see watchServe).
+	childModes["watch-serve"] = watchServe
+}
+
+// WatchReport is what the watch-serve child mode prints, as one line
+// "watch-serve JSON", each time it reads its files.
+type WatchReport struct {
+	PID  int
+	Why  string   // "start", or the name of the signal that made it read again
+	Tag  string   // its -tag
+	Args []string // its arguments after the flags
+	// Files maps each file read to its content: a PATH that is a
+	// directory contributes every regular file in it (symlinks followed,
+	// hidden names skipped) as PATH/NAME.
+	Files   map[string]string
+	Missing []string // PATHs that could not be read
+	// ListenFDs and Names are LISTEN_FDS and LISTEN_FDNAMES, split.
+	ListenFDs int
+	Names     []string
+}
+
+// watchServe reads the files named by its arguments and prints a
+// WatchReport, serves HTTP on every passed socket (answering "pid N", as
+// swap-serve does) and sends READY=1. On HUP, USR1 or USR2 it says
+// RELOADING=1, reads the files again, prints another report and sends
+// READY=1, so that a reload by signal ends once the files are read. On
+// TERM it drains as swap-serve does and exits 0. With -hold-if FILE, when
+// FILE exists at start, it waits for DIR/release-PID (-release DIR)
+// before READY=1. -tag T is copied into every report.
+func watchServe(args []string) {
+	fs := flag.NewFlagSet("watch-serve", flag.ExitOnError)
+	holdIf := fs.String("hold-if", "", "when this file exists at start, hold READY=1 until -release DIR/release-PID exists")
+	release := fs.String("release", "", "directory of the release-PID files")
+	tag := fs.String("tag", "", "copied into every report")
+	fs.Parse(args)
+	pid := os.Getpid()
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	names := activatedNames()
+	watchReport(pid, "start", *tag, fs.Args(), names)
+	srv := &swapServer{pid: pid}
+	for i, name := range names {
+		f := os.NewFile(uintptr(3+i), name)
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "watch-serve: fd %d: %v\n", 3+i, err)
+			os.Exit(3)
+		}
+		srv.serve(l)
+	}
+	if *holdIf != "" {
+		if _, err := os.Stat(*holdIf); err == nil {
+			fmt.Fprintf(os.Stderr, "watch-serve pid %d: holding READY=1 until release-%d\n", pid, pid)
+			swapAwaitFile(*release, "release-"+strconv.Itoa(pid))
+		}
+	}
+	rdMustNotify("READY=1")
+	for s := range sigs {
+		if s == syscall.SIGTERM {
+			break
+		}
+		rdMustNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", rdMonotonicUsec()))
+		watchReport(pid, strings.TrimPrefix(unixSignalName(s.(syscall.Signal)), "SIG"), *tag, fs.Args(), names)
+		rdMustNotify("READY=1")
+	}
+	srv.stopAccepting()
+	srv.drain()
+}
+
+// watchReport reads paths and prints one WatchReport line.
+func watchReport(pid int, why, tag string, paths, names []string) {
+	r := WatchReport{PID: pid, Why: why, Tag: tag, Args: paths, Files: map[string]string{}, ListenFDs: len(names), Names: names}
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			r.Missing = append(r.Missing, p)
+			continue
+		}
+		if !fi.IsDir() {
+			if b, err := os.ReadFile(p); err == nil {
+				r.Files[p] = string(b)
+			} else {
+				r.Missing = append(r.Missing, p)
+			}
+			continue
+		}
+		ents, err := os.ReadDir(p)
+		if err != nil {
+			r.Missing = append(r.Missing, p)
+			continue
+		}
+		for _, e := range ents {
+			f := filepath.Join(p, e.Name())
+			if fi, err := os.Stat(f); err != nil || strings.HasPrefix(e.Name(), ".") || !fi.Mode().IsRegular() {
+				continue
+			}
+			if b, err := os.ReadFile(f); err == nil {
+				r.Files[f] = string(b)
+			}
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		panic(err)
+	}
+	// One write, so that the line reaches hupd's output whole.
+	os.Stdout.Write(append([]byte("watch-serve "), append(b, '\n')...))
 }
 
 // reportSignalsUntil prints "ready PID", then "got NAME" for every signal

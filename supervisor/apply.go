@@ -3,6 +3,8 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"slices"
 
 	"github.com/hupd/hupd/socketact"
@@ -99,6 +101,13 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	// What hupd itself was started with stays.
 	next.Stdin, next.Stdout, next.Stderr, next.Shim = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim
 	respawn := !sameSpawn(s.opts, s.listeners, next, r.Listeners)
+	if next.UID > 0 && next.UID != os.Geteuid() {
+		// The notify sockets' directory was made for the user hupd
+		// started with: let this one through too (see NotifyDir).
+		if err := os.Chmod(s.notifyDir, socketact.NotifyDirModeShared); err != nil {
+			return applyReply{err: fmt.Errorf("notify socket directory: %w", err)}
+		}
+	}
 	n := len(s.retired)
 	for _, l := range s.listeners {
 		if !slices.ContainsFunc(r.Listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
@@ -106,7 +115,13 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 		}
 	}
 	retired := len(s.retired) - n
+	// A socket dropped earlier and listed again (see Reclaim) is kept.
+	s.retired = slices.DeleteFunc(s.retired, func(l *socketact.Listener) bool {
+		return slices.ContainsFunc(r.Listeners, func(x *socketact.Listener) bool { return x.File == l.File })
+	})
+	s.pinned = nil
 	s.opts, s.listeners = next, r.Listeners
+	prev := s.hash
 	s.note, s.hash = r.Note, r.Note.Hash
 	if s.standby != nil {
 		// It holds the old sockets and pipes: start another.
@@ -117,9 +132,9 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	res := ApplyResult{Respawn: respawn, Retired: retired}
 	if !respawn {
 		// Nothing it was started with changed: it runs the configuration
-		// in force.
+		// in force, if it ran the one before (not one whose reload failed).
 		for _, g := range s.gens {
-			if g.state != StateDraining && (s.tx == nil || s.tx.new != g) {
+			if g.state != StateDraining && (s.tx == nil || s.tx.new != g) && g.configHash == prev {
 				g.configHash = s.hash
 			}
 		}
@@ -150,10 +165,47 @@ func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact
 	})
 }
 
+type reclaimRequest struct {
+	specs []socketact.Spec
+	reply chan []*socketact.Listener
+}
+
+// Reclaim returns the sockets that an earlier Update dropped and that are
+// still open because a generation uses them, for the addresses specs name
+// (see socketact.Spec.SameSocket): a new configuration that lists such an
+// address again must keep the socket, which cannot be bound twice. They
+// stay open until the next Apply, which keeps those in its Listeners, or
+// the next Reclaim (Reclaim(nil) gives them all back). After Run has
+// returned it returns nil.
+func (s *Supervisor) Reclaim(specs []socketact.Spec) []*socketact.Listener {
+	reply := make(chan []*socketact.Listener, 1)
+	select {
+	case s.reqs <- request{reclaim: &reclaimRequest{specs: specs, reply: reply}}:
+		return <-reply
+	case <-s.quit:
+		return nil
+	}
+}
+
+// reclaim runs on Run's goroutine.
+func (s *Supervisor) reclaim(specs []socketact.Spec) []*socketact.Listener {
+	s.pinned = nil
+	for _, l := range s.retired {
+		if slices.ContainsFunc(specs, l.Spec.SameSocket) {
+			s.pinned = append(s.pinned, l)
+		}
+	}
+	s.closeRetired()
+	return slices.Clone(s.pinned)
+}
+
 // closeRetired closes the sockets no configuration lists and no
 // generation uses any more.
 func (s *Supervisor) closeRetired() {
 	s.retired = slices.DeleteFunc(s.retired, func(l *socketact.Listener) bool {
+		if slices.Contains(s.pinned, l) {
+			return false
+		}
 		for _, g := range s.gens {
 			if slices.ContainsFunc(g.listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
 				return false

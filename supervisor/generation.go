@@ -39,6 +39,8 @@ type generation struct {
 	listeners   []*socketact.Listener
 	stopSignal  syscall.Signal
 	stopTimeout time.Duration
+	ready       Readiness // how its readiness is judged (armReadiness)
+	uid         int       // the user it runs as; -1: hupd's
 
 	timers      []*time.Timer // readiness and drain timers, stopped at exit
 	stopProbe   context.CancelFunc

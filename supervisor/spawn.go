@@ -162,7 +162,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 	cmd := s.childCmd(ns)
 	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog,
 		exitParked: make(chan signals.Exit, 1), configHash: s.hash,
-		listeners: s.listeners, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout}
+		listeners: s.listeners, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}
 	t0 := time.Now()
 	var (
 		ref        *procRef
@@ -272,6 +272,7 @@ func orStderr(f *os.File) *os.File {
 // armReadiness starts whatever decides that g is ready.
 func (s *Supervisor) armReadiness(g *generation) {
 	r := s.opts.Ready
+	g.ready = r
 	g.readyBy = time.Now().Add(r.Timeout)
 	s.after(g, r.Timeout, evReadyTimeout)
 	s.after(g, min(readyWarnAfter, r.Timeout/2), evReadyWarn)

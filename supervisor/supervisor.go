@@ -81,8 +81,11 @@ type Supervisor struct {
 	// retired are sockets a new configuration no longer lists; each is
 	// closed once no generation uses it.
 	retired []*socketact.Listener
-	hash    string // content hash of the configuration and watched files
-	note    Note
+	// pinned are retired sockets lent to the caller by Reclaim: kept open
+	// until the next Apply or Reclaim.
+	pinned []*socketact.Listener
+	hash   string // content hash of the configuration and watched files
+	note   Note
 }
 
 type evKind int
@@ -124,6 +127,8 @@ type request struct {
 	cause  string
 	apply  *applyRequest
 	note   *Note
+	// reclaim asks for the retired sockets at these addresses.
+	reclaim *reclaimRequest
 }
 
 // plan is what a reload does, once requests are resolved against the
@@ -308,7 +313,7 @@ func (s *Supervisor) cleanup() {
 		g.killGroup()
 		g.notify.Close()
 	}
-	s.gens = nil
+	s.gens, s.pinned = nil, nil
 	s.closeRetired()
 	s.failTx("hupd stopped")
 }
@@ -375,6 +380,8 @@ func (s *Supervisor) onRequest(req request) {
 	case req.note != nil:
 		s.note = *req.note
 		s.hash = req.note.Hash
+	case req.reclaim != nil:
+		req.reclaim.reply <- s.reclaim(req.reclaim.specs)
 	}
 }
 
@@ -394,14 +401,14 @@ func (s *Supervisor) onEvent(ev event) {
 		s.onNotify(g, ev.msg, ev.at)
 	case evReadyWarn:
 		if g.state == StateStarting && !g.exited {
-			s.log.Warn("generation not ready yet", KeyGen, g.num, KeyPID, g.pid, KeyReady, s.opts.Ready.String(),
-				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(s.opts.Ready))
+			s.log.Warn("generation not ready yet", KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
+				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(g.ready))
 		}
 	case evReadyTimeout:
 		if g.state != StateStarting || g.exited || time.Now().Before(g.readyBy) {
 			return // ready, gone, or EXTEND_TIMEOUT_USEC moved the deadline
 		}
-		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, s.opts.Ready.Timeout, s.opts.Ready)
+		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, g.ready.Timeout, g.ready)
 		if s.tx != nil && s.tx.new == g {
 			s.finishTx(false, reason)
 			return
@@ -412,14 +419,16 @@ func (s *Supervisor) onEvent(ev event) {
 		if g.state != StateStarting || g.exited {
 			return
 		}
-		if s.opts.Ready.Kind == ReadyAuto {
+		// Judged by the readiness it was started with: a hupd.toml edit
+		// may have changed the configured one since.
+		if g.ready.Kind == ReadyAuto {
 			if s.notified {
 				return // it speaks sd_notify: wait for READY=1
 			}
 			s.log.Info("no sd_notify from the child: judging it ready by being alive", KeyGen, g.num, KeyPID, g.pid,
-				KeyAfter, s.opts.Ready.Delay, "hint", "set --ready notify, delay:D or exec:COMMAND to choose")
+				KeyAfter, g.ready.Delay, "hint", "set --ready notify, delay:D or exec:COMMAND to choose")
 		}
-		s.onReady(g, "alive after "+s.opts.Ready.Delay.String())
+		s.onReady(g, "alive after "+g.ready.Delay.String())
 	case evProbeOK:
 		if g.state == StateStarting && !g.exited {
 			s.onReady(g, "probe succeeded")
@@ -541,6 +550,9 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		return
 	}
 	s.scheduleRestart(ran, e.String())
+	// A reload queued behind it (it was starting) need wait no longer:
+	// as a reload during the backoff, it starts the next generation.
+	s.maybeStartQueued()
 }
 
 // outputSettle bounds how long a failed reload waits for the failed
@@ -667,7 +679,7 @@ func (s *Supervisor) fromGeneration(g *generation, m socketact.NotifyMessage) bo
 	if m.PID == g.pid || m.PID == g.mainPID || socketact.IsDescendant(m.PID, g.pid) {
 		return true
 	}
-	uid := s.opts.UID
+	uid := g.uid // the user it was started as, whatever hupd.toml says now
 	if uid < 0 {
 		uid = os.Getuid()
 	}

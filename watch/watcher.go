@@ -149,13 +149,15 @@ func start(groups []Group, be backend) (*Watcher, error) {
 			w.close()
 			return nil, err
 		}
+		if g.polls() {
+			// Before the content is read: a write during the read
+			// changes what the next poll sees.
+			g.sig, g.pollAt = s.signature(), now.Add(g.PollInterval)
+		}
 		g.cache = cache{}
 		g.sums, _ = s.sumsCached(nil, g.cache)
 		g.hash = total(g.sums)
 		w.initial = append(w.initial, g.hash)
-		if g.polls() {
-			g.sig, g.pollAt = s.signature(), now.Add(g.PollInterval)
-		}
 		if spec.Baseline != "" && spec.Baseline != g.hash {
 			// Changed while nobody watched: report it as any change,
 			// naming every file (which of them changed is not known).

@@ -311,14 +311,19 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 			w.Close()
 		}
 	}
-	ls, opened, err := reuseSockets(rc.ls, next.Listen, next.ListenWhere)
+	// A socket an earlier edit dropped is still open while a generation
+	// uses it: an address listed again keeps it (it cannot be bound twice).
+	held := append(slices.Clone(rc.ls), rc.sup.Reclaim(next.Listen)...)
+	ls, opened, err := reuseSockets(held, next.Listen, next.ListenWhere)
 	if err != nil {
+		rc.sup.Reclaim(nil)
 		closeWatcher()
 		return false, err
 	}
 	u := supervisor.Update{Options: opts, Listeners: ls, Cause: cause, Note: noteOf(cfgHash, "", groups), Done: done}
 	res, err := rc.sup.Apply(context.Background(), u)
 	if err != nil {
+		rc.sup.Reclaim(nil)
 		socketact.CloseAll(opened)
 		closeWatcher()
 		return false, err

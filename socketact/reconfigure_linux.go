@@ -18,36 +18,53 @@ var ErrNeedsNewSocket = errors.New("socketact: option fixed once the socket is b
 // name only changes LISTEN_FDNAMES; a new backlog is applied with
 // listen(2) again; a new mode, owner or group of a socket file with chmod
 // and chown. SO_REUSEPORT and IPV6_V6ONLY cannot change on a bound
-// socket: give the socket a new address, or restart hupd.
+// socket: give the socket a new address, or restart hupd. It is Respec
+// followed by Apply.
 func (l *Listener) Reconfigure(sp Spec) (*Listener, error) {
+	n, err := l.Respec(sp)
+	if err != nil {
+		return nil, err
+	}
+	return n, n.Apply(l.Spec)
+}
+
+// Respec returns l under sp without touching the socket, after the checks
+// of CanReconfigure; Apply then makes the socket match.
+func (l *Listener) Respec(sp Spec) (*Listener, error) {
 	if err := l.CanReconfigure(sp); err != nil {
 		return nil, err
 	}
-	old := l.Spec
 	n := *l
 	n.Spec = sp
+	return &n, nil
+}
+
+// Apply makes the socket match l.Spec where it differs from old: the
+// backlog, and the mode, owner and group of a socket file hupd created.
+func (l *Listener) Apply(old Spec) error {
+	sp := l.Spec
 	if old.Backlog != sp.Backlog && sp.Address.Stream() {
 		backlog := sp.Backlog
 		if backlog <= 0 {
 			backlog = maxBacklog()
 		}
 		if err := unix.Listen(int(l.File.Fd()), backlog); err != nil {
-			return nil, fmt.Errorf("listen %s: %w", sp.Address, os.NewSyscallError("listen", err))
+			return fmt.Errorf("listen %s: %w", sp.Address, os.NewSyscallError("listen", err))
 		}
 	}
 	if sp.Address.IsUnix() && !sp.Address.IsAbstract() && l.unixIno != 0 {
 		if sp.Mode != 0 && sp.Mode != old.Mode {
 			if err := os.Chmod(sp.Address.Path, fs.FileMode(sp.Mode)); err != nil {
-				return nil, fmt.Errorf("listen %s: %w", sp.Address, err)
+				return fmt.Errorf("listen %s: %w", sp.Address, err)
 			}
 		}
 		if sp.UID != old.UID || sp.GID != old.GID {
 			if err := os.Lchown(sp.Address.Path, sp.UID, sp.GID); err != nil {
-				return nil, fmt.Errorf("listen %s: %w", sp.Address, err)
+				return fmt.Errorf("listen %s: %w", sp.Address, err)
 			}
 		}
 	}
-	return &n, nil
+	return nil
 }
 
 // CanReconfigure reports whether Reconfigure(sp) can keep l's socket,
@@ -62,6 +79,9 @@ func (l *Listener) CanReconfigure(sp Spec) error {
 	}
 	if !sameV6Only(old.V6Only, sp.V6Only) {
 		return fmt.Errorf("listen %s: v6only: %w: keep it, or give the socket a new address", sp.Address, ErrNeedsNewSocket)
+	}
+	if (sp.UID != old.UID || sp.GID != old.GID) && l.unixIno != 0 && os.Geteuid() != 0 {
+		return fmt.Errorf("listen %s: changing the owner or group of a socket file needs hupd to run as root", sp.Address)
 	}
 	return nil
 }

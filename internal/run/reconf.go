@@ -335,6 +335,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		rc.w, rc.groups = w, groups
 		rc.announce()
 	}
+	rc.applySockets(held, ls)
 	rc.ls, rc.cur, rc.applied = ls, next, cfgHash
 	rc.level.Set(next.LogLevel)
 	for _, l := range opened {
@@ -359,9 +360,10 @@ func watchesChanged(a, b *config.Resolved) bool {
 }
 
 // reuseSockets returns the sockets for specs: a held socket whose address
-// a spec names again is kept (with the spec's name, backlog and file mode);
-// any other spec gets a new socket (opened, which it returns too). On an
-// error nothing changed: what it opened is closed.
+// a spec names again is kept under the spec (its backlog and file mode are
+// applied later, by applySockets); any other spec gets a new socket
+// (opened, which it returns too). On an error nothing changed: what it
+// opened is closed.
 func reuseSockets(held []*socketact.Listener, specs []socketact.Spec, where []string) (ls, opened []*socketact.Listener, err error) {
 	at := func(i int, err error) error {
 		if i < len(where) && where[i] != "" {
@@ -412,7 +414,7 @@ func reuseSockets(held []*socketact.Listener, specs []socketact.Spec, where []st
 			k++
 			continue
 		}
-		l, err := match[i].Reconfigure(sp)
+		l, err := match[i].Respec(sp)
 		if err != nil {
 			socketact.CloseAll(opened)
 			return nil, nil, at(i, err)
@@ -420,6 +422,21 @@ func reuseSockets(held []*socketact.Listener, specs []socketact.Spec, where []st
 		ls = append(ls, l)
 	}
 	return ls, opened, nil
+}
+
+// applySockets makes each kept socket match its new spec (backlog, file
+// mode and owner) once the new configuration is in force: a refused one
+// must not have changed them. A failure leaves that socket as it was.
+func (rc *reconf) applySockets(held, ls []*socketact.Listener) {
+	for _, l := range ls {
+		i := slices.IndexFunc(held, func(h *socketact.Listener) bool { return h.File == l.File })
+		if i < 0 {
+			continue
+		}
+		if err := l.Apply(held[i].Spec); err != nil {
+			rc.log.Warn("socket option not applied", "name", l.Spec.FDName(), supervisor.KeyError, err)
+		}
+	}
 }
 
 // controlHandler answers the control socket: a reload reads hupd.toml

@@ -2,6 +2,7 @@ package run
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -100,4 +101,29 @@ func fdCount(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(es)
+}
+
+// TestReuseSocketsDefersChanges checks that choosing the sockets of a new
+// configuration changes nothing on them: a configuration refused later
+// (a port in use further down, the supervisor stopping) must leave the
+// held sockets as they were. applySockets makes the change.
+func TestReuseSocketsDefersChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a.sock")
+	sp := spec(t, "a", "unix://"+path)
+	sp.Mode = 0o600
+	held := open(t, sp)
+	next := sp
+	next.Mode = 0o660
+	ls, _, err := reuseSockets(held, []socketact.Spec{next}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v before the configuration is in force, want 0600 (%v)", fi.Mode(), err)
+	}
+	rc := &reconf{log: slog.New(slog.DiscardHandler)}
+	rc.applySockets(held, ls)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("mode %v once in force, want 0660 (%v)", fi.Mode(), err)
+	}
 }

@@ -34,7 +34,7 @@ func TestWatchInotifyLimit(t *testing.T) {
 		t.Fatalf("hupd exited %d, want 1\n%s", code, h.Log())
 	}
 	out := h.Stderr()
-	for _, want := range []string{"hupd: cannot watch " + tree, "inotify limit reached", "fs.inotify.max_user_watches", "user.max_inotify_watches = 3", "poll_interval"} {
+	for _, want := range []string{"hupd: watch " + tree + ": adding a watch on /", "inotify limit reached", "fs.inotify.max_user_watches", "user.max_inotify_watches = 3", "poll_interval"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, out)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -146,6 +147,7 @@ func start(groups []Group, be backend) (*Watcher, error) {
 		w.groups = append(w.groups, g)
 		s, err := w.scan(i)
 		if err != nil {
+			err = fmt.Errorf("watch %s: %w", strings.Join(spec.Paths, " "), err)
 			w.close()
 			return nil, err
 		}
@@ -436,7 +438,7 @@ func (w *Watcher) arm(i int, want map[string]names) (bool, error) {
 					continue
 				}
 				if firstErr == nil {
-					firstErr = fmt.Errorf("cannot watch %s: %w", p, limitError(err))
+					firstErr = fmt.Errorf("adding a watch on %s: %w", p, limitError(err))
 				}
 				continue
 			}

@@ -982,17 +982,22 @@ func TestSwapCoalesce(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		s.Signal(syscall.SIGHUP)
 	}
+	// Wait until every reload that started is done and every generation
+	// it replaced has exited, and no other has started meanwhile (a HUP
+	// read after the first reload ended starts one right after it).
 	s.WaitEvent("reload done", 1, nil)
-	swapsDone := 1
-	if len(s.Events("reload started")) >= 2 {
-		s.WaitEvent("reload done", 2, nil)
-		swapsDone = 2
+	started := 0
+	for {
+		started = len(s.Events("reload started"))
+		s.WaitEvent("reload done", started, nil)
+		for gen := 1; gen <= started; gen++ {
+			s.WaitEvent("child exited", 1, swapGen(gen))
+		}
+		if len(s.Events("reload started")) == started {
+			break
+		}
 	}
-	last := swapsDone + 1
-	for gen := 1; gen < last; gen++ {
-		s.WaitEvent("child exited", 1, swapGen(gen))
-	}
-	started := len(s.Events("reload started"))
+	last := started + 1
 	st := s.status(t)
 	t.Logf("50 SIGHUPs: %d swaps (status: %d reloads), %d queued-reload messages", started, st.Reloads, len(s.Events("reload queued behind the one in progress")))
 	if started < 1 || started > 2 || st.Reloads != started {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
+	"golang.org/x/sys/unix"
 )
 
 // ChildEnv is what the "env" child mode reports about itself.
@@ -64,6 +66,23 @@ func init() {
 		signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
 		fmt.Println("ready", os.Getpid())
 		select {}
+	}
+	// last-words N: print "ready PID"; on TERM print N numbered lines and
+	// "end", then exit 0 at once. Its stdout pipe is grown to 1 MiB first,
+	// so that up to that much is still unread when it has exited.
+	childModes["last-words"] = func(args []string) {
+		n, _ := strconv.Atoi(args[0])
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
+		unix.FcntlInt(os.Stdout.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+		fmt.Println("ready", os.Getpid())
+		<-sigs
+		w := bufio.NewWriterSize(os.Stdout, 1<<16)
+		for i := range n {
+			fmt.Fprintf(w, "line %d of the child's last words\n", i)
+		}
+		fmt.Fprintln(w, "end")
+		w.Flush()
 	}
 	// exit CODE: exit with CODE at once.
 	childModes["exit"] = func(args []string) {

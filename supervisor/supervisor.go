@@ -507,6 +507,9 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 			code := e.Code()
 			s.stopCode = &code
 		}
+		// hupd may exit next: what the child wrote last must be out first
+		// (its group is gone, so its pipes close).
+		g.out.settle(outputSettle)
 		return
 	}
 	if tx := s.tx; tx != nil {
@@ -533,6 +536,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.lastExit = e
 	if !s.shouldRestart(e) {
+		g.out.settle(outputSettle) // hupd exits once the others are gone
 		s.log.Info("not restarting", KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
 		code := e.Code()
 		s.stopCode = &code

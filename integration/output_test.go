@@ -10,7 +10,7 @@ import (
 // hupd's stdout in full before hupd exits (hupd copies it through a pipe
 // and must not exit with the copy unfinished).
 func TestOutputLastWordsAtStop(t *testing.T) {
-	const n = 25000 // about 900 KB: it all fits in the child's 1 MiB pipe, unread as it exits
+	const n = 12000 // about 400 KB: it all fits in the child's 1 MiB pipe, unread as it exits
 	h := StartHupd(t, append([]string{"run", "--"}, childCmd("last-words", fmt.Sprint(n))...)...)
 	procReady(t, h)
 	h.Signal(syscall.SIGTERM)

@@ -509,7 +509,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		}
 		// hupd may exit next: what the child wrote last must be out first
 		// (its group is gone, so its pipes close).
-		g.out.settle(outputSettle)
+		g.out.settle(exitSettle)
 		return
 	}
 	if tx := s.tx; tx != nil {
@@ -536,7 +536,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.lastExit = e
 	if !s.shouldRestart(e) {
-		g.out.settle(outputSettle) // hupd exits once the others are gone
+		g.out.settle(exitSettle) // hupd exits once the others are gone
 		s.log.Info("not restarting", KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
 		code := e.Code()
 		s.stopCode = &code
@@ -562,6 +562,11 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 // outputSettle bounds how long a failed reload waits for the failed
 // generation's last output (its pipes close as soon as it is gone).
 const outputSettle = 250 * time.Millisecond
+
+// exitSettle bounds how long hupd, about to exit, waits for an exited
+// generation's last output to be copied: what is left in its pipes (up to
+// a pipe's size) goes out at the pace of whoever reads hupd's output.
+const exitSettle = 2 * time.Second
 
 // follow makes the process g announced with MAINPID= its main process once
 // the one hupd started has exited (a program that hands over to a new

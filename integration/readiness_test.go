@@ -729,22 +729,24 @@ func TestNotifyExtendTimeout(t *testing.T) {
 	rdStop(t, h)
 }
 
-// TestWatchdogKillsSilentChild: a child that sets WATCHDOG_USEC=300000 lives as long as
-// it sends WATCHDOG=1 (10 pings, 500ms, pass without a kill); once it stops
-// pinging, hupd kills it ("watchdog timeout") and the restart policy
-// (on-failure) starts generation 2.
+// TestWatchdogKillsSilentChild: a child that sets WATCHDOG_USEC=1500000
+// lives as long as it sends WATCHDOG=1 (40 pings, 2s, longer than the
+// watchdog, pass without a kill; the margin is wide because a loaded
+// machine can stall the pinger for hundreds of milliseconds); once it stops pinging, hupd kills it
+// ("watchdog timeout") and the restart policy (on-failure) starts
+// generation 2.
 func TestWatchdogKillsSilentChild(t *testing.T) {
 	t.Parallel()
 	ctl := rdListen(t)
-	h := StartHupd(t, append([]string{"run", "--"}, childCmd("rd-ctl", ctl.path, "WATCHDOG_USEC=300000", "READY=1", "-ping=50ms")...)...)
+	h := StartHupd(t, append([]string{"run", "--"}, childCmd("rd-ctl", ctl.path, "WATCHDOG_USEC=1500000", "READY=1", "-ping=50ms")...)...)
 	c1 := ctl.accept(t)
 	rdExpectReady(t, h, 1, "READY=1")
-	c1.expect("ping 10")
+	c1.expect("ping 40")
 	rdNoEvent(t, h, "watchdog timeout: killing generation")
 	c1.do("stop", "stopped")
 	e := h.WaitEvent("watchdog timeout: killing generation", 1, nil)
-	if e.Int("gen") != 1 || e.Int("pid") != c1.pid || time.Duration(e.Int("timeout")) != 300*time.Millisecond {
-		t.Fatalf("%v: want gen 1 pid %d, timeout 300ms", e, c1.pid)
+	if e.Int("gen") != 1 || e.Int("pid") != c1.pid || time.Duration(e.Int("timeout")) != 1500*time.Millisecond {
+		t.Fatalf("%v: want gen 1 pid %d, timeout 1.5s", e, c1.pid)
 	}
 	if e := h.WaitEvent("child exited", 1, nil); e.Int("gen") != 1 || e.Str("status") != "killed by signal KILL" {
 		t.Fatalf("%v: want gen 1 killed by signal KILL", e)

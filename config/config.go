@@ -70,6 +70,9 @@ type Process struct {
 	// Output is pipe (copy, keep the last lines) or inherit.
 	Output       string `toml:"output"`
 	OutputPrefix bool   `toml:"output_prefix,omitempty"`
+	// Handoff lists hand-over dialects besides LISTEN_FDS: einhorn,
+	// server-starter, nginx.
+	Handoff []string `toml:"handoff,omitempty"`
 }
 
 // Reload is the [reload] table.
@@ -220,7 +223,7 @@ func validKeys(parent string) []string {
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "mode", "owner", "group"},
-		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"log":     {"format", "level"},

@@ -103,6 +103,9 @@ func (c *Config) Override(flag string, values ...string) error {
 		set(&c.Process.Group, "process.group")
 	case "dir":
 		set(&c.Process.Dir, "process.dir")
+	case "handoff":
+		c.Process.Handoff = values
+		c.src.setFlag("process.handoff", "--handoff")
 	case "watch":
 		// Added to the file's [[watch]] tables as one more, relative to
 		// the directory hupd starts in.
@@ -306,6 +309,15 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return fail("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
 	}
 	o.Args = c.Command
+	for _, h := range c.Process.Handoff {
+		if err := socketact.ValidHandoff(h); err != nil {
+			return fail("process.handoff", h, errors.New(strings.TrimPrefix(err.Error(), "unknown hand-over "+strconv.Quote(h)+": ")))
+		}
+	}
+	o.Handoff = c.Process.Handoff
+	if err := socketact.CheckArgs(c.Command, r.Listen); err != nil {
+		return fail("command", "", err)
+	}
 	if o.Path, err = supervisor.LookPath(c.Command[0], o.Dir, o.Env); err != nil {
 		return nil, err
 	}

@@ -30,12 +30,15 @@ type ChildEnv struct {
 	SigBlk       string
 	PGID         int
 	ListenerKind []string // per passed fd: network and address
+	Args         []string // the mode's arguments, as received
 }
 
 func init() {
 	// env: print one JSON ChildEnv line, then block until a signal ends it.
-	childModes["env"] = func([]string) {
-		json.NewEncoder(os.Stdout).Encode(describeSelf())
+	childModes["env"] = func(args []string) {
+		ce := describeSelf()
+		ce.Args = args
+		json.NewEncoder(os.Stdout).Encode(ce)
 		select {}
 	}
 	// http: serve HTTP with go-systemd's activation on every passed socket,

@@ -157,7 +157,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact.Listener) bool {
 	if a.Path != b.Path || !slices.Equal(a.Args, b.Args) || !slices.Equal(a.Env, b.Env) || a.Dir != b.Dir ||
 		a.UID != b.UID || a.GID != b.GID || !slices.Equal(a.Groups, b.Groups) || a.Watchdog != b.Watchdog ||
-		a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.Control != b.Control {
+		a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.Control != b.Control || !slices.Equal(a.Handoff, b.Handoff) {
 		return false
 	}
 	return slices.EqualFunc(als, bls, func(x, y *socketact.Listener) bool {

@@ -103,6 +103,11 @@ type Options struct {
 	// Control is the control socket's path, exported to the child as
 	// $HUPD_CONTROL; "" exports nothing.
 	Control string
+	// Handoff lists the hand-over dialects (socketact.Handoffs) whose
+	// variables the child gets besides LISTEN_FDS. Args may hold
+	// {fd:NAME} and {port:NAME}, replaced at each start (see
+	// socketact.ExpandArgs).
+	Handoff []string
 }
 
 // withDefaults fills zero values.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -80,10 +81,15 @@ func closeFiles(fs ...*os.File) {
 }
 
 // childCmd is the command for generation num with notify socket ns.
-func (s *Supervisor) childCmd(ns *socketact.NotifySocket) *socketact.Command {
+func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int) (*socketact.Command, error) {
 	o := s.opts
 	files, names := listenerFiles(s.listeners)
-	env := socketact.ChildEnv(os.Environ(), o.Env, names)
+	args, err := socketact.ExpandArgs(o.Args, s.listeners)
+	if err != nil {
+		return nil, err
+	}
+	extra := append(slices.Clone(o.Env), socketact.HandoffEnv(o.Handoff, s.listeners, num)...)
+	env := socketact.ChildEnv(os.Environ(), extra, names)
 	env = append(env, socketact.EnvNotifySocket+"="+ns.Path)
 	if o.Control != "" {
 		env = append(env, EnvControl+"="+o.Control)
@@ -92,11 +98,11 @@ func (s *Supervisor) childCmd(ns *socketact.NotifySocket) *socketact.Command {
 		env = append(env, socketact.EnvWatchdogUSec+"="+strconv.FormatInt(o.Watchdog.Microseconds(), 10))
 	}
 	return &socketact.Command{
-		Shim: o.Shim, Path: o.Path, Args: o.Args, Dir: o.Dir, Env: env,
+		Shim: o.Shim, Path: o.Path, Args: args, Dir: o.Dir, Env: env,
 		UID: o.UID, GID: o.GID, Groups: o.Groups,
 		Sockets: files, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
-	}
+	}, nil
 }
 
 // outputPipes gives cmd fresh stdout and stderr pipes (unless output is
@@ -128,7 +134,10 @@ func (s *Supervisor) prestart() {
 	if cur := s.current(); cur == nil || cur.state != StateReady {
 		return
 	}
-	cmd := s.childCmd(&socketact.NotifySocket{})
+	cmd, err := s.childCmd(&socketact.NotifySocket{}, 0) // only its sockets and pipes are used
+	if err != nil {
+		return
+	}
 	outR, errR, err := s.outputPipes(cmd)
 	if err != nil {
 		s.log.Warn("standby shim: no pipes", KeyError, err)
@@ -159,7 +168,11 @@ func (s *Supervisor) spawn() (*generation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	cmd := s.childCmd(ns)
+	cmd, err := s.childCmd(ns, num)
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
 	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog,
 		exitParked: make(chan signals.Exit, 1), configHash: s.hash,
 		listeners: s.listeners, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}

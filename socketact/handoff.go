@@ -1,0 +1,143 @@
+package socketact
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Hand-over dialects besides systemd's LISTEN_FDS, which every child gets:
+// the variables other programs already read to find inherited sockets.
+const (
+	// HandoffEinhorn sets EINHORN_FD_COUNT=n and EINHORN_FD_0=3, … (einhorn).
+	HandoffEinhorn = "einhorn"
+	// HandoffServerStarter sets SERVER_STARTER_PORT="host:port=fd;path=fd"
+	// and SERVER_STARTER_GENERATION (Perl's Server::Starter).
+	HandoffServerStarter = "server-starter"
+	// HandoffNginx sets NGINX="3;4;" (nginx's inherited sockets).
+	HandoffNginx = "nginx"
+)
+
+// Handoffs lists every dialect, for messages.
+var Handoffs = []string{HandoffEinhorn, HandoffServerStarter, HandoffNginx}
+
+// ValidHandoff reports whether d names a dialect.
+func ValidHandoff(d string) error {
+	for _, h := range Handoffs {
+		if d == h {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown hand-over %q: valid ones are %s", d, strings.Join(Handoffs, ", "))
+}
+
+// HandoffEnv returns the variables of dialects for ls passed as fds 3, 4,
+// … to generation gen, KEY=VALUE, in a stable order.
+func HandoffEnv(dialects []string, ls []*Listener, gen int) []string {
+	var env []string
+	for _, d := range dialects {
+		switch d {
+		case HandoffEinhorn:
+			env = append(env, "EINHORN_FD_COUNT="+strconv.Itoa(len(ls)))
+			for i := range ls {
+				env = append(env, fmt.Sprintf("EINHORN_FD_%d=%d", i, firstListenFD+i))
+			}
+		case HandoffServerStarter:
+			ports := make([]string, len(ls))
+			for i, l := range ls {
+				ports[i] = starterPort(l) + "=" + strconv.Itoa(firstListenFD+i)
+			}
+			env = append(env, "SERVER_STARTER_PORT="+strings.Join(ports, ";"), "SERVER_STARTER_GENERATION="+strconv.Itoa(gen))
+		case HandoffNginx:
+			var b strings.Builder
+			for i := range ls {
+				fmt.Fprintf(&b, "%d;", firstListenFD+i)
+			}
+			env = append(env, "NGINX="+b.String())
+		}
+	}
+	return env
+}
+
+// starterPort is a socket as Server::Starter names it: "PORT" for every
+// address, "HOST:PORT", or a unix socket's path.
+func starterPort(l *Listener) string {
+	a := l.Spec.Address
+	if a.IsUnix() {
+		return a.Path
+	}
+	port := strconv.Itoa(l.Bound.Port)
+	if a.Host == "" {
+		return port
+	}
+	return net.JoinHostPort(a.Host, port)
+}
+
+// reArg matches {fd:NAME} and {port:NAME} in a command's arguments.
+var reArg = regexp.MustCompile(`\{(fd|port):([^{}:]+)\}`)
+
+// ErrArgRef is wrapped by errors about {fd:NAME} and {port:NAME}.
+var ErrArgRef = errors.New("socketact: bad socket reference")
+
+// CheckArgs reports a {fd:NAME} or {port:NAME} in args that specs cannot
+// satisfy: no socket or several named NAME, or the port of a unix socket.
+func CheckArgs(args []string, specs []Spec) error {
+	for _, a := range args {
+		for _, m := range reArg.FindAllStringSubmatch(a, -1) {
+			i, err := findName(m[2], len(specs), func(i int) string { return specs[i].FDName() })
+			if err != nil {
+				return fmt.Errorf("%s: %w", m[0], err)
+			}
+			if m[1] == "port" && specs[i].Address.IsUnix() {
+				return fmt.Errorf("%s: %w: %s is a unix socket, it has no port", m[0], ErrArgRef, m[2])
+			}
+		}
+	}
+	return nil
+}
+
+// ExpandArgs replaces {fd:NAME} with the fd number of the socket named
+// NAME in ls (3, 4, …) and {port:NAME} with the port it is bound to, for
+// programs that take "--fd 3" or "fd://3" (uvicorn --fd, Caddy fd/3,
+// HAProxy fd@3).
+func ExpandArgs(args []string, ls []*Listener) ([]string, error) {
+	out := make([]string, len(args))
+	var err error
+	for j, a := range args {
+		out[j] = reArg.ReplaceAllStringFunc(a, func(ref string) string {
+			m := reArg.FindStringSubmatch(ref)
+			i, e := findName(m[2], len(ls), func(i int) string { return ls[i].Spec.FDName() })
+			if e != nil {
+				if err == nil {
+					err = fmt.Errorf("%s: %w", ref, e)
+				}
+				return ref
+			}
+			if m[1] == "port" {
+				return strconv.Itoa(ls[i].Bound.Port)
+			}
+			return strconv.Itoa(firstListenFD + i)
+		})
+	}
+	return out, err
+}
+
+func findName(name string, n int, nameOf func(int) string) (int, error) {
+	found := -1
+	for i := range n {
+		if nameOf(i) != name {
+			continue
+		}
+		if found >= 0 {
+			return 0, fmt.Errorf("%w: several sockets are named %s", ErrArgRef, name)
+		}
+		found = i
+	}
+	if found < 0 {
+		return 0, fmt.Errorf("%w: no socket is named %s", ErrArgRef, name)
+	}
+	return found, nil
+}

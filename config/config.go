@@ -40,9 +40,12 @@ type Listen struct {
 	Backlog   int    `toml:"backlog,omitempty"`
 	ReusePort bool   `toml:"reuseport,omitempty"`
 	V6Only    *bool  `toml:"v6only,omitempty"`
-	Mode      string `toml:"mode,omitempty"`
-	Owner     string `toml:"owner,omitempty"`
-	Group     string `toml:"group,omitempty"`
+	// NonBlocking sets O_NONBLOCK on the socket (systemd's NonBlocking=).
+	// Default false, or true with the nginx hand-over.
+	NonBlocking *bool  `toml:"nonblocking,omitempty"`
+	Mode        string `toml:"mode,omitempty"`
+	Owner       string `toml:"owner,omitempty"`
+	Group       string `toml:"group,omitempty"`
 }
 
 // Watch is one [[watch]] table.
@@ -222,7 +225,7 @@ func validKeys(parent string) []string {
 	keys := map[string][]string{
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
-		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "mode", "owner", "group"},
+		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},

@@ -177,7 +177,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "second listen", src: "[[listen]]\naddress = \"tcp://:1\"\n\n[[listen]]\naddress = \"tcp://:2\"\nmod = \"0600\"\n",
 			where: "u.toml:6", key: "mod", table: "in [listen]",
-			valid: []string{"address", "backlog", "group", "mode", "name", "owner", "reuseport", "v6only"},
+			valid: []string{"address", "backlog", "group", "mode", "name", "nonblocking", "owner", "reuseport", "v6only"},
 		},
 		{
 			name: "table", src: "[reload]\nsignal = \"HUP\"\n[relaod]\nsignal = \"HUP\"\n",
@@ -725,5 +725,29 @@ watch_config = true
 	err = (&Config{}).Override("watch-poll", "1s")
 	if ce := asError(t, err); ce.Where != "--watch-poll" || !strings.Contains(err.Error(), "goes with --watch") {
 		t.Fatalf("--watch-poll alone: %v", err)
+	}
+}
+
+func TestResolveNonBlocking(t *testing.T) {
+	no := false
+	for _, tc := range []struct {
+		handoff []string
+		set     *bool
+		want    bool
+	}{
+		{nil, nil, false},
+		{[]string{"einhorn"}, nil, false},
+		{[]string{"nginx"}, nil, true},
+		{[]string{"nginx"}, &no, false},
+	} {
+		c := &Config{Command: []string{executable(t)}, Process: Process{Handoff: tc.handoff},
+			Listen: []Listen{{Address: "tcp://127.0.0.1:0", NonBlocking: tc.set}}}
+		r, err := c.Resolve()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Listen[0].NonBlocking; got != tc.want {
+			t.Errorf("handoff %v, nonblocking %v: got %v, want %v", tc.handoff, tc.set, got, tc.want)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -315,6 +316,13 @@ func (c *Config) Resolve() (*Resolved, error) {
 		}
 	}
 	o.Handoff = c.Process.Handoff
+	for i, l := range c.Listen {
+		if l.NonBlocking == nil {
+			// nginx takes inherited sockets as they are and accepts from
+			// every worker: a blocking socket parks the losers in accept(2).
+			r.Listen[i].NonBlocking = slices.Contains(o.Handoff, "nginx")
+		}
+	}
 	if err := socketact.CheckArgs(c.Command, r.Listen); err != nil {
 		return fail("command", "", err)
 	}
@@ -414,7 +422,7 @@ func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
 	fail := func(k, v string, err error) (socketact.Spec, error) {
 		return socketact.Spec{}, &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: err}
 	}
-	sp := socketact.Spec{Backlog: l.Backlog, ReusePort: l.ReusePort, V6Only: l.V6Only, UID: -1, GID: -1}
+	sp := socketact.Spec{Backlog: l.Backlog, ReusePort: l.ReusePort, V6Only: l.V6Only, NonBlocking: l.NonBlocking != nil && *l.NonBlocking, UID: -1, GID: -1}
 	if l.Name != "" && l.Name != socketact.UnknownName {
 		if err := socketact.ValidName(l.Name); err != nil {
 			return fail("name", l.Name, errors.New(strings.TrimPrefix(err.Error(), "socketact: ")))

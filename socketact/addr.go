@@ -158,6 +158,11 @@ type Spec struct {
 	// V6Only, when set, pins IPV6_V6ONLY; nil keeps Go's convention: dual
 	// stack for tcp/udp on an unspecified host, v6 only for tcp6/udp6.
 	V6Only *bool
+	// NonBlocking puts the socket's file description in O_NONBLOCK mode, as
+	// systemd's NonBlocking= does; false leaves it blocking (systemd's
+	// default) or, for a socket hupd inherited, as it came. The flag is
+	// shared by hupd and every generation.
+	NonBlocking bool
 	// Mode, Owner and Group of a unix socket file; Mode 0 keeps the default.
 	Mode     uint32
 	UID, GID int // -1 keeps the default

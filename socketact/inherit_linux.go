@@ -70,6 +70,9 @@ func Adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Acti
 		used[j] = true
 		l := &Listener{Spec: specs[i], File: act[j].File, Inherited: true}
 		l.Bound, _ = boundAddress(int(act[j].File.Fd()), specs[i].Address.Network)
+		if specs[i].NonBlocking {
+			unix.SetNonblock(int(act[j].File.Fd()), true)
+		}
 		matched[i] = l
 	}
 	for i, sp := range specs {

@@ -165,6 +165,11 @@ func (l *Listener) setup(fd, family int, sa unix.Sockaddr) error {
 			return os.NewSyscallError("listen", err)
 		}
 	}
+	if sp.NonBlocking {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return os.NewSyscallError("fcntl O_NONBLOCK", err)
+		}
+	}
 	return nil
 }
 

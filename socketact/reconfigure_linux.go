@@ -40,9 +40,15 @@ func (l *Listener) Respec(sp Spec) (*Listener, error) {
 }
 
 // Apply makes the socket match l.Spec where it differs from old: the
-// backlog, and the mode, owner and group of a socket file hupd created.
+// backlog, O_NONBLOCK, and the mode, owner and group of a socket file hupd
+// created.
 func (l *Listener) Apply(old Spec) error {
 	sp := l.Spec
+	if old.NonBlocking != sp.NonBlocking {
+		if err := unix.SetNonblock(int(l.File.Fd()), sp.NonBlocking); err != nil {
+			return fmt.Errorf("listen %s: %w", sp.Address, os.NewSyscallError("fcntl O_NONBLOCK", err))
+		}
+	}
 	if old.Backlog != sp.Backlog && sp.Address.Stream() {
 		backlog := sp.Backlog
 		if backlog <= 0 {

@@ -198,6 +198,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "group", Usage: "run the child with `GROUP` (name or gid)"},
 		&cli.StringFlag{Name: "dir", Usage: "run the child in `DIR`"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `KEY=VALUE` in the child's environment (repeatable)"},
+		&cli.StringFlag{Name: "legacy", Usage: "`redirect`: the program binds its own ports; its bind calls get hupd's sockets (Linux seccomp)"},
 		&cli.StringSliceFlag{Name: "handoff", Usage: "also describe the sockets as `DIALECT` does: einhorn, server-starter, nginx (repeatable)"},
 		&cli.StringSliceFlag{Name: "watch", Aliases: []string{"w"}, Usage: "reload when `PATH` changes: a file, a directory (everything under it) or a glob (repeatable; adds to [[watch]])"},
 		&cli.StringFlag{Name: "watch-poll", Usage: "poll the --watch paths every `DURATION` instead of inotify (network filesystems, FUSE)"},
@@ -210,7 +211,7 @@ func runFlags() []cli.Flag {
 // overridable are the run flags that map onto config fields.
 var overridable = []string{"name", "listen", "reload", "reload-signal", "ready", "ready-timeout", "check",
 	"control", "output", "output-prefix", "watchdog", "stop-signal", "stop-timeout",
-	"restart", "user", "group", "dir", "env", "handoff", "watch", "watch-poll", "watch-config", "log-format", "log-level"}
+	"restart", "user", "group", "dir", "env", "legacy", "handoff", "watch", "watch-poll", "watch-config", "log-format", "log-level"}
 
 func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
 	cfg := &config.Config{}

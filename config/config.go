@@ -25,6 +25,7 @@ type Config struct {
 	Process Process  `toml:"process"`
 	Reload  Reload   `toml:"reload"`
 	Restart Restart  `toml:"restart"`
+	Legacy  Legacy   `toml:"legacy"`
 	Log     Log      `toml:"log"`
 
 	file string
@@ -100,6 +101,13 @@ type Restart struct {
 	MinDelay   string `toml:"min_delay"`
 	MaxDelay   string `toml:"max_delay"`
 	ResetAfter string `toml:"reset_after"`
+}
+
+// Legacy is the [legacy] table.
+type Legacy struct {
+	// Mode "redirect" gives the [[listen]] sockets to a program that binds
+	// its own ports; "" hands them over as inherited fds.
+	Mode string `toml:"mode,omitempty"`
 }
 
 // Log is the [log] table.
@@ -223,12 +231,13 @@ func inTable(parent string) string {
 // validKeys lists the keys of the table at parent ("" for the top level).
 func validKeys(parent string) []string {
 	keys := map[string][]string{
-		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "log"},
+		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
+		"legacy":  {"mode"},
 		"log":     {"format", "level"},
 	}[parent]
 	sort.Strings(keys)

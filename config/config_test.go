@@ -167,7 +167,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
 			where: "u.toml:3", key: "comand", table: "at the top level",
-			valid: []string{"command", "control", "listen", "log", "name", "process", "reload", "restart", "watch"},
+			valid: []string{"command", "control", "legacy", "listen", "log", "name", "process", "reload", "restart", "watch"},
 		},
 		{
 			name: "process", src: "[process]\nusr = \"www\"\n",

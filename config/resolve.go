@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -104,6 +105,8 @@ func (c *Config) Override(flag string, values ...string) error {
 		set(&c.Process.Group, "process.group")
 	case "dir":
 		set(&c.Process.Dir, "process.dir")
+	case "legacy":
+		set(&c.Legacy.Mode, "legacy.mode")
 	case "handoff":
 		c.Process.Handoff = values
 		c.src.setFlag("process.handoff", "--handoff")
@@ -178,6 +181,9 @@ func (c *Config) FillDefaults() {
 	def(&c.Reload.ReadyTimeout, supervisor.DefaultReadyTimeout.String())
 	if c.Reload.Ready == "" && len(c.Reload.ReadyCommand) == 0 {
 		c.Reload.Ready = string(supervisor.ReadyAuto)
+		if c.Legacy.Mode != "" {
+			c.Reload.Ready = string(supervisor.ReadyListen)
+		}
 	}
 	if c.Reload.MaxDraining == 0 {
 		c.Reload.MaxDraining = supervisor.DefaultMaxDraining
@@ -339,6 +345,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 			return fail("reload.ready", c.Reload.Ready, err)
 		}
 	}
+	if err := c.resolveLegacy(r); err != nil {
+		return nil, err
+	}
 	if err := o.Validate(); err != nil {
 		return fail("command", c.Command[0], err)
 	}
@@ -414,6 +423,44 @@ func (c *Config) resolveReadiness(o *supervisor.Options) error {
 	}
 	r.Timeout = timeout
 	o.Ready = r
+	return nil
+}
+
+// resolveLegacy checks [legacy] against the rest; with bind redirection
+// the readiness defaults to "listen".
+func (c *Config) resolveLegacy(r *Resolved) error {
+	o := &r.Options
+	fail := func(k, v string, err error) error {
+		return &Error{Where: c.src.where(k), Field: k, Value: v, Err: err}
+	}
+	mode := c.Legacy.Mode
+	if mode == "" {
+		if o.Ready.Kind == supervisor.ReadyListen {
+			return fail("reload.ready", c.Reload.Ready, errors.New(`needs [legacy] mode = "redirect" (--legacy redirect): only then does hupd see the program's listen calls`))
+		}
+		return nil
+	}
+	if mode != supervisor.LegacyRedirect {
+		return fail("legacy.mode", mode, errors.New(`want "redirect"`))
+	}
+	if len(r.Listen) == 0 {
+		return fail("legacy.mode", mode, errors.New("redirects the program's binds to hupd's sockets: give at least one [[listen]] (--listen)"))
+	}
+	if len(o.Handoff) > 0 {
+		return fail("process.handoff", strings.Join(o.Handoff, ","), errors.New("does not apply with [legacy] mode = \"redirect\": the program gets no inherited sockets"))
+	}
+	for _, a := range o.Args {
+		if strings.Contains(a, "{fd:") {
+			return fail("command", a, errors.New("{fd:NAME} does not apply with [legacy] mode = \"redirect\": the program gets no inherited sockets ({port:NAME} does)"))
+		}
+	}
+	if err := legacy.CheckProgram(o.Path); err != nil {
+		return fail("legacy.mode", mode, err)
+	}
+	o.Legacy = mode
+	if c.Reload.Ready == "" && len(c.Reload.ReadyCommand) == 0 {
+		o.Ready.Kind = supervisor.ReadyListen
+	}
 	return nil
 }
 

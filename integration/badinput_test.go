@@ -74,12 +74,12 @@ var badCases = []badCase{
 	{
 		name: "unknown key", code: 2,
 		toml: "command = [\"{hello}\"]\ncomand = [\"{hello}\"] " + badMark + "\n{listen}",
-		says: []string{`unknown key "comand": valid keys at the top level are command, control, listen, log, name, process, reload, restart`},
+		says: []string{`unknown key "comand": valid keys at the top level are command, control, legacy, listen, log, name, process, reload, restart`},
 	},
 	{
 		name: "unknown key in the second listen", code: 2,
 		toml: "command = [\"{hello}\"]\n{listen}adress = \"tcp://:1\" " + badMark + "\n",
-		says: []string{`unknown key "adress": valid keys in [listen] are address, backlog, group, mode, name, owner, reuseport, v6only`},
+		says: []string{`unknown key "adress": valid keys in [listen] are address, backlog, group, mode, name, nonblocking, owner, reuseport, v6only`},
 	},
 	{
 		name: "unknown table", code: 2,
@@ -273,7 +273,7 @@ var badCases = []badCase{
 	},
 	{
 		name: "bad readiness", code: 2, args: []string{"--ready", "soon"},
-		where: "--ready: ", says: []string{`reload.ready: unknown readiness "soon": valid forms are auto, notify, delay:DURATION, exec:COMMAND`},
+		where: "--ready: ", says: []string{`reload.ready: unknown readiness "soon": valid forms are auto, notify, listen, delay:DURATION, exec:COMMAND`},
 	},
 	{
 		name: "bad readiness in TOML", code: 2,
@@ -303,6 +303,28 @@ var badCases = []badCase{
 	{
 		name: "bad log level", code: 2, args: []string{"--log-level", "loud"},
 		where: "--log-level: ", says: []string{`log.level = "loud": valid levels are debug, info, warn, error`},
+	},
+
+	// Bind redirection.
+	{
+		name: "unknown legacy mode", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--legacy", "rewrite"},
+		where: "--legacy: ", says: []string{`legacy.mode = "rewrite": want "redirect"`},
+	},
+	{
+		name: "legacy redirect without sockets", code: 2, args: []string{"--legacy", "redirect"},
+		where: "--legacy: ", says: []string{"give at least one [[listen]]"},
+	},
+	{
+		name: "readiness listen without redirect", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--ready", "listen"},
+		where: "--ready: ", says: []string{`reload.ready = "listen": needs [legacy] mode = "redirect"`},
+	},
+	{
+		name: "legacy redirect with a hand-over", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--legacy", "redirect", "--handoff", "einhorn"},
+		where: "--handoff: ", says: []string{"does not apply with [legacy]"},
+	},
+	{
+		name: "legacy redirect with {fd:NAME}", code: 2, args: []string{"--listen", "http=tcp://127.0.0.1:{port}", "--legacy", "redirect"},
+		cmd: []string{"{hello}", "-fd", "{fd:http}"}, where: "", says: []string{"{fd:NAME} does not apply with [legacy]"},
 	},
 
 	// Usage.

@@ -64,7 +64,7 @@ func startShimmed(b *testing.B, f *os.File) *os.Process {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := wait(); err != nil {
+	if _, err := wait(); err != nil {
 		b.Fatal(err)
 	}
 	return p
@@ -227,7 +227,7 @@ func BenchmarkStandbyExec(b *testing.B) {
 		}
 		waitIdle(b, sb.Process.Pid)
 		b.StartTimer()
-		if err := sb.Exec(c); err != nil {
+		if _, err := sb.Exec(c); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -2,7 +2,6 @@ package socketact
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -36,6 +35,10 @@ type Command struct {
 	Stderr   *os.File
 	// Sys is passed to os.StartProcess; Setpgid and Pdeathsig belong here.
 	Sys *syscall.SysProcAttr
+	// Trap makes the shim trap the target's bind(2) and listen(2) with a
+	// seccomp user-notification filter; the wait function of Start and
+	// Standby.Exec return its notify fd (see package legacy).
+	Trap bool
 }
 
 // ExecError is what a shim reports when it could not become its target.
@@ -47,21 +50,41 @@ type ExecError struct {
 func (e *ExecError) Error() string { return e.Msg }
 
 // Start starts the shim for c. The returned wait function blocks until the
-// shim has exec'd the target (nil) or failed (*ExecError); call it exactly once.
-func (c *Command) Start() (p *os.Process, wait func() error, err error) {
-	r, w, err := os.Pipe()
+// shim has exec'd the target (nil) or failed (*ExecError), and returns the
+// seccomp notify fd when c.Trap; call it exactly once.
+func (c *Command) Start() (p *os.Process, wait func() (*os.File, error), err error) {
+	r, w, err := statusPair()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer w.Close()
 	argv := append([]string{shim.Argv0}, c.shimArgs()...)
-	env := append(c.Env[:len(c.Env):len(c.Env)], shim.EnvMarker+"="+shim.MarkerVersion)
+	env := append(c.shimEnv(), shim.EnvMarker+"="+shim.MarkerVersion)
 	env = append(env, shimRuntimeEnv(c.Env)...)
 	if p, err = c.startShim(argv, env, w); err != nil {
 		r.Close()
 		return nil, nil, err
 	}
-	return p, func() error { return readExecStatus(r) }, nil
+	return p, func() (*os.File, error) { return readExecStatus(r, c.Trap) }, nil
+}
+
+// statusPair is the channel a shim reports on: EOF once it has exec'd, or
+// "CODE message"; a socket so that it can carry the seccomp notify fd.
+func statusPair() (ours, theirs *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "shim status"), os.NewFile(uintptr(fds[1]), "shim status"), nil
+}
+
+// shimEnv is c.Env plus the shim's own settings for the exec.
+func (c *Command) shimEnv() []string {
+	env := c.Env[:len(c.Env):len(c.Env)]
+	if c.Trap {
+		env = append(env, shim.EnvTrap+"=1")
+	}
+	return env
 }
 
 // shimArgs is the shim's argv after argv[0] for c.
@@ -119,11 +142,10 @@ type Standby struct {
 // Prestart starts a standby shim. Of c it uses Shim, Sockets, Stdin,
 // Stdout, Stderr and Sys; what to exec comes later, with Exec.
 func (c *Command) Prestart() (*Standby, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	ours, theirs, err := statusPair()
 	if err != nil {
-		return nil, os.NewSyscallError("socketpair", err)
+		return nil, err
 	}
-	ours, theirs := os.NewFile(uintptr(fds[0]), "standby"), os.NewFile(uintptr(fds[1]), "standby")
 	defer theirs.Close()
 	argv := []string{shim.Argv0, shim.StandbyArg, strconv.Itoa(len(c.Sockets))}
 	// The spec replaces this environment wholesale, so the standby's own Go
@@ -139,26 +161,28 @@ func (c *Command) Prestart() (*Standby, error) {
 }
 
 // Exec makes the standby exec c's target (Path, Args, Env, Dir, UID, GID,
-// Groups; c must have as many sockets as the standby). It returns once the
-// target runs (nil) or the shim failed (*ExecError; it then exits). Call
-// it at most once.
-func (s *Standby) Exec(c *Command) error {
-	defer s.ctl.Close()
+// Groups, Trap; c must have as many sockets as the standby). It returns
+// once the target runs (nil, and the seccomp notify fd when c.Trap) or the
+// shim failed (*ExecError; it then exits). Call it at most once.
+func (s *Standby) Exec(c *Command) (*os.File, error) {
 	if len(c.Sockets) != s.nfds {
-		return fmt.Errorf("socketact: standby holds %d sockets, command has %d", s.nfds, len(c.Sockets))
+		s.ctl.Close()
+		return nil, fmt.Errorf("socketact: standby holds %d sockets, command has %d", s.nfds, len(c.Sockets))
 	}
 	args := c.shimArgs()
 	spec := strconv.Itoa(len(args)) + "\x00" + strings.Join(args, "\x00")
-	if len(c.Env) > 0 {
-		spec += "\x00" + strings.Join(c.Env, "\x00")
+	if env := c.shimEnv(); len(env) > 0 {
+		spec += "\x00" + strings.Join(env, "\x00")
 	}
 	if _, err := s.ctl.WriteString(spec); err != nil {
-		return fmt.Errorf("socketact: standby: %w", err)
+		s.ctl.Close()
+		return nil, fmt.Errorf("socketact: standby: %w", err)
 	}
 	if err := unix.Shutdown(int(s.ctl.Fd()), unix.SHUT_WR); err != nil {
-		return os.NewSyscallError("shutdown", err)
+		s.ctl.Close()
+		return nil, os.NewSyscallError("shutdown", err)
 	}
-	return readExecStatus(s.ctl)
+	return readExecStatus(s.ctl, c.Trap)
 }
 
 // Close discards an unused standby: it sees EOF and exits.
@@ -186,18 +210,79 @@ func shimRuntimeEnv(env []string) []string {
 	return append(add, shim.EnvUnset+"="+strings.Join(names, ","))
 }
 
-func readExecStatus(r *os.File) error {
+// readExecStatus reads a shim's status socket to EOF: nothing means the
+// target runs; "CODE message" an *ExecError. With trap, the seccomp notify
+// fd comes first, after the marker byte; it is received close-on-exec.
+func readExecStatus(r *os.File, trap bool) (*os.File, error) {
 	defer r.Close()
-	b, err := io.ReadAll(r)
+	var (
+		b      []byte
+		notify *os.File
+		buf    = make([]byte, 4096)
+		oob    = make([]byte, unix.CmsgSpace(4*4))
+	)
+	fd := int(r.Fd())
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			closeFiles(notify)
+			return nil, os.NewSyscallError("recvmsg", err)
+		}
+		for _, f := range receivedFiles(oob[:oobn]) {
+			if notify == nil && trap && len(b) == 0 && n > 0 && buf[0] == shim.TrapMarker {
+				notify = f
+			} else {
+				f.Close() // nothing else is expected: never keep it
+			}
+		}
+		if n == 0 {
+			break
+		}
+		b = append(b, buf[:n]...)
+	}
+	if notify != nil {
+		b = b[1:]
+	}
+	if len(b) > 0 {
+		closeFiles(notify)
+		code, msg, _ := strings.Cut(string(b), " ")
+		n, _ := strconv.Atoi(code)
+		return nil, &ExecError{Code: n, Msg: msg}
+	}
+	if trap && notify == nil {
+		return nil, &ExecError{Code: ExitCannotExec, Msg: "bind redirection: the shim sent no seccomp notify fd"}
+	}
+	return notify, nil // closed by a successful exec
+}
+
+func receivedFiles(oob []byte) []*os.File {
+	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return err
+		return nil
 	}
-	if len(b) == 0 {
-		return nil // closed by a successful exec
+	var fs []*os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.SetNonblock(fd, true) // so that os.NewFile makes it pollable
+			fs = append(fs, os.NewFile(uintptr(fd), "seccomp notify"))
+		}
 	}
-	code, msg, _ := strings.Cut(string(b), " ")
-	n, _ := strconv.Atoi(code)
-	return &ExecError{Code: n, Msg: msg}
+	return fs
+}
+
+func closeFiles(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 func formatID(id int) string {

@@ -108,7 +108,14 @@ type Options struct {
 	// {fd:NAME} and {port:NAME}, replaced at each start (see
 	// socketact.ExpandArgs).
 	Handoff []string
+	// Legacy is LegacyRedirect for a program that binds its own ports:
+	// it gets no inherited sockets; its bind calls to a held socket's
+	// address are given that socket (package legacy).
+	Legacy string
 }
+
+// LegacyRedirect is bind redirection (Options.Legacy).
+const LegacyRedirect = "redirect"
 
 // withDefaults fills zero values.
 func (o Options) withDefaults(nsockets int) Options {

@@ -107,6 +107,7 @@ type spawnResult struct {
 	pid     int
 	proc    *os.Process
 	standby *socketact.Standby
+	trap    *os.File // the seccomp notify fd of a Trap command
 	exited  <-chan signals.Exit
 	err     error
 }
@@ -123,14 +124,14 @@ func startSpawner(r *signals.Reaper) *spawner {
 				return
 			}
 			var res spawnResult
-			var wait func() error
+			var wait func() (*os.File, error)
 			res.pid, res.exited, res.err = r.Start(func() (int, error) {
 				if req.prestart {
 					sb, err := req.cmd.Prestart()
 					if err != nil {
 						return 0, err
 					}
-					res.proc, res.standby, wait = sb.Process, sb, func() error { return nil }
+					res.proc, res.standby, wait = sb.Process, sb, func() (*os.File, error) { return nil, nil }
 					return sb.Process.Pid, nil
 				}
 				p, w, err := req.cmd.Start()
@@ -141,7 +142,7 @@ func startSpawner(r *signals.Reaper) *spawner {
 				return p.Pid, nil
 			})
 			if res.err == nil {
-				res.err = wait()
+				res.trap, res.err = wait()
 			}
 			req.reply <- res
 		}

@@ -21,6 +21,10 @@ const (
 	ReadyDelay ReadyKind = "delay"
 	// ReadyExec runs Command (argv, no shell) until it exits 0.
 	ReadyExec ReadyKind = "exec"
+	// ReadyListen, with bind redirection only, judges a generation ready
+	// once it has called listen on every stream socket hupd holds and bind
+	// on every datagram one.
+	ReadyListen ReadyKind = "listen"
 )
 
 // Readiness defaults.
@@ -51,7 +55,7 @@ func ParseReadiness(s string) (Readiness, error) {
 	kind, arg, hasArg := strings.Cut(strings.TrimSpace(s), ":")
 	r := Readiness{Kind: ReadyKind(kind)}
 	switch r.Kind {
-	case ReadyAuto, ReadyNotify:
+	case ReadyAuto, ReadyNotify, ReadyListen:
 		if hasArg {
 			return r, fmt.Errorf("readiness %q takes no argument", kind)
 		}
@@ -67,7 +71,7 @@ func ParseReadiness(s string) (Readiness, error) {
 			return r, fmt.Errorf("readiness %q: want exec:COMMAND such as exec:curl -fsS http://127.0.0.1:8080/health", s)
 		}
 	default:
-		return r, fmt.Errorf("unknown readiness %q: valid forms are auto, notify, delay:DURATION, exec:COMMAND", s)
+		return r, fmt.Errorf("unknown readiness %q: valid forms are auto, notify, listen, delay:DURATION, exec:COMMAND", s)
 	}
 	return r, nil
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -84,6 +85,11 @@ func closeFiles(fs ...*os.File) {
 func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int) (*socketact.Command, error) {
 	o := s.opts
 	files, names := listenerFiles(s.listeners)
+	if o.Legacy != "" {
+		// The program binds its own ports: the sockets reach it through
+		// its bind calls, not as inherited fds.
+		files, names = nil, nil
+	}
 	args, err := socketact.ExpandArgs(o.Args, s.listeners)
 	if err != nil {
 		return nil, err
@@ -101,7 +107,8 @@ func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int) (*socketact.C
 		Shim: o.Shim, Path: o.Path, Args: args, Dir: o.Dir, Env: env,
 		UID: o.UID, GID: o.GID, Groups: o.Groups,
 		Sockets: files, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
+		Sys:  &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
+		Trap: o.Legacy != "",
 	}, nil
 }
 
@@ -181,11 +188,13 @@ func (s *Supervisor) spawn() (*generation, error) {
 		ref        *procRef
 		outR, errR *os.File
 		warm       bool
+		trap       *os.File
 	)
 	if st := s.standby; st != nil {
 		s.standby = nil
 		var ee *socketact.ExecError
-		switch err := st.sb.Exec(cmd); {
+		var err error
+		switch trap, err = st.sb.Exec(cmd); {
 		case err == nil:
 			ref, outR, errR, warm = st.ref, st.outR, st.errR, true
 			g.pid, g.pgid, g.proc = st.pid, st.pid, st.proc
@@ -220,6 +229,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 			return nil, res.err
 		}
 		ref = &procRef{}
+		trap = res.trap
 		g.pid, g.pgid, g.proc = res.pid, res.pid, res.proc
 		go func() { s.forwardExit(ref, <-res.exited) }()
 	}
@@ -241,7 +251,48 @@ func (s *Supervisor) spawn() (*generation, error) {
 	}
 	go s.readNotify(g)
 	s.armReadiness(g)
+	if trap != nil {
+		s.serveTrap(g, trap)
+	}
 	return g, nil
+}
+
+// serveTrap answers generation g's trapped bind and listen calls with the
+// sockets it was started with (package legacy), for as long as any of its
+// processes lives. With readiness "listen", g is ready once it has called
+// listen on every stream socket and bind on every datagram one.
+func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
+	held := make([]legacy.Socket, 0, len(g.listeners))
+	names := make([]string, 0, len(g.listeners))
+	for _, l := range g.listeners {
+		h, err := legacy.Describe(l.File)
+		if err != nil {
+			s.log.Warn("bind redirection: socket left out", KeyGen, g.num, "socket", l.Bound.String(), KeyError, err)
+			continue
+		}
+		held, names = append(held, h), append(names, l.Spec.FDName())
+	}
+	var (
+		seen    = make([]bool, len(held))
+		left    = len(held)
+		onReady = g.ready.Kind == ReadyListen
+		num     = g.num
+	)
+	srv := legacy.NewServer(notify, held, s.log, func(ev legacy.Event) {
+		h := held[ev.Socket]
+		if ev.Listen {
+			s.log.Debug("listen answered", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "socket", names[ev.Socket])
+		} else {
+			s.log.Info("bind redirected", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
+		}
+		if (ev.Listen || !h.Stream) && !seen[ev.Socket] {
+			seen[ev.Socket] = true
+			if left--; left == 0 && onReady {
+				s.post(event{kind: evListening, gen: g})
+			}
+		}
+	})
+	go srv.Serve()
 }
 
 // readNotify posts g's notify datagrams to Run, and g's exit once the

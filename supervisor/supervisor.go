@@ -97,6 +97,7 @@ const (
 	evReadyWarn
 	evDelay
 	evProbeOK
+	evListening // every socket listened on (bind redirection)
 	evDrainTimeout
 	evCheckDone
 	evRestart
@@ -432,6 +433,10 @@ func (s *Supervisor) onEvent(ev event) {
 	case evProbeOK:
 		if g.state == StateStarting && !g.exited {
 			s.onReady(g, "probe succeeded")
+		}
+	case evListening:
+		if g.state == StateStarting && !g.exited {
+			s.onReady(g, "listening on every socket")
 		}
 	case evDrainTimeout:
 		if !g.exited {

@@ -44,6 +44,15 @@ const (
 	ExitNotFound   = 127
 )
 
+// EnvTrap=1 asks the shim to trap the target's bind(2) and listen(2) calls
+// with a seccomp user-notification filter and to send the filter's notify
+// fd to hupd over the status socket, after the byte TrapMarker, just
+// before it execs: hupd then answers those calls (bind redirection).
+const (
+	EnvTrap    = "HUPD_SHIM_TRAP"
+	TrapMarker = 0
+)
+
 const (
 	envListenPID    = "LISTEN_PID"
 	envWatchdogUSec = "WATCHDOG_USEC"
@@ -79,6 +88,8 @@ func Run() {
 	if len(argv) == 3 && argv[1] == StandbyArg {
 		argv = waitForSpec(argv[2])
 	}
+	trap := os.Getenv(EnvTrap) == "1"
+	os.Unsetenv(EnvTrap)
 	a, err := parseArgs(argv)
 	if err != "" {
 		os.Stderr.WriteString("hupd shim: " + err + "\n")
@@ -107,6 +118,13 @@ func Run() {
 	// Anything hupd inherited without CLOEXEC must not reach the target.
 	closeOnExecFrom(statusFD + 1)
 	resetSignals()
+	if trap {
+		// Last: the filter stays with the thread that execs, and nothing
+		// the shim itself does after it may be trapped.
+		if msg := installTrap(statusFD); msg != "" {
+			fail(ExitCannotExec, "bind redirection: "+msg)
+		}
+	}
 	err2 := syscall.Exec(a.path, a.argv, os.Environ())
 	code := ExitCannotExec
 	if err2 == syscall.ENOENT {

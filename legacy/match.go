@@ -1,0 +1,183 @@
+package legacy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Socket is a held socket as the kernel reports it.
+type Socket struct {
+	File   *os.File
+	Stream bool // SOCK_STREAM; otherwise SOCK_DGRAM
+	Family int  // unix.AF_INET, AF_INET6 or AF_UNIX
+	IP     netip.Addr
+	Port   int
+	V6Only bool   // AF_INET6 only: no IPv4 through this socket
+	Path   string // AF_UNIX: the path, or "@name" for an abstract name
+	ino    uint64 // identity, to recognise it in the program
+}
+
+// Describe reads what Match needs of held socket f.
+func Describe(f *os.File) (Socket, error) {
+	fd := int(f.Fd())
+	s := Socket{File: f}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return s, os.NewSyscallError("fstat", err)
+	}
+	s.ino = st.Ino
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return s, os.NewSyscallError("getsockopt SO_TYPE", err)
+	}
+	s.Stream = typ == unix.SOCK_STREAM
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return s, os.NewSyscallError("getsockname", err)
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		s.Family, s.IP, s.Port = unix.AF_INET, netip.AddrFrom4(sa.Addr), sa.Port
+	case *unix.SockaddrInet6:
+		s.Family, s.IP, s.Port = unix.AF_INET6, netip.AddrFrom16(sa.Addr), sa.Port
+		v6only, err := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		if err != nil {
+			return s, os.NewSyscallError("getsockopt IPV6_V6ONLY", err)
+		}
+		s.V6Only = v6only != 0
+	case *unix.SockaddrUnix:
+		s.Family, s.Path = unix.AF_UNIX, sa.Name
+		if len(s.Path) > 0 && s.Path[0] == 0 {
+			s.Path = "@" + s.Path[1:]
+		}
+	default:
+		return s, fmt.Errorf("socket of an address family hupd does not redirect (%T)", sa)
+	}
+	return s, nil
+}
+
+// Addr is the address a program passed to bind.
+type Addr struct {
+	Family int
+	IP     netip.Addr
+	Port   int
+	Path   string // AF_UNIX: the path ("@name" for an abstract name), as given
+}
+
+func (a Addr) String() string {
+	switch a.Family {
+	case unix.AF_UNIX:
+		return "unix:" + a.Path
+	case unix.AF_INET, unix.AF_INET6:
+		return netip.AddrPortFrom(a.IP, uint16(a.Port)).String()
+	}
+	return "family " + strconv.Itoa(a.Family)
+}
+
+var errFamily = errors.New("not an inet or unix address")
+
+// parseSockaddr decodes a struct sockaddr as bind received it.
+func parseSockaddr(b []byte) (Addr, error) {
+	if len(b) < 2 {
+		return Addr{}, errors.New("address too short")
+	}
+	a := Addr{Family: int(binary.NativeEndian.Uint16(b))}
+	switch a.Family {
+	case unix.AF_INET:
+		if len(b) < 8 {
+			return a, errors.New("sockaddr_in too short")
+		}
+		a.Port = int(binary.BigEndian.Uint16(b[2:]))
+		a.IP = netip.AddrFrom4([4]byte(b[4:8]))
+	case unix.AF_INET6:
+		if len(b) < 24 {
+			return a, errors.New("sockaddr_in6 too short")
+		}
+		a.Port = int(binary.BigEndian.Uint16(b[2:]))
+		a.IP = netip.AddrFrom16([16]byte(b[8:24]))
+	case unix.AF_UNIX:
+		p := b[2:]
+		if len(p) == 0 {
+			return a, errors.New("unnamed unix address")
+		}
+		if p[0] == 0 {
+			a.Path = "@" + string(p[1:])
+			break
+		}
+		for i, c := range p {
+			if c == 0 {
+				p = p[:i]
+				break
+			}
+		}
+		a.Path = string(p)
+	default:
+		return a, errFamily
+	}
+	return a, nil
+}
+
+// Match returns the index of the held socket that a bind of a socket
+// (stream or datagram) to a goes to, or -1:
+//
+//   - unix: the same path (or abstract name) and socket type;
+//   - inet: the same socket type and port (never port 0), and a held
+//     address that covers a's: an equal address (IPv4-mapped IPv6 and IPv4
+//     are equal), or either side unspecified with families that meet —
+//     held 0.0.0.0 takes any IPv4 and "::"; held "::" dual-stack takes
+//     anything; held "::" IPv6-only takes IPv6 but not IPv4 or mapped;
+//     a program's 0.0.0.0 or "::" takes a held specific address of its
+//     family (a program's "::" also an IPv4 one).
+//
+// Among several, an exact match (same family and address) wins, then the
+// first in order.
+func Match(held []Socket, a Addr, stream bool) int {
+	best, bestScore := -1, 0
+	for i, h := range held {
+		if h.Stream != stream {
+			continue
+		}
+		score := 0
+		switch {
+		case a.Family == unix.AF_UNIX && h.Family == unix.AF_UNIX:
+			if a.Path == h.Path {
+				score = 3
+			}
+		case a.Family == unix.AF_UNIX || h.Family == unix.AF_UNIX:
+		case a.Port == 0 || a.Port != h.Port:
+		case a.Family == h.Family && a.IP == h.IP:
+			score = 3
+		case covers(h, a):
+			score = 1
+		}
+		if score > bestScore {
+			best, bestScore = i, score
+		}
+	}
+	return best
+}
+
+func covers(h Socket, a Addr) bool {
+	mapped := a.IP.Is4() || a.IP.Is4In6()
+	switch {
+	case h.IP.Unmap() == a.IP.Unmap() && !(h.Family == unix.AF_INET6 && h.V6Only && mapped):
+		return true
+	case h.IP.IsUnspecified():
+		switch {
+		case h.Family == unix.AF_INET:
+			return mapped || a.IP.IsUnspecified()
+		case h.V6Only:
+			return !mapped
+		}
+		return true
+	case a.IP.IsUnspecified():
+		return a.Family == unix.AF_INET6 || h.IP.Unmap().Is4()
+	}
+	return false
+}

@@ -1,0 +1,306 @@
+package legacy
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sizeofSockaddrStorage is the longest address bind accepts.
+const sizeofSockaddrStorage = 128
+
+// Event is a trapped call hupd answered with a held socket.
+type Event struct {
+	Socket int  // index in the held list
+	Listen bool // listen(2); otherwise bind(2)
+	PID    int  // the calling thread
+	FD     int  // the program's fd number
+	Addr   Addr // bind's address
+}
+
+// Server answers the trapped calls of one generation (every process of it:
+// a fork inherits the filter).
+type Server struct {
+	notify *os.File
+	held   []Socket
+	log    *slog.Logger
+	report func(Event)
+	warned []bool // a family mismatch was logged for this held socket
+}
+
+// NewServer answers the calls trapped by the filter whose notify fd is
+// notify (non-blocking, close-on-exec), with held as the sockets to give.
+// report, if not nil, is called (on Serve's goroutine) for every call
+// answered with a held socket.
+func NewServer(notify *os.File, held []Socket, log *slog.Logger, report func(Event)) *Server {
+	return &Server{notify: notify, held: held, log: log, report: report, warned: make([]bool, len(held))}
+}
+
+// Serve answers trapped calls until no process uses the filter any more
+// (the generation and all it forked have exited), then closes the notify
+// fd. Each call is answered before the next one is read.
+func (s *Server) Serve() {
+	defer s.notify.Close()
+	rc, err := s.notify.SyscallConn()
+	if err != nil {
+		s.log.Error("bind redirection: notify fd unusable", "error", err)
+		return
+	}
+	for {
+		var (
+			n    notif
+			done bool
+			rerr error
+		)
+		err := rc.Read(func(fd uintptr) bool {
+			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(p, 0); err != nil {
+				return err != unix.EINTR && err != unix.EAGAIN
+			}
+			switch {
+			case p[0].Revents&unix.POLLIN != 0:
+				n = notif{} // RECV wants it zeroed
+				rerr = ioctl(fd, ioctlRecv, unsafe.Pointer(&n))
+				return true
+			case p[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0:
+				done = true
+				return true
+			}
+			return false
+		})
+		if err != nil || done {
+			return
+		}
+		if rerr != nil {
+			continue // ENOENT: the caller died before we received it
+		}
+		s.answer(&n)
+	}
+}
+
+// answer handles one notification; whatever happens, the call is answered.
+func (s *Server) answer(n *notif) {
+	fd := s.notify.Fd()
+	res := s.handle(n)
+	if res.cont {
+		if err := respond(fd, n.ID, 0, 0, true); err != nil && err != unix.ENOENT {
+			s.log.Warn("bind redirection: cannot let a call continue", "pid", n.PID, "error", err)
+		}
+		return
+	}
+	if err := respond(fd, n.ID, 0, 0, false); err != nil {
+		if err != unix.ENOENT {
+			s.log.Warn("bind redirection: cannot answer a call", "pid", n.PID, "error", err)
+		}
+		return
+	}
+	if s.report != nil {
+		s.report(res.ev)
+	}
+}
+
+type result struct {
+	cont bool
+	ev   Event
+}
+
+var pass = result{cont: true}
+
+func (s *Server) handle(n *notif) result {
+	switch int(n.Data.Nr) &^ 0x40000000 { // x32 calls have bit 30 set
+	case unix.SYS_BIND:
+		return s.bind(n)
+	case unix.SYS_LISTEN:
+		return s.listen(n)
+	}
+	return pass
+}
+
+func (s *Server) bind(n *notif) result {
+	pid, fd := int(n.PID), int(int32(n.Data.Args[0]))
+	size := n.Data.Args[2]
+	if size < 2 || size > sizeofSockaddrStorage {
+		return pass // the kernel refuses it with EINVAL
+	}
+	buf := make([]byte, size)
+	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &buf[0], Len: size}},
+		[]unix.RemoteIovec{{Base: uintptr(n.Data.Args[1]), Len: int(size)}}, 0); err != nil {
+		if idValid(s.notify.Fd(), n.ID) {
+			s.log.Warn("bind redirection: cannot read the address of a bind: it goes ahead unredirected", "pid", pid, "fd", fd, "error", err)
+		}
+		return pass
+	}
+	// The memory read belongs to the caller only while the call waits.
+	if !idValid(s.notify.Fd(), n.ID) {
+		return pass
+	}
+	a, err := parseSockaddr(buf)
+	if err != nil {
+		return pass
+	}
+	abstract := a.Family == unix.AF_UNIX && buf[2] == 0
+	if a.Family == unix.AF_UNIX && !abstract && !filepath.IsAbs(a.Path) {
+		// Relative, even if it begins with '@' like an abstract name.
+		if cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
+			a.Path = filepath.Join(cwd, a.Path)
+		}
+	}
+	if Match(s.held, a, true) < 0 && Match(s.held, a, false) < 0 {
+		return pass // not ours: Go's and getaddrinfo's probe binds end here
+	}
+	fail := func(what string, err error) result {
+		s.log.Warn("bind redirection failed: the program's own bind goes ahead (and will likely fail with EADDRINUSE)",
+			"pid", pid, "fd", fd, "address", a.String(), "step", what, "error", err)
+		return pass
+	}
+	theirs, err := peerFD(pid, fd)
+	if err != nil {
+		return fail("pidfd_getfd", err)
+	}
+	defer unix.Close(theirs)
+	typ, err := unix.GetsockoptInt(theirs, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return pass // not a socket: bind fails as it would
+	}
+	if typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM {
+		return pass // SOCK_SEQPACKET, SOCK_RAW: nothing hupd holds
+	}
+	i := Match(s.held, a, typ == unix.SOCK_STREAM)
+	if i < 0 {
+		return pass
+	}
+	h := s.held[i]
+	var st unix.Stat_t
+	if unix.Fstat(theirs, &st) == nil && st.Ino == h.ino {
+		return pass // already the held socket: bound, bind says EINVAL
+	}
+	if fam, err := unix.GetsockoptInt(theirs, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && fam != h.Family && !s.warned[i] {
+		s.warned[i] = true
+		hint := "it sees IPv4 peers as ::ffff:a.b.c.d; listen on a tcp4:// or udp4:// address to give it an IPv4 socket"
+		if h.Family == unix.AF_INET {
+			hint = "it gets IPv4 clients only; listen on tcp:// or udp:// (dual stack) to give it an IPv6 socket"
+		}
+		s.log.Warn("bind redirection: the program made an "+familyName(fam)+" socket and gets hupd's "+familyName(h.Family)+" one: "+hint,
+			"pid", pid, "address", a.String())
+	}
+	fl, err := unix.FcntlInt(uintptr(theirs), unix.F_GETFL, 0)
+	if err != nil {
+		return fail("fcntl", err)
+	}
+	// O_NONBLOCK belongs to the shared socket: take the program's mode.
+	if err := unix.SetNonblock(int(h.File.Fd()), fl&unix.O_NONBLOCK != 0); err != nil {
+		return fail("fcntl O_NONBLOCK", err)
+	}
+	var fdflags uint32
+	if cloexec(pid, fd) {
+		fdflags = unix.O_CLOEXEC
+	}
+	add := notifAddfd{ID: n.ID, Flags: unix.SECCOMP_ADDFD_FLAG_SETFD, SrcFD: uint32(h.File.Fd()), NewFD: uint32(fd), NewFDFlags: fdflags}
+	if err := ioctl(s.notify.Fd(), ioctlAddfd, unsafe.Pointer(&add)); err != nil {
+		if err == unix.ENOENT {
+			return pass // the caller is gone
+		}
+		return fail("SECCOMP_IOCTL_NOTIF_ADDFD", err)
+	}
+	if a.Family == unix.AF_UNIX && !abstract {
+		s.checkSocketFile(h, a, pid)
+	}
+	return result{ev: Event{Socket: i, PID: pid, FD: fd, Addr: a}}
+}
+
+func (s *Server) listen(n *notif) result {
+	pid, fd := int(n.PID), int(int32(n.Data.Args[0]))
+	theirs, err := peerFD(pid, fd)
+	if err != nil {
+		return pass
+	}
+	defer unix.Close(theirs)
+	var st unix.Stat_t
+	if unix.Fstat(theirs, &st) != nil {
+		return pass
+	}
+	for i, h := range s.held {
+		if h.ino == st.Ino {
+			return result{ev: Event{Socket: i, Listen: true, PID: pid, FD: fd}}
+		}
+	}
+	return pass
+}
+
+// checkSocketFile warns when a program removed the socket file before its
+// bind, as many do to clear a stale one: clients can no longer reach the
+// held socket by its path.
+func (s *Server) checkSocketFile(h Socket, a Addr, pid int) {
+	var st unix.Stat_t
+	if err := unix.Stat(h.Path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		s.log.Warn("bind redirection: the program removed the socket file before binding: clients cannot connect to it until hupd restarts; "+
+			"keep the program from deleting it, or use an abstract socket", "pid", pid, "path", a.Path)
+	}
+}
+
+// peerFD duplicates the calling thread's fd into hupd (pidfd_getfd).
+func peerFD(tid, fd int) (int, error) {
+	pid, err := tgid(tid)
+	if err != nil {
+		return -1, err
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("pidfd_open", err)
+	}
+	defer unix.Close(pidfd)
+	theirs, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("pidfd_getfd", err)
+	}
+	unix.CloseOnExec(theirs)
+	return theirs, nil
+}
+
+// tgid is the process of thread tid (seccomp reports the thread).
+func tgid(tid int) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	_, rest, ok := bytes.Cut(b, []byte("\nTgid:"))
+	if !ok {
+		return 0, fmt.Errorf("/proc/%d/status has no Tgid", tid)
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	return strconv.Atoi(string(bytes.TrimSpace(line)))
+}
+
+// cloexec reports whether the program's fd is close-on-exec, so that the
+// held socket put in its place keeps that.
+func cloexec(tid, fd int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(tid) + "/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return true
+	}
+	_, rest, ok := bytes.Cut(b, []byte("flags:"))
+	if !ok {
+		return true
+	}
+	line, _, _ := bytes.Cut(rest, []byte("\n"))
+	fl, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 8, 64)
+	return err != nil || fl&unix.O_CLOEXEC != 0
+}
+
+func familyName(f int) string {
+	switch f {
+	case unix.AF_INET:
+		return "IPv4"
+	case unix.AF_INET6:
+		return "IPv6"
+	case unix.AF_UNIX:
+		return "unix"
+	}
+	return "family " + strconv.Itoa(f)
+}

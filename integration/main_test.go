@@ -30,9 +30,10 @@ const envChild = "HUPD_TEST_CHILD"
 var childModes = map[string]func(args []string){}
 
 var (
-	hupdBin  string // built hupd
-	helloBin string // built examples/hello
-	selfBin  string // this test binary, for child modes
+	hupdBin     string // built hupd
+	helloBin    string // built examples/hello
+	goserverBin string // built examples/legacy/goserver: binds its own port
+	selfBin     string // this test binary, for child modes
 )
 
 // deadline bounds every wait in these tests; a handshake that does not
@@ -61,8 +62,8 @@ func buildAndRun(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	// 0755 all the way so that tests can run children as other users.
 	os.Chmod(dir, 0o755)
-	hupdBin, helloBin = filepath.Join(dir, "hupd"), filepath.Join(dir, "hello")
-	for _, b := range [][2]string{{hupdBin, ".."}, {helloBin, "../examples/hello"}} {
+	hupdBin, helloBin, goserverBin = filepath.Join(dir, "hupd"), filepath.Join(dir, "hello"), filepath.Join(dir, "goserver")
+	for _, b := range [][2]string{{hupdBin, ".."}, {helloBin, "../examples/hello"}, {goserverBin, "../examples/legacy/goserver"}} {
 		cmd := exec.Command("go", "build", "-o", b[0], b[1])
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,71 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestLegacyGoServerSwapsUnderLoad: a static Go binary that binds its own
+// port with net.Listen(":PORT") and knows nothing of hupd swaps blue/green
+// under --legacy redirect: each generation's bind gets hupd's socket (the
+// same dual-stack [::] socket it asked for), readiness is its listen call,
+// and a client making a new connection per request across three swaps
+// sees no failure.
+func TestLegacyGoServerSwapsUnderLoad(t *testing.T) {
+	t.Parallel()
+	h := StartHupd(t, "run", "--legacy", "redirect", "--listen", "http=tcp://:0",
+		"--", goserverBin, "-addr", ":{port:http}")
+	port := h.Listening("http")[strings.LastIndex(h.Listening("http"), ":")+1:]
+	if e := h.WaitEvent("child ready", 1, nil); e.Str("ready") != "listening on every socket" {
+		t.Fatalf("%v: want readiness by the program's listen call", e)
+	}
+	if e := h.WaitEvent("bind redirected", 1, nil); e.Str("address") != "[::]:"+port || e.Str("socket") != "http" {
+		t.Fatalf("%v: want the program's own bind to [::]:%s redirected to socket http", e, port)
+	}
+	n, bodies := swapsUnderLoad(t, h, "tcp", "127.0.0.1:"+port, 3, func(body string) bool { return strings.HasPrefix(body, "goserver pid ") })
+	t.Logf("%d requests across three swaps, answered by %d processes", n, len(bodies))
+	if len(bodies) < 2 {
+		t.Fatalf("answers came from %v: want old and new generations", bodies)
+	}
+	if got := len(h.Events("bind redirected")); got != 4 {
+		t.Fatalf("%d binds redirected, want 4 (one per generation)", got)
+	}
+	if len(h.Events("bind redirection: the program made")) != 0 {
+		t.Fatal("a family mismatch was reported for a program that binds the family hupd holds")
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}
+
+// TestLegacyPythonHTTPServer: Debian's python3 -m http.server, unmodified,
+// binding 127.0.0.1:PORT itself, swapped three times under a
+// new-connection-per-request client: no connection is refused and every
+// answer is right. Its socket and the connections queued in it stay with
+// hupd for the next generation. http.server does not drain: stopped (INT
+// here, so that it exits 0), it ends the requests its threads are still
+// answering, so a request cut mid-way is counted and logged, not failed
+// (measured: about one every other swap under this client; a server that
+// drains, like goserver above, loses none).
+func TestLegacyPythonHTTPServer(t *testing.T) {
+	t.Parallel()
+	python := needTool(t, "/usr/bin/python3", "python3")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("served by http.server\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := StartHupd(t, "run", "--legacy", "redirect", "--listen", "http=tcp4://127.0.0.1:0", "--stop-signal", "INT",
+		"--", python, "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, "{port:http}")
+	addr := HostPort(h.Listening("http"))
+	if e := h.WaitEvent("child ready", 1, nil); e.Str("ready") != "listening on every socket" {
+		t.Fatalf("%v: want readiness by the program's listen call", e)
+	}
+	const swaps = 3
+	n, cut, _ := loadAcrossSwaps(t, h, "tcp", addr, swaps, func(body string) bool { return body == "served by http.server\n" }, true)
+	t.Logf("%d requests across %d swaps of python3 -m http.server, none refused; %d cut by its stop", n, swaps, cut)
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}

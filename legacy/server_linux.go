@@ -244,15 +244,20 @@ func (s *Server) checkSocketFile(h Socket, a Addr, pid int) {
 	}
 }
 
-// peerFD duplicates the calling thread's fd into hupd (pidfd_getfd).
+// peerFD duplicates the calling thread's fd into hupd (pidfd_getfd). A
+// thread pidfd (Linux 6.9) reaches the thread's own fd table, which a
+// thread that unshared CLONE_FILES does not share with its process; older
+// kernels get the process's.
 func peerFD(tid, fd int) (int, error) {
-	pid, err := tgid(tid)
+	pidfd, err := unix.PidfdOpen(tid, pidfdThread)
 	if err != nil {
-		return -1, err
-	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return -1, os.NewSyscallError("pidfd_open", err)
+		pid, terr := tgid(tid)
+		if terr != nil {
+			return -1, terr
+		}
+		if pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+			return -1, os.NewSyscallError("pidfd_open", err)
+		}
 	}
 	defer unix.Close(pidfd)
 	theirs, err := unix.PidfdGetfd(pidfd, fd, 0)
@@ -262,6 +267,10 @@ func peerFD(tid, fd int) (int, error) {
 	unix.CloseOnExec(theirs)
 	return theirs, nil
 }
+
+// pidfdThread is PIDFD_THREAD (O_EXCL): a pidfd for a thread, not only a
+// thread-group leader.
+const pidfdThread = unix.O_EXCL
 
 // tgid is the process of thread tid (seccomp reports the thread).
 func tgid(tid int) (int, error) {

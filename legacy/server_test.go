@@ -84,6 +84,7 @@ func TestMain(m *testing.M) {
 //	accept                                   blocks; prints the peer
 //	recv                                     blocks; prints the datagram
 //	unlink PATH
+//	unshare-files                            unshare(CLONE_FILES): the thread's own fd table
 //	wait                                     reads a line from stdin (EOF also goes on)
 //	thread                                   runs the rest on a new locked OS thread
 //	fork                                     runs the rest in a new process (this binary again)
@@ -189,6 +190,8 @@ func (c *child) run(steps []string) {
 				die("recv: %v", err)
 			}
 			say("recv", string(b[:n]))
+		case "unshare-files": // this thread gets its own fd table
+			say("unshare-files", errName(unix.Unshare(unix.CLONE_FILES)))
 		case "unlink":
 			say("unlink", errName(unix.Unlink(f[1])))
 		case "wait":
@@ -243,7 +246,7 @@ func (c *child) stat() {
 	if err != nil {
 		die("getsockname: %v", err)
 	}
-	info, err := os.ReadFile("/proc/self/fdinfo/" + strconv.Itoa(c.fd))
+	info, err := os.ReadFile("/proc/thread-self/fdinfo/" + strconv.Itoa(c.fd))
 	if err != nil {
 		die("%v", err)
 	}
@@ -514,7 +517,7 @@ func (tr *trapped) send(line string) {
 
 func (tr *trapped) fatalf(format string, args ...any) {
 	tr.t.Helper()
-	tr.t.Fatalf(format+"\nchild stderr so far:\n%s\nserver log:\n%s", append(args, tr.stderrSoFar(), tr.log)...)
+	tr.t.Fatalf(format+"\nchild stderr so far:\n%s", append(args, tr.stderrSoFar())...) // stop logs the server's
 }
 
 func (tr *trapped) stderrSoFar() string {
@@ -584,6 +587,10 @@ func (tr *trapped) stop() {
 		tr.proc.Kill()
 		tr.proc.Wait()
 		tr.stdin.Close()
+		go func() {
+			for range tr.lines { // unread: keep the reader from blocking
+			}
+		}()
 		tr.readers.Wait()
 		if tr.serving {
 			select {
@@ -835,8 +842,8 @@ func TestServerListenKeepsBacklog(t *testing.T) {
 	tr := start(t, held, "", "socket inet stream", "bind "+held[0].addrPort(), "listen 1", "wait")
 	fd := tr.expectFD()
 	tr.expectLine("bind 0")
-	if ev := tr.event(); ev.Listen || ev.Socket != 0 || ev.FD != fd {
-		t.Errorf("bind event %+v", ev)
+	if ev, want := tr.event(), (Event{Socket: 0, PID: tr.tid, FD: fd, Addr: in4("127.0.0.1", held[0].Port)}); ev != want {
+		t.Errorf("bind event %+v, want %+v", ev, want)
 	}
 	tr.expectLine("listen 0")
 	ev := tr.event()
@@ -1187,6 +1194,27 @@ func TestServerDualStack(t *testing.T) {
 	tr.exit()
 }
 
+// TestServerV4HeldV6Program proves a held 0.0.0.0 TCP socket takes a
+// program's AF_INET6 bind of "::" (the program then has an IPv4 socket,
+// which hupd warns of).
+func TestServerV4HeldV6Program(t *testing.T) {
+	needIPv6(t)
+	checkFDs(t)
+	held := []Socket{hold(t, "tcp4", "0.0.0.0:0", false, 64)}
+	tr := start(t, held, "", "socket inet6 stream", fmt.Sprintf("bind [::]:%d", held[0].Port), "stat")
+	fd := tr.expectFD()
+	tr.expectLine("bind 0")
+	st := tr.expectStat()
+	tr.wantRedirect(0, fd, in6("::", held[0].Port), st)
+	if st.family != unix.AF_INET || st.addr != fmt.Sprintf("0.0.0.0:%d", held[0].Port) {
+		t.Errorf("child's socket after the redirect: family %d, address %s", st.family, st.addr)
+	}
+	tr.exit()
+	if !strings.Contains(tr.log.String(), "made an IPv6 socket and gets hupd's IPv4 one") {
+		t.Errorf("no family warning; log:\n%s", tr.log)
+	}
+}
+
 // TestServerKilledInBind proves a program killed while its bind waits for
 // an answer does not keep Serve: it returns once the program is gone
 // (having had nothing, or a notification of a dead caller, to answer),
@@ -1273,7 +1301,7 @@ func inBind(pid int) bool {
 	return false
 }
 
-// ---- tests that expose bugs ----
+// ---- regression tests for bugs found while writing these ----
 
 // TestServerSockaddrStorageLength proves a bind whose address length is
 // sizeof(struct sockaddr_storage), 128 — what a program passes when it
@@ -1339,6 +1367,26 @@ func TestServerUnixPathStartingWithAt(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 		t.Errorf("the program's socket file: %v", err)
+	}
+	tr.exit()
+}
+
+// TestServerThreadOwnFDTable proves a bind by a thread with a file table
+// of its own (unshare(CLONE_FILES)) is redirected: the fd seccomp reports
+// is the calling thread's, not its process leader's.
+func TestServerThreadOwnFDTable(t *testing.T) {
+	checkFDs(t)
+	held := []Socket{hold(t, "tcp4", "127.0.0.1:0", false, 64)}
+	tr := start(t, held, "", "thread", "unshare-files", "socket inet stream", "socket inet stream", "bind "+held[0].addrPort(), "stat")
+	tr.tid, _ = strconv.Atoi(tr.expect("thread")[0])
+	tr.expectLine("unshare-files 0")
+	tr.expectFD()
+	fd := tr.expectFD() // in this thread's table only
+	if got := tr.expect("bind")[0]; got != "0" {
+		t.Errorf("bind from a thread with its own fd table: %s, want 0 (redirected)", got)
+		tr.expectStat()
+	} else {
+		tr.wantRedirect(0, fd, in4("127.0.0.1", held[0].Port), tr.expectStat())
 	}
 	tr.exit()
 }

@@ -92,6 +92,12 @@ func TestMain(m *testing.M) {
 // It prints "pid PID TID" first, then one line per step whose first word is
 // the verb.
 func runChild(steps []string) {
+	// Open the netpoller's epoll fd now: a thread that unshares its fd
+	// table later must have it in its copy.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
 	// The steps run on one thread, whose id the events must show.
 	runtime.LockOSThread()
 	say("pid", os.Getpid(), unix.Gettid())
@@ -713,15 +719,52 @@ func nonblocking(t *testing.T, s Socket) bool {
 	return fl&unix.O_NONBLOCK != 0
 }
 
-// freePort returns a TCP port on 127.0.0.1 nothing listens on.
+// freePort returns a TCP port on 127.0.0.1 that a bind without
+// SO_REUSEADDR can take (net.Listen sets SO_REUSEADDR, and would give a
+// port TIME_WAIT connections still use).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*unix.SockaddrInet4).Port
+}
+
+// bindable reports whether a socket of type typ can bind 0.0.0.0:port
+// now.
+func bindable(typ, port int) bool {
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Bind(fd, &unix.SockaddrInet4{Port: port}) == nil
+}
+
+// holdWhere is hold, retried until ok accepts the port the kernel chose:
+// a port free for the held socket may be taken in another protocol or
+// family (by other programs, or by TIME_WAIT connections of earlier
+// tests).
+func holdWhere(t *testing.T, network, addr string, v6only bool, backlog int, ok func(port int) bool) Socket {
+	t.Helper()
+	for range 50 {
+		s := hold(t, network, addr, v6only, backlog)
+		if ok(s.Port) {
+			return s
+		}
+		s.File.Close()
+	}
+	t.Fatalf("no port for %s %s that suits the test", network, addr)
+	return Socket{}
 }
 
 func needIPv6(t *testing.T) {
@@ -885,8 +928,9 @@ func TestServerListenKeepsBacklog(t *testing.T) {
 func TestServerUntouchedBinds(t *testing.T) {
 	checkFDs(t)
 	dir := t.TempDir()
+	udpFree := func(port int) bool { return bindable(unix.SOCK_DGRAM, port) }
 	held := []Socket{
-		hold(t, "tcp4", "127.0.0.1:0", false, 64),
+		holdWhere(t, "tcp4", "127.0.0.1:0", false, 64, udpFree),
 		hold(t, "unix", filepath.Join(dir, "held.sock"), false, 64),
 	}
 	other := freePort(t)
@@ -940,7 +984,7 @@ func TestServerUntouchedBinds(t *testing.T) {
 // receives the datagrams sent to it.
 func TestServerUDPRedirect(t *testing.T) {
 	checkFDs(t)
-	tcp := hold(t, "tcp4", "127.0.0.1:0", false, 64)
+	tcp := holdWhere(t, "tcp4", "127.0.0.1:0", false, 64, func(port int) bool { return bindable(unix.SOCK_DGRAM, port) })
 	// The same port number for both: the type tells them apart.
 	held := []Socket{tcp, hold(t, "udp4", tcp.addrPort(), false, 0)}
 	tr := start(t, held, "", "socket inet dgram", "bind "+held[1].addrPort(), "stat", "recv")
@@ -1175,7 +1219,7 @@ func TestServerDualStack(t *testing.T) {
 		t.Errorf("no family warning; log:\n%s", tr.log)
 	}
 
-	v6only := hold(t, "tcp6", "[::]:0", true, 64)
+	v6only := holdWhere(t, "tcp6", "[::]:0", true, 64, func(port int) bool { return bindable(unix.SOCK_STREAM, port) })
 	if !v6only.V6Only {
 		t.Fatal("Describe: V6Only not set")
 	}
@@ -1183,7 +1227,7 @@ func TestServerDualStack(t *testing.T) {
 		"socket inet stream", "bind "+fmt.Sprintf("0.0.0.0:%d", v6only.Port), "stat",
 		"socket inet6 stream", "v6only 1", "bind "+fmt.Sprintf("[::]:%d", v6only.Port), "stat")
 	tr.expectFD()
-	tr.expectLine("bind 0") // the port is free for IPv4
+	tr.expectLine("bind 0") // holdWhere saw the port free for IPv4
 	if st := tr.expectStat(); st.ino == v6only.ino || st.family != unix.AF_INET {
 		t.Errorf("IPv4 bind got the IPv6-only held socket: %+v", st)
 	}

@@ -194,14 +194,17 @@ func (s *Server) bind(n *notif) result {
 		return fail("fcntl", err)
 	}
 	// O_NONBLOCK belongs to the shared socket: take the program's mode.
-	if err := unix.SetNonblock(int(h.File.Fd()), fl&unix.O_NONBLOCK != 0); err != nil {
+	// Fd once: for a file from a net listener's File, each call would make
+	// the socket blocking again.
+	hfd := int(h.File.Fd())
+	if err := unix.SetNonblock(hfd, fl&unix.O_NONBLOCK != 0); err != nil {
 		return fail("fcntl O_NONBLOCK", err)
 	}
 	var fdflags uint32
 	if cloexec(pid, fd) {
 		fdflags = unix.O_CLOEXEC
 	}
-	add := notifAddfd{ID: n.ID, Flags: unix.SECCOMP_ADDFD_FLAG_SETFD, SrcFD: uint32(h.File.Fd()), NewFD: uint32(fd), NewFDFlags: fdflags}
+	add := notifAddfd{ID: n.ID, Flags: unix.SECCOMP_ADDFD_FLAG_SETFD, SrcFD: uint32(hfd), NewFD: uint32(fd), NewFDFlags: fdflags}
 	if err := ioctl(s.notify.Fd(), ioctlAddfd, unsafe.Pointer(&add)); err != nil {
 		if err == unix.ENOENT {
 			return pass // the caller is gone

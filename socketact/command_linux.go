@@ -165,8 +165,8 @@ func (c *Command) Prestart() (*Standby, error) {
 // once the target runs (nil, and the seccomp notify fd when c.Trap) or the
 // shim failed (*ExecError; it then exits). Call it at most once.
 func (s *Standby) Exec(c *Command) (*os.File, error) {
+	defer s.ctl.Close() // readExecStatus closes it too: a second Close is a no-op
 	if len(c.Sockets) != s.nfds {
-		s.ctl.Close()
 		return nil, fmt.Errorf("socketact: standby holds %d sockets, command has %d", s.nfds, len(c.Sockets))
 	}
 	args := c.shimArgs()
@@ -175,11 +175,9 @@ func (s *Standby) Exec(c *Command) (*os.File, error) {
 		spec += "\x00" + strings.Join(env, "\x00")
 	}
 	if _, err := s.ctl.WriteString(spec); err != nil {
-		s.ctl.Close()
 		return nil, fmt.Errorf("socketact: standby: %w", err)
 	}
 	if err := unix.Shutdown(int(s.ctl.Fd()), unix.SHUT_WR); err != nil {
-		s.ctl.Close()
 		return nil, os.NewSyscallError("shutdown", err)
 	}
 	return readExecStatus(s.ctl, c.Trap)

@@ -37,7 +37,7 @@ const (
 	Fixed     = 7
 	NoID      = "-"
 	GroupsSep = ","
-	// FirstFD is the first socket; the status pipe follows the sockets.
+	// FirstFD is the first socket; the status socket follows the sockets.
 	FirstFD = 3
 	// Exit codes when the target cannot be exec'd, as a shell uses them.
 	ExitCannotExec = 126
@@ -74,7 +74,7 @@ func init() {
 const StandbyArg = "standby"
 
 // Run turns this process into the target and never returns. A failure is
-// written to the status pipe ("CODE message") and the shim exits CODE.
+// written to the status socket ("CODE message") and the shim exits CODE.
 func Run() {
 	runtime.LockOSThread() // the signal mask is per thread: exec from this one
 	os.Unsetenv(EnvMarker)

@@ -153,7 +153,11 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FD\tNAME\tADDRESS\t")
 	for _, l := range st.Listeners {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", l.FD, l.Name, l.Address)
+		addr := l.Address
+		if l.Pending {
+			addr += " (to adopt: not bound yet)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", l.FD, l.Name, addr)
 	}
 	tw.Flush()
 	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tCONFIG\tSTATUS\t")

@@ -198,7 +198,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "group", Usage: "run the child with `GROUP` (name or gid)"},
 		&cli.StringFlag{Name: "dir", Usage: "run the child in `DIR`"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `KEY=VALUE` in the child's environment (repeatable)"},
-		&cli.StringFlag{Name: "legacy", Usage: "`redirect`: the program binds its own ports; its bind calls get hupd's sockets (Linux seccomp)"},
+		&cli.StringFlag{Name: "legacy", Usage: "`MODE` for a program that binds its own ports (Linux seccomp): redirect (its binds get hupd's sockets), adopt (the first program's own sockets are kept for the next)"},
 		&cli.StringSliceFlag{Name: "handoff", Usage: "also describe the sockets as `DIALECT` does: einhorn, server-starter, nginx (repeatable)"},
 		&cli.StringSliceFlag{Name: "watch", Aliases: []string{"w"}, Usage: "reload when `PATH` changes: a file, a directory (everything under it) or a glob (repeatable; adds to [[watch]])"},
 		&cli.StringFlag{Name: "watch-poll", Usage: "poll the --watch paths every `DURATION` instead of inotify (network filesystems, FUSE)"},

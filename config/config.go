@@ -42,11 +42,18 @@ type Listen struct {
 	ReusePort bool   `toml:"reuseport,omitempty"`
 	V6Only    *bool  `toml:"v6only,omitempty"`
 	// NonBlocking sets O_NONBLOCK on the socket (systemd's NonBlocking=).
-	// Default false, or true with the nginx hand-over.
+	// Default false, or true when the socket is described to nginx
+	// (process.handoff or its own env holds "nginx").
 	NonBlocking *bool  `toml:"nonblocking,omitempty"`
 	Mode        string `toml:"mode,omitempty"`
 	Owner       string `toml:"owner,omitempty"`
 	Group       string `toml:"group,omitempty"`
+	// Env names hand-over dialects (einhorn, server-starter, nginx) that
+	// describe this socket besides LISTEN_FDS, on top of process.handoff,
+	// which describes every socket: a dialect only some sockets name lists
+	// just those, under their own fd numbers (socketact.HandoffEnv). TOML
+	// only: --listen has no form for it.
+	Env []string `toml:"env,omitempty"`
 }
 
 // Watch is one [[watch]] table.
@@ -233,7 +240,7 @@ func validKeys(parent string) []string {
 	keys := map[string][]string{
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
-		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group"},
+		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},

@@ -177,7 +177,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "second listen", src: "[[listen]]\naddress = \"tcp://:1\"\n\n[[listen]]\naddress = \"tcp://:2\"\nmod = \"0600\"\n",
 			where: "u.toml:6", key: "mod", table: "in [listen]",
-			valid: []string{"address", "backlog", "group", "mode", "name", "nonblocking", "owner", "reuseport", "v6only"},
+			valid: []string{"address", "backlog", "env", "group", "mode", "name", "nonblocking", "owner", "reuseport", "v6only"},
 		},
 		{
 			name: "table", src: "[reload]\nsignal = \"HUP\"\n[relaod]\nsignal = \"HUP\"\n",
@@ -417,6 +417,10 @@ func TestResolveErrors(t *testing.T) {
 		{"v6only on unix", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nv6only = false\n", "c.toml:4", "listen[0].v6only", "false", "applies only to IPv6 sockets"},
 		{"listen owner", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\nowner = \"no-such-user-hupd\"\n", "c.toml:4", "listen[0].owner", "no-such-user-hupd", "unknown user"},
 		{"listen group", cmd + "[[listen]]\naddress = \"unix:///tmp/x.sock\"\ngroup = \"no-such-group-hupd\"\n", "c.toml:4", "listen[0].group", "no-such-group-hupd", "unknown group"},
+		{"listen env", cmd + "[[listen]]\naddress = \"tcp://:1\"\nenv = [\"nginx\", \"inetd\"]\n", "c.toml:4", "listen[0].env", "inetd", "valid ones are einhorn, server-starter, nginx"},
+		{"second listen env", cmd + "[[listen]]\naddress = \"tcp://:1\"\nenv = [\"einhorn\"]\n[[listen]]\nenv = [\"systemd\"]\naddress = \"tcp://:2\"\n", "c.toml:6", "listen[1].env", "systemd", "valid ones are einhorn, server-starter, nginx"},
+		{"listen env with legacy", cmd + "[[listen]]\naddress = \"tcp://:1\"\nenv = [\"nginx\", \"einhorn\"]\n[legacy]\nmode = \"redirect\"\n", "c.toml:4", "listen[0].env", "nginx,einhorn", `does not apply with [legacy] mode = "redirect": the program gets no inherited sockets`},
+		{"listen env empty", cmd + "[[listen]]\naddress = \"tcp://:1\"\nenv = [\"\"]\n", "c.toml:4", "listen[0].env", "", "valid ones are einhorn, server-starter, nginx"},
 		{"env name", cmd + "[process.env]\n\"A=B\" = \"1\"\n", "c.toml", "process.env.A=B", "A=B", "cannot hold '='"},
 		{"watch no paths", cmd + "[[watch]]\naction = \"swap\"\n", "c.toml", "watch[0].paths", "", "no paths"},
 		{"watch empty path", cmd + "[[watch]]\npaths = [\"\"]\n", "c.toml:3", "watch[0].paths", "", "want a file, directory or glob"},
@@ -728,26 +732,95 @@ watch_config = true
 	}
 }
 
+// TestResolveNonBlocking: nonblocking defaults to true for a socket
+// described to nginx, by process.handoff (every socket) or by its own env
+// (that socket alone); an explicit value wins.
 func TestResolveNonBlocking(t *testing.T) {
-	no := false
+	no, yes := false, true
+	exe := executable(t)
 	for _, tc := range []struct {
 		handoff []string
-		set     *bool
-		want    bool
+		env     []string // of the first socket; the second has none
+		set     *bool    // the first socket's nonblocking
+		want    [2]bool
 	}{
-		{nil, nil, false},
-		{[]string{"einhorn"}, nil, false},
-		{[]string{"nginx"}, nil, true},
-		{[]string{"nginx"}, &no, false},
+		{nil, nil, nil, [2]bool{false, false}},
+		{[]string{"einhorn"}, nil, nil, [2]bool{false, false}},
+		{[]string{"nginx"}, nil, nil, [2]bool{true, true}},
+		{[]string{"nginx"}, nil, &no, [2]bool{false, true}},
+		{nil, []string{"nginx"}, nil, [2]bool{true, false}},
+		{nil, []string{"einhorn", "nginx"}, nil, [2]bool{true, false}},
+		{nil, []string{"server-starter"}, nil, [2]bool{false, false}},
+		{nil, []string{"nginx"}, &no, [2]bool{false, false}},
+		{nil, []string{"einhorn"}, &yes, [2]bool{true, false}},
+		{[]string{"nginx"}, []string{"einhorn"}, nil, [2]bool{true, true}},
 	} {
-		c := &Config{Command: []string{executable(t)}, Process: Process{Handoff: tc.handoff},
-			Listen: []Listen{{Address: "tcp://127.0.0.1:0", NonBlocking: tc.set}}}
+		c := &Config{Command: []string{exe}, Process: Process{Handoff: tc.handoff},
+			Listen: []Listen{{Address: "tcp://127.0.0.1:0", NonBlocking: tc.set, Env: tc.env}, {Address: "unix://@hupd-test"}}}
 		r, err := c.Resolve()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := r.Listen[0].NonBlocking; got != tc.want {
-			t.Errorf("handoff %v, nonblocking %v: got %v, want %v", tc.handoff, tc.set, got, tc.want)
+		if got := [2]bool{r.Listen[0].NonBlocking, r.Listen[1].NonBlocking}; got != tc.want {
+			t.Errorf("handoff %v, env %v, nonblocking %v: got %v, want %v", tc.handoff, tc.env, tc.set, got, tc.want)
 		}
+	}
+}
+
+// TestResolveListenEnv: [[listen]] env becomes the socket's
+// Spec.Handoff, next to process.handoff, which stays in Options.Handoff;
+// a socket without env has none.
+func TestResolveListenEnv(t *testing.T) {
+	exe := executable(t)
+	c, err := Parse("e.toml", []byte(`command = ["`+exe+`"]
+[[listen]]
+name = "http"
+address = "tcp://127.0.0.1:0"
+env = ["nginx", "einhorn"]
+[[listen]]
+name = "admin"
+address = "unix://@hupd-test-admin"
+[[listen]]
+name = "metrics"
+address = "tcp://127.0.0.1:0"
+env = []
+[process]
+handoff = ["server-starter"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.Options.Handoff, []string{"server-starter"}) {
+		t.Errorf("Options.Handoff = %q", r.Options.Handoff)
+	}
+	want := [][]string{{"nginx", "einhorn"}, nil, {}}
+	for i, w := range want {
+		if got := r.Listen[i].Handoff; len(got) != len(w) || len(w) > 0 && !reflect.DeepEqual(got, w) {
+			t.Errorf("listen[%d].Handoff = %q, want %q", i, got, w)
+		}
+	}
+	// The spec owns its list: editing the Config does not change it.
+	c.Listen[0].Env[0] = "server-starter"
+	if r.Listen[0].Handoff[0] != "nginx" {
+		t.Error("Spec.Handoff shares the Config's slice")
+	}
+	if !r.Listen[0].NonBlocking || r.Listen[1].NonBlocking || r.Listen[2].NonBlocking {
+		t.Errorf("nonblocking defaults: %v %v %v, want true false false", r.Listen[0].NonBlocking, r.Listen[1].NonBlocking, r.Listen[2].NonBlocking)
+	}
+	// The effective configuration (hupd check) shows it and reads back.
+	var b bytes.Buffer
+	if err := c.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Parse("enc.toml", b.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if !reflect.DeepEqual(c2.Listen[0].Env, []string{"server-starter", "einhorn"}) || c2.Listen[1].Env != nil {
+		t.Fatalf("round trip: %q, %q\n%s", c2.Listen[0].Env, c2.Listen[1].Env, b.String())
 	}
 }

@@ -317,8 +317,8 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	o.Args = c.Command
 	for _, h := range c.Process.Handoff {
-		if err := socketact.ValidHandoff(h); err != nil {
-			return fail("process.handoff", h, errors.New(strings.TrimPrefix(err.Error(), "unknown hand-over "+strconv.Quote(h)+": ")))
+		if err := handoffErr(h); err != nil {
+			return fail("process.handoff", h, err)
 		}
 	}
 	o.Handoff = c.Process.Handoff
@@ -326,7 +326,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 		if l.NonBlocking == nil {
 			// nginx takes inherited sockets as they are and accepts from
 			// every worker: a blocking socket parks the losers in accept(2).
-			r.Listen[i].NonBlocking = slices.Contains(o.Handoff, "nginx")
+			// That holds for a socket described to nginx by process.handoff
+			// (every socket) or by its own env alike.
+			r.Listen[i].NonBlocking = socketact.Describes(socketact.HandoffNginx, o.Handoff, r.Listen[i])
 		}
 	}
 	if err := socketact.CheckArgs(c.Command, r.Listen); err != nil {
@@ -436,22 +438,36 @@ func (c *Config) resolveLegacy(r *Resolved) error {
 	mode := c.Legacy.Mode
 	if mode == "" {
 		if o.Ready.Kind == supervisor.ReadyListen {
-			return fail("reload.ready", c.Reload.Ready, errors.New(`needs [legacy] mode = "redirect" (--legacy redirect): only then does hupd see the program's listen calls`))
+			return fail("reload.ready", c.Reload.Ready, errors.New(`needs [legacy] mode = "redirect" or "adopt" (--legacy): only then does hupd see the program's listen calls`))
 		}
 		return nil
 	}
-	if mode != supervisor.LegacyRedirect {
-		return fail("legacy.mode", mode, errors.New(`want "redirect"`))
+	if mode != supervisor.LegacyRedirect && mode != supervisor.LegacyAdopt {
+		return fail("legacy.mode", mode, errors.New(`want "redirect" or "adopt"`))
 	}
 	if len(r.Listen) == 0 {
-		return fail("legacy.mode", mode, errors.New("redirects the program's binds to hupd's sockets: give at least one [[listen]] (--listen)"))
+		return fail("legacy.mode", mode, errors.New("gives the program's binds hupd's sockets: give at least one [[listen]] (--listen)"))
 	}
+	with := fmt.Sprintf("with [legacy] mode = %q", mode)
 	if len(o.Handoff) > 0 {
-		return fail("process.handoff", strings.Join(o.Handoff, ","), errors.New("does not apply with [legacy] mode = \"redirect\": the program gets no inherited sockets"))
+		return fail("process.handoff", strings.Join(o.Handoff, ","), errors.New("does not apply "+with+": the program gets no inherited sockets"))
+	}
+	listenFail := func(i int, k, v string, err error) error {
+		return &Error{Where: c.src.where(fmt.Sprintf("listen.%d.%s", i, k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: err}
+	}
+	for i, l := range c.Listen {
+		if len(l.Env) > 0 {
+			return listenFail(i, "env", strings.Join(l.Env, ","), errors.New("does not apply "+with+": the program gets no inherited sockets"))
+		}
 	}
 	for _, a := range o.Args {
 		if strings.Contains(a, "{fd:") {
-			return fail("command", a, errors.New("{fd:NAME} does not apply with [legacy] mode = \"redirect\": the program gets no inherited sockets ({port:NAME} does)"))
+			return fail("command", a, errors.New("{fd:NAME} does not apply "+with+": the program gets no inherited sockets ({port:NAME} does)"))
+		}
+	}
+	if mode == supervisor.LegacyAdopt {
+		if err := c.checkAdopt(r, listenFail); err != nil {
+			return err
 		}
 	}
 	if err := legacy.CheckProgram(o.Path); err != nil {
@@ -460,6 +476,41 @@ func (c *Config) resolveLegacy(r *Resolved) error {
 	o.Legacy = mode
 	if c.Reload.Ready == "" && len(c.Reload.ReadyCommand) == 0 {
 		o.Ready.Kind = supervisor.ReadyListen
+	}
+	return nil
+}
+
+// checkAdopt refuses what adopt mode cannot do: the program binds each
+// socket and sets it up itself, so hupd needs a fixed address to know it
+// by and sets none of the socket's options. It marks the specs Adopt.
+func (c *Config) checkAdopt(r *Resolved, fail func(i int, k, v string, err error) error) error {
+	own := errors.New(`does not apply with [legacy] mode = "adopt": the program sets its socket up itself`)
+	for i := range r.Listen {
+		sp := &r.Listen[i]
+		if !sp.Address.IsUnix() && sp.Address.Port == 0 {
+			return fail(i, "address", sp.Address.String(), errors.New(`needs a fixed port with [legacy] mode = "adopt": hupd knows the program's socket by its address`))
+		}
+		sp.Adopt = true
+		if i >= len(c.Listen) {
+			continue // from --listen: no options
+		}
+		l := c.Listen[i]
+		for _, o := range []struct {
+			key, val string
+			set      bool
+		}{
+			{"backlog", strconv.Itoa(l.Backlog), l.Backlog != 0},
+			{"reuseport", "true", l.ReusePort},
+			{"v6only", fmt.Sprint(l.V6Only != nil && *l.V6Only), l.V6Only != nil},
+			{"nonblocking", fmt.Sprint(l.NonBlocking != nil && *l.NonBlocking), l.NonBlocking != nil},
+			{"mode", l.Mode, l.Mode != ""},
+			{"owner", l.Owner, l.Owner != ""},
+			{"group", l.Group, l.Group != ""},
+		} {
+			if o.set {
+				return fail(i, o.key, o.val, own)
+			}
+		}
 	}
 	return nil
 }
@@ -485,6 +536,15 @@ func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
 	if l.Backlog < 0 {
 		return fail("backlog", strconv.Itoa(l.Backlog), errors.New("must not be negative"))
 	}
+	// env: the dialects that describe this socket besides LISTEN_FDS, on
+	// top of process.handoff's (see socketact.HandoffEnv). It is not a
+	// property of the socket: a new env keeps it, in a new generation.
+	for _, d := range l.Env {
+		if err := handoffErr(d); err != nil {
+			return fail("env", d, err)
+		}
+	}
+	sp.Handoff = slices.Clone(l.Env)
 	fileOnly := func(k, v string) error {
 		if v != "" && (!a.IsUnix() || a.IsAbstract()) {
 			return &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: errors.New("applies only to unix socket files")}
@@ -521,6 +581,15 @@ func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
 		sp.GID = g
 	}
 	return sp, nil
+}
+
+// handoffErr says why d is not a hand-over dialect, listing the valid
+// ones, or returns nil. The *Error it goes into shows d already.
+func handoffErr(d string) error {
+	if err := socketact.ValidHandoff(d); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "unknown hand-over "+strconv.Quote(d)+": "))
+	}
+	return nil
 }
 
 func (c *Config) resolveCredentials(o *supervisor.Options) error {

@@ -79,7 +79,7 @@ var badCases = []badCase{
 	{
 		name: "unknown key in the second listen", code: 2,
 		toml: "command = [\"{hello}\"]\n{listen}adress = \"tcp://:1\" " + badMark + "\n",
-		says: []string{`unknown key "adress": valid keys in [listen] are address, backlog, group, mode, name, nonblocking, owner, reuseport, v6only`},
+		says: []string{`unknown key "adress": valid keys in [listen] are address, backlog, env, group, mode, name, nonblocking, owner, reuseport, v6only`},
 	},
 	{
 		name: "unknown table", code: 2,
@@ -148,6 +148,11 @@ var badCases = []badCase{
 		name: "v6only on tcp4", code: 2,
 		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"tcp4://127.0.0.1:0\"\nv6only = true " + badMark + "\n",
 		says: []string{`listen[2].v6only = "true": applies only to IPv6 sockets`},
+	},
+	{
+		name: "unknown hand-over in listen env", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}env = [\"nginx\", \"inetd\"] " + badMark + "\n",
+		says: []string{`listen[1].env = "inetd": valid ones are einhorn, server-starter, nginx`},
 	},
 	{
 		name: "bad mode", code: 2,
@@ -325,6 +330,20 @@ var badCases = []badCase{
 	{
 		name: "legacy redirect with {fd:NAME}", code: 2, args: []string{"--listen", "http=tcp://127.0.0.1:{port}", "--legacy", "redirect"},
 		cmd: []string{"{hello}", "-fd", "{fd:http}"}, where: "", says: []string{"{fd:NAME} does not apply with [legacy]"},
+	},
+	{
+		name: "legacy redirect with a listen env", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}env = [\"nginx\"] " + badMark + "\n[legacy]\nmode = \"redirect\"\n",
+		says: []string{`listen[1].env = "nginx": does not apply with [legacy] mode = "redirect"`},
+	},
+	{
+		name: "legacy adopt on port 0", code: 2, args: []string{"--listen", "tcp://127.0.0.1:0", "--legacy", "adopt"},
+		where: "--listen: ", says: []string{`listen[0].address = "tcp://127.0.0.1:0": needs a fixed port with [legacy] mode = "adopt"`},
+	},
+	{
+		name: "legacy adopt with a backlog", code: 2,
+		toml: "command = [\"{hello}\"]\n[legacy]\nmode = \"adopt\"\n[[listen]]\naddress = \"tcp://127.0.0.1:{port}\"\nbacklog = 16 " + badMark + "\n",
+		says: []string{`listen[0].backlog = "16": does not apply with [legacy] mode = "adopt": the program sets its socket up itself`},
 	},
 
 	// Usage.

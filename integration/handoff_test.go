@@ -2,8 +2,10 @@ package integration
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,6 +47,90 @@ func TestHandoffDialects(t *testing.T) {
 		}
 	}
 	h.Stop()
+}
+
+// TestHandoffPerSocket: a [[listen]] env describes that socket alone in
+// its dialects, under its real fd number, while LISTEN_FDS and
+// LISTEN_FDNAMES describe both sockets. An edit of env is applied as
+// hupd.toml is saved: the same sockets, a new generation with the new
+// variables; an edit that leaves the variables as they are (the same
+// dialects in another order) starts none.
+func TestHandoffPerSocket(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	conf := filepath.Join(dir, "hupd.toml")
+	toml := func(httpEnv, adminEnv string) string {
+		return "command = " + wtList(childCmd("env")) + "\n" +
+			"[[listen]]\nname = \"http\"\naddress = \"tcp://127.0.0.1:0\"\n" + httpEnv + "\n" +
+			"[[listen]]\nname = \"admin\"\naddress = \"unix://" + sock + "\"\n" + adminEnv + "\n" +
+			"[reload]\nready = \"delay:10ms\"\n"
+	}
+	wtWrite(t, conf, toml(`env = ["nginx", "einhorn"]`, ""))
+	h := StartHupd(t, "run", "-c", conf)
+	port := strings.TrimPrefix(HostPort(h.Listening("http")), "127.0.0.1:")
+
+	ce1 := readChildEnv(h)
+	if pid := h.ChildPID(1); ce1.PID != pid {
+		t.Fatalf("gen 1 reports pid %d, hupd started %d", ce1.PID, pid)
+	}
+	handoffExactly(t, 1, ce1, map[string]string{
+		"LISTEN_FDS": "2", "LISTEN_FDNAMES": "http:admin", "LISTEN_PID": strconv.Itoa(ce1.PID),
+		"NGINX": "3;", "EINHORN_FD_COUNT": "1", "EINHORN_FD_0": "3",
+	})
+	h.WaitEvent("child ready", 1, nil)
+
+	// The dialects move: server-starter for http, nginx and einhorn for
+	// admin (fd 4).
+	wtWrite(t, conf, toml(`env = ["server-starter"]`, `env = ["nginx", "einhorn"]`))
+	if e := h.WaitEvent("configuration applied", 1, nil); e["new_generation"] != true || e.Int("sockets_opened") != 0 || e.Int("sockets_dropped") != 0 {
+		t.Fatalf("%v: want a new generation on the same sockets", e)
+	}
+	ce2 := readChildEnv(h)
+	if pid := h.ChildPID(2); ce2.PID != pid {
+		t.Fatalf("gen 2 reports pid %d, hupd started %d", ce2.PID, pid)
+	}
+	handoffExactly(t, 2, ce2, map[string]string{
+		"LISTEN_FDS": "2", "LISTEN_FDNAMES": "http:admin", "LISTEN_PID": strconv.Itoa(ce2.PID),
+		"SERVER_STARTER_PORT": "127.0.0.1:" + port + "=3", "SERVER_STARTER_GENERATION": "2",
+		"NGINX": "4;", "EINHORN_FD_COUNT": "1", "EINHORN_FD_0": "4",
+	})
+	if !slices.Equal(ce2.ListenerKind, ce1.ListenerKind) || len(ce1.ListenerKind) != 2 {
+		t.Fatalf("gen 2 got sockets %q, gen 1 %q: want the same two", ce2.ListenerKind, ce1.ListenerKind)
+	}
+	if n := len(h.Events("listening")); n != 2 {
+		t.Fatalf("%d sockets opened, want the first two only", n)
+	}
+	if e := h.WaitEvent("reload done", 1, nil); e.Int("pid") != ce2.PID {
+		t.Fatalf("%v: want gen 2 (pid %d) serving", e, ce2.PID)
+	}
+
+	// The same dialects in another order: nothing the child sees changes.
+	wtWrite(t, conf, toml(`env = ["server-starter"]`, `env = ["einhorn", "nginx"]`))
+	if e := h.WaitEvent("configuration applied", 2, nil); e["new_generation"] != false {
+		t.Fatalf("%v: want no new generation", e)
+	}
+	if n := len(h.Events("reload started")); n != 1 {
+		t.Fatalf("%d reloads started, want 1", n)
+	}
+	h.Stop()
+}
+
+// handoffExactly checks that the hand-over variables generation gen got
+// (LISTEN_*, EINHORN_*, SERVER_STARTER_*, NGINX) are exactly want.
+func handoffExactly(t *testing.T, gen int, ce ChildEnv, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for k, v := range ce.Env {
+		for _, p := range []string{"LISTEN_", "EINHORN_", "SERVER_STARTER_", "NGINX"} {
+			if strings.HasPrefix(k, p) {
+				got[k] = v
+			}
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("gen %d got\n%v\nwant\n%v", gen, got, want)
+	}
 }
 
 // TestHandoffBadInput: an unknown dialect, or a {fd:NAME} that names no

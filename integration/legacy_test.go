@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -38,6 +40,48 @@ func TestLegacyGoServerSwapsUnderLoad(t *testing.T) {
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d", code)
 	}
+}
+
+// TestLegacyAdoptGoServer: in adopt mode the first goserver binds its own
+// [::]:PORT socket for real and hupd takes it over at its listen; the next
+// generations' binds are given that socket. Three swaps under a
+// new-connection-per-request client: no failure, the socket adopted once
+// and redirected three times, and it is still served after the first
+// program has exited.
+func TestLegacyAdoptGoServer(t *testing.T) {
+	t.Parallel()
+	port := strconv.Itoa(freeTCPPort(t))
+	h := StartHupd(t, "run", "--legacy", "adopt", "--listen", "http=tcp://:"+port,
+		"--", goserverBin, "-addr", ":{port:http}")
+	if e := h.WaitEvent("socket adopted", 1, nil); e.Str("address") != "[::]:"+port || e.Str("socket") != "http" || e.Int("gen") != 1 {
+		t.Fatalf("%v: want generation 1's own [::]:%s socket adopted as socket http", e, port)
+	}
+	if e := h.WaitEvent("child ready", 1, nil); e.Str("ready") != "listening on every socket" {
+		t.Fatalf("%v: want readiness by the program's listen call", e)
+	}
+	n, bodies := swapsUnderLoad(t, h, "tcp", "127.0.0.1:"+port, 3, func(body string) bool { return strings.HasPrefix(body, "goserver pid ") })
+	t.Logf("%d requests across three swaps, answered by %d processes", n, len(bodies))
+	if got := len(h.Events("socket adopted")); got != 1 {
+		t.Fatalf("%d sockets adopted, want 1 (by the first generation)", got)
+	}
+	if got := len(h.Events("bind redirected")); got != 3 {
+		t.Fatalf("%d binds redirected, want 3 (one per later generation)", got)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}
+
+// freeTCPPort is a TCP port nothing uses on [::] (dual stack) now, for a
+// program that must bind a fixed port itself.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestLegacyPythonHTTPServer: Debian's python3 -m http.server, unmodified,

@@ -15,6 +15,15 @@
 //   - everything else continues untouched (Go's runtime and getaddrinfo
 //     make probe binds).
 //
+// Adopt mode: a held socket may start as a pending placeholder (see
+// Socket.Pending). The first program socket of its type bound to an
+// address it covers is adopted: a stream socket at its listen, which hupd
+// runs with the program's backlog; a datagram socket at its bind, which
+// hupd runs for the program. Adopting puts the program's socket on the
+// placeholder's fd number (dup3), so hupd holds it from then on, with
+// every option the program set. Servers of concurrent generations adopt
+// each placeholder once.
+//
 // Every trapped call is answered, also when something fails on the way
 // (the call then continues as the program made it, and the failure is
 // logged): a program never hangs in bind.

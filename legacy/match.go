@@ -20,7 +20,20 @@ type Socket struct {
 	Port   int
 	V6Only bool   // AF_INET6 only: no IPv4 through this socket
 	Path   string // AF_UNIX: the path, or "@name" for an abstract name
-	ino    uint64 // identity, to recognise it in the program
+	// Pending (adopt mode): File is an unbound placeholder and the fields
+	// above describe the configured address. The first program socket
+	// bound to an address it covers is adopted: put on File's fd number.
+	Pending bool
+	ino     uint64 // identity, to recognise it in the program
+}
+
+// Expect describes placeholder f (see Socket.Pending), to be replaced by
+// the first program socket of the given type bound to an address that sa
+// (with IPV6_V6ONLY v6only) covers.
+func Expect(f *os.File, stream bool, sa unix.Sockaddr, v6only bool) Socket {
+	a := sockaddrAddr(sa)
+	return Socket{File: f, Stream: stream, Family: a.Family, IP: a.IP, Port: a.Port, Path: a.Path,
+		V6Only: a.Family == unix.AF_INET6 && v6only, Pending: true}
 }
 
 // Describe reads what Match needs of held socket f.
@@ -41,25 +54,36 @@ func Describe(f *os.File) (Socket, error) {
 	if err != nil {
 		return s, os.NewSyscallError("getsockname", err)
 	}
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		s.Family, s.IP, s.Port = unix.AF_INET, netip.AddrFrom4(sa.Addr), sa.Port
-	case *unix.SockaddrInet6:
-		s.Family, s.IP, s.Port = unix.AF_INET6, netip.AddrFrom16(sa.Addr), sa.Port
+	a := sockaddrAddr(sa)
+	if a.Family == 0 {
+		return s, fmt.Errorf("socket of an address family hupd does not redirect (%T)", sa)
+	}
+	s.Family, s.IP, s.Port, s.Path = a.Family, a.IP, a.Port, a.Path
+	if a.Family == unix.AF_INET6 {
 		v6only, err := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
 		if err != nil {
 			return s, os.NewSyscallError("getsockopt IPV6_V6ONLY", err)
 		}
 		s.V6Only = v6only != 0
-	case *unix.SockaddrUnix:
-		s.Family, s.Path = unix.AF_UNIX, sa.Name
-		if len(s.Path) > 0 && s.Path[0] == 0 {
-			s.Path = "@" + s.Path[1:]
-		}
-	default:
-		return s, fmt.Errorf("socket of an address family hupd does not redirect (%T)", sa)
 	}
 	return s, nil
+}
+
+// sockaddrAddr converts an inet or unix sockaddr; any other gives Family 0.
+func sockaddrAddr(sa unix.Sockaddr) Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return Addr{Family: unix.AF_INET, IP: netip.AddrFrom4(sa.Addr), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		return Addr{Family: unix.AF_INET6, IP: netip.AddrFrom16(sa.Addr), Port: sa.Port}
+	case *unix.SockaddrUnix:
+		a := Addr{Family: unix.AF_UNIX, Path: sa.Name}
+		if len(a.Path) > 0 && a.Path[0] == 0 {
+			a.Path = "@" + a.Path[1:]
+		}
+		return a
+	}
+	return Addr{}
 }
 
 // Addr is the address a program passed to bind.

@@ -2,13 +2,17 @@ package legacy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"unsafe"
 
+	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,10 +23,17 @@ const sizeofSockaddrStorage = 128
 type Event struct {
 	Socket int  // index in the held list
 	Listen bool // listen(2); otherwise bind(2)
-	PID    int  // the calling thread
-	FD     int  // the program's fd number
-	Addr   Addr // bind's address
+	// Adopted: the program's own socket became held socket Socket (adopt
+	// mode) at this call.
+	Adopted bool
+	PID     int  // the calling thread
+	FD      int  // the program's fd number
+	Addr    Addr // bind's address; the bound address of an adopted socket
 }
+
+// adoptMu orders adoptions across the servers of all generations: a
+// placeholder is replaced once.
+var adoptMu sync.Mutex
 
 // Server answers the trapped calls of one generation (every process of it:
 // a fork inherits the filter).
@@ -47,6 +58,7 @@ func NewServer(notify *os.File, held []Socket, log *slog.Logger, report func(Eve
 // fd. Each call is answered before the next one is read.
 func (s *Server) Serve() {
 	defer s.notify.Close()
+	defer s.checkSocketFiles(s.socketFiles())
 	rc, err := s.notify.SyscallConn()
 	if err != nil {
 		s.log.Error("bind redirection: notify fd unusable", "error", err)
@@ -88,6 +100,12 @@ func (s *Server) Serve() {
 func (s *Server) answer(n *notif) {
 	fd := s.notify.Fd()
 	res := s.handle(n)
+	if res.errno != 0 {
+		if err := respond(fd, n.ID, 0, res.errno, false); err != nil && err != unix.ENOENT {
+			s.log.Warn("bind redirection: cannot answer a call", "pid", n.PID, "error", err)
+		}
+		return
+	}
 	if res.cont {
 		if err := respond(fd, n.ID, 0, 0, true); err != nil && err != unix.ENOENT {
 			s.log.Warn("bind redirection: cannot let a call continue", "pid", n.PID, "error", err)
@@ -106,8 +124,9 @@ func (s *Server) answer(n *notif) {
 }
 
 type result struct {
-	cont bool
-	ev   Event
+	cont  bool
+	errno unix.Errno // the call fails with it
+	ev    Event
 }
 
 var pass = result{cont: true}
@@ -140,16 +159,9 @@ func (s *Server) bind(n *notif) result {
 	if !idValid(s.notify.Fd(), n.ID) {
 		return pass
 	}
-	a, err := parseSockaddr(buf)
+	a, abstract, err := callerAddr(pid, buf)
 	if err != nil {
 		return pass
-	}
-	abstract := a.Family == unix.AF_UNIX && buf[2] == 0
-	if a.Family == unix.AF_UNIX && !abstract && !filepath.IsAbs(a.Path) {
-		// Relative, even if it begins with '@' like an abstract name.
-		if cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
-			a.Path = filepath.Join(cwd, a.Path)
-		}
 	}
 	if Match(s.held, a, true) < 0 && Match(s.held, a, false) < 0 {
 		return pass // not ours: Go's and getaddrinfo's probe binds end here
@@ -171,9 +183,24 @@ func (s *Server) bind(n *notif) result {
 	if typ != unix.SOCK_STREAM && typ != unix.SOCK_DGRAM {
 		return pass // SOCK_SEQPACKET, SOCK_RAW: nothing hupd holds
 	}
-	i := Match(s.held, a, typ == unix.SOCK_STREAM)
+	stream := typ == unix.SOCK_STREAM
+	i := Match(s.held, a, stream)
 	if i < 0 {
 		return pass
+	}
+	if s.held[i].Pending {
+		adoptMu.Lock()
+		defer adoptMu.Unlock()
+		s.refresh()
+		if i = Match(s.held, a, stream); i < 0 {
+			return pass
+		}
+		if s.held[i].Pending {
+			if stream {
+				return pass // its own bind; adopted when it listens
+			}
+			return s.adoptBind(pid, fd, theirs, buf, a, i)
+		}
 	}
 	h := s.held[i]
 	var st unix.Stat_t
@@ -229,19 +256,157 @@ func (s *Server) listen(n *notif) result {
 		return pass
 	}
 	for i, h := range s.held {
-		if h.ino == st.Ino {
+		if !h.Pending && h.ino == st.Ino {
 			return result{ev: Event{Socket: i, Listen: true, PID: pid, FD: fd}}
 		}
 	}
+	if slices.ContainsFunc(s.held, func(h Socket) bool { return h.Pending && h.Stream }) {
+		return s.adoptListen(pid, fd, theirs, int(int32(n.Data.Args[1])))
+	}
 	return pass
+}
+
+// callerAddr decodes sockaddr raw of process pid, a relative unix path
+// made absolute from pid's working directory.
+func callerAddr(pid int, raw []byte) (a Addr, abstract bool, err error) {
+	if a, err = parseSockaddr(raw); err != nil {
+		return a, false, err
+	}
+	abstract = a.Family == unix.AF_UNIX && raw[2] == 0
+	if a.Family == unix.AF_UNIX && !abstract && !filepath.IsAbs(a.Path) {
+		// Relative, even if it begins with '@' like an abstract name.
+		if cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil {
+			a.Path = filepath.Join(cwd, a.Path)
+		}
+	}
+	return a, abstract, nil
+}
+
+// refresh takes up the adoptions other generations' servers made. Under
+// adoptMu.
+func (s *Server) refresh() {
+	for i, h := range s.held {
+		if h.Pending && socketact.Bound(h.File) {
+			s.describe(i)
+		}
+	}
+}
+
+// describe reads held socket i again once a program's socket is on its fd.
+// A unix socket keeps its configured path, which a program's relative one
+// matched: getsockname reports the path as the program gave it.
+func (s *Server) describe(i int) {
+	d, err := Describe(s.held[i].File)
+	if err != nil {
+		s.log.Warn("adopt: cannot describe an adopted socket: later binds to it are not redirected", "error", err)
+		d = s.held[i]
+		d.Port, d.Path = 0, "" // matches nothing
+	}
+	if d.Family == unix.AF_UNIX {
+		d.Path = s.held[i].Path
+	}
+	d.Pending = false
+	s.held[i] = d
+}
+
+// adoptListen runs the listen of a program's stream socket bound to an
+// address that pending socket covers, with the program's backlog, and
+// adopts the socket: its options and backlog are the program's own.
+func (s *Server) adoptListen(pid, fd, theirs, backlog int) result {
+	if typ, err := unix.GetsockoptInt(theirs, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+		return pass
+	}
+	var raw [sizeofSockaddrStorage]byte
+	size := uint32(len(raw))
+	if _, _, e := unix.Syscall(unix.SYS_GETSOCKNAME, uintptr(theirs), uintptr(unsafe.Pointer(&raw[0])), uintptr(unsafe.Pointer(&size))); e != 0 {
+		return pass
+	}
+	a, _, err := callerAddr(pid, raw[:min(size, uint32(len(raw)))])
+	if err != nil {
+		return pass
+	}
+	adoptMu.Lock()
+	defer adoptMu.Unlock()
+	s.refresh()
+	i := Match(s.held, a, true)
+	if i < 0 || !s.held[i].Pending {
+		return pass
+	}
+	if err := unix.Listen(theirs, backlog); err != nil {
+		return result{errno: errnoOf(err)}
+	}
+	if err := s.adopt(theirs, i); err != nil {
+		s.log.Warn("adopt: cannot take the program's socket: it serves, but the next generation binds its own", "pid", pid, "fd", fd, "error", err)
+		return result{}
+	}
+	return result{ev: Event{Socket: i, Listen: true, Adopted: true, PID: pid, FD: fd, Addr: a}}
+}
+
+// adoptBind binds the program's datagram socket for it and adopts it: no
+// later call of a datagram socket would show hupd that the program's own
+// bind worked. The bind runs with hupd's privileges; an error is the
+// program's.
+func (s *Server) adoptBind(pid, fd, theirs int, raw []byte, a Addr, i int) result {
+	var err error
+	if a.Family == unix.AF_UNIX {
+		// a.Path is absolute now; an abstract name keeps its '@'.
+		err = unix.Bind(theirs, &unix.SockaddrUnix{Name: a.Path})
+	} else if _, _, e := unix.Syscall(unix.SYS_BIND, uintptr(theirs), uintptr(unsafe.Pointer(&raw[0])), uintptr(len(raw))); e != 0 {
+		err = e
+	}
+	if err != nil {
+		return result{errno: errnoOf(err)}
+	}
+	if err := s.adopt(theirs, i); err != nil {
+		s.log.Warn("adopt: cannot take the program's socket: it serves, but the next generation binds its own", "pid", pid, "fd", fd, "error", err)
+		return result{}
+	}
+	return result{ev: Event{Socket: i, Adopted: true, PID: pid, FD: fd, Addr: a}}
+}
+
+// adopt puts the program's socket theirs on pending socket i's fd number,
+// for this and every later generation. Under adoptMu.
+func (s *Server) adopt(theirs, i int) error {
+	if err := unix.Dup3(theirs, int(s.held[i].File.Fd()), unix.O_CLOEXEC); err != nil {
+		return os.NewSyscallError("dup3", err)
+	}
+	s.describe(i)
+	return nil
+}
+
+// socketFiles lists the held unix sockets whose files exist now.
+func (s *Server) socketFiles() []string {
+	var paths []string
+	for _, h := range s.held {
+		if h.Family == unix.AF_UNIX && !h.Pending && h.Path != "" && h.Path[0] != '@' && isSocketFile(h.Path) {
+			paths = append(paths, h.Path)
+		}
+	}
+	return paths
+}
+
+// checkSocketFiles warns about socket files (from socketFiles) that the
+// generation removed, as Go's net.Listen("unix") does when its listener
+// is closed: the socket still works, but clients cannot find it.
+func (s *Server) checkSocketFiles(paths []string) {
+	for _, p := range paths {
+		if !isSocketFile(p) {
+			s.log.Warn("bind redirection: the program removed the socket file (as Go's UnixListener.Close does): clients cannot connect to it until hupd restarts; "+
+				"keep the program from deleting it (Go: SetUnlinkOnClose(false)), or use an abstract socket", "path", p)
+		}
+	}
+}
+
+func isSocketFile(path string) bool {
+	var st unix.Stat_t
+	return unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFSOCK
 }
 
 // checkSocketFile warns when a program removed the socket file before its
 // bind, as many do to clear a stale one: clients can no longer reach the
 // held socket by its path.
 func (s *Server) checkSocketFile(h Socket, a Addr, pid int) {
-	var st unix.Stat_t
-	if err := unix.Stat(h.Path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+	if !isSocketFile(h.Path) {
 		s.log.Warn("bind redirection: the program removed the socket file before binding: clients cannot connect to it until hupd restarts; "+
 			"keep the program from deleting it, or use an abstract socket", "pid", pid, "path", a.Path)
 	}
@@ -303,6 +468,15 @@ func cloexec(tid, fd int) bool {
 	line, _, _ := bytes.Cut(rest, []byte("\n"))
 	fl, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 8, 64)
 	return err != nil || fl&unix.O_CLOEXEC != 0
+}
+
+// errnoOf is the errno a failed syscall gave (EINVAL if none).
+func errnoOf(err error) unix.Errno {
+	var e unix.Errno
+	if errors.As(err, &e) && e != 0 {
+		return e
+	}
+	return unix.EINVAL
 }
 
 func familyName(f int) string {

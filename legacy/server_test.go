@@ -78,6 +78,7 @@ func TestMain(m *testing.M) {
 //
 //	socket FAMILY TYPE [nonblock] [cloexec]  FAMILY inet|inet6|unix, TYPE stream|dgram|seqpacket
 //	v6only 0|1                               IPV6_V6ONLY on the current socket
+//	keepalive                                SO_KEEPALIVE on the current socket
 //	bind ADDR [len=N]                        ADDR ip:port, [ip6]:port, unix:PATH, unix:@ABSTRACT, unixfs:PATH (never abstract)
 //	listen N
 //	stat                                     the current socket's identity and flags
@@ -161,6 +162,8 @@ func (c *child) run(steps []string) {
 			}
 			c.fd = fd
 			say("socket", fd)
+		case "keepalive": // an option set before bind, for adopt mode
+			say("keepalive", errName(unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)))
 		case "v6only":
 			n, _ := strconv.Atoi(f[1])
 			if err := unix.SetsockoptInt(c.fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, n); err != nil {
@@ -1088,6 +1091,28 @@ func TestServerUnixRemovedFileWarns(t *testing.T) {
 	tr.exit()
 	if !strings.Contains(tr.log.String(), "removed the socket file") {
 		t.Errorf("no warning about the removed socket file; log:\n%s", tr.log)
+	}
+}
+
+// TestServerUnixFileRemovedAtExitWarns: a program that removes the socket
+// file as it stops (Go's UnixListener.Close does) gets a warning naming
+// the path once it has exited.
+func TestServerUnixFileRemovedAtExitWarns(t *testing.T) {
+	checkFDs(t)
+	path := filepath.Join(t.TempDir(), "app.sock")
+	held := []Socket{hold(t, "unix", path, false, 64)}
+	tr := start(t, held, "", "socket unix stream", "bind unix:"+path, "listen 5", "unlink "+path)
+	fd := tr.expectFD()
+	tr.expectLine("bind 0")
+	if ev := tr.event(); ev.FD != fd {
+		t.Errorf("bind event %+v", ev)
+	}
+	tr.expectLine("listen 0")
+	tr.event()
+	tr.expectLine("unlink 0")
+	tr.exit()
+	if log := tr.log.String(); !strings.Contains(log, "removed the socket file (as Go's UnixListener.Close does)") || !strings.Contains(log, path) {
+		t.Errorf("no warning naming the removed socket file; log:\n%s", log)
 	}
 }
 

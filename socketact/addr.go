@@ -166,6 +166,18 @@ type Spec struct {
 	// Mode, Owner and Group of a unix socket file; Mode 0 keeps the default.
 	Mode     uint32
 	UID, GID int // -1 keeps the default
+	// Handoff names the hand-over dialects (Handoffs) that describe this
+	// socket besides LISTEN_FDS, on top of those every socket gets
+	// ([[listen]] env; see HandoffEnv). It is what the child is told, not
+	// a property of the socket: SameSocket, CanReconfigure and Respec
+	// ignore it, so a new list keeps the socket, and the supervisor starts
+	// a new generation when the child's variables change.
+	Handoff []string
+	// Adopt leaves the binding to the program (legacy adopt mode): Open
+	// makes an unbound socket of the address's family and type that holds
+	// the listener's fd number until a program's own bound socket is put on
+	// it (see Listener.Pending).
+	Adopt bool
 }
 
 // FDName returns the name to put in LISTEN_FDNAMES.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -34,32 +35,57 @@ func ValidHandoff(d string) error {
 	return fmt.Errorf("unknown hand-over %q: valid ones are %s", d, strings.Join(Handoffs, ", "))
 }
 
-// HandoffEnv returns the variables of dialects for ls passed as fds 3, 4,
-// … to generation gen, KEY=VALUE, in a stable order.
-func HandoffEnv(dialects []string, ls []*Listener, gen int) []string {
+// HandoffEnv returns the variables of the hand-over dialects for ls,
+// passed to generation gen as fds 3, 4, … in order, KEY=VALUE, one dialect
+// after the other in the order of Handoffs.
+//
+// A dialect in global (process.handoff, --handoff) describes every socket.
+// A dialect named only in some sockets' Spec.Handoff ([[listen]] env)
+// describes just those, each under its real fd number (3 + its index in
+// ls): EINHORN_FD_COUNT counts only them and EINHORN_FD_0, … list their fds
+// in order; SERVER_STARTER_PORT and NGINX list only them. A dialect nobody
+// names sets nothing. LISTEN_FDS and LISTEN_FDNAMES (ChildEnv) are not
+// affected: they always describe every socket.
+func HandoffEnv(global []string, ls []*Listener, gen int) []string {
 	var env []string
-	for _, d := range dialects {
+	for _, d := range Handoffs {
+		all := slices.Contains(global, d)
+		var fds []int // of the sockets d describes
+		for i, l := range ls {
+			if Describes(d, global, l.Spec) {
+				fds = append(fds, firstListenFD+i)
+			}
+		}
+		if !all && len(fds) == 0 {
+			continue
+		}
 		switch d {
 		case HandoffEinhorn:
-			env = append(env, "EINHORN_FD_COUNT="+strconv.Itoa(len(ls)))
-			for i := range ls {
-				env = append(env, fmt.Sprintf("EINHORN_FD_%d=%d", i, firstListenFD+i))
+			env = append(env, "EINHORN_FD_COUNT="+strconv.Itoa(len(fds)))
+			for j, fd := range fds {
+				env = append(env, fmt.Sprintf("EINHORN_FD_%d=%d", j, fd))
 			}
 		case HandoffServerStarter:
-			ports := make([]string, len(ls))
-			for i, l := range ls {
-				ports[i] = starterPort(l) + "=" + strconv.Itoa(firstListenFD+i)
+			ports := make([]string, len(fds))
+			for j, fd := range fds {
+				ports[j] = starterPort(ls[fd-firstListenFD]) + "=" + strconv.Itoa(fd)
 			}
 			env = append(env, "SERVER_STARTER_PORT="+strings.Join(ports, ";"), "SERVER_STARTER_GENERATION="+strconv.Itoa(gen))
 		case HandoffNginx:
 			var b strings.Builder
-			for i := range ls {
-				fmt.Fprintf(&b, "%d;", firstListenFD+i)
+			for _, fd := range fds {
+				fmt.Fprintf(&b, "%d;", fd)
 			}
 			env = append(env, "NGINX="+b.String())
 		}
 	}
 	return env
+}
+
+// Describes reports whether dialect d describes the socket sp: d is in
+// global (every socket) or in sp.Handoff (this one).
+func Describes(d string, global []string, sp Spec) bool {
+	return slices.Contains(global, d) || slices.Contains(sp.Handoff, d)
 }
 
 // starterPort is a socket as Server::Starter names it: "PORT" for every

@@ -70,14 +70,8 @@ func open(sp Spec) (*Listener, error) {
 	fail := func(err error) (*Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
-	var (
-		family int
-		sa     unix.Sockaddr
-		err    error
-	)
-	if a.IsUnix() {
-		family, sa = unix.AF_UNIX, &unix.SockaddrUnix{Name: a.Path}
-	} else if family, sa, err = inetSockaddr(a); err != nil {
+	family, sa, err := sp.Sockaddr()
+	if err != nil {
 		return fail(err)
 	}
 	typ := unix.SOCK_STREAM
@@ -88,8 +82,14 @@ func open(sp Spec) (*Listener, error) {
 	if err != nil {
 		return fail(os.NewSyscallError("socket", err))
 	}
+	// Blocking, so the runtime never polls it: an adopted socket may be
+	// put on this fd number later (dup3).
 	f := os.NewFile(uintptr(fd), a.String())
 	l := &Listener{Spec: sp, File: f}
+	if sp.Adopt {
+		l.Bound = a
+		return l, nil
+	}
 	if err := l.setup(fd, family, sa); err != nil {
 		l.Close()
 		return fail(err)
@@ -110,11 +110,7 @@ func (l *Listener) setup(fd, family int, sa unix.Sockaddr) error {
 			}
 		}
 		if family == unix.AF_INET6 {
-			v6only := strings.HasSuffix(a.Network, "6") || !isUnspecified(a.Host)
-			if sp.V6Only != nil {
-				v6only = *sp.V6Only
-			}
-			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(v6only)); err != nil {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, boolInt(sp.IPv6Only())); err != nil {
 				return os.NewSyscallError("setsockopt IPV6_V6ONLY", err)
 			}
 		}
@@ -171,6 +167,53 @@ func (l *Listener) setup(fd, family int, sa unix.Sockaddr) error {
 		}
 	}
 	return nil
+}
+
+// IPv6Only is the IPV6_V6ONLY an IPv6 socket for sp gets: V6Only if set,
+// else dual stack for tcp:// and udp:// on an unspecified host.
+func (sp Spec) IPv6Only() bool {
+	if sp.V6Only != nil {
+		return *sp.V6Only
+	}
+	a := sp.Address
+	return strings.HasSuffix(a.Network, "6") || !isUnspecified(a.Host)
+}
+
+// Sockaddr returns the family and address a socket for sp is bound to
+// (host names resolved).
+func (sp Spec) Sockaddr() (family int, sa unix.Sockaddr, err error) {
+	if sp.Address.IsUnix() {
+		return unix.AF_UNIX, &unix.SockaddrUnix{Name: sp.Address.Path}, nil
+	}
+	return inetSockaddr(sp.Address)
+}
+
+// Pending reports whether l is an adopt-mode socket that no program has
+// bound yet: its fd holds an unbound placeholder.
+func (l *Listener) Pending() bool {
+	if !l.Spec.Adopt {
+		return false
+	}
+	return !Bound(l.File)
+}
+
+// Bound reports whether socket f has a local address: an inet port or a
+// unix name.
+func Bound(f *os.File) bool {
+	sa, err := unix.Getsockname(int(f.Fd()))
+	if err != nil {
+		return false
+	}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return sa.Port != 0
+	case *unix.SockaddrInet6:
+		return sa.Port != 0
+	case *unix.SockaddrUnix:
+		// x/sys reports an unbound unix socket as "@" (no name at all).
+		return sa.Name != "" && sa.Name != "@"
+	}
+	return false
 }
 
 // RemoveStaleSocket removes a socket file nobody listens on. A socket that

@@ -41,9 +41,12 @@ func (l *Listener) Respec(sp Spec) (*Listener, error) {
 
 // Apply makes the socket match l.Spec where it differs from old: the
 // backlog, O_NONBLOCK, and the mode, owner and group of a socket file hupd
-// created.
+// created. An adopted socket is left as its program made it.
 func (l *Listener) Apply(old Spec) error {
 	sp := l.Spec
+	if sp.Adopt {
+		return nil // the program set its socket up itself
+	}
 	if old.NonBlocking != sp.NonBlocking {
 		if err := unix.SetNonblock(int(l.File.Fd()), sp.NonBlocking); err != nil {
 			return fmt.Errorf("listen %s: %w", sp.Address, os.NewSyscallError("fcntl O_NONBLOCK", err))
@@ -96,6 +99,12 @@ func (l *Listener) CanReconfigure(sp Spec) error {
 // network and address as configured (so "tcp://:0" stays the port the
 // kernel chose the first time).
 func (s Spec) SameSocket(o Spec) bool { return s.Address == o.Address }
+
+// Serves reports whether l's socket can be kept for sp: the same socket,
+// and not an adopt-mode placeholder for a spec that wants a bound socket.
+func (l *Listener) Serves(sp Spec) bool {
+	return l.Spec.SameSocket(sp) && (sp.Adopt || !l.Pending())
+}
 
 func sameV6Only(a, b *bool) bool {
 	return a == nil && b == nil || a != nil && b != nil && *a == *b

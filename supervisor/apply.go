@@ -153,16 +153,25 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 }
 
 // sameSpawn reports whether a generation started with (a, als) would be
-// started the same way with (b, bls).
+// started the same way with (b, bls). The hand-over dialects (a.Handoff
+// and each socket's Spec.Handoff, [[listen]] env) are compared by the
+// variables they give the child (socketact.HandoffEnv): a change that
+// alters them, such as a socket's new env, needs a new generation on the
+// same sockets; one that does not (the same dialects in another order)
+// does not.
 func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact.Listener) bool {
 	if a.Path != b.Path || !slices.Equal(a.Args, b.Args) || !slices.Equal(a.Env, b.Env) || a.Dir != b.Dir ||
 		a.UID != b.UID || a.GID != b.GID || !slices.Equal(a.Groups, b.Groups) || a.Watchdog != b.Watchdog ||
-		a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.Control != b.Control || !slices.Equal(a.Handoff, b.Handoff) {
+		a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.Control != b.Control ||
+		a.Legacy != b.Legacy {
 		return false
 	}
-	return slices.EqualFunc(als, bls, func(x, y *socketact.Listener) bool {
+	if !slices.EqualFunc(als, bls, func(x, y *socketact.Listener) bool {
 		return x.File == y.File && x.Spec.FDName() == y.Spec.FDName()
-	})
+	}) {
+		return false
+	}
+	return slices.Equal(socketact.HandoffEnv(a.Handoff, als, 0), socketact.HandoffEnv(b.Handoff, bls, 0))
 }
 
 type reclaimRequest struct {
@@ -172,7 +181,7 @@ type reclaimRequest struct {
 
 // Reclaim returns the sockets that an earlier Update dropped and that are
 // still open because a generation uses them, for the addresses specs name
-// (see socketact.Spec.SameSocket): a new configuration that lists such an
+// (see socketact.Listener.Serves): a new configuration that lists such an
 // address again must keep the socket, which cannot be bound twice. They
 // stay open until the next Apply, which keeps those in its Listeners, or
 // the next Reclaim (Reclaim(nil) gives them all back). After Run has
@@ -191,7 +200,7 @@ func (s *Supervisor) Reclaim(specs []socketact.Spec) []*socketact.Listener {
 func (s *Supervisor) reclaim(specs []socketact.Spec) []*socketact.Listener {
 	s.pinned = nil
 	for _, l := range s.retired {
-		if slices.ContainsFunc(specs, l.Spec.SameSocket) {
+		if slices.ContainsFunc(specs, func(sp socketact.Spec) bool { return l.Serves(sp) }) {
 			s.pinned = append(s.pinned, l)
 		}
 	}

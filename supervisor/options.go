@@ -108,14 +108,20 @@ type Options struct {
 	// {fd:NAME} and {port:NAME}, replaced at each start (see
 	// socketact.ExpandArgs).
 	Handoff []string
-	// Legacy is LegacyRedirect for a program that binds its own ports:
-	// it gets no inherited sockets; its bind calls to a held socket's
-	// address are given that socket (package legacy).
+	// Legacy is LegacyRedirect or LegacyAdopt for a program that binds
+	// its own ports: it gets no inherited sockets; its bind calls to a
+	// held socket's address are given that socket (package legacy).
 	Legacy string
 }
 
-// LegacyRedirect is bind redirection (Options.Legacy).
-const LegacyRedirect = "redirect"
+// Options.Legacy modes.
+const (
+	// LegacyRedirect is bind redirection: hupd binds every socket.
+	LegacyRedirect = "redirect"
+	// LegacyAdopt is bind redirection to sockets that the first program
+	// to bind them made (socketact.Spec.Adopt).
+	LegacyAdopt = "adopt"
+)
 
 // withDefaults fills zero values.
 func (o Options) withDefaults(nsockets int) Options {

@@ -97,6 +97,8 @@ type ListenerStatus struct {
 	Name      string `json:"name"`
 	Address   string `json:"address"`
 	Inherited bool   `json:"inherited,omitempty"`
+	// Pending (adopt mode): no program has bound the address yet.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // GenerationStatus describes one generation of the child.

@@ -260,12 +260,13 @@ func (s *Supervisor) spawn() (*generation, error) {
 // serveTrap answers generation g's trapped bind and listen calls with the
 // sockets it was started with (package legacy), for as long as any of its
 // processes lives. With readiness "listen", g is ready once it has called
-// listen on every stream socket and bind on every datagram one.
+// listen on every stream socket and bind on every datagram one. In adopt
+// mode a socket no program has bound yet is taken from g when it does.
 func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
 	held := make([]legacy.Socket, 0, len(g.listeners))
 	names := make([]string, 0, len(g.listeners))
 	for _, l := range g.listeners {
-		h, err := legacy.Describe(l.File)
+		h, err := describeHeld(l)
 		if err != nil {
 			s.log.Warn("bind redirection: socket left out", KeyGen, g.num, "socket", l.Bound.String(), KeyError, err)
 			continue
@@ -280,9 +281,12 @@ func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
 	)
 	srv := legacy.NewServer(notify, held, s.log, func(ev legacy.Event) {
 		h := held[ev.Socket]
-		if ev.Listen {
+		switch {
+		case ev.Adopted:
+			s.log.Info("socket adopted", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
+		case ev.Listen:
 			s.log.Debug("listen answered", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "socket", names[ev.Socket])
-		} else {
+		default:
 			s.log.Info("bind redirected", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
 		}
 		if (ev.Listen || !h.Stream) && !seen[ev.Socket] {
@@ -293,6 +297,19 @@ func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
 		}
 	})
 	go srv.Serve()
+}
+
+// describeHeld describes l for bind redirection: as bound, or (adopt mode,
+// not bound yet) as configured.
+func describeHeld(l *socketact.Listener) (legacy.Socket, error) {
+	if !l.Pending() {
+		return legacy.Describe(l.File)
+	}
+	_, sa, err := l.Spec.Sockaddr()
+	if err != nil {
+		return legacy.Socket{}, err
+	}
+	return legacy.Expect(l.File, l.Spec.Address.Stream(), sa, l.Spec.IPv6Only()), nil
 }
 
 // readNotify posts g's notify datagrams to Run, and g's exit once the
@@ -418,7 +435,7 @@ func (s *Supervisor) status() Status {
 	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last, Note: s.note,
 		Reloads: s.reloads, Restarts: s.restarts, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
 	for i, l := range s.listeners {
-		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited})
+		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited, Pending: l.Pending()})
 	}
 	for _, g := range s.gens {
 		st.Generations = append(st.Generations, g.statusOf(now))

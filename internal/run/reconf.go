@@ -382,7 +382,7 @@ func reuseSockets(held []*socketact.Listener, specs []socketact.Spec, where []st
 				continue
 			}
 			for j, l := range held {
-				if !taken[j] && l.Spec.SameSocket(sp) && (!sameName || l.Spec.FDName() == sp.FDName()) {
+				if !taken[j] && l.Serves(sp) && (!sameName || l.Spec.FDName() == sp.FDName()) {
 					match[i], taken[j] = l, true
 					break
 				}

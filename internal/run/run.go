@@ -95,6 +95,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	go ctl.Serve()
 	log.Info("control socket", "path", opts.Control)
 	for i, l := range ls {
+		if l.Pending() {
+			log.Info("socket to adopt: the program binds it", "name", l.Spec.FDName(), "address", l.Bound.String())
+			continue
+		}
 		log.Info("listening", "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
 	}
 	if setup.OnListen != nil {

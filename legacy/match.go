@@ -156,8 +156,8 @@ func parseSockaddr(b []byte) (Addr, error) {
 //     are equal), or either side unspecified with families that meet —
 //     held 0.0.0.0 takes any IPv4 and "::"; held "::" dual-stack takes
 //     anything; held "::" IPv6-only takes IPv6 but not IPv4 or mapped;
-//     a program's 0.0.0.0 or "::" takes a held specific address of its
-//     family (a program's "::" also an IPv4 one).
+//     a program's 0.0.0.0 (or ::ffff:0.0.0.0) or "::" takes a held
+//     specific address of its family (a program's "::" also an IPv4 one).
 //
 // Among several, an exact match (same family and address) wins, then the
 // first in order.
@@ -200,8 +200,9 @@ func covers(h Socket, a Addr) bool {
 			return !mapped
 		}
 		return true
-	case a.IP.IsUnspecified():
-		return a.Family == unix.AF_INET6 || h.IP.Unmap().Is4()
+	case a.IP.Unmap().IsUnspecified():
+		// "::" takes anything; 0.0.0.0 and ::ffff:0.0.0.0 IPv4 only.
+		return a.Family == unix.AF_INET6 && !mapped || h.IP.Unmap().Is4()
 	}
 	return false
 }

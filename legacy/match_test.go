@@ -120,6 +120,8 @@ func TestMatch(t *testing.T) {
 		{"program 0.0.0.0, held 127.0.0.1", []Socket{tcp("127.0.0.1", p)}, in4("0.0.0.0", p), true, 0},
 		{"program 0.0.0.0, held ::1", []Socket{tcp("::1", p)}, in4("0.0.0.0", p), true, -1},
 		{"program 0.0.0.0, held v4-mapped", []Socket{tcp("::ffff:127.0.0.1", p)}, in4("0.0.0.0", p), true, 0},
+		{"program ::ffff:0.0.0.0, held v4", []Socket{tcp("127.0.0.1", p)}, in6("::ffff:0.0.0.0", p), true, 0},
+		{"program ::ffff:0.0.0.0, held v6", []Socket{tcp("::1", p)}, in6("::ffff:0.0.0.0", p), true, -1},
 		{"program ::, held ::1", []Socket{tcp("::1", p)}, in6("::", p), true, 0},
 		{"program ::, held 127.0.0.1", []Socket{tcp("127.0.0.1", p)}, in6("::", p), true, 0},
 		{"program ::, held ::1 v6only", []Socket{tcp6only("::1", p)}, in6("::", p), true, 0},

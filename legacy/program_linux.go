@@ -13,7 +13,7 @@ import (
 
 // CheckProgram tells, before anything starts, whether bind redirection
 // can work for the program at path: the filter traps calls of hupd's own
-// architecture only, so a 32-bit x86 program (whose bind goes through
+// architecture only (on amd64 also those of x32 programs), so a 32-bit x86 program (whose bind goes through
 // socketcall(2) or the i386 call numbers) or a program for another
 // architecture would bind for real, and fail. A script is judged by its
 // interpreter. It also checks that the kernel offers seccomp user
@@ -49,9 +49,15 @@ func checkELF(path string, depth int) error {
 	if err != nil {
 		return nil
 	}
-	if want := nativeMachine(); want != elf.EM_NONE && (e.Machine != want || e.Class != elf.ELFCLASS64) {
-		return fmt.Errorf("%s is a %s %s program: bind redirection traps only %s calls (a 32-bit x86 program binds through socketcall(2)); run a %s build, or hand it sockets another way",
-			path, classBits(e.Class), strings.TrimPrefix(e.Machine.String(), "EM_"), runtime.GOARCH, runtime.GOARCH)
+	want := nativeMachine()
+	x32 := want == elf.EM_X86_64 && e.Machine == want && e.Class == elf.ELFCLASS32 // x32 ABI: trapped too
+	if want != elf.EM_NONE && (e.Machine != want || e.Class != elf.ELFCLASS64) && !x32 {
+		why := ""
+		if e.Machine == elf.EM_386 {
+			why = " (a 32-bit x86 program binds through socketcall(2) or the i386 call numbers)"
+		}
+		return fmt.Errorf("%s is a %s %s program: bind redirection traps only %s calls%s; run a %s build, or hand it sockets another way",
+			path, classBits(e.Class), strings.TrimPrefix(e.Machine.String(), "EM_"), runtime.GOARCH, why, runtime.GOARCH)
 	}
 	return nil
 }

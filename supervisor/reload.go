@@ -130,6 +130,9 @@ func (s *Supervisor) startTx(waiters []chan<- ReloadResult, p plan) {
 		attrs = append(attrs, KeyOldGen, tx.old.num, KeyOldPID, tx.old.pid)
 	}
 	s.log.Info("reload started", attrs...)
+	if h := s.hooks.Reloading; h != nil {
+		h(tx.strategy, tx.cause)
+	}
 	if len(s.opts.Check) > 0 {
 		tx.checking = true
 		s.runCheck(tx)
@@ -248,6 +251,9 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 		s.log.Info("reload done", KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyTook, took, KeyReady, time.Duration(res.ReadyAfter).Round(time.Microsecond))
 	} else {
 		s.log.Error("reload failed", KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyReason, reason, KeyTook, took)
+	}
+	if h := s.hooks.Reloaded; h != nil {
+		h(res)
 	}
 	for _, w := range tx.waiters {
 		w <- res

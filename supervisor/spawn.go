@@ -240,6 +240,9 @@ func (s *Supervisor) spawn() (*generation, error) {
 	g.started = time.Now()
 	s.gens = append(s.gens, g)
 	s.log.Info("child started", KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm, "config", g.configHash)
+	if h := s.hooks.Started; h != nil {
+		h(num, g.pid)
+	}
 
 	if outR != nil {
 		prefix := ""

@@ -86,7 +86,28 @@ type Supervisor struct {
 	pinned []*socketact.Listener
 	hash   string // content hash of the configuration and watched files
 	note   Note
+	hooks  Hooks
 }
+
+// Hooks are told what happens, on Run's goroutine: each must return
+// quickly and must not call back into the Supervisor. Any may be nil.
+type Hooks struct {
+	// Started: generation gen's process started (a restart after a crash
+	// too, or the new generation of a reload).
+	Started func(gen, pid int)
+	// Ready: generation gen became ready, after its start.
+	Ready func(gen, pid int, after time.Duration)
+	// Reloading: a reload began.
+	Reloading func(strategy Strategy, cause string)
+	// Reloaded: a reload ended, well or not.
+	Reloaded func(ReloadResult)
+	// Stopping: hupd began to stop every generation (a signal, or the
+	// restart policy gave up).
+	Stopping func()
+}
+
+// Observe sets the hooks; call it before Run.
+func (s *Supervisor) Observe(h Hooks) { s.hooks = h }
 
 type evKind int
 
@@ -343,6 +364,9 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 // stop begins the graceful stop of every generation.
 func (s *Supervisor) stop(sig syscall.Signal) {
 	s.stopping = true
+	if h := s.hooks.Stopping; h != nil {
+		h()
+	}
 	if s.standby != nil {
 		s.standby.discard()
 		s.standby = nil
@@ -546,6 +570,9 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		code := e.Code()
 		s.stopCode = &code
 		s.stopping = true
+		if h := s.hooks.Stopping; h != nil {
+			h()
+		}
 		for _, o := range s.gens {
 			s.drain(o)
 		}
@@ -721,6 +748,9 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 	g.settle()
 	g.state, g.readyAt = StateReady, time.Now()
 	s.log.Info("child ready", KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
+	if h := s.hooks.Ready; h != nil {
+		h(g.num, g.pid, g.readyAt.Sub(g.started))
+	}
 	if g.watchdogDur > 0 {
 		s.armWatchdog(g)
 	}

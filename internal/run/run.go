@@ -87,6 +87,8 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	}
 	rc.sup = sup
 	sup.Preset(rc.note())
+	var observers []supervisor.Hooks
+	sup.Observe(hooks(observers...))
 	ctl, err := supervisor.ListenControl(opts.Control, controlHandler{sup, rc}, log)
 	if err != nil {
 		return 1, fmt.Errorf("control socket: %w (choose another with --name or --control)", err)

@@ -177,7 +177,8 @@ func (c *Config) FillDefaults() {
 	}
 	def(&c.Process.StopSignal, signals.Name(supervisor.DefaultStopSignal))
 	def(&c.Process.StopTimeout, supervisor.DefaultStopTimeout.String())
-	def(&c.Reload.Strategy, string(supervisor.DefaultStrategy(len(c.Listen))))
+	// Sockets a service manager passed to hupd go to the child too.
+	def(&c.Reload.Strategy, string(supervisor.DefaultStrategy(len(c.Listen)+socketact.ActivatedCount())))
 	def(&c.Reload.ReadyTimeout, supervisor.DefaultReadyTimeout.String())
 	if c.Reload.Ready == "" && len(c.Reload.ReadyCommand) == 0 {
 		c.Reload.Ready = string(supervisor.ReadyAuto)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,12 +16,27 @@ type Activated struct {
 	File *os.File
 }
 
+// ActivatedCount is how many sockets a service manager passed to this
+// process ($LISTEN_FDS with $LISTEN_PID this process), as the environment
+// said when it was first called: Files removes the variables.
+var ActivatedCount = sync.OnceValue(func() int {
+	if os.Getenv(EnvListenPID) != strconv.Itoa(os.Getpid()) {
+		return 0
+	}
+	n, err := strconv.Atoi(os.Getenv(EnvListenFDs))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+})
+
 // Files returns the sockets passed to this process with LISTEN_FDS, in fd
 // order, each marked close-on-exec, and removes the LISTEN_* variables from
 // the environment so nothing started later sees them. It returns nil when
 // LISTEN_PID is not this process (the variables were meant for another one)
 // or when none were passed; an error only when they are malformed.
 func Files() ([]Activated, error) {
+	ActivatedCount() // read before the variables go
 	defer func() {
 		for _, k := range []string{EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvListenPIDFDID} {
 			os.Unsetenv(k)

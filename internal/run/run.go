@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/signals"
@@ -88,6 +89,18 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	rc.sup = sup
 	sup.Preset(rc.note())
 	var observers []supervisor.Hooks
+	if sd := notifySystemd(opts, log); sd != nil {
+		observers = append(observers, sd.hooks())
+		stop := make(chan struct{})
+		var pings sync.WaitGroup
+		if sd.n.Watchdog() > 0 {
+			pings.Go(func() { sd.watchdog(sup, stop) })
+		}
+		defer func() {
+			close(stop)
+			pings.Wait() // Run has returned: Status no longer blocks
+		}()
+	}
 	sup.Observe(hooks(observers...))
 	ctl, err := supervisor.ListenControl(opts.Control, controlHandler{sup, rc}, log)
 	if err != nil {

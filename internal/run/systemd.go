@@ -1,0 +1,162 @@
+package run
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/hupd/hupd/sdnotify"
+	"github.com/hupd/hupd/supervisor"
+)
+
+// systemd speaks for the service (Type=notify, Type=notify-reload) on the
+// service manager's notify socket: READY=1 once the first generation is
+// ready; RELOADING=1 with MONOTONIC_USEC= when a reload begins and READY=1
+// when it ends, so that "systemctl reload" waits for the outcome;
+// STATUS= with what serves and how the last reload went; STOPPING=1; and
+// EXTEND_TIMEOUT_USEC= with the time hupd allows itself for a start,
+// reload or stop. Its hooks run on the supervisor's goroutine. The
+// children's own notify messages go to hupd's per-generation sockets,
+// never here.
+type systemd struct {
+	n    *sdnotify.Notifier
+	log  *slog.Logger
+	opts supervisor.Options // for the time budgets
+
+	ready   bool // READY=1 sent
+	reload  bool // RELOADING=1 sent, READY=1 not yet
+	stopped bool // STOPPING=1 sent
+	gen     int  // serving generation, 0 if none
+	pid     int
+	last    string // how the last reload went
+}
+
+// budgetMargin is added to hupd's own timeouts in EXTEND_TIMEOUT_USEC:
+// hupd, not the service manager, should be the one to give up.
+const budgetMargin = 5 * time.Second
+
+func (sd *systemd) send(lines ...string) {
+	if err := sd.n.Send(lines...); err != nil {
+		sd.log.Warn("cannot notify the service manager", "error", err)
+	}
+}
+
+func (sd *systemd) status() string {
+	s := "no generation serving"
+	if sd.gen > 0 {
+		s = fmt.Sprintf("serving generation %d (pid %d)", sd.gen, sd.pid)
+	}
+	if sd.last != "" {
+		s += "; " + sd.last
+	}
+	return sdnotify.Status(s)
+}
+
+func (sd *systemd) hooks() supervisor.Hooks {
+	o := sd.opts
+	return supervisor.Hooks{
+		Started: func(gen, pid int) {
+			if !sd.ready && !sd.stopped {
+				// Until the first one is ready, the start is what takes time.
+				sd.send(sdnotify.Status(fmt.Sprintf("starting generation %d (pid %d)", gen, pid)), sdnotify.ExtendTimeout(o.Ready.Timeout+budgetMargin))
+			}
+		},
+		Ready: func(gen, pid int, after time.Duration) {
+			if sd.reload || sd.stopped {
+				return // the reload's end says it
+			}
+			sd.gen, sd.pid = gen, pid
+			if !sd.ready {
+				sd.ready = true
+				sd.send("READY=1", sd.status())
+				return
+			}
+			sd.send(sd.status()) // restarted after a crash
+		},
+		Reloading: func(st supervisor.Strategy, cause string) {
+			if !sd.ready || sd.stopped {
+				return
+			}
+			sd.reload = true
+			budget := o.Ready.Timeout + budgetMargin // the new generation's start
+			if len(o.Check) > 0 {
+				budget += o.Ready.Timeout // the check has as long
+			}
+			if st == supervisor.StrategyRestart {
+				budget += o.StopTimeout
+			}
+			sd.send("RELOADING=1", sdnotify.MonotonicUsec(), sdnotify.Status(fmt.Sprintf("reloading (%s: %s)", st, cause)), sdnotify.ExtendTimeout(budget))
+		},
+		Reloaded: func(r supervisor.ReloadResult) {
+			took := r.Finished.Sub(r.Started).Round(time.Millisecond)
+			if r.OK {
+				sd.gen, sd.pid = r.NewGen, r.NewPID
+				sd.last = fmt.Sprintf("last reload ok (%s, %s)", r.Strategy, took)
+			} else {
+				sd.last = fmt.Sprintf("last reload failed (%s): %s", r.Strategy, r.Reason)
+			}
+			if sd.stopped {
+				return
+			}
+			if sd.reload || !sd.ready && r.OK {
+				// notify-reload ends the reload at READY=1 whatever the
+				// outcome; STATUS= tells a failure.
+				sd.reload, sd.ready = false, true
+				sd.send("READY=1", sd.status())
+				return
+			}
+			sd.send(sd.status())
+		},
+		Stopping: func() {
+			if sd.stopped {
+				return
+			}
+			sd.stopped = true
+			sd.send("STOPPING=1", sdnotify.Status("stopping"), sdnotify.ExtendTimeout(o.StopTimeout+budgetMargin))
+		},
+	}
+}
+
+// watchdog sends WATCHDOG=1 at half the service manager's interval for
+// as long as the supervisor answers (a stuck supervisor stops the pings
+// and the service manager acts), until done is closed.
+func (sd *systemd) watchdog(sup *supervisor.Supervisor, done <-chan struct{}) {
+	t := time.NewTicker(sd.n.Watchdog() / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			sup.Status() // blocks while the supervisor's loop is stuck
+			select {
+			case <-done:
+				return
+			default:
+			}
+			sd.send("WATCHDOG=1")
+		}
+	}
+}
+
+// notifySystemd returns the systemd observer when hupd runs under a
+// service manager that listens ($NOTIFY_SOCKET), else nil.
+func notifySystemd(opts supervisor.Options, log *slog.Logger) *systemd {
+	n, err := sdnotify.FromEnv()
+	if err != nil {
+		log.Warn("not notifying the service manager", "error", err)
+		return nil
+	}
+	if n == nil {
+		return nil
+	}
+	log.Debug("notifying the service manager", "socket", os.Getenv("NOTIFY_SOCKET"), "watchdog", n.Watchdog())
+	if opts.Ready.Timeout <= 0 {
+		opts.Ready.Timeout = supervisor.DefaultReadyTimeout
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = supervisor.DefaultStopTimeout
+	}
+	return &systemd{n: n, log: log, opts: opts}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/internal/demo"
+	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/internal/run"
 	"github.com/hupd/hupd/socketact"
 	// Imported first for its init: in a child started as hupd-shim it execs
@@ -34,7 +35,10 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
-	os.Exit(exitCode(newApp(os.Stdout, os.Stderr).Run(os.Args), os.Stderr))
+	// Children are started from the main thread (see package mainthread).
+	os.Exit(mainthread.Serve(func() int {
+		return exitCode(newApp(os.Stdout, os.Stderr).Run(os.Args), os.Stderr)
+	}))
 }
 
 // exitCode is the one place that maps errors to exit codes: 2 for bad

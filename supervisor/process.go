@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -87,7 +88,9 @@ func (e *NotFoundError) named(name string) *NotFoundError { e.Name = name; retur
 
 // spawner starts every child from one OS thread that lives as long as the
 // spawner: a child's parent-death signal follows the thread that forked it,
-// not the process, so a thread that ends would kill its children.
+// not the process, so a thread that ends would kill its children. In hupd
+// that thread is the main thread (package mainthread), which an in-place
+// upgrade's exec keeps; elsewhere (tests) it is a thread of its own.
 type spawner struct {
 	reqs chan spawnReq
 	quit chan struct{} // closed by stop; reqs is never closed
@@ -100,7 +103,10 @@ var errSpawnerStopped = errors.New("supervisor: spawner stopped")
 type spawnReq struct {
 	cmd      *socketact.Command
 	prestart bool // start a standby shim instead
-	reply    chan spawnResult
+	// exec, if set, runs instead of a start: hupd's own re-exec
+	// (upgrade), which must come from the thread that forked the children.
+	exec  func() error
+	reply chan spawnResult
 }
 
 type spawnResult struct {
@@ -114,8 +120,14 @@ type spawnResult struct {
 
 func startSpawner(r *signals.Reaper) *spawner {
 	s := &spawner{reqs: make(chan spawnReq), quit: make(chan struct{})}
+	onThread := func(f func()) { mainthread.Do(f) }
+	if !mainthread.Serving() {
+		onThread = func(f func()) { f() }
+	}
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if !mainthread.Serving() {
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		}
 		for {
 			var req spawnReq
 			select {
@@ -124,30 +136,46 @@ func startSpawner(r *signals.Reaper) *spawner {
 				return
 			}
 			var res spawnResult
-			var wait func() (*os.File, error)
-			res.pid, res.exited, res.err = r.Start(func() (int, error) {
-				if req.prestart {
-					sb, err := req.cmd.Prestart()
-					if err != nil {
-						return 0, err
-					}
-					res.proc, res.standby, wait = sb.Process, sb, func() (*os.File, error) { return nil, nil }
-					return sb.Process.Pid, nil
-				}
-				p, w, err := req.cmd.Start()
-				if err != nil {
-					return 0, err
-				}
-				res.proc, wait = p, w
-				return p.Pid, nil
-			})
-			if res.err == nil {
-				res.trap, res.err = wait()
-			}
+			onThread(func() { res = s.handle(r, req) })
 			req.reply <- res
 		}
 	}()
 	return s
+}
+
+func (s *spawner) handle(r *signals.Reaper, req spawnReq) spawnResult {
+	var res spawnResult
+	if req.exec != nil {
+		res.err = req.exec()
+		return res
+	}
+	var wait func() (*os.File, error)
+	res.pid, res.exited, res.err = r.Start(func() (int, error) {
+		if req.prestart {
+			sb, err := req.cmd.Prestart()
+			if err != nil {
+				return 0, err
+			}
+			res.proc, res.standby, wait = sb.Process, sb, func() (*os.File, error) { return nil, nil }
+			return sb.Process.Pid, nil
+		}
+		p, w, err := req.cmd.Start()
+		if err != nil {
+			return 0, err
+		}
+		res.proc, wait = p, w
+		return p.Pid, nil
+	})
+	if res.err == nil {
+		res.trap, res.err = wait()
+	}
+	return res
+}
+
+// exec runs f (hupd's re-exec) on the spawner's thread; it returns only if
+// f fails.
+func (s *spawner) exec(f func() error) error {
+	return s.do(spawnReq{exec: f}).err
 }
 
 // start runs cmd on the spawner's thread. On an exec failure the process

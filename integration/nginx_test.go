@@ -1,45 +1,46 @@
 package integration
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestNginxSwapInheritsSockets: whole nginx masters (Debian's nginx, run
-// with "daemon off") swap blue/green on hupd's socket, which each one takes
-// from NGINX="3;" (--handoff nginx) instead of binding it; the old master
-// leaves on QUIT, nginx's graceful stop. A client making a new connection
-// per request throughout three swaps sees no failure, and the socket file
-// outlives every master (nginx does not unlink an inherited socket).
+// nginxExample copies examples/nginx with config (signal.toml or
+// swap.toml) into a temporary repository root and returns that root and
+// the unix socket the copy serves on.
+//
+// The one adjustment: the example serves on 127.0.0.1:8080, and nginx must
+// find in its own nginx.conf the address of the socket it inherits, before
+// hupd binds it, so hupd's port 0 cannot work with nginx. The copy serves
+// on a unix socket in a directory of the test's own instead, in hupd.toml
+// and nginx.conf alike.
+func nginxExample(t *testing.T, config string) (root, sock string) {
+	t.Helper()
+	needTool(t, "/usr/sbin/nginx") // the examples name it: a normal user's PATH lacks /usr/sbin
+	sock = filepath.Join(sockDir(t), "http.sock")
+	root = copyExample(t, "nginx", []string{config, "nginx.conf", "tmp/.gitignore"}, map[string][][2]string{
+		config:       {{`address = "tcp://127.0.0.1:8080"`, `address = "unix://` + sock + `"`}},
+		"nginx.conf": {{"listen 127.0.0.1:8080;", "listen unix:" + sock + ";"}},
+	})
+	return root, sock
+}
+
+// TestNginxSwapInheritsSockets: examples/nginx/swap.toml. Whole nginx
+// masters (Debian's nginx, run with "daemon off") swap blue/green on
+// hupd's socket, which each one takes from NGINX="3;" (handoff nginx)
+// instead of binding it; the old master leaves on QUIT, nginx's graceful
+// stop. A client making a new connection per request throughout three
+// swaps sees no failure, and the socket file outlives every master (nginx
+// does not unlink an inherited socket).
 func TestNginxSwapInheritsSockets(t *testing.T) {
 	t.Parallel()
-	nginx := needTool(t, "nginx", "/usr/sbin/nginx")
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "http.sock")
-	conf := writeFile(t, dir, "nginx.conf", fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 256; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s;
-	server {
-		listen unix:%[2]s;
-		location / { return 200 "nginx worker $pid\n"; }
-	}
-}
-`, dir, sock))
-	h := StartHupd(t, "run", "--handoff", "nginx", "--listen", "http=unix://"+sock, "--ready", "delay:200ms",
-		"--stop-signal", "QUIT", "--", nginx, "-c", conf, "-e", "stderr")
+	root, sock := nginxExample(t, "swap.toml")
+	h := StartHupdIn(t, root, "examples/nginx/swap.toml")
 	h.WaitEvent("child ready", 1, nil)
 
-	n, workers := swapsUnderLoad(t, h, "unix", sock, 3, func(body string) bool { return strings.HasPrefix(body, "nginx worker ") })
+	n, workers := swapsUnderLoad(t, h, "unix", sock, 3, func(body string) bool { return strings.HasPrefix(body, "config v1, nginx worker ") })
 	if len(workers) < 2 {
 		t.Fatalf("answered by %d nginx workers across three swaps, want several", len(workers))
 	}
@@ -58,70 +59,68 @@ http {
 	}
 }
 
-// TestNginxSignalWithCheck: nginx reloads in place (strategy signal: HUP to
-// its master) after `nginx -t` passed as the check command; an edit is
-// picked up, and a broken edit is refused with nginx's own error as the
-// reason while the running configuration keeps serving.
+// TestNginxSignalWithCheck: examples/nginx/signal.toml. nginx reloads in
+// place (strategy signal: HUP to its master) after `nginx -t` passed as
+// the check command, on `hupd reload` and when the watched nginx.conf is
+// saved; an edit is picked up, and a broken edit is refused with nginx's
+// own error as the reason while the running configuration keeps serving.
 func TestNginxSignalWithCheck(t *testing.T) {
 	t.Parallel()
-	nginx := needTool(t, "nginx", "/usr/sbin/nginx")
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "http.sock")
-	conf := filepath.Join(dir, "nginx.conf")
-	write := func(body string) {
-		writeFile(t, dir, "nginx.conf", fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s;
-	server {
-		listen unix:%[2]s;
-		location / { %[3]s }
-	}
-}
-`, dir, sock, body))
-	}
-	write(`return 200 "v1\n";`)
-	h := StartHupd(t, "run", "--handoff", "nginx", "--reload", "signal", "--check", nginx+" -t -c "+conf+" -e stderr",
-		"--listen", "http=unix://"+sock, "--ready", "delay:100ms", "--stop-signal", "QUIT", "--", nginx, "-c", conf, "-e", "stderr")
+	root, sock := nginxExample(t, "signal.toml")
+	conf := filepath.Join(root, "examples", "nginx", "nginx.conf")
+	h := StartHupdIn(t, root, "examples/nginx/signal.toml")
 	h.WaitEvent("child ready", 1, nil)
 	get := func() string { return fetch(t, "unix", sock, "/") }
-	if body := get(); body != "v1\n" {
-		t.Fatalf("nginx answered %q, want v1", body)
+	version := func(body string) string {
+		v, ok := strings.CutPrefix(body, "config ")
+		if !ok || !strings.Contains(v, ", nginx worker ") {
+			t.Fatalf("nginx answered %q, want a configuration version and a worker", body)
+		}
+		return v[:strings.IndexByte(v, ',')]
 	}
-	reload := func() (string, error) {
-		cmd := exec.Command(hupdBin, "reload")
-		cmd.Env = h.Cmd.Env
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+	if v := version(get()); v != "v1" {
+		t.Fatalf("nginx serves %s, want v1", v)
 	}
-	write(`return 200 "v2\n";`)
-	if out, err := reload(); err != nil || !strings.HasPrefix(out, "reload ok (signal)") {
+
+	// hupd reload: the check passes, HUP goes to the master.
+	if out, err := hupdReload(h); err != nil || !strings.HasPrefix(out, "reload ok (signal)") {
 		t.Fatalf("reload: %v: %s", err, out)
+	}
+
+	// Saving nginx.conf: the watch runs the same reload.
+	editExample(t, conf, "config v1", "config v2")
+	if e := h.WaitEvent("reload done", 2, nil); e.Str("strategy") != "signal" {
+		t.Fatalf("%v: want a signal reload", e)
+	}
+	if e := h.WaitEvent("reload started", 2, nil); !strings.HasPrefix(e.Str("cause"), "changed: ") {
+		t.Fatalf("%v: want the reload caused by the edit", e)
 	}
 	// The master starts new workers and asks the old ones to finish: ask
 	// until a new one answers; until then only an old one may.
-	for body := get(); body != "v2\n"; body = get() {
-		if body != "v1\n" {
-			t.Fatalf("after the reload nginx answered %q", body)
+	for v := version(get()); v != "v2"; v = version(get()) {
+		if v != "v1" {
+			t.Fatalf("after the reload nginx serves %s", v)
 		}
 	}
 
-	write(`retrun 200 "v3\n";`)
-	out, err := reload()
-	if err == nil || !strings.Contains(out, "check failed") || !strings.Contains(out, `unknown directive "retrun" in `+conf) {
+	// A broken edit: the watch's reload fails its check, and so does
+	// hupd reload, with nginx's own error. nginx names the file by the
+	// prefix (-p) and name (-c) it was given.
+	nginxErr := `unknown directive "retrun" in examples/nginx/nginx.conf:`
+	editExample(t, conf, "return 200", "retrun 200")
+	if e := h.WaitEvent("reload failed", 1, nil); !strings.Contains(e.Str("reason"), "check failed") || !strings.Contains(e.Str("reason"), nginxErr) {
+		t.Fatalf("%v: want the watch's reload refused with nginx's error", e)
+	}
+	out, err := hupdReload(h)
+	if err == nil || !strings.Contains(out, "check failed") || !strings.Contains(out, nginxErr) {
 		t.Fatalf("broken config: %v: %s; want the reload refused with nginx's error", err, out)
 	}
 	// An old worker that has not left yet may still answer v1.
-	if body := get(); body != "v2\n" && body != "v1\n" {
-		t.Fatalf("after the refused reload nginx answered %q, want the configuration in force", body)
+	if v := version(get()); v != "v2" && v != "v1" {
+		t.Fatalf("after the refused reload nginx serves %s, want the configuration in force", v)
 	}
-	if n := len(h.Events("reload signal sent")); n != 1 {
-		t.Fatalf("HUP sent %d times, want once (the broken config never reaches nginx)", n)
+	if n := len(h.Events("reload signal sent")); n != 2 {
+		t.Fatalf("HUP sent %d times, want twice (the broken config never reaches nginx)", n)
 	}
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d", code)

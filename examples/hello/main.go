@@ -11,7 +11,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"log"
@@ -88,28 +87,30 @@ func main() {
 		load()
 		daemon.SdNotify(false, daemon.SdNotifyReady)
 	}
-	d.drain(*grace)
-	log.Printf("hello: pid %d drained", os.Getpid())
+	if d.drain(*grace) {
+		log.Printf("hello: pid %d drained", os.Getpid())
+	} else {
+		log.Printf("hello: pid %d: connections still open after %s", os.Getpid(), *grace)
+	}
 }
 
 // drainer serves HTTP and stops without dropping a request.
 //
-// net/http's Shutdown (and SetKeepAlivesEnabled(false)) closes idle
-// keep-alive connections at once, and a request a client sends on one at
-// that moment is lost: the client sees EOF or a reset. Under hupd the
-// listening socket lives on in hupd and the next generation, so the drain
-// can be gentle: stop accepting (new connections queue for the next
-// generation), answer every further request on an open connection with
-// "Connection: close" so that the client moves to a new connection, wait
-// until the clients have left, and only then shut down what remains.
+// net/http's Shutdown is not used: a request it reads after it began is
+// closed unanswered (the client sees EOF), also on a connection accepted
+// just before, and it closes idle keep-alive connections at once, racing
+// a client that sends on one at that moment. Under hupd the listening
+// socket lives on in hupd and the next generation, so the drain can be
+// gentle: stop accepting (new connections queue for the next generation),
+// answer every further request with "Connection: close" so that the
+// client moves to a new connection, wait until the clients have left, and
+// close only the connections still idle after a grace period.
 type drainer struct {
 	servers   []*http.Server
 	listeners []net.Listener
 	serving   sync.WaitGroup // the Serve calls
+	conns     sync.WaitGroup // connections accepted and not yet closed
 	draining  atomic.Bool
-	mu        sync.Mutex
-	open      int           // connections not yet closed
-	idle      chan struct{} // closed when open drops to 0 while draining
 }
 
 func (d *drainer) serve(l net.Listener, h http.Handler) {
@@ -121,7 +122,16 @@ func (d *drainer) serve(l net.Listener, h http.Handler) {
 			h.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
-		ConnState:         d.track,
+		// Serve reports StateNew before it returns: once every Serve has
+		// returned, every connection is counted.
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				d.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				d.conns.Done()
+			}
+		},
 	}
 	d.servers = append(d.servers, srv)
 	d.listeners = append(d.listeners, l)
@@ -134,58 +144,45 @@ func (d *drainer) serve(l net.Listener, h http.Handler) {
 	}()
 }
 
-func (d *drainer) track(_ net.Conn, st http.ConnState) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	switch st {
-	case http.StateNew:
-		d.open++
-	case http.StateClosed, http.StateHijacked:
-		d.open--
-		if d.open == 0 && d.idle != nil {
-			close(d.idle)
-			d.idle = nil
-		}
-	}
-}
-
-// drain stops accepting, lets clients finish and leave for up to
-// idleGrace (requests in flight for up to grace), then shuts down.
-func (d *drainer) drain(grace time.Duration) {
+// drain stops accepting and waits for every connection to close, for up
+// to grace in all. It reports whether they all did.
+func (d *drainer) drain(grace time.Duration) bool {
+	// How long a client on an idle keep-alive connection has to send one
+	// more request (answered with "Connection: close") before its
+	// connection is closed.
 	const idleGrace = time.Second
+	timeout := time.NewTimer(grace)
+	defer timeout.Stop()
 	d.draining.Store(true)
 	for _, l := range d.listeners {
 		l.Close() // hupd keeps the socket: new clients wait for the next generation
 	}
-	// Count open connections only once every Serve has returned: a
-	// connection accepted just before the close must be waited for, or
-	// Shutdown drops its request unanswered (net/http serves no request
-	// it reads after Shutdown began).
 	d.serving.Wait()
 	// Tell hupd: this generation accepts no more (STOPPING=1 comes once it
 	// is true, so that "child stopping" means it).
 	daemon.SdNotify(false, daemon.SdNotifyStopping)
-	d.mu.Lock()
-	left := make(chan struct{})
-	if d.open == 0 {
-		close(left)
-	} else {
-		d.idle = left
-	}
-	d.mu.Unlock()
+	closed := make(chan struct{})
+	go func() { d.conns.Wait(); close(closed) }()
+	idle := time.NewTimer(min(idleGrace, grace))
+	defer idle.Stop()
 	select {
-	case <-left:
-	case <-time.After(min(idleGrace, grace)):
+	case <-closed:
+		return true
+	case <-timeout.C:
+		return false
+	case <-idle.C:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	var wg sync.WaitGroup
+	// Close the connections that are idle, and any that becomes so after
+	// its request in flight: SetKeepAlivesEnabled(false) does that without
+	// Shutdown's refusal of requests read later (a connection accepted
+	// before the listener closed may still send its first one).
 	for _, s := range d.servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.Shutdown(ctx)
-		}()
+		s.SetKeepAlivesEnabled(false)
 	}
-	wg.Wait()
+	select {
+	case <-closed:
+		return true
+	case <-timeout.C:
+		return false
+	}
 }

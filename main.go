@@ -35,6 +35,7 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
+	supervisor.BuildVersion = buildVersion()
 	// Children are started from the main thread (see package mainthread).
 	os.Exit(mainthread.Serve(func() int {
 		return exitCode(newApp(os.Stdout, os.Stderr).Run(os.Args), os.Stderr)
@@ -94,8 +95,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 The child gets the sockets as fds 3, 4, … with LISTEN_FDS, LISTEN_FDNAMES and
 LISTEN_PID set to its own PID, as systemd passes them. Signals: TERM, INT and
 QUIT stop gracefully (the child gets --stop-signal, then SIGKILL after
---stop-timeout); HUP reloads like "hupd reload" without waiting; every other
-signal is forwarded unchanged.`,
+--stop-timeout); HUP reloads like "hupd reload" without waiting; USR2
+upgrades hupd in place like "hupd upgrade"; every other signal is forwarded
+unchanged.`,
 		Version:         buildVersion(),
 		Writer:          stdout,
 		ErrWriter:       stderr,
@@ -154,6 +156,16 @@ signal is forwarded unchanged.`,
 			},
 			reloadCommand(stdout, stderr),
 			statusCommand(stdout),
+			upgradeCommand(stdout, stderr),
+			{
+				Name:   "upgrade-protocol",
+				Hidden: true,
+				Usage:  "print the upgrade state version this binary reads (hupd upgrade asks)",
+				Action: func(*cli.Context) error {
+					fmt.Fprintln(stdout, supervisor.UpgradeProtocol)
+					return nil
+				},
+			},
 			{
 				Name:  "version",
 				Usage: "print the version",

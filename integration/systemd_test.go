@@ -265,7 +265,8 @@ func TestSystemdSocketActivatedNotify(t *testing.T) {
 	if st, _ := m.next("READY=1").value("STATUS"); !strings.HasPrefix(st, "serving generation 2") {
 		t.Fatalf("STATUS=%q after the reload", st)
 	}
-	h.WaitEvent("reload done", 1, nil)
+	// Until it has exited, the old generation may still accept.
+	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
 	if body, want := fetch(t, "tcp", addr, "/"), "pid "+strconv.Itoa(h.ChildPID(2))+"\nname web\n"; !strings.HasPrefix(body, want) {
 		t.Fatalf("after the reload: body %q, want it to start %q", body, want)
 	}

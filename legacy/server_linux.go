@@ -43,6 +43,18 @@ type Server struct {
 	log    *slog.Logger
 	report func(Event)
 	warned []bool // a family mismatch was logged for this held socket
+	// busy is held from a notification's receipt to its answer: Pause
+	// takes it so that none is taken in and left unanswered.
+	busy sync.Mutex
+}
+
+// Pause returns once no trapped call is being answered and keeps the
+// Server from taking the next one in until resume is called: the calls
+// wait in the kernel, for this Server or for whoever holds the notify fd
+// next (hupd's new image after an upgrade).
+func (s *Server) Pause() (resume func()) {
+	s.busy.Lock()
+	return s.busy.Unlock
 }
 
 // NewServer answers the calls trapped by the filter whose notify fd is
@@ -77,7 +89,8 @@ func (s *Server) Serve() {
 			}
 			switch {
 			case p[0].Revents&unix.POLLIN != 0:
-				n = notif{} // RECV wants it zeroed
+				s.busy.Lock() // until answered, below
+				n = notif{}   // RECV wants it zeroed
 				rerr = ioctl(fd, ioctlRecv, unsafe.Pointer(&n))
 				return true
 			case p[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0:
@@ -90,9 +103,11 @@ func (s *Server) Serve() {
 			return
 		}
 		if rerr != nil {
+			s.busy.Unlock()
 			continue // ENOENT: the caller died before we received it
 		}
 		s.answer(&n)
+		s.busy.Unlock()
 	}
 }
 

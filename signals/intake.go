@@ -12,6 +12,9 @@ import (
 var (
 	Stop   = []syscall.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGQUIT}
 	Reload = unix.SIGHUP
+	// Upgrade asks hupd to re-execute its binary in place; it is not
+	// forwarded to the child.
+	Upgrade = unix.SIGUSR2
 )
 
 // neverForwarded are signals hupd does not pass to a child: KILL and STOP

@@ -69,6 +69,21 @@ func (r *Reaper) Start(start func() (int, error)) (int, <-chan Exit, error) {
 	return pid, ch, nil
 }
 
+// Freeze stops all reaping until thaw is called (waiting out a Reap in
+// progress), and reports whether each of pids is still registered: not
+// reaped yet, its exit not handed to anyone. For an exec of the process
+// that must leave every exit to the new image.
+func (r *Reaper) Freeze(pids []int) (thaw func(), waiting bool) {
+	r.mu.Lock()
+	waiting = true
+	for _, pid := range pids {
+		if _, ok := r.waiters[pid]; !ok {
+			waiting = false
+		}
+	}
+	return r.mu.Unlock, waiting
+}
+
 // Run reaps children until done is closed. It must run before any child is
 // started so that no SIGCHLD is missed, and only once per process.
 func (r *Reaper) Run(done <-chan struct{}) {

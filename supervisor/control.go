@@ -57,6 +57,9 @@ type ControlHandler interface {
 	Reload(ctx context.Context) ReloadResult
 	// Status returns a snapshot. It must not block for long.
 	Status() Status
+	// Upgrade re-executes hupd from binary in place (see
+	// Supervisor.Upgrade); it returns only when that fails.
+	Upgrade(ctx context.Context, binary string) error
 }
 
 // ControlServer serves the control protocol on a unix socket.
@@ -431,6 +434,10 @@ func (s *ControlServer) handle(c *net.UnixConn, br *bufio.Reader, line []byte) R
 	case CmdStatus:
 		st := s.h.Status()
 		return Reply{V: ProtocolVersion, OK: true, Status: &st}
+	case CmdUpgrade:
+		// On success the exec closes this connection: the client sees
+		// EOF and asks the new image for its status.
+		return errReply(fmt.Errorf("upgrade failed, hupd goes on as it was: %w", s.h.Upgrade(s.ctx, req.Binary)))
 	}
 	// CmdReload
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -464,9 +471,9 @@ func parseRequest(line []byte) (req Request, timeout time.Duration, err error) {
 	case req.V != ProtocolVersion:
 		return req, 0, fmt.Errorf("unsupported protocol version %d: this hupd speaks version %d", req.V, ProtocolVersion)
 	}
-	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing}, ", ")
+	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade}, ", ")
 	switch req.Cmd {
-	case CmdPing, CmdStatus:
+	case CmdPing, CmdStatus, CmdUpgrade:
 	case CmdReload:
 		if req.Timeout != "" {
 			timeout, err = time.ParseDuration(req.Timeout)

@@ -69,6 +69,10 @@ type fakeControl struct {
 	reload func(ctx context.Context) ReloadResult
 }
 
+func (f *fakeControl) Upgrade(ctx context.Context, binary string) error {
+	return errors.New("fake: no upgrade")
+}
+
 func (f *fakeControl) Reload(ctx context.Context) ReloadResult {
 	if f.reload != nil {
 		return f.reload(ctx)

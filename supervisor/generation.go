@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -34,6 +35,10 @@ type generation struct {
 	statusText   string
 	configHash   string
 	out          *output
+	outR, errR   *os.File       // the read ends out copies; nil when inherited
+	trap         *os.File       // legacy mode: the seccomp notify fd
+	trapSrv      *legacy.Server // answers trap
+	drainBy      time.Time      // draining: when its group is killed
 	// What it was started with: the sockets (a socket a new configuration
 	// dropped is closed once no generation uses it) and how it is stopped.
 	listeners   []*socketact.Listener

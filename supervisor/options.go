@@ -108,6 +108,8 @@ type Options struct {
 	// {fd:NAME} and {port:NAME}, replaced at each start (see
 	// socketact.ExpandArgs).
 	Handoff []string
+	// Self is hupd's own binary, which an upgrade runs by default.
+	Self string
 	// Legacy is LegacyRedirect or LegacyAdopt for a program that binds
 	// its own ports: it gets no inherited sockets; its bind calls to a
 	// held socket's address are given that socket (package legacy).

@@ -15,9 +15,10 @@ const ProtocolVersion = 1
 
 // Control commands.
 const (
-	CmdReload = "reload"
-	CmdStatus = "status"
-	CmdPing   = "ping"
+	CmdReload  = "reload"
+	CmdStatus  = "status"
+	CmdPing    = "ping"
+	CmdUpgrade = "upgrade"
 )
 
 // Request is one control request.
@@ -27,6 +28,8 @@ type Request struct {
 	// Timeout bounds how long a reload request waits, as a Go duration;
 	// "" waits for the reload to finish however long it takes.
 	Timeout string `json:"timeout,omitempty"`
+	// Binary is what an upgrade runs; "" is hupd's own binary.
+	Binary string `json:"binary,omitempty"`
 }
 
 // Reply is the answer to one Request.
@@ -72,6 +75,12 @@ type Status struct {
 	LastReload  *ReloadResult      `json:"last_reload,omitempty"`
 	Reloads     int                `json:"reloads"`
 	Restarts    int                `json:"restarts"`
+	// Upgrades counts the in-place upgrades of hupd this process has
+	// been through (hupd upgrade, SIGUSR2).
+	Upgrades int `json:"upgrades,omitempty"`
+	// RolledBack: the last upgrade's new binary could not take over and
+	// this one, the previous, took its state back.
+	RolledBack bool `json:"rolled_back,omitempty"`
 	// ConfigHash is the content hash the serving generation started
 	// with (or reloaded in place); Hash is the content's hash now.
 	ConfigHash string `json:"config_hash,omitempty"`

@@ -249,6 +249,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		if o.OutputPrefix {
 			prefix = genPrefix(num, g.pid)
 		}
+		g.outR, g.errR = outR, errR
 		g.out.copy(outR, orStdout(o.Stdout), prefix)
 		g.out.copy(errR, orStderr(o.Stderr), prefix)
 	}
@@ -299,6 +300,7 @@ func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
 			}
 		}
 	})
+	g.trap, g.trapSrv = notify, srv
 	go srv.Serve()
 }
 
@@ -436,7 +438,7 @@ func (s *Supervisor) startAux(o Options, argv []string, out *os.File) (int, <-ch
 func (s *Supervisor) status() Status {
 	now := time.Now()
 	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last, Note: s.note,
-		Reloads: s.reloads, Restarts: s.restarts, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
+		Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades, RolledBack: s.rolledBack, Version: BuildVersion, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
 	for i, l := range s.listeners {
 		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited, Pending: l.Pending()})
 	}

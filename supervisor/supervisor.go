@@ -68,7 +68,10 @@ type Supervisor struct {
 	last        *ReloadResult
 	reloads     int
 	restarts    int
-	failures    int // crashes in a row, for the backoff
+	upgrades    int  // in-place upgrades this process has been through
+	resumed     bool // the generations came from an upgrade (Resume)
+	rolledBack  bool // ... handed back by the new binary (Upgrade.RolledBack)
+	failures    int  // crashes in a row, for the backoff
 	lastExit    signals.Exit
 	restartT    *time.Timer
 	restartSeq  int      // which arming of restartT is current
@@ -151,6 +154,7 @@ type request struct {
 	note   *Note
 	// reclaim asks for the retired sockets at these addresses.
 	reclaim *reclaimRequest
+	upgrade *upgradeRequest
 }
 
 // plan is what a reload does, once requests are resolved against the
@@ -263,15 +267,19 @@ func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	defer close(s.quit)
 	s.sp = startSpawner(s.reaper)
 	defer s.sp.stop()
-	dir, err := socketact.NotifyDir("", s.opts.UID)
-	if err != nil {
-		return 1, fmt.Errorf("notify socket directory: %w", err)
+	if !s.resumed {
+		dir, err := socketact.NotifyDir("", s.opts.UID)
+		if err != nil {
+			return 1, fmt.Errorf("notify socket directory: %w", err)
+		}
+		s.notifyDir = dir
 	}
-	s.notifyDir = dir
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(s.notifyDir)
 	defer s.cleanup()
 
-	if _, err := s.spawn(); err != nil {
+	if s.resumed {
+		s.resumeGens()
+	} else if _, err := s.spawn(); err != nil {
 		return ExitCode(err), err
 	}
 	for {
@@ -350,6 +358,8 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 		s.stop(ss)
 	case ss == signals.Reload && !s.stopping:
 		s.requestReload(nil, ActionReload, "SIGHUP")
+	case ss == signals.Upgrade:
+		s.upgrade(&upgradeRequest{})
 	case isStop(ss): // a second stop signal is forwarded as received
 		for _, g := range s.gens {
 			s.send(g, ss)
@@ -407,6 +417,8 @@ func (s *Supervisor) onRequest(req request) {
 		s.hash = req.note.Hash
 	case req.reclaim != nil:
 		req.reclaim.reply <- s.reclaim(req.reclaim.specs)
+	case req.upgrade != nil:
+		s.upgrade(req.upgrade)
 	}
 }
 
@@ -777,6 +789,7 @@ func (s *Supervisor) drain(g *generation) {
 	g.state = StateDraining
 	s.log.Info("draining", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
 	s.send(g, g.stopSignal)
+	g.drainBy = time.Now().Add(g.stopTimeout)
 	s.after(g, g.stopTimeout, evDrainTimeout)
 	var draining []*generation
 	for _, o := range s.gens {

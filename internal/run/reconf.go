@@ -448,6 +448,10 @@ type controlHandler struct {
 
 func (h controlHandler) Status() supervisor.Status { return h.sup.Status() }
 
+func (h controlHandler) Upgrade(ctx context.Context, binary string) error {
+	return h.sup.Upgrade(ctx, binary)
+}
+
 // A new hupd.toml that needs a new generation is applied by a reload of its
 // own: that reload's result is the answer (another would be one too many).
 func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {

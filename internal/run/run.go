@@ -4,6 +4,7 @@
 package run
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -51,13 +52,31 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	signals.Intake(sigs)
 	defer signal.Stop(sigs)
 
-	ls, held, err := listeners(r.Listen, r.ListenWhere, log)
+	// An upgrading hupd may have handed its state and children over.
+	up, err := supervisor.TakeUpgrade()
 	if err != nil {
+		return 1, fmt.Errorf("upgrade: %w", err)
+	}
+	var (
+		ls, others []*socketact.Listener
+		held       []*os.File
+	)
+	if up != nil {
+		if failTakeOver != "" {
+			return rollback(up, errors.New(failTakeOver), log)
+		}
+		if ls, others, err = takeOverSockets(up, r); err != nil {
+			return rollback(up, err, log)
+		}
+	} else if ls, held, err = listeners(r.Listen, r.ListenWhere, log); err != nil {
 		return 1, err
 	}
 	defer closeFiles(held)
 	rc, err := newReconf(r, ls, setup.Load, log, setup.Level)
 	if err != nil {
+		if up != nil {
+			return rollback(up, err, log)
+		}
 		socketact.CloseAll(ls)
 		return 1, err
 	}
@@ -78,13 +97,29 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	}}
 	done := make(chan struct{})
 	defer close(done)
+	var exits map[int]<-chan signals.Exit
+	if up != nil {
+		exits = up.Watch(reaper) // before it reaps: an exit in the exec window waits
+	}
 	go reaper.Run(done)
 
 	opts := r.Options
 	defaults(&opts)
+	if opts.Self, err = os.Executable(); err != nil {
+		log.Warn("cannot tell hupd's own binary: hupd upgrade needs --binary", "error", err)
+	}
 	sup, err := supervisor.New(opts, ls, reaper, log)
 	if err != nil {
+		if up != nil {
+			return rollback(up, err, log)
+		}
 		return 1, err
+	}
+	if up != nil {
+		if err := sup.Resume(up, others, exits); err != nil {
+			return rollback(up, err, log)
+		}
+		log.Info("upgraded: generations taken over", "generations", len(up.Gens), "upgrades", up.Upgrades)
 	}
 	rc.sup = sup
 	sup.Preset(rc.note())
@@ -104,10 +139,17 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	sup.Observe(hooks(observers...))
 	ctl, err := supervisor.ListenControl(opts.Control, controlHandler{sup, rc}, log)
 	if err != nil {
-		return 1, fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
+		err = fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
+		if up != nil {
+			return rollback(up, err, log)
+		}
+		return 1, err
 	}
 	defer ctl.Close()
 	go ctl.Serve()
+	if up != nil {
+		up.Close() // taken over: no going back from here
+	}
 	log.Info("control socket", "path", opts.Control)
 	for i, l := range ls {
 		if l.Pending() {

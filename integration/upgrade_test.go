@@ -1,0 +1,290 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// Upgrading hupd in place: `hupd upgrade` (and SIGUSR2) re-executes hupd's
+// binary in its own process, keeping the sockets, the generations, their
+// notify sockets, output pipes and seccomp notify fds.
+
+var (
+	upgradeBinsOnce sync.Once
+	upgradeV2       string // hupd built with version "2.0-upgrade-test"
+	upgradeFailing  string // hupd that refuses to take over (and rolls back)
+	upgradeBinsErr  error
+)
+
+// upgradeBins builds the two other hupd binaries the upgrade tests run,
+// once.
+func upgradeBins(t *testing.T) (v2, failing string) {
+	t.Helper()
+	upgradeBinsOnce.Do(func() {
+		dir := filepath.Dir(hupdBin)
+		upgradeV2, upgradeFailing = filepath.Join(dir, "hupd-v2"), filepath.Join(dir, "hupd-failing")
+		for _, b := range [][2]string{
+			{upgradeV2, "-X main.version=2.0-upgrade-test"},
+			{upgradeFailing, "-X main.version=failing -X github.com/hupd/hupd/internal/run.failTakeOver=this-binary-refuses-to-take-over"},
+		} {
+			cmd := exec.Command("go", "build", "-ldflags", b[1], "-o", b[0], "..")
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				upgradeBinsErr = &buildError{b[0], err, string(out)}
+				return
+			}
+		}
+	})
+	if upgradeBinsErr != nil {
+		t.Fatal(upgradeBinsErr)
+	}
+	return upgradeV2, upgradeFailing
+}
+
+type buildError struct {
+	bin string
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return "building " + e.bin + ": " + e.err.Error() + "\n" + e.out }
+
+// hupdCtl runs the hupd client with h's environment (its private runtime
+// directory) and returns its stdout+stderr and exit code.
+func hupdCtl(t *testing.T, h *Hupd, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(hupdBin, args...)
+	cmd.Env = h.Cmd.Env
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("hupd %v: %v", args, err)
+	}
+	return string(out), code
+}
+
+func statusOf(t *testing.T, h *Hupd) map[string]any {
+	t.Helper()
+	out, code := hupdCtl(t, h, "status", "--json")
+	if code != 0 {
+		t.Fatalf("hupd status: %d %s", code, out)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status %q: %v", out, err)
+	}
+	return st
+}
+
+// genPIDs lists the PIDs of the generations in a status.
+func genPIDs(st map[string]any) []int {
+	var pids []int
+	gens, _ := st["generations"].([]any)
+	for _, g := range gens {
+		if m, ok := g.(map[string]any); ok {
+			p, _ := m["pid"].(float64)
+			pids = append(pids, int(p))
+		}
+	}
+	return pids
+}
+
+// leftovers lists what of an upgrade must not stay open in hupd: the state
+// memfd and the previous binary.
+func leftovers(t *testing.T, pid int) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	for _, e := range ents {
+		target, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/fd/" + e.Name())
+		if err != nil {
+			continue
+		}
+		if strings.Contains(target, "hupd-upgrade") || strings.Contains(target, "/hupd") && !strings.Contains(target, ".sock") {
+			bad = append(bad, e.Name()+" -> "+target)
+		}
+	}
+	return bad
+}
+
+// TestUpgradeUnderLoad replaces hupd's binary on disk with a new version
+// (a rename, as a package upgrade does) and runs `hupd upgrade` while a
+// client makes a new connection per request; then the upgraded hupd swaps
+// the child. No request fails; hupd's PID and the serving child's PID are
+// unchanged by the upgrade; the new image reports the new version and has
+// nothing of the hand-over left open; the child's output still reaches
+// hupd's stdout; a second upgrade, by SIGUSR2, works too.
+func TestUpgradeUnderLoad(t *testing.T) {
+	t.Parallel()
+	v2, _ := upgradeBins(t)
+	dir := t.TempDir()
+	// Links, not copies: a file this process had open for writing could
+	// reach a child forked meanwhile and make the exec fail (ETXTBSY).
+	bin := filepath.Join(dir, "hupd")
+	if err := os.Link(hupdBin, bin); err != nil {
+		t.Fatal(err)
+	}
+	h := StartHupdCmd(t, exec.Command(bin, withJSONLog([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin})...))
+	addr := HostPort(h.Listening("http"))
+	h.WaitEvent("child ready", 1, nil)
+	child := h.ChildPID(1)
+	before := statusOf(t, h)
+
+	l := startLoad(t, "tcp", addr, func(body string) bool { return strings.HasPrefix(body, "pid ") }, false)
+	// The new version arrives on disk.
+	staged := filepath.Join(dir, ".hupd.new")
+	if err := os.Link(v2, staged); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(staged, bin); err != nil {
+		t.Fatal(err)
+	}
+	out, code := hupdCtl(t, h, "upgrade")
+	want := "upgrade ok: hupd pid " + strconv.Itoa(h.Cmd.Process.Pid) + " now runs 2.0-upgrade-test (was "
+	if code != 0 || !strings.HasPrefix(out, want) || !strings.Contains(out, "1 generation(s) kept") {
+		t.Fatalf("hupd upgrade: exit %d: %q, want it to start %q", code, out, want)
+	}
+	if e := h.WaitEvent("upgraded: generations taken over", 1, nil); e.Int("generations") != 1 || e.Int("upgrades") != 1 {
+		t.Fatalf("%v", e)
+	}
+	after := statusOf(t, h)
+	if after["pid"] != before["pid"] || after["version"] != "2.0-upgrade-test" || after["upgrades"] != float64(1) {
+		t.Fatalf("after the upgrade: pid %v version %v upgrades %v; before pid %v", after["pid"], after["version"], after["upgrades"], before["pid"])
+	}
+	if pids := genPIDs(after); len(pids) != 1 || pids[0] != child {
+		t.Fatalf("generations %v after the upgrade, want the same child %d", pids, child)
+	}
+	if bad := leftovers(t, h.Cmd.Process.Pid); len(bad) > 0 {
+		t.Errorf("left open by the upgrade: %v", bad)
+	}
+
+	// The upgraded hupd swaps: its new child and the old one's exit.
+	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
+		t.Fatalf("reload after the upgrade: %d %s", code, out)
+	}
+	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	// hello logs to stderr; its drain line is copied by the new image
+	// from the pipe the old one created.
+	if !h.waitStderr("hello: pid " + strconv.Itoa(child) + " drained") {
+		t.Fatalf("generation 1's last output never reached hupd's stderr:\n%s", h.Stderr())
+	}
+
+	h.Signal(syscall.SIGUSR2)
+	h.WaitEvent("upgraded: generations taken over", 2, nil)
+	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
+		t.Fatalf("reload after the second upgrade: %d %s", code, out)
+	}
+	n, _, bodies := l.finish("two upgrades and two swaps")
+	t.Logf("%d requests across two upgrades and two swaps, answered by %d processes", n, len(bodies))
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}
+
+// TestUpgradeRefused: a binary that is not executable, or not a hupd that
+// speaks the upgrade protocol, is never exec'd: `hupd upgrade` fails with
+// the reason and hupd serves on, unchanged.
+func TestUpgradeRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "not-executable")
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	truth, err := exec.LookPath("true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
+	h.WaitEvent("child ready", 1, nil)
+	child := h.ChildPID(1)
+	for _, tc := range []struct{ bin, says string }{
+		{plain, "permission denied"},
+		{truth, `speaks "", this hupd "hupd-upgrade 1": not compatible`},
+	} {
+		out, code := hupdCtl(t, h, "upgrade", "--binary", tc.bin)
+		if code != 1 || !strings.Contains(out, "upgrade failed, hupd goes on as it was: ") || !strings.Contains(out, tc.says) || !strings.Contains(out, tc.bin) {
+			t.Errorf("upgrade to %s: exit %d %q; want 1 and %q", tc.bin, code, out, tc.says)
+		}
+	}
+	st := statusOf(t, h)
+	if pids := genPIDs(st); len(pids) != 1 || pids[0] != child || st["upgrades"] != nil {
+		t.Fatalf("after refused upgrades: generations %v upgrades %v", pids, st["upgrades"])
+	}
+	if body := fetch(t, "tcp", HostPort(h.Listening("http")), "/"); !strings.HasPrefix(body, "pid "+strconv.Itoa(child)) {
+		t.Fatalf("body %q", body)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}
+
+// TestUpgradeRollback: a new binary that passes the checks but cannot
+// take the state over hands it back to the previous binary (kept open
+// across the exec, so it does not matter what is on disk): no request
+// fails, the child is unchanged, `hupd upgrade` says it failed, and the
+// previous hupd goes on, swaps included.
+func TestUpgradeRollback(t *testing.T) {
+	t.Parallel()
+	_, failing := upgradeBins(t)
+	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
+	addr := HostPort(h.Listening("http"))
+	h.WaitEvent("child ready", 1, nil)
+	child := h.ChildPID(1)
+	l := startLoad(t, "tcp", addr, func(body string) bool { return strings.HasPrefix(body, "pid ") }, false)
+	out, code := hupdCtl(t, h, "upgrade", "--binary", failing)
+	if code != 1 || !strings.Contains(out, "the new binary could not take over; the previous one took its state back") {
+		t.Fatalf("upgrade to a failing binary: exit %d %q", code, out)
+	}
+	if e := h.WaitEvent("upgrade: cannot take over; going back to the previous binary", 1, nil); !strings.Contains(e.Str("error"), "this-binary-refuses-to-take-over") {
+		t.Fatalf("%v", e)
+	}
+	st := statusOf(t, h)
+	if pids := genPIDs(st); len(pids) != 1 || pids[0] != child || st["rolled_back"] != true || st["version"] == "failing" {
+		t.Fatalf("after the rollback: generations %v (want [%d]) rolled_back %v version %v", pids, child, st["rolled_back"], st["version"])
+	}
+	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
+		t.Fatalf("reload after the rollback: %d %s", code, out)
+	}
+	l.finish("a failed upgrade and a swap")
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}
+
+// TestUpgradeLegacy: in bind-redirection mode the seccomp notify fd of the
+// serving generation survives the upgrade, and the upgraded hupd
+// redirects the next generation's bind: a swap after the upgrade under a
+// client making a new connection per request loses nothing.
+func TestUpgradeLegacy(t *testing.T) {
+	t.Parallel()
+	h := StartHupd(t, "run", "--legacy", "redirect", "--listen", "http=tcp://:0", "--", goserverBin, "-addr", ":{port:http}")
+	port := h.Listening("http")[strings.LastIndex(h.Listening("http"), ":")+1:]
+	h.WaitEvent("child ready", 1, nil)
+	l := startLoad(t, "tcp", "127.0.0.1:"+port, func(body string) bool { return strings.HasPrefix(body, "goserver pid ") }, false)
+	if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
+		t.Fatalf("upgrade: %d %s", code, out)
+	}
+	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
+		t.Fatalf("reload after the upgrade: %d %s", code, out)
+	}
+	if n := len(h.Events("bind redirected")); n != 2 {
+		t.Fatalf("%d binds redirected, want 2 (generation 2's by the upgraded hupd)", n)
+	}
+	l.finish("an upgrade and a swap")
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}

@@ -1,0 +1,70 @@
+package socketact
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handing hupd's sockets to a new image of itself (an in-place upgrade):
+// the fds stay open across exec, and these carry what the new image must
+// know about each to treat it as its own.
+
+// ListenerState is a Listener as the new image receives it.
+type ListenerState struct {
+	FD        int
+	Spec      Spec
+	Bound     Address
+	Inherited bool
+	UnixIno   uint64 // the socket file hupd created, to remove at exit
+}
+
+// State describes l, whose socket is fd (l.File's, kept open across exec).
+func (l *Listener) State() ListenerState {
+	return ListenerState{FD: int(l.File.Fd()), Spec: l.Spec, Bound: l.Bound, Inherited: l.Inherited, UnixIno: l.unixIno}
+}
+
+// RestoreListener makes the Listener st describes, on its fd, close-on-exec
+// again. It checks that the fd is a socket.
+func RestoreListener(st ListenerState) (*Listener, error) {
+	if _, err := unix.GetsockoptInt(st.FD, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+		return nil, fmt.Errorf("handed-over socket %s on fd %d: %w", st.Spec.Address, st.FD, os.NewSyscallError("getsockopt", err))
+	}
+	unix.CloseOnExec(st.FD)
+	return &Listener{Spec: st.Spec, File: os.NewFile(uintptr(st.FD), st.Spec.Address.String()), Bound: st.Bound,
+		Inherited: st.Inherited, unixIno: st.UnixIno}, nil
+}
+
+// NotifyState is a NotifySocket as the new image receives it.
+type NotifyState struct {
+	FD   int
+	Path string
+	Ino  uint64
+}
+
+// State describes n, whose socket stays open across exec.
+func (n *NotifySocket) State() NotifyState {
+	return NotifyState{FD: int(n.f.Fd()), Path: n.Path, Ino: n.ino}
+}
+
+// FD is the socket's fd (for an exec that keeps it).
+func (n *NotifySocket) FD() int { return int(n.f.Fd()) }
+
+// RestoreNotify makes the NotifySocket st describes, close-on-exec again.
+func RestoreNotify(st NotifyState) (*NotifySocket, error) {
+	if _, err := unix.GetsockoptInt(st.FD, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+		return nil, fmt.Errorf("handed-over notify socket %s on fd %d: %w", st.Path, st.FD, os.NewSyscallError("getsockopt", err))
+	}
+	unix.CloseOnExec(st.FD)
+	if err := unix.SetNonblock(st.FD, true); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	n := &NotifySocket{Path: st.Path, ino: st.Ino, f: os.NewFile(uintptr(st.FD), "notify:"+st.Path)}
+	rc, err := n.f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	n.rc = rc
+	return n, nil
+}

@@ -1,0 +1,542 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
+)
+
+// An in-place upgrade re-executes hupd's binary in hupd's own process: the
+// same PID (so it works as PID 1), the same children. What the new image
+// needs travels in a memfd whose fd EnvUpgrade names, and every fd it
+// refers to (sockets, notify sockets, output pipes, seccomp notify fds,
+// the old binary) stays open across exec.
+//
+// It runs only when nothing is in flight: no reload, no stop, no restart
+// pending, every generation ready or draining. The reaper is frozen from
+// the moment hupd checks that every generation's process is still waited
+// for, so an exit during the exec window stays with the kernel (a zombie)
+// for the new image to reap. The new binary is first run as
+// "BINARY upgrade-protocol", which must answer UpgradeProtocol: a file that
+// is not a hupd speaking this protocol is never exec'd. If the exec itself
+// fails the old image goes on as before.
+
+// BuildVersion is hupd's version, for Status (set by main).
+var BuildVersion string
+
+// EnvUpgrade names, in the new image's environment, the fd of the state.
+const EnvUpgrade = "HUPD_UPGRADE_STATE"
+
+// UpgradeProtocol is what "hupd upgrade-protocol" prints: the version of
+// the state format this binary reads.
+const UpgradeProtocol = "hupd-upgrade 1"
+
+const upgradeVersion = 1
+
+// Upgrade is the state an upgrade hands over.
+type Upgrade struct {
+	Version   int    `json:"version"`
+	Exe       int    `json:"exe"` // fd of the old binary, to go back to
+	NotifyDir string `json:"notify_dir"`
+	Hash      string `json:"hash"`
+	Note      Note   `json:"note"`
+	NextGen   int    `json:"next_gen"`
+	Reloads   int    `json:"reloads"`
+	Restarts  int    `json:"restarts"`
+	Upgrades  int    `json:"upgrades"` // this one included
+	Notified  bool   `json:"notified"`
+	// Last is the last reload's result.
+	Last *ReloadResult `json:"last,omitempty"`
+	// Listeners are the configured sockets, Retired the dropped ones a
+	// generation still uses.
+	Listeners []socketact.ListenerState `json:"listeners"`
+	Retired   []socketact.ListenerState `json:"retired,omitempty"`
+	Gens      []GenState                `json:"gens"`
+
+	fd         int  // the memfd, in the new image
+	rolledBack bool // this image was started by a Rollback
+}
+
+// envRolledBack marks an image started by Rollback.
+const envRolledBack = "HUPD_UPGRADE_ROLLBACK"
+
+// RolledBack reports whether this image is the old binary, taking its
+// state back after the new one could not.
+func (st *Upgrade) RolledBack() bool { return st.rolledBack }
+
+// GenState is a generation as the new image receives it.
+type GenState struct {
+	Num          int                   `json:"num"`
+	PID          int                   `json:"pid"`
+	PGID         int                   `json:"pgid"`
+	MainPID      int                   `json:"main_pid,omitempty"`
+	State        State                 `json:"state"`
+	Started      time.Time             `json:"started"`
+	ReadyAt      time.Time             `json:"ready_at"`
+	DrainBy      time.Time             `json:"drain_by,omitzero"`
+	Notify       socketact.NotifyState `json:"notify"`
+	Stdout       int                   `json:"stdout"` // fd; -1 when output is inherited
+	Stderr       int                   `json:"stderr"`
+	Trap         int                   `json:"trap"` // fd; -1 without bind redirection
+	SpeaksNotify bool                  `json:"speaks_notify,omitempty"`
+	SpeaksReload bool                  `json:"speaks_reload,omitempty"`
+	StatusText   string                `json:"status_text,omitempty"`
+	ConfigHash   string                `json:"config_hash,omitempty"`
+	Sockets      []int                 `json:"sockets"` // fds of its listeners
+	StopSignal   int                   `json:"stop_signal"`
+	StopTimeout  time.Duration         `json:"stop_timeout"`
+	UID          int                   `json:"uid"`
+	Watchdog     time.Duration         `json:"watchdog,omitempty"`
+	Tail         []string              `json:"tail,omitempty"`
+}
+
+// Upgrade re-executes binary (hupd's own when empty) in place; see the
+// comment above. It returns only on failure: nothing changed then. On
+// success the process is the new image and the caller's connection, if
+// any, is closed by the exec.
+func (s *Supervisor) Upgrade(ctx context.Context, binary string) error {
+	reply := make(chan error, 1)
+	select {
+	case s.reqs <- request{upgrade: &upgradeRequest{binary: binary, reply: reply}}:
+		return <-reply
+	case <-s.quit:
+		return errors.New("hupd is not running")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type upgradeRequest struct {
+	binary string
+	reply  chan<- error // nil: SIGUSR2, logged only
+}
+
+// upgrade runs on Run's goroutine.
+func (s *Supervisor) upgrade(r *upgradeRequest) {
+	err := s.tryUpgrade(r.binary)
+	s.log.Error("upgrade failed: hupd goes on as it was", KeyError, err)
+	if r.reply != nil {
+		r.reply <- err
+	}
+}
+
+func (s *Supervisor) tryUpgrade(binary string) error {
+	if binary == "" {
+		binary = s.opts.Self
+	}
+	if binary == "" {
+		return errors.New("cannot tell which binary to run: give one")
+	}
+	if err := s.steady(); err != nil {
+		return err
+	}
+	if err := s.checkUpgradeBinary(binary); err != nil {
+		return err
+	}
+	// Things may have moved while the check ran.
+	if err := s.steady(); err != nil {
+		return err
+	}
+	if s.standby != nil {
+		s.standby.discard()
+		s.standby = nil
+	}
+	s.standbyLost = true // no new one before the exec (or after a failure)
+	defer func() { s.standbyLost = false }()
+
+	// From here no trapped call is half answered and no exit is collected
+	// in this image.
+	for _, g := range s.gens {
+		if g.trapSrv != nil {
+			defer g.trapSrv.Pause()()
+		}
+	}
+	pids := make([]int, len(s.gens))
+	for i, g := range s.gens {
+		pids[i] = g.pid
+	}
+	thaw, waiting := s.reaper.Freeze(pids)
+	defer thaw()
+	if !waiting {
+		return errors.New("a generation exited just now: try again")
+	}
+
+	exe, err := os.Open("/proc/self/exe") // the running binary, even if replaced on disk
+	if err != nil {
+		return fmt.Errorf("opening the running binary: %w", err)
+	}
+	defer exe.Close()
+	st := s.upgradeState(int(exe.Fd()))
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	mfd, err := unix.MemfdCreate("hupd-upgrade", unix.MFD_CLOEXEC)
+	if err != nil {
+		return os.NewSyscallError("memfd_create", err)
+	}
+	defer unix.Close(mfd)
+	if _, err := unix.Write(mfd, data); err != nil {
+		return os.NewSyscallError("write", err)
+	}
+	fds := append(st.fds(), mfd)
+	for _, fd := range fds {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("fd %d: %w", fd, os.NewSyscallError("fcntl", err))
+		}
+	}
+	defer func() {
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+		}
+	}()
+	env := append(slicesWithout(os.Environ(), EnvUpgrade+"="), EnvUpgrade+"="+strconv.Itoa(mfd))
+	s.log.Info("upgrading: exec", "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
+	return s.sp.exec(func() error {
+		return os.NewSyscallError("execve "+binary, syscall.Exec(binary, os.Args, env))
+	})
+}
+
+// steady says why an upgrade cannot run now, or nil.
+func (s *Supervisor) steady() error {
+	switch {
+	case s.stopping:
+		return errors.New("hupd is stopping")
+	case s.tx != nil:
+		return errors.New("a reload is in progress: try again when it is over")
+	case s.restartT != nil:
+		return errors.New("a restart is pending: try again when a generation serves")
+	case len(s.pinned) > 0:
+		return errors.New("a configuration change is being applied: try again")
+	}
+	for _, g := range s.gens {
+		if g.exited || g.state != StateReady && g.state != StateDraining {
+			return fmt.Errorf("generation %d is %s: try again when it is ready or gone", g.num, g.state)
+		}
+	}
+	return nil
+}
+
+// checkUpgradeBinary runs "binary upgrade-protocol" and wants
+// UpgradeProtocol back, then "binary check" with hupd's own flags.
+func (s *Supervisor) checkUpgradeBinary(binary string) error {
+	out, errOut, err := s.runOwn([]string{binary, "upgrade-protocol"})
+	if err != nil {
+		if msg := strings.TrimSpace(errOut); msg != "" {
+			err = fmt.Errorf("%w (%s)", err, firstLine(msg))
+		}
+		return fmt.Errorf("%s upgrade-protocol: %w: not a hupd that can take over", binary, err)
+	}
+	if got := strings.TrimSpace(out); got != UpgradeProtocol {
+		return fmt.Errorf("%s speaks %q, this hupd %q: not compatible", binary, got, UpgradeProtocol)
+	}
+	// It must accept the configuration as it is on disk now, which it
+	// reads when it starts: "hupd check" with the same flags.
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		if _, errOut, err := s.runOwn(append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
+			return fmt.Errorf("%s refuses the configuration: %s", binary, firstLine(strings.TrimSpace(errOut)))
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// upgradeCheckTimeout bounds each run of the new binary before an upgrade.
+const upgradeCheckTimeout = 10 * time.Second
+
+// runOwn runs argv as hupd itself (its user, its environment) through the
+// spawner, so that the reaper, which owns every wait, hands its exit
+// back; it returns the command's stdout and stderr. Run's goroutine.
+func (s *Supervisor) runOwn(argv []string) (stdout, stderr string, err error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return "", "", err
+	}
+	defer outR.Close()
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outW.Close()
+		return "", "", err
+	}
+	defer errR.Close()
+	cmd := &socketact.Command{
+		Shim: s.opts.Shim, Path: argv[0], Args: argv, UID: -1, GID: -1,
+		Env:    socketact.ChildEnv(os.Environ(), nil, nil),
+		Stdout: outW, Stderr: errW,
+		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
+	}
+	res := s.sp.start(cmd)
+	outW.Close()
+	errW.Close()
+	if res.proc != nil {
+		res.proc.Release()
+	}
+	if res.err != nil {
+		return "", "", res.err
+	}
+	var ob, eb strings.Builder
+	copied := make(chan struct{}, 2)
+	go func() { io.Copy(&ob, io.LimitReader(outR, 64<<10)); copied <- struct{}{} }()
+	go func() { io.Copy(&eb, io.LimitReader(errR, 64<<10)); copied <- struct{}{} }()
+	t := time.NewTimer(upgradeCheckTimeout)
+	defer t.Stop()
+	var e signals.Exit
+	select {
+	case e = <-res.exited:
+	case <-t.C:
+		unix.Kill(-res.pid, unix.SIGKILL)
+		<-res.exited
+		return "", "", fmt.Errorf("no answer within %s", upgradeCheckTimeout)
+	}
+	unix.Kill(-res.pid, unix.SIGKILL) // whatever it left behind
+	<-copied
+	<-copied
+	if e.Code() != 0 {
+		return ob.String(), eb.String(), errors.New(e.String())
+	}
+	return ob.String(), eb.String(), nil
+}
+
+func slicesWithout(env []string, prefix string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, prefix) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func (s *Supervisor) upgradeState(exe int) *Upgrade {
+	st := &Upgrade{Version: upgradeVersion, Exe: exe, NotifyDir: s.notifyDir, Hash: s.hash, Note: s.note,
+		NextGen: s.nextGen, Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades + 1, Notified: s.notified, Last: s.last}
+	for _, l := range s.listeners {
+		st.Listeners = append(st.Listeners, l.State())
+	}
+	for _, l := range s.retired {
+		st.Retired = append(st.Retired, l.State())
+	}
+	fdOf := func(f *os.File) int {
+		if f == nil {
+			return -1
+		}
+		return int(f.Fd())
+	}
+	for _, g := range s.gens {
+		gs := GenState{Num: g.num, PID: g.pid, PGID: g.pgid, MainPID: g.mainPID, State: g.state, Started: g.started,
+			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(g.outR), Stderr: fdOf(g.errR),
+			Trap: fdOf(g.trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
+			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
+			Watchdog: g.watchdogDur, Tail: g.out.tail()}
+		for _, l := range g.listeners {
+			gs.Sockets = append(gs.Sockets, int(l.File.Fd()))
+		}
+		st.Gens = append(st.Gens, gs)
+	}
+	return st
+}
+
+// fds lists every fd the state refers to.
+func (st *Upgrade) fds() []int {
+	fds := []int{st.Exe}
+	for _, l := range append(append([]socketact.ListenerState(nil), st.Listeners...), st.Retired...) {
+		fds = append(fds, l.FD)
+	}
+	for _, g := range st.Gens {
+		fds = append(fds, g.Notify.FD)
+		for _, fd := range []int{g.Stdout, g.Stderr, g.Trap} {
+			if fd >= 0 {
+				fds = append(fds, fd)
+			}
+		}
+	}
+	return fds
+}
+
+// TakeUpgrade reads the state an upgrading hupd handed over, or returns
+// nil when this hupd was not started by an upgrade. It removes EnvUpgrade
+// from the environment.
+func TakeUpgrade() (*Upgrade, error) {
+	v, ok := os.LookupEnv(EnvUpgrade)
+	if !ok {
+		return nil, nil
+	}
+	os.Unsetenv(EnvUpgrade)
+	rolledBack := os.Getenv(envRolledBack) == "1"
+	os.Unsetenv(envRolledBack)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, fmt.Errorf("%s=%q: not an fd", EnvUpgrade, v)
+	}
+	unix.CloseOnExec(fd)
+	// Read with the fd as is: an *os.File would close it when collected,
+	// and a rollback needs it.
+	var fst unix.Stat_t
+	if err := unix.Fstat(fd, &fst); err != nil {
+		return nil, fmt.Errorf("upgrade state: %w", os.NewSyscallError("fstat", err))
+	}
+	data := make([]byte, fst.Size)
+	if n, err := unix.Pread(fd, data, 0); err != nil || n != len(data) {
+		return nil, fmt.Errorf("reading the upgrade state: %d of %d bytes: %v", n, len(data), err)
+	}
+	var st Upgrade
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("upgrade state: %w", err)
+	}
+	if st.Version != upgradeVersion {
+		return nil, fmt.Errorf("upgrade state version %d, this hupd reads %d", st.Version, upgradeVersion)
+	}
+	st.fd, st.rolledBack = fd, rolledBack
+	for _, f := range st.fds() {
+		unix.CloseOnExec(f)
+	}
+	return &st, nil
+}
+
+// Sockets returns every socket the state hands over, configured first.
+func (st *Upgrade) Sockets() []socketact.ListenerState {
+	return append(append([]socketact.ListenerState(nil), st.Listeners...), st.Retired...)
+}
+
+// Watch registers every generation's process with r, which must not be
+// running yet: an exit during the exec waits as a zombie for it.
+func (st *Upgrade) Watch(r *signals.Reaper) map[int]<-chan signals.Exit {
+	exits := make(map[int]<-chan signals.Exit, len(st.Gens))
+	for _, g := range st.Gens {
+		exits[g.PID] = r.Watch(g.PID)
+	}
+	return exits
+}
+
+// Rollback re-executes the old binary with the same state, after this
+// image could not take over (the reason is logged by the caller). It
+// returns only if that exec fails too.
+func (st *Upgrade) Rollback() error {
+	fds := append(st.fds(), st.fd)
+	for _, fd := range fds {
+		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
+	}
+	env := append(slicesWithout(os.Environ(), EnvUpgrade+"="), EnvUpgrade+"="+strconv.Itoa(st.fd), envRolledBack+"=1")
+	path := "/proc/self/fd/" + strconv.Itoa(st.Exe)
+	err := syscall.Exec(path, os.Args, env)
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
+	}
+	return os.NewSyscallError("execve "+path, err)
+}
+
+// Close releases what only a failed take-over would need: the state's
+// memfd and the old binary.
+func (st *Upgrade) Close() {
+	unix.Close(st.fd)
+	unix.Close(st.Exe)
+}
+
+// Resume makes the supervisor take over the generations st hands over,
+// instead of starting one; call it before Run. s's sockets (from New) are
+// those of the configuration the caller matched with st's; others are the
+// rest of the handed-over ones, kept while a generation uses them. exits
+// are from st.Watch.
+func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map[int]<-chan signals.Exit) error {
+	byFD := make(map[int]*socketact.Listener)
+	for _, l := range append(append([]*socketact.Listener(nil), s.listeners...), others...) {
+		byFD[int(l.File.Fd())] = l
+	}
+	for _, gs := range st.Gens {
+		ns, err := socketact.RestoreNotify(gs.Notify)
+		if err != nil {
+			return fmt.Errorf("generation %d: %w", gs.Num, err)
+		}
+		proc, err := os.FindProcess(gs.PID)
+		if err != nil {
+			return fmt.Errorf("generation %d: %w", gs.Num, err)
+		}
+		g := &generation{num: gs.Num, pid: gs.PID, pgid: gs.PGID, mainPID: gs.MainPID, proc: proc, state: gs.State,
+			started: gs.Started, readyAt: gs.ReadyAt, drainBy: gs.DrainBy, notify: ns, out: &output{},
+			exitParked: make(chan signals.Exit, 1), speaksNotify: gs.SpeaksNotify, speaksReload: gs.SpeaksReload,
+			statusText: gs.StatusText, configHash: gs.ConfigHash, stopSignal: syscall.Signal(gs.StopSignal),
+			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready}
+		for _, fd := range gs.Sockets {
+			l, ok := byFD[fd]
+			if !ok {
+				return fmt.Errorf("generation %d: socket fd %d was not handed over", gs.Num, fd)
+			}
+			g.listeners = append(g.listeners, l)
+		}
+		for _, line := range gs.Tail {
+			g.out.keep(line)
+		}
+		if gs.Stdout >= 0 {
+			g.outR = os.NewFile(uintptr(gs.Stdout), "stdout")
+		}
+		if gs.Stderr >= 0 {
+			g.errR = os.NewFile(uintptr(gs.Stderr), "stderr")
+		}
+		if gs.Trap >= 0 {
+			g.trap = os.NewFile(uintptr(gs.Trap), "seccomp")
+		}
+		ch, ok := exits[gs.PID]
+		if !ok {
+			return fmt.Errorf("generation %d: pid %d not watched", gs.Num, gs.PID)
+		}
+		ref := &procRef{}
+		ref.gen.Store(g)
+		g.ref = ref
+		go func() { s.forwardExit(ref, <-ch) }()
+		s.gens = append(s.gens, g)
+	}
+	for _, l := range others {
+		s.retired = append(s.retired, l)
+	}
+	s.notifyDir, s.hash, s.note = st.NotifyDir, st.Hash, st.Note
+	s.nextGen, s.reloads, s.restarts, s.upgrades, s.notified, s.last = st.NextGen, st.Reloads, st.Restarts, st.Upgrades, st.Notified, st.Last
+	s.resumed, s.rolledBack = true, st.rolledBack
+	return nil
+}
+
+// resumeGens starts, on Run's goroutine, what watches each generation
+// taken over: its notify reader, output copiers, trapped calls, watchdog
+// and drain deadline.
+func (s *Supervisor) resumeGens() {
+	for _, g := range s.gens {
+		prefix := ""
+		if s.opts.OutputPrefix {
+			prefix = genPrefix(g.num, g.pid)
+		}
+		if g.outR != nil {
+			g.out.copy(g.outR, orStdout(s.opts.Stdout), prefix)
+		}
+		if g.errR != nil {
+			g.out.copy(g.errR, orStderr(s.opts.Stderr), prefix)
+		}
+		go s.readNotify(g)
+		if g.trap != nil {
+			s.serveTrap(g, g.trap)
+		}
+		switch g.state {
+		case StateReady:
+			if g.watchdogDur > 0 {
+				s.armWatchdog(g)
+			}
+		case StateDraining:
+			s.after(g, max(time.Until(g.drainBy), 0), evDrainTimeout)
+		}
+		s.log.Info("generation taken over", KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
+	}
+	s.closeRetired()
+}

@@ -192,14 +192,27 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("STATUS=%q after a good reload", st)
 	}
 
-	// A failing one: the check fails, generation 2 serves on.
+	// An upgrade in place: the same hupd (PID) goes on speaking for the
+	// service, and a reload after it is announced as before.
+	up := exec.Command(hupdBin, "upgrade")
+	up.Env = h.Cmd.Env
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("hupd upgrade: %v: %s", err, out)
+	}
+	h.Signal(syscall.SIGHUP)
+	m.nextNot("RELOADING=1", "READY=1")
+	if st, _ := m.nextNot("READY=1", "RELOADING=1").value("STATUS"); !strings.HasPrefix(st, "serving generation 3 (pid "+strconv.Itoa(h.ChildPID(3))+"); last reload ok (swap, ") {
+		t.Errorf("STATUS=%q after a reload by the upgraded hupd", st)
+	}
+
+	// A failing one: the check fails, generation 3 serves on.
 	if err := os.Remove(ok); err != nil {
 		t.Fatal(err)
 	}
 	h.Signal(syscall.SIGHUP)
 	m.nextNot("RELOADING=1", "READY=1")
 	failed := m.nextNot("READY=1", "RELOADING=1")
-	if st, _ := failed.value("STATUS"); !strings.HasPrefix(st, "serving generation 2 (pid "+strconv.Itoa(h.ChildPID(2))+"); last reload failed (swap): ") {
+	if st, _ := failed.value("STATUS"); !strings.HasPrefix(st, "serving generation 3 (pid "+strconv.Itoa(h.ChildPID(3))+"); last reload failed (swap): ") {
 		t.Errorf("STATUS=%q after a failed reload", st)
 	}
 
@@ -216,8 +229,8 @@ func TestSystemdNotify(t *testing.T) {
 			t.Errorf("message %v from pid %d, not hupd (%d): a child's notify reached the service manager", msg.lines, msg.pid, hupd)
 		}
 	}
-	if n := len(slices.DeleteFunc(slices.Clone(m.all), func(x notifyMsg) bool { return !x.has("READY=1") })); n != 3 {
-		t.Errorf("%d READY=1 messages, want 3 (start and two reloads): %v", n, m.all)
+	if n := len(slices.DeleteFunc(slices.Clone(m.all), func(x notifyMsg) bool { return !x.has("READY=1") })); n != 4 {
+		t.Errorf("%d READY=1 messages, want 4 (start and three reloads): %v", n, m.all)
 	}
 }
 

@@ -408,6 +408,16 @@ func TakeUpgrade() (*Upgrade, error) {
 	return &st, nil
 }
 
+// Serving returns the newest ready generation handed over, 0s if none.
+func (st *Upgrade) Serving() (gen, pid int) {
+	for _, g := range st.Gens {
+		if g.State == StateReady && g.Num > gen {
+			gen, pid = g.Num, g.PID
+		}
+	}
+	return gen, pid
+}
+
 // Sockets returns every socket the state hands over, configured first.
 func (st *Upgrade) Sockets() []socketact.ListenerState {
 	return append(append([]socketact.ListenerState(nil), st.Listeners...), st.Retired...)

@@ -125,6 +125,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	sup.Preset(rc.note())
 	var observers []supervisor.Hooks
 	if sd := notifySystemd(opts, log); sd != nil {
+		if up != nil { // READY=1 was said before the upgrade
+			sd.ready = true
+			sd.gen, sd.pid = up.Serving()
+		}
 		observers = append(observers, sd.hooks())
 		stop := make(chan struct{})
 		var pings sync.WaitGroup

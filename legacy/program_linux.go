@@ -3,11 +3,12 @@ package legacy
 import (
 	"bufio"
 	"bytes"
-	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 )
 
@@ -42,41 +43,81 @@ func checkELF(path string, depth int) error {
 		}
 		return checkELF(fields[0], depth+1)
 	}
-	if !bytes.HasPrefix(head, []byte(elf.ELFMAG)) {
+	if !bytes.HasPrefix(head, []byte("\x7fELF")) {
 		return nil // not ELF: nothing to judge
 	}
-	e, err := elf.NewFile(f)
-	if err != nil {
-		return nil
+	class, machine, ok := elfHeader(head)
+	if !ok {
+		return nil // not a header that can be judged: let exec say
 	}
 	want := nativeMachine()
-	x32 := want == elf.EM_X86_64 && e.Machine == want && e.Class == elf.ELFCLASS32 // x32 ABI: trapped too
-	if want != elf.EM_NONE && (e.Machine != want || e.Class != elf.ELFCLASS64) && !x32 {
+	x32 := want == emX86_64 && machine == want && class == 32 // x32 ABI: trapped too
+	if want != 0 && (machine != want || class != 64) && !x32 {
 		why := ""
-		if e.Machine == elf.EM_386 {
+		if machine == em386 {
 			why = " (a 32-bit x86 program binds through socketcall(2) or the i386 call numbers)"
 		}
-		return fmt.Errorf("%s is a %s %s program: bind redirection traps only %s calls%s; run a %s build, or hand it sockets another way",
-			path, classBits(e.Class), strings.TrimPrefix(e.Machine.String(), "EM_"), runtime.GOARCH, why, runtime.GOARCH)
+		return fmt.Errorf("%s is a %d-bit %s program: bind redirection traps only %s calls%s; run a %s build, or hand it sockets another way",
+			path, class, machineName(machine), runtime.GOARCH, why, runtime.GOARCH)
 	}
 	return nil
 }
 
-func classBits(c elf.Class) string {
-	if c == elf.ELFCLASS32 {
-		return "32-bit"
+// ELF machines (e_machine) hupd names; debug/elf would cost hupd's binary
+// (and so its resident memory) 90 KB of decompressors it never uses.
+const (
+	em386     = 3
+	emARM     = 40
+	emX86_64  = 62
+	emAARCH64 = 183
+)
+
+// elfHeader reads an ELF header's class (32 or 64) and machine.
+func elfHeader(h []byte) (class int, machine uint16, ok bool) {
+	if len(h) < 20 {
+		return 0, 0, false
 	}
-	return "64-bit"
+	switch h[4] { // EI_CLASS
+	case 1:
+		class = 32
+	case 2:
+		class = 64
+	default:
+		return 0, 0, false
+	}
+	switch h[5] { // EI_DATA
+	case 1:
+		machine = binary.LittleEndian.Uint16(h[18:])
+	case 2:
+		machine = binary.BigEndian.Uint16(h[18:])
+	default:
+		return 0, 0, false
+	}
+	return class, machine, true
 }
 
-func nativeMachine() elf.Machine {
+func machineName(m uint16) string {
+	switch m {
+	case em386:
+		return "386"
+	case emARM:
+		return "ARM"
+	case emX86_64:
+		return "X86_64"
+	case emAARCH64:
+		return "AARCH64"
+	}
+	return "machine " + strconv.Itoa(int(m))
+}
+
+func nativeMachine() uint16 {
 	switch runtime.GOARCH {
 	case "amd64":
-		return elf.EM_X86_64
+		return emX86_64
 	case "arm64":
-		return elf.EM_AARCH64
+		return emAARCH64
 	}
-	return elf.EM_NONE
+	return 0
 }
 
 var errNoUserNotif = errors.New("bind redirection needs seccomp user notification, which this kernel does not offer (/proc/sys/kernel/seccomp/actions_avail lacks user_notif; Linux 5.19 or later is needed)")

@@ -124,6 +124,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	rc.sup = sup
 	sup.Preset(rc.note())
 	var observers []supervisor.Hooks
+	running := make(chan struct{}) // closed once nothing can fail before sup.Run
 	if sd := notifySystemd(opts, log); sd != nil {
 		if up != nil { // READY=1 was said before the upgrade
 			sd.ready = true
@@ -133,7 +134,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		stop := make(chan struct{})
 		var pings sync.WaitGroup
 		if sd.n.Watchdog() > 0 {
-			pings.Go(func() { sd.watchdog(sup, stop) })
+			pings.Go(func() { sd.watchdog(sup, running, stop) })
 		}
 		defer func() {
 			close(stop)
@@ -166,6 +167,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		setup.OnListen(ls)
 	}
 	rc.start()
+	close(running)
 	if setup.Load == nil {
 		return sup.Run(sigs)
 	}

@@ -120,8 +120,14 @@ func (sd *systemd) hooks() supervisor.Hooks {
 
 // watchdog sends WATCHDOG=1 at half the service manager's interval for
 // as long as the supervisor answers (a stuck supervisor stops the pings
-// and the service manager acts), until done is closed.
-func (sd *systemd) watchdog(sup *supervisor.Supervisor, done <-chan struct{}) {
+// and the service manager acts), from when running is closed (Status
+// blocks until the supervisor runs) until done is closed.
+func (sd *systemd) watchdog(sup *supervisor.Supervisor, running, done <-chan struct{}) {
+	select {
+	case <-running:
+	case <-done:
+		return // hupd failed before it ran
+	}
 	t := time.NewTicker(sd.n.Watchdog() / 2)
 	defer t.Stop()
 	for {

@@ -43,10 +43,16 @@ type Server struct {
 	log    *slog.Logger
 	report func(Event)
 	warned []bool // a family mismatch was logged for this held socket
-	// busy is held from a notification's receipt to its answer: Pause
-	// takes it so that none is taken in and left unanswered.
-	busy sync.Mutex
+	// busy is held from a notification's receipt to its answer, and
+	// while the notify fd is closed: Pause takes it so that none is taken
+	// in and left unanswered.
+	busy   sync.Mutex
+	closed bool // the notify fd, by Serve's end; under busy
 }
+
+// Closed reports, while paused, whether Serve has ended and closed the
+// notify fd (every process of the generation is gone).
+func (s *Server) Closed() bool { return s.closed }
 
 // Pause returns once no trapped call is being answered and keeps the
 // Server from taking the next one in until resume is called: the calls
@@ -69,7 +75,12 @@ func NewServer(notify *os.File, held []Socket, log *slog.Logger, report func(Eve
 // (the generation and all it forked have exited), then closes the notify
 // fd. Each call is answered before the next one is read.
 func (s *Server) Serve() {
-	defer s.notify.Close()
+	defer func() {
+		s.busy.Lock()
+		defer s.busy.Unlock()
+		s.notify.Close()
+		s.closed = true
+	}()
 	defer s.checkSocketFiles(s.socketFiles())
 	rc, err := s.notify.SyscallConn()
 	if err != nil {

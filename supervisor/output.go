@@ -17,17 +17,21 @@ const tailLines = 20
 // that a failed start can be explained.
 type output struct {
 	copying sync.WaitGroup // the copiers, until their pipes close
-	mu      sync.Mutex
-	lines   []string // ring of the last tailLines lines
-	next    int
-	full    bool
+	// files guards closing the read ends, which the copiers do at EOF:
+	// an upgrade pins them to hand the open ones over.
+	files  sync.Mutex
+	closed map[*os.File]bool
+	mu     sync.Mutex
+	lines  []string // ring of the last tailLines lines
+	next   int
+	full   bool
 }
 
 // copyFrom reads r until EOF (every holder of the pipe's write end has
 // exited or closed it) and writes to w. It runs in its own goroutine.
 func (o *output) copyFrom(r *os.File, w io.Writer, prefix string) {
 	defer o.copying.Done()
-	defer r.Close()
+	defer o.closeFile(r)
 	br := bufio.NewReaderSize(r, 4<<10)
 	atStart := true
 	var partial []byte // of a line longer than the buffer, capped
@@ -83,6 +87,23 @@ func (o *output) keep(line string) {
 	if o.next == 0 {
 		o.full = true
 	}
+}
+
+func (o *output) closeFile(r *os.File) {
+	o.files.Lock()
+	defer o.files.Unlock()
+	r.Close()
+	if o.closed == nil {
+		o.closed = make(map[*os.File]bool)
+	}
+	o.closed[r] = true
+}
+
+// pin keeps the copiers from closing their pipes until release is
+// called; meanwhile open tells whether r is still open.
+func (o *output) pin() (open func(r *os.File) bool, release func()) {
+	o.files.Lock()
+	return func(r *os.File) bool { return r != nil && !o.closed[r] }, o.files.Unlock
 }
 
 // copy starts copying r to w in its own goroutine.

@@ -155,12 +155,16 @@ func (s *Supervisor) tryUpgrade(binary string) error {
 	s.standbyLost = true // no new one before the exec (or after a failure)
 	defer func() { s.standbyLost = false }()
 
-	// From here no trapped call is half answered and no exit is collected
-	// in this image.
+	// From here no trapped call is half answered, no handed-over fd is
+	// closed, and no exit is collected in this image.
+	opens := make(map[*generation]func(*os.File) bool, len(s.gens))
 	for _, g := range s.gens {
 		if g.trapSrv != nil {
 			defer g.trapSrv.Pause()()
 		}
+		open, release := g.out.pin()
+		defer release()
+		opens[g] = open
 	}
 	pids := make([]int, len(s.gens))
 	for i, g := range s.gens {
@@ -177,7 +181,7 @@ func (s *Supervisor) tryUpgrade(binary string) error {
 		return fmt.Errorf("opening the running binary: %w", err)
 	}
 	defer exe.Close()
-	st := s.upgradeState(int(exe.Fd()))
+	st := s.upgradeState(int(exe.Fd()), opens)
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -322,7 +326,9 @@ func slicesWithout(env []string, prefix string) []string {
 	return out
 }
 
-func (s *Supervisor) upgradeState(exe int) *Upgrade {
+// upgradeState describes what is handed over; open tells which output
+// pipes are still open (pinned), and a generation's trap server is paused.
+func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) bool) *Upgrade {
 	st := &Upgrade{Version: upgradeVersion, Exe: exe, NotifyDir: s.notifyDir, Hash: s.hash, Note: s.note,
 		NextGen: s.nextGen, Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades + 1, Notified: s.notified, Last: s.last}
 	for _, l := range s.listeners {
@@ -338,9 +344,20 @@ func (s *Supervisor) upgradeState(exe int) *Upgrade {
 		return int(f.Fd())
 	}
 	for _, g := range s.gens {
+		open := opens[g]
+		out, errOut, trap := g.outR, g.errR, g.trap
+		if !open(out) {
+			out = nil // at EOF already: the copier closed it
+		}
+		if !open(errOut) {
+			errOut = nil
+		}
+		if g.trapSrv != nil && g.trapSrv.Closed() {
+			trap = nil // its processes are gone
+		}
 		gs := GenState{Num: g.num, PID: g.pid, PGID: g.pgid, MainPID: g.mainPID, State: g.state, Started: g.started,
-			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(g.outR), Stderr: fdOf(g.errR),
-			Trap: fdOf(g.trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
+			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(out), Stderr: fdOf(errOut),
+			Trap: fdOf(trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
 			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
 			Watchdog: g.watchdogDur, Tail: g.out.tail()}
 		for _, l := range g.listeners {

@@ -112,8 +112,8 @@ func TestMainPIDQuickHandover(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("mainpid-quick")...)...)
 	h.WaitEvent("main process exited: following MAINPID", 1, nil)
 	line := h.Stdout.NextWith(t, "ready")
-	h.Signal(syscall.SIGUSR2)
-	if got := h.Stdout.NextWith(t, "got"); got != "got USR2" {
+	h.Signal(syscall.SIGUSR1)
+	if got := h.Stdout.NextWith(t, "got"); got != "got USR1" {
 		t.Fatalf("new main (%s) got %q", line, got)
 	}
 	if code := h.Stop(); code != 0 {

@@ -288,3 +288,42 @@ func TestUpgradeLegacy(t *testing.T) {
 		t.Fatalf("hupd exited %d", code)
 	}
 }
+
+// TestUpgradeUnderSignals: signals keep arriving while hupd upgrades
+// (USR1, whose default action would end a process that has not taken it
+// in yet, is sent to hupd without pause): none is lost to the exec window
+// or to the new image's start-up. hupd survives three upgrades, keeps
+// forwarding, and stops cleanly.
+func TestUpgradeUnderSignals(t *testing.T) {
+	t.Parallel()
+	h := StartHupd(t, append([]string{"run", "--ready", "delay:1ms", "--"}, childCmd("signals")...)...)
+	procReady(t, h)
+	h.WaitEvent("child ready", 1, nil)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				syscall.Kill(h.Cmd.Process.Pid, syscall.SIGUSR1)
+			}
+		}
+	}()
+	for i := 1; i <= 3; i++ {
+		if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
+			close(stop)
+			<-done
+			t.Fatalf("upgrade %d: %d %s", i, code, out)
+		}
+	}
+	close(stop)
+	<-done
+	h.WaitEvent("upgraded: generations taken over", 3, nil)
+	h.Signal(syscall.SIGWINCH)
+	h.Stdout.NextWith(t, "got WINCH") // still forwarding, after however many USR1
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}

@@ -39,11 +39,54 @@ func Forwardable(sig syscall.Signal) bool {
 // stdout makes writes fail instead of killing hupd). ch must be buffered.
 // As PID 1 this is also what gives those signals any effect at all.
 func Intake(ch chan<- os.Signal) {
+	if early != nil {
+		// Taken in since init: pass on what came and what comes.
+		go func() {
+			for sig := range early {
+				ch <- sig
+			}
+		}()
+		return
+	}
+	signal.Notify(ch, intakeSignals()...)
+}
+
+func intakeSignals() []os.Signal {
 	var sigs []os.Signal
 	for sig := syscall.Signal(1); sig <= rtmax; sig++ {
 		if Forwardable(sig) || sig == unix.SIGPIPE {
 			sigs = append(sigs, sig)
 		}
 	}
-	signal.Notify(ch, sigs...)
+	return sigs
+}
+
+// EnvEarlyIntake, when set in the environment (an in-place upgrade sets
+// it for the new image), makes this package take in hupd's signals from
+// its init on: a TERM or HUP that arrives while the new image starts up
+// must not kill it (and its children with it) before Intake is called.
+const EnvEarlyIntake = "HUPD_UPGRADE_STATE"
+
+var early chan os.Signal
+
+func init() {
+	if os.Getenv(EnvEarlyIntake) != "" {
+		early = make(chan os.Signal, 64)
+		signal.Notify(early, intakeSignals()...)
+	}
+}
+
+// BlockAll blocks every signal on the calling thread and returns a func
+// that restores its mask. Before an exec of the process's own binary: a
+// signal that arrives meanwhile stays pending, instead of meeting the
+// default action in the new image, until that one takes it in.
+func BlockAll() (restore func(), err error) {
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+		return nil, os.NewSyscallError("pthread_sigmask", err)
+	}
+	return func() { unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }, nil
 }

@@ -36,7 +36,7 @@ import (
 var BuildVersion string
 
 // EnvUpgrade names, in the new image's environment, the fd of the state.
-const EnvUpgrade = "HUPD_UPGRADE_STATE"
+const EnvUpgrade = signals.EnvEarlyIntake
 
 // UpgradeProtocol is what "hupd upgrade-protocol" prints: the version of
 // the state format this binary reads.
@@ -208,6 +208,11 @@ func (s *Supervisor) tryUpgrade(binary string) error {
 	env := append(slicesWithout(os.Environ(), EnvUpgrade+"="), EnvUpgrade+"="+strconv.Itoa(mfd))
 	s.log.Info("upgrading: exec", "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
 	return s.sp.exec(func() error {
+		restore, err := signals.BlockAll()
+		if err != nil {
+			return err
+		}
+		defer restore() // only reached if the exec fails
 		return os.NewSyscallError("execve "+binary, syscall.Exec(binary, os.Args, env))
 	})
 }
@@ -460,6 +465,9 @@ func (st *Upgrade) Rollback() error {
 	}
 	env := append(slicesWithout(os.Environ(), EnvUpgrade+"="), EnvUpgrade+"="+strconv.Itoa(st.fd), envRolledBack+"=1")
 	path := "/proc/self/fd/" + strconv.Itoa(st.Exe)
+	if restore, err := signals.BlockAll(); err == nil {
+		defer restore() // only reached if the exec fails
+	}
 	err := syscall.Exec(path, os.Args, env)
 	for _, fd := range fds {
 		unix.CloseOnExec(fd)

@@ -26,6 +26,7 @@ type Config struct {
 	Reload  Reload   `toml:"reload"`
 	Restart Restart  `toml:"restart"`
 	Legacy  Legacy   `toml:"legacy"`
+	Health  Health   `toml:"health"`
 	Log     Log      `toml:"log"`
 
 	file string
@@ -115,6 +116,17 @@ type Legacy struct {
 	// Mode "redirect" gives the [[listen]] sockets to a program that binds
 	// its own ports; "" hands them over as inherited fds.
 	Mode string `toml:"mode,omitempty"`
+}
+
+// Health is the [health] table: hupd's own HTTP endpoint for probes and
+// metrics (/livez, /readyz, /metrics). Off unless Address is set.
+type Health struct {
+	// Address is HOST:PORT of a TCP listener hupd opens for itself; it
+	// is never one of the [[listen]] sockets and never passed to a child.
+	Address string `toml:"address,omitempty"`
+	// Failures: /readyz fails once this many reloads in a row have failed,
+	// until one succeeds. 0, the default, never.
+	Failures int `toml:"failures,omitempty"`
 }
 
 // Log is the [log] table.
@@ -238,13 +250,14 @@ func inTable(parent string) string {
 // validKeys lists the keys of the table at parent ("" for the top level).
 func validKeys(parent string) []string {
 	keys := map[string][]string{
-		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "log"},
+		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"legacy":  {"mode"},
+		"health":  {"address", "failures"},
 		"log":     {"format", "level"},
 	}[parent]
 	sort.Strings(keys)

@@ -167,7 +167,11 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
 			where: "u.toml:3", key: "comand", table: "at the top level",
-			valid: []string{"command", "control", "legacy", "listen", "log", "name", "process", "reload", "restart", "watch"},
+			valid: []string{"command", "control", "health", "legacy", "listen", "log", "name", "process", "reload", "restart", "watch"},
+		},
+		{
+			name: "health", src: "[health]\naddres = \"127.0.0.1:9901\"\n",
+			where: "u.toml:2", key: "addres", table: "in [health]", valid: []string{"address", "failures"},
 		},
 		{
 			name: "process", src: "[process]\nusr = \"www\"\n",
@@ -429,6 +433,14 @@ func TestResolveErrors(t *testing.T) {
 		{"watch signal", cmd + "[[watch]]\npaths = [\"/a\"]\naction = \"signal:HUPP\"\n", "c.toml:4", "watch[0].action", "signal:HUPP", `invalid signal "HUPP"`},
 		{"watch debounce", cmd + "[[watch]]\npaths = [\"/a\"]\ndebounce = \"0s\"\n", "c.toml:4", "watch[0].debounce", "0s", "positive duration"},
 		{"second watch poll", cmd + "[[watch]]\npaths = [\"/a\"]\n[[watch]]\npaths = [\"/b\"]\npoll_interval = \"often\"\n", "c.toml:6", "watch[1].poll_interval", "often", "positive duration"},
+		{"health no port", cmd + "[health]\naddress = \"127.0.0.1\"\n", "c.toml:3", "health.address", "127.0.0.1", "want HOST:PORT such as 127.0.0.1:9901 or :9901 (missing port in address)"},
+		{"health scheme", cmd + "[health]\naddress = \"tcp://127.0.0.1:9901\"\n", "c.toml:3", "health.address", "tcp://127.0.0.1:9901", "without a scheme"},
+		{"health port range", cmd + "[health]\n\naddress = \"127.0.0.1:65536\"\n", "c.toml:4", "health.address", "127.0.0.1:65536", `port "65536" is not a number from 0 to 65535`},
+		{"health port name", cmd + "[health]\naddress = \"localhost:http\"\n", "c.toml:3", "health.address", "localhost:http", `port "http" is not a number`},
+		{"health bad host", cmd + "[health]\naddress = \"a b:1\"\n", "c.toml:3", "health.address", "a b:1", `invalid host "a b"`},
+		{"health too many colons", cmd + "[health]\naddress = \"::1:80\"\n", "c.toml:3", "health.address", "::1:80", "too many colons"},
+		{"health negative failures", cmd + "[health]\naddress = \":0\"\nfailures = -1\n", "c.toml:4", "health.failures", "-1", "must not be negative"},
+		{"health failures without address", cmd + "[health]\nfailures = 3\n", "c.toml:3", "health.failures", "3", "goes with health.address (--health)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse("c.toml", []byte(tc.src))
@@ -540,6 +552,7 @@ level = "debug"
 		{"dir", []string{"/"}},
 		{"log-format", []string{"json"}},
 		{"log-level", nil}, // no values: no change
+		{"health", []string{"127.0.0.1:9901"}},
 	} {
 		if err := c.Override(o.flag, o.vals...); err != nil {
 			t.Fatalf("Override(%q): %v", o.flag, err)
@@ -550,7 +563,8 @@ level = "debug"
 		t.Errorf("--listen replaces every [[listen]]: %+v", c.Listen)
 	}
 	if c.Name != "flag" || c.Process.StopTimeout != "2s" || c.Reload.Signal != "USR1" || c.Process.StopSignal != "QUIT" ||
-		c.Restart.Policy != "always" || c.Process.Dir != "/" || c.Log.Format != "json" || c.Log.Level != "debug" {
+		c.Restart.Policy != "always" || c.Process.Dir != "/" || c.Log.Format != "json" || c.Log.Level != "debug" ||
+		c.Health.Address != "127.0.0.1:9901" {
 		t.Errorf("flags not applied: %+v", c)
 	}
 	if want := map[string]string{"KEEP": "1", "SET": "flag", "NEW": "a=b"}; !reflect.DeepEqual(c.Process.Env, want) {
@@ -559,6 +573,7 @@ level = "debug"
 	for key, want := range map[string]string{
 		"name": "--name", "listen.1.address": "--listen", "process.stop_timeout": "--stop-timeout",
 		"process.env.SET": "--env", "process.env.KEEP": "o.toml:11", "log.level": "o.toml:14",
+		"health.address": "--health",
 	} {
 		if got := c.src.where(key); got != want {
 			t.Errorf("where(%q) = %q, want %q", key, got, want)
@@ -609,6 +624,8 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{"listen", "tcp://:99999", "listen[0].address"},
 		{"listen", "a:b=tcp://:1", "listen[0].name"},
 		{"watch", "/etc/[a", "watch[0].paths"},
+		{"health", "127.0.0.1", "health.address"},
+		{"health", "127.0.0.1:x", "health.address"},
 	} {
 		c, err := Parse("f.toml", []byte(`command = ["`+exe+`"]`+"\n"))
 		if err != nil {
@@ -822,5 +839,51 @@ handoff = ["server-starter"]
 	}
 	if !reflect.DeepEqual(c2.Listen[0].Env, []string{"server-starter", "einhorn"}) || c2.Listen[1].Env != nil {
 		t.Fatalf("round trip: %q, %q\n%s", c2.Listen[0].Env, c2.Listen[1].Env, b.String())
+	}
+}
+
+// TestResolveHealth: [health] is off by default; an address is taken as
+// HOST:PORT (empty host, IP, host name; port 0), with where it came from.
+func TestResolveHealth(t *testing.T) {
+	exe := executable(t)
+	cmd := `command = ["` + exe + `"]` + "\n"
+	c, err := Parse("h.toml", []byte(cmd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil || r.Health != (HealthSpec{}) {
+		t.Fatalf("no [health]: %+v, %v; want off", r.Health, err)
+	}
+	for _, addr := range []string{"127.0.0.1:9901", ":0", "[::1]:9901", "[fe80::1%lo]:1", "localhost:9901", "pod-1.example.org:80", "0.0.0.0:65535"} {
+		c, err := Parse("h.toml", []byte(cmd+"[health]\naddress = \""+addr+"\"\nfailures = 2\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.Resolve()
+		if err != nil {
+			t.Errorf("%s: %v", addr, err)
+			continue
+		}
+		if want := (HealthSpec{Address: addr, Failures: 2, Where: "h.toml:3"}); r.Health != want {
+			t.Errorf("%s: %+v, want %+v", addr, r.Health, want)
+		}
+	}
+	// The flag wins over the file, and says so; "" turns it off.
+	c, err = Parse("h.toml", []byte(cmd+"[health]\naddress = \"127.0.0.1:1\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Override("health", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Resolve(); err != nil || r.Health.Address != "127.0.0.1:0" || r.Health.Where != "--health" {
+		t.Fatalf("--health: %+v, %v", r.Health, err)
+	}
+	if err := c.Override("health", ""); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Resolve(); err != nil || r.Health != (HealthSpec{}) {
+		t.Fatalf("--health \"\": %+v, %v; want off", r.Health, err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -39,6 +41,17 @@ type Resolved struct {
 	// WatchConfig, its edits are applied as they are saved.
 	ConfigFile  string
 	WatchConfig bool
+	// Health is hupd's own HTTP endpoint; its Address "" is off.
+	Health HealthSpec
+}
+
+// HealthSpec is the resolved [health] table.
+type HealthSpec struct {
+	Address  string // HOST:PORT for a TCP listener; "" is off
+	Failures int    // failed reloads in a row that make /readyz fail; 0 never
+	// Where says where Address was configured ("hupd.toml:30",
+	// "--health"), for errors that only opening the listener finds.
+	Where string
 }
 
 // WatchSpec is one resolved [[watch]] table.
@@ -137,6 +150,8 @@ func (c *Config) Override(flag string, values ...string) error {
 		b := v == "true"
 		c.Reload.WatchConfig = &b
 		c.src.setFlag("reload.watch_config", "--watch-config")
+	case "health":
+		set(&c.Health.Address, "health.address")
 	case "log-format":
 		set(&c.Log.Format, "log.format")
 	case "log-level":
@@ -313,6 +328,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 	if err := c.resolveWatch(r); err != nil {
 		return nil, err
 	}
+	if err := c.resolveHealth(r); err != nil {
+		return nil, err
+	}
 	if len(c.Command) == 0 {
 		return fail("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
 	}
@@ -408,6 +426,73 @@ func (c *Config) resolveWatch(r *Resolved) error {
 		r.Watch = append(r.Watch, ws)
 	}
 	return nil
+}
+
+// resolveHealth checks the [health] table. The address is only parsed
+// here: a port in use shows when hupd opens it, before the first child.
+func (c *Config) resolveHealth(r *Resolved) error {
+	h := c.Health
+	fail := func(k, v string, err error) error {
+		return &Error{Where: c.src.where(k), Field: k, Value: v, Err: err}
+	}
+	if h.Failures < 0 {
+		return fail("health.failures", strconv.Itoa(h.Failures), errors.New("must not be negative (0 is off)"))
+	}
+	if h.Address == "" {
+		if h.Failures > 0 {
+			return fail("health.failures", strconv.Itoa(h.Failures), errors.New("goes with health.address (--health): the endpoint is off"))
+		}
+		return nil
+	}
+	if err := checkHostPort(h.Address); err != nil {
+		return fail("health.address", h.Address, err)
+	}
+	r.Health = HealthSpec{Address: h.Address, Failures: h.Failures, Where: c.src.where("health.address")}
+	return nil
+}
+
+// checkHostPort says why a is not a TCP HOST:PORT for net.Listen, or nil.
+// HOST may be empty (every address), an IP address or a host name.
+func checkHostPort(a string) error {
+	const want = "want HOST:PORT such as 127.0.0.1:9901 or :9901"
+	if strings.Contains(a, "://") {
+		return errors.New(want + ", without a scheme")
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		// *net.AddrError has no Unwrap: its reason is the Err field.
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return fmt.Errorf("%s (%s)", want, ae.Err)
+		}
+		return fmt.Errorf("%s (%v)", want, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "" && !validHostName(host) {
+		return fmt.Errorf("invalid host %q: want an IP address or a host name", host)
+	}
+	return nil
+}
+
+// validHostName reports whether h is made of DNS labels: letters, digits
+// and hyphens, separated by dots.
+func validHostName(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (c *Config) resolveReadiness(o *supervisor.Options) error {

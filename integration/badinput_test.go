@@ -74,7 +74,7 @@ var badCases = []badCase{
 	{
 		name: "unknown key", code: 2,
 		toml: "command = [\"{hello}\"]\ncomand = [\"{hello}\"] " + badMark + "\n{listen}",
-		says: []string{`unknown key "comand": valid keys at the top level are command, control, legacy, listen, log, name, process, reload, restart`},
+		says: []string{`unknown key "comand": valid keys at the top level are command, control, health, legacy, listen, log, name, process, reload, restart`},
 	},
 	{
 		name: "unknown key in the second listen", code: 2,
@@ -180,6 +180,43 @@ var badCases = []badCase{
 		name: "port in use in TOML", code: 1, runOnly: true,
 		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\nname = \"busy\"\naddress = \"tcp://127.0.0.1:{busy}\" " + badMark + "\n",
 		says: []string{"listen tcp://127.0.0.1:{busy}: bind: address already in use"},
+	},
+
+	// hupd's own health endpoint: a bad address is a configuration error;
+	// a port in use is found when hupd opens it, after the [[listen]]
+	// sockets, which must not outlive the failure.
+	{
+		name: "bad health address", code: 2, args: []string{"--listen", "unix://{sock}", "--health", "127.0.0.1"},
+		where: "--health: ", says: []string{`health.address = "127.0.0.1": want HOST:PORT such as 127.0.0.1:9901 or :9901 (missing port in address)`},
+	},
+	{
+		name: "health address with a scheme", code: 2, args: []string{"--health", "http://127.0.0.1:9901"},
+		where: "--health: ", says: []string{`health.address = "http://127.0.0.1:9901": want HOST:PORT such as 127.0.0.1:9901 or :9901, without a scheme`},
+	},
+	{
+		name: "bad health address in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[health]\naddress = \"localhost:99999\" " + badMark + "\n",
+		says: []string{`health.address = "localhost:99999": port "99999" is not a number from 0 to 65535`},
+	},
+	{
+		name: "health failures without an address", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[health]\nfailures = 2 " + badMark + "\n",
+		says: []string{`health.failures = "2": goes with health.address (--health): the endpoint is off`},
+	},
+	{
+		name: "health port in use", code: 1, runOnly: true,
+		args:  []string{"--listen", "u=unix://{sock}", "--listen", "t=tcp://127.0.0.1:{port}", "--health", "127.0.0.1:{busy}"},
+		where: "--health: ", says: []string{`health.address = "127.0.0.1:{busy}": bind: address already in use`},
+	},
+	{
+		name: "health port in use in TOML", code: 1, runOnly: true,
+		toml: "command = [\"{hello}\"]\n{listen}\n[health]\naddress = \"127.0.0.1:{busy}\" " + badMark + "\n",
+		says: []string{`health.address = "127.0.0.1:{busy}": bind: address already in use`},
+	},
+	{
+		name: "health port is a listen port", code: 1, runOnly: true,
+		args:  []string{"--listen", "u=unix://{sock}", "--listen", "t=tcp://127.0.0.1:{port}", "--health", "127.0.0.1:{port}"},
+		where: "--health: ", says: []string{`health.address = "127.0.0.1:{port}": bind: address already in use`},
 	},
 
 	// The command.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -290,14 +291,25 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 	defaults(&opts)
 	cur := rc.cur.Options
 	defaults(&cur)
+	// The health endpoint is opened once, before the supervisor runs: it
+	// keeps its address and threshold ("" is off) until hupd restarts.
+	healthAddr := func(h config.HealthSpec) string {
+		if h.Address == "" {
+			return "off"
+		}
+		return h.Address
+	}
 	for _, fixed := range []struct{ what, was, now string }{
 		{"name", cur.Name, opts.Name}, {"control", cur.Control, opts.Control}, {"log.format", old.LogFormat, next.LogFormat},
+		{"health.address", healthAddr(old.Health), healthAddr(next.Health)},
+		{"health.failures", strconv.Itoa(old.Health.Failures), strconv.Itoa(next.Health.Failures)},
 	} {
 		if fixed.was != fixed.now {
 			rc.log.Warn("setting takes effect when hupd restarts", "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
 		}
 	}
 	opts.Name, opts.Control = cur.Name, cur.Control
+	next.Health = old.Health // what runs, for the next edit to compare with
 
 	w, groups := rc.w, rc.groups
 	if watchesChanged(old, next) {

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/health"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -72,6 +73,17 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		return 1, err
 	}
 	defer closeFiles(held)
+	hs, err := openHealth(r.Health, log)
+	if err != nil {
+		if up != nil {
+			return rollback(up, err, log)
+		}
+		socketact.CloseAll(ls)
+		return 1, err
+	}
+	if hs != nil {
+		defer hs.Close()
+	}
 	rc, err := newReconf(r, ls, setup.Load, log, setup.Level)
 	if err != nil {
 		if up != nil {
@@ -141,6 +153,9 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 			pings.Wait() // Run has returned: Status no longer blocks
 		}()
 	}
+	if hs != nil {
+		observers = append(observers, hs.Hooks())
+	}
 	sup.Observe(hooks(observers...))
 	ctl, err := supervisor.ListenControl(opts.Control, controlHandler{sup, rc}, log)
 	if err != nil {
@@ -167,6 +182,9 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		setup.OnListen(ls)
 	}
 	rc.start()
+	if hs != nil {
+		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
+	}
 	close(running)
 	if setup.Load == nil {
 		return sup.Run(sigs)
@@ -251,6 +269,22 @@ func listeners(specs []socketact.Spec, where []string, log *slog.Logger) (ls []*
 		ls[i] = m
 	}
 	return ls, held, nil
+}
+
+// openHealth opens hupd's own health and metrics endpoint, if configured,
+// right after the [[listen]] sockets: a port in use fails hupd before
+// anything runs or is logged (exit 1, as a [[listen]] port in use). Nil
+// when it is off.
+func openHealth(h config.HealthSpec, log *slog.Logger) (*health.Server, error) {
+	if h.Address == "" {
+		return nil, nil
+	}
+	hs, err := health.Listen(health.Options{Address: h.Address, Failures: h.Failures, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("%s: health.address = %q: %w", h.Where, h.Address, err)
+	}
+	log.Info("health endpoint", "address", hs.Addr().String(), "failures", h.Failures)
+	return hs, nil
 }
 
 func closeFiles(fs []*os.File) {

@@ -1,0 +1,408 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hupd/hupd/supervisor"
+)
+
+// DefaultStatusTimeout is how long a request waits for the supervisor to
+// answer before /livez and /readyz say 503.
+const DefaultStatusTimeout = time.Second
+
+// DefaultHeaderTimeout is how long a client has, from its connection's
+// accept, to send its whole request head.
+const DefaultHeaderTimeout = 5 * time.Second
+
+// Limits of the HTTP server (http1.go). Probes and scrapes are small
+// requests answered within StatusTimeout; nothing here needs to wait
+// longer.
+const (
+	writeTimeout = 10 * time.Second
+	// maxConns bounds the connections served at once. Beyond it the
+	// server does not accept: further clients wait in the listen backlog
+	// (the kernel's queue, which costs hupd nothing) until one ends, which
+	// is within the header, status and write timeouts, and keep their own
+	// timeout (a kubelet probe's, a scrape's). Accepting them only to
+	// answer 503 would take a goroutine, a buffer and a write each, and a
+	// probe fails on a 503 as on a timeout.
+	maxConns = 16
+)
+
+// Source is what the endpoint reports on; *supervisor.Supervisor is one.
+type Source interface {
+	Status() supervisor.Status
+}
+
+// Options configure a Server. Address is required; the others have
+// working zero values.
+type Options struct {
+	// Address is HOST:PORT to listen on (TCP). Port 0 picks a free port:
+	// see Server.Addr.
+	Address string
+	// Failures makes /readyz answer 503 once this many reloads in a row
+	// have failed, until one succeeds; 0 never. The old generation still
+	// serves meanwhile, and /livez is not affected: a Kubernetes readiness
+	// probe then takes the pod out of the Service's endpoints, so that new
+	// traffic goes to pods that took the new version, while the old
+	// generation goes on serving the connections it has; the pod is not
+	// restarted.
+	Failures int
+	// StatusTimeout bounds how long a request waits for the supervisor's
+	// answer; 0 is DefaultStatusTimeout.
+	StatusTimeout time.Duration
+	// HeaderTimeout bounds the time from a connection's accept to the end
+	// of its request head; the server closes a connection that has not
+	// sent it by then, without an answer. 0 is DefaultHeaderTimeout.
+	HeaderTimeout time.Duration
+	// Log receives the HTTP server's own errors (at debug level); nil
+	// discards them.
+	Log *slog.Logger
+}
+
+// Server is hupd's health and metrics endpoint. Listen opens its socket,
+// Start serves it with a Source, Close stops it.
+type Server struct {
+	opts   Options
+	src    Source
+	ln     net.Listener
+	rec    recorder
+	ctx    context.Context // ends with Close: requests stop waiting
+	cancel context.CancelFunc
+	slots  chan struct{} // one per connection being served: at most maxConns
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	conns   map[net.Conn]struct{} // being served
+	call    *statusCall           // the Status call in flight, if any
+	wg      sync.WaitGroup        // the accept loop, connections and Status calls
+}
+
+// statusCall is one Status call that any number of requests wait for.
+type statusCall struct {
+	done chan struct{} // closed when st is set
+	st   supervisor.Status
+}
+
+// Listen opens the listener; nothing is served until Start, and the
+// Hooks record from now on. The error of a listener that cannot be opened
+// is the reason alone ("bind: address already in use"), for the caller to
+// name the address and where it was configured; errors.Is finds the errno
+// in it.
+func Listen(opts Options) (*Server, error) {
+	if opts.StatusTimeout <= 0 {
+		opts.StatusTimeout = DefaultStatusTimeout
+	}
+	if opts.HeaderTimeout <= 0 {
+		opts.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", opts.Address)
+	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err
+		}
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{opts: opts, ln: ln, ctx: ctx, cancel: cancel,
+		slots: make(chan struct{}, maxConns), conns: map[net.Conn]struct{}{}}, nil
+}
+
+// Addr is the bound address (with the port the kernel picked for port 0).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Hooks are the supervisor hooks that record the counters.
+func (s *Server) Hooks() supervisor.Hooks {
+	return supervisor.Hooks{
+		Started:  s.rec.started,
+		Ready:    s.rec.ready,
+		Reloaded: s.rec.reloaded,
+		Stopping: s.rec.stopping,
+	}
+}
+
+// Start serves the listener in a goroutine of its own, reporting on src.
+// Call it once src answers (the supervisor runs, or is about to: a request
+// before that waits for its status up to StatusTimeout), and with nothing
+// left that could keep src from ever answering: Close waits for a Status
+// call in flight. Start after Close does nothing.
+func (s *Server) Start(src Source) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return
+	}
+	s.started, s.src = true, src
+	s.wg.Add(1)
+	go s.serve()
+}
+
+// Close closes the listener and every connection and returns once every
+// goroutine the Server started has ended: a request waiting for the
+// supervisor ends at once, a Status call in flight when the supervisor
+// answers it (see Start).
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.ln.Close()
+	s.wg.Wait()
+	return nil
+}
+
+// serve is the accept loop. It takes a slot before it accepts, so that at
+// most maxConns connections are served at once (see maxConns).
+func (s *Server) serve() {
+	defer s.wg.Done()
+	var backoff time.Duration
+	for {
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		c, err := s.ln.Accept()
+		if err != nil {
+			<-s.slots
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors, say: wait, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.opts.Log.Debug("health endpoint: accept failed", supervisor.KeyError, err, supervisor.KeyDelay, backoff)
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closed { // Close has closed the connections it knew of
+			s.mu.Unlock()
+			c.Close()
+			<-s.slots
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// serveConn reads one request from c, answers it and closes c.
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		<-s.slots
+	}()
+	buf := make([]byte, maxHead)
+	c.SetReadDeadline(time.Now().Add(s.opts.HeaderTimeout))
+	head, more, err := readHead(c, buf)
+	var (
+		req    request
+		resp   response
+		linger = true // unless a clean request was read to its end
+	)
+	reject := func(code int, why string) {
+		resp = text(code, why)
+		s.opts.Log.Debug("health endpoint: bad request", supervisor.KeyStatus, code, supervisor.KeyReason, why)
+	}
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		reject(431, "request head larger than 8 KiB")
+	case errors.Is(err, errHeadCut):
+		reject(400, "incomplete request head")
+	case err != nil:
+		// Nothing sent, a client gone, or no head within HeaderTimeout:
+		// no answer.
+		if !errors.Is(err, io.EOF) {
+			s.opts.Log.Debug("health endpoint: no request", supervisor.KeyError, err)
+		}
+		return
+	default:
+		var code int
+		var why string
+		if req, code, why = parseHead(head); code != 0 {
+			reject(code, why)
+		} else {
+			resp = s.route(req)
+			linger = more || req.body
+		}
+	}
+	c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.Write(resp.appendTo(nil, req.method == "HEAD", time.Now())); err != nil {
+		s.opts.Log.Debug("health endpoint: answer not sent", supervisor.KeyError, err)
+		return
+	}
+	if linger {
+		lingerClose(c, buf)
+	}
+}
+
+// route answers a request: 404 for a path other than the endpoint's,
+// 405 with "Allow: GET, HEAD" for a method other than those.
+func (s *Server) route(req request) response {
+	var h func() response
+	switch req.path {
+	case "/livez":
+		h = s.livez
+	case "/readyz":
+		h = s.readyz
+	case "/metrics":
+		h = s.metrics
+	default:
+		return text(404, "404 page not found")
+	}
+	if req.method != "GET" && req.method != "HEAD" {
+		return text(405, "method not allowed")
+	}
+	return h()
+}
+
+// status returns the supervisor's snapshot, or false when it did not
+// answer within StatusTimeout (or the Server is closing). Requests that
+// arrive while a call is in flight wait for that one.
+func (s *Server) status() (supervisor.Status, bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return supervisor.Status{}, false
+	}
+	c := s.call
+	if c == nil {
+		c = &statusCall{done: make(chan struct{})}
+		s.call = c
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			st := s.src.Status()
+			s.mu.Lock()
+			c.st, s.call = st, nil
+			s.mu.Unlock()
+			close(c.done)
+		}()
+	}
+	s.mu.Unlock()
+	t := time.NewTimer(s.opts.StatusTimeout)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.st, true
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+	return supervisor.Status{}, false
+}
+
+// livez: 200 while the supervisor's loop answers. A failed reload does not
+// make hupd less alive: only a loop that does not answer does.
+func (s *Server) livez() response {
+	if _, ok := s.status(); !ok {
+		return text(503, s.noAnswer())
+	}
+	return text(200, "ok")
+}
+
+// readyz: 200 while a generation is ready and serving; else 503 and why.
+func (s *Server) readyz() response {
+	if why := s.rec.notReady(s.opts.Failures); why != "" {
+		return text(503, why)
+	}
+	st, ok := s.status()
+	if !ok {
+		return text(503, s.noAnswer())
+	}
+	if why := notServing(st); why != "" {
+		return text(503, why)
+	}
+	return text(200, "ok")
+}
+
+// metrics: the counters, and the gauges of a status snapshot. When the
+// supervisor does not answer, the counters still go out, with hupd_up 0.
+func (s *Server) metrics() response {
+	st, ok := s.status()
+	var sp *supervisor.Status
+	if ok {
+		sp = &st
+	}
+	return response{200, contentType, writeMetrics(s.rec.snapshot(), sp)}
+}
+
+func (s *Server) noAnswer() string {
+	return "hupd's supervisor did not answer within " + s.opts.StatusTimeout.String()
+}
+
+// notServing says why st has no generation serving, or "".
+func notServing(st supervisor.Status) string {
+	if st.Stopping {
+		return "stopping"
+	}
+	if current(st) != 0 {
+		return ""
+	}
+	for i := len(st.Generations) - 1; i >= 0; i-- {
+		if g := st.Generations[i]; g.State == supervisor.StateStarting {
+			return fmt.Sprintf("generation %d starting: not ready yet", g.Gen)
+		}
+	}
+	return "no generation ready"
+}
+
+// current is the serving generation of st: the newest ready one; 0 if none.
+func current(st supervisor.Status) int {
+	for i := len(st.Generations) - 1; i >= 0; i-- {
+		if g := st.Generations[i]; g.State == supervisor.StateReady {
+			return g.Gen
+		}
+	}
+	return 0
+}
+
+// maxReason bounds a one-line answer, in bytes.
+const maxReason = 300
+
+// oneLine folds white space, newlines included, and bounds the length
+// (cut at a character's start).
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := 0
+	for i := range s {
+		if i > maxReason {
+			break
+		}
+		cut = i
+	}
+	return s[:cut] + "…"
+}

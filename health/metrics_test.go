@@ -113,7 +113,7 @@ func TestMetricsWithoutStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, text)
 	}
-	if e.series["hupd_up"] != 1-1 || e.series["hupd_generation_starts_total"] != 1 {
+	if e.series["hupd_up"] != 0 || e.series["hupd_generation_starts_total"] != 1 {
 		t.Errorf("hupd_up %v, starts %v; want 0, 1", e.series["hupd_up"], e.series["hupd_generation_starts_total"])
 	}
 	for _, name := range []string{"hupd_restarts_total", "hupd_current_generation", "hupd_generations", "hupd_config_info",

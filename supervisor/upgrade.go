@@ -535,9 +535,7 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		go func() { s.forwardExit(ref, <-ch) }()
 		s.gens = append(s.gens, g)
 	}
-	for _, l := range others {
-		s.retired = append(s.retired, l)
-	}
+	s.retired = append(s.retired, others...)
 	s.notifyDir, s.hash, s.note = st.NotifyDir, st.Hash, st.Note
 	s.nextGen, s.reloads, s.restarts, s.upgrades, s.notified, s.last = st.NextGen, st.Reloads, st.Restarts, st.Upgrades, st.Notified, st.Last
 	s.resumed, s.rolledBack = true, st.rolledBack

@@ -712,7 +712,31 @@ func (c *Config) resolveCredentials(o *supervisor.Options) error {
 		}
 		return fail(key, v, errors.New("changing user or group needs hupd to run as root"))
 	}
+	if o.UID >= 0 && o.UID != os.Geteuid() && !effectiveCap(capKill) {
+		// Without it, neither the stop signal nor the SIGKILL at the stop
+		// timeout reaches the child: it could never be stopped.
+		return fail("process.user", p.User, errors.New("hupd lacks CAP_KILL, without which it cannot signal a child that runs as another user (a container started with --cap-drop ALL needs --cap-add KILL)"))
+	}
 	return nil
+}
+
+// capKill is CAP_KILL's bit in the capability sets.
+const capKill = 5
+
+// effectiveCap reports whether hupd has capability bit in its effective
+// set (/proc/self/status CapEff); true if that cannot be read.
+func effectiveCap(bit uint) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			set, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err != nil || set&(1<<bit) != 0
+		}
+	}
+	return true
 }
 
 type userIDs struct {

@@ -811,3 +811,25 @@ func TestContainerKubernetesPod(t *testing.T) {
 	procWait(t, h, 0)
 	procNoEvent(t, h, "stop timeout: killing process group")
 }
+
+// TestPrivilegeDropNeedsCapKill: a root hupd started without CAP_KILL (a
+// container run with --cap-drop ALL) could never signal a child that runs
+// as another user, so it could never stop it: it refuses to start, saying
+// so, instead of hanging at the first stop.
+func TestPrivilegeDropNeedsCapKill(t *testing.T) {
+	t.Parallel()
+	contNeed(t, false)
+	setpriv := needTool(t, "/usr/bin/setpriv", "setpriv")
+	for _, sub := range []string{"check", "run"} {
+		cmd := exec.Command(setpriv, "--bounding-set=-kill", "--", hupdBin, sub, "--user", "nobody", "--listen", "tcp://127.0.0.1:0", "--", helloBin)
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("hupd %s without CAP_KILL: %v, want exit 2: %s", sub, err, out)
+		}
+		if !strings.Contains(string(out), `process.user = "nobody": hupd lacks CAP_KILL`) {
+			t.Errorf("hupd %s without CAP_KILL said %q", sub, out)
+		}
+	}
+}

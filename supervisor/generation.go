@@ -75,15 +75,18 @@ func (g *generation) signal(sig syscall.Signal) error {
 // killGroup sends SIGKILL to the generation's process group. Only call it
 // while the leader has not been reaped, or right after: a group id stays
 // reserved while any member lives.
-func (g *generation) killGroup() {
+func (g *generation) killGroup() error {
 	pgid := g.pgid
 	if pgid == 0 {
 		pgid = g.pid
 	}
 	if pgid <= 1 {
-		return // kill(0) or kill(-1) would hit hupd's own group or everything
+		return nil // kill(0) or kill(-1) would hit hupd's own group or everything
 	}
-	unix.Kill(-pgid, unix.SIGKILL)
+	if err := unix.Kill(-pgid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+		return os.NewSyscallError("kill", err)
+	}
+	return nil
 }
 
 // after arms a timer that posts ev for this generation.

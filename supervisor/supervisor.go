@@ -377,6 +377,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 	if h := s.hooks.Stopping; h != nil {
 		h()
 	}
+	s.closeSockets()
 	if s.standby != nil {
 		s.standby.discard()
 		s.standby = nil
@@ -400,6 +401,18 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 		}
 		s.drain(g)
 	}
+}
+
+// closeSockets closes hupd's own copies of the sockets when it stops: once
+// the generations have closed theirs, a client that connects is refused at
+// once, instead of waiting in a queue that nobody will accept from, to be
+// reset when hupd exits. (A service manager's socket, passed to hupd, stays
+// open in the manager, which starts hupd again for it.)
+func (s *Supervisor) closeSockets() {
+	for _, l := range append(slices.Clone(s.listeners), s.retired...) {
+		l.Close()
+	}
+	s.retired = nil
 }
 
 func (s *Supervisor) onRequest(req request) {
@@ -433,6 +446,8 @@ func (s *Supervisor) onEvent(ev event) {
 			s.standby, s.standbyLost = nil, true
 			st.proc.Release()
 			closeFiles(st.outR, st.errR)
+		} else {
+			s.log.Debug("discarded standby shim exited", KeyPID, ev.exit.PID)
 		}
 	case evNotify:
 		s.onNotify(g, ev.msg, ev.at)
@@ -477,7 +492,9 @@ func (s *Supervisor) onEvent(ev event) {
 	case evDrainTimeout:
 		if !g.exited {
 			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout)
-			g.killGroup()
+			if err := g.killGroup(); err != nil {
+				s.log.Error("cannot kill the process group", KeyGen, g.num, KeyPID, g.pid, KeyError, err)
+			}
 		}
 	case evCheckDone:
 		if s.tx != ev.tx || !s.tx.checking {
@@ -585,6 +602,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		if h := s.hooks.Stopping; h != nil {
 			h()
 		}
+		s.closeSockets()
 		for _, o := range s.gens {
 			s.drain(o)
 		}

@@ -327,3 +327,52 @@ func TestUpgradeUnderSignals(t *testing.T) {
 		t.Fatalf("hupd exited %d", code)
 	}
 }
+
+// TestUpgradeWhileGenerationsExit swaps and upgrades right after, again
+// and again, so that old generations exit around (sometimes during) the
+// exec: every generation's exit is seen and logged by one image or the
+// other, none is lost (no process of an exited generation is left, none
+// is still listed), and the last one serves.
+func TestUpgradeWhileGenerationsExit(t *testing.T) {
+	t.Parallel()
+	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
+	h.WaitEvent("child ready", 1, nil)
+	const rounds = 15
+	upgraded := 0
+	for i := 1; i <= rounds; i++ {
+		if out, code := hupdCtl(t, h, "reload"); code != 0 {
+			t.Fatalf("reload %d: %s", i, out)
+		}
+		// The old generation is draining (hello exits within a few ms):
+		// upgrade now. It may be refused when an exit was just collected.
+		out, code := hupdCtl(t, h, "upgrade")
+		switch {
+		case code == 0:
+			upgraded++
+		case strings.Contains(out, "exited just now") || strings.Contains(out, "try again"):
+		default:
+			t.Fatalf("upgrade %d: %d %s", i, code, out)
+		}
+	}
+	if upgraded == 0 {
+		t.Fatal("no upgrade went through")
+	}
+	// Every generation but the last exits, and is logged once.
+	for gen := 1; gen <= rounds; gen++ {
+		h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == gen })
+		pid := h.ChildPID(gen)
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status"); !strings.Contains(string(b), "State:\tZ") {
+				t.Errorf("generation %d (pid %d) logged as exited but still runs", gen, pid)
+			}
+		}
+	}
+	st := statusOf(t, h)
+	if pids := genPIDs(st); len(pids) != 1 || pids[0] != h.ChildPID(rounds+1) {
+		t.Fatalf("generations %v, want only generation %d (pid %d)", pids, rounds+1, h.ChildPID(rounds+1))
+	}
+	t.Logf("%d upgrades went through in %d rounds", upgraded, rounds)
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}

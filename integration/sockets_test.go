@@ -1111,6 +1111,37 @@ func TestSocketsChildFDsAndEnv(t *testing.T) {
 	})
 }
 
+// startSocketActivated starts hupd (args(port) then cmd) under
+// systemd-socket-activate listening on 127.0.0.1:port, with ssaArgs (-E
+// KEY=VALUE to pass variables: it passes on only TERM, PATH, USER, HOME
+// and those; XDG_RUNTIME_DIR is added to keep hupd's control socket
+// private). It takes a port number, not 0: one is taken from the kernel and
+// released, and when another socket grabs it in between (parallel tests
+// bind and dial all the time) systemd-socket-activate exits and another is
+// tried. It execs hupd on the first connection.
+func startSocketActivated(t *testing.T, ssa string, ssaArgs []string, args func(port int) []string, cmd ...string) (*Hupd, string) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		a := append([]string{"-l", addr, "--fdname=web", "-E", "XDG_RUNTIME_DIR=" + t.TempDir()}, ssaArgs...)
+		a = append(append(a, hupdBin), withJSONLog(args(port))...)
+		h := StartHupdCmd(t, exec.Command(ssa, append(a, cmd...)...))
+		if h.waitStderr("Listening on " + addr + " as ") {
+			return h, addr
+		}
+		if attempt == 3 {
+			t.Fatalf("systemd-socket-activate exited (%v):\n%s", h.err, h.Stderr())
+		}
+		t.Logf("port %d taken meanwhile; trying another:\n%s", port, h.Stderr())
+	}
+}
+
 // TestSocketsSystemdSocketActivate: hupd itself socket-activated by
 // systemd-socket-activate. Without --listen it passes the socket on under
 // the name systemd gave it; with --listen it adopts the inherited socket (by
@@ -1142,36 +1173,9 @@ func TestSocketsSystemdSocketActivate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			// systemd-socket-activate takes a port number, not 0: take a
-			// free one from the kernel and release it. Another socket can
-			// grab it in between (parallel tests bind and dial all the
-			// time); then systemd-socket-activate exits and we try again.
-			var (
-				h    *Hupd
-				addr string
-			)
-			for attempt := 1; h == nil; attempt++ {
-				l, err := net.Listen("tcp4", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				port := l.Addr().(*net.TCPAddr).Port
-				l.Close()
-				addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-				// systemd-socket-activate passes on only TERM, PATH, USER,
-				// HOME and what -E names; -E carries a marker to the child.
-				// XDG_RUNTIME_DIR keeps each hupd's control socket private.
-				args := []string{"-l", addr, "--fdname=web", "-E", "HUPD_TEST_SSA=via-E", "-E", "XDG_RUNTIME_DIR=" + t.TempDir(), hupdBin}
-				args = append(args, withJSONLog(append(append([]string{"run"}, tc.listen(port)...), "--"))...)
-				h = StartHupdCmd(t, exec.Command(ssa, append(args, quickChild("fds-http")...)...))
-				if !h.waitStderr("Listening on " + addr + " as ") {
-					if attempt == 3 {
-						t.Fatalf("systemd-socket-activate exited (%v):\n%s", h.err, h.Stderr())
-					}
-					t.Logf("port %d taken meanwhile; trying another:\n%s", port, h.Stderr())
-					h = nil
-				}
-			}
+			// -E carries a marker to the child.
+			h, addr := startSocketActivated(t, ssa, []string{"-E", "HUPD_TEST_SSA=via-E"},
+				func(port int) []string { return append(append([]string{"run"}, tc.listen(port)...), "--") }, quickChild("fds-http")...)
 			// It starts hupd on the first connection: this request.
 			body := fetch(t, "tcp", addr, "/")
 			pid := h.ChildPID(1)

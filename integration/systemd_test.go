@@ -242,29 +242,8 @@ func TestSystemdSocketActivatedNotify(t *testing.T) {
 	t.Parallel()
 	ssa := needTool(t, "/usr/bin/systemd-socket-activate", "systemd-socket-activate")
 	m := newFakeManager(t)
-	var (
-		h    *Hupd
-		addr string
-	)
-	for attempt := 1; h == nil; attempt++ {
-		// A port number (systemd-socket-activate takes no port 0); one
-		// grabbed meanwhile by a parallel test means another try.
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = l.Addr().String()
-		l.Close()
-		args := []string{"-l", addr, "--fdname=web", "-E", "NOTIFY_SOCKET=" + m.path, "-E", "XDG_RUNTIME_DIR=" + t.TempDir(), hupdBin}
-		args = append(args, withJSONLog([]string{"run", "--ready", "notify", "--", helloBin})...)
-		h = StartHupdCmd(t, exec.Command(ssa, args...))
-		if !h.waitStderr("Listening on " + addr + " as ") {
-			if attempt == 3 {
-				t.Fatalf("systemd-socket-activate exited (%v):\n%s", h.err, h.Stderr())
-			}
-			h = nil
-		}
-	}
+	h, addr := startSocketActivated(t, ssa, []string{"-E", "NOTIFY_SOCKET=" + m.path},
+		func(int) []string { return []string{"run", "--ready", "notify", "--"} }, helloBin)
 	// systemd-socket-activate execs hupd on the first connection.
 	if body, want := fetch(t, "tcp", addr, "/"), "pid "+strconv.Itoa(h.ChildPID(1))+"\nname web\n"; !strings.HasPrefix(body, want) {
 		t.Fatalf("body %q, want it to start %q", body, want)

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,8 +42,14 @@ func main() {
 		log.Fatalf("goserver: %v", err)
 	}
 	log.Printf("goserver: pid %d listening on %s", os.Getpid(), l.Addr())
-	var conns sync.WaitGroup
+	var (
+		conns    sync.WaitGroup // accepted and not yet closed
+		draining atomic.Bool
+	)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if draining.Load() {
+			w.Header().Set("Connection", "close") // move on to a new connection
+		}
 		fmt.Fprintf(w, "goserver pid %d\n", os.Getpid())
 	}), ConnState: func(c net.Conn, st http.ConnState) {
 		switch st {
@@ -59,19 +66,32 @@ func main() {
 		log.Fatalf("goserver: %v", err)
 	case <-stop:
 	}
-	// Keep-alive connections get "Connection: close" on their next answer
-	// and idle ones are closed, instead of being cut between requests.
-	srv.SetKeepAlivesEnabled(false)
 	// Stop accepting, and let Serve return: every connection it accepted
 	// has been counted by then. The socket itself stays open in hupd, with
-	// the connections not yet accepted.
+	// the connections not yet accepted. Further answers carry
+	// "Connection: close".
+	draining.Store(true)
 	l.Close()
 	<-done
 	drained := make(chan struct{})
 	go func() { conns.Wait(); close(drained) }()
+	deadline := time.After(*grace)
+	// A client on an idle keep-alive connection gets a second to send one
+	// more request (answered, with "Connection: close"); only then are the
+	// connections still idle closed. Closing them at once would cut the
+	// request a client sends on one at that instant.
 	select {
 	case <-drained:
-	case <-time.After(*grace):
+		return
+	case <-deadline:
+		log.Printf("goserver: connections still open after %s", *grace)
+		return
+	case <-time.After(min(time.Second, *grace)):
+	}
+	srv.SetKeepAlivesEnabled(false)
+	select {
+	case <-drained:
+	case <-deadline:
 		log.Printf("goserver: connections still open after %s", *grace)
 	}
 }

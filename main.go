@@ -108,7 +108,7 @@ unchanged.`,
 		// (urfave/cli would exit 3 with "No help topic").
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usageError("unknown command %q: valid commands are run, check, version, demo", c.Args().First())
+				return usageError("unknown command %q: valid commands are run, check, reload, status, upgrade, version, demo", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},

@@ -8,6 +8,7 @@ package legacy
 
 import (
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -252,4 +253,40 @@ func TestAdoptUnixRelative(t *testing.T) {
 		t.Errorf("second program's listen event %+v, want %+v", ev, want)
 	}
 	tr2.exit()
+}
+
+// TestAdoptable: a pending socket is only ever given a program socket of
+// its own type, family and IPV6_V6ONLY, bound to its address or inside it.
+func TestAdoptable(t *testing.T) {
+	const p = 8080
+	pend := func(fam int, ip string, v6only, stream bool) Socket {
+		return Socket{Pending: true, Stream: stream, Family: fam, IP: netip.MustParseAddr(ip), Port: p, V6Only: v6only}
+	}
+	for _, tc := range []struct {
+		name   string
+		held   Socket
+		a      Addr
+		fam    int
+		v6only bool
+		want   int
+	}{
+		{"dual :: takes a dual-stack [::]", pend(unix.AF_INET6, "::", false, true), in6("::", p), unix.AF_INET6, false, 0},
+		{"dual :: refuses an IPv6-only [::]", pend(unix.AF_INET6, "::", false, true), in6("::", p), unix.AF_INET6, true, -1},
+		{"dual :: refuses an IPv4 0.0.0.0", pend(unix.AF_INET6, "::", false, true), in4("0.0.0.0", p), unix.AF_INET, false, -1},
+		{"tcp6 [::] refuses a dual-stack [::]", pend(unix.AF_INET6, "::", true, true), in6("::", p), unix.AF_INET6, false, -1},
+		{"127.0.0.1 refuses 0.0.0.0 (wider)", pend(unix.AF_INET, "127.0.0.1", false, true), in4("0.0.0.0", p), unix.AF_INET, false, -1},
+		{"0.0.0.0 takes 127.0.0.1 (inside)", pend(unix.AF_INET, "0.0.0.0", false, true), in4("127.0.0.1", p), unix.AF_INET, false, 0},
+		{"another port", pend(unix.AF_INET, "0.0.0.0", false, true), in4("0.0.0.0", p+1), unix.AF_INET, false, -1},
+		{"datagram for a stream one", pend(unix.AF_INET, "0.0.0.0", false, true), in4("0.0.0.0", p), unix.AF_INET, false, -1},
+	} {
+		stream := tc.name != "datagram for a stream one"
+		if got := Adoptable([]Socket{tc.held}, tc.a, stream, tc.fam, tc.v6only); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	adopted := pend(unix.AF_INET, "0.0.0.0", false, true)
+	adopted.Pending = false
+	if got := Adoptable([]Socket{adopted}, in4("0.0.0.0", p), true, unix.AF_INET, false); got != -1 {
+		t.Errorf("an adopted socket is adoptable again: %d", got)
+	}
 }

@@ -187,6 +187,34 @@ func Match(held []Socket, a Addr, stream bool) int {
 	return best
 }
 
+// Adoptable returns the index of a pending held socket (adopt mode) that a
+// program's socket may become: one of type stream or datagram, of family
+// fam (and, for IPv6, IPV6_V6ONLY v6only), bound to a. It must be of the
+// configured type and family, and IPV6_V6ONLY, on the configured port, at
+// the configured address or inside it (configured unspecified) — never
+// wider, unlike Match: hupd would hold, for every later generation, a
+// socket exposed more than its configuration says. -1 if none.
+func Adoptable(held []Socket, a Addr, stream bool, fam int, v6only bool) int {
+	for i, h := range held {
+		if !h.Pending || h.Stream != stream || h.Family != fam || a.Family != fam {
+			continue
+		}
+		if fam == unix.AF_UNIX {
+			if a.Path == h.Path {
+				return i
+			}
+			continue
+		}
+		if a.Port == 0 || a.Port != h.Port || fam == unix.AF_INET6 && v6only != h.V6Only {
+			continue
+		}
+		if a.IP == h.IP || h.IP.IsUnspecified() {
+			return i
+		}
+	}
+	return -1
+}
+
 func covers(h Socket, a Addr) bool {
 	mapped := a.IP.Is4() || a.IP.Is4In6()
 	switch {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -42,7 +43,8 @@ type Server struct {
 	held   []Socket
 	log    *slog.Logger
 	report func(Event)
-	warned []bool // a family mismatch was logged for this held socket
+	warned []bool   // a family mismatch was logged for this held socket
+	files  []string // socket files that exist, to check when Serve ends
 	// busy is held from a notification's receipt to its answer, and
 	// while the notify fd is closed: Pause takes it so that none is taken
 	// in and left unanswered.
@@ -81,7 +83,8 @@ func (s *Server) Serve() {
 		s.notify.Close()
 		s.closed = true
 	}()
-	defer s.checkSocketFiles(s.socketFiles())
+	s.files = s.socketFiles()
+	defer func() { s.checkSocketFiles(s.files) }()
 	rc, err := s.notify.SyscallConn()
 	if err != nil {
 		s.log.Error("bind redirection: notify fd unusable", "error", err)
@@ -117,42 +120,47 @@ func (s *Server) Serve() {
 			s.busy.Unlock()
 			continue // ENOENT: the caller died before we received it
 		}
-		s.answer(&n)
+		ev, ok := s.answer(&n)
 		s.busy.Unlock()
+		// Outside busy: report may block on the supervisor, which may be
+		// waiting in Pause.
+		if ok && s.report != nil {
+			s.report(ev)
+		}
 	}
 }
 
-// answer handles one notification; whatever happens, the call is answered.
-func (s *Server) answer(n *notif) {
+// answer handles one notification; whatever happens, the call is
+// answered. It returns the event to report, if any.
+func (s *Server) answer(n *notif) (Event, bool) {
 	fd := s.notify.Fd()
 	res := s.handle(n)
 	if res.errno != 0 {
 		if err := respond(fd, n.ID, 0, res.errno, false); err != nil && err != unix.ENOENT {
 			s.log.Warn("bind redirection: cannot answer a call", "pid", n.PID, "error", err)
 		}
-		return
+		return Event{}, false
 	}
 	if res.cont {
 		if err := respond(fd, n.ID, 0, 0, true); err != nil && err != unix.ENOENT {
 			s.log.Warn("bind redirection: cannot let a call continue", "pid", n.PID, "error", err)
 		}
-		return
+		return Event{}, false
 	}
 	if err := respond(fd, n.ID, 0, 0, false); err != nil {
 		if err != unix.ENOENT {
 			s.log.Warn("bind redirection: cannot answer a call", "pid", n.PID, "error", err)
 		}
-		return
+		return Event{}, false
 	}
-	if s.report != nil {
-		s.report(res.ev)
-	}
+	return res.ev, !res.silent
 }
 
 type result struct {
-	cont  bool
-	errno unix.Errno // the call fails with it
-	ev    Event
+	cont   bool
+	errno  unix.Errno // the call fails with it
+	ev     Event
+	silent bool // answered 0 with nothing to report
 }
 
 var pass = result{cont: true}
@@ -225,7 +233,13 @@ func (s *Server) bind(n *notif) result {
 			if stream {
 				return pass // its own bind; adopted when it listens
 			}
-			return s.adoptBind(pid, fd, theirs, buf, a, i)
+			fam, v6only := socketFamily(theirs)
+			j := Adoptable(s.held, a, false, fam, v6only)
+			if j < 0 {
+				s.notAdopted(i, pid, a)
+				return pass
+			}
+			return s.adoptBind(pid, fd, theirs, buf, a, j)
 		}
 	}
 	h := s.held[i]
@@ -249,20 +263,24 @@ func (s *Server) bind(n *notif) result {
 	// O_NONBLOCK belongs to the shared socket: take the program's mode.
 	// Fd once: for a file from a net listener's File, each call would make
 	// the socket blocking again.
-	hfd := int(h.File.Fd())
-	if err := unix.SetNonblock(hfd, fl&unix.O_NONBLOCK != 0); err != nil {
-		return fail("fcntl O_NONBLOCK", err)
-	}
 	var fdflags uint32
 	if cloexec(pid, fd) {
 		fdflags = unix.O_CLOEXEC
 	}
-	add := notifAddfd{ID: n.ID, Flags: unix.SECCOMP_ADDFD_FLAG_SETFD, SrcFD: uint32(hfd), NewFD: uint32(fd), NewFDFlags: fdflags}
-	if err := ioctl(s.notify.Fd(), ioctlAddfd, unsafe.Pointer(&add)); err != nil {
+	step := "fcntl O_NONBLOCK"
+	err = withFD(h.File, func(hfd int) error {
+		if err := unix.SetNonblock(hfd, fl&unix.O_NONBLOCK != 0); err != nil {
+			return err
+		}
+		step = "SECCOMP_IOCTL_NOTIF_ADDFD"
+		add := notifAddfd{ID: n.ID, Flags: unix.SECCOMP_ADDFD_FLAG_SETFD, SrcFD: uint32(hfd), NewFD: uint32(fd), NewFDFlags: fdflags}
+		return ioctl(s.notify.Fd(), ioctlAddfd, unsafe.Pointer(&add))
+	})
+	if err != nil {
 		if err == unix.ENOENT {
 			return pass // the caller is gone
 		}
-		return fail("SECCOMP_IOCTL_NOTIF_ADDFD", err)
+		return fail(step, err)
 	}
 	if a.Family == unix.AF_UNIX && !abstract {
 		s.checkSocketFile(h, a, pid)
@@ -354,16 +372,21 @@ func (s *Server) adoptListen(pid, fd, theirs, backlog int) result {
 	adoptMu.Lock()
 	defer adoptMu.Unlock()
 	s.refresh()
-	i := Match(s.held, a, true)
-	if i < 0 || !s.held[i].Pending {
+	fam, v6only := socketFamily(theirs)
+	i := Adoptable(s.held, a, true, fam, v6only)
+	if i < 0 {
+		if j := Match(s.held, a, true); j >= 0 && s.held[j].Pending {
+			s.notAdopted(j, pid, a)
+		}
 		return pass
 	}
 	if err := unix.Listen(theirs, backlog); err != nil {
 		return result{errno: errnoOf(err)}
 	}
-	if err := s.adopt(theirs, i); err != nil {
+	if err := s.adopt(theirs, i, a); err != nil {
 		s.log.Warn("adopt: cannot take the program's socket: it serves, but the next generation binds its own", "pid", pid, "fd", fd, "error", err)
-		return result{}
+		// It listens all the same: readiness by listen counts it.
+		return result{ev: Event{Socket: i, Listen: true, PID: pid, FD: fd}}
 	}
 	return result{ev: Event{Socket: i, Listen: true, Adopted: true, PID: pid, FD: fd, Addr: a}}
 }
@@ -383,21 +406,41 @@ func (s *Server) adoptBind(pid, fd, theirs int, raw []byte, a Addr, i int) resul
 	if err != nil {
 		return result{errno: errnoOf(err)}
 	}
-	if err := s.adopt(theirs, i); err != nil {
+	if err := s.adopt(theirs, i, a); err != nil {
 		s.log.Warn("adopt: cannot take the program's socket: it serves, but the next generation binds its own", "pid", pid, "fd", fd, "error", err)
-		return result{}
+		return result{ev: Event{Socket: i, PID: pid, FD: fd, Addr: a}} // bound all the same
 	}
 	return result{ev: Event{Socket: i, Adopted: true, PID: pid, FD: fd, Addr: a}}
 }
 
-// adopt puts the program's socket theirs on pending socket i's fd number,
-// for this and every later generation. Under adoptMu.
-func (s *Server) adopt(theirs, i int) error {
-	if err := unix.Dup3(theirs, int(s.held[i].File.Fd()), unix.O_CLOEXEC); err != nil {
-		return os.NewSyscallError("dup3", err)
+// adopt puts the program's socket theirs (bound to a) on pending socket
+// i's fd number, for this and every later generation. Under adoptMu.
+func (s *Server) adopt(theirs, i int, a Addr) error {
+	if err := withFD(s.held[i].File, func(fd int) error {
+		return os.NewSyscallError("dup3", unix.Dup3(theirs, fd, unix.O_CLOEXEC))
+	}); err != nil {
+		return err
 	}
 	s.describe(i)
+	if a.Family == unix.AF_UNIX && !strings.HasPrefix(a.Path, "@") {
+		s.files = append(s.files, s.held[i].Path) // the program may remove it as it stops
+	}
 	return nil
+}
+
+// withFD runs fn with f's fd, which f's owner cannot close meanwhile (a
+// stop closes hupd's copies of the sockets while generations drain): a
+// closed fd number could be another file's by then.
+func withFD(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // socketFiles lists the held unix sockets whose files exist now.
@@ -494,6 +537,29 @@ func cloexec(tid, fd int) bool {
 	line, _, _ := bytes.Cut(rest, []byte("\n"))
 	fl, err := strconv.ParseUint(string(bytes.TrimSpace(line)), 8, 64)
 	return err != nil || fl&unix.O_CLOEXEC != 0
+}
+
+// socketFamily reads a program socket's family and, for IPv6, whether it
+// is IPv6-only.
+func socketFamily(fd int) (family int, v6only bool) {
+	family, _ = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN)
+	if family == unix.AF_INET6 {
+		v, _ := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		v6only = v != 0
+	}
+	return family, v6only
+}
+
+// notAdopted warns, once per socket, that a program bound a socket that
+// hupd does not take for pending socket i: it would hold more than was
+// configured (another family, IPV6_V6ONLY, a wider address).
+func (s *Server) notAdopted(i, pid int, a Addr) {
+	if s.warned[i] {
+		return
+	}
+	s.warned[i] = true
+	s.log.Warn("adopt: the program's socket is not the configured one (another family or IPV6_V6ONLY, or a wider address): not adopted; "+
+		"configure the address it binds exactly, one [[listen]] per socket it makes", "pid", pid, "address", a.String())
 }
 
 // errnoOf is the errno a failed syscall gave (EINVAL if none).

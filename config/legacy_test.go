@@ -42,6 +42,8 @@ func TestResolveLegacyAdopt(t *testing.T) {
 		says string
 	}{
 		{Listen{Address: "tcp://127.0.0.1:0"}, `listen[0].address = "tcp://127.0.0.1:0": needs a fixed port`},
+		{Listen{Address: "tcp://localhost:8080"}, `listen[0].address = "tcp://localhost:8080": needs an IP address, not a name`},
+		{Listen{Address: "unixgram:///run/app.sock"}, `listen[0].address = "unixgram:///run/app.sock": a unixgram socket file cannot be adopted`},
 		{Listen{Address: "tcp://:8080", Backlog: 16}, `listen[0].backlog = "16": does not apply with [legacy] mode = "adopt"`},
 		{Listen{Address: "tcp://:8080", ReusePort: true}, `listen[0].reuseport = "true": does not apply`},
 		{Listen{Address: "tcp://:8080", V6Only: &yes}, `listen[0].v6only = "true": does not apply`},

@@ -573,8 +573,14 @@ func (c *Config) checkAdopt(r *Resolved, fail func(i int, k, v string, err error
 	own := errors.New(`does not apply with [legacy] mode = "adopt": the program sets its socket up itself`)
 	for i := range r.Listen {
 		sp := &r.Listen[i]
-		if !sp.Address.IsUnix() && sp.Address.Port == 0 {
-			return fail(i, "address", sp.Address.String(), errors.New(`needs a fixed port with [legacy] mode = "adopt": hupd knows the program's socket by its address`))
+		a := sp.Address
+		switch {
+		case !a.IsUnix() && a.Port == 0:
+			return fail(i, "address", a.String(), errors.New(`needs a fixed port with [legacy] mode = "adopt": hupd knows the program's socket by its address`))
+		case !a.IsUnix() && a.Host != "" && !isIP(a.Host):
+			return fail(i, "address", a.String(), errors.New(`needs an IP address, not a name, with [legacy] mode = "adopt": hupd compares it with the program's bound address`))
+		case a.Network == socketact.Unixgram && !a.IsAbstract():
+			return fail(i, "address", a.String(), errors.New(`a unixgram socket file cannot be adopted (hupd would create the file as itself, not as the program): use [legacy] mode = "redirect", or an abstract name`))
 		}
 		sp.Adopt = true
 		if i >= len(c.Listen) {
@@ -718,6 +724,11 @@ func (c *Config) resolveCredentials(o *supervisor.Options) error {
 		return fail("process.user", p.User, errors.New("hupd lacks CAP_KILL, without which it cannot signal a child that runs as another user (a container started with --cap-drop ALL needs --cap-add KILL)"))
 	}
 	return nil
+}
+
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // capKill is CAP_KILL's bit in the capability sets.

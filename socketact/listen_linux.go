@@ -87,6 +87,14 @@ func open(sp Spec) (*Listener, error) {
 	f := os.NewFile(uintptr(fd), a.String())
 	l := &Listener{Spec: sp, File: f}
 	if sp.Adopt {
+		// The program binds it: clear a stale socket file a previous run
+		// left, as hupd does for its own (a live one is an error).
+		if a.IsUnix() && !a.IsAbstract() {
+			if err := removeStaleSocket(a.Path); err != nil {
+				l.Close()
+				return fail(err)
+			}
+		}
 		l.Bound = a
 		return l, nil
 	}

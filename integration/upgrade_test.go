@@ -283,6 +283,12 @@ func TestUpgradeLegacy(t *testing.T) {
 	if n := len(h.Events("bind redirected")); n != 2 {
 		t.Fatalf("%d binds redirected, want 2 (generation 2's by the upgraded hupd)", n)
 	}
+	// goserver made the shared socket non-blocking; the new image must not
+	// have put it in its runtime's epoll (it would wake at every
+	// connection).
+	if polled := polledListeners(t, h.Cmd.Process.Pid); len(polled) > 0 {
+		t.Errorf("the upgraded hupd polls its listening sockets: fds %v", polled)
+	}
 	l.finish("an upgrade and a swap")
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d", code)
@@ -375,4 +381,45 @@ func TestUpgradeWhileGenerationsExit(t *testing.T) {
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d", code)
 	}
+}
+
+// polledListeners lists the fds of process pid that are listening TCP
+// sockets registered in one of its epoll instances.
+func polledListeners(t *testing.T, pid int) []string {
+	t.Helper()
+	listening := map[string]bool{} // socket inodes in state LISTEN
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if fs := strings.Fields(line); len(fs) > 9 && fs[3] == "0A" {
+				listening[fs[9]] = true
+			}
+		}
+	}
+	dir := "/proc/" + strconv.Itoa(pid)
+	ents, err := os.ReadDir(dir + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var polled []string
+	for _, e := range ents {
+		if l, _ := os.Readlink(dir + "/fd/" + e.Name()); l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, _ := os.ReadFile(dir + "/fdinfo/" + e.Name())
+		for _, line := range strings.Split(string(info), "\n") {
+			fs := strings.Fields(line)
+			if len(fs) < 2 || fs[0] != "tfd:" {
+				continue
+			}
+			l, _ := os.Readlink(dir + "/fd/" + fs[1])
+			if ino, ok := strings.CutPrefix(l, "socket:["); ok && listening[strings.TrimSuffix(ino, "]")] {
+				polled = append(polled, fs[1])
+			}
+		}
+	}
+	return polled
 }

@@ -31,9 +31,48 @@ func RestoreListener(st ListenerState) (*Listener, error) {
 	if _, err := unix.GetsockoptInt(st.FD, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
 		return nil, fmt.Errorf("handed-over socket %s on fd %d: %w", st.Spec.Address, st.FD, os.NewSyscallError("getsockopt", err))
 	}
-	unix.CloseOnExec(st.FD)
-	return &Listener{Spec: st.Spec, File: os.NewFile(uintptr(st.FD), st.Spec.Address.String()), Bound: st.Bound,
-		Inherited: st.Inherited, unixIno: st.UnixIno}, nil
+	f, err := fileOf(st.FD, st.Spec.Address.String())
+	if err != nil {
+		return nil, fmt.Errorf("handed-over socket %s on fd %d: %w", st.Spec.Address, st.FD, err)
+	}
+	return &Listener{Spec: st.Spec, File: f, Bound: st.Bound, Inherited: st.Inherited, unixIno: st.UnixIno}, nil
+}
+
+// fileOf wraps socket fd, close-on-exec, in an *os.File that the Go
+// runtime never polls, and keeps its number. os.NewFile of a non-blocking
+// fd registers it with the runtime's epoll, which would then wake hupd at
+// every connection; and the fd cannot be made blocking, as the open file
+// description is shared with the children. So the File is made on a
+// blocking stand-in (/dev/null) at that number, which the socket then
+// replaces (dup3).
+func fileOf(fd int, name string) (*os.File, error) {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	if fl&unix.O_NONBLOCK == 0 {
+		unix.CloseOnExec(fd)
+		return os.NewFile(uintptr(fd), name), nil
+	}
+	keep, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+	}
+	defer unix.Close(keep)
+	null, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("open /dev/null", err)
+	}
+	err = unix.Dup3(null, fd, unix.O_CLOEXEC)
+	unix.Close(null)
+	if err != nil {
+		return nil, os.NewSyscallError("dup3", err)
+	}
+	f := os.NewFile(uintptr(fd), name) // blocking: never polled
+	if err := unix.Dup3(keep, fd, unix.O_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("dup3", err) // unreachable: fd is open
+	}
+	return f, nil
 }
 
 // NotifyState is a NotifySocket as the new image receives it.

@@ -65,12 +65,17 @@ func Files() ([]Activated, error) {
 	out := make([]Activated, n)
 	for i := range out {
 		fd := firstListenFD + i
-		unix.CloseOnExec(fd)
 		name := UnknownName
 		if i < len(names) && names[i] != "" {
 			name = names[i]
 		}
-		out[i] = Activated{Name: name, File: os.NewFile(uintptr(fd), name)}
+		// Not polled by the runtime even if passed non-blocking
+		// (systemd's NonBlocking=).
+		f, err := fileOf(fd, name)
+		if err != nil {
+			return nil, fmt.Errorf("socketact: inherited fd %d: %w", fd, err)
+		}
+		out[i] = Activated{Name: name, File: f}
 	}
 	return out, nil
 }

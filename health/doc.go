@@ -15,6 +15,8 @@
 // The HTTP server is hupd's own, on package net (http1.go): net/http
 // would link crypto/tls into every hupd, at about 2 MiB of memory each,
 // endpoint on or off. It serves one request per connection and closes it;
-// at most 16 connections at once, each bounded in head size (8 KiB) and
-// time (HeaderTimeout to send the head, 10s to take the answer).
+// at most 64 connections at once, each bounded in head size (8 KiB) and
+// time (HeaderTimeout to send the head, 10s to take the answer); at the
+// bound, the one that has waited longest for its head makes room, so that
+// idle clients cannot keep a probe out.
 package health

@@ -27,14 +27,13 @@ const DefaultHeaderTimeout = 5 * time.Second
 // longer.
 const (
 	writeTimeout = 10 * time.Second
-	// maxConns bounds the connections served at once. Beyond it the
-	// server does not accept: further clients wait in the listen backlog
-	// (the kernel's queue, which costs hupd nothing) until one ends, which
-	// is within the header, status and write timeouts, and keep their own
-	// timeout (a kubelet probe's, a scrape's). Accepting them only to
-	// answer 503 would take a goroutine, a buffer and a write each, and a
-	// probe fails on a 503 as on a timeout.
-	maxConns = 16
+	// maxConns bounds the connections held at once (a goroutine and an
+	// 8 KiB buffer each). The server always accepts: at the bound it
+	// closes the connection that has waited longest without sending its
+	// request, so that idle or trickling clients (a slowloris) cannot keep
+	// a kubelet's probe waiting, which would get the pod restarted. Only
+	// when every held connection is being answered is the new one closed.
+	maxConns = 64
 )
 
 // Source is what the endpoint reports on; *supervisor.Supervisor is one.
@@ -77,14 +76,19 @@ type Server struct {
 	rec    recorder
 	ctx    context.Context // ends with Close: requests stop waiting
 	cancel context.CancelFunc
-	slots  chan struct{} // one per connection being served: at most maxConns
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
-	conns   map[net.Conn]struct{} // being served
-	call    *statusCall           // the Status call in flight, if any
-	wg      sync.WaitGroup        // the accept loop, connections and Status calls
+	conns   map[net.Conn]*conn // being served
+	call    *statusCall        // the Status call in flight, if any
+	wg      sync.WaitGroup     // the accept loop, connections and Status calls
+}
+
+// conn is a connection's state for admission.
+type conn struct {
+	accepted time.Time
+	answered bool // its request head was read: it is being answered
 }
 
 // statusCall is one Status call that any number of requests wait for.
@@ -118,7 +122,7 @@ func Listen(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{opts: opts, ln: ln, ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, maxConns), conns: map[net.Conn]struct{}{}}, nil
+		conns: map[net.Conn]*conn{}}, nil
 }
 
 // Addr is the bound address (with the port the kernel picked for port 0).
@@ -171,20 +175,13 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// serve is the accept loop. It takes a slot before it accepts, so that at
-// most maxConns connections are served at once (see maxConns).
+// serve is the accept loop (see maxConns for admission).
 func (s *Server) serve() {
 	defer s.wg.Done()
 	var backoff time.Duration
 	for {
-		select {
-		case s.slots <- struct{}{}:
-		case <-s.ctx.Done():
-			return
-		}
 		c, err := s.ln.Accept()
 		if err != nil {
-			<-s.slots
 			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -203,14 +200,37 @@ func (s *Server) serve() {
 		if s.closed { // Close has closed the connections it knew of
 			s.mu.Unlock()
 			c.Close()
-			<-s.slots
 			return
 		}
-		s.conns[c] = struct{}{}
+		if len(s.conns) >= maxConns && !s.evictIdle() {
+			s.mu.Unlock()
+			c.Close() // every held connection is being answered
+			continue
+		}
+		s.conns[c] = &conn{accepted: time.Now()}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serveConn(c)
 	}
+}
+
+// evictIdle closes the connection that has waited longest for its request
+// head; its goroutine then ends and removes it. False if every connection
+// has sent its request. Under mu.
+func (s *Server) evictIdle() bool {
+	var oldest net.Conn
+	var at time.Time
+	for c, st := range s.conns {
+		if !st.answered && (oldest == nil || st.accepted.Before(at)) {
+			oldest, at = c, st.accepted
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	s.conns[oldest].answered = true // not chosen twice
+	oldest.Close()
+	return true
 }
 
 // serveConn reads one request from c, answers it and closes c.
@@ -221,11 +241,15 @@ func (s *Server) serveConn(c net.Conn) {
 		delete(s.conns, c)
 		s.mu.Unlock()
 		c.Close()
-		<-s.slots
 	}()
 	buf := make([]byte, maxHead)
 	c.SetReadDeadline(time.Now().Add(s.opts.HeaderTimeout))
 	head, more, err := readHead(c, buf)
+	s.mu.Lock()
+	if st := s.conns[c]; st != nil {
+		st.answered = true
+	}
+	s.mu.Unlock()
 	var (
 		req    request
 		resp   response

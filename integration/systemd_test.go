@@ -262,6 +262,21 @@ func TestSystemdSocketActivatedNotify(t *testing.T) {
 	if body, want := fetch(t, "tcp", addr, "/"), "pid "+strconv.Itoa(h.ChildPID(2))+"\nname web\n"; !strings.HasPrefix(body, want) {
 		t.Fatalf("after the reload: body %q, want it to start %q", body, want)
 	}
+	// An upgrade keeps the sockets passed on as received, and swap as
+	// the strategy: the next reload swaps on the same socket.
+	up := exec.Command(hupdBin, "upgrade", "--control", h.WaitEvent("control socket", 1, nil).Str("path"))
+	if out, err := up.CombinedOutput(); err != nil {
+		t.Fatalf("hupd upgrade: %v: %s", err, out)
+	}
+	h.Signal(syscall.SIGHUP)
+	m.next("RELOADING=1")
+	if st, _ := m.next("READY=1").value("STATUS"); !strings.HasPrefix(st, "serving generation 3") {
+		t.Fatalf("STATUS=%q after the reload by the upgraded hupd", st)
+	}
+	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 2 })
+	if body, want := fetch(t, "tcp", addr, "/"), "pid "+strconv.Itoa(h.ChildPID(3))+"\nname web\n"; !strings.HasPrefix(body, want) {
+		t.Fatalf("after the upgrade and a reload: body %q, want it to start %q", body, want)
+	}
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d", code)
 	}

@@ -39,6 +39,7 @@ func Forwardable(sig syscall.Signal) bool {
 // stdout makes writes fail instead of killing hupd). ch must be buffered.
 // As PID 1 this is also what gives those signals any effect at all.
 func Intake(ch chan<- os.Signal) {
+	intake = ch
 	if early != nil {
 		// Taken in since init: pass on what came and what comes.
 		go func() {
@@ -67,7 +68,10 @@ func intakeSignals() []os.Signal {
 // must not kill it (and its children with it) before Intake is called.
 const EnvEarlyIntake = "HUPD_UPGRADE_STATE"
 
-var early chan os.Signal
+var (
+	early  chan os.Signal
+	intake chan<- os.Signal // Intake's, for IgnoreForExec
+)
 
 func init() {
 	if os.Getenv(EnvEarlyIntake) != "" {
@@ -76,17 +80,25 @@ func init() {
 	}
 }
 
-// BlockAll blocks every signal on the calling thread and returns a func
-// that restores its mask. Before an exec of the process's own binary: a
-// signal that arrives meanwhile stays pending, instead of meeting the
-// default action in the new image, until that one takes it in.
-func BlockAll() (restore func(), err error) {
-	var all, old unix.Sigset_t
-	for i := range all.Val {
-		all.Val[i] = ^uint64(0)
+// IgnoreForExec ignores hupd's signals, process-wide, for an exec of
+// hupd's own binary (an in-place upgrade), and returns a func that takes
+// them in again, for when the exec fails. A signal that arrives from here
+// until the new image takes its signals in (from its init: see
+// EnvEarlyIntake) is dropped: an ignored disposition survives execve,
+// where a caught one would meet the default action — a TERM or HUP that
+// ends the new image, and with it every child. (Go installs its own
+// handler for TERM at start-up, ahead of any init, so a TERM in that
+// instant still ends it.)
+func IgnoreForExec() (restore func(), err error) {
+	sigs := intakeSignals()
+	target := intake
+	if early != nil {
+		target = early
 	}
-	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
-		return nil, os.NewSyscallError("pthread_sigmask", err)
-	}
-	return func() { unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil) }, nil
+	signal.Ignore(sigs...)
+	return func() {
+		if target != nil {
+			signal.Notify(target, sigs...)
+		}
+	}, nil
 }

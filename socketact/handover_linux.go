@@ -84,11 +84,11 @@ type NotifyState struct {
 
 // State describes n, whose socket stays open across exec.
 func (n *NotifySocket) State() NotifyState {
-	return NotifyState{FD: int(n.f.Fd()), Path: n.Path, Ino: n.ino}
+	fd := -1
+	// Not n.f.Fd(), which would make the socket blocking.
+	n.rc.Control(func(f uintptr) { fd = int(f) })
+	return NotifyState{FD: fd, Path: n.Path, Ino: n.ino}
 }
-
-// FD is the socket's fd (for an exec that keeps it).
-func (n *NotifySocket) FD() int { return int(n.f.Fd()) }
 
 // RestoreNotify makes the NotifySocket st describes, close-on-exec again.
 func RestoreNotify(st NotifyState) (*NotifySocket, error) {

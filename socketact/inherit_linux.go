@@ -20,6 +20,10 @@ type Activated struct {
 // process ($LISTEN_FDS with $LISTEN_PID this process), as the environment
 // said when it was first called: Files removes the variables.
 var ActivatedCount = sync.OnceValue(func() int {
+	// After an in-place upgrade, the previous image's count.
+	if n, err := strconv.Atoi(os.Getenv("HUPD_UPGRADE_ACTIVATED")); err == nil {
+		return n
+	}
 	if os.Getenv(EnvListenPID) != strconv.Itoa(os.Getpid()) {
 		return 0
 	}

@@ -99,7 +99,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	}
 	next := r.Options.withDefaults(len(r.Listeners))
 	// What hupd itself was started with stays.
-	next.Stdin, next.Stdout, next.Stderr, next.Shim = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim
+	next.Stdin, next.Stdout, next.Stderr, next.Shim, next.Self = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim, s.opts.Self
 	respawn := !sameSpawn(s.opts, s.listeners, next, r.Listeners)
 	if next.UID > 0 && next.UID != os.Geteuid() {
 		// The notify sockets' directory was made for the user hupd

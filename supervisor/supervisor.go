@@ -69,14 +69,18 @@ type Supervisor struct {
 	reloads     int
 	restarts    int
 	upgrades    int  // in-place upgrades this process has been through
-	resumed     bool // the generations came from an upgrade (Resume)
-	rolledBack  bool // ... handed back by the new binary (Upgrade.RolledBack)
-	failures    int  // crashes in a row, for the backoff
-	lastExit    signals.Exit
-	restartT    *time.Timer
-	restartSeq  int      // which arming of restartT is current
-	notified    bool     // some generation has spoken sd_notify
-	standby     *standby // shim started ahead for the next generation
+	upgrading   bool // an upgrade's new binary is being checked
+	sigs        <-chan os.Signal
+	// upgradeGuard is checked before an upgrade's exec (SetUpgradeGuard).
+	upgradeGuard func() error
+	resumed      bool // the generations came from an upgrade (Resume)
+	rolledBack   bool // ... handed back by the new binary (Upgrade.RolledBack)
+	failures     int  // crashes in a row, for the backoff
+	lastExit     signals.Exit
+	restartT     *time.Timer
+	restartSeq   int      // which arming of restartT is current
+	notified     bool     // some generation has spoken sd_notify
+	standby      *standby // shim started ahead for the next generation
 	// standbyLost: a standby died unused; none is started again until a
 	// generation has started (cold), so that a failing one cannot loop.
 	standbyLost bool
@@ -129,6 +133,7 @@ const (
 	evReloadTimeout
 	evWatchdog
 	evTrim
+	evUpgradeChecked
 )
 
 type event struct {
@@ -142,6 +147,8 @@ type event struct {
 	at   time.Time // when a notify datagram arrived
 	ref  *procRef  // evExit: the process that exited
 	seq  int       // evRestart, evWatchdog: which arming of the timer fired
+	// evUpgradeChecked: the upgrade whose new binary was checked (err).
+	upgrade *upgradeRequest
 }
 
 type request struct {
@@ -265,6 +272,7 @@ func failed(st Strategy, reason string) ReloadResult {
 // be started; it is a *socketact.ExecError when the shim could not exec.
 func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	defer close(s.quit)
+	s.sigs = sigs
 	s.sp = startSpawner(s.reaper)
 	defer s.sp.stop()
 	if !s.resumed {
@@ -527,6 +535,8 @@ func (s *Supervisor) onEvent(ev event) {
 	case evTrim:
 		s.trimT = nil
 		debug.FreeOSMemory()
+	case evUpgradeChecked:
+		s.upgradeChecked(ev.upgrade, ev.err)
 	case evWatchdog:
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,44 +110,85 @@ func (s *Supervisor) Upgrade(ctx context.Context, binary string) error {
 	reply := make(chan error, 1)
 	select {
 	case s.reqs <- request{upgrade: &upgradeRequest{binary: binary, reply: reply}}:
-		return <-reply
 	case <-s.quit:
 		return errors.New("hupd is not running")
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	select {
+	case err := <-reply:
+		return err
+	case <-s.quit:
+		return errors.New("hupd stopped")
+	}
 }
+
+// SetUpgradeGuard sets a check an upgrade must pass before its exec, such
+// as "the configuration on disk is the one in force" (the new image reads
+// it); call it before Run. It runs on a goroutine of its own.
+func (s *Supervisor) SetUpgradeGuard(guard func() error) { s.upgradeGuard = guard }
 
 type upgradeRequest struct {
 	binary string
 	reply  chan<- error // nil: SIGUSR2, logged only
 }
 
-// upgrade runs on Run's goroutine.
+// upgrade runs on Run's goroutine: it checks the new binary on a goroutine
+// of its own, so that signals and requests are handled meanwhile, and
+// carries on at evUpgradeChecked.
 func (s *Supervisor) upgrade(r *upgradeRequest) {
-	err := s.tryUpgrade(r.binary)
+	if r.binary == "" {
+		r.binary = s.opts.Self
+	}
+	var err error
+	switch {
+	case r.binary == "":
+		err = errors.New("cannot tell which binary to run: give one")
+	case s.upgrading:
+		err = errors.New("an upgrade is in progress")
+	default:
+		err = s.steady()
+	}
+	if err != nil {
+		s.upgradeFailed(r, err)
+		return
+	}
+	s.upgrading = true
+	shim, guard := s.opts.Shim, s.upgradeGuard
+	go func() {
+		err := s.checkUpgradeBinary(shim, r.binary)
+		if err == nil && guard != nil {
+			err = guard()
+		}
+		s.post(event{kind: evUpgradeChecked, upgrade: r, err: err})
+	}()
+}
+
+// upgradeChecked runs on Run's goroutine once the new binary was checked.
+func (s *Supervisor) upgradeChecked(r *upgradeRequest, err error) {
+	s.upgrading = false
+	if err == nil {
+		err = s.execUpgrade(r.binary)
+	}
+	s.upgradeFailed(r, err)
+}
+
+func (s *Supervisor) upgradeFailed(r *upgradeRequest, err error) {
 	s.log.Error("upgrade failed: hupd goes on as it was", KeyError, err)
 	if r.reply != nil {
 		r.reply <- err
 	}
 }
 
-func (s *Supervisor) tryUpgrade(binary string) error {
-	if binary == "" {
-		binary = s.opts.Self
-	}
-	if binary == "" {
-		return errors.New("cannot tell which binary to run: give one")
-	}
-	if err := s.steady(); err != nil {
-		return err
-	}
-	if err := s.checkUpgradeBinary(binary); err != nil {
-		return err
-	}
+// execUpgrade hands everything over and execs binary; it returns only if
+// that could not be done.
+func (s *Supervisor) execUpgrade(binary string) error {
 	// Things may have moved while the check ran.
 	if err := s.steady(); err != nil {
 		return err
+	}
+	if len(s.sigs) > 0 {
+		return errors.New("a signal arrived meanwhile: try again")
 	}
 	if s.standby != nil {
 		s.standby.discard()
@@ -155,8 +197,8 @@ func (s *Supervisor) tryUpgrade(binary string) error {
 	s.standbyLost = true // no new one before the exec (or after a failure)
 	defer func() { s.standbyLost = false }()
 
-	// From here no trapped call is half answered, no handed-over fd is
-	// closed, and no exit is collected in this image.
+	// From here no trapped call is half answered and no handed-over fd
+	// is closed.
 	opens := make(map[*generation]func(*os.File) bool, len(s.gens))
 	for _, g := range s.gens {
 		if g.trapSrv != nil {
@@ -170,18 +212,12 @@ func (s *Supervisor) tryUpgrade(binary string) error {
 	for i, g := range s.gens {
 		pids[i] = g.pid
 	}
-	thaw, waiting := s.reaper.Freeze(pids)
-	defer thaw()
-	if !waiting {
-		return errors.New("a generation exited just now: try again")
-	}
-
 	exe, err := os.Open("/proc/self/exe") // the running binary, even if replaced on disk
 	if err != nil {
 		return fmt.Errorf("opening the running binary: %w", err)
 	}
 	defer exe.Close()
-	st := s.upgradeState(int(exe.Fd()), opens)
+	st := s.upgradeState(fdNum(exe), opens)
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -205,10 +241,22 @@ func (s *Supervisor) tryUpgrade(binary string) error {
 			unix.CloseOnExec(fd)
 		}
 	}()
-	env := append(slicesWithout(os.Environ(), EnvUpgrade+"="), EnvUpgrade+"="+strconv.Itoa(mfd))
+	env := append(slicesWithout(os.Environ(), EnvUpgrade+"=", envActivated+"="), EnvUpgrade+"="+strconv.Itoa(mfd),
+		envActivated+"="+strconv.Itoa(socketact.ActivatedCount()))
 	s.log.Info("upgrading: exec", "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
+	// On the spawner's thread: it forked the children, and no spawn is in
+	// progress there, so the reaper can be frozen without deadlock.
 	return s.sp.exec(func() error {
-		restore, err := signals.BlockAll()
+		// No exit is collected in this image from here: one during the
+		// exec stays a zombie for the new image.
+		thaw, waiting := s.reaper.Freeze(pids)
+		defer thaw()
+		if !waiting {
+			return errors.New("a generation exited just now: try again")
+		}
+		// A signal from here to the new image's intake is ignored, not
+		// fatal (a pending TERM would meet its default action there).
+		restore, err := signals.IgnoreForExec()
 		if err != nil {
 			return err
 		}
@@ -216,6 +264,23 @@ func (s *Supervisor) tryUpgrade(binary string) error {
 		return os.NewSyscallError("execve "+binary, syscall.Exec(binary, os.Args, env))
 	})
 }
+
+// fdNum is f's fd number, taken without File.Fd, which would make a
+// pollable file (a pipe, a notify socket) blocking.
+func fdNum(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	n := -1
+	rc.Control(func(fd uintptr) { n = int(fd) })
+	return n
+}
+
+// envActivated carries socketact.ActivatedCount to the new image, whose
+// own environment no longer has LISTEN_FDS: swap stays the default for
+// sockets passed on as received.
+const envActivated = "HUPD_UPGRADE_ACTIVATED"
 
 // steady says why an upgrade cannot run now, or nil.
 func (s *Supervisor) steady() error {
@@ -228,6 +293,8 @@ func (s *Supervisor) steady() error {
 		return errors.New("a restart is pending: try again when a generation serves")
 	case len(s.pinned) > 0:
 		return errors.New("a configuration change is being applied: try again")
+	case s.queuedAny || len(s.queued) > 0:
+		return errors.New("a reload is queued: try again when it is over")
 	}
 	for _, g := range s.gens {
 		if g.exited || g.state != StateReady && g.state != StateDraining {
@@ -239,8 +306,8 @@ func (s *Supervisor) steady() error {
 
 // checkUpgradeBinary runs "binary upgrade-protocol" and wants
 // UpgradeProtocol back, then "binary check" with hupd's own flags.
-func (s *Supervisor) checkUpgradeBinary(binary string) error {
-	out, errOut, err := s.runOwn([]string{binary, "upgrade-protocol"})
+func (s *Supervisor) checkUpgradeBinary(shim, binary string) error {
+	out, errOut, err := s.runOwn(shim, []string{binary, "upgrade-protocol"})
 	if err != nil {
 		if msg := strings.TrimSpace(errOut); msg != "" {
 			err = fmt.Errorf("%w (%s)", err, firstLine(msg))
@@ -253,7 +320,7 @@ func (s *Supervisor) checkUpgradeBinary(binary string) error {
 	// It must accept the configuration as it is on disk now, which it
 	// reads when it starts: "hupd check" with the same flags.
 	if len(os.Args) > 1 && os.Args[1] == "run" {
-		if _, errOut, err := s.runOwn(append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
+		if _, errOut, err := s.runOwn(shim, append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
 			return fmt.Errorf("%s refuses the configuration: %s", binary, firstLine(strings.TrimSpace(errOut)))
 		}
 	}
@@ -270,8 +337,8 @@ const upgradeCheckTimeout = 10 * time.Second
 
 // runOwn runs argv as hupd itself (its user, its environment) through the
 // spawner, so that the reaper, which owns every wait, hands its exit
-// back; it returns the command's stdout and stderr. Run's goroutine.
-func (s *Supervisor) runOwn(argv []string) (stdout, stderr string, err error) {
+// back; it returns the command's stdout and stderr. Any goroutine.
+func (s *Supervisor) runOwn(shim string, argv []string) (stdout, stderr string, err error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return "", "", err
@@ -284,7 +351,7 @@ func (s *Supervisor) runOwn(argv []string) (stdout, stderr string, err error) {
 	}
 	defer errR.Close()
 	cmd := &socketact.Command{
-		Shim: s.opts.Shim, Path: argv[0], Args: argv, UID: -1, GID: -1,
+		Shim: shim, Path: argv[0], Args: argv, UID: -1, GID: -1,
 		Env:    socketact.ChildEnv(os.Environ(), nil, nil),
 		Stdout: outW, Stderr: errW,
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
@@ -313,18 +380,25 @@ func (s *Supervisor) runOwn(argv []string) (stdout, stderr string, err error) {
 		return "", "", fmt.Errorf("no answer within %s", upgradeCheckTimeout)
 	}
 	unix.Kill(-res.pid, unix.SIGKILL) // whatever it left behind
-	<-copied
-	<-copied
+	for range 2 {
+		select {
+		case <-copied:
+		case <-t.C: // a process that left the group holds a pipe
+			outR.Close()
+			errR.Close()
+			return ob.String(), eb.String(), errors.New("its output pipes stayed open")
+		}
+	}
 	if e.Code() != 0 {
 		return ob.String(), eb.String(), errors.New(e.String())
 	}
 	return ob.String(), eb.String(), nil
 }
 
-func slicesWithout(env []string, prefix string) []string {
+func slicesWithout(env []string, prefixes ...string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if !strings.HasPrefix(kv, prefix) {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(kv, p) }) {
 			out = append(out, kv)
 		}
 	}
@@ -346,7 +420,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 		if f == nil {
 			return -1
 		}
-		return int(f.Fd())
+		return fdNum(f)
 	}
 	for _, g := range s.gens {
 		open := opens[g]
@@ -399,6 +473,7 @@ func TakeUpgrade() (*Upgrade, error) {
 		return nil, nil
 	}
 	os.Unsetenv(EnvUpgrade)
+	os.Unsetenv(envActivated) // socketact.ActivatedCount has read it
 	rolledBack := os.Getenv(envRolledBack) == "1"
 	os.Unsetenv(envRolledBack)
 	fd, err := strconv.Atoi(v)
@@ -463,9 +538,10 @@ func (st *Upgrade) Rollback() error {
 	for _, fd := range fds {
 		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
 	}
-	env := append(slicesWithout(os.Environ(), EnvUpgrade+"="), EnvUpgrade+"="+strconv.Itoa(st.fd), envRolledBack+"=1")
+	env := append(slicesWithout(os.Environ(), EnvUpgrade+"=", envActivated+"="), EnvUpgrade+"="+strconv.Itoa(st.fd), envRolledBack+"=1",
+		envActivated+"="+strconv.Itoa(socketact.ActivatedCount()))
 	path := "/proc/self/fd/" + strconv.Itoa(st.Exe)
-	if restore, err := signals.BlockAll(); err == nil {
+	if restore, err := signals.IgnoreForExec(); err == nil {
 		defer restore() // only reached if the exec fails
 	}
 	err := syscall.Exec(path, os.Args, env)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"sync/atomic"
 
 	"fmt"
 	"log/slog"
@@ -42,7 +44,9 @@ type reconf struct {
 	groups  []watchGroup          // one per group of w
 	cfgHash string                // of hupd.toml as last read
 	applied string                // of hupd.toml as in force
-	cfgErr  string                // why the version last read was not applied
+	// appliedNow is applied for other goroutines (the upgrade guard).
+	appliedNow atomic.Value
+	cfgErr     string // why the version last read was not applied
 
 	refresh chan refreshRequest
 	done    chan struct{}
@@ -82,6 +86,7 @@ func newReconf(r *config.Resolved, ls []*socketact.Listener, load func() (*confi
 	if r.ConfigFile != "" {
 		rc.cfgHash = watch.Hash([]string{r.ConfigFile})
 		rc.applied = rc.cfgHash
+		rc.appliedNow.Store(rc.applied)
 	}
 	w, groups, err := rc.watcher(r, nil)
 	if err != nil {
@@ -349,6 +354,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 	}
 	rc.applySockets(held, ls)
 	rc.ls, rc.cur, rc.applied = ls, next, cfgHash
+	rc.appliedNow.Store(cfgHash)
 	rc.level.Set(next.LogLevel)
 	for _, l := range opened {
 		rc.log.Info("listening", "name", l.Spec.FDName(), "address", l.Bound.String())
@@ -462,6 +468,21 @@ func (h controlHandler) Status() supervisor.Status { return h.sup.Status() }
 
 func (h controlHandler) Upgrade(ctx context.Context, binary string) error {
 	return h.sup.Upgrade(ctx, binary)
+}
+
+// upgradeGuard refuses an in-place upgrade while hupd.toml on disk is not
+// the version in force (edited without a reload, or an edit was refused):
+// the new image reads it, and could fail on it where this one runs, and
+// the previous binary, which a failed take-over goes back to, would read
+// it too.
+func (rc *reconf) upgradeGuard(path string) func() error {
+	return func() error {
+		applied, _ := rc.appliedNow.Load().(string)
+		if watch.Hash([]string{path}) != applied {
+			return errors.New(path + " is not the version in force (edited since, or its last edit was refused): apply it with hupd reload, or undo the edit, then upgrade")
+		}
+		return nil
+	}
 }
 
 // A new hupd.toml that needs a new generation is applied by a reload of its

@@ -61,8 +61,14 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	var (
 		ls, others []*socketact.Listener
 		held       []*os.File
+		gcBack     = func() {}
 	)
 	if up != nil {
+		// No GC until the state is taken over: a finalizer would close
+		// the fds of objects a failed take-over drops, which the previous
+		// binary needs back.
+		gc := debug.SetGCPercent(-1)
+		gcBack = func() { debug.SetGCPercent(gc) }
 		if failTakeOver != "" {
 			return rollback(up, errors.New(failTakeOver), log)
 		}
@@ -113,7 +119,8 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if up != nil {
 		exits = up.Watch(reaper) // before it reaps: an exit in the exec window waits
 	}
-	go reaper.Run(done)
+	// The reaper starts once nothing can go back to the previous binary
+	// (below): an exit it collected here would be lost to that one.
 
 	opts := r.Options
 	defaults(&opts)
@@ -157,6 +164,9 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		observers = append(observers, hs.Hooks())
 	}
 	sup.Observe(hooks(observers...))
+	if r.ConfigFile != "" {
+		sup.SetUpgradeGuard(rc.upgradeGuard(r.ConfigFile))
+	}
 	ctl, err := supervisor.ListenControl(opts.Control, controlHandler{sup, rc}, log)
 	if err != nil {
 		err = fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
@@ -169,6 +179,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	go ctl.Serve()
 	if up != nil {
 		up.Close() // taken over: no going back from here
+		gcBack()
 	}
 	log.Info("control socket", "path", opts.Control)
 	for i, l := range ls {
@@ -185,6 +196,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if hs != nil {
 		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
 	}
+	go reaper.Run(done) // before any child is started (sup.Run)
 	close(running)
 	if setup.Load == nil {
 		return sup.Run(sigs)

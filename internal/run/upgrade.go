@@ -25,6 +25,12 @@ func takeOverSockets(up *supervisor.Upgrade, r *config.Resolved) (ls, others []*
 		}
 		held = append(held, l)
 	}
+	if len(r.Listen) == 0 {
+		// No [[listen]]: the sockets a service manager passed are passed
+		// on as received, as at start (see listeners).
+		n := len(up.Listeners)
+		return held[:n], held[n:], nil
+	}
 	ls, opened, err := reuseSockets(held, r.Listen, r.ListenWhere)
 	if err != nil {
 		return nil, nil, err

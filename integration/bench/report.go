@@ -107,24 +107,8 @@ func (r *Report) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\tmeasure\tvalue\tgoal\t")
 	fmt.Fprintln(tw, "--------\t-------\t-----\t----\t")
-	last := ""
-	for _, row := range r.Rows {
-		sc := row.Scenario
-		if sc == last {
-			sc = ""
-		}
-		last = row.Scenario
-		g := row.Goal
-		switch {
-		case g == "":
-		case !row.Checked:
-			g += " (not checked in this mode)"
-		case row.Met:
-			g += " ok"
-		default:
-			g += " MISSED"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", sc, row.Measure, row.Value, g)
+	for _, c := range r.cells(" (not checked in this mode)", " ok", " MISSED") {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", c[0], c[1], c[2], c[3])
 	}
 	tw.Flush()
 	if r.OK {
@@ -134,11 +118,11 @@ func (r *Report) printTable(w io.Writer) {
 	}
 }
 
-// printMarkdown writes the table as Markdown, for the README.
-func (r *Report) printMarkdown(w io.Writer) {
-	fmt.Fprintln(w, "| scenario | measure | value | goal |")
-	fmt.Fprintln(w, "| --- | --- | --- | --- |")
-	esc := strings.NewReplacer("|", "\\|")
+// cells are the table's rows: scenario (only on its first row), measure,
+// value, and the goal with the marker for a goal not checked in this
+// mode, met, or missed.
+func (r *Report) cells(unchecked, met, missed string) [][4]string {
+	var out [][4]string
 	last := ""
 	for _, row := range r.Rows {
 		sc := row.Scenario
@@ -150,13 +134,24 @@ func (r *Report) printMarkdown(w io.Writer) {
 		switch {
 		case g == "":
 		case !row.Checked:
-			g += " (not checked)"
+			g += unchecked
 		case row.Met:
-			g += " ✓"
+			g += met
 		default:
-			g += " **missed**"
+			g += missed
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", esc.Replace(sc), esc.Replace(row.Measure), esc.Replace(row.Value), esc.Replace(g))
+		out = append(out, [4]string{sc, row.Measure, row.Value, g})
+	}
+	return out
+}
+
+// printMarkdown writes the table as Markdown, for the README.
+func (r *Report) printMarkdown(w io.Writer) {
+	fmt.Fprintln(w, "| scenario | measure | value | goal |")
+	fmt.Fprintln(w, "| --- | --- | --- | --- |")
+	esc := strings.NewReplacer("|", "\\|")
+	for _, c := range r.cells(" (not checked)", " ✓", " **missed**") {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", esc.Replace(c[0]), esc.Replace(c[1]), esc.Replace(c[2]), esc.Replace(c[3]))
 	}
 }
 

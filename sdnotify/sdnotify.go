@@ -62,13 +62,19 @@ func (n *Notifier) Send(lines ...string) error {
 			return errors.New("sdnotify: a line must not hold a newline")
 		}
 	}
+	return SendTo(n.addr.Name, []byte(strings.Join(lines, "\n")+"\n"))
+}
+
+// SendTo sends payload as one datagram to the notify socket at path (a
+// file path, or "@name" for an abstract one), from a socket of its own.
+func SendTo(path string, payload []byte) error {
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return os.NewSyscallError("socket", err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Sendto(fd, []byte(strings.Join(lines, "\n")+"\n"), 0, n.addr); err != nil {
-		return fmt.Errorf("NOTIFY_SOCKET=%s: %w", n.addr.Name, os.NewSyscallError("sendto", err))
+	if err := unix.Sendto(fd, payload, 0, &unix.SockaddrUnix{Name: path}); err != nil {
+		return fmt.Errorf("NOTIFY_SOCKET=%s: %w", path, os.NewSyscallError("sendto", err))
 	}
 	return nil
 }

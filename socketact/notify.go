@@ -1,8 +1,9 @@
 package socketact
 
 import (
-	"net"
 	"os"
+
+	"github.com/hupd/hupd/sdnotify"
 )
 
 // Notify sends state (e.g. "READY=1") to $NOTIFY_SOCKET, as sd_notify(3)
@@ -12,15 +13,7 @@ func Notify(state string) (bool, error) {
 	if path == "" {
 		return false, nil
 	}
-	if path[0] == '@' {
-		path = "\x00" + path[1:]
-	}
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return false, err
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte(state)); err != nil {
+	if err := sdnotify.SendTo(path, []byte(state)); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/legacy"
+	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -47,15 +47,7 @@ func (s *Supervisor) forwardExit(ref *procRef, e signals.Exit) {
 	s.post(event{kind: evExit, ref: ref, exit: e})
 }
 
-func sendMarker(path string) error {
-	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_, err = c.Write([]byte(exitMarker))
-	return err
-}
+func sendMarker(path string) error { return sdnotify.SendTo(path, []byte(exitMarker)) }
 
 // standby is a shim started ahead of time for the next generation (see
 // socketact.Standby): it holds the sockets and its own output pipes.

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -63,7 +64,7 @@ func Serve(configPath string, log *slog.Logger) error {
 		if sig != unix.SIGHUP {
 			break
 		}
-		socketact.Notify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+		socketact.Notify("RELOADING=1\n" + sdnotify.MonotonicUsec())
 		s.load()
 		log.Info("demo: config reloaded", "pid", os.Getpid())
 		socketact.Notify("READY=1")
@@ -140,12 +141,6 @@ func (s *server) drain(timeout time.Duration) {
 	case <-time.After(timeout):
 		s.log.Warn("demo: drain timeout; closing connections in flight")
 	}
-}
-
-func monotonicUsec() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Sec*1e6 + ts.Nsec/1e3
 }
 
 // WriteConfig creates the demo's config file in dir.

@@ -194,10 +194,8 @@ func TestSystemdNotify(t *testing.T) {
 
 	// An upgrade in place: the same hupd (PID) goes on speaking for the
 	// service, and a reload after it is announced as before.
-	up := exec.Command(hupdBin, "upgrade")
-	up.Env = h.Cmd.Env
-	if out, err := up.CombinedOutput(); err != nil {
-		t.Fatalf("hupd upgrade: %v: %s", err, out)
+	if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %s", code, out)
 	}
 	h.Signal(syscall.SIGHUP)
 	m.nextNot("RELOADING=1", "READY=1")
@@ -264,9 +262,8 @@ func TestSystemdSocketActivatedNotify(t *testing.T) {
 	}
 	// An upgrade keeps the sockets passed on as received, and swap as
 	// the strategy: the next reload swaps on the same socket.
-	up := exec.Command(hupdBin, "upgrade", "--control", h.WaitEvent("control socket", 1, nil).Str("path"))
-	if out, err := up.CombinedOutput(); err != nil {
-		t.Fatalf("hupd upgrade: %v: %s", err, out)
+	if out, code := hupdCtl(t, h, "upgrade", "--control", h.WaitEvent("control socket", 1, nil).Str("path")); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %s", code, out)
 	}
 	h.Signal(syscall.SIGHUP)
 	m.next("RELOADING=1")

@@ -63,6 +63,35 @@ func freeUDPPort(t *testing.T) int {
 	return 0
 }
 
+// wantKeepAlive checks held socket s has SO_KEEPALIVE, which the program
+// set on its own socket before bind.
+func wantKeepAlive(t *testing.T, s Socket) {
+	t.Helper()
+	if v, err := unix.GetsockoptInt(int(s.File.Fd()), unix.SOL_SOCKET, unix.SO_KEEPALIVE); err != nil || v != 1 {
+		t.Errorf("held socket's SO_KEEPALIVE = %d, %v; the program set 1", v, err)
+	}
+}
+
+// wantGiven checks that a later program's bind of fd to addr was given
+// the adopted socket (inode ino), and reads its stat line.
+func (tr *trapped) wantGiven(fd int, addr Addr, ino uint64) {
+	tr.t.Helper()
+	if ev, want := tr.event(), (Event{Socket: 0, PID: tr.tid, FD: fd, Addr: addr}); ev != want {
+		tr.t.Errorf("second program's bind event %+v, want %+v", ev, want)
+	}
+	if st := tr.expectStat(); st.ino != ino {
+		tr.t.Errorf("second program's fd has inode %d, want the adopted %d", st.ino, ino)
+	}
+}
+
+// wantListenAnswered checks the event of a later program's listen on fd.
+func (tr *trapped) wantListenAnswered(fd int) {
+	tr.t.Helper()
+	if ev, want := tr.event(), (Event{Socket: 0, Listen: true, PID: tr.tid, FD: fd}); ev != want {
+		tr.t.Errorf("second program's listen event %+v, want %+v", ev, want)
+	}
+}
+
 // TestAdoptTCP proves the first program's own TCP socket becomes the held
 // one at its listen: its option set before bind (SO_KEEPALIVE) and its
 // backlog (7) are kept, it accepts, and the socket outlives the program.
@@ -91,9 +120,7 @@ func TestAdoptTCP(t *testing.T) {
 	if held[0].Pending || held[0].Port != port || held[0].ino != ino {
 		t.Errorf("server's description after adoption: %+v", held[0])
 	}
-	if v, err := unix.GetsockoptInt(int(stale.File.Fd()), unix.SOL_SOCKET, unix.SO_KEEPALIVE); err != nil || v != 1 {
-		t.Errorf("held socket's SO_KEEPALIVE = %d, %v; the program set 1", v, err)
-	}
+	wantKeepAlive(t, stale)
 	if limit, _ := listenBacklog(t, unix.AF_INET, ino); limit != 7 {
 		t.Errorf("backlog %d, the program asked for 7", limit)
 	}
@@ -115,16 +142,9 @@ func TestAdoptTCP(t *testing.T) {
 	tr2 := start(t, []Socket{stale}, "", "socket inet stream", "bind "+addr, "stat", "listen 100", "accept")
 	fd2 := tr2.expectFD()
 	tr2.expectLine("bind 0")
-	if ev, want := tr2.event(), (Event{Socket: 0, PID: tr2.tid, FD: fd2, Addr: in4("127.0.0.1", port)}); ev != want {
-		t.Errorf("second program's bind event %+v, want %+v", ev, want)
-	}
-	if st := tr2.expectStat(); st.ino != ino {
-		t.Errorf("second program's fd has inode %d, want the adopted %d", st.ino, ino)
-	}
+	tr2.wantGiven(fd2, in4("127.0.0.1", port), ino)
 	tr2.expectLine("listen 0")
-	if ev, want := tr2.event(), (Event{Socket: 0, Listen: true, PID: tr2.tid, FD: fd2}); ev != want {
-		t.Errorf("second program's listen event %+v, want %+v", ev, want)
-	}
+	tr2.wantListenAnswered(fd2)
 	if limit, _ := listenBacklog(t, unix.AF_INET, ino); limit != 7 {
 		t.Errorf("backlog %d after the second program's listen(100), want 7", limit)
 	}
@@ -153,9 +173,7 @@ func TestAdoptUDP(t *testing.T) {
 	if st := tr.expectStat(); st.ino != ino || st.addr != addr {
 		t.Errorf("program's socket: inode %d at %s; held inode %d, want %s", st.ino, st.addr, ino, addr)
 	}
-	if v, err := unix.GetsockoptInt(int(stale.File.Fd()), unix.SOL_SOCKET, unix.SO_KEEPALIVE); err != nil || v != 1 {
-		t.Errorf("held socket's SO_KEEPALIVE = %d, %v; the program set 1", v, err)
-	}
+	wantKeepAlive(t, stale)
 	send := func(msg string) {
 		c, err := net.Dial("udp4", addr)
 		if err != nil {
@@ -173,12 +191,7 @@ func TestAdoptUDP(t *testing.T) {
 	tr2 := start(t, []Socket{stale}, "", "socket inet dgram", "bind "+addr, "stat", "recv")
 	fd2 := tr2.expectFD()
 	tr2.expectLine("bind 0")
-	if ev, want := tr2.event(), (Event{Socket: 0, PID: tr2.tid, FD: fd2, Addr: in4("127.0.0.1", port)}); ev != want {
-		t.Errorf("second program's bind event %+v, want %+v", ev, want)
-	}
-	if st := tr2.expectStat(); st.ino != ino {
-		t.Errorf("second program's fd has inode %d, want the adopted %d", st.ino, ino)
-	}
+	tr2.wantGiven(fd2, in4("127.0.0.1", port), ino)
 	send("two")
 	tr2.expectLine("recv two")
 	tr2.exit()
@@ -242,16 +255,9 @@ func TestAdoptUnixRelative(t *testing.T) {
 	fd2 := tr2.expectFD()
 	// The file exists: redirected, the program's own bind would fail.
 	tr2.expectLine("bind 0")
-	if ev, want := tr2.event(), (Event{Socket: 0, PID: tr2.tid, FD: fd2, Addr: Addr{Family: unix.AF_UNIX, Path: path}}); ev != want {
-		t.Errorf("second program's bind event %+v, want %+v", ev, want)
-	}
-	if st := tr2.expectStat(); st.ino != ino {
-		t.Errorf("second program's fd has inode %d, want the adopted %d", st.ino, ino)
-	}
+	tr2.wantGiven(fd2, Addr{Family: unix.AF_UNIX, Path: path}, ino)
 	tr2.expectLine("listen 0")
-	if ev, want := tr2.event(), (Event{Socket: 0, Listen: true, PID: tr2.tid, FD: fd2}); ev != want {
-		t.Errorf("second program's listen event %+v, want %+v", ev, want)
-	}
+	tr2.wantListenAnswered(fd2)
 	tr2.exit()
 }
 

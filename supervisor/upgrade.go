@@ -307,9 +307,9 @@ func (s *Supervisor) steady() error {
 // checkUpgradeBinary runs "binary upgrade-protocol" and wants
 // UpgradeProtocol back, then "binary check" with hupd's own flags.
 func (s *Supervisor) checkUpgradeBinary(shim, binary string) error {
-	out, errOut, err := s.runOwn(shim, []string{binary, "upgrade-protocol"})
+	out, err := s.runOwn(shim, []string{binary, "upgrade-protocol"})
 	if err != nil {
-		if msg := strings.TrimSpace(errOut); msg != "" {
+		if msg := strings.TrimSpace(out); msg != "" {
 			err = fmt.Errorf("%w (%s)", err, firstLine(msg))
 		}
 		return fmt.Errorf("%s upgrade-protocol: %w: not a hupd that can take over", binary, err)
@@ -320,8 +320,8 @@ func (s *Supervisor) checkUpgradeBinary(shim, binary string) error {
 	// It must accept the configuration as it is on disk now, which it
 	// reads when it starts: "hupd check" with the same flags.
 	if len(os.Args) > 1 && os.Args[1] == "run" {
-		if _, errOut, err := s.runOwn(shim, append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
-			return fmt.Errorf("%s refuses the configuration: %s", binary, firstLine(strings.TrimSpace(errOut)))
+		if out, err := s.runOwn(shim, append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
+			return fmt.Errorf("%s refuses the configuration: %s", binary, firstLine(strings.TrimSpace(out)))
 		}
 	}
 	return nil
@@ -335,64 +335,42 @@ func firstLine(s string) string {
 // upgradeCheckTimeout bounds each run of the new binary before an upgrade.
 const upgradeCheckTimeout = 10 * time.Second
 
-// runOwn runs argv as hupd itself (its user, its environment) through the
-// spawner, so that the reaper, which owns every wait, hands its exit
-// back; it returns the command's stdout and stderr. Any goroutine.
-func (s *Supervisor) runOwn(shim string, argv []string) (stdout, stderr string, err error) {
-	outR, outW, err := os.Pipe()
+// runOwn runs argv as hupd itself (its user and environment) as the
+// helpers of reloads are run (startAux: through the spawner, the reaper
+// handing its exit back), and returns its output (stdout and stderr).
+// Any goroutine.
+func (s *Supervisor) runOwn(shim string, argv []string) (string, error) {
+	r, w, err := os.Pipe()
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
-	defer outR.Close()
-	errR, errW, err := os.Pipe()
+	defer r.Close()
+	pid, exited, err := s.startAux(Options{Shim: shim, UID: -1, GID: -1}, argv, w)
+	w.Close()
 	if err != nil {
-		outW.Close()
-		return "", "", err
+		return "", err
 	}
-	defer errR.Close()
-	cmd := &socketact.Command{
-		Shim: shim, Path: argv[0], Args: argv, UID: -1, GID: -1,
-		Env:    socketact.ChildEnv(os.Environ(), nil, nil),
-		Stdout: outW, Stderr: errW,
-		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
-	}
-	res := s.sp.start(cmd)
-	outW.Close()
-	errW.Close()
-	if res.proc != nil {
-		res.proc.Release()
-	}
-	if res.err != nil {
-		return "", "", res.err
-	}
-	var ob, eb strings.Builder
-	copied := make(chan struct{}, 2)
-	go func() { io.Copy(&ob, io.LimitReader(outR, 64<<10)); copied <- struct{}{} }()
-	go func() { io.Copy(&eb, io.LimitReader(errR, 64<<10)); copied <- struct{}{} }()
+	var out strings.Builder
+	copied := make(chan struct{})
+	go func() { io.Copy(&out, io.LimitReader(r, 64<<10)); close(copied) }()
 	t := time.NewTimer(upgradeCheckTimeout)
 	defer t.Stop()
 	var e signals.Exit
 	select {
-	case e = <-res.exited:
+	case e = <-exited: // its process group killed after it
 	case <-t.C:
-		unix.Kill(-res.pid, unix.SIGKILL)
-		<-res.exited
-		return "", "", fmt.Errorf("no answer within %s", upgradeCheckTimeout)
+		unix.Kill(-pid, unix.SIGKILL)
+		return "", fmt.Errorf("no answer within %s", upgradeCheckTimeout)
 	}
-	unix.Kill(-res.pid, unix.SIGKILL) // whatever it left behind
-	for range 2 {
-		select {
-		case <-copied:
-		case <-t.C: // a process that left the group holds a pipe
-			outR.Close()
-			errR.Close()
-			return ob.String(), eb.String(), errors.New("its output pipes stayed open")
-		}
+	select {
+	case <-copied:
+	case <-t.C: // a process that left its group holds the pipe
+		return "", errors.New("its output pipe stayed open")
 	}
 	if e.Code() != 0 {
-		return ob.String(), eb.String(), errors.New(e.String())
+		return out.String(), errors.New(e.String())
 	}
-	return ob.String(), eb.String(), nil
+	return out.String(), nil
 }
 
 func slicesWithout(env []string, prefixes ...string) []string {

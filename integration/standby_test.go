@@ -81,3 +81,37 @@ func TestStandbyShim(t *testing.T) {
 	readChildEnv(h)
 	h.Stop()
 }
+
+// TestStandbyStraySignals: tools that signal a whole service (systemctl kill
+// sends to every process of the unit, docker kill and kill -PGID to a group)
+// also reach the standby shim kept for the next generation. It must survive
+// them, so that the next reload still starts through it: before the standby
+// ignored them, it died of the first HUP and the reload started cold (or,
+// when the HUP came as it became the new generation, failed).
+func TestStandbyStraySignals(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms", "--"}, childCmd("http")...)...)
+	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	stray := []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
+		syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGPIPE, syscall.SIGTSTP}
+	for i := 1; i <= 10; i++ {
+		sb := h.WaitEvent("standby shim ready", i, nil).Int("pid")
+		for _, sig := range stray {
+			if err := syscall.Kill(sb, sig); err != nil {
+				t.Fatalf("round %d: kill %d %v: %v", i, sb, sig, err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		rep, err := supervisor.Call(ctx, control, supervisor.Request{Cmd: supervisor.CmdReload})
+		cancel()
+		if err != nil || rep.Reload == nil || !rep.Reload.OK {
+			t.Fatalf("round %d: reload: %v %+v", i, err, rep)
+		}
+		if rep.Reload.NewPID != sb {
+			t.Fatalf("round %d: gen %d is pid %d, not the standby %d that got %v", i, rep.Reload.NewGen, rep.Reload.NewPID, sb, stray)
+		}
+	}
+	if n := len(h.Events("standby shim exited")); n != 0 {
+		t.Fatalf("%d standby shims exited", n)
+	}
+	h.Stop()
+}

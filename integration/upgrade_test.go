@@ -281,6 +281,9 @@ func TestUpgradeLegacy(t *testing.T) {
 	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
 		t.Fatalf("reload after the upgrade: %d %s", code, out)
 	}
+	// Logged by the legacy server's goroutine: the reload's reply can come
+	// before the test has read that line.
+	h.WaitEvent("bind redirected", 2, nil)
 	if n := len(h.Events("bind redirected")); n != 2 {
 		t.Fatalf("%d binds redirected, want 2 (generation 2's by the upgraded hupd)", n)
 	}

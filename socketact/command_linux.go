@@ -1,12 +1,14 @@
 package socketact
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hupd/hupd/socketact/shim"
 	"golang.org/x/sys/unix"
@@ -53,7 +55,7 @@ func (e *ExecError) Error() string { return e.Msg }
 // shim has exec'd the target (nil) or failed (*ExecError), and returns the
 // seccomp notify fd when c.Trap; call it exactly once.
 func (c *Command) Start() (p *os.Process, wait func() (*os.File, error), err error) {
-	r, w, err := statusPair()
+	r, w, err := statusPair(false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -70,10 +72,19 @@ func (c *Command) Start() (p *os.Process, wait func() (*os.File, error), err err
 
 // statusPair is the channel a shim reports on: EOF once it has exec'd, or
 // "CODE message"; a socket so that it can carry the seccomp notify fd.
-func statusPair() (ours, theirs *os.File, err error) {
+// With pollable, our end is non-blocking and read through the runtime's
+// poller, so that Close ends a read in progress.
+func statusPair(pollable bool) (ours, theirs *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, os.NewSyscallError("socketpair", err)
+	}
+	if pollable {
+		if err := unix.SetNonblock(fds[0], true); err != nil {
+			unix.Close(fds[0])
+			unix.Close(fds[1])
+			return nil, nil, os.NewSyscallError("fcntl", err)
+		}
 	}
 	return os.NewFile(uintptr(fds[0]), "shim status"), os.NewFile(uintptr(fds[1]), "shim status"), nil
 }
@@ -137,12 +148,22 @@ type Standby struct {
 	Process *os.Process
 	ctl     *os.File
 	nfds    int
+	armed   chan struct{} // closed once the shim said it waits, or cannot
+	armErr  error         // set before armed is closed: why it cannot
 }
+
+// StandbyArmTimeout bounds how long Exec waits for a standby that has not
+// yet said it waits for its spec (its runtime is still starting).
+const StandbyArmTimeout = time.Second
+
+// ErrStandbyNotArmed is Exec's error for a standby that did not say in time
+// that it waits; it has been discarded.
+var ErrStandbyNotArmed = errors.New("socketact: standby shim not waiting yet")
 
 // Prestart starts a standby shim. Of c it uses Shim, Sockets, Stdin,
 // Stdout, Stderr and Sys; what to exec comes later, with Exec.
 func (c *Command) Prestart() (*Standby, error) {
-	ours, theirs, err := statusPair()
+	ours, theirs, err := statusPair(true)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +178,34 @@ func (c *Command) Prestart() (*Standby, error) {
 		ours.Close()
 		return nil, err
 	}
-	return &Standby{Process: p, ctl: ours, nfds: len(c.Sockets)}, nil
+	s := &Standby{Process: p, ctl: ours, nfds: len(c.Sockets), armed: make(chan struct{})}
+	go s.waitArmed()
+	return s, nil
+}
+
+// waitArmed reads the shim's StandbyArmed byte. It ends when the byte
+// comes, the shim exits (EOF) or Close closes the socket.
+func (s *Standby) waitArmed() {
+	defer close(s.armed)
+	b := make([]byte, 1)
+	n, err := s.ctl.Read(b)
+	switch {
+	case err != nil:
+		s.armErr = err
+	case n != 1 || b[0] != shim.StandbyArmed:
+		s.armErr = fmt.Errorf("socketact: standby shim said %q, want %q", b[:n], shim.StandbyArmed)
+	}
+}
+
+// Armed is closed once the standby waits for its spec with the signals that
+// tools send to a whole service ignored (or once it cannot: it exited, or
+// was closed). Exec waits for it.
+func (s *Standby) Armed() <-chan struct{} { return s.armed }
+
+// ArmErr is nil, after Armed is closed, when the standby waits for its spec.
+func (s *Standby) ArmErr() error {
+	<-s.armed
+	return s.armErr
 }
 
 // Exec makes the standby exec c's target (Path, Args, Env, Dir, UID, GID,
@@ -169,6 +217,17 @@ func (s *Standby) Exec(c *Command) (*os.File, error) {
 	if len(c.Sockets) != s.nfds {
 		return nil, fmt.Errorf("socketact: standby holds %d sockets, command has %d", s.nfds, len(c.Sockets))
 	}
+	t := time.NewTimer(StandbyArmTimeout)
+	defer t.Stop()
+	select {
+	case <-s.armed:
+		if s.armErr != nil {
+			return nil, fmt.Errorf("socketact: standby: %w", s.armErr)
+		}
+	case <-t.C:
+		s.ctl.Close()
+		return nil, ErrStandbyNotArmed
+	}
 	args := c.shimArgs()
 	spec := strconv.Itoa(len(args)) + "\x00" + strings.Join(args, "\x00")
 	if env := c.shimEnv(); len(env) > 0 {
@@ -177,8 +236,13 @@ func (s *Standby) Exec(c *Command) (*os.File, error) {
 	if _, err := s.ctl.WriteString(spec); err != nil {
 		return nil, fmt.Errorf("socketact: standby: %w", err)
 	}
-	if err := unix.Shutdown(int(s.ctl.Fd()), unix.SHUT_WR); err != nil {
+	fd := int(s.ctl.Fd())
+	if err := unix.Shutdown(fd, unix.SHUT_WR); err != nil {
 		return nil, os.NewSyscallError("shutdown", err)
+	}
+	// readExecStatus blocks in recvmsg until the exec (EOF) or a failure.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
 	}
 	return readExecStatus(s.ctl, c.Trap)
 }

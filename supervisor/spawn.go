@@ -154,7 +154,12 @@ func (s *Supervisor) prestart() {
 	st := &standby{ref: &procRef{}, sb: res.standby, pid: res.pid, proc: res.proc, outR: outR, errR: errR}
 	s.standby = st
 	go func() { s.forwardExit(st.ref, <-res.exited) }()
-	s.log.Debug("standby shim ready", KeyPID, st.pid)
+	go func() {
+		// Ready once it waits with stray signals ignored (its runtime is up).
+		if st.sb.ArmErr() == nil {
+			s.log.Debug("standby shim ready", KeyPID, st.pid)
+		}
+	}()
 }
 
 // spawn starts the next generation with its own notify socket and output

@@ -73,6 +73,10 @@ func init() {
 // complete environment.
 const StandbyArg = "standby"
 
+// StandbyArmed is the byte a standby shim writes on its control socket once
+// it waits for its spec with the stray signals ignored (see ignoreStray).
+const StandbyArmed = 'R'
+
 // Run turns this process into the target and never returns. A failure is
 // written to the status socket ("CODE message") and the shim exits CODE.
 func Run() {
@@ -143,6 +147,18 @@ func waitForSpec(nfdsArg string) []string {
 		os.Exit(ExitCannotExec)
 	}
 	ctl := FirstFD + nfds
+	// A signal meant for the service (systemctl kill, docker kill, kill
+	// -PGID) reaches every process of it, this one too, and the Go
+	// runtime's default for HUP, INT, TERM, … is to die: the reload this
+	// standby was kept for would fail. hupd itself never signals a standby
+	// (it discards one by closing the control socket), so ignore them while
+	// waiting, and say so: hupd waits for that byte before it uses us.
+	ignoreStray()
+	for {
+		if _, err := syscall.Write(ctl, []byte{StandbyArmed}); err != syscall.EINTR {
+			break
+		}
+	}
 	var buf []byte
 	chunk := make([]byte, 64<<10)
 	for {
@@ -158,6 +174,11 @@ func waitForSpec(nfdsArg string) []string {
 	if len(buf) == 0 {
 		os.Exit(0)
 	}
+	// From here on this process is the next generation: a signal hupd
+	// sends it (a stop in the middle of the start) must act again. Only
+	// the default action is left (the Go runtime's handlers for these are
+	// gone), which for each of them is what the runtime would have done.
+	restoreStray()
 	fields := strings.Split(string(buf), "\x00")
 	n, ok := atoi(fields[0])
 	if !ok || 1+n > len(fields) {
@@ -291,6 +312,26 @@ type kernelSigaction struct {
 	flags    uint64
 	restorer uintptr
 	mask     uint64
+}
+
+// straySignals are the signals a standby shim ignores while it waits: those
+// that tools send to every process of a service, whose default action (or
+// the Go runtime's) would end or stop it.
+var straySignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN,
+	syscall.SIGTTOU}
+
+// ignoreStray sets SIG_IGN for straySignals; one pending is discarded.
+func ignoreStray() { setStray(1) } // handler 1 is SIG_IGN
+
+// restoreStray sets SIG_DFL for straySignals again.
+func restoreStray() { setStray(0) }
+
+func setStray(handler uintptr) {
+	act := kernelSigaction{handler: handler}
+	for _, sig := range straySignals {
+		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	}
 }
 
 // resetSignals restores SIG_DFL for every signal and unblocks them all, so a

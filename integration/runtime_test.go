@@ -373,3 +373,100 @@ func TestControlClientRefusesStranger(t *testing.T) {
 		t.Errorf("reload through a linked default directory: exit %d, stdout %q, stderr %q; want exit 1, ending %q", code, stdout, stderr, want)
 	}
 }
+
+// rtShortTemp is a temp directory with a short path that every user may
+// traverse (a notify socket's path must fit sockaddr_un).
+func rtShortTemp(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "hupd-rt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	if err := os.Chmod(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestRuntimeNotifyOtherUser: a child dropped to nobody reaches its notify
+// socket (READY=1 counts). When it can traverse to the runtime directory
+// (root's control directory is 0711), the socket is there, chowned to
+// nobody. When it cannot (a 0700 directory on the way, as a usual
+// $XDG_RUNTIME_DIR), the sockets go to a hupd-notify-* directory in TMPDIR
+// that the runtime directory names, and a start after kill -9 removes it.
+func TestRuntimeNotifyOtherUser(t *testing.T) {
+	procNeedRoot(t)
+	t.Parallel()
+	start := func(t *testing.T, env ...string) *Hupd {
+		cmd := exec.Command(hupdBin, withJSONLog([]string{"run", "--name", "nu", "--user", "nobody", "--ready", "notify",
+			"--listen", "http=tcp://127.0.0.1:0", "--", helloBin})...)
+		cmd.Env = append(os.Environ(), env...)
+		h := StartHupdCmd(t, cmd)
+		if e := h.WaitEvent("child ready", 1, nil); e.Str("ready") != "READY=1" {
+			t.Fatalf("child ready by %q, want READY=1", e.Str("ready"))
+		}
+		return h
+	}
+	t.Run("runtime directory", func(t *testing.T) {
+		xdg, tmp := rtShortTemp(t), rtShortTemp(t)
+		h := start(t, "XDG_RUNTIME_DIR="+xdg, "TMPDIR="+tmp)
+		ctl := filepath.Join(xdg, "hupd")
+		for p, want := range map[string]os.FileMode{
+			ctl:                                  os.ModeDir | 0o711,
+			filepath.Join(ctl, "nu.d"):           os.ModeDir | 0o711,
+			filepath.Join(ctl, "nu.d", "notify"): os.ModeDir | 0o711,
+			filepath.Join(ctl, "nu.d", "notify", "gen-1.sock"): os.ModeSocket | 0o600,
+			filepath.Join(ctl, "nu.sock"):                      os.ModeSocket | 0o600,
+		} {
+			fi, err := os.Lstat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fi.Mode() & (os.ModeType | os.ModePerm); got != want {
+				t.Errorf("%s: mode %v, want %v", p, got, want)
+			}
+			if uid := fi.Sys().(*syscall.Stat_t).Uid; strings.HasSuffix(p, "gen-1.sock") != (uid == 65534) {
+				t.Errorf("%s is owned by uid %d", p, uid)
+			}
+		}
+		rtNoNotifyTemp(t, tmp)
+		if code := h.Stop(); code != 0 {
+			t.Fatalf("hupd exited %d", code)
+		}
+	})
+	t.Run("elsewhere", func(t *testing.T) {
+		xdg, tmp := t.TempDir(), rtShortTemp(t) // t.TempDir: 0700, nobody cannot pass
+		env := []string{"XDG_RUNTIME_DIR=" + xdg, "TMPDIR=" + tmp}
+		h1 := start(t, env...)
+		child := h1.ChildPID(1)
+		link := filepath.Join(xdg, "hupd", "nu.d", "notify-elsewhere")
+		dir, err := os.Readlink(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if filepath.Dir(dir) != tmp || !strings.HasPrefix(filepath.Base(dir), "hupd-notify-") {
+			t.Fatalf("%s names %s, want a hupd-notify-* directory in %s", link, dir, tmp)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "gen-1.sock")); err != nil {
+			t.Fatal(err)
+		}
+		h1.Signal(syscall.SIGKILL)
+		h1.Wait()
+		waitGone(t, child)
+		h2 := start(t, env...)
+		e := h2.WaitEvent("cleaned up after a dead hupd", 1, nil)
+		if !strings.Contains(" "+e.Str("removed")+" ", " "+dir+" ") {
+			t.Errorf("cleanup removed %q, want %s among them", e.Str("removed"), dir)
+		}
+		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s is still there (%v)", dir, err)
+		}
+		if code := h2.Stop(); code != 0 {
+			t.Fatalf("hupd exited %d", code)
+		}
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Errorf("left in TMPDIR after a clean exit: %v", ents)
+		}
+	})
+}

@@ -113,13 +113,22 @@ func OpenRuntime(name, controlPath string, explicit bool, log *slog.Logger) (*Ru
 	return openRuntime(name, controlPath, explicit, -1, log)
 }
 
-// AdoptRuntime takes over the runtime directory whose lock fd an
-// upgrading hupd handed over (Upgrade.Lock). If lockFD is not the lock of
-// that directory (the control path changed, or the previous binary had
-// none), the directory is opened as OpenRuntime does and lockFD closed.
+// AdoptRuntime is OpenRuntime in the image an in-place upgrade started: it
+// takes over the runtime directory whose lock fd the previous image handed
+// over (Upgrade.Lock). If lockFD is 0 (the previous binary had no runtime
+// directory) or not the lock of that directory (the control path changed),
+// the directory is locked as OpenRuntime does (lockFD is closed), but
+// nothing in it is taken for a dead hupd's: the previous image is this
+// very process.
 func AdoptRuntime(name, controlPath string, explicit bool, lockFD int, log *slog.Logger) (*Runtime, error) {
+	if lockFD <= 0 {
+		lockFD = adoptNone
+	}
 	return openRuntime(name, controlPath, explicit, lockFD, log)
 }
+
+// adoptNone: an upgrade without a lock to adopt.
+const adoptNone = -2
 
 func openRuntime(name, controlPath string, explicit bool, adopt int, log *slog.Logger) (*Runtime, error) {
 	if log == nil {
@@ -168,6 +177,13 @@ func tryRuntime(name, ctl string, explicit bool, adopt int, log *slog.Logger) (*
 	}
 	if err := r.lock(ctlFD, dirFD); err != nil {
 		return nil, err
+	}
+	if adopt != -1 { // an upgrade: the control socket is this process's
+		if err := writePID(r.lockFD); err != nil {
+			r.closeLock()
+			return nil, fmt.Errorf("runtime directory %s: %w", r.Dir, err)
+		}
+		return r, nil
 	}
 	old, _ := readPID(r.lockFD)
 	removed := r.cleanStale(ctlFD, dirFD)
@@ -240,7 +256,16 @@ func (r *Runtime) openDirs() (ctlFD, dirFD int, err error) {
 // default one is made if missing and never followed if a symbolic link.
 func openControlDir(dir string, explicit bool, mode uint32) (int, error) {
 	if explicit {
-		// The path the user gave, as given.
+		// The path the user gave, as given; made (as the default one) if
+		// missing.
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(dir, fs.FileMode(mode)); err != nil {
+				return -1, fmt.Errorf("control directory %s: %w", dir, err)
+			}
+			if err := os.Chmod(dir, fs.FileMode(mode)); err != nil { // MkdirAll applied the umask
+				return -1, fmt.Errorf("control directory %s: %w", dir, err)
+			}
+		}
 		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return -1, fmt.Errorf("control directory %s: %w", dir, os.NewSyscallError("open", err))

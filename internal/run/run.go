@@ -249,7 +249,7 @@ func defaults(o *supervisor.Options) {
 // runtimeDir opens and locks hupd's runtime directory, or takes over the
 // one an upgrading hupd held.
 func runtimeDir(up *supervisor.Upgrade, opts supervisor.Options, explicit bool, log *slog.Logger) (*supervisor.Runtime, error) {
-	if up != nil && up.Lock > 0 {
+	if up != nil {
 		return supervisor.AdoptRuntime(opts.Name, opts.Control, explicit, up.Lock, log)
 	}
 	return supervisor.OpenRuntime(opts.Name, opts.Control, explicit, log)

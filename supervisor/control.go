@@ -125,9 +125,10 @@ func sanitizeControlName(name string) string {
 // ListenControl listens on the unix socket path and returns a server that
 // answers with h once Serve runs. log may be nil.
 //
-// The socket's directory is created with mode 0700 if missing; an existing
-// one must be a directory owned by hupd's user or root and not writable by
-// everyone (unless sticky). A stale socket at path (nobody listening) is
+// The socket's directory is created (0700, 0711 as root) if missing; an
+// existing one must be a directory owned by hupd's user or root and not
+// writable by group or others unless sticky. hupd run has checked it more
+// strictly before (OpenRuntime). A stale socket at path (nobody listening) is
 // removed. Errors:
 //   - a live socket at path: "another hupd is running on PATH", wrapping
 //     syscall.EADDRINUSE; the socket is left alone;

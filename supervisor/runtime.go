@@ -145,6 +145,9 @@ func openRuntime(name, controlPath string, explicit bool, adopt int, log *slog.L
 		if !errors.Is(err, errRuntimeMoved) {
 			return r, err
 		}
+		if adopt >= 0 { // it was not that directory's lock, and is closed
+			adopt = adoptNone
+		}
 	}
 	return nil, fmt.Errorf("runtime directory %s: it keeps being replaced", RuntimeDirFor(ctl))
 }

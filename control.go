@@ -26,29 +26,46 @@ func controlFlags() []cli.Flag {
 
 // controlPath picks the control socket: --control, --name, $HUPD_CONTROL
 // (set for hupd's children), or the only socket in the default directory.
+// The socket's directory must be one an attacker cannot control (see
+// supervisor.CheckControlDir); Call then checks who answers.
 func controlPath(c *cli.Context) (string, error) {
+	path, explicit, err := pickControlPath(c)
+	if err != nil {
+		return "", err
+	}
+	if err := supervisor.CheckControlDir(path, explicit); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+func pickControlPath(c *cli.Context) (path string, explicit bool, err error) {
 	if p := c.String("control"); p != "" {
-		return p, nil
+		return p, true, nil
 	}
 	if n := c.String("name"); n != "" {
-		return supervisor.DefaultControlPath(n), nil
+		return supervisor.DefaultControlPath(n), false, nil
 	}
 	if p := os.Getenv(supervisor.EnvControl); p != "" {
-		return p, nil
+		return p, true, nil
 	}
-	dir := filepath.Dir(supervisor.DefaultControlPath("x"))
+	probe := supervisor.DefaultControlPath("x")
+	dir := filepath.Dir(probe)
+	if err := supervisor.CheckControlDir(probe, false); err != nil {
+		return "", false, err
+	}
 	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
 	switch len(socks) {
 	case 1:
-		return socks[0], nil
+		return socks[0], false, nil
 	case 0:
-		return "", usageError("no hupd control socket in %s: is hupd running? choose one with --name or --control", dir)
+		return "", false, usageError("no hupd control socket in %s: is hupd running? choose one with --name or --control", dir)
 	}
 	names := make([]string, len(socks))
 	for i, p := range socks {
 		names[i] = strings.TrimSuffix(filepath.Base(p), ".sock")
 	}
-	return "", usageError("several hupd instances run (%s): choose one with --name", strings.Join(names, ", "))
+	return "", false, usageError("several hupd instances run (%s): choose one with --name", strings.Join(names, ", "))
 }
 
 func reloadCommand(stdout, stderr io.Writer) *cli.Command {

@@ -914,9 +914,11 @@ func TestControlSocket(t *testing.T) {
 		if os.Geteuid() != 0 {
 			t.Skip("needs root to run a command as another user")
 		}
-		// What keeps other users out: the socket is 0600 (in a 0700
-		// directory), so connect fails before hupd checks the peer.
-		for p, want := range map[string]os.FileMode{path: os.ModeSocket | 0o600, filepath.Dir(path): os.ModeDir | 0o700} {
+		// What keeps other users out: the socket is 0600, so connect
+		// fails before hupd checks the peer. Root's directory may be
+		// traversed, not listed (0711), so that children dropped to
+		// another user reach their notify sockets in NAME.d.
+		for p, want := range map[string]os.FileMode{path: os.ModeSocket | 0o600, filepath.Dir(path): os.ModeDir | 0o711} {
 			fi, err := os.Lstat(p)
 			if err != nil {
 				t.Fatal(err)

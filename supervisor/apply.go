@@ -92,6 +92,23 @@ func (s *Supervisor) Apply(ctx context.Context, u Update) (ApplyResult, error) {
 	return r.res, r.err
 }
 
+// shareNotifyDir lets children of uid and gid reach the notify sockets of
+// the generations started from now on.
+func (s *Supervisor) shareNotifyDir(uid, gid int) error {
+	if s.rt == nil {
+		return os.Chmod(s.notifyDir, socketact.NotifyDirModeShared)
+	}
+	dir, err := s.rt.notifyDir(uid, gid)
+	if err != nil {
+		return err
+	}
+	if dir != s.notifyDir {
+		s.oldNotifyDirs = append(s.oldNotifyDirs, s.notifyDir)
+		s.notifyDir = dir
+	}
+	return nil
+}
+
 // apply runs on Run's goroutine.
 func (s *Supervisor) apply(r *applyRequest) applyReply {
 	if s.stopping {
@@ -103,8 +120,9 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	respawn := !sameSpawn(s.opts, s.listeners, next, r.Listeners)
 	if next.UID > 0 && next.UID != os.Geteuid() {
 		// The notify sockets' directory was made for the user hupd
-		// started with: let this one through too (see NotifyDir).
-		if err := os.Chmod(s.notifyDir, socketact.NotifyDirModeShared); err != nil {
+		// started with: let this one through too, or make one it can
+		// reach (see Runtime.notifyDir).
+		if err := s.shareNotifyDir(next.UID, next.GID); err != nil {
 			return applyReply{err: fmt.Errorf("notify socket directory: %w", err)}
 		}
 	}

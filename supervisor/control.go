@@ -25,7 +25,8 @@ import (
 // The control socket: hupd listens on a private unix stream socket and
 // answers one JSON line per request line (see ProtocolVersion). Only hupd's
 // own user and root may talk to it; the file is 0600 from the moment it
-// exists, in a 0700 directory when hupd creates the directory.
+// exists, in a 0700 directory when hupd creates the directory (0711 as
+// root: see dirMode). The rules for the directory are in runtime.go.
 
 // Control socket limits and modes.
 const (
@@ -35,7 +36,6 @@ const (
 	// maxReplyLine bounds what Call reads back.
 	maxReplyLine = 16 << 20
 
-	controlDirMode  = 0o700
 	controlSockMode = 0o600
 	controlBacklog  = 64
 )
@@ -125,9 +125,10 @@ func sanitizeControlName(name string) string {
 // ListenControl listens on the unix socket path and returns a server that
 // answers with h once Serve runs. log may be nil.
 //
-// The socket's directory is created with mode 0700 if missing; an existing
-// one must be a directory owned by hupd's user or root and not writable by
-// everyone (unless sticky). A stale socket at path (nobody listening) is
+// The socket's directory is created (0700, 0711 as root) if missing; an
+// existing one must be a directory owned by hupd's user or root and not
+// writable by group or others unless sticky. hupd run has checked it more
+// strictly before (OpenRuntime). A stale socket at path (nobody listening) is
 // removed. Errors:
 //   - a live socket at path: "another hupd is running on PATH", wrapping
 //     syscall.EADDRINUSE; the socket is left alone;
@@ -171,11 +172,11 @@ func errInUse(path string) error {
 func prepareControlDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, controlDirMode); err != nil {
+		if err := os.MkdirAll(dir, fs.FileMode(dirMode())); err != nil {
 			return fmt.Errorf("control socket directory: %w", err)
 		}
 		// MkdirAll applied the umask; make the mode exact.
-		return os.Chmod(dir, controlDirMode)
+		return os.Chmod(dir, fs.FileMode(dirMode()))
 	} else if err != nil {
 		return fmt.Errorf("control socket directory: %w", err)
 	}
@@ -183,12 +184,9 @@ func prepareControlDir(dir string) error {
 		return fmt.Errorf("control socket directory %s is not a directory", dir)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if euid := os.Geteuid(); st.Uid != 0 && int(st.Uid) != euid {
-			return fmt.Errorf("control socket directory %s belongs to uid %d, not to hupd's user (uid %d) or root", dir, st.Uid, euid)
-		}
-	}
-	if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
-		return fmt.Errorf("control socket directory %s is writable by everyone (mode %v)", dir, fi.Mode().Perm())
+		var ust unix.Stat_t
+		ust.Uid, ust.Mode = st.Uid, st.Mode
+		return checkParentDir(dir, &ust, os.Geteuid())
 	}
 	return nil
 }

@@ -22,6 +22,8 @@ import (
 //     details either way);
 //   - an error that wraps syscall.ENOENT or syscall.ECONNREFUSED: no hupd
 //     listens at path ("hupd not running? no control socket at PATH");
+//   - an error that wraps ErrUntrusted: the socket is served by another
+//     user than the caller's or root (SO_PEERCRED); nothing was sent;
 //   - an error that wraps ctx's error: ctx ended first;
 //   - any other error: the exchange failed; it names path.
 func Call(ctx context.Context, path string, req Request) (Reply, error) {
@@ -41,6 +43,16 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	defer c.Close()
+	// Believe only a server of our own user or root: anyone who could
+	// put a socket at path (a directory of theirs) could answer.
+	cred, err := peerCred(c.(*net.UnixConn))
+	if err != nil {
+		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if !allowedUID(cred.Uid) {
+		return Reply{}, &untrustedError{fmt.Sprintf("control socket %s is served by uid %d (pid %d), not by root or uid %d: not a hupd of yours",
+			path, cred.Uid, cred.Pid, os.Geteuid())}
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}

@@ -15,4 +15,10 @@
 // after the new one is ready; if the new one fails, it is the one that
 // goes. While no generation runs, the sockets stay open and clients wait
 // in the listen backlog instead of being refused.
+//
+// On disk, a running hupd owns its control socket and one runtime
+// directory beside it (NAME.d, see OpenRuntime), which it holds locked for
+// its whole life: a start that takes the lock knows the previous owner is
+// dead and removes what it left; a start that cannot is refused. Neither
+// hupd nor its client trusts a directory or a socket another user controls.
 package supervisor

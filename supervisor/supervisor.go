@@ -54,11 +54,15 @@ type Supervisor struct {
 
 	// Owned by Run.
 	sp        *spawner
+	rt        *Runtime // nil: notify sockets in a hupd-notify-* temp dir
 	notifyDir string
-	gens      []*generation // oldest first; exited ones are removed
-	nextGen   int
-	stopping  bool
-	stopCode  *int // exit code of the generation that was serving at stop
+	// oldNotifyDirs were notifyDir before a change of the children's user
+	// needed another; removed when Run returns.
+	oldNotifyDirs []string
+	gens          []*generation // oldest first; exited ones are removed
+	nextGen       int
+	stopping      bool
+	stopCode      *int // exit code of the generation that was serving at stop
 	// stopCurrent is the generation that was serving when the stop began.
 	stopCurrent *generation
 	tx          *reloadTx
@@ -111,6 +115,21 @@ type Hooks struct {
 	// Stopping: hupd began to stop every generation (a signal, or the
 	// restart policy gave up).
 	Stopping func()
+}
+
+// UseRuntime puts hupd's runtime files (the notify sockets) in rt's
+// directory (see OpenRuntime) and hands its lock over at an upgrade; call
+// it before Run. Without it, the notify sockets go to a hupd-notify-*
+// directory in the temp dir.
+func (s *Supervisor) UseRuntime(rt *Runtime) { s.rt = rt }
+
+// makeNotifyDir makes the notify sockets' directory for children that
+// run as uid and gid.
+func (s *Supervisor) makeNotifyDir(uid, gid int) (string, error) {
+	if s.rt == nil {
+		return socketact.NotifyDir("", uid)
+	}
+	return s.rt.notifyDir(uid, gid)
 }
 
 // Observe sets the hooks; call it before Run.
@@ -276,13 +295,19 @@ func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	s.sp = startSpawner(s.reaper)
 	defer s.sp.stop()
 	if !s.resumed {
-		dir, err := socketact.NotifyDir("", s.opts.UID)
+		dir, err := s.makeNotifyDir(s.opts.UID, s.opts.GID)
 		if err != nil {
 			return 1, fmt.Errorf("notify socket directory: %w", err)
 		}
 		s.notifyDir = dir
+	} else if s.rt != nil {
+		s.rt.keepNotifyDir(s.notifyDir)
 	}
-	defer os.RemoveAll(s.notifyDir)
+	defer func() {
+		for _, d := range append(s.oldNotifyDirs, s.notifyDir) {
+			os.RemoveAll(d)
+		}
+	}()
 	defer s.cleanup()
 
 	if s.resumed {

@@ -50,13 +50,16 @@ type Upgrade struct {
 	Version   int    `json:"version"`
 	Exe       int    `json:"exe"` // fd of the old binary, to go back to
 	NotifyDir string `json:"notify_dir"`
-	Hash      string `json:"hash"`
-	Note      Note   `json:"note"`
-	NextGen   int    `json:"next_gen"`
-	Reloads   int    `json:"reloads"`
-	Restarts  int    `json:"restarts"`
-	Upgrades  int    `json:"upgrades"` // this one included
-	Notified  bool   `json:"notified"`
+	// Lock is the fd of the runtime directory's lock (see OpenRuntime),
+	// 0 when there is none (a hupd without a runtime directory).
+	Lock     int    `json:"lock,omitempty"`
+	Hash     string `json:"hash"`
+	Note     Note   `json:"note"`
+	NextGen  int    `json:"next_gen"`
+	Reloads  int    `json:"reloads"`
+	Restarts int    `json:"restarts"`
+	Upgrades int    `json:"upgrades"` // this one included
+	Notified bool   `json:"notified"`
 	// Last is the last reload's result.
 	Last *ReloadResult `json:"last,omitempty"`
 	// Listeners are the configured sockets, Retired the dropped ones a
@@ -388,6 +391,9 @@ func slicesWithout(env []string, prefixes ...string) []string {
 func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) bool) *Upgrade {
 	st := &Upgrade{Version: upgradeVersion, Exe: exe, NotifyDir: s.notifyDir, Hash: s.hash, Note: s.note,
 		NextGen: s.nextGen, Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades + 1, Notified: s.notified, Last: s.last}
+	if s.rt != nil && s.rt.LockFD() > 0 {
+		st.Lock = s.rt.LockFD()
+	}
 	for _, l := range s.listeners {
 		st.Listeners = append(st.Listeners, l.State())
 	}
@@ -428,6 +434,9 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 // fds lists every fd the state refers to.
 func (st *Upgrade) fds() []int {
 	fds := []int{st.Exe}
+	if st.Lock > 0 {
+		fds = append(fds, st.Lock)
+	}
 	for _, l := range append(append([]socketact.ListenerState(nil), st.Listeners...), st.Retired...) {
 		fds = append(fds, l.FD)
 	}

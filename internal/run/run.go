@@ -58,6 +58,19 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if err != nil {
 		return 1, fmt.Errorf("upgrade: %w", err)
 	}
+	opts := r.Options
+	explicit := opts.Control != ""
+	defaults(&opts)
+	// The runtime directory first: a second hupd of the same name fails
+	// here, before it opens anything.
+	rt, err := runtimeDir(up, opts, explicit, log)
+	if err != nil {
+		if up != nil {
+			return rollback(up, err, log)
+		}
+		return 1, err
+	}
+	defer rt.Close() // only at a clean exit: an upgrade's exec never gets here
 	var (
 		ls, others []*socketact.Listener
 		held       []*os.File
@@ -122,8 +135,6 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	// The reaper starts once nothing can go back to the previous binary
 	// (below): an exit it collected here would be lost to that one.
 
-	opts := r.Options
-	defaults(&opts)
 	if opts.Self, err = os.Executable(); err != nil {
 		log.Warn("cannot tell hupd's own binary: hupd upgrade needs --binary", "error", err)
 	}
@@ -140,6 +151,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		}
 		log.Info("upgraded: generations taken over", "generations", len(up.Gens), "upgrades", up.Upgrades)
 	}
+	sup.UseRuntime(rt)
 	rc.sup = sup
 	sup.Preset(rc.note())
 	var observers []supervisor.Hooks
@@ -232,6 +244,15 @@ func defaults(o *supervisor.Options) {
 	if o.Control == "" {
 		o.Control = supervisor.DefaultControlPath(o.Name)
 	}
+}
+
+// runtimeDir opens and locks hupd's runtime directory, or takes over the
+// one an upgrading hupd held.
+func runtimeDir(up *supervisor.Upgrade, opts supervisor.Options, explicit bool, log *slog.Logger) (*supervisor.Runtime, error) {
+	if up != nil {
+		return supervisor.AdoptRuntime(opts.Name, opts.Control, explicit, up.Lock, log)
+	}
+	return supervisor.OpenRuntime(opts.Name, opts.Control, explicit, log)
 }
 
 // listeners takes over the sockets hupd was activated with and opens the

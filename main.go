@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 
@@ -28,6 +29,13 @@ import (
 // version is set with -ldflags "-X main.version=…"; otherwise it comes
 // from the build info.
 var version = ""
+
+// renameOnCheck, when set at build time (-ldflags "-X
+// main.renameOnCheck=NAME"), makes "hupd check" rename the file NAME, in
+// its own binary's directory, over its own binary: the integration test of
+// an upgrade whose binary is replaced between its check and its exec
+// builds one. It is empty in every other build.
+var renameOnCheck string
 
 // exitError carries an exit code out of a command action.
 type exitError struct{ code int }
@@ -139,6 +147,11 @@ unchanged.`,
 				ArgsUsage:    "[-- COMMAND [ARG...]]",
 				Flags:        runFlags(),
 				Action: func(c *cli.Context) error {
+					if renameOnCheck != "" {
+						if self, err := os.Executable(); err == nil {
+							os.Rename(filepath.Join(filepath.Dir(self), renameOnCheck), self)
+						}
+					}
 					cfg, err := mergedConfig(c, c.Args().Slice())
 					if err != nil {
 						return err

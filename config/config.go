@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/hupd/hupd/internal/safefile"
 )
 
 // Config mirrors hupd.toml; flags override its fields. Durations, signals
@@ -162,9 +162,16 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrUnknownKey is wrapped by errors about keys hupd does not know.
 var ErrUnknownKey = errors.New("unknown key")
 
-// Load reads and decodes a TOML file. Unknown keys are errors.
+// MaxFileSize is the largest hupd.toml Load reads (1 MiB). The file must
+// be a regular file (or a symlink to one): a FIFO, a device or a directory
+// is refused without blocking (see internal/safefile).
+const MaxFileSize = 1 << 20
+
+// Load reads and decodes a TOML file. Unknown keys are errors, and so is
+// a path that is not a regular file or a file larger than MaxFileSize:
+// "hupd.toml: not a regular file (fifo)", "hupd.toml: larger than 1 MiB".
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.ReadFile(path, MaxFileSize)
 	if err != nil {
 		return nil, &Error{Where: path, Err: unwrapPath(err)}
 	}

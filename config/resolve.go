@@ -369,10 +369,64 @@ func (c *Config) Resolve() (*Resolved, error) {
 	if err := c.resolveLegacy(r); err != nil {
 		return nil, err
 	}
+	if err := c.checkExecSize(r); err != nil {
+		return nil, err
+	}
 	if err := o.Validate(); err != nil {
 		return fail("command", c.Command[0], err)
 	}
 	return r, nil
+}
+
+// checkExecSize refuses what execve(2) would refuse with E2BIG ("argument
+// list too long", naming nothing): an environment variable or an argument
+// of the command, the check or the readiness probe longer than the
+// kernel's MAX_ARG_STRLEN, or a command line and environment (hupd's own,
+// [process] env and what hupd adds, socketact.ExecReserve) larger than
+// the exec limit hupd's stack limit gives (socketact.ExecLimit).
+func (c *Config) checkExecSize(r *Resolved) error {
+	o := &r.Options
+	most := socketact.MaxArgStrlen()
+	for _, k := range sortedKeys(c.Process.Env) {
+		if n := len(k) + 1 + len(c.Process.Env[k]); n+1 > most {
+			return &Error{Where: c.src.where("process.env." + k), Field: "process.env." + k,
+				Err: fmt.Errorf("%s=VALUE is %d bytes: more than one environment string may hold (MAX_ARG_STRLEN, %d bytes with its NUL)", k, n, most)}
+		}
+	}
+	readyKey := "reload.ready"
+	if len(c.Reload.ReadyCommand) > 0 {
+		readyKey = "reload.ready_command"
+	}
+	progs := []struct {
+		key  string
+		argv []string
+	}{{"command", o.Args}, {"reload.check", o.Check}, {readyKey, o.Ready.Command}}
+	for _, p := range progs {
+		for i, a := range p.argv {
+			if len(a)+1 > most {
+				return &Error{Where: c.src.where(p.key), Field: fmt.Sprintf("%s[%d]", p.key, i),
+					Err: fmt.Errorf("argument of %d bytes: more than one argument may hold (MAX_ARG_STRLEN, %d bytes with its NUL)", len(a), most)}
+			}
+		}
+	}
+	names := make([]string, len(r.Listen))
+	for i, l := range r.Listen {
+		names[i] = l.FDName()
+	}
+	env := socketact.ChildEnv(os.Environ(), o.Env, names)
+	for _, p := range progs {
+		if len(p.argv) == 0 {
+			continue
+		}
+		if err := socketact.CheckExecSize(p.argv, env); err != nil {
+			key := p.key
+			if len(o.Env) > 0 && socketact.ExecSize(nil, o.Env) > socketact.ExecSize(p.argv, nil) {
+				key = "process.env"
+			}
+			return &Error{Where: c.src.where(key), Field: key, Err: fmt.Errorf("%w (with %d bytes kept for what hupd adds)", err, socketact.ExecReserve)}
+		}
+	}
+	return nil
 }
 
 // resolveWatch checks the [[watch]] tables.

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // badListen is two listeners that every TOML case can put before its
@@ -52,6 +54,9 @@ type badCase struct {
 	// runOnly: only "hupd run" finds it (opening the sockets); "hupd
 	// check" accepts the input.
 	runOnly bool
+	// stackKiB, when set, is hupd's RLIMIT_STACK (ulimit -s), which sets
+	// how large a command line and environment may be.
+	stackKiB int
 }
 
 var badCases = []badCase{
@@ -383,6 +388,30 @@ var badCases = []badCase{
 		says: []string{`listen[0].backlog = "16": does not apply with [legacy] mode = "adopt": the program sets its socket up itself`},
 	},
 
+	// What execve would refuse with E2BIG ("argument list too long").
+	{
+		name: "environment variable longer than MAX_ARG_STRLEN", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process.env]\nSMALL = \"x\"\nBIG = \"" + strings.Repeat("x", 200000) + "\" " + badMark + "\n",
+		says: []string{"process.env.BIG: BIG=VALUE is 200004 bytes: more than one environment string may hold (MAX_ARG_STRLEN, 131072 bytes with its NUL)"},
+	},
+	{
+		name: "argument longer than MAX_ARG_STRLEN", code: 2, cmd: []string{},
+		toml: "command = [\"{hello}\", \"-x\", \"" + strings.Repeat("y", 131072) + "\"] " + badMark + "\n{listen}",
+		says: []string{"command[2]: argument of 131072 bytes: more than one argument may hold (MAX_ARG_STRLEN, 131072 bytes with its NUL)"},
+	},
+	{
+		name: "check argument longer than MAX_ARG_STRLEN", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[reload]\ncheck = [\"/bin/true\", \"" + strings.Repeat("z", 140000) + "\"] " + badMark + "\n",
+		says: []string{"reload.check[1]: argument of 140000 bytes: more than one argument may hold"},
+	},
+	{
+		// 1 MiB of stack allows 256 KiB of arguments and environment.
+		name: "arguments and environment larger than the exec limit", code: 2, stackKiB: 1024,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process.env] " + badMark + "\n" +
+			"A = \"" + strings.Repeat("a", 100000) + "\"\nB = \"" + strings.Repeat("b", 100000) + "\"\nC = \"" + strings.Repeat("c", 100000) + "\"\n",
+		says: []string{"process.env: arguments and environment too large for exec: ", " of environment); the limit is 262144 bytes, a quarter of the stack limit (RLIMIT_STACK 1048576 bytes) (with 4096 bytes kept for what hupd adds)"},
+	},
+
 	// Usage.
 	{
 		name: "unknown flag", code: 2, args: []string{"--bogus"},
@@ -503,7 +532,7 @@ func runBadCase(t *testing.T, tc badCase, sub string) oneShotResult {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
-	r := oneShot(t, dir, []string{mark}, argv...)
+	r := oneShotStack(t, dir, []string{mark}, tc.stackKiB, argv...)
 
 	if r.code != tc.code {
 		t.Errorf("hupd %s: exit %d, want %d", sub, r.code, tc.code)
@@ -629,4 +658,65 @@ func badListDir(t *testing.T, dir string) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// TestExecSizeEdit: an edit of hupd.toml that gives the child an
+// environment variable execve would refuse (E2BIG) is refused naming it,
+// and changes nothing: the same generation serves.
+func TestExecSizeEdit(t *testing.T) {
+	t.Parallel()
+	sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
+	tables := []string{wtHTTP, wtWatch("", wtDebounce, sent)}
+	w, conf := wtStartConf(t, t.TempDir(), wtTOML([]string{"-tag", "v1", sent}, tables...))
+	pid := w.ChildPID(1)
+	w.startReport(1)
+	bad := wtTOML([]string{"-tag", "v2", sent}, append(tables, "[process.env]\nBIG = \""+strings.Repeat("x", 200000)+"\"\n")...)
+	wtWrite(t, conf, bad)
+	e := w.WaitEvent("configuration not applied: the running generation is untouched", 1, nil)
+	want := fmt.Sprintf("%s:%d: process.env.BIG: BIG=VALUE is 200004 bytes: more than one environment string may hold (MAX_ARG_STRLEN, 131072 bytes with its NUL)",
+		conf, strings.Count(bad, "\n"))
+	if e.Str("error") != want {
+		t.Fatalf("error %q, want %q", e.Str("error"), want)
+	}
+	rcOnly(w, pid)
+	if body := fetch(t, "tcp", HostPort(w.Listening("http")), "/"); swapPID(body) != pid {
+		t.Fatalf("answered %q, want pid %d", body, pid)
+	}
+	w.stop()
+}
+
+// TestExecTooLargeAtSpawn: when execve refuses a child's command line and
+// environment all the same (here hupd's stack limit, which sets the exec
+// limit, was lowered after the configuration was checked), the reload
+// fails saying so in words and with the sizes, not just "argument list too
+// long"; the old generation serves on.
+func TestExecTooLargeAtSpawn(t *testing.T) {
+	t.Parallel()
+	sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
+	env := "[process.env]\nA = \"" + strings.Repeat("a", 100000) + "\"\nB = \"" + strings.Repeat("b", 100000) + "\"\n"
+	w, _ := wtStartConf(t, t.TempDir(), wtTOML([]string{sent}, wtHTTP, env))
+	pid := w.ChildPID(1)
+	w.startReport(1)
+	standby := w.WaitEvent("standby shim ready", 1, nil).Int("pid")
+	// 256 KiB of stack allow 128 KiB of arguments and environment, less
+	// than the 200 KB of A and B. The standby shim, already started,
+	// execs the next generation: it gets the lower limit too.
+	for _, p := range []int{w.Cmd.Process.Pid, standby} {
+		var old unix.Rlimit
+		if err := unix.Prlimit(p, unix.RLIMIT_STACK, nil, &old); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Prlimit(p, unix.RLIMIT_STACK, &unix.Rlimit{Cur: 256 << 10, Max: old.Max}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := oneShot(t, "", nil, "reload", "--control", w.ctl)
+	t.Logf("hupd reload: %s", r.stderr)
+	if r.code != 1 || !strings.Contains(r.stderr, ": arguments and environment too large for exec: ") || !strings.Contains(r.stderr, "argument list too long") {
+		t.Fatalf("hupd reload: exit %d, stderr %q; want 1 saying the arguments and environment are too large for exec", r.code, r.stderr)
+	}
+	if body := fetch(t, "tcp", HostPort(w.Listening("http")), "/"); swapPID(body) != pid {
+		t.Fatalf("answered %q, want pid %d", body, pid)
+	}
+	w.stop()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -22,9 +23,19 @@ type oneShotResult struct {
 // end on their own, within the deadline.
 func oneShot(t *testing.T, dir string, env []string, args ...string) oneShotResult {
 	t.Helper()
+	return oneShotStack(t, dir, env, 0, args...)
+}
+
+// oneShotStack is oneShot with hupd's RLIMIT_STACK set to stackKiB (0:
+// the test's own).
+func oneShotStack(t *testing.T, dir string, env []string, stackKiB int, args ...string) oneShotResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hupdBin, args...)
+	if stackKiB > 0 {
+		cmd = exec.CommandContext(ctx, "sh", append([]string{"-c", `ulimit -s "$1" && shift && exec "$0" "$@"`, hupdBin, strconv.Itoa(stackKiB)}, args...)...)
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/hupd/hupd/internal/safefile"
 )
 
 // CheckProgram tells, before anything starts, whether bind redirection
@@ -27,7 +29,9 @@ func CheckProgram(path string) error {
 }
 
 func checkELF(path string, depth int) error {
-	f, err := os.Open(path)
+	// Without blocking, and only a regular file: a FIFO with an execute
+	// bit would hang this read (exec would refuse it anyway).
+	f, _, err := safefile.Open(path)
 	if err != nil {
 		return err
 	}

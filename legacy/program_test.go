@@ -6,11 +6,16 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/hupd/hupd/internal/safefile"
 )
 
 // elf32 writes a minimal, valid ELF32 executable header (the 52 bytes of
@@ -155,5 +160,28 @@ func TestCheckProgramMissing(t *testing.T) {
 	script := writeExec(t, dir, "script", []byte("#!"+missing+"\n"))
 	if err := CheckProgram(script); !os.IsNotExist(err) {
 		t.Errorf("CheckProgram(script with missing interpreter) = %v, want not-exist", err)
+	}
+}
+
+// TestCheckProgramFIFO: a FIFO with an execute bit, as the program or as
+// a script's interpreter, is refused at once: reading it would block.
+func TestCheckProgramFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := writeExec(t, dir, "script", []byte("#!"+fifo+"\n"))
+	for _, p := range []string{fifo, script} {
+		done := make(chan error, 1)
+		go func() { done <- CheckProgram(p) }()
+		select {
+		case err := <-done:
+			if !errors.Is(err, safefile.ErrNotRegular) {
+				t.Errorf("CheckProgram(%s) = %v, want not a regular file", p, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("CheckProgram(%s) blocked", p)
+		}
 	}
 }

@@ -137,7 +137,11 @@ func (c *Command) startShim(argv, env []string, status *os.File) (*os.Process, e
 	}
 	files = append(files, c.Sockets...)
 	files = append(files, status)
-	return os.StartProcess(bin, argv, &os.ProcAttr{Env: env, Files: files, Sys: c.Sys})
+	p, err := os.StartProcess(bin, argv, &os.ProcAttr{Env: env, Files: files, Sys: c.Sys})
+	if err != nil {
+		return nil, tooLarge(bin, argv, env, err)
+	}
+	return p, nil
 }
 
 // Standby is a shim started ahead of time: it holds its sockets and stdio

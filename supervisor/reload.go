@@ -1,8 +1,8 @@
 package supervisor
 
 import (
-	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -289,7 +289,9 @@ func signalNames(sigs []syscall.Signal) string {
 // as evCheckDone.
 func (s *Supervisor) runCheck(tx *reloadTx) {
 	o := s.opts // the goroutine below must not read s.opts, which Run may replace
-	var out bytes.Buffer
+	// Only the end is shown (tailText): a check that writes gigabytes
+	// must not make hupd keep them.
+	out := &tailBuffer{max: checkOutputMax}
 	// Failures are posted from a goroutine: Run's own goroutine must never
 	// wait for room in the queue that only it empties.
 	r, w, err := os.Pipe()
@@ -307,7 +309,7 @@ func (s *Supervisor) runCheck(tx *reloadTx) {
 	s.log.Info("check started", KeyPID, pid, "command", o.Check)
 	go func() {
 		read := make(chan struct{})
-		go func() { out.ReadFrom(r); close(read) }()
+		go func() { io.Copy(out, r); close(read) }()
 		// A check gets as long as a new generation gets to be ready.
 		limit := time.NewTimer(o.Ready.Timeout)
 		defer limit.Stop()
@@ -331,7 +333,24 @@ func (s *Supervisor) runCheck(tx *reloadTx) {
 			<-read
 		}
 		r.Close()
-		ev.out = out.String()
+		ev.out = string(out.b)
 		s.post(ev)
 	}()
+}
+
+// checkOutputMax bounds what is kept of a check command's output.
+const checkOutputMax = 64 << 10
+
+// tailBuffer keeps the last max bytes (at least) written to it.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
 }

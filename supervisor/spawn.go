@@ -408,6 +408,12 @@ func (s *Supervisor) startAux(o Options, argv []string, out *os.File) (int, <-ch
 	if err != nil {
 		return 0, nil, err
 	}
+	return s.startAuxPath(o, path, argv, out)
+}
+
+// startAuxPath is startAux running the executable at path (resolved
+// already) with argv.
+func (s *Supervisor) startAuxPath(o Options, path string, argv []string, out *os.File) (int, <-chan signals.Exit, error) {
 	cmd := &socketact.Command{
 		Shim: o.Shim, Path: path, Args: argv, Dir: o.Dir,
 		Env: socketact.ChildEnv(os.Environ(), o.Env, nil),

@@ -6,13 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/internal/safefile"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -134,6 +137,10 @@ func (s *Supervisor) SetUpgradeGuard(guard func() error) { s.upgradeGuard = guar
 type upgradeRequest struct {
 	binary string
 	reply  chan<- error // nil: SIGUSR2, logged only
+	// exe is binary, opened once: the checks run it and the exec runs it,
+	// through /proc/…/fd/N, so what was checked is what runs even if
+	// the path is renamed over meanwhile.
+	exe *os.File
 }
 
 // upgrade runs on Run's goroutine: it checks the new binary on a goroutine
@@ -152,6 +159,9 @@ func (s *Supervisor) upgrade(r *upgradeRequest) {
 	default:
 		err = s.steady()
 	}
+	if err == nil {
+		r.exe, err = openBinary(r.binary)
+	}
 	if err != nil {
 		s.upgradeFailed(r, err)
 		return
@@ -159,7 +169,7 @@ func (s *Supervisor) upgrade(r *upgradeRequest) {
 	s.upgrading = true
 	shim, guard := s.opts.Shim, s.upgradeGuard
 	go func() {
-		err := s.checkUpgradeBinary(shim, r.binary)
+		err := s.checkUpgradeBinary(shim, r.binary, r.exe)
 		if err == nil && guard != nil {
 			err = guard()
 		}
@@ -167,25 +177,54 @@ func (s *Supervisor) upgrade(r *upgradeRequest) {
 	}()
 }
 
+// openBinary opens the new binary once, for its checks and its exec. It
+// must be an absolute path (hupd upgrade --binary makes a relative one
+// absolute against the client's working directory: hupd's own would be
+// another), a regular file, executable and an ELF image (a script could
+// not be exec'd from a descriptor that is closed by that exec).
+func openBinary(path string) (*os.File, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("binary %q: not an absolute path (hupd upgrade --binary makes a relative path absolute against its own working directory)", path)
+	}
+	f, st, err := safefile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode&0o111 == 0 {
+		f.Close()
+		return nil, &fs.PathError{Op: "exec", Path: path, Err: syscall.EACCES}
+	}
+	var magic [4]byte
+	if n, _ := f.ReadAt(magic[:], 0); n != 4 || string(magic[:]) != "\x7fELF" {
+		f.Close()
+		return nil, fmt.Errorf("%s: not an ELF executable: hupd runs the file it checked from an open descriptor, which a script's interpreter could not read", path)
+	}
+	return f, nil
+}
+
 // upgradeChecked runs on Run's goroutine once the new binary was checked.
 func (s *Supervisor) upgradeChecked(r *upgradeRequest, err error) {
 	s.upgrading = false
 	if err == nil {
-		err = s.execUpgrade(r.binary)
+		err = s.execUpgrade(r.binary, r.exe)
 	}
 	s.upgradeFailed(r, err)
 }
 
 func (s *Supervisor) upgradeFailed(r *upgradeRequest, err error) {
+	if r.exe != nil {
+		r.exe.Close()
+		r.exe = nil
+	}
 	s.log.Error("upgrade failed: hupd goes on as it was", KeyError, err)
 	if r.reply != nil {
 		r.reply <- err
 	}
 }
 
-// execUpgrade hands everything over and execs binary; it returns only if
-// that could not be done.
-func (s *Supervisor) execUpgrade(binary string) error {
+// execUpgrade hands everything over and execs exe, the file opened as
+// binary and checked; it returns only if that could not be done.
+func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 	// Things may have moved while the check ran.
 	if err := s.steady(); err != nil {
 		return err
@@ -215,12 +254,12 @@ func (s *Supervisor) execUpgrade(binary string) error {
 	for i, g := range s.gens {
 		pids[i] = g.pid
 	}
-	exe, err := os.Open("/proc/self/exe") // the running binary, even if replaced on disk
+	self, err := os.Open("/proc/self/exe") // the running binary, even if replaced on disk
 	if err != nil {
 		return fmt.Errorf("opening the running binary: %w", err)
 	}
-	defer exe.Close()
-	st := s.upgradeState(fdNum(exe), opens)
+	defer self.Close()
+	st := s.upgradeState(fdNum(self), opens)
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -264,7 +303,13 @@ func (s *Supervisor) execUpgrade(binary string) error {
 			return err
 		}
 		defer restore() // only reached if the exec fails
-		return os.NewSyscallError("execve "+binary, syscall.Exec(binary, os.Args, env))
+		// The file checked, whatever is at binary's path now: exec of the
+		// /proc/self/fd magic link is execveat(fd, "", AT_EMPTY_PATH)
+		// done through syscall.Exec, which also restores the soft
+		// RLIMIT_NOFILE Go raised and keeps threads from being created
+		// during the exec (a raw execveat would do neither). The fd is
+		// close-on-exec: the kernel opens the file before it closes fds.
+		return os.NewSyscallError("execve "+binary, syscall.Exec("/proc/self/fd/"+strconv.Itoa(fdNum(exe)), os.Args, env))
 	})
 }
 
@@ -308,9 +353,14 @@ func (s *Supervisor) steady() error {
 }
 
 // checkUpgradeBinary runs "binary upgrade-protocol" and wants
-// UpgradeProtocol back, then "binary check" with hupd's own flags.
-func (s *Supervisor) checkUpgradeBinary(shim, binary string) error {
-	out, err := s.runOwn(shim, []string{binary, "upgrade-protocol"})
+// UpgradeProtocol back, then "binary check" with hupd's own flags. Both
+// run exe, the file opened as binary (through hupd's /proc/PID/fd/N: the
+// helper is hupd's own child, with its user), not what the path names by
+// then.
+func (s *Supervisor) checkUpgradeBinary(shim, binary string, exe *os.File) error {
+	// argv[0] stays the binary's name, as hupd runs it.
+	path := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(fdNum(exe))
+	out, err := s.runOwn(shim, path, []string{binary, "upgrade-protocol"})
 	if err != nil {
 		if msg := strings.TrimSpace(out); msg != "" {
 			err = fmt.Errorf("%w (%s)", err, firstLine(msg))
@@ -323,7 +373,7 @@ func (s *Supervisor) checkUpgradeBinary(shim, binary string) error {
 	// It must accept the configuration as it is on disk now, which it
 	// reads when it starts: "hupd check" with the same flags.
 	if len(os.Args) > 1 && os.Args[1] == "run" {
-		if out, err := s.runOwn(shim, append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
+		if out, err := s.runOwn(shim, path, append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
 			return fmt.Errorf("%s refuses the configuration: %s", binary, firstLine(strings.TrimSpace(out)))
 		}
 	}
@@ -342,13 +392,13 @@ const upgradeCheckTimeout = 10 * time.Second
 // helpers of reloads are run (startAux: through the spawner, the reaper
 // handing its exit back), and returns its output (stdout and stderr).
 // Any goroutine.
-func (s *Supervisor) runOwn(shim string, argv []string) (string, error) {
+func (s *Supervisor) runOwn(shim, path string, argv []string) (string, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return "", err
 	}
 	defer r.Close()
-	pid, exited, err := s.startAux(Options{Shim: shim, UID: -1, GID: -1}, argv, w)
+	pid, exited, err := s.startAuxPath(Options{Shim: shim, UID: -1, GID: -1}, path, argv, w)
 	w.Close()
 	if err != nil {
 		return "", err
@@ -461,6 +511,9 @@ func TakeUpgrade() (*Upgrade, error) {
 	}
 	os.Unsetenv(EnvUpgrade)
 	os.Unsetenv(envActivated) // socketact.ActivatedCount has read it
+	// Executed through /proc/self/fd/N, this image's name (ps, pgrep, the
+	// journal's _COMM) is "N": give it back the name it was started as.
+	os.WriteFile("/proc/self/comm", []byte(filepath.Base(os.Args[0])), 0)
 	rolledBack := os.Getenv(envRolledBack) == "1"
 	os.Unsetenv(envRolledBack)
 	fd, err := strconv.Atoi(v)

@@ -151,6 +151,31 @@ func (r *rig) next(i int) Event {
 	}
 }
 
+// problem asserts that group i's next event is a problem saying msg.
+func (r *rig) problem(i int, msg string) {
+	r.t.Helper()
+	timer := time.NewTimer(deadline)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, ok := <-r.w.Events():
+			if !ok {
+				r.t.Fatalf("group %d: events closed", i)
+			}
+			if ev.Group != i {
+				r.queue[ev.Group] = append(r.queue[ev.Group], ev)
+				continue
+			}
+			if ev.Err == nil || ev.Err.Error() != msg {
+				r.t.Fatalf("group %d: event %+v, want the problem %q", i, ev, msg)
+			}
+			return
+		case <-timer.C:
+			r.t.Fatalf("group %d: no problem reported within %v", i, deadline)
+		}
+	}
+}
+
 // changed asserts that group i's next event lists exactly names and
 // carries the hash of the content now on disk.
 func (r *rig) changed(i int, names ...string) Event {

@@ -3,6 +3,7 @@ package watch
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -15,8 +16,18 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/internal/safefile"
 	"golang.org/x/sys/unix"
 )
+
+// unwrapPath drops the *fs.PathError around err: callers name the file.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
 
 // maxLinks bounds the symlinks followed resolving one path, as the kernel
 // does (ELOOP after 40).
@@ -41,6 +52,9 @@ type scan struct {
 	dirs map[string]names
 	// visited guards tree walks against symlink loops.
 	visited map[string]bool
+	// refused names the paths given by name that are not regular files
+	// or directories (a FIFO, a device): no content, reported once.
+	refused []error
 }
 
 func newScan() *scan {
@@ -71,7 +85,7 @@ func scanPaths(paths []string) *scan {
 		if hasMeta(p) {
 			s.glob(p)
 		} else {
-			s.path(p, p)
+			s.path(p, p, true)
 		}
 	}
 	slices.SortFunc(s.files, func(a, b file) int { return strings.Compare(a.name, b.name) })
@@ -81,8 +95,10 @@ func scanPaths(paths []string) *scan {
 
 // path adds what p names: a file, or every file of a directory tree.
 // Anything else (a FIFO, a socket, a device) is no content, as in a tree:
-// opening a FIFO would block, reading a device might never end.
-func (s *scan) path(p, name string) {
+// opening a FIFO would block, reading a device might never end. When the
+// user named p itself (named), that is recorded in refused, to be
+// reported once.
+func (s *scan) path(p, name string, named bool) {
 	real, ok := s.follow(p)
 	if !ok {
 		return
@@ -96,7 +112,24 @@ func (s *scan) path(p, name string) {
 		s.tree(real, name)
 	case fi.Mode().IsRegular():
 		s.files = append(s.files, file{name: name, path: real})
+	case named:
+		s.refused = append(s.refused, fmt.Errorf("%s: %w: its content is not watched", name, &safefile.RefusedError{Kind: kindOf(fi.Mode())}))
 	}
+}
+
+// kindOf names a file type that is not a regular file or a directory.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "irregular file"
 }
 
 // follow resolves p component by component as the kernel would, recording
@@ -187,7 +220,7 @@ func (s *scan) tree(dir, name string) {
 func (s *scan) entry(p, name string, typ fs.FileMode) {
 	switch {
 	case typ&fs.ModeSymlink != 0:
-		s.path(p, name)
+		s.path(p, name, false)
 	case typ.IsDir():
 		s.tree(p, name)
 	case typ.IsRegular():
@@ -246,7 +279,7 @@ func (s *scan) glob(pattern string) {
 			for _, m := range matches {
 				name := filepath.Join(c.name, m)
 				if last {
-					s.path(filepath.Join(c.real, m), name)
+					s.path(filepath.Join(c.real, m), name, false)
 				} else if real, ok := s.follow(filepath.Join(c.real, m)); ok {
 					next = append(next, cand{real, name})
 				}
@@ -332,8 +365,14 @@ func (s *scan) sumsCached(prev map[string]string, c cache) (map[string]string, [
 	return out, errs
 }
 
-// sumFile returns the SHA-256 of the regular file at path, from c
-// when c proves it unchanged (see racyMargin).
+// MaxHashSize bounds what is read of one watched file: a larger file is
+// known by its first MaxHashSize bytes, its size and its mtime, so that a
+// huge file (or one that keeps growing) costs a bounded read; for such a
+// file a touch counts as a change.
+const MaxHashSize = 16 << 20
+
+// sumFile returns the SHA-256 of the regular file at path (see
+// MaxHashSize), from c when c proves it unchanged (see racyMargin).
 func sumFile(h hash.Hash, path string, buf []byte, c cache) (string, error) {
 	var st unix.Stat_t
 	if e, ok := c[path]; ok && unix.Stat(path, &st) == nil {
@@ -341,24 +380,20 @@ func sumFile(h hash.Hash, path string, buf []byte, c cache) (string, error) {
 			return e.sum, nil
 		}
 	}
-	// Non-blocking: a FIFO swapped in since the walk must not hang hupd.
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	// Non-blocking, and only a regular file: a FIFO or a device swapped in
+	// since the walk must not hang hupd. The stat kept is the one of the
+	// file read, taken before the read: a write during the read leaves
+	// ctime too recent to be trusted.
+	fd, st, err := safefile.OpenFd(path, 0)
 	if err != nil {
-		return "", err
+		return "", unwrapPath(err)
 	}
 	defer unix.Close(fd)
-	// The stat kept is the one of the file read, taken before the read:
-	// a write during the read leaves ctime too recent to be trusted.
-	if err := unix.Fstat(fd, &st); err != nil {
-		return "", err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", unix.EINVAL
-	}
 	sig, read := sigOf(&st), time.Now().UnixNano()
 	h.Reset()
-	for {
-		n, err := unix.Read(fd, buf)
+	var n64 int64
+	for n64 < MaxHashSize {
+		n, err := unix.Read(fd, buf[:min(int64(len(buf)), MaxHashSize-n64)])
 		if err == unix.EINTR {
 			continue
 		}
@@ -369,6 +404,11 @@ func sumFile(h hash.Hash, path string, buf []byte, c cache) (string, error) {
 			break
 		}
 		h.Write(buf[:n])
+		n64 += int64(n)
+	}
+	if n64 >= MaxHashSize {
+		// Known by its first MaxHashSize bytes, its size and its mtime.
+		writeInts(h, uint64(st.Size), uint64(st.Mtim.Nano()))
 	}
 	sum := string(h.Sum(buf[:0])) // 32 bytes, compared, never shown
 	if c != nil {

@@ -1,6 +1,8 @@
 package watch
 
 import (
+	"crypto/sha256"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -9,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/internal/safefile"
 )
 
 func TestIgnored(t *testing.T) {
@@ -298,5 +302,54 @@ func TestFollowMissingTopLevel(t *testing.T) {
 	s := scanPaths([]string{"/hupd-no-such-dir/a.conf"})
 	if want := (names{"hupd-no-such-dir": true}); len(s.dirs) != 1 || !maps.Equal(s.dirs["/"], want) {
 		t.Fatalf("dirs = %v, want / for hupd-no-such-dir only", s.dirs)
+	}
+}
+
+// TestSumCapped: of a file larger than MaxHashSize only the first
+// MaxHashSize bytes are read, with its size and mtime: a change beyond
+// them is seen through the mtime; and /dev/zero behind a symlink, named
+// directly, is refused at once rather than read forever.
+func TestSumCapped(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	mtime := time.Unix(1_700_000_000, 0)
+	for _, p := range []string{a, b} {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Sparse: the size costs no disk.
+		if err := f.Truncate(MaxHashSize + 4096); err != nil {
+			t.Fatal(err)
+		}
+		if p == b {
+			f.WriteAt([]byte("differs past the cap"), MaxHashSize+10)
+		}
+		f.Close()
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 32<<10)
+	sum := func(p string) string {
+		t.Helper()
+		s, err := sumFile(sha256.New(), p, buf, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if sum(a) != sum(b) {
+		t.Errorf("files equal in their first MaxHashSize bytes, size and mtime hash differently")
+	}
+	if err := os.Chtimes(b, mtime, mtime.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if sum(a) == sum(b) {
+		t.Errorf("a large file whose mtime changed hashes the same")
+	}
+	symlink(t, "/dev/zero", filepath.Join(dir, "zero"))
+	if _, err := sumFile(sha256.New(), filepath.Join(dir, "zero"), buf, nil); !errors.Is(err, safefile.ErrNotRegular) {
+		t.Errorf("/dev/zero: %v, want ErrNotRegular", err)
 	}
 }

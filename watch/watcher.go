@@ -159,6 +159,9 @@ func start(groups []Group, be backend) (*Watcher, error) {
 		g.cache = cache{}
 		g.sums, _ = s.sumsCached(nil, g.cache)
 		g.hash = total(g.sums)
+		if len(s.refused) > 0 {
+			w.problem(i, errors.Join(s.refused...)) // the channel has room for one per group
+		}
 		w.initial = append(w.initial, g.hash)
 		if spec.Baseline != "" && spec.Baseline != g.hash {
 			// Changed while nobody watched: report it as any change,
@@ -330,6 +333,7 @@ func (w *Watcher) rescan(i int, first time.Time) bool {
 		return false
 	}
 	sums, errs := s.sumsCached(g.sums, g.cache)
+	errs = append(s.refused, errs...)
 	// Events that came during the scan mean the files were still being
 	// changed (a ConfigMap's old directory removed as it was read): the
 	// rescan they schedule reports the outcome, this one nothing, unless

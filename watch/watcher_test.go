@@ -531,9 +531,34 @@ func TestNotAFile(t *testing.T) {
 	mkdirAll(t, filepath.Dir(link))
 	symlink(t, fifo, link)
 	r := newRig(t, Group{Paths: []string{fifo}}, Group{Paths: []string{filepath.Dir(link)}}, Group{Paths: []string{filepath.Join(dir, "fi*")}})
+	// Named by itself, it is reported once; in a tree or a glob it is
+	// silently no content.
+	r.problem(0, fifo+": not a regular file (fifo): its content is not watched")
 	// Replaced by a file: that is content.
 	remove(t, fifo)
 	writeFile(t, fifo, "file")
+	r.changed(0, fifo)
+	r.changed(1, link)
+	r.changed(2, fifo)
+	r.quiet()
+	// Replaced (renamed over) by a FIFO again, then by a link to
+	// /dev/zero: the file is gone, each is reported once, nothing hangs;
+	// and a real file after them is content again.
+	tmp := filepath.Join(dir, ".tmp")
+	if err := syscall.Mkfifo(tmp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rename(t, tmp, fifo)
+	r.problem(0, fifo+": not a regular file (fifo): its content is not watched")
+	r.changed(0, fifo)
+	r.changed(1, link)
+	r.changed(2, fifo)
+	symlink(t, "/dev/zero", tmp)
+	rename(t, tmp, fifo)
+	r.problem(0, fifo+": not a regular file (character device): its content is not watched")
+	r.quiet()
+	writeFile(t, tmp, "file again")
+	rename(t, tmp, fifo)
 	r.changed(0, fifo)
 	r.changed(1, link)
 	r.changed(2, fifo)

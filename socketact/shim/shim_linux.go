@@ -131,10 +131,14 @@ func Run() {
 	}
 	err2 := syscall.Exec(a.path, a.argv, os.Environ())
 	code := ExitCannotExec
-	if err2 == syscall.ENOENT {
+	msg := err2.Error()
+	switch err2 {
+	case syscall.ENOENT:
 		code = ExitNotFound
+	case syscall.E2BIG:
+		msg = tooLarge(a.argv, os.Environ()) + " (" + msg + ")"
 	}
-	fail(code, "exec "+a.path+": "+err2.Error())
+	fail(code, "exec "+a.path+": "+msg)
 }
 
 // waitForSpec reads the exec spec from the control socket, installs its

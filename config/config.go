@@ -27,6 +27,7 @@ type Config struct {
 	Restart Restart  `toml:"restart"`
 	Legacy  Legacy   `toml:"legacy"`
 	Health  Health   `toml:"health"`
+	Systemd Systemd  `toml:"systemd"`
 	Log     Log      `toml:"log"`
 
 	file string
@@ -127,6 +128,16 @@ type Health struct {
 	// Failures: /readyz fails once this many reloads in a row have failed,
 	// until one succeeds. 0, the default, never.
 	Failures int `toml:"failures,omitempty"`
+}
+
+// Systemd is the [systemd] table: what hupd does for a service manager
+// that started it, besides notifying it.
+type Systemd struct {
+	// FDStore keeps the [[listen]] sockets in the service manager's fd
+	// store, so that they outlive hupd: auto (the default: when the manager
+	// says it keeps fds, $FDSTORE), yes (whenever $NOTIFY_SOCKET is set) or
+	// no.
+	FDStore string `toml:"fdstore"`
 }
 
 // Log is the [log] table.

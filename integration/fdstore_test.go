@@ -578,3 +578,49 @@ func TestSystemdFDStoreStale(t *testing.T) {
 		t.Fatalf("hupd exit code %d", code)
 	}
 }
+
+// TestSystemdFDStoreUpgrade: an in-place upgrade (same PID) neither stores
+// nor removes anything; the upgraded hupd knows what is stored: an edit
+// that drops a socket then removes it, and only it.
+func TestSystemdFDStoreUpgrade(t *testing.T) {
+	t.Parallel()
+	m := newStoreManager(t, 4)
+	conf := filepath.Join(t.TempDir(), "hupd.toml")
+	head := fmt.Sprintf("command = [%q]\n[[listen]]\nname = \"a\"\naddress = \"tcp://127.0.0.1:0\"\n", helloBin)
+	if err := os.WriteFile(conf, []byte(head+"[[listen]]\nname = \"b\"\naddress = \"tcp://127.0.0.1:0\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := m.start("run", "-c", conf)
+	m.next("READY=1")
+	m.waitNames("a", "b")
+	n := len(m.all)
+	if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %s", code, out)
+	}
+	h.WaitEvent("upgraded: generations taken over", 1, nil)
+	h.Signal(syscall.SIGHUP)
+	m.next("RELOADING=1")
+	m.next("READY=1")
+	for _, msg := range m.all[n:] {
+		if msg.has("FDSTORE=1") || msg.has("FDSTOREREMOVE=1") || msg.fds > 0 {
+			t.Errorf("around the upgrade: sent %v with %d fds", msg.lines, msg.fds)
+		}
+	}
+	if err := os.WriteFile(conf, []byte(head), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rm := m.next("FDSTOREREMOVE=1")
+	if !rm.has("FDNAME=b") {
+		t.Errorf("removed %v, want b", rm.lines)
+	}
+	h.WaitEvent("configuration applied", 1, nil)
+	m.waitNames("a")
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exit code %d", code)
+	}
+	for _, msg := range m.all[n:] {
+		if msg.has("FDSTORE=1") {
+			t.Errorf("after the upgrade: stored again %v", msg.lines)
+		}
+	}
+}

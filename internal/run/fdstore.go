@@ -32,8 +32,8 @@ const (
 // was started with are not sent again: the manager holds them already (in
 // the store, or as a .socket unit's), and systemd checks the store's limit
 // before it looks for a duplicate, so a full store would log an error for
-// each. Sockets of a legacy adopt-mode [[listen]] that no program has bound
-// yet are not stored. It runs on one goroutine at a time: Run's until the
+// each. Sockets of a legacy adopt-mode [[listen]], which the program binds,
+// are not stored. It runs on one goroutine at a time: Run's until the
 // supervisor runs, then reconf's.
 //
 // Invariant: held is what hupd takes the store to hold, at most max
@@ -117,8 +117,8 @@ func wanted(ls []*socketact.Listener) ([]storeEntry, []*os.File) {
 	var out []storeEntry
 	var files []*os.File
 	for _, l := range ls {
-		if l.Pending() {
-			continue
+		if l.Spec.Adopt {
+			continue // the program binds it: a restarted hupd binds nothing for it
 		}
 		if id, ok := idOf(l.File); ok {
 			out = append(out, storeEntry{l.Spec.StoreName(), id})

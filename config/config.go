@@ -261,7 +261,7 @@ func inTable(parent string) string {
 // validKeys lists the keys of the table at parent ("" for the top level).
 func validKeys(parent string) []string {
 	keys := map[string][]string{
-		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "log"},
+		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
@@ -269,6 +269,7 @@ func validKeys(parent string) []string {
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"legacy":  {"mode"},
 		"health":  {"address", "failures"},
+		"systemd": {"fdstore"},
 		"log":     {"format", "level"},
 	}[parent]
 	sort.Strings(keys)

@@ -167,7 +167,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
 			where: "u.toml:3", key: "comand", table: "at the top level",
-			valid: []string{"command", "control", "health", "legacy", "listen", "log", "name", "process", "reload", "restart", "watch"},
+			valid: []string{"command", "control", "health", "legacy", "listen", "log", "name", "process", "reload", "restart", "systemd", "watch"},
 		},
 		{
 			name: "health", src: "[health]\naddres = \"127.0.0.1:9901\"\n",
@@ -911,6 +911,9 @@ func TestResolveFDStore(t *testing.T) {
 	}
 	if r, err := c.Resolve(); err != nil || r.FDStore != FDStoreYes {
 		t.Errorf("--fdstore yes over the file's no: %+v, %v", r, err)
+	}
+	if _, err := Parse("s.toml", []byte(cmd+"[systemd]\nfdstores = \"yes\"\n")); err == nil || !strings.Contains(err.Error(), "fdstore") {
+		t.Errorf("unknown key in [systemd]: %v, want an error listing fdstore", err)
 	}
 	c, err = Parse("s.toml", []byte(cmd+"[systemd]\nfdstore = \"always\"\n"))
 	if err != nil {

@@ -215,7 +215,15 @@ func (m *storeManager) start(args ...string) *Hupd {
 	var files []*os.File
 	var names []string
 	for i := len(m.store) - 1; i >= 0; i-- { // systemd prepends each fd it stores
-		files = append(files, m.store[i].f)
+		// A copy: the store's own may be closed while hupd starts.
+		fd, err := unix.FcntlInt(m.store[i].f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			m.mu.Unlock()
+			m.t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(fd), m.store[i].name)
+		defer f.Close() // once hupd has started with it
+		files = append(files, f)
 		names = append(names, m.store[i].name)
 	}
 	m.mu.Unlock()

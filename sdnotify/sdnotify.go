@@ -1,6 +1,7 @@
 // Package sdnotify speaks for hupd to the service manager that started it
 // (systemd's sd_notify protocol): one datagram of newline-separated
-// KEY=VALUE lines per call to the unix socket named by $NOTIFY_SOCKET.
+// KEY=VALUE lines per call to the unix socket named by $NOTIFY_SOCKET,
+// with fds attached (SCM_RIGHTS) for the manager's fd store.
 //
 // It is the sending side only; the messages hupd receives from its
 // children are socketact's.

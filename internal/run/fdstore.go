@@ -15,11 +15,12 @@ import (
 
 // Log keys of the fd store.
 const (
-	keyStored  = "stored"
-	keyRemoved = "removed"
-	keyName    = "name"
-	keyFDStore = "fdstore"
-	keySockets = "sockets"
+	keyStored    = "stored"
+	keyRemoved   = "removed"
+	keyName      = "name"
+	keyFDStore   = "fdstore"
+	keySockets   = "sockets"
+	keyNotStored = "not_stored"
 )
 
 // fdStore keeps hupd's sockets in the service manager's fd store
@@ -177,6 +178,6 @@ func (s *fdStore) sync(ls []*socketact.Listener) {
 	if len(left) > 0 && !s.warned {
 		s.warned = true
 		s.log.Warn("more sockets than the service manager's fd store keeps (FileDescriptorStoreMax=): these do not outlive hupd",
-			keyFDStore, s.max, keySockets, len(want), "not_stored", left)
+			keyFDStore, s.max, keySockets, len(want), keyNotStored, left)
 	}
 }

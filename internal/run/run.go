@@ -1,6 +1,7 @@
 // Package run wires hupd's parts together for "hupd run": it takes over
-// inherited sockets, opens the others, sets up signal intake and the reaper,
-// and runs the supervisor.
+// inherited sockets, opens the others (and keeps them in the service
+// manager's fd store when there is one: see fdStore), sets up signal
+// intake and the reaper, and runs the supervisor.
 package run
 
 import (

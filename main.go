@@ -233,6 +233,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "watch-poll", Usage: "poll the --watch paths every `DURATION` instead of inotify (network filesystems, FUSE)"},
 		&cli.BoolFlag{Name: "watch-config", Value: true, Usage: "apply edits of the -c file as they are saved"},
 		&cli.StringFlag{Name: "health", Usage: "serve /livez, /readyz and /metrics (Prometheus) over HTTP on `ADDRESS` (HOST:PORT, e.g. 127.0.0.1:9901; port 0 picks one and logs it); off by default"},
+		&cli.StringFlag{Name: "fdstore", Usage: "keep the sockets in systemd's fd store, so that they outlive hupd: auto (default: when $FDSTORE says the unit has one), yes, no"},
 		&cli.StringFlag{Name: "log-format", Usage: "`FORMAT` of hupd's log: text (default) or json"},
 		&cli.StringFlag{Name: "log-level", Usage: "`LEVEL`: debug, info (default), warn, error"},
 	}
@@ -241,7 +242,7 @@ func runFlags() []cli.Flag {
 // overridable are the run flags that map onto config fields.
 var overridable = []string{"name", "listen", "reload", "reload-signal", "ready", "ready-timeout", "check",
 	"control", "output", "output-prefix", "watchdog", "stop-signal", "stop-timeout",
-	"restart", "user", "group", "dir", "env", "legacy", "handoff", "watch", "watch-poll", "watch-config", "health", "log-format", "log-level"}
+	"restart", "user", "group", "dir", "env", "legacy", "handoff", "watch", "watch-poll", "watch-config", "health", "fdstore", "log-format", "log-level"}
 
 func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
 	cfg := &config.Config{}

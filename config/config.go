@@ -27,6 +27,7 @@ type Config struct {
 	Restart Restart  `toml:"restart"`
 	Legacy  Legacy   `toml:"legacy"`
 	Health  Health   `toml:"health"`
+	Systemd Systemd  `toml:"systemd"`
 	Log     Log      `toml:"log"`
 
 	file string
@@ -127,6 +128,16 @@ type Health struct {
 	// Failures: /readyz fails once this many reloads in a row have failed,
 	// until one succeeds. 0, the default, never.
 	Failures int `toml:"failures,omitempty"`
+}
+
+// Systemd is the [systemd] table: what hupd does for a service manager
+// that started it, besides notifying it.
+type Systemd struct {
+	// FDStore keeps the [[listen]] sockets in the service manager's fd
+	// store, so that they outlive hupd: auto (the default: when the manager
+	// says it keeps fds, $FDSTORE), yes (whenever $NOTIFY_SOCKET is set) or
+	// no.
+	FDStore string `toml:"fdstore"`
 }
 
 // Log is the [log] table.
@@ -257,7 +268,7 @@ func inTable(parent string) string {
 // validKeys lists the keys of the table at parent ("" for the top level).
 func validKeys(parent string) []string {
 	keys := map[string][]string{
-		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "log"},
+		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
@@ -265,6 +276,7 @@ func validKeys(parent string) []string {
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"legacy":  {"mode"},
 		"health":  {"address", "failures"},
+		"systemd": {"fdstore"},
 		"log":     {"format", "level"},
 	}[parent]
 	sort.Strings(keys)

@@ -167,7 +167,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
 			where: "u.toml:3", key: "comand", table: "at the top level",
-			valid: []string{"command", "control", "health", "legacy", "listen", "log", "name", "process", "reload", "restart", "watch"},
+			valid: []string{"command", "control", "health", "legacy", "listen", "log", "name", "process", "reload", "restart", "systemd", "watch"},
 		},
 		{
 			name: "health", src: "[health]\naddres = \"127.0.0.1:9901\"\n",
@@ -885,5 +885,42 @@ func TestResolveHealth(t *testing.T) {
 	}
 	if r, err := c.Resolve(); err != nil || r.Health != (HealthSpec{}) {
 		t.Fatalf("--health \"\": %+v, %v; want off", r.Health, err)
+	}
+}
+
+// TestResolveFDStore: [systemd] fdstore is auto by default, the flag wins
+// over the file, and anything but auto, yes or no is an error that names
+// the field and lists the valid values.
+func TestResolveFDStore(t *testing.T) {
+	cmd := `command = ["` + executable(t) + `"]` + "\n"
+	for toml, want := range map[string]string{"": FDStoreAuto, "[systemd]\nfdstore = \"yes\"\n": FDStoreYes, "[systemd]\nfdstore = \"no\"\n": FDStoreNo} {
+		c, err := Parse("s.toml", []byte(cmd+toml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.Resolve(); err != nil || r.FDStore != want {
+			t.Errorf("%q: %+v, %v; want %s", toml, r, err, want)
+		}
+	}
+	c, err := Parse("s.toml", []byte(cmd+"[systemd]\nfdstore = \"no\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Override("fdstore", "yes"); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.Resolve(); err != nil || r.FDStore != FDStoreYes {
+		t.Errorf("--fdstore yes over the file's no: %+v, %v", r, err)
+	}
+	if _, err := Parse("s.toml", []byte(cmd+"[systemd]\nfdstores = \"yes\"\n")); err == nil || !strings.Contains(err.Error(), "fdstore") {
+		t.Errorf("unknown key in [systemd]: %v, want an error listing fdstore", err)
+	}
+	c, err = Parse("s.toml", []byte(cmd+"[systemd]\nfdstore = \"always\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Resolve()
+	if want := `s.toml:3: systemd.fdstore = "always": valid values are auto, yes, no`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %s", err, want)
 	}
 }

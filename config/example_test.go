@@ -31,7 +31,7 @@ func TestExampleUsesEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	tables := map[string]map[string]any{"": doc}
-	for _, name := range []string{"process", "reload", "restart", "health", "log"} {
+	for _, name := range []string{"process", "reload", "restart", "health", "systemd", "log"} {
 		tables[name], _ = doc[name].(map[string]any)
 	}
 	listen := map[string]any{}

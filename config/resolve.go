@@ -26,6 +26,13 @@ const (
 	FormatJSON = "json"
 )
 
+// Values of [systemd] fdstore (--fdstore).
+const (
+	FDStoreAuto = "auto"
+	FDStoreYes  = "yes"
+	FDStoreNo   = "no"
+)
+
 // Resolved is a fully checked configuration.
 type Resolved struct {
 	Options supervisor.Options
@@ -43,6 +50,8 @@ type Resolved struct {
 	WatchConfig bool
 	// Health is hupd's own HTTP endpoint; its Address "" is off.
 	Health HealthSpec
+	// FDStore is [systemd] fdstore: FDStoreAuto, FDStoreYes or FDStoreNo.
+	FDStore string
 }
 
 // HealthSpec is the resolved [health] table.
@@ -152,6 +161,8 @@ func (c *Config) Override(flag string, values ...string) error {
 		c.src.setFlag("reload.watch_config", "--watch-config")
 	case "health":
 		set(&c.Health.Address, "health.address")
+	case "fdstore":
+		set(&c.Systemd.FDStore, "systemd.fdstore")
 	case "log-format":
 		set(&c.Log.Format, "log.format")
 	case "log-level":
@@ -210,6 +221,7 @@ func (c *Config) FillDefaults() {
 	def(&c.Restart.MinDelay, supervisor.DefaultBackoffMin.String())
 	def(&c.Restart.MaxDelay, supervisor.DefaultBackoffMax.String())
 	def(&c.Restart.ResetAfter, supervisor.DefaultBackoffReset.String())
+	def(&c.Systemd.FDStore, FDStoreAuto)
 	def(&c.Log.Format, FormatText)
 	def(&c.Log.Level, "info")
 	for i := range c.Listen {
@@ -330,6 +342,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	if err := c.resolveHealth(r); err != nil {
 		return nil, err
+	}
+	if r.FDStore, err = oneOf(c.Systemd.FDStore, FDStoreAuto, FDStoreYes, FDStoreNo); err != nil {
+		return fail("systemd.fdstore", c.Systemd.FDStore, err)
 	}
 	if len(c.Command) == 0 {
 		return fail("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))

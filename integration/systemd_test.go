@@ -29,6 +29,7 @@ type notifyMsg struct {
 	pid   int
 	lines []string
 	at    time.Time
+	fds   int // passed with it (SCM_RIGHTS)
 }
 
 func (m notifyMsg) has(line string) bool { return slices.Contains(m.lines, line) }

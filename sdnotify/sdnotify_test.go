@@ -1,6 +1,7 @@
 package sdnotify
 
 import (
+	"errors"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 func listen(t *testing.T, name string) *net.UnixConn {
@@ -100,5 +103,115 @@ func TestLines(t *testing.T) {
 	}
 	if got := MonotonicUsec(); !strings.HasPrefix(got, "MONOTONIC_USEC=") || got == "MONOTONIC_USEC=0" {
 		t.Error(got)
+	}
+}
+
+// TestFDStoreEnv: $FDSTORE is the store's size when it is a count, 0
+// (unknown) otherwise.
+func TestFDStoreEnv(t *testing.T) {
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+	for v, want := range map[string]int{"": 0, "4": 4, "0": 0, "-1": 0, "lots": 0, "4096": 4096} {
+		t.Setenv("FDSTORE", v)
+		n, err := FromEnv()
+		if err != nil || n.FDStore() != want {
+			t.Errorf("FDSTORE=%q: %v, %v; want %d", v, n, err, want)
+		}
+	}
+}
+
+// TestSendFDs: the fds go with the datagram as SCM_RIGHTS, each a
+// duplicate of the sender's (the same socket), which stays open.
+func TestSendFDs(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "notify")
+	c := listen(t, name)
+	t.Setenv("NOTIFY_SOCKET", name)
+	n, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lines, err := FDStore("http")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SendFDs([]int{int(f.Fd())}, lines...); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, oob := make([]byte, 1024), make([]byte, unix.CmsgSpace(4*4))
+	k, oobn, _, _, err := c.ReadMsgUnix(b, oob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(b[:k]); got != "FDSTORE=1\nFDNAME=http\n" {
+		t.Errorf("payload %q", got)
+	}
+	cms, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(cms) != 1 {
+		t.Fatalf("control messages %v, %v", cms, err)
+	}
+	fds, err := unix.ParseUnixRights(&cms[0])
+	if err != nil || len(fds) != 1 {
+		t.Fatalf("rights %v, %v", fds, err)
+	}
+	defer unix.Close(fds[0])
+	var sent, got unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fstat(fds[0], &got); err != nil {
+		t.Fatal(err)
+	}
+	if sent.Ino != got.Ino || sent.Dev != got.Dev {
+		t.Errorf("received fd is inode %d, sent %d", got.Ino, sent.Ino)
+	}
+	if fds[0] == int(f.Fd()) {
+		t.Errorf("received fd %d is the sender's own number: not a duplicate", fds[0])
+	}
+	// Without fds: no control message at all.
+	if err := n.SendFDs(nil, "FDSTOREREMOVE=1", "FDNAME=http"); err != nil {
+		t.Fatal(err)
+	}
+	if _, oobn, _, _, err := c.ReadMsgUnix(b, oob); err != nil || oobn != 0 {
+		t.Errorf("a message without fds: %d bytes of control data, %v", oobn, err)
+	}
+	if err := n.SendFDs([]int{int(f.Fd())}, "FDSTORE=1", "FDNAME=a\nREADY=1"); err == nil {
+		t.Error("a line with a newline was sent")
+	}
+}
+
+// TestFDNames: the names systemd keeps an fd under, and the lines that
+// store and remove one.
+func TestFDNames(t *testing.T) {
+	for _, ok := range []string{"http", "unknown", "tcp_//127.0.0.1_8080", "a b", strings.Repeat("x", 255), "~!@#"} {
+		if err := ValidFDName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a:b", "tab\there", "new\nline", "del\x7f", "caf\u00e9", strings.Repeat("x", 256)} {
+		if err := ValidFDName(bad); !errors.Is(err, ErrFDName) {
+			t.Errorf("%q: %v, want ErrFDName", bad, err)
+		}
+		if _, err := FDStore(bad); !errors.Is(err, ErrFDName) {
+			t.Errorf("FDStore(%q): %v", bad, err)
+		}
+		if _, err := FDStoreRemove(bad); !errors.Is(err, ErrFDName) {
+			t.Errorf("FDStoreRemove(%q): %v", bad, err)
+		}
+	}
+	if got, _ := FDStore("web"); strings.Join(got, "\n") != "FDSTORE=1\nFDNAME=web" {
+		t.Errorf("FDStore: %q", got)
+	}
+	if got, _ := FDStoreRemove("web"); strings.Join(got, "\n") != "FDSTOREREMOVE=1\nFDNAME=web" {
+		t.Errorf("FDStoreRemove: %q", got)
 	}
 }

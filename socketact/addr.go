@@ -188,6 +188,25 @@ func (s Spec) FDName() string {
 	return s.Name
 }
 
+// StoreName is the name hupd keeps the socket under in a service manager's
+// fd store (FDNAME=), which a restarted hupd receives in LISTEN_FDNAMES:
+// the socket's name, or for an unnamed socket its address as configured
+// with every character a name cannot hold (':', anything but printable
+// ASCII) made '_' ("tcp://127.0.0.1:8080" is "tcp_//127.0.0.1_8080"), so
+// that it names that socket and no unnamed other.
+func (s Spec) StoreName() string {
+	if s.Name != "" && s.Name != UnknownName {
+		return s.Name
+	}
+	b := []byte(s.Address.String())
+	for i, c := range b {
+		if c < ' ' || c > '~' || c == ':' {
+			b[i] = '_'
+		}
+	}
+	return string(b[:min(len(b), 255)])
+}
+
 // ParseListenFlag parses a --listen value of the form [NAME=]URL.
 func ParseListenFlag(v string) (Spec, error) {
 	var sp Spec

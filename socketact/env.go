@@ -16,14 +16,17 @@ const (
 	EnvNotifySocket  = "NOTIFY_SOCKET"
 	EnvWatchdogUSec  = "WATCHDOG_USEC"
 	EnvWatchdogPID   = "WATCHDOG_PID"
-	firstListenFD    = 3
+	// EnvFDStore is the size of hupd's own fd store in its service
+	// manager: a child's notify socket is hupd's, which keeps no fds.
+	EnvFDStore    = "FDSTORE"
+	firstListenFD = 3
 )
 
 // inheritedOnly lists variables that describe hupd's own process and must
 // never pass to a child unchanged.
 var inheritedOnly = []string{
 	EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvListenPIDFDID,
-	EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID, shim.EnvMarker,
+	EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID, EnvFDStore, shim.EnvMarker,
 }
 
 // ChildEnv returns base without hupd's own LISTEN_*, NOTIFY_SOCKET and

@@ -84,10 +84,16 @@ func Files() ([]Activated, error) {
 	return out, nil
 }
 
-// Adopt matches the sockets this process was activated with to specs: by
-// name when a spec is named, otherwise by bound address and socket type.
-// It returns one entry per spec (nil where nothing matched) and the
-// activated sockets no spec claimed; it closes none of them.
+// Adopt matches the sockets this process was activated with to specs:
+// first by name, then by bound address and socket type. A named spec takes
+// a socket of its name, an unnamed one a socket under its StoreName (one
+// hupd kept in a service manager's fd store), but only a socket of the
+// spec's type on its port or unix path (any port for port 0): a name the
+// configuration has since moved to another port or path does not bring the
+// old socket along. A host that differs is accepted (a .socket unit's
+// ListenStream=8080 binds every address). It returns one entry per spec
+// (nil where nothing matched) and the activated sockets no spec claimed; it
+// closes none of them.
 func Adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Activated) {
 	matched = make([]*Listener, len(specs))
 	used := make([]bool, len(act))
@@ -101,11 +107,9 @@ func Adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Acti
 		matched[i] = l
 	}
 	for i, sp := range specs {
-		if sp.Name == "" || sp.Name == UnknownName {
-			continue
-		}
+		name := sp.StoreName()
 		for j, a := range act {
-			if !used[j] && a.Name == sp.Name {
+			if !used[j] && a.Name == name && samePort(int(a.File.Fd()), sp.Address) {
 				claim(i, j)
 				break
 			}
@@ -163,6 +167,22 @@ func sameSocket(fd int, a Address) bool {
 	}
 	want, err := resolve(a)
 	return err == nil && want.Unmap().String() == strings.TrimPrefix(got.Host, "::ffff:")
+}
+
+// samePort reports whether fd is a socket of a's type bound to a's port
+// (any port when a asks for port 0) or unix path, whatever its host.
+func samePort(fd int, a Address) bool {
+	if socketNetwork(fd) != baseNetwork(a.Network) {
+		return false
+	}
+	got, err := boundAddress(fd, a.Network)
+	if err != nil {
+		return false
+	}
+	if a.IsUnix() {
+		return got.Path == a.Path
+	}
+	return a.Port == 0 || got.Port == a.Port
 }
 
 func baseNetwork(n string) string {

@@ -41,6 +41,7 @@ type reconf struct {
 	cur     *config.Resolved
 	ls      []*socketact.Listener // the sockets of the current configuration
 	w       *watch.Watcher        // nil when nothing is watched
+	store   *fdStore              // nil when the sockets are not stored
 	groups  []watchGroup          // one per group of w
 	cfgHash string                // of hupd.toml as last read
 	applied string                // of hupd.toml as in force
@@ -308,13 +309,14 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		{"name", cur.Name, opts.Name}, {"control", cur.Control, opts.Control}, {"log.format", old.LogFormat, next.LogFormat},
 		{"health.address", healthAddr(old.Health), healthAddr(next.Health)},
 		{"health.failures", strconv.Itoa(old.Health.Failures), strconv.Itoa(next.Health.Failures)},
+		{"systemd.fdstore", old.FDStore, next.FDStore},
 	} {
 		if fixed.was != fixed.now {
 			rc.log.Warn("setting takes effect when hupd restarts", "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
 		}
 	}
 	opts.Name, opts.Control = cur.Name, cur.Control
-	next.Health = old.Health // what runs, for the next edit to compare with
+	next.Health, next.FDStore = old.Health, old.FDStore // what runs, for the next edit to compare with
 
 	w, groups := rc.w, rc.groups
 	if watchesChanged(old, next) {
@@ -353,6 +355,9 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		rc.announce()
 	}
 	rc.applySockets(held, ls)
+	if rc.store != nil {
+		rc.store.sync(ls) // the new sockets in, the dropped ones out
+	}
 	rc.ls, rc.cur, rc.applied = ls, next, cfgHash
 	rc.appliedNow.Store(cfgHash)
 	rc.level.Set(next.LogLevel)

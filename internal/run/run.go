@@ -1,6 +1,7 @@
 // Package run wires hupd's parts together for "hupd run": it takes over
-// inherited sockets, opens the others, sets up signal intake and the reaper,
-// and runs the supervisor.
+// inherited sockets, opens the others (and keeps them in the service
+// manager's fd store when there is one: see fdStore), sets up signal
+// intake and the reaper, and runs the supervisor.
 package run
 
 import (
@@ -75,6 +76,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		ls, others []*socketact.Listener
 		held       []*os.File
 		gcBack     = func() {}
+		store      = newFDStore(r.FDStore, log) // nil: nothing is stored
 	)
 	if up != nil {
 		// No GC until the state is taken over: a finalizer would close
@@ -88,7 +90,11 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		if ls, others, err = takeOverSockets(up, r); err != nil {
 			return rollback(up, err, log)
 		}
-	} else if ls, held, err = listeners(r.Listen, r.ListenWhere, log); err != nil {
+		if store != nil {
+			// The previous image stored them: nothing is sent again.
+			store.assume(ls)
+		}
+	} else if ls, held, err = listeners(r.Listen, r.ListenWhere, store, log); err != nil {
 		return 1, err
 	}
 	defer closeFiles(held)
@@ -111,6 +117,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		socketact.CloseAll(ls)
 		return 1, err
 	}
+	rc.store = store
 	if len(r.Watch) > 0 {
 		// The first scan read every watched file: return what it used.
 		debug.FreeOSMemory()
@@ -204,6 +211,9 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if setup.OnListen != nil {
 		setup.OnListen(ls)
 	}
+	if store != nil && up == nil {
+		store.sync(ls) // from here on, the sockets outlive hupd
+	}
 	rc.start()
 	if hs != nil {
 		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
@@ -257,18 +267,28 @@ func runtimeDir(up *supervisor.Upgrade, opts supervisor.Options, explicit bool, 
 
 // listeners takes over the sockets hupd was activated with and opens the
 // rest. Without --listen, every inherited socket is passed on as received.
-// Inherited sockets no spec claims are held open, never closed early.
-// where[i], when present, prefixes an error opening specs[i].
-func listeners(specs []socketact.Spec, where []string, log *slog.Logger) (ls []*socketact.Listener, held []*os.File, err error) {
+// Inherited sockets no spec claims are held open, never closed early;
+// with an fd store, they are closed (the manager holds them, and the
+// store's first sync removes them from the store). where[i], when present,
+// prefixes an error opening specs[i].
+func listeners(specs []socketact.Spec, where []string, store *fdStore, log *slog.Logger) (ls []*socketact.Listener, held []*os.File, err error) {
 	act, err := socketact.Files()
 	if err != nil {
 		return nil, nil, err
+	}
+	if store != nil {
+		store.inherit(act)
 	}
 	if len(specs) == 0 {
 		return socketact.FromActivated(act), nil, nil
 	}
 	matched, unclaimed := socketact.Adopt(specs, act)
 	for _, a := range unclaimed {
+		if store != nil {
+			log.Info("inherited socket matches no [[listen]]: closed, and removed from the fd store", keyName, a.Name, "fd", a.File.Fd())
+			a.File.Close()
+			continue
+		}
 		log.Warn("inherited socket matches no --listen: holding it unused", "name", a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}

@@ -1,0 +1,183 @@
+package run
+
+import (
+	"log/slog"
+	"os"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/sdnotify"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+)
+
+// Log keys of the fd store.
+const (
+	keyStored    = "stored"
+	keyRemoved   = "removed"
+	keyName      = "name"
+	keyFDStore   = "fdstore"
+	keySockets   = "sockets"
+	keyNotStored = "not_stored"
+)
+
+// fdStore keeps hupd's sockets in the service manager's fd store
+// (systemd.io/FILE_DESCRIPTOR_STORE), so that they outlive hupd: after a
+// kill -9 under Restart=, systemd holds them (clients wait in the backlog)
+// and hands them to the next hupd in LISTEN_FDS, which adopts them by name
+// and port (socketact.Adopt). Each socket goes under its StoreName with
+// FDSTORE=1 once it is open; FDSTOREREMOVE=1 of its name takes it out once
+// the configuration no longer has it, or names it otherwise. Sockets hupd
+// was started with are not sent again: the manager holds them already (in
+// the store, or as a .socket unit's), and systemd checks the store's limit
+// before it looks for a duplicate, so a full store would log an error for
+// each. Sockets of a legacy adopt-mode [[listen]], which the program binds,
+// are not stored. It runs on one goroutine at a time: Run's until the
+// supervisor runs, then reconf's.
+//
+// Invariant: held is what hupd takes the store to hold, at most max
+// entries (when max is known), each a socket of the configuration in force
+// under that socket's StoreName.
+type fdStore struct {
+	send func(fds []int, lines ...string) error
+	log  *slog.Logger
+	max  int // the store's size ($FDSTORE); 0 when the manager does not say
+	held []storeEntry
+	// warned is set once hupd said that the store is too small.
+	warned bool
+}
+
+type storeEntry struct {
+	name string
+	id   sockID
+}
+
+// sockID names a socket whatever fd refers to it: every fd of one socket
+// (dup, SCM_RIGHTS, fork) is of the same inode, and no two sockets are.
+type sockID struct{ dev, ino uint64 }
+
+func idOf(f *os.File) (sockID, bool) { return idOfFD(int(f.Fd())) }
+
+func idOfFD(fd int) (sockID, bool) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return sockID{}, false
+	}
+	return sockID{st.Dev, st.Ino}, true
+}
+
+// newFDStore returns the store for [systemd] fdstore = mode, or nil when
+// hupd stores nothing: mode no; auto without $FDSTORE; no $NOTIFY_SOCKET
+// (with yes, one line says so).
+func newFDStore(mode string, log *slog.Logger) *fdStore {
+	if mode == config.FDStoreNo {
+		return nil
+	}
+	n, err := sdnotify.FromEnv()
+	if err != nil || n == nil {
+		if mode == config.FDStoreYes {
+			log.Info("fdstore = yes, but no service manager listens (no usable NOTIFY_SOCKET): the sockets are not stored")
+		}
+		return nil
+	}
+	if mode == config.FDStoreAuto && n.FDStore() == 0 {
+		return nil
+	}
+	log.Debug("keeping the sockets in the service manager's fd store", keyFDStore, n.FDStore())
+	return &fdStore{send: n.SendFDs, log: log, max: n.FDStore()}
+}
+
+// inherit records the sockets hupd was started with as held by the
+// manager under the names they came with. Call it before the first sync:
+// those the configuration does not take are then removed from the store.
+func (s *fdStore) inherit(act []socketact.Activated) {
+	for _, a := range act {
+		if id, ok := idOf(a.File); ok {
+			s.held = append(s.held, storeEntry{a.Name, id})
+		}
+	}
+}
+
+// assume records ls as stored, as a previous image of this hupd (an
+// in-place upgrade, which keeps the store as it was) stored them: in order,
+// up to the store's size.
+func (s *fdStore) assume(ls []*socketact.Listener) {
+	want, _ := wanted(ls)
+	for _, w := range want {
+		if s.max > 0 && len(s.held) >= s.max {
+			break
+		}
+		s.held = append(s.held, w)
+	}
+}
+
+// wanted is what the store should hold for ls, in order, and the sockets.
+func wanted(ls []*socketact.Listener) ([]storeEntry, []*os.File) {
+	var out []storeEntry
+	var files []*os.File
+	for _, l := range ls {
+		if l.Spec.Adopt {
+			continue // the program binds it: a restarted hupd binds nothing for it
+		}
+		if id, ok := idOf(l.File); ok {
+			out = append(out, storeEntry{l.Spec.StoreName(), id})
+			files = append(files, l.File)
+		}
+	}
+	return out, files
+}
+
+// sync makes the store hold the sockets of ls: it removes every name under
+// which the store holds a socket ls does not have under that name (which
+// removes all the sockets of that name), then stores each socket of ls it
+// does not hold, while the store has room.
+func (s *fdStore) sync(ls []*socketact.Listener) {
+	want, files := wanted(ls)
+	var removed, stored, left []string
+	for _, e := range s.held {
+		if !slices.Contains(want, e) && !slices.Contains(removed, e.name) {
+			removed = append(removed, e.name)
+		}
+	}
+	for _, name := range removed {
+		lines, err := sdnotify.FDStoreRemove(name)
+		if err == nil {
+			err = s.send(nil, lines...)
+		}
+		if err != nil {
+			// The manager may keep it: a restarted hupd closes and
+			// removes what it does not take.
+			s.log.Warn("cannot remove a socket from the fd store", keyName, name, supervisor.KeyError, err)
+		}
+		s.held = slices.DeleteFunc(s.held, func(e storeEntry) bool { return e.name == name })
+	}
+	for i, w := range want {
+		if slices.Contains(s.held, w) {
+			continue
+		}
+		if s.max > 0 && len(s.held) >= s.max {
+			left = append(left, w.name)
+			continue
+		}
+		lines, err := sdnotify.FDStore(w.name)
+		if err == nil {
+			err = s.send([]int{int(files[i].Fd())}, lines...)
+		}
+		if err != nil {
+			s.log.Warn("cannot store a socket in the fd store: it does not outlive hupd", keyName, w.name, supervisor.KeyError, err)
+			continue
+		}
+		s.held = append(s.held, w)
+		stored = append(stored, w.name)
+	}
+	if len(stored) > 0 || len(removed) > 0 {
+		s.log.Info("fd store updated", keyStored, stored, keyRemoved, removed)
+	}
+	if len(left) > 0 && !s.warned {
+		s.warned = true
+		s.log.Warn("more sockets than the service manager's fd store keeps (FileDescriptorStoreMax=): these do not outlive hupd",
+			keyFDStore, s.max, keySockets, len(want), keyNotStored, left)
+	}
+}

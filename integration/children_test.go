@@ -49,6 +49,10 @@ func init() {
 			fmt.Fprintf(os.Stderr, "child http: no listeners (%v)\n", err)
 			os.Exit(3)
 		}
+		// Before the first answer: a test may stop hupd as soon as it has
+		// one, and TERM's default action would end this child with 143.
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM)
 		for name, ls := range byName {
 			for _, l := range ls {
 				go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -56,8 +60,6 @@ func init() {
 				}))
 			}
 		}
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, syscall.SIGTERM)
 		fmt.Println("ready", os.Getpid())
 		<-sigs
 	}

@@ -1,0 +1,332 @@
+// Package guard is the sentinel process itself: a copy of hupd's binary,
+// started by hupd (package sentinel) with EnvMarker set, that outlives
+// hupd just long enough to end every generation still registered when
+// hupd dies, then exits.
+//
+// It runs from this package's init, before the rest of hupd's packages are
+// initialised, as the exec shim does (socketact/shim): it imports only
+// syscall, strconv and unsafe, so it runs ahead of every heavier package
+// and never returns to them. It must stay that small: no os, no slog, no
+// configuration.
+//
+// Model: hupd holds one end of a SOCK_SEQPACKET socketpair (close-on-exec,
+// so no child of hupd holds it); the sentinel holds the other as fd FD.
+// Each message is one registration: Register (a generation's number,
+// process group, optional cgroup directory, and the main process's pidfd
+// as SCM_RIGHTS) or Unregister. EOF means that hupd is gone, whether it
+// exited or was killed: the sentinel then ends every generation still
+// registered and exits. A hupd that exits normally has unregistered every
+// generation by then, so the sentinel finds nothing to do and exits 0.
+//
+// Invariant: nothing but hupd's death (EOF) or SIGKILL ends the sentinel.
+// It ignores every signal that can be sent to it by a group or service
+// wide kill (HUP, INT, TERM, QUIT, USR1, USR2, PIPE, ALRM, the job-control
+// and real-time signals…), it lives in a session of its own, and it has
+// no parent-death signal.
+package guard
+
+import (
+	"strconv"
+	"syscall"
+	"unsafe"
+)
+
+// The protocol between hupd (package sentinel) and the sentinel.
+const (
+	// EnvMarker=Version in the environment makes a hupd process the
+	// sentinel.
+	EnvMarker = "HUPD_SENTINEL"
+	Version   = "1"
+	// Argv0 is the sentinel's argv[0]; it takes no arguments.
+	Argv0 = "hupd-sentinel"
+	// FD is the sentinel's end of the socketpair.
+	FD = 3
+	// Sep separates the fields of a message.
+	Sep = "\x00"
+	// Register: "R" Sep gen Sep pgid Sep cgroup, with the main process's
+	// pidfd as SCM_RIGHTS (or none). It replaces an earlier registration
+	// of the same gen (a generation that follows its MAINPID=).
+	Register = "R"
+	// Unregister: "U" Sep gen. The generation is gone.
+	Unregister = "U"
+	// MaxMessage bounds a message (a cgroup path is at most PATH_MAX).
+	MaxMessage = 8192
+	// ExitError is the sentinel's exit status when something could not
+	// be ended (it says what on stderr).
+	ExitError = 1
+)
+
+func init() {
+	if v, _ := syscall.Getenv(EnvMarker); v == Version {
+		Run()
+	}
+}
+
+// reg is one registered generation.
+type reg struct {
+	pgid   int
+	pidfd  int // -1: none
+	cgroup string
+}
+
+// Run is the sentinel: it reads registrations until EOF, ends what is left
+// and exits. It never returns.
+func Run() {
+	ignoreSignals()
+	regs := map[string]*reg{}
+	buf := make([]byte, MaxMessage)
+	oob := make([]byte, syscall.CmsgSpace(4*4))
+	for {
+		n, oobn, _, _, err := syscall.Recvmsg(FD, buf, oob, syscall.MSG_CMSG_CLOEXEC)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			break // hupd is gone (or the socket is broken: the same to us)
+		}
+		fds := rights(oob[:oobn])
+		handle(regs, string(buf[:n]), fds)
+	}
+	code := 0
+	for _, r := range regs {
+		if !end(r) {
+			code = ExitError
+		}
+	}
+	for _, r := range regs {
+		if r.cgroup != "" && !removeCgroup(r.cgroup) {
+			code = ExitError
+		}
+	}
+	syscall.Exit(code)
+}
+
+// handle applies one message.
+func handle(regs map[string]*reg, msg string, fds []int) {
+	f := split(msg)
+	switch {
+	case len(f) == 4 && f[0] == Register:
+		pgid, err := strconv.Atoi(f[2])
+		if err != nil || pgid <= 1 { // kill(-1) or kill(0) would hit far too much
+			pgid = 0
+		}
+		r := &reg{pgid: pgid, pidfd: -1, cgroup: f[3]}
+		if len(fds) > 0 {
+			r.pidfd, fds = fds[0], fds[1:]
+		}
+		if old := regs[f[1]]; old != nil && old.pidfd >= 0 {
+			syscall.Close(old.pidfd)
+		}
+		regs[f[1]] = r
+	case len(f) == 2 && f[0] == Unregister:
+		if old := regs[f[1]]; old != nil {
+			if old.pidfd >= 0 {
+				syscall.Close(old.pidfd)
+			}
+			delete(regs, f[1])
+		}
+	default:
+		warn("unknown message " + strconv.Quote(msg))
+	}
+	for _, fd := range fds {
+		syscall.Close(fd)
+	}
+}
+
+func split(s string) []string {
+	var f []string
+	for {
+		i := index(s, Sep[0])
+		if i < 0 {
+			return append(f, s)
+		}
+		f, s = append(f, s[:i]), s[i+1:]
+	}
+}
+
+func index(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// rights returns the fds of the SCM_RIGHTS messages in oob.
+func rights(oob []byte) []int {
+	if len(oob) == 0 {
+		return nil
+	}
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, m := range msgs {
+		if got, err := syscall.ParseUnixRights(&m); err == nil {
+			fds = append(fds, got...)
+		}
+	}
+	return fds
+}
+
+// Syscall numbers that are the same on every Linux architecture.
+const (
+	sysPidfdSendSignal = 424
+)
+
+// end kills everything of r: its cgroup if it has one, its process group
+// and its main process. It reports whether that went without error.
+func end(r *reg) bool {
+	ok := true
+	if r.cgroup != "" {
+		if err := writeFile(r.cgroup+"/cgroup.kill", "1"); err != nil {
+			// Kernels before 5.14 have no cgroup.kill: the group and
+			// the main process below are what can still be ended.
+			warn("cgroup.kill in " + r.cgroup + ": " + err.Error())
+			ok = false
+		}
+	}
+	// The group first: its id stays reserved while any member lives, so
+	// it names what is left of the generation (workers whose master is
+	// already dead of its parent-death signal).
+	if r.pgid > 1 {
+		if err := syscall.Kill(-r.pgid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+			warn("kill -" + strconv.Itoa(r.pgid) + ": " + err.Error())
+			ok = false
+		}
+	}
+	// The main process may have left the group (a MAINPID= it followed):
+	// through its pidfd, never a reused PID.
+	if r.pidfd >= 0 {
+		_, _, e := syscall.RawSyscall6(sysPidfdSendSignal, uintptr(r.pidfd), uintptr(syscall.SIGKILL), 0, 0, 0, 0)
+		if e != 0 && e != syscall.ESRCH {
+			warn("pidfd_send_signal: " + e.Error())
+			ok = false
+		}
+	}
+	return ok
+}
+
+// cgroupWait bounds the wait for a killed cgroup to empty (every process
+// killed has to exit and be reaped by its parent).
+const cgroupWait = 10 // seconds
+
+// removeCgroup waits until the cgroup dir has no process left (its
+// cgroup.events says "populated 0") and removes it.
+func removeCgroup(dir string) bool {
+	fd, err := syscall.Open(dir+"/cgroup.events", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		if err == syscall.ENOENT {
+			return true // gone already
+		}
+		warn(dir + ": " + err.Error())
+		return false
+	}
+	defer syscall.Close(fd)
+	var start syscall.Timespec
+	clockNow(&start)
+	buf := make([]byte, 512)
+	for {
+		n, err := syscall.Pread(fd, buf, 0)
+		if err == nil && !populated(string(buf[:max(n, 0)])) {
+			break
+		}
+		var now syscall.Timespec
+		clockNow(&now)
+		left := cgroupWait - (now.Sec - start.Sec)
+		if left <= 0 {
+			warn(dir + ": processes left after cgroup.kill")
+			return false
+		}
+		// A change of cgroup.events wakes poll with POLLPRI (kernfs).
+		pfd := pollFd{fd: int32(fd), events: pollPri}
+		ts := syscall.Timespec{Sec: left}
+		syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	}
+	for {
+		err := syscall.Rmdir(dir)
+		if err == nil || err == syscall.ENOENT {
+			return true
+		}
+		if err != syscall.EINTR {
+			warn("rmdir " + dir + ": " + err.Error())
+			return false
+		}
+	}
+}
+
+// populated reads "populated N" from cgroup.events.
+func populated(events string) bool {
+	for events != "" {
+		line := events
+		if i := index(events, '\n'); i >= 0 {
+			line, events = events[:i], events[i+1:]
+		} else {
+			events = ""
+		}
+		if line == "populated 0" {
+			return false
+		}
+	}
+	return true
+}
+
+type pollFd struct {
+	fd      int32
+	events  int16
+	revents int16
+}
+
+const pollPri = 0x2
+
+func clockNow(ts *syscall.Timespec) {
+	const clockMonotonic = 1
+	syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(ts)), 0)
+}
+
+func writeFile(path, s string) error {
+	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	_, err = syscall.Write(fd, []byte(s))
+	return err
+}
+
+// warn writes one line to stderr, which is hupd's.
+func warn(msg string) {
+	syscall.Write(2, []byte("hupd sentinel: "+msg+"\n"))
+}
+
+// kernelSigaction is struct sigaction as rt_sigaction(2) takes it on
+// amd64, arm64, riscv64, ppc64le and s390x.
+type kernelSigaction struct {
+	handler  uintptr
+	flags    uint64
+	restorer uintptr
+	mask     uint64
+}
+
+// kept are the signals whose Go runtime handlers stay: the synchronous
+// faults (about the sentinel's own code), URG (the runtime's preemption),
+// and CHLD (it has no children). KILL and STOP cannot be ignored.
+var kept = [65]bool{
+	syscall.SIGKILL: true, syscall.SIGSTOP: true, syscall.SIGSEGV: true, syscall.SIGBUS: true,
+	syscall.SIGFPE: true, syscall.SIGILL: true, syscall.SIGTRAP: true, syscall.SIGSYS: true,
+	syscall.SIGURG: true, syscall.SIGCHLD: true,
+}
+
+// ignoreSignals sets SIG_IGN for every other signal, below the Go
+// runtime (which does not look again): a stray TERM, HUP or INT meant
+// for the service does nothing to the sentinel.
+func ignoreSignals() {
+	ign := kernelSigaction{handler: 1} // SIG_IGN
+	for sig := 1; sig <= 64; sig++ {
+		if !kept[sig] {
+			syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&ign)), 0, 8, 0, 0)
+		}
+	}
+}

@@ -63,7 +63,7 @@ func TestCheckStartFailureFullQueue(t *testing.T) {
 func TestSpawnerStartAfterStop(t *testing.T) {
 	sp := startSpawner(&signals.Reaper{})
 	sp.stop()
-	res := sp.start(&socketact.Command{Path: "/bin/true", Args: []string{"true"}})
+	res := sp.start(&socketact.Command{Path: "/bin/true", Args: []string{"true"}}, nil)
 	if res.err == nil {
 		t.Fatalf("start after stop: %+v, want an error", res)
 	}

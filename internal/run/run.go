@@ -70,10 +70,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		gc := debug.SetGCPercent(-1)
 		gcBack = func() { debug.SetGCPercent(gc) }
 		if failTakeOver != "" {
-			return rollback(up, errors.New(failTakeOver), log)
+			return rollback(up, errors.New(failTakeOver), log, nil)
 		}
 		if ls, others, err = takeOverSockets(up, r); err != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, nil)
 		}
 	} else if ls, held, err = listeners(r.Listen, r.ListenWhere, log); err != nil {
 		return 1, err
@@ -82,7 +82,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	hs, err := openHealth(r.Health, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, nil)
 		}
 		socketact.CloseAll(ls)
 		return 1, err
@@ -93,7 +93,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	rc, err := newReconf(r, ls, setup.Load, log, setup.Level)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, nil)
 		}
 		socketact.CloseAll(ls)
 		return 1, err
@@ -119,24 +119,37 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if up != nil {
 		exits = up.Watch(reaper) // before it reaps: an exit in the exec window waits
 	}
+	// Before any generation starts; closed (and waited for) before the
+	// reaper stops (done), once every generation is gone.
+	sen, fresh := startSentinel(up, reaper, log)
+	var dropSentinel func() // before going back to a binary that does not know it
+	if sen != nil {
+		defer sen.Close(sentinelWait)
+		if fresh && up != nil {
+			dropSentinel = sen.Release
+		}
+	}
 	// The reaper starts once nothing can go back to the previous binary
 	// (below): an exit it collected here would be lost to that one.
 
 	opts := r.Options
 	defaults(&opts)
+	if sen != nil {
+		opts.Sentinel = sen
+	}
 	if opts.Self, err = os.Executable(); err != nil {
 		log.Warn("cannot tell hupd's own binary: hupd upgrade needs --binary", "error", err)
 	}
 	sup, err := supervisor.New(opts, ls, reaper, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, dropSentinel)
 		}
 		return 1, err
 	}
 	if up != nil {
 		if err := sup.Resume(up, others, exits); err != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, dropSentinel)
 		}
 		log.Info("upgraded: generations taken over", "generations", len(up.Gens), "upgrades", up.Upgrades)
 	}
@@ -171,7 +184,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if err != nil {
 		err = fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, dropSentinel)
 		}
 		return 1, err
 	}

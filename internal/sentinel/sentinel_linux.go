@@ -45,6 +45,7 @@ type Sentinel struct {
 	conn    int // hupd's end of the socketpair; -1 once closed
 	pid     int
 	started time.Time
+	quick   int // deaths in a row within minLife of the start
 	closed  bool
 	regs    map[int]reg   // what is registered, to send again to a new sentinel
 	done    chan struct{} // closed when the watcher has seen the last exit
@@ -59,13 +60,16 @@ type reg struct {
 	cgroup string
 }
 
-// minLife is how long a sentinel must have run for hupd to start another
-// when it dies: one that dies at once would die again.
-const minLife = time.Second
+// A sentinel that dies while hupd runs is started again, unless it died
+// within minLife of its start maxQuick times in a row: one that dies at
+// once would die again.
+const (
+	minLife  = time.Second
+	maxQuick = 3
+)
 
-// ErrDying is what lost gets when a sentinel died too soon to be started
-// again.
-var ErrDying = errors.New("sentinel: died within a second of its start; not started again")
+// ErrDying is what lost gets when a sentinel keeps dying.
+var ErrDying = errors.New("sentinel: died within a second of its start 3 times in a row; not started again")
 
 // Start starts the sentinel through r (which must be running or started
 // before long: the sentinel is its child). lost may be nil.
@@ -123,8 +127,45 @@ func (s *Sentinel) start() (<-chan signals.Exit, error) {
 		unix.Close(ours)
 		return nil, fmt.Errorf("sentinel: %w", err)
 	}
+	if err := awaitArmed(ours); err != nil {
+		unix.Close(ours) // it sees EOF and exits, if it ever runs
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, fmt.Errorf("sentinel: %w", err)
+	}
 	s.conn, s.pid, s.started = ours, pid, time.Now()
 	return exited, nil
+}
+
+// armTimeout bounds the sentinel's start-up, a Go runtime's.
+const armTimeout = 5 * time.Second
+
+// awaitArmed waits for the sentinel's guard.Armed on fd.
+func awaitArmed(fd int) error {
+	end := time.Now().Add(armTimeout)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return fmt.Errorf("not armed within %s", armTimeout)
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+			return os.NewSyscallError("poll", err)
+		}
+		if pfd[0].Revents == 0 {
+			continue
+		}
+		var b [8]byte
+		n, err := unix.Read(fd, b[:])
+		switch {
+		case err == unix.EINTR || err == unix.EAGAIN:
+			continue
+		case err != nil:
+			return os.NewSyscallError("read", err)
+		case string(b[:n]) != guard.Armed:
+			return fmt.Errorf("exited during its start-up (said %q)", b[:n])
+		}
+		return nil
+	}
 }
 
 // watch waits for each sentinel's exit; one that dies while hupd runs is
@@ -141,8 +182,13 @@ func (s *Sentinel) watch(exited <-chan signals.Exit) {
 		}
 		unix.Close(s.conn)
 		s.conn = -1
+		if time.Since(s.started) < minLife {
+			s.quick++
+		} else {
+			s.quick = 0
+		}
 		err := ErrDying
-		if time.Since(s.started) >= minLife {
+		if s.quick < maxQuick {
 			if exited, err = s.start(); err == nil {
 				for gen, r := range s.regs {
 					if err = s.send(gen, r); err != nil {
@@ -277,4 +323,17 @@ func (s *Sentinel) Close(wait time.Duration) (e signals.Exit, ok bool) {
 	case <-t.C:
 		return signals.Exit{}, false
 	}
+}
+
+// Release unregisters every generation and closes hupd's end without
+// waiting: the sentinel exits with nothing to end. For a sentinel that a
+// failed upgrade's new image started, before it goes back to a previous
+// binary that does not know it.
+func (s *Sentinel) Release() {
+	s.mu.Lock()
+	for gen := range s.regs {
+		s.sendMsg(guard.Unregister+guard.Sep+strconv.Itoa(gen), nil)
+	}
+	s.mu.Unlock()
+	s.Close(0)
 }

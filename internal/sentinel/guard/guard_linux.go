@@ -9,7 +9,8 @@
 // and never returns to them. It must stay that small: no os, no slog, no
 // configuration.
 //
-// Model: hupd holds one end of a SOCK_SEQPACKET socketpair (close-on-exec,
+// Model: the sentinel says Armed once stray signals can no longer end it;
+// hupd waits for that before any generation starts. hupd holds one end of a SOCK_SEQPACKET socketpair (close-on-exec,
 // so no child of hupd holds it); the sentinel holds the other as fd FD.
 // Each message is one registration: Register (a generation's number,
 // process group, optional cgroup directory, and the main process's pidfd
@@ -51,6 +52,9 @@ const (
 	Unregister = "U"
 	// MaxMessage bounds a message (a cgroup path is at most PATH_MAX).
 	MaxMessage = 8192
+	// Armed is what the sentinel sends once it ignores stray signals and
+	// holds no inherited fd: hupd waits for it before it goes on.
+	Armed = "A"
 	// ExitError is the sentinel's exit status when something could not
 	// be ended (it says what on stderr).
 	ExitError = 1
@@ -73,6 +77,8 @@ type reg struct {
 // and exits. It never returns.
 func Run() {
 	ignoreSignals()
+	closeInherited()
+	syscall.Write(FD, []byte(Armed))
 	regs := map[string]*reg{}
 	buf := make([]byte, MaxMessage)
 	oob := make([]byte, syscall.CmsgSpace(4*4))
@@ -299,6 +305,40 @@ func writeFile(path, s string) error {
 // warn writes one line to stderr, which is hupd's.
 func warn(msg string) {
 	syscall.Write(2, []byte("hupd sentinel: "+msg+"\n"))
+}
+
+// closeInherited closes the fds beyond FD that the sentinel inherited
+// (those hupd inherited from its own parent without close-on-exec): it
+// must not hold someone's pipe open. The Go runtime's own fds are
+// close-on-exec, so any fd without the flag came through the exec.
+func closeInherited() {
+	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var fds []int
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.ReadDirent(dir, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		var names []string
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+		for _, name := range names {
+			if fd, err := strconv.Atoi(name); err == nil && fd > FD && fd != dir {
+				fds = append(fds, fd)
+			}
+		}
+	}
+	syscall.Close(dir)
+	for _, fd := range fds {
+		const fGetfd, fdCloexec = 1, 1
+		flags, _, e := syscall.RawSyscall(syscall.SYS_FCNTL, uintptr(fd), fGetfd, 0)
+		if e == 0 && flags&fdCloexec == 0 {
+			syscall.Close(fd)
+		}
+	}
 }
 
 // kernelSigaction is struct sigaction as rt_sigaction(2) takes it on

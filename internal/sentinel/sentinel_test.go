@@ -338,3 +338,73 @@ func TestEndsCgroup(t *testing.T) {
 		t.Fatalf("cgroup %s left behind: %v", cg, err)
 	}
 }
+
+// TestGivesUpWhenDyingAtOnce: a sentinel killed right after each start is
+// started again twice, then given up (ErrDying), and Close still returns.
+func TestGivesUpWhenDyingAtOnce(t *testing.T) {
+	r := reaper(t)
+	lost := make(chan error, maxQuick)
+	s, err := Start(r, func(e signals.Exit, err error) { lost <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= maxQuick; i++ {
+		unix.Kill(s.PID(), unix.SIGKILL)
+		select {
+		case err := <-lost:
+			if i < maxQuick && err != nil || i == maxQuick && !errors.Is(err, ErrDying) {
+				t.Fatalf("death %d: %v", i, err)
+			}
+		case <-time.After(deadline):
+			t.Fatalf("death %d went unnoticed", i)
+		}
+	}
+	if pid := s.PID(); pid != 0 {
+		t.Fatalf("sentinel pid %d after giving up", pid)
+	}
+	if err := s.Register(1, 12345, -1, ""); err == nil {
+		t.Fatal("Register without a sentinel: no error")
+	}
+	if _, ok := s.Close(deadline); ok {
+		t.Fatal("Close after giving up reported an exit")
+	}
+}
+
+// BenchmarkRegister measures what the sentinel adds to each generation on
+// hupd's side: a Register at its start (a pidfd duplicated and sent) and
+// an Unregister at its exit.
+//
+//	go test -run '^$' -bench Register ./internal/sentinel/
+func BenchmarkRegister(b *testing.B) {
+	r := &signals.Reaper{}
+	done := make(chan struct{})
+	defer close(done)
+	go r.Run(done)
+	s, err := Start(r, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(deadline)
+	// A child of this process stands for a generation's main process.
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), envHelper+"=block")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	gen := 0
+	for b.Loop() {
+		gen++
+		if err := s.Register(gen, cmd.Process.Pid, pidfd, ""); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Unregister(gen); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -123,8 +123,15 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	// reaper stops (done), once every generation is gone.
 	sen, fresh := startSentinel(up, reaper, log)
 	var dropSentinel func() // before going back to a binary that does not know it
+	reaping := false        // the reaper runs: the sentinel's exit can be waited for
 	if sen != nil {
-		defer sen.Close(sentinelWait)
+		defer func() {
+			if reaping {
+				sen.Close(sentinelWait)
+			} else {
+				sen.Close(0) // an early error: it exits; nothing would reap it before hupd does
+			}
+		}()
 		if fresh && up != nil {
 			dropSentinel = sen.Release
 		}
@@ -210,6 +217,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
 	}
 	go reaper.Run(done) // before any child is started (sup.Run)
+	reaping = true
 	close(running)
 	if setup.Load == nil {
 		return sup.Run(sigs)

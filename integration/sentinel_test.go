@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,6 +60,26 @@ func init() {
 		}
 		fmt.Println(line)
 		<-usr1
+	}
+	// sent-mainpid: start a new main process in a session of its own
+	// (sent-mainpid-new), announce it with MAINPID= and READY=1, exit.
+	childModes["sent-mainpid"] = func([]string) {
+		next := procSelfCmd("sent-mainpid-new")
+		next.Stdout = os.Stdout
+		next.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := next.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "sent-mainpid:", err)
+			os.Exit(3)
+		}
+		if _, err := socketact.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1", next.Process.Pid)); err != nil {
+			fmt.Fprintln(os.Stderr, "sent-mainpid:", err)
+			os.Exit(5)
+		}
+	}
+	// sent-mainpid-new: print "newmain PID" and wait (TERM ends it).
+	childModes["sent-mainpid-new"] = func([]string) {
+		fmt.Println("newmain", os.Getpid())
+		reportSignalsUntil(syscall.SIGTERM)
 	}
 	// prefork-worker: ignore HUP, INT and TERM (Go's runtime would
 	// restore TERM's default action, inherited SIG_IGN or not), say "up"
@@ -324,4 +345,35 @@ func TestSentinelNormalStop(t *testing.T) {
 	if s := h.Stderr(); strings.Contains(s, "hupd sentinel:") {
 		t.Fatalf("sentinel complained: %s", s)
 	}
+}
+
+// TestSentinelFollowedMainPID: a main process that hupd follows after a
+// MAINPID= hand-over, in a session of its own (out of the process group,
+// and without the parent-death signal, which its parent's fork cleared),
+// is ended through its pidfd when hupd is killed.
+func TestSentinelFollowedMainPID(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("sent-mainpid")...)...)
+	f := strings.Fields(h.Stdout.NextWith(t, "newmain "))
+	newMain, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := pidfdOpen(newMain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	procKillAtCleanup(t, newMain)
+	if e := h.WaitEvent("main process exited: following MAINPID", 1, nil); e.Int("pid") != newMain {
+		t.Fatalf("followed %v, want %d", e, newMain)
+	}
+	sentinel := sentinelPID(t, h)
+	if err := h.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if !pollReadable(fd, deadline) {
+		t.Fatalf("followed main process %d alive %s after hupd was killed", newMain, deadline)
+	}
+	h.Wait()
+	waitGone(t, sentinel)
 }

@@ -127,7 +127,9 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if sen != nil {
 		defer func() {
 			if reaping {
-				sen.Close(sentinelWait)
+				if e, ok := sen.Close(sentinelWait); ok && !e.Success() {
+					log.Warn("sentinel failed at exit", supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+				}
 			} else {
 				sen.Close(0) // an early error: it exits; nothing would reap it before hupd does
 			}

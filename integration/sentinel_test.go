@@ -7,6 +7,7 @@ package integration
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -376,4 +377,30 @@ func TestSentinelFollowedMainPID(t *testing.T) {
 	}
 	h.Wait()
 	waitGone(t, sentinel)
+}
+
+// TestSentinelAfterConfigEdit: a generation started after hupd.toml was
+// edited (the edit applied while hupd runs) is registered too: kill -9
+// of hupd ends its workers.
+func TestSentinelAfterConfigEdit(t *testing.T) {
+	conf := func(tag string) string {
+		cmd, _ := json.Marshal(childCmd("prefork", "2"))
+		return fmt.Sprintf("command = %s\n[[listen]]\nname = \"http\"\naddress = \"tcp://127.0.0.1:0\"\n"+
+			"[process]\nstop_signal = \"USR1\"\n[process.env]\nTAG = %q\n[reload]\nready = \"delay:100ms\"\n", cmd, tag)
+	}
+	path := procConfig(t, conf("v1"))
+	h := StartHupd(t, "run", "-c", path)
+	sentReadPrefork(t, h)
+	sentinelPID(t, h)
+	h.WaitEvent("child ready", 1, nil)
+	if err := os.WriteFile(path+".new", []byte(conf("v2")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitEvent("configuration applied", 1, nil)
+	p2 := sentReadPrefork(t, h) // generation 2, started by the edit
+	h.WaitEvent("child ready", 2, nil)
+	sentKill9(t, h, p2)
 }

@@ -187,9 +187,10 @@ const (
 func end(r *reg) bool {
 	ok := true
 	if r.cgroup != "" {
-		if err := writeFile(r.cgroup+"/cgroup.kill", "1"); err != nil {
-			// Kernels before 5.14 have no cgroup.kill: the group and
-			// the main process below are what can still be ended.
+		if err := writeFile(r.cgroup+"/cgroup.kill", "1"); err == syscall.ENOENT {
+			// Kernels before 5.14 have no cgroup.kill.
+			ok = killFrozen(r.cgroup) && ok
+		} else if err != nil {
 			warn("cgroup.kill in " + r.cgroup + ": " + err.Error())
 			ok = false
 		}
@@ -215,6 +216,78 @@ func end(r *reg) bool {
 	return ok
 }
 
+// killFrozen ends every process of the cgroup dir without cgroup.kill
+// (kernels 5.2 to 5.13): it freezes the cgroup, so that no member can
+// fork, SIGKILLs every PID cgroup.procs lists (a frozen process still
+// dies of SIGKILL, and is not reaped, so its PID is not reused meanwhile),
+// and thaws it.
+func killFrozen(dir string) bool {
+	if err := writeFile(dir+"/cgroup.freeze", "1"); err != nil {
+		warn("cgroup.freeze in " + dir + ": " + err.Error())
+		return false
+	}
+	ok := waitEvents(dir, "frozen 1", freezeWait)
+	if !ok {
+		warn(dir + ": not frozen in time; killing its processes anyway")
+	}
+	procs, err := readFile(dir + "/cgroup.procs")
+	if err != nil {
+		warn(dir + ": " + err.Error())
+		ok = false
+	}
+	for _, line := range splitLines(procs) {
+		if pid, err := strconv.Atoi(line); err == nil && pid > 1 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if err := writeFile(dir+"/cgroup.freeze", "0"); err != nil {
+		warn("cgroup.freeze in " + dir + ": " + err.Error())
+		ok = false
+	}
+	return ok
+}
+
+// freezeWait bounds the wait for a cgroup to freeze (seconds).
+const freezeWait = 5
+
+func splitLines(s string) []string {
+	var out []string
+	for s != "" {
+		i := index(s, '\n')
+		if i < 0 {
+			return append(out, s)
+		}
+		if i > 0 {
+			out = append(out, s[:i])
+		}
+		s = s[i+1:]
+	}
+	return out
+}
+
+func readFile(path string) (string, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer syscall.Close(fd)
+	var out []byte
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return string(out), err
+		}
+		if n == 0 {
+			return string(out), nil
+		}
+		out = append(out, buf[:n]...)
+	}
+}
+
 // cgroupWait bounds the wait for a killed cgroup to empty (every process
 // killed has to exit and be reaped by its parent).
 const cgroupWait = 10 // seconds
@@ -222,34 +295,13 @@ const cgroupWait = 10 // seconds
 // removeCgroup waits until the cgroup dir has no process left (its
 // cgroup.events says "populated 0") and removes it.
 func removeCgroup(dir string) bool {
-	fd, err := syscall.Open(dir+"/cgroup.events", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		if err == syscall.ENOENT {
-			return true // gone already
-		}
-		warn(dir + ": " + err.Error())
-		return false
+	var st syscall.Stat_t
+	if syscall.Stat(dir, &st) == syscall.ENOENT {
+		return true // gone already
 	}
-	defer syscall.Close(fd)
-	var start syscall.Timespec
-	clockNow(&start)
-	buf := make([]byte, 512)
-	for {
-		n, err := syscall.Pread(fd, buf, 0)
-		if err == nil && !populated(string(buf[:max(n, 0)])) {
-			break
-		}
-		var now syscall.Timespec
-		clockNow(&now)
-		left := cgroupWait - (now.Sec - start.Sec)
-		if left <= 0 {
-			warn(dir + ": processes left after cgroup.kill")
-			return false
-		}
-		// A change of cgroup.events wakes poll with POLLPRI (kernfs).
-		pfd := pollFd{fd: int32(fd), events: pollPri}
-		ts := syscall.Timespec{Sec: left}
-		syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	if !waitEvents(dir, "populated 0", cgroupWait) {
+		warn(dir + ": processes left after the kill")
+		return false
 	}
 	for {
 		err := syscall.Rmdir(dir)
@@ -263,20 +315,44 @@ func removeCgroup(dir string) bool {
 	}
 }
 
-// populated reads "populated N" from cgroup.events.
-func populated(events string) bool {
-	for events != "" {
-		line := events
-		if i := index(events, '\n'); i >= 0 {
-			line, events = events[:i], events[i+1:]
-		} else {
-			events = ""
+// waitEvents waits up to secs seconds until dir's cgroup.events has the
+// line want.
+func waitEvents(dir, want string, secs int64) bool {
+	fd, err := syscall.Open(dir+"/cgroup.events", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		warn(dir + ": " + err.Error())
+		return false
+	}
+	defer syscall.Close(fd)
+	var start syscall.Timespec
+	clockNow(&start)
+	buf := make([]byte, 512)
+	for {
+		n, err := syscall.Pread(fd, buf, 0)
+		if err == nil && hasLine(string(buf[:max(n, 0)]), want) {
+			return true
 		}
-		if line == "populated 0" {
+		var now syscall.Timespec
+		clockNow(&now)
+		left := secs - (now.Sec - start.Sec)
+		if left <= 0 {
 			return false
 		}
+		// A change of cgroup.events wakes poll with POLLPRI (kernfs).
+		pfd := pollFd{fd: int32(fd), events: pollPri}
+		ts := syscall.Timespec{Sec: left}
+		syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
 	}
-	return true
+}
+
+// hasLine reports whether text has the line want.
+func hasLine(text, want string) bool {
+	for _, line := range splitLines(text) {
+		if line == want {
+			return true
+		}
+	}
+	return false
 }
 
 type pollFd struct {

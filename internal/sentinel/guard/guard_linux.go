@@ -19,6 +19,18 @@
 // registered and exits. A hupd that exits normally has unregistered every
 // generation by then, so the sentinel finds nothing to do and exits 0.
 //
+// What it ends, per registration: with a cgroup, everything in it
+// (cgroup.kill, or freeze-kill-thaw on kernels without it), then the
+// emptied cgroup is removed; always, the process group (its id stays
+// reserved while any member lives, so it names what is left of the
+// generation even after its leader died of the parent-death signal) and
+// the main process through its pidfd (never a reused PID). Only a group
+// whose last member exited, and whose id was reused in the instant
+// before hupd could unregister it, would be a stranger's: hupd kills a
+// generation's group and unregisters it as soon as its main process is
+// reaped. A process that left the group (setsid, setpgid) is ended only
+// through a cgroup.
+//
 // Invariant: nothing but hupd's death (EOF) or SIGKILL ends the sentinel.
 // It ignores every signal that can be sent to it by a group or service
 // wide kill (HUP, INT, TERM, QUIT, USR1, USR2, PIPE, ALRM, the job-control

@@ -25,21 +25,23 @@ type SentinelState struct {
 	PID int `json:"pid"`
 }
 
-// guard registers generation num (process group pgid, main process behind
-// pidfd) with the sentinel, if there is one. Any goroutine.
-func (s *Supervisor) guard(num, pgid, pidfd int) {
+// guard registers generation g (process group pgid, main process behind
+// pidfd) with the sentinel, if there is one. Any goroutine: it reads only
+// what is fixed when g is made. (A generation's cgroup, once it has one,
+// is registered here too.)
+func (s *Supervisor) guard(g *generation, pgid, pidfd int) {
 	if s.opts.Sentinel == nil {
 		return
 	}
-	if err := s.opts.Sentinel.Register(num, pgid, pidfd, ""); err != nil {
-		s.log.Warn("sentinel: cannot register the generation: it would outlive hupd's death", KeyGen, num, KeyPID, pgid, KeyError, err)
+	if err := s.opts.Sentinel.Register(g.num, pgid, pidfd, ""); err != nil {
+		s.log.Warn("sentinel: cannot register the generation: it would outlive hupd's death", KeyGen, g.num, KeyPID, pgid, KeyError, err)
 	}
 }
 
 // guardPID is guard for a process hupd has not started itself (a
 // MAINPID= it follows, a generation taken over from an upgrade): its pidfd
 // is opened here. The PID is hupd's child (or orphan) not reaped yet.
-func (s *Supervisor) guardPID(num, pgid, pid int) {
+func (s *Supervisor) guardPID(g *generation, pid int) {
 	if s.opts.Sentinel == nil {
 		return
 	}
@@ -47,7 +49,7 @@ func (s *Supervisor) guardPID(num, pgid, pid int) {
 	if err != nil {
 		fd = -1 // gone already: its group is what is left to end
 	}
-	s.guard(num, pgid, fd)
+	s.guard(g, g.pgid, fd)
 	if fd >= 0 {
 		unix.Close(fd)
 	}

@@ -195,7 +195,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 	if st := s.standby; st != nil {
 		s.standby = nil
 		// Registered before it execs the program, as a cold start is.
-		s.guard(num, st.pid, st.pidfd)
+		s.guard(g, st.pid, st.pidfd)
 		var ee *socketact.ExecError
 		var err error
 		switch trap, err = st.sb.Exec(cmd); {
@@ -223,7 +223,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 			ns.Close()
 			return nil, err
 		}
-		res := s.sp.start(cmd, func(pid, pidfd int) { s.guard(num, pid, pidfd) })
+		res := s.sp.start(cmd, func(pid, pidfd int) { s.guard(g, pid, pidfd) })
 		if outR != nil {
 			closeFiles(cmd.Stdout, cmd.Stderr)
 		}

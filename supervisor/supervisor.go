@@ -652,7 +652,7 @@ func (s *Supervisor) follow(g *generation, e signals.Exit) {
 		g.proc = nil
 	}
 	g.pid = g.mainPID
-	s.guardPID(g.num, g.pgid, g.pid) // the process it now is, in or out of the group
+	s.guardPID(g, g.pid) // the process it now is, in or out of the group
 	ref := &procRef{}
 	ref.gen.Store(g)
 	g.ref = ref

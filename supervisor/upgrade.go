@@ -602,7 +602,7 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		// The sentinel handed over knows it already; a new one (the
 		// previous binary had none) learns it here. Not reaped yet: the
 		// reaper does not run before Resume.
-		s.guardPID(g.num, g.pgid, g.pid)
+		s.guardPID(g, g.pid)
 	}
 	s.retired = append(s.retired, others...)
 	s.notifyDir, s.hash, s.note = st.NotifyDir, st.Hash, st.Note

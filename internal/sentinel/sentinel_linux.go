@@ -275,7 +275,9 @@ func (s *Sentinel) sendMsg(msg string, rights []byte) error {
 		return errors.New("sentinel: not running")
 	}
 	for {
-		err := unix.Sendmsg(s.conn, []byte(msg), rights, nil, unix.MSG_NOSIGNAL)
+		// Never blocking: a sentinel stopped (SIGSTOP) with a full queue
+		// must not stall hupd's spawns; the registration fails instead.
+		err := unix.Sendmsg(s.conn, []byte(msg), rights, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
 		if err == unix.EINTR {
 			continue
 		}

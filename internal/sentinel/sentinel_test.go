@@ -408,3 +408,36 @@ func BenchmarkRegister(b *testing.B) {
 		}
 	}
 }
+
+// TestStoppedSentinelNeverBlocks: with the sentinel stopped (SIGSTOP) its
+// queue fills; Register then fails instead of stalling hupd's spawns.
+func TestStoppedSentinelNeverBlocks(t *testing.T) {
+	r := reaper(t)
+	s := startSentinel(t, r)
+	pid := s.PID()
+	if err := unix.Kill(pid, unix.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Kill(pid, unix.SIGCONT)
+	done := make(chan error, 1)
+	go func() {
+		for gen := 1; gen <= 1<<20; gen++ {
+			if err := s.Register(gen, 0, -1, ""); err != nil {
+				done <- err
+				return
+			}
+			s.Unregister(gen)
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, unix.EAGAIN) {
+			t.Fatalf("registrations to a stopped sentinel: %v, want EAGAIN once its queue is full", err)
+		}
+	case <-time.After(deadline):
+		t.Fatal("Register blocked on a stopped sentinel")
+	}
+	unix.Kill(pid, unix.SIGCONT)
+	closeOK(t, s)
+}

@@ -9,10 +9,10 @@
 // and never returns to them. It must stay that small: no os, no slog, no
 // configuration.
 //
-// Model: the sentinel says Armed once stray signals can no longer end it;
-// hupd waits for that before any generation starts. hupd holds one end of a SOCK_SEQPACKET socketpair (close-on-exec,
+// Model: hupd holds one end of a SOCK_SEQPACKET socketpair (close-on-exec,
 // so no child of hupd holds it); the sentinel holds the other as fd FD.
-// Each message is one registration: Register (a generation's number,
+// The sentinel says Armed once stray signals can no longer end it; hupd
+// waits for that before any generation starts. Each message is one registration: Register (a generation's number,
 // process group, optional cgroup directory, and the main process's pidfd
 // as SCM_RIGHTS) or Unregister. EOF means that hupd is gone, whether it
 // exited or was killed: the sentinel then ends every generation still

@@ -18,6 +18,9 @@ import (
 	"github.com/hupd/hupd/internal/demo"
 	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/internal/run"
+	// Imported for its init: in the process hupd starts as its sentinel it
+	// runs the sentinel before any other package is initialised.
+	_ "github.com/hupd/hupd/internal/sentinel/guard"
 	"github.com/hupd/hupd/socketact"
 	// Imported first for its init: in a child started as hupd-shim it execs
 	// the target before any other package is initialised.

@@ -114,6 +114,9 @@ type Options struct {
 	// its own ports: it gets no inherited sockets; its bind calls to a
 	// held socket's address are given that socket (package legacy).
 	Legacy string
+	// Sentinel, when set, is told about every generation so that its
+	// processes are ended when hupd dies (nil: none; see Sentinel).
+	Sentinel Sentinel
 }
 
 // Options.Legacy modes.

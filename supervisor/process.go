@@ -105,8 +105,12 @@ type spawnReq struct {
 	prestart bool // start a standby shim instead
 	// exec, if set, runs instead of a start: hupd's own re-exec
 	// (upgrade), which must come from the thread that forked the children.
-	exec  func() error
-	reply chan spawnResult
+	exec func() error
+	// started, if set, is called with the process's PID and a pidfd for
+	// it (borrowed; -1 if none could be opened) once it exists, before
+	// its program is exec'd.
+	started func(pid, pidfd int)
+	reply   chan spawnResult
 }
 
 type spawnResult struct {
@@ -114,6 +118,7 @@ type spawnResult struct {
 	proc    *os.Process
 	standby *socketact.Standby
 	trap    *os.File // the seccomp notify fd of a Trap command
+	pidfd   int      // a standby's pidfd (the caller's to close), or -1
 	exited  <-chan signals.Exit
 	err     error
 }
@@ -144,7 +149,7 @@ func startSpawner(r *signals.Reaper) *spawner {
 }
 
 func (s *spawner) handle(r *signals.Reaper, req spawnReq) spawnResult {
-	var res spawnResult
+	res := spawnResult{pidfd: -1}
 	if req.exec != nil {
 		res.err = req.exec()
 		return res
@@ -157,6 +162,9 @@ func (s *spawner) handle(r *signals.Reaper, req spawnReq) spawnResult {
 				return 0, err
 			}
 			res.proc, res.standby, wait = sb.Process, sb, func() (*os.File, error) { return nil, nil }
+			// Under the reaper's lock: the PID cannot be reaped and
+			// reused before the pidfd holds it.
+			res.pidfd = pidfdOpen(sb.Process.Pid)
 			return sb.Process.Pid, nil
 		}
 		p, w, err := req.cmd.Start()
@@ -164,8 +172,18 @@ func (s *spawner) handle(r *signals.Reaper, req spawnReq) spawnResult {
 			return 0, err
 		}
 		res.proc, wait = p, w
+		if req.started != nil {
+			res.pidfd = pidfdOpen(p.Pid)
+		}
 		return p.Pid, nil
 	})
+	if res.err == nil && req.started != nil {
+		req.started(res.pid, res.pidfd)
+		if res.pidfd >= 0 {
+			unix.Close(res.pidfd)
+			res.pidfd = -1
+		}
+	}
 	if res.err == nil {
 		res.trap, res.err = wait()
 	}
@@ -179,9 +197,10 @@ func (s *spawner) exec(f func() error) error {
 }
 
 // start runs cmd on the spawner's thread. On an exec failure the process
-// has been started (and will exit): the result carries both.
-func (s *spawner) start(cmd *socketact.Command) spawnResult {
-	return s.do(spawnReq{cmd: cmd})
+// has been started (and will exit): the result carries both. started, if
+// not nil, is called as soon as the process exists (see spawnReq).
+func (s *spawner) start(cmd *socketact.Command, started func(pid, pidfd int)) spawnResult {
+	return s.do(spawnReq{cmd: cmd, started: started})
 }
 
 // prestart starts a standby shim for cmd's sockets and stdio.

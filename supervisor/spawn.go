@@ -55,14 +55,24 @@ type standby struct {
 	ref        *procRef
 	sb         *socketact.Standby
 	pid        int
+	pidfd      int // -1 if none; closed once it is used or discarded
 	proc       *os.Process
 	outR, errR *os.File
 }
 
 func (st *standby) discard() {
 	st.sb.Close() // it sees EOF and exits; the reaper collects it
+	st.release()
+}
+
+// release lets go of what hupd holds of the standby's process.
+func (st *standby) release() {
 	st.proc.Release()
 	closeFiles(st.outR, st.errR)
+	if st.pidfd >= 0 {
+		unix.Close(st.pidfd)
+		st.pidfd = -1
+	}
 }
 
 func closeFiles(fs ...*os.File) {
@@ -151,7 +161,7 @@ func (s *Supervisor) prestart() {
 		s.log.Warn("standby shim failed to start", KeyError, res.err)
 		return
 	}
-	st := &standby{ref: &procRef{}, sb: res.standby, pid: res.pid, proc: res.proc, outR: outR, errR: errR}
+	st := &standby{ref: &procRef{}, sb: res.standby, pid: res.pid, pidfd: res.pidfd, proc: res.proc, outR: outR, errR: errR}
 	s.standby = st
 	go func() { s.forwardExit(st.ref, <-res.exited) }()
 	go func() {
@@ -189,23 +199,28 @@ func (s *Supervisor) spawn() (*generation, error) {
 	)
 	if st := s.standby; st != nil {
 		s.standby = nil
+		// Registered before it execs the program, as a cold start is.
+		s.guard(g, st.pid, st.pidfd)
 		var ee *socketact.ExecError
 		var err error
 		switch trap, err = st.sb.Exec(cmd); {
 		case err == nil:
 			ref, outR, errR, warm = st.ref, st.outR, st.errR, true
 			g.pid, g.pgid, g.proc = st.pid, st.pid, st.proc
+			if st.pidfd >= 0 {
+				unix.Close(st.pidfd)
+			}
 		case errors.As(err, &ee):
-			st.proc.Release()
-			closeFiles(st.outR, st.errR)
+			s.unguard(num)
+			st.release()
 			ns.Close()
 			return nil, err // the shim exits; its exit is a standby's, ignored
 		default:
 			// The standby died (its exit is not handled yet) or could not
 			// be told what to run: start cold instead.
 			s.log.Warn("standby shim unusable: starting cold", KeyPID, st.pid, KeyError, err)
-			st.proc.Release()
-			closeFiles(st.outR, st.errR)
+			s.unguard(num)
+			st.release()
 		}
 	}
 	if !warm {
@@ -213,11 +228,12 @@ func (s *Supervisor) spawn() (*generation, error) {
 			ns.Close()
 			return nil, err
 		}
-		res := s.sp.start(cmd)
+		res := s.sp.start(cmd, func(pid, pidfd int) { s.guard(g, pid, pidfd) })
 		if outR != nil {
 			closeFiles(cmd.Stdout, cmd.Stderr)
 		}
 		if res.err != nil {
+			s.unguard(num)
 			ns.Close()
 			closeFiles(outR, errR)
 			if res.proc != nil {
@@ -420,7 +436,7 @@ func (s *Supervisor) startAuxPath(o Options, path string, argv []string, out *os
 		UID: o.UID, GID: o.GID, Groups: o.Groups, Stdout: out, Stderr: out,
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
 	}
-	res := s.sp.start(cmd)
+	res := s.sp.start(cmd, nil)
 	if res.err != nil {
 		if res.proc != nil {
 			res.proc.Release()

@@ -375,6 +375,7 @@ func (s *Supervisor) cleanup() {
 		g.settle()
 		g.killGroup()
 		g.notify.Close()
+		s.unguard(g.num)
 	}
 	s.gens, s.pinned = nil, nil
 	s.closeRetired()
@@ -477,8 +478,7 @@ func (s *Supervisor) onEvent(ev event) {
 		} else if st := s.standby; st != nil && st.ref == ev.ref {
 			s.log.Warn("standby shim exited", KeyPID, st.pid, KeyStatus, ev.exit.String())
 			s.standby, s.standbyLost = nil, true
-			st.proc.Release()
-			closeFiles(st.outR, st.errR)
+			st.release()
 		} else {
 			s.log.Debug("discarded standby shim exited", KeyPID, ev.exit.PID)
 		}
@@ -585,6 +585,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	g.exited, g.exit = true, e
 	g.settle()
 	g.killGroup() // what is left of its process group goes with it
+	s.unguard(g.num)
 	g.notify.Close()
 	if g.proc != nil {
 		g.proc.Release()
@@ -676,6 +677,7 @@ func (s *Supervisor) follow(g *generation, e signals.Exit) {
 		g.proc = nil
 	}
 	g.pid = g.mainPID
+	s.guardPID(g, g.pid) // the process it now is, in or out of the group
 	ref := &procRef{}
 	ref.gen.Store(g)
 	g.ref = ref

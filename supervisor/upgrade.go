@@ -70,6 +70,9 @@ type Upgrade struct {
 	Listeners []socketact.ListenerState `json:"listeners"`
 	Retired   []socketact.ListenerState `json:"retired,omitempty"`
 	Gens      []GenState                `json:"gens"`
+	// Sentinel is hupd's end of the sentinel's socket and its PID (nil:
+	// none); the new image takes it over (package internal/sentinel).
+	Sentinel *SentinelState `json:"sentinel,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -447,6 +450,11 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 	for _, l := range s.listeners {
 		st.Listeners = append(st.Listeners, l.State())
 	}
+	if s.opts.Sentinel != nil {
+		if fd, pid := s.opts.Sentinel.Handover(); fd >= 0 {
+			st.Sentinel = &SentinelState{FD: fd, PID: pid}
+		}
+	}
 	for _, l := range s.retired {
 		st.Retired = append(st.Retired, l.State())
 	}
@@ -486,6 +494,9 @@ func (st *Upgrade) fds() []int {
 	fds := []int{st.Exe}
 	if st.Lock > 0 {
 		fds = append(fds, st.Lock)
+	}
+	if st.Sentinel != nil {
+		fds = append(fds, st.Sentinel.FD)
 	}
 	for _, l := range append(append([]socketact.ListenerState(nil), st.Listeners...), st.Retired...) {
 		fds = append(fds, l.FD)
@@ -650,6 +661,10 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		g.ref = ref
 		go func() { s.forwardExit(ref, <-ch) }()
 		s.gens = append(s.gens, g)
+		// The sentinel handed over knows it already; a new one (the
+		// previous binary had none) learns it here. Not reaped yet: the
+		// reaper does not run before Resume.
+		s.guardPID(g, g.pid)
 	}
 	s.retired = append(s.retired, others...)
 	s.notifyDir, s.hash, s.note = st.NotifyDir, st.Hash, st.Note

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +44,11 @@ func runningCosts(ctx context.Context, env *benchEnv, rep *Report) error {
 	c1, _ := cpuTime(pid)
 	rss, _ := rssKiB(pid)
 	rep.info(sc7, "hupd idle: CPU, RSS", "%s in %s, %s", fdur(c1-c0), window, fmib(rss))
+	if sen, err := sentinelCost(pid); err == nil {
+		rep.info(sc7, "hupd's sentinel: RSS, its own (anonymous), PSS", "%s", sen)
+	} else {
+		rep.fail(sc7, err)
+	}
 
 	m := startMix(h.addrs[0], s)
 	c0, _ = cpuTime(pid)
@@ -120,4 +128,44 @@ func spawnCosts(env *benchEnv, rep *Report) error {
 	rep.info(sc7, fmt.Sprintf("spawn /bin/true: direct / via cold shim, p50 of %d", env.s.Spawns), "%s / %s: the shim adds %s",
 		fms(d50), fms(s50), fms(s50-d50))
 	return nil
+}
+
+// sentinelCost describes the memory of hupd's sentinel (its child named
+// hupd-sentinel): most of its resident set is hupd's binary, shared with
+// hupd; its own share is the anonymous part.
+func sentinelCost(hupd int) (string, error) {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", hupd))
+	for _, f := range tasks {
+		kids, _ := os.ReadFile(f)
+		for _, k := range strings.Fields(string(kids)) {
+			pid, _ := strconv.Atoi(k)
+			if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); !strings.HasPrefix(string(cmd), "hupd-sentinel\x00") {
+				continue
+			}
+			var kib [3]int
+			for i, m := range [][2]string{{"status", "VmRSS:"}, {"status", "RssAnon:"}, {"smaps_rollup", "Pss:"}} {
+				v, err := procKiB(pid, m[0], m[1])
+				if err != nil {
+					return "", err
+				}
+				kib[i] = v
+			}
+			return fmt.Sprintf("%s, %s, %s", fmib(kib[0]), fmib(kib[1]), fmib(kib[2])), nil
+		}
+	}
+	return "", fmt.Errorf("hupd %d has no sentinel", hupd)
+}
+
+// procKiB reads the "KEY: N kB" line key of /proc/PID/file.
+func procKiB(pid int, file, key string) (int, error) {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(s), "\n") {
+		if v, ok := strings.CutPrefix(line, key); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/%d/%s", key, pid, file)
 }

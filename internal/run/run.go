@@ -67,7 +67,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	rt, err := runtimeDir(up, opts, explicit, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, nil)
 		}
 		return 1, err
 	}
@@ -85,10 +85,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		gc := debug.SetGCPercent(-1)
 		gcBack = func() { debug.SetGCPercent(gc) }
 		if failTakeOver != "" {
-			return rollback(up, errors.New(failTakeOver), log)
+			return rollback(up, errors.New(failTakeOver), log, nil)
 		}
 		if ls, others, err = takeOverSockets(up, r); err != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, nil)
 		}
 		if store != nil {
 			// The previous image stored them: nothing is sent again.
@@ -101,7 +101,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	hs, err := openHealth(r.Health, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, nil)
 		}
 		socketact.CloseAll(ls)
 		return 1, err
@@ -112,7 +112,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	rc, err := newReconf(r, ls, setup.Load, log, setup.Level)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, nil)
 		}
 		socketact.CloseAll(ls)
 		return 1, err
@@ -139,22 +139,44 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if up != nil {
 		exits = up.Watch(reaper) // before it reaps: an exit in the exec window waits
 	}
+	// Before any generation starts; closed (and waited for) before the
+	// reaper stops (done), once every generation is gone.
+	sen, fresh := startSentinel(up, reaper, log)
+	var dropSentinel func() // before going back to a binary that does not know it
+	reaping := false        // the reaper runs: the sentinel's exit can be waited for
+	if sen != nil {
+		defer func() {
+			if reaping {
+				if e, ok := sen.Close(sentinelWait); ok && !e.Success() {
+					log.Warn("sentinel failed at exit", supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+				}
+			} else {
+				sen.Close(0) // an early error: it exits; nothing would reap it before hupd does
+			}
+		}()
+		if fresh && up != nil {
+			dropSentinel = sen.Release
+		}
+	}
 	// The reaper starts once nothing can go back to the previous binary
 	// (below): an exit it collected here would be lost to that one.
 
+	if sen != nil {
+		opts.Sentinel = sen
+	}
 	if opts.Self, err = os.Executable(); err != nil {
 		log.Warn("cannot tell hupd's own binary: hupd upgrade needs --binary", "error", err)
 	}
 	sup, err := supervisor.New(opts, ls, reaper, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, dropSentinel)
 		}
 		return 1, err
 	}
 	if up != nil {
 		if err := sup.Resume(up, others, exits); err != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, dropSentinel)
 		}
 		log.Info("upgraded: generations taken over", "generations", len(up.Gens), "upgrades", up.Upgrades)
 	}
@@ -190,7 +212,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if err != nil {
 		err = fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
 		if up != nil {
-			return rollback(up, err, log)
+			return rollback(up, err, log, dropSentinel)
 		}
 		return 1, err
 	}
@@ -219,6 +241,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
 	}
 	go reaper.Run(done) // before any child is started (sup.Run)
+	reaping = true
 	close(running)
 	if setup.Load == nil {
 		return sup.Run(sigs)

@@ -62,14 +62,18 @@ var failTakeOver string
 
 // rollback hands the state back to the binary that handed it over, after
 // this one failed to take over (why). It returns only if that fails too:
-// then hupd exits, and its children with it.
-func rollback(up *supervisor.Upgrade, why error, log *slog.Logger) (int, error) {
+// then hupd exits, and its children with it. drop, if not nil, lets go of
+// a sentinel this image started, which that binary does not know.
+func rollback(up *supervisor.Upgrade, why error, log *slog.Logger, drop func()) (int, error) {
 	if up.RolledBack() {
 		// The previous binary cannot take its own state back either: do
 		// not go round in circles.
 		return 1, fmt.Errorf("upgrade: the previous binary cannot take over again: %w", why)
 	}
 	log.Error("upgrade: cannot take over; going back to the previous binary", "error", why)
+	if drop != nil {
+		drop()
+	}
 	var err error
 	// From the thread the children were forked from (see mainthread).
 	mainthread.Do(func() { err = up.Rollback() })

@@ -85,6 +85,9 @@ type Process struct {
 	// Handoff lists hand-over dialects besides LISTEN_FDS: einhorn,
 	// server-starter, nginx.
 	Handoff []string `toml:"handoff,omitempty"`
+	// Cgroup is auto (a cgroup v2 group per generation where hupd may
+	// create one, process groups otherwise) or off (process groups only).
+	Cgroup string `toml:"cgroup,omitempty"`
 }
 
 // Reload is the [reload] table.

@@ -95,6 +95,7 @@ func newFakeHost(t *testing.T, self string, procs string) *fakeHost {
 		isCgroup2: func(d string) bool { return d == h.mount },
 		alive:     func(pid int) bool { return !h.dead[pid] },
 		pid:       100,
+		id:        100,
 		mkdir: func(d string) error {
 			if h.deny != nil {
 				return &fs.PathError{Op: "mkdir", Path: d, Err: h.deny}

@@ -20,7 +20,8 @@ var ErrGone = errors.New("contain: no such process")
 
 // Group is the set of processes of one generation: a cgroup (Path) or, in
 // the fallback, a process group and its leader's descendants. Its methods
-// may be called from any goroutine.
+// may be called from any goroutine; on a nil Group they report nothing and
+// do nothing.
 type Group struct {
 	path string // "" in the fallback
 	rel  string // path below the cgroup2 mount, as /proc/PID/cgroup shows it
@@ -53,21 +54,39 @@ func openGroup(dir, rel string) (*Group, error) {
 }
 
 // Path is the group's cgroup directory; "" in the fallback.
-func (g *Group) Path() string { return g.path }
+func (g *Group) Path() string {
+	if g == nil {
+		return ""
+	}
+	return g.path
+}
 
 // ID is the cgroup's id: the inode number of its directory, which is what
 // PIDFD_GET_INFO reports as PIDFD_INFO_CGROUPID for a member and what
 // name_to_handle_at gives as its cgroup's handle. 0 in the fallback.
-func (g *Group) ID() uint64 { return g.id }
+func (g *Group) ID() uint64 {
+	if g == nil {
+		return 0
+	}
+	return g.id
+}
 
 // FD is the cgroup directory's fd, to start a process in it
 // (syscall.SysProcAttr.UseCgroupFD and CgroupFD); -1 in the fallback.
 // It stays open until the group is retired.
-func (g *Group) FD() int { return g.fd }
+func (g *Group) FD() int {
+	if g == nil {
+		return -1
+	}
+	return g.fd
+}
 
 // SetLeader records the process group leader: the generation's first
 // process, started with Setpgid.
 func (g *Group) SetLeader(pid int) {
+	if g == nil {
+		return
+	}
 	g.pgid.Store(int64(pid))
 	if g.main.Load() == 0 {
 		g.main.Store(int64(pid))
@@ -77,7 +96,7 @@ func (g *Group) SetLeader(pid int) {
 // SetMain records the generation's main process (MAINPID=, or the process
 // followed after the first one exited).
 func (g *Group) SetMain(pid int) {
-	if pid > 0 {
+	if g != nil && pid > 0 {
 		g.main.Store(int64(pid))
 	}
 }
@@ -92,7 +111,7 @@ func (g *Group) SetMain(pid int) {
 // (false, error wrapping ErrGone): the process no longer exists (a zombie
 // is not placed either: its cgroup and parent are no longer reliable).
 func (g *Group) Contains(pid int) (bool, error) {
-	if pid <= 0 {
+	if g == nil || pid <= 0 {
 		return false, nil
 	}
 	if g.path != "" {
@@ -138,6 +157,9 @@ func (g *Group) Contains(pid int) (bool, error) {
 // forks included); in both modes to the process group as well; in the
 // fallback to every descendant of the main process it can still find.
 func (g *Group) Kill() error {
+	if g == nil {
+		return nil
+	}
 	var errs []error
 	if pgid := int(g.pgid.Load()); pgid > 1 {
 		if err := unix.Kill(-pgid, unix.SIGKILL); err != nil && err != unix.ESRCH {

@@ -62,10 +62,16 @@ type sysOps struct {
 	mounts    []string // cgroup2 mount candidates, in order
 	selfCG    string   // /proc/self/cgroup
 	isCgroup2 func(dir string) bool
-	alive     func(pid int) bool
-	pid       int
-	mkdir     func(dir string) error
-	rmdir     func(dir string) error
+	// alive tells whether process id (as /proc numbers it) exists.
+	alive func(id int) bool
+	pid   int // hupd's PID (in its own PID namespace)
+	// id is hupd's PID as /proc numbers it: the PID of the namespace
+	// /proc was mounted for, which outside a container is the host's. It
+	// names the base group, so that hupds that are PID 1 of namespaces of
+	// their own do not collide.
+	id    int
+	mkdir func(dir string) error
+	rmdir func(dir string) error
 	// waitEmpty waits until the cgroup at dir holds no process.
 	waitEmpty func(dir string, d time.Duration) bool
 }
@@ -78,8 +84,12 @@ func realOps() sysOps {
 			var st unix.Statfs_t
 			return unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 		},
-		alive: func(pid int) bool { return unix.Kill(pid, 0) != unix.ESRCH },
+		alive: func(id int) bool {
+			_, err := os.Stat("/proc/" + strconv.Itoa(id))
+			return !errors.Is(err, fs.ErrNotExist)
+		},
 		pid:   os.Getpid(),
+		id:    procID(),
 		mkdir: func(dir string) error { return os.Mkdir(dir, 0o755) },
 		rmdir: func(dir string) error {
 			if err := unix.Rmdir(dir); err != nil {
@@ -89,6 +99,25 @@ func realOps() sysOps {
 		},
 		waitEmpty: waitEmpty,
 	}
+}
+
+// procID is this process's PID as /proc numbers it: the first NSpid of
+// /proc/self/status; os.Getpid when that cannot be read.
+func procID() int {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return os.Getpid()
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				if n, err := strconv.Atoi(f[0]); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return os.Getpid()
 }
 
 // Setup lays out hupd's cgroups as the package comment describes, or
@@ -138,7 +167,7 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 		return nil, nil, fmt.Errorf("hupd's cgroup %s: %w", own, err)
 	}
 	m := &Manager{mount: mount, start: own, base: own, os: ops}
-	alone := rel != "/" && !slices.ContainsFunc(parsePIDs(procs), func(p int) bool { return p != ops.pid })
+	alone := !slices.ContainsFunc(parsePIDs(procs), func(p int) bool { return p != ops.pid })
 	var cleaned []Cleaned
 	if alone {
 		// hupd's cgroup is its own (delegated): what a dead hupd left in
@@ -148,10 +177,10 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 		})
 	} else {
 		cleaned = m.cleanStale(own, func(name string) bool {
-			pid, ok := staleName(name, safeName(o.Name))
-			return ok && pid != ops.pid && !ops.alive(pid)
+			id, ok := staleName(name, safeName(o.Name))
+			return ok && id != ops.id && !ops.alive(id)
 		})
-		m.base = filepath.Join(own, "hupd-"+safeName(o.Name)+"-"+strconv.Itoa(ops.pid))
+		m.base = filepath.Join(own, "hupd-"+safeName(o.Name)+"-"+strconv.Itoa(ops.id))
 		if err := ops.mkdir(m.base); err != nil {
 			return nil, cleaned, fmt.Errorf("cannot create a cgroup in %s: %w", own, err)
 		}
@@ -260,20 +289,24 @@ func (m *Manager) Base() string { return m.base }
 func (m *Manager) Reason() string { return m.why }
 
 // NewGroup makes the group of generation num: in cgroup mode base/gen-N,
-// created (a leftover of that name, such as an unused standby's, is
-// emptied and taken); in the fallback a process group. On an error it
-// returns a fallback group too, which the caller may use.
+// a new cgroup (a leftover of that name, such as the one of a standby
+// discarded just before an upgrade's exec, is emptied and removed first:
+// a cgroup that has been killed once is never reused, since the kernel
+// may kill what is cloned into it afterwards); in the fallback a process
+// group. On an error it returns a fallback group too, which the caller
+// may use.
 func (m *Manager) NewGroup(num int) (*Group, error) {
 	if !m.Enabled() {
 		return newFallback(), nil
 	}
 	dir := filepath.Join(m.base, genPrefix+strconv.Itoa(num))
-	if err := m.os.mkdir(dir); errors.Is(err, fs.ErrExist) {
-		writeFile(filepath.Join(dir, "cgroup.kill"), "1")
-		if !m.os.waitEmpty(dir, staleWait) {
-			return newFallback(), fmt.Errorf("contain: %s still holds processes after cgroup.kill", dir)
+	err := m.os.mkdir(dir)
+	if errors.Is(err, fs.ErrExist) {
+		if err = m.removeTree(dir); err == nil {
+			err = m.os.mkdir(dir)
 		}
-	} else if err != nil {
+	}
+	if err != nil {
 		return newFallback(), err
 	}
 	g, err := openGroup(dir, m.rel(dir))

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -32,6 +33,9 @@ type Stats struct {
 // cgroup's files, or scans /proc in the fallback.
 func (g *Group) Stats() (Stats, error) {
 	var st Stats
+	if g == nil {
+		return st, nil
+	}
 	if g.path != "" {
 		data, err := os.ReadFile(filepath.Join(g.path, "cgroup.procs"))
 		if err != nil {
@@ -72,15 +76,33 @@ func (g *Group) Stats() (Stats, error) {
 		if !(pgid > 1 && p.pgrp == pgid || main > 1 && descends(procs, p.pid, main) || pgid > 1 && descends(procs, p.pid, pgid)) {
 			continue
 		}
-		ticks += p.utime + p.stime + p.cutime + p.cstime
+		ticks += p.cutime + p.cstime
+		if ns, ok := onCPU(p.pid); ok {
+			st.CPU += ns
+		} else {
+			ticks += p.utime + p.stime
+		}
 		if !p.zombie {
 			st.Processes++
 			st.MemoryBytes += p.rssPages * page
 		}
 	}
-	st.CPU = time.Duration(ticks) * time.Second / clockTicks
+	st.CPU += time.Duration(ticks) * time.Second / clockTicks
 	st.MemoryPeakBytes, st.Sampled = g.samplePeak(st.MemoryBytes), true
 	return st, nil
+}
+
+// onCPU is the time pid has run on a CPU, in nanoseconds: the first field
+// of /proc/PID/schedstat, finer than /proc/PID/stat's clock ticks (a
+// process that has run for less than a tick shows none there).
+func onCPU(pid int) (time.Duration, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/schedstat")
+	if err != nil {
+		return 0, false
+	}
+	f, _, _ := strings.Cut(string(data), " ")
+	ns, err := strconv.ParseUint(f, 10, 64)
+	return time.Duration(ns), err == nil
 }
 
 func (g *Group) samplePeak(v uint64) uint64 {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -64,6 +65,10 @@ type Upgrade struct {
 	Listeners []socketact.ListenerState `json:"listeners"`
 	Retired   []socketact.ListenerState `json:"retired,omitempty"`
 	Gens      []GenState                `json:"gens"`
+	// Cgroup is the containment layout (package contain); nil from a hupd
+	// that had none: the new image sets one up, and the generations it
+	// takes over are process groups.
+	Cgroup *contain.State `json:"cgroup,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -100,6 +105,7 @@ type GenState struct {
 	UID          int                   `json:"uid"`
 	Watchdog     time.Duration         `json:"watchdog,omitempty"`
 	Tail         []string              `json:"tail,omitempty"`
+	Cgroup       string                `json:"cgroup,omitempty"` // its cgroup's directory
 }
 
 // Upgrade re-executes binary (hupd's own when empty) in place; see the
@@ -191,8 +197,7 @@ func (s *Supervisor) execUpgrade(binary string) error {
 		return errors.New("a signal arrived meanwhile: try again")
 	}
 	if s.standby != nil {
-		s.standby.discard()
-		s.standby = nil
+		s.discardStandby()
 	}
 	s.standbyLost = true // no new one before the exec (or after a failure)
 	defer func() { s.standbyLost = false }()
@@ -388,6 +393,8 @@ func slicesWithout(env []string, prefixes ...string) []string {
 func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) bool) *Upgrade {
 	st := &Upgrade{Version: upgradeVersion, Exe: exe, NotifyDir: s.notifyDir, Hash: s.hash, Note: s.note,
 		NextGen: s.nextGen, Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades + 1, Notified: s.notified, Last: s.last}
+	cg := s.cg.State()
+	st.Cgroup = &cg
 	for _, l := range s.listeners {
 		st.Listeners = append(st.Listeners, l.State())
 	}
@@ -416,7 +423,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(out), Stderr: fdOf(errOut),
 			Trap: fdOf(trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
 			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
-			Watchdog: g.watchdogDur, Tail: g.out.tail()}
+			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path()}
 		for _, l := range g.listeners {
 			gs.Sockets = append(gs.Sockets, int(l.File.Fd()))
 		}
@@ -560,6 +567,11 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			exitParked: make(chan signals.Exit, 1), speaksNotify: gs.SpeaksNotify, speaksReload: gs.SpeaksReload,
 			statusText: gs.StatusText, configHash: gs.ConfigHash, stopSignal: syscall.Signal(gs.StopSignal),
 			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready}
+		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
+		if err != nil {
+			s.log.Warn("generation's cgroup not taken over: process group only", KeyGen, gs.Num, KeyError, err)
+		}
+		g.grp = grp
 		for _, fd := range gs.Sockets {
 			l, ok := byFD[fd]
 			if !ok {

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/health"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -134,6 +135,13 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		}
 		return 1, err
 	}
+	// The generations an upgrade hands over keep their cgroups; a fresh
+	// start lays them out below, once nothing can go back.
+	var cg *contain.Manager
+	if up != nil && up.Cgroup != nil {
+		cg = contain.Restore(*up.Cgroup)
+		sup.Contain(cg)
+	}
 	if up != nil {
 		if err := sup.Resume(up, others, exits); err != nil {
 			return rollback(up, err, log)
@@ -192,6 +200,16 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if setup.OnListen != nil {
 		setup.OnListen(ls)
 	}
+	if cg == nil {
+		cg = setupContainment(r.Cgroup, opts.Name, log)
+		sup.Contain(cg)
+	}
+	// Last: every generation has ended by then (see contain.Close).
+	defer func() {
+		if err := cg.Close(); err != nil {
+			log.Warn("cgroups left behind", "error", err)
+		}
+	}()
 	rc.start()
 	if hs != nil {
 		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
@@ -222,6 +240,21 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		}
 	}()
 	return sup.Run(supSigs)
+}
+
+// setupContainment lays out the cgroups of the generations (package
+// contain), or says in one line why they are process groups.
+func setupContainment(mode contain.Mode, name string, log *slog.Logger) *contain.Manager {
+	cg, cleaned := contain.Setup(contain.Options{Name: name, Mode: mode})
+	for _, c := range cleaned {
+		log.Warn("stale cgroup of a dead hupd removed", "cgroup", c.Path, "killed", c.Killed)
+	}
+	if cg.Enabled() {
+		log.Info("containment: a cgroup per generation", "cgroup", cg.Base())
+	} else {
+		log.Info("containment: process groups only", supervisor.KeyReason, cg.Reason())
+	}
+	return cg
 }
 
 // defaults fills the name and control socket path the way hupd run does.

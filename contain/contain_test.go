@@ -2,6 +2,7 @@ package contain
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -298,6 +299,17 @@ func TestCgroupGroup(t *testing.T) {
 	for _, c := range strings.TrimSpace(string(outb)) {
 		daemon = daemon*10 + int(c-'0')
 	}
+	// Wait until the daemon has exec'd sleep: in the middle of its exec it
+	// has no memory to show yet.
+	for until := time.Now().Add(10 * time.Second); ; {
+		if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", daemon)); string(comm) == "sleep\n" {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("daemon %d never ran sleep", daemon)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	in, err := g.Contains(daemon)
 	if !in || err != nil {
 		t.Fatalf("setsid daemon %d not a member: %v", daemon, err)
@@ -328,4 +340,42 @@ func TestCgroupGroup(t *testing.T) {
 	if len(b) > 0 && !strings.Contains(string(b), ") Z ") {
 		t.Errorf("daemon %d survived the retire: %s", daemon, b)
 	}
+}
+
+// BenchmarkNewGroup is the cgroup's share of a cold spawn on Run's
+// goroutine: mkdir and open of gen-N, and its retirement (cgroup.kill;
+// the wait and rmdir run in the background, waited for outside the timer).
+func BenchmarkNewGroup(b *testing.B) {
+	if os.Getuid() != 0 {
+		b.Skip("needs root to create cgroups")
+	}
+	ops := realOps()
+	var mount string
+	for _, d := range ops.mounts {
+		if ops.isCgroup2(d) {
+			mount = d
+			break
+		}
+	}
+	data, _ := os.ReadFile("/proc/self/cgroup")
+	rel, err := parseProcCgroup(data)
+	if mount == "" || err != nil {
+		b.Skip("no cgroup2 mount")
+	}
+	base := filepath.Join(mount, rel, "hupd-contain-bench")
+	if err := os.Mkdir(base, 0o755); err != nil {
+		b.Skipf("cannot create a cgroup: %v", err)
+	}
+	m := &Manager{mount: mount, start: filepath.Join(mount, rel), base: base, owned: true, os: ops}
+	defer m.removeTree(base)
+	n := 0
+	for b.Loop() {
+		n++
+		g, err := m.NewGroup(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m.Retire(g)
+	}
+	m.wg.Wait()
 }

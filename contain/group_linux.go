@@ -33,11 +33,12 @@ type Group struct {
 
 	mu     sync.Mutex
 	peak   uint64 // highest memory sample (when the kernel keeps none)
+	pidfd  int    // the main process's pidfd, -1 if none: tells it is still ours
 	closed bool
 }
 
 func newFallback() *Group {
-	return &Group{fd: -1}
+	return &Group{fd: -1, pidfd: -1}
 }
 
 func openGroup(dir, rel string) (*Group, error) {
@@ -50,7 +51,7 @@ func openGroup(dir, rel string) (*Group, error) {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "fstat", Path: dir, Err: err}
 	}
-	return &Group{path: dir, rel: rel, id: st.Ino, fd: fd}, nil
+	return &Group{path: dir, rel: rel, id: st.Ino, fd: fd, pidfd: -1}, nil
 }
 
 // Path is the group's cgroup directory; "" in the fallback.
@@ -89,24 +90,46 @@ func (g *Group) SetLeader(pid int) {
 	}
 	g.pgid.Store(int64(pid))
 	if g.main.Load() == 0 {
-		g.main.Store(int64(pid))
+		g.SetMain(pid)
 	}
 }
 
 // SetMain records the generation's main process (MAINPID=, or the process
 // followed after the first one exited).
 func (g *Group) SetMain(pid int) {
-	if g != nil && pid > 0 {
-		g.main.Store(int64(pid))
+	if g == nil || pid <= 0 {
+		return
 	}
+	g.main.Store(int64(pid))
+	fd, err := unix.PidfdOpen(pid, 0)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.pidfd >= 0 {
+		unix.Close(g.pidfd)
+	}
+	g.pidfd = -1
+	if err == nil && !g.closed {
+		g.pidfd = fd
+	} else if err == nil {
+		unix.Close(fd)
+	}
+}
+
+// mainAlive reports whether the main process still runs, so that its PID
+// still names it: the fallback places processes under it only then, never
+// under a PID the kernel may have given to an unrelated process.
+func (g *Group) mainAlive() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pidfd >= 0 && unix.PidfdSendSignal(g.pidfd, 0, nil, 0) == nil
 }
 
 // Contains reports whether process pid belongs to the group.
 //
 // In cgroup mode it reads /proc/PID/cgroup: true when the process is in
 // the group's cgroup or one below it. In the fallback: the process is in
-// the group's process group, or its parent links lead to the main process
-// or the group's leader.
+// the group's process group, or it is the main process or its parent
+// links lead to it, while the main process runs.
 //
 // (false, error wrapping ErrGone): the process no longer exists (a zombie
 // is not placed either: its cgroup and parent are no longer reliable).
@@ -136,11 +159,17 @@ func (g *Group) Contains(pid int) (bool, error) {
 		return false, fmt.Errorf("pid %d: %w", pid, ErrGone)
 	}
 	pgid, main := int(g.pgid.Load()), int(g.main.Load())
-	if pgid > 1 && st.pgrp == pgid || pid == main && main > 0 {
+	if pgid > 1 && st.pgrp == pgid {
+		return true, nil
+	}
+	if main <= 1 || !g.mainAlive() {
+		return false, nil
+	}
+	if pid == main {
 		return true, nil
 	}
 	for p, seen := st.ppid, 0; p > 1 && seen < 4096; seen++ {
-		if p == main || p == pgid {
+		if p == main {
 			return true, nil
 		}
 		ps, err := readStat(p)
@@ -155,7 +184,9 @@ func (g *Group) Contains(pid int) (bool, error) {
 // Kill sends SIGKILL to every process of the group: in cgroup mode with
 // cgroup.kill (the kernel kills the whole cgroup and what is below it,
 // forks included); in both modes to the process group as well; in the
-// fallback to every descendant of the main process it can still find.
+// fallback to every descendant of the main process it can still find
+// (while the main process runs: once it has exited, nothing leads to its
+// descendants any more).
 func (g *Group) Kill() error {
 	if g == nil {
 		return nil
@@ -172,7 +203,7 @@ func (g *Group) Kill() error {
 		}
 		return errors.Join(errs...)
 	}
-	if main := int(g.main.Load()); main > 1 {
+	if main := int(g.main.Load()); main > 1 && g.mainAlive() {
 		procs, _ := scanProcs()
 		for _, p := range procs {
 			if descends(procs, p.pid, main) {
@@ -189,6 +220,10 @@ func (g *Group) close() {
 	defer g.mu.Unlock()
 	if !g.closed && g.fd >= 0 {
 		unix.Close(g.fd)
+	}
+	if g.pidfd >= 0 {
+		unix.Close(g.pidfd)
+		g.pidfd = -1
 	}
 	g.closed = true
 }

@@ -361,6 +361,7 @@ func (m *Manager) Retire(g *Group) {
 	}
 	g.Kill()
 	if g.path == "" {
+		g.close()
 		return
 	}
 	m.mu.Lock()

@@ -70,10 +70,13 @@ func (g *Group) Stats() (Stats, error) {
 		return st, err
 	}
 	pgid, main := int(g.pgid.Load()), int(g.main.Load())
+	if !g.mainAlive() {
+		main = 0
+	}
 	page := uint64(os.Getpagesize())
 	var ticks uint64
 	for _, p := range procs {
-		if !(pgid > 1 && p.pgrp == pgid || main > 1 && descends(procs, p.pid, main) || pgid > 1 && descends(procs, p.pid, pgid)) {
+		if !(pgid > 1 && p.pgrp == pgid || main > 1 && descends(procs, p.pid, main)) {
 			continue
 		}
 		ticks += p.cutime + p.cstime

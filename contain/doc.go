@@ -12,7 +12,8 @@
 //
 // base is hupd's own cgroup when hupd is alone in it (a delegated service,
 // a container's cgroup), otherwise a new child hupd-NAME-PID of it (a shell,
-// a test, the root cgroup of a host). hupd lives in a leaf of its own
+// a test, the root cgroup of a host; PID as /proc numbers it, so that hupds
+// that are PID 1 of PID namespaces of their own do not collide). hupd lives in a leaf of its own
 // because cgroup v2 puts no process in a cgroup whose controllers are
 // delegated to children (the "no internal process" rule). The controllers
 // that base is offered among memory, pids and cpu are enabled for its
@@ -32,6 +33,7 @@
 // because the main process itself exited first.
 //
 // Invariants: a Manager in cgroup mode never puts a process in base itself;
+// a cgroup that has been killed is never reused (gen-N is made anew);
 // every gen-N it made is emptied (cgroup.kill, then cgroup.events says
 // "populated 0") before it is removed; Close, at hupd's normal exit, moves
 // hupd back to the cgroup it started in and removes what Setup created. A

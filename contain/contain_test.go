@@ -64,7 +64,10 @@ func TestParseKeyedAndNames(t *testing.T) {
 	if pid, ok := staleName("hupd-web-123", "web"); !ok || pid != 123 {
 		t.Errorf("staleName = %d %v", pid, ok)
 	}
-	for _, n := range []string{"hupd-web2-123", "hupd-web-", "hupd-web-x1", "gen-1", "hupd-web-0"} {
+	if pid, ok := staleName("hupd-web-1.3", "web"); !ok || pid != 1 {
+		t.Errorf("staleName(.3) = %d %v", pid, ok)
+	}
+	for _, n := range []string{"hupd-web2-123", "hupd-web-", "hupd-web-x1", "gen-1", "hupd-web-0", "hupd-web-1.x"} {
 		if _, ok := staleName(n, "web"); ok {
 			t.Errorf("staleName(%q) matched web", n)
 		}
@@ -137,11 +140,13 @@ func TestSetupLayoutChildOfShared(t *testing.T) {
 		must(t, os.WriteFile(filepath.Join(sess, n, "gen-3", "cgroup.procs"), []byte("900\n901\n"), 0o644))
 	}
 	h.dead[55] = true
+	// The hupd-web-100 of a hupd in another PID namespace (same PID).
+	must(t, os.MkdirAll(filepath.Join(sess, "hupd-web-100", "gen-1"), 0o755))
 	m, cleaned := setup(Options{Name: "web"}, h.ops)
 	if !m.Enabled() {
 		t.Fatalf("not enabled: %s", m.Reason())
 	}
-	if want := filepath.Join(sess, "hupd-web-100"); m.Base() != want {
+	if want := filepath.Join(sess, "hupd-web-100.2"); m.Base() != want {
 		t.Errorf("base = %s, want %s", m.Base(), want)
 	}
 	if got := read(t, filepath.Join(m.Base(), "supervisor", "cgroup.procs")); got != "0" {
@@ -154,7 +159,7 @@ func TestSetupLayoutChildOfShared(t *testing.T) {
 	if len(cleaned) != 1 || cleaned[0].Path != filepath.Join(sess, "hupd-web-55") || cleaned[0].Killed != 2 {
 		t.Errorf("cleaned = %+v, want hupd-web-55 with 2 processes", cleaned)
 	}
-	for n, want := range map[string]bool{"hupd-web-55": false, "hupd-web-56": true, "hupd-api-55": true} {
+	for n, want := range map[string]bool{"hupd-web-55": false, "hupd-web-56": true, "hupd-api-55": true, "hupd-web-100/gen-1": true} {
 		if _, err := os.Stat(filepath.Join(sess, n)); (err == nil) != want {
 			t.Errorf("%s exists: %v, want %v", n, err == nil, want)
 		}
@@ -166,7 +171,7 @@ func TestSetupLayoutChildOfShared(t *testing.T) {
 	if g.Path() != filepath.Join(m.Base(), "gen-4") || g.FD() < 0 || g.ID() == 0 {
 		t.Errorf("group: path %s fd %d id %d", g.Path(), g.FD(), g.ID())
 	}
-	if g.rel != "/user.slice/session-1.scope/hupd-web-100/gen-4" {
+	if g.rel != "/user.slice/session-1.scope/hupd-web-100.2/gen-4" {
 		t.Errorf("group rel = %s", g.rel)
 	}
 	m.Retire(g)

@@ -180,8 +180,17 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 			id, ok := staleName(name, safeName(o.Name))
 			return ok && id != ops.id && !ops.alive(id)
 		})
-		m.base = filepath.Join(own, "hupd-"+safeName(o.Name)+"-"+strconv.Itoa(ops.id))
-		if err := ops.mkdir(m.base); err != nil {
+		// The name is taken when a hupd of another PID namespace has the
+		// same PID (1 in containers that share the host's cgroups): then
+		// hupd-NAME-PID.2, .3, …
+		name := "hupd-" + safeName(o.Name) + "-" + strconv.Itoa(ops.id)
+		m.base = filepath.Join(own, name)
+		err := ops.mkdir(m.base)
+		for n := 2; errors.Is(err, fs.ErrExist) && n < 10; n++ {
+			m.base = filepath.Join(own, name+"."+strconv.Itoa(n))
+			err = ops.mkdir(m.base)
+		}
+		if err != nil {
 			return nil, cleaned, fmt.Errorf("cannot create a cgroup in %s: %w", own, err)
 		}
 		m.owned = true

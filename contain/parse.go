@@ -103,12 +103,18 @@ func parseStat(data []byte) (procStat, error) {
 // Linux architecture Go supports.
 const clockTicks = 100
 
-// staleName reports whether name is a base group "hupd-NAME-PID" of the
-// given NAME, and its PID.
+// staleName reports whether name is a base group "hupd-NAME-PID" (or
+// "hupd-NAME-PID.N") of the given NAME, and its PID.
 func staleName(name, group string) (int, bool) {
 	rest, ok := strings.CutPrefix(name, "hupd-"+group+"-")
 	if !ok {
 		return 0, false
+	}
+	if i := strings.IndexByte(rest, '.'); i > 0 {
+		if _, err := strconv.Atoi(rest[i+1:]); err != nil {
+			return 0, false
+		}
+		rest = rest[:i]
 	}
 	pid, err := strconv.Atoi(rest)
 	return pid, err == nil && pid > 0

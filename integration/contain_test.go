@@ -27,8 +27,11 @@ func init() {
 	// ct-prefork: fork 3 "ct-worker" in this process group and a setsid
 	// daemon (through "ct-daemon-parent", which exits at once), then print
 	// "ready MASTER W1 W2 W3 DAEMON" and block. TERM ends it (not its
-	// workers: they ignore it).
-	childModes["ct-prefork"] = func([]string) {
+	// workers: they ignore it), unless its argument is "ignore-term".
+	childModes["ct-prefork"] = func(args []string) {
+		if len(args) > 0 && args[0] == "ignore-term" {
+			signal.Ignore(syscall.SIGTERM)
+		}
 		var pids []string
 		for range 3 {
 			w := procSelfCmd("ct-worker")
@@ -197,6 +200,27 @@ func TestContainPreforkCgroup(t *testing.T) {
 	}
 	if _, err := os.Stat(base); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("hupd's cgroup %s left behind: %v", base, err)
+	}
+}
+
+// TestContainStopTimeout: a pre-fork generation that ignores the stop
+// signal is ended whole at the stop timeout, its setsid daemon included.
+func TestContainStopTimeout(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("creating cgroups needs root")
+	}
+	h := StartHupd(t, append([]string{"run", "--name", "ct-kill", "--ready", "delay:50ms", "--stop-timeout", "300ms", "--"},
+		childCmd("ct-prefork", "ignore-term")...)...)
+	ctRequireCgroups(t, h)
+	g := ctReadPrefork(t, h)
+	h.WaitEvent("child ready", 1, nil)
+	h.Signal(syscall.SIGTERM)
+	if e := h.WaitEvent("stop timeout: killing process group", 1, nil); e.Str("cgroup") == "" {
+		t.Errorf("the kill names no cgroup: %v", e)
+	}
+	h.Wait()
+	for _, pid := range append(g.group(), g.daemon) {
+		waitGone(t, pid)
 	}
 }
 

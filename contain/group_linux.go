@@ -131,8 +131,10 @@ func (g *Group) mainAlive() bool {
 // the group's process group, or it is the main process or its parent
 // links lead to it, while the main process runs.
 //
-// (false, error wrapping ErrGone): the process no longer exists (a zombie
-// is not placed either: its cgroup and parent are no longer reliable).
+// (false, error wrapping ErrGone): the process no longer exists. A zombie
+// (exited, not reaped yet, so its PID is not reused) is placed by the
+// cgroup it died in, which the kernel still shows; in the fallback it is
+// not placed (ErrGone): its parent links no longer say where it was.
 func (g *Group) Contains(pid int) (bool, error) {
 	if g == nil || pid <= 0 {
 		return false, nil

@@ -256,7 +256,7 @@ func validKeys(parent string) []string {
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
-		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"legacy":  {"mode"},

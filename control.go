@@ -164,6 +164,9 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 		}
 	}
 	fmt.Fprintln(w)
+	if c := st.Containment; c != nil {
+		fmt.Fprintf(w, "containment: %s\n", containmentText(c))
+	}
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "config not applied: %s\n", st.ConfigError)
 	}
@@ -177,10 +180,12 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", l.FD, l.Name, addr)
 	}
 	tw.Flush()
-	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tCONFIG\tSTATUS\t")
+	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tPROCS\tMEMORY (PEAK)\tCPU\tCONFIG\tSTATUS\t")
 	for _, g := range st.Generations {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
-			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond), g.ConfigHash, g.StatusText)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
+			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond),
+			g.Processes, bytesText(g.MemoryBytes), bytesText(g.MemoryPeakBytes),
+			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, g.StatusText)
 	}
 	tw.Flush()
 	if len(st.Watches) > 0 {
@@ -213,6 +218,29 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 		fmt.Fprintf(w, "last reload: %s%s, %s ago, took %s: %s\n", r.Strategy, cause,
 			time.Since(r.Finished).Round(time.Second), r.Finished.Sub(r.Started).Round(time.Millisecond), result)
 	}
+}
+
+// containmentText is the status line's description of c:
+// "cgroup /sys/fs/cgroup/…" or "process group (fallback: why)".
+func containmentText(c *supervisor.Containment) string {
+	if c.Mode == supervisor.ContainCgroup {
+		return "cgroup " + c.Cgroup
+	}
+	return "process group (fallback: " + c.Reason + ")"
+}
+
+// bytesText writes n bytes in binary units: "512 B", "12.3 MiB".
+func bytesText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 func upgradeCommand(stdout, stderr io.Writer) *cli.Command {

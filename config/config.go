@@ -86,6 +86,9 @@ type Process struct {
 	// Handoff lists hand-over dialects besides LISTEN_FDS: einhorn,
 	// server-starter, nginx.
 	Handoff []string `toml:"handoff,omitempty"`
+	// Cgroup is auto (a cgroup v2 group per generation where hupd may
+	// create one, process groups otherwise) or off (process groups only).
+	Cgroup string `toml:"cgroup,omitempty"`
 }
 
 // Reload is the [reload] table.
@@ -271,7 +274,7 @@ func validKeys(parent string) []string {
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
-		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"legacy":  {"mode"},

@@ -176,7 +176,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "process", src: "[process]\nusr = \"www\"\n",
 			where: "u.toml:2", key: "usr", table: "in [process]",
-			valid: []string{"dir", "env", "group", "handoff", "output", "output_prefix", "stop_signal", "stop_timeout", "user", "watchdog"},
+			valid: []string{"cgroup", "dir", "env", "group", "handoff", "output", "output_prefix", "stop_signal", "stop_timeout", "user", "watchdog"},
 		},
 		{
 			name: "second listen", src: "[[listen]]\naddress = \"tcp://:1\"\n\n[[listen]]\naddress = \"tcp://:2\"\nmod = \"0600\"\n",
@@ -397,6 +397,7 @@ func TestResolveErrors(t *testing.T) {
 		{"ready delay", cmd + "[reload]\nready = \"delay:x\"\n", "c.toml:3", "reload.ready", "", "delay:DURATION"},
 		{"ready timeout", cmd + "[reload]\nready_timeout = \"0s\"\n", "c.toml:3", "reload.ready_timeout", "0s", "positive duration"},
 		{"output", cmd + "[process]\noutput = \"tee\"\n", "c.toml:3", "process.output", "tee", "valid values are pipe, inherit"},
+		{"cgroup", cmd + "[process]\ncgroup = \"on\"\n", "c.toml:3", "process.cgroup", "on", "valid values are auto, off"},
 		{"policy", cmd + "[restart]\npolicy = \"sometimes\"\n", "c.toml:3", "restart.policy", "sometimes", "valid values are always, on-failure, never"},
 		{"user", cmd + "[process]\nuser = \"no-such-user-hupd\"\n", "c.toml:3", "process.user", "no-such-user-hupd", "unknown user"},
 		{"group", cmd + "[process]\ngroup = \"no-such-group-hupd\"\n", "c.toml:3", "process.group", "no-such-group-hupd", "unknown group"},
@@ -553,6 +554,7 @@ level = "debug"
 		{"log-format", []string{"json"}},
 		{"log-level", nil}, // no values: no change
 		{"health", []string{"127.0.0.1:9901"}},
+		{"cgroup", []string{"off"}},
 	} {
 		if err := c.Override(o.flag, o.vals...); err != nil {
 			t.Fatalf("Override(%q): %v", o.flag, err)
@@ -564,7 +566,7 @@ level = "debug"
 	}
 	if c.Name != "flag" || c.Process.StopTimeout != "2s" || c.Reload.Signal != "USR1" || c.Process.StopSignal != "QUIT" ||
 		c.Restart.Policy != "always" || c.Process.Dir != "/" || c.Log.Format != "json" || c.Log.Level != "debug" ||
-		c.Health.Address != "127.0.0.1:9901" {
+		c.Health.Address != "127.0.0.1:9901" || c.Process.Cgroup != "off" {
 		t.Errorf("flags not applied: %+v", c)
 	}
 	if want := map[string]string{"KEEP": "1", "SET": "flag", "NEW": "a=b"}; !reflect.DeepEqual(c.Process.Env, want) {
@@ -573,7 +575,7 @@ level = "debug"
 	for key, want := range map[string]string{
 		"name": "--name", "listen.1.address": "--listen", "process.stop_timeout": "--stop-timeout",
 		"process.env.SET": "--env", "process.env.KEEP": "o.toml:11", "log.level": "o.toml:14",
-		"health.address": "--health",
+		"health.address": "--health", "process.cgroup": "--cgroup",
 	} {
 		if got := c.src.where(key); got != want {
 			t.Errorf("where(%q) = %q, want %q", key, got, want)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -52,6 +53,8 @@ type Resolved struct {
 	Health HealthSpec
 	// FDStore is [systemd] fdstore: FDStoreAuto, FDStoreYes or FDStoreNo.
 	FDStore string
+	// Cgroup says whether generations get cgroups (package contain).
+	Cgroup contain.Mode
 }
 
 // HealthSpec is the resolved [health] table.
@@ -127,6 +130,8 @@ func (c *Config) Override(flag string, values ...string) error {
 		set(&c.Process.Group, "process.group")
 	case "dir":
 		set(&c.Process.Dir, "process.dir")
+	case "cgroup":
+		set(&c.Process.Cgroup, "process.cgroup")
 	case "legacy":
 		set(&c.Legacy.Mode, "legacy.mode")
 	case "handoff":
@@ -216,6 +221,7 @@ func (c *Config) FillDefaults() {
 		c.Reload.MaxDraining = supervisor.DefaultMaxDraining
 	}
 	def(&c.Process.Output, string(supervisor.OutputPipe))
+	def(&c.Process.Cgroup, string(contain.ModeAuto))
 	def(&c.Reload.Signal, signals.Name(supervisor.DefaultReloadSignal))
 	def(&c.Restart.Policy, string(supervisor.DefaultRestartPolicy))
 	def(&c.Restart.MinDelay, supervisor.DefaultBackoffMin.String())
@@ -295,6 +301,11 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return fail("process.output", c.Process.Output, err)
 	}
 	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
+	cgroup, err := oneOf(c.Process.Cgroup, string(contain.ModeAuto), string(contain.ModeOff))
+	if err != nil {
+		return fail("process.cgroup", c.Process.Cgroup, err)
+	}
+	r.Cgroup = contain.Mode(cgroup)
 	o.Control = c.Control
 	if w := c.Process.Watchdog; w != "" {
 		if o.Watchdog, err = time.ParseDuration(w); err != nil || o.Watchdog <= 0 {

@@ -24,6 +24,10 @@ const (
 	metricConfig       = "hupd_config_info"
 	metricLastReload   = "hupd_last_reload_timestamp_seconds"
 	metricLastReloadOK = "hupd_last_reload_success"
+	metricGenMemory    = "hupd_generation_memory_bytes"
+	metricGenPeak      = "hupd_generation_memory_peak_bytes"
+	metricGenCPU       = "hupd_generation_cpu_seconds_total"
+	metricGenProcs     = "hupd_generation_processes"
 )
 
 // writeMetrics renders the counters c and, when st is not nil, the gauges
@@ -72,6 +76,9 @@ func writeMetrics(c counts, st *supervisor.Status) []byte {
 	e.sample(metricCurrent, float64(current(*st)))
 	e.family(metricGenerations, "gauge", "Generations running: starting, ready or draining.")
 	e.sample(metricGenerations, float64(len(st.Generations)))
+	if len(st.Generations) > 0 {
+		writeGenerations(&e, st.Generations)
+	}
 	e.family(metricConfig, "gauge", "Content hash of the configuration and watched files the serving generation runs with.")
 	e.sample(metricConfig, 1, "hash", st.ConfigHash)
 	if r := st.LastReload; r != nil {
@@ -85,6 +92,29 @@ func writeMetrics(c counts, st *supervisor.Status) []byte {
 		e.sample(metricLastReloadOK, ok)
 	}
 	return e.b.Bytes()
+}
+
+// writeGenerations writes what each running generation uses, sampled for
+// this scrape (see supervisor.GenerationStatus), labelled gen="N".
+func writeGenerations(e *expo, gens []supervisor.GenerationStatus) {
+	for _, f := range []struct {
+		name, typ, help string
+		value           func(supervisor.GenerationStatus) float64
+	}{
+		{metricGenMemory, "gauge", "Memory used by a generation's processes, in bytes: its cgroup's memory.current, or their resident set sizes summed.",
+			func(g supervisor.GenerationStatus) float64 { return float64(g.MemoryBytes) }},
+		{metricGenPeak, "gauge", "Peak memory of a generation, in bytes: its cgroup's memory.peak, or the highest sum seen by a sample.",
+			func(g supervisor.GenerationStatus) float64 { return float64(g.MemoryPeakBytes) }},
+		{metricGenCPU, "counter", "CPU time (user and system) used by a generation's processes, in seconds.",
+			func(g supervisor.GenerationStatus) float64 { return g.CPUSeconds }},
+		{metricGenProcs, "gauge", "Processes alive in a generation.",
+			func(g supervisor.GenerationStatus) float64 { return float64(g.Processes) }},
+	} {
+		e.family(f.name, f.typ, f.help)
+		for _, g := range gens {
+			e.sample(f.name, f.value(g), "gen", strconv.Itoa(g.Gen))
+		}
+	}
 }
 
 // expo writes the text exposition format.

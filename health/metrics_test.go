@@ -1,6 +1,7 @@
 package health
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +29,8 @@ func TestMetricsExposition(t *testing.T) {
 		Restarts:   3,
 		ConfigHash: "0123456789abcdef",
 		Generations: []supervisor.GenerationStatus{
-			{Gen: 1, State: supervisor.StateDraining},
-			{Gen: 2, State: supervisor.StateReady},
+			{Gen: 1, State: supervisor.StateDraining, Processes: 1, MemoryBytes: 1 << 20, MemoryPeakBytes: 2 << 20, CPUSeconds: 1.5},
+			{Gen: 2, State: supervisor.StateReady, Processes: 4, MemoryBytes: 3 << 20, MemoryPeakBytes: 3 << 20, CPUSeconds: 0.25},
 			{Gen: 3, State: supervisor.StateStarting},
 		},
 		LastReload: &supervisor.ReloadResult{OK: false, Finished: finished},
@@ -72,6 +73,14 @@ func TestMetricsExposition(t *testing.T) {
 		"hupd_last_reload_timestamp_seconds":                             1_700_000_000.25,
 		"hupd_last_reload_success":                                       0,
 	}
+	// What each generation uses.
+	for _, g := range st.Generations {
+		gen := label{"gen", strconv.Itoa(g.Gen)}
+		want[seriesKey("hupd_generation_memory_bytes", gen)] = float64(g.MemoryBytes)
+		want[seriesKey("hupd_generation_memory_peak_bytes", gen)] = float64(g.MemoryPeakBytes)
+		want[seriesKey("hupd_generation_cpu_seconds_total", gen)] = g.CPUSeconds
+		want[seriesKey("hupd_generation_processes", gen)] = float64(g.Processes)
+	}
 	for k, v := range want {
 		got, ok := e.series[k]
 		if !ok {
@@ -89,7 +98,9 @@ func TestMetricsExposition(t *testing.T) {
 		"hupd_up": "gauge", "hupd_reloads_total": "counter", "hupd_generation_starts_total": "counter",
 		"hupd_restarts_total": "counter", "hupd_ready_seconds": "histogram", "hupd_current_generation": "gauge",
 		"hupd_generations": "gauge", "hupd_config_info": "gauge", "hupd_last_reload_timestamp_seconds": "gauge",
-		"hupd_last_reload_success": "gauge",
+		"hupd_last_reload_success": "gauge", "hupd_generation_memory_bytes": "gauge",
+		"hupd_generation_memory_peak_bytes": "gauge", "hupd_generation_cpu_seconds_total": "counter",
+		"hupd_generation_processes": "gauge",
 	}
 	for name, typ := range types {
 		if e.types[name] != typ {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 )
@@ -82,6 +83,81 @@ func benchSocket(b *testing.B) *os.File {
 	}
 	b.Cleanup(func() { socketact.CloseAll(ls) })
 	return ls[0].File
+}
+
+// BenchmarkSpawnGeneration is what a generation's cgroup adds to its
+// spawn: "cgroup" makes base/gen-N, starts /bin/true through the shim
+// straight into it (CLONE_INTO_CGROUP), waits for its exit and retires the
+// group (cgroup.kill; the wait for it to be empty and its rmdir run in the
+// background, as in hupd); "off" is the same spawn in a process group.
+// (Setup moves this process into the base group until Close.)
+//
+//	go test -run '^$' -bench SpawnGeneration -count 5 ./integration/
+func BenchmarkSpawnGeneration(b *testing.B) {
+	f := benchSocket(b)
+	for _, mode := range contain.Modes {
+		b.Run(map[contain.Mode]string{contain.ModeAuto: "cgroup", contain.ModeOff: "off"}[mode], func(b *testing.B) {
+			m, _ := contain.Setup(contain.Options{Name: "bench", Mode: mode})
+			if mode == contain.ModeAuto && !m.Enabled() {
+				b.Skip("no cgroups here:", m.Reason())
+			}
+			defer m.Close()
+			n := 0
+			for b.Loop() {
+				n++
+				grp, err := m.NewGroup(n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := &socketact.Command{Shim: hupdBin, Path: "/bin/true", Args: []string{"true"}, Sockets: []*os.File{f},
+					Sys: &syscall.SysProcAttr{Setpgid: true}}
+				if fd := grp.FD(); fd >= 0 {
+					c.Sys.UseCgroupFD, c.Sys.CgroupFD = true, fd
+				}
+				p, wait, err := c.Start()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := wait(); err != nil {
+					b.Fatal(err)
+				}
+				grp.SetLeader(p.Pid)
+				p.Wait()
+				m.Retire(grp)
+			}
+		})
+	}
+}
+
+// BenchmarkSwapContain compares swaps of examples/hello with a cgroup per
+// generation and with process groups only (--cgroup off), every 20ms as
+// BenchmarkSwap's "every-20ms", and hupd's RSS after them.
+//
+//	go test -run '^$' -bench SwapContain -benchtime 100x ./integration/
+func BenchmarkSwapContain(b *testing.B) {
+	for _, mode := range []string{"auto", "off"} {
+		b.Run(map[string]string{"auto": "cgroup", "off": "off"}[mode], func(b *testing.B) {
+			bh := startBenchHupd(b, "--cgroup", mode)
+			defer bh.stop()
+			var exec time.Duration
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				time.Sleep(20 * time.Millisecond) // the time between two reloads, not a synchronisation
+				b.StartTimer()
+				rep, err := supervisor.Call(context.Background(), bh.control, supervisor.Request{Cmd: supervisor.CmdReload})
+				if err != nil || rep.Reload == nil || !rep.Reload.OK {
+					b.Fatalf("reload: %v %+v", err, rep)
+				}
+				exec += time.Duration(rep.Reload.ExecAfter)
+				n++
+			}
+			b.ReportMetric(float64(exec.Microseconds())/float64(n), "µs-trigger-to-exec")
+			if kib, err := vmRSSKiB(bh.cmd.Process.Pid); err == nil {
+				b.ReportMetric(float64(kib)/1024, "MiB-RSS")
+			}
+		})
+	}
 }
 
 // BenchmarkHupdRSS reports hupd's resident memory (VmRSS) with one child
@@ -168,9 +244,10 @@ type benchHupd struct {
 
 // startBenchHupd runs hupd with examples/hello on one socket and returns
 // once it listens and its control socket is up.
-func startBenchHupd(b *testing.B) *benchHupd {
+func startBenchHupd(b *testing.B, flags ...string) *benchHupd {
 	b.Helper()
-	cmd := exec.Command(hupdBin, "run", "--log-format", "json", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin, "-grace", "5s")
+	args := append(append([]string{"run", "--log-format", "json", "--listen", "http=tcp://127.0.0.1:0"}, flags...), "--", helloBin, "-grace", "5s")
+	cmd := exec.Command(hupdBin, args...)
 	cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+b.TempDir())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -144,8 +144,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	s.note, s.hash = r.Note, r.Note.Hash
 	if s.standby != nil {
 		// It holds the old sockets and pipes: start another.
-		s.standby.discard()
-		s.standby = nil
+		s.discardStandby()
 	}
 	s.closeRetired()
 	res := ApplyResult{Respawn: respawn, Retired: retired}

@@ -6,11 +6,13 @@
 // datagrams, timers and control requests reach it on channels. Every child
 // is started from one locked OS thread, so that its parent-death signal
 // fires only when hupd itself dies, and is waited for by the one
-// signals.Reaper of the process. A child leads its own process group; when
-// its main process exits, whatever is left of the group is killed. With
-// Options.Sentinel, every generation is registered from the moment its
-// process exists (before its program is exec'd) until it is gone, so that
-// the sentinel ends it if hupd dies.
+// signals.Reaper of the process. A child leads its own process group and
+// starts in its generation's cgroup where hupd has cgroups (package
+// contain, set with Contain); when its main process exits, whatever is
+// left of the group and of the cgroup is killed, and every forced stop of a
+// generation kills both. With Options.Sentinel, every generation is
+// registered from the moment its process exists (before its program is
+// exec'd) until it is gone, so that the sentinel ends it if hupd dies.
 //
 // Invariant: at most one generation is not yet ready, and at most
 // MaxDraining old generations drain at once (a reload waits for a slot).

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -15,9 +16,12 @@ import (
 // generation is one start of the child. Only the Run goroutine touches it,
 // except out, which has its own lock.
 type generation struct {
-	num     int
-	pid     int // the main process: the one started, or the MAINPID= it handed over to
-	pgid    int // the process group: the PID of the process started
+	num  int
+	pid  int // the main process: the one started, or the MAINPID= it handed over to
+	pgid int // the process group: the PID of the process started
+	// grp holds every process of the generation: its cgroup, or its
+	// process group in the fallback (package contain).
+	grp     *contain.Group
 	mainPID int // MAINPID= from the child, 0 if none: signals go there
 	proc    *os.Process
 	state   State
@@ -72,10 +76,14 @@ func (g *generation) signal(sig syscall.Signal) error {
 	return err
 }
 
-// killGroup sends SIGKILL to the generation's process group. Only call it
+// killGroup sends SIGKILL to every process of the generation: its process
+// group and, in cgroup mode, its whole cgroup (cgroup.kill). Only call it
 // while the leader has not been reaped, or right after: a group id stays
 // reserved while any member lives.
 func (g *generation) killGroup() error {
+	if g.grp != nil {
+		return g.grp.Kill()
+	}
 	pgid := g.pgid
 	if pgid == 0 {
 		pgid = g.pid

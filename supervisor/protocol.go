@@ -86,6 +86,17 @@ type Status struct {
 	ConfigHash string `json:"config_hash,omitempty"`
 	Note
 	Stopping bool `json:"stopping,omitempty"`
+	// Containment is how generations are kept together and stopped.
+	Containment *Containment `json:"containment,omitempty"`
+}
+
+// Containment says how hupd keeps each generation's processes together.
+type Containment struct {
+	// Mode is ContainCgroup (a cgroup per generation, under Cgroup) or
+	// ContainProcessGroup (the fallback, for Reason).
+	Mode   string `json:"mode"`
+	Cgroup string `json:"cgroup,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // WatchStatus describes one group of watched paths.
@@ -120,6 +131,14 @@ type GenerationStatus struct {
 	ReadyAfter Duration  `json:"ready_after,omitempty"`
 	StatusText string    `json:"status_text,omitempty"` // the child's STATUS=
 	ConfigHash string    `json:"config_hash,omitempty"`
+	// What its processes use, sampled for this status (contain.Stats):
+	// memory now and its peak in bytes, CPU seconds (user and system),
+	// processes alive. Cgroup is its cgroup, if it has one.
+	Processes       int     `json:"processes"`
+	MemoryBytes     uint64  `json:"memory_bytes"`
+	MemoryPeakBytes uint64  `json:"memory_peak_bytes"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	Cgroup          string  `json:"cgroup,omitempty"`
 }
 
 // State is where a generation is in its life.

@@ -26,14 +26,13 @@ type SentinelState struct {
 }
 
 // guard registers generation g (process group pgid, main process behind
-// pidfd) with the sentinel, if there is one. Any goroutine: it reads only
-// what is fixed when g is made. (A generation's cgroup, once it has one,
-// is registered here too.)
+// pidfd, and its cgroup when it has one) with the sentinel, if there is
+// one. Any goroutine: it reads only what is fixed when g starts.
 func (s *Supervisor) guard(g *generation, pgid, pidfd int) {
 	if s.opts.Sentinel == nil {
 		return
 	}
-	if err := s.opts.Sentinel.Register(g.num, pgid, pidfd, ""); err != nil {
+	if err := s.opts.Sentinel.Register(g.num, pgid, pidfd, g.grp.Path()); err != nil {
 		s.log.Warn("sentinel: cannot register the generation: it would outlive hupd's death", KeyGen, g.num, KeyPID, pgid, KeyError, err)
 	}
 }

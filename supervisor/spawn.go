@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/signals"
@@ -54,15 +55,21 @@ func sendMarker(path string) error { return sdnotify.SendTo(path, []byte(exitMar
 type standby struct {
 	ref        *procRef
 	sb         *socketact.Standby
+	grp        *contain.Group // the cgroup of the generation it is for
 	pid        int
 	pidfd      int // -1 if none; closed once it is used or discarded
 	proc       *os.Process
 	outR, errR *os.File
 }
 
-func (st *standby) discard() {
-	st.sb.Close() // it sees EOF and exits; the reaper collects it
+// discardStandby discards the standby shim: it sees EOF and exits (the
+// reaper collects it), and its generation's cgroup goes with it.
+func (s *Supervisor) discardStandby() {
+	st := s.standby
+	s.standby = nil
+	st.sb.Close()
 	st.release()
+	s.cg.Retire(st.grp)
 }
 
 // release lets go of what hupd holds of the standby's process.
@@ -152,16 +159,21 @@ func (s *Supervisor) prestart() {
 		s.log.Warn("standby shim: no pipes", KeyError, err)
 		return
 	}
+	// It becomes the next generation: it starts in that one's cgroup.
+	grp := s.newGroup(s.nextGen + 1)
+	startIn(cmd, grp)
 	res := s.sp.prestart(cmd)
 	if outR != nil {
 		closeFiles(cmd.Stdout, cmd.Stderr)
 	}
 	if res.err != nil {
 		closeFiles(outR, errR)
+		s.cg.Retire(grp)
 		s.log.Warn("standby shim failed to start", KeyError, res.err)
 		return
 	}
-	st := &standby{ref: &procRef{}, sb: res.standby, pid: res.pid, pidfd: res.pidfd, proc: res.proc, outR: outR, errR: errR}
+	grp.SetLeader(res.pid)
+	st := &standby{ref: &procRef{}, sb: res.standby, grp: grp, pid: res.pid, pidfd: res.pidfd, proc: res.proc, outR: outR, errR: errR}
 	s.standby = st
 	go func() { s.forwardExit(st.ref, <-res.exited) }()
 	go func() {
@@ -200,6 +212,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 	if st := s.standby; st != nil {
 		s.standby = nil
 		// Registered before it execs the program, as a cold start is.
+		g.grp = st.grp
 		s.guard(g, st.pid, st.pidfd)
 		var ee *socketact.ExecError
 		var err error
@@ -213,14 +226,17 @@ func (s *Supervisor) spawn() (*generation, error) {
 		case errors.As(err, &ee):
 			s.unguard(num)
 			st.release()
+			s.cg.Retire(st.grp)
 			ns.Close()
 			return nil, err // the shim exits; its exit is a standby's, ignored
 		default:
 			// The standby died (its exit is not handled yet) or could not
-			// be told what to run: start cold instead.
+			// be told what to run: start cold instead (a new cgroup of
+			// the same name takes over what is left of it).
 			s.log.Warn("standby shim unusable: starting cold", KeyPID, st.pid, KeyError, err)
 			s.unguard(num)
 			st.release()
+			g.grp = nil
 		}
 	}
 	if !warm {
@@ -228,6 +244,9 @@ func (s *Supervisor) spawn() (*generation, error) {
 			ns.Close()
 			return nil, err
 		}
+		grp := s.newGroup(num)
+		startIn(cmd, grp)
+		g.grp = grp // registered with the sentinel as the process starts
 		res := s.sp.start(cmd, func(pid, pidfd int) { s.guard(g, pid, pidfd) })
 		if outR != nil {
 			closeFiles(cmd.Stdout, cmd.Stderr)
@@ -237,13 +256,16 @@ func (s *Supervisor) spawn() (*generation, error) {
 			ns.Close()
 			closeFiles(outR, errR)
 			if res.proc != nil {
+				grp.SetLeader(res.pid)
 				res.proc.Release() // the failed shim exits; the reaper collects it
 			}
+			s.cg.Retire(grp)
 			return nil, res.err
 		}
 		ref = &procRef{}
 		trap = res.trap
-		g.pid, g.pgid, g.proc = res.pid, res.pid, res.proc
+		grp.SetLeader(res.pid)
+		g.pid, g.pgid, g.proc, g.grp = res.pid, res.pid, res.proc, grp
 		go func() { s.forwardExit(ref, <-res.exited) }()
 	}
 	g.ref = ref
@@ -456,7 +478,7 @@ func (s *Supervisor) startAuxPath(o Options, path string, argv []string, out *os
 // status builds a snapshot; Run's goroutine only.
 func (s *Supervisor) status() Status {
 	now := time.Now()
-	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last, Note: s.note,
+	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last, Note: s.note, Containment: s.containment(),
 		Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades, RolledBack: s.rolledBack, Version: BuildVersion, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
 	for i, l := range s.listeners {
 		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited, Pending: l.Pending()})

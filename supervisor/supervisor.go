@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -37,6 +38,7 @@ const (
 	KeyTook    = "took"
 	KeyStrat   = "strategy"
 	KeyCause   = "cause"
+	KeyCgroup  = "cgroup"
 )
 
 // Supervisor runs one program as successive generations. Run owns all
@@ -51,6 +53,8 @@ type Supervisor struct {
 	events chan event
 	reqs   chan request
 	quit   chan struct{} // closed when Run returns
+
+	cg *contain.Manager // set before Run; its methods are safe anywhere
 
 	// Owned by Run.
 	sp        *spawner
@@ -170,9 +174,16 @@ type event struct {
 	upgrade *upgradeRequest
 }
 
+// statusReply is a status snapshot and each generation's group, for the
+// caller to sample outside Run's goroutine.
+type statusReply struct {
+	st     Status
+	groups []*contain.Group
+}
+
 type request struct {
 	reload chan<- ReloadResult // nil: fire and forget
-	status chan<- Status
+	status chan<- statusReply
 	async  bool
 	action Action
 	cause  string
@@ -219,7 +230,7 @@ func New(opts Options, ls []*socketact.Listener, r *signals.Reaper, log *slog.Lo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Supervisor{
-		opts: opts.withDefaults(len(ls)), log: log, reaper: r, listeners: ls,
+		opts: opts.withDefaults(len(ls)), log: log, reaper: r, listeners: ls, cg: contain.Off("no containment set up"),
 		events: make(chan event, 64), reqs: make(chan request), quit: make(chan struct{}),
 	}, nil
 }
@@ -267,14 +278,17 @@ func (s *Supervisor) Trigger(a Action, cause string) {
 	}
 }
 
-// Status returns a snapshot of the supervisor.
+// Status returns a snapshot of the supervisor, with what each generation
+// uses sampled now.
 func (s *Supervisor) Status() Status {
-	reply := make(chan Status, 1)
+	reply := make(chan statusReply, 1)
 	select {
 	case s.reqs <- request{status: reply}:
-		return <-reply
+		r := <-reply
+		sample(&r.st, r.groups)
+		return r.st
 	case <-s.quit:
-		return Status{Name: s.opts.Name, PID: os.Getpid(), Stopping: true}
+		return Status{Name: s.opts.Name, PID: os.Getpid(), Stopping: true, Containment: s.containment()}
 	}
 }
 
@@ -368,12 +382,12 @@ func (s *Supervisor) cleanup() {
 		s.trimT.Stop()
 	}
 	if s.standby != nil {
-		s.standby.discard()
-		s.standby = nil
+		s.discardStandby()
 	}
 	for _, g := range s.gens { // only on an early return
 		g.settle()
 		g.killGroup()
+		s.cg.Retire(g.grp)
 		g.notify.Close()
 		s.unguard(g.num)
 	}
@@ -413,8 +427,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 	}
 	s.closeSockets()
 	if s.standby != nil {
-		s.standby.discard()
-		s.standby = nil
+		s.discardStandby()
 	}
 	if s.restartT != nil {
 		s.restartT.Stop()
@@ -452,7 +465,11 @@ func (s *Supervisor) closeSockets() {
 func (s *Supervisor) onRequest(req request) {
 	switch {
 	case req.status != nil:
-		req.status <- s.status()
+		groups := make([]*contain.Group, len(s.gens))
+		for i, g := range s.gens {
+			groups[i] = g.grp
+		}
+		req.status <- statusReply{s.status(), groups}
 	case req.reload != nil:
 		s.requestReload(req.reload, req.action, req.cause)
 	case req.async:
@@ -479,6 +496,7 @@ func (s *Supervisor) onEvent(ev event) {
 			s.log.Warn("standby shim exited", KeyPID, st.pid, KeyStatus, ev.exit.String())
 			s.standby, s.standbyLost = nil, true
 			st.release()
+			s.cg.Retire(st.grp)
 		} else {
 			s.log.Debug("discarded standby shim exited", KeyPID, ev.exit.PID)
 		}
@@ -524,7 +542,8 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 	case evDrainTimeout:
 		if !g.exited {
-			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout)
+			// (The message predates cgroups: the whole cgroup goes too.)
+			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout, KeyCgroup, g.grp.Path())
 			if err := g.killGroup(); err != nil {
 				s.log.Error("cannot kill the process group", KeyGen, g.num, KeyPID, g.pid, KeyError, err)
 			}
@@ -584,7 +603,11 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	wasCurrent := s.current() == g || s.stopCurrent == g
 	g.exited, g.exit = true, e
 	g.settle()
-	g.killGroup() // what is left of its process group goes with it
+	// What is left of it goes with it, as systemd's KillMode=control-group
+	// does: its process group, and in cgroup mode everything in its
+	// cgroup (daemons that called setsid included), then the cgroup.
+	g.killGroup()
+	s.cg.Retire(g.grp)
 	s.unguard(g.num)
 	g.notify.Close()
 	if g.proc != nil {
@@ -677,6 +700,9 @@ func (s *Supervisor) follow(g *generation, e signals.Exit) {
 		g.proc = nil
 	}
 	g.pid = g.mainPID
+	if in, _ := g.grp.Contains(g.pid); in {
+		g.grp.SetMain(g.pid) // the fallback finds members under it
+	}
 	s.guardPID(g, g.pid) // the process it now is, in or out of the group
 	ref := &procRef{}
 	ref.gen.Store(g)

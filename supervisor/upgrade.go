@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/internal/safefile"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -73,6 +74,10 @@ type Upgrade struct {
 	// Sentinel is hupd's end of the sentinel's socket and its PID (nil:
 	// none); the new image takes it over (package internal/sentinel).
 	Sentinel *SentinelState `json:"sentinel,omitempty"`
+	// Cgroup is the containment layout (package contain); nil from a hupd
+	// that had none: the new image sets one up, and the generations it
+	// takes over are process groups.
+	Cgroup *contain.State `json:"cgroup,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -109,6 +114,7 @@ type GenState struct {
 	UID          int                   `json:"uid"`
 	Watchdog     time.Duration         `json:"watchdog,omitempty"`
 	Tail         []string              `json:"tail,omitempty"`
+	Cgroup       string                `json:"cgroup,omitempty"` // its cgroup's directory
 }
 
 // Upgrade re-executes binary (hupd's own when empty) in place; see the
@@ -236,8 +242,7 @@ func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 		return errors.New("a signal arrived meanwhile: try again")
 	}
 	if s.standby != nil {
-		s.standby.discard()
-		s.standby = nil
+		s.discardStandby()
 	}
 	s.standbyLost = true // no new one before the exec (or after a failure)
 	defer func() { s.standbyLost = false }()
@@ -447,6 +452,8 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 	if s.rt != nil && s.rt.LockFD() > 0 {
 		st.Lock = s.rt.LockFD()
 	}
+	cg := s.cg.State()
+	st.Cgroup = &cg
 	for _, l := range s.listeners {
 		st.Listeners = append(st.Listeners, l.State())
 	}
@@ -480,7 +487,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(out), Stderr: fdOf(errOut),
 			Trap: fdOf(trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
 			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
-			Watchdog: g.watchdogDur, Tail: g.out.tail()}
+			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path()}
 		for _, l := range g.listeners {
 			gs.Sockets = append(gs.Sockets, int(l.File.Fd()))
 		}
@@ -633,6 +640,11 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			exitParked: make(chan signals.Exit, 1), speaksNotify: gs.SpeaksNotify, speaksReload: gs.SpeaksReload,
 			statusText: gs.StatusText, configHash: gs.ConfigHash, stopSignal: syscall.Signal(gs.StopSignal),
 			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready}
+		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
+		if err != nil {
+			s.log.Warn("generation's cgroup not taken over: process group only", KeyGen, gs.Num, KeyError, err)
+		}
+		g.grp = grp
 		for _, fd := range gs.Sockets {
 			l, ok := byFD[fd]
 			if !ok {

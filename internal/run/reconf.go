@@ -310,6 +310,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		{"health.address", healthAddr(old.Health), healthAddr(next.Health)},
 		{"health.failures", strconv.Itoa(old.Health.Failures), strconv.Itoa(next.Health.Failures)},
 		{"systemd.fdstore", old.FDStore, next.FDStore},
+		{"process.cgroup", string(old.Cgroup), string(next.Cgroup)},
 	} {
 		if fixed.was != fixed.now {
 			rc.log.Warn("setting takes effect when hupd restarts", "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
@@ -317,6 +318,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 	}
 	opts.Name, opts.Control = cur.Name, cur.Control
 	next.Health, next.FDStore = old.Health, old.FDStore // what runs, for the next edit to compare with
+	next.Cgroup = old.Cgroup
 
 	w, groups := rc.w, rc.groups
 	if watchesChanged(old, next) {

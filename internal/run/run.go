@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/health"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -139,6 +140,25 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if up != nil {
 		exits = up.Watch(reaper) // before it reaps: an exit in the exec window waits
 	}
+	// A fresh start lays out its cgroups first: hupd moves into its own
+	// leaf (base/supervisor), and the sentinel started next shares it
+	// instead of staying an internal process of base's parent. The
+	// generations an upgrade hands over keep their cgroups (below).
+	var cg *contain.Manager
+	defer func() {
+		// Last (deferred before the sentinel's close): every generation
+		// has ended by then, and the sentinel, which shares hupd's leaf,
+		// has exited (see contain.Close).
+		if cg == nil {
+			return
+		}
+		if err := cg.Close(); err != nil {
+			log.Warn("cgroups left behind", "error", err)
+		}
+	}()
+	if up == nil {
+		cg = setupContainment(r.Cgroup, opts.Name, log)
+	}
 	// Before any generation starts; closed (and waited for) before the
 	// reaper stops (done), once every generation is gone.
 	sen, fresh := startSentinel(up, reaper, log)
@@ -173,6 +193,15 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 			return rollback(up, err, log, dropSentinel)
 		}
 		return 1, err
+	}
+	// The generations an upgrade hands over keep their cgroups; a hupd
+	// upgraded from one without cgroups lays them out below, once nothing
+	// can go back.
+	if up != nil && up.Cgroup != nil {
+		cg = contain.Restore(*up.Cgroup)
+	}
+	if cg != nil {
+		sup.Contain(cg)
 	}
 	if up != nil {
 		if err := sup.Resume(up, others, exits); err != nil {
@@ -236,6 +265,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if store != nil && up == nil {
 		store.sync(ls) // from here on, the sockets outlive hupd
 	}
+	if cg == nil { // upgraded from a hupd without cgroups
+		cg = setupContainment(r.Cgroup, opts.Name, log)
+		sup.Contain(cg)
+	}
 	rc.start()
 	if hs != nil {
 		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
@@ -267,6 +300,21 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		}
 	}()
 	return sup.Run(supSigs)
+}
+
+// setupContainment lays out the cgroups of the generations (package
+// contain), or says in one line why they are process groups.
+func setupContainment(mode contain.Mode, name string, log *slog.Logger) *contain.Manager {
+	cg, cleaned := contain.Setup(contain.Options{Name: name, Mode: mode})
+	for _, c := range cleaned {
+		log.Warn("stale cgroup of a dead hupd removed", "cgroup", c.Path, "killed", c.Killed)
+	}
+	if cg.Enabled() {
+		log.Info("containment: a cgroup per generation", "cgroup", cg.Base())
+	} else {
+		log.Info("containment: process groups only", supervisor.KeyReason, cg.Reason())
+	}
+	return cg
 }
 
 // defaults fills the name and control socket path the way hupd run does.

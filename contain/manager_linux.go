@@ -62,8 +62,12 @@ type sysOps struct {
 	mounts    []string // cgroup2 mount candidates, in order
 	selfCG    string   // /proc/self/cgroup
 	isCgroup2 func(dir string) bool
-	// alive tells whether process id (as /proc numbers it) exists.
-	alive func(id int) bool
+	// held tells whether a live hupd (or its sentinel) holds the base
+	// group at dir: its supervisor leaf holds a process. That holds
+	// across PID namespaces, which a PID does not: hupds in containers
+	// that share the host's cgroup2 mount see each other's base groups,
+	// named after PIDs of namespaces they cannot see.
+	held func(dir string) bool
 	pid   int // hupd's PID (in its own PID namespace)
 	// id is hupd's PID as /proc numbers it: the PID of the namespace
 	// /proc was mounted for, which outside a container is the host's. It
@@ -84,9 +88,10 @@ func realOps() sysOps {
 			var st unix.Statfs_t
 			return unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 		},
-		alive: func(id int) bool {
-			_, err := os.Stat("/proc/" + strconv.Itoa(id))
-			return !errors.Is(err, fs.ErrNotExist)
+		held: func(dir string) bool {
+			b, err := os.ReadFile(filepath.Join(dir, supervisorLeaf, "cgroup.events"))
+			v, ok := parseKeyed(b, "populated")
+			return err == nil && ok && v != 0
 		},
 		pid:   os.Getpid(),
 		id:    procID(),
@@ -178,7 +183,7 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 	} else {
 		cleaned = m.cleanStale(own, func(name string) bool {
 			id, ok := staleName(name, safeName(o.Name))
-			return ok && id != ops.id && !ops.alive(id)
+			return ok && id != ops.id && !ops.held(filepath.Join(own, name))
 		})
 		// The name is taken when a hupd of another PID namespace has the
 		// same PID (1 in containers that share the host's cgroups): then

@@ -373,3 +373,37 @@ func TestContainUpgrade(t *testing.T) {
 		t.Errorf("%s left behind: %v", before.Containment.Cgroup, err)
 	}
 }
+
+// TestContainOtherNamespace: a hupd that is PID 1 of a PID namespace of its
+// own (a container sharing the host's cgroup2 mount, as the tests here do)
+// sees the base group of a host hupd of the same name, named after a PID it
+// cannot see. It must leave that group alone: it took it for a dead hupd's
+// and killed the host hupd's generation (seen as a benchmark's swaps
+// failing while the container tests ran beside it).
+func TestContainOtherNamespace(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("creating cgroups needs root")
+	}
+	name := "ct-ns"
+	host := StartHupd(t, append([]string{"run", "--name", name, "--"}, childCmd("signals")...)...)
+	ctRequireCgroups(t, host)
+	child := host.ChildPID(1)
+	inner, innerPID, _ := contStart(t, contOpts{}, append([]string{"run", "--name", name, "--"}, childCmd("signals")...)...)
+	inner.WaitEvent("containment: a cgroup per generation", 1, nil) // stale groups were cleaned before
+	inner.Stdout.NextWith(t, "ready")                               // its child takes TERM
+	host.Stdout.NextWith(t, "ready")
+	if n := len(inner.Events("stale cgroup of a dead hupd removed")); n != 0 {
+		t.Errorf("the namespaced hupd removed %d groups: %v", n, inner.Events("stale cgroup of a dead hupd removed"))
+	}
+	if err := unix.Kill(child, 0); err != nil {
+		t.Fatalf("the host hupd's child %d: %v", child, err)
+	}
+	procKill(t, innerPID, syscall.SIGTERM)
+	procWait(t, inner, 0)
+	if code := host.Stop(); code != 0 {
+		t.Errorf("host hupd exited %d", code)
+	}
+	if n := len(host.Events("child exited")); n != 1 {
+		t.Errorf("host hupd saw %d exits, want 1 (its child, at the stop)", n)
+	}
+}

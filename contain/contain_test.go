@@ -101,8 +101,8 @@ func newFakeHost(t *testing.T, self string, procs string) *fakeHost {
 			id, _ := staleName(filepath.Base(dir), strings.SplitN(filepath.Base(dir), "-", 3)[1])
 			return !h.dead[id]
 		},
-		pid:       100,
-		id:        100,
+		pid: 100,
+		id:  100,
 		mkdir: func(d string) error {
 			if h.deny != nil {
 				return &fs.PathError{Op: "mkdir", Path: d, Err: h.deny}

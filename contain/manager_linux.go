@@ -68,7 +68,7 @@ type sysOps struct {
 	// that share the host's cgroup2 mount see each other's base groups,
 	// named after PIDs of namespaces they cannot see.
 	held func(dir string) bool
-	pid   int // hupd's PID (in its own PID namespace)
+	pid  int // hupd's PID (in its own PID namespace)
 	// id is hupd's PID as /proc numbers it: the PID of the namespace
 	// /proc was mounted for, which outside a container is the host's. It
 	// names the base group, so that hupds that are PID 1 of namespaces of

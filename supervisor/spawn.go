@@ -318,6 +318,9 @@ func (s *Supervisor) readNotify(g *generation) {
 		if err == socketact.ErrNotifyClosed {
 			return
 		}
+		if m.Barrier != nil {
+			m.Barrier.Close()
+		}
 		if err != nil {
 			continue
 		}

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -19,13 +20,24 @@ type generation struct {
 	pid     int // the main process: the one started, or the MAINPID= it handed over to
 	pgid    int // the process group: the PID of the process started
 	mainPID int // MAINPID= from the child, 0 if none: signals go there
-	proc    *os.Process
-	state   State
-	started time.Time
-	readyAt time.Time
-	readyBy time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
-	exited  bool
-	exit    signals.Exit
+	// mainFD is a pidfd of mainPID (nil if none): signals to it, and the
+	// wait for its exit once it is followed, cannot reach a reused PID.
+	mainFD *os.File
+	// The roots of member's process tree, read by the notify reader: the
+	// process started (0 once it has exited and MAINPID is followed) and
+	// the MAINPID accepted (0 if none).
+	origin, mainRoot atomic.Int64
+	// Taken over from an upgrade, until resumeMain looks at them: the
+	// MAINPID= handed over and the reaper's channel for g.pid.
+	resumeMain int
+	resumeExit <-chan signals.Exit
+	proc       *os.Process
+	state      State
+	started    time.Time
+	readyAt    time.Time
+	readyBy    time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
+	exited     bool
+	exit       signals.Exit
 
 	notify       *socketact.NotifySocket
 	ref          *procRef          // the process being waited for
@@ -54,16 +66,16 @@ type generation struct {
 	watchdogDur time.Duration
 }
 
-// signal sends sig to the generation's main process. After the process is
-// reaped the pidfd behind proc makes this a no-op, never a signal to a
-// reused PID.
+// signal sends sig to the generation's main process: the MAINPID= it
+// announced, through its pidfd, or the process started. After the process
+// is reaped the pidfd behind proc or mainFD makes this fail with ESRCH, never
+// a signal to a reused PID.
 func (g *generation) signal(sig syscall.Signal) error {
-	if g.proc == nil || (g.mainPID != 0 && g.mainPID != g.pid) {
-		pid := g.pid
-		if g.mainPID != 0 {
-			pid = g.mainPID
-		}
-		return unix.Kill(pid, sig)
+	if g.mainFD != nil && (g.proc == nil || g.mainPID != g.pid) {
+		return signalMain(g.mainFD, sig)
+	}
+	if g.proc == nil {
+		return os.NewSyscallError("kill", unix.ESRCH)
 	}
 	err := g.proc.Signal(sig)
 	if err == os.ErrProcessDone {

@@ -225,6 +225,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		g.pid, g.pgid, g.proc = res.pid, res.pid, res.proc
 		go func() { s.forwardExit(ref, <-res.exited) }()
 	}
+	g.origin.Store(int64(g.pid))
 	g.ref = ref
 	ref.gen.Store(g)
 	s.nextGen = num
@@ -310,18 +311,27 @@ func describeHeld(l *socketact.Listener) (legacy.Socket, error) {
 }
 
 // readNotify posts g's notify datagrams to Run, and g's exit once the
-// marker that forwardExit queued behind them arrives.
+// marker that forwardExit queued behind them arrives. A datagram counts
+// only when its sender is verified as a member of g at the time it is read,
+// here, right after recvmsg: a short-lived sender (a shell script's
+// systemd-notify) may be gone by the time Run handles it. Others are
+// dropped, and logged at most once a second.
 func (s *Supervisor) readNotify(g *generation) {
 	self := os.Getpid()
+	check := func(pid int) bool { return s.member(g, pid) }
+	var (
+		logged     time.Time
+		suppressed int
+	)
 	for {
-		m, err := g.notify.Receive()
+		m, err := g.notify.ReceiveChecked(check)
 		if err == socketact.ErrNotifyClosed {
 			return
 		}
-		if m.Barrier != nil {
-			m.Barrier.Close()
-		}
 		if err != nil {
+			if m.Barrier != nil {
+				m.Barrier.Close()
+			}
 			continue
 		}
 		if m.PID == self && m.Flag("HUPD_EXITED") {
@@ -332,9 +342,27 @@ func (s *Supervisor) readNotify(g *generation) {
 			}
 			continue
 		}
+		if !m.Verified {
+			if m.Barrier != nil {
+				m.Barrier.Close()
+			}
+			if now := time.Now(); now.Sub(logged) >= refusalLogEvery {
+				s.log.Warn("notify from a process outside the generation ignored", KeyGen, g.num, KeySender, m.PID,
+					KeyUID, m.UID, KeySuppressed, suppressed)
+				logged, suppressed = now, 0
+			} else {
+				suppressed++
+			}
+			continue
+		}
 		s.post(event{kind: evNotify, gen: g, msg: m, at: time.Now()})
 	}
 }
+
+// refusalLogEvery bounds how often refused notify datagrams are logged per
+// generation: a stranger flooding the socket cannot flood the log. Each
+// line counts the refusals not logged since the previous one.
+const refusalLogEvery = time.Second
 
 func orStdout(f *os.File) *os.File {
 	if f == nil {

@@ -586,7 +586,18 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		ref := &procRef{}
 		ref.gen.Store(g)
 		g.ref = ref
-		go func() { s.forwardExit(ref, <-ch) }()
+		if gs.PID == gs.PGID {
+			g.origin.Store(int64(gs.PID))
+		}
+		if gs.MainPID != 0 || gs.PID != gs.PGID {
+			// A MAINPID= is taken over in resumeGens, once the reaper
+			// runs: its pidfd is opened there and its membership checked
+			// again.
+			g.mainPID, g.resumeExit = 0, ch
+		} else {
+			go func() { s.forwardExit(ref, <-ch) }()
+		}
+		g.resumeMain = gs.MainPID
 		s.gens = append(s.gens, g)
 	}
 	s.retired = append(s.retired, others...)
@@ -615,6 +626,7 @@ func (s *Supervisor) resumeGens() {
 		if g.trap != nil {
 			s.serveTrap(g, g.trap)
 		}
+		s.resumeMain(g)
 		switch g.state {
 		case StateReady:
 			if g.watchdogDur > 0 {
@@ -626,4 +638,33 @@ func (s *Supervisor) resumeGens() {
 		s.log.Info("generation taken over", KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
 	}
 	s.closeRetired()
+}
+
+// resumeMain takes over the MAINPID= g's main process handed over to, if
+// any: its pidfd is opened again in this image and it must still be a
+// member of g, or it is refused. A generation whose main process was
+// followed (the one started had exited) ends at once when that process is
+// gone or refused: nothing else would end it.
+func (s *Supervisor) resumeMain(g *generation) {
+	pid, exited := g.resumeMain, g.resumeExit
+	g.resumeMain, g.resumeExit = 0, nil
+	if exited == nil {
+		return
+	}
+	ok := pid != 0 && s.acceptMainPID(g, pid, 0)
+	if g.origin.Load() != 0 {
+		go func() { s.forwardExit(g.ref, <-exited) }()
+		return
+	}
+	if ok {
+		s.watchMain(g.ref, pid, g.mainFD, exited)
+		return
+	}
+	s.log.Warn("followed main process gone or refused after the upgrade: the generation ends", KeyGen, g.num, KeyPID, g.pid)
+	e := signals.Exit{PID: g.pid}
+	select {
+	case e = <-exited: // it was hupd's child and has been reaped
+	default:
+	}
+	go s.forwardExit(g.ref, e)
 }

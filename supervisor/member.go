@@ -1,0 +1,183 @@
+package supervisor
+
+// Who belongs to a generation. A notify datagram counts only when its
+// sender is verified as a member of the generation at the time it is read
+// (socketact.NotifySocket.ReceiveChecked), and MAINPID= may only name a
+// member. Every such question goes through member.
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
+)
+
+// Log keys of membership decisions.
+const (
+	KeySender     = "sender"
+	KeySuppressed = "suppressed"
+)
+
+// member reports whether pid belongs to generation g: it is the process
+// started for g or descends from it, or descends from the MAINPID= g's main
+// process handed over to, or is in g's process group (/proc/PID/stat). hupd
+// itself, its ancestors and PID 1 never are. It is safe on any goroutine:
+// it reads only g.pgid, fixed at the start, and the atomic roots.
+//
+// Without cgroups this is a snapshot of the process tree, and what escapes
+// it is known: a process that left the group (setsid, setpgid) and whose
+// parent chain no longer reaches a root (its parent exited, and it was
+// handed to hupd or to PID 1) is not a member; a process in hupd's session
+// that joins g's group with setpgid is one.
+func (s *Supervisor) member(g *generation, pid int) bool {
+	if pid <= 1 || socketact.IsDescendant(s.self, pid) { // hupd, an ancestor of hupd
+		return false
+	}
+	if pgid, ok := socketact.ProcessGroup(pid); ok && pgid == g.pgid && g.pgid > 1 {
+		return true
+	}
+	for _, root := range []int64{g.origin.Load(), g.mainRoot.Load()} {
+		if root > 1 && socketact.IsDescendant(pid, int(root)) {
+			return true
+		}
+	}
+	return false
+}
+
+// acceptMainPID makes pid, named by MAINPID= (sent by sender), g's main
+// process if it is a member of g; otherwise it is refused, with a warning.
+// The pidfd opened here keeps naming that very process: signals go through
+// it, and its exit ends the generation once followed (watchMain).
+func (s *Supervisor) acceptMainPID(g *generation, pid, sender int) bool {
+	f, err := openMain(pid)
+	if err == nil && (!s.member(g, pid) || !pidfdAlive(f)) {
+		f.Close()
+		err = errNotMember
+	}
+	if err != nil {
+		s.log.Warn("MAINPID refused", KeyGen, g.num, KeySender, sender, KeyPID, pid, KeyReason, err.Error())
+		return false
+	}
+	if g.mainFD != nil {
+		g.mainFD.Close()
+	}
+	g.mainFD, g.mainPID = f, pid
+	g.mainRoot.Store(int64(pid))
+	s.log.Info("main pid changed", KeyGen, g.num, KeyPID, pid, KeySender, sender)
+	return true
+}
+
+// Reasons a MAINPID= is refused.
+var (
+	errNotMember = errors.New("supervisor: not a process of the generation")
+	errSelf      = errors.New("supervisor: hupd's own pid")
+)
+
+// openMain opens a pidfd for pid, non-blocking so that Go's poller can wait
+// for its exit.
+func openMain(pid int) (*os.File, error) {
+	if pid == os.Getpid() {
+		return nil, errSelf
+	}
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return nil, os.NewSyscallError("pidfd_open", err)
+	}
+	return os.NewFile(uintptr(fd), "pidfd"), nil
+}
+
+// pidfdAlive is socketact.PidfdAlive for a pidfd held as a file.
+func pidfdAlive(f *os.File) bool {
+	alive := false
+	withFD(f, func(fd int) { alive = socketact.PidfdAlive(fd) })
+	return alive
+}
+
+// withFD runs fn with f's descriptor without making it blocking (as Fd
+// would).
+func withFD(f *os.File, fn func(fd int)) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	rc.Control(func(fd uintptr) { fn(int(fd)) })
+}
+
+// signalMain sends sig to the process behind g.mainFD: never to a process
+// that got its PID after it exited.
+func signalMain(f *os.File, sig syscall.Signal) error {
+	var err error = unix.ESRCH
+	withFD(f, func(fd int) { err = unix.PidfdSendSignal(fd, sig, nil, 0) })
+	if err != nil {
+		return os.NewSyscallError("pidfd_send_signal", err)
+	}
+	return nil
+}
+
+// watchMain waits, on its own goroutine, for the exit of pid, g's main
+// process since a MAINPID= hand-over, whoever its parent is, and hands it
+// to Run as the exit of ref. Its pidfd f becomes readable at the exit. When
+// hupd is the parent (an orphan handed to hupd as a subreaper or PID 1) the
+// reaper has the exit status (reaped); otherwise the kernel keeps it in the
+// pidfd once the parent has reaped it (PIDFD_INFO_EXIT, Linux 6.15), and
+// when neither knows it yet the exit counts as a success, as systemd counts
+// the end of a main process that is not its child. Closing f (the
+// generation ended otherwise, or hupd stops) ends the wait without a word.
+func (s *Supervisor) watchMain(ref *procRef, pid int, f *os.File, reaped <-chan signals.Exit) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	go func() {
+		err := rc.Read(func(fd uintptr) bool {
+			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, _ := unix.Poll(p, 0)
+			return n > 0
+		})
+		if err != nil {
+			return // closed
+		}
+		e, known := signals.Exit{PID: pid}, false
+		select {
+		case e, known = <-reaped:
+		default:
+			s.reaper.Reap() // it may be hupd's child, exited this instant
+			select {
+			case e, known = <-reaped:
+			default:
+			}
+		}
+		if !known {
+			var status syscall.WaitStatus
+			withFD(f, func(fd int) { status, known = pidfdExit(fd) })
+			e.Status = status
+		}
+		if !known {
+			s.log.Info("main process exited: its status is unknown (not hupd's child)", KeyPID, pid)
+		}
+		s.forwardExit(ref, e)
+	}()
+}
+
+// pidfdExit returns the wait status of the exited, reaped process behind
+// pidfd, when the kernel keeps it (PIDFD_INFO_EXIT, Linux 6.15).
+func pidfdExit(pidfd int) (syscall.WaitStatus, bool) {
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_EXIT}
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(pidfd), unix.PIDFD_GET_INFO, uintptr(unsafe.Pointer(&info)))
+	if errno != 0 || info.Mask&unix.PIDFD_INFO_EXIT == 0 {
+		return 0, false
+	}
+	return syscall.WaitStatus(info.Exit_code), true
+}
+
+// closeMain closes g's main pidfd, which also ends watchMain.
+func (g *generation) closeMain() {
+	if g.mainFD != nil {
+		g.mainFD.Close()
+		g.mainFD = nil
+	}
+}

@@ -123,8 +123,9 @@ func signalMain(f *os.File, sig syscall.Signal) error {
 // to Run as the exit of ref. Its pidfd f becomes readable at the exit. When
 // hupd is the parent (an orphan handed to hupd as a subreaper or PID 1) the
 // reaper has the exit status (reaped); otherwise the kernel keeps it in the
-// pidfd once the parent has reaped it (PIDFD_INFO_EXIT, Linux 6.15), and
-// when neither knows it yet the exit counts as a success, as systemd counts
+// pidfd once the parent has reaped it (PIDFD_INFO_EXIT, Linux 6.15; hupd
+// waits up to reapWait for that), and when neither knows it the exit
+// counts as a success, as systemd counts
 // the end of a main process that is not its child. Closing f (the
 // generation ended otherwise, or hupd stops) ends the wait without a word.
 func (s *Supervisor) watchMain(ref *procRef, pid int, f *os.File, reaped <-chan signals.Exit) {
@@ -153,7 +154,12 @@ func (s *Supervisor) watchMain(ref *procRef, pid int, f *os.File, reaped <-chan 
 		}
 		if !known {
 			var status syscall.WaitStatus
-			withFD(f, func(fd int) { status, known = pidfdExit(fd) })
+			withFD(f, func(fd int) {
+				// Its parent reaps it, normally at once: the pidfd then
+				// reports POLLHUP, and the kernel has its status.
+				unix.Poll([]unix.PollFd{{Fd: int32(fd)}}, reapWait)
+				status, known = pidfdExit(fd)
+			})
 			e.Status = status
 		}
 		if !known {
@@ -162,6 +168,10 @@ func (s *Supervisor) watchMain(ref *procRef, pid int, f *os.File, reaped <-chan 
 		s.forwardExit(ref, e)
 	}()
 }
+
+// reapWait bounds, in milliseconds, the wait for another parent to reap a
+// followed main process that has exited.
+const reapWait = 1000
 
 // pidfdExit returns the wait status of the exited, reaped process behind
 // pidfd, when the kernel keeps it (PIDFD_INFO_EXIT, Linux 6.15).

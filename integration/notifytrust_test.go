@@ -246,43 +246,58 @@ func TestMainPIDRefused(t *testing.T) {
 // whose parent (the child's own child) lives on, is followed once the
 // child exits; when it dies the generation ends by the restart policy
 // (never: hupd exits with its status), without a hang, although hupd is
-// not its parent and never reaps it.
+// not its parent and never reaps it. With "upgrade", hupd re-executes
+// itself in place after the hand-over: the new image opens the followed
+// process's pidfd again, checks it is still a member, and follows it on.
 func TestMainPIDMemberFollowed(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "go")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--restart", "never", "--"}, childCmd("nt-fork", fifo)...)...)
-	orig := h.ChildPID(1)
-	grand := h.WaitEvent("main pid changed", 1, nil).Int("pid")
-	if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", grand) {
-		t.Fatalf("grandchild says %q, hupd follows %d", line, grand)
-	}
-	if ppid, ok := rdParent(grand); !ok || ppid == orig || ppid == h.Cmd.Process.Pid {
-		t.Fatalf("grandchild %d has parent %d: want the child's child", grand, ppid)
-	}
-	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close() // the child exits
-	e := h.WaitEvent("main process exited: following MAINPID", 1, nil)
-	if e.Int("old_pid") != orig || e.Int("pid") != grand {
-		t.Fatalf("followed %v, want %d -> %d", e, orig, grand)
-	}
-	h.Signal(syscall.SIGUSR1)
-	if line := h.Stdout.NextWith(t, "got"); line != "got USR1" {
-		t.Fatalf("followed main got %q", line)
-	}
-	if err := syscall.Kill(grand, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	ex := h.WaitEvent("child exited", 1, nil)
-	if ex.Int("pid") != grand || ex.Str("status") != "killed by signal KILL" {
-		t.Errorf("%v: want pid %d killed by signal KILL", ex, grand)
-	}
-	if code := h.Wait(); code != 128+9 {
-		t.Errorf("hupd exit %d, want %d (the followed main process's)", code, 128+9)
+	for _, upgrade := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "upgrade"}[upgrade], func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "go")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			h := StartHupd(t, append([]string{"run", "--ready", "notify", "--restart", "never", "--"}, childCmd("nt-fork", fifo)...)...)
+			orig := h.ChildPID(1)
+			grand := h.WaitEvent("main pid changed", 1, nil).Int("pid")
+			if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", grand) {
+				t.Fatalf("grandchild says %q, hupd follows %d", line, grand)
+			}
+			if ppid, ok := rdParent(grand); !ok || ppid == orig || ppid == h.Cmd.Process.Pid {
+				t.Fatalf("grandchild %d has parent %d: want the child's child", grand, ppid)
+			}
+			f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close() // the child exits
+			e := h.WaitEvent("main process exited: following MAINPID", 1, nil)
+			if e.Int("old_pid") != orig || e.Int("pid") != grand {
+				t.Fatalf("followed %v, want %d -> %d", e, orig, grand)
+			}
+			if upgrade {
+				if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
+					t.Fatalf("hupd upgrade: exit %d: %s", code, out)
+				}
+				h.WaitEvent("upgraded: generations taken over", 1, nil)
+				if pids := genPIDs(statusOf(t, h)); len(pids) != 1 || pids[0] != grand {
+					t.Fatalf("generations %v after the upgrade, want the followed %d", pids, grand)
+				}
+			}
+			h.Signal(syscall.SIGUSR1)
+			if line := h.Stdout.NextWith(t, "got"); line != "got USR1" {
+				t.Fatalf("followed main got %q", line)
+			}
+			if err := syscall.Kill(grand, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			ex := h.WaitEvent("child exited", 1, nil)
+			if ex.Int("pid") != grand || ex.Str("status") != "killed by signal KILL" {
+				t.Errorf("%v: want pid %d killed by signal KILL", ex, grand)
+			}
+			if code := h.Wait(); code != 128+9 {
+				t.Errorf("hupd exit %d, want %d (the followed main process's)", code, 128+9)
+			}
+		})
 	}
 }
 

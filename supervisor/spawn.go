@@ -316,6 +316,18 @@ func describeHeld(l *socketact.Listener) (legacy.Socket, error) {
 // here, right after recvmsg: a short-lived sender (a shell script's
 // systemd-notify) may be gone by the time Run handles it. Others are
 // dropped, and logged at most once a second.
+//
+// What Debian's systemd-notify (systemd 252) does, seen with strace: it
+// sends its fields (READY=1, STATUS=…) in one datagram with
+// SCM_CREDENTIALS naming its parent's PID (getppid(), or the --pid= value),
+// which only root may claim; as another user that sendmsg fails with EPERM
+// and it sends again without credentials, so the kernel stamps its own.
+// Unless --no-block, it then sends BARRIER=1 from a second socket with the
+// write end of a pipe and waits up to 5 s for POLLHUP on the read end: it
+// is alive when its first datagram is read here. --pid=PID adds
+// MAINPID=PID (--pid alone: its parent). With --no-block as another user,
+// the sender may be gone (and reaped by the shell) before its datagram is
+// read: nothing can place it then, and it is refused.
 func (s *Supervisor) readNotify(g *generation) {
 	self := os.Getpid()
 	check := func(pid int) bool { return s.member(g, pid) }

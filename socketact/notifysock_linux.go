@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -109,6 +110,13 @@ type NotifyMessage struct {
 	// returned (its pidfd still answered). Always false from Receive, and
 	// for a datagram without credentials.
 	Verified bool
+	// CgroupID is the id of the sender's cgroup v2 (the inode number of its
+	// directory), read from the sender's pidfd (PIDFD_INFO_CGROUPID); the
+	// kernel keeps it after the sender has exited, so it places a sender
+	// that is already gone (systemd-notify --no-block). 0 when unknown: no
+	// pidfd came with the datagram (kernels before 6.5; before 6.15 for a
+	// sender already reaped) or the kernel cannot tell (before 6.13).
+	CgroupID uint64
 	// Fields holds the KEY=VALUE lines of the datagram (see ParseNotify).
 	// It is never nil.
 	Fields map[string]string
@@ -293,7 +301,7 @@ func (n *NotifySocket) ReceiveChecked(check func(pid int) bool) (NotifyMessage, 
 		return NotifyMessage{}, os.NewSyscallError("recvmsg", rerr)
 	}
 	c := parseControl(oob[:oobn])
-	m := NotifyMessage{PID: c.pid, UID: c.uid, GID: c.gid}
+	m := NotifyMessage{PID: c.pid, UID: c.uid, GID: c.gid, CgroupID: pidfdCgroup(c.pidfd)}
 	if check != nil && m.PID > 0 {
 		m.Verified = c.verify(m.PID, n.pidfds, check)
 	}
@@ -388,6 +396,20 @@ func (c *control) close() int {
 	n := len(c.rights)
 	c.rights = nil
 	return n
+}
+
+// pidfdCgroup returns the cgroup id of the process behind pidfd, also after
+// it has exited, or 0.
+func pidfdCgroup(pidfd int) uint64 {
+	if pidfd < 0 {
+		return 0
+	}
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CGROUPID}
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(pidfd), unix.PIDFD_GET_INFO, uintptr(unsafe.Pointer(&info)))
+	if errno != 0 || info.Mask&unix.PIDFD_INFO_CGROUPID == 0 {
+		return 0
+	}
+	return info.Cgroupid
 }
 
 // PidfdAlive reports whether the process behind pidfd has not been reaped

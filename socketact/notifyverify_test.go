@@ -5,7 +5,9 @@ package socketact
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,7 +83,62 @@ func TestNotifyChecked(t *testing.T) {
 	if m.Verified {
 		t.Error("a sender reaped before its datagram was read was verified")
 	}
+	if want := ownCgroupID(t); want != 0 && m.CgroupID != 0 && m.CgroupID != want {
+		t.Errorf("reaped sender: CgroupID %d, want %d (ours, which it shared)", m.CgroupID, want)
+	}
 	checkFDs(t, before)
+}
+
+// TestNotifyCgroupID: the sender's cgroup id is the inode number of its
+// cgroup v2 directory.
+func TestNotifyCgroupID(t *testing.T) {
+	want := ownCgroupID(t)
+	if want == 0 {
+		t.Skip("no cgroup2 mount")
+	}
+	n := listenNotify(t, t.TempDir(), -1, -1)
+	if !n.PassesPidfd() {
+		t.Skip("no SO_PASSPIDFD")
+	}
+	t.Setenv(EnvNotifySocket, n.Path)
+	Notify("STATUS=x")
+	m := mustReceive(t, n)
+	if m.CgroupID == 0 {
+		t.Skip("the kernel does not report PIDFD_INFO_CGROUPID (Linux < 6.13)")
+	}
+	if m.CgroupID != want {
+		t.Errorf("CgroupID %d, want %d", m.CgroupID, want)
+	}
+}
+
+// ownCgroupID returns the inode number of this process's cgroup v2
+// directory, 0 if there is no cgroup2 mount.
+func ownCgroupID(t *testing.T) uint64 {
+	t.Helper()
+	cg, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0
+	}
+	var rel string
+	for line := range strings.SplitSeq(string(cg), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			rel = p
+		}
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil || rel == "" {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(mi), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if f, g := strings.Fields(pre), strings.Fields(post); ok && len(f) >= 5 && len(g) > 0 && g[0] == "cgroup2" {
+			var st unix.Stat_t
+			if unix.Stat(filepath.Join(f[4], rel), &st) == nil {
+				return st.Ino
+			}
+		}
+	}
+	return 0
 }
 
 // TestNotifyVerifyFallback: without SO_PASSPIDFD a pidfd is opened from the

@@ -61,6 +61,18 @@ func init() {
 		}
 		reportSignalsUntil(syscall.SIGTERM)
 	}
+	// nt-handback: start nt-grand-exit, which announces itself with
+	// MAINPID= and READY=1 and exits; reap it, then report signals until
+	// TERM.
+	childModes["nt-handback"] = func([]string) {
+		ntStart("nt-grand-exit").Wait()
+		reportSignalsUntil(syscall.SIGTERM)
+	}
+	childModes["nt-grand-exit"] = func([]string) {
+		if _, err := socketact.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid())); err != nil {
+			os.Exit(5)
+		}
+	}
 	// nt-first DIR: READY=1 only from the first generation (the one that
 	// creates DIR/first); then report signals until TERM.
 	childModes["nt-first"] = func(args []string) {
@@ -298,6 +310,28 @@ func TestMainPIDMemberFollowed(t *testing.T) {
 				t.Errorf("hupd exit %d, want %d (the followed main process's)", code, 128+9)
 			}
 		})
+	}
+}
+
+// TestMainPIDGoneFallsBack: the process a MAINPID= named exits (and is
+// reaped by its parent, the child) while the process hupd started lives on:
+// the stop signal then goes to the process started, and hupd stops at once.
+func TestMainPIDGoneFallsBack(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("nt-handback")...)...)
+	child := h.ChildPID(1)
+	h.WaitEvent("main pid changed", 1, nil)
+	if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", child) {
+		t.Fatalf("child says %q", line)
+	}
+	start := time.Now()
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exit %d", code)
+	}
+	if line := h.Stdout.NextWith(t, "got"); line != "got TERM" {
+		t.Fatalf("child got %q at stop, want TERM", line)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("stop took %s", took)
 	}
 }
 

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -67,12 +68,16 @@ type generation struct {
 }
 
 // signal sends sig to the generation's main process: the MAINPID= it
-// announced, through its pidfd, or the process started. After the process
-// is reaped the pidfd behind proc or mainFD makes this fail with ESRCH, never
-// a signal to a reused PID.
+// announced, through its pidfd, or the process started (also when the
+// announced one has exited before it). After the process is reaped the
+// pidfd behind proc or mainFD makes this fail with ESRCH, never a signal
+// to a reused PID.
 func (g *generation) signal(sig syscall.Signal) error {
 	if g.mainFD != nil && (g.proc == nil || g.mainPID != g.pid) {
-		return signalMain(g.mainFD, sig)
+		err := signalMain(g.mainFD, sig)
+		if g.proc == nil || !errors.Is(err, unix.ESRCH) {
+			return err
+		}
 	}
 	if g.proc == nil {
 		return os.NewSyscallError("kill", unix.ESRCH)

@@ -271,7 +271,8 @@ func (n *NotifySocket) Receive() (NotifyMessage, error) { return n.ReceiveChecke
 // was about the sender and not about a process that got the PID after it.
 // The pidfd is the one the kernel attached (SCM_PIDFD); without
 // SO_PASSPIDFD it is opened from the PID at once, which cannot tell a PID
-// reused between the sender's exit and that moment. A sender that has
+// reused between the sender's exit and that moment (and without pidfds,
+// before Linux 5.3, only kill(pid, 0) is left). A sender that has
 // exited (and been reaped) before the datagram is read is never verified.
 // check is not called for a datagram without credentials. check may be nil.
 func (n *NotifySocket) ReceiveChecked(check func(pid int) bool) (NotifyMessage, error) {
@@ -375,6 +376,9 @@ func (c *control) verify(pid int, passed bool, check func(int) bool) bool {
 			return false
 		}
 		fd, err := unix.PidfdOpen(pid, 0)
+		if err == unix.ENOSYS { // before Linux 5.3: the PID is all there is
+			return check(pid) && unix.Kill(pid, 0) != unix.ESRCH
+		}
 		if err != nil {
 			return false
 		}

@@ -243,7 +243,7 @@ func TestMainPIDRefused(t *testing.T) {
 			if victim != nil && !processAlive(victim.Process.Pid) {
 				t.Errorf("the unrelated process %d was killed", victim.Process.Pid)
 			}
-			e := h.WaitEvent("MAINPID refused", 1, nil)
+			e := h.WaitEvent("main pid refused", 1, nil)
 			if e.Int("gen") != 1 || e.Int("sender") != child || strconv.Itoa(e.Int("pid")) != want {
 				t.Errorf("%v: want gen 1, sender %d, pid %s", e, child, want)
 			}
@@ -537,7 +537,7 @@ func TestNotifySystemdNotifyShell(t *testing.T) {
 			rdExpectReady(t, h, 2, "READY=1")
 			checkMain(2)
 			rdNoEvent(t, h, "notify from a process outside the generation ignored")
-			rdNoEvent(t, h, "MAINPID refused")
+			rdNoEvent(t, h, "main pid refused")
 			h.Stop()
 		})
 	}

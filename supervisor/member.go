@@ -59,7 +59,7 @@ func (s *Supervisor) acceptMainPID(g *generation, pid, sender int) bool {
 		err = errNotMember
 	}
 	if err != nil {
-		s.log.Warn("MAINPID refused", KeyGen, g.num, KeySender, sender, KeyPID, pid, KeyReason, err.Error())
+		s.log.Warn("main pid refused", KeyGen, g.num, KeySender, sender, KeyPID, pid, KeyReason, err.Error())
 		return false
 	}
 	if g.mainFD != nil {

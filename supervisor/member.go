@@ -120,14 +120,14 @@ func signalMain(f *os.File, sig syscall.Signal) error {
 
 // watchMain waits, on its own goroutine, for the exit of pid, g's main
 // process since a MAINPID= hand-over, whoever its parent is, and hands it
-// to Run as the exit of ref. Its pidfd f becomes readable at the exit. When
-// hupd is the parent (an orphan handed to hupd as a subreaper or PID 1) the
-// reaper has the exit status (reaped); otherwise the kernel keeps it in the
-// pidfd once the parent has reaped it (PIDFD_INFO_EXIT, Linux 6.15; hupd
-// waits up to reapWait for that), and when neither knows it the exit
-// counts as a success, as systemd counts
-// the end of a main process that is not its child. Closing f (the
-// generation ended otherwise, or hupd stops) ends the wait without a word.
+// to Run as the exit of ref. Its pidfd f becomes readable at the exit.
+// When hupd is the parent (an orphan handed to hupd as a subreaper or PID
+// 1) the reaper has the exit status (reaped); otherwise the kernel keeps it
+// in the pidfd once the parent has reaped it (PIDFD_INFO_EXIT, Linux 6.15;
+// hupd waits up to reapWait for that), and when neither knows it the exit
+// counts as a success, as systemd counts the end of a main process that is
+// not its child. Closing f (the generation ended otherwise, or hupd stops)
+// ends the wait without a word.
 func (s *Supervisor) watchMain(ref *procRef, pid int, f *os.File, reaped <-chan signals.Exit) {
 	rc, err := f.SyscallConn()
 	if err != nil {

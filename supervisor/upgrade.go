@@ -586,10 +586,11 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		ref := &procRef{}
 		ref.gen.Store(g)
 		g.ref = ref
-		if gs.PID == gs.PGID {
+		followed := gs.PGID != 0 && gs.PID != gs.PGID // the one started is gone
+		if !followed {
 			g.origin.Store(int64(gs.PID))
 		}
-		if gs.MainPID != 0 || gs.PID != gs.PGID {
+		if gs.MainPID != 0 || followed {
 			// A MAINPID= is taken over in resumeGens, once the reaper
 			// runs: its pidfd is opened there and its membership checked
 			// again.

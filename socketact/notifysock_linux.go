@@ -551,11 +551,19 @@ func ProcessGroup(pid int) (int, bool) {
 // /proc/PID/stat: the fourth and fifth fields, counted after the last ')'
 // because the command name may hold anything.
 func procStat(pid int) (ppid, pgid int, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	// Read with plain system calls into one buffer: this runs for every
+	// notify datagram, several times.
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, 0, false
 	}
-	s := string(b)
+	var buf [1024]byte // the line is some 300 bytes; the fields needed come early
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return 0, 0, false
+	}
+	s := string(buf[:n])
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
 		return 0, 0, false

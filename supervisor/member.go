@@ -34,18 +34,19 @@ const (
 // handed to hupd or to PID 1) is not a member; a process in hupd's session
 // that joins g's group with setpgid is one.
 func (s *Supervisor) member(g *generation, pid int) bool {
-	if pid <= 1 || socketact.IsDescendant(s.self, pid) { // hupd, an ancestor of hupd
+	if pid <= 1 || pid == s.self {
 		return false
 	}
-	if pgid, ok := socketact.ProcessGroup(pid); ok && pgid == g.pgid && g.pgid > 1 {
-		return true
-	}
-	for _, root := range []int64{g.origin.Load(), g.mainRoot.Load()} {
+	// A descendant of a root (hupd's child, or a member it handed over
+	// to) is neither hupd nor one of its ancestors. The sender is most
+	// often the root itself: no /proc read at all.
+	for _, root := range [...]int64{g.origin.Load(), g.mainRoot.Load()} {
 		if root > 1 && socketact.IsDescendant(pid, int(root)) {
 			return true
 		}
 	}
-	return false
+	pgid, ok := socketact.ProcessGroup(pid)
+	return ok && pgid == g.pgid && g.pgid > 1 && !socketact.IsDescendant(s.self, pid)
 }
 
 // acceptMainPID makes pid, named by MAINPID= (sent by sender), g's main

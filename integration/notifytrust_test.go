@@ -61,6 +61,23 @@ func init() {
 		}
 		reportSignalsUntil(syscall.SIGTERM)
 	}
+	// nt-chain FIFO: start nt-chain-1 FIFO, exit 0 once the test opens
+	// FIFO. nt-chain-1 FIFO announces itself (MAINPID=, READY=1); once the
+	// test opens FIFO.2 it starts nt-grand (which announces itself in
+	// turn), and once the test opens FIFO.3 it exits 0: the main process
+	// is handed over twice.
+	childModes["nt-chain"] = func(args []string) {
+		ntStart("nt-chain-1", args[0])
+		ntWaitOpen(args[0])
+	}
+	childModes["nt-chain-1"] = func(args []string) {
+		if _, err := socketact.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid())); err != nil {
+			os.Exit(5)
+		}
+		ntWaitOpen(args[0] + ".2")
+		ntStart("nt-grand")
+		ntWaitOpen(args[0] + ".3")
+	}
 	// nt-handback: start nt-grand-exit, which announces itself with
 	// MAINPID= and READY=1 and exits; reap it, then report signals until
 	// TERM.
@@ -165,9 +182,18 @@ func init() {
 	}
 }
 
-// ntStart starts this binary in mode, with its output.
-func ntStart(mode string) *exec.Cmd {
-	cmd := exec.Command(selfPath())
+// ntWaitOpen returns once the test opens the FIFO at path for writing.
+func ntWaitOpen(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		os.Exit(4)
+	}
+	f.Close()
+}
+
+// ntStart starts this binary in mode with args, with its output.
+func ntStart(mode string, args ...string) *exec.Cmd {
+	cmd := exec.Command(selfPath(), args...)
 	cmd.Env = append(os.Environ(), envChild+"="+mode)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -310,6 +336,57 @@ func TestMainPIDMemberFollowed(t *testing.T) {
 				t.Errorf("hupd exit %d, want %d (the followed main process's)", code, 128+9)
 			}
 		})
+	}
+}
+
+// TestMainPIDHandedOverTwice: the child hands over to M1 (MAINPID=) and
+// exits; M1, followed, hands over to M2 and exits: hupd follows M1, then
+// M2, signals reach the one in charge, and the stop ends M2, hupd exiting
+// 0.
+func TestMainPIDHandedOverTwice(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "go")
+	for _, p := range []string{fifo, fifo + ".2", fifo + ".3"} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := func(p string) {
+		f, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("nt-chain", fifo)...)...)
+	child := h.ChildPID(1)
+	m1 := h.WaitEvent("main pid changed", 1, nil).Int("pid")
+	release(fifo) // the child exits: M1 is followed
+	if e := h.WaitEvent("main process exited: following MAINPID", 1, nil); e.Int("old_pid") != child || e.Int("pid") != m1 {
+		t.Fatalf("followed %v, want %d -> %d", e, child, m1)
+	}
+	release(fifo + ".2") // M1 hands over to M2
+	m2 := h.WaitEvent("main pid changed", 2, nil).Int("pid")
+	if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", m2) {
+		t.Fatalf("M2 says %q, hupd was told %d", line, m2)
+	}
+	release(fifo + ".3") // M1 exits
+	if e := h.WaitEvent("main process exited: following MAINPID", 2, nil); e.Int("old_pid") != m1 || e.Int("pid") != m2 {
+		t.Fatalf("followed %v, want %d -> %d", e, m1, m2)
+	}
+	h.Signal(syscall.SIGUSR1)
+	if line := h.Stdout.NextWith(t, "got"); line != "got USR1" {
+		t.Fatalf("M2 got %q", line)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exit %d", code)
+	}
+	if line := h.Stdout.NextWith(t, "got"); line != "got TERM" {
+		t.Fatalf("M2 got %q at stop", line)
+	}
+	for _, e := range h.Events("child exited") {
+		if e.Int("pid") != m2 {
+			t.Errorf("%v: only M2 should end the generation", e)
+		}
 	}
 }
 

@@ -21,9 +21,13 @@ type generation struct {
 	pid     int // the main process: the one started, or the MAINPID= it handed over to
 	pgid    int // the process group: the PID of the process started
 	mainPID int // MAINPID= from the child, 0 if none: signals go there
-	// mainFD is a pidfd of mainPID (nil if none): signals to it, and the
-	// wait for its exit once it is followed, cannot reach a reused PID.
+	// mainFD is a pidfd of mainPID (nil if none) while it is not followed:
+	// signals to it cannot reach a reused PID.
 	mainFD *os.File
+	goneFD *os.File // a duplicate of mainFD, waited on by watchGone
+	// procFD is a pidfd of pid once a MAINPID is followed (proc is nil
+	// then): signals go through it and watchMain waits on it.
+	procFD *os.File
 	// The roots of member's process tree, read by the notify reader: the
 	// process started (0 once it has exited and MAINPID is followed) and
 	// the MAINPID accepted (0 if none).
@@ -68,25 +72,27 @@ type generation struct {
 }
 
 // signal sends sig to the generation's main process: the MAINPID= it
-// announced, through its pidfd, or the process started (also when the
-// announced one has exited before it). After the process is reaped the
-// pidfd behind proc or mainFD makes this fail with ESRCH, never a signal
-// to a reused PID.
+// announced, through its pidfd, or the process started or followed (also
+// when the announced one has exited). After the process is reaped its
+// pidfd (behind proc, mainFD or procFD) makes this fail with ESRCH, never a
+// signal to a reused PID.
 func (g *generation) signal(sig syscall.Signal) error {
-	if g.mainFD != nil && (g.proc == nil || g.mainPID != g.pid) {
-		err := signalMain(g.mainFD, sig)
-		if g.proc == nil || !errors.Is(err, unix.ESRCH) {
+	if g.mainFD != nil && g.mainPID != g.pid {
+		if err := signalMain(g.mainFD, sig); !errors.Is(err, unix.ESRCH) {
 			return err
 		}
 	}
-	if g.proc == nil {
-		return os.NewSyscallError("kill", unix.ESRCH)
+	switch {
+	case g.proc != nil:
+		err := g.proc.Signal(sig)
+		if err == os.ErrProcessDone {
+			return nil
+		}
+		return err
+	case g.procFD != nil:
+		return signalMain(g.procFD, sig)
 	}
-	err := g.proc.Signal(sig)
-	if err == os.ErrProcessDone {
-		return nil
-	}
-	return err
+	return os.NewSyscallError("kill", unix.ESRCH)
 }
 
 // killGroup sends SIGKILL to the generation's process group. Only call it

@@ -63,13 +63,60 @@ func (s *Supervisor) acceptMainPID(g *generation, pid, sender int) bool {
 		s.log.Warn("main pid refused", KeyGen, g.num, KeySender, sender, KeyPID, pid, KeyReason, err.Error())
 		return false
 	}
-	if g.mainFD != nil {
-		g.mainFD.Close()
-	}
+	g.closeAnnounced()
 	g.mainFD, g.mainPID = f, pid
 	g.mainRoot.Store(int64(pid))
 	s.log.Info("main pid changed", KeyGen, g.num, KeyPID, pid, KeySender, sender)
+	if pid != g.pid {
+		s.watchGone(g, pid, f)
+	}
 	return true
+}
+
+// watchGone tells Run (evMainGone) when pid, g's MAINPID, exits while the
+// process started still runs: from then on that process is g's main
+// process again, and pid, which the kernel may give to another process, no
+// longer roots member's tree. It waits on a duplicate of the pidfd f (the
+// original is watchMain's once pid is followed), closed by closeMain.
+func (s *Supervisor) watchGone(g *generation, pid int, f *os.File) {
+	var dup int
+	var err error = unix.EBADF
+	withFD(f, func(fd int) { dup, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0) })
+	if err != nil {
+		return
+	}
+	w := os.NewFile(uintptr(dup), "pidfd") // non-blocking, as f: polled
+	rc, err := w.SyscallConn()
+	if err != nil {
+		w.Close()
+		return
+	}
+	g.goneFD = w
+	go func() {
+		if rc.Read(func(fd uintptr) bool { return pidfdExited(int(fd)) }) == nil {
+			s.post(event{kind: evMainGone, gen: g, exit: signals.Exit{PID: pid}})
+		}
+	}()
+}
+
+// mainGone handles evMainGone on Run's goroutine.
+func (s *Supervisor) mainGone(g *generation, pid int) {
+	if g.exited || g.mainPID != pid || g.pid == pid {
+		return // replaced, followed (watchMain ends the generation), or over
+	}
+	g.closeAnnounced()
+	g.mainPID = 0
+	g.mainRoot.Store(0)
+	s.log.Info("main process named by MAINPID exited: the process started is the main process again", KeyGen, g.num,
+		KeyOldPID, pid, KeyPID, g.pid)
+}
+
+// pidfdExited reports whether the process behind pidfd has exited (its
+// pidfd is readable).
+func pidfdExited(pidfd int) bool {
+	p := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	n, _ := unix.Poll(p, 0)
+	return n > 0
 }
 
 // Reasons a MAINPID= is refused.
@@ -135,11 +182,7 @@ func (s *Supervisor) watchMain(ref *procRef, pid int, f *os.File, reaped <-chan 
 		return
 	}
 	go func() {
-		err := rc.Read(func(fd uintptr) bool {
-			p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-			n, _ := unix.Poll(p, 0)
-			return n > 0
-		})
+		err := rc.Read(func(fd uintptr) bool { return pidfdExited(int(fd)) })
 		if err != nil {
 			return // closed
 		}
@@ -185,10 +228,23 @@ func pidfdExit(pidfd int) (syscall.WaitStatus, bool) {
 	return syscall.WaitStatus(info.Exit_code), true
 }
 
-// closeMain closes g's main pidfd, which also ends watchMain.
+// closeAnnounced closes the pidfd of g's MAINPID and its duplicate, which
+// also ends watchGone.
+func (g *generation) closeAnnounced() {
+	closePidfds(&g.mainFD, &g.goneFD)
+}
+
+// closeMain closes every pidfd g holds, which also ends watchMain and
+// watchGone: when g has ended.
 func (g *generation) closeMain() {
-	if g.mainFD != nil {
-		g.mainFD.Close()
-		g.mainFD = nil
+	closePidfds(&g.mainFD, &g.goneFD, &g.procFD)
+}
+
+func closePidfds(fs ...**os.File) {
+	for _, f := range fs {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
 	}
 }

@@ -135,6 +135,7 @@ const (
 	evWatchdog
 	evTrim
 	evUpgradeChecked
+	evMainGone // the MAINPID= process (exit.PID) exited before being followed
 )
 
 type event struct {
@@ -539,6 +540,8 @@ func (s *Supervisor) onEvent(ev event) {
 		debug.FreeOSMemory()
 	case evUpgradeChecked:
 		s.upgradeChecked(ev.upgrade, ev.err)
+	case evMainGone:
+		s.mainGone(g, ev.exit.PID)
 	case evWatchdog:
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
@@ -655,11 +658,16 @@ func (s *Supervisor) follow(g *generation, e signals.Exit) {
 		g.proc = nil
 	}
 	g.pid = g.mainPID
-	g.origin.Store(0) // its PID is free: no longer a root of member's tree
+	// The root of member's tree is now this process; the old one's PID is
+	// free.
+	g.origin.Store(int64(g.pid))
+	g.mainRoot.Store(0)
+	closePidfds(&g.procFD, &g.goneFD)
+	g.procFD, g.mainFD = g.mainFD, nil
 	ref := &procRef{}
 	ref.gen.Store(g)
 	g.ref = ref
-	s.watchMain(ref, g.pid, g.mainFD, s.reaper.Watch(g.pid))
+	s.watchMain(ref, g.pid, g.procFD, s.reaper.Watch(g.pid))
 }
 
 func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {

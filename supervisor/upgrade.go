@@ -641,31 +641,42 @@ func (s *Supervisor) resumeGens() {
 	s.closeRetired()
 }
 
-// resumeMain takes over the MAINPID= g's main process handed over to, if
-// any: its pidfd is opened again in this image and it must still be a
-// member of g, or it is refused. A generation whose main process was
-// followed (the one started had exited) ends at once when that process is
-// gone or refused: nothing else would end it.
+// resumeMain takes over, once the reaper runs, the processes g's main
+// process was handed to with MAINPID=: the one followed (the one started
+// had exited), whose pidfd is opened again in this image and which must
+// still be a member of g (by its group: its root is gone), or the
+// generation ends at once, since nothing else would end it; and one
+// announced but not followed yet, accepted again as acceptMainPID does.
 func (s *Supervisor) resumeMain(g *generation) {
 	pid, exited := g.resumeMain, g.resumeExit
 	g.resumeMain, g.resumeExit = 0, nil
 	if exited == nil {
 		return
 	}
-	ok := pid != 0 && s.acceptMainPID(g, pid, 0)
 	if g.origin.Load() != 0 {
 		go func() { s.forwardExit(g.ref, <-exited) }()
-		return
+	} else {
+		f, err := openMain(g.pid)
+		if err == nil && (!s.member(g, g.pid) || !pidfdAlive(f)) {
+			f.Close()
+			err = errNotMember
+		}
+		if err != nil {
+			s.log.Warn("followed main process gone or refused after the upgrade: the generation ends", KeyGen, g.num,
+				KeyPID, g.pid, KeyReason, err.Error())
+			e := signals.Exit{PID: g.pid}
+			select {
+			case e = <-exited: // it was hupd's child and has been reaped
+			default:
+			}
+			go s.forwardExit(g.ref, e)
+			return
+		}
+		g.procFD, g.mainPID = f, g.pid
+		g.origin.Store(int64(g.pid))
+		s.watchMain(g.ref, g.pid, f, exited)
 	}
-	if ok {
-		s.watchMain(g.ref, pid, g.mainFD, exited)
-		return
+	if pid != 0 && pid != g.pid {
+		s.acceptMainPID(g, pid, 0)
 	}
-	s.log.Warn("followed main process gone or refused after the upgrade: the generation ends", KeyGen, g.num, KeyPID, g.pid)
-	e := signals.Exit{PID: g.pid}
-	select {
-	case e = <-exited: // it was hupd's child and has been reaped
-	default:
-	}
-	go s.forwardExit(g.ref, e)
 }

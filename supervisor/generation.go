@@ -29,8 +29,8 @@ type generation struct {
 	// then): signals go through it and watchMain waits on it.
 	procFD *os.File
 	// The roots of member's process tree, read by the notify reader: the
-	// process started (0 once it has exited and MAINPID is followed) and
-	// the MAINPID accepted (0 if none).
+	// main process watched (the one started, then the MAINPID followed)
+	// and the MAINPID announced but not followed (0 if none).
 	origin, mainRoot atomic.Int64
 	// Taken over from an upgrade, until resumeMain looks at them: the
 	// MAINPID= handed over and the reaper's channel for g.pid.

@@ -22,10 +22,11 @@ const (
 	KeySuppressed = "suppressed"
 )
 
-// member reports whether pid belongs to generation g: it is the process
-// started for g or descends from it, or descends from the MAINPID= g's main
-// process handed over to, or is in g's process group (/proc/PID/stat). hupd
-// itself, its ancestors and PID 1 never are. It is safe on any goroutine:
+// member reports whether pid belongs to generation g: it is g's main
+// process (the one started, or the MAINPID= followed once that one exited)
+// or descends from it, or is the MAINPID= announced or descends from it, or
+// is in g's process group (/proc/PID/stat). hupd itself, its ancestors and
+// PID 1 never are. It is safe on any goroutine:
 // it reads only g.pgid, fixed at the start, and the atomic roots.
 //
 // Without cgroups this is a snapshot of the process tree, and what escapes

@@ -623,11 +623,11 @@ func (s *Supervisor) resumeGens() {
 		if g.errR != nil {
 			g.out.copy(g.errR, orStderr(s.opts.Stderr), prefix)
 		}
+		s.resumeMain(g) // before the reader: member's roots are set
 		go s.readNotify(g)
 		if g.trap != nil {
 			s.serveTrap(g, g.trap)
 		}
-		s.resumeMain(g)
 		switch g.state {
 		case StateReady:
 			if g.watchdogDur > 0 {

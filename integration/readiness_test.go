@@ -1018,10 +1018,10 @@ func TestControlChildEnv(t *testing.T) {
 }
 
 // TestNotifyShortLivedSender: a shell-script child that says READY=1 with
-// systemd-notify, which sends and exits at once, so that hupd can no longer
-// place the sender in the process tree. hupd accepts it (the sender ran as
-// the child's user and only the generation knows the socket) and every
-// generation becomes ready on it.
+// systemd-notify, which exits right after. It waits for hupd to close the
+// fd of its BARRIER=1 first, so it is still there, a member of the
+// generation, when hupd reads its READY=1, and every generation becomes
+// ready on it (TestNotifySystemdNotifyShell has more variants).
 func TestNotifyShortLivedSender(t *testing.T) {
 	sn, err := exec.LookPath("systemd-notify")
 	if err != nil {

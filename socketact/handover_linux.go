@@ -99,7 +99,8 @@ func RestoreNotify(st NotifyState) (*NotifySocket, error) {
 	if err := unix.SetNonblock(st.FD, true); err != nil {
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	n := &NotifySocket{Path: st.Path, ino: st.Ino, f: os.NewFile(uintptr(st.FD), "notify:"+st.Path)}
+	// On again: harmless if it was, needed if an older hupd made it.
+	n := &NotifySocket{Path: st.Path, ino: st.Ino, pidfds: passPidfd(st.FD), f: os.NewFile(uintptr(st.FD), "notify:"+st.Path)}
 	rc, err := n.f.SyscallConn()
 	if err != nil {
 		return nil, err

@@ -3,10 +3,17 @@ package socketact
 // The receiving side of sd_notify(3): hupd gives each child generation its
 // own NOTIFY_SOCKET and reads what the child (or any process that finds the
 // socket) sends there. The kernel stamps every datagram with the sender's
-// PID, UID and GID (SCM_CREDENTIALS), so hupd can tell the main process from
-// a helper and can drop datagrams from strangers.
+// PID, UID and GID (SCM_CREDENTIALS) and, on Linux 6.5 and later, a pidfd of
+// the sender (SO_PASSPIDFD / SCM_PIDFD). The PID alone names the sender only
+// while it lives: once it exits, the PID may be given to another process.
+// ReceiveChecked therefore asks its caller about the sender right after the
+// datagram is read, and believes the answer only if the sender's pidfd still
+// answers afterwards: then whatever the caller read under /proc/PID described
+// the sender itself. A sender that is gone by then cannot be placed, and is
+// not verified.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +24,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +52,7 @@ const (
 	NotifyDirModeShared fs.FileMode = 0o711
 )
 
-// Keys of the sd_notify protocol that hupd acts on. Others (FDSTORE, BARRIER,
+// Keys of the sd_notify protocol that hupd acts on. Others (FDSTORE,
 // EXIT_STATUS, …) arrive in Fields like any unknown key.
 const (
 	NotifyReady         = "READY"               // "1": startup or reload finished
@@ -57,6 +65,10 @@ const (
 	NotifyExtendTimeout = "EXTEND_TIMEOUT_USEC" // ask for more time
 	NotifyWatchdog      = "WATCHDOG"            // "1" keep-alive, "trigger" fail now
 	NotifyWatchdogUsec  = "WATCHDOG_USEC"       // change the watchdog interval
+	// "1", with one fd: the sender waits until that fd is closed, which
+	// says that every datagram it sent before has been handled
+	// (sd_notify_barrier(3); see NotifyMessage.Barrier).
+	NotifyBarrier = "BARRIER"
 )
 
 // notifyRcvBuf is the receive buffer asked for, as systemd asks for its own
@@ -69,8 +81,9 @@ const notifyRcvBuf = 8 << 20
 const scmMaxFD = 253
 
 // NotifySocket is a unixgram socket that receives sd_notify datagrams with
-// the sender's credentials (SO_PASSCRED / SCM_CREDENTIALS). Receive and Close
-// may be called from different goroutines.
+// the sender's credentials (SO_PASSCRED / SCM_CREDENTIALS) and, where the
+// kernel has it, a pidfd of the sender (SO_PASSPIDFD / SCM_PIDFD). Receive
+// and Close may be called from different goroutines.
 type NotifySocket struct {
 	// Path is the value for a child's NOTIFY_SOCKET: an absolute file path
 	// or "@name" for the abstract namespace.
@@ -79,6 +92,7 @@ type NotifySocket struct {
 	f      *os.File
 	rc     syscall.RawConn
 	ino    uint64 // inode of the socket file we created, 0 if none
+	pidfds bool   // SO_PASSPIDFD is on: each datagram brings SCM_PIDFD
 	closed atomic.Bool
 	once   sync.Once
 	err    error
@@ -91,12 +105,29 @@ type NotifyMessage struct {
 	// -1 when the datagram carried no credentials; a sender in a PID
 	// namespace hupd cannot see also shows PID 0.
 	PID, UID, GID int
+	// Verified is the answer of ReceiveChecked's check about PID, kept only
+	// if the sender was still there, under that PID, once the check had
+	// returned (its pidfd still answered). Always false from Receive, and
+	// for a datagram without credentials.
+	Verified bool
+	// CgroupID is the id of the sender's cgroup v2 (the inode number of its
+	// directory), read from the sender's pidfd (PIDFD_INFO_CGROUPID); the
+	// kernel keeps it after the sender has exited, so it places a sender
+	// that is already gone (systemd-notify --no-block). 0 when unknown: no
+	// pidfd came with the datagram (kernels before 6.5; before 6.15 for a
+	// sender already reaped) or the kernel cannot tell (before 6.13).
+	CgroupID uint64
 	// Fields holds the KEY=VALUE lines of the datagram (see ParseNotify).
 	// It is never nil.
 	Fields map[string]string
-	// ClosedFDs counts the file descriptors that came with the datagram
-	// (SCM_RIGHTS, as FDSTORE=1 sends them). hupd does not keep fds for a
-	// service: Receive has closed them.
+	// Barrier is the fd a BARRIER=1 datagram carries, kept open, close-on-
+	// exec: its sender waits until every copy is closed. The receiver closes
+	// it once it has handled every datagram received before this one. It is
+	// nil for every other datagram.
+	Barrier *os.File
+	// ClosedFDs counts the other file descriptors that came with the
+	// datagram (SCM_RIGHTS, as FDSTORE=1 sends them). hupd does not keep fds
+	// for a service: Receive has closed them.
 	ClosedFDs int
 }
 
@@ -125,7 +156,8 @@ func NotifyDir(dir string, uid int) (string, error) {
 
 // ListenNotify creates a notify socket at path: an absolute file path, or
 // "@name" for the abstract namespace. The socket is close-on-exec, has
-// SO_PASSCRED on and a receive buffer large enough for bursts.
+// SO_PASSCRED on, SO_PASSPIDFD too when the kernel has it (Linux 6.5), and a
+// receive buffer large enough for bursts.
 //
 // A socket file is created with mode 0600; a stale socket file nobody uses is
 // replaced, a live one or a file of another type is an error. If uid or gid
@@ -168,6 +200,7 @@ func (n *NotifySocket) setup(fd int, abstract bool, uid, gid int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
 		return os.NewSyscallError("setsockopt SO_PASSCRED", err)
 	}
+	n.pidfds = passPidfd(fd)
 	// SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN.
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, notifyRcvBuf) != nil {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, notifyRcvBuf); err != nil {
@@ -206,6 +239,18 @@ func (n *NotifySocket) setup(fd int, abstract bool, uid, gid int) error {
 	return nil
 }
 
+// passPidfd asks the kernel for a pidfd of the sender with every datagram
+// (SO_PASSPIDFD, Linux 6.5). Older kernels refuse the option (ENOPROTOOPT):
+// then only SCM_CREDENTIALS identify a sender, and ReceiveChecked opens a
+// pidfd from its PID itself.
+func passPidfd(fd int) bool {
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSPIDFD, 1) == nil
+}
+
+// PassesPidfd reports whether datagrams on n come with the sender's pidfd
+// (SCM_PIDFD): false on kernels before 6.5.
+func (n *NotifySocket) PassesPidfd() bool { return n.pidfds }
+
 // Receive blocks for the next datagram. Outcomes:
 //
 //   - (m, nil): a datagram, with the sender's credentials and its fields;
@@ -214,23 +259,39 @@ func (n *NotifySocket) setup(fd int, abstract bool, uid, gid int) error {
 //   - (zero, ErrNotifyClosed): Close was called, before or during Receive;
 //   - (zero, other error): recvmsg failed; the socket stays usable.
 //
-// In every case fds passed with the datagram have been closed.
-func (n *NotifySocket) Receive() (NotifyMessage, error) {
+// In every case fds passed with the datagram have been closed, except the
+// one of a BARRIER=1 datagram (m.Barrier), which the caller closes.
+func (n *NotifySocket) Receive() (NotifyMessage, error) { return n.ReceiveChecked(nil) }
+
+// ReceiveChecked is Receive that also asks check whether it trusts the
+// sender, by PID, right after the datagram is read: while a sender that
+// waits for a barrier (systemd-notify, sd_notify_barrier) still lives. The
+// answer is m.Verified, kept only if the sender's pidfd still answers once
+// check has returned, so that what check read about the PID (/proc/PID)
+// was about the sender and not about a process that got the PID after it.
+// The pidfd is the one the kernel attached (SCM_PIDFD); without
+// SO_PASSPIDFD it is opened from the PID at once, which cannot tell a PID
+// reused between the sender's exit and that moment (and without pidfds,
+// before Linux 5.3, only kill(pid, 0) is left). A sender that has
+// exited (and been reaped) before the datagram is read is never verified.
+// check is not called for a datagram without credentials. check may be nil.
+func (n *NotifySocket) ReceiveChecked(check func(pid int) bool) (NotifyMessage, error) {
 	buf := make([]byte, NotifyMaxMessage)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(scmMaxFD*4))
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4)+unix.CmsgSpace(scmMaxFD*4))
 	var (
 		nr, oobn, flags int
 		rerr            error
 	)
 	err := n.rc.Read(func(fd uintptr) bool {
-		// MSG_CMSG_CLOEXEC: an fd someone sends us must not leak into a
-		// child started before we close it.
+		// MSG_CMSG_CLOEXEC: an fd someone sends us (and the pidfd) must
+		// not leak into a child started before we close it.
 		nr, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC)
 		return rerr != unix.EAGAIN
 	})
 	if n.closed.Load() {
 		if err == nil && rerr == nil {
-			closeRights(oob[:oobn])
+			c := parseControl(oob[:oobn])
+			c.close()
 		}
 		return NotifyMessage{}, ErrNotifyClosed
 	}
@@ -240,22 +301,40 @@ func (n *NotifySocket) Receive() (NotifyMessage, error) {
 	if rerr != nil {
 		return NotifyMessage{}, os.NewSyscallError("recvmsg", rerr)
 	}
-	m := NotifyMessage{UID: -1, GID: -1}
-	m.parseControl(oob[:oobn])
+	c := parseControl(oob[:oobn])
+	m := NotifyMessage{PID: c.pid, UID: c.uid, GID: c.gid, CgroupID: pidfdCgroup(c.pidfd)}
+	if check != nil && m.PID > 0 {
+		m.Verified = c.verify(m.PID, n.pidfds, check)
+	}
 	if flags&unix.MSG_TRUNC != 0 {
 		m.Fields = map[string]string{}
+		m.ClosedFDs = c.close()
 		return m, ErrNotifyTruncated
 	}
 	m.Fields = ParseNotify(buf[:nr])
+	if m.Flag(NotifyBarrier) && len(c.rights) > 0 {
+		m.Barrier = os.NewFile(uintptr(c.rights[0]), "barrier")
+		c.rights = c.rights[1:]
+	}
+	m.ClosedFDs = c.close()
 	return m, nil
 }
 
-// parseControl takes the credentials from b and closes any fds it carries.
-func (m *NotifyMessage) parseControl(b []byte) {
+// control is what the control messages of one datagram carry.
+type control struct {
+	pid, uid, gid int
+	pidfd         int   // SCM_PIDFD, -1 if none (or the kernel could not make one)
+	rights        []int // SCM_RIGHTS
+}
+
+// parseControl takes the credentials, the pidfd and the fds from b. The
+// fds are open until close.
+func parseControl(b []byte) control {
+	c := control{uid: -1, gid: -1, pidfd: -1}
 	for len(b) > 0 {
 		h, data, rest, err := unix.ParseOneSocketControlMessage(b)
 		if err != nil {
-			return
+			break
 		}
 		b = rest
 		if h.Level != unix.SOL_SOCKET {
@@ -264,35 +343,84 @@ func (m *NotifyMessage) parseControl(b []byte) {
 		switch h.Type {
 		case unix.SCM_CREDENTIALS:
 			if len(data) >= unix.SizeofUcred {
-				c, err := unix.ParseUnixCredentials(&unix.SocketControlMessage{Header: h, Data: data})
+				cr, err := unix.ParseUnixCredentials(&unix.SocketControlMessage{Header: h, Data: data})
 				if err == nil {
-					m.PID, m.UID, m.GID = int(c.Pid), int(c.Uid), int(c.Gid)
+					c.pid, c.uid, c.gid = int(cr.Pid), int(cr.Uid), int(cr.Gid)
 				}
 			}
+		case unix.SCM_PIDFD:
+			// A negative value is the kernel's error: the sender was gone
+			// before a pidfd could be made for it.
+			if len(data) >= 4 && c.pidfd < 0 {
+				c.pidfd = int(int32(binary.NativeEndian.Uint32(data)))
+			}
 		case unix.SCM_RIGHTS:
-			m.ClosedFDs += closeFDs(data)
+			fds, err := unix.ParseUnixRights(&unix.SocketControlMessage{
+				Header: unix.Cmsghdr{Level: unix.SOL_SOCKET, Type: unix.SCM_RIGHTS},
+				Data:   data[:len(data)&^3],
+			})
+			if err == nil {
+				c.rights = append(c.rights, fds...)
+			}
 		}
 	}
+	return c
 }
 
-// closeRights closes the fds of every SCM_RIGHTS message in b.
-func closeRights(b []byte) {
-	var m NotifyMessage
-	m.parseControl(b)
-}
-
-func closeFDs(data []byte) int {
-	fds, err := unix.ParseUnixRights(&unix.SocketControlMessage{
-		Header: unix.Cmsghdr{Level: unix.SOL_SOCKET, Type: unix.SCM_RIGHTS},
-		Data:   data[:len(data)&^3],
-	})
-	if err != nil {
-		return 0
+// verify asks check about pid and confirms that pid still named the
+// sender afterwards (see ReceiveChecked). passed says SO_PASSPIDFD is on:
+// then a missing pidfd means the sender was gone.
+func (c *control) verify(pid int, passed bool, check func(int) bool) bool {
+	if c.pidfd < 0 {
+		if passed {
+			return false
+		}
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err == unix.ENOSYS { // before Linux 5.3: the PID is all there is
+			return check(pid) && unix.Kill(pid, 0) != unix.ESRCH
+		}
+		if err != nil {
+			return false
+		}
+		c.pidfd = fd
 	}
-	for _, fd := range fds {
+	return check(pid) && PidfdAlive(c.pidfd)
+}
+
+// close closes the pidfd and every fd still held, and returns how many fds
+// of SCM_RIGHTS it closed.
+func (c *control) close() int {
+	if c.pidfd >= 0 {
+		unix.Close(c.pidfd)
+		c.pidfd = -1
+	}
+	for _, fd := range c.rights {
 		unix.Close(fd)
 	}
-	return len(fds)
+	n := len(c.rights)
+	c.rights = nil
+	return n
+}
+
+// pidfdCgroup returns the cgroup id of the process behind pidfd, also after
+// it has exited, or 0.
+func pidfdCgroup(pidfd int) uint64 {
+	if pidfd < 0 {
+		return 0
+	}
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CGROUPID}
+	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(pidfd), unix.PIDFD_GET_INFO, uintptr(unsafe.Pointer(&info)))
+	if errno != 0 || info.Mask&unix.PIDFD_INFO_CGROUPID == 0 {
+		return 0
+	}
+	return info.Cgroupid
+}
+
+// PidfdAlive reports whether the process behind pidfd has not been reaped
+// yet, so that its PID still names it (a zombie counts: its PID is not
+// free). It answers true when only permission is lacking.
+func PidfdAlive(pidfd int) bool {
+	return unix.PidfdSendSignal(pidfd, 0, nil, 0) != unix.ESRCH
 }
 
 // Close unblocks Receive, closes the socket and removes its file (only if
@@ -402,22 +530,49 @@ func IsDescendant(pid, ancestor int) bool {
 	return false
 }
 
-// parentPID reads the PPid of pid from /proc/PID/stat: the fourth field,
-// counted after the last ')' because the command name may hold anything.
+// parentPID reads the PPid of pid from /proc/PID/stat.
 func parentPID(pid int) (int, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	ppid, _, ok := procStat(pid)
+	return ppid, ok
+}
+
+// ProcessGroup returns the process group of pid, from /proc/PID/stat (in
+// hupd's PID namespace), and false when pid does not exist. The answer is a
+// snapshot, about whatever process has the PID now.
+func ProcessGroup(pid int) (int, bool) {
+	if pid <= 0 {
 		return 0, false
 	}
-	s := string(b)
+	_, pgid, ok := procStat(pid)
+	return pgid, ok
+}
+
+// procStat reads the parent PID and the process group of pid from
+// /proc/PID/stat: the fourth and fifth fields, counted after the last ')'
+// because the command name may hold anything.
+func procStat(pid int) (ppid, pgid int, ok bool) {
+	// Read with plain system calls into one buffer: this runs for every
+	// notify datagram, several times.
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, false
+	}
+	var buf [1024]byte // the line is some 300 bytes; the fields needed come early
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return 0, 0, false
+	}
+	s := string(buf[:n])
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
-	f := strings.Fields(s[i+1:]) // state, ppid, …
-	if len(f) < 2 {
-		return 0, false
+	f := strings.Fields(s[i+1:]) // state, ppid, pgrp, …
+	if len(f) < 3 {
+		return 0, 0, false
 	}
-	ppid, err := strconv.Atoi(f[1])
-	return ppid, err == nil
+	ppid, err1 := strconv.Atoi(f[1])
+	pgid, err2 := strconv.Atoi(f[2])
+	return ppid, pgid, err1 == nil && err2 == nil
 }

@@ -14,6 +14,18 @@
 // registered from the moment its process exists (before its program is
 // exec'd) until it is gone, so that the sentinel ends it if hupd dies.
 //
+// Trust: a notify datagram counts only when its sender is verified as a
+// member of the generation at the time it is read (member: the process
+// started or a descendant, a descendant of the accepted MAINPID, or a
+// process in the generation's group; never hupd, its ancestors or PID 1),
+// checked by the notify reader right after recvmsg, against the sender's
+// pidfd (SCM_PIDFD) so that a reused PID cannot pass for it. Others are
+// dropped and logged, at most once a second per generation. MAINPID= is
+// accepted only for a member and held by a pidfd: signals go through it,
+// and once followed its exit ends the generation whoever its parent is.
+// The fd of a BARRIER=1 is closed once Run has handled that datagram,
+// hence every one before it.
+//
 // Invariant: at most one generation is not yet ready, and at most
 // MaxDraining old generations drain at once (a reload waits for a slot).
 // A reload is a transaction: the old generation is asked to stop only

@@ -2,7 +2,9 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,13 +25,28 @@ type generation struct {
 	// process group in the fallback (package contain).
 	grp     *contain.Group
 	mainPID int // MAINPID= from the child, 0 if none: signals go there
-	proc    *os.Process
-	state   State
-	started time.Time
-	readyAt time.Time
-	readyBy time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
-	exited  bool
-	exit    signals.Exit
+	// mainFD is a pidfd of mainPID (nil if none) while it is not followed:
+	// signals to it cannot reach a reused PID.
+	mainFD *os.File
+	goneFD *os.File // a duplicate of mainFD, waited on by watchGone
+	// procFD is a pidfd of pid once a MAINPID is followed (proc is nil
+	// then): signals go through it and watchMain waits on it.
+	procFD *os.File
+	// The roots of member's process tree, read by the notify reader: the
+	// main process watched (the one started, then the MAINPID followed)
+	// and the MAINPID announced but not followed (0 if none).
+	origin, mainRoot atomic.Int64
+	// Taken over from an upgrade, until resumeMain looks at them: the
+	// MAINPID= handed over and the reaper's channel for g.pid.
+	resumeMain int
+	resumeExit <-chan signals.Exit
+	proc       *os.Process
+	state      State
+	started    time.Time
+	readyAt    time.Time
+	readyBy    time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
+	exited     bool
+	exit       signals.Exit
 
 	notify       *socketact.NotifySocket
 	ref          *procRef          // the process being waited for
@@ -58,22 +75,28 @@ type generation struct {
 	watchdogDur time.Duration
 }
 
-// signal sends sig to the generation's main process. After the process is
-// reaped the pidfd behind proc makes this a no-op, never a signal to a
-// reused PID.
+// signal sends sig to the generation's main process: the MAINPID= it
+// announced, through its pidfd, or the process started or followed (also
+// when the announced one has exited). After the process is reaped its
+// pidfd (behind proc, mainFD or procFD) makes this fail with ESRCH, never a
+// signal to a reused PID.
 func (g *generation) signal(sig syscall.Signal) error {
-	if g.proc == nil || (g.mainPID != 0 && g.mainPID != g.pid) {
-		pid := g.pid
-		if g.mainPID != 0 {
-			pid = g.mainPID
+	if g.mainFD != nil && g.mainPID != g.pid {
+		if err := signalMain(g.mainFD, sig); !errors.Is(err, unix.ESRCH) {
+			return err
 		}
-		return unix.Kill(pid, sig)
 	}
-	err := g.proc.Signal(sig)
-	if err == os.ErrProcessDone {
-		return nil
+	switch {
+	case g.proc != nil:
+		err := g.proc.Signal(sig)
+		if err == os.ErrProcessDone {
+			return nil
+		}
+		return err
+	case g.procFD != nil:
+		return signalMain(g.procFD, sig)
 	}
-	return err
+	return os.NewSyscallError("kill", unix.ESRCH)
 }
 
 // killGroup sends SIGKILL to every process of the generation: its process

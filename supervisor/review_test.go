@@ -42,7 +42,7 @@ func mustReturn(t *testing.T, what string, f func()) {
 func TestWatchdogTriggerFullQueue(t *testing.T) {
 	s := fullQueue(t)
 	g := &generation{num: 1, pid: os.Getpid(), state: StateReady, proc: &os.Process{Pid: -1}}
-	m := socketact.NotifyMessage{PID: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(),
+	m := socketact.NotifyMessage{PID: os.Getpid(), UID: os.Getuid(), GID: os.Getgid(), Verified: true,
 		Fields: map[string]string{socketact.NotifyWatchdog: "trigger"}}
 	g.pid = 1 << 30 // above any pid_max: killGroup must hit nothing
 	m.PID = g.pid

@@ -268,6 +268,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		g.pid, g.pgid, g.proc, g.grp = res.pid, res.pid, res.proc, grp
 		go func() { s.forwardExit(ref, <-res.exited) }()
 	}
+	g.origin.Store(int64(g.pid))
 	g.ref = ref
 	ref.gen.Store(g)
 	s.nextGen = num
@@ -353,15 +354,39 @@ func describeHeld(l *socketact.Listener) (legacy.Socket, error) {
 }
 
 // readNotify posts g's notify datagrams to Run, and g's exit once the
-// marker that forwardExit queued behind them arrives.
+// marker that forwardExit queued behind them arrives. A datagram counts
+// only when its sender is verified as a member of g at the time it is read,
+// here, right after recvmsg: a short-lived sender (a shell script's
+// systemd-notify) may be gone by the time Run handles it. Others are
+// dropped, and logged at most once a second.
+//
+// What Debian's systemd-notify (systemd 252) does, seen with strace: it
+// sends its fields (READY=1, STATUS=…) in one datagram with
+// SCM_CREDENTIALS naming its parent's PID (getppid(), or the --pid= value),
+// which only root may claim; as another user that sendmsg fails with EPERM
+// and it sends again without credentials, so the kernel stamps its own.
+// Unless --no-block, it then sends BARRIER=1 from a second socket with the
+// write end of a pipe and waits up to 5 s for POLLHUP on the read end: it
+// is alive when its first datagram is read here. --pid=PID adds
+// MAINPID=PID (--pid alone: its parent). With --no-block as another user,
+// the sender may be gone (and reaped by the shell) before its datagram is
+// read: nothing can place it then, and it is refused.
 func (s *Supervisor) readNotify(g *generation) {
 	self := os.Getpid()
+	check := func(pid int) bool { return s.member(g, pid) }
+	var (
+		logged     time.Time
+		suppressed int
+	)
 	for {
-		m, err := g.notify.Receive()
+		m, err := g.notify.ReceiveChecked(check)
 		if err == socketact.ErrNotifyClosed {
 			return
 		}
 		if err != nil {
+			if m.Barrier != nil {
+				m.Barrier.Close()
+			}
 			continue
 		}
 		if m.PID == self && m.Flag("HUPD_EXITED") {
@@ -372,9 +397,27 @@ func (s *Supervisor) readNotify(g *generation) {
 			}
 			continue
 		}
+		if !m.Verified {
+			if m.Barrier != nil {
+				m.Barrier.Close()
+			}
+			if now := time.Now(); now.Sub(logged) >= refusalLogEvery {
+				s.log.Warn("notify from a process outside the generation ignored", KeyGen, g.num, KeySender, m.PID,
+					KeyUID, m.UID, KeySuppressed, suppressed)
+				logged, suppressed = now, 0
+			} else {
+				suppressed++
+			}
+			continue
+		}
 		s.post(event{kind: evNotify, gen: g, msg: m, at: time.Now()})
 	}
 }
+
+// refusalLogEvery bounds how often refused notify datagrams are logged per
+// generation: a stranger flooding the socket cannot flood the log. Each
+// line counts the refusals not logged since the previous one.
+const refusalLogEvery = time.Second
 
 func orStdout(f *os.File) *os.File {
 	if f == nil {

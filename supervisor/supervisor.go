@@ -49,6 +49,7 @@ type Supervisor struct {
 	log       *slog.Logger
 	reaper    *signals.Reaper
 	listeners []*socketact.Listener
+	self      int // hupd's PID: never a member of a generation (a field for tests)
 
 	events chan event
 	reqs   chan request
@@ -157,6 +158,7 @@ const (
 	evWatchdog
 	evTrim
 	evUpgradeChecked
+	evMainGone // the MAINPID= process (exit.PID) exited before being followed
 )
 
 type event struct {
@@ -231,6 +233,7 @@ func New(opts Options, ls []*socketact.Listener, r *signals.Reaper, log *slog.Lo
 	}
 	return &Supervisor{
 		opts: opts.withDefaults(len(ls)), log: log, reaper: r, listeners: ls, cg: contain.Off("no containment set up"),
+		self:   os.Getpid(),
 		events: make(chan event, 64), reqs: make(chan request), quit: make(chan struct{}),
 	}, nil
 }
@@ -390,6 +393,7 @@ func (s *Supervisor) cleanup() {
 		s.cg.Retire(g.grp)
 		g.notify.Close()
 		s.unguard(g.num)
+		g.closeMain()
 	}
 	s.gens, s.pinned = nil, nil
 	s.closeRetired()
@@ -581,6 +585,8 @@ func (s *Supervisor) onEvent(ev event) {
 		debug.FreeOSMemory()
 	case evUpgradeChecked:
 		s.upgradeChecked(ev.upgrade, ev.err)
+	case evMainGone:
+		s.mainGone(g, ev.exit.PID)
 	case evWatchdog:
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
@@ -595,7 +601,7 @@ func (s *Supervisor) onEvent(ev event) {
 // onExit handles the exit of a generation's main process.
 func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	s.scheduleTrim()
-	if g.mainPID != 0 && g.mainPID != e.PID && unix.Kill(g.mainPID, 0) == nil {
+	if g.mainFD != nil && g.mainPID != e.PID && pidfdAlive(g.mainFD) {
 		s.follow(g, e)
 		return
 	}
@@ -610,6 +616,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	s.cg.Retire(g.grp)
 	s.unguard(g.num)
 	g.notify.Close()
+	g.closeMain()
 	if g.proc != nil {
 		g.proc.Release()
 	}
@@ -691,8 +698,9 @@ const exitSettle = 2 * time.Second
 
 // follow makes the process g announced with MAINPID= its main process once
 // the one hupd started has exited (a program that hands over to a new
-// master, as nginx does for a binary upgrade). As a subreaper or PID 1,
-// hupd inherits it and waits for it in turn.
+// master, as nginx does for a binary upgrade). It was a member of g when
+// it was announced (acceptMainPID). Its exit ends the generation, whoever
+// its parent is (watchMain).
 func (s *Supervisor) follow(g *generation, e signals.Exit) {
 	s.log.Info("main process exited: following MAINPID", KeyGen, g.num, KeyOldPID, e.PID, KeyPID, g.mainPID, KeyStatus, e.String())
 	if g.proc != nil {
@@ -700,15 +708,22 @@ func (s *Supervisor) follow(g *generation, e signals.Exit) {
 		g.proc = nil
 	}
 	g.pid = g.mainPID
+	// The root of member's tree is now this process; the old one's PID is
+	// free.
+	g.origin.Store(int64(g.pid))
+	g.mainRoot.Store(0)
+	closePidfds(&g.procFD, &g.goneFD)
+	g.procFD, g.mainFD = g.mainFD, nil
 	if in, _ := g.grp.Contains(g.pid); in {
 		g.grp.SetMain(g.pid) // the fallback finds members under it
 	}
-	s.guardPID(g, g.pid) // the process it now is, in or out of the group
+	// The sentinel ends the process it now is, in or out of the group,
+	// through the pidfd that names it.
+	withFD(g.procFD, func(fd int) { s.guard(g, g.pgid, fd) })
 	ref := &procRef{}
 	ref.gen.Store(g)
 	g.ref = ref
-	exited := s.reaper.Watch(g.pid)
-	go func() { s.forwardExit(ref, <-exited) }()
+	s.watchMain(ref, g.pid, g.procFD, s.reaper.Watch(g.pid))
 }
 
 func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {
@@ -730,13 +745,16 @@ func (s *Supervisor) shouldRestart(e signals.Exit) bool {
 	return !e.Success()
 }
 
-// onNotify handles a datagram on g's notify socket.
+// onNotify handles a datagram on g's notify socket, from a sender the
+// notify reader verified as a member of g (m.Verified), and then releases
+// the sender of a BARRIER=1.
 func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.Time) {
-	if g.exited {
-		return
+	if m.Barrier != nil {
+		// Every datagram received before it has been handled once this
+		// one is: its sender may go on (sd_notify_barrier(3)).
+		defer m.Barrier.Close()
 	}
-	if !s.fromGeneration(g, m) {
-		s.log.Warn("notify from a process outside the generation ignored", KeyGen, g.num, "sender", m.PID)
+	if g.exited || !m.Verified {
 		return
 	}
 	s.notified, g.speaksNotify = true, true
@@ -744,8 +762,7 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 		g.statusText = st
 	}
 	if pid, ok := m.MainPID(); ok && pid != g.mainPID {
-		s.log.Info("main pid changed", KeyGen, g.num, KeyPID, pid)
-		g.mainPID = pid
+		s.acceptMainPID(g, pid, m.PID)
 	}
 	if errno, ok := m.Errno(); ok {
 		s.log.Warn("child reported an error", KeyGen, g.num, KeyError, errno.Error())
@@ -798,26 +815,6 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 // generation, would not fire for it.)
 func (s *Supervisor) reloadTimeout(tx *reloadTx, g *generation) *time.Timer {
 	return time.AfterFunc(s.opts.Ready.Timeout, func() { s.post(event{kind: evReloadTimeout, gen: g, tx: tx}) })
-}
-
-// fromGeneration reports whether a datagram on g's notify socket comes from
-// g: its main process or a descendant. A sender that has already exited
-// (systemd-notify in a shell script sends and exits at once) can no longer
-// be placed in the process tree; it is accepted when it ran as the child's
-// user, since only the generation was given this socket's path and the
-// socket's directory is private to that user and hupd's.
-func (s *Supervisor) fromGeneration(g *generation, m socketact.NotifyMessage) bool {
-	if m.PID <= 0 {
-		return false
-	}
-	if m.PID == g.pid || m.PID == g.mainPID || socketact.IsDescendant(m.PID, g.pid) {
-		return true
-	}
-	uid := g.uid // the user it was started as, whatever hupd.toml says now
-	if uid < 0 {
-		uid = os.Getuid()
-	}
-	return m.UID == uid && unix.Kill(m.PID, 0) == unix.ESRCH
 }
 
 func (s *Supervisor) armWatchdog(g *generation) {

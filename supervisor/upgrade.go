@@ -671,7 +671,19 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		ref := &procRef{}
 		ref.gen.Store(g)
 		g.ref = ref
-		go func() { s.forwardExit(ref, <-ch) }()
+		followed := gs.PGID != 0 && gs.PID != gs.PGID // the one started is gone
+		if !followed {
+			g.origin.Store(int64(gs.PID))
+		}
+		if gs.MainPID != 0 || followed {
+			// A MAINPID= is taken over in resumeGens, once the reaper
+			// runs: its pidfd is opened there and its membership checked
+			// again.
+			g.mainPID, g.resumeExit = 0, ch
+		} else {
+			go func() { s.forwardExit(ref, <-ch) }()
+		}
+		g.resumeMain = gs.MainPID
 		s.gens = append(s.gens, g)
 		// The sentinel handed over knows it already; a new one (the
 		// previous binary had none) learns it here. Not reaped yet: the
@@ -700,6 +712,7 @@ func (s *Supervisor) resumeGens() {
 		if g.errR != nil {
 			g.out.copy(g.errR, orStderr(s.opts.Stderr), prefix)
 		}
+		s.resumeMain(g) // before the reader: member's roots are set
 		go s.readNotify(g)
 		if g.trap != nil {
 			s.serveTrap(g, g.trap)
@@ -715,4 +728,44 @@ func (s *Supervisor) resumeGens() {
 		s.log.Info("generation taken over", KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
 	}
 	s.closeRetired()
+}
+
+// resumeMain takes over, once the reaper runs, the processes g's main
+// process was handed to with MAINPID=: the one followed (the one started
+// had exited), whose pidfd is opened again in this image and which must
+// still be a member of g (by its group: its root is gone), or the
+// generation ends at once, since nothing else would end it; and one
+// announced but not followed yet, accepted again as acceptMainPID does.
+func (s *Supervisor) resumeMain(g *generation) {
+	pid, exited := g.resumeMain, g.resumeExit
+	g.resumeMain, g.resumeExit = 0, nil
+	if exited == nil {
+		return
+	}
+	if g.origin.Load() != 0 {
+		go func() { s.forwardExit(g.ref, <-exited) }()
+	} else {
+		f, err := openMain(g.pid)
+		if err == nil && (!s.member(g, g.pid) || !pidfdAlive(f)) {
+			f.Close()
+			err = errNotMember
+		}
+		if err != nil {
+			s.log.Warn("followed main process gone or refused after the upgrade: the generation ends", KeyGen, g.num,
+				KeyPID, g.pid, KeyReason, err.Error())
+			e := signals.Exit{PID: g.pid}
+			select {
+			case e = <-exited: // it was hupd's child and has been reaped
+			default:
+			}
+			go s.forwardExit(g.ref, e)
+			return
+		}
+		g.procFD, g.mainPID = f, g.pid
+		g.origin.Store(int64(g.pid))
+		s.watchMain(g.ref, g.pid, f, exited)
+	}
+	if pid != 0 && pid != g.pid {
+		s.acceptMainPID(g, pid, 0)
+	}
 }

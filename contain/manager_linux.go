@@ -313,12 +313,17 @@ func (m *Manager) NewGroup(num int) (*Group, error) {
 	if !m.Enabled() {
 		return newFallback(), nil
 	}
-	dir := filepath.Join(m.base, genPrefix+strconv.Itoa(num))
+	// A group of that name may still be being retired (a standby's,
+	// discarded when a configuration edit changed the command): Retire
+	// removes it by path on its own goroutine, and would kill a new group
+	// made under the same name. So a new group never takes a name in use:
+	// gen-N, else gen-N.2, gen-N.3, …
+	name := genPrefix + strconv.Itoa(num)
+	dir := filepath.Join(m.base, name)
 	err := m.os.mkdir(dir)
-	if errors.Is(err, fs.ErrExist) {
-		if err = m.removeTree(dir); err == nil {
-			err = m.os.mkdir(dir)
-		}
+	for n := 2; errors.Is(err, fs.ErrExist) && n < 100; n++ {
+		dir = filepath.Join(m.base, name+"."+strconv.Itoa(n))
+		err = m.os.mkdir(dir)
 	}
 	if err != nil {
 		return newFallback(), err

@@ -102,6 +102,31 @@ func init() {
 		}
 		reportSignalsUntil(syscall.SIGTERM)
 	}
+	// nt-late DIR: once the test opens DIR/go, start nt-send-ready (which
+	// says READY=1 and exits), reap it, then say "sent" on DIR/done;
+	// report signals until TERM.
+	childModes["nt-late"] = func(args []string) {
+		b, err := os.ReadFile(filepath.Join(args[0], "go")) // a FIFO: blocks until the test writes
+		if err != nil || len(b) == 0 {
+			os.Exit(3)
+		}
+		self, _ := os.Executable()
+		c := exec.Command(self)
+		c.Env = append(os.Environ(), envChild+"=nt-send-ready")
+		if err := c.Run(); err != nil { // reaped when Run returns
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(4)
+		}
+		if err := os.WriteFile(filepath.Join(args[0], "done"), []byte("sent\n"), 0); err != nil {
+			os.Exit(5)
+		}
+		reportSignalsUntil(syscall.SIGTERM)
+	}
+	childModes["nt-send-ready"] = func([]string) {
+		if _, err := socketact.Notify("READY=1"); err != nil {
+			os.Exit(5)
+		}
+	}
 	// nt-forge PID: not hupd's child. Read NOTIFY_SOCKET from
 	// /proc/PID/environ, send READY=1 and STATUS=forged there, exit.
 	childModes["nt-forge"] = func(args []string) {
@@ -584,6 +609,8 @@ func TestNotifySystemdNotifyShell(t *testing.T) {
 		// reads its datagram; without a cgroup nothing can place it then,
 		// so that case is refused (and cannot be tested reliably).
 		{"root no-block", "", sn + " --ready --no-block && exec sleep 1000", false},
+		// In cgroup mode the gone sender's pidfd still names its cgroup.
+		{"nobody no-block cgroup", "nobody", sn + " --ready --no-block && exec sleep 1000", false},
 		{"root pid", "", "sleep 1000 & " + sn + " --ready --pid=$! ; wait", true},
 		{"nobody pid", "nobody", "sleep 1000 & " + sn + " --ready --pid=$! ; wait", true},
 	} {
@@ -596,6 +623,9 @@ func TestNotifySystemdNotifyShell(t *testing.T) {
 				extra = append(extra, "--user", tc.user)
 			}
 			h := StartHupd(t, swapArgs("notify", []string{"sh", "-c", tc.script}, extra...)...)
+			if strings.HasSuffix(tc.name, " cgroup") {
+				ctRequireCgroups(t, h)
+			}
 			checkMain := func(gen int) {
 				if !tc.mainPID {
 					return
@@ -618,4 +648,44 @@ func TestNotifySystemdNotifyShell(t *testing.T) {
 			h.Stop()
 		})
 	}
+}
+
+// TestNotifyGoneMemberCgroup: in cgroup mode a datagram whose sender was a
+// member of the generation, has exited and been reaped before hupd reads
+// it (systemd-notify --no-block from a shell, as nobody) still counts: the
+// sender's pidfd names the cgroup it exited in. hupd is stopped while the
+// sender sends, exits and is reaped, so that it reads the datagram only
+// once the sender is gone. (The kernel tells a reaped process's cgroup
+// only when the exit information is asked for too: without it the READY=1
+// was refused.)
+func TestNotifyGoneMemberCgroup(t *testing.T) {
+	ntNeedRoot(t)
+	dir, err := os.MkdirTemp("", "hupd-nt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	for _, f := range []string{"go", "done"} {
+		if err := syscall.Mkfifo(filepath.Join(dir, f), 0o666); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(dir, f), 0o666)
+	}
+	h := StartHupd(t, swapArgs("notify", childCmd("nt-late", dir), "--user", "nobody")...)
+	ctRequireCgroups(t, h)
+	h.Signal(syscall.SIGSTOP)
+	if err := os.WriteFile(filepath.Join(dir, "go"), []byte("go\n"), 0); err != nil {
+		h.Signal(syscall.SIGCONT)
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "done")) // the sender has been reaped
+	h.Signal(syscall.SIGCONT)
+	if err != nil || string(b) != "sent\n" {
+		t.Fatalf("child: %q %v", b, err)
+	}
+	rdExpectReady(t, h, 1, "READY=1")
+	rdNoEvent(t, h, "notify from a process outside the generation ignored")
+	h.Stdout.NextWith(t, "ready") // it takes TERM
+	rdStop(t, h)
 }

@@ -403,12 +403,15 @@ func (c *control) close() int {
 }
 
 // pidfdCgroup returns the cgroup id of the process behind pidfd, also after
-// it has exited, or 0.
+// it has exited, or 0. For a process already reaped the kernel answers only
+// when PIDFD_INFO_EXIT is asked for too (ESRCH otherwise), with the cgroup
+// it exited in (Linux 6.15; SCM_PIDFD of a sender reaped before the
+// datagram is read, 6.16).
 func pidfdCgroup(pidfd int) uint64 {
 	if pidfd < 0 {
 		return 0
 	}
-	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CGROUPID}
+	info := unix.PidfdInfo{Mask: unix.PIDFD_INFO_CGROUPID | unix.PIDFD_INFO_EXIT}
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(pidfd), unix.PIDFD_GET_INFO, uintptr(unsafe.Pointer(&info)))
 	if errno != 0 || info.Mask&unix.PIDFD_INFO_CGROUPID == 0 {
 		return 0

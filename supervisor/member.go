@@ -38,6 +38,14 @@ func (s *Supervisor) member(g *generation, pid int) bool {
 	if pid <= 1 || pid == s.self {
 		return false
 	}
+	// Where the generation has a cgroup, the cgroup decides: every process
+	// it started is in it (daemons that called setsid included) unless
+	// moved out, which needs write access to the hierarchy. hupd and its
+	// ancestors are never in a generation's cgroup.
+	if g.grp.Path() != "" {
+		in, err := g.grp.Contains(pid)
+		return err == nil && in
+	}
 	// A descendant of a root (hupd's child, or a member it handed over
 	// to) is neither hupd nor one of its ancestors. The sender is most
 	// often the root itself: no /proc read at all.

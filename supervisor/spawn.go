@@ -397,6 +397,12 @@ func (s *Supervisor) readNotify(g *generation) {
 			}
 			continue
 		}
+		if !m.Verified && m.CgroupID != 0 && m.CgroupID == g.grp.ID() {
+			// Gone before it could be placed (systemd-notify --no-block
+			// exits at once), but its pidfd still names the cgroup it
+			// was in: the generation's. Cgroup ids are never reused.
+			m.Verified = true
+		}
 		if !m.Verified {
 			if m.Barrier != nil {
 				m.Barrier.Close()

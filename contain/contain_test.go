@@ -97,6 +97,7 @@ func newFakeHost(t *testing.T, self string, procs string) *fakeHost {
 		mounts:    []string{filepath.Join(dir, "none"), h.mount},
 		selfCG:    filepath.Join(dir, "self-cgroup"),
 		isCgroup2: func(d string) bool { return d == h.mount },
+		alive:     func(pid int) bool { return !h.dead[pid] },
 		held: func(dir string) bool {
 			id, _ := staleName(filepath.Base(dir), strings.SplitN(filepath.Base(dir), "-", 3)[1])
 			return !h.dead[id]

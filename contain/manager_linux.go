@@ -68,7 +68,11 @@ type sysOps struct {
 	// that share the host's cgroup2 mount see each other's base groups,
 	// named after PIDs of namespaces they cannot see.
 	held func(dir string) bool
-	pid  int // hupd's PID (in its own PID namespace)
+	// alive tells whether process id (as /proc numbers it) exists. A base
+	// group named after a live process is never stale: its hupd may be
+	// between making it and moving into it, when it is not held yet.
+	alive func(id int) bool
+	pid   int // hupd's PID (in its own PID namespace)
 	// id is hupd's PID as /proc numbers it: the PID of the namespace
 	// /proc was mounted for, which outside a container is the host's. It
 	// names the base group, so that hupds that are PID 1 of namespaces of
@@ -87,6 +91,10 @@ func realOps() sysOps {
 		isCgroup2: func(dir string) bool {
 			var st unix.Statfs_t
 			return unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+		},
+		alive: func(id int) bool {
+			_, err := os.Stat("/proc/" + strconv.Itoa(id))
+			return !errors.Is(err, fs.ErrNotExist)
 		},
 		held: func(dir string) bool {
 			b, err := os.ReadFile(filepath.Join(dir, supervisorLeaf, "cgroup.events"))
@@ -183,7 +191,13 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 	} else {
 		cleaned = m.cleanStale(own, func(name string) bool {
 			id, ok := staleName(name, safeName(o.Name))
-			return ok && id != ops.id && !ops.held(filepath.Join(own, name))
+			// Stale: nobody in its supervisor leaf (hupd or its sentinel)
+			// and no process of its PID in this namespace. The PID alone
+			// would take a live hupd of another PID namespace for dead;
+			// the leaf alone, a hupd about to move into it. (Left: a hupd
+			// of another PID namespace, of the same name, in the instant
+			// between making its group and moving into it.)
+			return ok && id != ops.id && !ops.held(filepath.Join(own, name)) && !ops.alive(id)
 		})
 		// The name is taken when a hupd of another PID namespace has the
 		// same PID (1 in containers that share the host's cgroups): then

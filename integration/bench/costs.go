@@ -2,16 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
 )
 
 // costScenario is 7: what hupd itself costs.
@@ -24,8 +29,9 @@ func costScenario(ctx context.Context, env *benchEnv, rep *Report, _ *baseline) 
 	}
 }
 
-// runningCosts measures hupd's CPU and RSS over an idle window and over a
-// window of load, then its share of swaps.
+// runningCosts measures hupd's CPU and memory over an idle window and
+// over a window of load, then its share of swaps, with and without its
+// containment (containSwaps).
 func runningCosts(ctx context.Context, env *benchEnv, rep *Report) error {
 	s := env.s
 	h, err := startHupd(ctx, env, helloArgs(env)...)
@@ -42,8 +48,11 @@ func runningCosts(ctx context.Context, env *benchEnv, rep *Report) error {
 	}
 	sleepCtx(ctx, window) // the idle window measured
 	c1, _ := cpuTime(pid)
-	rss, _ := rssKiB(pid)
-	rep.info(sc7, "hupd idle: CPU, RSS", "%s in %s, %s", fdur(c1-c0), window, fmib(rss))
+	mem, err := memOf(pid)
+	if err != nil {
+		return err
+	}
+	rep.info(sc7, "hupd idle: CPU; RSS, its own (anonymous), peak RSS", "%s in %s; %s", fdur(c1-c0), window, mem)
 	if sen, err := sentinelCost(pid); err == nil {
 		rep.info(sc7, "hupd's sentinel: RSS, its own (anonymous), PSS", "%s", sen)
 	} else {
@@ -55,39 +64,178 @@ func runningCosts(ctx context.Context, env *benchEnv, rep *Report) error {
 	sleepCtx(ctx, window) // the loaded window measured
 	c1, _ = cpuTime(pid)
 	res := m.stop()
-	rss, _ = rssKiB(pid)
-	rep.info(sc7, "hupd under load: CPU, RSS", "%s in %s while hello answered %s/s, %s", fdur(c1-c0), window,
-		fint(int64(res[kaIdx].PerSecond+res[ncIdx].PerSecond)), fmib(rss))
+	mem, _ = memOf(pid)
+	rep.info(sc7, "hupd under load: CPU; RSS, its own (anonymous), peak RSS", "%s in %s while hello answered %s/s; %s", fdur(c1-c0), window,
+		fint(int64(res[kaIdx].PerSecond+res[ncIdx].PerSecond)), mem)
 
-	var took, exec, handover, ready []float64
-	for range s.CostSwaps {
-		if !sleepCtx(ctx, scaleGap) {
-			return ctx.Err()
-		}
-		t0 := time.Now()
-		r, err := h.reload(ctx)
-		if err != nil {
-			return err
-		}
-		took = append(took, msf(time.Since(t0)))
-		exec = append(exec, msf(time.Duration(r.ExecAfter)))
-		handover = append(handover, msf(time.Duration(r.HandoverTook)))
-		ready = append(ready, msf(time.Duration(r.ReadyAfter)))
+	off, err := startHupd(ctx, env, helloArgs(env, "--cgroup", "off")...)
+	if err != nil {
+		return err
 	}
-	rss, _ = rssKiB(pid)
-	rep.info(sc7, "swaps, idle, one every "+scaleGap.String(), "%d, p50 / p90 of each below", s.CostSwaps)
-	rep.info(sc7, "swap as `hupd reload` sees it", "%s / %s", fms(pctf(took, 50)), fms(pctf(took, 90)))
-	rep.info(sc7, "trigger to the new child's exec (standby shim)", "%s / %s", fms(pctf(exec, 50)), fms(pctf(exec, 90)))
-	rep.info(sc7, "hello's start to its READY=1", "%s / %s", fms(pctf(ready, 50)), fms(pctf(ready, 90)))
-	rep.info(sc7, "READY=1 received to the old child's stop signal", "%s / %s", fms(pctf(handover, 50)), fms(pctf(handover, 90)))
-	rep.info(sc7, "hupd RSS after the swaps", "%s", fmib(rss))
+	defer off.stop()
+	return containSwaps(ctx, env, rep, h, off)
+}
+
+// swapSeries is one hupd's swaps, each as `hupd reload` sees it and hupd's
+// own shares (ReloadResult), in ms, in the order they ran.
+type swapSeries struct {
+	took, exec, handover, ready []float64
+}
+
+// swap reloads h once and adds it to the series.
+func (sr *swapSeries) swap(ctx context.Context, h *hupdProc) error {
+	t0 := time.Now()
+	r, err := h.reload(ctx)
+	if err != nil {
+		return err
+	}
+	sr.took = append(sr.took, msf(time.Since(t0)))
+	sr.exec = append(sr.exec, msf(time.Duration(r.ExecAfter)))
+	sr.handover = append(sr.handover, msf(time.Duration(r.HandoverTook)))
+	sr.ready = append(sr.ready, msf(time.Duration(r.ReadyAfter)))
 	return nil
+}
+
+// containSwaps runs the same swap series on two hupds serving hello, def
+// with the default containment (a cgroup per generation where hupd may
+// make one) and off with --cgroup off (process groups), in alternating
+// rounds (def first in odd rounds, off first in even ones; one swap each,
+// scaleGap apart) so that a noisy neighbour hurts both alike, and reports
+// them side by side and what containment adds to a swap.
+func containSwaps(ctx context.Context, env *benchEnv, rep *Report, def, off *hupdProc) error {
+	n := env.s.CostSwaps
+	defMode, err := containment(ctx, env, def)
+	if err != nil {
+		return err
+	}
+	offMode, err := containment(ctx, env, off)
+	if err != nil {
+		return err
+	}
+	var ds, ofs swapSeries
+	for i := range n {
+		sides := []struct {
+			h  *hupdProc
+			sr *swapSeries
+		}{{def, &ds}, {off, &ofs}}
+		if i%2 == 1 {
+			sides[0], sides[1] = sides[1], sides[0]
+		}
+		for _, sd := range sides {
+			if !sleepCtx(ctx, scaleGap) {
+				return ctx.Err()
+			}
+			if err := sd.sr.swap(ctx, sd.h); err != nil {
+				return err
+			}
+		}
+	}
+	// Each round's difference, before pctf sorts the series.
+	paired := make([]float64, n)
+	for i := range n {
+		paired[i] = ds.took[i] - ofs.took[i]
+	}
+	defMem, err := memOf(def.pid())
+	if err != nil {
+		return err
+	}
+	offMem, err := memOf(off.pid())
+	if err != nil {
+		return err
+	}
+
+	dn, on := defMode.Mode, offMode.Mode
+	rep.info(sc7, fmt.Sprintf("swaps, idle, one every %s, alternating: default | --cgroup off", scaleGap),
+		"%d | %d; in force (hupd status --json): %s | %s", n, n, containText(defMode), containText(offMode))
+	both := func(v []float64, w []float64) string {
+		return fmt.Sprintf("%s %s / %s | %s %s / %s", dn, fms(pctf(v, 50)), fms(pctf(v, 90)), on, fms(pctf(w, 50)), fms(pctf(w, 90)))
+	}
+	rep.info(sc7, "swap as `hupd reload` sees it, p50 / p90", "%s", both(ds.took, ofs.took))
+	rep.info(sc7, "trigger to the new child's exec (standby shim)", "%s", both(ds.exec, ofs.exec))
+	rep.info(sc7, "hello's start to its READY=1", "%s", both(ds.ready, ofs.ready))
+	rep.info(sc7, "READY=1 received to the old child's stop signal", "%s", both(ds.handover, ofs.handover))
+	rep.info(sc7, "hupd after the swaps: RSS, its own (anonymous), peak RSS", "%s %s | %s %s", dn, defMem, on, offMem)
+
+	add := pctf(ds.took, 50) - pctf(ofs.took, 50)
+	value := fmt.Sprintf("%s (trigger to exec %s; median of the rounds' differences %s)", fdiff(add),
+		fdiff(pctf(ds.exec, 50)-pctf(ofs.exec, 50)), fdiff(pctf(paired, 50)))
+	checked := !env.s.Short
+	if defMode.Mode != supervisor.ContainCgroup {
+		// Both sides are process groups: there is nothing to compare.
+		value = "no cgroup here, both sides are process groups: " + value
+		checked = false
+	}
+	rep.goal(sc7, "what containment adds to a swap: p50 "+dn+" − p50 "+on, value, "≤ 1 ms", add <= 1, checked)
+	return nil
+}
+
+// containment asks h, as `hupd status --json` does (that very command),
+// how it keeps its generations together.
+func containment(ctx context.Context, env *benchEnv, h *hupdProc) (*supervisor.Containment, error) {
+	ctx, cancel := context.WithTimeout(ctx, waitLimit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, env.hupd, "status", "--json", "--control", h.control).Output()
+	if err != nil {
+		return nil, fmt.Errorf("hupd status --json: %w", err)
+	}
+	var st supervisor.Status
+	if err := json.Unmarshal(out, &st); err != nil {
+		return nil, fmt.Errorf("hupd status --json: %w", err)
+	}
+	if st.Containment == nil {
+		return nil, errors.New("hupd status --json: no containment")
+	}
+	return st.Containment, nil
+}
+
+// containText is c in a few words: "cgroup", "process-group: REASON".
+func containText(c *supervisor.Containment) string {
+	if c.Reason != "" {
+		return c.Mode + ": " + c.Reason
+	}
+	return c.Mode
+}
+
+// fdiff is a signed difference of ms ("+0.00 ms" for what rounds to 0).
+func fdiff(v float64) string {
+	if v <= -0.005 {
+		return "−" + fms(-v)
+	}
+	return "+" + fms(v)
+}
+
+// procMem is a process's resident memory: all of it (VmRSS), its own
+// (RssAnon: heap, stacks, what no other process shares with it; the rest
+// is its binary and files, shared) and the highest RSS it has had (VmHWM).
+type procMem struct{ rss, anon, peak int }
+
+func (m procMem) String() string {
+	return fmt.Sprintf("%s, %s, %s", fmib(m.rss), fmib(m.anon), fmib(m.peak))
+}
+
+// memOf reads pid's procMem in KiB.
+func memOf(pid int) (procMem, error) {
+	var m procMem
+	for _, f := range []struct {
+		key string
+		v   *int
+	}{{"VmRSS:", &m.rss}, {"RssAnon:", &m.anon}, {"VmHWM:", &m.peak}} {
+		v, err := procKiB(pid, "status", f.key)
+		if err != nil {
+			return m, err
+		}
+		*f.v = v
+	}
+	return m, nil
 }
 
 // spawnCosts compares starting /bin/true directly with starting it
 // through hupd's shim (cold: the shim's Go runtime starts, sets
-// LISTEN_PID, execs), each until it has exited, alternating.
-func spawnCosts(env *benchEnv, rep *Report) error {
+// LISTEN_PID, execs) as a generation in a process group, and as one in a
+// cgroup of its own, made for it as hupd makes a generation's (package
+// contain: mkdir, open, clone3 into it), each until it has exited, in
+// turn.
+func spawnCosts(env *benchEnv, rep *Report) (err error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -98,9 +246,27 @@ func spawnCosts(env *benchEnv, rep *Report) error {
 		return err
 	}
 	defer f.Close()
+	// The bench lays out cgroups as hupd does: it moves itself into the
+	// supervisor leaf of a base of its own until Close moves it back.
+	cg, _ := contain.Setup(contain.Options{Name: "bench"})
+	defer func() { err = errors.Join(err, cg.Close()) }()
 	truePath := "/bin/true"
-	var direct, shim []float64
-	for range env.s.Spawns {
+	shimStart := func(grp *contain.Group) error {
+		c := &socketact.Command{Shim: env.hupd, Path: truePath, Args: []string{"true"}, UID: -1, GID: -1,
+			Env: socketact.ChildEnv(nil, nil, []string{"http"}), Sockets: []*os.File{f}, Sys: &syscall.SysProcAttr{Setpgid: true}}
+		if fd := grp.FD(); fd >= 0 {
+			c.Sys.UseCgroupFD, c.Sys.CgroupFD = true, fd
+		}
+		p, execd, err := c.Start()
+		if err != nil {
+			return err
+		}
+		_, err = execd()
+		p.Wait()
+		return err
+	}
+	var direct, shim, cgShim []float64
+	for gen := range env.s.Spawns {
 		t0 := time.Now()
 		p, err := os.StartProcess(truePath, []string{"true"}, &os.ProcAttr{Files: []*os.File{nil, nil, nil},
 			Sys: &syscall.SysProcAttr{Setpgid: true}})
@@ -110,23 +276,37 @@ func spawnCosts(env *benchEnv, rep *Report) error {
 		p.Wait()
 		direct = append(direct, msf(time.Since(t0)))
 
-		c := &socketact.Command{Shim: env.hupd, Path: truePath, Args: []string{"true"}, UID: -1, GID: -1,
-			Env: socketact.ChildEnv(nil, nil, []string{"http"}), Sockets: []*os.File{f}, Sys: &syscall.SysProcAttr{Setpgid: true}}
 		t0 = time.Now()
-		p, execd, err := c.Start()
-		if err != nil {
-			return err
-		}
-		_, err = execd()
-		p.Wait()
-		if err != nil {
+		if err := shimStart(nil); err != nil {
 			return err
 		}
 		shim = append(shim, msf(time.Since(t0)))
+
+		if !cg.Enabled() {
+			continue
+		}
+		t0 = time.Now()
+		grp, err := cg.NewGroup(gen + 1)
+		if err != nil {
+			return err
+		}
+		err = shimStart(grp)
+		cgShim = append(cgShim, msf(time.Since(t0)))
+		cg.Retire(grp) // emptied and removed in the background, as hupd does
+		if err != nil {
+			return err
+		}
 	}
 	d50, s50 := pctf(direct, 50), pctf(shim, 50)
 	rep.info(sc7, fmt.Sprintf("spawn /bin/true: direct / via cold shim, p50 of %d", env.s.Spawns), "%s / %s: the shim adds %s",
 		fms(d50), fms(s50), fms(s50-d50))
+	measure := fmt.Sprintf("spawn a generation (/bin/true via cold shim): process group / own cgroup, p50 of %d", env.s.Spawns)
+	if !cg.Enabled() {
+		rep.info(sc7, measure, "%s / no cgroup here (%s)", fms(s50), cg.Reason())
+		return nil
+	}
+	c50 := pctf(cgShim, 50)
+	rep.info(sc7, measure, "%s / %s: the cgroup adds %s", fms(s50), fms(c50), fdiff(c50-s50))
 	return nil
 }
 

@@ -24,9 +24,13 @@
 //  6. scale: swap time and hupd's memory with 1,000 sockets handed to each
 //     generation, 10,000 idle keep-alive connections draining from the old
 //     one, 10,000 watched files (-short: 100, 1,000, 1,000).
-//  7. costs: hupd's RSS and CPU idle and under load, the shim's cost per
+//  7. costs: hupd's CPU and memory (RSS, its own anonymous part, peak)
+//     idle and under load, its sentinel's memory, the shim's cost per
 //     spawn, hupd's own share of a swap (trigger to exec, READY=1 to the
-//     old generation's stop signal).
+//     old generation's stop signal); containment's cost: the same swaps
+//     with a cgroup per generation (the default, where hupd may) and with
+//     --cgroup off, in alternating rounds, ≤ 1 ms more per swap (p50);
+//     and a generation's cold spawn in a process group and in a cgroup.
 //
 // Sleeps appear only as measured intervals (the time between two reloads,
 // an idle window); every wait for a process is on its log, its READY, its
@@ -72,9 +76,9 @@ type settings struct {
 	IdleConns    int  `json:"idle_conns"` // 6
 	WatchFiles   int  `json:"watch_files"`
 	ScaleSwaps   int  `json:"scale_swaps"`
-	IdleFor      span `json:"idle_for"` // 7: the idle window, and the load window
-	Spawns       int  `json:"spawns"`   // 7
-	CostSwaps    int  `json:"cost_swaps"`
+	IdleFor      span `json:"idle_for"`   // 7: the idle window, and the load window
+	Spawns       int  `json:"spawns"`     // 7
+	CostSwaps    int  `json:"cost_swaps"` // 7, per side: default containment and --cgroup off
 }
 
 func fullSettings() settings {
@@ -88,7 +92,7 @@ func shortSettings() settings {
 	return settings{Short: true, Duration: dur(4 * time.Second), SwapEvery: dur(500 * time.Millisecond),
 		Rounds: 1, RoundFor: dur(1500 * time.Millisecond), RestartFor: dur(3 * time.Second), RestartEvery: dur(time.Second),
 		KeepAlive: 16, NewConn: 4, Listeners: 100, IdleConns: 1000, WatchFiles: 1000, ScaleSwaps: 3,
-		IdleFor: dur(time.Second), Spawns: 20, CostSwaps: 10}
+		IdleFor: dur(time.Second), Spawns: 20, CostSwaps: 6}
 }
 
 func dur(d time.Duration) span { return span(d) }

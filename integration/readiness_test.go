@@ -697,14 +697,17 @@ func rdParent(pid int) (int, bool) {
 	return ppid, err == nil
 }
 
-// TestNotifyExtendTimeout: EXTEND_TIMEOUT_USEC=2000000 gives a generation
-// 2s more than --ready-timeout 300ms: a child that becomes ready 600ms
-// after it started (its READY=1 released by the test only after hupd has
-// logged the extension) is still ready in time, first and in a reload.
+// TestNotifyExtendTimeout: EXTEND_TIMEOUT_USEC=5000000 gives a generation
+// 5s more than --ready-timeout 2s: a child that becomes ready 2.5s after
+// it started (its READY=1 released by the test only after hupd has logged
+// the extension) is still ready in time, first and in a reload. (The child
+// must ask for the extension within the --ready-timeout, counted from its
+// start: with 300ms, a loaded CI machine sometimes started it later than
+// that, and the reload failed.)
 func TestNotifyExtendTimeout(t *testing.T) {
 	t.Parallel()
 	ctl := rdListen(t)
-	h := StartHupd(t, swapArgs("notify", childCmd("rd-ctl", ctl.path, "EXTEND_TIMEOUT_USEC=2000000"), "--ready-timeout", "300ms")...)
+	h := StartHupd(t, swapArgs("notify", childCmd("rd-ctl", ctl.path, "EXTEND_TIMEOUT_USEC=5000000"), "--ready-timeout", "2s")...)
 	var reload <-chan rdReloadResult
 	for gen := 1; gen <= 2; gen++ {
 		if gen == 2 {
@@ -712,12 +715,12 @@ func TestNotifyExtendTimeout(t *testing.T) {
 		}
 		c := ctl.accept(t)
 		e := h.WaitEvent("readiness timeout extended", 1, func(e Event) bool { return e.Int("gen") == gen })
-		if time.Duration(e.Int("timeout")) != 2*time.Second {
-			t.Fatalf("%v: want the timeout extended by 2s", e)
+		if time.Duration(e.Int("timeout")) != 5*time.Second {
+			t.Fatalf("%v: want the timeout extended by 5s", e)
 		}
-		c.do("ready-after 600ms", "ok")
-		if e := rdExpectReady(t, h, gen, "READY=1"); time.Duration(e.Int("after")) <= 300*time.Millisecond {
-			t.Fatalf("gen %d ready after %s: want it later than the 300ms --ready-timeout", gen, time.Duration(e.Int("after")))
+		c.do("ready-after 2500ms", "ok")
+		if e := rdExpectReady(t, h, gen, "READY=1"); time.Duration(e.Int("after")) <= 2*time.Second {
+			t.Fatalf("gen %d ready after %s: want it later than the 2s --ready-timeout", gen, time.Duration(e.Int("after")))
 		}
 	}
 	r := rdWaitReload(t, reload)

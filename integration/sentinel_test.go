@@ -253,7 +253,13 @@ func TestSentinelIgnoresStraySignals(t *testing.T) {
 	p2 := sentReadPrefork(t, h) // generation 2 runs; not ready yet
 	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT} {
 		for _, pgid := range []int{sentinel, p1.master, p2.master} {
-			if err := syscall.Kill(-pgid, sig); err != nil {
+			err := syscall.Kill(-pgid, sig)
+			if err == syscall.ESRCH && pgid == p1.master {
+				// On a loaded machine generation 2 may be ready, and
+				// generation 1 drained and gone, by now.
+				continue
+			}
+			if err != nil {
 				t.Fatalf("kill -%v -%d: %v", sig, pgid, err)
 			}
 		}

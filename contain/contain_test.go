@@ -98,6 +98,7 @@ func newFakeHost(t *testing.T, self string, procs string) *fakeHost {
 		selfCG:    filepath.Join(dir, "self-cgroup"),
 		isCgroup2: func(d string) bool { return d == h.mount },
 		alive:     func(pid int) bool { return !h.dead[pid] },
+		probe:     func(string) error { return nil },
 		held: func(dir string) bool {
 			id, _ := staleName(filepath.Base(dir), strings.SplitN(filepath.Base(dir), "-", 3)[1])
 			return !h.dead[id]
@@ -109,6 +110,15 @@ func newFakeHost(t *testing.T, self string, procs string) *fakeHost {
 				return &fs.PathError{Op: "mkdir", Path: d, Err: h.deny}
 			}
 			if err := os.Mkdir(d, 0o755); err != nil {
+				return err
+			}
+			// The interface files cgroupfs makes with the directory.
+			for _, f := range []string{"cgroup.procs", "cgroup.kill", "cgroup.subtree_control"} {
+				if err := os.WriteFile(filepath.Join(d, f), nil, 0o644); err != nil {
+					return err
+				}
+			}
+			if err := os.WriteFile(filepath.Join(d, "cgroup.events"), []byte("populated 0\nfrozen 0\n"), 0o644); err != nil {
 				return err
 			}
 			return os.WriteFile(filepath.Join(d, "cgroup.controllers"), []byte("cpu memory io\n"), 0o644)

@@ -82,6 +82,25 @@ func (g *Group) FD() int {
 	return g.fd
 }
 
+// Leader is the process group the generation's processes are known to be
+// in (its first process leads it), 0 when there is none to trust.
+func (g *Group) Leader() int {
+	if g == nil {
+		return 0
+	}
+	return int(g.pgid.Load())
+}
+
+// DropLeader forgets the process group: once the generation's main process
+// is one outside it (a MAINPID= followed) and its leader has exited, the
+// group may empty and its id be taken by a stranger's new group, which
+// neither a kill nor a membership test may then reach.
+func (g *Group) DropLeader() {
+	if g != nil {
+		g.pgid.Store(0)
+	}
+}
+
 // SetLeader records the process group leader: the generation's first
 // process, started with Setpgid.
 func (g *Group) SetLeader(pid int) {
@@ -184,13 +203,21 @@ func (g *Group) Contains(pid int) (bool, error) {
 }
 
 // Kill sends SIGKILL to every process of the group: in cgroup mode with
-// cgroup.kill (the kernel kills the whole cgroup and what is below it,
-// forks included); in both modes to the process group as well; in the
-// fallback to every descendant of the main process it can still find
-// (while the main process runs: once it has exited, nothing leads to its
-// descendants any more).
+// cgroup.kill alone (the kernel kills the whole cgroup and what is below
+// it, forks included; a process group id is never trusted there); in the
+// fallback to the process group while it is the generation's (see
+// DropLeader), to the main process through its pidfd, and to every
+// descendant of the main process it can still find (while the main
+// process runs: once it has exited, nothing leads to its descendants any
+// more).
 func (g *Group) Kill() error {
 	if g == nil {
+		return nil
+	}
+	if g.path != "" {
+		if err := writeFile(filepath.Join(g.path, "cgroup.kill"), "1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 		return nil
 	}
 	var errs []error
@@ -199,12 +226,11 @@ func (g *Group) Kill() error {
 			errs = append(errs, os.NewSyscallError("kill", err))
 		}
 	}
-	if g.path != "" {
-		if err := writeFile(filepath.Join(g.path, "cgroup.kill"), "1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
+	g.mu.Lock()
+	if g.pidfd >= 0 {
+		unix.PidfdSendSignal(g.pidfd, unix.SIGKILL, nil, 0) // never a reused PID
 	}
+	g.mu.Unlock()
 	if main := int(g.main.Load()); main > 1 && g.mainAlive() {
 		procs, _ := scanProcs()
 		for _, p := range procs {

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -82,6 +83,9 @@ type sysOps struct {
 	rmdir func(dir string) error
 	// waitEmpty waits until the cgroup at dir holds no process.
 	waitEmpty func(dir string, d time.Duration) bool
+	// probe checks that processes can be started straight into the cgroup
+	// at dir and that it can be killed whole (cgroup.kill).
+	probe func(dir string) error
 }
 
 func realOps() sysOps {
@@ -111,6 +115,7 @@ func realOps() sysOps {
 			return nil
 		},
 		waitEmpty: waitEmpty,
+		probe:     probe,
 	}
 }
 
@@ -222,6 +227,10 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 	if err := writeFile(filepath.Join(leaf, "cgroup.procs"), "0"); err != nil {
 		m.undo()
 		return nil, cleaned, fmt.Errorf("cannot move hupd into %s: %w", leaf, err)
+	}
+	if err := ops.probe(leaf); err != nil {
+		m.undo()
+		return nil, cleaned, err
 	}
 	m.enableControllers()
 	return m, cleaned, nil
@@ -484,7 +493,9 @@ func Restore(st State) *Manager {
 
 // writeFile writes s to an existing file (a cgroup interface file).
 func writeFile(path, s string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	// Never O_CREATE: on cgroupfs a missing interface file (cgroup.kill
+	// before Linux 5.14) then fails with EACCES instead of ENOENT.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
@@ -523,4 +534,27 @@ func waitEmpty(dir string, d time.Duration) bool {
 			return false
 		}
 	}
+}
+
+// probe checks what cgroup mode needs of the kernel, in the cgroup at dir:
+// cgroup.kill (Linux 5.14), to end a generation whole, and clone3 with
+// CLONE_INTO_CGROUP (Linux 5.7), to start a child straight into its
+// cgroup (Go has no other way there, and a container's seccomp profile may
+// refuse clone3 with ENOSYS). The probe child is started with an empty
+// path: it is forked into the cgroup, fails its exec at once and is reaped
+// by ForkExec (hupd's reaper does not run yet).
+func probe(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err != nil {
+		return fmt.Errorf("no cgroup.kill in %s (Linux before 5.14): a generation could not be ended whole", dir)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	_, err = syscall.ForkExec("", nil, &syscall.ProcAttr{Sys: &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}})
+	if err == nil || errors.Is(err, syscall.ENOENT) {
+		return nil // it was forked into the cgroup (and an empty path never runs)
+	}
+	return fmt.Errorf("cannot start a process in a cgroup (clone3 with CLONE_INTO_CGROUP): %w", err)
 }

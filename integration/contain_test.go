@@ -19,11 +19,35 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 func init() {
+	// no-clone3 PROG ARG...: exec PROG with clone3 refused (ENOSYS) by a
+	// seccomp filter, as some container runtimes' profiles do, or as a
+	// kernel before 5.3 would.
+	childModes["no-clone3"] = func(args []string) {
+		prog := []unix.SockFilter{
+			{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 0}, // the syscall number
+			{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: unix.SYS_CLONE3},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)},
+			{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+		}
+		fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		if _, _, e := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_TSYNC,
+			uintptr(unsafe.Pointer(&fprog))); e != 0 {
+			fmt.Fprintln(os.Stderr, e)
+			os.Exit(3)
+		}
+		fmt.Fprintln(os.Stderr, syscall.Exec(args[0], args, os.Environ()))
+		os.Exit(4)
+	}
 	// ct-prefork: fork 3 "ct-worker" in this process group and a setsid
 	// daemon (through "ct-daemon-parent", which exits at once), then print
 	// "ready MASTER W1 W2 W3 DAEMON" and block. TERM ends it (not its
@@ -405,5 +429,29 @@ func TestContainOtherNamespace(t *testing.T) {
 	}
 	if n := len(host.Events("child exited")); n != 1 {
 		t.Errorf("host hupd saw %d exits, want 1 (its child, at the stop)", n)
+	}
+}
+
+// TestContainNoClone3: where clone3 is refused (ENOSYS from a container
+// runtime's seccomp profile, or a kernel before 5.7 without
+// CLONE_INTO_CGROUP), Go cannot start a child into a cgroup: hupd must find
+// out at its start and fall back to process groups, saying why, instead of
+// failing every spawn ("fork/exec …: function not implemented", exit 1).
+func TestContainNoClone3(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("creating cgroups needs root")
+	}
+	ctOwnCgroup(t)
+	cmd := exec.Command(selfBin, withJSONLog(append([]string{hupdBin, "run", "--name", "ct-noclone3", "--"}, childCmd("signals")...)[1:])...)
+	cmd.Args = append([]string{selfBin, hupdBin}, cmd.Args[1:]...)
+	cmd.Env = append(os.Environ(), envChild+"=no-clone3")
+	h := StartHupdCmd(t, cmd)
+	e := h.WaitEvent("containment: process groups only", 1, nil)
+	if !strings.Contains(e.Str("reason"), "clone3") {
+		t.Errorf("%v: want the reason to name clone3", e)
+	}
+	h.Stdout.NextWith(t, "ready") // the child runs (and takes TERM)
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
 	}
 }

@@ -251,6 +251,19 @@ func (m *Manager) enableControllers() {
 	}
 }
 
+// disableControllers undoes enableControllers.
+func (m *Manager) disableControllers() {
+	data, err := os.ReadFile(filepath.Join(m.base, "cgroup.subtree_control"))
+	if err != nil {
+		return
+	}
+	for _, c := range strings.Fields(string(data)) {
+		if slices.Contains(controllers, c) {
+			writeFile(filepath.Join(m.base, "cgroup.subtree_control"), "-"+c)
+		}
+	}
+}
+
 // undo reverts a layout that failed half way.
 func (m *Manager) undo() {
 	writeFile(filepath.Join(m.start, "cgroup.procs"), "0")
@@ -454,6 +467,12 @@ func (m *Manager) Close() error {
 				left = append(left, p)
 			}
 		}
+	}
+	if !m.owned {
+		// Base is hupd's own cgroup (delegated): it may hold a process
+		// again only once no controller is enabled for its children (no
+		// internal processes), or the move back fails with EBUSY.
+		m.disableControllers()
 	}
 	if err := writeFile(filepath.Join(m.start, "cgroup.procs"), "0"); err != nil {
 		return fmt.Errorf("contain: moving hupd back to %s: %w", m.start, err)

@@ -579,3 +579,28 @@ func procStat(pid int) (ppid, pgid int, ok bool) {
 	pgid, err2 := strconv.Atoi(f[2])
 	return ppid, pgid, err1 == nil && err2 == nil
 }
+
+// StartTime returns when pid started, in clock ticks after boot (the 22nd
+// field of /proc/PID/stat), and false when pid does not exist. With the
+// PID it names one process over time: a PID reused later has a later
+// start.
+func StartTime(pid int) (uint64, bool) {
+	if pid <= 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(s[i+1:]) // field 3 (state) first
+	if len(f) < 20 {
+		return 0, false
+	}
+	t, err := strconv.ParseUint(f[19], 10, 64)
+	return t, err == nil
+}

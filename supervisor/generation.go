@@ -39,6 +39,7 @@ type generation struct {
 	// Taken over from an upgrade, until resumeMain looks at them: the
 	// MAINPID= handed over and the reaper's channel for g.pid.
 	resumeMain int
+	mainStart  uint64 // from the upgrade state: see vettedMain
 	resumeExit <-chan signals.Exit
 	proc       *os.Process
 	state      State

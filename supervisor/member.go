@@ -54,17 +54,44 @@ func (s *Supervisor) member(g *generation, pid int) bool {
 			return true
 		}
 	}
+	// The process group only while it is the generation's: once the main
+	// process is one outside it, it may have emptied and its id been taken
+	// by a stranger's group (contain.Group.DropLeader).
+	lead := g.grp.Leader()
 	pgid, ok := socketact.ProcessGroup(pid)
-	return ok && pgid == g.pgid && g.pgid > 1 && !socketact.IsDescendant(s.self, pid)
+	return ok && lead > 1 && pgid == lead && !socketact.IsDescendant(s.self, pid)
 }
 
-// acceptMainPID makes pid, named by MAINPID= (sent by sender), g's main
-// process if it is a member of g; otherwise it is refused, with a warning.
-// The pidfd opened here keeps naming that very process: signals go through
-// it, and its exit ends the generation once followed (watchMain).
-func (s *Supervisor) acceptMainPID(g *generation, pid, sender int) bool {
+// mainVet is what the notify reader found of a MAINPID= when it read the
+// datagram: a pidfd of the process, vetted as a member of the generation
+// then, or why not.
+type mainVet struct {
+	f   *os.File
+	err error
+}
+
+// vetMainPID opens a pidfd for pid and checks that pid is a member of g,
+// at once: a wrapper that sends MAINPID= of the daemon it started and then
+// exits is the daemon's parent only until it exits (the daemon is then
+// hupd's, as subreaper, and outside the generation's process group). The
+// pidfd then keeps naming that very process.
+func (s *Supervisor) vetMainPID(g *generation, pid int) mainVet {
 	f, err := openMain(pid)
 	if err == nil && (!s.member(g, pid) || !pidfdAlive(f)) {
+		f.Close()
+		f, err = nil, errNotMember
+	}
+	return mainVet{f, err}
+}
+
+// acceptMainPID makes pid, named by MAINPID= (sent by sender) and vetted
+// by vetMainPID (v), g's main process if it was a member of g; otherwise it
+// is refused, with a warning. The pidfd keeps naming that very process:
+// signals go through it, and its exit ends the generation once followed
+// (watchMain).
+func (s *Supervisor) acceptMainPID(g *generation, pid, sender int, v mainVet) bool {
+	f, err := v.f, v.err
+	if err == nil && !pidfdAlive(f) {
 		f.Close()
 		err = errNotMember
 	}

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+
+	"github.com/hupd/hupd/contain"
 )
 
 // TestMember: a generation's members are its process, that process's
@@ -25,7 +27,9 @@ func TestMember(t *testing.T) {
 	gen := start(true)
 	other := start(false)
 	s := &Supervisor{self: os.Getpid()}
-	g := &generation{pgid: gen.Process.Pid}
+	grp, _ := contain.Off("test").NewGroup(1) // the fallback: a process group
+	grp.SetLeader(gen.Process.Pid)
+	g := &generation{pgid: gen.Process.Pid, grp: grp}
 	g.origin.Store(int64(gen.Process.Pid))
 	for _, tc := range []struct {
 		name string
@@ -48,6 +52,12 @@ func TestMember(t *testing.T) {
 	g.origin.Store(0)
 	if !s.member(g, gen.Process.Pid) {
 		t.Error("group leader not a member by its group")
+	}
+	// Once the group is no longer the generation's (DropLeader), it makes
+	// no member.
+	grp.DropLeader()
+	if s.member(g, gen.Process.Pid) {
+		t.Error("a process of a dropped group is a member")
 	}
 	// By descent only: another group, the root set.
 	g2 := &generation{pgid: 1 << 30}

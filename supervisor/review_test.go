@@ -46,7 +46,7 @@ func TestWatchdogTriggerFullQueue(t *testing.T) {
 		Fields: map[string]string{socketact.NotifyWatchdog: "trigger"}}
 	g.pid = 1 << 30 // above any pid_max: killGroup must hit nothing
 	m.PID = g.pid
-	mustReturn(t, "onNotify(WATCHDOG=trigger)", func() { s.onNotify(g, m, time.Now()) })
+	mustReturn(t, "onNotify(WATCHDOG=trigger)", func() { s.onNotify(g, m, time.Now(), mainVet{}) })
 }
 
 // TestCheckStartFailureFullQueue: a check command that cannot start is

@@ -32,6 +32,9 @@ func (s *Supervisor) guard(g *generation, pgid, pidfd int) {
 	if s.opts.Sentinel == nil {
 		return
 	}
+	if g.grp.Path() != "" {
+		pgid = 0 // the cgroup is the generation: a group id is never trusted there
+	}
 	if err := s.opts.Sentinel.Register(g.num, pgid, pidfd, g.grp.Path()); err != nil {
 		s.log.Warn("sentinel: cannot register the generation: it would outlive hupd's death", KeyGen, g.num, KeyPID, pgid, KeyError, err)
 	}
@@ -60,7 +63,7 @@ func (s *Supervisor) unguard(num int) {
 		return
 	}
 	if err := s.opts.Sentinel.Unregister(num); err != nil {
-		s.log.Debug("sentinel: cannot unregister the generation", KeyGen, num, KeyError, err)
+		s.log.Warn("sentinel: cannot unregister the generation", KeyGen, num, KeyError, err)
 	}
 }
 

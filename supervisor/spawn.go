@@ -231,11 +231,11 @@ func (s *Supervisor) spawn() (*generation, error) {
 			return nil, err // the shim exits; its exit is a standby's, ignored
 		default:
 			// The standby died (its exit is not handled yet) or could not
-			// be told what to run: start cold instead (a new cgroup of
-			// the same name takes over what is left of it).
+			// be told what to run: start cold instead, in a new cgroup.
 			s.log.Warn("standby shim unusable: starting cold", KeyPID, st.pid, KeyError, err)
 			s.unguard(num)
 			st.release()
+			s.cg.Retire(st.grp) // with what is left of the shim
 			g.grp = nil
 		}
 	}
@@ -416,7 +416,11 @@ func (s *Supervisor) readNotify(g *generation) {
 			}
 			continue
 		}
-		s.post(event{kind: evNotify, gen: g, msg: m, at: time.Now()})
+		ev := event{kind: evNotify, gen: g, msg: m, at: time.Now()}
+		if pid, ok := m.MainPID(); ok {
+			ev.main = s.vetMainPID(g, pid) // now: see vetMainPID
+		}
+		s.post(ev)
 	}
 }
 

@@ -170,6 +170,7 @@ type event struct {
 	err  error
 	out  string
 	at   time.Time // when a notify datagram arrived
+	main mainVet   // evNotify: its MAINPID= as the reader vetted it
 	ref  *procRef  // evExit: the process that exited
 	seq  int       // evRestart, evWatchdog: which arming of the timer fired
 	// evUpgradeChecked: the upgrade whose new binary was checked (err).
@@ -505,7 +506,7 @@ func (s *Supervisor) onEvent(ev event) {
 			s.log.Debug("discarded standby shim exited", KeyPID, ev.exit.PID)
 		}
 	case evNotify:
-		s.onNotify(g, ev.msg, ev.at)
+		s.onNotify(g, ev.msg, ev.at, ev.main)
 	case evReadyWarn:
 		if g.state == StateStarting && !g.exited {
 			s.log.Warn("generation not ready yet", KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
@@ -714,12 +715,19 @@ func (s *Supervisor) follow(g *generation, e signals.Exit) {
 	g.mainRoot.Store(0)
 	closePidfds(&g.procFD, &g.goneFD)
 	g.procFD, g.mainFD = g.mainFD, nil
-	if in, _ := g.grp.Contains(g.pid); in {
-		g.grp.SetMain(g.pid) // the fallback finds members under it
+	// It was vetted as a member when MAINPID= named it: the fallback finds
+	// members under it, and kills it through its pidfd.
+	g.grp.SetMain(g.pid)
+	if g.grp.Path() == "" {
+		if pgid, ok := socketact.ProcessGroup(g.pid); !ok || pgid != g.grp.Leader() {
+			// The group the generation started in has lost its leader
+			// and may empty: its id could then be a stranger's.
+			g.grp.DropLeader()
+		}
 	}
 	// The sentinel ends the process it now is, in or out of the group,
 	// through the pidfd that names it.
-	withFD(g.procFD, func(fd int) { s.guard(g, g.pgid, fd) })
+	withFD(g.procFD, func(fd int) { s.guard(g, g.grp.Leader(), fd) })
 	ref := &procRef{}
 	ref.gen.Store(g)
 	g.ref = ref
@@ -748,11 +756,17 @@ func (s *Supervisor) shouldRestart(e signals.Exit) bool {
 // onNotify handles a datagram on g's notify socket, from a sender the
 // notify reader verified as a member of g (m.Verified), and then releases
 // the sender of a BARRIER=1.
-func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.Time) {
+func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.Time, main mainVet) {
 	if m.Barrier != nil {
 		// Every datagram received before it has been handled once this
 		// one is: its sender may go on (sd_notify_barrier(3)).
 		defer m.Barrier.Close()
+	}
+	pid, hasMain := m.MainPID()
+	if g.exited || !m.Verified || !hasMain || pid == g.mainPID {
+		if main.f != nil {
+			main.f.Close()
+		}
 	}
 	if g.exited || !m.Verified {
 		return
@@ -761,8 +775,8 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 	if st, ok := m.Status(); ok {
 		g.statusText = st
 	}
-	if pid, ok := m.MainPID(); ok && pid != g.mainPID {
-		s.acceptMainPID(g, pid, m.PID)
+	if hasMain && pid != g.mainPID {
+		s.acceptMainPID(g, pid, m.PID, main)
 	}
 	if errno, ok := m.Errno(); ok {
 		s.log.Warn("child reported an error", KeyGen, g.num, KeyError, errno.Error())

@@ -115,6 +115,13 @@ type GenState struct {
 	Watchdog     time.Duration         `json:"watchdog,omitempty"`
 	Tail         []string              `json:"tail,omitempty"`
 	Cgroup       string                `json:"cgroup,omitempty"` // its cgroup's directory
+	// MainStart is when PID started (socketact.StartTime): a main process
+	// the previous image followed was vetted there, and is trusted again
+	// while it is that very process.
+	MainStart uint64 `json:"main_start,omitempty"`
+	// NoLeader: the process group PGID is no longer the generation's
+	// (contain.Group.DropLeader).
+	NoLeader bool `json:"no_leader,omitempty"`
 }
 
 // Upgrade re-executes binary (hupd's own when empty) in place; see the
@@ -487,7 +494,9 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(out), Stderr: fdOf(errOut),
 			Trap: fdOf(trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
 			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
-			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path()}
+			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path(),
+			NoLeader: g.grp.Path() == "" && g.grp.Leader() == 0}
+		gs.MainStart, _ = socketact.StartTime(g.pid)
 		for _, l := range g.listeners {
 			gs.Sockets = append(gs.Sockets, int(l.File.Fd()))
 		}
@@ -644,7 +653,10 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		if err != nil {
 			s.log.Warn("generation's cgroup not taken over: process group only", KeyGen, gs.Num, KeyError, err)
 		}
-		g.grp = grp
+		if gs.NoLeader {
+			grp.DropLeader()
+		}
+		g.grp, g.mainStart = grp, gs.MainStart
 		for _, fd := range gs.Sockets {
 			l, ok := byFD[fd]
 			if !ok {
@@ -730,6 +742,18 @@ func (s *Supervisor) resumeGens() {
 	s.closeRetired()
 }
 
+// vettedMain reports whether g.pid, the main process the previous image
+// followed after a MAINPID=, is still that process (the same start time:
+// the previous image vetted it as a member) or is a member now. Its root
+// is gone, and it may have left the generation's process group, so
+// member alone would end a healthy generation at every upgrade.
+func (s *Supervisor) vettedMain(g *generation) bool {
+	if t, ok := socketact.StartTime(g.pid); ok && g.mainStart != 0 && t == g.mainStart {
+		return true
+	}
+	return s.member(g, g.pid)
+}
+
 // resumeMain takes over, once the reaper runs, the processes g's main
 // process was handed to with MAINPID=: the one followed (the one started
 // had exited), whose pidfd is opened again in this image and which must
@@ -746,7 +770,7 @@ func (s *Supervisor) resumeMain(g *generation) {
 		go func() { s.forwardExit(g.ref, <-exited) }()
 	} else {
 		f, err := openMain(g.pid)
-		if err == nil && (!s.member(g, g.pid) || !pidfdAlive(f)) {
+		if err == nil && (!s.vettedMain(g) || !pidfdAlive(f)) {
 			f.Close()
 			err = errNotMember
 		}
@@ -766,6 +790,6 @@ func (s *Supervisor) resumeMain(g *generation) {
 		s.watchMain(g.ref, g.pid, f, exited)
 	}
 	if pid != 0 && pid != g.pid {
-		s.acceptMainPID(g, pid, 0)
+		s.acceptMainPID(g, pid, 0, s.vetMainPID(g, pid))
 	}
 }

@@ -37,8 +37,11 @@ const (
 )
 
 // Source is what the endpoint reports on; *supervisor.Supervisor is one.
+// Status is a snapshot of the supervisor's state; StatusUsage adds what
+// each generation uses, sampled now (it reads files, for /metrics only).
 type Source interface {
 	Status() supervisor.Status
+	StatusUsage() supervisor.Status
 }
 
 // Options configure a Server. Address is required; the others have
@@ -81,7 +84,7 @@ type Server struct {
 	started bool
 	closed  bool
 	conns   map[net.Conn]*conn // being served
-	call    *statusCall        // the Status call in flight, if any
+	call    [2]*statusCall     // the Status and StatusUsage calls in flight, if any
 	wg      sync.WaitGroup     // the accept loop, connections and Status calls
 }
 
@@ -313,23 +316,29 @@ func (s *Server) route(req request) response {
 
 // status returns the supervisor's snapshot, or false when it did not
 // answer within StatusTimeout (or the Server is closing). Requests that
-// arrive while a call is in flight wait for that one.
-func (s *Server) status() (supervisor.Status, bool) {
+// arrive while a call is in flight wait for that one. With usage, what
+// each generation uses is sampled too: /livez and /readyz never pay for
+// that (in the fallback it scans /proc).
+func (s *Server) status(usage bool) (supervisor.Status, bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return supervisor.Status{}, false
 	}
-	c := s.call
+	k, get := 0, s.src.Status
+	if usage {
+		k, get = 1, s.src.StatusUsage
+	}
+	c := s.call[k]
 	if c == nil {
 		c = &statusCall{done: make(chan struct{})}
-		s.call = c
+		s.call[k] = c
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			st := s.src.Status()
+			st := get()
 			s.mu.Lock()
-			c.st, s.call = st, nil
+			c.st, s.call[k] = st, nil
 			s.mu.Unlock()
 			close(c.done)
 		}()
@@ -349,7 +358,7 @@ func (s *Server) status() (supervisor.Status, bool) {
 // livez: 200 while the supervisor's loop answers. A failed reload does not
 // make hupd less alive: only a loop that does not answer does.
 func (s *Server) livez() response {
-	if _, ok := s.status(); !ok {
+	if _, ok := s.status(false); !ok {
 		return text(503, s.noAnswer())
 	}
 	return text(200, "ok")
@@ -360,7 +369,7 @@ func (s *Server) readyz() response {
 	if why := s.rec.notReady(s.opts.Failures); why != "" {
 		return text(503, why)
 	}
-	st, ok := s.status()
+	st, ok := s.status(false)
 	if !ok {
 		return text(503, s.noAnswer())
 	}
@@ -373,7 +382,7 @@ func (s *Server) readyz() response {
 // metrics: the counters, and the gauges of a status snapshot. When the
 // supervisor does not answer, the counters still go out, with hupd_up 0.
 func (s *Server) metrics() response {
-	st, ok := s.status()
+	st, ok := s.status(true)
 	var sp *supervisor.Status
 	if ok {
 		sp = &st

@@ -26,7 +26,15 @@ type fakeSource struct {
 	st      supervisor.Status
 	hang    chan struct{} // not nil: Status waits until it is closed
 	calls   atomic.Int32
+	usage   atomic.Int32 // calls of StatusUsage
 	entered chan struct{} // not nil: told of each call
+}
+
+// StatusUsage is Status: the fake has no usage to sample; usage counts
+// the calls that asked for it.
+func (f *fakeSource) StatusUsage() supervisor.Status {
+	f.usage.Add(1)
+	return f.Status()
 }
 
 func (f *fakeSource) Status() supervisor.Status {
@@ -458,5 +466,27 @@ func TestOneLine(t *testing.T) {
 	got := oneLine(long)
 	if !strings.HasSuffix(got, "…") || len(got) > maxReason+len("…")+1 || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
 		t.Errorf("oneLine of a long text: %d bytes, %q…", len(got), got[:20])
+	}
+}
+
+// TestProbesSampleNoUsage: /livez and /readyz take a plain snapshot; only
+// /metrics asks for what each generation uses (which, without cgroups,
+// scans /proc: a kubelet probing often must not pay for it).
+func TestProbesSampleNoUsage(t *testing.T) {
+	src := &fakeSource{st: ready(1)}
+	ts := start(t, Options{}, src)
+	for _, p := range []string{"/livez", "/readyz", "/livez"} {
+		if code, _, _ := ts.do(t, "GET", p); code != 200 {
+			t.Fatalf("%s: %d", p, code)
+		}
+	}
+	if n := src.usage.Load(); n != 0 {
+		t.Fatalf("probes sampled usage %d times, want 0", n)
+	}
+	if code, _, _ := ts.do(t, "GET", "/metrics"); code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	if n := src.usage.Load(); n != 1 {
+		t.Fatalf("/metrics sampled usage %d times, want 1", n)
 	}
 }

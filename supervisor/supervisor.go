@@ -282,14 +282,22 @@ func (s *Supervisor) Trigger(a Action, cause string) {
 	}
 }
 
-// Status returns a snapshot of the supervisor, with what each generation
-// uses sampled now.
-func (s *Supervisor) Status() Status {
+// Status returns a snapshot of the supervisor. It reads no file: health
+// probes and the systemd watchdog call it.
+func (s *Supervisor) Status() Status { return s.snapshot(false) }
+
+// StatusUsage is Status with what each generation uses (processes, memory,
+// CPU) sampled now, outside Run's goroutine: for hupd status and /metrics.
+func (s *Supervisor) StatusUsage() Status { return s.snapshot(true) }
+
+func (s *Supervisor) snapshot(usage bool) Status {
 	reply := make(chan statusReply, 1)
 	select {
 	case s.reqs <- request{status: reply}:
 		r := <-reply
-		sample(&r.st, r.groups)
+		if usage {
+			sample(&r.st, r.groups)
+		}
 		return r.st
 	case <-s.quit:
 		return Status{Name: s.opts.Name, PID: os.Getpid(), Stopping: true, Containment: s.containment()}

@@ -471,7 +471,7 @@ type controlHandler struct {
 	rc  *reconf
 }
 
-func (h controlHandler) Status() supervisor.Status { return h.sup.Status() }
+func (h controlHandler) Status() supervisor.Status { return h.sup.StatusUsage() }
 
 func (h controlHandler) Upgrade(ctx context.Context, binary string) error {
 	return h.sup.Upgrade(ctx, binary)

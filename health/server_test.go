@@ -26,7 +26,7 @@ type fakeSource struct {
 	st      supervisor.Status
 	hang    chan struct{} // not nil: Status waits until it is closed
 	calls   atomic.Int32
-	usage   atomic.Int32 // calls of StatusUsage
+	usage   atomic.Int32  // calls of StatusUsage
 	entered chan struct{} // not nil: told of each call
 }
 

@@ -115,6 +115,9 @@ type GenState struct {
 	Watchdog     time.Duration         `json:"watchdog,omitempty"`
 	Tail         []string              `json:"tail,omitempty"`
 	Cgroup       string                `json:"cgroup,omitempty"` // its cgroup's directory
+	// Forking: its first process still runs, and its exit 0 hands over
+	// to the daemon it leaves (forking.go).
+	Forking bool `json:"forking,omitempty"`
 }
 
 // Upgrade re-executes binary (hupd's own when empty) in place; see the
@@ -487,7 +490,8 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(out), Stderr: fdOf(errOut),
 			Trap: fdOf(trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
 			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
-			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path()}
+			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path(),
+			Forking: g.forking}
 		for _, l := range g.listeners {
 			gs.Sockets = append(gs.Sockets, int(l.File.Fd()))
 		}
@@ -639,7 +643,8 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			started: gs.Started, readyAt: gs.ReadyAt, drainBy: gs.DrainBy, notify: ns, out: &output{},
 			exitParked: make(chan signals.Exit, 1), speaksNotify: gs.SpeaksNotify, speaksReload: gs.SpeaksReload,
 			statusText: gs.StatusText, configHash: gs.ConfigHash, stopSignal: syscall.Signal(gs.StopSignal),
-			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready}
+			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready,
+			forking: gs.Forking}
 		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
 		if err != nil {
 			s.log.Warn("generation's cgroup not taken over: process group only", KeyGen, gs.Num, KeyError, err)
@@ -746,7 +751,7 @@ func (s *Supervisor) resumeMain(g *generation) {
 		go func() { s.forwardExit(g.ref, <-exited) }()
 	} else {
 		f, err := openMain(g.pid)
-		if err == nil && (!s.member(g, g.pid) || !pidfdAlive(f)) {
+		if err == nil && (!s.member(g, g.pid) && !s.daemonOf(g, g.pid) || !pidfdAlive(f)) {
 			f.Close()
 			err = errNotMember
 		}

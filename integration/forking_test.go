@@ -38,6 +38,7 @@ func init() {
 		pidfile := fs.String("pidfile", "", "the daemon writes its PID there")
 		names := fs.Int("names", 0, "write this PID into -pidfile instead")
 		twoIf := fs.String("two-if", "", "start two daemons when this file exists")
+		bind := fs.String("bind", "", "the daemon binds this address itself (no fd 3)")
 		fs.Parse(args)
 		n := 1
 		if _, err := os.Stat(*twoIf); *twoIf != "" && err == nil {
@@ -51,9 +52,9 @@ func init() {
 		if *names != 0 {
 			daemonPidfile = ""
 		}
-		mid := procSelfCmd("fork-mid", strconv.Itoa(n), daemonPidfile)
+		mid := procSelfCmd("fork-mid", strconv.Itoa(n), daemonPidfile, *bind)
 		mid.Stdout = os.Stdout
-		mid.ExtraFiles = []*os.File{os.NewFile(3, "listener"), w}
+		mid.ExtraFiles = []*os.File{listenerFD(*bind), w}
 		mid.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		if err := mid.Start(); err != nil {
 			forkFail(err)
@@ -72,28 +73,35 @@ func init() {
 		}
 		// exit 0: the daemon serves on
 	}
-	// fork-mid N PIDFILE: start N fork-daemon (the second fork) and exit
-	// at once, leaving them to hupd, the subreaper.
+	// fork-mid N PIDFILE BIND: start N fork-daemon (the second fork) and
+	// exit at once, leaving them to hupd, the subreaper.
 	childModes["fork-mid"] = func(args []string) {
 		n, _ := strconv.Atoi(args[0])
 		for range n {
-			d := procSelfCmd("fork-daemon", args[1])
+			d := procSelfCmd("fork-daemon", args[1], args[2])
 			d.Stdout = os.Stdout
-			d.ExtraFiles = []*os.File{os.NewFile(3, "listener"), os.NewFile(4, "up")}
+			d.ExtraFiles = []*os.File{listenerFD(args[2]), os.NewFile(4, "up")}
 			if err := d.Start(); err != nil {
 				forkFail(err)
 			}
 		}
 	}
-	// fork-daemon PIDFILE: serve HTTP ("pid N") on fd 3, write the pidfile
-	// (unless ""), print "daemon PID", say "up" on fd 4; on TERM stop
-	// accepting, drain and exit 0.
+	// fork-daemon PIDFILE BIND: serve HTTP ("pid N") on fd 3 (or on BIND,
+	// bound itself, when not ""), write the pidfile (unless ""), print
+	// "daemon PID", say "up" on fd 4; on TERM stop accepting, drain and
+	// exit 0.
 	childModes["fork-daemon"] = func(args []string) {
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGTERM)
-		f := os.NewFile(3, "listener")
-		l, err := net.FileListener(f)
-		f.Close()
+		var l net.Listener
+		var err error
+		if args[1] != "" {
+			l, err = net.Listen("tcp", args[1])
+		} else {
+			f := os.NewFile(3, "listener")
+			l, err = net.FileListener(f)
+			f.Close()
+		}
 		if err != nil {
 			forkFail(err)
 		}
@@ -116,6 +124,15 @@ func init() {
 		srv.stopAccepting()
 		srv.drain()
 	}
+}
+
+// listenerFD is fd 3, the held socket, unless the program binds bind
+// itself (nil: fd 3 stays closed in the child).
+func listenerFD(bind string) *os.File {
+	if bind != "" {
+		return nil
+	}
+	return os.NewFile(3, "listener")
 }
 
 func forkFail(err error) {
@@ -394,4 +411,66 @@ func TestForkingCheck(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout, "forking = true") || !strings.Contains(res.stdout, `pidfile = "run/d.pid"`) {
 		t.Fatalf("check: exit %d, stdout %q, stderr %q", res.code, res.stdout, res.stderr)
 	}
+}
+
+// TestForkingUpgrade: an in-place upgrade takes the daemon over as the
+// generation's main process (status, stop), in both containment modes.
+func TestForkingUpgrade(t *testing.T) {
+	for _, cg := range []string{"auto", "off"} {
+		t.Run("cgroup-"+cg, func(t *testing.T) {
+			h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--forking", "--cgroup", cg, "--"},
+				childCmd("fork-parent")...)...)
+			addr := HostPort(h.Listening("http"))
+			d := forkDaemon(t, h)
+			h.WaitEvent("child ready", 1, swapGen(1))
+			if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
+				t.Fatalf("hupd upgrade: exit %d %q", code, out)
+			}
+			h.WaitEvent("upgraded: generations taken over", 1, nil)
+			if pid := forkStatusPID(t, h, 1); pid != d {
+				t.Fatalf("after the upgrade status shows pid %d, want the daemon %d", pid, d)
+			}
+			if got := forkGet(t, addr); got != fmt.Sprintf("pid %d", d) {
+				t.Fatalf("after the upgrade: answer %q, want the daemon %d", got, d)
+			}
+			if code := h.Stop(); code != 0 {
+				t.Fatalf("hupd exited %d after a stop, want 0", code)
+			}
+			waitGone(t, d)
+			if e := h.WaitEvent("child exited", 1, swapGen(1)); e.Int("pid") != d || e.Str("status") != "exit status 0" {
+				t.Fatalf("generation 1 ended as pid %d %q, want the daemon %d, exit status 0", e.Int("pid"), e.Str("status"), d)
+			}
+		})
+	}
+}
+
+// TestForkingLegacyRedirect: a daemonizing program that binds its own
+// port gets hupd's socket (--legacy redirect): the seccomp filter is
+// inherited by every fork, and hupd answers the daemon's bind.
+func TestForkingLegacyRedirect(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // hupd binds it next; the daemon's own bind gets hupd's socket
+	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://" + addr, "--legacy", "redirect", "--forking", "--"},
+		append(childCmd("fork-parent"), "-bind", addr)...)...)
+	d := forkDaemon(t, h)
+	if e := h.WaitEvent("bind redirected", 1, nil); e.Int("pid") != d {
+		t.Fatalf("bind redirected for pid %d, want the daemon %d", e.Int("pid"), d)
+	}
+	h.WaitEvent("child ready", 1, swapGen(1))
+	_, bodies := swapsUnderLoad(t, h, "tcp", addr, 1, func(b string) bool { return strings.HasPrefix(b, "pid ") })
+	d2 := forkDaemon(t, h)
+	if e := h.WaitEvent("bind redirected", 2, nil); e.Int("pid") != d2 {
+		t.Fatalf("second bind redirected for pid %d, want the new daemon %d", e.Int("pid"), d2)
+	}
+	if !bodies[fmt.Sprintf("pid %d", d)] && !bodies[fmt.Sprintf("pid %d", d2)] {
+		t.Fatalf("bodies %v: neither daemon answered", bodies)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+	waitGone(t, d2)
 }

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
 
@@ -39,6 +40,7 @@ func init() {
 		names := fs.Int("names", 0, "write this PID into -pidfile instead")
 		twoIf := fs.String("two-if", "", "start two daemons when this file exists")
 		bind := fs.String("bind", "", "the daemon binds this address itself (no fd 3)")
+		notify := fs.Bool("notify", false, "the daemon sends READY=1 before it says up")
 		fs.Parse(args)
 		n := 1
 		if _, err := os.Stat(*twoIf); *twoIf != "" && err == nil {
@@ -52,7 +54,7 @@ func init() {
 		if *names != 0 {
 			daemonPidfile = ""
 		}
-		mid := procSelfCmd("fork-mid", strconv.Itoa(n), daemonPidfile, *bind)
+		mid := procSelfCmd("fork-mid", strconv.Itoa(n), daemonPidfile, *bind, strconv.FormatBool(*notify))
 		mid.Stdout = os.Stdout
 		mid.ExtraFiles = []*os.File{listenerFD(*bind), w}
 		mid.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -73,12 +75,12 @@ func init() {
 		}
 		// exit 0: the daemon serves on
 	}
-	// fork-mid N PIDFILE BIND: start N fork-daemon (the second fork) and
+	// fork-mid N PIDFILE BIND NOTIFY: start N fork-daemon (the second fork) and
 	// exit at once, leaving them to hupd, the subreaper.
 	childModes["fork-mid"] = func(args []string) {
 		n, _ := strconv.Atoi(args[0])
 		for range n {
-			d := procSelfCmd("fork-daemon", args[1], args[2])
+			d := procSelfCmd("fork-daemon", args[1], args[2], args[3])
 			d.Stdout = os.Stdout
 			d.ExtraFiles = []*os.File{listenerFD(args[2]), os.NewFile(4, "up")}
 			if err := d.Start(); err != nil {
@@ -86,10 +88,10 @@ func init() {
 			}
 		}
 	}
-	// fork-daemon PIDFILE BIND: serve HTTP ("pid N") on fd 3 (or on BIND,
-	// bound itself, when not ""), write the pidfile (unless ""), print
-	// "daemon PID", say "up" on fd 4; on TERM stop accepting, drain and
-	// exit 0.
+	// fork-daemon PIDFILE BIND NOTIFY: serve HTTP ("pid N") on fd 3 (or
+	// on BIND, bound itself, when not ""), write the pidfile (unless ""),
+	// send READY=1 when NOTIFY is "true", print "daemon PID", say "up" on
+	// fd 4; on TERM stop accepting, drain and exit 0.
 	childModes["fork-daemon"] = func(args []string) {
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGTERM)
@@ -113,6 +115,11 @@ func init() {
 				forkFail(err)
 			}
 			if err := os.Rename(tmp, p); err != nil {
+				forkFail(err)
+			}
+		}
+		if args[2] == "true" {
+			if _, err := socketact.Notify("READY=1"); err != nil {
 				forkFail(err)
 			}
 		}
@@ -473,4 +480,41 @@ func TestForkingLegacyRedirect(t *testing.T) {
 		t.Fatalf("hupd exited %d", code)
 	}
 	waitGone(t, d2)
+}
+
+// TestForkingReadyNotify: an explicit --ready applies on top of forking:
+// with notify, the daemon's READY=1 (sent before the first process exits,
+// by a process that has left its process group) makes the generation
+// ready once the daemon is found; without it, the first process's exit 0
+// is not enough and the start fails at the readiness timeout.
+func TestForkingReadyNotify(t *testing.T) {
+	for _, cg := range []string{"auto", "off"} {
+		t.Run("cgroup-"+cg, func(t *testing.T) {
+			h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--forking", "--cgroup", cg, "--ready", "notify", "--"},
+				append(childCmd("fork-parent"), "-notify")...)...)
+			d := forkDaemon(t, h)
+			if e := h.WaitEvent("child ready", 1, swapGen(1)); e.Int("pid") != d || e.Str("ready") != "READY=1" {
+				t.Fatalf("ready: pid %d by %q, want the daemon %d by READY=1", e.Int("pid"), e.Str("ready"), d)
+			}
+			if code := h.Stop(); code != 0 {
+				t.Fatalf("hupd exited %d", code)
+			}
+			waitGone(t, d)
+		})
+	}
+	t.Run("silent", func(t *testing.T) {
+		h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--forking", "--ready", "notify",
+			"--ready-timeout", "1s", "--restart", "never", "--"}, childCmd("fork-parent")...)...)
+		d := forkDaemon(t, h)
+		h.WaitEvent("first process exited: following the daemon it left", 1, nil)
+		e := h.WaitEvent("generation not ready", 1, nil)
+		if !strings.Contains(e.Str("reason"), "not ready within 1s (readiness notify)") {
+			t.Fatalf("not ready: %v", e)
+		}
+		if evs := h.Events("child ready"); len(evs) != 0 {
+			t.Fatalf("ready without READY=1: %v", evs)
+		}
+		h.Stop()
+		waitGone(t, d)
+	})
 }

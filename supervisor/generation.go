@@ -47,6 +47,7 @@ type generation struct {
 	// process exited 0; readyPending, the readiness reached before the
 	// daemon was found (counted once it is).
 	forking      bool
+	forks        bool // started in forking mode; fixed (member reads it)
 	foundAt      time.Time
 	failure      string
 	readyPending string

@@ -30,7 +30,9 @@ const (
 // it reads only g.pgid, fixed at the start, and the atomic roots.
 //
 // Without cgroups this is a snapshot of the process tree, and what escapes
-// it is known: a process that left the group (setsid, setpgid) and whose
+// it is known (in forking mode, hupd's orphans that carry g's
+// NOTIFY_SOCKET are members too, see forking.go): a process that left the
+// group (setsid, setpgid) and whose
 // parent chain no longer reaches a root (its parent exited, and it was
 // handed to hupd or to PID 1) is not a member; a process in hupd's session
 // that joins g's group with setpgid is one.
@@ -55,7 +57,12 @@ func (s *Supervisor) member(g *generation, pid int) bool {
 		}
 	}
 	pgid, ok := socketact.ProcessGroup(pid)
-	return ok && pgid == g.pgid && g.pgid > 1 && !socketact.IsDescendant(s.self, pid)
+	if ok && pgid == g.pgid && g.pgid > 1 && !socketact.IsDescendant(s.self, pid) {
+		return true
+	}
+	// A program that daemonizes: its daemon left the process group and
+	// was handed to hupd before hupd found it (forking.go's rule).
+	return g.forks && s.daemonOf(g, pid)
 }
 
 // acceptMainPID makes pid, named by MAINPID= (sent by sender), g's main

@@ -41,6 +41,7 @@ func init() {
 		twoIf := fs.String("two-if", "", "start two daemons when this file exists")
 		bind := fs.String("bind", "", "the daemon binds this address itself (no fd 3)")
 		notify := fs.Bool("notify", false, "the daemon sends READY=1 before it says up")
+		noWait := fs.Bool("nowait", false, "exit as soon as fork-mid has started")
 		fs.Parse(args)
 		n := 1
 		if _, err := os.Stat(*twoIf); *twoIf != "" && err == nil {
@@ -62,6 +63,9 @@ func init() {
 			forkFail(err)
 		}
 		w.Close()
+		if *noWait {
+			return
+		}
 		br := bufio.NewReader(r)
 		for range n {
 			if l, err := br.ReadString('\n'); l != "up\n" {
@@ -125,7 +129,7 @@ func init() {
 		}
 		fmt.Println("daemon", os.Getpid())
 		up := os.NewFile(4, "up")
-		up.Write([]byte("up\n"))
+		up.Write([]byte("up\n")) // EPIPE after fork-parent -nowait: ignored
 		up.Close()
 		<-sigs
 		srv.stopAccepting()
@@ -517,4 +521,38 @@ func TestForkingReadyNotify(t *testing.T) {
 		h.Stop()
 		waitGone(t, d)
 	})
+}
+
+// TestForkingNoWait: a first process that exits as soon as it has forked
+// (before the middle process has forked the daemon) leaves the middle
+// process as the single orphan; when it exits 0 in turn, the daemon it
+// left is followed. Either way the daemon ends up the main process.
+func TestForkingNoWait(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--forking", "--"},
+		append(childCmd("fork-parent"), "-nowait")...)...)
+	addr := HostPort(h.Listening("http"))
+	d := forkDaemon(t, h)
+	isD := func(e Event) bool { return e.Int("pid") == d }
+	found := []string{"first process exited: following the daemon it left", "main process exited while daemonizing: following the process it left"}
+	if !h.waitFor("the daemon followed", func() bool {
+		for _, e := range h.events {
+			if (e.Msg() == found[0] || e.Msg() == found[1]) && isD(e) {
+				t.Logf("%s (pid %d)", e.Msg(), d)
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatal("hupd exited before following the daemon")
+	}
+	if pid := forkStatusPID(t, h, 1); pid != d {
+		t.Fatalf("status shows pid %d, want the daemon %d", pid, d)
+	}
+	if got := forkGet(t, addr); got != fmt.Sprintf("pid %d", d) {
+		t.Fatalf("answer %q, want the daemon %d", got, d)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+	waitGone(t, d)
 }

@@ -70,7 +70,11 @@ func (s *Supervisor) forked(g *generation, e signals.Exit) bool {
 	g.closeAnnounced()
 	g.mainFD, g.mainPID = f, pid
 	g.foundAt = time.Now()
-	s.follow(g, e, "first process exited: following the daemon it left")
+	msg := "first process exited: following the daemon it left"
+	if !first {
+		msg = "main process exited while daemonizing: following the process it left"
+	}
+	s.follow(g, e, msg)
 	g.grp.SetMain(pid) // the fallback finds the daemon's workers under it
 	if first && g.state == StateStarting {
 		switch {

@@ -56,7 +56,13 @@ func (s *Supervisor) forked(g *generation, e signals.Exit) bool {
 	first := g.forking
 	settling := !first && !g.foundAt.IsZero() && time.Since(g.foundAt) < forkSettle
 	g.forking = false
-	if !first && !settling || !e.Success() || s.stopping || g.state == StateDraining {
+	if !first && !settling || !e.Success() {
+		return false
+	}
+	if s.stopping || g.state == StateDraining {
+		if first {
+			s.endOrphans(g) // stopped while it daemonized: what it left goes too
+		}
 		return false
 	}
 	pid, f, err := s.findDaemon(g, e.PID)
@@ -90,7 +96,7 @@ func (s *Supervisor) forked(g *generation, e signals.Exit) bool {
 // findDaemon returns the daemon that g's process gone (PID gone) left,
 // with a pidfd that names it, checked to be a live process of g.
 func (s *Supervisor) findDaemon(g *generation, gone int) (int, *os.File, error) {
-	if p := s.opts.Pidfile; p != "" {
+	if p := g.pidfile; p != "" {
 		pid, err := readPidfile(p)
 		if err != nil {
 			return 0, nil, err
@@ -104,9 +110,24 @@ func (s *Supervisor) findDaemon(g *generation, gone int) (int, *os.File, error) 
 		}
 		return pid, f, nil
 	}
-	cands, err := s.orphans(g)
-	if err != nil {
-		return 0, nil, err
+	var cands []int
+	for try := 0; ; try++ {
+		var err error
+		if cands, err = s.orphans(g); err != nil {
+			return 0, nil, err
+		}
+		if len(cands) != 1 {
+			break
+		}
+		f, err := s.openDaemon(g, cands[0])
+		if err == nil {
+			return cands[0], f, nil
+		}
+		if !errors.Is(err, contain.ErrGone) && !errors.Is(err, unix.ESRCH) || try == 2 {
+			return 0, nil, fmt.Errorf("pid %d: %w", cands[0], err)
+		}
+		// It exited since the scan (the middle process of a double
+		// fork): what it left has been handed over, look again.
 	}
 	switch len(cands) {
 	case 0:
@@ -114,12 +135,6 @@ func (s *Supervisor) findDaemon(g *generation, gone int) (int, *os.File, error) 
 			return 0, nil, fmt.Errorf("the program left no process hupd can place in generation %d (without cgroups, a daemon is found in the generation's process group or as hupd's orphan with its NOTIFY_SOCKET)", g.num)
 		}
 		return 0, nil, fmt.Errorf("the program left no process in generation %d", g.num)
-	case 1:
-		f, err := s.openDaemon(g, cands[0])
-		if err != nil {
-			return 0, nil, fmt.Errorf("pid %d: %w", cands[0], err)
-		}
-		return cands[0], f, nil
 	}
 	return 0, nil, fmt.Errorf("the program left %d processes in generation %d (pids %s) and no pidfile: set --pidfile",
 		len(cands), g.num, joinPIDs(cands))
@@ -128,38 +143,44 @@ func (s *Supervisor) findDaemon(g *generation, gone int) (int, *os.File, error) 
 // orphans lists the processes of g that hupd, the subreaper, was handed
 // (its children it did not start): the candidates for g's daemon.
 //
-// A child of hupd that has exited but still has threads running (a Go or
-// threaded program's leader exits first) still holds its children: they
-// reach hupd only once its last thread ends. orphans waits for those, up
-// to orphanWait in all, before it answers.
+// A child of hupd that is exiting still holds its children until its last
+// thread has ended (a Go or threaded program's leader exits first), and
+// one in the middle of its exit may no longer be placed in g while its
+// children are not handed over yet. So while any child of hupd has exited
+// but still has threads, or while none is found and some child of hupd
+// outside g may yet exit, orphans waits for one of them to end and looks
+// again: up to orphanWait in all.
 func (s *Supervisor) orphans(g *generation) ([]int, error) {
 	until := time.Now().Add(orphanWait)
-	waited := map[int]bool{} // exited for good: their children are handed over
+	ended := map[int]bool{} // seen gone for good: their children are handed over
 	for {
 		kids, err := contain.Children(s.self)
 		if err != nil {
 			return nil, err
 		}
-		var out, dying []int
+		var out, dying, others []int
 		for _, k := range kids {
 			switch {
-			case s.otherMain(g, k.PID):
+			case s.otherMain(g, k.PID) || ended[k.PID]:
 			case k.Zombie:
-				if !waited[k.PID] {
-					dying = append(dying, k.PID)
-				}
+				dying = append(dying, k.PID)
 			default:
 				if in, _ := s.inGeneration(g, k); in {
 					out = append(out, k.PID)
+				} else {
+					others = append(others, k.PID)
 				}
 			}
 		}
-		left := time.Until(until)
-		if len(dying) == 0 || left <= 0 {
+		wait := dying
+		if len(out) == 0 {
+			wait = append(wait, others...)
+		}
+		if len(wait) == 0 || time.Until(until) <= 0 {
 			return out, nil
 		}
-		for _, pid := range dying {
-			waited[pid] = waitExited(pid, time.Until(until))
+		for _, pid := range waitAnyExited(wait, time.Until(until)) {
+			ended[pid] = true
 		}
 	}
 }
@@ -168,16 +189,37 @@ func (s *Supervisor) orphans(g *generation) ([]int, error) {
 // to hand their own children over.
 const orphanWait = 500 * time.Millisecond
 
-// waitExited waits, at most d, until every thread of process pid has
-// ended (its pidfd is readable), and reports whether they have.
-func waitExited(pid int, d time.Duration) bool {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return true // reaped already
+// waitAnyExited waits, at most d, until every thread of one of the
+// processes pids has ended (its pidfd is readable), and returns those that
+// have (or are gone).
+func waitAnyExited(pids []int, d time.Duration) []int {
+	var gone []int
+	fds := make([]unix.PollFd, 0, len(pids))
+	polled := make([]int, 0, len(pids))
+	for _, pid := range pids {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			gone = append(gone, pid) // reaped already
+			continue
+		}
+		fds = append(fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+		polled = append(polled, pid)
 	}
-	defer unix.Close(fd)
-	n, _ := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(max(d, 0).Milliseconds())+1)
-	return n > 0
+	defer func() {
+		for _, p := range fds {
+			unix.Close(int(p.Fd))
+		}
+	}()
+	if len(gone) > 0 || len(fds) == 0 {
+		return gone
+	}
+	unix.Poll(fds, int(max(d, 0).Milliseconds())+1)
+	for i, p := range fds {
+		if p.Revents != 0 {
+			gone = append(gone, polled[i])
+		}
+	}
+	return gone
 }
 
 // endOrphans kills, in the fallback, what g's failed forking start left

@@ -47,7 +47,8 @@ type generation struct {
 	// process exited 0; readyPending, the readiness reached before the
 	// daemon was found (counted once it is).
 	forking      bool
-	forks        bool // started in forking mode; fixed (member reads it)
+	forks        bool   // started in forking mode; fixed (member reads it)
+	pidfile      string // Options.Pidfile when it started
 	foundAt      time.Time
 	failure      string
 	readyPending string

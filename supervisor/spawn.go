@@ -199,7 +199,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		ns.Close()
 		return nil, err
 	}
-	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking,
+	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking, pidfile: o.Pidfile,
 		exitParked: make(chan signals.Exit, 1), configHash: s.hash,
 		listeners: s.listeners, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}
 	t0 := time.Now()

@@ -22,6 +22,12 @@ package supervisor
 //     it, the socket path tells generations apart. A daemon that clears
 //     its environment's memory or hides it (not dumpable, another uid than
 //     a non-root hupd) cannot be found there: the start fails.
+//
+// The search looks at a settled tree: it waits (orphans, ≤ orphanWait)
+// for children of hupd still exiting, whose own children reach hupd only
+// then; and a process found that exits 0 within forkSettle (the middle of
+// a double fork whose first process did not wait) hands over to the
+// single process it leaves.
 
 import (
 	"bytes"

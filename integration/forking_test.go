@@ -556,3 +556,32 @@ func TestForkingNoWait(t *testing.T) {
 	}
 	waitGone(t, d)
 }
+
+// TestForkingDaemonCrash: the daemon's exit ends its generation by the
+// restart policy (on-failure: a SIGKILL restarts the program, whose new
+// daemon serves).
+func TestForkingDaemonCrash(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--forking", "--"},
+		childCmd("fork-parent")...)...)
+	addr := HostPort(h.Listening("http"))
+	d1 := forkDaemon(t, h)
+	h.WaitEvent("child ready", 1, swapGen(1))
+	if err := syscall.Kill(d1, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if e := h.WaitEvent("child exited", 1, swapGen(1)); e.Int("pid") != d1 || e.Str("status") != "killed by signal KILL" {
+		t.Fatalf("generation 1 ended as %v, want the daemon %d killed", e, d1)
+	}
+	h.WaitEvent("restarting child", 1, nil)
+	d2 := forkDaemon(t, h)
+	if e := h.WaitEvent("child ready", 1, swapGen(2)); e.Int("pid") != d2 {
+		t.Fatalf("generation 2 ready with pid %d, want the new daemon %d", e.Int("pid"), d2)
+	}
+	if got := forkGet(t, addr); got != fmt.Sprintf("pid %d", d2) {
+		t.Fatalf("answer %q, want the new daemon %d", got, d2)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+	waitGone(t, d2)
+}

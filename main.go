@@ -230,6 +230,8 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "group", Usage: "run the child with `GROUP` (name or gid)"},
 		&cli.StringFlag{Name: "dir", Usage: "run the child in `DIR`"},
 		&cli.StringFlag{Name: "cgroup", Usage: "`MODE`: auto (default: each generation in a cgroup v2 group of its own where hupd may create one, stopped as a unit) or off (process groups only)"},
+		&cli.BoolFlag{Name: "forking", Usage: "the program daemonizes (forks, its first process exits 0): follow the process it leaves as the main process"},
+		&cli.StringFlag{Name: "pidfile", Usage: "`FILE` where a program that daemonizes writes its PID (implies --forking; relative to --dir)"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set `KEY=VALUE` in the child's environment (repeatable)"},
 		&cli.StringFlag{Name: "legacy", Usage: "`MODE` for a program that binds its own ports (Linux seccomp): redirect (its binds get hupd's sockets), adopt (the first program's own sockets are kept for the next)"},
 		&cli.StringSliceFlag{Name: "handoff", Usage: "also describe the sockets as `DIALECT` does: einhorn, server-starter, nginx (repeatable)"},
@@ -246,7 +248,7 @@ func runFlags() []cli.Flag {
 // overridable are the run flags that map onto config fields.
 var overridable = []string{"name", "listen", "reload", "reload-signal", "ready", "ready-timeout", "check",
 	"control", "output", "output-prefix", "watchdog", "stop-signal", "stop-timeout",
-	"restart", "user", "group", "dir", "cgroup", "env", "legacy", "handoff", "watch", "watch-poll", "watch-config", "health", "fdstore", "log-format", "log-level"}
+	"restart", "user", "group", "dir", "cgroup", "forking", "pidfile", "env", "legacy", "handoff", "watch", "watch-poll", "watch-config", "health", "fdstore", "log-format", "log-level"}
 
 func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
 	cfg := &config.Config{}

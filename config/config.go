@@ -89,6 +89,13 @@ type Process struct {
 	// Cgroup is auto (a cgroup v2 group per generation where hupd may
 	// create one, process groups otherwise) or off (process groups only).
 	Cgroup string `toml:"cgroup,omitempty"`
+	// Forking is for a program that daemonizes (its first process forks
+	// and exits 0): the process it leaves becomes the main process.
+	Forking bool `toml:"forking,omitempty"`
+	// Pidfile is where such a program writes its daemon's PID (implies
+	// forking); a relative path is relative to the program's directory
+	// (dir, else hupd's working directory).
+	Pidfile string `toml:"pidfile,omitempty"`
 }
 
 // Reload is the [reload] table.
@@ -274,7 +281,7 @@ func validKeys(parent string) []string {
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
-		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup", "forking", "pidfile"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
 		"legacy":  {"mode"},

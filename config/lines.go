@@ -41,6 +41,13 @@ func (s sources) at(lines map[string]int, key string) string {
 	return s.file
 }
 
+// has reports whether key was set, by a line of the file or by a flag.
+func (s sources) has(key string) bool {
+	_, flag := s.flags[key]
+	_, line := s.lines[key]
+	return flag || line
+}
+
 func (s *sources) setFlag(key, flag string) {
 	if s.flags == nil {
 		s.flags = map[string]string{}

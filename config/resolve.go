@@ -132,6 +132,11 @@ func (c *Config) Override(flag string, values ...string) error {
 		set(&c.Process.Dir, "process.dir")
 	case "cgroup":
 		set(&c.Process.Cgroup, "process.cgroup")
+	case "forking":
+		c.Process.Forking = v == "true"
+		c.src.setFlag("process.forking", "--forking")
+	case "pidfile":
+		set(&c.Process.Pidfile, "process.pidfile")
 	case "legacy":
 		set(&c.Legacy.Mode, "legacy.mode")
 	case "handoff":
@@ -328,6 +333,23 @@ func (c *Config) Resolve() (*Resolved, error) {
 			return fail("process.dir", d, errors.New("not a directory"))
 		}
 		o.Dir = d
+	}
+	o.Forking = c.Process.Forking
+	if p := c.Process.Pidfile; p != "" || c.src.has("process.pidfile") {
+		if p == "" {
+			return fail("process.pidfile", p, errors.New("empty path: name the file the program writes its PID to, or leave pidfile out"))
+		}
+		if !filepath.IsAbs(p) {
+			// Where the program, which writes it, resolves it.
+			base := o.Dir
+			if base == "" {
+				if base, err = os.Getwd(); err != nil {
+					return fail("process.pidfile", p, err)
+				}
+			}
+			p = filepath.Join(base, p)
+		}
+		o.Pidfile, o.Forking = filepath.Clean(p), true
 	}
 	for _, k := range sortedKeys(c.Process.Env) {
 		if strings.ContainsAny(k, "=\x00") {

@@ -1,8 +1,10 @@
 package contain
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -180,4 +182,43 @@ func descends(procs map[int]procStat, pid, ancestor int) bool {
 		pid = p.ppid
 	}
 	return false
+}
+
+// Proc is a process as /proc/PID/stat shows it.
+type Proc struct {
+	PID, PPID, PGID int
+	// Zombie: it has exited (its thread group leader has: other threads
+	// may still run, and its children are reparented once they end).
+	Zombie bool
+}
+
+// Stat reads process pid; an error wrapping ErrGone when it no longer
+// exists or is a zombie (exited: its links no longer say where it was).
+func Stat(pid int) (Proc, error) {
+	st, err := readStat(pid)
+	if err == nil && st.zombie {
+		err = ErrGone
+	}
+	if err != nil {
+		return Proc{}, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	return Proc{PID: st.pid, PPID: st.ppid, PGID: st.pgrp}, nil
+}
+
+// Children lists the children of process parent, zombies included, in
+// PID order: for a subreaper, the orphans it was handed as well as the
+// processes it started.
+func Children(parent int) ([]Proc, error) {
+	procs, err := scanProcs()
+	if err != nil {
+		return nil, err
+	}
+	var out []Proc
+	for _, p := range procs {
+		if p.ppid == parent {
+			out = append(out, Proc{PID: p.pid, PPID: p.ppid, PGID: p.pgrp, Zombie: p.zombie})
+		}
+	}
+	slices.SortFunc(out, func(a, b Proc) int { return a.PID - b.PID })
+	return out, nil
 }

@@ -181,7 +181,7 @@ func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact
 	if a.Path != b.Path || !slices.Equal(a.Args, b.Args) || !slices.Equal(a.Env, b.Env) || a.Dir != b.Dir ||
 		a.UID != b.UID || a.GID != b.GID || !slices.Equal(a.Groups, b.Groups) || a.Watchdog != b.Watchdog ||
 		a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.Control != b.Control ||
-		a.Legacy != b.Legacy {
+		a.Legacy != b.Legacy || a.Forking != b.Forking || a.Pidfile != b.Pidfile {
 		return false
 	}
 	if !slices.EqualFunc(als, bls, func(x, y *socketact.Listener) bool {

@@ -26,6 +26,12 @@
 // The fd of a BARRIER=1 is closed once Run has handled that datagram,
 // hence every one before it.
 //
+// Forking (Options.Forking, systemd's Type=forking): when a generation's
+// first process exits 0, the daemon it left (the pidfile's PID, or the
+// single orphan of the generation handed to hupd) is found, checked to be
+// a process of the generation, and followed as a MAINPID= is; none,
+// several or a refused one fail the start (forking.go).
+//
 // Invariant: at most one generation is not yet ready, and at most
 // MaxDraining old generations drain at once (a reload waits for a slot).
 // A reload is a transaction: the old generation is asked to stop only

@@ -42,12 +42,23 @@ type generation struct {
 	mainStart  uint64 // from the upgrade state: see vettedMain
 	resumeExit <-chan signals.Exit
 	proc       *os.Process
-	state      State
-	started    time.Time
-	readyAt    time.Time
-	readyBy    time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
-	exited     bool
-	exit       signals.Exit
+	// Forking mode (forking.go): forking while the first process runs,
+	// whose exit 0 hands over to the daemon it leaves; foundAt, when the
+	// daemon was found; failure, why the start failed although the first
+	// process exited 0; readyPending, the readiness reached before the
+	// daemon was found (counted once it is).
+	forking      bool
+	forks        bool   // started in forking mode; fixed (member reads it)
+	pidfile      string // Options.Pidfile when it started
+	foundAt      time.Time
+	failure      string
+	readyPending string
+	state        State
+	started      time.Time
+	readyAt      time.Time
+	readyBy      time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
+	exited       bool
+	exit         signals.Exit
 
 	notify       *socketact.NotifySocket
 	ref          *procRef          // the process being waited for

@@ -30,7 +30,9 @@ const (
 // it reads only g.pgid, fixed at the start, and the atomic roots.
 //
 // Without cgroups this is a snapshot of the process tree, and what escapes
-// it is known: a process that left the group (setsid, setpgid) and whose
+// it is known (in forking mode, hupd's orphans that carry g's
+// NOTIFY_SOCKET are members too, see forking.go): a process that left the
+// group (setsid, setpgid) and whose
 // parent chain no longer reaches a root (its parent exited, and it was
 // handed to hupd or to PID 1) is not a member; a process in hupd's session
 // that joins g's group with setpgid is one.
@@ -59,7 +61,16 @@ func (s *Supervisor) member(g *generation, pid int) bool {
 	// by a stranger's group (contain.Group.DropLeader).
 	lead := g.grp.Leader()
 	pgid, ok := socketact.ProcessGroup(pid)
-	return ok && lead > 1 && pgid == lead && !socketact.IsDescendant(s.self, pid)
+	if ok && lead > 1 && pgid == lead && !socketact.IsDescendant(s.self, pid) {
+		return true
+	}
+	// A daemon that left the process group and was handed to hupd (as
+	// subreaper) once its parent exited: a program that daemonizes, or a
+	// wrapper that sent MAINPID= of its daemon and exited at once (before
+	// even the notify reader got to the datagram). forking.go's rule: an
+	// orphan of hupd's whose environment names this generation's notify
+	// socket (only hupd's own descendants are ever handed to hupd).
+	return s.daemonOf(g, pid)
 }
 
 // mainVet is what the notify reader found of a MAINPID= when it read the

@@ -114,6 +114,13 @@ type Options struct {
 	// its own ports: it gets no inherited sockets; its bind calls to a
 	// held socket's address are given that socket (package legacy).
 	Legacy string
+	// Forking is for a program that daemonizes (systemd's Type=forking):
+	// when a generation's first process exits 0, the process it left
+	// behind becomes the generation's main process (see forking.go).
+	Forking bool
+	// Pidfile, absolute, names the file where a forking program writes
+	// its daemon's PID; "" finds the daemon without one. Implies Forking.
+	Pidfile string
 	// Sentinel, when set, is told about every generation so that its
 	// processes are ended when hupd dies (nil: none; see Sentinel).
 	Sentinel Sentinel
@@ -142,6 +149,9 @@ func (o Options) withDefaults(nsockets int) Options {
 	}
 	if o.ReloadSignal == 0 {
 		o.ReloadSignal = DefaultReloadSignal
+	}
+	if o.Pidfile != "" {
+		o.Forking = true
 	}
 	if o.StopSignal == 0 {
 		o.StopSignal = DefaultStopSignal

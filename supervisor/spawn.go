@@ -199,7 +199,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		ns.Close()
 		return nil, err
 	}
-	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog,
+	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking, pidfile: o.Pidfile,
 		exitParked: make(chan signals.Exit, 1), configHash: s.hash,
 		listeners: s.listeners, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}
 	t0 := time.Now()
@@ -450,10 +450,13 @@ func (s *Supervisor) armReadiness(g *generation) {
 	g.readyBy = time.Now().Add(r.Timeout)
 	s.after(g, r.Timeout, evReadyTimeout)
 	s.after(g, min(readyWarnAfter, r.Timeout/2), evReadyWarn)
-	switch r.Kind {
-	case ReadyDelay, ReadyAuto:
+	switch {
+	case r.Kind == ReadyAuto && g.forking:
+		// Ready when its first process exits 0 leaving the daemon
+		// (forked), as systemd's Type=forking.
+	case r.Kind == ReadyDelay || r.Kind == ReadyAuto:
 		s.after(g, r.Delay, evDelay)
-	case ReadyExec:
+	case r.Kind == ReadyExec:
 		ctx, cancel := context.WithCancel(context.Background())
 		g.stopProbe = cancel
 		go s.probe(ctx, g, s.opts)

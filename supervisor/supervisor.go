@@ -611,7 +611,10 @@ func (s *Supervisor) onEvent(ev event) {
 func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	s.scheduleTrim()
 	if g.mainFD != nil && g.mainPID != e.PID && pidfdAlive(g.mainFD) {
-		s.follow(g, e)
+		s.follow(g, e, "main process exited: following MAINPID")
+		return
+	}
+	if (g.forking || !g.foundAt.IsZero()) && s.forked(g, e) {
 		return
 	}
 	ran := time.Since(g.started)
@@ -631,6 +634,11 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
 	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(g.state))
+	if g.failure != "" {
+		// It exited 0, but its start failed: counted as a failure.
+		s.log.Error("start failed", KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
+		e.Status = syscall.WaitStatus(1 << 8)
+	}
 	s.closeRetired()
 	prev := g.state
 	g.state = StateExited
@@ -650,7 +658,11 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		case tx.new == g:
 			// Its last words explain the failure: let them arrive first.
 			g.out.settle(outputSettle)
-			s.finishTx(false, fmt.Sprintf("generation %d exited before it was ready: %s", g.num, e)+tailText(strings.Join(g.out.tail(), "\n")))
+			why := fmt.Sprintf("generation %d exited before it was ready: %s", g.num, e)
+			if g.failure != "" {
+				why = fmt.Sprintf("generation %d failed to start: %s", g.num, g.failure)
+			}
+			s.finishTx(false, why+tailText(strings.Join(g.out.tail(), "\n")))
 			return
 		case tx.waitOld && tx.old == g:
 			tx.waitOld = false
@@ -710,8 +722,8 @@ const exitSettle = 2 * time.Second
 // master, as nginx does for a binary upgrade). It was a member of g when
 // it was announced (acceptMainPID). Its exit ends the generation, whoever
 // its parent is (watchMain).
-func (s *Supervisor) follow(g *generation, e signals.Exit) {
-	s.log.Info("main process exited: following MAINPID", KeyGen, g.num, KeyOldPID, e.PID, KeyPID, g.mainPID, KeyStatus, e.String())
+func (s *Supervisor) follow(g *generation, e signals.Exit, msg string) {
+	s.log.Info(msg, KeyGen, g.num, KeyOldPID, e.PID, KeyPID, g.mainPID, KeyStatus, e.String())
 	if g.proc != nil {
 		g.proc.Release()
 		g.proc = nil
@@ -857,6 +869,13 @@ func (s *Supervisor) onReady(g *generation, how string) { s.onReadyAt(g, how, ti
 
 // onReadyAt is onReady for a readiness signal that arrived at at.
 func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
+	if g.forking {
+		// Forking mode: ready no earlier than the daemon is found.
+		if g.readyPending == "" {
+			g.readyPending = how
+		}
+		return
+	}
 	g.settle()
 	g.state, g.readyAt = StateReady, time.Now()
 	s.log.Info("child ready", KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)

@@ -122,6 +122,12 @@ type GenState struct {
 	// NoLeader: the process group PGID is no longer the generation's
 	// (contain.Group.DropLeader).
 	NoLeader bool `json:"no_leader,omitempty"`
+	// Forking: its first process still runs, and its exit 0 hands over
+	// to the daemon it leaves (forking.go).
+	Forking bool `json:"forking,omitempty"`
+	// Forks: it was started in forking mode, with Pidfile ("": none).
+	Forks   bool   `json:"forks,omitempty"`
+	Pidfile string `json:"pidfile,omitempty"`
 }
 
 // Upgrade re-executes binary (hupd's own when empty) in place; see the
@@ -495,7 +501,8 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			Trap: fdOf(trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
 			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
 			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path(),
-			NoLeader: g.grp.Path() == "" && g.grp.Leader() == 0}
+			NoLeader: g.grp.Path() == "" && g.grp.Leader() == 0,
+			Forking:  g.forking, Forks: g.forks, Pidfile: g.pidfile}
 		gs.MainStart, _ = socketact.StartTime(g.pid)
 		for _, l := range g.listeners {
 			gs.Sockets = append(gs.Sockets, int(l.File.Fd()))
@@ -648,7 +655,8 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			started: gs.Started, readyAt: gs.ReadyAt, drainBy: gs.DrainBy, notify: ns, out: &output{},
 			exitParked: make(chan signals.Exit, 1), speaksNotify: gs.SpeaksNotify, speaksReload: gs.SpeaksReload,
 			statusText: gs.StatusText, configHash: gs.ConfigHash, stopSignal: syscall.Signal(gs.StopSignal),
-			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready}
+			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready,
+			forking: gs.Forking, forks: gs.Forks, pidfile: gs.Pidfile}
 		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
 		if err != nil {
 			s.log.Warn("generation's cgroup not taken over: process group only", KeyGen, gs.Num, KeyError, err)

@@ -12,7 +12,11 @@
 // rescan walks the paths again, re-arms the watches the walk now needs and
 // hashes the bytes of every file it found. A group changes when, and only
 // when, that hash changes: a touch, a chmod, a rewrite with equal content
-// or a burst of events that ends where it began changes nothing.
+// or a burst of events that ends where it began changes nothing. A file
+// written in place (truncated, then written) while a rescan is under way
+// may be reported twice, truncated first: readers see the truncation
+// before the kernel queues its event or moves the ctime, so nothing tells
+// it from an empty file. A file replaced by a rename is reported once.
 //
 // Invariants: one goroutine owns all state and is the only one that sends
 // on Events; every event in a watched directory is followed by a rescan of

@@ -592,7 +592,7 @@ func TestUnreadable(t *testing.T) {
 	}
 	// The same problem is not reported again, and the file counts with
 	// its last content.
-	writeFile(t, r.sentinel, "unreadable")
+	r.setSentinel("unreadable")
 	if ev := r.next(0); !slices.Equal(ev.Changed, []string{r.sentinel}) {
 		t.Fatalf("changed %q, want only the sentinel", ev.Changed)
 	}

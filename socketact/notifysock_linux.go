@@ -96,6 +96,11 @@ type NotifySocket struct {
 	closed atomic.Bool
 	once   sync.Once
 	err    error
+
+	// rmu serialises receivers, which share buf and oob: a generation gets
+	// a few datagrams, and a pair of buffers each (5 KiB) was garbage.
+	rmu      sync.Mutex
+	buf, oob []byte
 }
 
 // NotifyMessage is one datagram received on a NotifySocket.
@@ -276,8 +281,15 @@ func (n *NotifySocket) Receive() (NotifyMessage, error) { return n.ReceiveChecke
 // exited (and been reaped) before the datagram is read is never verified.
 // check is not called for a datagram without credentials. check may be nil.
 func (n *NotifySocket) ReceiveChecked(check func(pid int) bool) (NotifyMessage, error) {
-	buf := make([]byte, NotifyMaxMessage)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4)+unix.CmsgSpace(scmMaxFD*4))
+	n.rmu.Lock()
+	defer n.rmu.Unlock()
+	if n.buf == nil {
+		n.buf = make([]byte, NotifyMaxMessage)
+		n.oob = make([]byte, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4)+unix.CmsgSpace(scmMaxFD*4))
+	}
+	// Nothing returned refers to them: ParseNotify copies, parseControl
+	// keeps numbers.
+	buf, oob := n.buf, n.oob
 	var (
 		nr, oobn, flags int
 		rerr            error

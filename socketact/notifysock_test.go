@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -607,6 +608,46 @@ func TestNotifyBurst(t *testing.T) {
 	}
 	if err := <-errc; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNotifyReceiveCost: the receive buffers are the socket's, not each
+// datagram's (a 4 KiB payload buffer and 1 KiB of control space were
+// garbage per datagram).
+func TestNotifyReceiveCost(t *testing.T) {
+	n := listenNotify(t, t.TempDir(), -1, -1)
+	t.Setenv(EnvNotifySocket, n.Path)
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := Notify("STATUS=" + strconv.Itoa(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	send(0, 1)
+	mustReceive(t, n) // the first allocates the buffers
+	// Batches queued before they are read (a sender blocks past
+	// net.unix.max_dgram_qlen, 10 by default); only reading is counted.
+	const batch, batches = 8, 5
+	var total uint64
+	for b := range batches {
+		first := 1 + b*batch
+		send(first, first+batch)
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		for i := first; i < first+batch; i++ {
+			m, err := n.Receive() // queued: does not block
+			if err != nil || m.Fields[NotifyStatus] != strconv.Itoa(i) {
+				t.Fatalf("datagram %d: %+v, %v", i, m, err)
+			}
+		}
+		runtime.ReadMemStats(&m1)
+		total += m1.TotalAlloc - m0.TotalAlloc
+	}
+	per := total / (batch * batches)
+	t.Logf("a datagram allocates %d bytes", per)
+	if per >= NotifyMaxMessage {
+		t.Errorf("a datagram allocates %d bytes, want less than its buffer (%d)", per, NotifyMaxMessage)
 	}
 }
 

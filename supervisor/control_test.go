@@ -354,6 +354,38 @@ func TestControlLineLimit(t *testing.T) {
 	if rep := c.reply(t); !rep.OK {
 		t.Errorf("ping after an over-long line: %+v", rep)
 	}
+	// Lines longer than the read buffer are gathered whole, whatever the
+	// length of their last part.
+	for _, n := range []int{controlReadBuf - 1, controlReadBuf, controlReadBuf + 1, 3*controlReadBuf + 5} {
+		c.send(t, ping+strings.Repeat(" ", n-len(ping)))
+		if rep := c.reply(t); !rep.OK {
+			t.Errorf("line of %d bytes: %+v", n, rep)
+		}
+	}
+}
+
+// TestControlConnectionCost: each `hupd reload` is a connection; what
+// serving one allocates is garbage hupd's heap must absorb, so it must not
+// grow with MaxControlLine (it was MaxControlLine+1 bytes of read buffer
+// per connection).
+func TestControlConnectionCost(t *testing.T) {
+	s := startControl(t, &fakeControl{})
+	call(t, s.Path(), Request{Cmd: CmdPing}) // warm up: JSON caches, the first goroutines
+	const n = 40
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range n {
+		if rep := call(t, s.Path(), Request{Cmd: CmdPing}); !rep.OK {
+			t.Fatalf("ping: %+v", rep)
+		}
+	}
+	runtime.ReadMemStats(&m1)
+	// Client and server together, both in this process.
+	per := (m1.TotalAlloc - m0.TotalAlloc) / n
+	t.Logf("a ping on a new connection allocates %d bytes", per)
+	if per > MaxControlLine/2 {
+		t.Errorf("a ping on a new connection allocates %d bytes, want at most %d", per, MaxControlLine/2)
+	}
 }
 
 func TestControlPipelinedInOrder(t *testing.T) {

@@ -155,6 +155,19 @@ func containSwaps(ctx context.Context, env *benchEnv, rep *Report, def, off *hup
 	rep.info(sc7, "hello's start to its READY=1", "%s", both(ds.ready, ofs.ready))
 	rep.info(sc7, "READY=1 received to the old child's stop signal", "%s", both(ds.handover, ofs.handover))
 	rep.info(sc7, "hupd after the swaps: RSS, its own (anonymous), peak RSS", "%s %s | %s %s", dn, defMem, on, offMem)
+	// hupd returns what a burst used to the OS a quiet second after it
+	// (trimAfter in package supervisor): what it keeps is measured past
+	// that.
+	if !sleepCtx(ctx, trimWait) {
+		return ctx.Err()
+	}
+	if defMem, err = memOf(def.pid()); err != nil {
+		return err
+	}
+	if offMem, err = memOf(off.pid()); err != nil {
+		return err
+	}
+	rep.info(sc7, fmt.Sprintf("hupd %s after the swaps (it trims after 1s): RSS, its own, peak", trimWait), "%s %s | %s %s", dn, defMem, on, offMem)
 
 	add := pctf(ds.took, 50) - pctf(ofs.took, 50)
 	value := fmt.Sprintf("%s (trigger to exec %s; median of the rounds' differences %s)", fdiff(add),
@@ -168,6 +181,10 @@ func containSwaps(ctx context.Context, env *benchEnv, rep *Report, def, off *hup
 	rep.goal(sc7, "what containment adds to a swap: p50 "+dn+" − p50 "+on, value, "≤ 1 ms", add <= 1, checked)
 	return nil
 }
+
+// trimWait is how long after a burst of swaps the bench measures again:
+// past hupd's trim, a quiet second after its last reload or exit.
+const trimWait = 2 * time.Second
 
 // containment asks h, as `hupd status --json` does (that very command),
 // how it keeps its generations together.

@@ -286,13 +286,7 @@ func TestCgroupGroup(t *testing.T) {
 	}
 	// Not Setup: that would move the test process itself.
 	ops := realOps()
-	mount := ""
-	for _, d := range ops.mounts {
-		if ops.isCgroup2(d) {
-			mount = d
-			break
-		}
-	}
+	mount := cgroup2Mount(ops)
 	if mount == "" {
 		t.Skip("no cgroup2 mount")
 	}

@@ -160,14 +160,19 @@ func setup(o Options, ops sysOps) (*Manager, []Cleaned) {
 	return m, cleaned
 }
 
-func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
-	mount := ""
+// cgroup2Mount is the first of ops.mounts that is a cgroup2 filesystem, or
+// "".
+func cgroup2Mount(ops sysOps) string {
 	for _, d := range ops.mounts {
 		if ops.isCgroup2(d) {
-			mount = d
-			break
+			return d
 		}
 	}
+	return ""
+}
+
+func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
+	mount := cgroup2Mount(ops)
 	if mount == "" {
 		return nil, nil, fmt.Errorf("no cgroup2 filesystem at %s", strings.Join(ops.mounts, " or "))
 	}

@@ -147,13 +147,20 @@ func FromActivated(act []Activated) []*Listener {
 	return ls
 }
 
-// sameSocket reports whether fd is bound to the address a asks for.
-func sameSocket(fd int, a Address) bool {
+// boundAs returns the address fd is bound to, if it is a socket of a's
+// type.
+func boundAs(fd int, a Address) (Address, bool) {
 	if socketNetwork(fd) != baseNetwork(a.Network) {
-		return false
+		return Address{}, false
 	}
 	got, err := boundAddress(fd, a.Network)
-	if err != nil {
+	return got, err == nil
+}
+
+// sameSocket reports whether fd is bound to the address a asks for.
+func sameSocket(fd int, a Address) bool {
+	got, ok := boundAs(fd, a)
+	if !ok {
 		return false
 	}
 	if a.IsUnix() {
@@ -172,11 +179,8 @@ func sameSocket(fd int, a Address) bool {
 // samePort reports whether fd is a socket of a's type bound to a's port
 // (any port when a asks for port 0) or unix path, whatever its host.
 func samePort(fd int, a Address) bool {
-	if socketNetwork(fd) != baseNetwork(a.Network) {
-		return false
-	}
-	got, err := boundAddress(fd, a.Network)
-	if err != nil {
+	got, ok := boundAs(fd, a)
+	if !ok {
 		return false
 	}
 	if a.IsUnix() {

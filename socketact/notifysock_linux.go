@@ -101,6 +101,10 @@ type NotifySocket struct {
 	// a few datagrams, and a pair of buffers each (5 KiB) was garbage.
 	rmu      sync.Mutex
 	buf, oob []byte
+
+	// origin is 1 + a pidfd of the process started for the socket's
+	// generation (SetOrigin); 0: none.
+	origin atomic.Int64
 }
 
 // NotifyMessage is one datagram received on a NotifySocket.
@@ -315,7 +319,12 @@ func (n *NotifySocket) ReceiveChecked(check func(pid int) bool) (NotifyMessage, 
 	}
 	c := parseControl(oob[:oobn])
 	m := NotifyMessage{PID: c.pid, UID: c.uid, GID: c.gid, CgroupID: pidfdCgroup(c.pidfd)}
-	if check != nil && m.PID > 0 {
+	if o := int(n.origin.Load()) - 1; c.pidfd >= 0 && o >= 0 && samePidfd(c.pidfd, o) {
+		// The process started for this socket, even if it has exited
+		// (and been reaped) since: a program that says READY=1 or
+		// MAINPID= and exits at once.
+		m.Verified = true
+	} else if check != nil && m.PID > 0 {
 		m.Verified = c.verify(m.PID, n.pidfds, check)
 	}
 	if flags&unix.MSG_TRUNC != 0 {
@@ -330,6 +339,38 @@ func (n *NotifySocket) ReceiveChecked(check func(pid int) bool) (NotifyMessage, 
 	}
 	m.ClosedFDs = c.close()
 	return m, nil
+}
+
+// SetOrigin gives n a pidfd of the process started for the socket's
+// generation (-1: none); n closes it with Close. ReceiveChecked verifies a
+// datagram whose SCM_PIDFD names that very process without asking check,
+// also once it has exited. Call it before the first ReceiveChecked.
+func (n *NotifySocket) SetOrigin(pidfd int) {
+	if pidfd < 0 {
+		pidfd = -1
+	}
+	if old := n.origin.Swap(int64(pidfd) + 1); old > 0 {
+		unix.Close(int(old) - 1)
+	}
+}
+
+// pidfsMagic is the pidfd filesystem's magic (Linux 6.9): from then on each
+// process has an inode of its own, so that two pidfds name the same
+// process exactly when their inodes are the same. Before, every pidfd had
+// the one anonymous inode, which tells nothing.
+const pidfsMagic = 0x50494446
+
+// samePidfd reports whether pidfds a and b name the same process.
+func samePidfd(a, b int) bool {
+	var fs unix.Statfs_t
+	if unix.Fstatfs(a, &fs) != nil || fs.Type != pidfsMagic {
+		return false
+	}
+	var sa, sb unix.Stat_t
+	if unix.Fstat(a, &sa) != nil || unix.Fstat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
 }
 
 // control is what the control messages of one datagram carry.
@@ -443,6 +484,7 @@ func PidfdAlive(pidfd int) bool {
 // directory. Calling Close again does nothing and returns nil.
 func (n *NotifySocket) Close() error {
 	n.once.Do(func() {
+		n.SetOrigin(-1)
 		n.closed.Store(true)
 		if n.ino != 0 {
 			var st unix.Stat_t

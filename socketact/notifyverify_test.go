@@ -249,3 +249,52 @@ func TestProcessGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestNotifyOrigin: a datagram from the process the socket's generation
+// started (SetOrigin) is verified without check, also once that process
+// has exited and been reaped (a program that says READY=1 and exits); a
+// datagram from another process reaped the same way is not.
+func TestNotifyOrigin(t *testing.T) {
+	warmUp(t)
+	n := listenNotify(t, t.TempDir(), -1, -1)
+	if !n.PassesPidfd() {
+		t.Skip("no SO_PASSPIDFD")
+	}
+	var fs unix.Statfs_t
+	self, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	unix.Fstatfs(self, &fs)
+	unix.Close(self)
+	if fs.Type != pidfsMagic {
+		t.Skip("pidfds without pidfs (Linux < 6.9): a pidfd does not name its process")
+	}
+	t.Setenv(EnvNotifySocket, n.Path)
+	no := func(int) bool { return false }
+	send := func() (int, int) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestNotifyHelperProcess$")
+		cmd.Env = append(os.Environ(), envNotifyHelper+"=send", envNotifyMsg+"=READY=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.PidfdOpen(cmd.Process.Pid, 0) // not reaped before Wait
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd.Process.Pid, fd
+	}
+	pid, fd := send()
+	n.SetOrigin(fd)
+	if m := receiveChecked(t, n, no); m.PID != pid || !m.Verified {
+		t.Errorf("the origin, reaped: PID %d (want %d), Verified %v", m.PID, pid, m.Verified)
+	}
+	other, ofd := send()
+	unix.Close(ofd)
+	if m := receiveChecked(t, n, no); m.PID != other || m.Verified {
+		t.Errorf("another process, reaped: PID %d (want %d), Verified %v", m.PID, other, m.Verified)
+	}
+}

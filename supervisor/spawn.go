@@ -220,9 +220,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		case err == nil:
 			ref, outR, errR, warm = st.ref, st.outR, st.errR, true
 			g.pid, g.pgid, g.proc = st.pid, st.pid, st.proc
-			if st.pidfd >= 0 {
-				unix.Close(st.pidfd)
-			}
+			ns.SetOrigin(st.pidfd) // the notify socket owns it now
 		case errors.As(err, &ee):
 			s.unguard(num)
 			st.release()
@@ -247,7 +245,14 @@ func (s *Supervisor) spawn() (*generation, error) {
 		grp := s.newGroup(num)
 		startIn(cmd, grp)
 		g.grp = grp // registered with the sentinel as the process starts
-		res := s.sp.start(cmd, func(pid, pidfd int) { s.guard(g, pid, pidfd) })
+		origin := -1
+		res := s.sp.start(cmd, func(pid, pidfd int) {
+			s.guard(g, pid, pidfd)
+			if pidfd >= 0 {
+				origin, _ = unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
+			}
+		})
+		ns.SetOrigin(origin) // the notify socket owns it now
 		if outR != nil {
 			closeFiles(cmd.Stdout, cmd.Stderr)
 		}

@@ -723,7 +723,9 @@ const exitSettle = 2 * time.Second
 // it was announced (acceptMainPID). Its exit ends the generation, whoever
 // its parent is (watchMain).
 func (s *Supervisor) follow(g *generation, e signals.Exit, msg string) {
-	s.log.Info(msg, KeyGen, g.num, KeyOldPID, e.PID, KeyPID, g.mainPID, KeyStatus, e.String())
+	// Logged once the sentinel knows (below): whoever sees the line may
+	// kill hupd, and the sentinel must then end this process.
+	defer s.log.Info(msg, KeyGen, g.num, KeyOldPID, e.PID, KeyPID, g.mainPID, KeyStatus, e.String())
 	if g.proc != nil {
 		g.proc.Release()
 		g.proc = nil

@@ -694,6 +694,9 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		followed := gs.PGID != 0 && gs.PID != gs.PGID // the one started is gone
 		if !followed {
 			g.origin.Store(int64(gs.PID))
+			// hupd's child, not reaped yet (the reaper does not run
+			// before Resume): the PID is still that process's.
+			ns.SetOrigin(pidfdOpen(gs.PID))
 		}
 		if gs.MainPID != 0 || followed {
 			// A MAINPID= is taken over in resumeGens, once the reaper

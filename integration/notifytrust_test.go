@@ -85,10 +85,14 @@ func init() {
 		ntStart("nt-grand-exit").Wait()
 		reportSignalsUntil(syscall.SIGTERM)
 	}
+	// nt-grand-exit: name itself with MAINPID= (and READY=1), then wait
+	// to be killed: it must live until hupd has taken it (the test kills
+	// it then), or the MAINPID= names a process already gone.
 	childModes["nt-grand-exit"] = func([]string) {
 		if _, err := socketact.Notify(fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid())); err != nil {
 			os.Exit(5)
 		}
+		select {}
 	}
 	// nt-first DIR: READY=1 only from the first generation (the one that
 	// creates DIR/first); then report signals until TERM.
@@ -421,7 +425,11 @@ func TestMainPIDHandedOverTwice(t *testing.T) {
 func TestMainPIDGoneFallsBack(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("nt-handback")...)...)
 	child := h.ChildPID(1)
-	h.WaitEvent("main pid changed", 1, nil)
+	e := h.WaitEvent("main pid changed", 1, nil)
+	if err := syscall.Kill(e.Int("pid"), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitEvent("main process named by MAINPID exited: the process started is the main process again", 1, nil)
 	if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", child) {
 		t.Fatalf("child says %q", line)
 	}

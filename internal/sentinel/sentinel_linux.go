@@ -93,18 +93,30 @@ func Adopt(r *signals.Reaper, fd, pid int, exited <-chan signals.Exit, lost func
 	return s
 }
 
-// start starts a sentinel process; s.mu is held or s is not shared yet.
+// start starts a sentinel process and makes it s's; s is not shared yet.
 func (s *Sentinel) start() (<-chan signals.Exit, error) {
+	conn, pid, exited, err := s.spawn()
+	if err != nil {
+		return nil, err
+	}
+	s.conn, s.pid, s.started = conn, pid, time.Now()
+	return exited, nil
+}
+
+// spawn starts a sentinel process and returns hupd's end of its socket,
+// its PID and its exit, once it is armed (up to a few seconds: never with
+// s.mu held, or registrations, and with them spawns, would wait).
+func (s *Sentinel) spawn() (conn, pid int, exited <-chan signals.Exit, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("sentinel: %w", os.NewSyscallError("socketpair", err))
+		return -1, 0, nil, fmt.Errorf("sentinel: %w", os.NewSyscallError("socketpair", err))
 	}
 	ours, theirs := fds[0], fds[1]
 	defer unix.Close(theirs)
 	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(ours)
-		return nil, fmt.Errorf("sentinel: %w", os.NewSyscallError("open "+os.DevNull, err))
+		return -1, 0, nil, fmt.Errorf("sentinel: %w", os.NewSyscallError("open "+os.DevNull, err))
 	}
 	defer unix.Close(null)
 	attr := &syscall.ProcAttr{
@@ -119,21 +131,20 @@ func (s *Sentinel) start() (<-chan signals.Exit, error) {
 	if guard.FD != 3 {
 		panic("sentinel: guard.FD must be the fd after stdio")
 	}
-	pid, exited, err := s.reaper.Start(func() (int, error) {
+	pid, exited, err = s.reaper.Start(func() (int, error) {
 		// /proc/self/exe: hupd's own binary, even if replaced on disk.
 		return syscall.ForkExec("/proc/self/exe", []string{guard.Argv0}, attr)
 	})
 	if err != nil {
 		unix.Close(ours)
-		return nil, fmt.Errorf("sentinel: %w", err)
+		return -1, 0, nil, fmt.Errorf("sentinel: %w", err)
 	}
 	if err := awaitArmed(ours); err != nil {
 		unix.Close(ours) // it sees EOF and exits, if it ever runs
 		unix.Kill(pid, unix.SIGKILL)
-		return nil, fmt.Errorf("sentinel: %w", err)
+		return -1, 0, nil, fmt.Errorf("sentinel: %w", err)
 	}
-	s.conn, s.pid, s.started = ours, pid, time.Now()
-	return exited, nil
+	return ours, pid, exited, nil
 }
 
 // armTimeout bounds the sentinel's start-up, a Go runtime's.
@@ -189,7 +200,23 @@ func (s *Sentinel) watch(exited <-chan signals.Exit) {
 		}
 		err := ErrDying
 		if s.quick < maxQuick {
-			if exited, err = s.start(); err == nil {
+			// Started without the lock: Register and Unregister go on
+			// meanwhile (failing to send, but kept in regs, which the
+			// new sentinel is told below).
+			s.mu.Unlock()
+			conn, pid, next, serr := s.spawn()
+			s.mu.Lock()
+			switch err = serr; {
+			case err != nil:
+			case s.closed:
+				// hupd stops: the new one sees EOF at once, with
+				// nothing registered, and exits; its exit ends watch.
+				unix.Close(conn)
+				s.pid, exited = pid, next
+				s.mu.Unlock()
+				continue
+			default:
+				s.conn, s.pid, s.started, exited = conn, pid, time.Now(), next
 				for gen, r := range s.regs {
 					if err = s.send(gen, r); err != nil {
 						break

@@ -101,6 +101,12 @@ func realOps() sysOps {
 			return !errors.Is(err, fs.ErrNotExist)
 		},
 		held: func(dir string) bool {
+			// Made moments ago: its hupd may still be on its way into
+			// it (a group's mtime is when it was made).
+			var st unix.Stat_t
+			if unix.Stat(dir, &st) == nil && time.Since(time.Unix(st.Mtim.Unix())) < setupGrace {
+				return true
+			}
 			b, err := os.ReadFile(filepath.Join(dir, supervisorLeaf, "cgroup.events"))
 			v, ok := parseKeyed(b, "populated")
 			return err == nil && ok && v != 0
@@ -204,10 +210,15 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 			// Stale: nobody in its supervisor leaf (hupd or its sentinel)
 			// and no process of its PID in this namespace. The PID alone
 			// would take a live hupd of another PID namespace for dead;
-			// the leaf alone, a hupd about to move into it. (Left: a hupd
-			// of another PID namespace, of the same name, in the instant
-			// between making its group and moving into it.)
-			return ok && id != ops.id && !ops.held(filepath.Join(own, name)) && !ops.alive(id)
+			// the leaf alone, a hupd about to move into it (a group made
+			// in the last setupGrace counts as held too). A group named
+			// after hupd's own PID is no other hupd's of this namespace:
+			// a dead one's, typically a previous PID 1 of a container
+			// (they piled up as hupd-NAME-1.2, .3, …).
+			if !ok || ops.held(filepath.Join(own, name)) {
+				return false
+			}
+			return id == ops.id || !ops.alive(id)
 		})
 		// The name is taken when a hupd of another PID namespace has the
 		// same PID (1 in containers that share the host's cgroups): then
@@ -277,6 +288,10 @@ func (m *Manager) undo() {
 		m.os.rmdir(m.base)
 	}
 }
+
+// setupGrace is how long a base group counts as held after it was made,
+// whoever is in it: long enough for its hupd to move into it.
+const setupGrace = 2 * time.Second
 
 // staleWait bounds how long removing a stale or retired group waits for
 // its killed processes to be gone.

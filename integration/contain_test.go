@@ -19,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -308,6 +309,12 @@ func TestContainStaleCgroup(t *testing.T) {
 		t.Skipf("cannot create a cgroup here: %v", err)
 	}
 	t.Cleanup(func() { os.Remove(filepath.Join(stale, "gen-3")); os.Remove(stale) })
+	// Made long ago, as a dead hupd's is: one made in the last seconds may
+	// be a hupd's still on its way into it.
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
 	fd, err := unix.Open(filepath.Join(stale, "gen-3"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -454,4 +461,36 @@ func TestContainNoClone3(t *testing.T) {
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d", code)
 	}
+}
+
+// TestContainStaleOwnPID: hupd as PID 1 of its own PID namespace finds a
+// base group named after PID 1 that nobody holds, left by a previous PID 1
+// of the same name (killed with its namespace): it is stale and removed.
+// (Such groups were skipped as "our own PID" and piled up as
+// hupd-NAME-1.2, .3, … until no name was left.)
+func TestContainStaleOwnPID(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("creating cgroups needs root")
+	}
+	own := ctOwnCgroup(t)
+	name := "ct-own-pid"
+	stale := filepath.Join(own, "hupd-"+name+"-1")
+	if err := os.Mkdir(stale, 0o755); err != nil {
+		t.Skipf("cannot create a cgroup here: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(stale) })
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	h, pid, _ := contStart(t, contOpts{}, append([]string{"run", "--name", name, "--"}, childCmd("signals")...)...)
+	if e := h.WaitEvent("stale cgroup of a dead hupd removed", 1, nil); e.Str("cgroup") != stale {
+		t.Errorf("%v: want %s removed", e, stale)
+	}
+	if e := h.WaitEvent("containment: a cgroup per generation", 1, nil); e.Str("cgroup") != stale {
+		t.Errorf("%v: want the name %s taken again", e, stale)
+	}
+	h.Stdout.NextWith(t, "ready")
+	procKill(t, pid, syscall.SIGTERM)
+	procWait(t, h, 0)
 }

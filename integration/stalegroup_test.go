@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
 )
 
 // A generation whose main process is handed over (MAINPID=) to a daemon in
@@ -90,6 +91,10 @@ func sgStart(t *testing.T, dir string, daemonArgs []string, extra ...string) (h 
 	daemon = e.Int("pid")
 	if daemon <= 0 || daemon == first {
 		t.Fatalf("%v: want the daemon followed", e)
+	}
+	// In its own session, it outlives a test that fails half-way.
+	if fd, err := pidfdOpen(daemon); err == nil {
+		t.Cleanup(func() { unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); unix.Close(fd) })
 	}
 	waitGone(t, first)
 	return h, first, daemon

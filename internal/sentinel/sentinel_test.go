@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/cgtest"
 	"github.com/hupd/hupd/signals"
 	"golang.org/x/sys/unix"
 )
@@ -262,36 +263,11 @@ func TestRestartedWhenKilled(t *testing.T) {
 	}
 }
 
-// cgroup2Root returns a writable cgroup2 mount (a hybrid host has one at
-// /sys/fs/cgroup/unified) or skips the test.
-func cgroup2Root(t *testing.T) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Skip(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 1 || g[0] != "cgroup2" {
-			continue
-		}
-		dir := filepath.Join(f[4], fmt.Sprintf("hupd-sentinel-test-%d", os.Getpid()))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Skipf("cgroup2 at %s not writable: %v", f[4], err)
-		}
-		os.Remove(dir)
-		return f[4]
-	}
-	t.Skip("no cgroup2 mount")
-	return ""
-}
-
 // TestEndsCgroup: a generation registered with a cgroup is ended whole
 // (cgroup.kill): its daemon that left the process group too; the
 // sentinel removes the emptied cgroup.
 func TestEndsCgroup(t *testing.T) {
-	root := cgroup2Root(t)
+	root := cgtest.Mount(t)
 	cg := filepath.Join(root, fmt.Sprintf("hupd-sentinel-test-%d", os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)

@@ -1,47 +1,26 @@
 package guard
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/cgtest"
 	"golang.org/x/sys/unix"
 )
 
 // testCgroup makes a cgroup under a writable cgroup2 mount, or skips.
 func testCgroup(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Skip(err)
+	dir := cgtest.Group(t, "hupd-guard-test")
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.freeze")); err != nil {
+		t.Skipf("no cgroup.freeze (kernel before 5.2): %v", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 1 || g[0] != "cgroup2" {
-			continue
-		}
-		dir := filepath.Join(f[4], fmt.Sprintf("hupd-guard-test-%d", os.Getpid()))
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			t.Skipf("cgroup2 at %s not writable: %v", f[4], err)
-		}
-		t.Cleanup(func() {
-			os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-			os.Remove(dir)
-		})
-		if _, err := os.Stat(filepath.Join(dir, "cgroup.freeze")); err != nil {
-			t.Skipf("no cgroup.freeze (kernel before 5.2): %v", err)
-		}
-		return dir
-	}
-	t.Skip("no cgroup2 mount")
-	return ""
+	return dir
 }
 
 // TestKillFrozen: without cgroup.kill, freezing the cgroup and killing

@@ -605,33 +605,39 @@ func ProcessGroup(pid int) (int, bool) {
 }
 
 // procStat reads the parent PID and the process group of pid from
-// /proc/PID/stat: the fourth and fifth fields, counted after the last ')'
-// because the command name may hold anything.
+// /proc/PID/stat: the fourth and fifth fields.
 func procStat(pid int) (ppid, pgid int, ok bool) {
-	// Read with plain system calls into one buffer: this runs for every
-	// notify datagram, several times.
-	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, 0, false
-	}
-	var buf [1024]byte // the line is some 300 bytes; the fields needed come early
-	n, err := unix.Read(fd, buf[:])
-	unix.Close(fd)
-	if err != nil || n <= 0 {
-		return 0, 0, false
-	}
-	s := string(buf[:n])
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, false
-	}
-	f := strings.Fields(s[i+1:]) // state, ppid, pgrp, …
-	if len(f) < 3 {
+	f, ok := statFields(pid)
+	if !ok || len(f) < 3 {
 		return 0, 0, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	pgid, err2 := strconv.Atoi(f[2])
 	return ppid, pgid, err1 == nil && err2 == nil
+}
+
+// statFields returns the fields of /proc/PID/stat from the third (state)
+// on, counted after the last ')' because the command name may hold
+// anything; false when pid does not exist.
+func statFields(pid int) ([]string, bool) {
+	// Read with plain system calls into one buffer: this runs for every
+	// notify datagram, several times.
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/stat", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, false
+	}
+	var buf [1024]byte // the line is some 300 bytes
+	n, err := unix.Read(fd, buf[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return nil, false
+	}
+	s := string(buf[:n])
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, false
+	}
+	return strings.Fields(s[i+1:]), true
 }
 
 // StartTime returns when pid started, in clock ticks after boot (the 22nd
@@ -642,17 +648,8 @@ func StartTime(pid int) (uint64, bool) {
 	if pid <= 0 {
 		return 0, false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:]) // field 3 (state) first
-	if len(f) < 20 {
+	f, ok := statFields(pid)
+	if !ok || len(f) < 20 {
 		return 0, false
 	}
 	t, err := strconv.ParseUint(f[19], 10, 64)

@@ -298,3 +298,25 @@ func TestNotifyOrigin(t *testing.T) {
 		t.Errorf("another process, reaped: PID %d (want %d), Verified %v", m.PID, other, m.Verified)
 	}
 }
+
+// TestStartTime: the start time names a process: the same for two reads,
+// not before this process's for a child started later, none for a PID
+// that does not exist.
+func TestStartTime(t *testing.T) {
+	a, ok1 := StartTime(os.Getpid())
+	b, ok2 := StartTime(os.Getpid())
+	if !ok1 || !ok2 || a != b || a == 0 {
+		t.Fatalf("own start time %d %v, %d %v", a, ok1, b, ok2)
+	}
+	c := exec.Command("sleep", "10")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { c.Process.Kill(); c.Wait() }()
+	if s, ok := StartTime(c.Process.Pid); !ok || s < a {
+		t.Errorf("child's start time %d %v, want ≥ %d", s, ok, a)
+	}
+	if _, ok := StartTime(1 << 30); ok {
+		t.Error("a start time for a PID that does not exist")
+	}
+}

@@ -8,9 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
@@ -103,9 +106,9 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 				fmt.Fprintln(stdout, reloadSummary(r))
 			}
 			if !r.OK {
-				fmt.Fprintf(stderr, "hupd: reload failed: %s\n", r.Reason)
+				fmt.Fprintf(stderr, "hupd: reload failed: %s\n", printable(r.Reason))
 				for _, l := range r.Output {
-					fmt.Fprintf(stderr, "  | %s\n", l)
+					fmt.Fprintf(stderr, "  | %s\n", printable(l))
 				}
 				return exitError{1}
 			}
@@ -185,7 +188,7 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
 			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond),
 			g.Processes, bytesText(g.MemoryBytes), bytesText(g.MemoryPeakBytes),
-			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, g.StatusText)
+			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, printable(g.StatusText))
 	}
 	tw.Flush()
 	if len(st.Watches) > 0 {
@@ -327,4 +330,18 @@ func waitUpgraded(ctx context.Context, path string, before *supervisor.Status) (
 		case <-t.C:
 		}
 	}
+}
+
+// printable is s for a terminal: text that a child wrote (its STATUS=, its
+// last output lines, a reason quoting them) reaches the operator's
+// terminal through hupd status and hupd reload, and must not carry escape
+// sequences or other control characters there. A string with any is shown
+// quoted, with them escaped (\x1b, \r, …); others as they are.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsGraphic(r) || r == utf8.RuneError {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/run"
+	"github.com/hupd/hupd/socketact"
+	"github.com/urfave/cli/v2"
+)
+
+// runCommand is "hupd run": it resolves the flags and hupd.toml and runs
+// the command until hupd stops.
+func runCommand(stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:         "run",
+		OnUsageError: onUsageError,
+		Usage:        "run a command under hupd",
+		ArgsUsage:    "[-- COMMAND [ARG...]]",
+		Flags:        runFlags(),
+		Action: func(c *cli.Context) error {
+			argv := c.Args().Slice()
+			r, err := loadConfig(c, argv)
+			if err != nil {
+				return err
+			}
+			var load func() (*config.Resolved, error)
+			if c.String("config") != "" {
+				load = func() (*config.Resolved, error) { return loadConfig(c, argv) }
+			}
+			return runResolved(r, stderr, load, nil)
+		},
+	}
+}
+
+func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(r.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if r.LogFormat == config.FormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts)), level
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), level
+}
+
+// runResolved runs r; load, when not nil, reads the configuration again
+// (hupd.toml edits are applied while hupd runs).
+func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
+	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
+	log, level := newLogger(r, stderr)
+	code, err := run.Run(r, run.Setup{Log: log, Level: level, Load: load, OnListen: onListen})
+	if err != nil {
+		return err
+	}
+	return exitError{code}
+}

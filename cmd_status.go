@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hupd/hupd/supervisor"
+	"github.com/urfave/cli/v2"
+)
+
+func statusCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:         "status",
+		Usage:        "show a running hupd's sockets, generations and last reload",
+		OnUsageError: onUsageError,
+		Flags:        append(controlFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+		Action: func(c *cli.Context) error {
+			path, err := controlPath(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdStatus})
+			if err != nil {
+				return err
+			}
+			if rep.Status == nil {
+				return errors.New(rep.Error)
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep.Status)
+			}
+			printStatus(stdout, rep.Status)
+			return nil
+		},
+	}
+}
+
+func printStatus(w io.Writer, st *supervisor.Status) {
+	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
+	if st.Hash != "" {
+		fmt.Fprintf(w, ", content %s", st.Hash)
+		if st.ConfigHash != "" && st.ConfigHash != st.Hash {
+			fmt.Fprintf(w, " (serving %s)", st.ConfigHash)
+		}
+	}
+	fmt.Fprintln(w)
+	if c := st.Containment; c != nil {
+		fmt.Fprintf(w, "containment: %s\n", containmentText(c))
+	}
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "config not applied: %s\n", st.ConfigError)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FD\tNAME\tADDRESS\t")
+	for _, l := range st.Listeners {
+		addr := l.Address
+		if l.Pending {
+			addr += " (to adopt: not bound yet)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t\n", l.FD, l.Name, addr)
+	}
+	tw.Flush()
+	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tPROCS\tMEMORY (PEAK)\tCPU\tCONFIG\tSTATUS\t")
+	for _, g := range st.Generations {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
+			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond),
+			g.Processes, bytesText(g.MemoryBytes), bytesText(g.MemoryPeakBytes),
+			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, printable(g.StatusText))
+	}
+	tw.Flush()
+	if len(st.Watches) > 0 {
+		fmt.Fprintln(tw, "WATCH\tACTION\tHASH\tCHANGES\tLAST CHANGE\t")
+		for _, ws := range st.Watches {
+			last := "-"
+			if !ws.LastChange.IsZero() {
+				last = time.Since(ws.LastChange).Round(time.Second).String() + " ago"
+			}
+			action := ws.Action
+			if ws.Poll > 0 {
+				action += " (poll " + time.Duration(ws.Poll).String() + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t\n", strings.Join(ws.Paths, " "), action, ws.Hash, ws.Changes, last)
+			if ws.Error != "" {
+				fmt.Fprintf(tw, "  error: %s\t\t\t\t\t\n", ws.Error)
+			}
+		}
+		tw.Flush()
+	}
+	if r := st.LastReload; r != nil {
+		result := "ok"
+		if !r.OK {
+			result = "failed: " + r.Reason
+		}
+		cause := ""
+		if r.Cause != "" {
+			cause = " (" + r.Cause + ")"
+		}
+		fmt.Fprintf(w, "last reload: %s%s, %s ago, took %s: %s\n", r.Strategy, cause,
+			time.Since(r.Finished).Round(time.Second), r.Finished.Sub(r.Started).Round(time.Millisecond), result)
+	}
+}
+
+// containmentText is the status line's description of c:
+// "cgroup /sys/fs/cgroup/…" or "process group (fallback: why)".
+func containmentText(c *supervisor.Containment) string {
+	if c.Mode == supervisor.ContainCgroup {
+		return "cgroup " + c.Cgroup
+	}
+	return "process group (fallback: " + c.Reason + ")"
+}
+
+// bytesText writes n bytes in binary units: "512 B", "12.3 MiB".
+func bytesText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/hupd/hupd/supervisor"
+	"github.com/urfave/cli/v2"
+)
+
+func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
+	return &cli.Command{
+		Name: "upgrade",
+		Usage: "re-execute a running hupd from its binary on disk, in place: same PID, same sockets, " +
+			"the generations keep running (exit 0: upgraded, 1: not, and why)",
+		OnUsageError: onUsageError,
+		Flags: append(controlFlags(),
+			&cli.StringFlag{Name: "binary", Usage: "run `PATH` instead of the binary hupd was started from (a relative PATH, even a bare name, is relative to this directory)"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up waiting after `DURATION`"}),
+		Action: func(c *cli.Context) error {
+			path, err := controlPath(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), c.Duration("timeout"))
+			defer cancel()
+			before, err := callStatus(ctx, path)
+			if err != nil {
+				return err
+			}
+			binary := c.String("binary")
+			if binary != "" {
+				if binary, err = filepath.Abs(binary); err != nil {
+					return err
+				}
+			}
+			rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdUpgrade, Binary: binary})
+			if err == nil {
+				fmt.Fprintf(stderr, "hupd: %s\n", rep.Error)
+				return exitError{1}
+			}
+			// The exec closed the connection: ask the new image.
+			after, err := waitUpgraded(ctx, path, before)
+			if err != nil {
+				return fmt.Errorf("upgrade: no answer from the new hupd: %w", err)
+			}
+			if after.RolledBack {
+				fmt.Fprintf(stderr, "hupd: upgrade failed: the new binary could not take over; the previous one took its state back (see hupd's log)\n")
+				return exitError{1}
+			}
+			fmt.Fprintf(stdout, "upgrade ok: hupd pid %d now runs %s (was %s), %d generation(s) kept\n",
+				after.PID, orUnknown(after.Version), orUnknown(before.Version), len(after.Generations))
+			return nil
+		},
+	}
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return "an unknown version"
+	}
+	return v
+}
+
+func callStatus(ctx context.Context, path string) (*supervisor.Status, error) {
+	rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdStatus})
+	if err != nil {
+		return nil, err
+	}
+	if rep.Status == nil {
+		return nil, errors.New(rep.Error)
+	}
+	return rep.Status, nil
+}
+
+// waitUpgraded asks for the status until the hupd at path reports one
+// more upgrade than before.
+func waitUpgraded(ctx context.Context, path string, before *supervisor.Status) (*supervisor.Status, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		st, err := callStatus(ctx, path)
+		if err == nil && st.Upgrades > before.Upgrades {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+			return nil, err
+		case <-t.C:
+		}
+	}
+}
+
+// upgradeProtocolCommand is the hidden "hupd upgrade-protocol", which a
+// running hupd asks of a new binary before it execs it.
+func upgradeProtocolCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:   "upgrade-protocol",
+		Hidden: true,
+		Usage:  "print the upgrade state version this binary reads (hupd upgrade asks)",
+		Action: func(*cli.Context) error {
+			fmt.Fprintln(stdout, supervisor.UpgradeProtocol)
+			return nil
+		},
+	}
+}

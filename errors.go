@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+	"github.com/urfave/cli/v2"
+)
+
+// exitError carries an exit code out of a command action.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// exitCode is the one place that maps errors to exit codes: 2 for bad
+// configuration or usage, 126/127 for a command that cannot run, the child's
+// status when it exited, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	var ee exitError
+	if err == nil {
+		return 0
+	} else if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(stderr, "hupd: %v\n", err)
+	var ce *config.Error
+	var nf *supervisor.NotFoundError
+	var xe *socketact.ExecError
+	switch { // a config error wins: a missing check command is a bad setting
+	case errors.As(err, &ce), errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &nf):
+		return nf.Code
+	case errors.As(err, &xe):
+		return xe.Code
+	}
+	return 1
+}
+
+var errUsage = errors.New("usage")
+
+// onUsageError makes a bad flag a one-line usage error (exit 2) instead of
+// urfave/cli's message followed by the help text.
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return usageError("%v", err)
+}
+
+func usageError(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+}

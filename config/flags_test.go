@@ -1,0 +1,45 @@
+package config
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestFlagsRecordTheirSource: every entry of Flags sets something and
+// records that it came from its flag, so that an error about the value
+// names the flag (--stop-timeout), not the file it overrides. Names are
+// unique: Override finds an entry by its name.
+func TestFlagsRecordTheirSource(t *testing.T) {
+	c := &Config{}
+	seen := map[string]bool{}
+	for _, f := range Flags() {
+		if seen[f.Name] {
+			t.Errorf("flag --%s listed twice", f.Name)
+		}
+		seen[f.Name] = true
+		if f.Usage == "" {
+			t.Errorf("flag --%s has no usage text", f.Name)
+		}
+		v := "x"
+		switch {
+		case f.Kind == FlagBool:
+			v = "true"
+		case f.Name == "env":
+			v = "K=V"
+		}
+		// In table order: --watch comes before the --watch-poll that needs it.
+		if err := c.Override(f.Name, v); err != nil {
+			t.Fatalf("Override(%q, %q): %v", f.Name, v, err)
+		}
+		var sources []string
+		for _, where := range c.src.flags {
+			sources = append(sources, where)
+		}
+		if !slices.Contains(sources, "--"+f.Name) {
+			t.Errorf("--%s: no value recorded as coming from it (sources %q)", f.Name, sources)
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no flags")
+	}
+}

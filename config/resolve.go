@@ -130,21 +130,18 @@ func (c *Config) Resolve() (*Resolved, error) {
 	o := &r.Options
 	o.Name = c.Name
 	o.UID, o.GID = -1, -1
-	fail := func(key, value string, err error) (*Resolved, error) {
-		return nil, &Error{Where: c.src.where(key), Field: fieldName(key), Value: value, Err: err}
-	}
 	var err error
 	if r.LogFormat, err = oneOf(c.Log.Format, FormatText, FormatJSON); err != nil {
-		return fail("log.format", c.Log.Format, err)
+		return nil, c.fieldError("log.format", c.Log.Format, err)
 	}
 	if err := r.LogLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
-		return fail("log.level", c.Log.Level, errors.New("valid levels are debug, info, warn, error"))
+		return nil, c.fieldError("log.level", c.Log.Level, errors.New("valid levels are debug, info, warn, error"))
 	}
 	if o.StopSignal, err = signals.Parse(c.Process.StopSignal); err != nil {
-		return fail("process.stop_signal", "", err)
+		return nil, c.fieldError("process.stop_signal", "", err)
 	}
 	if o.ReloadSignal, err = signals.Parse(c.Reload.Signal); err != nil {
-		return fail("reload.signal", "", err)
+		return nil, c.fieldError("reload.signal", "", err)
 	}
 	durations := []struct {
 		key string
@@ -159,47 +156,47 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	for _, d := range durations {
 		if *d.dst, err = time.ParseDuration(d.v); err != nil || *d.dst <= 0 {
-			return fail(d.key, d.v, errors.New("want a positive duration such as 500ms, 30s or 2m"))
+			return nil, c.fieldError(d.key, d.v, errors.New("want a positive duration such as 500ms, 30s or 2m"))
 		}
 	}
 	if o.Backoff.Max < o.Backoff.Min {
-		return fail("restart.max_delay", c.Restart.MaxDelay, fmt.Errorf("less than min_delay %s", c.Restart.MinDelay))
+		return nil, c.fieldError("restart.max_delay", c.Restart.MaxDelay, fmt.Errorf("less than min_delay %s", c.Restart.MinDelay))
 	}
 	strategy, err := oneOf(c.Reload.Strategy, strategies()...)
 	if err != nil {
-		return fail("reload.strategy", c.Reload.Strategy, err)
+		return nil, c.fieldError("reload.strategy", c.Reload.Strategy, err)
 	}
 	o.Reload = supervisor.Strategy(strategy)
 	if err := c.resolveReadiness(o); err != nil {
 		return nil, err
 	}
 	if c.Reload.MaxDraining < 0 {
-		return fail("reload.max_draining", strconv.Itoa(c.Reload.MaxDraining), errors.New("must be at least 1"))
+		return nil, c.fieldError("reload.max_draining", strconv.Itoa(c.Reload.MaxDraining), errors.New("must be at least 1"))
 	}
 	o.MaxDraining = c.Reload.MaxDraining
 	o.Check = c.Reload.Check
 	if len(o.Check) > 0 && o.Check[0] == "" {
-		return fail("reload.check", "", errors.New("empty command"))
+		return nil, c.fieldError("reload.check", "", errors.New("empty command"))
 	}
 	output, err := oneOf(c.Process.Output, string(supervisor.OutputPipe), string(supervisor.OutputInherit))
 	if err != nil {
-		return fail("process.output", c.Process.Output, err)
+		return nil, c.fieldError("process.output", c.Process.Output, err)
 	}
 	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
 	cgroup, err := oneOf(c.Process.Cgroup, string(contain.ModeAuto), string(contain.ModeOff))
 	if err != nil {
-		return fail("process.cgroup", c.Process.Cgroup, err)
+		return nil, c.fieldError("process.cgroup", c.Process.Cgroup, err)
 	}
 	r.Cgroup = contain.Mode(cgroup)
 	o.Control = c.Control
 	if w := c.Process.Watchdog; w != "" {
 		if o.Watchdog, err = time.ParseDuration(w); err != nil || o.Watchdog <= 0 {
-			return fail("process.watchdog", w, errors.New("want a positive duration such as 10s"))
+			return nil, c.fieldError("process.watchdog", w, errors.New("want a positive duration such as 10s"))
 		}
 	}
 	policy, err := oneOf(c.Restart.Policy, policies()...)
 	if err != nil {
-		return fail("restart.policy", c.Restart.Policy, err)
+		return nil, c.fieldError("restart.policy", c.Restart.Policy, err)
 	}
 	o.Restart = supervisor.RestartPolicy(policy)
 
@@ -208,23 +205,23 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	if d := c.Process.Dir; d != "" {
 		if fi, err := os.Stat(d); err != nil {
-			return fail("process.dir", d, unwrapPath(err))
+			return nil, c.fieldError("process.dir", d, unwrapPath(err))
 		} else if !fi.IsDir() {
-			return fail("process.dir", d, errors.New("not a directory"))
+			return nil, c.fieldError("process.dir", d, errors.New("not a directory"))
 		}
 		o.Dir = d
 	}
 	o.Forking = c.Process.Forking
 	if p := c.Process.Pidfile; p != "" || c.src.has("process.pidfile") {
 		if p == "" {
-			return fail("process.pidfile", p, errors.New("empty path: name the file the program writes its PID to, or leave pidfile out"))
+			return nil, c.fieldError("process.pidfile", p, errors.New("empty path: name the file the program writes its PID to, or leave pidfile out"))
 		}
 		if !filepath.IsAbs(p) {
 			// Where the program, which writes it, resolves it.
 			base := o.Dir
 			if base == "" {
 				if base, err = os.Getwd(); err != nil {
-					return fail("process.pidfile", p, err)
+					return nil, c.fieldError("process.pidfile", p, err)
 				}
 			}
 			p = filepath.Join(base, p)
@@ -233,7 +230,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	for _, k := range sortedKeys(c.Process.Env) {
 		if strings.ContainsAny(k, "=\x00") {
-			return fail("process.env."+k, k, errors.New("a variable name cannot hold '=' or NUL"))
+			return nil, c.fieldError("process.env."+k, k, errors.New("a variable name cannot hold '=' or NUL"))
 		}
 		o.Env = append(o.Env, k+"="+c.Process.Env[k])
 	}
@@ -244,11 +241,11 @@ func (c *Config) Resolve() (*Resolved, error) {
 		}
 		for j, prev := range r.Listen {
 			if prev.Address.Port != 0 && prev.Address == sp.Address || prev.Address.IsUnix() && prev.Address == sp.Address {
-				return fail(fmt.Sprintf("listen.%d.address", i), l.Address, fmt.Errorf("same address as listen[%d]", j))
+				return nil, c.fieldError(listenKey(i, "address"), l.Address, fmt.Errorf("same address as listen[%d]", j))
 			}
 		}
 		r.Listen = append(r.Listen, sp)
-		r.ListenWhere = append(r.ListenWhere, c.src.where(fmt.Sprintf("listen.%d.address", i)))
+		r.ListenWhere = append(r.ListenWhere, c.src.where(listenKey(i, "address")))
 	}
 	if err := c.resolveWatch(r); err != nil {
 		return nil, err
@@ -257,15 +254,15 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return nil, err
 	}
 	if r.FDStore, err = oneOf(c.Systemd.FDStore, FDStoreAuto, FDStoreYes, FDStoreNo); err != nil {
-		return fail("systemd.fdstore", c.Systemd.FDStore, err)
+		return nil, c.fieldError("systemd.fdstore", c.Systemd.FDStore, err)
 	}
 	if len(c.Command) == 0 {
-		return fail("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
+		return nil, c.fieldError("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
 	}
 	o.Args = c.Command
 	for _, h := range c.Process.Handoff {
 		if err := handoffErr(h); err != nil {
-			return fail("process.handoff", h, err)
+			return nil, c.fieldError("process.handoff", h, err)
 		}
 	}
 	o.Handoff = c.Process.Handoff
@@ -279,19 +276,19 @@ func (c *Config) Resolve() (*Resolved, error) {
 		}
 	}
 	if err := socketact.CheckArgs(c.Command, r.Listen); err != nil {
-		return fail("command", "", err)
+		return nil, c.fieldError("command", "", err)
 	}
 	if o.Path, err = supervisor.LookPath(c.Command[0], o.Dir, o.Env); err != nil {
 		return nil, err
 	}
 	if len(o.Check) > 0 {
 		if _, err := supervisor.LookPath(o.Check[0], o.Dir, o.Env); err != nil {
-			return fail("reload.check", o.Check[0], err)
+			return nil, c.fieldError("reload.check", o.Check[0], err)
 		}
 	}
 	if o.Ready.Kind == supervisor.ReadyExec {
 		if _, err := supervisor.LookPath(o.Ready.Command[0], o.Dir, o.Env); err != nil {
-			return fail("reload.ready", c.Reload.Ready, err)
+			return nil, c.fieldError("reload.ready", c.Reload.Ready, err)
 		}
 	}
 	if err := c.resolveLegacy(r); err != nil {
@@ -301,7 +298,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return nil, err
 	}
 	if err := o.Validate(); err != nil {
-		return fail("command", c.Command[0], err)
+		return nil, c.fieldError("command", c.Command[0], err)
 	}
 	return r, nil
 }
@@ -369,29 +366,26 @@ func (c *Config) resolveWatch(r *Resolved) error {
 	}
 	for i, w := range c.Watch {
 		key := func(k string) string { return fmt.Sprintf("watch.%d.%s", i, k) }
-		fail := func(k, v string, err error) error {
-			return &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("watch[%d].%s", i, k), Value: v, Err: err}
-		}
 		ws := WatchSpec{Where: c.src.where(key("paths"))}
 		if len(w.Paths) == 0 {
-			return fail("paths", "", errors.New("no paths: list files, directories or globs to watch"))
+			return c.fieldError(key("paths"), "", errors.New("no paths: list files, directories or globs to watch"))
 		}
 		for _, p := range w.Paths {
 			if p == "" || strings.ContainsRune(p, 0) {
-				return fail("paths", p, errors.New("want a file, directory or glob"))
+				return c.fieldError(key("paths"), p, errors.New("want a file, directory or glob"))
 			}
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(filepath.Dir(r.ConfigFile), p)
 			}
 			p = filepath.Clean(p)
 			if _, err := filepath.Match(p, ""); err != nil {
-				return fail("paths", p, errors.New("malformed glob pattern"))
+				return c.fieldError(key("paths"), p, errors.New("malformed glob pattern"))
 			}
 			ws.Paths = append(ws.Paths, p)
 		}
 		a, err := supervisor.ParseAction(w.Action)
 		if err != nil {
-			return fail("action", w.Action, err)
+			return c.fieldError(key("action"), w.Action, err)
 		}
 		ws.Action = a
 		for _, d := range []struct {
@@ -402,7 +396,7 @@ func (c *Config) resolveWatch(r *Resolved) error {
 				continue
 			}
 			if *d.dst, err = time.ParseDuration(d.v); err != nil || *d.dst <= 0 {
-				return fail(d.k, d.v, errors.New("want a positive duration such as 200ms or 2s"))
+				return c.fieldError(key(d.k), d.v, errors.New("want a positive duration such as 200ms or 2s"))
 			}
 		}
 		r.Watch = append(r.Watch, ws)
@@ -414,20 +408,17 @@ func (c *Config) resolveWatch(r *Resolved) error {
 // here: a port in use shows when hupd opens it, before the first child.
 func (c *Config) resolveHealth(r *Resolved) error {
 	h := c.Health
-	fail := func(k, v string, err error) error {
-		return &Error{Where: c.src.where(k), Field: k, Value: v, Err: err}
-	}
 	if h.Failures < 0 {
-		return fail("health.failures", strconv.Itoa(h.Failures), errors.New("must not be negative (0 is off)"))
+		return c.fieldError("health.failures", strconv.Itoa(h.Failures), errors.New("must not be negative (0 is off)"))
 	}
 	if h.Address == "" {
 		if h.Failures > 0 {
-			return fail("health.failures", strconv.Itoa(h.Failures), errors.New("goes with health.address (--health): the endpoint is off"))
+			return c.fieldError("health.failures", strconv.Itoa(h.Failures), errors.New("goes with health.address (--health): the endpoint is off"))
 		}
 		return nil
 	}
 	if err := checkHostPort(h.Address); err != nil {
-		return fail("health.address", h.Address, err)
+		return c.fieldError("health.address", h.Address, err)
 	}
 	r.Health = HealthSpec{Address: h.Address, Failures: h.Failures, Where: c.src.where("health.address")}
 	return nil
@@ -481,15 +472,14 @@ func (c *Config) resolveReadiness(o *supervisor.Options) error {
 	timeout := o.Ready.Timeout
 	if len(c.Reload.ReadyCommand) > 0 {
 		if c.Reload.Ready != "" && c.Reload.Ready != string(supervisor.ReadyExec) {
-			return &Error{Where: c.src.where("reload.ready_command"), Field: "reload.ready_command",
-				Err: fmt.Errorf("goes with ready = \"exec\", not %q", c.Reload.Ready)}
+			return c.fieldError("reload.ready_command", "", fmt.Errorf("goes with ready = \"exec\", not %q", c.Reload.Ready))
 		}
 		o.Ready = supervisor.Readiness{Kind: supervisor.ReadyExec, Command: c.Reload.ReadyCommand, Timeout: timeout}
 		return nil
 	}
 	r, err := supervisor.ParseReadiness(c.Reload.Ready)
 	if err != nil {
-		return &Error{Where: c.src.where("reload.ready"), Field: "reload.ready", Err: err}
+		return c.fieldError("reload.ready", "", err)
 	}
 	r.Timeout = timeout
 	o.Ready = r
@@ -500,46 +490,40 @@ func (c *Config) resolveReadiness(o *supervisor.Options) error {
 // the readiness defaults to "listen".
 func (c *Config) resolveLegacy(r *Resolved) error {
 	o := &r.Options
-	fail := func(k, v string, err error) error {
-		return &Error{Where: c.src.where(k), Field: k, Value: v, Err: err}
-	}
 	mode := c.Legacy.Mode
 	if mode == "" {
 		if o.Ready.Kind == supervisor.ReadyListen {
-			return fail("reload.ready", c.Reload.Ready, errors.New(`needs [legacy] mode = "redirect" or "adopt" (--legacy): only then does hupd see the program's listen calls`))
+			return c.fieldError("reload.ready", c.Reload.Ready, errors.New(`needs [legacy] mode = "redirect" or "adopt" (--legacy): only then does hupd see the program's listen calls`))
 		}
 		return nil
 	}
 	if mode != supervisor.LegacyRedirect && mode != supervisor.LegacyAdopt {
-		return fail("legacy.mode", mode, errors.New(`want "redirect" or "adopt"`))
+		return c.fieldError("legacy.mode", mode, errors.New(`want "redirect" or "adopt"`))
 	}
 	if len(r.Listen) == 0 {
-		return fail("legacy.mode", mode, errors.New("gives the program's binds hupd's sockets: give at least one [[listen]] (--listen)"))
+		return c.fieldError("legacy.mode", mode, errors.New("gives the program's binds hupd's sockets: give at least one [[listen]] (--listen)"))
 	}
 	with := fmt.Sprintf("with [legacy] mode = %q", mode)
 	if len(o.Handoff) > 0 {
-		return fail("process.handoff", strings.Join(o.Handoff, ","), errors.New("does not apply "+with+": the program gets no inherited sockets"))
-	}
-	listenFail := func(i int, k, v string, err error) error {
-		return &Error{Where: c.src.where(fmt.Sprintf("listen.%d.%s", i, k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: err}
+		return c.fieldError("process.handoff", strings.Join(o.Handoff, ","), errors.New("does not apply "+with+": the program gets no inherited sockets"))
 	}
 	for i, l := range c.Listen {
 		if len(l.Env) > 0 {
-			return listenFail(i, "env", strings.Join(l.Env, ","), errors.New("does not apply "+with+": the program gets no inherited sockets"))
+			return c.fieldError(listenKey(i, "env"), strings.Join(l.Env, ","), errors.New("does not apply "+with+": the program gets no inherited sockets"))
 		}
 	}
 	for _, a := range o.Args {
 		if strings.Contains(a, "{fd:") {
-			return fail("command", a, errors.New("{fd:NAME} does not apply "+with+": the program gets no inherited sockets ({port:NAME} does)"))
+			return c.fieldError("command", a, errors.New("{fd:NAME} does not apply "+with+": the program gets no inherited sockets ({port:NAME} does)"))
 		}
 	}
 	if mode == supervisor.LegacyAdopt {
-		if err := c.checkAdopt(r, listenFail); err != nil {
+		if err := c.checkAdopt(r); err != nil {
 			return err
 		}
 	}
 	if err := legacy.CheckProgram(o.Path); err != nil {
-		return fail("legacy.mode", mode, err)
+		return c.fieldError("legacy.mode", mode, err)
 	}
 	o.Legacy = mode
 	if c.Reload.Ready == "" && len(c.Reload.ReadyCommand) == 0 {
@@ -551,18 +535,18 @@ func (c *Config) resolveLegacy(r *Resolved) error {
 // checkAdopt refuses what adopt mode cannot do: the program binds each
 // socket and sets it up itself, so hupd needs a fixed address to know it
 // by and sets none of the socket's options. It marks the specs Adopt.
-func (c *Config) checkAdopt(r *Resolved, fail func(i int, k, v string, err error) error) error {
+func (c *Config) checkAdopt(r *Resolved) error {
 	own := errors.New(`does not apply with [legacy] mode = "adopt": the program sets its socket up itself`)
 	for i := range r.Listen {
 		sp := &r.Listen[i]
 		a := sp.Address
 		switch {
 		case !a.IsUnix() && a.Port == 0:
-			return fail(i, "address", a.String(), errors.New(`needs a fixed port with [legacy] mode = "adopt": hupd knows the program's socket by its address`))
+			return c.fieldError(listenKey(i, "address"), a.String(), errors.New(`needs a fixed port with [legacy] mode = "adopt": hupd knows the program's socket by its address`))
 		case !a.IsUnix() && a.Host != "" && !isIP(a.Host):
-			return fail(i, "address", a.String(), errors.New(`needs an IP address, not a name, with [legacy] mode = "adopt": hupd compares it with the program's bound address`))
+			return c.fieldError(listenKey(i, "address"), a.String(), errors.New(`needs an IP address, not a name, with [legacy] mode = "adopt": hupd compares it with the program's bound address`))
 		case a.Network == socketact.Unixgram && !a.IsAbstract():
-			return fail(i, "address", a.String(), errors.New(`a unixgram socket file cannot be adopted (hupd would create the file as itself, not as the program): use [legacy] mode = "redirect", or an abstract name`))
+			return c.fieldError(listenKey(i, "address"), a.String(), errors.New(`a unixgram socket file cannot be adopted (hupd would create the file as itself, not as the program): use [legacy] mode = "redirect", or an abstract name`))
 		}
 		sp.Adopt = true
 		if i >= len(c.Listen) {
@@ -582,7 +566,7 @@ func (c *Config) checkAdopt(r *Resolved, fail func(i int, k, v string, err error
 			{"group", l.Group, l.Group != ""},
 		} {
 			if o.set {
-				return fail(i, o.key, o.val, own)
+				return c.fieldError(listenKey(i, o.key), o.val, own)
 			}
 		}
 	}
@@ -590,38 +574,34 @@ func (c *Config) checkAdopt(r *Resolved, fail func(i int, k, v string, err error
 }
 
 func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
-	key := func(k string) string { return fmt.Sprintf("listen.%d.%s", i, k) }
-	fail := func(k, v string, err error) (socketact.Spec, error) {
-		return socketact.Spec{}, &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: err}
-	}
 	sp := socketact.Spec{Backlog: l.Backlog, ReusePort: l.ReusePort, V6Only: l.V6Only, NonBlocking: l.NonBlocking != nil && *l.NonBlocking, UID: -1, GID: -1}
 	if l.Name != "" && l.Name != socketact.UnknownName {
 		if err := socketact.ValidName(l.Name); err != nil {
-			return fail("name", l.Name, errors.New(strings.TrimPrefix(err.Error(), "socketact: ")))
+			return socketact.Spec{}, c.fieldError(listenKey(i, "name"), l.Name, errors.New(strings.TrimPrefix(err.Error(), "socketact: ")))
 		}
 		sp.Name = l.Name
 	}
 	a, err := socketact.ParseAddress(l.Address)
 	if err != nil {
 		// The field and value are already in the message: keep the reason.
-		return fail("address", l.Address, errors.New(strings.TrimPrefix(err.Error(), socketact.ErrBadAddress.Error()+" "+strconv.Quote(l.Address)+": ")))
+		return socketact.Spec{}, c.fieldError(listenKey(i, "address"), l.Address, errors.New(strings.TrimPrefix(err.Error(), socketact.ErrBadAddress.Error()+" "+strconv.Quote(l.Address)+": ")))
 	}
 	sp.Address = a
 	if l.Backlog < 0 {
-		return fail("backlog", strconv.Itoa(l.Backlog), errors.New("must not be negative"))
+		return socketact.Spec{}, c.fieldError(listenKey(i, "backlog"), strconv.Itoa(l.Backlog), errors.New("must not be negative"))
 	}
 	// env: the dialects that describe this socket besides LISTEN_FDS, on
 	// top of process.handoff's (see socketact.HandoffEnv). It is not a
 	// property of the socket: a new env keeps it, in a new generation.
 	for _, d := range l.Env {
 		if err := handoffErr(d); err != nil {
-			return fail("env", d, err)
+			return socketact.Spec{}, c.fieldError(listenKey(i, "env"), d, err)
 		}
 	}
 	sp.Handoff = slices.Clone(l.Env)
 	fileOnly := func(k, v string) error {
 		if v != "" && (!a.IsUnix() || a.IsAbstract()) {
-			return &Error{Where: c.src.where(key(k)), Field: fmt.Sprintf("listen[%d].%s", i, k), Value: v, Err: errors.New("applies only to unix socket files")}
+			return c.fieldError(listenKey(i, k), v, errors.New("applies only to unix socket files"))
 		}
 		return nil
 	}
@@ -631,26 +611,26 @@ func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
 		}
 	}
 	if l.V6Only != nil && (a.IsUnix() || strings.HasSuffix(a.Network, "4")) {
-		return fail("v6only", strconv.FormatBool(*l.V6Only), errors.New("applies only to IPv6 sockets"))
+		return socketact.Spec{}, c.fieldError(listenKey(i, "v6only"), strconv.FormatBool(*l.V6Only), errors.New("applies only to IPv6 sockets"))
 	}
 	if l.Mode != "" {
 		m, err := strconv.ParseUint(l.Mode, 8, 32)
 		if err != nil || m > 0o7777 || m == 0 {
-			return fail("mode", l.Mode, errors.New("want an octal file mode such as \"0660\""))
+			return socketact.Spec{}, c.fieldError(listenKey(i, "mode"), l.Mode, errors.New("want an octal file mode such as \"0660\""))
 		}
 		sp.Mode = uint32(m)
 	}
 	if l.Owner != "" {
 		u, err := lookupUser(l.Owner)
 		if err != nil {
-			return fail("owner", l.Owner, err)
+			return socketact.Spec{}, c.fieldError(listenKey(i, "owner"), l.Owner, err)
 		}
 		sp.UID = u.uid
 	}
 	if l.Group != "" {
 		g, err := lookupGroup(l.Group)
 		if err != nil {
-			return fail("group", l.Group, err)
+			return socketact.Spec{}, c.fieldError(listenKey(i, "group"), l.Group, err)
 		}
 		sp.GID = g
 	}
@@ -671,20 +651,17 @@ func (c *Config) resolveCredentials(o *supervisor.Options) error {
 	if p.User == "" && p.Group == "" {
 		return nil
 	}
-	fail := func(key, v string, err error) error {
-		return &Error{Where: c.src.where(key), Field: fieldName(key), Value: v, Err: err}
-	}
 	if p.User != "" {
 		u, err := lookupUser(p.User)
 		if err != nil {
-			return fail("process.user", p.User, err)
+			return c.fieldError("process.user", p.User, err)
 		}
 		o.UID, o.GID, o.Groups = u.uid, u.gid, u.groups
 	}
 	if p.Group != "" {
 		g, err := lookupGroup(p.Group)
 		if err != nil {
-			return fail("process.group", p.Group, err)
+			return c.fieldError("process.group", p.Group, err)
 		}
 		o.GID = g
 		if p.User == "" {
@@ -698,12 +675,12 @@ func (c *Config) resolveCredentials(o *supervisor.Options) error {
 		if p.User == "" {
 			key, v = "process.group", p.Group
 		}
-		return fail(key, v, errors.New("changing user or group needs hupd to run as root"))
+		return c.fieldError(key, v, errors.New("changing user or group needs hupd to run as root"))
 	}
 	if o.UID >= 0 && o.UID != os.Geteuid() && !effectiveCap(capKill) {
 		// Without it, neither the stop signal nor the SIGKILL at the stop
 		// timeout reaches the child: it could never be stopped.
-		return fail("process.user", p.User, errors.New("hupd lacks CAP_KILL, without which it cannot signal a child that runs as another user (a container started with --cap-drop ALL needs --cap-add KILL)"))
+		return c.fieldError("process.user", p.User, errors.New("hupd lacks CAP_KILL, without which it cannot signal a child that runs as another user (a container started with --cap-drop ALL needs --cap-add KILL)"))
 	}
 	return nil
 }
@@ -800,6 +777,18 @@ func policies() []string {
 	}
 	return out
 }
+
+// fieldError is the *Error about the value at key ("listen.1.address"):
+// where the value came from (file:line or the flag), the field as
+// messages name it ("listen[1].address"), the value ("" to leave it out)
+// and what is wrong with it.
+func (c *Config) fieldError(key, value string, err error) *Error {
+	return &Error{Where: c.src.where(key), Field: fieldName(key), Value: value, Err: err}
+}
+
+// listenKey is the key of field k of the i-th [[listen]] table:
+// "listen.1.address".
+func listenKey(i int, k string) string { return fmt.Sprintf("listen.%d.%s", i, k) }
 
 // fieldName turns "listen.1.address" into "listen[1].address".
 func fieldName(key string) string {

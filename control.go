@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
@@ -47,12 +48,12 @@ func pickControlPath(c *cli.Context) (path string, explicit bool, err error) {
 		return p, true, nil
 	}
 	if n := c.String("name"); n != "" {
-		return supervisor.DefaultControlPath(n), false, nil
+		return control.DefaultPath(n), false, nil
 	}
 	if p := os.Getenv(supervisor.EnvControl); p != "" {
 		return p, true, nil
 	}
-	probe := supervisor.DefaultControlPath("x")
+	probe := control.DefaultPath("x")
 	dir := filepath.Dir(probe)
 	if err := supervisor.CheckControlDir(probe, false); err != nil {
 		return "", false, err
@@ -84,7 +85,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			req := supervisor.Request{Cmd: supervisor.CmdReload}
+			req := control.Request{Cmd: control.CmdReload}
 			ctx := context.Background()
 			if d := c.Duration("timeout"); d > 0 {
 				req.Timeout = d.String()
@@ -92,7 +93,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 				ctx, cancel = context.WithTimeout(ctx, d+5*time.Second)
 				defer cancel()
 			}
-			rep, err := supervisor.Call(ctx, path, req)
+			rep, err := control.Call(ctx, path, req)
 			if err != nil {
 				return err
 			}
@@ -140,7 +141,7 @@ func statusCommand(stdout io.Writer) *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdStatus})
+			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
 			if err != nil {
 				return err
 			}
@@ -272,7 +273,7 @@ func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
 					return err
 				}
 			}
-			rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdUpgrade, Binary: binary})
+			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdUpgrade, Binary: binary})
 			if err == nil {
 				fmt.Fprintf(stderr, "hupd: %s\n", rep.Error)
 				return exitError{1}
@@ -301,7 +302,7 @@ func orUnknown(v string) string {
 }
 
 func callStatus(ctx context.Context, path string) (*supervisor.Status, error) {
-	rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdStatus})
+	rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
 	if err != nil {
 		return nil, err
 	}

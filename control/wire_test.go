@@ -1,10 +1,12 @@
-package supervisor
+package control
 
 import (
 	"context"
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/supervisor"
 )
 
 // TestWireFormat pins protocol version 1's bytes: a request line as Call
@@ -20,16 +22,16 @@ func TestWireFormat(t *testing.T) {
 	}
 	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	h := &fakeControl{
-		reload: func(context.Context) ReloadResult {
-			return ReloadResult{OK: false, Strategy: StrategySwap, Cause: "hupd reload", Reason: "new generation exited with status 3",
+		reload: func(context.Context) supervisor.ReloadResult {
+			return supervisor.ReloadResult{OK: false, Strategy: supervisor.StrategySwap, Cause: "hupd reload", Reason: "new generation exited with status 3",
 				OldGen: 1, OldPID: 100, NewGen: 2, NewPID: 200, Started: start, Finished: start.Add(1500 * time.Millisecond),
-				ReadyAfter: Duration(250 * time.Millisecond), ExecAfter: Duration(3 * time.Millisecond),
-				HandoverTook: Duration(time.Millisecond), Output: []string{"boom"}}
+				ReadyAfter: supervisor.Duration(250 * time.Millisecond), ExecAfter: supervisor.Duration(3 * time.Millisecond),
+				HandoverTook: supervisor.Duration(time.Millisecond), Output: []string{"boom"}}
 		},
-		status: Status{Name: "web", PID: 7, Version: "v1.2.3", Strategy: StrategySwap,
-			Listeners:   []ListenerStatus{{FD: 3, Name: "http", Address: "tcp://127.0.0.1:8080"}},
-			Generations: []GenerationStatus{{Gen: 2, PID: 200, State: StateReady, Started: start, Uptime: Duration(time.Minute), Processes: 1, MemoryBytes: 4096, MemoryPeakBytes: 8192, CPUSeconds: 0.5}},
-			Reloads:     1, Note: Note{Hash: "abcd"}},
+		status: supervisor.Status{Name: "web", PID: 7, Version: "v1.2.3", Strategy: supervisor.StrategySwap,
+			Listeners:   []supervisor.ListenerStatus{{FD: 3, Name: "http", Address: "tcp://127.0.0.1:8080"}},
+			Generations: []supervisor.GenerationStatus{{Gen: 2, PID: 200, State: supervisor.StateReady, Started: start, Uptime: supervisor.Duration(time.Minute), Processes: 1, MemoryBytes: 4096, MemoryPeakBytes: 8192, CPUSeconds: 0.5}},
+			Reloads:     1, Note: supervisor.Note{Hash: "abcd"}},
 	}
 	s := startControl(t, h)
 	c := dialRaw(t, s.Path())

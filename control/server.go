@@ -72,9 +72,9 @@ type Server struct {
 //
 // The socket's directory is created (0700, 0711 as root) if missing; an
 // existing one must be a directory owned by hupd's user or root and not
-// writable by group or others unless sticky. hupd run has checked it more
-// strictly before (supervisor.OpenRuntime). A stale socket at path (nobody listening) is
-// removed. Errors:
+// writable by group or others unless sticky (supervisor.MakeControlDir).
+// hupd run has checked it more strictly before (supervisor.OpenRuntime).
+// A stale socket at path (nobody listening) is removed. Errors:
 //   - a live socket at path: "another hupd is running on PATH", wrapping
 //     syscall.EADDRINUSE; the socket is left alone;
 //   - anything that is not a socket at path: an error, the file is untouched.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
@@ -25,7 +26,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			req := supervisor.Request{Cmd: supervisor.CmdReload}
+			req := control.Request{Cmd: control.CmdReload}
 			ctx := context.Background()
 			if d := c.Duration("timeout"); d > 0 {
 				req.Timeout = d.String()
@@ -33,7 +34,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 				ctx, cancel = context.WithTimeout(ctx, d+5*time.Second)
 				defer cancel()
 			}
-			rep, err := supervisor.Call(ctx, path, req)
+			rep, err := control.Call(ctx, path, req)
 			if err != nil {
 				return err
 			}

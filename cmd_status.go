@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
@@ -27,7 +28,7 @@ func statusCommand(stdout io.Writer) *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdStatus})
+			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
@@ -38,7 +39,7 @@ func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
 					return err
 				}
 			}
-			rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdUpgrade, Binary: binary})
+			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdUpgrade, Binary: binary})
 			if err == nil {
 				fmt.Fprintf(stderr, "hupd: %s\n", rep.Error)
 				return exitError{1}
@@ -67,7 +68,7 @@ func orUnknown(v string) string {
 }
 
 func callStatus(ctx context.Context, path string) (*supervisor.Status, error) {
-	rep, err := supervisor.Call(ctx, path, supervisor.Request{Cmd: supervisor.CmdStatus})
+	rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
 	if err != nil {
 		return nil, err
 	}

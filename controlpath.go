@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
@@ -37,12 +38,12 @@ func pickControlPath(c *cli.Context) (path string, explicit bool, err error) {
 		return p, true, nil
 	}
 	if n := c.String("name"); n != "" {
-		return supervisor.DefaultControlPath(n), false, nil
+		return control.DefaultPath(n), false, nil
 	}
 	if p := os.Getenv(supervisor.EnvControl); p != "" {
 		return p, true, nil
 	}
-	probe := supervisor.DefaultControlPath("x")
+	probe := control.DefaultPath("x")
 	dir := filepath.Dir(probe)
 	if err := supervisor.CheckControlDir(probe, false); err != nil {
 		return "", false, err

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -197,7 +198,7 @@ func init() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*deadline)
 		defer cancel()
-		rep, err := supervisor.Call(ctx, os.Getenv(supervisor.EnvControl), supervisor.Request{Cmd: supervisor.CmdStatus})
+		rep, err := control.Call(ctx, os.Getenv(supervisor.EnvControl), control.Request{Cmd: control.CmdStatus})
 		text := "unknown"
 		if err == nil && rep.Status != nil {
 			for _, g := range rep.Status.Generations {

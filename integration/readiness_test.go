@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
 )
@@ -954,7 +955,7 @@ func TestControlSocket(t *testing.T) {
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(deadline))
 		br := bufio.NewReader(c)
-		ask := func(line string) supervisor.Reply {
+		ask := func(line string) control.Reply {
 			t.Helper()
 			if _, err := io.WriteString(c, line+"\n"); err != nil {
 				t.Fatalf("send %q: %v", line, err)
@@ -963,7 +964,7 @@ func TestControlSocket(t *testing.T) {
 			if err != nil {
 				t.Fatalf("reply to %q: %v (read %q)", line, err, b)
 			}
-			var rep supervisor.Reply
+			var rep control.Reply
 			if err := json.Unmarshal(b, &rep); err != nil {
 				t.Fatalf("reply to %q is %q: %v", line, b, err)
 			}
@@ -978,7 +979,7 @@ func TestControlSocket(t *testing.T) {
 			{`{"v":1}`, `missing command "cmd"`},
 		} {
 			rep := ask(tc.req)
-			if rep.OK || rep.V != supervisor.ProtocolVersion || !strings.Contains(rep.Error, tc.want) || rep.Status != nil || rep.Reload != nil {
+			if rep.OK || rep.V != control.ProtocolVersion || !strings.Contains(rep.Error, tc.want) || rep.Status != nil || rep.Reload != nil {
 				t.Errorf("%s answered %+v, want an error with %q", tc.req, rep, tc.want)
 			}
 		}

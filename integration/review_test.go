@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -61,12 +62,12 @@ func rvKill(t *testing.T, pid int, sig syscall.Signal) {
 
 // rvReload starts a reload through the control socket; the result (or the
 // error) arrives on the channel.
-func rvReload(control string) <-chan supervisor.Reply {
-	ch := make(chan supervisor.Reply, 1)
+func rvReload(sock string) <-chan control.Reply {
+	ch := make(chan control.Reply, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
-		rep, err := supervisor.Call(ctx, control, supervisor.Request{Cmd: supervisor.CmdReload})
+		rep, err := control.Call(ctx, sock, control.Request{Cmd: control.CmdReload})
 		if err != nil {
 			rep.Error = "call: " + err.Error()
 		}
@@ -75,7 +76,7 @@ func rvReload(control string) <-chan supervisor.Reply {
 	return ch
 }
 
-func rvResult(t *testing.T, ch <-chan supervisor.Reply) supervisor.ReloadResult {
+func rvResult(t *testing.T, ch <-chan control.Reply) supervisor.ReloadResult {
 	t.Helper()
 	rep := <-ch
 	if rep.Reload == nil {
@@ -84,11 +85,11 @@ func rvResult(t *testing.T, ch <-chan supervisor.Reply) supervisor.ReloadResult 
 	return *rep.Reload
 }
 
-func rvStatus(t *testing.T, control string) supervisor.Status {
+func rvStatus(t *testing.T, sock string) supervisor.Status {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	rep, err := supervisor.Call(ctx, control, supervisor.Request{Cmd: supervisor.CmdStatus})
+	rep, err := control.Call(ctx, sock, control.Request{Cmd: control.CmdStatus})
 	if err != nil || rep.Status == nil {
 		t.Fatalf("status: %v %+v", err, rep)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -30,7 +31,7 @@ func init() {
 		}
 		fmt.Println("listening")
 		now := time.Now()
-		rep, _ := json.Marshal(supervisor.Reply{V: supervisor.ProtocolVersion, OK: true, Reload: &supervisor.ReloadResult{
+		rep, _ := json.Marshal(control.Reply{V: control.ProtocolVersion, OK: true, Reload: &supervisor.ReloadResult{
 			OK: true, Strategy: supervisor.StrategySwap, OldGen: 98, OldPID: 1, NewGen: 99, NewPID: 2, Started: now, Finished: now}})
 		for {
 			c, err := ln.Accept()

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/socketact"
-	"github.com/hupd/hupd/supervisor"
 )
 
 // The shim's cost: hupd starts every child as "hupd-shim", which sets
@@ -145,7 +145,7 @@ func BenchmarkSwapContain(b *testing.B) {
 				b.StopTimer()
 				time.Sleep(20 * time.Millisecond) // the time between two reloads, not a synchronisation
 				b.StartTimer()
-				rep, err := supervisor.Call(context.Background(), bh.control, supervisor.Request{Cmd: supervisor.CmdReload})
+				rep, err := control.Call(context.Background(), bh.control, control.Request{Cmd: control.CmdReload})
 				if err != nil || rep.Reload == nil || !rep.Reload.OK {
 					b.Fatalf("reload: %v %+v", err, rep)
 				}
@@ -220,7 +220,7 @@ func BenchmarkSwap(b *testing.B) {
 					time.Sleep(bc.gap) // the time between two reloads, not a synchronisation
 					b.StartTimer()
 				}
-				rep, err := supervisor.Call(context.Background(), bh.control, supervisor.Request{Cmd: supervisor.CmdReload})
+				rep, err := control.Call(context.Background(), bh.control, control.Request{Cmd: control.CmdReload})
 				if err != nil || rep.Reload == nil || !rep.Reload.OK {
 					b.Fatalf("reload: %v %+v", err, rep)
 				}

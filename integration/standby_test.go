@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -21,12 +22,12 @@ func TestStandbyShim(t *testing.T) {
 		t.Fatalf("gen 1 started with standby=%v, want a cold start", e["standby"])
 	}
 	sb := h.WaitEvent("standby shim ready", 1, nil).Int("pid")
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
 	reload := func() supervisor.ReloadResult {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
-		rep, err := supervisor.Call(ctx, control, supervisor.Request{Cmd: supervisor.CmdReload})
+		rep, err := control.Call(ctx, ctl, control.Request{Cmd: control.CmdReload})
 		if err != nil || rep.Reload == nil || !rep.Reload.OK {
 			t.Fatalf("reload: %v %+v", err, rep)
 		}
@@ -90,7 +91,7 @@ func TestStandbyShim(t *testing.T) {
 // when the HUP came as it became the new generation, failed).
 func TestStandbyStraySignals(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms", "--"}, childCmd("http")...)...)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
 	stray := []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
 		syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGPIPE, syscall.SIGTSTP}
 	for i := 1; i <= 10; i++ {
@@ -101,7 +102,7 @@ func TestStandbyStraySignals(t *testing.T) {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		rep, err := supervisor.Call(ctx, control, supervisor.Request{Cmd: supervisor.CmdReload})
+		rep, err := control.Call(ctx, ctl, control.Request{Cmd: control.CmdReload})
 		cancel()
 		if err != nil || rep.Reload == nil || !rep.Reload.OK {
 			t.Fatalf("round %d: reload: %v %+v", i, err, rep)

@@ -32,6 +32,7 @@ import (
 	"unsafe"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
 )
@@ -251,16 +252,16 @@ func (s *swapHupd) ready(gen int) int {
 
 // call sends one control request; it does not fail the test itself, so
 // that other goroutines may use it.
-func (s *swapHupd) call(cmd string) (supervisor.Reply, error) {
+func (s *swapHupd) call(cmd string) (control.Reply, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	return supervisor.Call(ctx, s.ctl, supervisor.Request{Cmd: cmd})
+	return control.Call(ctx, s.ctl, control.Request{Cmd: cmd})
 }
 
 // reload asks for a reload over the control socket and returns its result.
 func (s *swapHupd) reload(t *testing.T) supervisor.ReloadResult {
 	t.Helper()
-	rep, err := s.call(supervisor.CmdReload)
+	rep, err := s.call(control.CmdReload)
 	if err != nil || rep.Reload == nil {
 		t.Fatalf("reload: %+v, %v", rep, err)
 	}
@@ -276,7 +277,7 @@ func (s *swapHupd) reloadCLI(t *testing.T, args ...string) oneShotResult {
 // status returns hupd's status over the control socket.
 func (s *swapHupd) status(t *testing.T) supervisor.Status {
 	t.Helper()
-	rep, err := s.call(supervisor.CmdStatus)
+	rep, err := s.call(control.CmdStatus)
 	if err != nil || rep.Status == nil {
 		t.Fatalf("status: %+v, %v", rep, err)
 	}
@@ -1140,7 +1141,7 @@ stop_timeout = "60s"
 
 	second := make(chan supervisor.ReloadResult, 1)
 	go func() {
-		rep, err := s.call(supervisor.CmdReload)
+		rep, err := s.call(control.CmdReload)
 		if err != nil || rep.Reload == nil {
 			second <- supervisor.ReloadResult{Reason: fmt.Sprintf("call: %+v %v", rep, err)}
 			return

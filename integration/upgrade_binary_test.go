@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/control"
 )
 
 var (
@@ -76,7 +76,7 @@ func TestUpgradeBinaryRelative(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	rep, err := supervisor.Call(ctx, ctl, supervisor.Request{Cmd: supervisor.CmdUpgrade, Binary: "hupd-next"})
+	rep, err := control.Call(ctx, ctl, control.Request{Cmd: control.CmdUpgrade, Binary: "hupd-next"})
 	if err != nil || rep.OK || !strings.Contains(rep.Error, `binary "hupd-next": not an absolute path`) {
 		t.Fatalf("upgrade request with a relative binary: %+v, %v; want it refused as not absolute", rep, err)
 	}

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
 )
@@ -233,7 +234,7 @@ func (w *wtHupd) status() supervisor.Status {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	rep, err := supervisor.Call(ctx, w.ctl, supervisor.Request{Cmd: supervisor.CmdStatus})
+	rep, err := control.Call(ctx, w.ctl, control.Request{Cmd: control.CmdStatus})
 	if err != nil || rep.Status == nil {
 		w.t.Fatalf("status: %+v, %v", rep, err)
 	}

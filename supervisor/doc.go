@@ -3,8 +3,11 @@
 // reloads.
 //
 // Model: one goroutine (Run) owns all state; signals, exits, notify
-// datagrams, timers and control requests reach it on channels. Every child
-// is started from one locked OS thread, so that its parent-death signal
+// datagrams, timers and requests (reload, status, apply, upgrade: the
+// methods other goroutines call) reach it on channels. The supervisor
+// serves no client itself: hupd's wiring (internal/run) answers the
+// control socket (package control) with these methods. Every child is
+// started from one locked OS thread, so that its parent-death signal
 // fires only when hupd itself dies, and is waited for by the one
 // signals.Reaper of the process. A child leads its own process group and
 // starts in its generation's cgroup where hupd has cgroups (package

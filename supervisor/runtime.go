@@ -48,8 +48,7 @@ const (
 )
 
 // ErrUntrusted is wrapped by the errors about a control or runtime
-// directory hupd or its client will not use, and about a control socket
-// served by a stranger (see Call).
+// directory hupd or its client will not use.
 var ErrUntrusted = errors.New("supervisor: untrusted control directory or server")
 
 // AlreadyRunningError is returned by OpenRuntime when a live hupd owns the
@@ -101,7 +100,7 @@ func dirMode() uint32 {
 
 // OpenRuntime makes (if needed), checks and locks the runtime directory of
 // the hupd named name whose control socket is controlPath; explicit says
-// whether the path was given (--control) or is DefaultControlPath's. On
+// whether the path was given (--control) or is the default one. On
 // success it has removed what a dead hupd of the same directory left (and
 // logged it). Errors:
 //   - *AlreadyRunningError: another hupd owns the directory; nothing was
@@ -371,7 +370,7 @@ func ownerOrRoot(euid int) string {
 
 // CheckControlDir is the client's check before it connects to the control
 // socket at path: explicit when the path was given (--control,
-// $HUPD_CONTROL), else a default one (DefaultControlPath). The directory
+// $HUPD_CONTROL), else a default one (--name). The directory
 // must be owned by the client's user or root and not writable by group or
 // others; a default one must not be a symbolic link, an explicit one's may
 // be writable by others if sticky. A missing directory is not an error
@@ -398,6 +397,34 @@ func CheckControlDir(path string, explicit bool) error {
 		return untrusted("control directory", dir, fmt.Sprintf("is owned by uid %d, not %d", st.Uid, euid))
 	case st.Mode&0o022 != 0:
 		return untrusted("control directory", dir, fmt.Sprintf("is writable by group or others (mode %#o)", st.Mode&0o7777))
+	}
+	return nil
+}
+
+// MakeControlDir makes dir, the control socket's directory, if it is
+// missing (0700, 0711 as root: see dirMode); an existing one must be a
+// directory owned by hupd's user or root, and not writable by group or
+// others unless sticky. The error about a directory that is not hupd's
+// wraps ErrUntrusted. OpenRuntime has checked a control directory more
+// strictly before hupd run listens in it.
+func MakeControlDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, fs.FileMode(dirMode())); err != nil {
+			return fmt.Errorf("control socket directory: %w", err)
+		}
+		// MkdirAll applied the umask; make the mode exact.
+		return os.Chmod(dir, fs.FileMode(dirMode()))
+	} else if err != nil {
+		return fmt.Errorf("control socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("control socket directory %s is not a directory", dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		var ust unix.Stat_t
+		ust.Uid, ust.Mode = st.Uid, st.Mode
+		return checkParentDir(dir, &ust, os.Geteuid())
 	}
 	return nil
 }

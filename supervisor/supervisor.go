@@ -39,6 +39,8 @@ const (
 	KeyStrat   = "strategy"
 	KeyCause   = "cause"
 	KeyCgroup  = "cgroup"
+	KeyUID     = "uid"
+	KeyPath    = "path"
 )
 
 // Supervisor runs one program as successive generations. Run owns all

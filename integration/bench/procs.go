@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 )
@@ -183,7 +184,7 @@ func (h *hupdProc) count(msg string, match func(event) bool) int {
 func (h *hupdProc) reload(ctx context.Context) (*supervisor.ReloadResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, waitLimit)
 	defer cancel()
-	rep, err := supervisor.Call(ctx, h.control, supervisor.Request{Cmd: supervisor.CmdReload, Timeout: waitLimit.String()})
+	rep, err := control.Call(ctx, h.control, control.Request{Cmd: control.CmdReload, Timeout: waitLimit.String()})
 	if err != nil {
 		return nil, err
 	}

@@ -464,19 +464,6 @@ func (rc *reconf) applySockets(held, ls []*socketact.Listener) {
 	}
 }
 
-// controlHandler answers the control socket: a reload reads hupd.toml
-// again first, and is refused while it is not valid.
-type controlHandler struct {
-	sup *supervisor.Supervisor
-	rc  *reconf
-}
-
-func (h controlHandler) Status() supervisor.Status { return h.sup.StatusUsage() }
-
-func (h controlHandler) Upgrade(ctx context.Context, binary string) error {
-	return h.sup.Upgrade(ctx, binary)
-}
-
 // upgradeGuard refuses an in-place upgrade while hupd.toml on disk is not
 // the version in force (edited without a reload, or an edit was refused):
 // the new image reads it, and could fail on it where this one runs, and
@@ -489,41 +476,6 @@ func (rc *reconf) upgradeGuard(path string) func() error {
 			return errors.New(path + " is not the version in force (edited since, or its last edit was refused): apply it with hupd reload, or undo the edit, then upgrade")
 		}
 		return nil
-	}
-}
-
-// A new hupd.toml that needs a new generation is applied by a reload of its
-// own: that reload's result is the answer (another would be one too many).
-func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
-	const cause = "hupd reload"
-	reply := make(chan refreshReply, 1)
-	done := make(chan supervisor.ReloadResult, 1)
-	start := time.Now()
-	fail := func(reason string) supervisor.ReloadResult {
-		return supervisor.ReloadResult{Cause: cause, Reason: reason, Started: start, Finished: time.Now()}
-	}
-	select {
-	case h.rc.refresh <- refreshRequest{cause: cause, reply: reply, done: done}:
-	case <-ctx.Done():
-		return fail("timed out waiting to read hupd.toml")
-	}
-	var r refreshReply
-	select {
-	case r = <-reply:
-	case <-ctx.Done():
-		return fail("timed out waiting to read hupd.toml")
-	}
-	switch {
-	case r.err != nil:
-		return fail("hupd.toml not applied, nothing changed: " + r.err.Error())
-	case !r.respawn:
-		return h.sup.Reload(ctx)
-	}
-	select {
-	case res := <-done:
-		return res
-	case <-ctx.Done():
-		return fail("timed out waiting for the reload; it goes on")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/health"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -237,7 +238,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if r.ConfigFile != "" {
 		sup.SetUpgradeGuard(rc.upgradeGuard(r.ConfigFile))
 	}
-	ctl, err := supervisor.ListenControl(opts.Control, controlHandler{sup, rc}, log)
+	ctl, err := control.Listen(opts.Control, controlHandler{sup, rc}, log)
 	if err != nil {
 		err = fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
 		if up != nil {
@@ -323,7 +324,7 @@ func defaults(o *supervisor.Options) {
 		o.Name = filepath.Base(o.Args[0])
 	}
 	if o.Control == "" {
-		o.Control = supervisor.DefaultControlPath(o.Name)
+		o.Control = control.DefaultPath(o.Name)
 	}
 }
 

@@ -1,4 +1,4 @@
-package supervisor
+package control
 
 import (
 	"bufio"
@@ -80,6 +80,17 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	}
 	return rep, nil
 }
+
+// ErrUntrusted is wrapped by Call's error when the control socket is served
+// by another user than the caller's or root. (Directories hupd or its
+// client will not use are refused with supervisor.ErrUntrusted.)
+var ErrUntrusted = errors.New("control: control socket served by a stranger")
+
+// untrustedError is a one-line refusal of a server; it is ErrUntrusted.
+type untrustedError struct{ msg string }
+
+func (e *untrustedError) Error() string        { return e.msg }
+func (e *untrustedError) Is(target error) bool { return target == ErrUntrusted }
 
 func readReply(r io.Reader) (Reply, error) {
 	b, err := bufio.NewReader(io.LimitReader(r, maxReplyLine)).ReadBytes('\n')

@@ -2,44 +2,9 @@ package supervisor
 
 import "time"
 
-// ProtocolVersion is the control socket protocol's version. Requests and
-// replies are single lines of JSON; a reply carries the version it speaks.
-//
-//	→ {"v":1,"cmd":"reload","timeout":"60s"}
-//	← {"v":1,"ok":true,"reload":{…}}
-//	→ {"v":1,"cmd":"status"}
-//	← {"v":1,"ok":true,"status":{…}}
-//	→ anything malformed
-//	← {"v":1,"ok":false,"error":"…"}
-const ProtocolVersion = 1
-
-// Control commands.
-const (
-	CmdReload  = "reload"
-	CmdStatus  = "status"
-	CmdPing    = "ping"
-	CmdUpgrade = "upgrade"
-)
-
-// Request is one control request.
-type Request struct {
-	V   int    `json:"v"`
-	Cmd string `json:"cmd"`
-	// Timeout bounds how long a reload request waits, as a Go duration;
-	// "" waits for the reload to finish however long it takes.
-	Timeout string `json:"timeout,omitempty"`
-	// Binary is what an upgrade runs; "" is hupd's own binary.
-	Binary string `json:"binary,omitempty"`
-}
-
-// Reply is the answer to one Request.
-type Reply struct {
-	V      int           `json:"v"`
-	OK     bool          `json:"ok"`
-	Error  string        `json:"error,omitempty"`
-	Reload *ReloadResult `json:"reload,omitempty"`
-	Status *Status       `json:"status,omitempty"`
-}
+// The reports the supervisor makes (Status, ReloadResult and what they
+// hold). Their JSON encoding is what hupd's clients read (hupd status
+// --json, hupd reload --json).
 
 // ReloadResult reports one reload.
 type ReloadResult struct {

@@ -1,4 +1,4 @@
-package supervisor
+package control
 
 import (
 	"bufio"
@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,25 +63,25 @@ func controlCallHelper(path string) int {
 	return 0
 }
 
-// fakeControl is a ControlHandler; reload, when set, replaces the default
+// fakeControl is a Handler; reload, when set, replaces the default
 // successful reload.
 type fakeControl struct {
-	status Status
-	reload func(ctx context.Context) ReloadResult
+	status supervisor.Status
+	reload func(ctx context.Context) supervisor.ReloadResult
 }
 
 func (f *fakeControl) Upgrade(ctx context.Context, binary string) error {
 	return errors.New("fake: no upgrade")
 }
 
-func (f *fakeControl) Reload(ctx context.Context) ReloadResult {
+func (f *fakeControl) Reload(ctx context.Context) supervisor.ReloadResult {
 	if f.reload != nil {
 		return f.reload(ctx)
 	}
-	return ReloadResult{OK: true, Strategy: StrategySignal, OldGen: 1, NewGen: 2, NewPID: 4242}
+	return supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategySignal, OldGen: 1, NewGen: 2, NewPID: 4242}
 }
 
-func (f *fakeControl) Status() Status { return f.status }
+func (f *fakeControl) Status() supervisor.Status { return f.status }
 
 // syncBuffer is a log destination safe for concurrent use.
 type syncBuffer struct {
@@ -107,20 +108,20 @@ func testCtx(t *testing.T) context.Context {
 }
 
 type testServer struct {
-	*ControlServer
+	*Server
 	log    *syncBuffer
 	served chan error
 }
 
 // listenControl listens on path; serve starts it.
-func listenControl(t *testing.T, path string, h ControlHandler) *testServer {
+func listenControl(t *testing.T, path string, h Handler) *testServer {
 	t.Helper()
 	lb := &syncBuffer{}
-	s, err := ListenControl(path, h, slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	s, err := Listen(path, h, slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{ControlServer: s, log: lb, served: make(chan error, 1)}
+	ts := &testServer{Server: s, log: lb, served: make(chan error, 1)}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
 			t.Error(err)
@@ -147,7 +148,7 @@ func (ts *testServer) serve(t *testing.T) *testServer {
 }
 
 // startControl serves h on a socket in a new temporary directory.
-func startControl(t *testing.T, h ControlHandler) *testServer {
+func startControl(t *testing.T, h Handler) *testServer {
 	t.Helper()
 	return listenControl(t, filepath.Join(t.TempDir(), "ctl", "test.sock"), h).serve(t)
 }
@@ -215,15 +216,15 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 func TestControlRoundTrip(t *testing.T) {
 	hadDeadline := make(chan bool, 1)
 	var fail atomic.Bool
-	h := &fakeControl{status: Status{Name: "web", PID: 77, Strategy: StrategySignal, Reloads: 3,
-		Generations: []GenerationStatus{{Gen: 2, PID: 4242, State: StateReady, Uptime: Duration(1500 * time.Millisecond)}}}}
-	h.reload = func(ctx context.Context) ReloadResult {
+	h := &fakeControl{status: supervisor.Status{Name: "web", PID: 77, Strategy: supervisor.StrategySignal, Reloads: 3,
+		Generations: []supervisor.GenerationStatus{{Gen: 2, PID: 4242, State: supervisor.StateReady, Uptime: supervisor.Duration(1500 * time.Millisecond)}}}}
+	h.reload = func(ctx context.Context) supervisor.ReloadResult {
 		_, ok := ctx.Deadline()
 		hadDeadline <- ok
 		if fail.Load() {
-			return ReloadResult{OK: false, Strategy: StrategySignal, Reason: "new generation exited with status 3", Output: []string{"boom"}}
+			return supervisor.ReloadResult{OK: false, Strategy: supervisor.StrategySignal, Reason: "new generation exited with status 3", Output: []string{"boom"}}
 		}
-		return ReloadResult{OK: true, Strategy: StrategySignal, OldGen: 1, NewGen: 2, NewPID: 4242}
+		return supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategySignal, OldGen: 1, NewGen: 2, NewPID: 4242}
 	}
 	s := startControl(t, h)
 	if got := s.Path(); !strings.HasSuffix(got, "/ctl/test.sock") {
@@ -239,7 +240,7 @@ func TestControlRoundTrip(t *testing.T) {
 		t.Fatalf("status: %+v", rep)
 	}
 	if st := rep.Status; st.Name != "web" || st.PID != 77 || st.Reloads != 3 || len(st.Generations) != 1 ||
-		st.Generations[0].State != StateReady || st.Generations[0].Uptime != Duration(1500*time.Millisecond) {
+		st.Generations[0].State != supervisor.StateReady || st.Generations[0].Uptime != supervisor.Duration(1500*time.Millisecond) {
 		t.Errorf("status = %+v", st)
 	}
 
@@ -267,11 +268,11 @@ func TestControlReloadTimeout(t *testing.T) {
 		err      error
 	}
 	got := make(chan seen, 1)
-	h := &fakeControl{reload: func(ctx context.Context) ReloadResult {
+	h := &fakeControl{reload: func(ctx context.Context) supervisor.ReloadResult {
 		dl, ok := ctx.Deadline()
 		<-ctx.Done()
 		got <- seen{dl, ok, ctx.Err()}
-		return ReloadResult{OK: false, Reason: "timed out waiting for the new generation"}
+		return supervisor.ReloadResult{OK: false, Reason: "timed out waiting for the new generation"}
 	}}
 	s := startControl(t, h)
 
@@ -318,8 +319,8 @@ func TestControlMalformedRequests(t *testing.T) {
 		{`{"v":1}`, `missing command "cmd": valid commands are reload, status, ping`},
 		{`{"v":1,"cmd":"explode"}`, `unknown command "explode": valid commands are reload, status, ping`},
 		{`{"v":1,"cmd":"reload","timeout":"soon"}`, `invalid reload timeout "soon"`},
-		{strings.Repeat("x", MaxControlLine+1), "request line longer than 65536 bytes"},
-		{strings.Repeat("y", 3*MaxControlLine+17), "request line longer than 65536 bytes"},
+		{strings.Repeat("x", MaxLine+1), "request line longer than 65536 bytes"},
+		{strings.Repeat("y", 3*MaxLine+17), "request line longer than 65536 bytes"},
 	} {
 		c.send(t, tc.line)
 		rep := c.reply(t)
@@ -342,13 +343,13 @@ func TestControlLineLimit(t *testing.T) {
 	s := startControl(t, &fakeControl{})
 	c := dialRaw(t, s.Path())
 	ping := `{"v":1,"cmd":"ping"}`
-	c.send(t, ping+strings.Repeat(" ", MaxControlLine-len(ping))) // exactly the limit
+	c.send(t, ping+strings.Repeat(" ", MaxLine-len(ping))) // exactly the limit
 	if rep := c.reply(t); !rep.OK {
-		t.Errorf("line of %d bytes: %+v", MaxControlLine, rep)
+		t.Errorf("line of %d bytes: %+v", MaxLine, rep)
 	}
-	c.send(t, ping+strings.Repeat(" ", MaxControlLine+1-len(ping)))
+	c.send(t, ping+strings.Repeat(" ", MaxLine+1-len(ping)))
 	if rep := c.reply(t); rep.OK {
-		t.Errorf("line of %d bytes: %+v", MaxControlLine+1, rep)
+		t.Errorf("line of %d bytes: %+v", MaxLine+1, rep)
 	}
 	c.send(t, ping)
 	if rep := c.reply(t); !rep.OK {
@@ -356,7 +357,7 @@ func TestControlLineLimit(t *testing.T) {
 	}
 	// Lines longer than the read buffer are gathered whole, whatever the
 	// length of their last part.
-	for _, n := range []int{controlReadBuf - 1, controlReadBuf, controlReadBuf + 1, 3*controlReadBuf + 5} {
+	for _, n := range []int{readBuf - 1, readBuf, readBuf + 1, 3*readBuf + 5} {
 		c.send(t, ping+strings.Repeat(" ", n-len(ping)))
 		if rep := c.reply(t); !rep.OK {
 			t.Errorf("line of %d bytes: %+v", n, rep)
@@ -366,7 +367,7 @@ func TestControlLineLimit(t *testing.T) {
 
 // TestControlConnectionCost: each `hupd reload` is a connection; what
 // serving one allocates is garbage hupd's heap must absorb, so it must not
-// grow with MaxControlLine (it was MaxControlLine+1 bytes of read buffer
+// grow with MaxLine (it was MaxLine+1 bytes of read buffer
 // per connection).
 func TestControlConnectionCost(t *testing.T) {
 	s := startControl(t, &fakeControl{})
@@ -383,13 +384,13 @@ func TestControlConnectionCost(t *testing.T) {
 	// Client and server together, both in this process.
 	per := (m1.TotalAlloc - m0.TotalAlloc) / n
 	t.Logf("a ping on a new connection allocates %d bytes", per)
-	if per > MaxControlLine/2 {
-		t.Errorf("a ping on a new connection allocates %d bytes, want at most %d", per, MaxControlLine/2)
+	if per > MaxLine/2 {
+		t.Errorf("a ping on a new connection allocates %d bytes, want at most %d", per, MaxLine/2)
 	}
 }
 
 func TestControlPipelinedInOrder(t *testing.T) {
-	s := startControl(t, &fakeControl{status: Status{Name: "pipe"}})
+	s := startControl(t, &fakeControl{status: supervisor.Status{Name: "pipe"}})
 	c := dialRaw(t, s.Path())
 	// One write, four requests; a last line without newline, then EOF.
 	io.WriteString(c, `{"v":1,"cmd":"ping"}`+"\n"+`{"v":1,"cmd":"nope"}`+"\n"+`{"v":1,"cmd":"status"}`+"\r\n"+`{"v":1,"cmd":"reload"}`)
@@ -412,7 +413,7 @@ func TestControlPipelinedInOrder(t *testing.T) {
 }
 
 func TestControlConcurrentClients(t *testing.T) {
-	s := startControl(t, &fakeControl{status: Status{Name: "many"}})
+	s := startControl(t, &fakeControl{status: supervisor.Status{Name: "many"}})
 	ctx := testCtx(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
@@ -438,7 +439,7 @@ func TestControlConcurrentClients(t *testing.T) {
 func TestControlSocketModes(t *testing.T) {
 	for _, tc := range []struct {
 		umask int
-		sub   []string // directories ListenControl creates
+		sub   []string // directories Listen creates
 	}{
 		{0, []string{"a", "b"}}, // the most permissive umask: modes must not depend on it
 		{0o277, []string{"a"}},  // one that strips owner bits
@@ -464,13 +465,19 @@ func TestControlSocketModes(t *testing.T) {
 			if tc.umask == 0 && s.boundMode != 0o600 {
 				t.Errorf("bind created the socket file with mode %#o, want 0600", s.boundMode)
 			}
+			// Private to hupd's user; root's may be traversed, for a child
+			// of another user to reach its notify socket beside it.
+			wantDir := fs.FileMode(0o700)
+			if os.Geteuid() == 0 {
+				wantDir = 0o711
+			}
 			d := dir
 			for _, sub := range tc.sub {
 				d = filepath.Join(d, sub)
 				if fi, err := os.Stat(d); err != nil {
 					t.Error(err)
-				} else if fi.Mode().Perm() != fs.FileMode(dirMode()) {
-					t.Errorf("%s: mode %v, want %#o", d, fi.Mode().Perm(), dirMode())
+				} else if fi.Mode().Perm() != wantDir {
+					t.Errorf("%s: mode %v, want %v", d, fi.Mode().Perm(), wantDir)
 				}
 			}
 			if rep := call(t, s.Path(), Request{Cmd: CmdPing}); !rep.OK {
@@ -525,10 +532,10 @@ func TestControlRefusesRegularFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("keep me"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	s, err := ListenControl(path, &fakeControl{}, nil)
+	s, err := Listen(path, &fakeControl{}, nil)
 	if err == nil {
 		s.Close()
-		t.Fatal("ListenControl on a regular file succeeded")
+		t.Fatal("Listen on a regular file succeeded")
 	}
 	if !strings.Contains(err.Error(), path) || errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("error %q: want one naming %s, not EADDRINUSE", err, path)
@@ -548,10 +555,10 @@ func TestControlRefusesLiveSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	s, err := ListenControl(path, &fakeControl{}, nil)
+	s, err := Listen(path, &fakeControl{}, nil)
 	if err == nil {
 		s.Close()
-		t.Fatal("ListenControl on a live socket succeeded")
+		t.Fatal("Listen on a live socket succeeded")
 	}
 	if want := "another hupd is running on " + path; !strings.Contains(err.Error(), want) || !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("error %q: want %q wrapping EADDRINUSE", err, want)
@@ -565,11 +572,11 @@ func TestControlRefusesLiveSocket(t *testing.T) {
 
 	// ...and another hupd's.
 	first := listenControl(t, path, &fakeControl{}).serve(t)
-	if s, err := ListenControl(path, &fakeControl{}, nil); err == nil {
+	if s, err := Listen(path, &fakeControl{}, nil); err == nil {
 		s.Close()
-		t.Fatal("second ListenControl succeeded")
+		t.Fatal("second Listen succeeded")
 	} else if !errors.Is(err, syscall.EADDRINUSE) {
-		t.Errorf("second ListenControl: %v", err)
+		t.Errorf("second Listen: %v", err)
 	}
 	if rep := call(t, first.Path(), Request{Cmd: CmdPing}); !rep.OK {
 		t.Errorf("first server after the second's attempt: %+v", rep)
@@ -596,9 +603,9 @@ func TestControlDirChecks(t *testing.T) {
 	}
 	for dir, want := range map[string]string{foreign: "is owned by uid 65534", open: "writable by group or others"} {
 		path := filepath.Join(dir, "x.sock")
-		if s, err := ListenControl(path, &fakeControl{}, nil); err == nil {
+		if s, err := Listen(path, &fakeControl{}, nil); err == nil {
 			s.Close()
-			t.Errorf("%s: ListenControl succeeded", dir)
+			t.Errorf("%s: Listen succeeded", dir)
 		} else if !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", dir, err, want)
 		}
@@ -639,16 +646,16 @@ func settleGoroutines(t *testing.T, n int) {
 func TestControlCloseReleasesEverything(t *testing.T) {
 	started := make(chan struct{}, 1)
 	ended := make(chan error, 1)
-	h := &fakeControl{reload: func(ctx context.Context) ReloadResult {
+	h := &fakeControl{reload: func(ctx context.Context) supervisor.ReloadResult {
 		started <- struct{}{}
 		<-ctx.Done()
 		ended <- ctx.Err()
-		return ReloadResult{Reason: "timed out waiting for the reload"}
+		return supervisor.ReloadResult{Reason: "timed out waiting for the reload"}
 	}}
 	ctx := testCtx(t)
 	// Warm up: the runtime opens its poller's fds on first use.
 	{
-		s, err := ListenControl(filepath.Join(t.TempDir(), "warm.sock"), h, nil)
+		s, err := Listen(filepath.Join(t.TempDir(), "warm.sock"), h, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -663,7 +670,7 @@ func TestControlCloseReleasesEverything(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ctl", "close.sock")
 	fds, goroutines := countFDs(t), runtime.NumGoroutine()
 
-	s, err := ListenControl(path, h, nil)
+	s, err := Listen(path, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -674,8 +681,8 @@ func TestControlCloseReleasesEverything(t *testing.T) {
 			t.Fatalf("%s: %+v, %v", cmd, rep, err)
 		}
 	}
-	if _, err := ListenControl(path, h, nil); !errors.Is(err, syscall.EADDRINUSE) { // an error path: must not leak either
-		t.Fatalf("second ListenControl: %v", err)
+	if _, err := Listen(path, h, nil); !errors.Is(err, syscall.EADDRINUSE) { // an error path: must not leak either
+		t.Fatalf("second Listen: %v", err)
 	}
 	idle, err := net.Dial("unix", path) // a client that connects and waits
 	if err != nil {
@@ -740,7 +747,7 @@ func TestControlCloseReleasesEverything(t *testing.T) {
 
 func TestControlCloseKeepsReplacedSocket(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.sock")
-	s, err := ListenControl(path, &fakeControl{}, nil)
+	s, err := Listen(path, &fakeControl{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -764,11 +771,11 @@ func TestControlClientHangupCancelsWait(t *testing.T) {
 	started := make(chan struct{}, 2)
 	ended := make(chan error, 2)
 	eof := make(chan bool, 2)
-	h := &fakeControl{reload: func(ctx context.Context) ReloadResult {
+	h := &fakeControl{reload: func(ctx context.Context) supervisor.ReloadResult {
 		started <- struct{}{}
 		<-ctx.Done()
 		ended <- ctx.Err()
-		return ReloadResult{Reason: "timed out waiting for the reload"}
+		return supervisor.ReloadResult{Reason: "timed out waiting for the reload"}
 	}}
 	ts := listenControl(t, filepath.Join(t.TempDir(), "x.sock"), h)
 	ts.testHookEOF = func(gone bool) { eof <- gone }
@@ -806,13 +813,13 @@ func TestControlHalfCloseStillAnswered(t *testing.T) {
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
 	eof := make(chan bool, 1)
-	h := &fakeControl{reload: func(ctx context.Context) ReloadResult {
+	h := &fakeControl{reload: func(ctx context.Context) supervisor.ReloadResult {
 		started <- struct{}{}
 		<-release
 		if err := ctx.Err(); err != nil {
-			return ReloadResult{Reason: err.Error()}
+			return supervisor.ReloadResult{Reason: err.Error()}
 		}
-		return ReloadResult{OK: true, NewGen: 2}
+		return supervisor.ReloadResult{OK: true, NewGen: 2}
 	}}
 	ts := listenControl(t, filepath.Join(t.TempDir(), "x.sock"), h)
 	ts.testHookEOF = func(gone bool) { eof <- gone }
@@ -830,85 +837,6 @@ func TestControlHalfCloseStillAnswered(t *testing.T) {
 	close(release)
 	if rep := c.reply(t); !rep.OK || rep.Reload == nil || rep.Reload.NewGen != 2 {
 		t.Errorf("reply: %+v", rep)
-	}
-}
-
-func TestCallNotRunning(t *testing.T) {
-	ctx := testCtx(t)
-	dir := t.TempDir()
-	missing := filepath.Join(dir, "missing.sock")
-	stale := filepath.Join(dir, "stale.sock")
-	staleSocket(t, stale)
-	for path, errno := range map[string]error{missing: syscall.ENOENT, stale: syscall.ECONNREFUSED} {
-		_, err := Call(ctx, path, Request{Cmd: CmdPing})
-		if want := "hupd not running? no control socket at " + path; err == nil || !strings.HasPrefix(err.Error(), want) {
-			t.Errorf("Call(%s): %v, want %q", path, err, want)
-		}
-		if !errors.Is(err, errno) {
-			t.Errorf("Call(%s): %v, want it to wrap %v", path, err, errno)
-		}
-	}
-	// A regular file is not a socket either; the error names it.
-	file := filepath.Join(dir, "file")
-	os.WriteFile(file, nil, 0o600)
-	if _, err := Call(ctx, file, Request{Cmd: CmdPing}); err == nil || !strings.Contains(err.Error(), file) {
-		t.Errorf("Call(regular file): %v", err)
-	}
-}
-
-func TestCallRejectsForeignReply(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "x.sock")
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for _, answer := range []string{`{"v":2,"ok":true}` + "\n", "garbage\n", ""} {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			bufio.NewReader(c).ReadString('\n')
-			io.WriteString(c, answer)
-			c.Close()
-		}
-	}()
-	ctx := testCtx(t)
-	for _, want := range []string{"speaks protocol version 2", "malformed reply", "closed without a reply"} {
-		if _, err := Call(ctx, path, Request{Cmd: CmdPing}); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
-			t.Errorf("Call: %v, want %q naming the path", err, want)
-		}
-	}
-}
-
-func TestDefaultControlPath(t *testing.T) {
-	for _, tc := range []struct {
-		name, xdg string
-		euid      int
-		want      string
-	}{
-		{"web", "/run/user/1000", 1000, "/run/user/1000/hupd/web.sock"},
-		{"web", "/run/user/0", 0, "/run/user/0/hupd/web.sock"},
-		{"web", "", 0, "/run/hupd/web.sock"},
-		{"web", "", 1000, "/tmp/hupd-1000/web.sock"},
-		{"", "", 0, "/run/hupd/hupd.sock"},
-		{"../../etc/passwd", "", 0, "/run/hupd/_._.._etc_passwd.sock"},
-		{".hidden", "", 0, "/run/hupd/_hidden.sock"},
-		{"a b/c\x00é", "", 0, "/run/hupd/a_b_c__.sock"},
-		{"My-app_2.v1", "", 0, "/run/hupd/My-app_2.v1.sock"},
-	} {
-		if got := defaultControlPath(tc.name, tc.xdg, tc.euid, "/tmp"); got != tc.want {
-			t.Errorf("defaultControlPath(%q, %q, %d) = %q, want %q", tc.name, tc.xdg, tc.euid, got, tc.want)
-		}
-	}
-	t.Setenv("XDG_RUNTIME_DIR", "/run/user/42")
-	if got := DefaultControlPath("x"); got != "/run/user/42/hupd/x.sock" {
-		t.Errorf("DefaultControlPath with XDG_RUNTIME_DIR = %q", got)
-	}
-	t.Setenv("XDG_RUNTIME_DIR", "")
-	if got, want := DefaultControlPath("x"), defaultControlPath("x", "", os.Geteuid(), os.TempDir()); got != want {
-		t.Errorf("DefaultControlPath without XDG_RUNTIME_DIR = %q, want %q", got, want)
 	}
 }
 
@@ -1005,9 +933,9 @@ func TestControlRefusesOtherUID(t *testing.T) {
 		t.Skip("needs root to run a client as another user")
 	}
 	reloads := make(chan struct{}, 1)
-	h := &fakeControl{reload: func(context.Context) ReloadResult {
+	h := &fakeControl{reload: func(context.Context) supervisor.ReloadResult {
 		reloads <- struct{}{}
-		return ReloadResult{OK: true}
+		return supervisor.ReloadResult{OK: true}
 	}}
 	path := filepath.Join(openTempDir(t, "hupd-control-"), "ctl", "x.sock")
 	s := listenControl(t, path, h).serve(t)

@@ -1,4 +1,4 @@
-package supervisor
+package control
 
 import (
 	"bufio"
@@ -7,68 +7,50 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
 )
 
-// The control socket: hupd listens on a private unix stream socket and
-// answers one JSON line per request line (see ProtocolVersion). Only hupd's
-// own user and root may talk to it; the file is 0600 from the moment it
-// exists, in a 0700 directory when hupd creates the directory (0711 as
-// root: see dirMode). The rules for the directory are in runtime.go.
-
-// Control socket limits and modes.
+// The control socket's mode and listen backlog.
 const (
-	// MaxControlLine is the longest request line the server reads, without
-	// its newline. A longer line gets an error reply and is skipped.
-	MaxControlLine = 64 << 10
-	// maxReplyLine bounds what Call reads back.
-	maxReplyLine = 16 << 20
-
-	controlSockMode = 0o600
-	controlBacklog  = 64
+	sockMode = 0o600
+	backlog  = 64
 )
 
-// Log keys of the control server.
-const (
-	KeyUID  = "uid"
-	KeyPath = "path"
-)
-
-// ControlHandler is what the control server asks; the supervisor implements
-// it. Both methods may be called concurrently from several connections.
-type ControlHandler interface {
+// Handler is what the control server asks; hupd's wiring (internal/run)
+// implements it with the supervisor. Its methods may be called
+// concurrently from several connections.
+type Handler interface {
 	// Reload starts a reload (or joins the one in progress) and blocks until
 	// it is done or ctx ends; then it returns a result with OK=false and a
 	// Reason such as "timed out waiting for the reload". ctx ends when the
 	// request's timeout expires, when the client hangs up, or when the
 	// server is closed; a reload already started is not cancelled by it.
-	Reload(ctx context.Context) ReloadResult
+	Reload(ctx context.Context) supervisor.ReloadResult
 	// Status returns a snapshot. It must not block for long.
-	Status() Status
+	Status() supervisor.Status
 	// Upgrade re-executes hupd from binary in place (see
-	// Supervisor.Upgrade); it returns only when that fails.
+	// supervisor.Supervisor.Upgrade); it returns only when that fails.
 	Upgrade(ctx context.Context, binary string) error
 }
 
-// ControlServer serves the control protocol on a unix socket.
-type ControlServer struct {
+// Server serves the control protocol on a unix socket.
+type Server struct {
 	path      string
 	dev, ino  uint64 // of the socket file bound
 	boundMode uint32 // the file's permissions as bind created them
 	ln        *net.UnixListener
-	h         ControlHandler
+	h         Handler
 	log       *slog.Logger
 
 	ctx    context.Context // ends on Close: cancels every handler call
@@ -85,59 +67,22 @@ type ControlServer struct {
 	testHookEOF func(gone bool)
 }
 
-// DefaultControlPath returns where hupd instance name listens:
-// $XDG_RUNTIME_DIR/hupd/NAME.sock when XDG_RUNTIME_DIR is set, else
-// /run/hupd/NAME.sock for root, else $TMPDIR/hupd-UID/NAME.sock. NAME is
-// name with every character outside [A-Za-z0-9._-] and a leading '.'
-// replaced by '_'; an empty name is "hupd".
-func DefaultControlPath(name string) string {
-	return defaultControlPath(name, os.Getenv("XDG_RUNTIME_DIR"), os.Geteuid(), os.TempDir())
-}
-
-func defaultControlPath(name, xdg string, euid int, tmp string) string {
-	file := sanitizeControlName(name) + ".sock"
-	switch {
-	case xdg != "":
-		return filepath.Join(xdg, "hupd", file)
-	case euid == 0:
-		return filepath.Join("/run/hupd", file)
-	default:
-		return filepath.Join(tmp, "hupd-"+strconv.Itoa(euid), file)
-	}
-}
-
-func sanitizeControlName(name string) string {
-	if name == "" {
-		return "hupd"
-	}
-	var b strings.Builder
-	for i, r := range name {
-		ok := 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' ||
-			r == '_' || r == '-' || r == '.' && i > 0
-		if !ok {
-			r = '_'
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// ListenControl listens on the unix socket path and returns a server that
+// Listen listens on the unix socket path and returns a server that
 // answers with h once Serve runs. log may be nil.
 //
 // The socket's directory is created (0700, 0711 as root) if missing; an
 // existing one must be a directory owned by hupd's user or root and not
-// writable by group or others unless sticky. hupd run has checked it more
-// strictly before (OpenRuntime). A stale socket at path (nobody listening) is
-// removed. Errors:
+// writable by group or others unless sticky (supervisor.MakeControlDir).
+// hupd run has checked it more strictly before (supervisor.OpenRuntime).
+// A stale socket at path (nobody listening) is removed. Errors:
 //   - a live socket at path: "another hupd is running on PATH", wrapping
 //     syscall.EADDRINUSE; the socket is left alone;
 //   - anything that is not a socket at path: an error, the file is untouched.
 //
 // The socket file has mode 0600 from the moment bind creates it.
-func ListenControl(path string, h ControlHandler, log *slog.Logger) (*ControlServer, error) {
+func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 	if h == nil {
-		return nil, errors.New("supervisor: ListenControl: nil handler")
+		return nil, errors.New("control: Listen: nil handler")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -148,7 +93,7 @@ func ListenControl(path string, h ControlHandler, log *slog.Logger) (*ControlSer
 	if max := len(unix.RawSockaddrUnix{}.Path) - 1; len(path) > max {
 		return nil, fmt.Errorf("control socket path %s is too long (%d bytes, at most %d)", path, len(path), max)
 	}
-	if err := prepareControlDir(filepath.Dir(path)); err != nil {
+	if err := supervisor.MakeControlDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	if err := socketact.RemoveStaleSocket(path); err != nil {
@@ -157,7 +102,7 @@ func ListenControl(path string, h ControlHandler, log *slog.Logger) (*ControlSer
 		}
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	s := &ControlServer{path: path, h: h, log: log, conns: make(map[*net.UnixConn]struct{})}
+	s := &Server{path: path, h: h, log: log, conns: make(map[*net.UnixConn]struct{})}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -169,30 +114,8 @@ func errInUse(path string) error {
 	return fmt.Errorf("another hupd is running on %s: %w", path, syscall.EADDRINUSE)
 }
 
-func prepareControlDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, fs.FileMode(dirMode())); err != nil {
-			return fmt.Errorf("control socket directory: %w", err)
-		}
-		// MkdirAll applied the umask; make the mode exact.
-		return os.Chmod(dir, fs.FileMode(dirMode()))
-	} else if err != nil {
-		return fmt.Errorf("control socket directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("control socket directory %s is not a directory", dir)
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		var ust unix.Stat_t
-		ust.Uid, ust.Mode = st.Uid, st.Mode
-		return checkParentDir(dir, &ust, os.Geteuid())
-	}
-	return nil
-}
-
 // listen binds s.path with mode 0600 and fills in s.ln, s.dev and s.ino.
-func (s *ControlServer) listen() (err error) {
+func (s *Server) listen() (err error) {
 	fail := func(op string, err error) error {
 		return fmt.Errorf("control socket %s: %w", s.path, os.NewSyscallError(op, err))
 	}
@@ -204,7 +127,7 @@ func (s *ControlServer) listen() (err error) {
 	defer f.Close() // net.FileListener works on a duplicate
 	// bind creates the file with the socket inode's mode less the umask:
 	// never more open than 0600, not even for an instant.
-	if err := unix.Fchmod(fd, controlSockMode); err != nil {
+	if err := unix.Fchmod(fd, sockMode); err != nil {
 		return fail("fchmod", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: s.path}); err != nil {
@@ -224,12 +147,12 @@ func (s *ControlServer) listen() (err error) {
 		}
 	}()
 	// A umask that strips owner bits leaves a socket nobody can use.
-	if s.boundMode != controlSockMode {
-		if err := unix.Chmod(s.path, controlSockMode); err != nil {
+	if s.boundMode != sockMode {
+		if err := unix.Chmod(s.path, sockMode); err != nil {
 			return fail("chmod", err)
 		}
 	}
-	if err := unix.Listen(fd, controlBacklog); err != nil {
+	if err := unix.Listen(fd, backlog); err != nil {
 		return fail("listen", err)
 	}
 	ln, err := net.FileListener(f)
@@ -242,23 +165,23 @@ func (s *ControlServer) listen() (err error) {
 }
 
 // removeSocket removes the socket file if it is still the one s bound.
-func (s *ControlServer) removeSocket() {
+func (s *Server) removeSocket() {
 	var st unix.Stat_t
 	if unix.Lstat(s.path, &st) == nil && st.Dev == s.dev && st.Ino == s.ino && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
 		if err := os.Remove(s.path); err != nil {
-			s.log.Warn("cannot remove control socket", KeyPath, s.path, KeyError, err)
+			s.log.Warn("cannot remove control socket", supervisor.KeyPath, s.path, supervisor.KeyError, err)
 		}
 	}
 }
 
 // Path returns the socket's path.
-func (s *ControlServer) Path() string { return s.path }
+func (s *Server) Path() string { return s.path }
 
 // Serve accepts connections until Close and then returns nil; it returns an
 // error if accepting fails for good, or if Serve is already running. Every
 // connection is served by its own goroutine: its requests are answered in
 // order, one JSON line for each request line.
-func (s *ControlServer) Serve() error {
+func (s *Server) Serve() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -266,7 +189,7 @@ func (s *ControlServer) Serve() error {
 	}
 	if s.serving {
 		s.mu.Unlock()
-		return errors.New("supervisor: control server is already serving")
+		return errors.New("control: server is already serving")
 	}
 	s.serving = true
 	s.wg.Add(1)
@@ -285,7 +208,7 @@ func (s *ControlServer) Serve() error {
 			}
 			// Out of fds or memory: back off as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("control socket accept failed", KeyPath, s.path, KeyError, err, KeyDelay, delay)
+			s.log.Warn("control socket accept failed", supervisor.KeyPath, s.path, supervisor.KeyError, err, supervisor.KeyDelay, delay)
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -312,14 +235,14 @@ func temporaryAcceptError(err error) bool {
 	return false
 }
 
-func (s *ControlServer) isClosed() bool {
+func (s *Server) isClosed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
 }
 
 // track registers c and its goroutine; false once the server is closed.
-func (s *ControlServer) track(c *net.UnixConn) bool {
+func (s *Server) track(c *net.UnixConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -330,7 +253,7 @@ func (s *ControlServer) track(c *net.UnixConn) bool {
 	return true
 }
 
-func (s *ControlServer) untrack(c *net.UnixConn) {
+func (s *Server) untrack(c *net.UnixConn) {
 	c.Close()
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -344,7 +267,7 @@ func (s *ControlServer) untrack(c *net.UnixConn) {
 // client waiting for a reload gets the handler's (cancelled) result if it
 // is written before its connection closes, else just the closed connection.
 // Calling Close again does nothing.
-func (s *ControlServer) Close() error {
+func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -370,24 +293,24 @@ func (s *ControlServer) Close() error {
 	return nil
 }
 
-func (s *ControlServer) serveConn(c *net.UnixConn) {
+func (s *Server) serveConn(c *net.UnixConn) {
 	defer s.untrack(c)
 	cred, err := peerCred(c)
 	if err != nil {
-		s.log.Warn("control connection without credentials", KeyError, err)
+		s.log.Warn("control connection without credentials", supervisor.KeyError, err)
 		return
 	}
 	if !allowedUID(cred.Uid) {
-		s.log.Warn("control connection refused", KeyUID, cred.Uid, KeyPID, cred.Pid)
+		s.log.Warn("control connection refused", supervisor.KeyUID, cred.Uid, supervisor.KeyPID, cred.Pid)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		writeReply(c, Reply{Error: fmt.Sprintf("permission denied: uid %d is not hupd's user", cred.Uid)})
 		return
 	}
-	br := bufio.NewReaderSize(c, controlReadBuf)
+	br := bufio.NewReaderSize(c, readBuf)
 	for {
 		line, long, err := readLine(br)
 		if long {
-			if writeReply(c, errReply(fmt.Errorf("request line longer than %d bytes", MaxControlLine))) != nil {
+			if writeReply(c, errReply(fmt.Errorf("request line longer than %d bytes", MaxLine))) != nil {
 				return
 			}
 			switch {
@@ -410,16 +333,16 @@ func (s *ControlServer) serveConn(c *net.UnixConn) {
 	}
 }
 
-// controlReadBuf is the size of a control connection's read buffer. A
+// readBuf is the size of a control connection's read buffer. A
 // request line is a few hundred bytes: readLine gathers a longer one, up
-// to MaxControlLine, in a slice of its own, so that a connection (one per
-// `hupd reload`) costs 4 KiB instead of MaxControlLine.
-const controlReadBuf = 4 << 10
+// to MaxLine, in a slice of its own, so that a connection (one per
+// `hupd reload`) costs 4 KiB instead of MaxLine.
+const readBuf = 4 << 10
 
 // readLine reads the next request line, its newline included (the last
 // line of a stream may lack one); it is valid until br is read again. err
 // is what reading the line's last part returned: nil or the end of the
-// stream. long reports a line longer than MaxControlLine, of which at most
+// stream. long reports a line longer than MaxLine, of which at most
 // a buffer's worth past the limit was read: then err is
 // bufio.ErrBufferFull while the rest of it, up to its newline, is still
 // unread (see skipLine), nil if its newline was read.
@@ -429,11 +352,11 @@ func readLine(br *bufio.Reader) (line []byte, long bool, err error) {
 		return line, false, err
 	}
 	b := append([]byte(nil), line...)
-	for len(b) <= MaxControlLine && errors.Is(err, bufio.ErrBufferFull) {
+	for len(b) <= MaxLine && errors.Is(err, bufio.ErrBufferFull) {
 		line, err = br.ReadSlice('\n')
 		b = append(b, line...)
 	}
-	if n := len(b); n > MaxControlLine+1 || n == MaxControlLine+1 && b[n-1] != '\n' {
+	if n := len(b); n > MaxLine+1 || n == MaxLine+1 && b[n-1] != '\n' {
 		return nil, true, err
 	}
 	return b, false, err
@@ -454,10 +377,10 @@ func skipLine(br *bufio.Reader) bool {
 }
 
 // handle answers one request line. line is only valid until br is read.
-func (s *ControlServer) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
+func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	req, timeout, err := parseRequest(line)
 	if err != nil {
-		s.log.Debug("bad control request", KeyError, err)
+		s.log.Debug("bad control request", supervisor.KeyError, err)
 		return errReply(err)
 	}
 	switch req.Cmd {
@@ -540,7 +463,7 @@ func writeReply(c net.Conn, rep Reply) error {
 // reload runs. A client that only shuts down its writing side (as socat and
 // nc do after their input) still gets its reply. stop ends the watch; br is
 // free for its caller again once stop returns.
-func (s *ControlServer) watchHangup(c *net.UnixConn, br *bufio.Reader, hangup func()) (stop func()) {
+func (s *Server) watchHangup(c *net.UnixConn, br *bufio.Reader, hangup func()) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -578,30 +501,4 @@ func peerGone(c *net.UnixConn) bool {
 		}
 	})
 	return gone
-}
-
-func peerCred(c *net.UnixConn) (*unix.Ucred, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var (
-		cred *unix.Ucred
-		cerr error
-	)
-	if err := rc.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return nil, err
-	}
-	if cerr != nil {
-		return nil, os.NewSyscallError("getsockopt SO_PEERCRED", cerr)
-	}
-	return cred, nil
-}
-
-// allowedUID reports whether uid may use the control socket: hupd's own
-// user and root.
-func allowedUID(uid uint32) bool {
-	return uid == 0 || int64(uid) == int64(os.Geteuid())
 }

@@ -1,0 +1,36 @@
+// Package control is hupd's control plane: the server that listens on a
+// running hupd's control socket, the client (Call) that hupd reload, hupd
+// status and hupd upgrade use, and the protocol between them. It does not
+// reload or report anything itself: a Handler does (hupd's wiring,
+// internal/run, implements it with the supervisor), so a request flows
+// control → run → supervisor. The supervisor does not know this package
+// (it could not import it: the replies carry the supervisor's reports, so
+// this package imports the supervisor).
+//
+// Protocol (ProtocolVersion 1): a unix stream socket; each request is one
+// line of JSON (a Request, at most MaxLine bytes), each reply one line of
+// JSON (a Reply) carrying the version. A connection's requests are
+// answered in order, exactly one reply per request line, a malformed or
+// over-long one included (an error reply, then the next line); a client
+// may pipeline them. Only an ended connection goes without its reply: a
+// successful upgrade replaces hupd's image (the client sees the connection
+// close and asks the new one), and Close may close a connection first.
+// The reports in a reply are the supervisor's own types (supervisor.Status,
+// supervisor.ReloadResult), encoded as they are; TestWireFormat pins the
+// bytes.
+//
+// Guarantees:
+//   - The socket file has mode 0600 from the moment bind creates it,
+//     whatever the umask; a directory Listen makes is 0700 (0711 as root).
+//     Close removes the file only if it is still the one it bound.
+//   - Both ends check the other's credentials (SO_PEERCRED): the server
+//     answers only hupd's own user and root (others get one error reply);
+//     Call believes only a server of its own user or root (ErrUntrusted).
+//   - A live socket at the path is never taken over (EADDRINUSE); a stale
+//     one is replaced; anything else there is left untouched.
+//   - A reload request waits for the handler's result, bounded by its
+//     timeout. A client that hangs up (closes its connection) ends the
+//     wait: the handler's context is cancelled; one that only shuts down
+//     its writing side still gets its reply. Close cancels every wait and
+//     returns once every handler call and connection goroutine has.
+package control

@@ -1,0 +1,55 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hupd/hupd/supervisor"
+)
+
+// TestWireFormat pins protocol version 1's bytes: a request line as Call
+// writes it, and the reply lines the server writes for a reload, a status
+// and an error. A change here breaks every hupd client already installed.
+func TestWireFormat(t *testing.T) {
+	req, err := json.Marshal(Request{V: ProtocolVersion, Cmd: CmdReload, Timeout: "1m0s", Binary: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"v":1,"cmd":"reload","timeout":"1m0s"}`; string(req) != want {
+		t.Errorf("request line\n got %s\nwant %s", req, want)
+	}
+	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	h := &fakeControl{
+		reload: func(context.Context) supervisor.ReloadResult {
+			return supervisor.ReloadResult{OK: false, Strategy: supervisor.StrategySwap, Cause: "hupd reload", Reason: "new generation exited with status 3",
+				OldGen: 1, OldPID: 100, NewGen: 2, NewPID: 200, Started: start, Finished: start.Add(1500 * time.Millisecond),
+				ReadyAfter: supervisor.Duration(250 * time.Millisecond), ExecAfter: supervisor.Duration(3 * time.Millisecond),
+				HandoverTook: supervisor.Duration(time.Millisecond), Output: []string{"boom"}}
+		},
+		status: supervisor.Status{Name: "web", PID: 7, Version: "v1.2.3", Strategy: supervisor.StrategySwap,
+			Listeners:   []supervisor.ListenerStatus{{FD: 3, Name: "http", Address: "tcp://127.0.0.1:8080"}},
+			Generations: []supervisor.GenerationStatus{{Gen: 2, PID: 200, State: supervisor.StateReady, Started: start, Uptime: supervisor.Duration(time.Minute), Processes: 1, MemoryBytes: 4096, MemoryPeakBytes: 8192, CPUSeconds: 0.5}},
+			Reloads:     1, Note: supervisor.Note{Hash: "abcd"}},
+	}
+	s := startControl(t, h)
+	c := dialRaw(t, s.Path())
+	for _, tc := range []struct{ send, want string }{
+		{string(req),
+			`{"v":1,"ok":false,"error":"reload failed: new generation exited with status 3","reload":{"ok":false,"strategy":"swap","cause":"hupd reload","reason":"new generation exited with status 3","old_gen":1,"old_pid":100,"new_gen":2,"new_pid":200,"started":"2026-12-06T10:00:00Z","finished":"2026-12-06T10:00:01.5Z","ready_after":"250ms","exec_after":"3ms","handover_took":"1ms","output":["boom"]}}`},
+		{`{"v":1,"cmd":"status"}`,
+			`{"v":1,"ok":true,"status":{"name":"web","pid":7,"version":"v1.2.3","strategy":"swap","listeners":[{"fd":3,"name":"http","address":"tcp://127.0.0.1:8080"}],"generations":[{"gen":2,"pid":200,"state":"ready","started":"2026-12-06T10:00:00Z","uptime":"1m0s","processes":1,"memory_bytes":4096,"memory_peak_bytes":8192,"cpu_seconds":0.5}],"reloads":1,"restarts":0,"hash":"abcd"}}`},
+		{`{"v":1,"cmd":"ping"}`, `{"v":1,"ok":true}`},
+		{`{"v":2,"cmd":"ping"}`, `{"v":1,"ok":false,"error":"unsupported protocol version 2: this hupd speaks version 1"}`},
+	} {
+		c.send(t, tc.send)
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v", tc.send, err)
+		}
+		if line != tc.want+"\n" {
+			t.Errorf("reply to %s\n got %s\nwant %s", tc.send, line, tc.want)
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package run
+
+import (
+	"context"
+	"time"
+
+	"github.com/hupd/hupd/supervisor"
+)
+
+// controlHandler is hupd run's control.Handler: the control server parses a
+// request and hands it here; this decides what it means and asks the
+// supervisor (control → run → supervisor). A reload reads hupd.toml again
+// first (in rc's loop), and is refused while it is not valid; status and
+// upgrade go to the supervisor as they are.
+type controlHandler struct {
+	sup *supervisor.Supervisor
+	rc  *reconf
+}
+
+func (h controlHandler) Status() supervisor.Status { return h.sup.StatusUsage() }
+
+func (h controlHandler) Upgrade(ctx context.Context, binary string) error {
+	return h.sup.Upgrade(ctx, binary)
+}
+
+// A new hupd.toml that needs a new generation is applied by a reload of its
+// own: that reload's result is the answer (another would be one too many).
+func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
+	const cause = "hupd reload"
+	reply := make(chan refreshReply, 1)
+	done := make(chan supervisor.ReloadResult, 1)
+	start := time.Now()
+	fail := func(reason string) supervisor.ReloadResult {
+		return supervisor.ReloadResult{Cause: cause, Reason: reason, Started: start, Finished: time.Now()}
+	}
+	select {
+	case h.rc.refresh <- refreshRequest{cause: cause, reply: reply, done: done}:
+	case <-ctx.Done():
+		return fail("timed out waiting to read hupd.toml")
+	}
+	var r refreshReply
+	select {
+	case r = <-reply:
+	case <-ctx.Done():
+		return fail("timed out waiting to read hupd.toml")
+	}
+	switch {
+	case r.err != nil:
+		return fail("hupd.toml not applied, nothing changed: " + r.err.Error())
+	case !r.respawn:
+		return h.sup.Reload(ctx)
+	}
+	select {
+	case res := <-done:
+		return res
+	case <-ctx.Done():
+		return fail("timed out waiting for the reload; it goes on")
+	}
+}

@@ -8,6 +8,10 @@
 # build compiles hupd and hello as static binaries (no libc in the image).
 FROM golang:1.26 AS build
 WORKDIR /src
+# hupd's own module only: the repository's go.work also joins the benchmark
+# suite (integration/bench, kept out of the context), whose plotting library
+# hupd does not need.
+ENV GOWORK=off
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .

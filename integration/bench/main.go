@@ -38,6 +38,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -47,7 +48,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -269,7 +269,9 @@ func commandLine(args []string) string {
 }
 
 // build compiles hupd, examples/hello and examples/legacy/goserver as the
-// README does (static, CGO_ENABLED=0) into env.dir.
+// README does (static, CGO_ENABLED=0) into env.dir, in hupd's own module
+// (GOWORK=off): the workspace that holds the bench would otherwise let the
+// bench's requirements choose the versions of hupd's dependencies.
 func build(ctx context.Context, env *benchEnv, stderr io.Writer) error {
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -281,7 +283,7 @@ func build(ctx context.Context, env *benchEnv, stderr io.Writer) error {
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", ".", "./examples/hello", "./examples/legacy/goserver")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	fmt.Fprintln(stderr, "bench: building hupd, hello and goserver")
 	if err := cmd.Run(); err != nil {
@@ -296,22 +298,25 @@ func build(ctx context.Context, env *benchEnv, stderr io.Writer) error {
 	return nil
 }
 
-// moduleRoot is the directory of hupd's go.mod.
+// moduleRoot is the directory of hupd's module, as the go command sees it
+// from the working directory: the root of the checkout through go.work at
+// the root, or through the bench module's replace of hupd by ../.. inside
+// integration/bench.
 func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", hupdModule).Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("go list -m %s: %w: %s (run from hupd's checkout)", hupdModule, err, bytes.TrimSpace(ee.Stderr))
+		}
+		return "", fmt.Errorf("go list -m %s: %w", hupdModule, err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside hupd's module: run from its checkout")
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", fmt.Errorf("go list -m %s: no directory (run from hupd's checkout)", hupdModule)
 	}
-	b, err := os.ReadFile(gomod)
-	if err != nil {
-		return "", err
-	}
-	if !slices.Contains(strings.Fields(string(b)), "github.com/hupd/hupd") {
-		return "", fmt.Errorf("%s is not hupd's go.mod", gomod)
-	}
-	return filepath.Dir(gomod), nil
+	return dir, nil
 }
+
+// hupdModule is the module the bench builds and measures.
+const hupdModule = "github.com/hupd/hupd"

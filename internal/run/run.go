@@ -110,7 +110,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if hs != nil {
 		defer hs.Close()
 	}
-	rc, err := newReconf(r, ls, setup.Load, log, setup.Level)
+	rc, err := newReconf(r, setup.Load, log, setup.Level)
 	if err != nil {
 		if up != nil {
 			return rollback(up, err, log, nil)
@@ -123,9 +123,15 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		// The first scan read every watched file: return what it used.
 		debug.FreeOSMemory()
 	}
-	// The sockets of the configuration in force at the end; those that an
-	// earlier one dropped are the supervisor's to close.
-	defer func() { socketact.CloseAll(rc.sockets()) }()
+	// The sockets are Run's to close until the supervisor runs; then they
+	// are its own (it closes them, and every socket a later configuration
+	// brought, when it returns).
+	supervised := false
+	defer func() {
+		if !supervised {
+			socketact.CloseAll(ls)
+		}
+	}()
 	defer rc.stop()
 
 	if err := signals.BecomeSubreaper(); err != nil {
@@ -276,6 +282,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	go reaper.Run(done) // before any child is started (sup.Run)
 	reaping = true
 	close(running)
+	supervised = true
 	if setup.Load == nil {
 		return sup.Run(sigs)
 	}

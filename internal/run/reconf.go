@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
 )
@@ -46,6 +47,10 @@ type reconf struct {
 	// appliedNow is applied for other goroutines (the upgrade guard).
 	appliedNow atomic.Value
 	cfgErr     string // why the version last read was not applied
+	// received are the specs of the sockets hupd passes on as it received
+	// them, without [[listen]] (see listeners): a configuration that still
+	// has none keeps them.
+	received []socketact.Spec
 
 	refresh chan refreshRequest
 	done    chan struct{}
@@ -328,7 +333,11 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 			w.Close()
 		}
 	}
-	u := supervisor.Update{Options: opts, Listen: next.Listen, ListenWhere: next.ListenWhere, Cause: cause,
+	listen := next.Listen
+	if len(listen) == 0 && len(old.Listen) == 0 {
+		listen = rc.received // passed on as received, as at start
+	}
+	u := supervisor.Update{Options: opts, Listen: listen, ListenWhere: next.ListenWhere, Cause: cause,
 		Note: noteOf(cfgHash, "", groups), Done: done}
 	res, err := rc.sup.Apply(context.Background(), u)
 	if err != nil {

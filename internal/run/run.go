@@ -119,6 +119,11 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		return 1, err
 	}
 	rc.store = store
+	if len(r.Listen) == 0 {
+		for _, l := range ls {
+			rc.received = append(rc.received, l.Spec)
+		}
+	}
 	if len(r.Watch) > 0 {
 		// The first scan read every watched file: return what it used.
 		debug.FreeOSMemory()

@@ -280,11 +280,10 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	rc.cfgErr = ""
 	if err != nil {
 		rc.cfgErr = err.Error()
-	}
-	rc.sup.SetNote(rc.note()) // first: status shows the error once it is logged
-	if err != nil {
+		rc.sup.SetNote(rc.note()) // first: status shows the error once it is logged
 		rc.log.Error("configuration not applied: the running generation is untouched", supervisor.KeyError, err)
 	}
+	// Applied, the Update carried this very note: one request in all.
 	return respawn, err
 }
 

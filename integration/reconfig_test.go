@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -503,6 +504,55 @@ func TestReconfigWatchHandover(t *testing.T) {
 	rcApplied(w, 1, false, 0, 0)
 	w.changed(1, app)
 	w.reads(w.report(w.reloaded(1).Int("pid")), app, "two\n")
+	w.sentinel(sent, 1)
+	w.stop()
+}
+
+// TestReconfigKeepsActivatedSockets: a hupd started with sockets of its own
+// (LISTEN_FDS, as systemd passes a .socket unit's) and no [[listen]] passes
+// them on as received; an edit of hupd.toml that still has no [[listen]]
+// keeps them, and the next generation gets them as the first did.
+func TestReconfigKeepsActivatedSockets(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	f, err := l.(*net.TCPListener).File()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
+	tables := []string{wtWatch("", wtDebounce, sent)}
+	conf := filepath.Join(t.TempDir(), "hupd.toml")
+	wtWrite(t, conf, wtTOML([]string{"-tag", "v1", sent}, tables...))
+	argv := childCmd("fdstore-exec", append([]string{hupdBin}, withJSONLog([]string{"run", "-c", conf})...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
+	cmd.ExtraFiles = []*os.File{f}
+	h := StartHupdCmd(t, cmd)
+	w := &wtHupd{Hupd: h, ctl: h.WaitEvent("control socket", 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	f.Close() // hupd holds it now
+	if r := w.startReport(1); r.ListenFDs != 1 || !slices.Equal(r.Names, []string{"web"}) {
+		t.Fatalf("gen 1: %+v; want the activated socket", r)
+	}
+
+	wtWrite(t, conf, wtTOML([]string{"-tag", "v2", sent}, tables...))
+	rcApplied(w, 1, true, 0, 0)
+	pid2 := w.reloaded(1).Int("pid")
+	if r := w.report(pid2); r.Tag != "v2" || r.ListenFDs != 1 || !slices.Equal(r.Names, []string{"web"}) {
+		t.Fatalf("gen 2: %+v; want -tag v2 on the activated socket", r)
+	}
+	w.WaitEvent("child exited", 1, swapGen(1)) // gen 1 no longer accepts on it
+	if body := fetch(t, "tcp", addr, "/"); swapPID(body) != pid2 {
+		t.Fatalf("%s answered %q, want pid %d", addr, body, pid2)
+	}
+	if st := w.status(); len(st.Listeners) != 1 || st.Listeners[0].Name != "web" || !st.Listeners[0].Inherited {
+		t.Fatalf("status listeners %+v", st.Listeners)
+	}
 	w.sentinel(sent, 1)
 	w.stop()
 }

@@ -84,26 +84,24 @@ func Files() ([]Activated, error) {
 	return out, nil
 }
 
-// Adopt matches the sockets this process was activated with to specs:
-// first by name, then by bound address and socket type. A named spec takes
-// a socket of its name, an unnamed one a socket under its StoreName (one
-// hupd kept in a service manager's fd store), but only a socket of the
-// spec's type on its port or unix path (any port for port 0): a name the
-// configuration has since moved to another port or path does not bring the
-// old socket along. A host that differs is accepted (a .socket unit's
-// ListenStream=8080 binds every address). It returns one entry per spec
-// (nil where nothing matched) and the activated sockets no spec claimed; it
-// closes none of them.
-func Adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Activated) {
+// adopt matches the sockets this process was activated with to specs
+// (for Sockets): first by name, then by bound address and socket type. A
+// named spec takes a socket of its name, an unnamed one a socket under its
+// StoreName (one hupd kept in a service manager's fd store), but only a
+// socket of the spec's type on its port or unix path (any port for port
+// 0): a name the configuration has since moved to another port or path
+// does not bring the old socket along. A host that differs is accepted (a
+// .socket unit's ListenStream=8080 binds every address); by address alone,
+// a spec for port 0 takes none. It returns one entry per spec (nil where
+// nothing matched) and the activated sockets no spec claimed; it closes
+// and changes none of them (O_NONBLOCK is Reuse.Apply's).
+func adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Activated) {
 	matched = make([]*Listener, len(specs))
 	used := make([]bool, len(act))
 	claim := func(i, j int) {
 		used[j] = true
 		l := &Listener{Spec: specs[i], File: act[j].File, Inherited: true}
 		l.Bound, _ = boundAddress(int(act[j].File.Fd()), specs[i].Address.Network)
-		if specs[i].NonBlocking {
-			unix.SetNonblock(int(act[j].File.Fd()), true)
-		}
 		matched[i] = l
 	}
 	for i, sp := range specs {

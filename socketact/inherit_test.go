@@ -33,9 +33,10 @@ func spec(t *testing.T, flag string) Spec {
 	return sp
 }
 
-// TestAdoptByNameAndPort: a name brings a socket along only when it is on
-// the port (or any port, for port 0) the spec names; an unnamed spec finds
-// its socket under its StoreName; a host that differs is accepted.
+// TestAdoptByNameAndPort (how Sockets takes activated sockets): a name
+// brings a socket along only when it is on the port (or any port, for
+// port 0) the spec names; an unnamed spec finds its socket under its
+// StoreName; a host that differs is accepted.
 func TestAdoptByNameAndPort(t *testing.T) {
 	web, webPort := activated(t, "web", "127.0.0.1:0")
 	moved, movedPort := activated(t, "api", "127.0.0.1:0")
@@ -51,7 +52,7 @@ func TestAdoptByNameAndPort(t *testing.T) {
 		spec(t, "tcp://127.0.0.1:0"),                                // its StoreName
 		spec(t, "other=tcp://127.0.0.1:0"),                          // no socket of its name
 	}
-	matched, unclaimed := Adopt(specs, act)
+	matched, unclaimed := adopt(specs, act)
 	want := []*os.File{web.File, nil, any.File, anon.File, nil}
 	for i, m := range matched {
 		var got *os.File

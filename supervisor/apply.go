@@ -33,8 +33,12 @@ func (s *Supervisor) SetNote(n Note) {
 
 // Update is a new configuration for the generations to come.
 type Update struct {
-	Options   Options
-	Listeners []*socketact.Listener
+	Options Options
+	// Listen are the sockets it wants, in order; ListenWhere[i], when
+	// present, names where Listen[i] was configured (for errors). The
+	// supervisor matches them to the sockets it holds (socketact.Sockets).
+	Listen      []socketact.Spec
+	ListenWhere []string
 	// Note replaces the Note: its Hash is what the next generation
 	// starts with.
 	Note  Note
@@ -61,6 +65,11 @@ type ApplyResult struct {
 	// sockets changed: a new generation was asked for (Strategy).
 	Respawn  bool
 	Strategy Strategy
+	// Sockets are the sockets of the new configuration, one per spec of
+	// Update.Listen, in order; they are the supervisor's (read them, do
+	// not close them). Opened are those opened for it.
+	Sockets []*socketact.Listener
+	Opened  []*socketact.Listener
 	// Retired counts the sockets the new configuration dropped; each is
 	// closed once no generation uses it.
 	Retired int
@@ -69,13 +78,19 @@ type ApplyResult struct {
 // ErrStopping is returned for requests hupd can no longer carry out.
 var ErrStopping = errors.New("supervisor: hupd is stopping")
 
-// Apply makes u the configuration of the generations to come. The running
-// generations are untouched: they keep their sockets, and a socket that
-// u.Listeners no longer holds is closed once none of them uses it. When
-// the change needs a new generation (see ApplyResult), a reload is started
-// as for the configured strategy; the signal strategy cannot start a new
-// program, so it becomes a swap (a restart without sockets). On an error
-// nothing changed and the caller still owns u.Listeners.
+// Apply makes u the configuration of the generations to come, in one
+// request to Run's goroutine. Its sockets are chosen there by
+// socketact.Sockets among those the supervisor holds: those in force, then
+// those an earlier configuration dropped that a generation still uses (a
+// socket listed again is kept: it cannot be bound twice); the other specs
+// get new sockets. A kept socket takes its new options (backlog, mode,
+// owner) once the configuration is in force. The running generations are
+// untouched: they keep their sockets, and a socket that u.Listen no longer
+// names is closed once none of them uses it. When the change needs a new
+// generation (see ApplyResult), a reload is started as for the configured
+// strategy; the signal strategy cannot start a new program, so it becomes
+// a swap (a restart without sockets). On an error nothing changed: no
+// socket is left open for it, and those held are as they were.
 func (s *Supervisor) Apply(ctx context.Context, u Update) (ApplyResult, error) {
 	if err := u.Options.Validate(); err != nil {
 		return ApplyResult{}, err
@@ -114,32 +129,36 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	if s.stopping {
 		return applyReply{err: ErrStopping}
 	}
-	next := r.Options.withDefaults(len(r.Listeners))
+	set, err := socketact.Sockets(append(slices.Clone(s.listeners), s.retired...), nil, r.Listen, r.ListenWhere)
+	if err != nil {
+		return applyReply{err: err}
+	}
+	ls := set.Listeners
+	next := r.Options.withDefaults(len(ls))
 	// What hupd itself was started with stays.
 	next.Stdin, next.Stdout, next.Stderr, next.Shim, next.Self = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim, s.opts.Self
 	next.Sentinel = s.opts.Sentinel
-	respawn := !sameSpawn(s.opts, s.listeners, next, r.Listeners)
+	respawn := !sameSpawn(s.opts, s.listeners, next, ls)
 	if next.UID > 0 && next.UID != os.Geteuid() {
 		// The notify sockets' directory was made for the user hupd
 		// started with: let this one through too, or make one it can
 		// reach (see Runtime.notifyDir).
 		if err := s.shareNotifyDir(next.UID, next.GID); err != nil {
+			socketact.CloseAll(set.Opened)
 			return applyReply{err: fmt.Errorf("notify socket directory: %w", err)}
 		}
 	}
-	n := len(s.retired)
-	for _, l := range s.listeners {
-		if !slices.ContainsFunc(r.Listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
-			s.retired = append(s.retired, l)
+	// Those dropped earlier that no spec took again stay retired, and
+	// those this configuration drops join them.
+	taken := func(l *socketact.Listener) bool { return !slices.Contains(set.Left, l) }
+	dropped := slices.DeleteFunc(slices.Clone(s.listeners), taken)
+	s.retired = append(slices.DeleteFunc(s.retired, taken), dropped...)
+	s.opts, s.listeners = next, ls
+	for _, re := range set.Reused {
+		if err := re.Apply(); err != nil {
+			s.log.Warn("socket option not applied", "name", re.Listener.Spec.FDName(), KeyError, err)
 		}
 	}
-	retired := len(s.retired) - n
-	// A socket dropped earlier and listed again (see Reclaim) is kept.
-	s.retired = slices.DeleteFunc(s.retired, func(l *socketact.Listener) bool {
-		return slices.ContainsFunc(r.Listeners, func(x *socketact.Listener) bool { return x.File == l.File })
-	})
-	s.pinned = nil
-	s.opts, s.listeners = next, r.Listeners
 	prev := s.hash
 	s.note, s.hash = r.Note, r.Note.Hash
 	if s.standby != nil {
@@ -147,7 +166,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 		s.discardStandby()
 	}
 	s.closeRetired()
-	res := ApplyResult{Respawn: respawn, Retired: retired}
+	res := ApplyResult{Respawn: respawn, Sockets: slices.Clone(ls), Opened: set.Opened, Retired: len(dropped)}
 	if !respawn {
 		// Nothing it was started with changed: it runs the configuration
 		// in force, if it ran the one before (not one whose reload failed).
@@ -161,7 +180,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 		res.Strategy = next.Reload
 		if res.Strategy == StrategySignal {
 			res.Strategy = StrategyRestart
-			if len(r.Listeners) > 0 {
+			if len(ls) > 0 {
 				res.Strategy = StrategySwap
 			}
 		}
@@ -192,47 +211,10 @@ func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact
 	return slices.Equal(socketact.HandoffEnv(a.Handoff, als, 0), socketact.HandoffEnv(b.Handoff, bls, 0))
 }
 
-type reclaimRequest struct {
-	specs []socketact.Spec
-	reply chan []*socketact.Listener
-}
-
-// Reclaim returns the sockets that an earlier Update dropped and that are
-// still open because a generation uses them, for the addresses specs name
-// (see socketact.Listener.Serves): a new configuration that lists such an
-// address again must keep the socket, which cannot be bound twice. They
-// stay open until the next Apply, which keeps those in its Listeners, or
-// the next Reclaim (Reclaim(nil) gives them all back). After Run has
-// returned it returns nil.
-func (s *Supervisor) Reclaim(specs []socketact.Spec) []*socketact.Listener {
-	reply := make(chan []*socketact.Listener, 1)
-	select {
-	case s.reqs <- request{reclaim: &reclaimRequest{specs: specs, reply: reply}}:
-		return <-reply
-	case <-s.quit:
-		return nil
-	}
-}
-
-// reclaim runs on Run's goroutine.
-func (s *Supervisor) reclaim(specs []socketact.Spec) []*socketact.Listener {
-	s.pinned = nil
-	for _, l := range s.retired {
-		if slices.ContainsFunc(specs, func(sp socketact.Spec) bool { return l.Serves(sp) }) {
-			s.pinned = append(s.pinned, l)
-		}
-	}
-	s.closeRetired()
-	return slices.Clone(s.pinned)
-}
-
 // closeRetired closes the sockets no configuration lists and no
 // generation uses any more.
 func (s *Supervisor) closeRetired() {
 	s.retired = slices.DeleteFunc(s.retired, func(l *socketact.Listener) bool {
-		if slices.Contains(s.pinned, l) {
-			return false
-		}
 		for _, g := range s.gens {
 			if slices.ContainsFunc(g.listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
 				return false

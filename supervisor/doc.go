@@ -35,6 +35,14 @@
 // a process of the generation, and followed as a MAINPID= is; none,
 // several or a refused one fail the start (forking.go).
 //
+// Sockets: the supervisor owns the set it runs with, on Run's goroutine:
+// the sockets of the configuration in force, which every new generation
+// gets, and the retired ones an earlier configuration dropped, each closed
+// once no generation uses it. A new configuration (Apply) names its
+// sockets by spec; they are chosen among that set (socketact.Sockets), so
+// a socket listed again, retired or not, is kept and never bound twice,
+// and nothing is lent out meanwhile. Run closes them all when it returns.
+//
 // Invariant: at most one generation is not yet ready, and at most
 // MaxDraining old generations drain at once (a reload waits for a slot).
 // A reload is a transaction: the old generation is asked to stop only

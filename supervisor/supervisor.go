@@ -97,14 +97,12 @@ type Supervisor struct {
 	standbyLost bool
 	trimT       *time.Timer // gives memory back once things settle
 	// retired are sockets a new configuration no longer lists; each is
-	// closed once no generation uses it.
+	// closed once no generation uses it. With listeners, they are every
+	// socket hupd holds (see Apply).
 	retired []*socketact.Listener
-	// pinned are retired sockets lent to the caller by Reclaim: kept open
-	// until the next Apply or Reclaim.
-	pinned []*socketact.Listener
-	hash   string // content hash of the configuration and watched files
-	note   Note
-	hooks  Hooks
+	hash    string // content hash of the configuration and watched files
+	note    Note
+	hooks   Hooks
 }
 
 // Hooks are told what happens, on Run's goroutine: each must return
@@ -194,8 +192,7 @@ type request struct {
 	cause  string
 	apply  *applyRequest
 	note   *Note
-	// reclaim asks for the retired sockets at these addresses.
-	reclaim *reclaimRequest
+	// upgrade asks for an in-place upgrade (Upgrade, SIGUSR2).
 	upgrade *upgradeRequest
 }
 
@@ -226,7 +223,9 @@ type reloadTx struct {
 }
 
 // New returns a supervisor for opts that hands ls to every generation and
-// starts children through r. log may be nil.
+// starts children through r. log may be nil. Run owns ls, and closes them
+// (and every socket a later configuration brought) when it returns; until
+// Run is called they are the caller's to close.
 func New(opts Options, ls []*socketact.Listener, r *signals.Reaper, log *slog.Logger) (*Supervisor, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -319,6 +318,7 @@ func failed(st Strategy, reason string) ReloadResult {
 // be started; it is a *socketact.ExecError when the shim could not exec.
 func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	defer close(s.quit)
+	defer s.closeSockets() // after cleanup, which says which retired ones it closes
 	s.sigs = sigs
 	s.sp = startSpawner(s.reaper)
 	defer s.sp.stop()
@@ -406,7 +406,7 @@ func (s *Supervisor) cleanup() {
 		s.unguard(g.num)
 		g.closeMain()
 	}
-	s.gens, s.pinned = nil, nil
+	s.gens = nil
 	s.closeRetired()
 	s.failTx("hupd stopped")
 }
@@ -494,8 +494,6 @@ func (s *Supervisor) onRequest(req request) {
 	case req.note != nil:
 		s.note = *req.note
 		s.hash = req.note.Hash
-	case req.reclaim != nil:
-		req.reclaim.reply <- s.reclaim(req.reclaim.specs)
 	case req.upgrade != nil:
 		s.upgrade(req.upgrade)
 	}

@@ -360,8 +360,6 @@ func (s *Supervisor) steady() error {
 		return errors.New("a reload is in progress: try again when it is over")
 	case s.restartT != nil:
 		return errors.New("a restart is pending: try again when a generation serves")
-	case len(s.pinned) > 0:
-		return errors.New("a configuration change is being applied: try again")
 	case s.queuedAny || len(s.queued) > 0:
 		return errors.New("a reload is queued: try again when it is over")
 	}

@@ -27,7 +27,7 @@ const (
 // (systemd.io/FILE_DESCRIPTOR_STORE), so that they outlive hupd: after a
 // kill -9 under Restart=, systemd holds them (clients wait in the backlog)
 // and hands them to the next hupd in LISTEN_FDS, which adopts them by name
-// and port (socketact.Adopt). Each socket goes under its StoreName with
+// and port (socketact.Sockets). Each socket goes under its StoreName with
 // FDSTORE=1 once it is open; FDSTOREREMOVE=1 of its name takes it out once
 // the configuration no longer has it, or names it otherwise. Sockets hupd
 // was started with are not sent again: the manager holds them already (in

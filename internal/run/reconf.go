@@ -39,15 +39,18 @@ type reconf struct {
 	load func() (*config.Resolved, error)
 
 	cur     *config.Resolved
-	ls      []*socketact.Listener // the sockets of the current configuration
-	w       *watch.Watcher        // nil when nothing is watched
-	store   *fdStore              // nil when the sockets are not stored
-	groups  []watchGroup          // one per group of w
-	cfgHash string                // of hupd.toml as last read
-	applied string                // of hupd.toml as in force
+	w       *watch.Watcher // nil when nothing is watched
+	store   *fdStore       // nil when the sockets are not stored
+	groups  []watchGroup   // one per group of w
+	cfgHash string         // of hupd.toml as last read
+	applied string         // of hupd.toml as in force
 	// appliedNow is applied for other goroutines (the upgrade guard).
 	appliedNow atomic.Value
 	cfgErr     string // why the version last read was not applied
+	// received are the specs of the sockets hupd passes on as it received
+	// them, without [[listen]] (see listeners): a configuration that still
+	// has none keeps them.
+	received []socketact.Spec
 
 	refresh chan refreshRequest
 	done    chan struct{}
@@ -81,8 +84,8 @@ type refreshReply struct {
 
 // newReconf starts watching what r asks to watch. An error (an inotify
 // limit) means nothing was started.
-func newReconf(r *config.Resolved, ls []*socketact.Listener, load func() (*config.Resolved, error), log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
-	rc := &reconf{log: log, level: level, load: load, cur: r, ls: ls,
+func newReconf(r *config.Resolved, load func() (*config.Resolved, error), log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
+	rc := &reconf{log: log, level: level, load: load, cur: r,
 		refresh: make(chan refreshRequest, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	if r.ConfigFile != "" {
 		rc.cfgHash = watch.Hash([]string{r.ConfigFile})
@@ -214,7 +217,7 @@ func (rc *reconf) run() {
 	}
 }
 
-// stop ends the loop and the watcher. The sockets stay: see sockets.
+// stop ends the loop and the watcher.
 func (rc *reconf) stop() {
 	close(rc.done)
 	if rc.started {
@@ -224,9 +227,6 @@ func (rc *reconf) stop() {
 		rc.w.Close()
 	}
 }
-
-// sockets are those of the current configuration; call after stop.
-func (rc *reconf) sockets() []*socketact.Listener { return rc.ls }
 
 func (rc *reconf) onEvent(ev watch.Event) {
 	if ev.Group < 0 {
@@ -280,17 +280,17 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	rc.cfgErr = ""
 	if err != nil {
 		rc.cfgErr = err.Error()
-	}
-	rc.sup.SetNote(rc.note()) // first: status shows the error once it is logged
-	if err != nil {
+		rc.sup.SetNote(rc.note()) // first: status shows the error once it is logged
 		rc.log.Error("configuration not applied: the running generation is untouched", supervisor.KeyError, err)
 	}
+	// Applied, the Update carried this very note: one request in all.
 	return respawn, err
 }
 
-// apply makes next the configuration: new sockets are opened before
-// anything changes, a new watcher is started if the watches changed, then
-// the supervisor takes the new options for the generations to come.
+// apply makes next the configuration: a new watcher is started if the
+// watches changed, then the supervisor takes the new options and sockets
+// for the generations to come (one request: it keeps the sockets it holds
+// that next names again, and opens the others, see Supervisor.Apply).
 func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<- supervisor.ReloadResult) (bool, error) {
 	old := rc.cur
 	opts := next.Options
@@ -332,20 +332,14 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 			w.Close()
 		}
 	}
-	// A socket an earlier edit dropped is still open while a generation
-	// uses it: an address listed again keeps it (it cannot be bound twice).
-	held := append(slices.Clone(rc.ls), rc.sup.Reclaim(next.Listen)...)
-	ls, opened, err := reuseSockets(held, next.Listen, next.ListenWhere)
-	if err != nil {
-		rc.sup.Reclaim(nil)
-		closeWatcher()
-		return false, err
+	listen := next.Listen
+	if len(listen) == 0 && len(old.Listen) == 0 {
+		listen = rc.received // passed on as received, as at start
 	}
-	u := supervisor.Update{Options: opts, Listeners: ls, Cause: cause, Note: noteOf(cfgHash, "", groups), Done: done}
+	u := supervisor.Update{Options: opts, Listen: listen, ListenWhere: next.ListenWhere, Cause: cause,
+		Note: noteOf(cfgHash, "", groups), Done: done}
 	res, err := rc.sup.Apply(context.Background(), u)
 	if err != nil {
-		rc.sup.Reclaim(nil)
-		socketact.CloseAll(opened)
 		closeWatcher()
 		return false, err
 	}
@@ -356,18 +350,17 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		rc.w, rc.groups = w, groups
 		rc.announce()
 	}
-	rc.applySockets(held, ls)
 	if rc.store != nil {
-		rc.store.sync(ls) // the new sockets in, the dropped ones out
+		rc.store.sync(res.Sockets) // the new sockets in, the dropped ones out
 	}
-	rc.ls, rc.cur, rc.applied = ls, next, cfgHash
+	rc.cur, rc.applied = next, cfgHash
 	rc.appliedNow.Store(cfgHash)
 	rc.level.Set(next.LogLevel)
-	for _, l := range opened {
+	for _, l := range res.Opened {
 		rc.log.Info("listening", "name", l.Spec.FDName(), "address", l.Bound.String())
 	}
 	rc.log.Info("configuration applied", "new_generation", res.Respawn, supervisor.KeyStrat, string(res.Strategy),
-		"sockets_opened", len(opened), "sockets_dropped", res.Retired)
+		"sockets_opened", len(res.Opened), "sockets_dropped", res.Retired)
 	return res.Respawn, nil
 }
 
@@ -382,86 +375,6 @@ func watchesChanged(a, b *config.Resolved) bool {
 		}
 	}
 	return false
-}
-
-// reuseSockets returns the sockets for specs: a held socket whose address
-// a spec names again is kept under the spec (its backlog and file mode are
-// applied later, by applySockets); any other spec gets a new socket
-// (opened, which it returns too). On an error nothing changed: what it
-// opened is closed.
-func reuseSockets(held []*socketact.Listener, specs []socketact.Spec, where []string) (ls, opened []*socketact.Listener, err error) {
-	at := func(i int, err error) error {
-		if i < len(where) && where[i] != "" {
-			return fmt.Errorf("%s: %w", where[i], err)
-		}
-		return err
-	}
-	// Each held socket goes to one spec at most: first to a spec with
-	// the same address and name, then to one with the same address (two
-	// "tcp://127.0.0.1:0" are two sockets).
-	match := make([]*socketact.Listener, len(specs))
-	taken := make([]bool, len(held))
-	for _, sameName := range []bool{true, false} {
-		for i, sp := range specs {
-			if match[i] != nil {
-				continue
-			}
-			for j, l := range held {
-				if !taken[j] && l.Serves(sp) && (!sameName || l.Spec.FDName() == sp.FDName()) {
-					match[i], taken[j] = l, true
-					break
-				}
-			}
-		}
-	}
-	for i, sp := range specs {
-		if match[i] != nil {
-			if err := match[i].CanReconfigure(sp); err != nil {
-				return nil, nil, at(i, err)
-			}
-		}
-	}
-	for i, sp := range specs {
-		if match[i] != nil {
-			continue
-		}
-		l, err := socketact.Open([]socketact.Spec{sp})
-		if err != nil {
-			socketact.CloseAll(opened)
-			return nil, nil, at(i, err)
-		}
-		opened = append(opened, l[0])
-	}
-	k := 0
-	for i, sp := range specs {
-		if match[i] == nil {
-			ls = append(ls, opened[k])
-			k++
-			continue
-		}
-		l, err := match[i].Respec(sp)
-		if err != nil {
-			socketact.CloseAll(opened)
-			return nil, nil, at(i, err)
-		}
-		ls = append(ls, l)
-	}
-	return ls, opened, nil
-}
-
-// applySockets makes each kept socket match its new spec (backlog, file
-// mode and owner) once the new configuration is in force: a refused one
-// must not have changed them. A failure leaves that socket as it was.
-func (rc *reconf) applySockets(held, ls []*socketact.Listener) {
-	for _, l := range ls {
-		i := slices.IndexFunc(held, func(h *socketact.Listener) bool { return h.File == l.File })
-		if i < 0 {
-			continue
-		}
-		if err := l.Apply(held[i].Spec); err != nil {
-			rc.log.Warn("socket option not applied", "name", l.Spec.FDName(), supervisor.KeyError, err)
-		}
-	}
 }
 
 // upgradeGuard refuses an in-place upgrade while hupd.toml on disk is not

@@ -111,7 +111,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if hs != nil {
 		defer hs.Close()
 	}
-	rc, err := newReconf(r, ls, setup.Load, log, setup.Level)
+	rc, err := newReconf(r, setup.Load, log, setup.Level)
 	if err != nil {
 		if up != nil {
 			return rollback(up, err, log, nil)
@@ -120,13 +120,24 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		return 1, err
 	}
 	rc.store = store
+	if len(r.Listen) == 0 {
+		for _, l := range ls {
+			rc.received = append(rc.received, l.Spec)
+		}
+	}
 	if len(r.Watch) > 0 {
 		// The first scan read every watched file: return what it used.
 		debug.FreeOSMemory()
 	}
-	// The sockets of the configuration in force at the end; those that an
-	// earlier one dropped are the supervisor's to close.
-	defer func() { socketact.CloseAll(rc.sockets()) }()
+	// The sockets are Run's to close until the supervisor runs; then they
+	// are its own (it closes them, and every socket a later configuration
+	// brought, when it returns).
+	supervised := false
+	defer func() {
+		if !supervised {
+			socketact.CloseAll(ls)
+		}
+	}()
 	defer rc.stop()
 
 	if err := signals.BecomeSubreaper(); err != nil {
@@ -277,6 +288,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	go reaper.Run(done) // before any child is started (sup.Run)
 	reaping = true
 	close(running)
+	supervised = true
 	if setup.Load == nil {
 		return sup.Run(sigs)
 	}
@@ -338,11 +350,12 @@ func runtimeDir(up *supervisor.Upgrade, opts supervisor.Options, explicit bool, 
 }
 
 // listeners takes over the sockets hupd was activated with and opens the
-// rest. Without --listen, every inherited socket is passed on as received.
-// Inherited sockets no spec claims are held open, never closed early;
-// with an fd store, they are closed (the manager holds them, and the
-// store's first sync removes them from the store). where[i], when present,
-// prefixes an error opening specs[i].
+// rest (socketact.Sockets). Without --listen, every inherited socket is
+// passed on as received. Inherited sockets no spec claims are held open,
+// never closed early; with an fd store, they are closed (the manager holds
+// them, and the store's first sync removes them from the store). where[i],
+// when present, prefixes an error opening specs[i]. On an error every
+// inherited socket is closed too: hupd exits.
 func listeners(specs []socketact.Spec, where []string, store *fdStore, log *slog.Logger) (ls []*socketact.Listener, held []*os.File, err error) {
 	act, err := socketact.Files()
 	if err != nil {
@@ -351,11 +364,17 @@ func listeners(specs []socketact.Spec, where []string, store *fdStore, log *slog
 	if store != nil {
 		store.inherit(act)
 	}
-	if len(specs) == 0 {
-		return socketact.FromActivated(act), nil, nil
+	set, err := socketact.Sockets(nil, act, specs, where)
+	if err != nil {
+		for _, a := range act {
+			a.File.Close()
+		}
+		return nil, nil, err
 	}
-	matched, unclaimed := socketact.Adopt(specs, act)
-	for _, a := range unclaimed {
+	for _, r := range set.Reused {
+		r.Apply() // an inherited socket: O_NONBLOCK if asked, no error
+	}
+	for _, a := range set.Unclaimed {
 		if store != nil {
 			log.Info("inherited socket matches no [[listen]]: closed, and removed from the fd store", keyName, a.Name, "fd", a.File.Fd())
 			a.File.Close()
@@ -364,36 +383,7 @@ func listeners(specs []socketact.Spec, where []string, store *fdStore, log *slog
 		log.Warn("inherited socket matches no --listen: holding it unused", "name", a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
-	var opened []*socketact.Listener
-	for i, m := range matched {
-		if m != nil {
-			continue
-		}
-		// One at a time, so that an error can say which spec failed.
-		l, err := socketact.Open(specs[i : i+1])
-		if err != nil {
-			socketact.CloseAll(opened)
-			closeFiles(held)
-			for _, m := range matched {
-				if m != nil {
-					m.File.Close()
-				}
-			}
-			if i < len(where) && where[i] != "" {
-				err = fmt.Errorf("%s: %w", where[i], err)
-			}
-			return nil, nil, err
-		}
-		opened = append(opened, l...)
-	}
-	ls = make([]*socketact.Listener, len(specs))
-	for i, m := range matched {
-		if m == nil {
-			m, opened = opened[0], opened[1:]
-		}
-		ls[i] = m
-	}
-	return ls, held, nil
+	return set.Listeners, held, nil
 }
 
 // openHealth opens hupd's own health and metrics endpoint, if configured,

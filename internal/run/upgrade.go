@@ -3,7 +3,6 @@ package run
 import (
 	"fmt"
 	"log/slog"
-	"slices"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/internal/mainthread"
@@ -12,10 +11,13 @@ import (
 )
 
 // takeOverSockets gives the configuration r the sockets an upgrading hupd
-// handed over: a configured address keeps its socket (as an edit of
-// hupd.toml would), a new one is opened; the handed-over sockets no
-// address names any more are returned as others, for the generations
-// that still use them.
+// handed over (socketact.Sockets): a configured address keeps its socket
+// (as an edit of hupd.toml would), a new one is opened; the handed-over
+// sockets no address names any more are returned as others, for the
+// generations that still use them. Without [[listen]], the sockets the
+// previous image ran with are kept as they are, as they were at start
+// (passed on as received). On an error the handed-over sockets are as
+// they were, for the previous image to take back.
 func takeOverSockets(up *supervisor.Upgrade, r *config.Resolved) (ls, others []*socketact.Listener, err error) {
 	var held []*socketact.Listener
 	for _, st := range up.Sockets() {
@@ -25,32 +27,23 @@ func takeOverSockets(up *supervisor.Upgrade, r *config.Resolved) (ls, others []*
 		}
 		held = append(held, l)
 	}
-	if len(r.Listen) == 0 {
-		// No [[listen]]: the sockets a service manager passed are passed
-		// on as received, as at start (see listeners).
-		n := len(up.Listeners)
-		return held[:n], held[n:], nil
+	specs, where := r.Listen, r.ListenWhere
+	if len(specs) == 0 {
+		for _, st := range up.Listeners {
+			specs = append(specs, st.Spec)
+		}
 	}
-	ls, opened, err := reuseSockets(held, r.Listen, r.ListenWhere)
+	set, err := socketact.Sockets(held, nil, specs, where)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, l := range ls {
-		i := slices.IndexFunc(held, func(h *socketact.Listener) bool { return h.File == l.File })
-		if i < 0 {
-			continue // opened
-		}
-		if err := l.Apply(held[i].Spec); err != nil {
-			socketact.CloseAll(opened)
+	for _, re := range set.Reused {
+		if err := re.Apply(); err != nil {
+			socketact.CloseAll(set.Opened)
 			return nil, nil, err
 		}
 	}
-	for _, h := range held {
-		if !slices.ContainsFunc(ls, func(l *socketact.Listener) bool { return l.File == h.File }) {
-			others = append(others, h)
-		}
-	}
-	return ls, others, nil
+	return set.Listeners, set.Left, nil
 }
 
 // failTakeOver, when set at build time (-ldflags "-X

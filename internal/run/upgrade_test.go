@@ -1,0 +1,141 @@
+package run
+
+import (
+	"errors"
+	"net"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+)
+
+// handedOver opens a socket for each flag and describes it as an
+// upgrading hupd hands it over: on an fd of its own (a dup). The
+// take-over owns that fd (RestoreListener wraps it in a File): the test
+// closes it through the listeners it gets back.
+func handedOver(t *testing.T, flags ...string) []socketact.ListenerState {
+	t.Helper()
+	var out []socketact.ListenerState
+	for _, f := range flags {
+		sp, err := socketact.ParseListenFlag(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, err := socketact.Open([]socketact.Spec{sp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { socketact.CloseAll(ls) })
+		st := ls[0].State()
+		if st.FD, err = unix.FcntlInt(uintptr(st.FD), unix.F_DUPFD_CLOEXEC, 0); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func fdsOf(ls []*socketact.Listener) []int {
+	out := make([]int, len(ls))
+	for i, l := range ls {
+		out[i] = int(l.File.Fd())
+	}
+	return out
+}
+
+func fdsOfStates(sts []socketact.ListenerState) []int {
+	out := make([]int, len(sts))
+	for i, st := range sts {
+		out[i] = st.FD
+	}
+	return out
+}
+
+// TestTakeOverSocketsWithoutListen: without [[listen]], the new image runs
+// with the sockets the previous one ran with, in order, and keeps the
+// retired ones for the generations that use them.
+func TestTakeOverSocketsWithoutListen(t *testing.T) {
+	cur := handedOver(t, "a=tcp://127.0.0.1:0", "b=tcp://127.0.0.1:0")
+	retired := handedOver(t, "c=tcp://127.0.0.1:0")
+	up := &supervisor.Upgrade{Listeners: cur, Retired: retired}
+	ls, others, err := takeOverSockets(up, &config.Resolved{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socketact.CloseAll(append(ls, others...))
+	if !slices.Equal(fdsOf(ls), fdsOfStates(cur)) || !slices.Equal(fdsOf(others), fdsOfStates(retired)) {
+		t.Fatalf("sockets %v and others %v, want %v and %v", fdsOf(ls), fdsOf(others), fdsOfStates(cur), fdsOfStates(retired))
+	}
+	if ls[0].Spec.Name != "a" || ls[1].Spec.Name != "b" {
+		t.Errorf("specs %+v, %+v", ls[0].Spec, ls[1].Spec)
+	}
+}
+
+// TestTakeOverSocketsMatches: with [[listen]], a configured address keeps
+// its socket, a retired one listed again comes back, a new one is opened,
+// and the rest are others.
+func TestTakeOverSocketsMatches(t *testing.T) {
+	cur := handedOver(t, "a=tcp://127.0.0.1:0", "b=tcp://127.0.0.1:0")
+	retired := handedOver(t, "c=tcp://127.0.0.1:0")
+	up := &supervisor.Upgrade{Listeners: cur, Retired: retired}
+	d := "d=unix://" + filepath.Join(t.TempDir(), "d.sock")
+	ls, others, err := takeOverSockets(up, &config.Resolved{Listen: parse(t, "b=tcp://127.0.0.1:0", "c=tcp://127.0.0.1:0", d)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socketact.CloseAll(append(ls, others...))
+	if got := fdsOf(ls[:2]); !slices.Equal(got, []int{cur[1].FD, retired[0].FD}) {
+		t.Errorf("kept fds %v, want b's %d and c's %d", got, cur[1].FD, retired[0].FD)
+	}
+	if ls[2].Spec.Name != "d" || slices.Contains(fdsOfStates(up.Sockets()), int(ls[2].File.Fd())) {
+		t.Errorf("d: %+v, want a new socket", ls[2])
+	}
+	if got := fdsOf(others); !slices.Equal(got, []int{cur[0].FD}) {
+		t.Errorf("others %v, want a's %d", got, cur[0].FD)
+	}
+}
+
+// TestTakeOverSocketsFailure: a spec that cannot be opened fails the
+// take-over and leaves every handed-over socket open, for the previous
+// image to take back.
+func TestTakeOverSocketsFailure(t *testing.T) {
+	up := &supervisor.Upgrade{Listeners: handedOver(t, "a=tcp://127.0.0.1:0"), Retired: handedOver(t, "c=tcp://127.0.0.1:0")}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	// As at a real take-over (see Run): no finalizer may close the fds of
+	// the listeners a failed take-over drops. They are closed by theirs
+	// once the collector runs again.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	r := &config.Resolved{Listen: parse(t, "a=tcp://127.0.0.1:0", "tcp://"+busy.Addr().String()), ListenWhere: []string{"", "h.toml:4"}}
+	if _, _, err := takeOverSockets(up, r); !errors.Is(err, unix.EADDRINUSE) || !strings.HasPrefix(err.Error(), "h.toml:4: ") {
+		t.Fatalf("err = %v, want address in use at h.toml:4", err)
+	}
+	for _, fd := range fdsOfStates(up.Sockets()) {
+		if _, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+			t.Errorf("handed-over fd %d closed by a failed take-over", fd)
+		}
+	}
+}
+
+func parse(t *testing.T, flags ...string) []socketact.Spec {
+	t.Helper()
+	var out []socketact.Spec
+	for _, f := range flags {
+		sp, err := socketact.ParseListenFlag(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, sp)
+	}
+	return out
+}

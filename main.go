@@ -46,7 +46,6 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 func main() {
-	supervisor.BuildVersion = buildVersion()
 	// Children are started from the main thread (see package mainthread).
 	os.Exit(mainthread.Serve(func() int {
 		return exitCode(newApp(os.Stdout, os.Stderr).Run(os.Args), os.Stderr)
@@ -313,7 +312,7 @@ func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
-	code, err := run.Run(r, run.Setup{Log: log, Level: level, Load: load, OnListen: onListen})
+	code, err := run.Run(r, run.Setup{Log: log, Level: level, Load: load, OnListen: onListen, Version: buildVersion(), Thread: mainthread.Do})
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ type Supervisor struct {
 	cg *contain.Manager // set before Run; its methods are safe anywhere
 
 	// Owned by Run.
-	sp        *spawner
+	sp        Spawner
 	rt        *Runtime // nil: notify sockets in a hupd-notify-* temp dir
 	notifyDir string
 	// oldNotifyDirs were notifyDir before a change of the children's user
@@ -318,7 +318,10 @@ func failed(st Strategy, reason string) ReloadResult {
 func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	defer close(s.quit)
 	s.sigs = sigs
-	s.sp = startSpawner(s.reaper)
+	s.sp = s.opts.Spawner
+	if s.sp == nil {
+		s.sp = startSpawnerOn(s.reaper, s.opts.Thread)
+	}
 	defer s.sp.stop()
 	if !s.resumed {
 		dir, err := s.makeNotifyDir(s.opts.UID, s.opts.GID)

@@ -367,7 +367,7 @@ func (s *Supervisor) steady() error {
 		return errors.New("a reload is queued: try again when it is over")
 	}
 	for _, g := range s.gens {
-		if g.exited || g.state != StateReady && g.state != StateDraining {
+		if g.exited() || g.state != StateReady && g.state != StateDraining {
 			return fmt.Errorf("generation %d is %s: try again when it is ready or gone", g.num, g.state)
 		}
 	}

@@ -32,13 +32,6 @@ const controlHelperEnv = "HUPD_TEST_CONTROL_CALL"
 // nobody is the uid (and gid) the permission tests run their client as.
 const nobody = 65534
 
-func TestMain(m *testing.M) {
-	if path := os.Getenv(controlHelperEnv); path != "" {
-		os.Exit(controlCallHelper(path))
-	}
-	os.Exit(m.Run())
-}
-
 type helperResult struct {
 	UID    int    `json:"uid"`
 	Reply  *Reply `json:"reply,omitempty"`

@@ -1,0 +1,156 @@
+package supervisor
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hupd/hupd/sdnotify"
+	"golang.org/x/sys/unix"
+)
+
+// The test binary impersonates the programs the supervisor runs: with
+// childModesEnv set, it is a child and behaves as the mode for its
+// generation says (see runTestChild), instead of running the tests.
+const (
+	// childModesEnv lists a mode per generation, "1=ready,2=exit:3,*=ready":
+	// the generation is read from the child's NOTIFY_SOCKET (gen-N.sock),
+	// so a warm start (through a standby shim) follows the script as a
+	// cold one does. "*" is every generation not listed.
+	childModesEnv = "HUPD_TEST_CHILD_MODES"
+	// childModeEnv forces one mode, whatever the generation: for the
+	// grandchild of mode "mainpid" and for helpers (check commands).
+	childModeEnv = "HUPD_TEST_CHILD_MODE"
+)
+
+func TestMain(m *testing.M) {
+	if path := os.Getenv(controlHelperEnv); path != "" {
+		os.Exit(controlCallHelper(path))
+	}
+	if mode, ok := os.LookupEnv(childModeEnv); ok {
+		os.Exit(runTestChild(mode))
+	}
+	if modes, ok := os.LookupEnv(childModesEnv); ok {
+		mode := childModeFor(modes, os.Getenv("NOTIFY_SOCKET"))
+		if len(os.Args) > 1 {
+			mode = os.Args[1] // a helper (check, probe) names its mode
+		}
+		os.Exit(runTestChild(mode))
+	}
+	os.Exit(m.Run())
+}
+
+// childModeFor picks the mode for the generation whose notify socket is
+// at path.
+func childModeFor(modes, path string) string {
+	gen := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "gen-"), ".sock")
+	fallback := "ready"
+	for _, kv := range strings.Split(modes, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case gen:
+			return v
+		case "*":
+			fallback = v
+		}
+	}
+	return fallback
+}
+
+// childModes builds the value of childModesEnv: modes[0] is generation
+// 1's, and every later generation takes the last one.
+func childModes(modes ...string) string {
+	var parts []string
+	for i, m := range modes {
+		parts = append(parts, strconv.Itoa(i+1)+"="+m)
+	}
+	return strings.Join(append(parts, "*="+modes[len(modes)-1]), ",")
+}
+
+// runTestChild is the child program. Modes:
+//
+//	ready         READY=1, then serves: TERM exits 0, USR1 exits 3 (a
+//	              crash on demand), HUP is ignored
+//	silent        never says anything; TERM exits 0
+//	exit:N        writes "child exiting N" on stderr and exits N at once
+//	reloader      ready; on HUP it sends RELOADING=1 then READY=1
+//	stuck-reload  ready; on HUP it sends RELOADING=1 and nothing more
+//	extend        EXTEND_TIMEOUT_USEC=60s, then READY=1 on USR2
+//	ignore-term   ready, and TERM does nothing (killed at the stop timeout)
+//	mainpid       starts a grandchild (mode "ready", no notify), sends
+//	              MAINPID= for it with READY=1, and exits 0 on USR2
+//	check:N       a check command: writes "check says N" on stdout, exits N
+//	watchdog      ready with WATCHDOG_USEC=50ms, then never pings
+func runTestChild(mode string) int {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2)
+	send := func(lines ...string) {
+		if path := os.Getenv("NOTIFY_SOCKET"); path != "" {
+			if err := sdnotify.SendTo(path, []byte(strings.Join(lines, "\n"))); err != nil {
+				fmt.Fprintln(os.Stderr, "notify:", err)
+			}
+		}
+	}
+	name, arg, _ := strings.Cut(mode, ":")
+	switch name {
+	case "exit", "check":
+		n, _ := strconv.Atoi(arg)
+		if name == "check" {
+			fmt.Printf("check says %d\n", n)
+		} else {
+			fmt.Fprintf(os.Stderr, "child exiting %d\n", n)
+		}
+		return n
+	case "silent":
+	case "extend":
+		send(sdnotify.ExtendTimeout(time.Minute))
+	case "mainpid":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), childModeEnv+"=serve")
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "mainpid:", err)
+			return 1
+		}
+		send("MAINPID="+strconv.Itoa(cmd.Process.Pid), "READY=1")
+	case "watchdog":
+		send("READY=1", "WATCHDOG_USEC=50000")
+	case "serve":
+		// The grandchild of "mainpid": it says nothing itself.
+	default:
+		send("READY=1")
+	}
+	for sig := range sigs {
+		switch {
+		case sig == unix.SIGTERM && name != "ignore-term":
+			return 0
+		case sig == unix.SIGUSR1:
+			return 3
+		case sig == unix.SIGUSR2 && name == "extend":
+			send("READY=1")
+		case sig == unix.SIGUSR2 && name == "mainpid":
+			return 0
+		case sig == unix.SIGHUP && name == "reloader":
+			send("RELOADING=1", sdnotify.MonotonicUsec())
+			send("READY=1")
+		case sig == unix.SIGHUP && name == "stuck-reload":
+			send("RELOADING=1", sdnotify.MonotonicUsec())
+		}
+	}
+	return 0
+}
+
+// testBinary is the test binary's own path, run as every child.
+func testBinary(t *testing.T) string {
+	t.Helper()
+	p, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,5 +62,133 @@ func TestReloadsArrivingDuringASwapCoalesce(t *testing.T) {
 	}
 	if st := h.sup.Status(); st.Reloads != 2 || st.LastReload == nil || st.LastReload.NewGen != 3 {
 		t.Fatalf("status after three requests: %d reloads, last %+v", st.Reloads, st.LastReload)
+	}
+}
+
+// TestSignalReloadWaitsForReadyAfterReloading: with the signal strategy,
+// a child that answers RELOADING=1 is done reloading at its READY=1; the
+// first time within the acknowledgement window, later at once.
+func TestSignalReloadWaitsForReadyAfterReloading(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"reloader"}, func(o *Options) { o.Reload = StrategySignal }).run()
+	pid := h.ready(1)
+	for i := range 2 {
+		res := h.reload(ActionReload)
+		if !res.OK || res.Strategy != StrategySignal || res.NewGen != 1 || res.NewPID != pid {
+			t.Fatalf("reload %d: %+v", i+1, res)
+		}
+	}
+	if n := len(h.events.matching(isMsg("reload signal sent", 1))); n != 2 {
+		t.Fatalf("%d reload signals sent, want 2", n)
+	}
+	if len(h.spawner.recorded("generation")) != 1 {
+		t.Fatal("a signal reload started a generation")
+	}
+}
+
+// TestSignalReloadFailsWithoutReadyAfterReloading: RELOADING=1 and then
+// nothing fails the reload at the readiness timeout; the child keeps
+// serving.
+func TestSignalReloadFailsWithoutReadyAfterReloading(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"stuck-reload"}, func(o *Options) {
+		o.Reload, o.Ready.Timeout = StrategySignal, time.Second
+	}).run()
+	h.ready(1)
+	res := h.reload(ActionReload)
+	if res.OK || !strings.Contains(res.Reason, "RELOADING=1 without READY=1") {
+		t.Fatalf("reload: %+v", res)
+	}
+	if got := h.generations(); got[1] != StateReady {
+		t.Fatalf("generations: %v", got)
+	}
+}
+
+// TestSignalReloadOfAChildWithoutNotify is done once the signal is
+// delivered; a signal of the action's choosing goes instead of the
+// configured one.
+func TestSignalReloadOfAChildWithoutNotify(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"silent"}, func(o *Options) {
+		o.Reload, o.Ready = StrategySignal, Readiness{Kind: ReadyDelay, Delay: time.Millisecond, Timeout: waitLimit}
+	}).run()
+	h.ready(1)
+	if res := h.reload(Action{Strategy: StrategySignal, Signal: unix.SIGUSR2}); !res.OK {
+		t.Fatalf("reload: %+v", res)
+	}
+	if e := h.logged("reload signal sent", 1, 1); e.attrs[KeySignal] != "USR2" {
+		t.Fatalf("signal sent: %v", e)
+	}
+}
+
+// TestSignalReloadWithoutAChild fails: there is nobody to signal.
+func TestSignalReloadWithoutAChild(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready", "ready"}, func(o *Options) {
+		o.Reload = StrategySignal
+		o.Backoff = Backoff{Min: time.Hour, Max: time.Hour}
+	}).run()
+	pid := h.ready(1)
+	h.kill(pid, unix.SIGUSR1) // crashes: the restart waits an hour
+	h.logged("restarting child", 0, 1)
+	if res := h.reload(ActionReload); res.OK || res.Reason != "no child running" {
+		t.Fatalf("reload: %+v", res)
+	}
+}
+
+// TestReloadWaitsForADrainSlot: with MaxDraining 1 and a generation that
+// ignores its stop signal still draining, the next swap waits for it to
+// exit before it starts a generation.
+func TestReloadWaitsForADrainSlot(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ignore-term", "ready"}, func(o *Options) { o.MaxDraining = 1 }).run()
+	pid1 := h.ready(1)
+	if res := h.reload(ActionReload); !res.OK || res.NewGen != 2 {
+		t.Fatalf("first reload: %+v", res)
+	}
+	h.logged("draining", 1, 1)
+	second := h.reloadAsync(ActionReload, "second")
+	h.logged("reload queued behind the one in progress", 0, 1)
+	// Queued at once (above), and nothing but generation 1's exit frees
+	// a slot.
+	if h.events.order(isMsg("hook started", 3)) >= 0 {
+		t.Fatal("generation 3 started while no drain slot was free")
+	}
+	h.kill(pid1, unix.SIGKILL)
+	res := h.result(second)
+	if !res.OK || res.NewGen != 3 {
+		t.Fatalf("second reload: %+v", res)
+	}
+	exit1 := h.events.order(isMsg("child exited", 1))
+	start3 := h.events.order(isMsg("hook started", 3))
+	if exit1 < 0 || start3 < exit1 {
+		t.Fatalf("generation 3 started (event %d) before generation 1 left its drain slot (event %d)", start3, exit1)
+	}
+}
+
+// TestMainPIDHandOver: a child that names another process with MAINPID=
+// and exits hands the generation over to it: status shows it, hupd
+// follows it, and the stop signal reaches it.
+func TestMainPIDHandOver(t *testing.T) {
+	// As hupd is: the orphaned main process comes to this process, whose
+	// reaper collects it and tells its status.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+	h := newSupervisorUnderTest(t, []string{"mainpid"}, nil).run()
+	started := h.ready(1)
+	main := h.sup.Status().Generations[0].PID
+	if main == started || main <= 0 {
+		t.Fatalf("status pid %d after MAINPID= (started %d)", main, started)
+	}
+	h.kill(started, unix.SIGUSR2) // the one started leaves
+	if e := h.logged("main process exited: following MAINPID", 1, 1); e.int(KeyPID) != main || e.int(KeyOldPID) != started {
+		t.Fatalf("followed: %v", e)
+	}
+	if g := h.sup.Status().Generations; len(g) != 1 || g[0].PID != main || g[0].State != StateReady {
+		t.Fatalf("generations after the hand-over: %+v", g)
+	}
+	h.signal(unix.SIGTERM)
+	if o := h.wait(); o.err != nil || o.code != 0 {
+		t.Fatalf("Run: %+v", o)
+	}
+	if e := h.exited(1); e.int(KeyPID) != main || e.attrs[KeyStatus] != "exit status 0" {
+		t.Fatalf("generation 1 ended with %v, want its followed main process %d", e, main)
 	}
 }

@@ -27,6 +27,10 @@ const (
 	// childModeEnv forces one mode, whatever the generation: for the
 	// grandchild of mode "mainpid" and for helpers (check commands).
 	childModeEnv = "HUPD_TEST_CHILD_MODE"
+	// upgradeHelperEnv makes the test binary the new binary of an
+	// upgrade, as its checks run it (see runUpgradeHelper): they run it
+	// with hupd's own environment, so a test sets it with t.Setenv.
+	upgradeHelperEnv = "HUPD_TEST_UPGRADE_HELPER"
 )
 
 func TestMain(m *testing.M) {
@@ -42,6 +46,9 @@ func TestMain(m *testing.M) {
 			mode = os.Args[1] // a helper (check, probe) names its mode
 		}
 		os.Exit(runTestChild(mode))
+	}
+	if answer, ok := os.LookupEnv(upgradeHelperEnv); ok {
+		os.Exit(runUpgradeHelper(answer, os.Args[1:]))
 	}
 	os.Exit(m.Run())
 }
@@ -153,4 +160,31 @@ func testBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// runUpgradeHelper answers an upgrade's checks of its new binary:
+// "upgrade-protocol" prints UpgradeProtocol ("incompatible": another
+// version), and "check ARGS…" prints its arguments and exits 0 ("refuse":
+// 1, as a binary that rejects the configuration).
+func runUpgradeHelper(answer string, args []string) int {
+	if len(args) == 0 {
+		return 2
+	}
+	switch args[0] {
+	case "upgrade-protocol":
+		if answer == "incompatible" {
+			fmt.Println("hupd-upgrade 0")
+			return 0
+		}
+		fmt.Println(UpgradeProtocol)
+		return 0
+	case "check":
+		fmt.Println("check", strings.Join(args[1:], " "))
+		if answer == "refuse" {
+			fmt.Println("configuration refused")
+			return 1
+		}
+		return 0
+	}
+	return 2
 }

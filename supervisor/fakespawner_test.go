@@ -39,7 +39,10 @@ type scriptedSpawner struct {
 	// runs the exec function for real: only for a test that made sure
 	// the exec itself fails.
 	execErr error
-	calls   []spawnCall
+	// beforeExec, if set, is called on Run's goroutine (which waits for the
+	// exec) when hupd's re-exec is asked for, before it fails or runs.
+	beforeExec func()
+	calls      []spawnCall
 }
 
 // startStep is what one start of a generation does.
@@ -186,9 +189,12 @@ func (f *scriptedSpawner) prestart(cmd *socketact.Command) spawnResult {
 
 func (f *scriptedSpawner) exec(fn func() error) error {
 	f.mu.Lock()
-	err := f.execErr
+	err, before := f.execErr, f.beforeExec
 	f.mu.Unlock()
 	f.record(spawnCall{kind: "exec", err: err})
+	if before != nil {
+		before()
+	}
 	if err != nil {
 		return err
 	}

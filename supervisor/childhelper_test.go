@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -31,6 +32,10 @@ const (
 	// upgrade, as its checks run it (see runUpgradeHelper): they run it
 	// with hupd's own environment, so a test sets it with t.Setenv.
 	upgradeHelperEnv = "HUPD_TEST_UPGRADE_HELPER"
+	// pidfileEnv is where mode "daemonize" writes its daemon's PID.
+	pidfileEnv = "HUPD_TEST_PIDFILE"
+	// addrEnv is the held socket's address (host:port), for mode "bind".
+	addrEnv = "HUPD_TEST_ADDR"
 )
 
 func TestMain(m *testing.M) {
@@ -94,6 +99,12 @@ func childModes(modes ...string) string {
 //	              MAINPID= for it with READY=1, and exits 0 on USR2
 //	check:N       a check command: writes "check says N" on stdout, exits N
 //	watchdog      ready with WATCHDOG_USEC=50ms, then never pings
+//	daemonize     starts a daemon (mode "serve", its own process group
+//	              left as is), writes its PID to $HUPD_TEST_PIDFILE if set,
+//	              and exits 0 (Options.Forking)
+//	bind          listens on $HUPD_TEST_ADDR itself (bind redirection
+//	              gives it the held socket) and answers every connection
+//	              with "gen N" (N from its NOTIFY_SOCKET)
 func runTestChild(mode string) int {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP, unix.SIGUSR1, unix.SIGUSR2)
@@ -125,6 +136,37 @@ func runTestChild(mode string) int {
 			return 1
 		}
 		send("MAINPID="+strconv.Itoa(cmd.Process.Pid), "READY=1")
+	case "daemonize":
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), childModeEnv+"=serve")
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "daemonize:", err)
+			return 1
+		}
+		if p := os.Getenv(pidfileEnv); p != "" {
+			if err := os.WriteFile(p, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, "daemonize:", err)
+				return 1
+			}
+		}
+		return 0
+	case "bind":
+		l, err := net.Listen("tcp", os.Getenv(addrEnv))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bind:", err)
+			return 1
+		}
+		gen := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(os.Getenv("NOTIFY_SOCKET")), "gen-"), ".sock")
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "gen %s\n", gen)
+				c.Close()
+			}
+		}()
 	case "watchdog":
 		send("READY=1", "WATCHDOG_USEC=50000")
 	case "serve":

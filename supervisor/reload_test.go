@@ -165,12 +165,7 @@ func TestReloadWaitsForADrainSlot(t *testing.T) {
 // and exits hands the generation over to it: status shows it, hupd
 // follows it, and the stop signal reaches it.
 func TestMainPIDHandOver(t *testing.T) {
-	// As hupd is: the orphaned main process comes to this process, whose
-	// reaper collects it and tells its status.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+	becomeSubreaper(t) // its reaper tells the followed process's status
 	h := newSupervisorUnderTest(t, []string{"mainpid"}, nil).run()
 	started := h.ready(1)
 	main := h.sup.Status().Generations[0].PID

@@ -182,7 +182,8 @@ func newSupervisorUnderTest(t *testing.T, modes []string, edit func(*Options)) *
 	h := &supervisorUnderTest{t: t, spawner: newScriptedSpawner(reaper), events: newRecordedEvents(),
 		sigs: make(chan os.Signal, 8), done: make(chan runOutcome, 1), sockets: ls}
 	opts := Options{
-		Name: "test", Path: bin, Args: []string{bin}, Env: []string{childModesEnv + "=" + childModes(modes...)},
+		Name: "test", Path: bin, Args: []string{bin},
+		Env: []string{childModesEnv + "=" + childModes(modes...), addrEnv + "=" + strings.TrimPrefix(ls[0].Bound.String(), "tcp://")},
 		UID: -1, GID: -1, Ready: Readiness{Kind: ReadyNotify, Timeout: waitLimit},
 		StopTimeout: waitLimit, Stdout: devnull, Stderr: devnull,
 		Backoff: Backoff{Min: time.Millisecond, Max: time.Millisecond},
@@ -319,6 +320,17 @@ func (h *supervisorUnderTest) kill(pid int, sig unix.Signal) {
 	if err := unix.Kill(pid, sig); err != nil {
 		h.t.Fatalf("kill %d %v: %v", pid, sig, err)
 	}
+}
+
+// becomeSubreaper makes the test process the reaper of its descendants'
+// orphans for the rest of t, as hupd is: a daemon or MAINPID= process
+// whose parent exits comes to it, and its status is known.
+func becomeSubreaper(t *testing.T) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
 }
 
 // generations returns the generations Status lists: number → state.

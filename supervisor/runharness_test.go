@@ -148,6 +148,7 @@ type supervisorUnderTest struct {
 	done    chan runOutcome
 	outcome *runOutcome
 	running bool
+	opts    Options // as given to New
 	sockets []*socketact.Listener
 }
 
@@ -204,7 +205,7 @@ func newSupervisorUnderTest(t *testing.T, modes []string, edit func(*Options)) *
 		Reloaded:  func(r ReloadResult) { ev.add("hook reloaded", "result", r) },
 		Stopping:  func() { ev.add("hook stopping") },
 	})
-	h.sup = s
+	h.sup, h.opts = s, opts
 	t.Cleanup(func() {
 		if h.running && h.outcome == nil {
 			select {

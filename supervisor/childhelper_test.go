@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -54,6 +55,11 @@ func TestMain(m *testing.M) {
 	}
 	if answer, ok := os.LookupEnv(upgradeHelperEnv); ok {
 		os.Exit(runUpgradeHelper(answer, os.Args[1:]))
+	}
+	// Under -race every child would sleep a second before it exits (the
+	// race runtime's atexit_sleep_ms): the children need not.
+	if g := os.Getenv("GORACE"); !strings.Contains(g, "atexit_sleep_ms") {
+		os.Setenv("GORACE", strings.TrimSpace(g+" atexit_sleep_ms=0"))
 	}
 	os.Exit(m.Run())
 }
@@ -129,22 +135,20 @@ func runTestChild(mode string) int {
 	case "extend":
 		send(sdnotify.ExtendTimeout(time.Minute))
 	case "mainpid":
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), childModeEnv+"=serve")
-		if err := cmd.Start(); err != nil {
+		pid, err := startServing()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "mainpid:", err)
 			return 1
 		}
-		send("MAINPID="+strconv.Itoa(cmd.Process.Pid), "READY=1")
+		send("MAINPID="+strconv.Itoa(pid), "READY=1")
 	case "daemonize":
-		cmd := exec.Command(os.Args[0])
-		cmd.Env = append(os.Environ(), childModeEnv+"=serve")
-		if err := cmd.Start(); err != nil {
+		pid, err := startServing()
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "daemonize:", err)
 			return 1
 		}
 		if p := os.Getenv(pidfileEnv); p != "" {
-			if err := os.WriteFile(p, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+			if err := os.WriteFile(p, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
 				fmt.Fprintln(os.Stderr, "daemonize:", err)
 				return 1
 			}
@@ -170,7 +174,9 @@ func runTestChild(mode string) int {
 	case "watchdog":
 		send("READY=1", "WATCHDOG_USEC=50000")
 	case "serve":
-		// The grandchild of "mainpid": it says nothing itself.
+		// The process "mainpid" and "daemonize" start: it says nothing on
+		// NOTIFY_SOCKET, only to its parent that it handles signals now.
+		fmt.Fprintln(os.Stdout, "serving")
 	default:
 		send("READY=1")
 	}
@@ -192,6 +198,26 @@ func runTestChild(mode string) int {
 		}
 	}
 	return 0
+}
+
+// startServing starts the test binary in mode "serve", in this process's
+// group, and returns its PID once it handles its signals (it says so on a
+// pipe), so that a stop signal sent to it after that is never fatal.
+func startServing() (int, error) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childModeEnv+"=serve")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "serving\n" {
+		return 0, fmt.Errorf("serve: %q, %v", line, err)
+	}
+	return cmd.Process.Pid, nil
 }
 
 // testBinary is the test binary's own path, run as every child.

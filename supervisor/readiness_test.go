@@ -62,10 +62,21 @@ func TestAutoReadinessJudgesASilentChildByBeingAlive(t *testing.T) {
 // generation has spoken sd_notify, the next ones are ready at READY=1,
 // not at the delay.
 func TestAutoReadinessWaitsForReadyOnceAChildSpeaksNotify(t *testing.T) {
+	// Generation 1 with a delay that never comes: it is ready at its
+	// READY=1, which tells hupd that the program speaks sd_notify.
 	h := newSupervisorUnderTest(t, []string{"ready", "extend"}, func(o *Options) {
-		o.Ready = Readiness{Kind: ReadyAuto, Delay: time.Millisecond, Timeout: waitLimit}
+		o.Ready = Readiness{Kind: ReadyAuto, Delay: time.Hour, Timeout: waitLimit}
 	}).run()
-	h.ready(1)
+	if h.ready(1); h.logged("child ready", 1, 1).attrs[KeyReady] != "READY=1" {
+		t.Fatal("generation 1 not ready by READY=1")
+	}
+	// The next generations get a delay that passes at once (a readiness
+	// change applies to the generations to come).
+	next := h.opts
+	next.Ready.Delay = time.Millisecond
+	if res, err := h.applyNow(Update{Options: next, Listeners: h.sockets}); err != nil || res.Respawn {
+		t.Fatalf("apply: %+v, %v", res, err)
+	}
 	reload := h.reloadAsync(ActionReload, "test")
 	pid2 := h.started(2)
 	h.logged("readiness timeout extended", 2, 1)

@@ -21,6 +21,7 @@ const waitLimit = 20 * time.Second
 
 // recordedEvent is one log record or hook call of a supervisor under test.
 type recordedEvent struct {
+	at    time.Time
 	msg   string
 	attrs map[string]any
 }
@@ -35,7 +36,9 @@ func (e recordedEvent) int(key string) int {
 	return 0
 }
 
-func (e recordedEvent) String() string { return fmt.Sprintf("%q %v", e.msg, e.attrs) }
+func (e recordedEvent) String() string {
+	return fmt.Sprintf("%s %q %v", e.at.Format("15:04:05.000000"), e.msg, e.attrs)
+}
 
 // recordedEvents keeps what a supervisor under test said, in order, for
 // tests to wait on: its log records, and its hooks as "hook NAME" events.
@@ -48,7 +51,7 @@ type recordedEvents struct {
 func newRecordedEvents() *recordedEvents { return &recordedEvents{changed: make(chan struct{})} }
 
 func (r *recordedEvents) add(msg string, kv ...any) {
-	e := recordedEvent{msg: msg, attrs: map[string]any{}}
+	e := recordedEvent{at: time.Now(), msg: msg, attrs: map[string]any{}}
 	for i := 0; i+1 < len(kv); i += 2 {
 		e.attrs[kv[i].(string)] = kv[i+1]
 	}
@@ -218,7 +221,7 @@ func newSupervisorUnderTest(t *testing.T, modes []string, edit func(*Options)) *
 		for _, l := range ls {
 			l.Close()
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("HUPD_TEST_DUMP") != "" {
 			t.Logf("events:\n%s", h.events.dump())
 		}
 	})

@@ -29,6 +29,8 @@ import (
 // the socket named by the variable and prints a helperResult as JSON.
 const controlHelperEnv = "HUPD_TEST_CONTROL_CALL"
 
+var _ = registerTestHelper(controlHelperEnv, controlCallHelper)
+
 // nobody is the uid (and gid) the permission tests run their client as.
 const nobody = 65534
 

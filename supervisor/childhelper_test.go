@@ -122,7 +122,7 @@ func childModes(modes ...string) string {
 //	watchdog      ready with WATCHDOG_USEC=50ms, then never pings
 //	daemonize     starts a daemon (mode "serve", its own process group
 //	              left as is), writes its PID to $HUPD_TEST_PIDFILE if set,
-//	              and exits 0 (Options.Forking)
+//	              and exits 0 (Options.Forking); daemonize:2 starts two
 //	bind          listens on $HUPD_TEST_ADDR itself (bind redirection
 //	              gives it the held socket) and answers every connection
 //	              with "gen N" (N from its NOTIFY_SOCKET)
@@ -161,6 +161,12 @@ func runTestChild(mode string) int {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "daemonize:", err)
 			return 1
+		}
+		if arg == "2" { // a second one: which is the daemon?
+			if _, err := startServing(); err != nil {
+				fmt.Fprintln(os.Stderr, "daemonize:", err)
+				return 1
+			}
 		}
 		if p := os.Getenv(pidfileEnv); p != "" {
 			if err := os.WriteFile(p, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {

@@ -69,3 +69,18 @@ func TestForkingWithoutADaemonFails(t *testing.T) {
 	}
 	h.logged("restarting child", 0, 1)
 }
+
+// TestForkingThatLeavesTwoDaemonsFails: without a pidfile, two processes
+// left behind cannot be told apart: the start fails, both are killed,
+// and the restart policy starts the program again.
+func TestForkingThatLeavesTwoDaemonsFails(t *testing.T) {
+	becomeSubreaper(t)
+	h := newSupervisorUnderTest(t, []string{"daemonize:2", "ready"}, func(o *Options) {
+		o.Forking, o.Ready = true, Readiness{Kind: ReadyNotify, Timeout: waitLimit}
+	}).run()
+	if e := h.logged("start failed", 1, 1); !strings.Contains(e.attrs[KeyReason].(string), "left 2 processes in generation 1") {
+		t.Fatalf("start failed: %v", e)
+	}
+	h.logged("forking: killing a process the failed start left", 1, 2)
+	h.logged("restarting child", 0, 1)
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/internal/run"
 	"github.com/hupd/hupd/socketact"
 	"github.com/urfave/cli/v2"
@@ -50,7 +51,7 @@ func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
-	code, err := run.Run(r, run.Setup{Log: log, Level: level, Load: load, OnListen: onListen})
+	code, err := run.Run(r, run.Setup{Log: log, Level: level, Load: load, OnListen: onListen, Version: buildVersion(), Thread: mainthread.Do})
 	if err != nil {
 		return err
 	}

@@ -14,12 +14,10 @@ import (
 	// Imported first for its init: in a child started as hupd-shim it execs
 	// the target before any other package is initialised.
 	_ "github.com/hupd/hupd/socketact/shim"
-	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
-	supervisor.BuildVersion = buildVersion()
 	// Children are started from the main thread (see package mainthread).
 	os.Exit(mainthread.Serve(func() int {
 		return exitCode(newApp(os.Stdout, os.Stderr).Run(os.Args), os.Stderr)

@@ -138,6 +138,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	// What hupd itself was started with stays.
 	next.Stdin, next.Stdout, next.Stderr, next.Shim, next.Self = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim, s.opts.Self
 	next.Sentinel = s.opts.Sentinel
+	next.Spawner, next.Thread, next.Version, next.Argv = s.opts.Spawner, s.opts.Thread, s.opts.Version, s.opts.Argv
 	respawn := !sameSpawn(s.opts, s.listeners, next, ls)
 	if next.UID > 0 && next.UID != os.Geteuid() {
 		// The notify sockets' directory was made for the user hupd

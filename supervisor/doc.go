@@ -7,11 +7,14 @@
 // methods other goroutines call) reach it on channels. The supervisor
 // serves no client itself: hupd's wiring (internal/run) answers the
 // control socket (package control) with these methods. Every child is
-// started from one locked OS thread, so that its parent-death signal
-// fires only when hupd itself dies, and is waited for by the one
-// signals.Reaper of the process. A child leads its own process group and
-// starts in its generation's cgroup where hupd has cgroups (package
-// contain, set with Contain); when its main process exits, whatever is
+// started through one Spawner (Options.Spawner), by default from one
+// locked OS thread (Options.Thread: hupd's main thread), so that its
+// parent-death signal fires only when hupd itself dies, and is waited for
+// by the one signals.Reaper of the process. hupd's version and command
+// line (an upgrade's check and exec use it) come through Options as well,
+// not from globals. A child leads its own process group and starts in
+// its generation's cgroup where hupd has cgroups (package contain, set
+// with Contain); when its main process exits, whatever is
 // left of the group and of the cgroup is killed, and every forced stop of a
 // generation kills both. With Options.Sentinel, every generation is
 // registered from the moment its process exists (before its program is

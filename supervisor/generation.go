@@ -53,12 +53,10 @@ type generation struct {
 	foundAt      time.Time
 	failure      string
 	readyPending string
-	state        State
+	state        State // StateExited once its main process has exited (onExit)
 	started      time.Time
 	readyAt      time.Time
 	readyBy      time.Time // readiness deadline (EXTEND_TIMEOUT_USEC moves it)
-	exited       bool
-	exit         signals.Exit
 
 	notify       *socketact.NotifySocket
 	ref          *procRef          // the process being waited for
@@ -86,6 +84,11 @@ type generation struct {
 	watchdogSeq int // which arming of watchdog is current
 	watchdogDur time.Duration
 }
+
+// exited reports whether g's main process has exited (state StateExited,
+// set by onExit; Status never lists such a generation, which onExit
+// removes at once).
+func (g *generation) exited() bool { return g.state == StateExited }
 
 // signal sends sig to the generation's main process: the MAINPID= it
 // announced, through its pidfd, or the process started or followed (also

@@ -148,7 +148,7 @@ func (s *Supervisor) watchGone(g *generation, pid int, f *os.File) {
 
 // mainGone handles evMainGone on Run's goroutine.
 func (s *Supervisor) mainGone(g *generation, pid int) {
-	if g.exited || g.mainPID != pid || g.pid == pid {
+	if g.exited() || g.mainPID != pid || g.pid == pid {
 		return // replaced, followed (watchMain ends the generation), or over
 	}
 	g.closeAnnounced()

@@ -124,6 +124,24 @@ type Options struct {
 	// Sentinel, when set, is told about every generation so that its
 	// processes are ended when hupd dies (nil: none; see Sentinel).
 	Sentinel Sentinel
+
+	// Spawner starts every process of the supervisor and runs an
+	// upgrade's exec (see Spawner); Run stops it when it returns. nil: a
+	// spawner on Thread, made by Run.
+	Spawner Spawner
+	// Thread runs a function on the OS thread that forks every child and
+	// execs an in-place upgrade, and waits for it to return: a child's
+	// parent-death signal follows the thread that forked it. hupd passes
+	// mainthread.Do. nil: the default spawner locks an OS thread of its
+	// own, which lives until Run returns.
+	Thread func(func())
+	// Version is hupd's version, for Status ("" when unknown).
+	Version string
+	// Argv is hupd's own command line (os.Args in hupd). An upgrade checks
+	// its new binary with "BINARY check ARGV[2:]..." when ARGV[1] is
+	// "run", and execs it with Argv. nil: the new binary is only asked
+	// for its upgrade protocol, and exec'd with its path as its argv.
+	Argv []string
 }
 
 // Options.Legacy modes.

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -86,11 +85,33 @@ func executable(p string) error {
 
 func (e *NotFoundError) named(name string) *NotFoundError { e.Name = name; return e }
 
+// Spawner starts every process of a supervisor (its generations, their
+// standby shims, the helpers of reloads and upgrades) and runs an
+// upgrade's exec. The default is the thread spawner (startSpawner); the
+// package's tests script others. Its methods are unexported: what it
+// hands back (a process, a standby, a seccomp fd, the reaper's channel) is
+// the supervisor's own business, so only this package implements it.
+type Spawner interface {
+	// start runs cmd. On an exec failure (*socketact.ExecError) the
+	// process has been started (and will exit): the result carries both.
+	// started, if not nil, is called as soon as the process exists (see
+	// spawnReq).
+	start(cmd *socketact.Command, started func(pid, pidfd int)) spawnResult
+	// prestart starts a standby shim for cmd's sockets and stdio.
+	prestart(cmd *socketact.Command) spawnResult
+	// exec runs f (hupd's re-exec) on the thread that forked the
+	// children; it returns only if f fails.
+	exec(f func() error) error
+	// stop ends the spawner; a start after it fails (errSpawnerStopped).
+	stop()
+}
+
 // spawner starts every child from one OS thread that lives as long as the
 // spawner: a child's parent-death signal follows the thread that forked it,
 // not the process, so a thread that ends would kill its children. In hupd
-// that thread is the main thread (package mainthread), which an in-place
-// upgrade's exec keeps; elsewhere (tests) it is a thread of its own.
+// that thread is the main thread (Options.Thread is mainthread.Do), which
+// an in-place upgrade's exec keeps; elsewhere (tests) it is a thread of its
+// own.
 type spawner struct {
 	reqs chan spawnReq
 	quit chan struct{} // closed by stop; reqs is never closed
@@ -123,14 +144,19 @@ type spawnResult struct {
 	err     error
 }
 
-func startSpawner(r *signals.Reaper) *spawner {
+// startSpawner starts a spawner on a locked OS thread of its own.
+func startSpawner(r *signals.Reaper) *spawner { return startSpawnerOn(r, nil) }
+
+// startSpawnerOn starts a spawner whose every start and exec runs through
+// thread (Options.Thread), or on a locked OS thread of its own if nil.
+func startSpawnerOn(r *signals.Reaper, thread func(func())) *spawner {
 	s := &spawner{reqs: make(chan spawnReq), quit: make(chan struct{})}
-	onThread := func(f func()) { mainthread.Do(f) }
-	if !mainthread.Serving() {
+	onThread := thread
+	if onThread == nil {
 		onThread = func(f func()) { f() }
 	}
 	go func() {
-		if !mainthread.Serving() {
+		if thread == nil {
 			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 		}
 		for {
@@ -147,7 +173,6 @@ func startSpawner(r *signals.Reaper) *spawner {
 	}()
 	return s
 }
-
 func (s *spawner) handle(r *signals.Reaper, req spawnReq) spawnResult {
 	res := spawnResult{pidfd: -1}
 	if req.exec != nil {

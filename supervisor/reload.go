@@ -148,7 +148,7 @@ func (s *Supervisor) proceed() {
 	case StrategySwap:
 		s.startNew()
 	case StrategyRestart:
-		if tx.old != nil && !tx.old.exited {
+		if tx.old != nil && !tx.old.exited() {
 			tx.waitOld = true
 			s.drain(tx.old)
 			return
@@ -229,7 +229,7 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 		}
 		if !ok {
 			res.Output = g.out.tail()
-			if !g.exited {
+			if !g.exited() {
 				// Not ready is not idle: it may have accepted connections
 				// from the shared sockets already. Stop it as an old
 				// generation is stopped (stop signal, SIGKILL at the stop

@@ -540,7 +540,7 @@ func (s *Supervisor) startAuxPath(o Options, path string, argv []string, out *os
 func (s *Supervisor) status() Status {
 	now := time.Now()
 	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last, Note: s.note, Containment: s.containment(),
-		Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades, RolledBack: s.rolledBack, Version: BuildVersion, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
+		Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades, RolledBack: s.rolledBack, Version: s.opts.Version, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
 	for i, l := range s.listeners {
 		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited, Pending: l.Pending()})
 	}

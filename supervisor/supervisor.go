@@ -60,7 +60,7 @@ type Supervisor struct {
 	cg *contain.Manager // set before Run; its methods are safe anywhere
 
 	// Owned by Run.
-	sp        *spawner
+	sp        Spawner
 	rt        *Runtime // nil: notify sockets in a hupd-notify-* temp dir
 	notifyDir string
 	// oldNotifyDirs were notifyDir before a change of the children's user
@@ -320,7 +320,10 @@ func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	defer close(s.quit)
 	defer s.closeSockets() // after cleanup, which says which retired ones it closes
 	s.sigs = sigs
-	s.sp = startSpawner(s.reaper)
+	s.sp = s.opts.Spawner
+	if s.sp == nil {
+		s.sp = startSpawnerOn(s.reaper, s.opts.Thread)
+	}
 	defer s.sp.stop()
 	if !s.resumed {
 		dir, err := s.makeNotifyDir(s.opts.UID, s.opts.GID)
@@ -516,12 +519,12 @@ func (s *Supervisor) onEvent(ev event) {
 	case evNotify:
 		s.onNotify(g, ev.msg, ev.at, ev.main)
 	case evReadyWarn:
-		if g.state == StateStarting && !g.exited {
+		if g.state == StateStarting && !g.exited() {
 			s.log.Warn("generation not ready yet", KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
 				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(g.ready))
 		}
 	case evReadyTimeout:
-		if g.state != StateStarting || g.exited || time.Now().Before(g.readyBy) {
+		if g.state != StateStarting || g.exited() || time.Now().Before(g.readyBy) {
 			return // ready, gone, or EXTEND_TIMEOUT_USEC moved the deadline
 		}
 		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, g.ready.Timeout, g.ready)
@@ -532,7 +535,7 @@ func (s *Supervisor) onEvent(ev event) {
 		s.log.Error("generation not ready", KeyGen, g.num, KeyPID, g.pid, KeyReason, reason)
 		s.maybeStartQueued() // a reload waiting for it need wait no longer
 	case evDelay:
-		if g.state != StateStarting || g.exited {
+		if g.state != StateStarting || g.exited() {
 			return
 		}
 		// Judged by the readiness it was started with: a hupd.toml edit
@@ -546,15 +549,15 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 		s.onReady(g, "alive after "+g.ready.Delay.String())
 	case evProbeOK:
-		if g.state == StateStarting && !g.exited {
+		if g.state == StateStarting && !g.exited() {
 			s.onReady(g, "probe succeeded")
 		}
 	case evListening:
-		if g.state == StateStarting && !g.exited {
+		if g.state == StateStarting && !g.exited() {
 			s.onReady(g, "listening on every socket")
 		}
 	case evDrainTimeout:
-		if !g.exited {
+		if !g.exited() {
 			// (The message predates cgroups: the whole cgroup goes too.)
 			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout, KeyCgroup, g.grp.Path())
 			if err := g.killGroup(); err != nil {
@@ -600,7 +603,7 @@ func (s *Supervisor) onEvent(ev event) {
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
 		}
-		if !g.exited && g.state != StateDraining {
+		if !g.exited() && g.state != StateDraining {
 			s.log.Error("watchdog timeout: killing generation", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.watchdogDur)
 			g.killGroup()
 		}
@@ -619,7 +622,8 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	ran := time.Since(g.started)
 	wasCurrent := s.current() == g || s.stopCurrent == g
-	g.exited, g.exit = true, e
+	prev := g.state
+	g.state = StateExited
 	g.settle()
 	// What is left of it goes with it, as systemd's KillMode=control-group
 	// does: its process group, and in cgroup mode everything in its
@@ -633,15 +637,13 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		g.proc.Release()
 	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
-	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(g.state))
+	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
 	if g.failure != "" {
 		// It exited 0, but its start failed: counted as a failure.
 		s.log.Error("start failed", KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
 		e.Status = syscall.WaitStatus(1 << 8)
 	}
 	s.closeRetired()
-	prev := g.state
-	g.state = StateExited
 
 	if s.stopping {
 		if s.stopCurrent == g || s.stopCode == nil && len(s.gens) == 0 {
@@ -785,12 +787,12 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 		defer m.Barrier.Close()
 	}
 	pid, hasMain := m.MainPID()
-	if g.exited || !m.Verified || !hasMain || pid == g.mainPID {
+	if g.exited() || !m.Verified || !hasMain || pid == g.mainPID {
 		if main.f != nil {
 			main.f.Close()
 		}
 	}
-	if g.exited || !m.Verified {
+	if g.exited() || !m.Verified {
 		return
 	}
 	s.notified, g.speaksNotify = true, true
@@ -903,7 +905,7 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 // drain asks g to stop and kills its group if it has not exited within the
 // stop timeout. At most MaxDraining generations drain at once.
 func (s *Supervisor) drain(g *generation) {
-	if g.state == StateDraining || g.exited {
+	if g.state == StateDraining || g.exited() {
 		return
 	}
 	g.settle()
@@ -914,7 +916,7 @@ func (s *Supervisor) drain(g *generation) {
 	s.after(g, g.stopTimeout, evDrainTimeout)
 	var draining []*generation
 	for _, o := range s.gens {
-		if o.state == StateDraining && !o.exited {
+		if o.state == StateDraining && !o.exited() {
 			draining = append(draining, o)
 		}
 	}
@@ -940,7 +942,7 @@ func (s *Supervisor) send(g *generation, sig syscall.Signal) {
 func (s *Supervisor) current() *generation {
 	for i := len(s.gens) - 1; i >= 0; i-- {
 		g := s.gens[i]
-		if g.state == StateDraining || g.exited || (s.tx != nil && s.tx.new == g) {
+		if g.state == StateDraining || g.exited() || (s.tx != nil && s.tx.new == g) {
 			continue
 		}
 		return g

@@ -37,9 +37,6 @@ import (
 // is not a hupd speaking this protocol is never exec'd. If the exec itself
 // fails the old image goes on as before.
 
-// BuildVersion is hupd's version, for Status (set by main).
-var BuildVersion string
-
 // EnvUpgrade names, in the new image's environment, the fd of the state.
 const EnvUpgrade = signals.EnvEarlyIntake
 
@@ -189,9 +186,9 @@ func (s *Supervisor) upgrade(r *upgradeRequest) {
 		return
 	}
 	s.upgrading = true
-	shim, guard := s.opts.Shim, s.upgradeGuard
+	shim, argv, guard := s.opts.Shim, s.opts.Argv, s.upgradeGuard
 	go func() {
-		err := s.checkUpgradeBinary(shim, r.binary, r.exe)
+		err := s.checkUpgradeBinary(shim, r.binary, argv, r.exe)
 		if err == nil && guard != nil {
 			err = guard()
 		}
@@ -306,6 +303,10 @@ func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 	}()
 	env := append(slicesWithout(os.Environ(), EnvUpgrade+"=", envActivated+"="), EnvUpgrade+"="+strconv.Itoa(mfd),
 		envActivated+"="+strconv.Itoa(socketact.ActivatedCount()))
+	argv := s.opts.Argv
+	if len(argv) == 0 {
+		argv = []string{binary}
+	}
 	s.log.Info("upgrading: exec", "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
 	// On the spawner's thread: it forked the children, and no spawn is in
 	// progress there, so the reaper can be frozen without deadlock.
@@ -330,7 +331,7 @@ func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 		// RLIMIT_NOFILE Go raised and keeps threads from being created
 		// during the exec (a raw execveat would do neither). The fd is
 		// close-on-exec: the kernel opens the file before it closes fds.
-		return os.NewSyscallError("execve "+binary, syscall.Exec("/proc/self/fd/"+strconv.Itoa(fdNum(exe)), os.Args, env))
+		return os.NewSyscallError("execve "+binary, syscall.Exec("/proc/self/fd/"+strconv.Itoa(fdNum(exe)), argv, env))
 	})
 }
 
@@ -364,7 +365,7 @@ func (s *Supervisor) steady() error {
 		return errors.New("a reload is queued: try again when it is over")
 	}
 	for _, g := range s.gens {
-		if g.exited || g.state != StateReady && g.state != StateDraining {
+		if g.exited() || g.state != StateReady && g.state != StateDraining {
 			return fmt.Errorf("generation %d is %s: try again when it is ready or gone", g.num, g.state)
 		}
 	}
@@ -372,11 +373,12 @@ func (s *Supervisor) steady() error {
 }
 
 // checkUpgradeBinary runs "binary upgrade-protocol" and wants
-// UpgradeProtocol back, then "binary check" with hupd's own flags. Both
+// UpgradeProtocol back, then "binary check" with hupd's own flags (from
+// argv, hupd's command line: see Options.Argv). Both
 // run exe, the file opened as binary (through hupd's /proc/PID/fd/N: the
 // helper is hupd's own child, with its user), not what the path names by
 // then.
-func (s *Supervisor) checkUpgradeBinary(shim, binary string, exe *os.File) error {
+func (s *Supervisor) checkUpgradeBinary(shim, binary string, argv []string, exe *os.File) error {
 	// argv[0] stays the binary's name, as hupd runs it.
 	path := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(fdNum(exe))
 	out, err := s.runOwn(shim, path, []string{binary, "upgrade-protocol"})
@@ -391,8 +393,8 @@ func (s *Supervisor) checkUpgradeBinary(shim, binary string, exe *os.File) error
 	}
 	// It must accept the configuration as it is on disk now, which it
 	// reads when it starts: "hupd check" with the same flags.
-	if len(os.Args) > 1 && os.Args[1] == "run" {
-		if out, err := s.runOwn(shim, path, append([]string{binary, "check"}, os.Args[2:]...)); err != nil {
+	if len(argv) > 1 && argv[1] == "run" {
+		if out, err := s.runOwn(shim, path, append([]string{binary, "check"}, argv[2:]...)); err != nil {
 			return fmt.Errorf("%s refuses the configuration: %s", binary, firstLine(strings.TrimSpace(out)))
 		}
 	}
@@ -535,8 +537,9 @@ func (st *Upgrade) fds() []int {
 
 // TakeUpgrade reads the state an upgrading hupd handed over, or returns
 // nil when this hupd was not started by an upgrade. It removes EnvUpgrade
-// from the environment.
-func TakeUpgrade() (*Upgrade, error) {
+// from the environment. argv is hupd's command line (os.Args): its first
+// word names the process again.
+func TakeUpgrade(argv []string) (*Upgrade, error) {
 	v, ok := os.LookupEnv(EnvUpgrade)
 	if !ok {
 		return nil, nil
@@ -545,7 +548,9 @@ func TakeUpgrade() (*Upgrade, error) {
 	os.Unsetenv(envActivated) // socketact.ActivatedCount has read it
 	// Executed through /proc/self/fd/N, this image's name (ps, pgrep, the
 	// journal's _COMM) is "N": give it back the name it was started as.
-	os.WriteFile("/proc/self/comm", []byte(filepath.Base(os.Args[0])), 0)
+	if len(argv) > 0 {
+		os.WriteFile("/proc/self/comm", []byte(filepath.Base(argv[0])), 0)
+	}
 	rolledBack := os.Getenv(envRolledBack) == "1"
 	os.Unsetenv(envRolledBack)
 	fd, err := strconv.Atoi(v)
@@ -602,10 +607,11 @@ func (st *Upgrade) Watch(r *signals.Reaper) map[int]<-chan signals.Exit {
 	return exits
 }
 
-// Rollback re-executes the old binary with the same state, after this
-// image could not take over (the reason is logged by the caller). It
-// returns only if that exec fails too.
-func (st *Upgrade) Rollback() error {
+// Rollback re-executes the old binary with the same state and argv
+// (hupd's command line, os.Args), after this image could not take over
+// (the reason is logged by the caller). Call it on the thread that forked
+// the children (Options.Thread). It returns only if that exec fails too.
+func (st *Upgrade) Rollback(argv []string) error {
 	fds := append(st.fds(), st.fd)
 	for _, fd := range fds {
 		unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0)
@@ -616,7 +622,7 @@ func (st *Upgrade) Rollback() error {
 	if restore, err := signals.IgnoreForExec(); err == nil {
 		defer restore() // only reached if the exec fails
 	}
-	err := syscall.Exec(path, os.Args, env)
+	err := syscall.Exec(path, argv, env)
 	for _, fd := range fds {
 		unix.CloseOnExec(fd)
 	}

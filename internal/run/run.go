@@ -34,6 +34,12 @@ type Setup struct {
 	// OnListen, when not nil, is called with the bound sockets before the
 	// first child starts.
 	OnListen func([]*socketact.Listener)
+	// Version is hupd's version, for status (supervisor.Options.Version).
+	Version string
+	// Thread runs a function on the thread that forks the children and
+	// execs an upgrade (main: mainthread.Do; nil: the supervisor's own
+	// locked thread). See supervisor.Options.Thread.
+	Thread func(func())
 }
 
 // Run supervises the resolved configuration until hupd should exit and
@@ -57,7 +63,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	defer signal.Stop(sigs)
 
 	// An upgrading hupd may have handed its state and children over.
-	up, err := supervisor.TakeUpgrade()
+	up, err := supervisor.TakeUpgrade(os.Args)
 	if err != nil {
 		return 1, fmt.Errorf("upgrade: %w", err)
 	}
@@ -196,6 +202,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if sen != nil {
 		opts.Sentinel = sen
 	}
+	opts.Thread, opts.Version, opts.Argv = setup.Thread, setup.Version, os.Args
 	if opts.Self, err = os.Executable(); err != nil {
 		log.Warn("cannot tell hupd's own binary: hupd upgrade needs --binary", "error", err)
 	}

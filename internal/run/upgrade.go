@@ -3,6 +3,7 @@ package run
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/internal/mainthread"
@@ -69,6 +70,6 @@ func rollback(up *supervisor.Upgrade, why error, log *slog.Logger, drop func()) 
 	}
 	var err error
 	// From the thread the children were forked from (see mainthread).
-	mainthread.Do(func() { err = up.Rollback() })
+	mainthread.Do(func() { err = up.Rollback(os.Args) })
 	return 1, fmt.Errorf("upgrade: cannot take over (%v), and cannot go back: %w", why, err)
 }

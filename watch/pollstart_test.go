@@ -10,12 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestReview4PollStartRace: a polled file written while New reads the
+// TestPollChangeDuringInitialScan: a polled file written while New reads the
 // group's content at start must be reported. New took the metadata
 // signature that polling compares against after reading the content, so
 // a write in between was in the signature but not in the hash: no poll
 // ever saw a difference, and the change was never reported.
-func TestReview4PollStartRace(t *testing.T) {
+func TestPollChangeDuringInitialScan(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a")
 	writeFile(t, a, "one\n")

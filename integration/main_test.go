@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -133,6 +135,7 @@ type Hupd struct {
 	cond   *sync.Cond
 	events []Event
 	stderr bytes.Buffer // lines that are not JSON (child output, errors)
+	syncs  int          // log barriers made (Sync)
 
 	Stdout *lineReader
 }
@@ -329,6 +332,58 @@ func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
 		h.t.Fatalf("hupd exited (%v) before logging %q #%d", h.err, msg, n)
 	}
 	return found
+}
+
+// Sync is a log barrier: it returns once the test has read every line
+// hupd wrote before it answered a control request made now. Events only
+// shows what the test has read so far, and hupd's log reaches it through a
+// pipe and a goroutine: a count or an absence asserted right after an
+// action can miss a line hupd has written already. After Sync it cannot.
+// (Whether hupd has done the thing that logs is the caller's handshake to
+// make first: a reply, a status round trip, a later event.)
+//
+// hupd logs an unknown control command at debug level, naming it; Sync
+// sends one with a name of its own and waits for that line. hupd must run
+// at debug level, as StartHupd's "run" does. Once hupd has exited, every
+// line is read and Sync returns at once.
+func (h *Hupd) Sync() {
+	h.t.Helper()
+	if h.exited() {
+		return
+	}
+	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
+	h.mu.Lock()
+	h.syncs++
+	cmd := fmt.Sprintf("log-barrier-%d", h.syncs)
+	h.mu.Unlock()
+	c, err := net.DialTimeout("unix", ctl, deadline)
+	if err != nil {
+		if h.exited() {
+			return
+		}
+		h.t.Fatalf("log barrier: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(deadline))
+	if _, err := fmt.Fprintf(c, `{"v":1,"cmd":%q}`+"\n", cmd); err != nil && !h.exited() {
+		h.t.Fatalf("log barrier: %v", err)
+	}
+	// False only when hupd exited first: then every line is read.
+	h.waitFor("log barrier "+cmd, func() bool {
+		return slices.ContainsFunc(h.events, func(e Event) bool {
+			return e.Msg() == "bad control request" && strings.Contains(e.Str("error"), strconv.Quote(cmd))
+		})
+	})
+}
+
+// exited reports whether hupd has exited and its output has been read.
+func (h *Hupd) exited() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Listening returns the bound address (URL) of the socket named name.

@@ -485,6 +485,7 @@ func rdStop(t *testing.T, h *Hupd) {
 
 func rdNoEvent(t *testing.T, h *Hupd, msg string) {
 	t.Helper()
+	h.Sync()
 	if evs := h.Events(msg); len(evs) > 0 {
 		t.Fatalf("unexpected %q: %v", msg, evs)
 	}

@@ -119,6 +119,7 @@ func TestServingCrashDuringSwap(t *testing.T) {
 		t.Fatalf("reload: %+v, want gen 2 ready", r)
 	}
 	st := ctlStatus(t, control)
+	h.Sync() // a restart scheduled before the status reply is logged by now
 	if ev := h.Events("restarting child"); len(ev) > 0 {
 		t.Errorf("a crash restart was scheduled while the reload's new generation was starting: %v", ev)
 	}

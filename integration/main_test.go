@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -484,6 +485,55 @@ func (lr *lineReader) NextWith(t *testing.T, prefix string) string {
 			return l
 		}
 	}
+}
+
+// fixedPorts are the ports fixedPort handed out.
+var fixedPorts struct {
+	sync.Mutex
+	used map[int]bool
+}
+
+// fixedPort returns a TCP port for a test whose program binds a port the
+// test names (not port 0): free on 127.0.0.1 (network "tcp4") or on [::]
+// (network "tcp", dual stack) when it returns. A port found by binding
+// port 0 and closing it is in the kernel's ephemeral range, where a test
+// running beside this one can take it before the program binds it (by
+// binding port 0, or as the local port of any connection it makes). This
+// one is below that range, and never handed out twice in this process.
+func fixedPort(t *testing.T, network string) int {
+	t.Helper()
+	const low = 20000
+	high := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &high)
+	}
+	if high-low < 1000 {
+		t.Fatalf("the ephemeral port range starts at %d: no room below it for fixed ports", high)
+	}
+	host := "127.0.0.1"
+	if network == "tcp" {
+		host = "::"
+	}
+	fixedPorts.Lock()
+	defer fixedPorts.Unlock()
+	if fixedPorts.used == nil {
+		fixedPorts.used = map[int]bool{}
+	}
+	for range 1000 {
+		p := low + rand.IntN(high-low)
+		if fixedPorts.used[p] {
+			continue
+		}
+		l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			continue // some service's
+		}
+		l.Close()
+		fixedPorts.used[p] = true
+		return p
+	}
+	t.Fatalf("no free %s port in [%d, %d)", network, low, high)
+	return 0
 }
 
 // processAlive reports whether pid exists and is not a zombie.

@@ -43,6 +43,14 @@ var (
 // happen within it is a failure, not a reason to wait longer.
 const deadline = 20 * time.Second
 
+// envLogLag (a duration) makes the harness read hupd's log that much
+// later per line: a test that passes only while the reader keeps up counts
+// or asserts before it waits (see WaitEvent and Sync). A probe for
+// writing tests, e.g. HUPD_TEST_LOG_LAG=10ms go test -run TestX; a test
+// whose hupd logs thousands of lines (a child's output) then runs into
+// the deadline.
+const envLogLag = "HUPD_TEST_LOG_LAG"
+
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(envChild); mode != "" {
 		f, ok := childModes[mode]
@@ -186,11 +194,13 @@ func StartHupdCmd(t *testing.T, cmd *exec.Cmd) *Hupd {
 	}
 	h.Stdout = newLineReader(stdout)
 	logDone := make(chan struct{})
+	lag, _ := time.ParseDuration(os.Getenv(envLogLag))
 	go func() {
 		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			time.Sleep(lag) // see envLogLag; no wait at all when unset
 			line := sc.Bytes()
 			var e Event
 			h.mu.Lock()

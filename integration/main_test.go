@@ -380,7 +380,7 @@ func (h *Hupd) Sync() {
 		h.t.Fatalf("log barrier: %v", err)
 	}
 	// False only when hupd exited first: then every line is read.
-	h.waitFor("log barrier "+cmd, func() bool {
+	h.waitFor("log barrier "+cmd+" (a debug line)", func() bool {
 		return slices.ContainsFunc(h.events, func(e Event) bool {
 			return e.Msg() == "bad control request" && strings.Contains(e.Str("error"), strconv.Quote(cmd))
 		})

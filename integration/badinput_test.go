@@ -487,7 +487,7 @@ func runBadCase(t *testing.T, tc badCase, sub string) oneShotResult {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	port := badFreePort(t)
+	port := fixedPort(t, "tcp4")
 	busyPort := busy.Addr().(*net.TCPAddr).Port
 
 	expand := strings.NewReplacer(
@@ -592,17 +592,6 @@ func markedLine(t *testing.T, text string) int {
 	}
 	t.Fatalf("TOML case without %q and without where:\n%s", badMark, text)
 	return 0
-}
-
-// badFreePort returns a TCP port on 127.0.0.1 that nobody listens on.
-func badFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // badBindable fails t unless the port can be bound again.

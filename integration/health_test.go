@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // hupd's own health and metrics endpoint (--health, [health]), end to
@@ -349,6 +347,17 @@ func hlOrder(t *testing.T, h *Hupd, first, then string) {
 // (an IPv4 HOST:PORT), from /proc/net/tcp.
 func hlListenInode(t *testing.T, addr string) string {
 	t.Helper()
+	ino, ok := hlListener(t, addr)
+	if !ok {
+		t.Fatalf("no listening socket %s in /proc/net/tcp", addr)
+	}
+	return ino
+}
+
+// hlListener returns the inode of the TCP socket listening on addr (an
+// IPv4 HOST:PORT) from /proc/net/tcp, and whether there is one.
+func hlListener(t *testing.T, addr string) (string, bool) {
+	t.Helper()
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -366,11 +375,10 @@ func hlListenInode(t *testing.T, addr string) string {
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
 		if len(fs) > 9 && fs[1] == local && fs[3] == "0A" { // 0A: LISTEN
-			return fs[9]
+			return fs[9], true
 		}
 	}
-	t.Fatalf("no listening socket %s (%s) in /proc/net/tcp", addr, local)
-	return ""
+	return "", false
 }
 
 // hlHasSocket reports whether process pid has socket inode ino open.
@@ -385,16 +393,12 @@ func hlHasSocket(pid int, ino string) bool {
 }
 
 // hlClosed fails t unless nothing listens on addr any more: hupd has exited,
-// so its socket is closed and the port can be bound again.
+// so its socket is closed. (Not by binding addr again: the port, free now,
+// may be the local port of a connection a test running beside this one
+// has just made.)
 func hlClosed(t *testing.T, addr string) {
 	t.Helper()
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("health port %s still held after hupd exited: %v", addr, err)
-	}
-	l.Close()
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		c.Close()
-		t.Fatalf("something still accepts on %s", addr)
+	if ino, ok := hlListener(t, addr); ok {
+		t.Fatalf("health port %s still listened on (socket inode %s) after hupd exited", addr, ino)
 	}
 }

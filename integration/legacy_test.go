@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,7 +35,9 @@ func TestLegacyGoServerSwapsUnderLoad(t *testing.T) {
 	if got := len(h.Events("bind redirected")); got != 4 {
 		t.Fatalf("%d binds redirected, want 4 (one per generation)", got)
 	}
-	if len(h.Events("bind redirection: the program made")) != 0 {
+	// The warning is logged before the bind it is about; its message goes
+	// on to name the families.
+	if strings.Contains(h.Log(), `"msg":"bind redirection: the program made`) {
 		t.Fatal("a family mismatch was reported for a program that binds the family hupd holds")
 	}
 	if code := h.Stop(); code != 0 {
@@ -52,7 +53,7 @@ func TestLegacyGoServerSwapsUnderLoad(t *testing.T) {
 // program has exited.
 func TestLegacyAdoptGoServer(t *testing.T) {
 	t.Parallel()
-	port := strconv.Itoa(freeTCPPort(t))
+	port := strconv.Itoa(fixedPort(t, "tcp"))
 	h := StartHupd(t, "run", "--legacy", "adopt", "--listen", "http=tcp://:"+port,
 		"--", goserverBin, "-addr", ":{port:http}")
 	if e := h.WaitEvent("socket adopted", 1, nil); e.Str("address") != "[::]:"+port || e.Str("socket") != "http" || e.Int("gen") != 1 {
@@ -73,18 +74,6 @@ func TestLegacyAdoptGoServer(t *testing.T) {
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d", code)
 	}
-}
-
-// freeTCPPort is a TCP port nothing uses on [::] (dual stack) now, for a
-// program that must bind a fixed port itself.
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestLegacyPythonHTTPServer: Debian's python3 -m http.server, unmodified,

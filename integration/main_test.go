@@ -10,10 +10,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -39,6 +42,14 @@ var (
 // deadline bounds every wait in these tests; a handshake that does not
 // happen within it is a failure, not a reason to wait longer.
 const deadline = 20 * time.Second
+
+// envLogLag (a duration) makes the harness read hupd's log that much
+// later per line: a test that passes only while the reader keeps up counts
+// or asserts before it waits (see WaitEvent and Sync). A probe for
+// writing tests, e.g. HUPD_TEST_LOG_LAG=10ms go test -run TestX; a test
+// whose hupd logs thousands of lines (a child's output) then runs into
+// the deadline.
+const envLogLag = "HUPD_TEST_LOG_LAG"
 
 func TestMain(m *testing.M) {
 	if mode := os.Getenv(envChild); mode != "" {
@@ -133,6 +144,7 @@ type Hupd struct {
 	cond   *sync.Cond
 	events []Event
 	stderr bytes.Buffer // lines that are not JSON (child output, errors)
+	syncs  int          // log barriers made (Sync)
 
 	Stdout *lineReader
 }
@@ -182,11 +194,13 @@ func StartHupdCmd(t *testing.T, cmd *exec.Cmd) *Hupd {
 	}
 	h.Stdout = newLineReader(stdout)
 	logDone := make(chan struct{})
+	lag, _ := time.ParseDuration(os.Getenv(envLogLag))
 	go func() {
 		defer close(logDone)
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			time.Sleep(lag) // see envLogLag; no wait at all when unset
 			line := sc.Bytes()
 			var e Event
 			h.mu.Lock()
@@ -331,6 +345,58 @@ func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
 	return found
 }
 
+// Sync is a log barrier: it returns once the test has read every line
+// hupd wrote before it answered a control request made now. Events only
+// shows what the test has read so far, and hupd's log reaches it through a
+// pipe and a goroutine: a count or an absence asserted right after an
+// action can miss a line hupd has written already. After Sync it cannot.
+// (Whether hupd has done the thing that logs is the caller's handshake to
+// make first: a reply, a status round trip, a later event.)
+//
+// hupd logs an unknown control command at debug level, naming it; Sync
+// sends one with a name of its own and waits for that line. hupd must run
+// at debug level, as StartHupd's "run" does. Once hupd has exited, every
+// line is read and Sync returns at once.
+func (h *Hupd) Sync() {
+	h.t.Helper()
+	if h.exited() {
+		return
+	}
+	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
+	h.mu.Lock()
+	h.syncs++
+	cmd := fmt.Sprintf("log-barrier-%d", h.syncs)
+	h.mu.Unlock()
+	c, err := net.DialTimeout("unix", ctl, deadline)
+	if err != nil {
+		if h.exited() {
+			return
+		}
+		h.t.Fatalf("log barrier: %v", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(deadline))
+	if _, err := fmt.Fprintf(c, `{"v":1,"cmd":%q}`+"\n", cmd); err != nil && !h.exited() {
+		h.t.Fatalf("log barrier: %v", err)
+	}
+	// False only when hupd exited first: then every line is read.
+	h.waitFor("log barrier "+cmd+" (a debug line)", func() bool {
+		return slices.ContainsFunc(h.events, func(e Event) bool {
+			return e.Msg() == "bad control request" && strings.Contains(e.Str("error"), strconv.Quote(cmd))
+		})
+	})
+}
+
+// exited reports whether hupd has exited and its output has been read.
+func (h *Hupd) exited() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Listening returns the bound address (URL) of the socket named name.
 func (h *Hupd) Listening(name string) string {
 	h.t.Helper()
@@ -429,6 +495,55 @@ func (lr *lineReader) NextWith(t *testing.T, prefix string) string {
 			return l
 		}
 	}
+}
+
+// fixedPorts are the ports fixedPort handed out.
+var fixedPorts struct {
+	sync.Mutex
+	used map[int]bool
+}
+
+// fixedPort returns a TCP port for a test whose program binds a port the
+// test names (not port 0): free on 127.0.0.1 (network "tcp4") or on [::]
+// (network "tcp", dual stack) when it returns. A port found by binding
+// port 0 and closing it is in the kernel's ephemeral range, where a test
+// running beside this one can take it before the program binds it (by
+// binding port 0, or as the local port of any connection it makes). This
+// one is below that range, and never handed out twice in this process.
+func fixedPort(t *testing.T, network string) int {
+	t.Helper()
+	const low = 20000
+	high := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		fmt.Sscan(string(b), &high)
+	}
+	if high-low < 1000 {
+		t.Fatalf("the ephemeral port range starts at %d: no room below it for fixed ports", high)
+	}
+	host := "127.0.0.1"
+	if network == "tcp" {
+		host = "::"
+	}
+	fixedPorts.Lock()
+	defer fixedPorts.Unlock()
+	if fixedPorts.used == nil {
+		fixedPorts.used = map[int]bool{}
+	}
+	for range 1000 {
+		p := low + rand.IntN(high-low)
+		if fixedPorts.used[p] {
+			continue
+		}
+		l, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			continue // some service's
+		}
+		l.Close()
+		fixedPorts.used[p] = true
+		return p
+	}
+	t.Fatalf("no free %s port in [%d, %d)", network, low, high)
+	return 0
 }
 
 // processAlive reports whether pid exists and is not a zombie.

@@ -291,9 +291,11 @@ func procWait(t *testing.T, h *Hupd, want int) {
 	}
 }
 
-// procNoEvent fails t if hupd logged msg.
+// procNoEvent fails t if hupd logged msg up to now (see Sync: whether the
+// moment is late enough is the caller's handshake).
 func procNoEvent(t *testing.T, h *Hupd, msg string) {
 	t.Helper()
+	h.Sync()
 	if evs := h.Events(msg); len(evs) > 0 {
 		t.Fatalf("unexpected %q: %v", msg, evs)
 	}
@@ -754,6 +756,7 @@ func TestProcessCrashKeepsConnections(t *testing.T) {
 		}
 		conns = append(conns, c)
 	}
+	h.Sync()
 	if n := len(h.Events("child started")); n != 1 {
 		t.Fatalf("generation 2 started before the connections were made (1s backoff): the test proves nothing")
 	}

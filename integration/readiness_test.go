@@ -486,6 +486,7 @@ func rdStop(t *testing.T, h *Hupd) {
 
 func rdNoEvent(t *testing.T, h *Hupd, msg string) {
 	t.Helper()
+	h.Sync()
 	if evs := h.Events(msg); len(evs) > 0 {
 		t.Fatalf("unexpected %q: %v", msg, evs)
 	}
@@ -571,6 +572,7 @@ func TestReadyExec(t *testing.T) {
 		if !strings.HasSuffix(line, " failed\n") {
 			t.Fatalf("probe said %q", line)
 		}
+		h.Sync()
 		if evs := h.Events("child ready"); len(evs) >= gen {
 			t.Fatalf("gen %d ready before its probe succeeded: %v", gen, evs)
 		}
@@ -657,7 +659,9 @@ func TestNotifyForeignSenderIgnored(t *testing.T) {
 		t.Fatalf("%v: want gen 2, sender %d (this test)", e, os.Getpid())
 	}
 	// hupd handles datagrams in order and logs as it goes: had it taken
-	// this one, its "child ready" would be logged by now.
+	// this one, its "child ready" would be logged by now (and read, after
+	// the barrier).
+	h.Sync()
 	if evs := h.Events("child ready"); len(evs) != 1 {
 		t.Fatalf("a foreign READY=1 made a generation ready: %v", evs)
 	}

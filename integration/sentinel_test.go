@@ -271,6 +271,7 @@ func TestSentinelIgnoresStraySignals(t *testing.T) {
 	if !processAlive(sentinel) {
 		t.Fatalf("sentinel %d gone after stray signals", sentinel)
 	}
+	h.Sync()
 	if evs := h.Events("sentinel exited: started again"); len(evs) > 0 {
 		t.Fatalf("sentinel died: %v", evs)
 	}

@@ -233,6 +233,7 @@ func TestStaleGroupUpgrade(t *testing.T) {
 		if len(st.Generations) != 1 || st.Generations[0].PID != daemon {
 			t.Fatalf("after the upgrade: %+v, want the daemon %d serving", st.Generations, daemon)
 		}
+		h.Sync() // an exit handled before the status reply is read by now
 		if evs := h.Events("child exited"); len(evs) != 0 {
 			t.Fatalf("exits after the upgrade: %v", evs)
 		}

@@ -116,3 +116,23 @@ func TestStandbyStraySignals(t *testing.T) {
 	}
 	h.Stop()
 }
+
+// TestStandbyDeadBeforeReload: a standby shim that has just died, before hupd
+// has seen its exit, must not make a reload fail: hupd starts the new
+// generation cold instead.
+func TestStandbyDeadBeforeReload(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms", "--"}, childCmd("sleep")...)...)
+	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	for i := 1; i <= 10; i++ {
+		sb := h.WaitEvent("standby shim ready", i, nil).Int("pid")
+		killPID(t, sb, syscall.SIGKILL)
+		r := ctlReloadResult(t, ctlReload(control))
+		if !r.OK {
+			t.Fatalf("reload %d right after its standby died: %+v", i, r)
+		}
+		if strings.Contains(r.Reason, "standby") {
+			t.Fatalf("reload %d: %+v", i, r)
+		}
+	}
+	h.Stop()
+}

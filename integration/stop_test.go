@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"testing"
 )
@@ -60,5 +61,34 @@ func TestStopRefusesNewConnections(t *testing.T) {
 	syscall.Kill(child, syscall.SIGTERM)
 	if code := h.Wait(); code != 0 {
 		t.Fatalf("hupd exited %d", code)
+	}
+}
+
+// TestStopDoesNotCutDrains: a stop while max_draining generations
+// drain already is graceful for all of them: none is killed before the
+// stop timeout (README: the stop signal, SIGKILL after --stop-timeout).
+func TestStopDoesNotCutDrains(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "hupd.toml")
+	if err := os.WriteFile(cfg, []byte("[reload]\nmax_draining = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := StartHupd(t, append([]string{"run", "-c", cfg, "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms",
+		"--stop-timeout", "1s", "--"}, childCmd("ignore-term")...)...)
+	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	// Each child prints "ready PID" once it ignores TERM; "ready" by the
+	// 20ms delay does not mean that yet, and the swap sends gen 1 TERM.
+	h.Stdout.NextWith(t, "ready")
+	if r := ctlReloadResult(t, ctlReload(control)); !r.OK {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.Stdout.NextWith(t, "ready")
+	h.Signal(syscall.SIGTERM)
+	h.Wait()
+	if ev := h.Events("too many generations draining: killing the oldest"); len(ev) != 0 {
+		t.Errorf("a draining generation was killed at once by the stop: %v", ev)
+	}
+	if n := len(h.Events("stop timeout: killing process group")); n != 2 {
+		t.Errorf("%d generations killed at the stop timeout, want both", n)
 	}
 }

@@ -287,9 +287,12 @@ func (s *swapHupd) status(t *testing.T) supervisor.Status {
 // swapGen matches the events of generation n.
 func swapGen(n int) func(Event) bool { return func(e Event) bool { return e.Int("gen") == n } }
 
-// swapEventIndex returns the position in hupd's log of the n-th event msg
-// that satisfies match, or -1.
+// swapEventIndex waits for the n-th event msg that satisfies match and
+// returns its position in hupd's log. (A reply or a later event the test
+// waited for can reach it before the line: it waits, as WaitEvent does.)
 func swapEventIndex(h *Hupd, msg string, n int, match func(Event) bool) int {
+	h.t.Helper()
+	h.WaitEvent(msg, n, match)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	seen := 0
@@ -684,6 +687,7 @@ func TestSwapZeroDowntime(t *testing.T) {
 		ready[len(ready)/2].Round(time.Microsecond), ready[len(ready)-1].Round(time.Microsecond))
 
 	// Each old generation drained itself (exit 0), none was killed.
+	s.Sync()
 	for _, e := range s.Events("child exited") {
 		if e.Str("status") != "exit status 0" || e.Str("state") != string(supervisor.StateDraining) {
 			t.Errorf("gen %d exited %q in state %q, want exit status 0 while draining", e.Int("gen"), e.Str("status"), e.Str("state"))
@@ -971,6 +975,7 @@ func TestSwapDrain(t *testing.T) {
 		if got := exitEv.Str("status"); got != "exit status 0" {
 			t.Errorf("gen 1 exited %q, want exit status 0 after draining", got)
 		}
+		s.Sync()
 		if s.Events("stop timeout: killing process group") != nil {
 			t.Error("a generation was killed")
 		}
@@ -988,21 +993,23 @@ func TestSwapCoalesce(t *testing.T) {
 	}
 	// Wait until every reload that started is done and every generation
 	// it replaced has exited, and no other has started meanwhile (a HUP
-	// read after the first reload ended starts one right after it).
+	// read after the first reload ended starts one right after it). The
+	// status counts a reload when it starts, before it logs "reload
+	// started": the log as read so far may be behind it.
 	s.WaitEvent("reload done", 1, nil)
 	started := 0
+	var st supervisor.Status
 	for {
-		started = len(s.Events("reload started"))
+		if st = s.status(t); st.Reloads == started {
+			break
+		}
+		started = st.Reloads
 		s.WaitEvent("reload done", started, nil)
 		for gen := 1; gen <= started; gen++ {
 			s.WaitEvent("child exited", 1, swapGen(gen))
 		}
-		if len(s.Events("reload started")) == started {
-			break
-		}
 	}
 	last := started + 1
-	st := s.status(t)
 	t.Logf("50 SIGHUPs: %d swaps (status: %d reloads), %d queued-reload messages", started, st.Reloads, len(s.Events("reload queued behind the one in progress")))
 	if started < 1 || started > 2 || st.Reloads != started {
 		t.Errorf("%d reloads started (status %d), want 1 or 2", started, st.Reloads)

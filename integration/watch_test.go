@@ -297,15 +297,12 @@ func (w *wtHupd) sentinel(path string, reloads int) WatchReport {
 // behind: no child hupd started, no control socket, none of files.
 func (w *wtHupd) stop(files ...string) {
 	w.t.Helper()
-	var pids []int
-	for _, e := range w.Events("child started") {
-		pids = append(pids, e.Int("pid"))
-	}
 	if code := w.Stop(); code != 0 {
 		w.t.Fatalf("hupd exit status %d, want 0", code)
 	}
-	for _, pid := range pids {
-		if processAlive(pid) {
+	// Listed once hupd is gone: its whole log is read by then.
+	for _, e := range w.Events("child started") {
+		if pid := e.Int("pid"); processAlive(pid) {
 			w.t.Errorf("child pid %d still runs after hupd exited", pid)
 		}
 	}
@@ -1054,6 +1051,7 @@ func TestWatchFileMountWarning(t *testing.T) {
 	if warn.Str("path") != app || warn.Str("level") != "WARN" {
 		t.Fatalf("%v: want a warning naming %s", warn, app)
 	}
+	w.Sync() // every watched file is looked at before hupd opens its control socket
 	if n := len(w.Events(warn.Msg())); n != 1 {
 		t.Fatalf("%d warnings, want one (the sentinel is a plain file)", n)
 	}

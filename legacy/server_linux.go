@@ -27,7 +27,10 @@ type Event struct {
 	// Adopted: the program's own socket became held socket Socket (adopt
 	// mode) at this call.
 	Adopted bool
-	PID     int  // the calling thread
+	PID     int // the calling thread (seccomp reports threads)
+	// Process is the calling thread's process (its thread group), 0 if it
+	// could not be read.
+	Process int
 	FD      int  // the program's fd number
 	Addr    Addr // bind's address; the bound address of an adopted socket
 }
@@ -146,6 +149,13 @@ func (s *Server) answer(n *notif) (Event, bool) {
 			s.log.Warn("bind redirection: cannot let a call continue", "pid", n.PID, "error", err)
 		}
 		return Event{}, false
+	}
+	if !res.silent {
+		// Read while the call waits: until it is answered, the thread
+		// lives and its TID names it.
+		if p, err := tgid(int(n.PID)); err == nil && idValid(fd, n.ID) {
+			res.ev.Process = p
+		}
 	}
 	if err := respond(fd, n.ID, 0, 0, false); err != nil {
 		if err != unix.ENOENT {

@@ -330,6 +330,7 @@ type trapped struct {
 	log      *syncBuffer
 	notifyFD int
 	tid      int  // the thread making the calls: the events' PID
+	pid      int  // its process: the events' Process
 	serving  bool // Serve was started
 	exited   bool // the child was waited for
 }
@@ -381,7 +382,7 @@ func start(t *testing.T, held []Socket, dir string, steps ...string) *trapped {
 		t.Fatal(err)
 	}
 	tr := &trapped{
-		t: t, held: held, proc: p, stdin: inW,
+		t: t, held: held, proc: p, pid: p.Pid, stdin: inW,
 		lines: make(chan string, 100), events: make(chan Event, 100), served: make(chan struct{}),
 		log: &syncBuffer{},
 	}
@@ -510,6 +511,10 @@ func (tr *trapped) event() Event {
 	tr.t.Helper()
 	select {
 	case ev := <-tr.events:
+		if ev.Process != tr.pid {
+			tr.t.Errorf("event by thread %d names process %d, want %d", ev.PID, ev.Process, tr.pid)
+		}
+		ev.Process = 0 // checked: the callers compare the rest
 		return ev
 	case <-time.After(deadline):
 		tr.fatalf("no event in %v", deadline)
@@ -1204,6 +1209,7 @@ func TestServerForkedChild(t *testing.T) {
 	if pid == tr.proc.Pid {
 		t.Fatalf("fork did not make a new process")
 	}
+	tr.pid = pid
 	tr.tid, _ = strconv.Atoi(f[1])
 	fd = tr.expectFD()
 	tr.expectLine("bind 0")

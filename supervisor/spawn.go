@@ -326,13 +326,17 @@ func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
 	)
 	srv := legacy.NewServer(notify, held, s.log, func(ev legacy.Event) {
 		h := held[ev.Socket]
+		pid := ev.Process // the caller's process; its thread is ev.PID
+		if pid == 0 {
+			pid = ev.PID
+		}
 		switch {
 		case ev.Adopted:
-			s.log.Info("socket adopted", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
+			s.log.Info("socket adopted", KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
 		case ev.Listen:
-			s.log.Debug("listen answered", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "socket", names[ev.Socket])
+			s.log.Debug("listen answered", KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "socket", names[ev.Socket])
 		default:
-			s.log.Info("bind redirected", KeyGen, num, KeyPID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
+			s.log.Info("bind redirected", KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
 		}
 		if (ev.Listen || !h.Stream) && !seen[ev.Socket] {
 			seen[ev.Socket] = true

@@ -22,6 +22,7 @@ import (
 const (
 	KeyGen     = "gen"
 	KeyPID     = "pid"
+	KeyTID     = "tid" // a thread of the process KeyPID names
 	KeyOldGen  = "old_gen"
 	KeyOldPID  = "old_pid"
 	KeyStatus  = "status"

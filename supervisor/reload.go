@@ -194,6 +194,8 @@ func (s *Supervisor) startNew() {
 		// restart (finishTx schedules another if it fails).
 		s.restartT.Stop()
 		s.restartT = nil
+		// (If it fired already, its event is stale: evRestart ignores it.)
+		s.log.Debug("pending restart cancelled: the reload starts the next generation", KeyGen, s.nextGen+1)
 	}
 	g, err := s.spawn()
 	if err != nil {

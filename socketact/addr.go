@@ -178,6 +178,9 @@ type Spec struct {
 	// the listener's fd number until a program's own bound socket is put on
 	// it (see Listener.Pending).
 	Adopt bool
+	// hostIP is Address.Host resolved ahead by ResolveHosts; invalid: a
+	// host name is resolved when the socket is opened.
+	hostIP netip.Addr
 }
 
 // FDName returns the name to put in LISTEN_FDNAMES.

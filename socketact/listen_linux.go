@@ -193,7 +193,38 @@ func (sp Spec) Sockaddr() (family int, sa unix.Sockaddr, err error) {
 	if sp.Address.IsUnix() {
 		return unix.AF_UNIX, &unix.SockaddrUnix{Name: sp.Address.Path}, nil
 	}
-	return inetSockaddr(sp.Address)
+	a := sp.Address
+	if sp.hostIP.IsValid() {
+		a.Host = sp.hostIP.String()
+	}
+	return inetSockaddr(a)
+}
+
+// ResolveHosts looks up the host names of specs now, so that opening their
+// sockets later does no lookup: the supervisor opens a new configuration's
+// sockets on its own goroutine, which a slow name server must not stall.
+// An IP literal or an unspecified host needs no lookup. A failure names
+// where[i] (when given) and the address, as the socket's opening would.
+func ResolveHosts(specs []Spec, where []string) error {
+	for i := range specs {
+		a := specs[i].Address
+		if a.IsUnix() || isUnspecified(a.Host) {
+			continue
+		}
+		if _, err := netip.ParseAddr(a.Host); err == nil {
+			continue
+		}
+		ip, err := resolve(a)
+		if err != nil {
+			err = fmt.Errorf("listen %s: %w", a, err)
+			if i < len(where) && where[i] != "" {
+				err = fmt.Errorf("%s: %w", where[i], err)
+			}
+			return err
+		}
+		specs[i].hostIP = ip
+	}
+	return nil
 }
 
 // Pending reports whether l is an adopt-mode socket that no program has

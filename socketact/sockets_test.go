@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -348,5 +349,39 @@ func TestSocketsNoSpecs(t *testing.T) {
 	}
 	if len(set.Left) != 1 || set.Left[0] != held[0] || len(set.Opened) != 0 || len(set.Unclaimed) != 0 {
 		t.Errorf("left %v, opened %v, unclaimed %v", set.Left, set.Opened, set.Unclaimed)
+	}
+}
+
+// TestResolveHostsAhead: ResolveHosts looks a host name up once, and the
+// socket is then bound to that address without another lookup (the
+// supervisor opens a new configuration's sockets on its own goroutine).
+func TestResolveHostsAhead(t *testing.T) {
+	specs := []Spec{
+		{Address: Address{Network: TCP4, Host: "localhost", Port: 0}},
+		{Address: Address{Network: TCP, Host: "127.0.0.1", Port: 0}},
+		{Address: Address{Network: Unix, Path: filepath.Join(t.TempDir(), "s")}},
+	}
+	if err := ResolveHosts(specs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ip := specs[0].hostIP; ip.Unmap() != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("localhost resolved to %v", ip)
+	}
+	if specs[1].hostIP.IsValid() || specs[2].hostIP.IsValid() {
+		t.Fatal("an IP literal or a unix path was looked up")
+	}
+	// The name is not looked up again: a host that no longer resolves
+	// binds all the same, to the address found ahead.
+	sp := specs[0]
+	sp.Address.Host = "hupd-no-such-host.invalid"
+	_, sa, err := sp.Sockaddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in4, ok := sa.(*unix.SockaddrInet4); !ok || in4.Addr != [4]byte{127, 0, 0, 1} {
+		t.Fatalf("bound to %+v, want 127.0.0.1", sa)
+	}
+	if !sp.SameSocket(Spec{Address: sp.Address}) {
+		t.Fatal("the address found ahead changed which socket the spec names")
 	}
 }

@@ -95,6 +95,11 @@ func (s *Supervisor) Apply(ctx context.Context, u Update) (ApplyResult, error) {
 	if err := u.Options.Validate(); err != nil {
 		return ApplyResult{}, err
 	}
+	// Host names are looked up here, not on Run's goroutine.
+	u.Listen = slices.Clone(u.Listen)
+	if err := socketact.ResolveHosts(u.Listen, u.ListenWhere); err != nil {
+		return ApplyResult{}, err
+	}
 	reply := make(chan applyReply, 1)
 	select {
 	case s.reqs <- request{apply: &applyRequest{Update: u, reply: reply}}:

@@ -67,6 +67,9 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if err != nil {
 		return 1, fmt.Errorf("upgrade: %w", err)
 	}
+	// goBack hands an upgrade's generations back to the previous binary
+	// when this image cannot take them over.
+	goBack := func(why error, drop func()) (int, error) { return rollback(up, why, log, drop, setup.Thread) }
 	opts := r.Options
 	explicit := opts.Control != ""
 	defaults(&opts)
@@ -75,7 +78,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	rt, err := runtimeDir(up, opts, explicit, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log, nil)
+			return goBack(err, nil)
 		}
 		return 1, err
 	}
@@ -93,10 +96,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		gc := debug.SetGCPercent(-1)
 		gcBack = func() { debug.SetGCPercent(gc) }
 		if failTakeOver != "" {
-			return rollback(up, errors.New(failTakeOver), log, nil)
+			return goBack(errors.New(failTakeOver), nil)
 		}
 		if ls, others, err = takeOverSockets(up, r); err != nil {
-			return rollback(up, err, log, nil)
+			return goBack(err, nil)
 		}
 		if store != nil {
 			// The previous image stored them: nothing is sent again.
@@ -109,7 +112,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	hs, err := openHealth(r.Health, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log, nil)
+			return goBack(err, nil)
 		}
 		socketact.CloseAll(ls)
 		return 1, err
@@ -120,7 +123,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	rc, err := newReconf(r, setup.Load, log, setup.Level)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log, nil)
+			return goBack(err, nil)
 		}
 		socketact.CloseAll(ls)
 		return 1, err
@@ -209,7 +212,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	sup, err := supervisor.New(opts, ls, reaper, log)
 	if err != nil {
 		if up != nil {
-			return rollback(up, err, log, dropSentinel)
+			return goBack(err, dropSentinel)
 		}
 		return 1, err
 	}
@@ -224,7 +227,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	}
 	if up != nil {
 		if err := sup.Resume(up, others, exits); err != nil {
-			return rollback(up, err, log, dropSentinel)
+			return goBack(err, dropSentinel)
 		}
 		log.Info("upgraded: generations taken over", "generations", len(up.Gens), "upgrades", up.Upgrades)
 	}
@@ -260,7 +263,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if err != nil {
 		err = fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
 		if up != nil {
-			return rollback(up, err, log, dropSentinel)
+			return goBack(err, dropSentinel)
 		}
 		return 1, err
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/hupd/hupd/config"
-	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 )
@@ -58,7 +57,7 @@ var failTakeOver string
 // this one failed to take over (why). It returns only if that fails too:
 // then hupd exits, and its children with it. drop, if not nil, lets go of
 // a sentinel this image started, which that binary does not know.
-func rollback(up *supervisor.Upgrade, why error, log *slog.Logger, drop func()) (int, error) {
+func rollback(up *supervisor.Upgrade, why error, log *slog.Logger, drop func(), thread func(func())) (int, error) {
 	if up.RolledBack() {
 		// The previous binary cannot take its own state back either: do
 		// not go round in circles.
@@ -69,7 +68,12 @@ func rollback(up *supervisor.Upgrade, why error, log *slog.Logger, drop func()) 
 		drop()
 	}
 	var err error
-	// From the thread the children were forked from (see mainthread).
-	mainthread.Do(func() { err = up.Rollback(os.Args) })
+	// From the thread the children were forked from (Setup.Thread).
+	back := func() { err = up.Rollback(os.Args) }
+	if thread != nil {
+		thread(back)
+	} else {
+		back()
+	}
 	return 1, fmt.Errorf("upgrade: cannot take over (%v), and cannot go back: %w", why, err)
 }

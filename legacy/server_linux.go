@@ -13,6 +13,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -249,12 +250,14 @@ func (s *Server) bind(n *notif) result {
 	}
 	if fam, err := unix.GetsockoptInt(theirs, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && fam != h.Family && !s.warned[i] {
 		s.warned[i] = true
-		hint := "it sees IPv4 peers as ::ffff:a.b.c.d; listen on a tcp4:// or udp4:// address to give it an IPv4 socket"
-		if h.Family == unix.AF_INET {
-			hint = "it gets IPv4 clients only; listen on tcp:// or udp:// (dual stack) to give it an IPv6 socket"
+		msg := logev.BindOtherFamily
+		switch {
+		case fam == unix.AF_INET && h.Family == unix.AF_INET6:
+			msg = logev.BindIPv4GetsIPv6
+		case fam == unix.AF_INET6 && h.Family == unix.AF_INET:
+			msg = logev.BindIPv6GetsIPv4
 		}
-		s.log.Warn("bind redirection: the program made an "+familyName(fam)+" socket and gets hupd's "+familyName(h.Family)+" one: "+hint,
-			"pid", pid, "address", a.String())
+		s.log.Warn(msg, "pid", pid, "address", a.String(), "family", familyName(fam), "held", familyName(h.Family))
 	}
 	fl, err := unix.FcntlInt(uintptr(theirs), unix.F_GETFL, 0)
 	if err != nil {

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // envChild selects a child mode when the test binary runs as a child.
@@ -334,7 +336,7 @@ func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
 // Listening returns the bound address (URL) of the socket named name.
 func (h *Hupd) Listening(name string) string {
 	h.t.Helper()
-	return h.WaitEvent("listening", 1, func(e Event) bool { return e.Str("name") == name }).Str("address")
+	return h.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == name }).Str("address")
 }
 
 // HostPort strips the scheme from a tcp/udp URL.
@@ -346,7 +348,7 @@ func HostPort(url string) string {
 // ChildPID waits for generation gen to start and returns its PID.
 func (h *Hupd) ChildPID(gen int) int {
 	h.t.Helper()
-	return h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == gen }).Int("pid")
+	return h.WaitEvent(logev.ChildStarted, 1, func(e Event) bool { return e.Int("gen") == gen }).Int("pid")
 }
 
 // Signal sends sig to hupd.

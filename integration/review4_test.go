@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // r4Uid returns the real uid of pid from /proc.
@@ -72,15 +74,15 @@ func TestReview4ReadinessEditDuringStart(t *testing.T) {
 	conf := filepath.Join(dir, "hupd.toml")
 	wtWrite(t, conf, base)
 	h := StartHupd(t, "run", "-c", conf)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	p1 := rvArmed(t, h, 1)
 	rvKill(t, p1, syscall.SIGUSR2) // READY=1: this child speaks sd_notify
-	h.WaitEvent("child ready", 1, swapGen(1))
+	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 
 	reply := rvReload(control)
 	rvArmed(t, h, 2) // never sends READY=1
 	wtWrite(t, conf, base+"ready = \"notify\"\n")
-	if e := h.WaitEvent("configuration applied", 1, nil); e["new_generation"] != false {
+	if e := h.WaitEvent(logev.ConfigApplied, 1, nil); e["new_generation"] != false {
 		t.Fatalf("%v: want the readiness applied in place", e)
 	}
 	res := rvResult(t, reply)
@@ -111,7 +113,7 @@ func TestReview4ReaddDroppedSocket(t *testing.T) {
 	// gen 1 serves on, on both sockets.
 	wtWrite(t, conf, "command = "+wtList(childCmd("exit", "3"))+"\n"+wtHTTP)
 	rcApplied(w, 1, true, 0, 1)
-	if e := w.WaitEvent("reload failed", 1, nil); e.Int("old_pid") != pid1 {
+	if e := w.WaitEvent(logev.ReloadFailed, 1, nil); e.Int("old_pid") != pid1 {
 		t.Fatalf("%v: want the swap from pid %d failed", e, pid1)
 	}
 	if body := fetch(t, "unix", sock, "/"); swapPID(body) != pid1 {
@@ -120,18 +122,18 @@ func TestReview4ReaddDroppedSocket(t *testing.T) {
 
 	// Back to the original: it is applied, on the socket gen 1 holds.
 	wtWrite(t, conf, orig+"# restored\n")
-	if e := w.WaitEvent("configuration applied", 2, nil); e["new_generation"] != true || e.Int("sockets_opened") != 0 {
+	if e := w.WaitEvent(logev.ConfigApplied, 2, nil); e["new_generation"] != true || e.Int("sockets_opened") != 0 {
 		t.Fatalf("%v: want a new generation and no socket opened", e)
 	}
 	pid3 := w.reloaded(2).Int("pid")
 	if r := w.report(pid3); !slices.Equal(r.Names, []string{"http", "admin"}) {
 		t.Fatalf("gen 3: %+v; want LISTEN_FDS=2 named http, admin", r)
 	}
-	w.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("pid") == pid1 })
+	w.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("pid") == pid1 })
 	if body := fetch(t, "unix", sock, "/"); swapPID(body) != pid3 {
 		t.Fatalf("admin answered %q, want pid %d", body, pid3)
 	}
-	if evs := w.Events("socket closed: no longer configured"); len(evs) != 0 {
+	if evs := w.Events(logev.SocketClosed); len(evs) != 0 {
 		t.Fatalf("closed %v, a socket the configuration lists again", evs)
 	}
 	w.stop(sock)
@@ -149,7 +151,7 @@ func TestReview4InPlaceEditAfterFailedSwap(t *testing.T) {
 	failing := "command = " + wtList(childCmd("exit", "3")) + "\n" + wtHTTP
 	wtWrite(t, conf, failing)
 	rcApplied(w, 1, true, 0, 0)
-	w.WaitEvent("reload failed", 1, nil)
+	w.WaitEvent(logev.ReloadFailed, 1, nil)
 	if st := w.status(); st.ConfigHash == st.Hash {
 		t.Fatalf("after the failed swap: serving %s, content %s; want them different", st.ConfigHash, st.Hash)
 	}
@@ -172,18 +174,18 @@ func TestReview4QueuedReloadDuringBackoff(t *testing.T) {
 	wtWrite(t, conf, "command = "+wtList(childCmd("rv-ctl"))+"\n"+wtHTTP+
 		"[reload]\nready = \"notify\"\n[restart]\nmin_delay = \"1s\"\n")
 	h := StartHupd(t, "run", "-c", conf)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	p1 := rvArmed(t, h, 1)
 	rvKill(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, swapGen(1))
+	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	rvKill(t, p1, syscall.SIGUSR1) // crash: gen 2 is its restart
 	p2 := rvArmed(t, h, 2)
 	reply := rvReload(control)
-	h.WaitEvent("reload queued behind the one in progress", 1, nil)
+	h.WaitEvent(logev.ReloadQueued, 1, nil)
 	rvKill(t, p2, syscall.SIGUSR1) // crashes before it is ready
 
 	p3 := rvArmed(t, h, 3)
-	if i, j := swapEventIndex(h, "reload started", 1, nil), swapEventIndex(h, "child started", 1, swapGen(3)); i < 0 || i > j {
+	if i, j := swapEventIndex(h, logev.ReloadStarted, 1, nil), swapEventIndex(h, logev.ChildStarted, 1, swapGen(3)); i < 0 || i > j {
 		t.Fatalf("gen 3 started (log line %d) before the queued reload (line %d): the reload waited for the backoff", j, i)
 	}
 	rvKill(t, p3, syscall.SIGUSR2)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -41,7 +42,7 @@ func rvStart(t *testing.T, extra ...string) (*Hupd, string) {
 	t.Helper()
 	args := append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "notify"}, extra...)
 	h := StartHupd(t, append(append(args, "--"), childCmd("rv-ctl")...)...)
-	return h, h.WaitEvent("control socket", 1, nil).Str("path")
+	return h, h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 }
 
 // rvArmed waits until generation gen's child has its signal handlers and
@@ -105,18 +106,18 @@ func TestReviewServingCrashDuringSwap(t *testing.T) {
 	h, control := rvStart(t)
 	p1 := rvArmed(t, h, 1)
 	rvKill(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 
 	reply := rvReload(control)
 	p2 := rvArmed(t, h, 2)
 	rvKill(t, p1, syscall.SIGUSR1) // the serving generation crashes (exit 3)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	rvKill(t, p2, syscall.SIGUSR2)
 	if r := rvResult(t, reply); !r.OK || r.NewGen != 2 {
 		t.Fatalf("reload: %+v, want gen 2 ready", r)
 	}
 	st := rvStatus(t, control)
-	if ev := h.Events("restarting child"); len(ev) > 0 {
+	if ev := h.Events(logev.RestartingChild); len(ev) > 0 {
 		t.Errorf("a crash restart was scheduled while the reload's new generation was starting: %v", ev)
 	}
 	if len(st.Generations) != 1 || st.Generations[0].Gen != 2 || st.Restarts != 0 {
@@ -125,7 +126,7 @@ func TestReviewServingCrashDuringSwap(t *testing.T) {
 	if code := h.Stop(); code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}
-	if n := len(h.Events("child started")); n != 2 {
+	if n := len(h.Events(logev.ChildStarted)); n != 2 {
 		t.Errorf("%d generations started, want 2", n)
 	}
 }
@@ -137,19 +138,19 @@ func TestReviewServingCrashDuringSwapNewFails(t *testing.T) {
 	h, control := rvStart(t)
 	p1 := rvArmed(t, h, 1)
 	rvKill(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 
 	reply := rvReload(control)
 	p2 := rvArmed(t, h, 2)
 	rvKill(t, p1, syscall.SIGUSR1)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	rvKill(t, p2, syscall.SIGUSR1) // the new one exits before it is ready
 	if r := rvResult(t, reply); r.OK {
 		t.Fatalf("reload: %+v, want failed", r)
 	}
 	p3 := rvArmed(t, h, 3) // the crash restart
 	rvKill(t, p3, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 3 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 3 })
 	rvEndAlone(t, h, control, 3)
 }
 
@@ -159,7 +160,7 @@ func TestReviewServingCrashDuringSwapNewFails(t *testing.T) {
 func TestReviewReloadAfterFirstNotReady(t *testing.T) {
 	h, control := rvStart(t, "--ready-timeout", "300ms")
 	rvArmed(t, h, 1)
-	h.WaitEvent("generation not ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.NotReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 
 	reply := rvReload(control)
 	p2 := rvArmed(t, h, 2)
@@ -167,7 +168,7 @@ func TestReviewReloadAfterFirstNotReady(t *testing.T) {
 	if r := rvResult(t, reply); !r.OK || r.NewGen != 2 {
 		t.Fatalf("reload: %+v, want gen 2 ready", r)
 	}
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	rvEndAlone(t, h, control, 2)
 }
 
@@ -176,9 +177,9 @@ func TestReviewReloadAfterFirstNotReady(t *testing.T) {
 // generation cold instead.
 func TestReviewDeadStandby(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms", "--"}, childCmd("sleep")...)...)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	for i := 1; i <= 10; i++ {
-		sb := h.WaitEvent("standby shim ready", i, nil).Int("pid")
+		sb := h.WaitEvent(logev.StandbyReady, i, nil).Int("pid")
 		rvKill(t, sb, syscall.SIGKILL)
 		r := rvResult(t, rvReload(control))
 		if !r.OK {
@@ -203,9 +204,9 @@ func TestReviewReloadDuringBackoff(t *testing.T) {
 	h, control := rvStart(t, "-c", cfg)
 	p1 := rvArmed(t, h, 1)
 	rvKill(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	rvKill(t, p1, syscall.SIGUSR1)
-	h.WaitEvent("restarting child", 1, nil)
+	h.WaitEvent(logev.RestartingChild, 1, nil)
 	crashed := time.Now()
 
 	reply := rvReload(control)
@@ -230,7 +231,7 @@ func TestReviewStopDoesNotCutDrains(t *testing.T) {
 	}
 	h := StartHupd(t, append([]string{"run", "-c", cfg, "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms",
 		"--stop-timeout", "1s", "--"}, childCmd("ignore-term")...)...)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	// Each child prints "ready PID" once it ignores TERM; "ready" by the
 	// 20ms delay does not mean that yet, and the swap sends gen 1 TERM.
 	h.Stdout.NextWith(t, "ready")
@@ -240,10 +241,10 @@ func TestReviewStopDoesNotCutDrains(t *testing.T) {
 	h.Stdout.NextWith(t, "ready")
 	h.Signal(syscall.SIGTERM)
 	h.Wait()
-	if ev := h.Events("too many generations draining: killing the oldest"); len(ev) != 0 {
+	if ev := h.Events(logev.TooManyDraining); len(ev) != 0 {
 		t.Errorf("a draining generation was killed at once by the stop: %v", ev)
 	}
-	if n := len(h.Events("stop timeout: killing process group")); n != 2 {
+	if n := len(h.Events(logev.StopTimeout)); n != 2 {
 		t.Errorf("%d generations killed at the stop timeout, want both", n)
 	}
 }

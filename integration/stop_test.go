@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"syscall"
 	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 func init() {
@@ -44,11 +46,11 @@ func TestStopRefusesNewConnections(t *testing.T) {
 		"--stop-signal", "USR1", "--"}, childCmd("close-on-stop")...)...)
 	addr := HostPort(h.Listening("http"))
 	child := procReady(t, h)
-	h.WaitEvent("standby shim ready", 1, nil)
+	h.WaitEvent(logev.StandbyReady, 1, nil)
 	h.Signal(syscall.SIGTERM)
 	h.Stdout.NextWith(t, "closed")
 	// The standby shim held the sockets too; discarded, it exits.
-	h.WaitEvent("discarded standby shim exited", 1, nil)
+	h.WaitEvent(logev.StandbyDiscardedExited, 1, nil)
 	conn, err := net.Dial("tcp", addr)
 	if err == nil {
 		conn.Close()

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
@@ -169,7 +170,7 @@ func (s *Server) removeSocket() {
 	var st unix.Stat_t
 	if unix.Lstat(s.path, &st) == nil && st.Dev == s.dev && st.Ino == s.ino && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
 		if err := os.Remove(s.path); err != nil {
-			s.log.Warn("cannot remove control socket", supervisor.KeyPath, s.path, supervisor.KeyError, err)
+			s.log.Warn(logev.ControlRemoveFailed, supervisor.KeyPath, s.path, supervisor.KeyError, err)
 		}
 	}
 }
@@ -208,7 +209,7 @@ func (s *Server) Serve() error {
 			}
 			// Out of fds or memory: back off as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Warn("control socket accept failed", supervisor.KeyPath, s.path, supervisor.KeyError, err, supervisor.KeyDelay, delay)
+			s.log.Warn(logev.ControlAcceptFailed, supervisor.KeyPath, s.path, supervisor.KeyError, err, supervisor.KeyDelay, delay)
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
@@ -297,11 +298,11 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	defer s.untrack(c)
 	cred, err := peerCred(c)
 	if err != nil {
-		s.log.Warn("control connection without credentials", supervisor.KeyError, err)
+		s.log.Warn(logev.ControlNoCredentials, supervisor.KeyError, err)
 		return
 	}
 	if !allowedUID(cred.Uid) {
-		s.log.Warn("control connection refused", supervisor.KeyUID, cred.Uid, supervisor.KeyPID, cred.Pid)
+		s.log.Warn(logev.ControlRefused, supervisor.KeyUID, cred.Uid, supervisor.KeyPID, cred.Pid)
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		writeReply(c, Reply{Error: fmt.Sprintf("permission denied: uid %d is not hupd's user", cred.Uid)})
 		return
@@ -380,7 +381,7 @@ func skipLine(br *bufio.Reader) bool {
 func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	req, timeout, err := parseRequest(line)
 	if err != nil {
-		s.log.Debug("bad control request", supervisor.KeyError, err)
+		s.log.Debug(logev.ControlBadRequest, supervisor.KeyError, err)
 		return errReply(err)
 	}
 	switch req.Cmd {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
 )
@@ -954,7 +955,7 @@ func TestControlRefusesOtherUID(t *testing.T) {
 	if want := "permission denied: uid 65534 is not hupd's user"; res.Reply.OK || res.Reply.Error != want {
 		t.Errorf("reply %+v, want OK=false and %q", *res.Reply, want)
 	}
-	if log := s.log.String(); !strings.Contains(log, "control connection refused") ||
+	if log := s.log.String(); !strings.Contains(log, logev.ControlRefused) ||
 		!strings.Contains(log, "uid=65534") || !strings.Contains(log, "pid=") || !strings.Contains(log, "level=WARN") {
 		t.Errorf("log: %q", log)
 	}

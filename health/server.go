@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -190,7 +191,7 @@ func (s *Server) serve() {
 			}
 			// Out of file descriptors, say: wait, as net/http does.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.opts.Log.Debug("health endpoint: accept failed", supervisor.KeyError, err, supervisor.KeyDelay, backoff)
+			s.opts.Log.Debug(logev.HealthAcceptFailed, supervisor.KeyError, err, supervisor.KeyDelay, backoff)
 			select {
 			case <-time.After(backoff):
 			case <-s.ctx.Done():
@@ -260,7 +261,7 @@ func (s *Server) serveConn(c net.Conn) {
 	)
 	reject := func(code int, why string) {
 		resp = text(code, why)
-		s.opts.Log.Debug("health endpoint: bad request", supervisor.KeyStatus, code, supervisor.KeyReason, why)
+		s.opts.Log.Debug(logev.HealthBadRequest, supervisor.KeyStatus, code, supervisor.KeyReason, why)
 	}
 	switch {
 	case errors.Is(err, errHeadTooLarge):
@@ -271,7 +272,7 @@ func (s *Server) serveConn(c net.Conn) {
 		// Nothing sent, a client gone, or no head within HeaderTimeout:
 		// no answer.
 		if !errors.Is(err, io.EOF) {
-			s.opts.Log.Debug("health endpoint: no request", supervisor.KeyError, err)
+			s.opts.Log.Debug(logev.HealthNoRequest, supervisor.KeyError, err)
 		}
 		return
 	default:
@@ -286,7 +287,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 	c.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := c.Write(resp.appendTo(nil, req.method == "HEAD", time.Now())); err != nil {
-		s.opts.Log.Debug("health endpoint: answer not sent", supervisor.KeyError, err)
+		s.opts.Log.Debug(logev.HealthAnswerNotSent, supervisor.KeyError, err)
 		return
 	}
 	if linger {

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // badListen is two listeners that every TOML case can put before its
@@ -661,7 +663,7 @@ func TestExecSizeEdit(t *testing.T) {
 	w.startReport(1)
 	bad := wtTOML([]string{"-tag", "v2", sent}, append(tables, "[process.env]\nBIG = \""+strings.Repeat("x", 200000)+"\"\n")...)
 	wtWrite(t, conf, bad)
-	e := w.WaitEvent("configuration not applied: the running generation is untouched", 1, nil)
+	e := w.WaitEvent(logev.ConfigNotApplied, 1, nil)
 	want := fmt.Sprintf("%s:%d: process.env.BIG: BIG=VALUE is 200004 bytes: more than one environment string may hold (MAX_ARG_STRLEN, 131072 bytes with its NUL)",
 		conf, strings.Count(bad, "\n"))
 	if e.Str("error") != want {
@@ -686,7 +688,7 @@ func TestExecTooLargeAtSpawn(t *testing.T) {
 	w, _ := wtStartConf(t, t.TempDir(), wtTOML([]string{sent}, wtHTTP, env))
 	pid := w.ChildPID(1)
 	w.startReport(1)
-	standby := w.WaitEvent("standby shim ready", 1, nil).Int("pid")
+	standby := w.WaitEvent(logev.StandbyReady, 1, nil).Int("pid")
 	// 256 KiB of stack allow 128 KiB of arguments and environment, less
 	// than the 200 KB of A and B. The standby shim, already started,
 	// execs the next generation: it gets the lower limit too.

@@ -23,6 +23,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 func init() {
@@ -166,8 +168,8 @@ func ctReadPrefork(t *testing.T, h *Hupd) ctPrefork {
 // ctRequireCgroups skips the test unless hupd can use cgroups here.
 func ctRequireCgroups(t *testing.T, h *Hupd) {
 	t.Helper()
-	h.WaitEvent("child started", 1, nil) // the containment is logged before
-	if evs := h.Events("containment: process groups only"); len(evs) > 0 {
+	h.WaitEvent(logev.ChildStarted, 1, nil) // the containment is logged before
+	if evs := h.Events(logev.ContainmentGroups); len(evs) > 0 {
 		noCgroups(t, "hupd cannot use cgroups here: "+evs[0].Str("reason"))
 	}
 }
@@ -186,7 +188,7 @@ func TestContainPreforkCgroup(t *testing.T) {
 		"--health", "127.0.0.1:0", "--stop-timeout", "5s", "--"}, childCmd("ct-prefork")...)...)
 	ctRequireCgroups(t, h)
 	g1 := ctReadPrefork(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	st := ctStatusOf(t, h, name)
 	if st.Containment == nil || st.Containment.Mode != "cgroup" || st.Containment.Cgroup == "" {
 		t.Fatalf("containment = %+v, want a cgroup", st.Containment)
@@ -215,7 +217,7 @@ func TestContainPreforkCgroup(t *testing.T) {
 		t.Fatalf("reload: %s", out)
 	}
 	g2 := ctReadPrefork(t, h)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	for _, pid := range append(g1.group(), g1.daemon) {
 		waitGone(t, pid)
 	}
@@ -238,9 +240,9 @@ func TestContainStopTimeout(t *testing.T) {
 		childCmd("ct-prefork", "ignore-term")...)...)
 	ctRequireCgroups(t, h)
 	g := ctReadPrefork(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	h.Signal(syscall.SIGTERM)
-	if e := h.WaitEvent("stop timeout: killing process group", 1, nil); e.Str("cgroup") == "" {
+	if e := h.WaitEvent(logev.StopTimeout, 1, nil); e.Str("cgroup") == "" {
 		t.Errorf("the kill names no cgroup: %v", e)
 	}
 	h.Wait()
@@ -258,7 +260,7 @@ func TestContainPreforkFallback(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--name", name, "--cgroup", "off", "--listen", "tcp://127.0.0.1:0",
 		"--ready", "delay:50ms", "--stop-timeout", "5s", "--"}, argv...)...)
 	g1 := ctReadPrefork(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	st := ctStatusOf(t, h, name)
 	if st.Containment == nil || st.Containment.Mode != "process-group" || !strings.Contains(st.Containment.Reason, "off") {
 		t.Fatalf("containment = %+v, want process-group because of off", st.Containment)
@@ -276,7 +278,7 @@ func TestContainPreforkFallback(t *testing.T) {
 		t.Fatalf("reload: %s", out)
 	}
 	g2 := ctReadPrefork(t, h)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	for _, pid := range g1.group() {
 		waitGone(t, pid)
 	}
@@ -331,7 +333,7 @@ func TestContainStaleCgroup(t *testing.T) {
 	go func() { waited <- left.Wait() }()
 
 	h := StartHupd(t, append([]string{"run", "--name", name, "--"}, childCmd("sleep")...)...)
-	e := h.WaitEvent("stale cgroup of a dead hupd removed", 1, nil)
+	e := h.WaitEvent(logev.StaleCgroupRemoved, 1, nil)
 	if e.Str("cgroup") != stale || e.Int("killed") != 1 {
 		t.Errorf("logged %v, want %s with 1 process killed", e, stale)
 	}
@@ -390,7 +392,7 @@ func TestContainUpgrade(t *testing.T) {
 		"--stop-timeout", "5s", "--"}, childCmd("ct-prefork")...)...)
 	ctRequireCgroups(t, h)
 	g1 := ctReadPrefork(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	before := ctStatusOf(t, h, name)
 	if out, code := hupdCtl(t, h, "upgrade", "--name", name); code != 0 {
 		t.Fatalf("upgrade: %s", out)
@@ -431,11 +433,11 @@ func TestContainOtherNamespace(t *testing.T) {
 	ctRequireCgroups(t, host)
 	child := host.ChildPID(1)
 	inner, innerPID, _ := contStart(t, contOpts{}, append([]string{"run", "--name", name, "--"}, childCmd("signals")...)...)
-	inner.WaitEvent("containment: a cgroup per generation", 1, nil) // stale groups were cleaned before
-	inner.Stdout.NextWith(t, "ready")                               // its child takes TERM
+	inner.WaitEvent(logev.ContainmentCgroup, 1, nil) // stale groups were cleaned before
+	inner.Stdout.NextWith(t, "ready")                // its child takes TERM
 	host.Stdout.NextWith(t, "ready")
-	if n := len(inner.Events("stale cgroup of a dead hupd removed")); n != 0 {
-		t.Errorf("the namespaced hupd removed %d groups: %v", n, inner.Events("stale cgroup of a dead hupd removed"))
+	if n := len(inner.Events(logev.StaleCgroupRemoved)); n != 0 {
+		t.Errorf("the namespaced hupd removed %d groups: %v", n, inner.Events(logev.StaleCgroupRemoved))
 	}
 	if err := unix.Kill(child, 0); err != nil {
 		t.Fatalf("the host hupd's child %d: %v", child, err)
@@ -445,7 +447,7 @@ func TestContainOtherNamespace(t *testing.T) {
 	if code := host.Stop(); code != 0 {
 		t.Errorf("host hupd exited %d", code)
 	}
-	if n := len(host.Events("child exited")); n != 1 {
+	if n := len(host.Events(logev.ChildExited)); n != 1 {
 		t.Errorf("host hupd saw %d exits, want 1 (its child, at the stop)", n)
 	}
 }
@@ -464,7 +466,7 @@ func TestContainNoClone3(t *testing.T) {
 	cmd.Args = append([]string{selfBin, hupdBin}, cmd.Args[1:]...)
 	cmd.Env = append(os.Environ(), envChild+"=no-clone3")
 	h := StartHupdCmd(t, cmd)
-	e := h.WaitEvent("containment: process groups only", 1, nil)
+	e := h.WaitEvent(logev.ContainmentGroups, 1, nil)
 	if !strings.Contains(e.Str("reason"), "clone3") {
 		t.Errorf("%v: want the reason to name clone3", e)
 	}
@@ -495,10 +497,10 @@ func TestContainStaleOwnPID(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, pid, _ := contStart(t, contOpts{}, append([]string{"run", "--name", name, "--"}, childCmd("signals")...)...)
-	if e := h.WaitEvent("stale cgroup of a dead hupd removed", 1, nil); e.Str("cgroup") != stale {
+	if e := h.WaitEvent(logev.StaleCgroupRemoved, 1, nil); e.Str("cgroup") != stale {
 		t.Errorf("%v: want %s removed", e, stale)
 	}
-	if e := h.WaitEvent("containment: a cgroup per generation", 1, nil); e.Str("cgroup") != stale {
+	if e := h.WaitEvent(logev.ContainmentCgroup, 1, nil); e.Str("cgroup") != stale {
 		t.Errorf("%v: want the name %s taken again", e, stale)
 	}
 	h.Stdout.NextWith(t, "ready")

@@ -40,6 +40,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 func init() {
@@ -189,7 +191,7 @@ func contStart(t *testing.T, o contOpts, args ...string) (h *Hupd, pid int, pidn
 	cmd := exec.Command("unshare", append(flags, childCmd("cont-entry", entry...)...)...)
 	cmd.Env = append(os.Environ(), o.env...)
 	h = StartHupdCmd(t, cmd)
-	h.WaitEvent("child started", 1, nil) // the exec chain has reached hupd
+	h.WaitEvent(logev.ChildStarted, 1, nil) // the exec chain has reached hupd
 	var kids []int
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", h.Cmd.Process.Pid))
 	for _, f := range tasks {
@@ -456,7 +458,7 @@ func TestContainerPID1Image(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := h.WaitEvent("reaped orphan", 1, func(e Event) bool { return e.Int("pid") == orphan })
+	e := h.WaitEvent(logev.OrphanReaped, 1, func(e Event) bool { return e.Int("pid") == orphan })
 	if e.Str("status") != "exit status 0" {
 		t.Fatalf("reaped orphan %v: want exit status 0", e)
 	}
@@ -466,12 +468,12 @@ func TestContainerPID1Image(t *testing.T) {
 
 	// docker kill -s HUP
 	procKill(t, hupdPID, syscall.SIGHUP)
-	gen2 := h.WaitEvent("reload done", 1, nil).Int("pid")
+	gen2 := h.WaitEvent(logev.ReloadDone, 1, nil).Int("pid")
 	if gen2 != h.ChildPID(2) {
 		t.Fatalf("reload done with pid %d, gen 2 is %d", gen2, h.ChildPID(2))
 	}
 	// Until gen 1 has closed its listener it may still accept.
-	if e := h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 }); e.Str("status") != "exit status 0" {
+	if e := h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 }); e.Str("status") != "exit status 0" {
 		t.Fatalf("gen 1 %v: want it drained, exit status 0", e)
 	}
 	contServedBy(t, contGet(t, hupdPID, url), gen2)
@@ -492,17 +494,17 @@ func TestContainerPID1Image(t *testing.T) {
 	if _, err := fmt.Sscanf(string(out), "reload ok (swap): gen 2 pid %d -> gen 3 pid %d", &old, &gen3); err != nil || old != gen2 || gen3 != h.ChildPID(3) {
 		t.Fatalf("hupd reload said %q (%v): want gen 2 pid %d -> gen 3 pid %d", out, err, gen2, h.ChildPID(3))
 	}
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 2 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 2 })
 	contServedBy(t, contGet(t, hupdPID, url), gen3)
 	contNoZombie(t, pidns)
 
 	// docker stop
 	procKill(t, hupdPID, img.stopSignal)
 	procWait(t, h, 0)
-	if e := h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 3 }); e.Str("status") != "exit status 0" {
+	if e := h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 3 }); e.Str("status") != "exit status 0" {
 		t.Fatalf("gen 3 %v: want a graceful exit 0", e)
 	}
-	procNoEvent(t, h, "stop timeout: killing process group")
+	procNoEvent(t, h, logev.StopTimeout)
 	if left := contMembers(t, pidns); len(left) != 0 {
 		t.Fatalf("processes left in the namespace after hupd exited: %v", left)
 	}
@@ -514,13 +516,13 @@ func TestContainerPID1Image(t *testing.T) {
 func TestContainerPID1ChildKilled(t *testing.T) {
 	h, _, pidns := contStart(t, contOpts{}, "run", "--restart", "never", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
 	child := h.ChildPID(1)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	procKill(t, contHostPID(t, pidns, child), syscall.SIGKILL)
 	procWait(t, h, 128+int(syscall.SIGKILL))
-	if e := h.WaitEvent("child exited", 1, nil); e.Int("pid") != child || e.Str("status") != "killed by signal KILL" {
+	if e := h.WaitEvent(logev.ChildExited, 1, nil); e.Int("pid") != child || e.Str("status") != "killed by signal KILL" {
 		t.Fatalf("child exited %v: want pid %d killed by signal KILL", e, child)
 	}
-	if n := len(h.Events("child started")); n != 1 {
+	if n := len(h.Events(logev.ChildStarted)); n != 1 {
 		t.Fatalf("%d children started, want 1 (--restart never)", n)
 	}
 }
@@ -567,7 +569,7 @@ func TestContainerPrivilegeDropPort80(t *testing.T) {
 		if line := h.Stdout.NextWith(t, "control "); line != "control denied" {
 			t.Fatalf("gen %d on the control socket: %q, want control denied (EACCES)", gen, line)
 		}
-		h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == gen })
+		h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == gen })
 		contServedBy(t, contGet(t, hupdPID, "http://127.0.0.1:80/"), pid)
 		st := contStatus(t, contHostPID(t, pidns, pid))
 		want := map[string]string{
@@ -588,13 +590,13 @@ func TestContainerPrivilegeDropPort80(t *testing.T) {
 	check(1)
 	// The next generation comes from the standby shim, which waits as
 	// root with the sockets and must drop privileges as a cold start does.
-	h.WaitEvent("standby shim ready", 1, nil)
+	h.WaitEvent(logev.StandbyReady, 1, nil)
 	procKill(t, hupdPID, syscall.SIGHUP)
-	h.WaitEvent("reload done", 1, nil)
-	if e := h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == 2 }); e["standby"] != true {
+	h.WaitEvent(logev.ReloadDone, 1, nil)
+	if e := h.WaitEvent(logev.ChildStarted, 1, func(e Event) bool { return e.Int("gen") == 2 }); e["standby"] != true {
 		t.Fatalf("gen 2 started with standby=%v: want the standby shim's path tested", e["standby"])
 	}
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 }) // it may accept until then
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 }) // it may accept until then
 	check(2)
 
 	procKill(t, hupdPID, syscall.SIGTERM)
@@ -769,7 +771,7 @@ func TestContainerKubernetesPod(t *testing.T) {
 	h, hupdPID, _ := contStart(t, contOpts{netns: true, uid: uid, env: []string{tmp}}, args...)
 
 	gen1 := h.ChildPID(1)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	for _, probe := range []string{"/livez", "/readyz"} {
 		if body := contGet(t, hupdPID, "http://127.0.0.1:9901"+probe); strings.TrimSpace(body) != "ok" {
 			t.Fatalf("%s: %q", probe, body)
@@ -783,9 +785,9 @@ func TestContainerKubernetesPod(t *testing.T) {
 
 	// kubectl apply with a new hello.conf: the kubelet swaps ..data.
 	contPublish(t, helloDir, "hello.conf", "greeting v2\n")
-	h.WaitEvent("reload done", 1, nil)
+	h.WaitEvent(logev.ReloadDone, 1, nil)
 	gen2 := h.ChildPID(2)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 }) // it may accept until then
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 }) // it may accept until then
 	body = contGet(t, hupdPID, "http://127.0.0.1:8080/")
 	contServedBy(t, body, gen2)
 	if !strings.Contains(body, "config greeting v2\n") {
@@ -794,13 +796,13 @@ func TestContainerKubernetesPod(t *testing.T) {
 
 	// kubectl apply with a new stop_timeout: applied in place.
 	contPublish(t, hupdDir, "hupd.toml", replaceOnce(t, "hupd.toml", conf, `stop_timeout = "25s"`, `stop_timeout = "20s"`))
-	if e := h.WaitEvent("configuration applied", 1, nil); e["new_generation"] != false {
+	if e := h.WaitEvent(logev.ConfigApplied, 1, nil); e["new_generation"] != false {
 		t.Fatalf("%v: want a timeout applied without a new generation", e)
 	}
-	if n := len(h.Events("watched files changed")); n != 1 {
+	if n := len(h.Events(logev.WatchedFilesChanged)); n != 1 {
 		t.Fatalf("%d watched-file changes, want 1 (hello.conf)", n)
 	}
-	if n := len(h.Events("child started")); n != 2 {
+	if n := len(h.Events(logev.ChildStarted)); n != 2 {
 		t.Fatalf("%d generations started, want 2", n)
 	}
 	if body := contGet(t, hupdPID, "http://127.0.0.1:9901/readyz"); strings.TrimSpace(body) != "ok" {
@@ -809,7 +811,7 @@ func TestContainerKubernetesPod(t *testing.T) {
 
 	procKill(t, hupdPID, syscall.SIGTERM) // the pod is deleted
 	procWait(t, h, 0)
-	procNoEvent(t, h, "stop timeout: killing process group")
+	procNoEvent(t, h, logev.StopTimeout)
 }
 
 // TestPrivilegeDropNeedsCapKill: a root hupd started without CAP_KILL (a

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 func init() {
@@ -374,7 +376,7 @@ func TestSystemdFDStoreKill9(t *testing.T) {
 	// Pdeathsig ends the child and the standby shim: nothing but the
 	// manager holds the sockets now, and nothing accepts.
 	waitGone(t, child1)
-	for _, ev := range h1.Events("standby shim ready") {
+	for _, ev := range h1.Events(logev.StandbyReady) {
 		waitGone(t, ev.Int("pid"))
 	}
 
@@ -407,7 +409,7 @@ func TestSystemdFDStoreKill9(t *testing.T) {
 	}
 	child2 := h2.ChildPID(1)
 	for _, name := range []string{"web", "unknown"} {
-		ev := h2.WaitEvent("listening", 1, func(e Event) bool { return e.Str("name") == name })
+		ev := h2.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == name })
 		if want := map[string]string{"web": web, "unknown": anon}[name]; HostPort(ev.Str("address")) != want || ev["inherited"] != true {
 			t.Errorf("restarted hupd: %v, want %s on %s inherited", ev, name, want)
 		}
@@ -491,7 +493,7 @@ func TestSystemdFDStoreLimit(t *testing.T) {
 	}
 	// Logged before the first generation started, but read from another
 	// pipe than READY=1 came on.
-	const limit = "more sockets than the service manager's fd store keeps (FileDescriptorStoreMax=): these do not outlive hupd"
+	const limit = logev.FDStoreFull
 	h.WaitEvent(limit, 1, nil)
 	h.Sync()
 	warn := h.Events(limit)
@@ -569,11 +571,11 @@ func TestSystemdFDStoreStale(t *testing.T) {
 	if un, ok := sa.(*unix.SockaddrUnix); err != nil || !ok || un.Name != sock {
 		t.Errorf("the store holds %#v (%v) as web, want the unix socket %s", sa, err, sock)
 	}
-	ev := h2.WaitEvent("listening", 1, func(e Event) bool { return e.Str("name") == "web" })
+	ev := h2.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == "web" })
 	if ev.Str("address") != "unix://"+sock || ev["inherited"] != false {
 		t.Errorf("restarted hupd: %v, want web on unix://%s, bound by hupd", ev, sock)
 	}
-	if closed := h2.Events("inherited socket matches no [[listen]]: closed, and removed from the fd store"); len(closed) != 2 {
+	if closed := h2.Events(logev.InheritedClosed); len(closed) != 2 {
 		t.Errorf("%d stale sockets logged, want 2: %v", len(closed), closed)
 	}
 	if body := fetch(t, "unix", sock, "/"); !strings.HasPrefix(body, "pid "+strconv.Itoa(h2.ChildPID(1))+"\nname web\n") {
@@ -610,7 +612,7 @@ func TestSystemdFDStoreUpgrade(t *testing.T) {
 	if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
 		t.Fatalf("hupd upgrade: exit %d: %s", code, out)
 	}
-	h.WaitEvent("upgraded: generations taken over", 1, nil)
+	h.WaitEvent(logev.Upgraded, 1, nil)
 	h.Signal(syscall.SIGHUP)
 	m.next("RELOADING=1")
 	m.next("READY=1")
@@ -626,7 +628,7 @@ func TestSystemdFDStoreUpgrade(t *testing.T) {
 	if !rm.has("FDNAME=b") {
 		t.Errorf("removed %v, want b", rm.lines)
 	}
-	h.WaitEvent("configuration applied", 1, nil)
+	h.WaitEvent(logev.ConfigApplied, 1, nil)
 	m.waitNames("a")
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exit code %d", code)

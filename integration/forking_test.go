@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -211,7 +212,7 @@ func forkServes(t *testing.T, extra []string, pidfile string) {
 	h := StartHupd(t, append(append(args, "--"), prog...)...)
 	addr := HostPort(h.Listening("http"))
 	d1 := forkDaemon(t, h)
-	ready := h.WaitEvent("child ready", 1, swapGen(1))
+	ready := h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	if ready.Int("pid") != d1 {
 		t.Fatalf("generation 1 ready with pid %d, want the daemon %d", ready.Int("pid"), d1)
 	}
@@ -241,7 +242,7 @@ func forkServes(t *testing.T, extra []string, pidfile string) {
 		t.Fatalf("hupd exited %d after a stop, want 0", code)
 	}
 	waitGone(t, d2)
-	if e := h.WaitEvent("child exited", 1, swapGen(2)); e.Int("pid") != d2 || e.Str("status") != "exit status 0" {
+	if e := h.WaitEvent(logev.ChildExited, 1, swapGen(2)); e.Int("pid") != d2 || e.Str("status") != "exit status 0" {
 		t.Fatalf("generation 2 ended as pid %d %q, want the daemon %d, exit status 0", e.Int("pid"), e.Str("status"), d2)
 	}
 }
@@ -277,7 +278,7 @@ func TestForkingKill9(t *testing.T) {
 				childCmd("fork-parent")...)...)
 			sentinelPID(t, h)
 			d := forkDaemon(t, h)
-			h.WaitEvent("child ready", 1, swapGen(1))
+			h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 			if err := h.Cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
@@ -294,7 +295,7 @@ func forkFailedStart(t *testing.T, extra []string, prog ...string) (string, int)
 	args := append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--restart", "never"}, extra...)
 	h := StartHupd(t, append(append(args, "--"), prog...)...)
 	d := forkDaemon(t, h)
-	reason := h.WaitEvent("start failed", 1, nil).Str("reason")
+	reason := h.WaitEvent(logev.StartFailed, 1, nil).Str("reason")
 	code := h.Wait()
 	waitGone(t, d) // nothing of the failed start is left
 	return reason, code
@@ -368,7 +369,7 @@ func TestForkingSeveral(t *testing.T) {
 				append(childCmd("fork-parent"), "-two-if", two)...)...)
 			addr := HostPort(h.Listening("http"))
 			d1 := forkDaemon(t, h)
-			h.WaitEvent("child ready", 1, swapGen(1))
+			h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 			if err := os.WriteFile(two, nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -433,11 +434,11 @@ func TestForkingUpgrade(t *testing.T) {
 				childCmd("fork-parent")...)...)
 			addr := HostPort(h.Listening("http"))
 			d := forkDaemon(t, h)
-			h.WaitEvent("child ready", 1, swapGen(1))
+			h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 			if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
 				t.Fatalf("hupd upgrade: exit %d %q", code, out)
 			}
-			h.WaitEvent("upgraded: generations taken over", 1, nil)
+			h.WaitEvent(logev.Upgraded, 1, nil)
 			if pid := forkStatusPID(t, h, 1); pid != d {
 				t.Fatalf("after the upgrade status shows pid %d, want the daemon %d", pid, d)
 			}
@@ -448,7 +449,7 @@ func TestForkingUpgrade(t *testing.T) {
 				t.Fatalf("hupd exited %d after a stop, want 0", code)
 			}
 			waitGone(t, d)
-			if e := h.WaitEvent("child exited", 1, swapGen(1)); e.Int("pid") != d || e.Str("status") != "exit status 0" {
+			if e := h.WaitEvent(logev.ChildExited, 1, swapGen(1)); e.Int("pid") != d || e.Str("status") != "exit status 0" {
 				t.Fatalf("generation 1 ended as pid %d %q, want the daemon %d, exit status 0", e.Int("pid"), e.Str("status"), d)
 			}
 		})
@@ -468,13 +469,13 @@ func TestForkingLegacyRedirect(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://" + addr, "--legacy", "redirect", "--forking", "--"},
 		append(childCmd("fork-parent"), "-bind", addr)...)...)
 	d := forkDaemon(t, h)
-	if e := h.WaitEvent("bind redirected", 1, nil); e.Int("pid") != d {
+	if e := h.WaitEvent(logev.BindRedirected, 1, nil); e.Int("pid") != d {
 		t.Fatalf("bind redirected for pid %d, want the daemon %d", e.Int("pid"), d)
 	}
-	h.WaitEvent("child ready", 1, swapGen(1))
+	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	_, bodies := swapsUnderLoad(t, h, "tcp", addr, 1, func(b string) bool { return strings.HasPrefix(b, "pid ") })
 	d2 := forkDaemon(t, h)
-	if e := h.WaitEvent("bind redirected", 2, nil); e.Int("pid") != d2 {
+	if e := h.WaitEvent(logev.BindRedirected, 2, nil); e.Int("pid") != d2 {
 		t.Fatalf("second bind redirected for pid %d, want the new daemon %d", e.Int("pid"), d2)
 	}
 	if !bodies[fmt.Sprintf("pid %d", d)] && !bodies[fmt.Sprintf("pid %d", d2)] {
@@ -497,7 +498,7 @@ func TestForkingReadyNotify(t *testing.T) {
 			h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--forking", "--cgroup", cg, "--ready", "notify", "--"},
 				append(childCmd("fork-parent"), "-notify")...)...)
 			d := forkDaemon(t, h)
-			if e := h.WaitEvent("child ready", 1, swapGen(1)); e.Int("pid") != d || e.Str("ready") != "READY=1" {
+			if e := h.WaitEvent(logev.ChildReady, 1, swapGen(1)); e.Int("pid") != d || e.Str("ready") != "READY=1" {
 				t.Fatalf("ready: pid %d by %q, want the daemon %d by READY=1", e.Int("pid"), e.Str("ready"), d)
 			}
 			if code := h.Stop(); code != 0 {
@@ -510,12 +511,12 @@ func TestForkingReadyNotify(t *testing.T) {
 		h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--forking", "--ready", "notify",
 			"--ready-timeout", "1s", "--restart", "never", "--"}, childCmd("fork-parent")...)...)
 		d := forkDaemon(t, h)
-		h.WaitEvent("first process exited: following the daemon it left", 1, nil)
-		e := h.WaitEvent("generation not ready", 1, nil)
+		h.WaitEvent(logev.ForkingFollowDaemon, 1, nil)
+		e := h.WaitEvent(logev.NotReady, 1, nil)
 		if !strings.Contains(e.Str("reason"), "not ready within 1s (readiness notify)") {
 			t.Fatalf("not ready: %v", e)
 		}
-		if evs := h.Events("child ready"); len(evs) != 0 {
+		if evs := h.Events(logev.ChildReady); len(evs) != 0 {
 			t.Fatalf("ready without READY=1: %v", evs)
 		}
 		h.Stop()
@@ -533,7 +534,7 @@ func TestForkingNoWait(t *testing.T) {
 	addr := HostPort(h.Listening("http"))
 	d := forkDaemon(t, h)
 	isD := func(e Event) bool { return e.Int("pid") == d }
-	found := []string{"first process exited: following the daemon it left", "main process exited while daemonizing: following the process it left"}
+	found := []string{logev.ForkingFollowDaemon, logev.ForkingFollowDaemonizing}
 	if !h.waitFor("the daemon followed", func() bool {
 		for _, e := range h.events {
 			if (e.Msg() == found[0] || e.Msg() == found[1]) && isD(e) {
@@ -565,16 +566,16 @@ func TestForkingDaemonCrash(t *testing.T) {
 		childCmd("fork-parent")...)...)
 	addr := HostPort(h.Listening("http"))
 	d1 := forkDaemon(t, h)
-	h.WaitEvent("child ready", 1, swapGen(1))
+	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	if err := syscall.Kill(d1, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if e := h.WaitEvent("child exited", 1, swapGen(1)); e.Int("pid") != d1 || e.Str("status") != "killed by signal KILL" {
+	if e := h.WaitEvent(logev.ChildExited, 1, swapGen(1)); e.Int("pid") != d1 || e.Str("status") != "killed by signal KILL" {
 		t.Fatalf("generation 1 ended as %v, want the daemon %d killed", e, d1)
 	}
-	h.WaitEvent("restarting child", 1, nil)
+	h.WaitEvent(logev.RestartingChild, 1, nil)
 	d2 := forkDaemon(t, h)
-	if e := h.WaitEvent("child ready", 1, swapGen(2)); e.Int("pid") != d2 {
+	if e := h.WaitEvent(logev.ChildReady, 1, swapGen(2)); e.Int("pid") != d2 {
 		t.Fatalf("generation 2 ready with pid %d, want the new daemon %d", e.Int("pid"), d2)
 	}
 	if got := forkGet(t, addr); got != fmt.Sprintf("pid %d", d2) {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // TestGunicornSwapReadyByNotify: examples/gunicorn. Debian's gunicorn
@@ -27,7 +29,7 @@ func TestGunicornSwapReadyByNotify(t *testing.T) {
 	app := filepath.Join(root, "examples", "gunicorn", "app.py")
 	h := StartHupdIn(t, root, "examples/gunicorn/hupd.toml")
 	addr := HostPort(h.Listening("http"))
-	if e := h.WaitEvent("child ready", 1, nil); e.Str("ready") != "READY=1" {
+	if e := h.WaitEvent(logev.ChildReady, 1, nil); e.Str("ready") != "READY=1" {
 		t.Fatalf("%v: want gunicorn's own READY=1", e)
 	}
 	n, _ := swapsUnderLoad(t, h, "tcp", addr, 2, func(body string) bool {
@@ -38,11 +40,11 @@ func TestGunicornSwapReadyByNotify(t *testing.T) {
 	// Saving app.py: a swap to a master that imported the new code.
 	// Once the old master has left, only the new one answers.
 	editExample(t, app, `MESSAGE = "hello v1"`, `MESSAGE = "hello v2"`)
-	if e := h.WaitEvent("reload started", 3, nil); !strings.HasPrefix(e.Str("cause"), "changed: ") {
+	if e := h.WaitEvent(logev.ReloadStarted, 3, nil); !strings.HasPrefix(e.Str("cause"), "changed: ") {
 		t.Fatalf("%v: want the reload caused by the edit", e)
 	}
-	h.WaitEvent("reload done", 3, nil)
-	h.WaitEvent("child exited", 1, swapGen(3))
+	h.WaitEvent(logev.ReloadDone, 3, nil)
+	h.WaitEvent(logev.ChildExited, 1, swapGen(3))
 	if body := fetch(t, "tcp", addr, "/"); !strings.HasPrefix(body, fmt.Sprintf("gunicorn master %d ", h.ChildPID(4))) || !strings.HasSuffix(body, ": hello v2\n") {
 		t.Fatalf("after the swap gunicorn answered %q, want hello v2 from master %d", body, h.ChildPID(4))
 	}
@@ -50,7 +52,7 @@ func TestGunicornSwapReadyByNotify(t *testing.T) {
 	// Saving a broken app.py: the new master fails to import it before
 	// READY=1, the reload fails, the old master serves on.
 	editExample(t, app, `MESSAGE = "hello v2"`, `MESSAGE = "hello v3`)
-	if e := h.WaitEvent("reload failed", 1, nil); !strings.Contains(e.Str("reason"), "before it was ready") || !strings.Contains(e.Str("reason"), "SyntaxError") {
+	if e := h.WaitEvent(logev.ReloadFailed, 1, nil); !strings.Contains(e.Str("reason"), "before it was ready") || !strings.Contains(e.Str("reason"), "SyntaxError") {
 		t.Fatalf("%v: want the reload failed by the new master's SyntaxError", e)
 	}
 	if body := fetch(t, "tcp", addr, "/"); !strings.HasSuffix(body, ": hello v2\n") {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // TestHandoffDialects: besides LISTEN_FDS, the child gets the variables
@@ -42,7 +44,7 @@ func TestHandoffDialects(t *testing.T) {
 			t.Errorf("gen %d: args %q, want %q", gen, ce.Args, want)
 		}
 		if gen == 1 {
-			h.WaitEvent("child ready", 1, nil)
+			h.WaitEvent(logev.ChildReady, 1, nil)
 			h.Signal(syscall.SIGHUP)
 		}
 	}
@@ -78,12 +80,12 @@ func TestHandoffPerSocket(t *testing.T) {
 		"LISTEN_FDS": "2", "LISTEN_FDNAMES": "http:admin", "LISTEN_PID": strconv.Itoa(ce1.PID),
 		"NGINX": "3;", "EINHORN_FD_COUNT": "1", "EINHORN_FD_0": "3",
 	})
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 
 	// The dialects move: server-starter for http, nginx and einhorn for
 	// admin (fd 4).
 	wtWrite(t, conf, toml(`env = ["server-starter"]`, `env = ["nginx", "einhorn"]`))
-	if e := h.WaitEvent("configuration applied", 1, nil); e["new_generation"] != true || e.Int("sockets_opened") != 0 || e.Int("sockets_dropped") != 0 {
+	if e := h.WaitEvent(logev.ConfigApplied, 1, nil); e["new_generation"] != true || e.Int("sockets_opened") != 0 || e.Int("sockets_dropped") != 0 {
 		t.Fatalf("%v: want a new generation on the same sockets", e)
 	}
 	ce2 := readChildEnv(h)
@@ -98,19 +100,19 @@ func TestHandoffPerSocket(t *testing.T) {
 	if !slices.Equal(ce2.ListenerKind, ce1.ListenerKind) || len(ce1.ListenerKind) != 2 {
 		t.Fatalf("gen 2 got sockets %q, gen 1 %q: want the same two", ce2.ListenerKind, ce1.ListenerKind)
 	}
-	if n := len(h.Events("listening")); n != 2 {
+	if n := len(h.Events(logev.Listening)); n != 2 {
 		t.Fatalf("%d sockets opened, want the first two only", n)
 	}
-	if e := h.WaitEvent("reload done", 1, nil); e.Int("pid") != ce2.PID {
+	if e := h.WaitEvent(logev.ReloadDone, 1, nil); e.Int("pid") != ce2.PID {
 		t.Fatalf("%v: want gen 2 (pid %d) serving", e, ce2.PID)
 	}
 
 	// The same dialects in another order: nothing the child sees changes.
 	wtWrite(t, conf, toml(`env = ["server-starter"]`, `env = ["einhorn", "nginx"]`))
-	if e := h.WaitEvent("configuration applied", 2, nil); e["new_generation"] != false {
+	if e := h.WaitEvent(logev.ConfigApplied, 2, nil); e["new_generation"] != false {
 		t.Fatalf("%v: want no new generation", e)
 	}
-	if n := len(h.Events("reload started")); n != 1 {
+	if n := len(h.Events(logev.ReloadStarted)); n != 1 {
 		t.Fatalf("%d reloads started, want 1", n)
 	}
 	h.Stop()

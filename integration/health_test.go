@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // hupd's own health and metrics endpoint (--health, [health]), end to
@@ -35,7 +37,7 @@ func init() {
 // hlAddr returns the health endpoint's address that hupd logged.
 func hlAddr(h *Hupd) string {
 	h.t.Helper()
-	return h.WaitEvent("health endpoint", 1, nil).Str("address")
+	return h.WaitEvent(logev.HealthEndpoint, 1, nil).Str("address")
 }
 
 // hlClient makes one connection per request: no connection outlives one.
@@ -160,14 +162,14 @@ failures = 1
 	}
 	h := StartHupd(t, "run", "-c", cfg)
 	addr := hlAddr(h)
-	if e := h.WaitEvent("health endpoint", 1, nil); e.Int("failures") != 1 {
+	if e := h.WaitEvent(logev.HealthEndpoint, 1, nil); e.Int("failures") != 1 {
 		t.Fatalf("health endpoint logged %v, want failures=1", e)
 	}
 
 	// The first generation started and is not ready: hupd is alive, not
 	// ready, and the endpoint was there before the child.
 	c1 := ctl.accept(t)
-	hlOrder(t, h, "health endpoint", "child started")
+	hlOrder(t, h, logev.HealthEndpoint, logev.ChildStarted)
 	hlExpect(t, addr, "/readyz", 503, "generation 1 starting: not ready yet\n")
 	hlExpect(t, addr, "/livez", 200, "ok\n")
 	hlExpectMetrics(t, addr, map[string]float64{
@@ -182,7 +184,7 @@ failures = 1
 
 	// A swap: gen 2 ready, gen 1 gone.
 	ok1 := hlSwap(t, h, ctl, 2)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	hlExpect(t, addr, "/readyz", 200, "ok\n")
 	hlExpectMetrics(t, addr, map[string]float64{
 		reloadsSeries("ok", "swap"): 1, reloadsSeries("failed", "swap"): 0,
@@ -287,7 +289,7 @@ func TestHealthReconfig(t *testing.T) {
 	addr := hlAddr(w.Hupd)
 	pid := w.ChildPID(1)
 	w.startReport(1)
-	const warning = "setting takes effect when hupd restarts"
+	const warning = logev.SettingNeedsRestart
 	for i, tc := range []struct {
 		health string
 		warn   []string // setting now→configured, in order

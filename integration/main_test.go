@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // envChild selects a child mode when the test binary runs as a child.
@@ -362,7 +364,7 @@ func (h *Hupd) Sync() {
 	if h.exited() {
 		return
 	}
-	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
+	ctl := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	h.mu.Lock()
 	h.syncs++
 	cmd := fmt.Sprintf("log-barrier-%d", h.syncs)
@@ -382,7 +384,7 @@ func (h *Hupd) Sync() {
 	// False only when hupd exited first: then every line is read.
 	h.waitFor("log barrier "+cmd+" (a debug line)", func() bool {
 		return slices.ContainsFunc(h.events, func(e Event) bool {
-			return e.Msg() == "bad control request" && strings.Contains(e.Str("error"), strconv.Quote(cmd))
+			return e.Msg() == logev.ControlBadRequest && strings.Contains(e.Str("error"), strconv.Quote(cmd))
 		})
 	})
 }
@@ -400,7 +402,7 @@ func (h *Hupd) exited() bool {
 // Listening returns the bound address (URL) of the socket named name.
 func (h *Hupd) Listening(name string) string {
 	h.t.Helper()
-	return h.WaitEvent("listening", 1, func(e Event) bool { return e.Str("name") == name }).Str("address")
+	return h.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == name }).Str("address")
 }
 
 // HostPort strips the scheme from a tcp/udp URL.
@@ -412,7 +414,7 @@ func HostPort(url string) string {
 // ChildPID waits for generation gen to start and returns its PID.
 func (h *Hupd) ChildPID(gen int) int {
 	h.t.Helper()
-	return h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == gen }).Int("pid")
+	return h.WaitEvent(logev.ChildStarted, 1, func(e Event) bool { return e.Int("gen") == gen }).Int("pid")
 }
 
 // Signal sends sig to hupd.

@@ -5,10 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 )
 
@@ -69,7 +69,7 @@ func TestMainPIDFollowed(t *testing.T) {
 	}
 	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("mainpid", fifo)...)...)
 	orig := h.ChildPID(1)
-	newMain := h.WaitEvent("main pid changed", 1, nil).Int("pid")
+	newMain := h.WaitEvent(logev.MainPIDChanged, 1, nil).Int("pid")
 	if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", newMain) {
 		t.Fatalf("new main says %q, hupd says pid %d", line, newMain)
 	}
@@ -78,7 +78,7 @@ func TestMainPIDFollowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close() // the original main process exits
-	e := h.WaitEvent("main process exited: following MAINPID", 1, nil)
+	e := h.WaitEvent(logev.MainExitFollow, 1, nil)
 	if e.Int("old_pid") != orig || e.Int("pid") != newMain {
 		t.Fatalf("followed %d -> %d, want %d -> %d", e.Int("old_pid"), e.Int("pid"), orig, newMain)
 	}
@@ -92,15 +92,15 @@ func TestMainPIDFollowed(t *testing.T) {
 	if line := h.Stdout.NextWith(t, "got"); line != "got TERM" {
 		t.Fatalf("new main got %q at stop, want TERM", line)
 	}
-	for _, e := range h.Events("child exited") {
+	for _, e := range h.Events(logev.ChildExited) {
 		if e.Int("pid") != newMain {
 			t.Errorf("child exited %v: only the new main process should end the generation", e)
 		}
 	}
-	if n := len(h.Events("restarting child")); n != 0 {
+	if n := len(h.Events(logev.RestartingChild)); n != 0 {
 		t.Errorf("%d restarts", n)
 	}
-	if !strings.Contains(h.Log(), `"msg":"child exited"`) {
+	if len(h.Events(logev.ChildExited)) == 0 {
 		t.Error("no exit logged for the new main process")
 	}
 }
@@ -110,7 +110,7 @@ func TestMainPIDFollowed(t *testing.T) {
 // generation's exit behind what it sent) and follow the new main process.
 func TestMainPIDQuickHandover(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("mainpid-quick")...)...)
-	h.WaitEvent("main process exited: following MAINPID", 1, nil)
+	h.WaitEvent(logev.MainExitFollow, 1, nil)
 	line := h.Stdout.NextWith(t, "ready")
 	h.Signal(syscall.SIGUSR1)
 	if got := h.Stdout.NextWith(t, "got"); got != "got USR1" {
@@ -119,7 +119,7 @@ func TestMainPIDQuickHandover(t *testing.T) {
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exit %d", code)
 	}
-	if n := len(h.Events("restarting child")); n != 0 {
+	if n := len(h.Events(logev.RestartingChild)); n != 0 {
 		t.Errorf("%d restarts", n)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // nginxExample copies examples/nginx with config (signal.toml or
@@ -38,7 +40,7 @@ func TestNginxSwapInheritsSockets(t *testing.T) {
 	t.Parallel()
 	root, sock := nginxExample(t, "swap.toml")
 	h := StartHupdIn(t, root, "examples/nginx/swap.toml")
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 
 	n, workers := swapsUnderLoad(t, h, "unix", sock, 3, func(body string) bool { return strings.HasPrefix(body, "config v1, nginx worker ") })
 	if len(workers) < 2 {
@@ -69,7 +71,7 @@ func TestNginxSignalWithCheck(t *testing.T) {
 	root, sock := nginxExample(t, "signal.toml")
 	conf := filepath.Join(root, "examples", "nginx", "nginx.conf")
 	h := StartHupdIn(t, root, "examples/nginx/signal.toml")
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	get := func() string { return fetch(t, "unix", sock, "/") }
 	version := func(body string) string {
 		v, ok := strings.CutPrefix(body, "config ")
@@ -89,10 +91,10 @@ func TestNginxSignalWithCheck(t *testing.T) {
 
 	// Saving nginx.conf: the watch runs the same reload.
 	editExample(t, conf, "config v1", "config v2")
-	if e := h.WaitEvent("reload done", 2, nil); e.Str("strategy") != "signal" {
+	if e := h.WaitEvent(logev.ReloadDone, 2, nil); e.Str("strategy") != "signal" {
 		t.Fatalf("%v: want a signal reload", e)
 	}
-	if e := h.WaitEvent("reload started", 2, nil); !strings.HasPrefix(e.Str("cause"), "changed: ") {
+	if e := h.WaitEvent(logev.ReloadStarted, 2, nil); !strings.HasPrefix(e.Str("cause"), "changed: ") {
 		t.Fatalf("%v: want the reload caused by the edit", e)
 	}
 	// The master starts new workers and asks the old ones to finish: ask
@@ -108,7 +110,7 @@ func TestNginxSignalWithCheck(t *testing.T) {
 	// prefix (-p) and name (-c) it was given.
 	nginxErr := `unknown directive "retrun" in examples/nginx/nginx.conf:`
 	editExample(t, conf, "return 200", "retrun 200")
-	if e := h.WaitEvent("reload failed", 1, nil); !strings.Contains(e.Str("reason"), "check failed") || !strings.Contains(e.Str("reason"), nginxErr) {
+	if e := h.WaitEvent(logev.ReloadFailed, 1, nil); !strings.Contains(e.Str("reason"), "check failed") || !strings.Contains(e.Str("reason"), nginxErr) {
 		t.Fatalf("%v: want the watch's reload refused with nginx's error", e)
 	}
 	out, err := hupdReload(h)
@@ -125,7 +127,7 @@ func TestNginxSignalWithCheck(t *testing.T) {
 	// Counted once hupd is gone, when the test has read its whole log
 	// (nginx serving v2 proves the second HUP was sent, not that its line
 	// has been read).
-	if n := len(h.Events("reload signal sent")); n != 2 {
+	if n := len(h.Events(logev.ReloadSignalSent)); n != 2 {
 		t.Fatalf("HUP sent %d times, want twice (the broken config never reaches nginx)", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -285,7 +286,7 @@ func TestMainPIDRefused(t *testing.T) {
 			if line := h.Stdout.NextWith(t, "got"); line != "got HUP" {
 				t.Fatalf("child got %q, want the reload signal HUP", line)
 			}
-			h.WaitEvent("reload done", 1, nil)
+			h.WaitEvent(logev.ReloadDone, 1, nil)
 			start := time.Now()
 			if code := h.Stop(); code != 0 {
 				t.Fatalf("hupd exit %d", code)
@@ -299,11 +300,11 @@ func TestMainPIDRefused(t *testing.T) {
 			if victim != nil && !processAlive(victim.Process.Pid) {
 				t.Errorf("the unrelated process %d was killed", victim.Process.Pid)
 			}
-			e := h.WaitEvent("main pid refused", 1, nil)
+			e := h.WaitEvent(logev.MainPIDRefused, 1, nil)
 			if e.Int("gen") != 1 || e.Int("sender") != child || strconv.Itoa(e.Int("pid")) != want {
 				t.Errorf("%v: want gen 1, sender %d, pid %s", e, child, want)
 			}
-			if n := len(h.Events("main pid changed")); n != 0 {
+			if n := len(h.Events(logev.MainPIDChanged)); n != 0 {
 				t.Errorf("%d MAINPID accepted", n)
 			}
 		})
@@ -326,7 +327,7 @@ func TestMainPIDMemberFollowed(t *testing.T) {
 			}
 			h := StartHupd(t, append([]string{"run", "--ready", "notify", "--restart", "never", "--"}, childCmd("nt-fork", fifo)...)...)
 			orig := h.ChildPID(1)
-			grand := h.WaitEvent("main pid changed", 1, nil).Int("pid")
+			grand := h.WaitEvent(logev.MainPIDChanged, 1, nil).Int("pid")
 			if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", grand) {
 				t.Fatalf("grandchild says %q, hupd follows %d", line, grand)
 			}
@@ -338,7 +339,7 @@ func TestMainPIDMemberFollowed(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Close() // the child exits
-			e := h.WaitEvent("main process exited: following MAINPID", 1, nil)
+			e := h.WaitEvent(logev.MainExitFollow, 1, nil)
 			if e.Int("old_pid") != orig || e.Int("pid") != grand {
 				t.Fatalf("followed %v, want %d -> %d", e, orig, grand)
 			}
@@ -346,7 +347,7 @@ func TestMainPIDMemberFollowed(t *testing.T) {
 				if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
 					t.Fatalf("hupd upgrade: exit %d: %s", code, out)
 				}
-				h.WaitEvent("upgraded: generations taken over", 1, nil)
+				h.WaitEvent(logev.Upgraded, 1, nil)
 				if pids := genPIDs(statusOf(t, h)); len(pids) != 1 || pids[0] != grand {
 					t.Fatalf("generations %v after the upgrade, want the followed %d", pids, grand)
 				}
@@ -358,7 +359,7 @@ func TestMainPIDMemberFollowed(t *testing.T) {
 			if err := syscall.Kill(grand, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			ex := h.WaitEvent("child exited", 1, nil)
+			ex := h.WaitEvent(logev.ChildExited, 1, nil)
 			if ex.Int("pid") != grand || ex.Str("status") != "killed by signal KILL" {
 				t.Errorf("%v: want pid %d killed by signal KILL", ex, grand)
 			}
@@ -389,18 +390,18 @@ func TestMainPIDHandedOverTwice(t *testing.T) {
 	}
 	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("nt-chain", fifo)...)...)
 	child := h.ChildPID(1)
-	m1 := h.WaitEvent("main pid changed", 1, nil).Int("pid")
+	m1 := h.WaitEvent(logev.MainPIDChanged, 1, nil).Int("pid")
 	release(fifo) // the child exits: M1 is followed
-	if e := h.WaitEvent("main process exited: following MAINPID", 1, nil); e.Int("old_pid") != child || e.Int("pid") != m1 {
+	if e := h.WaitEvent(logev.MainExitFollow, 1, nil); e.Int("old_pid") != child || e.Int("pid") != m1 {
 		t.Fatalf("followed %v, want %d -> %d", e, child, m1)
 	}
 	release(fifo + ".2") // M1 hands over to M2
-	m2 := h.WaitEvent("main pid changed", 2, nil).Int("pid")
+	m2 := h.WaitEvent(logev.MainPIDChanged, 2, nil).Int("pid")
 	if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", m2) {
 		t.Fatalf("M2 says %q, hupd was told %d", line, m2)
 	}
 	release(fifo + ".3") // M1 exits
-	if e := h.WaitEvent("main process exited: following MAINPID", 2, nil); e.Int("old_pid") != m1 || e.Int("pid") != m2 {
+	if e := h.WaitEvent(logev.MainExitFollow, 2, nil); e.Int("old_pid") != m1 || e.Int("pid") != m2 {
 		t.Fatalf("followed %v, want %d -> %d", e, m1, m2)
 	}
 	h.Signal(syscall.SIGUSR1)
@@ -413,7 +414,7 @@ func TestMainPIDHandedOverTwice(t *testing.T) {
 	if line := h.Stdout.NextWith(t, "got"); line != "got TERM" {
 		t.Fatalf("M2 got %q at stop", line)
 	}
-	for _, e := range h.Events("child exited") {
+	for _, e := range h.Events(logev.ChildExited) {
 		if e.Int("pid") != m2 {
 			t.Errorf("%v: only M2 should end the generation", e)
 		}
@@ -426,11 +427,11 @@ func TestMainPIDHandedOverTwice(t *testing.T) {
 func TestMainPIDGoneFallsBack(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--ready", "notify", "--"}, childCmd("nt-handback")...)...)
 	child := h.ChildPID(1)
-	e := h.WaitEvent("main pid changed", 1, nil)
+	e := h.WaitEvent(logev.MainPIDChanged, 1, nil)
 	if err := syscall.Kill(e.Int("pid"), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	h.WaitEvent("main process named by MAINPID exited: the process started is the main process again", 1, nil)
+	h.WaitEvent(logev.MainPIDBack, 1, nil)
 	if line := h.Stdout.NextWith(t, "ready"); line != fmt.Sprintf("ready %d", child) {
 		t.Fatalf("child says %q", line)
 	}
@@ -478,16 +479,16 @@ func TestNotifyForgedReadiness(t *testing.T) {
 
 	// hupd reads the datagram and either refuses it (logged) or takes it:
 	// then gen 2 is ready at once.
-	const refused = "notify from a process outside the generation ignored"
+	const refused = logev.NotifyOutsider
 	h.waitFor("the forged datagram refused or taken", func() bool {
 		for _, e := range h.events {
-			if e.Msg() == refused || e.Msg() == "child ready" && e.Int("gen") == 2 {
+			if e.Msg() == refused || e.Msg() == logev.ChildReady && e.Int("gen") == 2 {
 				return true
 			}
 		}
 		return false
 	})
-	if evs := h.Events("child ready"); len(evs) != 1 {
+	if evs := h.Events(logev.ChildReady); len(evs) != 1 {
 		t.Fatalf("ready events %v: the forged READY=1 made gen 2 ready", evs)
 	}
 	for _, g := range rdStatus(t, h).Generations {
@@ -503,12 +504,12 @@ func TestNotifyForgedReadiness(t *testing.T) {
 	if r.OK || r.code == 0 || !strings.Contains(r.Reason, "not ready within") {
 		t.Fatalf("reload: exit %d, %+v; want a failure at the readiness timeout", r.code, r.ReloadResult)
 	}
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 2 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 2 })
 	st := rdStatus(t, h)
 	if len(st.Generations) != 1 || st.Generations[0].Gen != 1 || st.Generations[0].State != supervisor.StateReady {
 		t.Fatalf("generations %+v: want gen 1 alone, ready", st.Generations)
 	}
-	if evs := h.Events("child ready"); len(evs) != 1 {
+	if evs := h.Events(logev.ChildReady); len(evs) != 1 {
 		t.Fatalf("ready events %v: only gen 1 may be ready", evs)
 	}
 	rdStop(t, h)
@@ -569,7 +570,7 @@ func TestNotifyBarrier(t *testing.T) {
 		}
 	}
 	reload := rdReloadAsync(h)
-	h.WaitEvent("reload started", 1, nil) // hupd's loop now waits for room in the queue
+	h.WaitEvent(logev.ReloadStarted, 1, nil) // hupd's loop now waits for room in the queue
 	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -639,7 +640,7 @@ func TestNotifySystemdNotifyShell(t *testing.T) {
 				if !tc.mainPID {
 					return
 				}
-				e := h.WaitEvent("main pid changed", 1, func(e Event) bool { return e.Int("gen") == gen })
+				e := h.WaitEvent(logev.MainPIDChanged, 1, func(e Event) bool { return e.Int("gen") == gen })
 				if ppid, _ := rdParent(e.Int("pid")); ppid != h.ChildPID(gen) {
 					t.Errorf("gen %d main pid %d has parent %d, want the shell %d", gen, e.Int("pid"), ppid, h.ChildPID(gen))
 				}
@@ -652,8 +653,8 @@ func TestNotifySystemdNotifyShell(t *testing.T) {
 			}
 			rdExpectReady(t, h, 2, "READY=1")
 			checkMain(2)
-			rdNoEvent(t, h, "notify from a process outside the generation ignored")
-			rdNoEvent(t, h, "main pid refused")
+			rdNoEvent(t, h, logev.NotifyOutsider)
+			rdNoEvent(t, h, logev.MainPIDRefused)
 			h.Stop()
 		})
 	}
@@ -694,7 +695,7 @@ func TestNotifyGoneMemberCgroup(t *testing.T) {
 		t.Fatalf("child: %q %v", b, err)
 	}
 	rdExpectReady(t, h, 1, "READY=1")
-	rdNoEvent(t, h, "notify from a process outside the generation ignored")
+	rdNoEvent(t, h, logev.NotifyOutsider)
 	h.Stdout.NextWith(t, "ready") // it takes TERM
 	rdStop(t, h)
 }

@@ -25,6 +25,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 func init() {
@@ -354,7 +356,7 @@ func TestProcessForwardsSignals(t *testing.T) {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	procExpectLine(t, h, "got TERM")
-	if n := len(h.Events("child started")); n != 1 {
+	if n := len(h.Events(logev.ChildStarted)); n != 1 {
 		t.Fatalf("%d children started, want 1", n)
 	}
 }
@@ -383,10 +385,10 @@ func TestProcessGracefulStop(t *testing.T) {
 			t.Fatalf("exit code %d, want 0", code)
 		}
 		procExpectLine(t, h, "got TERM")
-		if e := h.WaitEvent("child exited", 1, nil); e.Int("pid") != pid || e.Str("status") != "exit status 0" {
+		if e := h.WaitEvent(logev.ChildExited, 1, nil); e.Int("pid") != pid || e.Str("status") != "exit status 0" {
 			t.Fatalf("child exited %v: want pid %d exit status 0", e, pid)
 		}
-		procNoEvent(t, h, "stop timeout: killing process group")
+		procNoEvent(t, h, logev.StopTimeout)
 	})
 	t.Run("stop-signal QUIT", func(t *testing.T) {
 		h := StartHupd(t, append([]string{"run", "--stop-signal", "QUIT", "--"}, childCmd("proc-until", "QUIT")...)...)
@@ -395,7 +397,7 @@ func TestProcessGracefulStop(t *testing.T) {
 			t.Fatalf("exit code %d, want 0", code)
 		}
 		procExpectLine(t, h, "got QUIT")
-		procNoEvent(t, h, "stop timeout: killing process group")
+		procNoEvent(t, h, logev.StopTimeout)
 	})
 	t.Run("second stop signal forwarded", func(t *testing.T) {
 		h := StartHupd(t, append([]string{"run", "--"}, childCmd("proc-until", "INT")...)...)
@@ -405,7 +407,7 @@ func TestProcessGracefulStop(t *testing.T) {
 		h.Signal(syscall.SIGINT)
 		procExpectLine(t, h, "got INT") // and leaves on this one
 		procWait(t, h, 0)
-		if n := len(h.Events("stopping")); n != 1 {
+		if n := len(h.Events(logev.Stopping)); n != 1 {
 			t.Fatalf("%d stopping events, want 1", n)
 		}
 	})
@@ -427,11 +429,11 @@ func TestProcessStopTimeoutKillsGroup(t *testing.T) {
 	}
 	start := time.Now()
 	h.Signal(syscall.SIGTERM)
-	e := h.WaitEvent("stop timeout: killing process group", 1, nil)
+	e := h.WaitEvent(logev.StopTimeout, 1, nil)
 	if e.Int("pid") != pid {
 		t.Fatalf("stop timeout event %v: want pid %d", e, pid)
 	}
-	if e := h.WaitEvent("child exited", 1, nil); e.Str("status") != "killed by signal KILL" {
+	if e := h.WaitEvent(logev.ChildExited, 1, nil); e.Str("status") != "killed by signal KILL" {
 		t.Fatalf("child exited %v: want killed by signal KILL", e)
 	}
 	// The grandchild ignores TERM and INT and blocks: only the group
@@ -461,11 +463,11 @@ func TestProcessExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := StartHupd(t, append([]string{"run", "--restart", tc.restart, "--"}, tc.child...)...)
 			procWait(t, h, tc.code)
-			if e := h.WaitEvent("child exited", 1, nil); e.Str("status") != tc.status {
+			if e := h.WaitEvent(logev.ChildExited, 1, nil); e.Str("status") != tc.status {
 				t.Fatalf("child exited %v: want status %q", e, tc.status)
 			}
-			h.WaitEvent("not restarting", 1, nil)
-			if n := len(h.Events("child started")); n != 1 {
+			h.WaitEvent(logev.NotRestarting, 1, nil)
+			if n := len(h.Events(logev.ChildStarted)); n != 1 {
 				t.Fatalf("%d children started, want 1", n)
 			}
 		})
@@ -479,7 +481,7 @@ func procUnshare(t *testing.T, args ...string) (*Hupd, int) {
 	procNeedRoot(t)
 	cmd := exec.Command("unshare", append([]string{"--pid", "--fork", "--mount-proc", hupdBin}, withJSONLog(args)...)...)
 	h := StartHupdCmd(t, cmd)
-	h.WaitEvent("child started", 1, nil) // hupd is running by now
+	h.WaitEvent(logev.ChildStarted, 1, nil) // hupd is running by now
 	var kids []int
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid))
 	for _, f := range tasks {
@@ -548,7 +550,7 @@ func TestProcessPID1ReapsAndTearsDown(t *testing.T) {
 	procKill(t, hupdPID, syscall.SIGUSR1) // to hupd, not unshare
 	h.Stdout.NextWith(t, "released")
 	for _, p := range orphans {
-		e := h.WaitEvent("reaped orphan", 1, func(e Event) bool { return e.Int("pid") == p })
+		e := h.WaitEvent(logev.OrphanReaped, 1, func(e Event) bool { return e.Int("pid") == p })
 		if e.Str("status") != "exit status 7" {
 			t.Fatalf("reaped orphan %v: want exit status 7", e)
 		}
@@ -670,7 +672,7 @@ func TestProcessSubreaper(t *testing.T) {
 		t.Fatalf("orphan %d: parent %d (found %v), want hupd %d", orphan, st.ppid, ok, h.Cmd.Process.Pid)
 	}
 	h.Signal(syscall.SIGUSR1)
-	e := h.WaitEvent("reaped orphan", 1, func(e Event) bool { return e.Int("pid") == orphan })
+	e := h.WaitEvent(logev.OrphanReaped, 1, func(e Event) bool { return e.Int("pid") == orphan })
 	if e.Str("status") != "exit status 7" || e.Str("level") != "DEBUG" {
 		t.Fatalf("reaped orphan %v: want exit status 7 at DEBUG", e)
 	}
@@ -707,7 +709,7 @@ func TestProcessCrashBackoff(t *testing.T) {
 		if err := syscall.Kill(h.ChildPID(gen), syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		e := h.WaitEvent("restarting child", gen, nil)
+		e := h.WaitEvent(logev.RestartingChild, gen, nil)
 		if e.Int("gen") != gen+1 || time.Duration(e.Int("delay")) != want || e.Int("attempt") != gen {
 			t.Fatalf("crash %d: %v, want gen %d delay %s attempt %d", gen, e, gen+1, want, gen)
 		}
@@ -720,7 +722,7 @@ func TestProcessCrashBackoff(t *testing.T) {
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	e := h.WaitEvent("restarting child", 6, nil)
+	e := h.WaitEvent(logev.RestartingChild, 6, nil)
 	if e.Int("gen") != 7 || time.Duration(e.Int("delay")) != 50*ms || e.Int("attempt") != 1 {
 		t.Fatalf("crash after a long run: %v, want gen 7 delay 50ms attempt 1", e)
 	}
@@ -742,7 +744,7 @@ func TestProcessCrashKeepsConnections(t *testing.T) {
 	if err := syscall.Kill(pid1, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	h.WaitEvent("restarting child", 1, nil) // the child is gone, the backoff runs
+	h.WaitEvent(logev.RestartingChild, 1, nil) // the child is gone, the backoff runs
 	var conns []net.Conn
 	for i := range 5 {
 		c, err := net.DialTimeout("tcp", addr, deadline)
@@ -757,7 +759,7 @@ func TestProcessCrashKeepsConnections(t *testing.T) {
 		conns = append(conns, c)
 	}
 	h.Sync()
-	if n := len(h.Events("child started")); n != 1 {
+	if n := len(h.Events(logev.ChildStarted)); n != 1 {
 		t.Fatalf("generation 2 started before the connections were made (1s backoff): the test proves nothing")
 	}
 	pid2 := h.ChildPID(2)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
 )
@@ -339,7 +340,7 @@ func (rc *rdConn) do(cmd, want string) string {
 // rdControlPath returns the control socket hupd logged.
 func rdControlPath(h *Hupd) string {
 	h.t.Helper()
-	return h.WaitEvent("control socket", 1, nil).Str("path")
+	return h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 }
 
 // rdCommand runs a short hupd command (reload, status) and waits for it;
@@ -442,7 +443,7 @@ func rdStatus(t *testing.T, h *Hupd) supervisor.Status {
 // rdReady waits for generation gen's "child ready" event.
 func rdReady(h *Hupd, gen int) Event {
 	h.t.Helper()
-	return h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == gen })
+	return h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == gen })
 }
 
 // rdExpectReady waits for gen's "child ready" and checks how it was judged.
@@ -515,7 +516,7 @@ func TestReadyNotify(t *testing.T) {
 	// Until the old generation has closed its listener it may still accept
 	// a new connection, rightly: wait until it is gone (its STOPPING=1 may
 	// be overtaken by its exit, so that is no handshake to wait for).
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	if body := fetch(t, "tcp", addr, "/"); !strings.HasPrefix(body, fmt.Sprintf("pid %d\n", r.NewPID)) {
 		t.Fatalf("after the reload the server says %q, want pid %d", body, r.NewPID)
 	}
@@ -536,7 +537,7 @@ func TestReadyDelay(t *testing.T) {
 	if time.Duration(r.ReadyAfter) < 300*time.Millisecond {
 		t.Fatalf("ready_after %s, want at least the 300ms delay", time.Duration(r.ReadyAfter))
 	}
-	rdNoEvent(t, h, "no sd_notify from the child: judging it ready by being alive") // that is auto's
+	rdNoEvent(t, h, logev.ReadyByAlive) // that is auto's
 	rdStop(t, h)
 }
 
@@ -573,7 +574,7 @@ func TestReadyExec(t *testing.T) {
 			t.Fatalf("probe said %q", line)
 		}
 		h.Sync()
-		if evs := h.Events("child ready"); len(evs) >= gen {
+		if evs := h.Events(logev.ChildReady); len(evs) >= gen {
 			t.Fatalf("gen %d ready before its probe succeeded: %v", gen, evs)
 		}
 		writeFile(t, dir, "marker", "")
@@ -605,7 +606,7 @@ func TestReadyAuto(t *testing.T) {
 		r := rdReloadOK(t, h, supervisor.StrategySwap)
 		rdExpectSwap(t, h, r)
 		rdExpectReady(t, h, 2, "READY=1")
-		rdNoEvent(t, h, "no sd_notify from the child: judging it ready by being alive")
+		rdNoEvent(t, h, logev.ReadyByAlive)
 		rdStop(t, h)
 	})
 	t.Run("silent", func(t *testing.T) {
@@ -616,7 +617,7 @@ func TestReadyAuto(t *testing.T) {
 			if gen == 2 {
 				reload = rdReloadAsync(h)
 			}
-			e := h.WaitEvent("no sd_notify from the child: judging it ready by being alive", gen, nil)
+			e := h.WaitEvent(logev.ReadyByAlive, gen, nil)
 			if e.Int("gen") != gen || time.Duration(e.Int("after")) != supervisor.DefaultAutoDelay {
 				t.Fatalf("%v: want gen %d after %s", e, gen, supervisor.DefaultAutoDelay)
 			}
@@ -654,7 +655,7 @@ func TestNotifyForeignSenderIgnored(t *testing.T) {
 	if err := rdNotifyTo(c2.notify, "READY=1"); err != nil {
 		t.Fatal(err)
 	}
-	e := h.WaitEvent("notify from a process outside the generation ignored", 1, nil)
+	e := h.WaitEvent(logev.NotifyOutsider, 1, nil)
 	if e.Int("gen") != 2 || e.Int("sender") != os.Getpid() {
 		t.Fatalf("%v: want gen 2, sender %d (this test)", e, os.Getpid())
 	}
@@ -662,10 +663,10 @@ func TestNotifyForeignSenderIgnored(t *testing.T) {
 	// this one, its "child ready" would be logged by now (and read, after
 	// the barrier).
 	h.Sync()
-	if evs := h.Events("child ready"); len(evs) != 1 {
+	if evs := h.Events(logev.ChildReady); len(evs) != 1 {
 		t.Fatalf("a foreign READY=1 made a generation ready: %v", evs)
 	}
-	rdNoEvent(t, h, "reload done")
+	rdNoEvent(t, h, logev.ReloadDone)
 
 	line := c2.do("helper READY=1", "ok sent ")
 	sender, _ := strconv.Atoi(strings.TrimPrefix(line, "ok sent "))
@@ -681,7 +682,7 @@ func TestNotifyForeignSenderIgnored(t *testing.T) {
 	}
 	rdExpectSwap(t, h, r)
 	rdExpectReady(t, h, 2, "READY=1")
-	if n := len(h.Events("notify from a process outside the generation ignored")); n != 1 {
+	if n := len(h.Events(logev.NotifyOutsider)); n != 1 {
 		t.Fatalf("%d datagrams ignored, want only the test's", n)
 	}
 	rdStop(t, h)
@@ -719,7 +720,7 @@ func TestNotifyExtendTimeout(t *testing.T) {
 			reload = rdReloadAsync(h)
 		}
 		c := ctl.accept(t)
-		e := h.WaitEvent("readiness timeout extended", 1, func(e Event) bool { return e.Int("gen") == gen })
+		e := h.WaitEvent(logev.ReadyTimeoutExtended, 1, func(e Event) bool { return e.Int("gen") == gen })
 		if time.Duration(e.Int("timeout")) != 5*time.Second {
 			t.Fatalf("%v: want the timeout extended by 5s", e)
 		}
@@ -733,7 +734,7 @@ func TestNotifyExtendTimeout(t *testing.T) {
 		t.Fatalf("reload: exit %d, %+v, stderr %q", r.code, r.ReloadResult, r.stderr)
 	}
 	rdExpectSwap(t, h, r)
-	rdNoEvent(t, h, "generation not ready")
+	rdNoEvent(t, h, logev.NotReady)
 	rdStop(t, h)
 }
 
@@ -750,13 +751,13 @@ func TestWatchdogKillsSilentChild(t *testing.T) {
 	c1 := ctl.accept(t)
 	rdExpectReady(t, h, 1, "READY=1")
 	c1.expect("ping 40")
-	rdNoEvent(t, h, "watchdog timeout: killing generation")
+	rdNoEvent(t, h, logev.WatchdogTimeout)
 	c1.do("stop", "stopped")
-	e := h.WaitEvent("watchdog timeout: killing generation", 1, nil)
+	e := h.WaitEvent(logev.WatchdogTimeout, 1, nil)
 	if e.Int("gen") != 1 || e.Int("pid") != c1.pid || time.Duration(e.Int("timeout")) != 1500*time.Millisecond {
 		t.Fatalf("%v: want gen 1 pid %d, timeout 1.5s", e, c1.pid)
 	}
-	if e := h.WaitEvent("child exited", 1, nil); e.Int("gen") != 1 || e.Str("status") != "killed by signal KILL" {
+	if e := h.WaitEvent(logev.ChildExited, 1, nil); e.Int("gen") != 1 || e.Str("status") != "killed by signal KILL" {
 		t.Fatalf("%v: want gen 1 killed by signal KILL", e)
 	}
 	waitGone(t, c1.pid)
@@ -764,7 +765,7 @@ func TestWatchdogKillsSilentChild(t *testing.T) {
 	if c2.pid != h.ChildPID(2) {
 		t.Fatalf("gen 2 is pid %d, child says %d", h.ChildPID(2), c2.pid)
 	}
-	if e := h.WaitEvent("restarting child", 1, nil); e.Int("gen") != 2 {
+	if e := h.WaitEvent(logev.RestartingChild, 1, nil); e.Int("gen") != 2 {
 		t.Fatalf("%v: want a restart as gen 2", e)
 	}
 	rdExpectReady(t, h, 2, "READY=1")
@@ -799,10 +800,10 @@ func TestSignalStrategy(t *testing.T) {
 				t.Fatalf("after the reload: body %q, want pid %d with config %s", body, pid, content)
 			}
 		}
-		if n := len(h.Events("child started")); n != 1 {
+		if n := len(h.Events(logev.ChildStarted)); n != 1 {
 			t.Fatalf("%d children started, want 1", n)
 		}
-		rdNoEvent(t, h, "reload failed")
+		rdNoEvent(t, h, logev.ReloadFailed)
 		rdStop(t, h)
 	})
 
@@ -855,7 +856,7 @@ func TestSignalStrategy(t *testing.T) {
 		if len(st.Generations) != 1 || st.Generations[0].PID != c.pid || st.Generations[0].State != supervisor.StateReady {
 			t.Fatalf("status generations %+v: want pid %d still ready", st.Generations, c.pid)
 		}
-		rdNoEvent(t, h, "child exited")
+		rdNoEvent(t, h, logev.ChildExited)
 		rdStop(t, h)
 	})
 
@@ -869,7 +870,7 @@ func TestSignalStrategy(t *testing.T) {
 		if r.code != 1 || r.OK || !strings.Contains(r.Reason, "check failed") || !strings.Contains(r.Reason, "config broken: line 3") {
 			t.Fatalf("reload: exit %d, %+v: want failed with the check's output", r.code, r.ReloadResult)
 		}
-		rdNoEvent(t, h, "reload signal sent")
+		rdNoEvent(t, h, logev.ReloadSignalSent)
 		// Signals reach the child in the order hupd sends them: the next
 		// one it reports is the USR1 sent now, not a HUP.
 		h.Signal(syscall.SIGUSR1)
@@ -946,7 +947,7 @@ func TestControlSocket(t *testing.T) {
 		if res.code == 0 || !strings.Contains(res.stderr, "permission denied") {
 			t.Fatalf("reload as uid 65534: exit %d, stderr %q; want refused", res.code, res.stderr)
 		}
-		if st := rdStatus(t, h); st.Reloads != 1 || len(h.Events("reload started")) != 1 {
+		if st := rdStatus(t, h); st.Reloads != 1 || len(h.Events(logev.ReloadStarted)) != 1 {
 			t.Fatalf("after the refused client: %d reloads, want 1", st.Reloads)
 		}
 	})
@@ -1048,7 +1049,7 @@ func TestNotifyShortLivedSender(t *testing.T) {
 		}
 		rdExpectReady(t, h, gen, "READY=1")
 	}
-	rdNoEvent(t, h, "notify from a process outside the generation ignored")
+	rdNoEvent(t, h, logev.NotifyOutsider)
 	h.Stop()
 }
 
@@ -1074,7 +1075,7 @@ func TestControlConfigHash(t *testing.T) {
 	first := st.ConfigHash
 	write("# edited\n")
 	rdReloadOK(t, h, supervisor.StrategySwap)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	st = rdStatus(t, h)
 	if len(st.Generations) != 1 || st.Generations[0].Gen != 2 || st.ConfigHash == first || st.Generations[0].ConfigHash != st.ConfigHash {
 		t.Fatalf("after editing hupd.toml: %+v; want gen 2 with a new hash (gen 1 had %s)", st, first)
@@ -1096,7 +1097,7 @@ func TestSignalStrategyCheckTimeout(t *testing.T) {
 	if r.code != 1 || r.OK || !strings.Contains(r.Reason, "did not finish within 300ms") {
 		t.Fatalf("reload: exit %d, %+v; want a failure naming the timeout", r.code, r.ReloadResult)
 	}
-	waitGone(t, h.WaitEvent("check started", 1, nil).Int("pid"))
+	waitGone(t, h.WaitEvent(logev.CheckStarted, 1, nil).Int("pid"))
 	if st := rdStatus(t, h); len(st.Generations) != 1 || st.Generations[0].Gen != 1 || st.Generations[0].State != supervisor.StateReady {
 		t.Fatalf("status after the failed check: %+v", st.Generations)
 	}

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -28,7 +29,7 @@ import (
 // it asked for a new generation and how many sockets it opened and dropped.
 func rcApplied(w *wtHupd, n int, newGen bool, opened, dropped int) Event {
 	w.t.Helper()
-	e := w.WaitEvent("configuration applied", n, nil)
+	e := w.WaitEvent(logev.ConfigApplied, n, nil)
 	if e["new_generation"] != newGen || e.Int("sockets_opened") != opened || e.Int("sockets_dropped") != dropped {
 		w.t.Fatalf("%v: want new_generation %v, sockets opened %d, dropped %d", e, newGen, opened, dropped)
 	}
@@ -76,7 +77,7 @@ func TestReconfigCommand(t *testing.T) {
 			sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
 			tables := []string{wtHTTP, wtWatch("swap", wtDebounce, sent), fmt.Sprintf("[reload]\nstrategy = %q\n", strategy)}
 			w, conf := wtStartConf(t, t.TempDir(), wtTOML([]string{"-tag", "v1", sent}, tables...))
-			if e := w.WaitEvent("watching", 1, nil); e.Str("action") != "apply-config" || !slices.Equal(wtStrings(e, "paths"), []string{conf}) {
+			if e := w.WaitEvent(logev.Watching, 1, nil); e.Str("action") != "apply-config" || !slices.Equal(wtStrings(e, "paths"), []string{conf}) {
 				t.Fatalf("%v: want hupd.toml watched first", e)
 			}
 			if r := w.startReport(1); r.Tag != "v1" {
@@ -88,7 +89,7 @@ func TestReconfigCommand(t *testing.T) {
 			}
 
 			wtWrite(t, conf, wtTOML([]string{"-tag", "v2", sent}, tables...))
-			e := w.WaitEvent("configuration applied", 1, nil)
+			e := w.WaitEvent(logev.ConfigApplied, 1, nil)
 			if e["new_generation"] != true || e.Str("strategy") != string(want) {
 				t.Fatalf("%v: want a new generation by %s", e, want)
 			}
@@ -142,7 +143,7 @@ func TestReconfigAddListener(t *testing.T) {
 	load.mu.Unlock()
 	load.waitOK(t, n+20, pid2)
 	swapNoFailures(t, load.Stop(), 40)
-	w.WaitEvent("child exited", 1, swapGen(1))
+	w.WaitEvent(logev.ChildExited, 1, swapGen(1))
 	for _, addr := range []string{httpAddr, adminAddr} {
 		if body := fetch(t, "tcp", addr, "/"); swapPID(body) != pid2 {
 			t.Fatalf("%s answered %q, want pid %d", addr, body, pid2)
@@ -182,9 +183,9 @@ func TestReconfigRemoveListener(t *testing.T) {
 		t.Fatalf("gen 2: %+v; want LISTEN_FDS=1 named http", r)
 	}
 	for _, name := range []string{"admin", "local"} {
-		w.WaitEvent("socket closed: no longer configured", 1, func(e Event) bool { return e.Str("name") == name })
-		exited := swapEventIndex(w.Hupd, "child exited", 1, swapGen(1))
-		if i := swapEventIndex(w.Hupd, "socket closed: no longer configured", 1, func(e Event) bool { return e.Str("name") == name }); exited < 0 || i < exited {
+		w.WaitEvent(logev.SocketClosed, 1, func(e Event) bool { return e.Str("name") == name })
+		exited := swapEventIndex(w.Hupd, logev.ChildExited, 1, swapGen(1))
+		if i := swapEventIndex(w.Hupd, logev.SocketClosed, 1, func(e Event) bool { return e.Str("name") == name }); exited < 0 || i < exited {
 			t.Fatalf("socket %s closed at log line %d, gen 1 exited at %d: want it closed after", name, i, exited)
 		}
 	}
@@ -194,9 +195,9 @@ func TestReconfigRemoveListener(t *testing.T) {
 	}
 	// The standby shim started for gen 1 held the old sockets too; the
 	// new configuration discarded it, and it exits on its own.
-	applied := swapEventIndex(w.Hupd, "configuration applied", 1, nil)
-	for i, e := range w.Events("standby shim ready") {
-		if swapEventIndex(w.Hupd, "standby shim ready", i+1, nil) < applied {
+	applied := swapEventIndex(w.Hupd, logev.ConfigApplied, 1, nil)
+	for i, e := range w.Events(logev.StandbyReady) {
+		if swapEventIndex(w.Hupd, logev.StandbyReady, i+1, nil) < applied {
 			waitGone(t, e.Int("pid"))
 		}
 	}
@@ -236,7 +237,7 @@ func TestReconfigInvalid(t *testing.T) {
 			bad := wtTOML([]string{"-tag", "v2", sent}, append(tables, tc.bad)...)
 			where := fmt.Sprintf("%s:%d", conf, rcLine(t, bad, "\n"+tc.at)+1)
 			wtWrite(t, conf, bad)
-			e := w.WaitEvent("configuration not applied: the running generation is untouched", 1, nil)
+			e := w.WaitEvent(logev.ConfigNotApplied, 1, nil)
 			if msg := e.Str("error"); !strings.HasPrefix(msg, where+": ") || !strings.Contains(msg, tc.want) {
 				t.Fatalf("error %q: want it to start with %s and say %q", msg, where, tc.want)
 			}
@@ -289,7 +290,7 @@ func TestReconfigInPlace(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "hupd.toml")
 	wtWrite(t, conf, base)
 	h := StartHupdCmd(t, exec.Command(hupdBin, "run", "--log-format", "json", "-c", conf))
-	w := &wtHupd{Hupd: h, ctl: h.WaitEvent("control socket", 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	w := &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
 	pid := w.ChildPID(1)
 	w.startReport(1)
 	edits := []string{
@@ -300,8 +301,8 @@ func TestReconfigInPlace(t *testing.T) {
 		"[reload]\nready_timeout = \"30s\"\nmax_draining = 3\n[process]\nstop_timeout = \"20s\"\n# a comment\n[log]\nlevel = \"debug\"\n",
 	}
 	for i, edit := range edits {
-		if i == len(edits)-1 && len(h.Events("standby shim ready")) != 0 {
-			t.Fatalf("debug lines logged at level info: %v", h.Events("standby shim ready"))
+		if i == len(edits)-1 && len(h.Events(logev.StandbyReady)) != 0 {
+			t.Fatalf("debug lines logged at level info: %v", h.Events(logev.StandbyReady))
 		}
 		wtWrite(t, conf, base+edit)
 		rcApplied(w, i+1, false, 0, 0)
@@ -316,7 +317,7 @@ func TestReconfigInPlace(t *testing.T) {
 	w.sentinel(sent, 0)
 	// The swap's drain signal is logged at debug level, before "reload
 	// done".
-	if e := h.Events("signal sent"); len(e) != 1 || e[0].Str("level") != "DEBUG" || e[0].Int("pid") != pid || e[0].Str("signal") != "TERM" {
+	if e := h.Events(logev.SignalSent); len(e) != 1 || e[0].Str("level") != "DEBUG" || e[0].Int("pid") != pid || e[0].Str("signal") != "TERM" {
 		t.Fatalf("debug lines %v: want TERM to pid %d", e, pid)
 	}
 	w.stop()
@@ -334,7 +335,7 @@ func TestReconfigWatchConfigOff(t *testing.T) {
 			sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
 			tables := []string{wtHTTP, wtWatch("", wtDebounce, sent)}
 			w, conf := wtStartConf(t, t.TempDir(), wtTOML([]string{"-tag", "v1", sent}, tables...), "--watch-config=false")
-			if e := w.WaitEvent("watching", 1, nil); e.Str("action") != "reload" {
+			if e := w.WaitEvent(logev.Watching, 1, nil); e.Str("action") != "reload" {
 				t.Fatalf("%v: hupd.toml must not be watched", e)
 			}
 			w.startReport(1)
@@ -343,7 +344,7 @@ func TestReconfigWatchConfigOff(t *testing.T) {
 			if r := w.sentinel(sent, 0); r.Tag != "v1" {
 				t.Fatalf("gen 2 runs %+v: the edit was applied without a reload", r)
 			}
-			if evs := w.Events("configuration applied"); len(evs) != 0 {
+			if evs := w.Events(logev.ConfigApplied); len(evs) != 0 {
 				t.Fatalf("applied: %v", evs)
 			}
 
@@ -386,7 +387,7 @@ func TestReconfigPortInUse(t *testing.T) {
 	edited := wtTOML([]string{sent}, wtHTTP, wtListen("admin", "tcp://"+addr), wtWatch("", wtDebounce, sent))
 	where := fmt.Sprintf("%s:%d", conf, rcLine(t, edited, "address = \"tcp://"+addr))
 	wtWrite(t, conf, edited)
-	e := w.WaitEvent("configuration not applied: the running generation is untouched", 1, nil)
+	e := w.WaitEvent(logev.ConfigNotApplied, 1, nil)
 	if msg := e.Str("error"); !strings.HasPrefix(msg, where+": ") || !strings.Contains(msg, addr) || !strings.Contains(msg, "address already in use") {
 		t.Fatalf("error %q: want %s, the address %s and why", msg, where, addr)
 	}
@@ -480,10 +481,10 @@ func TestReconfigWatchTableAnnounced(t *testing.T) {
 	wtWrite(t, conf, wtTOML(args, wtHTTP, wtWatch("", wtDebounce, sent), wtWatch("restart", wtDebounce, a)))
 	rcApplied(w, 1, false, 0, 0)
 	w.sentinel(sent, 0) // whatever apply logs, it has logged by now
-	if !slices.ContainsFunc(w.Events("watching"), func(e Event) bool {
+	if !slices.ContainsFunc(w.Events(logev.Watching), func(e Event) bool {
 		return slices.Equal(wtStrings(e, "paths"), []string{a}) && e.Str("action") == "restart"
 	}) {
-		t.Errorf("no \"watching\" line for the [[watch]] table added to hupd.toml (paths [%s], action restart): %v", a, w.Events("watching"))
+		t.Errorf("no \"watching\" line for the [[watch]] table added to hupd.toml (paths [%s], action restart): %v", a, w.Events(logev.Watching))
 	}
 	w.stop()
 }
@@ -536,7 +537,7 @@ func TestReconfigKeepsActivatedSockets(t *testing.T) {
 	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
 	cmd.ExtraFiles = []*os.File{f}
 	h := StartHupdCmd(t, cmd)
-	w := &wtHupd{Hupd: h, ctl: h.WaitEvent("control socket", 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	w := &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
 	f.Close() // hupd holds it now
 	if r := w.startReport(1); r.ListenFDs != 1 || !slices.Equal(r.Names, []string{"web"}) {
 		t.Fatalf("gen 1: %+v; want the activated socket", r)
@@ -548,7 +549,7 @@ func TestReconfigKeepsActivatedSockets(t *testing.T) {
 	if r := w.report(pid2); r.Tag != "v2" || r.ListenFDs != 1 || !slices.Equal(r.Names, []string{"web"}) {
 		t.Fatalf("gen 2: %+v; want -tag v2 on the activated socket", r)
 	}
-	w.WaitEvent("child exited", 1, swapGen(1)) // gen 1 no longer accepts on it
+	w.WaitEvent(logev.ChildExited, 1, swapGen(1)) // gen 1 no longer accepts on it
 	if body := fetch(t, "tcp", addr, "/"); swapPID(body) != pid2 {
 		t.Fatalf("%s answered %q, want pid %d", addr, body, pid2)
 	}
@@ -616,15 +617,15 @@ func TestReconfigReadinessEditDuringStart(t *testing.T) {
 	conf := filepath.Join(dir, "hupd.toml")
 	wtWrite(t, conf, base)
 	h := StartHupd(t, "run", "-c", conf)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	p1 := drivenArmed(t, h, 1)
 	killPID(t, p1, syscall.SIGUSR2) // READY=1: this child speaks sd_notify
-	h.WaitEvent("child ready", 1, swapGen(1))
+	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 
 	reply := ctlReload(control)
 	drivenArmed(t, h, 2) // never sends READY=1
 	wtWrite(t, conf, base+"ready = \"notify\"\n")
-	if e := h.WaitEvent("configuration applied", 1, nil); e["new_generation"] != false {
+	if e := h.WaitEvent(logev.ConfigApplied, 1, nil); e["new_generation"] != false {
 		t.Fatalf("%v: want the readiness applied in place", e)
 	}
 	res := ctlReloadResult(t, reply)
@@ -655,7 +656,7 @@ func TestReconfigReaddDroppedSocket(t *testing.T) {
 	// gen 1 serves on, on both sockets.
 	wtWrite(t, conf, "command = "+wtList(childCmd("exit", "3"))+"\n"+wtHTTP)
 	rcApplied(w, 1, true, 0, 1)
-	if e := w.WaitEvent("reload failed", 1, nil); e.Int("old_pid") != pid1 {
+	if e := w.WaitEvent(logev.ReloadFailed, 1, nil); e.Int("old_pid") != pid1 {
 		t.Fatalf("%v: want the swap from pid %d failed", e, pid1)
 	}
 	if body := fetch(t, "unix", sock, "/"); swapPID(body) != pid1 {
@@ -664,20 +665,20 @@ func TestReconfigReaddDroppedSocket(t *testing.T) {
 
 	// Back to the original: it is applied, on the socket gen 1 holds.
 	wtWrite(t, conf, orig+"# restored\n")
-	if e := w.WaitEvent("configuration applied", 2, nil); e["new_generation"] != true || e.Int("sockets_opened") != 0 {
+	if e := w.WaitEvent(logev.ConfigApplied, 2, nil); e["new_generation"] != true || e.Int("sockets_opened") != 0 {
 		t.Fatalf("%v: want a new generation and no socket opened", e)
 	}
 	pid3 := w.reloaded(2).Int("pid")
 	if r := w.report(pid3); !slices.Equal(r.Names, []string{"http", "admin"}) {
 		t.Fatalf("gen 3: %+v; want LISTEN_FDS=2 named http, admin", r)
 	}
-	w.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("pid") == pid1 })
+	w.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("pid") == pid1 })
 	if body := fetch(t, "unix", sock, "/"); swapPID(body) != pid3 {
 		t.Fatalf("admin answered %q, want pid %d", body, pid3)
 	}
 	w.status() // hupd has handled gen 1's exit, when it closes what no one uses
 	w.Sync()
-	if evs := w.Events("socket closed: no longer configured"); len(evs) != 0 {
+	if evs := w.Events(logev.SocketClosed); len(evs) != 0 {
 		t.Fatalf("closed %v, a socket the configuration lists again", evs)
 	}
 	w.stop(sock)
@@ -695,7 +696,7 @@ func TestReconfigInPlaceEditAfterFailedSwap(t *testing.T) {
 	failing := "command = " + wtList(childCmd("exit", "3")) + "\n" + wtHTTP
 	wtWrite(t, conf, failing)
 	rcApplied(w, 1, true, 0, 0)
-	w.WaitEvent("reload failed", 1, nil)
+	w.WaitEvent(logev.ReloadFailed, 1, nil)
 	if st := w.status(); st.ConfigHash == st.Hash {
 		t.Fatalf("after the failed swap: serving %s, content %s; want them different", st.ConfigHash, st.Hash)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -44,7 +45,7 @@ func drivenStart(t *testing.T, extra ...string) (*Hupd, string) {
 	t.Helper()
 	args := append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "notify"}, extra...)
 	h := StartHupd(t, append(append(args, "--"), childCmd("sig-driven")...)...)
-	return h, h.WaitEvent("control socket", 1, nil).Str("path")
+	return h, h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 }
 
 // drivenArmed waits until generation gen's child has its signal handlers and
@@ -108,19 +109,19 @@ func TestServingCrashDuringSwap(t *testing.T) {
 	h, control := drivenStart(t)
 	p1 := drivenArmed(t, h, 1)
 	killPID(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 
 	reply := ctlReload(control)
 	p2 := drivenArmed(t, h, 2)
 	killPID(t, p1, syscall.SIGUSR1) // the serving generation crashes (exit 3)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	killPID(t, p2, syscall.SIGUSR2)
 	if r := ctlReloadResult(t, reply); !r.OK || r.NewGen != 2 {
 		t.Fatalf("reload: %+v, want gen 2 ready", r)
 	}
 	st := ctlStatus(t, control)
 	h.Sync() // a restart scheduled before the status reply is logged by now
-	if ev := h.Events("restarting child"); len(ev) > 0 {
+	if ev := h.Events(logev.RestartingChild); len(ev) > 0 {
 		t.Errorf("a crash restart was scheduled while the reload's new generation was starting: %v", ev)
 	}
 	if len(st.Generations) != 1 || st.Generations[0].Gen != 2 || st.Restarts != 0 {
@@ -129,7 +130,7 @@ func TestServingCrashDuringSwap(t *testing.T) {
 	if code := h.Stop(); code != 0 {
 		t.Errorf("exit %d, want 0", code)
 	}
-	if n := len(h.Events("child started")); n != 2 {
+	if n := len(h.Events(logev.ChildStarted)); n != 2 {
 		t.Errorf("%d generations started, want 2", n)
 	}
 }
@@ -141,19 +142,19 @@ func TestServingCrashDuringSwapNewFails(t *testing.T) {
 	h, control := drivenStart(t)
 	p1 := drivenArmed(t, h, 1)
 	killPID(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 
 	reply := ctlReload(control)
 	p2 := drivenArmed(t, h, 2)
 	killPID(t, p1, syscall.SIGUSR1)
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	killPID(t, p2, syscall.SIGUSR1) // the new one exits before it is ready
 	if r := ctlReloadResult(t, reply); r.OK {
 		t.Fatalf("reload: %+v, want failed", r)
 	}
 	p3 := drivenArmed(t, h, 3) // the crash restart
 	killPID(t, p3, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 3 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 3 })
 	endAlone(t, h, control, 3)
 }
 
@@ -163,7 +164,7 @@ func TestServingCrashDuringSwapNewFails(t *testing.T) {
 func TestReloadAfterFirstNotReady(t *testing.T) {
 	h, control := drivenStart(t, "--ready-timeout", "300ms")
 	drivenArmed(t, h, 1)
-	h.WaitEvent("generation not ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.NotReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 
 	reply := ctlReload(control)
 	p2 := drivenArmed(t, h, 2)
@@ -171,7 +172,7 @@ func TestReloadAfterFirstNotReady(t *testing.T) {
 	if r := ctlReloadResult(t, reply); !r.OK || r.NewGen != 2 {
 		t.Fatalf("reload: %+v, want gen 2 ready", r)
 	}
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	endAlone(t, h, control, 2)
 }
 
@@ -187,15 +188,15 @@ func TestReloadDuringBackoff(t *testing.T) {
 	h, control := drivenStart(t, "-c", cfg)
 	p1 := drivenArmed(t, h, 1)
 	killPID(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	killPID(t, p1, syscall.SIGUSR1)
-	h.WaitEvent("restarting child", 1, nil)
+	h.WaitEvent(logev.RestartingChild, 1, nil)
 
 	reply := ctlReload(control)
 	// The reload takes the restart's place: its timer is stopped (or, had
 	// it fired, its event is stale and ignored; see the supervisor's unit
 	// test of stale timer events).
-	h.WaitEvent("pending restart cancelled: the reload starts the next generation", 1, swapGen(2))
+	h.WaitEvent(logev.RestartCancelledByReload, 1, swapGen(2))
 	p2 := drivenArmed(t, h, 2)
 	killPID(t, p2, syscall.SIGUSR2)
 	if r := ctlReloadResult(t, reply); !r.OK || r.NewGen != 2 {
@@ -215,18 +216,18 @@ func TestReloadQueuedDuringBackoff(t *testing.T) {
 	wtWrite(t, conf, "command = "+wtList(childCmd("sig-driven"))+"\n"+wtHTTP+
 		"[reload]\nready = \"notify\"\n[restart]\nmin_delay = \"1s\"\n")
 	h := StartHupd(t, "run", "-c", conf)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	p1 := drivenArmed(t, h, 1)
 	killPID(t, p1, syscall.SIGUSR2)
-	h.WaitEvent("child ready", 1, swapGen(1))
+	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	killPID(t, p1, syscall.SIGUSR1) // crash: gen 2 is its restart
 	p2 := drivenArmed(t, h, 2)
 	reply := ctlReload(control)
-	h.WaitEvent("reload queued behind the one in progress", 1, nil)
+	h.WaitEvent(logev.ReloadQueued, 1, nil)
 	killPID(t, p2, syscall.SIGUSR1) // crashes before it is ready
 
 	p3 := drivenArmed(t, h, 3)
-	if i, j := swapEventIndex(h, "reload started", 1, nil), swapEventIndex(h, "child started", 1, swapGen(3)); i < 0 || i > j {
+	if i, j := swapEventIndex(h, logev.ReloadStarted, 1, nil), swapEventIndex(h, logev.ChildStarted, 1, swapGen(3)); i < 0 || i > j {
 		t.Fatalf("gen 3 started (log line %d) before the queued reload (line %d): the reload waited for the backoff", j, i)
 	}
 	killPID(t, p3, syscall.SIGUSR2)

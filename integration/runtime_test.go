@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -88,7 +89,7 @@ func TestRuntimeKill9Cleanup(t *testing.T) {
 	notify := filepath.Join(rtDir, "notify")
 
 	h1 := StartHupdCmd(t, rtHupd("rt", env...))
-	h1.WaitEvent("child ready", 1, nil)
+	h1.WaitEvent(logev.ChildReady, 1, nil)
 	child := h1.ChildPID(1)
 	if fi, err := os.Lstat(filepath.Join(notify, "gen-1.sock")); err != nil || fi.Mode().Type() != os.ModeSocket {
 		t.Fatalf("generation 1's notify socket in %s: %v, %v", notify, fi, err)
@@ -104,7 +105,7 @@ func TestRuntimeKill9Cleanup(t *testing.T) {
 	}
 
 	h2 := StartHupdCmd(t, rtHupd("rt", env...))
-	e := h2.WaitEvent("cleaned up after a dead hupd", 1, nil)
+	e := h2.WaitEvent(logev.RuntimeCleanedUp, 1, nil)
 	if e.Int("pid") != h1.Cmd.Process.Pid || e.Str("path") != rtDir {
 		t.Errorf("cleanup logged %v: want pid %d, path %s", e, h1.Cmd.Process.Pid, rtDir)
 	}
@@ -113,11 +114,11 @@ func TestRuntimeKill9Cleanup(t *testing.T) {
 			t.Errorf("cleanup removed %q: want %s among them", e.Str("removed"), p)
 		}
 	}
-	h2.WaitEvent("child ready", 1, nil)
+	h2.WaitEvent(logev.ChildReady, 1, nil)
 	if out, code := hupdCtl(t, h2, "status"); code != 0 || !strings.Contains(out, "(pid "+strconv.Itoa(h2.Cmd.Process.Pid)+")") {
 		t.Fatalf("hupd status after the restart: exit %d: %s", code, out)
 	}
-	if got := h2.Events("cleaned up after a dead hupd"); len(got) != 1 {
+	if got := h2.Events(logev.RuntimeCleanedUp); len(got) != 1 {
 		t.Errorf("%d cleanup lines, want 1", len(got))
 	}
 	if code := h2.Stop(); code != 0 {
@@ -140,7 +141,7 @@ func TestRuntimeSecondInstanceRefused(t *testing.T) {
 	xdg := t.TempDir()
 	sock := filepath.Join(xdg, "hupd", "twin.sock")
 	h1 := StartHupdCmd(t, rtHupd("twin", "XDG_RUNTIME_DIR="+xdg))
-	h1.WaitEvent("child ready", 1, nil)
+	h1.WaitEvent(logev.ChildReady, 1, nil)
 	child := h1.ChildPID(1)
 	var before syscall.Stat_t
 	if err := syscall.Lstat(sock, &before); err != nil {
@@ -157,7 +158,7 @@ func TestRuntimeSecondInstanceRefused(t *testing.T) {
 		if msg := strings.TrimSpace(h2.Stderr()); !strings.HasPrefix(msg, want) || strings.Contains(msg, "\n") {
 			t.Errorf("%s: second hupd said %q, want one line starting %q", when, msg, want)
 		}
-		for _, m := range []string{"listening", "child started", "control socket"} {
+		for _, m := range []string{logev.Listening, logev.ChildStarted, logev.ControlSocket} {
 			if n := len(h2.Events(m)); n != 0 {
 				t.Errorf("%s: the refused hupd logged %q %d times: it half-started", when, m, n)
 			}
@@ -175,7 +176,7 @@ func TestRuntimeSecondInstanceRefused(t *testing.T) {
 	if out, code := hupdCtl(t, h1, "upgrade"); code != 0 {
 		t.Fatalf("hupd upgrade: exit %d: %s", code, out)
 	}
-	h1.WaitEvent("upgraded: generations taken over", 1, nil)
+	h1.WaitEvent(logev.Upgraded, 1, nil)
 	if err := syscall.Lstat(sock, &before); err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestRuntimeUntrustedControlDir(t *testing.T) {
 			if msg := strings.TrimSpace(h.Stderr()); msg != want {
 				t.Errorf("hupd said %q, want %q", msg, want)
 			}
-			if n := len(h.Events("child started")) + len(h.Events("listening")); n != 0 {
+			if n := len(h.Events(logev.ChildStarted)) + len(h.Events(logev.Listening)); n != 0 {
 				t.Errorf("hupd half-started (%d events)", n)
 			}
 			if _, err := os.Lstat(filepath.Join(dir, "u.d")); err == nil {
@@ -282,7 +283,7 @@ func TestRuntimeUntrustedControlDir(t *testing.T) {
 		t.Cleanup(func() { os.RemoveAll(tmp) })
 		os.Chmod(tmp, 0o777|os.ModeSticky)
 		h := asNobody(t, tmp)
-		h.WaitEvent("child ready", 1, nil)
+		h.WaitEvent(logev.ChildReady, 1, nil)
 		dir := filepath.Join(tmp, "hupd-65534")
 		fi, err := os.Lstat(dir)
 		if err != nil {
@@ -404,7 +405,7 @@ func TestRuntimeNotifyOtherUser(t *testing.T) {
 			"--listen", "http=tcp://127.0.0.1:0", "--", helloBin})...)
 		cmd.Env = append(os.Environ(), env...)
 		h := StartHupdCmd(t, cmd)
-		if e := h.WaitEvent("child ready", 1, nil); e.Str("ready") != "READY=1" {
+		if e := h.WaitEvent(logev.ChildReady, 1, nil); e.Str("ready") != "READY=1" {
 			t.Fatalf("child ready by %q, want READY=1", e.Str("ready"))
 		}
 		return h
@@ -456,7 +457,7 @@ func TestRuntimeNotifyOtherUser(t *testing.T) {
 		h1.Wait()
 		waitGone(t, child)
 		h2 := start(t, env...)
-		e := h2.WaitEvent("cleaned up after a dead hupd", 1, nil)
+		e := h2.WaitEvent(logev.RuntimeCleanedUp, 1, nil)
 		if !strings.Contains(" "+e.Str("removed")+" ", " "+dir+" ") {
 			t.Errorf("cleanup removed %q, want %s among them", e.Str("removed"), dir)
 		}

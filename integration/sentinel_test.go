@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -163,7 +164,7 @@ func (p *sentPrefork) exited(pid int) bool { return pollReadable(p.pidfds[pid], 
 // PID, after checking that it is hupd's child in a session of its own.
 func sentinelPID(t *testing.T, h *Hupd) int {
 	t.Helper()
-	pid := h.WaitEvent("sentinel started", 1, nil).Int("pid")
+	pid := h.WaitEvent(logev.SentinelStarted, 1, nil).Int("pid")
 	st, ok := procStat(pid)
 	if !ok || st.ppid != h.Cmd.Process.Pid || st.pgrp != pid {
 		t.Fatalf("sentinel %d: parent %d group %d (found %v), want hupd %d and a group of its own", pid, st.ppid, st.pgrp, ok, h.Cmd.Process.Pid)
@@ -243,7 +244,7 @@ func TestSentinelIgnoresStraySignals(t *testing.T) {
 		childCmd("prefork", "2")...)...)
 	p1 := sentReadPrefork(t, h)
 	sentinel := sentinelPID(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 
 	reload := make(chan string, 1)
 	go func() {
@@ -272,7 +273,7 @@ func TestSentinelIgnoresStraySignals(t *testing.T) {
 		t.Fatalf("sentinel %d gone after stray signals", sentinel)
 	}
 	h.Sync()
-	if evs := h.Events("sentinel exited: started again"); len(evs) > 0 {
+	if evs := h.Events(logev.SentinelRestarted); len(evs) > 0 {
 		t.Fatalf("sentinel died: %v", evs)
 	}
 	sentKill9(t, h, p2)
@@ -288,24 +289,24 @@ func TestSentinelAfterUpgrade(t *testing.T) {
 		childCmd("prefork", "3")...)...)
 	p := sentReadPrefork(t, h)
 	sentinel := sentinelPID(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 
 	if out, code := hupdCtl(t, h, "upgrade", "--binary", failing); code != 1 {
 		t.Fatalf("upgrade to a failing binary: exit %d %q", code, out)
 	}
-	h.WaitEvent("upgrade: cannot take over; going back to the previous binary", 1, nil)
+	h.WaitEvent(logev.UpgradeTakeOverFailed, 1, nil)
 	// (The failing image goes back before it looks at the sentinel.)
-	if e := h.WaitEvent("sentinel taken over", 1, nil); e.Int("pid") != sentinel {
+	if e := h.WaitEvent(logev.SentinelTakenOver, 1, nil); e.Int("pid") != sentinel {
 		t.Fatalf("rolled back: %v, want sentinel %d", e, sentinel)
 	}
 	if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
 		t.Fatalf("hupd upgrade: exit %d %q", code, out)
 	}
-	h.WaitEvent("upgraded: generations taken over", 1, nil)
-	if e := h.WaitEvent("sentinel taken over", 2, nil); e.Int("pid") != sentinel {
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	if e := h.WaitEvent(logev.SentinelTakenOver, 2, nil); e.Int("pid") != sentinel {
 		t.Fatalf("upgraded: %v, want sentinel %d", e, sentinel)
 	}
-	if n := len(h.Events("sentinel started")); n != 1 || !processAlive(sentinel) {
+	if n := len(h.Events(logev.SentinelStarted)); n != 1 || !processAlive(sentinel) {
 		t.Fatalf("%d sentinels started; the first one alive: %v", n, processAlive(sentinel))
 	}
 	if bad := leftovers(t, h.Cmd.Process.Pid); len(bad) > 0 {
@@ -345,7 +346,7 @@ func TestSentinelNormalStop(t *testing.T) {
 	if processAlive(sentinel) {
 		t.Fatalf("sentinel %d alive after hupd's normal exit", sentinel)
 	}
-	for _, e := range h.Events("reaped orphan") { // the workers are
+	for _, e := range h.Events(logev.OrphanReaped) { // the workers are
 		if e.Int("pid") == sentinel {
 			t.Fatalf("sentinel reaped as an orphan: %v", e)
 		}
@@ -372,7 +373,7 @@ func TestSentinelFollowedMainPID(t *testing.T) {
 	}
 	defer unix.Close(fd)
 	procKillAtCleanup(t, newMain)
-	if e := h.WaitEvent("main process exited: following MAINPID", 1, nil); e.Int("pid") != newMain {
+	if e := h.WaitEvent(logev.MainExitFollow, 1, nil); e.Int("pid") != newMain {
 		t.Fatalf("followed %v, want %d", e, newMain)
 	}
 	sentinel := sentinelPID(t, h)
@@ -399,15 +400,15 @@ func TestSentinelAfterConfigEdit(t *testing.T) {
 	h := StartHupd(t, "run", "-c", path)
 	sentReadPrefork(t, h)
 	sentinelPID(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	if err := os.WriteFile(path+".new", []byte(conf("v2")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(path+".new", path); err != nil {
 		t.Fatal(err)
 	}
-	h.WaitEvent("configuration applied", 1, nil)
+	h.WaitEvent(logev.ConfigApplied, 1, nil)
 	p2 := sentReadPrefork(t, h) // generation 2, started by the edit
-	h.WaitEvent("child ready", 2, nil)
+	h.WaitEvent(logev.ChildReady, 2, nil)
 	sentKill9(t, h, p2)
 }

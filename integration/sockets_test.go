@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // SockInfo is what the "sockinfo" child mode reports about one passed fd,
@@ -879,7 +881,7 @@ func TestSocketsUnixPathInTheWay(t *testing.T) {
 		if code := h.Wait(); code == 0 {
 			t.Fatalf("hupd exit code 0, want an error")
 		}
-		if ev := h.Events("child started"); len(ev) != 0 {
+		if ev := h.Events(logev.ChildStarted); len(ev) != 0 {
 			t.Fatalf("a child was started: %v", ev)
 		}
 		msg := strings.TrimSuffix(h.Stderr(), "\n")
@@ -962,7 +964,7 @@ func TestSocketsUnixFilesRemovedOnExit(t *testing.T) {
 		if code := h.Wait(); code != 4 {
 			t.Fatalf("hupd exit code %d, want the child's 4", code)
 		}
-		h.WaitEvent("listening", 1, nil)
+		h.WaitEvent(logev.Listening, 1, nil)
 		assertGone(t, sock)
 	})
 
@@ -1182,11 +1184,11 @@ func TestSocketsSystemdSocketActivate(t *testing.T) {
 			if want := fmt.Sprintf("pid %d name %s", pid, tc.wantName); body != want {
 				t.Fatalf("body %q, want %q", body, want)
 			}
-			ev := h.WaitEvent("listening", 1, nil)
+			ev := h.WaitEvent(logev.Listening, 1, nil)
 			if ev.Str("name") != tc.wantName || ev.Str("address") != "tcp://"+addr || ev["inherited"] != true {
 				t.Fatalf("hupd logged %v, want %s at tcp://%s inherited", ev, tc.wantName, addr)
 			}
-			if n := len(h.Events("listening")); n != 1 {
+			if n := len(h.Events(logev.Listening)); n != 1 {
 				t.Fatalf("%d listening events, want 1", n)
 			}
 			rep := readFDReport(h)

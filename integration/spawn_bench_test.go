@@ -18,6 +18,7 @@ import (
 
 	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 )
 
@@ -264,9 +265,9 @@ func startBenchHupd(b *testing.B, flags ...string) *benchHupd {
 			continue
 		}
 		switch e.Msg() {
-		case "listening":
+		case logev.Listening:
 			bh.addr = HostPort(e.Str("address"))
-		case "control socket":
+		case logev.ControlSocket:
 			bh.control = e.Str("path")
 		}
 	}

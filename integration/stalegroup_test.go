@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -87,7 +88,7 @@ func sgStart(t *testing.T, dir string, daemonArgs []string, extra ...string) (h 
 	args := append([]string{"run", "--ready", "notify", "--restart", "never"}, extra...)
 	h = StartHupd(t, append(append(args, "--"), childCmd("sg-wrap", append([]string{dir}, daemonArgs...)...)...)...)
 	first = h.ChildPID(1)
-	e := h.WaitEvent("main process exited: following MAINPID", 1, nil)
+	e := h.WaitEvent(logev.MainExitFollow, 1, nil)
 	daemon = e.Int("pid")
 	if daemon <= 0 || daemon == first {
 		t.Fatalf("%v: want the daemon followed", e)
@@ -168,11 +169,11 @@ func TestStaleGroupMainPID(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(dir, "ack")); err != nil || string(b) != "sent\n" {
 			t.Fatalf("daemon: %q %v", b, err)
 		}
-		e := h.WaitEvent("main pid refused", 1, nil)
+		e := h.WaitEvent(logev.MainPIDRefused, 1, nil)
 		if e.Int("pid") != first {
 			t.Fatalf("%v: want MAINPID=%d refused", e, first)
 		}
-		if evs := h.Events("main pid changed"); len(evs) != 1 {
+		if evs := h.Events(logev.MainPIDChanged); len(evs) != 1 {
 			t.Fatalf("main pid changes %v: want only the daemon's", evs)
 		}
 		if code := h.Stop(); code != 0 {
@@ -228,13 +229,13 @@ func TestStaleGroupUpgrade(t *testing.T) {
 		if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
 			t.Fatalf("upgrade: exit %d %s", code, out)
 		}
-		h.WaitEvent("upgraded: generations taken over", 1, nil)
+		h.WaitEvent(logev.Upgraded, 1, nil)
 		st := rdStatus(t, h)
 		if len(st.Generations) != 1 || st.Generations[0].PID != daemon {
 			t.Fatalf("after the upgrade: %+v, want the daemon %d serving", st.Generations, daemon)
 		}
 		h.Sync() // an exit handled before the status reply is read by now
-		if evs := h.Events("child exited"); len(evs) != 0 {
+		if evs := h.Events(logev.ChildExited); len(evs) != 0 {
 			t.Fatalf("exits after the upgrade: %v", evs)
 		}
 		if code := h.Stop(); code != 0 {

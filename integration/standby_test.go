@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -18,11 +19,11 @@ import (
 func TestStandbyShim(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:50ms", "--"}, childCmd("env")...)...)
 	cold := readChildEnv(h)
-	if e := h.WaitEvent("child started", 1, nil); e["standby"] != false {
+	if e := h.WaitEvent(logev.ChildStarted, 1, nil); e["standby"] != false {
 		t.Fatalf("gen 1 started with standby=%v, want a cold start", e["standby"])
 	}
-	sb := h.WaitEvent("standby shim ready", 1, nil).Int("pid")
-	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
+	sb := h.WaitEvent(logev.StandbyReady, 1, nil).Int("pid")
+	ctl := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	reload := func() supervisor.ReloadResult {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -38,7 +39,7 @@ func TestStandbyShim(t *testing.T) {
 	if r.NewPID != sb {
 		t.Fatalf("gen 2 is pid %d, want the standby's %d", r.NewPID, sb)
 	}
-	if e := h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == 2 }); e["standby"] != true {
+	if e := h.WaitEvent(logev.ChildStarted, 1, func(e Event) bool { return e.Int("gen") == 2 }); e["standby"] != true {
 		t.Fatalf("gen 2 started with standby=%v", e["standby"])
 	}
 	warm := readChildEnv(h)
@@ -67,16 +68,16 @@ func TestStandbyShim(t *testing.T) {
 
 	// A standby that dies is noticed; the next generation starts cold and
 	// only then is a new standby started (a failing one cannot loop).
-	sb3 := h.WaitEvent("standby shim ready", 2, nil).Int("pid")
+	sb3 := h.WaitEvent(logev.StandbyReady, 2, nil).Int("pid")
 	if err := syscall.Kill(sb3, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	h.WaitEvent("standby shim exited", 1, func(e Event) bool { return e.Int("pid") == sb3 })
+	h.WaitEvent(logev.StandbyExited, 1, func(e Event) bool { return e.Int("pid") == sb3 })
 	r = reload()
 	if r.NewPID == sb3 {
 		t.Fatal("gen 3 is the dead standby")
 	}
-	if e := h.WaitEvent("child started", 1, func(e Event) bool { return e.Int("gen") == 3 }); e["standby"] != false {
+	if e := h.WaitEvent(logev.ChildStarted, 1, func(e Event) bool { return e.Int("gen") == 3 }); e["standby"] != false {
 		t.Fatalf("gen 3 started with standby=%v, want a cold start", e["standby"])
 	}
 	readChildEnv(h)
@@ -91,11 +92,11 @@ func TestStandbyShim(t *testing.T) {
 // when the HUP came as it became the new generation, failed).
 func TestStandbyStraySignals(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms", "--"}, childCmd("http")...)...)
-	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
+	ctl := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	stray := []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
 		syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGPIPE, syscall.SIGTSTP}
 	for i := 1; i <= 10; i++ {
-		sb := h.WaitEvent("standby shim ready", i, nil).Int("pid")
+		sb := h.WaitEvent(logev.StandbyReady, i, nil).Int("pid")
 		for _, sig := range stray {
 			if err := syscall.Kill(sb, sig); err != nil {
 				t.Fatalf("round %d: kill %d %v: %v", i, sb, sig, err)
@@ -111,7 +112,7 @@ func TestStandbyStraySignals(t *testing.T) {
 			t.Fatalf("round %d: gen %d is pid %d, not the standby %d that got %v", i, rep.Reload.NewGen, rep.Reload.NewPID, sb, stray)
 		}
 	}
-	if n := len(h.Events("standby shim exited")); n != 0 {
+	if n := len(h.Events(logev.StandbyExited)); n != 0 {
 		t.Fatalf("%d standby shims exited", n)
 	}
 	h.Stop()
@@ -122,9 +123,9 @@ func TestStandbyStraySignals(t *testing.T) {
 // generation cold instead.
 func TestStandbyDeadBeforeReload(t *testing.T) {
 	h := StartHupd(t, append([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms", "--"}, childCmd("sleep")...)...)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	for i := 1; i <= 10; i++ {
-		sb := h.WaitEvent("standby shim ready", i, nil).Int("pid")
+		sb := h.WaitEvent(logev.StandbyReady, i, nil).Int("pid")
 		killPID(t, sb, syscall.SIGKILL)
 		r := ctlReloadResult(t, ctlReload(control))
 		if !r.OK {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 func init() {
@@ -45,11 +47,11 @@ func TestStopRefusesNewConnections(t *testing.T) {
 		"--stop-signal", "USR1", "--"}, childCmd("close-on-stop")...)...)
 	addr := HostPort(h.Listening("http"))
 	child := procReady(t, h)
-	h.WaitEvent("standby shim ready", 1, nil)
+	h.WaitEvent(logev.StandbyReady, 1, nil)
 	h.Signal(syscall.SIGTERM)
 	h.Stdout.NextWith(t, "closed")
 	// The standby shim held the sockets too; discarded, it exits.
-	h.WaitEvent("discarded standby shim exited", 1, nil)
+	h.WaitEvent(logev.StandbyDiscardedExited, 1, nil)
 	conn, err := net.Dial("tcp", addr)
 	if err == nil {
 		conn.Close()
@@ -75,7 +77,7 @@ func TestStopDoesNotCutDrains(t *testing.T) {
 	}
 	h := StartHupd(t, append([]string{"run", "-c", cfg, "--listen", "http=tcp://127.0.0.1:0", "--ready", "delay:20ms",
 		"--stop-timeout", "1s", "--"}, childCmd("ignore-term")...)...)
-	control := h.WaitEvent("control socket", 1, nil).Str("path")
+	control := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
 	// Each child prints "ready PID" once it ignores TERM; "ready" by the
 	// 20ms delay does not mean that yet, and the swap sends gen 1 TERM.
 	h.Stdout.NextWith(t, "ready")
@@ -85,10 +87,10 @@ func TestStopDoesNotCutDrains(t *testing.T) {
 	h.Stdout.NextWith(t, "ready")
 	h.Signal(syscall.SIGTERM)
 	h.Wait()
-	if ev := h.Events("too many generations draining: killing the oldest"); len(ev) != 0 {
+	if ev := h.Events(logev.TooManyDraining); len(ev) != 0 {
 		t.Errorf("a draining generation was killed at once by the stop: %v", ev)
 	}
-	if n := len(h.Events("stop timeout: killing process group")); n != 2 {
+	if n := len(h.Events(logev.StopTimeout)); n != 2 {
 		t.Errorf("%d generations killed at the stop timeout, want both", n)
 	}
 }

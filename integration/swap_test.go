@@ -33,6 +33,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 	"golang.org/x/sys/unix"
 )
@@ -241,13 +242,13 @@ func swapStart(t *testing.T, conf string, flags []string, argv ...string) *swapH
 	}
 	args = append(append(append(args, flags...), "--"), argv...)
 	h := StartHupd(t, args...)
-	return &swapHupd{Hupd: h, addr: HostPort(h.Listening("http")), ctl: h.WaitEvent("control socket", 1, nil).Str("path")}
+	return &swapHupd{Hupd: h, addr: HostPort(h.Listening("http")), ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")}
 }
 
 // ready waits until generation gen is ready and returns its PID.
 func (s *swapHupd) ready(gen int) int {
 	s.t.Helper()
-	return s.WaitEvent("child ready", 1, swapGen(gen)).Int("pid")
+	return s.WaitEvent(logev.ChildReady, 1, swapGen(gen)).Int("pid")
 }
 
 // call sends one control request; it does not fail the test itself, so
@@ -654,7 +655,7 @@ func TestSwapZeroDowntime(t *testing.T) {
 	swapsTook := time.Since(t0)
 	// Wait for every old generation to have drained and exited.
 	for gen := 1; gen <= swaps; gen++ {
-		s.WaitEvent("child exited", 1, swapGen(gen))
+		s.WaitEvent(logev.ChildExited, 1, swapGen(gen))
 	}
 	res := load.Stop()
 
@@ -688,12 +689,12 @@ func TestSwapZeroDowntime(t *testing.T) {
 
 	// Each old generation drained itself (exit 0), none was killed.
 	s.Sync()
-	for _, e := range s.Events("child exited") {
+	for _, e := range s.Events(logev.ChildExited) {
 		if e.Str("status") != "exit status 0" || e.Str("state") != string(supervisor.StateDraining) {
 			t.Errorf("gen %d exited %q in state %q, want exit status 0 while draining", e.Int("gen"), e.Str("status"), e.Str("state"))
 		}
 	}
-	if ev := s.Events("stop timeout: killing process group"); len(ev) != 0 {
+	if ev := s.Events(logev.StopTimeout); len(ev) != 0 {
 		t.Errorf("generations were killed: %v", ev)
 	}
 
@@ -773,12 +774,12 @@ func TestSwapRollback(t *testing.T) {
 			if r.NewGen != 2 || r.NewPID == 0 || r.NewPID == oldPID {
 				t.Errorf("last reload new gen %d pid %d, want gen 2 with a pid of its own", r.NewGen, r.NewPID)
 			}
-			s.WaitEvent("child exited", 1, swapGen(2))
+			s.WaitEvent(logev.ChildExited, 1, swapGen(2))
 			waitGone(t, r.NewPID)
-		} else if ev := s.Events("child started"); len(ev) != 1 {
+		} else if ev := s.Events(logev.ChildStarted); len(ev) != 1 {
 			t.Errorf("a new generation was started: %v", ev)
 		}
-		if ev := s.Events("draining"); slices.ContainsFunc(ev, swapGen(1)) {
+		if ev := s.Events(logev.Draining); slices.ContainsFunc(ev, swapGen(1)) {
 			t.Errorf("the old generation was asked to stop: %v", ev)
 		}
 		// Not a request lost, from before the reload until the new
@@ -804,10 +805,10 @@ func TestSwapRollback(t *testing.T) {
 		if code := s.Stop(); code != 0 {
 			t.Errorf("hupd exit code %d, want 0", code)
 		}
-		if ev := s.Events("restarting child"); len(ev) != 0 {
+		if ev := s.Events(logev.RestartingChild); len(ev) != 0 {
 			t.Errorf("hupd restarted a child after the failed reload: %v", ev)
 		}
-		if ev, want := s.Events("child started"), map[bool]int{true: 2, false: 1}[newGen]; len(ev) != want {
+		if ev, want := s.Events(logev.ChildStarted), map[bool]int{true: 2, false: 1}[newGen]; len(ev) != want {
 			t.Errorf("%d generations started, want %d: %v", len(ev), want, ev)
 		}
 		return *r, out.stderr
@@ -844,8 +845,8 @@ func TestSwapRollback(t *testing.T) {
 		}
 		// It was serving: it is stopped as an old generation is (stop
 		// signal, gentle drain), not killed with the requests it holds.
-		s.WaitEvent("draining", 1, swapGen(2))
-		if ev := s.WaitEvent("child exited", 1, swapGen(2)); ev.Str("status") != "exit status 0" {
+		s.WaitEvent(logev.Draining, 1, swapGen(2))
+		if ev := s.WaitEvent(logev.ChildExited, 1, swapGen(2)); ev.Str("status") != "exit status 0" {
 			t.Errorf("gen 2 exited %q, want exit status 0 after its drain", ev.Str("status"))
 		}
 	})
@@ -881,14 +882,14 @@ func TestSwapDrain(t *testing.T) {
 		if !r.OK || r.OldPID != oldPID || r.NewPID == oldPID {
 			t.Fatalf("reload %+v", r)
 		}
-		drainEv := s.WaitEvent("draining", 1, swapGen(1))
+		drainEv := s.WaitEvent(logev.Draining, 1, swapGen(1))
 		s.waitStderr(fmt.Sprintf("swap-serve pid %d: ignoring TERM", oldPID))
 		// TERM delivered and ignored: it still serves its connection.
 		if body, closing := c.get(t, "/"); swapPID(body) != oldPID || closing {
 			t.Fatalf("after TERM: answer %q (Connection: close %v), want pid %d still serving", body, closing, oldPID)
 		}
-		killEv := s.WaitEvent("stop timeout: killing process group", 1, swapGen(1))
-		exitEv := s.WaitEvent("child exited", 1, swapGen(1))
+		killEv := s.WaitEvent(logev.StopTimeout, 1, swapGen(1))
+		exitEv := s.WaitEvent(logev.ChildExited, 1, swapGen(1))
 		waitGone(t, oldPID)
 		if got := exitEv.Str("status"); got != "killed by signal KILL" {
 			t.Errorf("gen 1 exited %q, want killed by signal KILL", got)
@@ -937,7 +938,7 @@ func TestSwapDrain(t *testing.T) {
 		}
 		// hello says STOPPING=1 as its drain begins, just before it closes
 		// its listener.
-		s.WaitEvent("child stopping", 1, swapGen(1))
+		s.WaitEvent(logev.ChildStopping, 1, swapGen(1))
 		// New connections go to the new generation while the old one
 		// finishes. The old one may take one or two in the moment before
 		// its listener is closed.
@@ -971,12 +972,12 @@ func TestSwapDrain(t *testing.T) {
 		if !a.at.After(r.Finished) {
 			t.Errorf("the slow request ended before the swap was done: nothing tested")
 		}
-		exitEv := s.WaitEvent("child exited", 1, swapGen(1))
+		exitEv := s.WaitEvent(logev.ChildExited, 1, swapGen(1))
 		if got := exitEv.Str("status"); got != "exit status 0" {
 			t.Errorf("gen 1 exited %q, want exit status 0 after draining", got)
 		}
 		s.Sync()
-		if s.Events("stop timeout: killing process group") != nil {
+		if s.Events(logev.StopTimeout) != nil {
 			t.Error("a generation was killed")
 		}
 	})
@@ -996,7 +997,7 @@ func TestSwapCoalesce(t *testing.T) {
 	// read after the first reload ended starts one right after it). The
 	// status counts a reload when it starts, before it logs "reload
 	// started": the log as read so far may be behind it.
-	s.WaitEvent("reload done", 1, nil)
+	s.WaitEvent(logev.ReloadDone, 1, nil)
 	started := 0
 	var st supervisor.Status
 	for {
@@ -1004,17 +1005,17 @@ func TestSwapCoalesce(t *testing.T) {
 			break
 		}
 		started = st.Reloads
-		s.WaitEvent("reload done", started, nil)
+		s.WaitEvent(logev.ReloadDone, started, nil)
 		for gen := 1; gen <= started; gen++ {
-			s.WaitEvent("child exited", 1, swapGen(gen))
+			s.WaitEvent(logev.ChildExited, 1, swapGen(gen))
 		}
 	}
 	last := started + 1
-	t.Logf("50 SIGHUPs: %d swaps (status: %d reloads), %d queued-reload messages", started, st.Reloads, len(s.Events("reload queued behind the one in progress")))
+	t.Logf("50 SIGHUPs: %d swaps (status: %d reloads), %d queued-reload messages", started, st.Reloads, len(s.Events(logev.ReloadQueued)))
 	if started < 1 || started > 2 || st.Reloads != started {
 		t.Errorf("%d reloads started (status %d), want 1 or 2", started, st.Reloads)
 	}
-	if ev := s.Events("reload failed"); len(ev) != 0 {
+	if ev := s.Events(logev.ReloadFailed); len(ev) != 0 {
 		t.Errorf("reloads failed: %v", ev)
 	}
 	if len(st.Generations) != 1 || st.Generations[0].Gen != last || st.Generations[0].State != supervisor.StateReady {
@@ -1046,7 +1047,7 @@ func TestSwapRestart(t *testing.T) {
 	probe := make(chan string, 1)
 	go func() {
 		s.mu.Lock()
-		for !slices.ContainsFunc(s.events, func(e Event) bool { return e.Msg() == "child exited" && e.Int("gen") == 1 }) {
+		for !slices.ContainsFunc(s.events, func(e Event) bool { return e.Msg() == logev.ChildExited && e.Int("gen") == 1 }) {
 			select {
 			case <-s.done:
 				s.mu.Unlock()
@@ -1090,10 +1091,10 @@ func TestSwapRestart(t *testing.T) {
 	swapNoFailures(t, res, 50)
 
 	// Order: the old one drained and exited before the new one started.
-	exited := s.WaitEvent("child exited", 1, swapGen(1))
-	started := s.WaitEvent("child started", 1, swapGen(2))
-	readyEv := s.WaitEvent("child ready", 1, swapGen(2))
-	if swapEventIndex(s.Hupd, "child exited", 1, swapGen(1)) > swapEventIndex(s.Hupd, "child started", 1, swapGen(2)) {
+	exited := s.WaitEvent(logev.ChildExited, 1, swapGen(1))
+	started := s.WaitEvent(logev.ChildStarted, 1, swapGen(2))
+	readyEv := s.WaitEvent(logev.ChildReady, 1, swapGen(2))
+	if swapEventIndex(s.Hupd, logev.ChildExited, 1, swapGen(1)) > swapEventIndex(s.Hupd, logev.ChildStarted, 1, swapGen(2)) {
 		t.Errorf("gen 2 started before gen 1 exited")
 	}
 	if exited.Str("status") != "exit status 0" {
@@ -1101,7 +1102,7 @@ func TestSwapRestart(t *testing.T) {
 	}
 	// Requests sent before gen 2 existed and answered by it waited in the
 	// socket's backlog; so did every request sent after gen 1 exited.
-	draining := swapTime(t, s.WaitEvent("draining", 1, swapGen(1)))
+	draining := swapTime(t, s.WaitEvent(logev.Draining, 1, swapGen(1)))
 	from, to := swapTime(t, exited), swapTime(t, started)
 	queued := 0
 	for _, smp := range res.Samples {
@@ -1156,17 +1157,17 @@ stop_timeout = "60s"
 		second <- *rep.Reload
 	}()
 	// hupd has the second request and holds it back: gen 1 still drains.
-	s.WaitEvent("reload queued behind the one in progress", 1, nil)
+	s.WaitEvent(logev.ReloadQueued, 1, nil)
 	select {
 	case r := <-second:
 		t.Fatalf("second reload ended while gen 1 drains: %+v", r)
 	default:
 	}
-	if n := len(s.Events("reload started")); n != 1 {
+	if n := len(s.Events(logev.ReloadStarted)); n != 1 {
 		t.Fatalf("%d reloads started while gen 1 drains, want 1", n)
 	}
-	if !processAlive(pid1) || len(s.Events("child exited")) != 0 {
-		t.Fatalf("gen 1 (pid %d) did not drain: alive %v, exits %v", pid1, processAlive(pid1), s.Events("child exited"))
+	if !processAlive(pid1) || len(s.Events(logev.ChildExited)) != 0 {
+		t.Fatalf("gen 1 (pid %d) did not drain: alive %v, exits %v", pid1, processAlive(pid1), s.Events(logev.ChildExited))
 	}
 	st := s.status(t)
 	if len(st.Generations) != 2 || st.Generations[0].State != supervisor.StateDraining || st.Generations[1].State != supervisor.StateReady {
@@ -1183,21 +1184,21 @@ stop_timeout = "60s"
 	if !r2.OK || r2.OldPID != r1.NewPID || r2.NewGen != 3 {
 		t.Fatalf("second reload %+v, want gen 2 pid %d -> gen 3", r2, r1.NewPID)
 	}
-	exit1 := swapEventIndex(s.Hupd, "child exited", 1, swapGen(1))
-	start2 := swapEventIndex(s.Hupd, "reload started", 2, nil)
-	child3 := swapEventIndex(s.Hupd, "child started", 1, swapGen(3))
+	exit1 := swapEventIndex(s.Hupd, logev.ChildExited, 1, swapGen(1))
+	start2 := swapEventIndex(s.Hupd, logev.ReloadStarted, 2, nil)
+	child3 := swapEventIndex(s.Hupd, logev.ChildStarted, 1, swapGen(3))
 	if exit1 < 0 || !(exit1 < start2 && start2 < child3) {
 		t.Errorf("log order: gen 1 exited at %d, second reload started at %d, gen 3 started at %d; want that order", exit1, start2, child3)
 	}
-	if ev := s.WaitEvent("child exited", 1, swapGen(1)); ev.Str("status") != "exit status 0" {
+	if ev := s.WaitEvent(logev.ChildExited, 1, swapGen(1)); ev.Str("status") != "exit status 0" {
 		t.Errorf("gen 1 exited %q, want exit status 0 (drained, not killed)", ev.Str("status"))
 	}
-	if ev := s.Events("too many generations draining: killing the oldest"); len(ev) != 0 {
+	if ev := s.Events(logev.TooManyDraining); len(ev) != 0 {
 		t.Errorf("a draining generation was killed: %v", ev)
 	}
 	release(r1.NewPID)
 	release(r2.NewPID)
-	s.WaitEvent("child exited", 1, swapGen(2))
+	s.WaitEvent(logev.ChildExited, 1, swapGen(2))
 	if code := s.Stop(); code != 0 {
 		t.Errorf("hupd exit code %d, want 0", code)
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // swapsUnderLoad runs a client that makes a new connection per request
@@ -41,7 +43,7 @@ func loadAcrossSwaps(t *testing.T, h *Hupd, network, addr string, swaps int, val
 		}
 		// The old generation is gone before the next swap: each swap is
 		// served across by a real hand-over, not by a leftover.
-		h.WaitEvent("child exited", 1, swapGen(i+1))
+		h.WaitEvent(logev.ChildExited, 1, swapGen(i+1))
 	}
 	return l.finish(fmt.Sprintf("%d swaps", swaps))
 }

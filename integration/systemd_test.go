@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // fakeManager is the receiving end of $NOTIFY_SOCKET as systemd has it: a
@@ -207,7 +209,7 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("EXTEND_TIMEOUT_USEC=%d at a reload with a 20s check and 20s readiness: want at least 40s", ext)
 	}
 	done := m.nextNot("READY=1", "RELOADING=1")
-	h.WaitEvent("reload done", 1, nil)
+	h.WaitEvent(logev.ReloadDone, 1, nil)
 	if st, _ := done.value("STATUS"); !strings.HasPrefix(st, "serving generation 2 (pid "+strconv.Itoa(h.ChildPID(2))+"); last reload ok (swap, ") {
 		t.Errorf("STATUS=%q after a good reload", st)
 	}
@@ -277,13 +279,13 @@ func TestSystemdSocketActivatedNotify(t *testing.T) {
 		t.Fatalf("STATUS=%q after the reload", st)
 	}
 	// Until it has exited, the old generation may still accept.
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	if body, want := fetch(t, "tcp", addr, "/"), "pid "+strconv.Itoa(h.ChildPID(2))+"\nname web\n"; !strings.HasPrefix(body, want) {
 		t.Fatalf("after the reload: body %q, want it to start %q", body, want)
 	}
 	// An upgrade keeps the sockets passed on as received, and swap as
 	// the strategy: the next reload swaps on the same socket.
-	if out, code := hupdCtl(t, h, "upgrade", "--control", h.WaitEvent("control socket", 1, nil).Str("path")); code != 0 {
+	if out, code := hupdCtl(t, h, "upgrade", "--control", h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")); code != 0 {
 		t.Fatalf("hupd upgrade: exit %d: %s", code, out)
 	}
 	h.Signal(syscall.SIGHUP)
@@ -291,7 +293,7 @@ func TestSystemdSocketActivatedNotify(t *testing.T) {
 	if st, _ := m.next("READY=1").value("STATUS"); !strings.HasPrefix(st, "serving generation 3") {
 		t.Fatalf("STATUS=%q after the reload by the upgraded hupd", st)
 	}
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 2 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 2 })
 	if body, want := fetch(t, "tcp", addr, "/"), "pid "+strconv.Itoa(h.ChildPID(3))+"\nname web\n"; !strings.HasPrefix(body, want) {
 		t.Fatalf("after the upgrade and a reload: body %q, want it to start %q", body, want)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // utMkfifo makes a FIFO at path.
@@ -135,7 +136,7 @@ func TestConfigReplacedRunning(t *testing.T) {
 	pid := w.ChildPID(1)
 	w.startReport(1)
 	tmp := filepath.Join(dir, ".hupd.toml.tmp")
-	notApplied := "configuration not applied: the running generation is untouched"
+	notApplied := logev.ConfigNotApplied
 
 	n := 0
 	for i, step := range []struct {
@@ -163,7 +164,7 @@ func TestConfigReplacedRunning(t *testing.T) {
 				t.Fatalf("watch: error %q, want %q", e.Str("error"), want)
 			}
 		}
-		if e := w.WaitEvent("watch problem", i+1, nil); e.Str("error") != want+": its content is not watched" {
+		if e := w.WaitEvent(logev.WatchProblem, i+1, nil); e.Str("error") != want+": its content is not watched" {
 			t.Fatalf("watch problem %q, want %q", e.Str("error"), want+": its content is not watched")
 		}
 		// SIGHUP reads it again.
@@ -187,7 +188,7 @@ func TestConfigReplacedRunning(t *testing.T) {
 	}
 	// A valid version is applied again: a new command, a new generation.
 	wtWrite(t, conf, wtTOML([]string{"-tag", "v2", sent}, tables...))
-	if e := w.WaitEvent("configuration applied", 1, nil); e["new_generation"] != true {
+	if e := w.WaitEvent(logev.ConfigApplied, 1, nil); e["new_generation"] != true {
 		t.Fatalf("%v: want a new generation", e)
 	}
 	w.reloaded(1)
@@ -218,7 +219,7 @@ func TestWatchedFileNotRegular(t *testing.T) {
 	tmp := filepath.Join(dir, ".app.conf.tmp")
 	problem := func(n int, says string) {
 		t.Helper()
-		e := w.WaitEvent("watch problem", n, nil)
+		e := w.WaitEvent(logev.WatchProblem, n, nil)
 		if want := f + ": not a regular file (" + says + "): its content is not watched"; e.Str("error") != want {
 			t.Fatalf("watch problem %q, want %q", e.Str("error"), want)
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 )
 
 var (
@@ -70,8 +71,8 @@ func TestUpgradeBinaryRelative(t *testing.T) {
 	cmd.Dir = hupdDir
 	cmd.Env = append(os.Environ(), "PATH="+pathDir+":"+os.Getenv("PATH"))
 	h := StartHupdCmd(t, cmd)
-	ctl := h.WaitEvent("control socket", 1, nil).Str("path")
-	h.WaitEvent("child ready", 1, nil)
+	ctl := h.WaitEvent(logev.ControlSocket, 1, nil).Str("path")
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	child := h.ChildPID(1)
 
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
@@ -88,14 +89,14 @@ func TestUpgradeBinaryRelative(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(out), want) {
 		t.Fatalf("hupd upgrade --binary hupd-next from %s: %v %q; want %q", clientDir, err, out, want)
 	}
-	if e := h.WaitEvent("upgraded: generations taken over", 1, nil); e.Int("generations") != 1 {
+	if e := h.WaitEvent(logev.Upgraded, 1, nil); e.Int("generations") != 1 {
 		t.Fatalf("%v", e)
 	}
 	st := statusOf(t, h)
 	if pids := genPIDs(st); st["version"] != "2.0-upgrade-test" || len(pids) != 1 || pids[0] != child {
 		t.Fatalf("after the upgrade: version %v generations %v; want 2.0-upgrade-test serving with %d", st["version"], pids, child)
 	}
-	if len(h.Events("upgrade: cannot take over; going back to the previous binary")) > 0 {
+	if len(h.Events(logev.UpgradeTakeOverFailed)) > 0 {
 		t.Fatalf("a binary that refuses to take over ran")
 	}
 	if code := h.Stop(); code != 0 {
@@ -116,7 +117,7 @@ func TestUpgradeBinaryReplacedAfterCheck(t *testing.T) {
 	next := upLink(t, swapper, dir, "hupd-next")
 	upLink(t, v2, dir, "hupd-evil")
 	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	child := h.ChildPID(1)
 	out, code := hupdCtl(t, h, "upgrade", "--binary", next)
 	want := "upgrade ok: hupd pid " + strconv.Itoa(h.Cmd.Process.Pid) + " now runs checked-swapper"

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // Upgrading hupd in place: `hupd upgrade` (and SIGUSR2) re-executes hupd's
@@ -144,7 +146,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 	h := StartHupdCmd(t, exec.Command(bin, withJSONLog([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin})...))
 	addr := HostPort(h.Listening("http"))
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	child := h.ChildPID(1)
 	before := statusOf(t, h)
 
@@ -162,7 +164,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, want) || !strings.Contains(out, "1 generation(s) kept") {
 		t.Fatalf("hupd upgrade: exit %d: %q, want it to start %q", code, out, want)
 	}
-	if e := h.WaitEvent("upgraded: generations taken over", 1, nil); e.Int("generations") != 1 || e.Int("upgrades") != 1 {
+	if e := h.WaitEvent(logev.Upgraded, 1, nil); e.Int("generations") != 1 || e.Int("upgrades") != 1 {
 		t.Fatalf("%v", e)
 	}
 	after := statusOf(t, h)
@@ -180,7 +182,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
 		t.Fatalf("reload after the upgrade: %d %s", code, out)
 	}
-	h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == 1 })
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == 1 })
 	// hello logs to stderr; its drain line is copied by the new image
 	// from the pipe the old one created.
 	if !h.waitStderr("hello: pid " + strconv.Itoa(child) + " drained") {
@@ -188,7 +190,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}
 
 	h.Signal(syscall.SIGUSR2)
-	h.WaitEvent("upgraded: generations taken over", 2, nil)
+	h.WaitEvent(logev.Upgraded, 2, nil)
 	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
 		t.Fatalf("reload after the second upgrade: %d %s", code, out)
 	}
@@ -214,7 +216,7 @@ func TestUpgradeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	child := h.ChildPID(1)
 	for _, tc := range []struct{ bin, says string }{
 		{plain, "permission denied"},
@@ -247,14 +249,14 @@ func TestUpgradeRollback(t *testing.T) {
 	_, failing := upgradeBins(t)
 	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
 	addr := HostPort(h.Listening("http"))
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	child := h.ChildPID(1)
 	l := startLoad(t, "tcp", addr, func(body string) bool { return strings.HasPrefix(body, "pid ") }, false)
 	out, code := hupdCtl(t, h, "upgrade", "--binary", failing)
 	if code != 1 || !strings.Contains(out, "the new binary could not take over; the previous one took its state back") {
 		t.Fatalf("upgrade to a failing binary: exit %d %q", code, out)
 	}
-	if e := h.WaitEvent("upgrade: cannot take over; going back to the previous binary", 1, nil); !strings.Contains(e.Str("error"), "this-binary-refuses-to-take-over") {
+	if e := h.WaitEvent(logev.UpgradeTakeOverFailed, 1, nil); !strings.Contains(e.Str("error"), "this-binary-refuses-to-take-over") {
 		t.Fatalf("%v", e)
 	}
 	st := statusOf(t, h)
@@ -278,7 +280,7 @@ func TestUpgradeLegacy(t *testing.T) {
 	t.Parallel()
 	h := StartHupd(t, "run", "--legacy", "redirect", "--listen", "http=tcp://:0", "--", goserverBin, "-addr", ":{port:http}")
 	port := h.Listening("http")[strings.LastIndex(h.Listening("http"), ":")+1:]
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	l := startLoad(t, "tcp", "127.0.0.1:"+port, func(body string) bool { return strings.HasPrefix(body, "goserver pid ") }, false)
 	if out, code := hupdCtl(t, h, "upgrade"); code != 0 {
 		t.Fatalf("upgrade: %d %s", code, out)
@@ -288,8 +290,8 @@ func TestUpgradeLegacy(t *testing.T) {
 	}
 	// Logged by the legacy server's goroutine: the reload's reply can come
 	// before the test has read that line.
-	h.WaitEvent("bind redirected", 2, nil)
-	if n := len(h.Events("bind redirected")); n != 2 {
+	h.WaitEvent(logev.BindRedirected, 2, nil)
+	if n := len(h.Events(logev.BindRedirected)); n != 2 {
 		t.Fatalf("%d binds redirected, want 2 (generation 2's by the upgraded hupd)", n)
 	}
 	// goserver made the shared socket non-blocking; the new image must not
@@ -314,7 +316,7 @@ func TestUpgradeUnderSignals(t *testing.T) {
 	t.Parallel()
 	h := StartHupd(t, append([]string{"run", "--ready", "delay:1ms", "--"}, childCmd("signals")...)...)
 	procReady(t, h)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -345,7 +347,7 @@ func TestUpgradeUnderSignals(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	h.WaitEvent("upgraded: generations taken over", 3, nil)
+	h.WaitEvent(logev.Upgraded, 3, nil)
 	h.Signal(syscall.SIGWINCH)
 	h.Stdout.NextWith(t, "got WINCH") // still forwarding, after however many USR1
 	if code := h.Stop(); code != 0 {
@@ -361,7 +363,7 @@ func TestUpgradeUnderSignals(t *testing.T) {
 func TestUpgradeWhileGenerationsExit(t *testing.T) {
 	t.Parallel()
 	h := StartHupd(t, "run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin)
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	const rounds = 15
 	upgraded := 0
 	for i := 1; i <= rounds; i++ {
@@ -384,7 +386,7 @@ func TestUpgradeWhileGenerationsExit(t *testing.T) {
 	}
 	// Every generation but the last exits, and is logged once.
 	for gen := 1; gen <= rounds; gen++ {
-		h.WaitEvent("child exited", 1, func(e Event) bool { return e.Int("gen") == gen })
+		h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int("gen") == gen })
 		pid := h.ChildPID(gen)
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
 			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status"); !strings.Contains(string(b), "State:\tZ") {
@@ -459,7 +461,7 @@ func TestUpgradeRefusesUnappliedConfig(t *testing.T) {
 	}
 	write("10s")
 	h := StartHupd(t, "run", "-c", cfg, "--watch-config=false")
-	h.WaitEvent("child ready", 1, nil)
+	h.WaitEvent(logev.ChildReady, 1, nil)
 	write("11s")
 	out, code := hupdCtl(t, h, "upgrade")
 	if code != 1 || !strings.Contains(out, "is not the version in force") {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // The watcher's costs, for the README:
@@ -60,7 +62,7 @@ func startWatchHupd(b *testing.B, dir, toml string) *watchHupd {
 			}
 		}
 	}()
-	wh.wait(b, "child ready")
+	wh.wait(b, logev.ChildReady)
 	return wh
 }
 
@@ -151,13 +153,13 @@ debounce = %q
 				if err := os.Rename(tmp, target); err != nil {
 					b.Fatal(err)
 				}
-				e := wh.wait(b, "reload started")
+				e := wh.wait(b, logev.ReloadStarted)
 				at, err := time.Parse(time.RFC3339Nano, e.Str("time"))
 				if err != nil {
 					b.Fatal(err)
 				}
 				lat = append(lat, at.Sub(t0)-debounce)
-				wh.wait(b, "reload done")
+				wh.wait(b, logev.ReloadDone)
 			}
 			// The median: between reloads the VM's vCPUs go idle, and a
 			// wake-up from idle now and then adds milliseconds.

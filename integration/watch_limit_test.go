@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // TestWatchInotifyLimit runs hupd where inotify's watch limit is tiny (a
@@ -42,7 +44,7 @@ func TestWatchInotifyLimit(t *testing.T) {
 	if strings.Count(strings.TrimSpace(out), "\n") != 0 {
 		t.Errorf("the error is not one line:\n%s", out)
 	}
-	if n := len(h.Events("child started")) + len(h.Events("listening")); n != 0 {
+	if n := len(h.Events(logev.ChildStarted)) + len(h.Events(logev.Listening)); n != 0 {
 		t.Errorf("hupd started a child or a socket before it failed:\n%s", h.Log())
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
 )
@@ -50,7 +51,7 @@ type wtHupd struct {
 func wtStart(t *testing.T, args ...string) *wtHupd {
 	t.Helper()
 	h := StartHupd(t, append([]string{"run"}, args...)...)
-	return &wtHupd{Hupd: h, ctl: h.WaitEvent("control socket", 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	return &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
 }
 
 // wtStartConf writes conf to DIR/hupd.toml and runs hupd with it.
@@ -173,7 +174,7 @@ func (w *wtHupd) readReport() {
 // startReport returns generation gen's start report, once it is ready.
 func (w *wtHupd) startReport(gen int) WatchReport {
 	w.t.Helper()
-	pid := w.WaitEvent("child ready", 1, swapGen(gen)).Int("pid")
+	pid := w.WaitEvent(logev.ChildReady, 1, swapGen(gen)).Int("pid")
 	r := w.report(pid)
 	if r.Why != "start" {
 		w.t.Fatalf("gen %d (pid %d): first report %+v, want its start", gen, pid, r)
@@ -193,7 +194,7 @@ func (w *wtHupd) reads(r WatchReport, file, content string) {
 // that it names exactly files.
 func (w *wtHupd) changed(n int, files ...string) Event {
 	w.t.Helper()
-	e := w.WaitEvent("watched files changed", n, nil)
+	e := w.WaitEvent(logev.WatchedFilesChanged, n, nil)
 	if got := wtStrings(e, "changed"); !slices.Equal(got, files) {
 		w.t.Fatalf("change #%d names %q, want %q", n, got, files)
 	}
@@ -208,7 +209,7 @@ func (w *wtHupd) reloaded(n int) Event {
 	ok := w.waitFor(fmt.Sprintf("end of reload #%d", n), func() bool {
 		seen := 0
 		for _, e := range w.events {
-			if m := e.Msg(); m == "reload done" || m == "reload failed" {
+			if m := e.Msg(); m == logev.ReloadDone || m == logev.ReloadFailed {
 				if seen++; seen == n {
 					found = e
 					return true
@@ -220,14 +221,14 @@ func (w *wtHupd) reloaded(n int) Event {
 	if !ok {
 		w.t.Fatalf("hupd exited before reload #%d ended", n)
 	}
-	if found.Msg() != "reload done" {
+	if found.Msg() != logev.ReloadDone {
 		w.t.Fatalf("reload #%d failed: %v", n, found)
 	}
 	return found
 }
 
 // started returns the "reload started" events so far.
-func (w *wtHupd) started() []Event { return w.Events("reload started") }
+func (w *wtHupd) started() []Event { return w.Events(logev.ReloadStarted) }
 
 // status returns hupd's status.
 func (w *wtHupd) status() supervisor.Status {
@@ -253,7 +254,7 @@ func (w *wtHupd) sentinel(path string, reloads int) WatchReport {
 	names := func(e Event) bool { return slices.Contains(wtStrings(e, "changed"), path) }
 	causes := func(e Event) bool { return strings.Contains(e.Str("cause"), "changed: "+path) }
 	changes, starts := 0, 0
-	for _, e := range w.Events("watched files changed") {
+	for _, e := range w.Events(logev.WatchedFilesChanged) {
 		if names(e) {
 			changes++
 		}
@@ -266,11 +267,11 @@ func (w *wtHupd) sentinel(path string, reloads int) WatchReport {
 	w.nonce++
 	content := fmt.Sprintf("sentinel %d\n", w.nonce)
 	wtWrite(w.t, path, content)
-	e := w.WaitEvent("watched files changed", changes+1, names)
+	e := w.WaitEvent(logev.WatchedFilesChanged, changes+1, names)
 	if got := wtStrings(e, "changed"); !slices.Equal(got, []string{path}) {
 		w.t.Fatalf("sentinel change names %q, want only %s: the operations before it left a change pending", got, path)
 	}
-	start := w.WaitEvent("reload started", starts+1, causes)
+	start := w.WaitEvent(logev.ReloadStarted, starts+1, causes)
 	k := slices.IndexFunc(w.started(), func(e Event) bool {
 		if causes(e) {
 			starts--
@@ -301,7 +302,7 @@ func (w *wtHupd) stop(files ...string) {
 		w.t.Fatalf("hupd exit status %d, want 0", code)
 	}
 	// Listed once hupd is gone: its whole log is read by then.
-	for _, e := range w.Events("child started") {
+	for _, e := range w.Events(logev.ChildStarted) {
 		if pid := e.Int("pid"); processAlive(pid) {
 			w.t.Errorf("child pid %d still runs after hupd exited", pid)
 		}
@@ -461,7 +462,7 @@ func TestWatchFileEdits(t *testing.T) {
 				debounce = tc.debounce
 			}
 			w, _ := wtStartConf(t, t.TempDir(), wtTOML([]string{s.file, sent}, wtHTTP, wtWatch("", debounce, s.file, sent)))
-			watching := w.WaitEvent("watching", 1, func(e Event) bool { return e.Str("action") == "reload" })
+			watching := w.WaitEvent(logev.Watching, 1, func(e Event) bool { return e.Str("action") == "reload" })
 			if got := wtStrings(watching, "paths"); !slices.Equal(got, []string{s.file, sent}) || watching.Str("how") != "inotify" {
 				t.Fatalf("watching %v, want paths %q by inotify", watching, []string{s.file, sent})
 			}
@@ -671,7 +672,7 @@ func TestWatchNoise(t *testing.T) {
 	}
 
 	w.sentinel(sent, 0)
-	if n := len(w.Events("watched files changed")); n != 1 {
+	if n := len(w.Events(logev.WatchedFilesChanged)); n != 1 {
 		t.Fatalf("%d changes seen, want only the sentinel's", n)
 	}
 	w.stop()
@@ -705,8 +706,8 @@ func TestWatchWriteStream(t *testing.T) {
 	// The change that reports the final content is the last one. Changes
 	// are a debounce apart at least: each has its reload to itself.
 	final := watch.Hash([]string{app, sent})
-	e := w.WaitEvent("watched files changed", 1, func(e Event) bool { return e.Str("hash") == final })
-	n := len(w.Events("watched files changed"))
+	e := w.WaitEvent(logev.WatchedFilesChanged, 1, func(e Event) bool { return e.Str("hash") == final })
+	n := len(w.Events(logev.WatchedFilesChanged))
 	if got := wtStrings(e, "changed"); !slices.Equal(got, []string{app}) || n < 1 || n > 2+int(took/maxWait) {
 		t.Fatalf("stream of %s: %d changes, the last naming %q; want 1 or 2 naming %s", took, n, got, app)
 	}
@@ -778,7 +779,7 @@ func TestWatchActions(t *testing.T) {
 			t.Fatalf("change %v: want action signal:USR1", e)
 		}
 		done := w.reloaded(1)
-		sent1 := w.WaitEvent("reload signal sent", 1, nil)
+		sent1 := w.WaitEvent(logev.ReloadSignalSent, 1, nil)
 		if done.Str("strategy") != "signal" || done.Int("pid") != pid || sent1.Str("signal") != "USR1" || sent1.Int("pid") != pid {
 			t.Fatalf("reload %v, signal %v: want USR1 relayed to pid %d", done, sent1, pid)
 		}
@@ -792,7 +793,7 @@ func TestWatchActions(t *testing.T) {
 			t.Fatalf("status after the signal: hash %s, config_hash %s, generations %+v; want gen 1 (pid %d) alone, with the new hash",
 				st.Hash, st.ConfigHash, st.Generations, pid)
 		}
-		if n := len(w.Events("child started")); n != 1 {
+		if n := len(w.Events(logev.ChildStarted)); n != 1 {
 			t.Fatalf("%d generations started, want 1", n)
 		}
 		w.sentinel(sent, 1)
@@ -814,7 +815,7 @@ func TestWatchActions(t *testing.T) {
 		if done.Str("strategy") != "restart" {
 			t.Fatalf("reload %v: want a restart", done)
 		}
-		if exited, started := swapEventIndex(w.Hupd, "child exited", 1, swapGen(1)), swapEventIndex(w.Hupd, "child started", 1, swapGen(2)); exited < 0 || exited > started {
+		if exited, started := swapEventIndex(w.Hupd, logev.ChildExited, 1, swapGen(1)), swapEventIndex(w.Hupd, logev.ChildStarted, 1, swapGen(2)); exited < 0 || exited > started {
 			t.Fatalf("gen 1 exited at log line %d, gen 2 started at %d: want gen 1 gone first", exited, started)
 		}
 		w.reads(w.report(done.Int("pid")), app, "two\n")
@@ -842,8 +843,8 @@ func TestWatchActions(t *testing.T) {
 
 		wtWrite(t, a, "a2\n")
 		wtWrite(t, b, "b2\n")
-		w.WaitEvent("watched files changed", 1, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{a}) })
-		w.WaitEvent("watched files changed", 1, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{b}) })
+		w.WaitEvent(logev.WatchedFilesChanged, 1, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{a}) })
+		w.WaitEvent(logev.WatchedFilesChanged, 1, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{b}) })
 		w.reloaded(2)
 		var strategies []string
 		for _, e := range w.started() {
@@ -853,7 +854,7 @@ func TestWatchActions(t *testing.T) {
 		if !slices.Equal(strategies, []string{"signal", "swap"}) {
 			t.Fatalf("reload strategies %q, want one swap and one signal", strategies)
 		}
-		if n, sigs := len(w.Events("child started")), w.Events("reload signal sent"); n != 2 || len(sigs) != 1 || sigs[0].Str("signal") != "USR1" {
+		if n, sigs := len(w.Events(logev.ChildStarted)), w.Events(logev.ReloadSignalSent); n != 2 || len(sigs) != 1 || sigs[0].Str("signal") != "USR1" {
 			t.Fatalf("%d generations started, signals sent %v; want 2 and one USR1", n, sigs)
 		}
 		r := w.report(w.ChildPID(2))
@@ -889,13 +890,13 @@ func TestWatchActions(t *testing.T) {
 		// a and b change while it runs.
 		wtWrite(t, a, "a3\n")
 		wtWrite(t, b, "b2\n")
-		w.WaitEvent("watched files changed", 2, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{a}) })
-		w.WaitEvent("watched files changed", 1, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{b}) })
+		w.WaitEvent(logev.WatchedFilesChanged, 2, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{a}) })
+		w.WaitEvent(logev.WatchedFilesChanged, 1, func(e Event) bool { return slices.Equal(wtStrings(e, "changed"), []string{b}) })
 		// Both requests reach the supervisor before anything reconf does
 		// next; a comment added to hupd.toml is such a thing, and shows
 		// in the log.
 		wtWrite(t, conf, wtTOML(args, tables...)+"# barrier\n")
-		if e := w.WaitEvent("configuration applied", 1, nil); e["new_generation"] != false {
+		if e := w.WaitEvent(logev.ConfigApplied, 1, nil); e["new_generation"] != false {
 			t.Fatalf("%v: a comment needs no new generation", e)
 		}
 
@@ -912,7 +913,7 @@ func TestWatchActions(t *testing.T) {
 		r := w.report(w.ChildPID(3))
 		w.reads(r, a, "a3\n")
 		w.reads(r, b, "b2\n")
-		if sigs := w.Events("reload signal sent"); len(sigs) != 0 {
+		if sigs := w.Events(logev.ReloadSignalSent); len(sigs) != 0 {
 			t.Fatalf("signals sent: %v; the swap covers them", sigs)
 		}
 		w.sentinel(sent, 2)
@@ -929,7 +930,7 @@ func TestWatchPoll(t *testing.T) {
 	sent := writeFile(t, dir, "sentinel", "s0\n")
 	w := wtStart(t, append([]string{"--listen", "http=tcp://127.0.0.1:0", "--watch", app, "--watch", sent, "--watch-poll", "100ms", "--"},
 		childCmd("watch-serve", app, sent)...)...)
-	if e := w.WaitEvent("watching", 1, nil); !slices.Equal(wtStrings(e, "paths"), []string{app, sent}) || e.Str("how") != "poll every 100ms" {
+	if e := w.WaitEvent(logev.Watching, 1, nil); !slices.Equal(wtStrings(e, "paths"), []string{app, sent}) || e.Str("how") != "poll every 100ms" {
 		t.Fatalf("watching %v: want both paths polled every 100ms", e)
 	}
 	w.reads(w.startReport(1), app, "one\n")
@@ -982,7 +983,7 @@ func TestWatchUnixSocketFilesRemoved(t *testing.T) {
 	w.changed(1, app)
 	pid2 := w.reloaded(1).Int("pid")
 	w.reads(w.report(pid2), app, "two\n")
-	w.WaitEvent("child exited", 1, swapGen(1))
+	w.WaitEvent(logev.ChildExited, 1, swapGen(1))
 	if body := fetch(t, "unix", sock, "/"); swapPID(body) != pid2 {
 		t.Fatalf("unix socket answered %q, want pid %d", body, pid2)
 	}
@@ -1010,9 +1011,9 @@ func TestWatchRelativePaths(t *testing.T) {
 	cmd := exec.Command(hupdBin, withJSONLog([]string{"run", "-c", conf, "--watch", "flag.conf"})...)
 	cmd.Dir = cwd
 	h := StartHupdCmd(t, cmd)
-	w := &wtHupd{Hupd: h, ctl: h.WaitEvent("control socket", 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	w := &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
 	for i, want := range [][]string{{conf}, {app, sent}, {flagged}} {
-		if got := wtStrings(w.WaitEvent("watching", i+1, nil), "paths"); !slices.Equal(got, want) {
+		if got := wtStrings(w.WaitEvent(logev.Watching, i+1, nil), "paths"); !slices.Equal(got, want) {
 			t.Fatalf("watching #%d: %q, want %q", i+1, got, want)
 		}
 	}
@@ -1046,8 +1047,8 @@ func TestWatchFileMountWarning(t *testing.T) {
 		"sh", "-c", `mount --bind "$1" "$2" && shift 2 && exec "$@"`, "sh", src, app, hupdBin},
 		withJSONLog([]string{"run", "-c", conf})...)...)
 	h := StartHupdCmd(t, cmd)
-	w := &wtHupd{Hupd: h, ctl: h.WaitEvent("control socket", 1, nil).Str("path"), reports: map[int][]WatchReport{}}
-	warn := w.WaitEvent("watched file is a mount point of its own (a Kubernetes subPath or docker -v FILE mount): it never sees updates of its source; mount the directory instead", 1, nil)
+	w := &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	warn := w.WaitEvent(logev.WatchMountPoint, 1, nil)
 	if warn.Str("path") != app || warn.Str("level") != "WARN" {
 		t.Fatalf("%v: want a warning naming %s", warn, app)
 	}
@@ -1103,7 +1104,7 @@ func TestWatchNamedPipe(t *testing.T) {
 	sent := writeFile(t, dir, "sentinel", "s0\n")
 	w, _ := wtStartConf(t, t.TempDir(), wtTOML([]string{sent}, wtHTTP, wtWatch("", wtDebounce, fifo, sent)))
 	// Well within the package deadline: hupd starts in milliseconds.
-	if !w.within(5*time.Second, "child started") {
+	if !w.within(5*time.Second, logev.ChildStarted) {
 		t.Fatalf("no child started within 5s: hupd is stuck hashing the named pipe %s (stack of its threads: /proc/%d/task/*/stack)", fifo, w.Cmd.Process.Pid)
 	}
 	w.startReport(1)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -90,7 +91,7 @@ func (s *Server) Serve() {
 	defer func() { s.checkSocketFiles(s.files) }()
 	rc, err := s.notify.SyscallConn()
 	if err != nil {
-		s.log.Error("bind redirection: notify fd unusable", "error", err)
+		s.log.Error(logev.BindNotifyFDUnusable, "error", err)
 		return
 	}
 	for {
@@ -140,13 +141,13 @@ func (s *Server) answer(n *notif) (Event, bool) {
 	res := s.handle(n)
 	if res.errno != 0 {
 		if err := respond(fd, n.ID, 0, res.errno, false); err != nil && err != unix.ENOENT {
-			s.log.Warn("bind redirection: cannot answer a call", "pid", n.PID, "error", err)
+			s.log.Warn(logev.BindAnswerFailed, "pid", n.PID, "error", err)
 		}
 		return Event{}, false
 	}
 	if res.cont {
 		if err := respond(fd, n.ID, 0, 0, true); err != nil && err != unix.ENOENT {
-			s.log.Warn("bind redirection: cannot let a call continue", "pid", n.PID, "error", err)
+			s.log.Warn(logev.BindContinueFailed, "pid", n.PID, "error", err)
 		}
 		return Event{}, false
 	}
@@ -159,7 +160,7 @@ func (s *Server) answer(n *notif) (Event, bool) {
 	}
 	if err := respond(fd, n.ID, 0, 0, false); err != nil {
 		if err != unix.ENOENT {
-			s.log.Warn("bind redirection: cannot answer a call", "pid", n.PID, "error", err)
+			s.log.Warn(logev.BindAnswerFailed, "pid", n.PID, "error", err)
 		}
 		return Event{}, false
 	}
@@ -195,7 +196,7 @@ func (s *Server) bind(n *notif) result {
 	if _, err := unix.ProcessVMReadv(pid, []unix.Iovec{{Base: &buf[0], Len: size}},
 		[]unix.RemoteIovec{{Base: uintptr(n.Data.Args[1]), Len: int(size)}}, 0); err != nil {
 		if idValid(s.notify.Fd(), n.ID) {
-			s.log.Warn("bind redirection: cannot read the address of a bind: it goes ahead unredirected", "pid", pid, "fd", fd, "error", err)
+			s.log.Warn(logev.BindAddressUnreadable, "pid", pid, "fd", fd, "error", err)
 		}
 		return pass
 	}
@@ -211,7 +212,7 @@ func (s *Server) bind(n *notif) result {
 		return pass // not ours: Go's and getaddrinfo's probe binds end here
 	}
 	fail := func(what string, err error) result {
-		s.log.Warn("bind redirection failed: the program's own bind goes ahead (and will likely fail with EADDRINUSE)",
+		s.log.Warn(logev.BindRedirectFailed,
 			"pid", pid, "fd", fd, "address", a.String(), "step", what, "error", err)
 		return pass
 	}
@@ -259,12 +260,14 @@ func (s *Server) bind(n *notif) result {
 	}
 	if fam, err := unix.GetsockoptInt(theirs, unix.SOL_SOCKET, unix.SO_DOMAIN); err == nil && fam != h.Family && !s.warned[i] {
 		s.warned[i] = true
-		hint := "it sees IPv4 peers as ::ffff:a.b.c.d; listen on a tcp4:// or udp4:// address to give it an IPv4 socket"
-		if h.Family == unix.AF_INET {
-			hint = "it gets IPv4 clients only; listen on tcp:// or udp:// (dual stack) to give it an IPv6 socket"
+		msg := logev.BindOtherFamily
+		switch {
+		case fam == unix.AF_INET && h.Family == unix.AF_INET6:
+			msg = logev.BindIPv4GetsIPv6
+		case fam == unix.AF_INET6 && h.Family == unix.AF_INET:
+			msg = logev.BindIPv6GetsIPv4
 		}
-		s.log.Warn("bind redirection: the program made an "+familyName(fam)+" socket and gets hupd's "+familyName(h.Family)+" one: "+hint,
-			"pid", pid, "address", a.String())
+		s.log.Warn(msg, "pid", pid, "address", a.String(), "family", familyName(fam), "held", familyName(h.Family))
 	}
 	fl, err := unix.FcntlInt(uintptr(theirs), unix.F_GETFL, 0)
 	if err != nil {
@@ -352,7 +355,7 @@ func (s *Server) refresh() {
 func (s *Server) describe(i int) {
 	d, err := Describe(s.held[i].File)
 	if err != nil {
-		s.log.Warn("adopt: cannot describe an adopted socket: later binds to it are not redirected", "error", err)
+		s.log.Warn(logev.AdoptDescribeFailed, "error", err)
 		d = s.held[i]
 		d.Port, d.Path = 0, "" // matches nothing
 	}
@@ -394,7 +397,7 @@ func (s *Server) adoptListen(pid, fd, theirs, backlog int) result {
 		return result{errno: errnoOf(err)}
 	}
 	if err := s.adopt(theirs, i, a); err != nil {
-		s.log.Warn("adopt: cannot take the program's socket: it serves, but the next generation binds its own", "pid", pid, "fd", fd, "error", err)
+		s.log.Warn(logev.AdoptTakeFailed, "pid", pid, "fd", fd, "error", err)
 		// It listens all the same: readiness by listen counts it.
 		return result{ev: Event{Socket: i, Listen: true, PID: pid, FD: fd}}
 	}
@@ -417,7 +420,7 @@ func (s *Server) adoptBind(pid, fd, theirs int, raw []byte, a Addr, i int) resul
 		return result{errno: errnoOf(err)}
 	}
 	if err := s.adopt(theirs, i, a); err != nil {
-		s.log.Warn("adopt: cannot take the program's socket: it serves, but the next generation binds its own", "pid", pid, "fd", fd, "error", err)
+		s.log.Warn(logev.AdoptTakeFailed, "pid", pid, "fd", fd, "error", err)
 		return result{ev: Event{Socket: i, PID: pid, FD: fd, Addr: a}} // bound all the same
 	}
 	return result{ev: Event{Socket: i, Adopted: true, PID: pid, FD: fd, Addr: a}}
@@ -470,8 +473,7 @@ func (s *Server) socketFiles() []string {
 func (s *Server) checkSocketFiles(paths []string) {
 	for _, p := range paths {
 		if !isSocketFile(p) {
-			s.log.Warn("bind redirection: the program removed the socket file (as Go's UnixListener.Close does): clients cannot connect to it until hupd restarts; "+
-				"keep the program from deleting it (Go: SetUnlinkOnClose(false)), or use an abstract socket", "path", p)
+			s.log.Warn(logev.BindSocketFileRemoved, "path", p)
 		}
 	}
 }
@@ -486,8 +488,7 @@ func isSocketFile(path string) bool {
 // held socket by its path.
 func (s *Server) checkSocketFile(h Socket, a Addr, pid int) {
 	if !isSocketFile(h.Path) {
-		s.log.Warn("bind redirection: the program removed the socket file before binding: clients cannot connect to it until hupd restarts; "+
-			"keep the program from deleting it, or use an abstract socket", "pid", pid, "path", a.Path)
+		s.log.Warn(logev.BindSocketFileRemovedBefore, "pid", pid, "path", a.Path)
 	}
 }
 
@@ -568,8 +569,7 @@ func (s *Server) notAdopted(i, pid int, a Addr) {
 		return
 	}
 	s.warned[i] = true
-	s.log.Warn("adopt: the program's socket is not the configured one (another family or IPV6_V6ONLY, or a wider address): not adopted; "+
-		"configure the address it binds exactly, one [[listen]] per socket it makes", "pid", pid, "address", a.String())
+	s.log.Warn(logev.AdoptMismatch, "pid", pid, "address", a.String())
 }
 
 // errnoOf is the errno a failed syscall gave (EINVAL if none).

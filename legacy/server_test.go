@@ -31,6 +31,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -1116,7 +1117,7 @@ func TestServerUnixFileRemovedAtExitWarns(t *testing.T) {
 	tr.event()
 	tr.expectLine("unlink 0")
 	tr.exit()
-	if log := tr.log.String(); !strings.Contains(log, "removed the socket file (as Go's UnixListener.Close does)") || !strings.Contains(log, path) {
+	if log := tr.log.String(); !strings.Contains(log, logev.BindSocketFileRemoved) || !strings.Contains(log, path) {
 		t.Errorf("no warning naming the removed socket file; log:\n%s", log)
 	}
 }
@@ -1246,7 +1247,7 @@ func TestServerDualStack(t *testing.T) {
 		t.Errorf("child's socket after the redirect: family %d, address %s", st.family, st.addr)
 	}
 	tr.exit()
-	if !strings.Contains(tr.log.String(), "made an IPv4 socket and gets hupd's IPv6 one") {
+	if !strings.Contains(tr.log.String(), logev.BindIPv4GetsIPv6) {
 		t.Errorf("no family warning; log:\n%s", tr.log)
 	}
 
@@ -1285,7 +1286,7 @@ func TestServerV4HeldV6Program(t *testing.T) {
 		t.Errorf("child's socket after the redirect: family %d, address %s", st.family, st.addr)
 	}
 	tr.exit()
-	if !strings.Contains(tr.log.String(), "made an IPv6 socket and gets hupd's IPv4 one") {
+	if !strings.Contains(tr.log.String(), logev.BindIPv6GetsIPv4) {
 		t.Errorf("no family warning; log:\n%s", tr.log)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 )
 
@@ -162,7 +163,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	s.opts, s.listeners = next, ls
 	for _, re := range set.Reused {
 		if err := re.Apply(); err != nil {
-			s.log.Warn("socket option not applied", "name", re.Listener.Spec.FDName(), KeyError, err)
+			s.log.Warn(logev.SocketOptionNotApplied, "name", re.Listener.Spec.FDName(), KeyError, err)
 		}
 	}
 	prev := s.hash
@@ -227,7 +228,7 @@ func (s *Supervisor) closeRetired() {
 			}
 		}
 		l.Close()
-		s.log.Info("socket closed: no longer configured", "name", l.Spec.FDName(), "address", l.Bound.String())
+		s.log.Info(logev.SocketClosed, "name", l.Spec.FDName(), "address", l.Bound.String())
 		return true
 	})
 }

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 )
 
@@ -38,7 +39,7 @@ func (s *Supervisor) containment() *Containment {
 func (s *Supervisor) newGroup(num int) *contain.Group {
 	grp, err := s.cg.NewGroup(num)
 	if err != nil {
-		s.log.Warn("no cgroup for the generation: process group only", KeyGen, num, KeyError, err)
+		s.log.Warn(logev.NoCgroup, KeyGen, num, KeyError, err)
 	}
 	return grp
 }

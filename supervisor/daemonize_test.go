@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // TestForkingFollowsTheDaemon: in forking mode, the first process's exit 0
@@ -31,7 +33,7 @@ func TestForkingFollowsTheDaemon(t *testing.T) {
 			if daemon == started {
 				t.Fatalf("ready with pid %d, the first process", daemon)
 			}
-			if e := h.logged("first process exited: following the daemon it left", 1, 1); e.int(KeyPID) != daemon {
+			if e := h.logged(logev.ForkingFollowDaemon, 1, 1); e.int(KeyPID) != daemon {
 				t.Fatalf("followed: %v", e)
 			}
 			if withPidfile {
@@ -64,10 +66,10 @@ func TestForkingWithoutADaemonFails(t *testing.T) {
 		o.Pidfile = pidfile
 		o.Ready = Readiness{Kind: ReadyNotify, Timeout: waitLimit}
 	}).run()
-	if e := h.logged("start failed", 1, 1); !strings.Contains(e.attrs[KeyReason].(string), "forking: ") {
+	if e := h.logged(logev.StartFailed, 1, 1); !strings.Contains(e.attrs[KeyReason].(string), "forking: ") {
 		t.Fatalf("start failed: %v", e)
 	}
-	h.logged("restarting child", 0, 1)
+	h.logged(logev.RestartingChild, 0, 1)
 }
 
 // TestForkingThatLeavesTwoDaemonsFails: without a pidfile, two processes
@@ -78,9 +80,9 @@ func TestForkingThatLeavesTwoDaemonsFails(t *testing.T) {
 	h := newSupervisorUnderTest(t, []string{"daemonize:2", "ready"}, func(o *Options) {
 		o.Forking, o.Ready = true, Readiness{Kind: ReadyNotify, Timeout: waitLimit}
 	}).run()
-	if e := h.logged("start failed", 1, 1); !strings.Contains(e.attrs[KeyReason].(string), "left 2 processes in generation 1") {
+	if e := h.logged(logev.StartFailed, 1, 1); !strings.Contains(e.attrs[KeyReason].(string), "left 2 processes in generation 1") {
 		t.Fatalf("start failed: %v", e)
 	}
-	h.logged("forking: killing a process the failed start left", 1, 2)
-	h.logged("restarting child", 0, 1)
+	h.logged(logev.ForkingKillLeftover, 1, 2)
+	h.logged(logev.RestartingChild, 0, 1)
 }

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/internal/safefile"
 	"github.com/hupd/hupd/signals"
 	"golang.org/x/sys/unix"
@@ -82,9 +83,9 @@ func (s *Supervisor) forked(g *generation, e signals.Exit) bool {
 	g.closeAnnounced()
 	g.mainFD, g.mainPID = f, pid
 	g.foundAt = time.Now()
-	msg := "first process exited: following the daemon it left"
+	msg := logev.ForkingFollowDaemon
 	if !first {
-		msg = "main process exited while daemonizing: following the process it left"
+		msg = logev.ForkingFollowDaemonizing
 	}
 	s.follow(g, e, msg)
 	g.grp.SetMain(pid) // the fallback finds the daemon's workers under it
@@ -238,7 +239,7 @@ func (s *Supervisor) endOrphans(g *generation) {
 	pids, _ := s.orphans(g)
 	for _, pid := range pids {
 		if f, err := s.openDaemon(g, pid); err == nil {
-			s.log.Info("forking: killing a process the failed start left", KeyGen, g.num, KeyPID, pid)
+			s.log.Info(logev.ForkingKillLeftover, KeyGen, g.num, KeyPID, pid)
 			signalMain(f, unix.SIGKILL)
 			f.Close()
 		}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -107,13 +108,13 @@ func (s *Supervisor) acceptMainPID(g *generation, pid, sender int, v mainVet) bo
 		err = errNotMember
 	}
 	if err != nil {
-		s.log.Warn("main pid refused", KeyGen, g.num, KeySender, sender, KeyPID, pid, KeyReason, err.Error())
+		s.log.Warn(logev.MainPIDRefused, KeyGen, g.num, KeySender, sender, KeyPID, pid, KeyReason, err.Error())
 		return false
 	}
 	g.closeAnnounced()
 	g.mainFD, g.mainPID = f, pid
 	g.mainRoot.Store(int64(pid))
-	s.log.Info("main pid changed", KeyGen, g.num, KeyPID, pid, KeySender, sender)
+	s.log.Info(logev.MainPIDChanged, KeyGen, g.num, KeyPID, pid, KeySender, sender)
 	if pid != g.pid {
 		s.watchGone(g, pid, f)
 	}
@@ -154,7 +155,7 @@ func (s *Supervisor) mainGone(g *generation, pid int) {
 	g.closeAnnounced()
 	g.mainPID = 0
 	g.mainRoot.Store(0)
-	s.log.Info("main process named by MAINPID exited: the process started is the main process again", KeyGen, g.num,
+	s.log.Info(logev.MainPIDBack, KeyGen, g.num,
 		KeyOldPID, pid, KeyPID, g.pid)
 }
 
@@ -254,7 +255,7 @@ func (s *Supervisor) watchMain(ref *procRef, pid int, f *os.File, reaped <-chan 
 			e.Status = status
 		}
 		if !known {
-			s.log.Info("main process exited: its status is unknown (not hupd's child)", KeyPID, pid)
+			s.log.Info(logev.MainExitUnknown, KeyPID, pid)
 		}
 		s.forwardExit(ref, e)
 	}()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // TestExtendTimeoutMovesTheReadinessDeadline: EXTEND_TIMEOUT_USEC keeps a
@@ -17,7 +19,7 @@ func TestExtendTimeoutMovesTheReadinessDeadline(t *testing.T) {
 	h.ready(1)
 	reload := h.reloadAsync(ActionReload, "test")
 	pid2 := h.started(2)
-	h.logged("readiness timeout extended", 2, 1)
+	h.logged(logev.ReadyTimeoutExtended, 2, 1)
 	// What is tested is a deadline: wait until the configured one has
 	// passed (the readiness timer fired and found the deadline moved).
 	<-time.After(timeout + 50*time.Millisecond)
@@ -35,15 +37,15 @@ func TestReloadQueuedBehindAStartingGenerationRunsAtItsTimeout(t *testing.T) {
 	h := newSupervisorUnderTest(t, []string{"silent", "ready"}, func(o *Options) { o.Ready.Timeout = time.Second }).run()
 	h.started(1)
 	reload := h.reloadAsync(ActionReload, "test")
-	h.logged("reload queued behind the one in progress", 0, 1)
+	h.logged(logev.ReloadQueued, 0, 1)
 	res := h.result(reload)
 	if !res.OK || res.NewGen != 2 {
 		t.Fatalf("reload: %+v", res)
 	}
-	if e := h.logged("generation not ready", 1, 1); !strings.Contains(e.attrs[KeyReason].(string), "not ready within 1s") {
+	if e := h.logged(logev.NotReady, 1, 1); !strings.Contains(e.attrs[KeyReason].(string), "not ready within 1s") {
 		t.Fatalf("generation 1: %v", e)
 	}
-	if h.events.order(isMsg("generation not ready", 1)) > h.events.order(isMsg("hook started", 2)) {
+	if h.events.order(isMsg(logev.NotReady, 1)) > h.events.order(isMsg("hook started", 2)) {
 		t.Fatal("generation 2 started before generation 1 ran out of time")
 	}
 }
@@ -55,7 +57,7 @@ func TestAutoReadinessJudgesASilentChildByBeingAlive(t *testing.T) {
 		o.Ready = Readiness{Kind: ReadyAuto, Delay: 10 * time.Millisecond, Timeout: waitLimit}
 	}).run()
 	h.ready(1)
-	h.logged("no sd_notify from the child: judging it ready by being alive", 1, 1)
+	h.logged(logev.ReadyByAlive, 1, 1)
 }
 
 // TestAutoReadinessWaitsForReadyOnceAChildSpeaksNotify: after a
@@ -67,7 +69,7 @@ func TestAutoReadinessWaitsForReadyOnceAChildSpeaksNotify(t *testing.T) {
 	h := newSupervisorUnderTest(t, []string{"ready", "extend"}, func(o *Options) {
 		o.Ready = Readiness{Kind: ReadyAuto, Delay: time.Hour, Timeout: waitLimit}
 	}).run()
-	if h.ready(1); h.logged("child ready", 1, 1).attrs[KeyReady] != "READY=1" {
+	if h.ready(1); h.logged(logev.ChildReady, 1, 1).attrs[KeyReady] != "READY=1" {
 		t.Fatal("generation 1 not ready by READY=1")
 	}
 	// The next generations get a delay that passes at once (a readiness
@@ -79,12 +81,12 @@ func TestAutoReadinessWaitsForReadyOnceAChildSpeaksNotify(t *testing.T) {
 	}
 	reload := h.reloadAsync(ActionReload, "test")
 	pid2 := h.started(2)
-	h.logged("readiness timeout extended", 2, 1)
+	h.logged(logev.ReadyTimeoutExtended, 2, 1)
 	h.kill(pid2, unix.SIGUSR2)
 	if res := h.result(reload); !res.OK {
 		t.Fatalf("reload: %+v", res)
 	}
-	if e := h.logged("child ready", 2, 1); e.attrs[KeyReady] != "READY=1" {
+	if e := h.logged(logev.ChildReady, 2, 1); e.attrs[KeyReady] != "READY=1" {
 		t.Fatalf("generation 2: %v", e)
 	}
 }
@@ -97,7 +99,7 @@ func TestExecReadinessProbe(t *testing.T) {
 		o.Ready = Readiness{Kind: ReadyExec, Command: []string{bin, "check:0"}, Interval: time.Millisecond, Timeout: waitLimit}
 	}).run()
 	h.ready(1)
-	if e := h.logged("child ready", 1, 1); e.attrs[KeyReady] != "probe succeeded" {
+	if e := h.logged(logev.ChildReady, 1, 1); e.attrs[KeyReady] != "probe succeeded" {
 		t.Fatalf("ready: %v", e)
 	}
 	if n := len(h.spawner.recorded("helper")); n != 1 {
@@ -110,7 +112,7 @@ func TestExecReadinessProbe(t *testing.T) {
 func TestWatchdogKillsASilentGeneration(t *testing.T) {
 	h := newSupervisorUnderTest(t, []string{"watchdog", "ready"}, nil).run()
 	h.ready(1)
-	h.logged("watchdog timeout: killing generation", 1, 1)
+	h.logged(logev.WatchdogTimeout, 1, 1)
 	if e := h.exited(1); e.attrs[KeyStatus] != "killed by signal KILL" {
 		t.Fatalf("generation 1: %v", e)
 	}

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +31,7 @@ func (s *Supervisor) requestReload(reply chan<- ReloadResult, a Action, cause st
 	if s.tx != nil || s.queuedAny || s.heldBack(p.strategy) {
 		s.queued = append(s.queued, waiters...)
 		if !s.queuedAny {
-			s.log.Info("reload queued behind the one in progress", KeyStrat, string(p.strategy), KeyCause, cause)
+			s.log.Info(logev.ReloadQueued, KeyStrat, string(p.strategy), KeyCause, cause)
 			s.queuedPlan = p
 		} else {
 			s.queuedPlan = merge(s.queuedPlan, p)
@@ -129,7 +130,7 @@ func (s *Supervisor) startTx(waiters []chan<- ReloadResult, p plan) {
 	if tx.old != nil {
 		attrs = append(attrs, KeyOldGen, tx.old.num, KeyOldPID, tx.old.pid)
 	}
-	s.log.Info("reload started", attrs...)
+	s.log.Info(logev.ReloadStarted, attrs...)
 	if h := s.hooks.Reloading; h != nil {
 		h(tx.strategy, tx.cause)
 	}
@@ -167,7 +168,7 @@ func (s *Supervisor) proceed() {
 			}
 		}
 		tx.signalled = true
-		s.log.Info("reload signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, signalNames(tx.signals))
+		s.log.Info(logev.ReloadSignalSent, KeyGen, g.num, KeyPID, g.pid, KeySignal, signalNames(tx.signals))
 		switch {
 		case g.speaksReload:
 			// It answered RELOADING=1 before: wait for READY=1 after it.
@@ -195,7 +196,7 @@ func (s *Supervisor) startNew() {
 		s.restartT.Stop()
 		s.restartT = nil
 		// (If it fired already, its event is stale: evRestart ignores it.)
-		s.log.Debug("pending restart cancelled: the reload starts the next generation", KeyGen, s.nextGen+1)
+		s.log.Debug(logev.RestartCancelledByReload, KeyGen, s.nextGen+1)
 	}
 	g, err := s.spawn()
 	if err != nil {
@@ -250,9 +251,9 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	s.last = &res
 	took := res.Finished.Sub(res.Started).Round(time.Microsecond)
 	if ok {
-		s.log.Info("reload done", KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyTook, took, KeyReady, time.Duration(res.ReadyAfter).Round(time.Microsecond))
+		s.log.Info(logev.ReloadDone, KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyTook, took, KeyReady, time.Duration(res.ReadyAfter).Round(time.Microsecond))
 	} else {
-		s.log.Error("reload failed", KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyReason, reason, KeyTook, took)
+		s.log.Error(logev.ReloadFailed, KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyReason, reason, KeyTook, took)
 	}
 	if h := s.hooks.Reloaded; h != nil {
 		h(res)
@@ -308,7 +309,7 @@ func (s *Supervisor) runCheck(tx *reloadTx) {
 		go s.post(event{kind: evCheckDone, tx: tx, err: err})
 		return
 	}
-	s.log.Info("check started", KeyPID, pid, "command", o.Check)
+	s.log.Info(logev.CheckStarted, KeyPID, pid, "command", o.Check)
 	go func() {
 		read := make(chan struct{})
 		go func() { io.Copy(out, r); close(read) }()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // TestSwapHandsOverToTheNewGeneration: a swap starts generation 2 with the
@@ -47,9 +49,9 @@ func TestReloadsArrivingDuringASwapCoalesce(t *testing.T) {
 	h.ready(1)
 	first := h.reloadAsync(ActionReload, "first")
 	pid2 := h.started(2)
-	h.logged("readiness timeout extended", 2, 1) // it handles USR2 now
+	h.logged(logev.ReadyTimeoutExtended, 2, 1) // it handles USR2 now
 	second := h.reloadAsync(ActionReload, "second")
-	h.logged("reload queued behind the one in progress", 0, 1)
+	h.logged(logev.ReloadQueued, 0, 1)
 	third := h.reloadAsync(Action{Strategy: StrategySwap}, "third")
 	h.kill(pid2, unix.SIGUSR2) // generation 2 says READY=1
 	r1 := h.result(first)
@@ -77,7 +79,7 @@ func TestSignalReloadWaitsForReadyAfterReloading(t *testing.T) {
 			t.Fatalf("reload %d: %+v", i+1, res)
 		}
 	}
-	if n := len(h.events.matching(isMsg("reload signal sent", 1))); n != 2 {
+	if n := len(h.events.matching(isMsg(logev.ReloadSignalSent, 1))); n != 2 {
 		t.Fatalf("%d reload signals sent, want 2", n)
 	}
 	if len(h.spawner.recorded("generation")) != 1 {
@@ -113,7 +115,7 @@ func TestSignalReloadOfAChildWithoutNotify(t *testing.T) {
 	if res := h.reload(Action{Strategy: StrategySignal, Signal: unix.SIGUSR2}); !res.OK {
 		t.Fatalf("reload: %+v", res)
 	}
-	if e := h.logged("reload signal sent", 1, 1); e.attrs[KeySignal] != "USR2" {
+	if e := h.logged(logev.ReloadSignalSent, 1, 1); e.attrs[KeySignal] != "USR2" {
 		t.Fatalf("signal sent: %v", e)
 	}
 }
@@ -126,7 +128,7 @@ func TestSignalReloadWithoutAChild(t *testing.T) {
 	}).run()
 	pid := h.ready(1)
 	h.kill(pid, unix.SIGUSR1) // crashes: the restart waits an hour
-	h.logged("restarting child", 0, 1)
+	h.logged(logev.RestartingChild, 0, 1)
 	if res := h.reload(ActionReload); res.OK || res.Reason != "no child running" {
 		t.Fatalf("reload: %+v", res)
 	}
@@ -141,9 +143,9 @@ func TestReloadWaitsForADrainSlot(t *testing.T) {
 	if res := h.reload(ActionReload); !res.OK || res.NewGen != 2 {
 		t.Fatalf("first reload: %+v", res)
 	}
-	h.logged("draining", 1, 1)
+	h.logged(logev.Draining, 1, 1)
 	second := h.reloadAsync(ActionReload, "second")
-	h.logged("reload queued behind the one in progress", 0, 1)
+	h.logged(logev.ReloadQueued, 0, 1)
 	// Queued at once (above), and nothing but generation 1's exit frees
 	// a slot.
 	if h.events.order(isMsg("hook started", 3)) >= 0 {
@@ -154,7 +156,7 @@ func TestReloadWaitsForADrainSlot(t *testing.T) {
 	if !res.OK || res.NewGen != 3 {
 		t.Fatalf("second reload: %+v", res)
 	}
-	exit1 := h.events.order(isMsg("child exited", 1))
+	exit1 := h.events.order(isMsg(logev.ChildExited, 1))
 	start3 := h.events.order(isMsg("hook started", 3))
 	if exit1 < 0 || start3 < exit1 {
 		t.Fatalf("generation 3 started (event %d) before generation 1 left its drain slot (event %d)", start3, exit1)
@@ -173,7 +175,7 @@ func TestMainPIDHandOver(t *testing.T) {
 		t.Fatalf("status pid %d after MAINPID= (started %d)", main, started)
 	}
 	h.kill(started, unix.SIGUSR2) // the one started leaves
-	if e := h.logged("main process exited: following MAINPID", 1, 1); e.int(KeyPID) != main || e.int(KeyOldPID) != started {
+	if e := h.logged(logev.MainExitFollow, 1, 1); e.int(KeyPID) != main || e.int(KeyOldPID) != started {
 		t.Fatalf("followed: %v", e)
 	}
 	if g := h.sup.Status().Generations; len(g) != 1 || g[0].PID != main || g[0].State != StateReady {

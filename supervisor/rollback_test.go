@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -132,15 +133,15 @@ func TestServingGenerationCrashesDuringASwap(t *testing.T) {
 	pid1 := h.ready(1)
 	reload := h.reloadAsync(ActionReload, "test")
 	pid2 := h.started(2)
-	h.logged("readiness timeout extended", 2, 1)
+	h.logged(logev.ReadyTimeoutExtended, 2, 1)
 	h.kill(pid1, unix.SIGUSR1) // generation 1 crashes: exit 3
-	h.logged("serving generation exited during the reload: the new generation takes over", 1, 1)
+	h.logged(logev.ServingExitedDuringReload, 1, 1)
 	h.kill(pid2, unix.SIGUSR2) // READY=1
 	if res := h.result(reload); !res.OK || res.NewGen != 2 {
 		t.Fatalf("reload: %+v", res)
 	}
 	keepsServing(t, h, 2)
-	if len(h.events.matching(isMsg("restarting child", 0))) != 0 {
+	if len(h.events.matching(isMsg(logev.RestartingChild, 0))) != 0 {
 		t.Fatal("a restart was scheduled beside the new generation")
 	}
 }
@@ -152,9 +153,9 @@ func TestServingAndNewGenerationBothFailDuringASwap(t *testing.T) {
 	pid1 := h.ready(1)
 	reload := h.reloadAsync(ActionReload, "test")
 	pid2 := h.started(2)
-	h.logged("readiness timeout extended", 2, 1)
+	h.logged(logev.ReadyTimeoutExtended, 2, 1)
 	h.kill(pid1, unix.SIGUSR1)
-	h.logged("serving generation exited during the reload: the new generation takes over", 1, 1)
+	h.logged(logev.ServingExitedDuringReload, 1, 1)
 	h.kill(pid2, unix.SIGUSR1)
 	if res := h.result(reload); res.OK || !strings.Contains(res.Reason, "exited before it was ready: exit status 3") {
 		t.Fatalf("reload: %+v", res)
@@ -173,7 +174,7 @@ func TestRestartStrategyStopsTheOldGenerationFirst(t *testing.T) {
 	if res := h.reload(ActionReload); !res.OK || res.NewGen != 2 || res.OldGen != 1 {
 		t.Fatalf("reload: %+v", res)
 	}
-	if exit1, start2 := h.events.order(isMsg("child exited", 1)), h.events.order(isMsg("hook started", 2)); exit1 < 0 || start2 < exit1 {
+	if exit1, start2 := h.events.order(isMsg(logev.ChildExited, 1)), h.events.order(isMsg("hook started", 2)); exit1 < 0 || start2 < exit1 {
 		t.Fatalf("generation 2 started (event %d) before generation 1 exited (event %d)", start2, exit1)
 	}
 }
@@ -185,11 +186,11 @@ func TestStandbyShimThatDiesIsNotUsed(t *testing.T) {
 	h.spawner.scriptStandby(standbyDies)
 	h.run()
 	h.ready(1)
-	h.logged("standby shim exited", 0, 1)
+	h.logged(logev.StandbyExited, 0, 1)
 	if res := h.reload(ActionReload); !res.OK {
 		t.Fatalf("reload: %+v", res)
 	}
-	if e := h.logged("child started", 2, 1); e.attrs["standby"] != false {
+	if e := h.logged(logev.ChildStarted, 2, 1); e.attrs["standby"] != false {
 		t.Fatalf("generation 2: %v, want a cold start", e)
 	}
 }
@@ -199,13 +200,13 @@ func TestStandbyShimThatDiesIsNotUsed(t *testing.T) {
 func TestStandbyShimIsUsedByTheNextGeneration(t *testing.T) {
 	h := newSupervisorUnderTest(t, []string{"ready"}, nil).run()
 	h.ready(1)
-	h.logged("standby shim ready", 0, 1)
+	h.logged(logev.StandbyReady, 0, 1)
 	standbys := h.spawner.recorded("standby")
 	res := h.reload(ActionReload)
 	if !res.OK || len(standbys) == 0 || res.NewPID != standbys[0].pid {
 		t.Fatalf("reload: %+v; standbys started: %+v", res, standbys)
 	}
-	if e := h.logged("child started", 2, 1); e.attrs["standby"] != true {
+	if e := h.logged(logev.ChildStarted, 2, 1); e.attrs["standby"] != true {
 		t.Fatalf("generation 2: %v, want a warm start", e)
 	}
 }

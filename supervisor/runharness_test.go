@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -270,7 +271,7 @@ func (h *supervisorUnderTest) started(gen int) int {
 // event ("child exited": its status and the state it was in).
 func (h *supervisorUnderTest) exited(gen int) recordedEvent {
 	h.t.Helper()
-	return h.events.waitN(h.t, 1, fmt.Sprintf("generation %d exit", gen), isMsg("child exited", gen))[0]
+	return h.events.waitN(h.t, 1, fmt.Sprintf("generation %d exit", gen), isMsg(logev.ChildExited, gen))[0]
 }
 
 // logged waits for the n-th record with message msg (of generation gen

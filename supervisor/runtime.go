@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -194,7 +195,7 @@ func tryRuntime(name, ctl string, explicit bool, adopt int, log *slog.Logger) (*
 		return nil, fmt.Errorf("runtime directory %s: %w", r.Dir, err)
 	}
 	if len(removed) > 0 {
-		log.Info("cleaned up after a dead hupd", KeyPath, r.Dir, KeyPID, old, "removed", strings.Join(removed, " "))
+		log.Info(logev.RuntimeCleanedUp, KeyPath, r.Dir, KeyPID, old, "removed", strings.Join(removed, " "))
 	}
 	return r, nil
 }

@@ -1,6 +1,10 @@
 package supervisor
 
-import "golang.org/x/sys/unix"
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
+)
 
 // Sentinel ends a generation's processes when hupd dies (package
 // internal/sentinel). The supervisor registers each generation from the
@@ -36,7 +40,7 @@ func (s *Supervisor) guard(g *generation, pgid, pidfd int) {
 		pgid = 0 // the cgroup is the generation: a group id is never trusted there
 	}
 	if err := s.opts.Sentinel.Register(g.num, pgid, pidfd, g.grp.Path()); err != nil {
-		s.log.Warn("sentinel: cannot register the generation: it would outlive hupd's death", KeyGen, g.num, KeyPID, pgid, KeyError, err)
+		s.log.Warn(logev.SentinelRegisterFailed, KeyGen, g.num, KeyPID, pgid, KeyError, err)
 	}
 }
 
@@ -63,7 +67,7 @@ func (s *Supervisor) unguard(num int) {
 		return
 	}
 	if err := s.opts.Sentinel.Unregister(num); err != nil {
-		s.log.Warn("sentinel: cannot unregister the generation", KeyGen, num, KeyError, err)
+		s.log.Warn(logev.SentinelUnregisterFailed, KeyGen, num, KeyError, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 )
 
@@ -116,7 +117,7 @@ func TestApplyRetiresAndReusesOwnSockets(t *testing.T) {
 	if socketOpen(b.File) || len(s.retired) != 0 {
 		t.Fatal("a dropped socket nobody uses is still open")
 	}
-	if !strings.Contains(log.String(), "socket closed: no longer configured") {
+	if !strings.Contains(log.String(), logev.SocketClosed) {
 		t.Error("its closing was not logged")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/signals"
@@ -156,7 +157,7 @@ func (s *Supervisor) prestart() {
 	}
 	outR, errR, err := s.outputPipes(cmd)
 	if err != nil {
-		s.log.Warn("standby shim: no pipes", KeyError, err)
+		s.log.Warn(logev.StandbyNoPipes, KeyError, err)
 		return
 	}
 	// It becomes the next generation: it starts in that one's cgroup.
@@ -169,7 +170,7 @@ func (s *Supervisor) prestart() {
 	if res.err != nil {
 		closeFiles(outR, errR)
 		s.cg.Retire(grp)
-		s.log.Warn("standby shim failed to start", KeyError, res.err)
+		s.log.Warn(logev.StandbyStartFailed, KeyError, res.err)
 		return
 	}
 	grp.SetLeader(res.pid)
@@ -179,7 +180,7 @@ func (s *Supervisor) prestart() {
 	go func() {
 		// Ready once it waits with stray signals ignored (its runtime is up).
 		if st.sb.ArmErr() == nil {
-			s.log.Debug("standby shim ready", KeyPID, st.pid)
+			s.log.Debug(logev.StandbyReady, KeyPID, st.pid)
 		}
 	}()
 }
@@ -230,7 +231,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		default:
 			// The standby died (its exit is not handled yet) or could not
 			// be told what to run: start cold instead, in a new cgroup.
-			s.log.Warn("standby shim unusable: starting cold", KeyPID, st.pid, KeyError, err)
+			s.log.Warn(logev.StandbyUnusable, KeyPID, st.pid, KeyError, err)
 			s.unguard(num)
 			st.release()
 			s.cg.Retire(st.grp) // with what is left of the shim
@@ -280,7 +281,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 	s.standbyLost = false
 	g.started = time.Now()
 	s.gens = append(s.gens, g)
-	s.log.Info("child started", KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm, "config", g.configHash)
+	s.log.Info(logev.ChildStarted, KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm, "config", g.configHash)
 	if h := s.hooks.Started; h != nil {
 		h(num, g.pid)
 	}
@@ -313,7 +314,7 @@ func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
 	for _, l := range g.listeners {
 		h, err := describeHeld(l)
 		if err != nil {
-			s.log.Warn("bind redirection: socket left out", KeyGen, g.num, "socket", l.Bound.String(), KeyError, err)
+			s.log.Warn(logev.BindSocketLeftOut, KeyGen, g.num, "socket", l.Bound.String(), KeyError, err)
 			continue
 		}
 		held, names = append(held, h), append(names, l.Spec.FDName())
@@ -332,11 +333,11 @@ func (s *Supervisor) serveTrap(g *generation, notify *os.File) {
 		}
 		switch {
 		case ev.Adopted:
-			s.log.Info("socket adopted", KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
+			s.log.Info(logev.SocketAdopted, KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
 		case ev.Listen:
-			s.log.Debug("listen answered", KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "socket", names[ev.Socket])
+			s.log.Debug(logev.ListenAnswered, KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "socket", names[ev.Socket])
 		default:
-			s.log.Info("bind redirected", KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
+			s.log.Info(logev.BindRedirected, KeyGen, num, KeyPID, pid, KeyTID, ev.PID, "fd", ev.FD, "address", ev.Addr.String(), "socket", names[ev.Socket])
 		}
 		if (ev.Listen || !h.Stream) && !seen[ev.Socket] {
 			seen[ev.Socket] = true
@@ -417,7 +418,7 @@ func (s *Supervisor) readNotify(g *generation) {
 				m.Barrier.Close()
 			}
 			if now := time.Now(); now.Sub(logged) >= refusalLogEvery {
-				s.log.Warn("notify from a process outside the generation ignored", KeyGen, g.num, KeySender, m.PID,
+				s.log.Warn(logev.NotifyOutsider, KeyGen, g.num, KeySender, m.PID,
 					KeyUID, m.UID, KeySuppressed, suppressed)
 				logged, suppressed = now, 0
 			} else {
@@ -485,7 +486,7 @@ func (s *Supervisor) probe(ctx context.Context, g *generation, o Options) {
 		}
 		pid, exited, err := s.startAux(o, o.Ready.Command, nil)
 		if err != nil {
-			s.log.Error("readiness probe failed to start", KeyGen, g.num, KeyError, err)
+			s.log.Error(logev.ProbeStartFailed, KeyGen, g.num, KeyError, err)
 			return
 		}
 		select {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,7 @@ func TestStopDuringASwap(t *testing.T) {
 	h.ready(1)
 	reload := h.reloadAsync(ActionReload, "test")
 	h.started(2)
-	h.logged("readiness timeout extended", 2, 1)
+	h.logged(logev.ReadyTimeoutExtended, 2, 1)
 	h.signal(unix.SIGTERM)
 	if res := h.result(reload); res.OK || res.Reason != "hupd is stopping" {
 		t.Fatalf("reload: %+v", res)
@@ -61,7 +62,7 @@ func TestStopTimeoutKillsTheGroup(t *testing.T) {
 	if o := h.wait(); o.code != 137 {
 		t.Fatalf("Run: %+v", o)
 	}
-	h.logged("stop timeout: killing process group", 1, 1)
+	h.logged(logev.StopTimeout, 1, 1)
 }
 
 // TestOtherSignalsAreRelayedToTheServingGeneration: USR1 to hupd reaches
@@ -73,7 +74,7 @@ func TestOtherSignalsAreRelayedToTheServingGeneration(t *testing.T) {
 	if o := h.wait(); o.code != 3 || o.err != nil {
 		t.Fatalf("Run: %+v", o)
 	}
-	h.logged("not restarting", 0, 1)
+	h.logged(logev.NotRestarting, 0, 1)
 }
 
 // TestRestartPolicy: which exits start the child again.
@@ -131,7 +132,7 @@ func TestReloadDuringBackoffStartsAtOnce(t *testing.T) {
 		o.Backoff = Backoff{Min: time.Hour, Max: time.Hour}
 	}).run()
 	h.kill(h.ready(1), unix.SIGUSR1)
-	if e := h.logged("restarting child", 0, 1); e.attrs[KeyDelay] != time.Hour {
+	if e := h.logged(logev.RestartingChild, 0, 1); e.attrs[KeyDelay] != time.Hour {
 		t.Fatalf("restart: %v", e)
 	}
 	res := h.reload(ActionReload)
@@ -149,7 +150,7 @@ func TestCrashLoopRestartsUntilAGenerationServes(t *testing.T) {
 	if st := h.sup.Status(); st.Restarts != 2 {
 		t.Fatalf("%d restarts, want 2", st.Restarts)
 	}
-	if n := len(h.events.matching(isMsg("restarting child", 0))); n != 2 {
+	if n := len(h.events.matching(isMsg(logev.RestartingChild, 0))); n != 2 {
 		t.Fatalf("%d restarts scheduled", n)
 	}
 }

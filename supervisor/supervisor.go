@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -454,7 +455,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 	}
 	s.failTx("hupd is stopping")
 	cur := s.current()
-	s.log.Info("stopping", KeySignal, signals.Name(sig), "generations", len(s.gens),
+	s.log.Info(logev.Stopping, KeySignal, signals.Name(sig), "generations", len(s.gens),
 		"stop_signal", signals.Name(s.opts.StopSignal), KeyTimeout, s.opts.StopTimeout)
 	if cur == nil && len(s.gens) == 0 {
 		code := s.lastExit.Code()
@@ -510,18 +511,18 @@ func (s *Supervisor) onEvent(ev event) {
 		if g := ev.ref.gen.Load(); g != nil {
 			s.onExit(g, ev.exit)
 		} else if st := s.standby; st != nil && st.ref == ev.ref {
-			s.log.Warn("standby shim exited", KeyPID, st.pid, KeyStatus, ev.exit.String())
+			s.log.Warn(logev.StandbyExited, KeyPID, st.pid, KeyStatus, ev.exit.String())
 			s.standby, s.standbyLost = nil, true
 			st.release()
 			s.cg.Retire(st.grp)
 		} else {
-			s.log.Debug("discarded standby shim exited", KeyPID, ev.exit.PID)
+			s.log.Debug(logev.StandbyDiscardedExited, KeyPID, ev.exit.PID)
 		}
 	case evNotify:
 		s.onNotify(g, ev.msg, ev.at, ev.main)
 	case evReadyWarn:
 		if g.state == StateStarting && !g.exited() {
-			s.log.Warn("generation not ready yet", KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
+			s.log.Warn(logev.NotReadyYet, KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
 				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(g.ready))
 		}
 	case evReadyTimeout:
@@ -533,7 +534,7 @@ func (s *Supervisor) onEvent(ev event) {
 			s.finishTx(false, reason)
 			return
 		}
-		s.log.Error("generation not ready", KeyGen, g.num, KeyPID, g.pid, KeyReason, reason)
+		s.log.Error(logev.NotReady, KeyGen, g.num, KeyPID, g.pid, KeyReason, reason)
 		s.maybeStartQueued() // a reload waiting for it need wait no longer
 	case evDelay:
 		if g.state != StateStarting || g.exited() {
@@ -545,7 +546,7 @@ func (s *Supervisor) onEvent(ev event) {
 			if s.notified {
 				return // it speaks sd_notify: wait for READY=1
 			}
-			s.log.Info("no sd_notify from the child: judging it ready by being alive", KeyGen, g.num, KeyPID, g.pid,
+			s.log.Info(logev.ReadyByAlive, KeyGen, g.num, KeyPID, g.pid,
 				KeyAfter, g.ready.Delay, "hint", "set --ready notify, delay:D or exec:COMMAND to choose")
 		}
 		s.onReady(g, "alive after "+g.ready.Delay.String())
@@ -560,9 +561,9 @@ func (s *Supervisor) onEvent(ev event) {
 	case evDrainTimeout:
 		if !g.exited() {
 			// (The message predates cgroups: the whole cgroup goes too.)
-			s.log.Warn("stop timeout: killing process group", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout, KeyCgroup, g.grp.Path())
+			s.log.Warn(logev.StopTimeout, KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout, KeyCgroup, g.grp.Path())
 			if err := g.killGroup(); err != nil {
-				s.log.Error("cannot kill the process group", KeyGen, g.num, KeyPID, g.pid, KeyError, err)
+				s.log.Error(logev.KillGroupFailed, KeyGen, g.num, KeyPID, g.pid, KeyError, err)
 			}
 		}
 	case evCheckDone:
@@ -605,7 +606,7 @@ func (s *Supervisor) onEvent(ev event) {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
 		}
 		if !g.exited() && g.state != StateDraining {
-			s.log.Error("watchdog timeout: killing generation", KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.watchdogDur)
+			s.log.Error(logev.WatchdogTimeout, KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.watchdogDur)
 			g.killGroup()
 		}
 	}
@@ -615,7 +616,7 @@ func (s *Supervisor) onEvent(ev event) {
 func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	s.scheduleTrim()
 	if g.mainFD != nil && g.mainPID != e.PID && pidfdAlive(g.mainFD) {
-		s.follow(g, e, "main process exited: following MAINPID")
+		s.follow(g, e, logev.MainExitFollow)
 		return
 	}
 	if (g.forking || !g.foundAt.IsZero()) && s.forked(g, e) {
@@ -638,10 +639,10 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		g.proc.Release()
 	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
-	s.log.Info("child exited", KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
+	s.log.Info(logev.ChildExited, KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
 	if g.failure != "" {
 		// It exited 0, but its start failed: counted as a failure.
-		s.log.Error("start failed", KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
+		s.log.Error(logev.StartFailed, KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
 		e.Status = syscall.WaitStatus(1 << 8)
 	}
 	s.closeRetired()
@@ -685,7 +686,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	s.lastExit = e
 	if !s.shouldRestart(e) {
 		g.out.settle(exitSettle) // hupd exits once the others are gone
-		s.log.Info("not restarting", KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
+		s.log.Info(logev.NotRestarting, KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
 		code := e.Code()
 		s.stopCode = &code
 		s.stopping = true
@@ -702,7 +703,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		// The reload is starting the next generation already: it takes
 		// over, and if it fails, finishTx applies the restart policy. A
 		// restart now would start a second one beside it.
-		s.log.Warn("serving generation exited during the reload: the new generation takes over", KeyGen, g.num, KeyStatus, e.String())
+		s.log.Warn(logev.ServingExitedDuringReload, KeyGen, g.num, KeyStatus, e.String())
 		return
 	}
 	s.scheduleRestart(ran, e.String())
@@ -762,7 +763,7 @@ func (s *Supervisor) follow(g *generation, e signals.Exit, msg string) {
 func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {
 	var d time.Duration
 	d, s.failures = s.opts.Backoff.Next(s.failures, ran)
-	s.log.Warn("restarting child", KeyGen, s.nextGen+1, KeyDelay, d, "attempt", s.failures, KeyReason, why)
+	s.log.Warn(logev.RestartingChild, KeyGen, s.nextGen+1, KeyDelay, d, "attempt", s.failures, KeyReason, why)
 	s.restartSeq++
 	seq := s.restartSeq
 	s.restartT = time.AfterFunc(d, func() { s.post(event{kind: evRestart, seq: seq}) })
@@ -804,10 +805,10 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 		s.acceptMainPID(g, pid, m.PID, main)
 	}
 	if errno, ok := m.Errno(); ok {
-		s.log.Warn("child reported an error", KeyGen, g.num, KeyError, errno.Error())
+		s.log.Warn(logev.ChildReportedError, KeyGen, g.num, KeyError, errno.Error())
 	}
 	if d, ok := m.Usec(socketact.NotifyExtendTimeout); ok && g.state == StateStarting {
-		s.log.Info("readiness timeout extended", KeyGen, g.num, KeyTimeout, d)
+		s.log.Info(logev.ReadyTimeoutExtended, KeyGen, g.num, KeyTimeout, d)
 		// As systemd does: the deadline becomes now+d unless it is later.
 		if by := time.Now().Add(d); by.After(g.readyBy) {
 			g.readyBy = by
@@ -815,7 +816,7 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 		}
 	}
 	if m.Flag(socketact.NotifyStopping) {
-		s.log.Info("child stopping", KeyGen, g.num, KeyPID, g.pid)
+		s.log.Info(logev.ChildStopping, KeyGen, g.num, KeyPID, g.pid)
 	}
 	if d, ok := m.Usec(socketact.NotifyWatchdogUsec); ok && d > 0 {
 		g.watchdogDur = d
@@ -883,7 +884,7 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 	}
 	g.settle()
 	g.state, g.readyAt = StateReady, time.Now()
-	s.log.Info("child ready", KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
+	s.log.Info(logev.ChildReady, KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
 	if h := s.hooks.Ready; h != nil {
 		h(g.num, g.pid, g.readyAt.Sub(g.started))
 	}
@@ -911,7 +912,7 @@ func (s *Supervisor) drain(g *generation) {
 	}
 	g.settle()
 	g.state = StateDraining
-	s.log.Info("draining", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
+	s.log.Info(logev.Draining, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
 	s.send(g, g.stopSignal)
 	g.drainBy = time.Now().Add(g.stopTimeout)
 	s.after(g, g.stopTimeout, evDrainTimeout)
@@ -924,7 +925,7 @@ func (s *Supervisor) drain(g *generation) {
 	// A stop drains every generation as README promises (stop signal,
 	// SIGKILL at the stop timeout): the cap is for reloads only.
 	for !s.stopping && len(draining) > s.opts.MaxDraining {
-		s.log.Warn("too many generations draining: killing the oldest", KeyGen, draining[0].num, KeyPID, draining[0].pid, "max_draining", s.opts.MaxDraining)
+		s.log.Warn(logev.TooManyDraining, KeyGen, draining[0].num, KeyPID, draining[0].pid, "max_draining", s.opts.MaxDraining)
 		draining[0].killGroup()
 		draining = draining[1:]
 	}
@@ -932,10 +933,10 @@ func (s *Supervisor) drain(g *generation) {
 
 func (s *Supervisor) send(g *generation, sig syscall.Signal) {
 	if err := g.signal(sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		s.log.Warn("signal failed", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig), KeyError, err)
+		s.log.Warn(logev.SignalFailed, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig), KeyError, err)
 		return
 	}
-	s.log.Debug("signal sent", KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig))
+	s.log.Debug(logev.SignalSent, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig))
 }
 
 // current is the generation that serves: the newest one that is neither

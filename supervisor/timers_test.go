@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // A timer event that was already queued when its timer was re-armed must
@@ -23,11 +25,11 @@ func TestStaleTimerEventsIgnored(t *testing.T) {
 	s.armWatchdog(g) // seq 2: a WATCHDOG=1 arrived meanwhile
 	defer g.watchdog.Stop()
 	s.onEvent(event{kind: evWatchdog, gen: g, seq: 1})
-	if strings.Contains(logs.String(), "watchdog timeout") {
+	if strings.Contains(logs.String(), logev.WatchdogTimeout) {
 		t.Fatalf("a stale watchdog event killed the generation:\n%s", logs.String())
 	}
 	s.onEvent(event{kind: evWatchdog, gen: g, seq: 2})
-	if !strings.Contains(logs.String(), "watchdog timeout") {
+	if !strings.Contains(logs.String(), logev.WatchdogTimeout) {
 		t.Fatalf("the current watchdog event was ignored:\n%s", logs.String())
 	}
 

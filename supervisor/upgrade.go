@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/internal/safefile"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -235,7 +236,7 @@ func (s *Supervisor) upgradeFailed(r *upgradeRequest, err error) {
 		r.exe.Close()
 		r.exe = nil
 	}
-	s.log.Error("upgrade failed: hupd goes on as it was", KeyError, err)
+	s.log.Error(logev.UpgradeFailed, KeyError, err)
 	if r.reply != nil {
 		r.reply <- err
 	}
@@ -307,7 +308,7 @@ func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 	if len(argv) == 0 {
 		argv = []string{binary}
 	}
-	s.log.Info("upgrading: exec", "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
+	s.log.Info(logev.UpgradeExec, "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
 	// On the spawner's thread: it forked the children, and no spawn is in
 	// progress there, so the reaper can be frozen without deadlock.
 	return s.sp.exec(func() error {
@@ -663,7 +664,7 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			forking: gs.Forking, forks: gs.Forks, pidfile: gs.Pidfile}
 		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
 		if err != nil {
-			s.log.Warn("generation's cgroup not taken over: process group only", KeyGen, gs.Num, KeyError, err)
+			s.log.Warn(logev.UpgradeCgroupNotTaken, KeyGen, gs.Num, KeyError, err)
 		}
 		if gs.NoLeader {
 			grp.DropLeader()
@@ -752,7 +753,7 @@ func (s *Supervisor) resumeGens() {
 		case StateDraining:
 			s.after(g, max(time.Until(g.drainBy), 0), evDrainTimeout)
 		}
-		s.log.Info("generation taken over", KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
+		s.log.Info(logev.GenerationTakenOver, KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
 	}
 	s.closeRetired()
 }
@@ -790,7 +791,7 @@ func (s *Supervisor) resumeMain(g *generation) {
 			err = errNotMember
 		}
 		if err != nil {
-			s.log.Warn("followed main process gone or refused after the upgrade: the generation ends", KeyGen, g.num,
+			s.log.Warn(logev.UpgradeFollowedGone, KeyGen, g.num,
 				KeyPID, g.pid, KeyReason, err.Error())
 			e := signals.Exit{PID: g.pid}
 			select {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // upgradeArgv is the command line the supervisor under test says hupd was
@@ -158,7 +160,7 @@ func TestUpgradeRefusals(t *testing.T) {
 			if n := len(h.spawner.recorded("exec")); n != 0 {
 				t.Fatalf("exec asked for %d times", n)
 			}
-			h.logged("upgrade failed: hupd goes on as it was", 0, 1)
+			h.logged(logev.UpgradeFailed, 0, 1)
 			keepsServing(t, h, 1)
 		})
 	}
@@ -172,7 +174,7 @@ func TestUpgradeWaitsForASteadyState(t *testing.T) {
 	h := newSupervisorUnderTest(t, []string{"ready", "extend"}, nil).run()
 	h.ready(1)
 	h.reloadAsync(ActionReload, "test")
-	h.logged("readiness timeout extended", 2, 1)
+	h.logged(logev.ReadyTimeoutExtended, 2, 1)
 	if err := h.upgradeNow(bin); err == nil || !strings.Contains(err.Error(), "a reload is in progress") {
 		t.Fatalf("upgrade during a reload: %v", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // TestBindRedirectionHandsTheHeldSocket: a legacy program that binds its
@@ -23,7 +25,7 @@ func TestBindRedirectionHandsTheHeldSocket(t *testing.T) {
 		o.Legacy, o.Ready = LegacyRedirect, Readiness{Kind: ReadyListen, Timeout: waitLimit}
 	}).run()
 	h.ready(1)
-	h.logged("bind redirected", 1, 1)
+	h.logged(logev.BindRedirected, 1, 1)
 	if res := h.reload(ActionReload); !res.OK || res.NewGen != 2 {
 		t.Fatalf("reload: %+v", res)
 	}
@@ -140,7 +142,7 @@ func TestMainPIDThatExitsFirst(t *testing.T) {
 	started := h.ready(1)
 	main := h.sup.Status().Generations[0].PID
 	h.kill(main, unix.SIGKILL)
-	h.logged("main process named by MAINPID exited: the process started is the main process again", 1, 1)
+	h.logged(logev.MainPIDBack, 1, 1)
 	if g := h.sup.Status().Generations; len(g) != 1 || g[0].PID != started {
 		t.Fatalf("generations: %+v, want pid %d", g, started)
 	}

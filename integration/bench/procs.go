@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 )
@@ -112,16 +113,16 @@ func startHupd(ctx context.Context, env *benchEnv, args ...string) (*hupdProc, e
 		h.mu.Unlock()
 		close(h.done)
 	}()
-	if _, err := h.wait(ctx, "child ready", 1, nil); err != nil {
+	if _, err := h.wait(ctx, logev.ChildReady, 1, nil); err != nil {
 		h.kill()
 		return nil, err
 	}
 	h.mu.Lock()
 	for _, e := range h.events {
 		switch e.msg() {
-		case "control socket":
+		case logev.ControlSocket:
 			h.control = e.str("path")
-		case "listening":
+		case logev.Listening:
 			_, hp, _ := strings.Cut(e.str("address"), "://")
 			h.addrs = append(h.addrs, hp)
 		}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // scaleGap is the time between two reloads of scenarios 6 and 7: enough
@@ -126,7 +128,7 @@ func idleConns(ctx context.Context, env *benchEnv, rep *Report) error {
 		return err
 	}
 	took := time.Since(t0)
-	exited, err := h.wait(ctx, "child exited", 1, func(e event) bool { return e.num("gen") == 1 })
+	exited, err := h.wait(ctx, logev.ChildExited, 1, func(e event) bool { return e.num("gen") == 1 })
 	if err != nil {
 		return err
 	}
@@ -231,7 +233,7 @@ func watchedFiles(ctx context.Context, env *benchEnv, rep *Report) error {
 	target := filepath.Join(root, "d000", "f000.conf")
 	var lat []float64
 	for i := range env.s.ScaleSwaps {
-		before := h.count("reload done", nil)
+		before := h.count(logev.ReloadDone, nil)
 		if !sleepCtx(ctx, scaleGap) { // between two edits, as between reloads
 			return ctx.Err()
 		}
@@ -243,11 +245,11 @@ func watchedFiles(ctx context.Context, env *benchEnv, rep *Report) error {
 		if err := os.Rename(tmp, target); err != nil {
 			return err
 		}
-		started, err := h.wait(ctx, "reload started", before+1, nil)
+		started, err := h.wait(ctx, logev.ReloadStarted, before+1, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := h.wait(ctx, "reload done", before+1, nil); err != nil {
+		if _, err := h.wait(ctx, logev.ReloadDone, before+1, nil); err != nil {
 			return err
 		}
 		lat = append(lat, msf(started.time().Sub(t0)-debounce))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/integration/bench/loadgen"
+	"github.com/hupd/hupd/internal/logev"
 )
 
 // Scenario labels in the table.
@@ -239,7 +240,7 @@ func legacyScenario(ctx context.Context, env *benchEnv, rep *Report, _ *baseline
 	total := s.Duration.d() / 2
 	res, reloads := during(ctx, m, total, s.SwapEvery.d(), hupdStep(ctx, h, m))
 	rep.Phases = append(rep.Phases, &Phase{Name: "legacy", Target: "hupd --legacy redirect + goserver", Loads: res, Reloads: reloads})
-	redirected := h.count("bind redirected", nil)
+	redirected := h.count(logev.BindRedirected, nil)
 	rep.info(sc5, "load", "%s with a swap every %s; %d binds redirected", total, s.SwapEvery.d(), redirected)
 	reloadRows(rep, sc5, "swaps", reloads)
 	// hupd's part is the socket: no connection refused or reset by a

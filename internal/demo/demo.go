@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/socketact"
 	"golang.org/x/sys/unix"
@@ -59,14 +60,14 @@ func Serve(configPath string, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGHUP, unix.SIGTERM, unix.SIGINT)
 	socketact.Notify("READY=1\nSTATUS=serving")
-	log.Info("demo: serving", "pid", os.Getpid(), "sockets", len(act))
+	log.Info(logev.DemoServing, "pid", os.Getpid(), "sockets", len(act))
 	for sig := range sigs {
 		if sig != unix.SIGHUP {
 			break
 		}
 		socketact.Notify("RELOADING=1\n" + sdnotify.MonotonicUsec())
 		s.load()
-		log.Info("demo: config reloaded", "pid", os.Getpid())
+		log.Info(logev.DemoConfigReloaded, "pid", os.Getpid())
 		socketact.Notify("READY=1")
 	}
 	s.drain(10 * time.Second)
@@ -84,7 +85,7 @@ type server struct {
 func (s *server) load() {
 	b, err := os.ReadFile(s.configPath)
 	if err != nil {
-		s.log.Error("demo: reading config", "error", err)
+		s.log.Error(logev.DemoConfigError, "error", err)
 		return
 	}
 	s.greeting.Store(strings.TrimSpace(string(b)))
@@ -139,7 +140,7 @@ func (s *server) drain(timeout time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(timeout):
-		s.log.Warn("demo: drain timeout; closing connections in flight")
+		s.log.Warn(logev.DemoDrainTimeout)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -78,14 +79,14 @@ func newFDStore(mode string, log *slog.Logger) *fdStore {
 	n, err := sdnotify.FromEnv()
 	if err != nil || n == nil {
 		if mode == config.FDStoreYes {
-			log.Info("fdstore = yes, but no service manager listens (no usable NOTIFY_SOCKET): the sockets are not stored")
+			log.Info(logev.FDStoreNoManager)
 		}
 		return nil
 	}
 	if mode == config.FDStoreAuto && n.FDStore() == 0 {
 		return nil
 	}
-	log.Debug("keeping the sockets in the service manager's fd store", keyFDStore, n.FDStore())
+	log.Debug(logev.FDStoreKeeping, keyFDStore, n.FDStore())
 	return &fdStore{send: n.SendFDs, log: log, max: n.FDStore()}
 }
 
@@ -149,7 +150,7 @@ func (s *fdStore) sync(ls []*socketact.Listener) {
 		if err != nil {
 			// The manager may keep it: a restarted hupd closes and
 			// removes what it does not take.
-			s.log.Warn("cannot remove a socket from the fd store", keyName, name, supervisor.KeyError, err)
+			s.log.Warn(logev.FDStoreRemoveFailed, keyName, name, supervisor.KeyError, err)
 		}
 		s.held = slices.DeleteFunc(s.held, func(e storeEntry) bool { return e.name == name })
 	}
@@ -166,18 +167,18 @@ func (s *fdStore) sync(ls []*socketact.Listener) {
 			err = s.send([]int{int(files[i].Fd())}, lines...)
 		}
 		if err != nil {
-			s.log.Warn("cannot store a socket in the fd store: it does not outlive hupd", keyName, w.name, supervisor.KeyError, err)
+			s.log.Warn(logev.FDStoreStoreFailed, keyName, w.name, supervisor.KeyError, err)
 			continue
 		}
 		s.held = append(s.held, w)
 		stored = append(stored, w.name)
 	}
 	if len(stored) > 0 || len(removed) > 0 {
-		s.log.Info("fd store updated", keyStored, stored, keyRemoved, removed)
+		s.log.Info(logev.FDStoreUpdated, keyStored, stored, keyRemoved, removed)
 	}
 	if len(left) > 0 && !s.warned {
 		s.warned = true
-		s.log.Warn("more sockets than the service manager's fd store keeps (FileDescriptorStoreMax=): these do not outlive hupd",
+		s.log.Warn(logev.FDStoreFull,
 			keyFDStore, s.max, keySockets, len(want), keyNotStored, left)
 	}
 }

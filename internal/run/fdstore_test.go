@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 )
 
@@ -194,7 +195,7 @@ func TestNewFDStore(t *testing.T) {
 			t.Errorf("%+v: %+v", tc, s)
 		}
 	}
-	if n := strings.Count(log.String(), "no service manager listens"); n != 1 {
+	if n := strings.Count(log.String(), logev.FDStoreNoManager); n != 1 {
 		t.Errorf("%d lines for yes without a notify socket, want 1:\n%s", n, log.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
@@ -105,14 +106,14 @@ func newReconf(r *config.Resolved, load func() (*config.Resolved, error), log *s
 func (rc *reconf) announce() {
 	for _, g := range rc.groups {
 		for _, p := range watch.FileMounts(g.spec.Paths) {
-			rc.log.Warn("watched file is a mount point of its own (a Kubernetes subPath or docker -v FILE mount): it never sees updates of its source; mount the directory instead",
+			rc.log.Warn(logev.WatchMountPoint,
 				"path", p)
 		}
 		how := "inotify"
 		if g.spec.PollInterval > 0 {
 			how = "poll every " + g.spec.PollInterval.String()
 		}
-		rc.log.Info("watching", keyPaths, g.spec.Paths, keyAction, actionName(g), "how", how, keyHash, g.hash)
+		rc.log.Info(logev.Watching, keyPaths, g.spec.Paths, keyAction, actionName(g), "how", how, keyHash, g.hash)
 	}
 }
 
@@ -207,7 +208,7 @@ func (rc *reconf) run() {
 			switch {
 			case !req.trigger, respawn:
 			case err != nil:
-				rc.log.Error("reload refused: hupd.toml is not valid", supervisor.KeyCause, req.cause, supervisor.KeyError, err)
+				rc.log.Error(logev.ReloadRefusedInvalid, supervisor.KeyCause, req.cause, supervisor.KeyError, err)
 			default:
 				rc.sup.Trigger(supervisor.ActionReload, req.cause)
 			}
@@ -230,13 +231,13 @@ func (rc *reconf) stop() {
 
 func (rc *reconf) onEvent(ev watch.Event) {
 	if ev.Group < 0 {
-		rc.log.Warn("watch problem", supervisor.KeyError, ev.Err)
+		rc.log.Warn(logev.WatchProblem, supervisor.KeyError, ev.Err)
 		return
 	}
 	g := &rc.groups[ev.Group]
 	if ev.Err != nil {
 		g.err = ev.Err.Error()
-		rc.log.Warn("watch problem", keyPaths, g.spec.Paths, supervisor.KeyError, ev.Err)
+		rc.log.Warn(logev.WatchProblem, keyPaths, g.spec.Paths, supervisor.KeyError, ev.Err)
 		rc.sup.SetNote(rc.note())
 		return
 	}
@@ -245,7 +246,7 @@ func (rc *reconf) onEvent(ev watch.Event) {
 		rc.reread("hupd.toml changed", nil)
 		return
 	}
-	rc.log.Info("watched files changed", keyChanged, ev.Changed, keyAction, g.spec.Action.String(), keyHash, ev.Hash)
+	rc.log.Info(logev.WatchedFilesChanged, keyChanged, ev.Changed, keyAction, g.spec.Action.String(), keyHash, ev.Hash)
 	rc.sup.SetNote(rc.note())
 	rc.sup.Trigger(g.spec.Action, "changed: "+names(ev.Changed))
 }
@@ -281,7 +282,7 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	if err != nil {
 		rc.cfgErr = err.Error()
 		rc.sup.SetNote(rc.note()) // first: status shows the error once it is logged
-		rc.log.Error("configuration not applied: the running generation is untouched", supervisor.KeyError, err)
+		rc.log.Error(logev.ConfigNotApplied, supervisor.KeyError, err)
 	}
 	// Applied, the Update carried this very note: one request in all.
 	return respawn, err
@@ -313,7 +314,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		{"process.cgroup", string(old.Cgroup), string(next.Cgroup)},
 	} {
 		if fixed.was != fixed.now {
-			rc.log.Warn("setting takes effect when hupd restarts", "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
+			rc.log.Warn(logev.SettingNeedsRestart, "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
 		}
 	}
 	opts.Name, opts.Control = cur.Name, cur.Control
@@ -357,9 +358,9 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 	rc.appliedNow.Store(cfgHash)
 	rc.level.Set(next.LogLevel)
 	for _, l := range res.Opened {
-		rc.log.Info("listening", "name", l.Spec.FDName(), "address", l.Bound.String())
+		rc.log.Info(logev.Listening, "name", l.Spec.FDName(), "address", l.Bound.String())
 	}
-	rc.log.Info("configuration applied", "new_generation", res.Respawn, supervisor.KeyStrat, string(res.Strategy),
+	rc.log.Info(logev.ConfigApplied, "new_generation", res.Respawn, supervisor.KeyStrat, string(res.Strategy),
 		"sockets_opened", len(res.Opened), "sockets_dropped", res.Retired)
 	return res.Respawn, nil
 }

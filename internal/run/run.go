@@ -18,6 +18,7 @@ import (
 	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/health"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -150,10 +151,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	defer rc.stop()
 
 	if err := signals.BecomeSubreaper(); err != nil {
-		log.Warn("cannot become a subreaper: orphans of the child will not be reaped by hupd", "error", err)
+		log.Warn(logev.SubreaperFailed, "error", err)
 	}
 	reaper := &signals.Reaper{Orphans: true, Orphan: func(e signals.Exit) {
-		log.Debug("reaped orphan", supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+		log.Debug(logev.OrphanReaped, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
 	}}
 	done := make(chan struct{})
 	defer close(done)
@@ -174,7 +175,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 			return
 		}
 		if err := cg.Close(); err != nil {
-			log.Warn("cgroups left behind", "error", err)
+			log.Warn(logev.CgroupsLeftBehind, "error", err)
 		}
 	}()
 	if up == nil {
@@ -189,7 +190,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		defer func() {
 			if reaping {
 				if e, ok := sen.Close(sentinelWait); ok && !e.Success() {
-					log.Warn("sentinel failed at exit", supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+					log.Warn(logev.SentinelFailedAtExit, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
 				}
 			} else {
 				sen.Close(0) // an early error: it exits; nothing would reap it before hupd does
@@ -207,7 +208,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	}
 	opts.Thread, opts.Version, opts.Argv = setup.Thread, setup.Version, os.Args
 	if opts.Self, err = os.Executable(); err != nil {
-		log.Warn("cannot tell hupd's own binary: hupd upgrade needs --binary", "error", err)
+		log.Warn(logev.OwnBinaryUnknown, "error", err)
 	}
 	sup, err := supervisor.New(opts, ls, reaper, log)
 	if err != nil {
@@ -229,7 +230,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		if err := sup.Resume(up, others, exits); err != nil {
 			return goBack(err, dropSentinel)
 		}
-		log.Info("upgraded: generations taken over", "generations", len(up.Gens), "upgrades", up.Upgrades)
+		log.Info(logev.Upgraded, "generations", len(up.Gens), "upgrades", up.Upgrades)
 	}
 	sup.UseRuntime(rt)
 	rc.sup = sup
@@ -273,13 +274,13 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		up.Close() // taken over: no going back from here
 		gcBack()
 	}
-	log.Info("control socket", "path", opts.Control)
+	log.Info(logev.ControlSocket, "path", opts.Control)
 	for i, l := range ls {
 		if l.Pending() {
-			log.Info("socket to adopt: the program binds it", "name", l.Spec.FDName(), "address", l.Bound.String())
+			log.Info(logev.SocketToAdopt, "name", l.Spec.FDName(), "address", l.Bound.String())
 			continue
 		}
-		log.Info("listening", "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
+		log.Info(logev.Listening, "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
 	}
 	if setup.OnListen != nil {
 		setup.OnListen(ls)
@@ -330,12 +331,12 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 func setupContainment(mode contain.Mode, name string, log *slog.Logger) *contain.Manager {
 	cg, cleaned := contain.Setup(contain.Options{Name: name, Mode: mode})
 	for _, c := range cleaned {
-		log.Warn("stale cgroup of a dead hupd removed", "cgroup", c.Path, "killed", c.Killed)
+		log.Warn(logev.StaleCgroupRemoved, "cgroup", c.Path, "killed", c.Killed)
 	}
 	if cg.Enabled() {
-		log.Info("containment: a cgroup per generation", "cgroup", cg.Base())
+		log.Info(logev.ContainmentCgroup, "cgroup", cg.Base())
 	} else {
-		log.Info("containment: process groups only", supervisor.KeyReason, cg.Reason())
+		log.Info(logev.ContainmentGroups, supervisor.KeyReason, cg.Reason())
 	}
 	return cg
 }
@@ -386,11 +387,11 @@ func listeners(specs []socketact.Spec, where []string, store *fdStore, log *slog
 	}
 	for _, a := range set.Unclaimed {
 		if store != nil {
-			log.Info("inherited socket matches no [[listen]]: closed, and removed from the fd store", keyName, a.Name, "fd", a.File.Fd())
+			log.Info(logev.InheritedClosed, keyName, a.Name, "fd", a.File.Fd())
 			a.File.Close()
 			continue
 		}
-		log.Warn("inherited socket matches no --listen: holding it unused", "name", a.Name, "fd", a.File.Fd())
+		log.Warn(logev.InheritedUnused, "name", a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
 	return set.Listeners, held, nil
@@ -408,7 +409,7 @@ func openHealth(h config.HealthSpec, log *slog.Logger) (*health.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: health.address = %q: %w", h.Where, h.Address, err)
 	}
-	log.Info("health endpoint", "address", hs.Addr().String(), "failures", h.Failures)
+	log.Info(logev.HealthEndpoint, "address", hs.Addr().String(), "failures", h.Failures)
 	return hs, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/internal/sentinel"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/supervisor"
@@ -22,27 +23,27 @@ const sentinelWait = 2 * time.Second
 func startSentinel(up *supervisor.Upgrade, r *signals.Reaper, log *slog.Logger) (sen *sentinel.Sentinel, fresh bool) {
 	lost := func(e signals.Exit, err error) {
 		if err != nil {
-			log.Error("sentinel exited: generations will outlive hupd's death", supervisor.KeyPID, e.PID,
+			log.Error(logev.SentinelLost, supervisor.KeyPID, e.PID,
 				supervisor.KeyStatus, e.String(), supervisor.KeyError, err)
 			return
 		}
-		log.Warn("sentinel exited: started again", supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+		log.Warn(logev.SentinelRestarted, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
 	}
 	if up != nil && up.Sentinel != nil {
 		st := up.Sentinel
 		sen = sentinel.Adopt(r, st.FD, st.PID, r.Watch(st.PID), lost)
-		log.Debug("sentinel taken over", supervisor.KeyPID, st.PID)
+		log.Debug(logev.SentinelTakenOver, supervisor.KeyPID, st.PID)
 		return sen, false
 	}
 	if os.Getpid() == 1 {
-		log.Debug("no sentinel: as PID 1, hupd's death ends every process of its PID namespace")
+		log.Debug(logev.NoSentinelPID1)
 		return nil, false
 	}
 	sen, err := sentinel.Start(r, lost)
 	if err != nil {
-		log.Warn("no sentinel: generations will outlive hupd's death", supervisor.KeyError, err)
+		log.Warn(logev.NoSentinel, supervisor.KeyError, err)
 		return nil, false
 	}
-	log.Debug("sentinel started", supervisor.KeyPID, sen.PID())
+	log.Debug(logev.SentinelStarted, supervisor.KeyPID, sen.PID())
 	return sen, true
 }

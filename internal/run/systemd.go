@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/sdnotify"
 	"github.com/hupd/hupd/supervisor"
 )
@@ -38,7 +39,7 @@ const budgetMargin = 5 * time.Second
 
 func (sd *systemd) send(lines ...string) {
 	if err := sd.n.Send(lines...); err != nil {
-		sd.log.Warn("cannot notify the service manager", "error", err)
+		sd.log.Warn(logev.NotifyFailed, "error", err)
 	}
 }
 
@@ -151,13 +152,13 @@ func (sd *systemd) watchdog(sup *supervisor.Supervisor, running, done <-chan str
 func notifySystemd(opts supervisor.Options, log *slog.Logger) *systemd {
 	n, err := sdnotify.FromEnv()
 	if err != nil {
-		log.Warn("not notifying the service manager", "error", err)
+		log.Warn(logev.NotNotifying, "error", err)
 		return nil
 	}
 	if n == nil {
 		return nil
 	}
-	log.Debug("notifying the service manager", "socket", os.Getenv("NOTIFY_SOCKET"), "watchdog", n.Watchdog())
+	log.Debug(logev.Notifying, "socket", os.Getenv("NOTIFY_SOCKET"), "watchdog", n.Watchdog())
 	if opts.Ready.Timeout <= 0 {
 		opts.Ready.Timeout = supervisor.DefaultReadyTimeout
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 )
@@ -63,7 +64,7 @@ func rollback(up *supervisor.Upgrade, why error, log *slog.Logger, drop func(), 
 		// not go round in circles.
 		return 1, fmt.Errorf("upgrade: the previous binary cannot take over again: %w", why)
 	}
-	log.Error("upgrade: cannot take over; going back to the previous binary", "error", why)
+	log.Error(logev.UpgradeTakeOverFailed, "error", why)
 	if drop != nil {
 		drop()
 	}

@@ -39,25 +39,7 @@ const (
 	addrEnv = "HUPD_TEST_ADDR"
 )
 
-// testHelpers are other helper modes of the test binary: when the
-// variable named by a key is set (not empty), TestMain runs its function
-// with the value and exits with what it returns. A test file adds its own
-// with registerTestHelper.
-var testHelpers = map[string]func(string) int{}
-
-// registerTestHelper adds a helper mode (see testHelpers); for a
-// package-level var initialiser, before TestMain runs.
-func registerTestHelper(env string, helper func(string) int) bool {
-	testHelpers[env] = helper
-	return true
-}
-
 func TestMain(m *testing.M) {
-	for env, helper := range testHelpers {
-		if v := os.Getenv(env); v != "" {
-			os.Exit(helper(v))
-		}
-	}
 	if mode, ok := os.LookupEnv(childModeEnv); ok {
 		os.Exit(runTestChild(mode))
 	}

@@ -275,14 +275,16 @@ func removeStaleSocket(path string) error {
 		return fmt.Errorf("%s exists and is not a socket (%s); not removing it", path, fi.Mode().Type())
 	}
 	for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_SEQPACKET} {
-		fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+		// Non-blocking: a live listener whose backlog is full must not
+		// hold the caller (the supervisor's goroutine, at an apply).
+		fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 		if err != nil {
 			return os.NewSyscallError("socket", err)
 		}
 		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
 		unix.Close(fd)
 		switch {
-		case err == nil:
+		case err == nil, errors.Is(err, unix.EAGAIN): // EAGAIN: listening, backlog full
 			return fmt.Errorf("%s: %w (a process is listening on it)", path, syscall.EADDRINUSE)
 		case errors.Is(err, unix.EPROTOTYPE):
 			continue // a live socket of another type, or a stale one: try the next type

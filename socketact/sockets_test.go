@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -383,5 +384,60 @@ func TestResolveHostsAhead(t *testing.T) {
 	}
 	if !sp.SameSocket(Spec{Address: sp.Address}) {
 		t.Fatal("the address found ahead changed which socket the spec names")
+	}
+}
+
+// TestUnixPathInUseFullBacklog: opening a unix socket on a path where a
+// live server listens with a full backlog fails at once with EADDRINUSE:
+// the probe that tells a live socket from a stale file does not wait in
+// connect (the supervisor opens a new configuration's sockets on its own
+// goroutine).
+func TestUnixPathInUseFullBacklog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "busy.sock")
+	srv, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(srv)
+	if err := unix.Bind(srv, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(srv, 0); err != nil {
+		t.Fatal(err)
+	}
+	full := false
+	for i := 0; i < 64 && !full; i++ {
+		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(c)
+		full = errors.Is(unix.Connect(c, &unix.SockaddrUnix{Name: path}), unix.EAGAIN)
+	}
+	if !full {
+		t.Fatal("the backlog never filled")
+	}
+	spec, err := ParseListenFlag("unix://" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ls, err := Open([]Spec{spec})
+		CloseAll(ls)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, unix.EADDRINUSE) {
+			t.Fatalf("open: %v, want EADDRINUSE", err)
+		}
+	case <-time.After(10 * time.Second):
+		nfd, _, _ := unix.Accept(srv) // let the probe go on, then fail
+		unix.Close(nfd)
+		t.Fatal("open waits in connect on a listener whose backlog is full")
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the live server's socket file: %v", err)
 	}
 }

@@ -178,9 +178,9 @@ type Spec struct {
 	// the listener's fd number until a program's own bound socket is put on
 	// it (see Listener.Pending).
 	Adopt bool
-	// hostIP is Address.Host resolved ahead by ResolveHosts; invalid: a
-	// host name is resolved when the socket is opened.
-	hostIP netip.Addr
+	// resolved is Address.Host looked up ahead by ResolveHosts; nil: a
+	// host name is looked up when the socket is opened.
+	resolved *hostLookup
 }
 
 // FDName returns the name to put in LISTEN_FDNAMES.

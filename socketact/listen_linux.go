@@ -188,43 +188,49 @@ func (sp Spec) IPv6Only() bool {
 }
 
 // Sockaddr returns the family and address a socket for sp is bound to
-// (host names resolved).
+// (host names resolved: by ResolveHosts ahead, for the host it looked up,
+// else now).
 func (sp Spec) Sockaddr() (family int, sa unix.Sockaddr, err error) {
 	if sp.Address.IsUnix() {
 		return unix.AF_UNIX, &unix.SockaddrUnix{Name: sp.Address.Path}, nil
 	}
 	a := sp.Address
-	if sp.hostIP.IsValid() {
-		a.Host = sp.hostIP.String()
+	if r := sp.resolved; r != nil && r.host == a.Host {
+		if r.err != nil {
+			return 0, nil, r.err
+		}
+		a.Host = r.ip.String()
 	}
 	return inetSockaddr(a)
+}
+
+// hostLookup is a Spec's host name looked up ahead (ResolveHosts).
+type hostLookup struct {
+	host string // the name looked up: a spec whose host changed since ignores ip
+	ip   netip.Addr
+	err  error
 }
 
 // ResolveHosts looks up the host names of specs now, so that opening their
 // sockets later does no lookup: the supervisor opens a new configuration's
 // sockets on its own goroutine, which a slow name server must not stall.
-// An IP literal or an unspecified host needs no lookup. A failure names
-// where[i] (when given) and the address, as the socket's opening would.
-func ResolveHosts(specs []Spec, where []string) error {
+// An IP literal or an unspecified host needs no lookup, nor an address for
+// which held reports true (a socket kept as it is is never bound again). A
+// failed lookup is kept and returned by the socket's opening, if it needs
+// one: a name server that fails does not refuse a configuration that keeps
+// its sockets.
+func ResolveHosts(specs []Spec, held func(Address) bool) {
 	for i := range specs {
 		a := specs[i].Address
-		if a.IsUnix() || isUnspecified(a.Host) {
+		if a.IsUnix() || isUnspecified(a.Host) || held != nil && held(a) {
 			continue
 		}
 		if _, err := netip.ParseAddr(a.Host); err == nil {
 			continue
 		}
 		ip, err := resolve(a)
-		if err != nil {
-			err = fmt.Errorf("listen %s: %w", a, err)
-			if i < len(where) && where[i] != "" {
-				err = fmt.Errorf("%s: %w", where[i], err)
-			}
-			return err
-		}
-		specs[i].hostIP = ip
+		specs[i].resolved = &hostLookup{host: a.Host, ip: ip, err: err}
 	}
-	return nil
 }
 
 // Pending reports whether l is an adopt-mode socket that no program has

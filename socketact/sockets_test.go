@@ -354,36 +354,41 @@ func TestSocketsNoSpecs(t *testing.T) {
 }
 
 // TestResolveHostsAhead: ResolveHosts looks a host name up once, and the
-// socket is then bound to that address without another lookup (the
-// supervisor opens a new configuration's sockets on its own goroutine).
+// socket is then bound to the address it found, without another lookup
+// (the supervisor opens a new configuration's sockets on its own
+// goroutine); a spec whose host changed since is looked up again; a held
+// address is not looked up; a failed lookup is the opening's error.
 func TestResolveHostsAhead(t *testing.T) {
 	specs := []Spec{
 		{Address: Address{Network: TCP4, Host: "localhost", Port: 0}},
 		{Address: Address{Network: TCP, Host: "127.0.0.1", Port: 0}},
 		{Address: Address{Network: Unix, Path: filepath.Join(t.TempDir(), "s")}},
+		{Address: Address{Network: TCP4, Host: "hupd-held.invalid", Port: 80}},
+		{Address: Address{Network: TCP4, Host: "hupd-no-such-host.invalid", Port: 80}},
 	}
-	if err := ResolveHosts(specs, nil); err != nil {
-		t.Fatal(err)
+	ResolveHosts(specs, func(a Address) bool { return a == specs[3].Address })
+	if r := specs[0].resolved; r == nil || r.err != nil || r.ip.Unmap() != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("localhost resolved to %+v", r)
 	}
-	if ip := specs[0].hostIP; ip.Unmap() != netip.MustParseAddr("127.0.0.1") {
-		t.Fatalf("localhost resolved to %v", ip)
+	if specs[1].resolved != nil || specs[2].resolved != nil || specs[3].resolved != nil {
+		t.Fatal("an IP literal, a unix path or a held address was looked up")
 	}
-	if specs[1].hostIP.IsValid() || specs[2].hostIP.IsValid() {
-		t.Fatal("an IP literal or a unix path was looked up")
+	if r := specs[4].resolved; r == nil || r.err == nil {
+		t.Fatalf("the lookup of a name that does not exist: %+v", r)
 	}
-	// The name is not looked up again: a host that no longer resolves
-	// binds all the same, to the address found ahead.
+	// What was found ahead is used: made 127.0.0.2 here, it binds that.
 	sp := specs[0]
-	sp.Address.Host = "hupd-no-such-host.invalid"
-	_, sa, err := sp.Sockaddr()
-	if err != nil {
-		t.Fatal(err)
+	sp.resolved = &hostLookup{host: "localhost", ip: netip.MustParseAddr("127.0.0.2")}
+	if _, sa, err := sp.Sockaddr(); err != nil || sa.(*unix.SockaddrInet4).Addr != [4]byte{127, 0, 0, 2} {
+		t.Fatalf("bound to %+v (%v), want the address found ahead", sa, err)
 	}
-	if in4, ok := sa.(*unix.SockaddrInet4); !ok || in4.Addr != [4]byte{127, 0, 0, 1} {
-		t.Fatalf("bound to %+v, want 127.0.0.1", sa)
+	// ... for the host it was found for only.
+	sp.Address.Host = "127.0.0.3"
+	if _, sa, err := sp.Sockaddr(); err != nil || sa.(*unix.SockaddrInet4).Addr != [4]byte{127, 0, 0, 3} {
+		t.Fatalf("bound to %+v (%v) after the host changed, want 127.0.0.3", sa, err)
 	}
-	if !sp.SameSocket(Spec{Address: sp.Address}) {
-		t.Fatal("the address found ahead changed which socket the spec names")
+	if _, err := Open(specs[4:5]); err == nil || !strings.Contains(err.Error(), "hupd-no-such-host.invalid") {
+		t.Fatalf("opening a socket whose lookup failed: %v", err)
 	}
 }
 

@@ -96,11 +96,11 @@ func (s *Supervisor) Apply(ctx context.Context, u Update) (ApplyResult, error) {
 	if err := u.Options.Validate(); err != nil {
 		return ApplyResult{}, err
 	}
-	// Host names are looked up here, not on Run's goroutine.
+	// Host names of sockets to open are looked up here, not on Run's
+	// goroutine (those it holds need none).
 	u.Listen = slices.Clone(u.Listen)
-	if err := socketact.ResolveHosts(u.Listen, u.ListenWhere); err != nil {
-		return ApplyResult{}, err
-	}
+	held := *s.held.Load()
+	socketact.ResolveHosts(u.Listen, func(a socketact.Address) bool { return slices.Contains(held, a) })
 	reply := make(chan applyReply, 1)
 	select {
 	case s.reqs <- request{apply: &applyRequest{Update: u, reply: reply}}:
@@ -161,6 +161,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	dropped := slices.DeleteFunc(slices.Clone(s.listeners), taken)
 	s.retired = append(slices.DeleteFunc(s.retired, taken), dropped...)
 	s.opts, s.listeners = next, ls
+	s.publishHeld()
 	for _, re := range set.Reused {
 		if err := re.Apply(); err != nil {
 			s.log.Warn(logev.SocketOptionNotApplied, "name", re.Listener.Spec.FDName(), KeyError, err)
@@ -221,6 +222,12 @@ func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact
 // closeRetired closes the sockets no configuration lists and no
 // generation uses any more.
 func (s *Supervisor) closeRetired() {
+	n := len(s.retired)
+	defer func() {
+		if len(s.retired) != n {
+			s.publishHeld()
+		}
+	}()
 	s.retired = slices.DeleteFunc(s.retired, func(l *socketact.Listener) bool {
 		for _, g := range s.gens {
 			if slices.ContainsFunc(g.listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
@@ -231,4 +238,15 @@ func (s *Supervisor) closeRetired() {
 		s.log.Info(logev.SocketClosed, "name", l.Spec.FDName(), "address", l.Bound.String())
 		return true
 	})
+}
+
+// publishHeld records the configured addresses of the sockets the
+// supervisor holds (in force and retired), for Apply's caller; Run's
+// goroutine calls it whenever they change.
+func (s *Supervisor) publishHeld() {
+	held := make([]socketact.Address, 0, len(s.listeners)+len(s.retired))
+	for _, l := range append(slices.Clone(s.listeners), s.retired...) {
+		held = append(held, l.Spec.Address)
+	}
+	s.held.Store(&held)
 }

@@ -118,3 +118,20 @@ func TestApplyRefusals(t *testing.T) {
 	}
 	h.signal(unix.SIGINT)
 }
+
+// TestApplyKeptHostNeedsNoLookup: a configuration that keeps a socket
+// configured by a host name applies without looking the name up (a name
+// server that fails must not refuse an edit that binds nothing new).
+func TestApplyKeptHostNeedsNoLookup(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, nil)
+	// Configured by a name that resolved when it was opened, and no
+	// longer does.
+	h.sockets[0].Spec.Address.Host = "hupd-gone.invalid"
+	h.run()
+	h.ready(1)
+	next := h.opts
+	next.StopTimeout = time.Minute
+	if res, err := h.applyNow(Update{Options: next, Listen: specsOf(h.sockets)}); err != nil || len(res.Opened) != 0 {
+		t.Fatalf("apply that keeps every socket: %+v, %v", res, err)
+	}
+}

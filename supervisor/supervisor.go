@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -102,9 +103,12 @@ type Supervisor struct {
 	// closed once no generation uses it. With listeners, they are every
 	// socket hupd holds (see Apply).
 	retired []*socketact.Listener
-	hash    string // content hash of the configuration and watched files
-	note    Note
-	hooks   Hooks
+	// held is what publishHeld records: the configured addresses of
+	// listeners and retired, for Apply's caller (any goroutine).
+	held  atomic.Pointer[[]socketact.Address]
+	hash  string // content hash of the configuration and watched files
+	note  Note
+	hooks Hooks
 }
 
 // Hooks are told what happens, on Run's goroutine: each must return
@@ -235,11 +239,13 @@ func New(opts Options, ls []*socketact.Listener, r *signals.Reaper, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		opts: opts.withDefaults(len(ls)), log: log, reaper: r, listeners: ls, cg: contain.Off("no containment set up"),
 		self:   os.Getpid(),
 		events: make(chan event, 64), reqs: make(chan request), quit: make(chan struct{}),
-	}, nil
+	}
+	s.publishHeld()
+	return s, nil
 }
 
 // post hands an event to Run; it never blocks once Run has returned.
@@ -480,6 +486,7 @@ func (s *Supervisor) closeSockets() {
 		l.Close()
 	}
 	s.retired = nil
+	s.publishHeld()
 }
 
 func (s *Supervisor) onRequest(req request) {

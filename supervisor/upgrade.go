@@ -719,6 +719,7 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		s.guardPID(g, g.pid)
 	}
 	s.retired = append(s.retired, others...)
+	s.publishHeld()
 	s.notifyDir, s.hash, s.note = st.NotifyDir, st.Hash, st.Note
 	s.nextGen, s.reloads, s.restarts, s.upgrades, s.notified, s.last = st.NextGen, st.Reloads, st.Restarts, st.Upgrades, st.Notified, st.Last
 	s.resumed, s.rolledBack = true, st.rolledBack

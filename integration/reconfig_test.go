@@ -511,6 +511,58 @@ func TestReconfigWatchHandover(t *testing.T) {
 	w.stop()
 }
 
+// TestReconfigReceivedSocketsEndWithListen: the sockets hupd was started
+// with (LISTEN_FDS, no [[listen]]) are passed on only until an edit adds
+// [[listen]]: once that applied, they are the configuration's business.
+// An edit that removes [[listen]] again, and the next one, run without
+// sockets; neither opens the received address itself (a service manager
+// still holds it: it would be refused).
+func TestReconfigReceivedSocketsEndWithListen(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.(*net.TCPListener).File()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
+	tables := []string{wtWatch("", wtDebounce, sent)}
+	conf := filepath.Join(t.TempDir(), "hupd.toml")
+	wtWrite(t, conf, wtTOML([]string{"-tag", "v1", sent}, tables...))
+	argv := childCmd("fdstore-exec", append([]string{hupdBin}, withJSONLog([]string{"run", "-c", conf})...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
+	cmd.ExtraFiles = []*os.File{f}
+	h := StartHupdCmd(t, cmd)
+	w := &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	f.Close() // hupd holds it now
+	w.startReport(1)
+
+	// [[listen]] added: its socket opens, the received one is dropped.
+	wtWrite(t, conf, wtTOML([]string{"-tag", "v2", sent}, append([]string{wtHTTP}, tables...)...))
+	rcApplied(w, 1, true, 1, 1)
+	w.reloaded(1)
+	// Removed again, then another edit without it: no socket opens.
+	wtWrite(t, conf, wtTOML([]string{"-tag", "v3", sent}, tables...))
+	rcApplied(w, 2, true, 0, 1)
+	w.waitFor("end of reload #2, well or not", func() bool { // (called with the lock held)
+		n := 0
+		for _, e := range w.events {
+			if m := e.Msg(); m == logev.ReloadDone || m == logev.ReloadFailed {
+				n++
+			}
+		}
+		return n == 2
+	})
+	wtWrite(t, conf, wtTOML([]string{"-tag", "v4", sent}, tables...))
+	rcApplied(w, 3, true, 0, 0)
+	w.stop()
+}
+
 // TestReconfigKeepsActivatedSockets: a hupd started with sockets of its own
 // (LISTEN_FDS, as systemd passes a .socket unit's) and no [[listen]] passes
 // them on as received; an edit of hupd.toml that still has no [[listen]]

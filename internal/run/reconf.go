@@ -50,7 +50,7 @@ type reconf struct {
 	cfgErr     string // why the version last read was not applied
 	// received are the specs of the sockets hupd passes on as it received
 	// them, without [[listen]] (see listeners): a configuration that still
-	// has none keeps them.
+	// has none keeps them, until one with [[listen]] is applied.
 	received []socketact.Spec
 
 	refresh chan refreshRequest
@@ -353,6 +353,11 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 	}
 	if rc.store != nil {
 		rc.store.sync(res.Sockets) // the new sockets in, the dropped ones out
+	}
+	if len(next.Listen) > 0 {
+		// The received sockets are [[listen]]'s business from now on:
+		// dropped once it no longer names them, never opened again.
+		rc.received = nil
 	}
 	rc.cur, rc.applied = next, cfgHash
 	rc.appliedNow.Store(cfgHash)

@@ -533,8 +533,13 @@ func (s *Supervisor) onEvent(ev event) {
 				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(g.ready))
 		}
 	case evReadyTimeout:
-		if g.state != StateStarting || g.exited() || time.Now().Before(g.readyBy) {
-			return // ready, gone, or EXTEND_TIMEOUT_USEC moved the deadline
+		if g.state != StateStarting || g.exited() {
+			return // ready or gone
+		}
+		if time.Now().Before(g.readyBy) {
+			// EXTEND_TIMEOUT_USEC moved the deadline: its own timer fires then.
+			s.log.Debug(logev.ReadyDeadlineMoved, KeyGen, g.num, KeyPID, g.pid, "deadline", g.readyBy.Format(time.RFC3339Nano))
+			return
 		}
 		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, g.ready.Timeout, g.ready)
 		if s.tx != nil && s.tx.new == g {

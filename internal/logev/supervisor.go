@@ -16,6 +16,9 @@ const (
 	StartFailed = "start failed"
 	// A generation sent EXTEND_TIMEOUT_USEC=.
 	ReadyTimeoutExtended = "readiness timeout extended"
+	// The configured readiness timeout passed, but EXTEND_TIMEOUT_USEC had
+	// moved the deadline: the generation may still become ready (debug).
+	ReadyDeadlineMoved = "readiness timeout passed: the deadline was extended"
 	// A generation is slow to become ready (logged once, before the timeout).
 	NotReadyYet = "generation not ready yet"
 	// A generation did not become ready in time.

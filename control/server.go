@@ -381,7 +381,10 @@ func skipLine(br *bufio.Reader) bool {
 func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	req, timeout, err := parseRequest(line)
 	if err != nil {
-		s.log.Debug(logev.ControlBadRequest, supervisor.KeyError, err)
+		// Warn: a client that speaks another version, or a script with a
+		// typo, is the operator's to see (only clients hupd trusts get
+		// this far).
+		s.log.Warn(logev.ControlBadRequest, supervisor.KeyError, err)
 		return errReply(err)
 	}
 	switch req.Cmd {

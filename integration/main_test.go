@@ -355,9 +355,9 @@ func (h *Hupd) WaitEvent(msg string, n int, match func(Event) bool) Event {
 // (Whether hupd has done the thing that logs is the caller's handshake to
 // make first: a reply, a status round trip, a later event.)
 //
-// hupd logs an unknown control command at debug level, naming it; Sync
+// hupd logs an unknown control command as a warning, naming it; Sync
 // sends one with a name of its own and waits for that line. hupd must run
-// at debug level, as StartHupd's "run" does. Once hupd has exited, every
+// at level warn or below (every test does). Once hupd has exited, every
 // line is read and Sync returns at once.
 func (h *Hupd) Sync() {
 	h.t.Helper()
@@ -382,7 +382,7 @@ func (h *Hupd) Sync() {
 		h.t.Fatalf("log barrier: %v", err)
 	}
 	// False only when hupd exited first: then every line is read.
-	h.waitFor("log barrier "+cmd+" (a debug line)", func() bool {
+	h.waitFor("log barrier "+cmd+" (a warning)", func() bool {
 		return slices.ContainsFunc(h.events, func(e Event) bool {
 			return e.Msg() == logev.ControlBadRequest && strings.Contains(e.Str("error"), strconv.Quote(cmd))
 		})

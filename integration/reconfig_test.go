@@ -301,6 +301,9 @@ func TestReconfigInPlace(t *testing.T) {
 		"[reload]\nready_timeout = \"30s\"\nmax_draining = 3\n[process]\nstop_timeout = \"20s\"\n# a comment\n[log]\nlevel = \"debug\"\n",
 	}
 	for i, edit := range edits {
+		if i == len(edits)-1 {
+			h.Sync() // every line hupd logged at level info is read
+		}
 		if i == len(edits)-1 && len(h.Events(logev.StandbyReady)) != 0 {
 			t.Fatalf("debug lines logged at level info: %v", h.Events(logev.StandbyReady))
 		}
@@ -344,6 +347,7 @@ func TestReconfigWatchConfigOff(t *testing.T) {
 			if r := w.sentinel(sent, 0); r.Tag != "v1" {
 				t.Fatalf("gen 2 runs %+v: the edit was applied without a reload", r)
 			}
+			w.Sync()
 			if evs := w.Events(logev.ConfigApplied); len(evs) != 0 {
 				t.Fatalf("applied: %v", evs)
 			}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/hupd/hupd/supervisor"
 )
 
 // Call connects to the control socket at path, sends req and returns the
@@ -82,15 +84,21 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 }
 
 // ErrUntrusted is wrapped by Call's error when the control socket is served
-// by another user than the caller's or root. (Directories hupd or its
-// client will not use are refused with supervisor.ErrUntrusted.)
+// by another user than the caller's or root; such an error is also
+// supervisor.ErrUntrusted, which refuses the directories hupd or its client
+// will not use: one errors.Is catches every refusal of trust.
 var ErrUntrusted = errors.New("control: control socket served by a stranger")
 
-// untrustedError is a one-line refusal of a server; it is ErrUntrusted.
+// untrustedError is a one-line refusal of a server; it is ErrUntrusted
+// (and supervisor.ErrUntrusted).
 type untrustedError struct{ msg string }
 
-func (e *untrustedError) Error() string        { return e.msg }
-func (e *untrustedError) Is(target error) bool { return target == ErrUntrusted }
+func (e *untrustedError) Error() string { return e.msg }
+func (e *untrustedError) Is(target error) bool {
+	// supervisor.ErrUntrusted too: before the control plane had a package
+	// of its own, every refusal was that one.
+	return target == ErrUntrusted || target == supervisor.ErrUntrusted
+}
 
 func readReply(r io.Reader) (Reply, error) {
 	b, err := bufio.NewReader(io.LimitReader(r, maxReplyLine)).ReadBytes('\n')

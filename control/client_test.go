@@ -3,6 +3,7 @@ package control
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/hupd/hupd/supervisor"
 )
 
 func TestCallNotRunning(t *testing.T) {
@@ -58,5 +61,18 @@ func TestCallRejectsForeignReply(t *testing.T) {
 		if _, err := Call(ctx, path, Request{Cmd: CmdPing}); err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
 			t.Errorf("Call: %v, want %q naming the path", err, want)
 		}
+	}
+}
+
+// TestUntrustedIsOneError: a server refused for its user is both
+// control.ErrUntrusted and supervisor.ErrUntrusted (which refuses
+// directories), so one errors.Is catches every refusal of trust.
+func TestUntrustedIsOneError(t *testing.T) {
+	err := fmt.Errorf("call: %w", &untrustedError{msg: "served by uid 1000"})
+	if !errors.Is(err, ErrUntrusted) || !errors.Is(err, supervisor.ErrUntrusted) {
+		t.Fatalf("%v: want ErrUntrusted of control and of supervisor", err)
+	}
+	if errors.Is(err, os.ErrPermission) {
+		t.Fatalf("%v is a permission error", err)
 	}
 }

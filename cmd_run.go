@@ -51,7 +51,14 @@ func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
-	code, err := run.Run(r, run.Setup{Log: log, Level: level, Load: load, OnListen: onListen, Version: buildVersion(), Thread: mainthread.Do})
+	setup := run.Setup{Log: log, Level: level, Load: load, OnListen: onListen, Version: buildVersion()}
+	if mainthread.Serving() {
+		// main runs the app inside mainthread.Serve: children are forked
+		// from the main thread. (Elsewhere, a test, the supervisor locks
+		// a thread of its own.)
+		setup.Thread = mainthread.Do
+	}
+	code, err := run.Run(r, setup)
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,8 @@ type Options struct {
 
 	// Spawner starts every process of the supervisor and runs an
 	// upgrade's exec (see Spawner); Run stops it when it returns. nil: a
-	// spawner on Thread, made by Run.
+	// spawner on Thread, made by Run. The interface is sealed (its methods
+	// are unexported): only this package's tests set another one.
 	Spawner Spawner
 	// Thread runs a function on the OS thread that forks every child and
 	// execs an in-place upgrade, and waits for it to return: a child's

@@ -105,6 +105,9 @@ type Supervisor struct {
 	hash    string // content hash of the configuration and watched files
 	note    Note
 	hooks   Hooks
+
+	// ownBindHinted: the own-bind hint was logged (hintOwnBind), once.
+	ownBindHinted bool
 }
 
 // Hooks are told what happens, on Run's goroutine: each must return
@@ -645,6 +648,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		s.log.Error(logev.StartFailed, KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
 		e.Status = syscall.WaitStatus(1 << 8)
 	}
+	s.hintOwnBind(g, prev)
 	s.closeRetired()
 
 	if s.stopping {

@@ -526,7 +526,7 @@ func (s *Supervisor) onEvent(ev event) {
 	case evReadyWarn:
 		if g.state == StateStarting && !g.exited() {
 			s.log.Warn(logev.NotReadyYet, KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
-				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(g.ready))
+				KeyAfter, time.Since(g.started).Round(time.Millisecond), KeyHint, readinessHint(g.ready))
 		}
 	case evReadyTimeout:
 		if g.state != StateStarting || g.exited() || time.Now().Before(g.readyBy) {
@@ -550,7 +550,7 @@ func (s *Supervisor) onEvent(ev event) {
 				return // it speaks sd_notify: wait for READY=1
 			}
 			s.log.Info(logev.ReadyByAlive, KeyGen, g.num, KeyPID, g.pid,
-				KeyAfter, g.ready.Delay, "hint", "set --ready notify, delay:D or exec:COMMAND to choose")
+				KeyAfter, g.ready.Delay, KeyHint, "set --ready notify, delay:D or exec:COMMAND to choose")
 		}
 		s.onReady(g, "alive after "+g.ready.Delay.String())
 	case evProbeOK:

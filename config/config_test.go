@@ -405,7 +405,11 @@ func TestResolveErrors(t *testing.T) {
 		{"dir not a dir", cmd + "[process]\ndir = \"" + notDir + "\"\n", "c.toml:3", "process.dir", notDir, "not a directory"},
 		{"no command", "command = []\n", "c.toml:1", "command", "", "no command"},
 		{"no command at all", "name = \"x\"\n", "c.toml", "command", "", "no command"},
-		{"bad url", cmd + "[[listen]]\naddress = \"localhost:80\"\n", "c.toml:3", "listen[0].address", "localhost:80", "want SCHEME://ADDRESS"},
+		{"no port", cmd + "[[listen]]\naddress = \"localhost\"\n", "c.toml:3", "listen[0].address", "localhost", "missing port; want HOST:PORT, :PORT, [IPV6]:PORT or PORT (tcp), /ABSOLUTE/PATH or @ABSTRACT (unix), or SCHEME://ADDRESS"},
+		{"relative path", cmd + "[[listen]]\naddress = \"run/app.sock\"\n", "c.toml:3", "listen[0].address", "run/app.sock", "a unix socket path must be absolute"},
+		{"ipv6 without brackets", cmd + "[[listen]]\naddress = \"::1:80\"\n", "c.toml:3", "listen[0].address", "::1:80", "an IPv6 address needs brackets: [::1]:80"},
+		{"short and url forms of one address", cmd + "[[listen]]\naddress = \"tcp://127.0.0.1:80\"\n[[listen]]\naddress = \"127.0.0.1:80\"\n", "c.toml:5", "listen[1].address", "127.0.0.1:80", "same address as listen[0]"},
+		{"short and url forms of one path", cmd + "[[listen]]\naddress = \"/run/a.sock\"\n[[listen]]\naddress = \"unix:///run/a.sock\"\n", "c.toml:5", "listen[1].address", "unix:///run/a.sock", "same address as listen[0]"},
 		{"unknown scheme", cmd + "[[listen]]\naddress = \"http://:80\"\n", "c.toml:3", "listen[0].address", "http://:80", `unknown scheme "http": valid schemes are tcp, tcp4`},
 		{"port range", cmd + "[[listen]]\naddress = \"tcp://:65536\"\n", "c.toml:3", "listen[0].address", "tcp://:65536", "not a number from 0 to 65535"},
 		{"second listen", cmd + "[[listen]]\naddress = \"tcp://:1\"\n[[listen]]\nname = \"b\"\naddress = \"tcp://[::1\"\n", "c.toml:6", "listen[1].address", "tcp://[::1", "missing ']'"},
@@ -676,6 +680,80 @@ func TestEncodeRoundTrip(t *testing.T) {
 	c.src, c2.src, c2.file = sources{}, sources{}, ""
 	if !reflect.DeepEqual(c, c2) {
 		t.Fatalf("round trip:\n%+v\n%+v", c, c2)
+	}
+}
+
+// TestResolveShortAddresses checks that the short address forms, in the
+// file and in --listen, resolve to the sockets their URLs name, and that
+// the effective configuration names each by its URL.
+func TestResolveShortAddresses(t *testing.T) {
+	exe := executable(t)
+	src := `command = ["` + exe + `"]
+[[listen]]
+name = "web"
+address = ":8080"
+[[listen]]
+address = "127.0.0.1:9000"
+[[listen]]
+address = "[::1]:9001"
+[[listen]]
+address = "9002"
+[[listen]]
+address = "/run/app=1.sock"
+[[listen]]
+address = "@app"
+[[listen]]
+address = "localhost:9003"
+[[listen]]
+address = "udp://:53"
+`
+	want := []socketact.Address{
+		{Network: socketact.TCP, Port: 8080},
+		{Network: socketact.TCP, Host: "127.0.0.1", Port: 9000},
+		{Network: socketact.TCP, Host: "::1", Port: 9001},
+		{Network: socketact.TCP, Port: 9002},
+		{Network: socketact.Unix, Path: "/run/app=1.sock"},
+		{Network: socketact.Unix, Path: "@app"},
+		{Network: socketact.TCP, Host: "localhost", Port: 9003},
+		{Network: socketact.UDP, Port: 53},
+	}
+	urls := []string{"tcp://:8080", "tcp://127.0.0.1:9000", "tcp://[::1]:9001", "tcp://:9002", "unix:///run/app=1.sock", "unix://@app", "tcp://localhost:9003", "udp://:53"}
+	c, err := Parse("s.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, sp := range r.Listen {
+		if sp.Address != want[i] {
+			t.Errorf("listen[%d] = %+v, want %+v", i, sp.Address, want[i])
+		}
+		if c.Listen[i].Address != urls[i] {
+			t.Errorf("listen[%d]: effective address %q, want %q", i, c.Listen[i].Address, urls[i])
+		}
+		if r.ListenWhere[i] != "s.toml:"+strconv.Itoa(4+2*i) {
+			t.Errorf("listen[%d] from %q", i, r.ListenWhere[i])
+		}
+	}
+	if len(r.Listen) != len(want) {
+		t.Fatalf("%d sockets, want %d", len(r.Listen), len(want))
+	}
+
+	// The same in --listen, names included.
+	f := &Config{Command: []string{exe}}
+	if err := f.Override("listen", "web=:8080", "127.0.0.1:9000", "[::1]:9001", "9002", "/run/app=1.sock", "@app", "localhost:9003", "udp://:53"); err != nil {
+		t.Fatal(err)
+	}
+	rf, err := f.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, sp := range rf.Listen {
+		if sp.Address != want[i] || sp.Name != r.Listen[i].Name || f.Listen[i].Address != urls[i] {
+			t.Errorf("--listen %d: %+v (effective %q), want %+v named %q", i, sp, f.Listen[i].Address, want[i], r.Listen[i].Name)
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/hupd/hupd/socketact"
 )
 
 // FlagKind says how a command-line flag takes its values.
@@ -45,7 +47,7 @@ func Flags() []Flag {
 	return []Flag{
 		{Name: "name", Usage: "`NAME` of this service in logs",
 			apply: setString("name", func(c *Config) *string { return &c.Name })},
-		{Name: "listen", Aliases: []string{"l"}, Kind: FlagList, Usage: "open a socket `[NAME=]URL`: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://, udp4://, udp6://, unix:///path, unix://@abstract (repeatable)",
+		{Name: "listen", Aliases: []string{"l"}, Kind: FlagList, Usage: "open a socket `[NAME=]ADDRESS`: HOST:PORT, :PORT (all addresses), [::1]:PORT or PORT for tcp; /abs/path or @abstract for unix; or a URL: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://, udp4://, udp6://, unix:///path, unix://@abstract (repeatable)",
 			apply: overrideListen},
 		{Name: "reload", Usage: "reload `STRATEGY`: swap (default with --listen), signal (default without), restart",
 			apply: setString("reload.strategy", func(c *Config) *string { return &c.Reload.Strategy })},
@@ -156,12 +158,12 @@ func setBool(key string, field func(*Config) *bool) func(*Config, string, []stri
 	}
 }
 
-// overrideListen: --listen [NAME=]URL replaces every [[listen]] table.
+// overrideListen: --listen [NAME=]ADDRESS replaces every [[listen]] table.
 func overrideListen(c *Config, where string, values []string) error {
 	c.Listen = nil
 	for i, lv := range values {
 		l := Listen{Address: lv}
-		if name, addr, ok := strings.Cut(lv, "="); ok && !strings.Contains(name, "://") {
+		if name, addr := socketact.CutListenName(lv); addr != lv {
 			l.Name, l.Address = name, addr
 		}
 		c.Listen = append(c.Listen, l)

@@ -123,7 +123,9 @@ func (c *Config) FillDefaults() {
 }
 
 // Resolve checks every value and returns what the supervisor needs. It
-// touches nothing: no socket is opened and no process started.
+// touches nothing: no socket is opened and no process started. It fills
+// c's defaults in and writes each [[listen]] address as its URL, so that
+// Encode shows the effective configuration.
 func (c *Config) Resolve() (*Resolved, error) {
 	c.FillDefaults()
 	r := &Resolved{}
@@ -246,6 +248,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 		}
 		r.Listen = append(r.Listen, sp)
 		r.ListenWhere = append(r.ListenWhere, c.src.where(listenKey(i, "address")))
+		// The effective configuration names the socket by its URL,
+		// whichever form named it (127.0.0.1:80, /run/app.sock).
+		c.Listen[i].Address = sp.Address.String()
 	}
 	if err := c.resolveWatch(r); err != nil {
 		return nil, err

@@ -100,10 +100,26 @@ var badCases = []badCase{
 
 	// Listen addresses, on the command line and in the file.
 	{
-		name: "bad URL in --listen", code: 2,
-		args:  []string{"--listen", "unix://{sock}", "--listen", "tcp://127.0.0.1:{port}", "--listen", "127.0.0.1:80"},
+		name: "unbracketed IPv6 in --listen", code: 2,
+		args:  []string{"--listen", "unix://{sock}", "--listen", "tcp://127.0.0.1:{port}", "--listen", "::1:80"},
 		where: "--listen: ",
-		says:  []string{`listen[2].address = "127.0.0.1:80": want SCHEME://ADDRESS with SCHEME one of tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram`},
+		says:  []string{`listen[2].address = "::1:80": an IPv6 address needs brackets: [::1]:80; want HOST:PORT, :PORT, [IPV6]:PORT or PORT (tcp), /ABSOLUTE/PATH or @ABSTRACT (unix), or SCHEME://ADDRESS`},
+	},
+	{
+		name: "no port in --listen", code: 2,
+		args:  []string{"--listen", "web=localhost"},
+		where: "--listen: ",
+		says:  []string{`listen[0].address = "localhost": missing port; want HOST:PORT, :PORT, [IPV6]:PORT or PORT (tcp), /ABSOLUTE/PATH or @ABSTRACT (unix), or SCHEME://ADDRESS`},
+	},
+	{
+		name: "relative unix path in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"run/app.sock\" " + badMark + "\n",
+		says: []string{`listen[2].address = "run/app.sock": a unix socket path must be absolute: `, "; want HOST:PORT, :PORT,"},
+	},
+	{
+		name: "scheme without slashes in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"tcp:8080\" " + badMark + "\n",
+		says: []string{`listen[2].address = "tcp:8080": a scheme wants "://": write "tcp://:8080"`},
 	},
 	{
 		name: "bad URL in TOML", code: 2,
@@ -140,6 +156,16 @@ var badCases = []badCase{
 		name: "same address twice", code: 2,
 		args:  []string{"--listen", "tcp://127.0.0.1:{port}", "--listen", "tcp://127.0.0.1:{port}"},
 		where: "--listen: ", says: []string{`listen[1].address = "tcp://127.0.0.1:{port}": same address as listen[0]`},
+	},
+	{
+		name: "same address in short and URL form", code: 2,
+		args:  []string{"--listen", "tcp://127.0.0.1:{port}", "--listen", "127.0.0.1:{port}"},
+		where: "--listen: ", says: []string{`listen[1].address = "127.0.0.1:{port}": same address as listen[0]`},
+	},
+	{
+		name: "same unix path in short and URL form", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[[listen]]\naddress = \"{sock}\" " + badMark + "\n",
+		says: []string{`listen[2].address = "{sock}": same address as listen[0]`},
 	},
 	{
 		name: "bad socket name", code: 2,

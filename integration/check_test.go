@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,5 +98,109 @@ func TestCheckExamples(t *testing.T) {
 				t.Fatalf("without ./hello: exit %d, stderr %q; want 127 naming ./hello", r.code, r.stderr)
 			}
 		})
+	}
+}
+
+// updateGolden rewrites the golden files of these tests from what hupd
+// prints: go test -run TestCheckShortAddresses -update-golden.
+var updateGolden = flag.Bool("update-golden", false, "rewrite the golden files from hupd's output")
+
+// shortAddressesTOML names its sockets in every short form, a URL last.
+const shortAddressesTOML = `name = "web"
+command = ["sh", "-c", "exec sleep 1000"]
+
+[[listen]]
+name = "http"
+address = ":8080"
+
+[[listen]]
+name = "local"
+address = "127.0.0.1:8081"
+
+[[listen]]
+name = "v6"
+address = "[::1]:8082"
+
+[[listen]]
+address = "8083"
+
+[[listen]]
+name = "named"
+address = "localhost:8084"
+
+[[listen]]
+name = "admin"
+address = "/run/web/admin.sock"
+mode = "0660"
+
+[[listen]]
+name = "ctl"
+address = "@web-ctl"
+
+[[listen]]
+name = "dns"
+address = "udp://127.0.0.1:5353"
+`
+
+// TestCheckShortAddresses: `hupd check` of a configuration that names its
+// sockets in the short forms (HOST:PORT, :PORT, [IPV6]:PORT, PORT,
+// /path, @name) prints each [[listen]] address as its URL
+// (testdata/check-short-addresses.golden), and its whole output is the
+// same, byte for byte, as for the configuration that writes those URLs and
+// for the same sockets given as --listen flags.
+func TestCheckShortAddresses(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	short := oneShot(t, dir, nil, "check", "-c", write("short.toml", shortAddressesTOML))
+	if short.code != 0 || short.stderr != "" {
+		t.Fatalf("hupd check: exit %d, stderr:\n%s", short.code, short.stderr)
+	}
+	// The [[listen]] tables: the rest is every other setting's default.
+	start, end := strings.Index(short.stdout, "[[listen]]"), strings.Index(short.stdout, "\n[process]")
+	if start < 0 || end < start {
+		t.Fatalf("no [[listen]] tables before [process] in:\n%s", short.stdout)
+	}
+	got := short.stdout[start : end+1]
+	golden := filepath.Join("testdata", "check-short-addresses.golden")
+	if *updateGolden {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("hupd check printed\n%s\nwant (%s)\n%s", got, golden, want)
+	}
+
+	urls := shortAddressesTOML
+	for _, r := range [][2]string{
+		{`":8080"`, `"tcp://:8080"`}, {`"127.0.0.1:8081"`, `"tcp://127.0.0.1:8081"`}, {`"[::1]:8082"`, `"tcp://[::1]:8082"`},
+		{`"8083"`, `"tcp://:8083"`}, {`"localhost:8084"`, `"tcp://localhost:8084"`},
+		{`"/run/web/admin.sock"`, `"unix:///run/web/admin.sock"`}, {`"@web-ctl"`, `"unix://@web-ctl"`},
+	} {
+		if !strings.Contains(urls, r[0]) {
+			t.Fatalf("%s not in the configuration", r[0])
+		}
+		urls = strings.Replace(urls, r[0], r[1], 1)
+	}
+	if long := oneShot(t, dir, nil, "check", "-c", write("urls.toml", urls)); long.code != 0 || long.stdout != short.stdout {
+		t.Errorf("the URL forms: exit %d, stderr %q, output:\n%s\nwant the short forms' output:\n%s", long.code, long.stderr, long.stdout, short.stdout)
+	}
+
+	// The same sockets as flags, but for the socket file's mode (TOML only).
+	flags := oneShot(t, dir, nil, "check", "-c", write("nolisten.toml", "name = \"web\"\n"), "--listen", "http=:8080", "--listen", "local=127.0.0.1:8081",
+		"--listen", "v6=[::1]:8082", "--listen", "8083", "--listen", "named=localhost:8084", "--listen", "admin=/run/web/admin.sock",
+		"--listen", "ctl=@web-ctl", "--listen", "dns=udp://127.0.0.1:5353", "--", "sh", "-c", "exec sleep 1000")
+	if want := strings.Replace(short.stdout, "  mode = \"0660\"\n", "", 1); flags.code != 0 || flags.stdout != want {
+		t.Errorf("--listen: exit %d, stderr %q, output:\n%s\nwant:\n%s", flags.code, flags.stderr, flags.stdout, want)
 	}
 }

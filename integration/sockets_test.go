@@ -1208,3 +1208,56 @@ func TestSocketsSystemdSocketActivate(t *testing.T) {
 		})
 	}
 }
+
+// TestSocketsShortForms: --listen's short forms open the sockets their
+// URLs name: HOST:PORT a TCP socket on that host, :PORT one on every
+// address, IPv4 and IPv6 (dual stack, as tcp://:PORT and systemd's
+// ListenStream=PORT), /path a unix socket file and @name an abstract one.
+// hupd logs each by its URL.
+func TestSocketsShortForms(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(sockDir(t), "app.sock")
+	abstract := abstractName()
+	h := StartHupd(t, append([]string{"run", "--listen", "local=127.0.0.1:0", "--listen", "all=:0",
+		"--listen", "file=" + sock, "--listen", "abs=" + abstract, "--"}, quickChild("sockinfo")...)...)
+	local, all := h.Listening("local"), h.Listening("all")
+	if got := h.Listening("file"); got != "unix://"+sock {
+		t.Errorf("file socket logged as %q, want unix://%s", got, sock)
+	}
+	if got := h.Listening("abs"); got != "unix://"+abstract {
+		t.Errorf("abstract socket logged as %q, want unix://%s", got, abstract)
+	}
+	rep := readSockReport(h)
+	if len(rep.Sockets) != 4 {
+		t.Fatalf("child report %+v, want 4 sockets", rep)
+	}
+	for i, want := range []struct{ name, family, addr string }{
+		{"local", "inet", HostPort(local)},
+		{"all", "inet6", ""},
+		{"file", "unix", sock},
+		{"abs", "unix", abstract},
+	} {
+		si := rep.Sockets[i]
+		if si.FD != 3+i || si.Name != want.name || si.Family != want.family || si.Type != "stream" || !si.Listening ||
+			want.addr != "" && si.Addr != want.addr {
+			t.Errorf("child got %+v, want a listening %s stream socket %q named %s on fd %d", si, want.family, want.addr, want.name, 3+i)
+		}
+	}
+	if !strings.HasPrefix(local, "tcp://127.0.0.1:") || rep.Sockets[0].Port == 0 {
+		t.Errorf("127.0.0.1:0 logged as %q", local)
+	}
+	if si := rep.Sockets[1]; si.V6Only == nil || *si.V6Only || !strings.HasPrefix(all, "tcp://") {
+		t.Errorf(":0 logged as %q, child got %+v: want a dual-stack tcp socket", all, si)
+	}
+	_, port, _ := net.SplitHostPort(HostPort(all))
+	for _, d := range [][3]string{
+		{"tcp", HostPort(local), "local"}, {"tcp4", net.JoinHostPort("127.0.0.1", port), "all"}, {"unix", sock, "file"}, {"unix", abstract, "abs"},
+	} {
+		if got := readAllFrom(t, d[0], d[1]); got != d[2]+"\n" {
+			t.Errorf("%s %s answered %q, want %q", d[0], d[1], got, d[2]+"\n")
+		}
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exit code %d, want 0", code)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -63,73 +64,151 @@ func (a Address) String() string {
 	return a.Network + "://" + net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
 }
 
-// ParseAddress parses a listen URL:
+// ParseAddress parses a listen address: a URL
 //
 //	tcp://HOST:PORT tcp4://HOST:PORT tcp6://[HOST]:PORT
 //	udp://HOST:PORT udp4://HOST:PORT udp6://[HOST]:PORT
 //	unix:///absolute/path unix://@abstract unixgram://…
 //
+// or a short form, which names a stream socket as systemd's ListenStream=
+// does:
+//
+//	HOST:PORT, :PORT, [IPV6]:PORT   tcp://HOST:PORT (":PORT": all addresses, dual stack)
+//	PORT                            tcp://:PORT, as ListenStream=PORT
+//	/absolute/path                  unix:///absolute/path
+//	@name                           unix://@name (abstract namespace)
+//
 // HOST may be empty (all addresses), an IP literal or a name; PORT may be 0.
+// An IPv6 literal needs its brackets. A relative path is refused: hupd,
+// its children and its control commands may each resolve it against a
+// different working directory. The Address is the same whichever form
+// named it, and String gives its URL.
 func ParseAddress(s string) (Address, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return Address{}, fmt.Errorf("%w %q: want SCHEME://ADDRESS with SCHEME one of %s", ErrBadAddress, s, strings.Join(validSchemes, ", "))
+		return parseShort(s)
 	}
 	a := Address{Network: strings.ToLower(scheme)}
+	var err error
 	switch a.Network {
 	case Unix, Unixgram:
-		return a, parseUnixPath(&a, s, rest)
+		err = parseUnixPath(&a, rest)
 	case TCP, TCP4, TCP6, UDP, UDP4, UDP6:
-		return a, parseHostPort(&a, s, rest)
+		err = parseHostPort(&a, rest)
+	default:
+		err = fmt.Errorf("unknown scheme %q: valid schemes are %s", scheme, strings.Join(validSchemes, ", "))
 	}
-	return Address{}, fmt.Errorf("%w %q: unknown scheme %q: valid schemes are %s", ErrBadAddress, s, scheme, strings.Join(validSchemes, ", "))
+	if err != nil {
+		return Address{}, fmt.Errorf("%w %q: %w", ErrBadAddress, s, err)
+	}
+	return a, nil
 }
 
-func parseUnixPath(a *Address, s, path string) error {
+// shortForms lists the forms an address without a scheme may take, for
+// the error that refuses one.
+const shortForms = "HOST:PORT, :PORT, [IPV6]:PORT or PORT (tcp), /ABSOLUTE/PATH or @ABSTRACT (unix)"
+
+// parseShort parses an address without a scheme (see ParseAddress). Its
+// errors end with every accepted form.
+func parseShort(s string) (Address, error) {
+	var a Address
+	var err error
+	switch {
+	case s == "":
+		return Address{}, fmt.Errorf("%w %q: want SCHEME://ADDRESS with SCHEME one of %s, or %s", ErrBadAddress, s, strings.Join(validSchemes, ", "), shortForms)
+	case strings.HasPrefix(s, "/") || strings.HasPrefix(s, "@"):
+		a.Network = Unix
+		err = parseUnixPath(&a, s)
+	case strings.Trim(s, "0123456789") == "":
+		// A bare port, as systemd's ListenStream= reads it: all
+		// addresses, dual stack.
+		a.Network = TCP
+		err = parseHostPort(&a, ":"+s)
+	case strings.HasPrefix(s, "[") || strings.Contains(s, ":"):
+		a.Network = TCP
+		host, rest, _ := strings.Cut(s, ":")
+		switch {
+		case slices.Contains(validSchemes, strings.ToLower(host)):
+			scheme := strings.ToLower(host)
+			switch rest = strings.TrimLeft(rest, "/"); {
+			case scheme == Unix || scheme == Unixgram:
+				if !strings.HasPrefix(rest, "@") {
+					rest = "/" + rest // unix:/run/a meant unix:///run/a
+				}
+			case strings.Trim(rest, "0123456789") == "":
+				rest = ":" + rest // tcp:80 meant tcp://:80
+			}
+			err = fmt.Errorf("a scheme wants \"://\": write %q", scheme+"://"+rest)
+		case !strings.HasPrefix(s, "[") && strings.Count(s, ":") > 1:
+			i := strings.LastIndexByte(s, ':')
+			// ::1:80 is an IPv6 address too, but [::1]:80 is what
+			// such a value means far more often.
+			if _, perr := netip.ParseAddr(s[:i]); perr == nil {
+				err = fmt.Errorf("an IPv6 address needs brackets: [%s]:%s", s[:i], s[i+1:])
+			} else if _, perr := netip.ParseAddr(s); perr == nil {
+				err = fmt.Errorf("missing port (an IPv6 address goes in brackets: [%s]:PORT)", s)
+			} else {
+				err = errors.New("too many colons in address")
+			}
+		default:
+			err = parseHostPort(&a, s)
+		}
+	case strings.Contains(s, "/") || strings.HasPrefix(s, "."):
+		err = errors.New("a unix socket path must be absolute: hupd, its children and its control commands may each resolve a relative one against a different directory")
+	default:
+		err = errors.New("missing port")
+	}
+	if err != nil {
+		return Address{}, fmt.Errorf("%w %q: %w; want %s, or SCHEME://ADDRESS", ErrBadAddress, s, err, shortForms)
+	}
+	return a, nil
+}
+
+func parseUnixPath(a *Address, path string) error {
 	switch {
 	case path == "" || path == "@":
-		return fmt.Errorf("%w %q: empty unix socket path", ErrBadAddress, s)
+		return errors.New("empty unix socket path")
 	case strings.ContainsRune(path, 0):
-		return fmt.Errorf("%w %q: NUL byte in unix socket path", ErrBadAddress, s)
+		return errors.New("NUL byte in unix socket path")
 	case !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, "@"):
-		return fmt.Errorf("%w %q: unix socket path must be absolute (unix:///path) or abstract (unix://@name)", ErrBadAddress, s)
+		return errors.New("unix socket path must be absolute (unix:///path) or abstract (unix://@name)")
 	case len(path) > 107: // sizeof(sun_path) - 1
-		return fmt.Errorf("%w %q: unix socket path longer than 107 bytes", ErrBadAddress, s)
+		return errors.New("unix socket path longer than 107 bytes")
 	}
 	a.Path = path
 	return nil
 }
 
-func parseHostPort(a *Address, s, hostport string) error {
+func parseHostPort(a *Address, hostport string) error {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		// *net.AddrError has no Unwrap: its reason is the Err field.
 		var ae *net.AddrError
 		if errors.As(err, &ae) {
-			return fmt.Errorf("%w %q: %s", ErrBadAddress, s, ae.Err)
+			return errors.New(ae.Err)
 		}
-		return fmt.Errorf("%w %q: %v", ErrBadAddress, s, err)
+		return err
 	}
 	if port == "" {
-		return fmt.Errorf("%w %q: missing port", ErrBadAddress, s)
+		return errors.New("missing port")
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil {
-		return fmt.Errorf("%w %q: port %q is not a number from 0 to 65535", ErrBadAddress, s, port)
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	a.Host, a.Port = host, int(n)
 	if ip, err := netip.ParseAddr(host); err == nil {
 		switch {
 		case strings.HasSuffix(a.Network, "4") && !ip.Unmap().Is4():
-			return fmt.Errorf("%w %q: %s is not an IPv4 address", ErrBadAddress, s, host)
+			return fmt.Errorf("%s is not an IPv4 address", host)
 		case strings.HasSuffix(a.Network, "6") && !ip.Is6():
-			return fmt.Errorf("%w %q: %s is not an IPv6 address", ErrBadAddress, s, host)
+			return fmt.Errorf("%s is not an IPv6 address", host)
 		}
 	} else if ip, _, ok := strings.Cut(host, "%"); ok && net.ParseIP(ip).To4() != nil {
 		// netip rejects the zone, so this is not a host name either.
-		return fmt.Errorf("%w %q: zone on an IPv4 address", ErrBadAddress, s)
+		return errors.New("zone on an IPv4 address")
 	} else if strings.ContainsAny(host, " /[]%") {
-		return fmt.Errorf("%w %q: invalid host %q", ErrBadAddress, s, host)
+		return fmt.Errorf("invalid host %q", host)
 	}
 	return nil
 }
@@ -210,14 +289,31 @@ func (s Spec) StoreName() string {
 	return string(b[:min(len(b), 255)])
 }
 
-// ParseListenFlag parses a --listen value of the form [NAME=]URL.
+// CutListenName splits a --listen value [NAME=]ADDRESS into its name (""
+// when there is none) and its address. The first '=' ends the name unless
+// what comes before it holds "://" (an '=' in a URL's path), or starts
+// with '/' or '@' while what follows holds no "://" (an '=' in a short
+// unix path): "admin=unix:///a=b", "/run/a=b.sock" and "@x=y" are as
+// written.
+func CutListenName(v string) (name, address string) {
+	name, address, ok := strings.Cut(v, "=")
+	switch {
+	case !ok, strings.Contains(name, "://"),
+		(strings.HasPrefix(name, "/") || strings.HasPrefix(name, "@")) && !strings.Contains(address, "://"):
+		return "", v
+	}
+	return name, address
+}
+
+// ParseListenFlag parses a --listen value of the form [NAME=]ADDRESS
+// (see CutListenName and ParseAddress).
 func ParseListenFlag(v string) (Spec, error) {
 	var sp Spec
-	if name, url, ok := strings.Cut(v, "="); ok && !strings.Contains(name, "://") {
+	if name, addr := CutListenName(v); name != "" || addr != v {
 		if err := ValidName(name); err != nil {
 			return sp, err
 		}
-		sp.Name, v = name, url
+		sp.Name, v = name, addr
 	}
 	a, err := ParseAddress(v)
 	if err != nil {

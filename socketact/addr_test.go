@@ -29,6 +29,22 @@ func TestParseAddress(t *testing.T) {
 		{"unix://@app", Address{Network: Unix, Path: "@app"}, ""},
 		{"unixgram:///run/log.sock", Address{Network: Unixgram, Path: "/run/log.sock"}, ""},
 		{"unix:///" + strings.Repeat("a", 106), Address{Network: Unix, Path: "/" + strings.Repeat("a", 106)}, ""},
+
+		// Short forms: stream sockets, as systemd's ListenStream= reads them.
+		{"127.0.0.1:8080", Address{Network: TCP, Host: "127.0.0.1", Port: 8080}, "tcp://127.0.0.1:8080"},
+		{":8080", Address{Network: TCP, Port: 8080}, "tcp://:8080"},
+		{":0", Address{Network: TCP}, "tcp://:0"},
+		{"8080", Address{Network: TCP, Port: 8080}, "tcp://:8080"},
+		{"0", Address{Network: TCP}, "tcp://:0"},
+		{"[::1]:8080", Address{Network: TCP, Host: "::1", Port: 8080}, "tcp://[::1]:8080"},
+		{"[::]:80", Address{Network: TCP, Host: "::", Port: 80}, "tcp://[::]:80"},
+		{"[fe80::1%lo]:80", Address{Network: TCP, Host: "fe80::1%lo", Port: 80}, "tcp://[fe80::1%lo]:80"},
+		{"0.0.0.0:80", Address{Network: TCP, Host: "0.0.0.0", Port: 80}, "tcp://0.0.0.0:80"},
+		{"localhost:80", Address{Network: TCP, Host: "localhost", Port: 80}, "tcp://localhost:80"},
+		{"/run/app.sock", Address{Network: Unix, Path: "/run/app.sock"}, "unix:///run/app.sock"},
+		{"/run/a=b.sock", Address{Network: Unix, Path: "/run/a=b.sock"}, "unix:///run/a=b.sock"},
+		{"@app", Address{Network: Unix, Path: "@app"}, "unix://@app"},
+		{"/" + strings.Repeat("a", 106), Address{Network: Unix, Path: "/" + strings.Repeat("a", 106)}, "unix:///" + strings.Repeat("a", 106)},
 	} {
 		a, err := ParseAddress(tc.in)
 		if err != nil {
@@ -50,9 +66,7 @@ func TestParseAddress(t *testing.T) {
 
 func TestParseAddressErrors(t *testing.T) {
 	for _, tc := range []struct{ in, says string }{
-		{"", "want SCHEME://ADDRESS"},
-		{"127.0.0.1:80", "want SCHEME://ADDRESS with SCHEME one of tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram"},
-		{"/run/app.sock", "want SCHEME://ADDRESS"},
+		{"", "want SCHEME://ADDRESS with SCHEME one of tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram, or " + shortForms},
 		{"http://:80", `unknown scheme "http": valid schemes are tcp, tcp4, tcp6, udp, udp4, udp6, unix, unixgram`},
 		{"://:80", `unknown scheme ""`},
 		{"tcp://:65536", `port "65536" is not a number from 0 to 65535`},
@@ -73,6 +87,31 @@ func TestParseAddressErrors(t *testing.T) {
 		{"unix://run/app.sock", "must be absolute (unix:///path) or abstract (unix://@name)"},
 		{"unix:///a\x00b", "NUL byte"},
 		{"unix:///" + strings.Repeat("a", 107), "longer than 107 bytes"},
+
+		// Bad short forms say why, then every accepted form.
+		{"localhost", `"localhost": missing port; want ` + shortForms + ", or SCHEME://ADDRESS"},
+		{"127.0.0.1", "missing port; want " + shortForms},
+		{"127.0.0.1:", "missing port; want " + shortForms},
+		{"::1:8080", "an IPv6 address needs brackets: [::1]:8080; want " + shortForms},
+		{"::", "missing port (an IPv6 address goes in brackets: [::]:PORT); want"},
+		{"::1", "missing port (an IPv6 address goes in brackets: [::1]:PORT); want"},
+		{"fe80::1%lo:80", "an IPv6 address needs brackets: [fe80::1%lo]:80; want"},
+		{"a:b:80", "too many colons in address; want"},
+		{"[::1]", "missing port in address; want " + shortForms},
+		{"[::1:80", "missing ']' in address; want"},
+		{"127.0.0.1:http", `port "http" is not a number from 0 to 65535; want ` + shortForms},
+		{"65536", `port "65536" is not a number from 0 to 65535; want`},
+		{"a b:80", `invalid host "a b"; want`},
+		{"run/app.sock", "a unix socket path must be absolute: hupd, its children and its control commands may each resolve a relative one against a different directory; want " + shortForms},
+		{"./app.sock", "a unix socket path must be absolute"},
+		{"app.sock", "missing port; want"},
+		{"@", "empty unix socket path; want"},
+		{"/a\x00b", "NUL byte in unix socket path; want"},
+		{"/" + strings.Repeat("a", 107), "unix socket path longer than 107 bytes; want"},
+		{"tcp:8080", `a scheme wants "://": write "tcp://:8080"; want`},
+		{"TCP6:[::1]:80", `a scheme wants "://": write "tcp6://[::1]:80"; want`},
+		{"unix:/run/a.sock", `a scheme wants "://": write "unix:///run/a.sock"; want`},
+		{"unix:@a", `a scheme wants "://": write "unix://@a"; want`},
 	} {
 		_, err := ParseAddress(tc.in)
 		if err == nil {
@@ -126,6 +165,16 @@ func TestParseListenFlag(t *testing.T) {
 		{"admin=unix:///run/a=b.sock", "admin", Address{Network: Unix, Path: "/run/a=b.sock"}},
 		{"unix:///run/a=b.sock", "", Address{Network: Unix, Path: "/run/a=b.sock"}},
 		{"my name=udp://:53", "my name", Address{Network: UDP, Port: 53}},
+		{"http=:80", "http", Address{Network: TCP, Port: 80}},
+		{"http=127.0.0.1:80", "http", Address{Network: TCP, Host: "127.0.0.1", Port: 80}},
+		{"80", "", Address{Network: TCP, Port: 80}},
+		{"[::1]:80", "", Address{Network: TCP, Host: "::1", Port: 80}},
+		{"admin=/run/a=b.sock", "admin", Address{Network: Unix, Path: "/run/a=b.sock"}},
+		{"/run/a=b.sock", "", Address{Network: Unix, Path: "/run/a=b.sock"}},
+		{"@a=b", "", Address{Network: Unix, Path: "@a=b"}},
+		{"@a=unix://@b", "@a", Address{Network: Unix, Path: "@b"}},
+		{"/n=tcp://:1", "/n", Address{Network: TCP, Port: 1}},
+		{"admin=@ctl", "admin", Address{Network: Unix, Path: "@ctl"}},
 	} {
 		sp, err := ParseListenFlag(tc.in)
 		if err != nil {
@@ -139,7 +188,7 @@ func TestParseListenFlag(t *testing.T) {
 			t.Errorf("%q: FDName() = %q", tc.in, sp.FDName())
 		}
 	}
-	for _, in := range []string{"=tcp://:80", "a:b=tcp://:80", "x=ftp://:21", "x=", "tcp://:99999", "bad\tname=tcp://:1"} {
+	for _, in := range []string{"=tcp://:80", "a:b=tcp://:80", "x=ftp://:21", "x=", "tcp://:99999", "bad\tname=tcp://:1", "=:80", "x=run/a.sock", "a:b=:80"} {
 		if sp, err := ParseListenFlag(in); err == nil {
 			t.Errorf("ParseListenFlag(%q) = %+v, want an error", in, sp)
 		}

@@ -11,6 +11,8 @@ var addressSeeds = []string{
 	"udp://:53", "unix:///run/a.sock", "unix://@abs", "unixgram:///x", "TCP://[::ffff:1.2.3.4]:5",
 	"tcp://[::1", "tcp://::1:80", "ftp://x:1", "x", "", "unix://", "tcp://a b:1", "tcp://h:65536",
 	"http=tcp://:80", "a:b=tcp://:1", "=unix:///x", "n=unix:///a=b",
+	"127.0.0.1:8080", ":80", "8080", "[::1]:1", "/run/a.sock", "@abs", "::1:80", "run/a", "tcp:80",
+	"n=/a=b", "@a=b", "n=:1", "localhost:80",
 }
 
 // FuzzParseAddress checks that ParseAddress never panics, that its errors
@@ -32,6 +34,10 @@ func FuzzParseAddress(f *testing.F) {
 			return
 		}
 		checkAddress(t, s, a)
+		// A short form names a stream socket: tcp or unix.
+		if !strings.Contains(s, "://") && a.Network != TCP && a.Network != Unix {
+			t.Fatalf("%q: short form parsed as %+v", s, a)
+		}
 	})
 }
 

@@ -94,6 +94,8 @@ func childModes(modes ...string) string {
 //	              crash on demand), HUP is ignored
 //	silent        never says anything; TERM exits 0
 //	exit:N        writes "child exiting N" on stderr and exits N at once
+//	say:TEXT      writes "starting" and TEXT on stderr and exits 1
+//	ready-say:TEXT  ready; on USR2 writes TEXT on stderr and exits 1
 //	reloader      ready; on HUP it sends RELOADING=1 then READY=1
 //	stuck-reload  ready; on HUP it sends RELOADING=1 and nothing more
 //	extend        EXTEND_TIMEOUT_USEC=60s, then READY=1 on USR2
@@ -128,6 +130,9 @@ func runTestChild(mode string) int {
 			fmt.Fprintf(os.Stderr, "child exiting %d\n", n)
 		}
 		return n
+	case "say":
+		fmt.Fprintf(os.Stderr, "starting\n%s\n", arg)
+		return 1
 	case "silent":
 	case "extend":
 		send(sdnotify.ExtendTimeout(time.Minute))
@@ -193,6 +198,9 @@ func runTestChild(mode string) int {
 			send("READY=1")
 		case sig == unix.SIGUSR2 && name == "mainpid":
 			return 0
+		case sig == unix.SIGUSR2 && name == "ready-say":
+			fmt.Fprintln(os.Stderr, arg)
+			return 1
 		case sig == unix.SIGHUP && name == "reloader":
 			send("RELOADING=1", sdnotify.MonotonicUsec())
 			send("READY=1")

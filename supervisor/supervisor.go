@@ -109,6 +109,9 @@ type Supervisor struct {
 	hash  string // content hash of the configuration and watched files
 	note  Note
 	hooks Hooks
+
+	// ownBindHinted: the own-bind hint was logged (hintOwnBind), once.
+	ownBindHinted bool
 }
 
 // Hooks are told what happens, on Run's goroutine: each must return
@@ -530,7 +533,7 @@ func (s *Supervisor) onEvent(ev event) {
 	case evReadyWarn:
 		if g.state == StateStarting && !g.exited() {
 			s.log.Warn(logev.NotReadyYet, KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
-				KeyAfter, time.Since(g.started).Round(time.Millisecond), "hint", readinessHint(g.ready))
+				KeyAfter, time.Since(g.started).Round(time.Millisecond), KeyHint, readinessHint(g.ready))
 		}
 	case evReadyTimeout:
 		if g.state != StateStarting || g.exited() {
@@ -559,7 +562,7 @@ func (s *Supervisor) onEvent(ev event) {
 				return // it speaks sd_notify: wait for READY=1
 			}
 			s.log.Info(logev.ReadyByAlive, KeyGen, g.num, KeyPID, g.pid,
-				KeyAfter, g.ready.Delay, "hint", "set --ready notify, delay:D or exec:COMMAND to choose")
+				KeyAfter, g.ready.Delay, KeyHint, "set --ready notify, delay:D or exec:COMMAND to choose")
 		}
 		s.onReady(g, "alive after "+g.ready.Delay.String())
 	case evProbeOK:
@@ -657,6 +660,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		s.log.Error(logev.StartFailed, KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
 		e.Status = syscall.WaitStatus(1 << 8)
 	}
+	s.hintOwnBind(g, prev)
 	s.closeRetired()
 
 	if s.stopping {

@@ -50,6 +50,10 @@ const (
 	NotRestarting = "not restarting"
 	// The child is restarted after a crash (with backoff).
 	RestartingChild = "restarting child"
+	// OwnBindHint: a generation exited before it was ready saying that an
+	// address was in use while hupd holds sockets: the program most
+	// likely binds the port hupd holds itself (logged once per hupd).
+	OwnBindHint = "the program binds its own port, which hupd holds: hand it the socket or use --legacy redirect"
 	// RestartCancelledByReload: a reload during a crash restart's backoff
 	// starts the next generation in the restart's place (debug).
 	RestartCancelledByReload = "pending restart cancelled: the reload starts the next generation"

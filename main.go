@@ -25,7 +25,7 @@ func main() {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "hupd",
 		Usage: "hot reload for any server: hupd holds the sockets, the child comes and goes",
 		Description: `Examples:
@@ -53,7 +53,7 @@ unchanged.`,
 		// (urfave/cli would exit 3 with "No help topic").
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usageError("unknown command %q: valid commands are run, check, reload, status, upgrade, version, demo", c.Args().First())
+				return unknownCommand(c.Args().First(), c.App.Commands)
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -69,4 +69,10 @@ unchanged.`,
 			demoServerCommand(stderr),
 		},
 	}
+	for _, c := range app.Commands { // every command's bad flag is one line
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+	}
+	return app
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// runApp runs hupd's CLI in this process with args (after "hupd") and
+// returns its exit code, stdout and stderr, as main would produce them.
+func runApp(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := newApp(&stdout, &stderr).Run(append([]string{"hupd"}, args...))
+	code := exitCode(err, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -run %s -update writes it)", err, t.Name())
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the output (go test -run %s -update rewrites it); got:\n%s", path, t.Name(), got)
+	}
+}
+
+// TestDidYouMean: a mistyped command or flag, of hupd itself or of a
+// subcommand, is one usage line (exit 2) that names the closest one; a
+// word close to nothing gets no guess.
+func TestDidYouMean(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rnu"}, `unknown command "rnu": did you mean "run"?`},
+		{[]string{"stauts", "--json"}, `unknown command "stauts": did you mean "status"?`},
+		{[]string{"relaod"}, `unknown command "relaod": did you mean "reload"?`},
+		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, status, upgrade, version, demo`},
+		{[]string{"--verison"}, `flag provided but not defined: -verison: did you mean --version?`},
+		{[]string{"run", "--lisen", "tcp://:0"}, `flag provided but not defined: -lisen: did you mean --listen?`},
+		{[]string{"check", "--ready-timout", "1s"}, `flag provided but not defined: -ready-timout: did you mean --ready-timeout?`},
+		{[]string{"check", "--watchpoll", "1s"}, `flag provided but not defined: -watchpoll: did you mean --watch-poll?`},
+		{[]string{"check", "--conf", "x"}, `flag provided but not defined: -conf: did you mean --config?`},
+		{[]string{"reload", "--timout", "1s"}, `flag provided but not defined: -timout: did you mean --timeout?`},
+		{[]string{"status", "--jsn"}, `flag provided but not defined: -jsn: did you mean --json?`},
+		{[]string{"demo", "--lisen", "x"}, `flag provided but not defined: -lisen: did you mean --listen?`},
+		{[]string{"run", "-x"}, `flag provided but not defined: -x`},
+		{[]string{"run", "--zzzzzz"}, `flag provided but not defined: -zzzzzz`},
+	} {
+		code, stdout, stderr := runApp(t, tc.args...)
+		if want := "hupd: usage: " + tc.want + "\n"; code != 2 || stdout != "" || stderr != want {
+			t.Errorf("hupd %s: exit %d, stdout %q, stderr %q; want 2 and %q", strings.Join(tc.args, " "), code, stdout, stderr, want)
+		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"run", "run", 0}, {"rnu", "run", 1}, {"lisen", "listen", 1},
+		{"listen", "lisen", 1}, {"ready", "reayd", 1}, {"abc", "xyz", 3}, {"", "run", 3},
+	} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -83,6 +86,33 @@ func TestEditDistance(t *testing.T) {
 	} {
 		if got := editDistance(tc.a, tc.b); got != tc.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestDurationFlags: the --timeout of reload and upgrade refuses a bare
+// number with the form to write (one usage line, exit 2, before any
+// control socket is looked for), and a duration flag's value reaches the
+// command through c.Duration as a cli.DurationFlag's does.
+func TestDurationFlags(t *testing.T) {
+	for _, cmd := range []string{"reload", "upgrade"} {
+		code, stdout, stderr := runApp(t, cmd, "--control", "/nonexistent/hupd.sock", "--timeout", "5")
+		want := "hupd: usage: invalid value \"5\" for flag -timeout: \"5\" is not a duration: write 5s\n"
+		if code != 2 || stdout != "" || stderr != want {
+			t.Errorf("hupd %s --timeout 5: exit %d, stdout %q, stderr %q; want 2 and %q", cmd, code, stdout, stderr, want)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want time.Duration
+	}{{nil, time.Minute}, {[]string{"--timeout", "1m30s"}, 90 * time.Second}} {
+		var got time.Duration
+		app := &cli.App{
+			Flags:  []cli.Flag{durationFlag("timeout", time.Minute, "")},
+			Action: func(c *cli.Context) error { got = c.Duration("timeout"); return nil },
+		}
+		if err := app.Run(append([]string{"x"}, tc.args...)); err != nil || got != tc.want {
+			t.Errorf("%q: %v, %v; want %v", tc.args, got, err, tc.want)
 		}
 	}
 }

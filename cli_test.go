@@ -5,6 +5,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +68,7 @@ func TestDidYouMean(t *testing.T) {
 		{[]string{"reload", "--timout", "1s"}, `flag provided but not defined: -timout: did you mean --timeout?`},
 		{[]string{"status", "--jsn"}, `flag provided but not defined: -jsn: did you mean --json?`},
 		{[]string{"demo", "--lisen", "x"}, `flag provided but not defined: -lisen: did you mean --listen?`},
+		{[]string{"version", "--jsno"}, `flag provided but not defined: -jsno: did you mean --json?`},
 		{[]string{"run", "-x"}, `flag provided but not defined: -x`},
 		{[]string{"run", "--zzzzzz"}, `flag provided but not defined: -zzzzzz`},
 	} {
@@ -114,5 +117,37 @@ func TestDurationFlags(t *testing.T) {
 		if err := app.Run(append([]string{"x"}, tc.args...)); err != nil || got != tc.want {
 			t.Errorf("%q: %v, %v; want %v", tc.args, got, err, tc.want)
 		}
+	}
+}
+
+// TestVersionInfo: hupd version's line and JSON come from the build info:
+// the module's version ("dev" for a checkout's "(devel)"), the VCS revision
+// (12 digits, "+modified" for uncommitted changes) and its time; without
+// VCS information, the version alone.
+func TestVersionInfo(t *testing.T) {
+	vcs := []debug.BuildSetting{
+		{Key: "vcs", Value: "git"},
+		{Key: "vcs.revision", Value: "9c6430a1b2c3d4e5f60718293a4b5c6d7e8f9012"},
+		{Key: "vcs.time", Value: "2026-12-07T02:50:00Z"},
+	}
+	modified := append(slices.Clone(vcs), debug.BuildSetting{Key: "vcs.modified", Value: "true"})
+	for _, tc := range []struct {
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{nil, "hupd dev"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "hupd dev"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, "hupd v1.2.3"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs}, "hupd dev 9c6430a1b2c3 2026-12-07T02:50:00Z"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: modified}, "hupd dev 9c6430a1b2c3+modified 2026-12-07T02:50:00Z"},
+	} {
+		v := newVersionInfo(tc.bi)
+		if got := v.line(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.bi, got, tc.want)
+		}
+	}
+	v := newVersionInfo(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: modified})
+	if v.Revision != vcs[1].Value || !v.Modified || v.Time != vcs[2].Value || v.Module != "(devel)" || v.Go != "go1.26.8" {
+		t.Errorf("JSON fields %+v", v)
 	}
 }

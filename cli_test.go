@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"flag"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -59,7 +61,7 @@ func TestDidYouMean(t *testing.T) {
 		{[]string{"rnu"}, `unknown command "rnu": did you mean "run"?`},
 		{[]string{"stauts", "--json"}, `unknown command "stauts": did you mean "status"?`},
 		{[]string{"relaod"}, `unknown command "relaod": did you mean "reload"?`},
-		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, status, upgrade, version, demo`},
+		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, status, upgrade, version, demo, completion`},
 		{[]string{"--verison"}, `flag provided but not defined: -verison: did you mean --version?`},
 		{[]string{"run", "--lisen", "tcp://:0"}, `flag provided but not defined: -lisen: did you mean --listen?`},
 		{[]string{"check", "--ready-timout", "1s"}, `flag provided but not defined: -ready-timout: did you mean --ready-timeout?`},
@@ -149,5 +151,108 @@ func TestVersionInfo(t *testing.T) {
 	v := newVersionInfo(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: modified})
 	if v.Revision != vcs[1].Value || !v.Modified || v.Time != vcs[2].Value || v.Module != "(devel)" || v.Go != "go1.26.8" {
 		t.Errorf("JSON fields %+v", v)
+	}
+}
+
+// TestCompletionScripts: hupd completion writes a script for each shell:
+// bash's is valid bash (bash -n) and zsh's and fish's pass their shells'
+// syntax check where those are installed; bash and zsh ask hupd through
+// its completion hook, fish's names every visible command. An unknown or
+// missing shell is a usage error.
+func TestCompletionScripts(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		code, stdout, stderr := runApp(t, "completion", shell)
+		if code != 0 || stderr != "" || stdout == "" {
+			t.Fatalf("hupd completion %s: exit %d, stderr %q, %d bytes", shell, code, stderr, len(stdout))
+		}
+		switch shell {
+		case "bash", "zsh":
+			if !strings.Contains(stdout, "--generate-bash-completion") {
+				t.Errorf("%s script does not ask hupd:\n%s", shell, stdout)
+			}
+		case "fish":
+			for _, c := range visibleCommands(newApp(io.Discard, io.Discard).Commands) {
+				if !strings.Contains(stdout, "-a '"+c+"'") {
+					t.Errorf("fish script does not offer %q:\n%s", c, stdout)
+				}
+			}
+			if strings.Contains(stdout, "`") {
+				t.Errorf("fish script shows the help's backquotes")
+			}
+		}
+		sh, err := exec.LookPath(shell)
+		if err != nil {
+			if shell == "bash" {
+				t.Fatal("bash is not installed")
+			}
+			t.Logf("%s is not installed: its script's syntax is not checked", shell)
+			continue
+		}
+		cmd := exec.Command(sh, "-n")
+		cmd.Stdin = strings.NewReader(stdout)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s -n: %v\n%s", shell, err, out)
+		}
+	}
+	for _, args := range [][]string{{"completion"}, {"completion", "tcsh"}, {"completion", "bash", "zsh"}} {
+		if code, stdout, stderr := runApp(t, args...); code != 2 || stdout != "" || !strings.HasPrefix(stderr, "hupd: usage: completion: ") {
+			t.Errorf("hupd %s: exit %d, stdout %q, stderr %q; want a usage error", strings.Join(args, " "), code, stdout, stderr)
+		}
+	}
+}
+
+// TestManPage: hupd man writes a manual page generated from the
+// definitions: its .TH header, a section per visible command and every
+// flag of run, in ASCII, which groff renders without a warning (where
+// groff is installed).
+func TestManPage(t *testing.T) {
+	code, page, stderr := runApp(t, "man")
+	if code != 0 || stderr != "" {
+		t.Fatalf("hupd man: exit %d, stderr %q", code, stderr)
+	}
+	if !strings.Contains(page, "\n.TH hupd 8\n") {
+		t.Errorf("no .TH header:\n%s", page)
+	}
+	for _, c := range visibleCommands(newApp(io.Discard, io.Discard).Commands) {
+		if !strings.Contains(page, "\n.SH "+c+"\n") {
+			t.Errorf("no section for command %s", c)
+		}
+	}
+	for _, f := range runFlags() {
+		if n := f.Names()[0]; !strings.Contains(page, `\fB--`+n+`\fP`) && !strings.Contains(page, `\fB--`+n+`, `) {
+			t.Errorf("flag --%s is not in the page", f.Names()[0])
+		}
+	}
+	for i, r := range page {
+		if r >= 0x80 {
+			t.Fatalf("non-ASCII %q at byte %d", r, i)
+		}
+	}
+	groff, err := exec.LookPath("groff")
+	if err != nil {
+		t.Skip("groff is not installed: the page is not rendered")
+	}
+	cmd := exec.Command(groff, "-man", "-Tutf8", "-ww", "-z")
+	cmd.Stdin = strings.NewReader(page)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("groff -man: %v\n%s", err, out)
+	}
+}
+
+// TestHelpGolden pins the help of hupd and hupd run, placeholders
+// included (go test -run TestHelpGolden -update rewrites the files).
+func TestHelpGolden(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		args []string
+	}{
+		{"help.golden", []string{"--help"}},
+		{"help-run.golden", []string{"run", "--help"}},
+	} {
+		code, stdout, stderr := runApp(t, tc.args...)
+		if code != 0 || stderr != "" {
+			t.Fatalf("hupd %s: exit %d, stderr %q", strings.Join(tc.args, " "), code, stderr)
+		}
+		golden(t, tc.file, stdout)
 	}
 }

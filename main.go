@@ -47,8 +47,11 @@ unchanged.`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {}, // main maps errors to codes
-		OnUsageError:    onUsageError,
+		// hupd completion's bash and zsh scripts ask through
+		// --generate-bash-completion.
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main maps errors to codes
+		OnUsageError:         onUsageError,
 		// Without subcommand: help; with an unknown one: a usage error
 		// (urfave/cli would exit 3 with "No help topic").
 		Action: func(c *cli.Context) error {
@@ -66,6 +69,8 @@ unchanged.`,
 			upgradeProtocolCommand(stdout),
 			versionCommand(stdout),
 			demoCommand(stdout, stderr),
+			completionCommand(stdout),
+			manCommand(stdout),
 			demoServerCommand(stderr),
 		},
 	}

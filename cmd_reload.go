@@ -19,7 +19,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 		Usage:        "reload a running hupd and wait for the outcome (exit 0: done, 1: failed)",
 		OnUsageError: onUsageError,
 		Flags: append(controlFlags(),
-			&cli.DurationFlag{Name: "timeout", Usage: "give up waiting after `DURATION` (the reload goes on)"},
+			durationFlag("timeout", 0, "give up waiting after `DURATION` (the reload goes on)"),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}),
 		Action: func(c *cli.Context) error {
 			path, err := controlPath(c)

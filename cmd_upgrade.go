@@ -21,7 +21,7 @@ func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
 		OnUsageError: onUsageError,
 		Flags: append(controlFlags(),
 			&cli.StringFlag{Name: "binary", Usage: "run `PATH` instead of the binary hupd was started from (a relative PATH, even a bare name, is relative to this directory)"},
-			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up waiting after `DURATION`"}),
+			durationFlag("timeout", time.Minute, "give up waiting after `DURATION`")),
 		Action: func(c *cli.Context) error {
 			path, err := controlPath(c)
 			if err != nil {

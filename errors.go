@@ -44,9 +44,14 @@ func exitCode(err error, stderr io.Writer) int {
 var errUsage = errors.New("usage")
 
 // onUsageError makes a bad flag a one-line usage error (exit 2) instead of
-// urfave/cli's message followed by the help text.
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return usageError("%v", err)
+// urfave/cli's message followed by the help text; an unknown flag gets the
+// closest flag of the command as a suggestion.
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	var flags []cli.Flag
+	if c != nil && c.Command != nil {
+		flags = c.Command.Flags
+	}
+	return usageError("%v%s", err, flagSuggestion(err, flags))
 }
 
 func usageError(format string, a ...any) error {

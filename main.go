@@ -25,7 +25,7 @@ func main() {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "hupd",
 		Usage: "hot reload for any server: hupd holds the sockets, the child comes and goes",
 		Description: `Examples:
@@ -47,13 +47,16 @@ unchanged.`,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		ExitErrHandler:  func(*cli.Context, error) {}, // main maps errors to codes
-		OnUsageError:    onUsageError,
+		// hupd completion's bash and zsh scripts ask through
+		// --generate-bash-completion.
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main maps errors to codes
+		OnUsageError:         onUsageError,
 		// Without subcommand: help; with an unknown one: a usage error
 		// (urfave/cli would exit 3 with "No help topic").
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usageError("unknown command %q: valid commands are run, check, reload, status, upgrade, version, demo", c.Args().First())
+				return unknownCommand(c.Args().First(), c.App.Commands)
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -66,7 +69,15 @@ unchanged.`,
 			upgradeProtocolCommand(stdout),
 			versionCommand(stdout),
 			demoCommand(stdout, stderr),
+			completionCommand(stdout),
+			manCommand(stdout),
 			demoServerCommand(stderr),
 		},
 	}
+	for _, c := range app.Commands { // every command's bad flag is one line
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+	}
+	return app
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/hupd/hupd/internal/duration"
 	"github.com/hupd/hupd/internal/safefile"
 )
 
@@ -214,7 +216,11 @@ func Parse(file string, data []byte) (*Config, error) {
 		if m := reDecodeErr.FindStringSubmatch(msg); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			if key, err := strconv.Unquote(m[2]); err == nil {
-				return nil, &Error{Where: lineWhere(file, n), Field: key, Err: errors.New(m[3])}
+				e := &Error{Where: lineWhere(file, n), Field: key, Err: errors.New(m[3])}
+				if num, ok := durationNumber(data, key); ok {
+					e.Err = &duration.NoUnitError{Number: num, Quote: true}
+				}
+				return nil, e
 			}
 		}
 		return nil, &Error{Where: file, Err: errors.New(strings.TrimPrefix(msg, "toml: "))}
@@ -230,6 +236,53 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// durationKeys are the keys whose values are durations, as the TOML
+// library names them (without the index of an array of tables).
+var durationKeys = map[string]bool{
+	"process.stop_timeout": true, "process.watchdog": true, "reload.ready_timeout": true,
+	"restart.min_delay": true, "restart.max_delay": true, "restart.reset_after": true,
+	"watch.debounce": true, "watch.poll_interval": true,
+}
+
+// durationNumber returns the number written without quotes at the
+// duration key of data ("stop_timeout = 30"), which decodes but does not
+// fit the string field; in an array of tables, the first table's number,
+// as the decoder fails on the first.
+func durationNumber(data []byte, key string) (string, bool) {
+	if !durationKeys[key] {
+		return "", false
+	}
+	var v any
+	if _, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&v); err != nil {
+		return "", false
+	}
+	return numberAt(v, strings.Split(key, "."))
+}
+
+func numberAt(v any, path []string) (string, bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		if len(path) > 0 {
+			return numberAt(v[path[0]], path[1:])
+		}
+	case []map[string]any:
+		for _, t := range v {
+			if n, ok := numberAt(t, path); ok {
+				return n, true
+			}
+		}
+	case int64:
+		if len(path) == 0 {
+			return strconv.FormatInt(v, 10), true
+		}
+	case float64:
+		if len(path) == 0 && !math.IsInf(v, 0) && !math.IsNaN(v) {
+			return strconv.FormatFloat(v, 'f', -1, 64), true
+		}
+	}
+	return "", false
 }
 
 var reDecodeErr = regexp.MustCompile(`^toml: line (\d+) \(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)

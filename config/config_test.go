@@ -388,7 +388,7 @@ func TestResolveErrors(t *testing.T) {
 		{"log level", cmd + "[log]\nlevel = \"loud\"\n", "c.toml:3", "log.level", "loud", "valid levels are debug, info, warn, error"},
 		{"stop signal", cmd + "[process]\nstop_signal = \"TERMM\"\n", "c.toml:3", "process.stop_signal", "", `invalid signal "TERMM": valid signals are HUP, INT, QUIT`},
 		{"reload signal", cmd + "[reload]\nsignal = \"65\"\n", "c.toml:3", "reload.signal", "", "numbers go from 1 to 64"},
-		{"stop timeout", cmd + "[process]\nstop_timeout = \"30\"\n", "c.toml:3", "process.stop_timeout", "30", "want a positive duration"},
+		{"stop timeout", cmd + "[process]\nstop_timeout = \"30 s\"\n", "c.toml:3", "process.stop_timeout", "30 s", "want a positive duration"},
 		{"negative delay", cmd + "[restart]\nmin_delay = \"-1s\"\n", "c.toml:3", "restart.min_delay", "-1s", "want a positive duration"},
 		{"zero reset", cmd + "[restart]\n\nreset_after = \"0s\"\n", "c.toml:4", "restart.reset_after", "0s", "want a positive duration"},
 		{"max below min", cmd + "[restart]\nmin_delay = \"2s\"\nmax_delay = \"1s\"\n", "c.toml:4", "restart.max_delay", "1s", "less than min_delay 2s"},

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -41,5 +43,23 @@ func TestFlagsRecordTheirSource(t *testing.T) {
 	}
 	if len(seen) == 0 {
 		t.Fatal("no flags")
+	}
+}
+
+// TestFlagPlaceholders: every flag that takes a value names it in its help
+// with a placeholder in backquotes, in capitals ("`DURATION`", "`[NAME=]URL`"),
+// so that the help never shows urfave/cli's "value"; a switch has none.
+func TestFlagPlaceholders(t *testing.T) {
+	re := regexp.MustCompile("`([^`]*)`")
+	for _, f := range Flags() {
+		m := re.FindAllStringSubmatch(f.Usage, -1)
+		switch {
+		case f.Kind == FlagBool && len(m) > 0:
+			t.Errorf("--%s is a switch but shows a placeholder %q", f.Name, m[0][1])
+		case f.Kind != FlagBool && len(m) != 1:
+			t.Errorf("--%s: %d placeholders in %q, want one", f.Name, len(m), f.Usage)
+		case f.Kind != FlagBool && strings.ToUpper(m[0][1]) != m[0][1]:
+			t.Errorf("--%s: placeholder %q is not in capitals", f.Name, m[0][1])
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/duration"
 	"github.com/hupd/hupd/legacy"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -157,8 +158,8 @@ func (c *Config) Resolve() (*Resolved, error) {
 		{"restart.reset_after", c.Restart.ResetAfter, &o.Backoff.ResetAfter},
 	}
 	for _, d := range durations {
-		if *d.dst, err = time.ParseDuration(d.v); err != nil || *d.dst <= 0 {
-			return nil, c.fieldError(d.key, d.v, errors.New("want a positive duration such as 500ms, 30s or 2m"))
+		if *d.dst, err = duration.Parse(d.v); err != nil || *d.dst <= 0 {
+			return nil, c.durationError(d.key, d.v, err, "want a positive duration such as 500ms, 30s or 2m")
 		}
 	}
 	if o.Backoff.Max < o.Backoff.Min {
@@ -192,8 +193,8 @@ func (c *Config) Resolve() (*Resolved, error) {
 	r.Cgroup = contain.Mode(cgroup)
 	o.Control = c.Control
 	if w := c.Process.Watchdog; w != "" {
-		if o.Watchdog, err = time.ParseDuration(w); err != nil || o.Watchdog <= 0 {
-			return nil, c.fieldError("process.watchdog", w, errors.New("want a positive duration such as 10s"))
+		if o.Watchdog, err = duration.Parse(w); err != nil || o.Watchdog <= 0 {
+			return nil, c.durationError("process.watchdog", w, err, "want a positive duration such as 10s")
 		}
 	}
 	policy, err := oneOf(c.Restart.Policy, policies()...)
@@ -400,8 +401,8 @@ func (c *Config) resolveWatch(r *Resolved) error {
 			if d.v == "" {
 				continue
 			}
-			if *d.dst, err = time.ParseDuration(d.v); err != nil || *d.dst <= 0 {
-				return c.fieldError(key(d.k), d.v, errors.New("want a positive duration such as 200ms or 2s"))
+			if *d.dst, err = duration.Parse(d.v); err != nil || *d.dst <= 0 {
+				return c.durationError(key(d.k), d.v, err, "want a positive duration such as 200ms or 2s")
 			}
 		}
 		r.Watch = append(r.Watch, ws)
@@ -484,6 +485,7 @@ func (c *Config) resolveReadiness(o *supervisor.Options) error {
 	}
 	r, err := supervisor.ParseReadiness(c.Reload.Ready)
 	if err != nil {
+		c.quoteFix("reload.ready", err)
 		return c.fieldError("reload.ready", "", err)
 	}
 	r.Timeout = timeout
@@ -789,6 +791,27 @@ func policies() []string {
 // and what is wrong with it.
 func (c *Config) fieldError(key, value string, err error) *Error {
 	return &Error{Where: c.src.where(key), Field: fieldName(key), Value: value, Err: err}
+}
+
+// durationError is the error of the duration field at key whose value v
+// did not parse (err) or is not positive: a bare number gets the form to
+// write instead ("30" is not a duration: write 30s), anything else want.
+func (c *Config) durationError(key, v string, err error, want string) *Error {
+	var nu *duration.NoUnitError
+	if errors.As(err, &nu) {
+		c.quoteFix(key, nu)
+		return c.fieldError(key, "", nu)
+	}
+	return c.fieldError(key, v, errors.New(want))
+}
+
+// quoteFix makes the fix a *duration.NoUnitError in err suggests a TOML
+// string when the value at key came from the file.
+func (c *Config) quoteFix(key string, err error) {
+	var nu *duration.NoUnitError
+	if _, flag := c.src.flags[key]; errors.As(err, &nu) && !flag {
+		nu.Quote = true
+	}
 }
 
 // listenKey is the key of field k of the i-th [[listen]] table:

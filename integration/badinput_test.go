@@ -75,8 +75,18 @@ var badCases = []badCase{
 	},
 	{
 		name: "wrong type", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\nstop_signal = 15 " + badMark + "\n",
+		says: []string{"process.stop_signal: incompatible types"},
+	},
+	{
+		name: "bare number for a duration in TOML", code: 2,
 		toml: "command = [\"{hello}\"]\n{listen}\n[process]\nstop_timeout = 30 " + badMark + "\n",
-		says: []string{"process.stop_timeout: incompatible types"},
+		says: []string{`process.stop_timeout: "30" is not a duration: write "30s"`},
+	},
+	{
+		name: "bare number for a duration in a flag", code: 2,
+		args:  []string{"--listen", "unix://{sock}", "--ready-timeout", "30"},
+		where: "--ready-timeout: ", says: []string{`reload.ready_timeout: "30" is not a duration: write 30s`},
 	},
 	{
 		name: "unknown key", code: 2,
@@ -325,7 +335,7 @@ var badCases = []badCase{
 	},
 	{
 		name: "bad duration", code: 2, args: []string{"--stop-timeout", "10"},
-		where: "--stop-timeout: ", says: []string{`process.stop_timeout = "10": want a positive duration such as 500ms, 30s or 2m`},
+		where: "--stop-timeout: ", says: []string{`process.stop_timeout: "10" is not a duration: write 10s`},
 	},
 	{
 		name: "bad duration in TOML", code: 2,
@@ -486,7 +496,7 @@ func TestBadInputCommand(t *testing.T) {
 		}
 	}
 	r := oneShot(t, t.TempDir(), nil, "bogus")
-	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, status, upgrade, version, demo\n"; r.stderr != want {
+	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, status, upgrade, version, demo, completion\n"; r.stderr != want {
 		t.Errorf("unknown command: %q, want %q", r.stderr, want)
 	}
 }

@@ -77,7 +77,9 @@ func buildAndRun(m *testing.M) int {
 	os.Chmod(dir, 0o755)
 	hupdBin, helloBin, goserverBin = filepath.Join(dir, "hupd"), filepath.Join(dir, "hello"), filepath.Join(dir, "goserver")
 	for _, b := range [][2]string{{hupdBin, ".."}, {helloBin, "../examples/hello"}, {goserverBin, "../examples/legacy/goserver"}} {
-		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		// -buildvcs=auto whatever GOFLAGS says: hupd version reports the
+		// revision of a git checkout (TestVersion).
+		cmd := exec.Command("go", "build", "-buildvcs=auto", "-o", b[0], b[1])
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b[1], err, out)

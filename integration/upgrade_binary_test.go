@@ -124,8 +124,10 @@ func TestUpgradeBinaryReplacedAfterCheck(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, want) {
 		t.Fatalf("hupd upgrade --binary %s: exit %d %q; want %q", next, code, out, want)
 	}
-	// The rename did happen: the path names the other binary now.
-	if b, err := exec.Command(next, "version").Output(); err != nil || strings.TrimSpace(string(b)) != "hupd 2.0-upgrade-test" {
+	// The rename did happen: the path names the other binary now (its
+	// version, then the revision when the build recorded one).
+	b, err := exec.Command(next, "version").Output()
+	if f := strings.Fields(string(b)); err != nil || len(f) < 2 || f[0] != "hupd" || f[1] != "2.0-upgrade-test" {
 		t.Fatalf("%s version: %q %v; want the binary renamed over it", next, b, err)
 	}
 	st := statusOf(t, h)

@@ -1,9 +1,12 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/hupd/hupd/internal/duration"
 )
 
 // ReadyKind is how hupd decides that a new generation is ready.
@@ -60,7 +63,12 @@ func ParseReadiness(s string) (Readiness, error) {
 			return r, fmt.Errorf("readiness %q takes no argument", kind)
 		}
 	case ReadyDelay:
-		d, err := time.ParseDuration(arg)
+		d, err := duration.Parse(arg)
+		var nu *duration.NoUnitError
+		if errors.As(err, &nu) {
+			nu.Prefix = string(ReadyDelay) + ":"
+			return r, nu
+		}
 		if err != nil || d <= 0 {
 			return r, fmt.Errorf("readiness %q: want delay:DURATION such as delay:2s", s)
 		}

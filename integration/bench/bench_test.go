@@ -45,3 +45,19 @@ func TestShort(t *testing.T) {
 		t.Errorf("phases missing from the result: %v", want)
 	}
 }
+
+// TestWriteCreatesDir: -out DIR/results.json works when DIR does not
+// exist yet (issue 15, item 9), as -plots DIR always did.
+func TestWriteCreatesDir(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new", "dir", "results.json")
+	if err := (&Report{Mode: "short"}).write(path); err != nil {
+		t.Fatal(err)
+	}
+	r, err := readReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode != "short" {
+		t.Fatalf("read back mode %q, want short", r.Mode)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"text/tabwriter"
@@ -155,9 +156,13 @@ func (r *Report) printMarkdown(w io.Writer) {
 	}
 }
 
+// write saves r as JSON at path, creating its directory if need be.
 func (r *Report) write(path string) error {
 	b, err := json.MarshalIndent(r, "", " ")
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)

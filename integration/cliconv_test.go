@@ -77,12 +77,9 @@ func TestCompletionBash(t *testing.T) {
 
 // TestCompletionZsh runs the zsh script's function with compadd and
 // _files stubbed to print what they get, as TestCompletionBash does for
-// bash (skipped without zsh).
+// bash (zsh is needed: skipped without it, except under CI).
 func TestCompletionZsh(t *testing.T) {
-	zsh, err := exec.LookPath("zsh")
-	if err != nil {
-		t.Skip("no zsh")
-	}
+	zsh := needTool(t, "zsh")
 	script := oneShot(t, t.TempDir(), nil, "completion", "zsh")
 	if script.code != 0 {
 		t.Fatalf("hupd completion zsh: exit %d, %s", script.code, script.stderr)

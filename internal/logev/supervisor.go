@@ -47,6 +47,9 @@ const (
 	NotRestarting = "not restarting"
 	// The child is restarted after a crash (with backoff).
 	RestartingChild = "restarting child"
+	// Too many failed starts within the start limit's interval, and no
+	// generation serves: hupd stops and exits with the last status.
+	StartLimitReached = "start limit reached: giving up"
 	// RestartCancelledByReload: a reload during a crash restart's backoff
 	// starts the next generation in the restart's place (debug).
 	RestartCancelledByReload = "pending restart cancelled: the reload starts the next generation"

@@ -718,9 +718,12 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		s.log.Warn(logev.ServingExitedDuringReload, KeyGen, g.num, KeyStatus, e.String())
 		return
 	}
-	if !s.scheduleRestart(ran, e.String()) {
-		return // gave up
+	if s.startLimitHit() {
+		g.out.settle(exitSettle) // hupd exits next: its last words first
+		s.giveUp(e.String())
+		return
 	}
+	s.scheduleRestart(ran, e.String())
 	// A reload queued behind it (it was starting) need wait no longer:
 	// as a reload during the backoff, it starts the next generation.
 	s.maybeStartQueued()
@@ -775,12 +778,11 @@ func (s *Supervisor) follow(g *generation, e signals.Exit, msg string) {
 }
 
 // scheduleRestart arms the restart of the program after a failure (why),
-// with the backoff; or, when the start limit is reached, gives up and
-// returns false.
-func (s *Supervisor) scheduleRestart(ran time.Duration, why string) bool {
+// with the backoff; or, when the start limit is reached, gives up.
+func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {
 	if s.startLimitHit() {
 		s.giveUp(why)
-		return false
+		return
 	}
 	var d time.Duration
 	d, s.failures = s.opts.Backoff.Next(s.failures, ran)
@@ -793,7 +795,6 @@ func (s *Supervisor) scheduleRestart(ran time.Duration, why string) bool {
 	s.restartSeq++
 	seq := s.restartSeq
 	s.restartT = time.AfterFunc(d, func() { s.post(event{kind: evRestart, seq: seq}) })
-	return true
 }
 
 func (s *Supervisor) shouldRestart(e signals.Exit) bool {

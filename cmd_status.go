@@ -48,6 +48,9 @@ func statusCommand(stdout io.Writer) *cli.Command {
 
 func printStatus(w io.Writer, st *supervisor.Status) {
 	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
+	if st.StartFailures > 0 {
+		fmt.Fprintf(w, ", %d failed starts (start limit %s)", st.StartFailures, st.StartLimit)
+	}
 	if st.Hash != "" {
 		fmt.Fprintf(w, ", content %s", st.Hash)
 		if st.ConfigHash != "" && st.ConfigHash != st.Hash {

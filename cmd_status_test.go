@@ -27,3 +27,18 @@ func TestPrintableChildText(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusShowsFailedStarts: the failed starts counted against the start
+// limit are shown once there are any, with the limit.
+func TestStatusShowsFailedStarts(t *testing.T) {
+	var b bytes.Buffer
+	printStatus(&b, &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, Restarts: 2, StartLimit: "5/10s", StartFailures: 3})
+	if first, _, _ := strings.Cut(b.String(), "\n"); first != "hupd x (pid 7), strategy swap, 0 reloads, 2 restarts, 3 failed starts (start limit 5/10s)" {
+		t.Errorf("first line %q", first)
+	}
+	b.Reset()
+	printStatus(&b, &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, StartLimit: "5/10s"})
+	if strings.Contains(b.String(), "failed starts") {
+		t.Errorf("failed starts shown when there are none: %q", b.String())
+	}
+}

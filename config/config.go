@@ -122,6 +122,12 @@ type Restart struct {
 	MinDelay   string `toml:"min_delay"`
 	MaxDelay   string `toml:"max_delay"`
 	ResetAfter string `toml:"reset_after"`
+	// StartLimit is "BURST/INTERVAL" (supervisor.ParseStartLimit), "off"
+	// or "0".
+	StartLimit string `toml:"start_limit"`
+	// SuccessExitStatus lists exit codes and signal names that count as a
+	// success (supervisor.SuccessStatus).
+	SuccessExitStatus StatusList `toml:"success_exit_status,omitempty"`
 }
 
 // Legacy is the [legacy] table.
@@ -336,7 +342,7 @@ func validKeys(parent string) []string {
 		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup", "forking", "pidfile"},
 		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
-		"restart": {"policy", "min_delay", "max_delay", "reset_after"},
+		"restart": {"policy", "min_delay", "max_delay", "reset_after", "start_limit", "success_exit_status"},
 		"legacy":  {"mode"},
 		"health":  {"address", "failures"},
 		"systemd": {"fdstore"},

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -190,7 +191,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "dotted key", src: "restart.polcy = \"always\"\n",
 			where: "u.toml:1", key: "polcy", table: "in [restart]",
-			valid: []string{"max_delay", "min_delay", "policy", "reset_after"},
+			valid: []string{"max_delay", "min_delay", "policy", "reset_after", "start_limit", "success_exit_status"},
 		},
 		{
 			name: "log", src: "[log]\nfmt = \"json\" # comment\n",
@@ -392,6 +393,18 @@ func TestResolveErrors(t *testing.T) {
 		{"negative delay", cmd + "[restart]\nmin_delay = \"-1s\"\n", "c.toml:3", "restart.min_delay", "-1s", "want a positive duration"},
 		{"zero reset", cmd + "[restart]\n\nreset_after = \"0s\"\n", "c.toml:4", "restart.reset_after", "0s", "want a positive duration"},
 		{"max below min", cmd + "[restart]\nmin_delay = \"2s\"\nmax_delay = \"1s\"\n", "c.toml:4", "restart.max_delay", "1s", "less than min_delay 2s"},
+		{"start limit without interval", cmd + "[restart]\nstart_limit = \"5/\"\n", "c.toml:3", "restart.start_limit", "5/", "want BURST/INTERVAL such as \"5/10s\""},
+		{"start limit bare number", cmd + "[restart]\nstart_limit = \"5\"\n", "c.toml:3", "restart.start_limit", "5", "want BURST/INTERVAL such as \"5/10s\""},
+		{"start limit bad burst", cmd + "[restart]\nstart_limit = \"x/10s\"\n", "c.toml:3", "restart.start_limit", "x/10s", `burst "x": want a positive whole number`},
+		{"start limit negative burst", cmd + "[restart]\nstart_limit = \"-1/10s\"\n", "c.toml:3", "restart.start_limit", "-1/10s", `burst "-1": want a positive whole number`},
+		{"start limit zero burst", cmd + "[restart]\nstart_limit = \"0/10s\"\n", "c.toml:3", "restart.start_limit", "0/10s", `burst "0": want a positive whole number of failed starts, as in "5/10s" (or "off" for no limit)`},
+		{"start limit zero interval", cmd + "[restart]\nstart_limit = \"5/0s\"\n", "c.toml:3", "restart.start_limit", "5/0s", `interval "0s": want a positive duration with its unit`},
+		{"start limit negative interval", cmd + "[restart]\nstart_limit = \"5/-10s\"\n", "c.toml:3", "restart.start_limit", "5/-10s", `interval "-10s": want a positive duration`},
+		{"start limit interval without unit", cmd + "[restart]\nstart_limit = \"5/10\"\n", "c.toml:3", "restart.start_limit", "5/10", `interval "10": want a positive duration with its unit, as in "5/10s"`},
+		{"success status out of range", cmd + "[restart]\nsuccess_exit_status = [143, 256]\n", "c.toml:3", "restart.success_exit_status", "256", "exit code 256: exit codes go from 0 to 255"},
+		{"success status negative", cmd + "[restart]\nsuccess_exit_status = [-1]\n", "c.toml:3", "restart.success_exit_status", "-1", "exit code -1: exit codes go from 0 to 255"},
+		{"success status bad signal", cmd + "[restart]\n\nsuccess_exit_status = [\"SIGTERM\", \"SIGTREM\"]\n", "c.toml:4", "restart.success_exit_status", "SIGTREM", `want an exit code (0 to 255) or a signal name: invalid signal "SIGTREM": valid signals are HUP, INT`},
+		{"success status empty", cmd + "[restart]\nsuccess_exit_status = [\"\"]\n", "c.toml:3", "restart.success_exit_status", "", "empty: want an exit code (0 to 255) or a signal name"},
 		{"strategy", cmd + "[reload]\nstrategy = \"bluegreen\"\n", "c.toml:3", "reload.strategy", "bluegreen", "valid values are signal, swap, restart"},
 		{"ready", cmd + "[reload]\nready = \"soon\"\n", "c.toml:3", "reload.ready", "", "valid forms are auto, notify"},
 		{"ready delay", cmd + "[reload]\nready = \"delay:x\"\n", "c.toml:3", "reload.ready", "", "delay:DURATION"},
@@ -622,6 +635,9 @@ func TestFlagErrorsNameTheFlag(t *testing.T) {
 		{"reload", "bluegreen", "reload.strategy"},
 		{"ready", "soon", "reload.ready"},
 		{"restart", "maybe", "restart.policy"},
+		{"start-limit", "5/", "restart.start_limit"},
+		{"start-limit", "5/0s", "restart.start_limit"},
+		{"success-exit-status", "NOSUCHSIG", "restart.success_exit_status"},
 		{"user", "no-such-user-hupd", "process.user"},
 		{"group", "no-such-group-hupd", "process.group"},
 		{"dir", "/no/such/dir", "process.dir"},
@@ -1002,5 +1018,114 @@ func TestResolveFDStore(t *testing.T) {
 	_, err = c.Resolve()
 	if want := `s.toml:3: systemd.fdstore = "always": valid values are auto, yes, no`; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestResolveStartLimit: the start limit's default (systemd's), its forms,
+// and "off" or "0" for none.
+func TestResolveStartLimit(t *testing.T) {
+	exe := executable(t)
+	for _, tc := range []struct {
+		toml, flag string
+		want       supervisor.StartLimit
+	}{
+		{"", "", supervisor.StartLimit{Burst: supervisor.DefaultStartBurst, Interval: supervisor.DefaultStartInterval}},
+		{"3/1m", "", supervisor.StartLimit{Burst: 3, Interval: time.Minute}},
+		{"3/1m", "7/500ms", supervisor.StartLimit{Burst: 7, Interval: 500 * time.Millisecond}},
+		{"off", "", supervisor.StartLimit{}},
+		{"0", "", supervisor.StartLimit{}},
+		{"3/1m", "off", supervisor.StartLimit{}},
+	} {
+		src := `command = ["` + exe + `"]` + "\n"
+		if tc.toml != "" {
+			src += "[restart]\nstart_limit = \"" + tc.toml + "\"\n"
+		}
+		c, err := Parse("f.toml", []byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.flag != "" {
+			if err := c.Override("start-limit", tc.flag); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := c.Resolve()
+		if err != nil {
+			t.Fatalf("%q %q: %v", tc.toml, tc.flag, err)
+		}
+		if r.Options.StartLimit != tc.want {
+			t.Errorf("%q %q: %+v, want %+v", tc.toml, tc.flag, r.Options.StartLimit, tc.want)
+		}
+		if c.Restart.StartLimit == "" {
+			t.Errorf("%q %q: the effective configuration shows no start_limit", tc.toml, tc.flag)
+		}
+	}
+}
+
+// TestResolveSuccessExitStatus: exit codes (TOML integers, or numbers as
+// --success-exit-status gives them) and signal names, mixed in one array;
+// the flag replaces the file's list; the list survives Encode.
+func TestResolveSuccessExitStatus(t *testing.T) {
+	exe := executable(t)
+	src := `command = ["` + exe + `"]` + "\n[restart]\nsuccess_exit_status = [143, \"SIGTERM\", \"usr1\", 0]\n"
+	c, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := supervisor.SuccessStatus{Codes: []int{143, 0}, Signals: []syscall.Signal{unix.SIGTERM, unix.SIGUSR1}}
+	if got := r.Options.SuccessExitStatus; !reflect.DeepEqual(got, want) {
+		t.Errorf("file: %+v, want %+v", got, want)
+	}
+	var b bytes.Buffer
+	if err := c.Encode(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `success_exit_status = [143, "SIGTERM", "usr1", 0]`) {
+		t.Errorf("Encode:\n%s", b.String())
+	}
+	c2, err := Parse("g.toml", b.Bytes())
+	if err != nil || !reflect.DeepEqual(c2.Restart.SuccessExitStatus, c.Restart.SuccessExitStatus) {
+		t.Fatalf("round trip: %v, %q", err, c2.Restart.SuccessExitStatus)
+	}
+
+	if err := c.Override("success-exit-status", "75", "KILL"); err != nil {
+		t.Fatal(err)
+	}
+	r, err = c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = supervisor.SuccessStatus{Codes: []int{75}, Signals: []syscall.Signal{unix.SIGKILL}}
+	if got := r.Options.SuccessExitStatus; !reflect.DeepEqual(got, want) {
+		t.Errorf("flag: %+v, want %+v", got, want)
+	}
+
+	// A lone value is a list of one.
+	c, err = Parse("f.toml", []byte(`command = ["`+exe+`"]`+"\n[restart]\nsuccess_exit_status = 143\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err = c.Resolve(); err != nil || !reflect.DeepEqual(r.Options.SuccessExitStatus.Codes, []int{143}) {
+		t.Errorf("lone value: %+v, %v", r.Options.SuccessExitStatus, err)
+	}
+}
+
+// TestParseSuccessExitStatusWrongType: what is neither an integer nor a
+// string is refused with the line and the field.
+func TestParseSuccessExitStatusWrongType(t *testing.T) {
+	for _, tc := range []struct{ src, where, says string }{
+		{"[restart]\npolicy = \"always\"\nsuccess_exit_status = [1.5]\n", "w.toml:3", "restart.success_exit_status: a float: want exit codes (integers such as 143) and signal names (strings such as \"TERM\")"},
+		{"[restart]\nsuccess_exit_status = true\n", "w.toml:2", "restart.success_exit_status: a boolean:"},
+		{"[restart]\nsuccess_exit_status = [[143]]\n", "w.toml:2", "restart.success_exit_status: a nested array:"},
+	} {
+		_, err := Parse("w.toml", []byte(tc.src))
+		ce := asError(t, err)
+		if ce.Where != tc.where || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%q: %v; want at %s, saying %q", tc.src, err, tc.where, tc.says)
+		}
 	}
 }

@@ -77,6 +77,14 @@ func Flags() []Flag {
 			apply: setString("process.stop_timeout", func(c *Config) *string { return &c.Process.StopTimeout })},
 		{Name: "restart", Usage: "restart `POLICY`: always, on-failure (default), never",
 			apply: setString("restart.policy", func(c *Config) *string { return &c.Restart.Policy })},
+		{Name: "start-limit", Usage: "give up a crash loop at `BURST/INTERVAL`: BURST failed starts (a generation that exits before it is ready, a crash that is restarted) within INTERVAL while nothing serves, and hupd stops and exits with the program's last status; off: never (default 5/10s)",
+			apply: setString("restart.start_limit", func(c *Config) *string { return &c.Restart.StartLimit })},
+		{Name: "success-exit-status", Kind: FlagList, Usage: "exit `STATUS` that counts as a success besides 0: a code (143 also matches a death by signal 15) or a signal name (a death by it); on-failure does not restart it, and hupd exits 0 instead of it (repeatable)",
+			apply: func(c *Config, where string, values []string) error {
+				c.Restart.SuccessExitStatus = StatusList(values)
+				c.src.setFlag("restart.success_exit_status", where)
+				return nil
+			}},
 		{Name: "user", Usage: "run the child as `USER` (name or uid; hupd must be root)",
 			apply: setString("process.user", func(c *Config) *string { return &c.Process.User })},
 		{Name: "group", Usage: "run the child with `GROUP` (name or gid)",

@@ -113,6 +113,7 @@ func (c *Config) FillDefaults() {
 	def(&c.Restart.MinDelay, supervisor.DefaultBackoffMin.String())
 	def(&c.Restart.MaxDelay, supervisor.DefaultBackoffMax.String())
 	def(&c.Restart.ResetAfter, supervisor.DefaultBackoffReset.String())
+	def(&c.Restart.StartLimit, supervisor.StartLimit{Burst: supervisor.DefaultStartBurst, Interval: supervisor.DefaultStartInterval}.String())
 	def(&c.Systemd.FDStore, FDStoreAuto)
 	def(&c.Log.Format, FormatText)
 	def(&c.Log.Level, "info")
@@ -202,6 +203,20 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return nil, c.fieldError("restart.policy", c.Restart.Policy, err)
 	}
 	o.Restart = supervisor.RestartPolicy(policy)
+	if o.StartLimit, err = supervisor.ParseStartLimit(c.Restart.StartLimit); err != nil {
+		return nil, c.fieldError("restart.start_limit", c.Restart.StartLimit, err)
+	}
+	for _, v := range c.Restart.SuccessExitStatus {
+		code, sig, err := supervisor.ParseExitStatus(v)
+		if err != nil {
+			return nil, c.fieldError("restart.success_exit_status", v, err)
+		}
+		if sig != 0 {
+			o.SuccessExitStatus.Signals = append(o.SuccessExitStatus.Signals, sig)
+		} else {
+			o.SuccessExitStatus.Codes = append(o.SuccessExitStatus.Codes, code)
+		}
+	}
 
 	if err := c.resolveCredentials(o); err != nil {
 		return nil, err

@@ -39,7 +39,7 @@ func TestWireFormat(t *testing.T) {
 		{string(req),
 			`{"v":1,"ok":false,"error":"reload failed: new generation exited with status 3","reload":{"ok":false,"strategy":"swap","cause":"hupd reload","reason":"new generation exited with status 3","old_gen":1,"old_pid":100,"new_gen":2,"new_pid":200,"started":"2026-12-06T10:00:00Z","finished":"2026-12-06T10:00:01.5Z","ready_after":"250ms","exec_after":"3ms","handover_took":"1ms","output":["boom"]}}`},
 		{`{"v":1,"cmd":"status"}`,
-			`{"v":1,"ok":true,"status":{"name":"web","pid":7,"version":"v1.2.3","strategy":"swap","listeners":[{"fd":3,"name":"http","address":"tcp://127.0.0.1:8080"}],"generations":[{"gen":2,"pid":200,"state":"ready","started":"2026-12-06T10:00:00Z","uptime":"1m0s","processes":1,"memory_bytes":4096,"memory_peak_bytes":8192,"cpu_seconds":0.5}],"reloads":1,"restarts":0,"hash":"abcd"}}`},
+			`{"v":1,"ok":true,"status":{"name":"web","pid":7,"version":"v1.2.3","strategy":"swap","listeners":[{"fd":3,"name":"http","address":"tcp://127.0.0.1:8080"}],"generations":[{"gen":2,"pid":200,"state":"ready","started":"2026-12-06T10:00:00Z","uptime":"1m0s","processes":1,"memory_bytes":4096,"memory_peak_bytes":8192,"cpu_seconds":0.5}],"reloads":1,"restarts":0,"start_failures":0,"hash":"abcd"}}`},
 		{`{"v":1,"cmd":"ping"}`, `{"v":1,"ok":true}`},
 		{`{"v":2,"cmd":"ping"}`, `{"v":1,"ok":false,"error":"unsupported protocol version 2: this hupd speaks version 1"}`},
 	} {

@@ -18,6 +18,7 @@ const (
 	metricReloads      = "hupd_reloads_total"
 	metricStarts       = "hupd_generation_starts_total"
 	metricRestarts     = "hupd_restarts_total"
+	metricStartFails   = "hupd_start_failures"
 	metricReady        = "hupd_ready_seconds"
 	metricCurrent      = "hupd_current_generation"
 	metricGenerations  = "hupd_generations"
@@ -57,6 +58,8 @@ func writeMetrics(c counts, st *supervisor.Status) []byte {
 	if st != nil {
 		e.family(metricRestarts, "counter", "Restarts of the child after it exited on its own (the restart policy).")
 		e.sample(metricRestarts, float64(st.Restarts))
+		e.family(metricStartFails, "gauge", "Failed starts counted in the start limit's current window (start_limit); hupd gives up at the limit's burst when no generation serves.")
+		e.sample(metricStartFails, float64(st.StartFailures))
 	}
 
 	e.family(metricReady, "histogram", "Time from a generation's start to its readiness, in seconds.")

@@ -26,8 +26,9 @@ func TestMetricsExposition(t *testing.T) {
 
 	finished := time.UnixMilli(1_700_000_000_250)
 	st := &supervisor.Status{
-		Restarts:   3,
-		ConfigHash: "0123456789abcdef",
+		Restarts:      3,
+		StartFailures: 2,
+		ConfigHash:    "0123456789abcdef",
 		Generations: []supervisor.GenerationStatus{
 			{Gen: 1, State: supervisor.StateDraining, Processes: 1, MemoryBytes: 1 << 20, MemoryPeakBytes: 2 << 20, CPUSeconds: 1.5},
 			{Gen: 2, State: supervisor.StateReady, Processes: 4, MemoryBytes: 3 << 20, MemoryPeakBytes: 3 << 20, CPUSeconds: 0.25},
@@ -53,6 +54,7 @@ func TestMetricsExposition(t *testing.T) {
 		seriesKey("hupd_reloads_total", label{"result", "failed"}, label{"strategy", "restart"}): 0,
 		"hupd_generation_starts_total":                                   3,
 		"hupd_restarts_total":                                            3,
+		"hupd_start_failures":                                            2,
 		seriesKey("hupd_ready_seconds_bucket", label{"le", "0.01"}):      0,
 		seriesKey("hupd_ready_seconds_bucket", label{"le", "0.05"}):      1,
 		seriesKey("hupd_ready_seconds_bucket", label{"le", "0.1"}):       1,
@@ -96,7 +98,7 @@ func TestMetricsExposition(t *testing.T) {
 	}
 	types := map[string]string{
 		"hupd_up": "gauge", "hupd_reloads_total": "counter", "hupd_generation_starts_total": "counter",
-		"hupd_restarts_total": "counter", "hupd_ready_seconds": "histogram", "hupd_current_generation": "gauge",
+		"hupd_restarts_total": "counter", "hupd_start_failures": "gauge", "hupd_ready_seconds": "histogram", "hupd_current_generation": "gauge",
 		"hupd_generations": "gauge", "hupd_config_info": "gauge", "hupd_last_reload_timestamp_seconds": "gauge",
 		"hupd_last_reload_success": "gauge", "hupd_generation_memory_bytes": "gauge",
 		"hupd_generation_memory_peak_bytes": "gauge", "hupd_generation_cpu_seconds_total": "counter",
@@ -127,7 +129,7 @@ func TestMetricsWithoutStatus(t *testing.T) {
 	if e.series["hupd_up"] != 0 || e.series["hupd_generation_starts_total"] != 1 {
 		t.Errorf("hupd_up %v, starts %v; want 0, 1", e.series["hupd_up"], e.series["hupd_generation_starts_total"])
 	}
-	for _, name := range []string{"hupd_restarts_total", "hupd_current_generation", "hupd_generations", "hupd_config_info",
+	for _, name := range []string{"hupd_restarts_total", "hupd_start_failures", "hupd_current_generation", "hupd_generations", "hupd_config_info",
 		"hupd_last_reload_timestamp_seconds", "hupd_last_reload_success"} {
 		if _, ok := e.types[name]; ok {
 			t.Errorf("%s present without a status", name)

@@ -378,6 +378,47 @@ var badCases = []badCase{
 		where: "--restart: ", says: []string{`restart.policy = "sometimes": valid values are always, on-failure, never`},
 	},
 	{
+		name: "start limit without interval", code: 2, args: []string{"--start-limit", "5/"},
+		where: "--start-limit: ", says: []string{`restart.start_limit = "5/": want BURST/INTERVAL such as "5/10s" (5 failed starts within 10 s), or "off"`},
+	},
+	{
+		name: "start limit with a bad burst", code: 2, args: []string{"--start-limit", "x/10s"},
+		where: "--start-limit: ", says: []string{`restart.start_limit = "x/10s": burst "x": want a positive whole number of failed starts, as in "5/10s" (or "off" for no limit)`},
+	},
+	{
+		name: "start limit with a negative burst", code: 2, args: []string{"--start-limit", "-5/10s"},
+		where: "--start-limit: ", says: []string{`restart.start_limit = "-5/10s": burst "-5": want a positive whole number`},
+	},
+	{
+		name: "start limit with a zero interval in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[restart]\npolicy = \"always\"\nstart_limit = \"5/0s\" " + badMark + "\n",
+		says: []string{`restart.start_limit = "5/0s": interval "0s": want a positive duration with its unit, as in "5/10s" or "3/1m"`},
+	},
+	{
+		name: "start limit with a bare interval in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[restart]\nstart_limit = \"5/10\" " + badMark + "\n",
+		says: []string{`restart.start_limit = "5/10": interval "10": want a positive duration with its unit`},
+	},
+	{
+		name: "unknown signal in --success-exit-status", code: 2, args: []string{"--success-exit-status", "143", "--success-exit-status", "SIGTREM"},
+		where: "--success-exit-status: ", says: []string{`restart.success_exit_status = "SIGTREM": want an exit code (0 to 255) or a signal name: invalid signal "SIGTREM": ` + allSignals},
+	},
+	{
+		name: "exit code out of range in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[restart]\nsuccess_exit_status = [143, \"TERM\", 300] " + badMark + "\n",
+		says: []string{`restart.success_exit_status = "300": exit code 300: exit codes go from 0 to 255`},
+	},
+	{
+		name: "negative exit code in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[restart]\nsuccess_exit_status = [-1] " + badMark + "\n",
+		says: []string{`restart.success_exit_status = "-1": exit code -1: exit codes go from 0 to 255`},
+	},
+	{
+		name: "exit status of the wrong type in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[restart]\nsuccess_exit_status = [143, 1.5] " + badMark + "\n",
+		says: []string{`restart.success_exit_status: a float: want exit codes (integers such as 143) and signal names (strings such as "TERM")`},
+	},
+	{
 		name: "--env without '='", code: 2, args: []string{"--env", "A=1", "--env", "NOEQUALS"},
 		where: `--env = "NOEQUALS": `, says: []string{"want KEY=VALUE"},
 	},

@@ -93,6 +93,7 @@ func childModes(modes ...string) string {
 //	ready         READY=1, then serves: TERM exits 0, USR1 exits 3 (a
 //	              crash on demand), HUP is ignored
 //	silent        never says anything; TERM exits 0
+//	term-exits:N  ready, and TERM exits N (a JVM exits 143)
 //	exit:N        writes "child exiting N" on stderr and exits N at once
 //	say:TEXT      writes "starting" and TEXT on stderr and exits 1
 //	ready-say:TEXT  ready; on USR2 writes TEXT on stderr and exits 1
@@ -190,6 +191,9 @@ func runTestChild(mode string) int {
 	}
 	for sig := range sigs {
 		switch {
+		case sig == unix.SIGTERM && name == "term-exits":
+			n, _ := strconv.Atoi(arg)
+			return n
 		case sig == unix.SIGTERM && name != "ignore-term":
 			return 0
 		case sig == unix.SIGUSR1:

@@ -53,6 +53,12 @@
 // goes. While no generation runs, the sockets stay open and clients wait
 // in the listen backlog instead of being refused.
 //
+// Crash loops end (Options.StartLimit): failed starts are counted in a
+// window, and a restart that is due once the window holds the limit's
+// burst is not made: hupd stops and Run returns the last failure's status.
+// Only a restart is refused so: a failed reload never stops a generation
+// that serves.
+//
 // On disk, a running hupd owns its control socket and one runtime
 // directory beside it (NAME.d, see OpenRuntime), which it holds locked for
 // its whole life: a start that takes the lock knows the previous owner is

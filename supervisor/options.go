@@ -89,6 +89,12 @@ type Options struct {
 	Watchdog time.Duration
 	Restart  RestartPolicy
 	Backoff  Backoff
+	// StartLimit: that many failed starts within its interval and hupd
+	// gives up when nothing serves (see StartLimit); zero: no limit.
+	StartLimit StartLimit
+	// SuccessExitStatus: exit statuses that count as a success besides
+	// exit 0 (see SuccessStatus).
+	SuccessExitStatus SuccessStatus
 
 	// Output is how a generation's stdout and stderr reach hupd's:
 	// OutputPipe (default) copies them unchanged and keeps the last lines to

@@ -40,6 +40,11 @@ type Status struct {
 	LastReload  *ReloadResult      `json:"last_reload,omitempty"`
 	Reloads     int                `json:"reloads"`
 	Restarts    int                `json:"restarts"`
+	// StartLimit is the start limit in force ("5/10s"; "off": none), and
+	// StartFailures the failed starts counted in its current window: hupd
+	// gives up when they reach the limit's burst while nothing serves.
+	StartLimit    string `json:"start_limit,omitempty"`
+	StartFailures int    `json:"start_failures"`
 	// Upgrades counts the in-place upgrades of hupd this process has
 	// been through (hupd upgrade, SIGUSR2).
 	Upgrades int `json:"upgrades,omitempty"`

@@ -555,5 +555,9 @@ func (s *Supervisor) status() Status {
 	if cur := s.current(); cur != nil {
 		st.ConfigHash = cur.configHash
 	}
+	st.StartLimit = s.opts.StartLimit.String()
+	if !s.opts.StartLimit.Off() {
+		st.StartFailures = s.startFails.count(s.opts.StartLimit, now)
+	}
 	return st
 }

@@ -44,6 +44,11 @@ const (
 	KeyCgroup  = "cgroup"
 	KeyUID     = "uid"
 	KeyPath    = "path"
+	// The start limit (StartLimit): the limit, the failures counted in
+	// its window, and the code hupd exits with when it gives up.
+	KeyLimit    = "limit"
+	KeyFailures = "failures"
+	KeyExitCode = "exit_code"
 )
 
 // Supervisor runs one program as successive generations. Run owns all
@@ -91,6 +96,7 @@ type Supervisor struct {
 	rolledBack   bool // ... handed back by the new binary (Upgrade.RolledBack)
 	failures     int  // crashes in a row, for the backoff
 	lastExit     signals.Exit
+	startFails   startWindow // failed starts, for the start limit
 	restartT     *time.Timer
 	restartSeq   int      // which arming of restartT is current
 	notified     bool     // some generation has spoken sd_notify
@@ -322,11 +328,14 @@ func failed(st Strategy, reason string) ReloadResult {
 }
 
 // Run starts the first generation and supervises until hupd should exit:
-// after a stop signal once every generation is gone, or when the serving
-// child exits and the restart policy says not to start it again. It
-// returns the exit code hupd should exit with (the serving child's, 128+n
-// if it died of signal n). An error means the first generation could not
-// be started; it is a *socketact.ExecError when the shim could not exec.
+// after a stop signal once every generation is gone, when the serving
+// child exits and the restart policy says not to start it again, or when
+// a restart is due and the start limit is reached (Options.StartLimit). It
+// returns the exit code hupd should exit with: the serving child's (128+n
+// if it died of signal n; 0 for one of Options.SuccessExitStatus), or
+// after giving up the last failed start's (never 0). An error means the
+// first generation could not be started; it is a *socketact.ExecError
+// when the shim could not exec.
 func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 	defer close(s.quit)
 	defer s.closeSockets() // after cleanup, which says which retired ones it closes
@@ -396,7 +405,7 @@ func (s *Supervisor) finished() (int, bool) {
 	if s.stopCode != nil {
 		return *s.stopCode, true
 	}
-	return s.lastExit.Code(), s.stopping
+	return s.exitCode(s.lastExit), s.stopping
 }
 
 func (s *Supervisor) restartPending() bool { return s.restartT != nil && !s.stopping }
@@ -467,7 +476,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 	s.log.Info(logev.Stopping, KeySignal, signals.Name(sig), "generations", len(s.gens),
 		"stop_signal", signals.Name(s.opts.StopSignal), KeyTimeout, s.opts.StopTimeout)
 	if cur == nil && len(s.gens) == 0 {
-		code := s.lastExit.Code()
+		code := s.exitCode(s.lastExit)
 		s.stopCode = &code
 	}
 	for _, g := range s.gens {
@@ -546,6 +555,7 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, g.ready.Timeout, g.ready)
 		if s.tx != nil && s.tx.new == g {
+			s.failedStart(1) // it is stopped: a failed start (with no status of its own)
 			s.finishTx(false, reason)
 			return
 		}
@@ -607,6 +617,7 @@ func (s *Supervisor) onEvent(ev event) {
 		s.restartT = nil
 		s.restarts++
 		if _, err := s.spawn(); err != nil {
+			s.failedStart(ExitCode(err))
 			s.scheduleRestart(0, err.Error())
 		}
 	case evTrim:
@@ -665,13 +676,18 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 
 	if s.stopping {
 		if s.stopCurrent == g || s.stopCode == nil && len(s.gens) == 0 {
-			code := e.Code()
+			code := s.exitCode(e)
 			s.stopCode = &code
 		}
 		// hupd may exit next: what the child wrote last must be out first
 		// (its group is gone, so its pipes close).
 		g.out.settle(exitSettle)
 		return
+	}
+	if prev == StateStarting {
+		// It exited before it was ready (hupd had not asked it to: it
+		// would be draining): a failed start, a reload's or a restart's.
+		s.failedStart(e.Code())
 	}
 	if tx := s.tx; tx != nil {
 		switch {
@@ -703,23 +719,24 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	if !s.shouldRestart(e) {
 		g.out.settle(exitSettle) // hupd exits once the others are gone
 		s.log.Info(logev.NotRestarting, KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
-		code := e.Code()
-		s.stopCode = &code
-		s.stopping = true
-		if h := s.hooks.Stopping; h != nil {
-			h()
-		}
-		s.closeSockets()
-		for _, o := range s.gens {
-			s.drain(o)
-		}
+		s.exitWith(s.exitCode(e))
 		return
+	}
+	if prev != StateStarting {
+		// The serving generation exited and is restarted: counted for the
+		// start limit as systemd counts the restart.
+		s.failedStart(e.Code())
 	}
 	if tx := s.tx; tx != nil && tx.strategy != StrategySignal {
 		// The reload is starting the next generation already: it takes
 		// over, and if it fails, finishTx applies the restart policy. A
 		// restart now would start a second one beside it.
 		s.log.Warn(logev.ServingExitedDuringReload, KeyGen, g.num, KeyStatus, e.String())
+		return
+	}
+	if s.startLimitHit() {
+		g.out.settle(exitSettle) // hupd exits next: its last words first
+		s.giveUp(e.String())
 		return
 	}
 	s.scheduleRestart(ran, e.String())
@@ -776,10 +793,21 @@ func (s *Supervisor) follow(g *generation, e signals.Exit, msg string) {
 	s.watchMain(ref, g.pid, g.procFD, s.reaper.Watch(g.pid))
 }
 
+// scheduleRestart arms the restart of the program after a failure (why),
+// with the backoff; or, when the start limit is reached, gives up.
 func (s *Supervisor) scheduleRestart(ran time.Duration, why string) {
+	if s.startLimitHit() {
+		s.giveUp(why)
+		return
+	}
 	var d time.Duration
 	d, s.failures = s.opts.Backoff.Next(s.failures, ran)
-	s.log.Warn(logev.RestartingChild, KeyGen, s.nextGen+1, KeyDelay, d, "attempt", s.failures, KeyReason, why)
+	attrs := []any{KeyGen, s.nextGen + 1, KeyDelay, d, "attempt", s.failures, KeyReason, why}
+	if l := s.opts.StartLimit; !l.Off() {
+		// How close the crash loop is to the start limit.
+		attrs = append(attrs, KeyFailures, s.startFails.count(l, time.Now()), KeyLimit, l.String())
+	}
+	s.log.Warn(logev.RestartingChild, attrs...)
 	s.restartSeq++
 	seq := s.restartSeq
 	s.restartT = time.AfterFunc(d, func() { s.post(event{kind: evRestart, seq: seq}) })
@@ -792,7 +820,7 @@ func (s *Supervisor) shouldRestart(e signals.Exit) bool {
 	case RestartNever:
 		return false
 	}
-	return !e.Success()
+	return !s.success(e)
 }
 
 // onNotify handles a datagram on g's notify socket, from a sender the

@@ -54,6 +54,9 @@ const (
 	// address was in use while hupd holds sockets: the program most
 	// likely binds the port hupd holds itself (logged once per hupd).
 	OwnBindHint = "the program binds its own port, which hupd holds: hand it the socket or use --legacy redirect"
+	// Too many failed starts within the start limit's interval, and no
+	// generation serves: hupd stops and exits with the last status.
+	StartLimitReached = "start limit reached: giving up"
 	// RestartCancelledByReload: a reload during a crash restart's backoff
 	// starts the next generation in the restart's place (debug).
 	RestartCancelledByReload = "pending restart cancelled: the reload starts the next generation"

@@ -73,6 +73,13 @@ func init() {
 				forkFail(fmt.Errorf("daemon said %q (%v)", l, err))
 			}
 		}
+		// As a double-forking daemon's first process does: reap the
+		// intermediate, which has exited (or exits now) once it started
+		// the daemons, so that they are hupd's (the subreaper's) before
+		// this process exits.
+		if err := mid.Wait(); err != nil {
+			forkFail(err)
+		}
 		if *names != 0 {
 			if err := os.WriteFile(*pidfile, []byte(strconv.Itoa(*names)+"\n"), 0o644); err != nil {
 				forkFail(err)

@@ -22,8 +22,8 @@ import (
 //   - (reply, nil): the server answered; reply.OK says whether the command
 //     succeeded, reply.Error why not (for a reload, reply.Reload has the
 //     details either way);
-//   - an error that wraps syscall.ENOENT or syscall.ECONNREFUSED: no hupd
-//     listens at path ("hupd not running? no control socket at PATH");
+//   - an error that wraps ErrNotRunning and syscall.ENOENT or
+//     syscall.ECONNREFUSED: no hupd listens at path ("hupd not running? no control socket at PATH");
 //   - an error that wraps ErrUntrusted: the socket is served by another
 //     user than the caller's or root (SO_PEERCRED); nothing was sent;
 //   - an error that wraps ctx's error: ctx ended first;
@@ -40,7 +40,7 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return Reply{}, fmt.Errorf("hupd not running? no control socket at %s: %w", path, err)
+			return Reply{}, &notRunningError{path: path, err: err}
 		}
 		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
 	}
@@ -82,6 +82,22 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	}
 	return rep, nil
 }
+
+// ErrNotRunning is wrapped by Call's error when nobody listens at the
+// control socket's path (no file, or a stale socket).
+var ErrNotRunning = errors.New("control: hupd not running")
+
+// notRunningError is "hupd not running? no control socket at PATH: …"; it
+// is ErrNotRunning and wraps the dial's error.
+type notRunningError struct {
+	path string
+	err  error
+}
+
+func (e *notRunningError) Error() string {
+	return fmt.Sprintf("hupd not running? no control socket at %s: %v", e.path, e.err)
+}
+func (e *notRunningError) Unwrap() []error { return []error{ErrNotRunning, e.err} }
 
 // ErrUntrusted is wrapped by Call's error when the control socket is served
 // by another user than the caller's or root; such an error is also

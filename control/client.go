@@ -29,6 +29,18 @@ import (
 //   - an error that wraps ctx's error: ctx ended first;
 //   - any other error: the exchange failed; it names path.
 func Call(ctx context.Context, path string, req Request) (Reply, error) {
+	req.Progress = false
+	return exchange(ctx, path, req, nil)
+}
+
+// CallProgress is Call for a reload request that asks for progress: on is
+// called with each Progress line that comes before the reply.
+func CallProgress(ctx context.Context, path string, req Request, on func(Progress)) (Reply, error) {
+	req.Progress = true
+	return exchange(ctx, path, req, on)
+}
+
+func exchange(ctx context.Context, path string, req Request, on func(Progress)) (Reply, error) {
 	if req.V == 0 {
 		req.V = ProtocolVersion
 	}
@@ -64,7 +76,7 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	_, werr := c.Write(append(line, '\n'))
 	// Read even if the write failed: a server that refuses us answers and
 	// hangs up without reading.
-	rep, rerr := readReply(c)
+	rep, rerr := readReply(c, on)
 	if errors.Is(werr, os.ErrDeadlineExceeded) || errors.Is(rerr, os.ErrDeadlineExceeded) {
 		<-ctx.Done() // the connection's deadlines come from ctx: it ends now
 	}
@@ -116,20 +128,33 @@ func (e *untrustedError) Is(target error) bool {
 	return target == ErrUntrusted || target == supervisor.ErrUntrusted
 }
 
-func readReply(r io.Reader) (Reply, error) {
-	b, err := bufio.NewReader(io.LimitReader(r, maxReplyLine)).ReadBytes('\n')
-	if len(b) == 0 {
-		if err == io.EOF {
-			return Reply{}, errors.New("connection closed without a reply")
+// readReply reads the reply line, passing the Progress lines before it to
+// on. Each line is bounded by maxReplyLine.
+func readReply(r io.Reader, on func(Progress)) (Reply, error) {
+	lr := &io.LimitedReader{R: r}
+	br := bufio.NewReader(lr)
+	for {
+		lr.N = maxReplyLine
+		b, err := br.ReadBytes('\n')
+		if len(b) == 0 {
+			if err == io.EOF {
+				return Reply{}, errors.New("connection closed without a reply")
+			}
+			return Reply{}, err
 		}
-		return Reply{}, err
+		if err != nil && err != io.EOF {
+			return Reply{}, err
+		}
+		var rep Reply
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return Reply{}, fmt.Errorf("malformed reply: %w", err)
+		}
+		if rep.Progress != nil && rep.Reload == nil && rep.Status == nil && !rep.OK && rep.Error == "" && err == nil {
+			if on != nil {
+				on(*rep.Progress)
+			}
+			continue
+		}
+		return rep, nil
 	}
-	if err != nil && err != io.EOF {
-		return Reply{}, err
-	}
-	var rep Reply
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return Reply{}, fmt.Errorf("malformed reply: %w", err)
-	}
-	return rep, nil
 }

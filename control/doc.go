@@ -1,9 +1,9 @@
 // Package control is hupd's control plane: the server that listens on a
-// running hupd's control socket, the client (Call) that hupd reload, hupd
-// status and hupd upgrade use, and the protocol between them. It does not
-// reload or report anything itself: a Handler does (hupd's wiring,
-// internal/run, implements it with the supervisor), so a request flows
-// control → run → supervisor. The supervisor does not know this package
+// running hupd's control socket, the client (Call, CallProgress) that hupd
+// reload, hupd status and hupd upgrade use, and the protocol between them.
+// It does not reload or report anything itself: a Handler does (hupd's
+// wiring, internal/run, implements it with the supervisor), so a request
+// flows control → run → supervisor. The supervisor does not know this package
 // (it could not import it: the replies carry the supervisor's reports, so
 // this package imports the supervisor).
 //

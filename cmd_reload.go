@@ -24,7 +24,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: append(controlFlags(),
 			durationFlag("timeout", 0, "give up waiting after `DURATION` (the reload goes on)"),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "show no progress while waiting (shown only on a terminal)"}),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "show no progress while waiting (it is shown when stderr is a terminal)"}),
 		Action: func(c *cli.Context) error {
 			path, err := controlPath(c)
 			if err != nil {

@@ -242,7 +242,7 @@ func TestManPage(t *testing.T) {
 	}
 }
 
-// TestHelpGolden pins the help of hupd and hupd run, placeholders
+// TestHelpGolden pins the help of hupd, hupd run and hupd reload, placeholders
 // included (go test -run TestHelpGolden -update rewrites the files).
 func TestHelpGolden(t *testing.T) {
 	for _, tc := range []struct {
@@ -251,6 +251,7 @@ func TestHelpGolden(t *testing.T) {
 	}{
 		{"help.golden", []string{"--help"}},
 		{"help-run.golden", []string{"run", "--help"}},
+		{"help-reload.golden", []string{"reload", "--help"}},
 	} {
 		code, stdout, stderr := runApp(t, tc.args...)
 		if code != 0 || stderr != "" {

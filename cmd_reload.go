@@ -6,21 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 )
 
 func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:         "reload",
-		Usage:        "reload a running hupd and wait for the outcome (exit 0: done, 1: failed)",
+		Usage:        "reload a running hupd and wait for the outcome (exit 0: done, 1: failed, 3: --timeout expired first, 7: not running)",
 		OnUsageError: onUsageError,
 		Flags: append(controlFlags(),
 			durationFlag("timeout", 0, "give up waiting after `DURATION` (the reload goes on)"),
-			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}),
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "show no progress while waiting (it is shown when stderr is a terminal)"}),
 		Action: func(c *cli.Context) error {
 			path, err := controlPath(c)
 			if err != nil {
@@ -28,13 +32,29 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			req := control.Request{Cmd: control.CmdReload}
 			ctx := context.Background()
-			if d := c.Duration("timeout"); d > 0 {
+			d := c.Duration("timeout")
+			if d > 0 {
 				req.Timeout = d.String()
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, d+5*time.Second)
 				defer cancel()
 			}
-			rep, err := control.Call(ctx, path, req)
+			var rep control.Reply
+			if !c.Bool("quiet") && isTerminal(stderr) {
+				rep, err = control.CallProgress(ctx, path, req, func(p control.Progress) {
+					fmt.Fprint(stderr, "\r\x1b[K"+progressText(p))
+				})
+				fmt.Fprint(stderr, "\r\x1b[K")
+			} else {
+				rep, err = control.Call(ctx, path, req)
+			}
+			if errors.Is(err, context.DeadlineExceeded) || err == nil && rep.Reload != nil && rep.Reload.TimedOut {
+				if c.Bool("json") && rep.Reload != nil {
+					json.NewEncoder(stdout).Encode(rep.Reload)
+				}
+				fmt.Fprintf(stderr, "hupd: gave up waiting after %s; the reload goes on (hupd status shows how it ends)\n", d)
+				return exitError{exitWaitEnded}
+			}
 			if err != nil {
 				return err
 			}
@@ -57,6 +77,51 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// exitWaitEnded is hupd reload's exit status when --timeout expired
+// before the outcome was known: the reload goes on.
+const exitWaitEnded = 3
+
+// progressText is the line hupd reload shows on a terminal while it waits:
+// "reload: gen 2 pid 4242 waiting for READY=1, 1.2s of 1m0s".
+func progressText(p control.Progress) string {
+	elapsed := time.Duration(p.Elapsed).Round(100 * time.Millisecond)
+	if p.Gen == 0 {
+		return fmt.Sprintf("reload: waiting for the new generation to start, %s", elapsed)
+	}
+	text := fmt.Sprintf("reload: gen %d pid %d waiting for %s, %s", p.Gen, p.PID, readyText(p.Ready), elapsed)
+	if p.Timeout > 0 {
+		text += " of " + time.Duration(p.Timeout).String()
+	}
+	return text
+}
+
+// readyText names what a readiness mode (supervisor.Readiness.String)
+// waits for.
+func readyText(mode string) string {
+	kind, arg, _ := strings.Cut(mode, ":")
+	switch supervisor.ReadyKind(kind) {
+	case supervisor.ReadyAuto, supervisor.ReadyNotify:
+		return "READY=1"
+	case supervisor.ReadyDelay:
+		return "its " + arg + " delay"
+	case supervisor.ReadyExec:
+		return "the probe " + printable(arg)
+	case supervisor.ReadyListen:
+		return "listen() on every socket"
+	}
+	return "readiness"
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 func reloadSummary(r *supervisor.ReloadResult) string {

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
@@ -17,7 +18,8 @@ type exitError struct{ code int }
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // exitCode is the one place that maps errors to exit codes: 2 for bad
-// configuration or usage, 126/127 for a command that cannot run, the child's
+// configuration or usage, exitNotRunning when no hupd answers a client
+// command, 126/127 for a command that cannot run, the child's
 // status when it exited, 1 otherwise.
 func exitCode(err error, stderr io.Writer) int {
 	var ee exitError
@@ -33,6 +35,8 @@ func exitCode(err error, stderr io.Writer) int {
 	switch { // a config error wins: a missing check command is a bad setting
 	case errors.As(err, &ce), errors.Is(err, errUsage):
 		return 2
+	case errors.Is(err, control.ErrNotRunning):
+		return exitNotRunning
 	case errors.As(err, &nf):
 		return nf.Code
 	case errors.As(err, &xe):

@@ -1129,3 +1129,40 @@ func TestParseSuccessExitStatusWrongType(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceName pins the default name (and so the control socket) of a
+// hupd: name when set, else the config file's stem, or its directory for
+// hupd.toml, else the command's base name. Two python3 services from two
+// config files do not share a socket.
+func TestServiceName(t *testing.T) {
+	for _, tc := range []struct {
+		file, name string
+		cmd        []string
+		want       string
+	}{
+		{"", "", []string{"/usr/bin/python3", "-m", "http.server"}, "python3"},
+		{"", "web", []string{"python3"}, "web"},
+		{"/etc/hupd/web.toml", "", []string{"python3"}, "web"},
+		{"/etc/hupd/api.conf.toml", "", []string{"python3"}, "api.conf"},
+		{"/srv/shop/hupd.toml", "", []string{"python3"}, "shop"},
+		{"/hupd.toml", "", []string{"python3"}, "hupd"},
+		{"/srv/shop/hupd.toml", "front", []string{"python3"}, "front"},
+		{"", "", nil, ""},
+	} {
+		c := &Config{file: tc.file, Name: tc.name, Command: tc.cmd}
+		if got := c.ServiceName(); got != tc.want {
+			t.Errorf("file %q name %q command %q: ServiceName() = %q, want %q", tc.file, tc.name, tc.cmd, got, tc.want)
+		}
+	}
+	c, err := Parse("/srv/shop/hupd.toml", []byte(`command = ["python3"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Options.Name != "shop" {
+		t.Errorf("Resolve: Options.Name = %q, want shop", r.Options.Name)
+	}
+}

@@ -132,7 +132,7 @@ func (c *Config) Resolve() (*Resolved, error) {
 	c.FillDefaults()
 	r := &Resolved{}
 	o := &r.Options
-	o.Name = c.Name
+	o.Name = c.ServiceName()
 	o.UID, o.GID = -1, -1
 	var err error
 	if r.LogFormat, err = oneOf(c.Log.Format, FormatText, FormatJSON); err != nil {
@@ -373,6 +373,37 @@ func (c *Config) checkExecSize(r *Resolved) error {
 		}
 	}
 	return nil
+}
+
+// ServiceName is the name hupd runs under, which names its control socket
+// (control.DefaultPath) and its cgroup: name when set; else, with a config
+// file, the file's base name without its extension ("web.toml" is "web"),
+// or its directory's name when the file is called hupd.toml
+// ("/srv/shop/hupd.toml" is "shop"); else the command's base name
+// ("python3"); else "". Clients (hupd status -c FILE) find the socket with
+// the same rule.
+func (c *Config) ServiceName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	if c.file != "" {
+		if abs, err := filepath.Abs(c.file); err == nil {
+			base := filepath.Base(abs)
+			stem := strings.TrimSuffix(base, filepath.Ext(base))
+			if stem == "hupd" {
+				if dir := filepath.Base(filepath.Dir(abs)); dir != "/" && dir != "." {
+					return dir
+				}
+			}
+			if stem != "" {
+				return stem
+			}
+		}
+	}
+	if len(c.Command) > 0 && c.Command[0] != "" {
+		return filepath.Base(c.Command[0])
+	}
+	return ""
 }
 
 // resolveWatch checks the [[watch]] tables.

@@ -22,13 +22,25 @@ import (
 //   - (reply, nil): the server answered; reply.OK says whether the command
 //     succeeded, reply.Error why not (for a reload, reply.Reload has the
 //     details either way);
-//   - an error that wraps syscall.ENOENT or syscall.ECONNREFUSED: no hupd
-//     listens at path ("hupd not running? no control socket at PATH");
+//   - an error that wraps ErrNotRunning and syscall.ENOENT or
+//     syscall.ECONNREFUSED: no hupd listens at path ("hupd not running? no control socket at PATH");
 //   - an error that wraps ErrUntrusted: the socket is served by another
 //     user than the caller's or root (SO_PEERCRED); nothing was sent;
 //   - an error that wraps ctx's error: ctx ended first;
 //   - any other error: the exchange failed; it names path.
 func Call(ctx context.Context, path string, req Request) (Reply, error) {
+	req.Progress = false
+	return exchange(ctx, path, req, nil)
+}
+
+// CallProgress is Call for a reload request that asks for progress: on is
+// called with each Progress line that comes before the reply.
+func CallProgress(ctx context.Context, path string, req Request, on func(Progress)) (Reply, error) {
+	req.Progress = true
+	return exchange(ctx, path, req, on)
+}
+
+func exchange(ctx context.Context, path string, req Request, on func(Progress)) (Reply, error) {
 	if req.V == 0 {
 		req.V = ProtocolVersion
 	}
@@ -40,7 +52,7 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	c, err := d.DialContext(ctx, "unix", path)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return Reply{}, fmt.Errorf("hupd not running? no control socket at %s: %w", path, err)
+			return Reply{}, &notRunningError{path: path, err: err}
 		}
 		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
 	}
@@ -64,7 +76,7 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	_, werr := c.Write(append(line, '\n'))
 	// Read even if the write failed: a server that refuses us answers and
 	// hangs up without reading.
-	rep, rerr := readReply(c)
+	rep, rerr := readReply(c, on)
 	if errors.Is(werr, os.ErrDeadlineExceeded) || errors.Is(rerr, os.ErrDeadlineExceeded) {
 		<-ctx.Done() // the connection's deadlines come from ctx: it ends now
 	}
@@ -83,6 +95,22 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 	return rep, nil
 }
 
+// ErrNotRunning is wrapped by Call's error when nobody listens at the
+// control socket's path (no file, or a stale socket).
+var ErrNotRunning = errors.New("control: hupd not running")
+
+// notRunningError is "hupd not running? no control socket at PATH: …"; it
+// is ErrNotRunning and wraps the dial's error.
+type notRunningError struct {
+	path string
+	err  error
+}
+
+func (e *notRunningError) Error() string {
+	return fmt.Sprintf("hupd not running? no control socket at %s: %v", e.path, e.err)
+}
+func (e *notRunningError) Unwrap() []error { return []error{ErrNotRunning, e.err} }
+
 // ErrUntrusted is wrapped by Call's error when the control socket is served
 // by another user than the caller's or root; such an error is also
 // supervisor.ErrUntrusted, which refuses the directories hupd or its client
@@ -100,20 +128,33 @@ func (e *untrustedError) Is(target error) bool {
 	return target == ErrUntrusted || target == supervisor.ErrUntrusted
 }
 
-func readReply(r io.Reader) (Reply, error) {
-	b, err := bufio.NewReader(io.LimitReader(r, maxReplyLine)).ReadBytes('\n')
-	if len(b) == 0 {
-		if err == io.EOF {
-			return Reply{}, errors.New("connection closed without a reply")
+// readReply reads the reply line, passing the Progress lines before it to
+// on. Each line is bounded by maxReplyLine.
+func readReply(r io.Reader, on func(Progress)) (Reply, error) {
+	lr := &io.LimitedReader{R: r}
+	br := bufio.NewReader(lr)
+	for {
+		lr.N = maxReplyLine
+		b, err := br.ReadBytes('\n')
+		if len(b) == 0 {
+			if err == io.EOF {
+				return Reply{}, errors.New("connection closed without a reply")
+			}
+			return Reply{}, err
 		}
-		return Reply{}, err
+		if err != nil && err != io.EOF {
+			return Reply{}, err
+		}
+		var rep Reply
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return Reply{}, fmt.Errorf("malformed reply: %w", err)
+		}
+		if rep.Progress != nil && rep.Reload == nil && rep.Status == nil && !rep.OK && rep.Error == "" && err == nil {
+			if on != nil {
+				on(*rep.Progress)
+			}
+			continue
+		}
+		return rep, nil
 	}
-	if err != nil && err != io.EOF {
-		return Reply{}, err
-	}
-	var rep Reply
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return Reply{}, fmt.Errorf("malformed reply: %w", err)
-	}
-	return rep, nil
 }

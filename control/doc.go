@@ -1,9 +1,9 @@
 // Package control is hupd's control plane: the server that listens on a
-// running hupd's control socket, the client (Call) that hupd reload, hupd
-// status and hupd upgrade use, and the protocol between them. It does not
-// reload or report anything itself: a Handler does (hupd's wiring,
-// internal/run, implements it with the supervisor), so a request flows
-// control → run → supervisor. The supervisor does not know this package
+// running hupd's control socket, the client (Call, CallProgress) that hupd
+// reload, hupd status and hupd upgrade use, and the protocol between them.
+// It does not reload or report anything itself: a Handler does (hupd's
+// wiring, internal/run, implements it with the supervisor), so a request
+// flows control → run → supervisor. The supervisor does not know this package
 // (it could not import it: the replies carry the supervisor's reports, so
 // this package imports the supervisor).
 //
@@ -12,7 +12,10 @@
 // JSON (a Reply) carrying the version. A connection's requests are
 // answered in order, exactly one reply per request line, a malformed or
 // over-long one included (an error reply, then the next line); a client
-// may pipeline them. Only an ended connection goes without its reply: a
+// may pipeline them. The one exception is opt-in: a reload request with
+// "progress":true gets Progress lines (no "ok"), one every ProgressEvery,
+// before its reply (CallProgress reads them; TestWireProgress pins them);
+// a request without it never does. Only an ended connection goes without its reply: a
 // successful upgrade replaces hupd's image (the client sees the connection
 // close and asks the new one), and Close may close a connection first.
 // The reports in a reply are the supervisor's own types (supervisor.Status,

@@ -1,6 +1,10 @@
 package control
 
-import "github.com/hupd/hupd/supervisor"
+import (
+	"time"
+
+	"github.com/hupd/hupd/supervisor"
+)
 
 // ProtocolVersion is the control socket protocol's version. Requests and
 // replies are single lines of JSON; a reply carries the version it speaks.
@@ -9,6 +13,10 @@ import "github.com/hupd/hupd/supervisor"
 //	← {"v":1,"ok":true,"reload":{…}}
 //	→ {"v":1,"cmd":"status"}
 //	← {"v":1,"ok":true,"status":{…}}
+//	→ {"v":1,"cmd":"reload","progress":true}
+//	← {"v":1,"progress":{"gen":2,"pid":42,"ready":"notify","elapsed":"1.2s","timeout":"1m0s"}}
+//	← … (one progress line every ProgressEvery until the reply)
+//	← {"v":1,"ok":true,"reload":{…}}
 //	→ anything malformed
 //	← {"v":1,"ok":false,"error":"…"}
 const ProtocolVersion = 1
@@ -39,6 +47,9 @@ type Request struct {
 	Timeout string `json:"timeout,omitempty"`
 	// Binary is what an upgrade runs; "" is hupd's own binary.
 	Binary string `json:"binary,omitempty"`
+	// Progress asks a reload request for Progress lines before its reply
+	// (a client that does not set it gets exactly one line, as ever).
+	Progress bool `json:"progress,omitempty"`
 }
 
 // Reply is the answer to one Request. Its reports are the supervisor's
@@ -49,4 +60,30 @@ type Reply struct {
 	Error  string                   `json:"error,omitempty"`
 	Reload *supervisor.ReloadResult `json:"reload,omitempty"`
 	Status *supervisor.Status       `json:"status,omitempty"`
+	// Progress is set, alone (no "ok"), in the lines a reload request with
+	// Progress gets before its reply.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// ProgressEvery is how often a reload request with Progress gets a
+// Progress line while the reload runs.
+const ProgressEvery = 250 * time.Millisecond
+
+// Progress is what a reload waits for: the new generation (Gen and PID,
+// once it is starting), how it is judged ready (supervisor.Readiness's
+// string: "notify", "delay:2s", "exec:…"), and how long it has waited
+// (since the generation started, since the request before) of Timeout,
+// the ready timeout.
+type Progress struct {
+	Gen     int                 `json:"gen,omitempty"`
+	PID     int                 `json:"pid,omitempty"`
+	Ready   string              `json:"ready,omitempty"`
+	Elapsed supervisor.Duration `json:"elapsed"`
+	Timeout supervisor.Duration `json:"timeout,omitempty"`
+}
+
+// progressLine is a Progress line on the wire: no "ok".
+type progressLine struct {
+	V        int       `json:"v"`
+	Progress *Progress `json:"progress"`
 }

@@ -407,7 +407,12 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		defer cancelT()
 	}
 	stop := s.watchHangup(c, br, cancel)
-	res := s.h.Reload(ctx)
+	var res supervisor.ReloadResult
+	if req.Progress {
+		res = s.reloadWithProgress(ctx, c)
+	} else {
+		res = s.h.Reload(ctx)
+	}
 	stop()
 	rep := Reply{V: ProtocolVersion, OK: res.OK, Reload: &res}
 	if !res.OK {
@@ -417,6 +422,44 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		}
 	}
 	return rep
+}
+
+// reloadWithProgress reloads and writes a Progress line to c every
+// ProgressEvery until the reload's result is known. A write that fails
+// ends the lines, not the reload (a client that is gone cancels ctx).
+func (s *Server) reloadWithProgress(ctx context.Context, c net.Conn) supervisor.ReloadResult {
+	done := make(chan supervisor.ReloadResult, 1)
+	go func() { done <- s.h.Reload(ctx) }()
+	start := time.Now()
+	t := time.NewTicker(ProgressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case res := <-done:
+			return res
+		case <-t.C:
+			p := progressOf(s.h.Status(), time.Since(start))
+			b, _ := json.Marshal(progressLine{V: ProtocolVersion, Progress: &p})
+			c.SetWriteDeadline(time.Now().Add(ProgressEvery))
+			_, err := c.Write(append(b, '\n'))
+			c.SetWriteDeadline(time.Time{})
+			if err != nil {
+				return <-done
+			}
+		}
+	}
+}
+
+// progressOf is what a reload waiting for waited since the request tells
+// from st: the newest generation, while it is starting.
+func progressOf(st supervisor.Status, waited time.Duration) Progress {
+	p := Progress{Ready: st.Ready, Elapsed: supervisor.Duration(waited), Timeout: st.ReadyTimeout}
+	if n := len(st.Generations); n > 0 {
+		if g := st.Generations[n-1]; g.State == supervisor.StateStarting {
+			p.Gen, p.PID, p.Elapsed = g.Gen, g.PID, g.Uptime
+		}
+	}
+	return p
 }
 
 // parseRequest checks one request line; timeout is a reload's, 0 if none.

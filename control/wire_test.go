@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,5 +52,77 @@ func TestWireFormat(t *testing.T) {
 		if line != tc.want+"\n" {
 			t.Errorf("reply to %s\n got %s\nwant %s", tc.send, line, tc.want)
 		}
+	}
+}
+
+// TestWireProgress pins the opt-in progress lines of a reload request: a
+// request with "progress":true gets {"v":1,"progress":{…}} lines (no "ok")
+// before its reply; a request without it gets exactly one line however
+// long the reload takes, as clients of protocol 1 always had. CallProgress
+// hands the lines to its callback and returns the reply.
+func TestWireProgress(t *testing.T) {
+	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	release := make(chan struct{})
+	h := &fakeControl{
+		reload: func(ctx context.Context) supervisor.ReloadResult {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategySwap, NewGen: 2, NewPID: 200, Started: start, Finished: start}
+		},
+		status: supervisor.Status{Name: "web", Ready: "notify", ReadyTimeout: supervisor.Duration(time.Minute),
+			Generations: []supervisor.GenerationStatus{
+				{Gen: 1, PID: 100, State: supervisor.StateReady},
+				{Gen: 2, PID: 200, State: supervisor.StateStarting, Uptime: supervisor.Duration(1200 * time.Millisecond)}}},
+	}
+	s := startControl(t, h)
+	c := dialRaw(t, s.Path())
+	reply := `{"v":1,"ok":true,"reload":{"ok":true,"strategy":"swap","new_gen":2,"new_pid":200,"started":"2026-12-06T10:00:00Z","finished":"2026-12-06T10:00:00Z"}}` + "\n"
+
+	c.send(t, `{"v":1,"cmd":"reload","progress":true}`)
+	line, err := c.r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"v":1,"progress":{"gen":2,"pid":200,"ready":"notify","elapsed":"1.2s","timeout":"1m0s"}}` + "\n"; line != want {
+		t.Errorf("progress line\n got %s\nwant %s", line, want)
+	}
+	release <- struct{}{}
+	for strings.Contains(line, `"progress"`) {
+		if line, err = c.r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if line != reply {
+		t.Errorf("reply after progress\n got %s\nwant %s", line, reply)
+	}
+
+	// Without "progress": one line, though the reload outlasts a few
+	// progress intervals.
+	h.reload = func(context.Context) supervisor.ReloadResult {
+		time.Sleep(3 * ProgressEvery) // the scenario: a reload longer than the interval
+		return supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategySwap, NewGen: 2, NewPID: 200, Started: start, Finished: start}
+	}
+	c.send(t, `{"v":1,"cmd":"reload"}`)
+	if line, err = c.r.ReadString('\n'); err != nil || line != reply {
+		t.Errorf("reply without progress: %q, %v; want %s", line, err, reply)
+	}
+
+	var got []Progress
+	h.reload = func(ctx context.Context) supervisor.ReloadResult {
+		<-release
+		return supervisor.ReloadResult{OK: true, NewGen: 2}
+	}
+	rep, err := CallProgress(context.Background(), s.Path(), Request{Cmd: CmdReload}, func(p Progress) {
+		if got = append(got, p); len(got) == 1 {
+			close(release)
+		}
+	})
+	if err != nil || !rep.OK || rep.Reload == nil || rep.Reload.NewGen != 2 {
+		t.Fatalf("CallProgress: %+v, %v", rep, err)
+	}
+	if len(got) == 0 || got[0] != (Progress{Gen: 2, PID: 200, Ready: "notify", Elapsed: supervisor.Duration(1200 * time.Millisecond), Timeout: supervisor.Duration(time.Minute)}) {
+		t.Errorf("progress seen: %+v", got)
 	}
 }

@@ -27,6 +27,9 @@ type ReloadResult struct {
 	HandoverTook Duration `json:"handover_took,omitempty"`
 	// Output holds the new generation's last output lines when it failed.
 	Output []string `json:"output,omitempty"`
+	// TimedOut: the caller stopped waiting (its timeout) before the outcome
+	// was known; the reload goes on (hupd status shows how it ended).
+	TimedOut bool `json:"timed_out,omitempty"`
 }
 
 // Status is a snapshot of the supervisor.
@@ -58,6 +61,10 @@ type Status struct {
 	Stopping bool `json:"stopping,omitempty"`
 	// Containment is how generations are kept together and stopped.
 	Containment *Containment `json:"containment,omitempty"`
+	// Ready is how a new generation is judged ready (Readiness.String) and
+	// ReadyTimeout how long it has.
+	Ready        string   `json:"ready,omitempty"`
+	ReadyTimeout Duration `json:"ready_timeout,omitempty"`
 }
 
 // Containment says how hupd keeps each generation's processes together.

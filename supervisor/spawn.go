@@ -556,6 +556,7 @@ func (s *Supervisor) status() Status {
 		st.ConfigHash = cur.configHash
 	}
 	st.StartLimit = s.opts.StartLimit.String()
+	st.Ready, st.ReadyTimeout = s.opts.Ready.String(), Duration(s.opts.Ready.Timeout)
 	if !s.opts.StartLimit.Off() {
 		st.StartFailures = s.startFails.count(s.opts.StartLimit, now)
 	}

@@ -280,7 +280,7 @@ func (s *Supervisor) Do(ctx context.Context, a Action, cause string) ReloadResul
 	case <-s.quit:
 		return failed(a.Strategy, "hupd is not running")
 	case <-ctx.Done():
-		return failed(a.Strategy, "timed out waiting to start the reload")
+		return waitEnded(failed(a.Strategy, "timed out waiting to start the reload"))
 	}
 	select {
 	case r := <-reply:
@@ -288,7 +288,7 @@ func (s *Supervisor) Do(ctx context.Context, a Action, cause string) ReloadResul
 	case <-s.quit:
 		return failed(a.Strategy, "hupd stopped during the reload")
 	case <-ctx.Done():
-		return failed(a.Strategy, "timed out waiting for the reload; it goes on")
+		return waitEnded(failed(a.Strategy, "timed out waiting for the reload; it goes on"))
 	}
 }
 
@@ -320,6 +320,13 @@ func (s *Supervisor) snapshot(usage bool) Status {
 	case <-s.quit:
 		return Status{Name: s.opts.Name, PID: os.Getpid(), Stopping: true, Containment: s.containment()}
 	}
+}
+
+// waitEnded marks r as the answer of a wait that ended (its ctx) before
+// the reload's outcome was known.
+func waitEnded(r ReloadResult) ReloadResult {
+	r.TimedOut = true
+	return r
 }
 
 func failed(st Strategy, reason string) ReloadResult {

@@ -33,16 +33,21 @@ func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
 	fail := func(reason string) supervisor.ReloadResult {
 		return supervisor.ReloadResult{Cause: cause, Reason: reason, Started: start, Finished: time.Now()}
 	}
+	timedOut := func(reason string) supervisor.ReloadResult { // ctx ended first: the outcome is unknown
+		r := fail(reason)
+		r.TimedOut = true
+		return r
+	}
 	select {
 	case h.rc.refresh <- refreshRequest{cause: cause, reply: reply, done: done}:
 	case <-ctx.Done():
-		return fail("timed out waiting to read hupd.toml")
+		return timedOut("timed out waiting to read hupd.toml")
 	}
 	var r refreshReply
 	select {
 	case r = <-reply:
 	case <-ctx.Done():
-		return fail("timed out waiting to read hupd.toml")
+		return timedOut("timed out waiting to read hupd.toml")
 	}
 	switch {
 	case r.err != nil:
@@ -54,6 +59,6 @@ func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
 	case res := <-done:
 		return res
 	case <-ctx.Done():
-		return fail("timed out waiting for the reload; it goes on")
+		return timedOut("timed out waiting for the reload; it goes on")
 	}
 }

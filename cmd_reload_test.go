@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/supervisor"
+)
+
+// TestProgressText pins the line hupd reload updates on a terminal.
+func TestProgressText(t *testing.T) {
+	d := func(v time.Duration) supervisor.Duration { return supervisor.Duration(v) }
+	for _, tc := range []struct {
+		p    control.Progress
+		want string
+	}{
+		{control.Progress{Elapsed: d(320 * time.Millisecond)}, "reload: waiting for the new generation to start, 300ms"},
+		{control.Progress{Gen: 2, PID: 4242, Ready: "notify", Elapsed: d(1234 * time.Millisecond), Timeout: d(time.Minute)},
+			"reload: gen 2 pid 4242 waiting for READY=1, 1.2s of 1m0s"},
+		{control.Progress{Gen: 3, PID: 7, Ready: "auto", Elapsed: d(0), Timeout: d(90 * time.Second)}, "reload: gen 3 pid 7 waiting for READY=1, 0s of 1m30s"},
+		{control.Progress{Gen: 3, PID: 7, Ready: "delay:2s", Elapsed: d(time.Second)}, "reload: gen 3 pid 7 waiting for its 2s delay, 1s"},
+		{control.Progress{Gen: 3, PID: 7, Ready: "exec:curl -fsS http://x/\x1b[2J", Elapsed: d(time.Second), Timeout: d(time.Minute)},
+			`reload: gen 3 pid 7 waiting for the probe "curl -fsS http://x/\x1b[2J", 1s of 1m0s`},
+		{control.Progress{Gen: 3, PID: 7, Ready: "listen", Elapsed: d(time.Second), Timeout: d(time.Minute)}, "reload: gen 3 pid 7 waiting for listen() on every socket, 1s of 1m0s"},
+		{control.Progress{Gen: 3, PID: 7, Elapsed: d(time.Second)}, "reload: gen 3 pid 7 waiting for readiness, 1s"},
+	} {
+		if got := progressText(tc.p); got != tc.want {
+			t.Errorf("progressText(%+v)\n got %q\nwant %q", tc.p, got, tc.want)
+		}
+	}
+}
+
+// TestReloadExitStatus: hupd reload exits 0 when the reload is done, 1
+// when it failed, 3 when the wait ended first (the reload goes on), and
+// prints no progress when stderr is not a terminal.
+func TestReloadExitStatus(t *testing.T) {
+	controlDir(t)
+	f := &fakeHupd{name: "web", pid: 11}
+	serveFake(t, control.DefaultPath("web"), f)
+	f.reload = func(context.Context) supervisor.ReloadResult {
+		return supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategySignal, NewGen: 2, NewPID: 20}
+	}
+	if code, out, errOut := runApp(t, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (signal): gen 2 pid 20") || errOut != "" {
+		t.Errorf("done: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	f.reload = func(context.Context) supervisor.ReloadResult {
+		return supervisor.ReloadResult{Strategy: supervisor.StrategySwap, Reason: "new generation exited with status 3"}
+	}
+	if code, _, errOut := runApp(t, "reload", "--name", "web"); code != 1 || errOut != "hupd: reload failed: new generation exited with status 3\n" {
+		t.Errorf("failed: exit %d, stderr %q", code, errOut)
+	}
+	f.reload = func(ctx context.Context) supervisor.ReloadResult {
+		<-ctx.Done() // the request's timeout
+		return supervisor.ReloadResult{Strategy: supervisor.StrategySwap, Reason: "timed out waiting for the reload; it goes on", TimedOut: true}
+	}
+	code, out, errOut := runApp(t, "reload", "--timeout", "1ms", "--json")
+	if code != exitWaitEnded || errOut != "hupd: gave up waiting after 1ms; the reload goes on (hupd status shows how it ends)\n" || !strings.Contains(out, `"timed_out":true`) {
+		t.Errorf("timed out: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

@@ -7,6 +7,8 @@ import "github.com/hupd/hupd/supervisor"
 //
 //	→ {"v":1,"cmd":"reload","timeout":"60s"}
 //	← {"v":1,"ok":true,"reload":{…}}
+//	→ {"v":1,"cmd":"plan","config":"…"}
+//	← {"v":1,"ok":true,"plan":{…}}
 //	→ {"v":1,"cmd":"status"}
 //	← {"v":1,"ok":true,"status":{…}}
 //	→ anything malformed
@@ -28,6 +30,7 @@ const (
 	CmdStatus  = "status"
 	CmdPing    = "ping"
 	CmdUpgrade = "upgrade"
+	CmdPlan    = "plan"
 )
 
 // Request is one control request.
@@ -39,6 +42,11 @@ type Request struct {
 	Timeout string `json:"timeout,omitempty"`
 	// Binary is what an upgrade runs; "" is hupd's own binary.
 	Binary string `json:"binary,omitempty"`
+	// Config is, for a plan, the content of the hupd.toml to plan (the
+	// client read it); nil plans hupd.toml as it is on disk. hupd resolves
+	// it with its own flags, as if its hupd.toml held it: it never reads a
+	// file the client names.
+	Config *string `json:"config,omitempty"`
 }
 
 // Reply is the answer to one Request. Its reports are the supervisor's
@@ -49,4 +57,7 @@ type Reply struct {
 	Error  string                   `json:"error,omitempty"`
 	Reload *supervisor.ReloadResult `json:"reload,omitempty"`
 	Status *supervisor.Status       `json:"status,omitempty"`
+	Plan   *supervisor.Plan         `json:"plan,omitempty"`
+	// BadConfig marks an error about the configuration planned.
+	BadConfig bool `json:"bad_config,omitempty"`
 }

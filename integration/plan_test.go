@@ -65,7 +65,9 @@ func TestPlanThenApply(t *testing.T) {
 	if err != nil || rep.Reload == nil || !rep.Reload.OK {
 		t.Fatalf("reload: %+v, %v", rep, err)
 	}
-	rcApplied(w, 1, p.NewGeneration, len(p.Open), len(p.Close))
+	if e := rcApplied(w, 1, p.NewGeneration, len(p.Open), len(p.Close)); !slices.Equal(wtStrings(e, "differ"), p.Differ) {
+		t.Fatalf("%v: want differ %q as planned", e, p.Differ)
+	}
 	if e := w.WaitEvent(logev.SettingNeedsRestart, 1, nil); e.Str("setting") != "name" {
 		t.Fatalf("%v: want name", e)
 	}

@@ -28,6 +28,7 @@ const (
 	keyAction  = "action"
 	keyHash    = "hash"
 	keyPaths   = "paths"
+	keyDiffer  = "differ"
 )
 
 // reconf applies what changes on disk while hupd runs: edits of hupd.toml,
@@ -466,7 +467,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		rc.log.Info(logev.Listening, "name", l.Spec.FDName(), "address", l.Bound.String())
 	}
 	rc.log.Info(logev.ConfigApplied, "new_generation", res.Respawn, supervisor.KeyStrat, string(res.Strategy),
-		"sockets_opened", len(res.Opened), "sockets_dropped", res.Retired)
+		keyDiffer, res.Differ, "sockets_opened", len(res.Opened), "sockets_dropped", res.Retired)
 	return res.Respawn, nil
 }
 

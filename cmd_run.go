@@ -28,10 +28,18 @@ func runCommand(stderr io.Writer) *cli.Command {
 				return err
 			}
 			var load func() (*config.Resolved, error)
+			var parse func([]byte) (*config.Resolved, error)
 			if c.String("config") != "" {
 				load = func() (*config.Resolved, error) { return loadConfig(c, argv) }
+				parse = func(data []byte) (*config.Resolved, error) {
+					cfg, err := mergedConfigData(c, argv, data)
+					if err != nil {
+						return nil, err
+					}
+					return cfg.Resolve()
+				}
 			}
-			return runResolved(r, stderr, load, nil)
+			return runResolved(r, stderr, load, parse, nil)
 		},
 	}
 }
@@ -48,10 +56,10 @@ func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 
 // runResolved runs r; load, when not nil, reads the configuration again
 // (hupd.toml edits are applied while hupd runs).
-func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
+func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), parse func([]byte) (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
-	setup := run.Setup{Log: log, Level: level, Load: load, OnListen: onListen, Version: buildVersion()}
+	setup := run.Setup{Log: log, Level: level, Load: load, Parse: parse, OnListen: onListen, Version: buildVersion()}
 	if mainthread.Serving() {
 		// main runs the app inside mainthread.Serve: children are forked
 		// from the main thread. (Elsewhere, a test, the supervisor locks

@@ -29,10 +29,21 @@ func runFlags() []cli.Flag {
 // mergedConfig is the file --config names (or an empty Config) with every
 // flag given on the command line applied over it, and argv as the command.
 func mergedConfig(c *cli.Context, argv []string) (*config.Config, error) {
+	return mergedConfigData(c, argv, nil)
+}
+
+// mergedConfigData is mergedConfig with data (when not nil) as the content
+// of the file --config names, which is then not read (hupd plan).
+func mergedConfigData(c *cli.Context, argv []string, data []byte) (*config.Config, error) {
 	cfg := &config.Config{}
 	if p := c.String("config"); p != "" {
 		var err error
-		if cfg, err = config.Load(p); err != nil {
+		if data != nil {
+			cfg, err = config.Parse(p, data)
+		} else {
+			cfg, err = config.Load(p)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -1,9 +1,9 @@
 // Package control is hupd's control plane: the server that listens on a
 // running hupd's control socket, the client (Call, CallProgress) that hupd
-// reload, hupd status and hupd upgrade use, and the protocol between them.
-// It does not reload or report anything itself: a Handler does (hupd's
-// wiring, internal/run, implements it with the supervisor), so a request
-// flows control → run → supervisor. The supervisor does not know this package
+// reload, hupd status, hupd upgrade and hupd plan use, and the protocol
+// between them. It does not reload or report anything itself: a Handler
+// does (hupd's wiring, internal/run, implements it with the supervisor), so
+// a request flows control → run → supervisor. The supervisor does not know this package
 // (it could not import it: the replies carry the supervisor's reports, so
 // this package imports the supervisor).
 //
@@ -31,6 +31,9 @@
 //     Call believes only a server of its own user or root (ErrUntrusted).
 //   - A live socket at the path is never taken over (EADDRINUSE); a stale
 //     one is replaced; anything else there is left untouched.
+//   - A plan request carries the configuration's content (the client
+//     read it), never a path: hupd reads no file a client names. A
+//     Handler that plans implements Planner.
 //   - A reload request waits for the handler's result, bounded by its
 //     timeout. A client that hangs up (closes its connection) ends the
 //     wait: the handler's context is cancelled; one that only shuts down

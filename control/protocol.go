@@ -11,6 +11,8 @@ import (
 //
 //	→ {"v":1,"cmd":"reload","timeout":"60s"}
 //	← {"v":1,"ok":true,"reload":{…}}
+//	→ {"v":1,"cmd":"plan","config":"…"}
+//	← {"v":1,"ok":true,"plan":{…}}
 //	→ {"v":1,"cmd":"status"}
 //	← {"v":1,"ok":true,"status":{…}}
 //	→ {"v":1,"cmd":"reload","progress":true}
@@ -36,6 +38,7 @@ const (
 	CmdStatus  = "status"
 	CmdPing    = "ping"
 	CmdUpgrade = "upgrade"
+	CmdPlan    = "plan"
 )
 
 // Request is one control request.
@@ -50,6 +53,11 @@ type Request struct {
 	// Progress asks a reload request for Progress lines before its reply
 	// (a client that does not set it gets exactly one line, as ever).
 	Progress bool `json:"progress,omitempty"`
+	// Config is, for a plan, the content of the hupd.toml to plan (the
+	// client read it); nil plans hupd.toml as it is on disk. hupd resolves
+	// it with its own flags, as if its hupd.toml held it: it never reads a
+	// file the client names.
+	Config *string `json:"config,omitempty"`
 }
 
 // Reply is the answer to one Request. Its reports are the supervisor's
@@ -60,6 +68,9 @@ type Reply struct {
 	Error  string                   `json:"error,omitempty"`
 	Reload *supervisor.ReloadResult `json:"reload,omitempty"`
 	Status *supervisor.Status       `json:"status,omitempty"`
+	Plan   *supervisor.Plan         `json:"plan,omitempty"`
+	// BadConfig marks an error about the configuration planned.
+	BadConfig bool `json:"bad_config,omitempty"`
 	// Progress is set, alone (no "ok"), in the lines a reload request with
 	// Progress gets before its reply.
 	Progress *Progress `json:"progress,omitempty"`

@@ -45,6 +45,21 @@ type Handler interface {
 	Upgrade(ctx context.Context, binary string) error
 }
 
+// Planner is implemented by a Handler that answers plan requests (hupd
+// plan): what applying a configuration would do, changing nothing. data is
+// the configuration's content, nil for the one hupd runs with. A
+// *ConfigError is about the configuration.
+type Planner interface {
+	Plan(ctx context.Context, data []byte) (supervisor.Plan, error)
+}
+
+// ConfigError is a Planner's error about the configuration planned (the
+// reply's BadConfig); its message is Err's.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Server serves the control protocol on a unix socket.
 type Server struct {
 	path      string
@@ -397,6 +412,8 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		// On success the exec closes this connection: the client sees
 		// EOF and asks the new image for its status.
 		return errReply(fmt.Errorf("upgrade failed, hupd goes on as it was: %w", s.h.Upgrade(s.ctx, req.Binary)))
+	case CmdPlan:
+		return s.plan(req)
 	}
 	// CmdReload
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -473,9 +490,9 @@ func parseRequest(line []byte) (req Request, timeout time.Duration, err error) {
 	case req.V != ProtocolVersion:
 		return req, 0, fmt.Errorf("unsupported protocol version %d: this hupd speaks version %d", req.V, ProtocolVersion)
 	}
-	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade}, ", ")
+	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade, CmdPlan}, ", ")
 	switch req.Cmd {
-	case CmdPing, CmdStatus, CmdUpgrade:
+	case CmdPing, CmdStatus, CmdUpgrade, CmdPlan:
 	case CmdReload:
 		if req.Timeout != "" {
 			timeout, err = time.ParseDuration(req.Timeout)
@@ -548,4 +565,24 @@ func peerGone(c *net.UnixConn) bool {
 		}
 	})
 	return gone
+}
+
+// plan answers a plan request.
+func (s *Server) plan(req Request) Reply {
+	p, ok := s.h.(Planner)
+	if !ok {
+		return errReply(errors.New("this hupd cannot plan"))
+	}
+	var data []byte
+	if req.Config != nil {
+		data = []byte(*req.Config)
+	}
+	plan, err := p.Plan(s.ctx, data)
+	if err != nil {
+		rep := errReply(err)
+		var ce *ConfigError
+		rep.BadConfig = errors.As(err, &ce)
+		return rep
+	}
+	return Reply{V: ProtocolVersion, OK: true, Plan: &plan}
 }

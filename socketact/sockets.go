@@ -53,6 +53,45 @@ func (r Reuse) Apply() error {
 	return r.Listener.Apply(r.Was)
 }
 
+// Match is the first step of Sockets, without opening or changing
+// anything: for each spec, the held socket Sockets keeps for it (nil: one
+// that Sockets would take from the activated sockets or open). An error is
+// the one Sockets returns for a held socket that cannot take its spec
+// (ErrNeedsNewSocket). hupd plan calls it to say which sockets a
+// configuration keeps, opens and closes; apply calls Sockets, which calls
+// it: the two never disagree.
+func Match(held []*Listener, specs []Spec, where []string) ([]*Listener, error) {
+	at := func(i int, err error) error {
+		if i < len(where) && where[i] != "" {
+			return fmt.Errorf("%s: %w", where[i], err)
+		}
+		return err
+	}
+	match := make([]*Listener, len(specs))
+	taken := make([]bool, len(held))
+	for _, sameName := range []bool{true, false} {
+		for i, sp := range specs {
+			if match[i] != nil {
+				continue
+			}
+			for j, l := range held {
+				if !taken[j] && l.Serves(sp) && (!sameName || l.Spec.FDName() == sp.FDName()) {
+					match[i], taken[j] = l, true
+					break
+				}
+			}
+		}
+	}
+	for i, sp := range specs {
+		if match[i] != nil {
+			if err := match[i].CanReconfigure(sp); err != nil {
+				return nil, at(i, err)
+			}
+		}
+	}
+	return match, nil
+}
+
 // Sockets gives each of specs a socket: one that held or act already has,
 // or one it opens. where[i], when present and not "", prefixes an error
 // about specs[i] (the file and line it was configured at).
@@ -96,27 +135,13 @@ func Sockets(held []*Listener, act []Activated, specs []Spec, where []string) (S
 	if len(specs) == 0 {
 		return Set{Listeners: FromActivated(act), Left: slices.Clone(held)}, nil
 	}
-	match := make([]*Listener, len(specs))
-	taken := make([]bool, len(held))
-	for _, sameName := range []bool{true, false} {
-		for i, sp := range specs {
-			if match[i] != nil {
-				continue
-			}
-			for j, l := range held {
-				if !taken[j] && l.Serves(sp) && (!sameName || l.Spec.FDName() == sp.FDName()) {
-					match[i], taken[j] = l, true
-					break
-				}
-			}
-		}
+	match, err := Match(held, specs, where)
+	if err != nil {
+		return Set{}, err
 	}
-	for i, sp := range specs {
-		if match[i] != nil {
-			if err := match[i].CanReconfigure(sp); err != nil {
-				return Set{}, at(i, err)
-			}
-		}
+	taken := make([]bool, len(held))
+	for j, l := range held {
+		taken[j] = slices.Contains(match, l)
 	}
 	var set Set
 	rest := make([]int, 0, len(specs)) // the specs no held socket serves

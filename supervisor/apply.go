@@ -66,6 +66,8 @@ type ApplyResult struct {
 	// sockets changed: a new generation was asked for (Strategy).
 	Respawn  bool
 	Strategy Strategy
+	// Differ names the settings that made it needed (Plan.Differ).
+	Differ []string
 	// Sockets are the sockets of the new configuration, one per spec of
 	// Update.Listen, in order; they are the supervisor's (read them, do
 	// not close them). Opened are those opened for it.
@@ -130,22 +132,20 @@ func (s *Supervisor) shareNotifyDir(uid, gid int) error {
 	return nil
 }
 
-// apply runs on Run's goroutine.
+// apply runs on Run's goroutine: it carries out what decide decided (Plan
+// reports the same decision).
 func (s *Supervisor) apply(r *applyRequest) applyReply {
-	if s.stopping {
-		return applyReply{err: ErrStopping}
+	d, err := s.decide(r.Update)
+	if err != nil {
+		return applyReply{err: err}
 	}
-	set, err := socketact.Sockets(append(slices.Clone(s.listeners), s.retired...), nil, r.Listen, r.ListenWhere)
+	set, err := socketact.Sockets(d.held, nil, r.Listen, r.ListenWhere)
 	if err != nil {
 		return applyReply{err: err}
 	}
 	ls := set.Listeners
-	next := r.Options.withDefaults(len(ls))
-	// What hupd itself was started with stays.
-	next.Stdin, next.Stdout, next.Stderr, next.Shim, next.Self = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim, s.opts.Self
-	next.Sentinel = s.opts.Sentinel
-	next.Spawner, next.Thread, next.Version, next.Argv = s.opts.Spawner, s.opts.Thread, s.opts.Version, s.opts.Argv
-	respawn := !sameSpawn(s.opts, s.listeners, next, ls)
+	next := d.next
+	respawn := d.respawn()
 	if next.UID > 0 && next.UID != os.Geteuid() {
 		// The notify sockets' directory was made for the user hupd
 		// started with: let this one through too, or make one it can
@@ -174,7 +174,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 		s.discardStandby()
 	}
 	s.closeRetired()
-	res := ApplyResult{Respawn: respawn, Sockets: slices.Clone(ls), Opened: set.Opened, Retired: len(dropped)}
+	res := ApplyResult{Respawn: respawn, Sockets: slices.Clone(ls), Opened: set.Opened, Retired: len(dropped), Differ: d.differ}
 	if !respawn {
 		// Nothing it was started with changed: it runs the configuration
 		// in force, if it ran the one before (not one whose reload failed).
@@ -185,38 +185,10 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 		}
 	}
 	if respawn {
-		res.Strategy = next.Reload
-		if res.Strategy == StrategySignal {
-			res.Strategy = StrategyRestart
-			if len(ls) > 0 {
-				res.Strategy = StrategySwap
-			}
-		}
+		res.Strategy = d.strategy
 		s.requestReload(r.Done, Action{Strategy: res.Strategy}, r.Cause)
 	}
 	return applyReply{res: res}
-}
-
-// sameSpawn reports whether a generation started with (a, als) would be
-// started the same way with (b, bls). The hand-over dialects (a.Handoff
-// and each socket's Spec.Handoff, [[listen]] env) are compared by the
-// variables they give the child (socketact.HandoffEnv): a change that
-// alters them, such as a socket's new env, needs a new generation on the
-// same sockets; one that does not (the same dialects in another order)
-// does not.
-func sameSpawn(a Options, als []*socketact.Listener, b Options, bls []*socketact.Listener) bool {
-	if a.Path != b.Path || !slices.Equal(a.Args, b.Args) || !slices.Equal(a.Env, b.Env) || a.Dir != b.Dir ||
-		a.UID != b.UID || a.GID != b.GID || !slices.Equal(a.Groups, b.Groups) || a.Watchdog != b.Watchdog ||
-		a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.Control != b.Control ||
-		a.Legacy != b.Legacy || a.Forking != b.Forking || a.Pidfile != b.Pidfile {
-		return false
-	}
-	if !slices.EqualFunc(als, bls, func(x, y *socketact.Listener) bool {
-		return x.File == y.File && x.Spec.FDName() == y.Spec.FDName()
-	}) {
-		return false
-	}
-	return slices.Equal(socketact.HandoffEnv(a.Handoff, als, 0), socketact.HandoffEnv(b.Handoff, bls, 0))
 }
 
 // closeRetired closes the sockets no configuration lists and no

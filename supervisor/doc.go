@@ -3,7 +3,7 @@
 // reloads.
 //
 // Model: one goroutine (Run) owns all state; signals, exits, notify
-// datagrams, timers and requests (reload, status, apply, upgrade: the
+// datagrams, timers and requests (reload, status, apply, plan, upgrade: the
 // methods other goroutines call) reach it on channels. The supervisor
 // serves no client itself: hupd's wiring (internal/run) answers the
 // control socket (package control) with these methods. Every child is
@@ -45,6 +45,12 @@
 // sockets by spec; they are chosen among that set (socketact.Sockets), so
 // a socket listed again, retired or not, is kept and never bound twice,
 // and nothing is lent out meanwhile. Run closes them all when it returns.
+// Apply first decides (decide: the sockets kept, opened and dropped, by
+// socketact.Match, and the settings that differ from the running
+// generation's), then carries the decision out; Plan answers the same
+// decision and carries out nothing, so hupd plan and an apply of the same
+// configuration never disagree (only a socket that fails to open is found
+// by the apply alone).
 //
 // Invariant: at most one generation is not yet ready, and at most
 // MaxDraining old generations drain at once (a reload waits for a slot).

@@ -206,6 +206,7 @@ type request struct {
 	action Action
 	cause  string
 	apply  *applyRequest
+	plan   *planRequest
 	note   *Note
 	// upgrade asks for an in-place upgrade (Upgrade, SIGUSR2).
 	upgrade *upgradeRequest
@@ -522,6 +523,8 @@ func (s *Supervisor) onRequest(req request) {
 		s.requestReload(nil, req.action, req.cause)
 	case req.apply != nil:
 		req.apply.reply <- s.apply(req.apply)
+	case req.plan != nil:
+		req.plan.reply <- s.planApply(req.plan)
 	case req.note != nil:
 		s.note = *req.note
 		s.hash = req.note.Hash

@@ -23,6 +23,25 @@ func (h controlHandler) Upgrade(ctx context.Context, binary string) error {
 	return h.sup.Upgrade(ctx, binary)
 }
 
+// Plan says what applying a hupd.toml would do; data is its content, nil
+// for hupd.toml as on disk. It is resolved in rc's loop, with the flags
+// hupd runs with, as a reload would resolve it; hupd reads no file the
+// client names.
+func (h controlHandler) Plan(ctx context.Context, data []byte) (supervisor.Plan, error) {
+	reply := make(chan planReply, 1)
+	select {
+	case h.rc.plans <- planRequest{ctx: ctx, data: data, reply: reply}:
+	case <-ctx.Done():
+		return supervisor.Plan{}, ctx.Err()
+	}
+	select {
+	case r := <-reply:
+		return r.plan, r.err
+	case <-ctx.Done():
+		return supervisor.Plan{}, ctx.Err()
+	}
+}
+
 // A new hupd.toml that needs a new generation is applied by a reload of its
 // own: that reload's result is the answer (another would be one too many).
 func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {

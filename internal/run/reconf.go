@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -27,6 +28,7 @@ const (
 	keyAction  = "action"
 	keyHash    = "hash"
 	keyPaths   = "paths"
+	keyDiffer  = "differ"
 )
 
 // reconf applies what changes on disk while hupd runs: edits of hupd.toml,
@@ -38,6 +40,9 @@ type reconf struct {
 	sup   *supervisor.Supervisor
 	// load resolves hupd.toml and the flags again; nil without hupd.toml.
 	load func() (*config.Resolved, error)
+	// parse resolves a hupd.toml's content as if hupd.toml held it, with
+	// the same flags (hupd plan); nil without hupd.toml.
+	parse func(data []byte) (*config.Resolved, error)
 
 	cur     *config.Resolved
 	w       *watch.Watcher // nil when nothing is watched
@@ -54,6 +59,7 @@ type reconf struct {
 	received []socketact.Spec
 
 	refresh chan refreshRequest
+	plans   chan planRequest
 	done    chan struct{}
 	exited  chan struct{}
 	started bool
@@ -78,6 +84,23 @@ type refreshRequest struct {
 	trigger bool // then reload with the configured strategy, unless applying did
 }
 
+// planRequest asks what applying a hupd.toml would do: data is its
+// content, nil for hupd.toml as it is on disk.
+type planRequest struct {
+	ctx   context.Context
+	data  []byte
+	reply chan planReply
+}
+
+type planReply struct {
+	plan supervisor.Plan
+	err  error
+}
+
+// ErrNoConfigFile is the answer to a plan when hupd runs without a
+// configuration file: there is nothing an edit could change.
+var ErrNoConfigFile = errors.New("run: hupd runs without a configuration file (-c): nothing to plan")
+
 type refreshReply struct {
 	respawn bool // a reload was started to apply it: its result goes to done
 	err     error
@@ -87,7 +110,7 @@ type refreshReply struct {
 // limit) means nothing was started.
 func newReconf(r *config.Resolved, load func() (*config.Resolved, error), log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
 	rc := &reconf{log: log, level: level, load: load, cur: r,
-		refresh: make(chan refreshRequest, 1), done: make(chan struct{}), exited: make(chan struct{})}
+		refresh: make(chan refreshRequest, 1), plans: make(chan planRequest), done: make(chan struct{}), exited: make(chan struct{})}
 	if r.ConfigFile != "" {
 		rc.cfgHash = watch.Hash([]string{r.ConfigFile})
 		rc.applied = rc.cfgHash
@@ -212,10 +235,38 @@ func (rc *reconf) run() {
 			default:
 				rc.sup.Trigger(supervisor.ActionReload, req.cause)
 			}
+		case req := <-rc.plans:
+			p, err := rc.planData(req.ctx, req.data)
+			req.reply <- planReply{p, err}
 		case <-rc.done:
 			return
 		}
 	}
+}
+
+// planData resolves data (nil: hupd.toml as on disk) as a reload would,
+// and plans it.
+func (rc *reconf) planData(ctx context.Context, data []byte) (supervisor.Plan, error) {
+	if rc.load == nil || (data != nil && rc.parse == nil) {
+		return supervisor.Plan{}, ErrNoConfigFile
+	}
+	var next *config.Resolved
+	var err error
+	if data == nil {
+		next, err = rc.load()
+	} else {
+		next, err = rc.parse(data)
+	}
+	if err != nil {
+		return supervisor.Plan{}, &control.ConfigError{Err: err}
+	}
+	p, err := rc.plan(ctx, next)
+	if err != nil && !errors.Is(err, supervisor.ErrStopping) && ctx.Err() == nil {
+		// The supervisor refused it as it would refuse applying it (a
+		// kept socket that cannot take its new options, invalid options).
+		err = &control.ConfigError{Err: err}
+	}
+	return p, err
 }
 
 // stop ends the loop and the watcher.
@@ -288,11 +339,18 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	return respawn, err
 }
 
-// apply makes next the configuration: a new watcher is started if the
-// watches changed, then the supervisor takes the new options and sockets
-// for the generations to come (one request: it keeps the sockets it holds
-// that next names again, and opens the others, see Supervisor.Apply).
-func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<- supervisor.ReloadResult) (bool, error) {
+// reconfDecision is what applying a configuration decides, before
+// anything is done: apply carries it out, plan reports it.
+type reconfDecision struct {
+	opts    supervisor.Options // for the supervisor's Update
+	listen  []socketact.Spec
+	restart []supervisor.PlanSetting // settings that wait for a restart of hupd
+	watches bool                     // the watches change: a new watcher
+	level   bool                     // the log level changes
+}
+
+// decide is what applying next would do; it changes nothing.
+func (rc *reconf) decide(next *config.Resolved) reconfDecision {
 	old := rc.cur
 	opts := next.Options
 	defaults(&opts)
@@ -306,6 +364,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		}
 		return h.Address
 	}
+	var d reconfDecision
 	for _, fixed := range []struct{ what, was, now string }{
 		{"name", cur.Name, opts.Name}, {"control", cur.Control, opts.Control}, {"log.format", old.LogFormat, next.LogFormat},
 		{"health.address", healthAddr(old.Health), healthAddr(next.Health)},
@@ -314,15 +373,61 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		{"process.cgroup", string(old.Cgroup), string(next.Cgroup)},
 	} {
 		if fixed.was != fixed.now {
-			rc.log.Warn(logev.SettingNeedsRestart, "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
+			d.restart = append(d.restart, supervisor.PlanSetting{Setting: fixed.what, Now: fixed.was, Configured: fixed.now})
 		}
 	}
 	opts.Name, opts.Control = cur.Name, cur.Control
-	next.Health, next.FDStore = old.Health, old.FDStore // what runs, for the next edit to compare with
+	d.opts = opts
+	d.watches = watchesChanged(old, next)
+	d.level = old.LogLevel != next.LogLevel
+	d.listen = next.Listen
+	if len(d.listen) == 0 && len(old.Listen) == 0 {
+		d.listen = rc.received // passed on as received, as at start
+	}
+	return d
+}
+
+// plan says what applying next would do (hupd plan): the supervisor's
+// answer to the Update apply would send, and what reconf itself would
+// change.
+func (rc *reconf) plan(ctx context.Context, next *config.Resolved) (supervisor.Plan, error) {
+	d := rc.decide(next)
+	p, err := rc.sup.Plan(ctx, supervisor.Update{Options: d.opts, Listen: d.listen, ListenWhere: next.ListenWhere})
+	if err != nil {
+		return p, err
+	}
+	if d.level {
+		p.Live = append(p.Live, "log.level")
+	}
+	if d.watches {
+		p.Live = append(p.Live, "watch")
+	}
+	p.Restart = d.restart
+	return p, nil
+}
+
+// apply makes next the configuration: a new watcher is started if the
+// watches changed, then the supervisor takes the new options and sockets
+// for the generations to come (one request: it keeps the sockets it holds
+// that next names again, and opens the others, see Supervisor.Apply).
+// What it does is what decide decided.
+func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<- supervisor.ReloadResult) (bool, error) {
+	old := rc.cur
+	d := rc.decide(next)
+	for _, r := range d.restart {
+		rc.log.Warn(logev.SettingNeedsRestart, "setting", r.Setting, "now", r.Now, "configured", r.Configured)
+	}
+	opts := d.opts
+	// What runs, for the next edit to compare with: a name or control
+	// changed in hupd.toml still waits for a restart then (and a later
+	// edit must not start a generation with a control socket that is not
+	// hupd's).
+	next.Options.Name, next.Options.Control = opts.Name, opts.Control
+	next.Health, next.FDStore = old.Health, old.FDStore
 	next.Cgroup = old.Cgroup
 
 	w, groups := rc.w, rc.groups
-	if watchesChanged(old, next) {
+	if d.watches {
 		var err error
 		if w, groups, err = rc.watcher(next, rc.groups); err != nil {
 			return false, err
@@ -333,11 +438,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 			w.Close()
 		}
 	}
-	listen := next.Listen
-	if len(listen) == 0 && len(old.Listen) == 0 {
-		listen = rc.received // passed on as received, as at start
-	}
-	u := supervisor.Update{Options: opts, Listen: listen, ListenWhere: next.ListenWhere, Cause: cause,
+	u := supervisor.Update{Options: opts, Listen: d.listen, ListenWhere: next.ListenWhere, Cause: cause,
 		Note: noteOf(cfgHash, "", groups), Done: done}
 	res, err := rc.sup.Apply(context.Background(), u)
 	if err != nil {
@@ -366,7 +467,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		rc.log.Info(logev.Listening, "name", l.Spec.FDName(), "address", l.Bound.String())
 	}
 	rc.log.Info(logev.ConfigApplied, "new_generation", res.Respawn, supervisor.KeyStrat, string(res.Strategy),
-		"sockets_opened", len(res.Opened), "sockets_dropped", res.Retired)
+		keyDiffer, res.Differ, "sockets_opened", len(res.Opened), "sockets_dropped", res.Retired)
 	return res.Respawn, nil
 }
 

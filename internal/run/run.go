@@ -32,6 +32,9 @@ type Setup struct {
 	// Load reads hupd.toml and the command-line flags again (nil: there is
 	// no hupd.toml). Its edits are applied while hupd runs: see reconf.
 	Load func() (*config.Resolved, error)
+	// Parse resolves a hupd.toml's content like Load, as if hupd.toml held
+	// it (hupd plan); nil without hupd.toml.
+	Parse func(data []byte) (*config.Resolved, error)
 	// OnListen, when not nil, is called with the bound sockets before the
 	// first child starts.
 	OnListen func([]*socketact.Listener)
@@ -130,6 +133,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		return 1, err
 	}
 	rc.store = store
+	rc.parse = setup.Parse
 	if len(r.Listen) == 0 {
 		for _, l := range ls {
 			rc.received = append(rc.received, l.Spec)

@@ -1,0 +1,95 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hupd/hupd/socketact"
+)
+
+// planNow plans u.
+func (h *supervisorUnderTest) planNow(u Update) (Plan, error) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	return h.sup.Plan(ctx, u)
+}
+
+// TestPlanThenApplyAgree: a plan names the settings that start a new
+// generation, the socket it would open and the one it would close (after
+// the generation using it drains), opens nothing itself, and the apply of
+// the same update does exactly that.
+func TestPlanThenApplyAgree(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, nil).run()
+	h.ready(1)
+	next := h.opts
+	next.Env = append(slices.Clone(next.Env), "HUPD_TEST_APPLIED=1")
+	next.StopTimeout = time.Minute
+	spec := newTestSpec(t)
+	u := Update{Options: next, Listen: []socketact.Spec{spec}, Note: Note{Hash: "h2"}, Cause: "config changed"}
+	p, err := h.planNow(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.NewGeneration || p.Strategy != StrategySwap || !slices.Equal(p.Differ, []string{"env", "sockets"}) ||
+		!slices.Equal(p.Live, []string{"stop"}) {
+		t.Fatalf("plan: %+v", p)
+	}
+	if len(p.Open) != 1 || p.Open[0].Address != spec.Address.String() || len(p.Keep) != 0 ||
+		len(p.Close) != 1 || p.Close[0].Address != h.sockets[0].Bound.String() || !p.Close[0].Draining {
+		t.Fatalf("plan's sockets: %+v", p)
+	}
+	if st := h.sup.Status(); len(st.Listeners) != 1 || st.Listeners[0].Address != h.sockets[0].Bound.String() || len(st.Generations) != 1 {
+		t.Fatalf("planning changed something: %+v", st)
+	}
+	done := make(chan ReloadResult, 1)
+	u.Done = done
+	res, err := h.applyNow(u)
+	if err != nil || res.Respawn != p.NewGeneration || res.Strategy != p.Strategy || !slices.Equal(res.Differ, p.Differ) ||
+		len(res.Opened) != len(p.Open) || res.Opened[0].Spec.Address != spec.Address || res.Retired != len(p.Close) {
+		t.Fatalf("apply %+v, %v disagrees with plan %+v", res, err, p)
+	}
+	if r := h.result(done); !r.OK || r.NewGen != 2 {
+		t.Fatalf("reload: %+v", r)
+	}
+	// Planned again, the configuration in force changes nothing.
+	if p, err := h.planNow(u); err != nil || !p.Nothing() || len(p.Keep) != 1 {
+		t.Fatalf("plan of the configuration in force: %+v, %v", p, err)
+	}
+}
+
+// TestPlanKeptSocketNewOptions: a kept socket with a new backlog is
+// reported kept with that option changed, and no new generation.
+func TestPlanKeptSocketNewOptions(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, nil).run()
+	h.ready(1)
+	specs := specsOf(h.sockets)
+	specs[0].Backlog = 7
+	p, err := h.planNow(Update{Options: h.opts, Listen: specs})
+	if err != nil || p.NewGeneration || len(p.Differ) != 0 || len(p.Open)+len(p.Close) != 0 ||
+		len(p.Keep) != 1 || !slices.Equal(p.Keep[0].Changed, []string{"backlog"}) || p.Nothing() {
+		t.Fatalf("plan: %+v, %v", p, err)
+	}
+	res, err := h.applyNow(Update{Options: h.opts, Listen: specs})
+	if err != nil || res.Respawn || len(res.Opened) != 0 || res.Retired != 0 {
+		t.Fatalf("apply: %+v, %v", res, err)
+	}
+}
+
+// TestPlanRefusesWhatApplyRefuses: a kept socket that cannot take its new
+// spec (reuseport is fixed once bound) is refused by both, with the same
+// error.
+func TestPlanRefusesWhatApplyRefuses(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, nil).run()
+	h.ready(1)
+	specs := specsOf(h.sockets)
+	specs[0].ReusePort = !specs[0].ReusePort
+	_, perr := h.planNow(Update{Options: h.opts, Listen: specs})
+	_, aerr := h.applyNow(Update{Options: h.opts, Listen: specs})
+	if !errors.Is(perr, socketact.ErrNeedsNewSocket) || perr.Error() != aerr.Error() {
+		t.Fatalf("plan: %v, apply: %v", perr, aerr)
+	}
+}

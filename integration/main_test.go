@@ -404,7 +404,7 @@ func (h *Hupd) exited() bool {
 // Listening returns the bound address (URL) of the socket named name.
 func (h *Hupd) Listening(name string) string {
 	h.t.Helper()
-	return h.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == name }).Str("address")
+	return h.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("socket") == name }).Str("address")
 }
 
 // HostPort strips the scheme from a tcp/udp URL.

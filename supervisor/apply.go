@@ -143,6 +143,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	next := r.Options.withDefaults(len(ls))
 	// What hupd itself was started with stays.
 	next.Stdin, next.Stdout, next.Stderr, next.Shim, next.Self = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim, s.opts.Self
+	next.OutputRecords = s.opts.OutputRecords // hupd's log format: fixed while it runs
 	next.Sentinel = s.opts.Sentinel
 	next.Spawner, next.Thread, next.Version, next.Argv = s.opts.Spawner, s.opts.Thread, s.opts.Version, s.opts.Argv
 	respawn := !sameSpawn(s.opts, s.listeners, next, ls)
@@ -164,7 +165,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	s.publishHeld()
 	for _, re := range set.Reused {
 		if err := re.Apply(); err != nil {
-			s.log.Warn(logev.SocketOptionNotApplied, "name", re.Listener.Spec.FDName(), KeyError, err)
+			s.log.Warn(logev.SocketOptionNotApplied, KeySocket, re.Listener.Spec.FDName(), KeyError, err)
 		}
 	}
 	prev := s.hash
@@ -235,7 +236,7 @@ func (s *Supervisor) closeRetired() {
 			}
 		}
 		l.Close()
-		s.log.Info(logev.SocketClosed, "name", l.Spec.FDName(), "address", l.Bound.String())
+		s.log.Info(logev.SocketClosed, KeySocket, l.Spec.FDName(), "address", l.Bound.String())
 		return true
 	})
 }

@@ -66,6 +66,7 @@ type Supervisor struct {
 	quit   chan struct{} // closed when Run returns
 
 	cg *contain.Manager // set before Run; its methods are safe anywhere
+	book logbook         // the generations' last output lines; safe anywhere
 
 	// Owned by Run.
 	sp        Spawner

@@ -277,10 +277,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	log.Info(logev.ControlSocket, "path", opts.Control)
 	for i, l := range ls {
 		if l.Pending() {
-			log.Info(logev.SocketToAdopt, "name", l.Spec.FDName(), "address", l.Bound.String())
+			log.Info(logev.SocketToAdopt, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String())
 			continue
 		}
-		log.Info(logev.Listening, "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
+		log.Info(logev.Listening, "fd", 3+i, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
 	}
 	if setup.OnListen != nil {
 		setup.OnListen(ls)
@@ -387,11 +387,11 @@ func listeners(specs []socketact.Spec, where []string, store *fdStore, log *slog
 	}
 	for _, a := range set.Unclaimed {
 		if store != nil {
-			log.Info(logev.InheritedClosed, keyName, a.Name, "fd", a.File.Fd())
+			log.Info(logev.InheritedClosed, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
 			a.File.Close()
 			continue
 		}
-		log.Warn(logev.InheritedUnused, "name", a.Name, "fd", a.File.Fd())
+		log.Warn(logev.InheritedUnused, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
 	return set.Listeners, held, nil

@@ -9,6 +9,11 @@ import "github.com/hupd/hupd/supervisor"
 //	← {"v":1,"ok":true,"reload":{…}}
 //	→ {"v":1,"cmd":"status"}
 //	← {"v":1,"ok":true,"status":{…}}
+//	→ {"v":1,"cmd":"logs","gen":2,"lines":10}
+//	← {"v":1,"ok":true,"logs":[{"time":…,"gen":2,"pid":…,"stream":"stderr","line":"…"},…]}
+//	→ {"v":1,"cmd":"logs","follow":true}
+//	← {"v":1,"ok":true,"logs":[…]}         the lines kept, then one line per line written
+//	← {"v":1,"ok":true,"line":{…}}         until the client hangs up
 //	→ anything malformed
 //	← {"v":1,"ok":false,"error":"…"}
 const ProtocolVersion = 1
@@ -28,6 +33,7 @@ const (
 	CmdStatus  = "status"
 	CmdPing    = "ping"
 	CmdUpgrade = "upgrade"
+	CmdLogs    = "logs"
 )
 
 // Request is one control request.
@@ -39,6 +45,16 @@ type Request struct {
 	Timeout string `json:"timeout,omitempty"`
 	// Binary is what an upgrade runs; "" is hupd's own binary.
 	Binary string `json:"binary,omitempty"`
+	// Gen picks the generation whose output a logs request shows; 0 is
+	// every generation hupd keeps lines of.
+	Gen int `json:"gen,omitempty"`
+	// Lines is how many of the last kept lines a logs request shows; 0 is
+	// all of them.
+	Lines int `json:"lines,omitempty"`
+	// Follow makes a logs request go on: after the kept lines, each line
+	// written from then on comes in a reply of its own (Reply.Line) until
+	// the client hangs up.
+	Follow bool `json:"follow,omitempty"`
 }
 
 // Reply is the answer to one Request. Its reports are the supervisor's
@@ -49,4 +65,8 @@ type Reply struct {
 	Error  string                   `json:"error,omitempty"`
 	Reload *supervisor.ReloadResult `json:"reload,omitempty"`
 	Status *supervisor.Status       `json:"status,omitempty"`
+	// Logs are the kept output lines a logs request asked for, oldest first.
+	Logs []supervisor.OutputLine `json:"logs,omitempty"`
+	// Line is one line followed (Request.Follow).
+	Line *supervisor.OutputLine `json:"line,omitempty"`
 }

@@ -93,6 +93,16 @@ func (o *output) copyFrom(r *os.File, to sink) {
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if len(chunk) > 0 {
+			// Kept before it is written: whoever sees a line in hupd's
+			// output finds it in hupd logs.
+			if len(partial) < maxKeptLine {
+				partial = append(partial, chunk[:min(len(chunk), maxKeptLine-len(partial))]...)
+			}
+			ends := chunk[len(chunk)-1] == '\n'
+			if ends {
+				o.keep(to.stream, escapeText(trimNewline(partial)))
+				partial = partial[:0]
+			}
 			if to.rec != nil {
 				o.record(to, trimNewline(chunk))
 			} else {
@@ -101,14 +111,7 @@ func (o *output) copyFrom(r *os.File, to sink) {
 				}
 				to.w.Write(chunk)
 			}
-			atStart = chunk[len(chunk)-1] == '\n'
-			if len(partial) < maxKeptLine {
-				partial = append(partial, chunk[:min(len(chunk), maxKeptLine-len(partial))]...)
-			}
-			if atStart {
-				o.keep(to.stream, escapeText(trimNewline(partial)))
-				partial = partial[:0]
-			}
+			atStart = ends
 		}
 		if err == bufio.ErrBufferFull {
 			continue

@@ -9,7 +9,6 @@ import (
 	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/internal/run"
 	"github.com/hupd/hupd/socketact"
-	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
 )
 
@@ -44,25 +43,15 @@ func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 }
 
 // newLogHandler is the handler of every record hupd writes to w: its own,
-// and its children's output lines in JSON. Each record names the service
-// (logIdentity).
+// and its children's output lines in JSON. run.Run adds the service's
+// name to it (every record carries it).
 func newLogHandler(r *config.Resolved, w io.Writer, level slog.Leveler) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
 	if r.LogFormat == config.FormatJSON {
 		opts.ReplaceAttr = durationString
-		h = slog.NewJSONHandler(w, opts)
-	} else {
-		h = slog.NewTextHandler(w, opts)
+		return slog.NewJSONHandler(w, opts)
 	}
-	return h.WithAttrs(logIdentity(r))
-}
-
-// logIdentity is the one place that says which service a record is about:
-// every record hupd writes carries these attributes (the program's name
-// and instance join them when hupd runs several).
-func logIdentity(r *config.Resolved) []slog.Attr {
-	return []slog.Attr{slog.String(supervisor.KeyName, r.Options.Name)}
+	return slog.NewTextHandler(w, opts)
 }
 
 // durationString writes durations as Go duration strings ("1.5s"), as

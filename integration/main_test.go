@@ -138,6 +138,10 @@ func (e Event) Int(k string) int { f, _ := e[k].(float64); return int(f) }
 // Str returns a string field.
 func (e Event) Str(k string) string { s, _ := e[k].(string); return s }
 
+// Dur returns a duration field (JSON logs write Go duration strings); 0 if
+// it is missing or not one.
+func (e Event) Dur(k string) time.Duration { d, _ := time.ParseDuration(e.Str(k)); return d }
+
 // Hupd is a running hupd under test.
 type Hupd struct {
 	t    *testing.T

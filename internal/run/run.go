@@ -7,6 +7,7 @@ package run
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -74,6 +75,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	opts := r.Options
 	explicit := opts.Control != ""
 	defaults(&opts)
+	log = slog.New(log.Handler().WithAttrs(identity(opts)))
+	if rec := opts.OutputRecords; rec != nil {
+		opts.OutputRecords = func(w io.Writer) slog.Handler { return rec(w).WithAttrs(identity(opts)) }
+	}
 	// The runtime directory first: a second hupd of the same name fails
 	// here, before it opens anything.
 	rt, err := runtimeDir(up, opts, explicit, log)
@@ -339,6 +344,14 @@ func setupContainment(mode contain.Mode, name string, log *slog.Logger) *contain
 		log.Info(logev.ContainmentGroups, supervisor.KeyReason, cg.Reason())
 	}
 	return cg
+}
+
+// identity is the one place that says which service a record is about:
+// every record hupd writes carries these attributes, its own and (JSON
+// logs) its children's output lines; the program's name and instance join
+// them when hupd runs several.
+func identity(o supervisor.Options) []slog.Attr {
+	return []slog.Attr{slog.String(supervisor.KeyName, o.Name)}
 }
 
 // defaults fills the name and control socket path the way hupd run does.

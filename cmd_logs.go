@@ -40,7 +40,7 @@ func logsCommand(stdout io.Writer) *cli.Command {
 				return err
 			}
 			req := control.Request{Cmd: control.CmdLogs, Gen: c.Int("gen"), Lines: c.Int("lines"), Follow: c.Bool("follow")}
-			show := lineShower(stdout, c.Bool("json"))
+			show := lineShower(stdout, c.Bool("json"), writesToTerminal(stdout))
 			if !req.Follow {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -72,14 +72,13 @@ func logsCommand(stdout io.Writer) *cli.Command {
 }
 
 // lineShower prints output lines to w: as JSON objects, or as text, one
-// line each ("TIME gen N pid P STREAM: LINE"), escaped on a terminal
-// (printable): the lines are what a child wrote.
-func lineShower(w io.Writer, asJSON bool) func(supervisor.OutputLine) {
+// line each ("TIME gen N pid P STREAM: LINE"), escaped (printable) when
+// escape is set, as for a terminal: the lines are what a child wrote.
+func lineShower(w io.Writer, asJSON, escape bool) func(supervisor.OutputLine) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		return func(l supervisor.OutputLine) { enc.Encode(l) }
 	}
-	escape := writesToTerminal(w)
 	return func(l supervisor.OutputLine) {
 		text := l.Text
 		if escape {

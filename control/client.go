@@ -121,8 +121,10 @@ func Follow(ctx context.Context, path string, req Request, fn func(Reply) error)
 		}
 		return fmt.Errorf("control socket %s: %w", path, err)
 	}
-	br := bufio.NewReader(c) // a trusted server: its lines are bounded (maxKeptLine)
+	lr := &io.LimitedReader{R: c}
+	br := bufio.NewReader(lr)
 	for first := true; ; first = false {
+		lr.N = maxReplyLine // each line is bounded, not the stream
 		b, err := br.ReadBytes('\n')
 		if err != nil {
 			if ctx.Err() != nil {

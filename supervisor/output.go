@@ -90,8 +90,16 @@ func (o *output) copyFrom(r *os.File, to sink) {
 	br := bufio.NewReaderSize(r, 4<<10)
 	atStart := true
 	var partial []byte // of a line longer than the buffer, capped
+	// read is when the data in br was read: a line already buffered
+	// arrived with the read that brought it (one clock read per read from
+	// the pipe, not one per line: the clock costs more than the rest).
+	var read time.Time
 	for {
+		buffered := br.Buffered()
 		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > buffered || read.IsZero() {
+			read = time.Now()
+		}
 		if len(chunk) > 0 {
 			// Kept before it is written: whoever sees a line in hupd's
 			// output finds it in hupd logs.
@@ -100,7 +108,7 @@ func (o *output) copyFrom(r *os.File, to sink) {
 			}
 			ends := chunk[len(chunk)-1] == '\n'
 			if ends {
-				o.keep(to.stream, escapeText(trimNewline(partial)))
+				o.keepAt(read, to.stream, string(trimNewline(partial)))
 				partial = partial[:0]
 			}
 			if to.rec != nil {
@@ -118,7 +126,7 @@ func (o *output) copyFrom(r *os.File, to sink) {
 		}
 		if err != nil {
 			if len(partial) > 0 {
-				o.keep(to.stream, escapeText(partial))
+				o.keepAt(read, to.stream, string(partial))
 			}
 			return
 		}
@@ -162,9 +170,14 @@ func trimNewline(b []byte) []byte {
 	return b
 }
 
-// keep adds a line to the ring and hands it to whoever follows.
-func (o *output) keep(stream, text string) {
-	l := OutputLine{Time: time.Now(), Gen: o.gen, PID: o.pid, Stream: stream, Text: text}
+// keep adds a line written now to the ring and hands it to whoever
+// follows.
+func (o *output) keep(stream, text string) { o.keepAt(time.Now(), stream, text) }
+
+// keepAt adds a line written at t. The ring holds the text as it was
+// written: it is escaped (escapeText) where it leaves hupd as JSON.
+func (o *output) keepAt(t time.Time, stream, text string) {
+	l := OutputLine{Time: t, Gen: o.gen, PID: o.pid, Stream: stream, Text: text}
 	if o.book != nil {
 		o.book.mu.Lock()
 		defer o.book.mu.Unlock()
@@ -294,6 +307,10 @@ func (b *logbook) add(o *output) {
 
 // publish hands l to the followers; b.mu is held.
 func (b *logbook) publish(l OutputLine) {
+	if len(b.subs) == 0 {
+		return
+	}
+	l.Text = escapeText([]byte(l.Text))
 	for f := range b.subs {
 		if f.gen != 0 && f.gen != l.Gen {
 			continue
@@ -321,6 +338,9 @@ func (b *logbook) lines(gen, n int, f *follower) []OutputLine {
 	sort.SliceStable(ls, func(i, j int) bool { return ls[i].Time.Before(ls[j].Time) })
 	if n > 0 && len(ls) > n {
 		ls = ls[len(ls)-n:]
+	}
+	for i := range ls {
+		ls[i].Text = escapeText([]byte(ls[i].Text))
 	}
 	if f != nil {
 		if b.subs == nil {

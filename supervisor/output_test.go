@@ -58,6 +58,8 @@ func TestOutputRingKeepsLastLines(t *testing.T) {
 
 func TestOutputRecordsAreJSON(t *testing.T) {
 	o := &output{gen: 2, pid: 7}
+	s := &Supervisor{}
+	s.book.add(o)
 	var out bytes.Buffer
 	rec := slog.New(slog.NewJSONHandler(&out, nil))
 	long := strings.Repeat("x", 5000)
@@ -78,9 +80,12 @@ func TestOutputRecordsAreJSON(t *testing.T) {
 	if len(texts) < 3 || texts[0] != "hello" || texts[1] != `bad \xff\xfe byte` || strings.Join(texts[2:], "") != long {
 		t.Fatalf("records carry %q", texts)
 	}
-	kept := o.kept()
+	kept := s.Logs(0, 0)
 	if len(kept) != 3 || kept[1].Text != `bad \xff\xfe byte` || len(kept[2].Text) != maxKeptLine {
 		t.Fatalf("kept %+v: want 3 lines, escaped, the long one capped", kept)
+	}
+	if raw := o.tail(); raw[1] != "bad \xff\xfe byte" {
+		t.Fatalf("tail %q: want the lines as written", raw)
 	}
 }
 

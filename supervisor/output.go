@@ -67,9 +67,36 @@ type output struct {
 	book     *logbook // nil: lines are kept but nobody follows them
 
 	mu    sync.Mutex // the ring; taken after book.mu
-	lines []OutputLine
+	lines []keptLine
 	next  int
 	full  bool
+}
+
+// keptLine is a line in the ring: small, with one pointer (the ring is
+// written for every line a child writes; its generation and PID are the
+// output's).
+type keptLine struct {
+	at     int64 // Unix nanoseconds
+	text   string
+	stream uint8 // an index in streams
+}
+
+// streams are the kept lines' streams: "" for a line handed over by an
+// upgrade.
+var streams = [...]string{"", StreamStdout, StreamStderr}
+
+func streamIndex(stream string) uint8 {
+	switch stream {
+	case StreamStdout:
+		return 1
+	case StreamStderr:
+		return 2
+	}
+	return 0
+}
+
+func (o *output) line(k keptLine) OutputLine {
+	return OutputLine{Time: time.Unix(0, k.at), Gen: o.gen, PID: o.pid, Stream: streams[k.stream], Text: k.text}
 }
 
 // sink is where one stream's lines go.
@@ -177,23 +204,23 @@ func (o *output) keep(stream, text string) { o.keepAt(time.Now(), stream, text) 
 // keepAt adds a line written at t. The ring holds the text as it was
 // written: it is escaped (escapeText) where it leaves hupd as JSON.
 func (o *output) keepAt(t time.Time, stream, text string) {
-	l := OutputLine{Time: t, Gen: o.gen, PID: o.pid, Stream: stream, Text: text}
+	k := keptLine{at: t.UnixNano(), text: text, stream: streamIndex(stream)}
 	if o.book != nil {
 		o.book.mu.Lock()
 		defer o.book.mu.Unlock()
 	}
 	o.mu.Lock()
 	if o.lines == nil {
-		o.lines = make([]OutputLine, keptLines)
+		o.lines = make([]keptLine, keptLines)
 	}
-	o.lines[o.next] = l
+	o.lines[o.next] = k
 	o.next = (o.next + 1) % keptLines
 	if o.next == 0 {
 		o.full = true
 	}
 	o.mu.Unlock()
 	if o.book != nil {
-		o.book.publish(l)
+		o.book.publish(o, k)
 	}
 }
 
@@ -236,10 +263,15 @@ func (o *output) settle(d time.Duration) {
 func (o *output) kept() []OutputLine {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.full {
-		return append([]OutputLine(nil), o.lines[:o.next]...)
+	ring := o.lines[:o.next]
+	if o.full {
+		ring = append(o.lines[o.next:len(o.lines):len(o.lines)], ring...)
 	}
-	return append(append([]OutputLine(nil), o.lines[o.next:]...), o.lines[:o.next]...)
+	out := make([]OutputLine, len(ring))
+	for i, k := range ring {
+		out[i] = o.line(k)
+	}
+	return out
 }
 
 // tail returns the text of the last tailLines kept lines, oldest first.
@@ -305,11 +337,12 @@ func (b *logbook) add(o *output) {
 	}
 }
 
-// publish hands l to the followers; b.mu is held.
-func (b *logbook) publish(l OutputLine) {
+// publish hands o's line k to the followers; b.mu is held.
+func (b *logbook) publish(o *output, k keptLine) {
 	if len(b.subs) == 0 {
 		return
 	}
+	l := o.line(k)
 	l.Text = escapeText([]byte(l.Text))
 	for f := range b.subs {
 		if f.gen != 0 && f.gen != l.Gen {

@@ -61,7 +61,7 @@ func TestDidYouMean(t *testing.T) {
 		{[]string{"rnu"}, `unknown command "rnu": did you mean "run"?`},
 		{[]string{"stauts", "--json"}, `unknown command "stauts": did you mean "status"?`},
 		{[]string{"relaod"}, `unknown command "relaod": did you mean "reload"?`},
-		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, status, upgrade, plan, version, demo, completion`},
+		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, status, logs, upgrade, plan, version, demo, completion`},
 		{[]string{"--verison"}, `flag provided but not defined: -verison: did you mean --version?`},
 		{[]string{"run", "--lisen", "tcp://:0"}, `flag provided but not defined: -lisen: did you mean --listen?`},
 		{[]string{"check", "--ready-timout", "1s"}, `flag provided but not defined: -ready-timout: did you mean --ready-timeout?`},

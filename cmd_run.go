@@ -47,11 +47,28 @@ func runCommand(stderr io.Writer) *cli.Command {
 func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(r.LogLevel)
+	return slog.New(newLogHandler(r, w, level)), level
+}
+
+// newLogHandler is the handler of every record hupd writes to w: its own,
+// and its children's output lines in JSON. run.Run adds the service's
+// name to it (every record carries it).
+func newLogHandler(r *config.Resolved, w io.Writer, level slog.Leveler) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
 	if r.LogFormat == config.FormatJSON {
-		return slog.New(slog.NewJSONHandler(w, opts)), level
+		opts.ReplaceAttr = durationString
+		return slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), level
+	return slog.NewTextHandler(w, opts)
+}
+
+// durationString writes durations as Go duration strings ("1.5s"), as
+// status --json and hupd.toml do, instead of slog's JSON nanoseconds.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // runResolved runs r; load, when not nil, reads the configuration again
@@ -59,6 +76,10 @@ func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), parse func([]byte) (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
+	if r.LogFormat == config.FormatJSON {
+		// Every line hupd writes is JSON: its children's too.
+		r.Options.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(r, w, level) }
+	}
 	setup := run.Setup{Log: log, Level: level, Load: load, Parse: parse, OnListen: onListen, Version: buildVersion()}
 	if mainthread.Serving() {
 		// main runs the app inside mainthread.Serve: children are forked

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hupd/hupd/supervisor"
 )
@@ -40,5 +41,29 @@ func TestStatusShowsFailedStarts(t *testing.T) {
 	printStatus(&b, &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, StartLimit: "5/10s"})
 	if strings.Contains(b.String(), "failed starts") {
 		t.Errorf("failed starts shown when there are none: %q", b.String())
+	}
+}
+
+// TestLogsTextGolden: hupd logs' text lines, a child's control characters
+// escaped when the output is a terminal and as written otherwise.
+func TestLogsTextGolden(t *testing.T) {
+	at := time.Date(2026, 12, 7, 3, 31, 32, 512e6, time.UTC)
+	lines := []supervisor.OutputLine{
+		{Time: at, Gen: 2, PID: 4242, Stream: supervisor.StreamStdout, Text: "listening on fd 3"},
+		{Time: at.Add(time.Millisecond), Gen: 2, PID: 4242, Stream: supervisor.StreamStderr, Text: "OSError: [Errno 98] Address already in use"},
+		{Time: at.Add(2 * time.Millisecond), Gen: 3, PID: 4250, Stream: supervisor.StreamStderr, Text: "evil \x1b]0;owned\x07 \\xff"},
+		{Time: at.Add(3 * time.Millisecond), Gen: 1, PID: 4200, Text: "handed over by an upgrade"},
+	}
+	var b bytes.Buffer
+	show := lineShower(&b, false, true)
+	for _, l := range lines {
+		show(l)
+	}
+	golden(t, "logs.golden", b.String())
+	b.Reset()
+	show = lineShower(&b, false, false)
+	show(lines[2])
+	if !strings.Contains(b.String(), "\x1b") {
+		t.Errorf("not a terminal: the line as written, got %q", b.String())
 	}
 }

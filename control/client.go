@@ -48,28 +48,11 @@ func exchange(ctx context.Context, path string, req Request, on func(Progress)) 
 	if err != nil {
 		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", path)
+	c, err := dial(ctx, path)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return Reply{}, &notRunningError{path: path, err: err}
-		}
-		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
+		return Reply{}, err
 	}
 	defer c.Close()
-	// Believe only a server of our own user or root: anyone who could
-	// put a socket at path (a directory of theirs) could answer.
-	cred, err := peerCred(c.(*net.UnixConn))
-	if err != nil {
-		return Reply{}, fmt.Errorf("control socket %s: %w", path, err)
-	}
-	if !allowedUID(cred.Uid) {
-		return Reply{}, &untrustedError{fmt.Sprintf("control socket %s is served by uid %d (pid %d), not by root or uid %d: not a hupd of yours",
-			path, cred.Uid, cred.Pid, os.Geteuid())}
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
@@ -110,6 +93,88 @@ func (e *notRunningError) Error() string {
 	return fmt.Sprintf("hupd not running? no control socket at %s: %v", e.path, e.err)
 }
 func (e *notRunningError) Unwrap() []error { return []error{ErrNotRunning, e.err} }
+
+// dial connects to the control socket at path and checks who serves it;
+// the connection's deadline is ctx's. Its errors are Call's.
+func dial(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, &notRunningError{path: path, err: err}
+		}
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	// Believe only a server of our own user or root: anyone who could
+	// put a socket at path (a directory of theirs) could answer.
+	cred, err := peerCred(c.(*net.UnixConn))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if !allowedUID(cred.Uid) {
+		c.Close()
+		return nil, &untrustedError{fmt.Sprintf("control socket %s is served by uid %d (pid %d), not by root or uid %d: not a hupd of yours",
+			path, cred.Uid, cred.Pid, os.Geteuid())}
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	return c, nil
+}
+
+// Follow sends req (a logs request with Follow) to the control socket at
+// path and calls fn with each reply, the first one and then one per line,
+// until fn returns an error (returned), ctx ends (nil) or the server hangs
+// up (an error: "connection closed"). A first reply that is not OK is
+// returned as an error. Errors are otherwise Call's.
+func Follow(ctx context.Context, path string, req Request, fn func(Reply) error) error {
+	if req.V == 0 {
+		req.V = ProtocolVersion
+	}
+	line, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	c, err := dial(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if _, err := c.Write(append(line, '\n')); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	lr := &io.LimitedReader{R: c}
+	br := bufio.NewReader(lr)
+	for first := true; ; first = false {
+		lr.N = maxReplyLine // each line is bounded, not the stream
+		b, err := br.ReadBytes('\n')
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == io.EOF {
+				return fmt.Errorf("control socket %s: connection closed", path)
+			}
+			return fmt.Errorf("control socket %s: %w", path, err)
+		}
+		var rep Reply
+		if err := json.Unmarshal(b, &rep); err != nil {
+			return fmt.Errorf("control socket %s: malformed reply: %w", path, err)
+		}
+		if first && !rep.OK {
+			return errors.New(rep.Error)
+		}
+		if err := fn(rep); err != nil {
+			return err
+		}
+	}
+}
 
 // ErrUntrusted is wrapped by Call's error when the control socket is served
 // by another user than the caller's or root; such an error is also

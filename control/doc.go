@@ -1,6 +1,6 @@
 // Package control is hupd's control plane: the server that listens on a
-// running hupd's control socket, the client (Call, CallProgress) that hupd
-// reload, hupd status, hupd upgrade and hupd plan use, and the protocol
+// running hupd's control socket, the clients (Call, CallProgress, Follow)
+// that hupd reload, status, upgrade, plan and logs use, and the protocol
 // between them. It does not reload or report anything itself: a Handler
 // does (hupd's wiring, internal/run, implements it with the supervisor), so
 // a request flows control → run → supervisor. The supervisor does not know this package
@@ -18,6 +18,11 @@
 // a request without it never does. Only an ended connection goes without its reply: a
 // successful upgrade replaces hupd's image (the client sees the connection
 // close and asks the new one), and Close may close a connection first.
+// One request is answered with a stream instead: a logs request with
+// Follow gets the kept lines, then one reply per output line (Reply.Line)
+// until the client hangs up or stops reading (the connection is then
+// closed; Follow is its client); the handler answers it only if it is a
+// LogSource.
 // The reports in a reply are the supervisor's own types (supervisor.Status,
 // supervisor.ReloadResult), encoded as they are; TestWireFormat pins the
 // bytes.

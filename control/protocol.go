@@ -19,6 +19,11 @@ import (
 //	← {"v":1,"progress":{"gen":2,"pid":42,"ready":"notify","elapsed":"1.2s","timeout":"1m0s"}}
 //	← … (one progress line every ProgressEvery until the reply)
 //	← {"v":1,"ok":true,"reload":{…}}
+//	→ {"v":1,"cmd":"logs","gen":2,"lines":10}
+//	← {"v":1,"ok":true,"logs":[{"time":…,"gen":2,"pid":…,"stream":"stderr","line":"…"},…]}
+//	→ {"v":1,"cmd":"logs","follow":true}
+//	← {"v":1,"ok":true,"logs":[…]}         the lines kept, then one line per line written
+//	← {"v":1,"ok":true,"line":{…}}         until the client hangs up
 //	→ anything malformed
 //	← {"v":1,"ok":false,"error":"…"}
 const ProtocolVersion = 1
@@ -39,6 +44,7 @@ const (
 	CmdPing    = "ping"
 	CmdUpgrade = "upgrade"
 	CmdPlan    = "plan"
+	CmdLogs    = "logs"
 )
 
 // Request is one control request.
@@ -58,6 +64,16 @@ type Request struct {
 	// it with its own flags, as if its hupd.toml held it: it never reads a
 	// file the client names.
 	Config *string `json:"config,omitempty"`
+	// Gen picks the generation whose output a logs request shows; 0 is
+	// every generation hupd keeps lines of.
+	Gen int `json:"gen,omitempty"`
+	// Lines is how many of the last kept lines a logs request shows; 0 is
+	// all of them.
+	Lines int `json:"lines,omitempty"`
+	// Follow makes a logs request go on: after the kept lines, each line
+	// written from then on comes in a reply of its own (Reply.Line) until
+	// the client hangs up.
+	Follow bool `json:"follow,omitempty"`
 }
 
 // Reply is the answer to one Request. Its reports are the supervisor's
@@ -74,6 +90,10 @@ type Reply struct {
 	// Progress is set, alone (no "ok"), in the lines a reload request with
 	// Progress gets before its reply.
 	Progress *Progress `json:"progress,omitempty"`
+	// Logs are the kept output lines a logs request asked for, oldest first.
+	Logs []supervisor.OutputLine `json:"logs,omitempty"`
+	// Line is one line followed (Request.Follow).
+	Line *supervisor.OutputLine `json:"line,omitempty"`
 }
 
 // ProgressEvery is how often a reload request with Progress gets a

@@ -60,6 +60,18 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// LogSource is implemented by a Handler that answers logs requests (see
+// supervisor.Supervisor.Logs and FollowLogs); others refuse them.
+type LogSource interface {
+	// Logs returns the last n kept output lines (n 0: all) of generation
+	// gen (0: of every kept generation), oldest first.
+	Logs(gen, n int) []supervisor.OutputLine
+	// FollowLogs is Logs, then each line kept from then on on lines, until
+	// stop is called; stop returns how many lines were dropped because
+	// the reader lagged.
+	FollowLogs(gen, n int) (kept []supervisor.OutputLine, lines <-chan supervisor.OutputLine, stop func() (dropped int))
+}
+
 // Server serves the control protocol on a unix socket.
 type Server struct {
 	path      string
@@ -342,6 +354,10 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		if len(line) == 0 {
 			return // end of stream, or the connection broke
 		}
+		if req, _, perr := parseRequest(line); perr == nil && req.Cmd == CmdLogs && req.Follow {
+			s.followLogs(c, br, req)
+			return // the client hung up, or hupd closes
+		}
 		rep := s.handle(c, br, line)
 		if writeReply(c, rep) != nil || err != nil {
 			return
@@ -408,6 +424,12 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	case CmdStatus:
 		st := s.h.Status()
 		return Reply{V: ProtocolVersion, OK: true, Status: &st}
+	case CmdLogs:
+		src, ok := s.h.(LogSource)
+		if !ok {
+			return errReply(errNoLogs)
+		}
+		return Reply{V: ProtocolVersion, OK: true, Logs: src.Logs(req.Gen, req.Lines)}
 	case CmdUpgrade:
 		// On success the exec closes this connection: the client sees
 		// EOF and asks the new image for its status.
@@ -467,6 +489,46 @@ func (s *Server) reloadWithProgress(ctx context.Context, c net.Conn) supervisor.
 	}
 }
 
+var errNoLogs = errors.New("control: this hupd keeps no output lines")
+
+// followWriteTimeout bounds each write to a client following the logs: one
+// that stops reading is hung up on (lines it misses meanwhile are dropped
+// by the supervisor, not queued).
+const followWriteTimeout = 10 * time.Second
+
+// followLogs answers a logs request with Follow: the kept lines, then one
+// reply per line until the client hangs up or the server closes.
+func (s *Server) followLogs(c *net.UnixConn, br *bufio.Reader, req Request) {
+	src, ok := s.h.(LogSource)
+	if !ok {
+		writeReply(c, errReply(errNoLogs))
+		return
+	}
+	kept, lines, stop := src.FollowLogs(req.Gen, req.Lines)
+	defer stop()
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	stopWatch := s.watchHangup(c, br, cancel)
+	defer stopWatch()
+	write := func(rep Reply) bool {
+		c.SetWriteDeadline(time.Now().Add(followWriteTimeout))
+		return writeReply(c, rep) == nil
+	}
+	if !write(Reply{V: ProtocolVersion, OK: true, Logs: kept}) {
+		return
+	}
+	for {
+		select {
+		case l := <-lines:
+			if !write(Reply{V: ProtocolVersion, OK: true, Line: &l}) {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // progressOf is what a reload waiting for waited since the request tells
 // from st: the newest generation, while it is starting.
 func progressOf(st supervisor.Status, waited time.Duration) Progress {
@@ -490,9 +552,13 @@ func parseRequest(line []byte) (req Request, timeout time.Duration, err error) {
 	case req.V != ProtocolVersion:
 		return req, 0, fmt.Errorf("unsupported protocol version %d: this hupd speaks version %d", req.V, ProtocolVersion)
 	}
-	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade, CmdPlan}, ", ")
+	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade, CmdPlan, CmdLogs}, ", ")
 	switch req.Cmd {
 	case CmdPing, CmdStatus, CmdUpgrade, CmdPlan:
+	case CmdLogs:
+		if req.Gen < 0 || req.Lines < 0 {
+			return req, 0, fmt.Errorf("invalid logs request: gen %d, lines %d: both must be 0 or more", req.Gen, req.Lines)
+		}
 	case CmdReload:
 		if req.Timeout != "" {
 			timeout, err = time.ParseDuration(req.Timeout)

@@ -409,7 +409,7 @@ func TestSystemdFDStoreKill9(t *testing.T) {
 	}
 	child2 := h2.ChildPID(1)
 	for _, name := range []string{"web", "unknown"} {
-		ev := h2.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == name })
+		ev := h2.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("socket") == name })
 		if want := map[string]string{"web": web, "unknown": anon}[name]; HostPort(ev.Str("address")) != want || ev["inherited"] != true {
 			t.Errorf("restarted hupd: %v, want %s on %s inherited", ev, name, want)
 		}
@@ -571,7 +571,7 @@ func TestSystemdFDStoreStale(t *testing.T) {
 	if un, ok := sa.(*unix.SockaddrUnix); err != nil || !ok || un.Name != sock {
 		t.Errorf("the store holds %#v (%v) as web, want the unix socket %s", sa, err, sock)
 	}
-	ev := h2.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == "web" })
+	ev := h2.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("socket") == "web" })
 	if ev.Str("address") != "unix://"+sock || ev["inherited"] != false {
 		t.Errorf("restarted hupd: %v, want web on unix://%s, bound by hupd", ev, sock)
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/internal/logev"
+	"github.com/hupd/hupd/supervisor"
 )
 
 // envChild selects a child mode when the test binary runs as a child.
@@ -137,6 +138,10 @@ func (e Event) Int(k string) int { f, _ := e[k].(float64); return int(f) }
 // Str returns a string field.
 func (e Event) Str(k string) string { s, _ := e[k].(string); return s }
 
+// Dur returns a duration field (JSON logs write Go duration strings); 0 if
+// it is missing or not one.
+func (e Event) Dur(k string) time.Duration { d, _ := time.ParseDuration(e.Str(k)); return d }
+
 // Hupd is a running hupd under test.
 type Hupd struct {
 	t    *testing.T
@@ -147,7 +152,8 @@ type Hupd struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	events []Event
-	stderr bytes.Buffer // lines that are not JSON (child output, errors)
+	stderr bytes.Buffer // lines that are not JSON (child output, errors), and the text of child output records
+	raw    []string     // lines that are not JSON
 	syncs  int          // log barriers made (Sync)
 
 	Stdout *lineReader
@@ -210,9 +216,16 @@ func StartHupdCmd(t *testing.T, cmd *exec.Cmd) *Hupd {
 			h.mu.Lock()
 			if json.Unmarshal(line, &e) == nil && e["msg"] != nil {
 				h.events = append(h.events, e)
+				if e.Msg() == logev.ChildOutput {
+					// With JSON logs, the child's output comes as records:
+					// its text is what it wrote, as in text logs.
+					h.stderr.WriteString(e.Str(supervisor.KeyOutput))
+					h.stderr.WriteByte('\n')
+				}
 			} else {
 				h.stderr.Write(line)
 				h.stderr.WriteByte('\n')
+				h.raw = append(h.raw, string(line))
 			}
 			h.cond.Broadcast()
 			h.mu.Unlock()
@@ -404,7 +417,7 @@ func (h *Hupd) exited() bool {
 // Listening returns the bound address (URL) of the socket named name.
 func (h *Hupd) Listening(name string) string {
 	h.t.Helper()
-	return h.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("name") == name }).Str("address")
+	return h.WaitEvent(logev.Listening, 1, func(e Event) bool { return e.Str("socket") == name }).Str("address")
 }
 
 // HostPort strips the scheme from a tcp/udp URL.
@@ -456,6 +469,23 @@ func (h *Hupd) Stop() int {
 type lineReader struct {
 	lines chan string
 	done  chan struct{}
+
+	mu  sync.Mutex
+	raw []string // lines that are not JSON records
+}
+
+// RawLines returns the lines read so far that were not JSON records.
+func (lr *lineReader) RawLines() []string {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return slices.Clone(lr.raw)
+}
+
+// RawStderr returns the lines of hupd's stderr so far that were not JSON.
+func (h *Hupd) RawStderr() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.raw)
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -466,6 +496,22 @@ func newLineReader(r io.Reader) *lineReader {
 		sc := bufio.NewScanner(r)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
+			// A child's output line in JSON logs is a record: its text
+			// is what the child wrote, as in text logs.
+			var rec struct {
+				Msg    string  `json:"msg"`
+				Output *string `json:"output"`
+			}
+			err := json.Unmarshal(sc.Bytes(), &rec)
+			if err == nil && rec.Msg == logev.ChildOutput && rec.Output != nil {
+				lr.lines <- *rec.Output
+				continue
+			}
+			if err != nil {
+				lr.mu.Lock()
+				lr.raw = append(lr.raw, sc.Text())
+				lr.mu.Unlock()
+			}
 			lr.lines <- sc.Text()
 		}
 	}()

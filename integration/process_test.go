@@ -711,7 +711,7 @@ func TestProcessCrashBackoff(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := h.WaitEvent(logev.RestartingChild, gen, nil)
-		if e.Int("gen") != gen+1 || time.Duration(e.Int("delay")) != want || e.Int("attempt") != gen {
+		if e.Int("gen") != gen+1 || e.Dur("delay") != want || e.Int("attempt") != gen {
 			t.Fatalf("crash %d: %v, want gen %d delay %s attempt %d", gen, e, gen+1, want, gen)
 		}
 	}
@@ -724,7 +724,7 @@ func TestProcessCrashBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := h.WaitEvent(logev.RestartingChild, 6, nil)
-	if e.Int("gen") != 7 || time.Duration(e.Int("delay")) != 50*ms || e.Int("attempt") != 1 {
+	if e.Int("gen") != 7 || e.Dur("delay") != 50*ms || e.Int("attempt") != 1 {
 		t.Fatalf("crash after a long run: %v, want gen 7 delay 50ms attempt 1", e)
 	}
 	h.ChildPID(7)

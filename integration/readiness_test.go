@@ -510,8 +510,8 @@ func TestReadyNotify(t *testing.T) {
 	rdExpectReady(t, h, 1, "READY=1")
 	r := rdReloadOK(t, h, supervisor.StrategySwap)
 	rdExpectSwap(t, h, r)
-	if e := rdExpectReady(t, h, 2, "READY=1"); time.Duration(e.Int("after")) != time.Duration(r.ReadyAfter).Round(time.Microsecond) {
-		t.Errorf("ready_after %s, hupd logged gen 2 ready after %s", time.Duration(r.ReadyAfter), time.Duration(e.Int("after")))
+	if e := rdExpectReady(t, h, 2, "READY=1"); e.Dur("after") != time.Duration(r.ReadyAfter).Round(time.Microsecond) {
+		t.Errorf("ready_after %s, hupd logged gen 2 ready after %s", time.Duration(r.ReadyAfter), e.Dur("after"))
 	}
 	// Until the old generation has closed its listener it may still accept
 	// a new connection, rightly: wait until it is gone (its STOPPING=1 may
@@ -618,7 +618,7 @@ func TestReadyAuto(t *testing.T) {
 				reload = rdReloadAsync(h)
 			}
 			e := h.WaitEvent(logev.ReadyByAlive, gen, nil)
-			if e.Int("gen") != gen || time.Duration(e.Int("after")) != supervisor.DefaultAutoDelay {
+			if e.Int("gen") != gen || e.Dur("after") != supervisor.DefaultAutoDelay {
 				t.Fatalf("%v: want gen %d after %s", e, gen, supervisor.DefaultAutoDelay)
 			}
 			rdExpectReady(t, h, gen, "alive after 2s")
@@ -721,12 +721,12 @@ func TestNotifyExtendTimeout(t *testing.T) {
 		}
 		c := ctl.accept(t)
 		e := h.WaitEvent(logev.ReadyTimeoutExtended, 1, func(e Event) bool { return e.Int("gen") == gen })
-		if time.Duration(e.Int("timeout")) != 5*time.Second {
+		if e.Dur("timeout") != 5*time.Second {
 			t.Fatalf("%v: want the timeout extended by 5s", e)
 		}
 		c.do("ready-after 2500ms", "ok")
-		if e := rdExpectReady(t, h, gen, "READY=1"); time.Duration(e.Int("after")) <= 2*time.Second {
-			t.Fatalf("gen %d ready after %s: want it later than the 2s --ready-timeout", gen, time.Duration(e.Int("after")))
+		if e := rdExpectReady(t, h, gen, "READY=1"); e.Dur("after") <= 2*time.Second {
+			t.Fatalf("gen %d ready after %s: want it later than the 2s --ready-timeout", gen, e.Dur("after"))
 		}
 	}
 	r := rdWaitReload(t, reload)
@@ -754,7 +754,7 @@ func TestWatchdogKillsSilentChild(t *testing.T) {
 	rdNoEvent(t, h, logev.WatchdogTimeout)
 	c1.do("stop", "stopped")
 	e := h.WaitEvent(logev.WatchdogTimeout, 1, nil)
-	if e.Int("gen") != 1 || e.Int("pid") != c1.pid || time.Duration(e.Int("timeout")) != 1500*time.Millisecond {
+	if e.Int("gen") != 1 || e.Int("pid") != c1.pid || e.Dur("timeout") != 1500*time.Millisecond {
 		t.Fatalf("%v: want gen 1 pid %d, timeout 1.5s", e, c1.pid)
 	}
 	if e := h.WaitEvent(logev.ChildExited, 1, nil); e.Int("gen") != 1 || e.Str("status") != "killed by signal KILL" {

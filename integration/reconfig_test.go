@@ -183,9 +183,9 @@ func TestReconfigRemoveListener(t *testing.T) {
 		t.Fatalf("gen 2: %+v; want LISTEN_FDS=1 named http", r)
 	}
 	for _, name := range []string{"admin", "local"} {
-		w.WaitEvent(logev.SocketClosed, 1, func(e Event) bool { return e.Str("name") == name })
+		w.WaitEvent(logev.SocketClosed, 1, func(e Event) bool { return e.Str("socket") == name })
 		exited := swapEventIndex(w.Hupd, logev.ChildExited, 1, swapGen(1))
-		if i := swapEventIndex(w.Hupd, logev.SocketClosed, 1, func(e Event) bool { return e.Str("name") == name }); exited < 0 || i < exited {
+		if i := swapEventIndex(w.Hupd, logev.SocketClosed, 1, func(e Event) bool { return e.Str("socket") == name }); exited < 0 || i < exited {
 			t.Fatalf("socket %s closed at log line %d, gen 1 exited at %d: want it closed after", name, i, exited)
 		}
 	}

@@ -1185,7 +1185,7 @@ func TestSocketsSystemdSocketActivate(t *testing.T) {
 				t.Fatalf("body %q, want %q", body, want)
 			}
 			ev := h.WaitEvent(logev.Listening, 1, nil)
-			if ev.Str("name") != tc.wantName || ev.Str("address") != "tcp://"+addr || ev["inherited"] != true {
+			if ev.Str("socket") != tc.wantName || ev.Str("address") != "tcp://"+addr || ev["inherited"] != true {
 				t.Fatalf("hupd logged %v, want %s at tcp://%s inherited", ev, tc.wantName, addr)
 			}
 			if n := len(h.Events(logev.Listening)); n != 1 {

@@ -164,7 +164,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	s.publishHeld()
 	for _, re := range set.Reused {
 		if err := re.Apply(); err != nil {
-			s.log.Warn(logev.SocketOptionNotApplied, "name", re.Listener.Spec.FDName(), KeyError, err)
+			s.log.Warn(logev.SocketOptionNotApplied, KeySocket, re.Listener.Spec.FDName(), KeyError, err)
 		}
 	}
 	prev := s.hash
@@ -207,7 +207,7 @@ func (s *Supervisor) closeRetired() {
 			}
 		}
 		l.Close()
-		s.log.Info(logev.SocketClosed, "name", l.Spec.FDName(), "address", l.Bound.String())
+		s.log.Info(logev.SocketClosed, KeySocket, l.Spec.FDName(), "address", l.Bound.String())
 		return true
 	})
 }

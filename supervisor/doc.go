@@ -65,6 +65,12 @@
 // Only a restart is refused so: a failed reload never stops a generation
 // that serves.
 //
+// Output: each generation's stdout and stderr are copied by goroutines of
+// their own (output.go), raw or as log records (Options.OutputRecords),
+// and the last lines are kept in a fixed ring per generation for the
+// newest keptGens generations (Logs, FollowLogs): memory stays bounded
+// whatever the children write, and a line is kept before it is copied.
+//
 // On disk, a running hupd owns its control socket and one runtime
 // directory beside it (NAME.d, see OpenRuntime), which it holds locked for
 // its whole life: a start that takes the lock knows the previous owner is

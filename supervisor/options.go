@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"syscall"
 	"time"
@@ -102,6 +104,12 @@ type Options struct {
 	Output Output
 	// OutputPrefix prefixes each copied line with "[gen N pid P] ".
 	OutputPrefix bool
+	// OutputRecords, when set, makes each line a generation writes a log
+	// record (logev.ChildOutput with its generation, PID, stream and text)
+	// written by the handler it returns for hupd's stdout or stderr,
+	// instead of a raw copy: hupd run sets it for JSON logs, so that every
+	// line hupd writes is JSON. OutputPrefix does not apply then.
+	OutputRecords func(w io.Writer) slog.Handler
 
 	Stdin, Stdout, Stderr *os.File
 	// Shim is the binary that acts as the exec shim; "" is os.Executable.

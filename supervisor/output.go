@@ -2,69 +2,190 @@ package supervisor
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"log/slog"
 	"os"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"github.com/hupd/hupd/internal/logev"
 )
 
-// tailLines is how many output lines hupd keeps per generation.
-const tailLines = 20
+// What hupd keeps of its children's output, per generation, for a failed
+// start's explanation and for hupd logs. The bound is fixed: at most
+// keptLines lines of at most maxKeptLine bytes for each of the last
+// keptGens generations (live or exited), so at most about 400 KiB however
+// much the children write (typically a few KiB: lines are short).
+const (
+	// tailLines is how many of the last lines a failed start or reload
+	// reports (ReloadResult.Output, an upgrade's hand-over).
+	tailLines = 20
+	// keptLines is how many lines the ring of each generation holds.
+	keptLines = 100
+	// keptGens is how many generations' rings hupd keeps: the newest ones,
+	// exited ones included, so that an operator sees why a start failed.
+	keptGens = 4
+	// maxKeptLine caps each kept line.
+	maxKeptLine = 1024
+)
+
+// Output streams (OutputLine.Stream).
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+)
+
+// KeyStream is the stream a child's output line came from.
+const KeyStream = "stream"
+
+// OutputLine is one line a generation wrote, as hupd keeps it. Text has no
+// newline; bytes that are not UTF-8 are escaped as \xNN.
+type OutputLine struct {
+	Time   time.Time `json:"time"`
+	Gen    int       `json:"gen"`
+	PID    int       `json:"pid"`
+	Stream string    `json:"stream,omitempty"` // "" for lines handed over by an upgrade
+	Text   string    `json:"line"`
+}
 
 // output copies a generation's stdout or stderr to hupd's own, unchanged
-// or with a "[gen N pid P] " prefix per line, and keeps the last lines so
-// that a failed start can be explained.
+// or with a "[gen N pid P] " prefix per line, or as log records (JSON
+// logs), and keeps the last lines (a ring of keptLines) so that a failed
+// start can be explained and hupd logs can show them.
 type output struct {
 	copying sync.WaitGroup // the copiers, until their pipes close
 	// files guards closing the read ends, which the copiers do at EOF:
 	// an upgrade pins them to hand the open ones over.
 	files  sync.Mutex
 	closed map[*os.File]bool
-	mu     sync.Mutex
-	lines  []string // ring of the last tailLines lines
-	next   int
-	full   bool
+
+	gen, pid int      // set before the copiers start
+	book     *logbook // nil: lines are kept but nobody follows them
+
+	mu    sync.Mutex // the ring; taken after book.mu
+	lines []keptLine
+	next  int
+	full  bool
+}
+
+// keptLine is a line in the ring: small, with one pointer (the ring is
+// written for every line a child writes; its generation and PID are the
+// output's).
+type keptLine struct {
+	at     int64 // Unix nanoseconds
+	text   string
+	stream uint8 // an index in streams
+}
+
+// streams are the kept lines' streams: "" for a line handed over by an
+// upgrade.
+var streams = [...]string{"", StreamStdout, StreamStderr}
+
+func streamIndex(stream string) uint8 {
+	switch stream {
+	case StreamStdout:
+		return 1
+	case StreamStderr:
+		return 2
+	}
+	return 0
+}
+
+func (o *output) line(k keptLine) OutputLine {
+	return OutputLine{Time: time.Unix(0, k.at), Gen: o.gen, PID: o.pid, Stream: streams[k.stream], Text: k.text}
+}
+
+// sink is where one stream's lines go.
+type sink struct {
+	w      io.Writer    // raw lines, when rec is nil
+	prefix string       // before each raw line
+	rec    *slog.Logger // non-nil: each line becomes a record here
+	stream string
 }
 
 // copyFrom reads r until EOF (every holder of the pipe's write end has
-// exited or closed it) and writes to w. It runs in its own goroutine.
-func (o *output) copyFrom(r *os.File, w io.Writer, prefix string) {
+// exited or closed it) and writes to the sink. It runs in its own
+// goroutine. A line longer than the read buffer is copied raw as it comes,
+// and as one record per buffer's worth in JSON; it is kept capped.
+func (o *output) copyFrom(r *os.File, to sink) {
 	defer o.copying.Done()
 	defer o.closeFile(r)
 	br := bufio.NewReaderSize(r, 4<<10)
 	atStart := true
 	var partial []byte // of a line longer than the buffer, capped
+	// read is when the data in br was read: a line already buffered
+	// arrived with the read that brought it (one clock read per read from
+	// the pipe, not one per line: the clock costs more than the rest).
+	var read time.Time
 	for {
+		buffered := br.Buffered()
 		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > buffered || read.IsZero() {
+			read = time.Now()
+		}
 		if len(chunk) > 0 {
-			if atStart && prefix != "" {
-				io.WriteString(w, prefix)
-			}
-			w.Write(chunk)
-			atStart = chunk[len(chunk)-1] == '\n'
+			// Kept before it is written: whoever sees a line in hupd's
+			// output finds it in hupd logs.
 			if len(partial) < maxKeptLine {
 				partial = append(partial, chunk[:min(len(chunk), maxKeptLine-len(partial))]...)
 			}
-			if atStart {
-				o.keep(string(trimNewline(partial)))
+			ends := chunk[len(chunk)-1] == '\n'
+			if ends {
+				o.keepAt(read, to.stream, string(trimNewline(partial)))
 				partial = partial[:0]
 			}
+			if to.rec != nil {
+				o.record(to, trimNewline(chunk))
+			} else {
+				if atStart && to.prefix != "" {
+					io.WriteString(to.w, to.prefix)
+				}
+				to.w.Write(chunk)
+			}
+			atStart = ends
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
 		if err != nil {
 			if len(partial) > 0 {
-				o.keep(string(partial))
+				o.keepAt(read, to.stream, string(partial))
 			}
 			return
 		}
 	}
 }
 
-// maxKeptLine caps each kept line.
-const maxKeptLine = 1024
+// record logs one line (or a buffer's worth of a long one) as a record.
+func (o *output) record(to sink, line []byte) {
+	to.rec.LogAttrs(context.Background(), slog.LevelInfo, logev.ChildOutput,
+		slog.Int(KeyGen, o.gen), slog.Int(KeyPID, o.pid), slog.String(KeyStream, to.stream),
+		slog.String(KeyOutput, escapeText(line)))
+}
+
+// escapeText is b as a string with every byte that is not part of valid
+// UTF-8 written as \xNN (JSON would otherwise turn them all into U+FFFD).
+func escapeText(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			out = append(out, '\\', 'x', hex[b[0]>>4], hex[b[0]&0xf])
+		} else {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return string(out)
+}
 
 func trimNewline(b []byte) []byte {
 	if n := len(b); n > 0 && b[n-1] == '\n' {
@@ -76,16 +197,30 @@ func trimNewline(b []byte) []byte {
 	return b
 }
 
-func (o *output) keep(line string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.lines == nil {
-		o.lines = make([]string, tailLines)
+// keep adds a line written now to the ring and hands it to whoever
+// follows.
+func (o *output) keep(stream, text string) { o.keepAt(time.Now(), stream, text) }
+
+// keepAt adds a line written at t. The ring holds the text as it was
+// written: it is escaped (escapeText) where it leaves hupd as JSON.
+func (o *output) keepAt(t time.Time, stream, text string) {
+	k := keptLine{at: t.UnixNano(), text: text, stream: streamIndex(stream)}
+	if o.book != nil {
+		o.book.mu.Lock()
+		defer o.book.mu.Unlock()
 	}
-	o.lines[o.next] = line
-	o.next = (o.next + 1) % tailLines
+	o.mu.Lock()
+	if o.lines == nil {
+		o.lines = make([]keptLine, keptLines)
+	}
+	o.lines[o.next] = k
+	o.next = (o.next + 1) % keptLines
 	if o.next == 0 {
 		o.full = true
+	}
+	o.mu.Unlock()
+	if o.book != nil {
+		o.book.publish(o, k)
 	}
 }
 
@@ -106,10 +241,10 @@ func (o *output) pin() (open func(r *os.File) bool, release func()) {
 	return func(r *os.File) bool { return r != nil && !o.closed[r] }, o.files.Unlock
 }
 
-// copy starts copying r to w in its own goroutine.
-func (o *output) copy(r *os.File, w io.Writer, prefix string) {
+// copy starts copying r to the sink in its own goroutine.
+func (o *output) copy(r *os.File, to sink) {
 	o.copying.Add(1)
-	go o.copyFrom(r, w, prefix)
+	go o.copyFrom(r, to)
 }
 
 // settle waits, up to d, until everything the generation wrote has been
@@ -124,16 +259,151 @@ func (o *output) settle(d time.Duration) {
 	}
 }
 
-// tail returns the kept lines, oldest first.
-func (o *output) tail() []string {
+// kept returns the kept lines, oldest first.
+func (o *output) kept() []OutputLine {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if !o.full {
-		return append([]string(nil), o.lines[:o.next]...)
+	ring := o.lines[:o.next]
+	if o.full {
+		ring = append(o.lines[o.next:len(o.lines):len(o.lines)], ring...)
 	}
-	return append(append([]string(nil), o.lines[o.next:]...), o.lines[:o.next]...)
+	out := make([]OutputLine, len(ring))
+	for i, k := range ring {
+		out[i] = o.line(k)
+	}
+	return out
+}
+
+// tail returns the text of the last tailLines kept lines, oldest first.
+func (o *output) tail() []string {
+	ls := o.kept()
+	ls = ls[max(0, len(ls)-tailLines):]
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Text
+	}
+	return out
 }
 
 func genPrefix(gen, pid int) string {
 	return "[gen " + strconv.Itoa(gen) + " pid " + strconv.Itoa(pid) + "] "
+}
+
+// sinks are where generation gen's (PID pid) stdout and stderr go under
+// the options o.
+func (s *Supervisor) sinks(o *Options, gen, pid int) (stdout, stderr sink) {
+	stdout = sink{w: orStdout(o.Stdout), stream: StreamStdout}
+	stderr = sink{w: orStderr(o.Stderr), stream: StreamStderr}
+	if o.OutputRecords != nil {
+		stdout.rec = slog.New(o.OutputRecords(stdout.w))
+		stderr.rec = slog.New(o.OutputRecords(stderr.w))
+	} else if o.OutputPrefix {
+		stdout.prefix = genPrefix(gen, pid)
+		stderr.prefix = stdout.prefix
+	}
+	return stdout, stderr
+}
+
+// logbook holds the outputs of the last keptGens generations and the
+// followers of their lines (hupd logs -f). Its methods are safe anywhere.
+type logbook struct {
+	mu   sync.Mutex
+	outs []*output // by generation, oldest first
+	subs map[*follower]struct{}
+}
+
+// follower receives the lines of one generation (gen 0: of all) as they
+// are kept. A follower that does not keep up loses lines (counted in
+// dropped) rather than slow the copiers down.
+type follower struct {
+	gen     int
+	ch      chan OutputLine
+	dropped int
+}
+
+// followBuffer is how many lines a follower may lag behind.
+const followBuffer = 256
+
+// add starts keeping o's lines, forgetting the oldest generation beyond
+// keptGens.
+func (b *logbook) add(o *output) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	o.book = b
+	b.outs = append(b.outs, o)
+	if n := len(b.outs) - keptGens; n > 0 {
+		clear(b.outs[:n])
+		b.outs = b.outs[n:]
+	}
+}
+
+// publish hands o's line k to the followers; b.mu is held.
+func (b *logbook) publish(o *output, k keptLine) {
+	if len(b.subs) == 0 {
+		return
+	}
+	l := o.line(k)
+	l.Text = escapeText([]byte(l.Text))
+	for f := range b.subs {
+		if f.gen != 0 && f.gen != l.Gen {
+			continue
+		}
+		select {
+		case f.ch <- l:
+		default:
+			f.dropped++
+		}
+	}
+}
+
+// lines returns the last n kept lines (n <= 0: all) of generation gen
+// (0: of every kept generation), oldest first; with f, f follows from
+// there on, missing none and repeating none.
+func (b *logbook) lines(gen, n int, f *follower) []OutputLine {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var ls []OutputLine
+	for _, o := range b.outs {
+		if gen == 0 || o.gen == gen {
+			ls = append(ls, o.kept()...)
+		}
+	}
+	sort.SliceStable(ls, func(i, j int) bool { return ls[i].Time.Before(ls[j].Time) })
+	if n > 0 && len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	for i := range ls {
+		ls[i].Text = escapeText([]byte(ls[i].Text))
+	}
+	if f != nil {
+		if b.subs == nil {
+			b.subs = make(map[*follower]struct{})
+		}
+		b.subs[f] = struct{}{}
+	}
+	return ls
+}
+
+func (b *logbook) unfollow(f *follower) (dropped int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.subs, f)
+	return f.dropped
+}
+
+// Logs returns the last n output lines hupd keeps (n <= 0: all of them)
+// of generation gen, or of every kept generation when gen is 0, oldest
+// first. hupd keeps the last lines of the newest few generations, exited
+// ones included (see keptLines, keptGens).
+func (s *Supervisor) Logs(gen, n int) []OutputLine {
+	return s.book.lines(gen, n, nil)
+}
+
+// FollowLogs is Logs, then every line kept from then on, on lines, until
+// stop is called; stop returns how many lines were lost because the
+// receiver did not keep up. lines is never closed.
+func (s *Supervisor) FollowLogs(gen, n int) (kept []OutputLine, lines <-chan OutputLine, stop func() (dropped int)) {
+	f := &follower{gen: gen, ch: make(chan OutputLine, followBuffer)}
+	kept = s.book.lines(gen, n, f)
+	return kept, f.ch, func() int { return s.book.unfollow(f) }
 }

@@ -9,6 +9,8 @@ import (
 // Keys of the own-bind hint (logev.OwnBindHint).
 const (
 	KeyHint    = "hint"
+	KeyName    = "name"    // the service's (every record carries it)
+	KeySocket  = "socket"  // a socket's name (FDNAME)
 	KeyOutput  = "output"  // a line the program wrote
 	KeySockets = "sockets" // NAME=URL of each socket hupd holds
 )

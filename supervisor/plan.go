@@ -130,6 +130,7 @@ func (s *Supervisor) decide(u Update) (decision, error) {
 	// What hupd itself was started with stays.
 	next.Stdin, next.Stdout, next.Stderr, next.Shim, next.Self = s.opts.Stdin, s.opts.Stdout, s.opts.Stderr, s.opts.Shim, s.opts.Self
 	next.Sentinel = s.opts.Sentinel
+	next.OutputRecords = s.opts.OutputRecords // hupd's log format: fixed while it runs
 	next.Spawner, next.Thread, next.Version, next.Argv = s.opts.Spawner, s.opts.Thread, s.opts.Version, s.opts.Argv
 	d := decision{next: next, match: match, held: held, differ: spawnDiff(s.opts, s.listeners, next, ls)}
 	if d.respawn() {

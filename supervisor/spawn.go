@@ -286,14 +286,13 @@ func (s *Supervisor) spawn() (*generation, error) {
 		h(num, g.pid)
 	}
 
+	g.out.gen, g.out.pid = num, g.pid
+	s.book.add(g.out)
 	if outR != nil {
-		prefix := ""
-		if o.OutputPrefix {
-			prefix = genPrefix(num, g.pid)
-		}
 		g.outR, g.errR = outR, errR
-		g.out.copy(outR, orStdout(o.Stdout), prefix)
-		g.out.copy(errR, orStderr(o.Stderr), prefix)
+		stdout, stderr := s.sinks(&o, num, g.pid)
+		g.out.copy(outR, stdout)
+		g.out.copy(errR, stderr)
 	}
 	go s.readNotify(g)
 	s.armReadiness(g)

@@ -65,7 +65,8 @@ type Supervisor struct {
 	reqs   chan request
 	quit   chan struct{} // closed when Run returns
 
-	cg *contain.Manager // set before Run; its methods are safe anywhere
+	cg   *contain.Manager // set before Run; its methods are safe anywhere
+	book logbook          // the generations' last output lines; safe anywhere
 
 	// Owned by Run.
 	sp        Spawner

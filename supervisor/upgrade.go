@@ -677,8 +677,10 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			}
 			g.listeners = append(g.listeners, l)
 		}
+		g.out.gen, g.out.pid = gs.Num, gs.PID
+		s.book.add(g.out)
 		for _, line := range gs.Tail {
-			g.out.keep(line)
+			g.out.keep("", line)
 		}
 		if gs.Stdout >= 0 {
 			g.outR = os.NewFile(uintptr(gs.Stdout), "stdout")
@@ -731,15 +733,12 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 // and drain deadline.
 func (s *Supervisor) resumeGens() {
 	for _, g := range s.gens {
-		prefix := ""
-		if s.opts.OutputPrefix {
-			prefix = genPrefix(g.num, g.pid)
-		}
+		stdout, stderr := s.sinks(&s.opts, g.num, g.pid)
 		if g.outR != nil {
-			g.out.copy(g.outR, orStdout(s.opts.Stdout), prefix)
+			g.out.copy(g.outR, stdout)
 		}
 		if g.errR != nil {
-			g.out.copy(g.errR, orStderr(s.opts.Stderr), prefix)
+			g.out.copy(g.errR, stderr)
 		}
 		s.resumeMain(g) // before the reader: member's roots are set
 		go s.readNotify(g)

@@ -8,6 +8,9 @@ const (
 	ChildReady = "child ready"
 	// A generation's main process exited.
 	ChildExited = "child exited"
+	// A line a generation wrote to its stdout or stderr, as a record (JSON
+	// logs; in text logs the line is copied as it is).
+	ChildOutput = "child output"
 	// A generation said STOPPING=1.
 	ChildStopping = "child stopping"
 	// A generation sent ERRNO= over sd_notify.

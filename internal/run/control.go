@@ -81,3 +81,9 @@ func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
 		return timedOut("timed out waiting for the reload; it goes on")
 	}
 }
+
+func (h controlHandler) Logs(gen, n int) []supervisor.OutputLine { return h.sup.Logs(gen, n) }
+
+func (h controlHandler) FollowLogs(gen, n int) ([]supervisor.OutputLine, <-chan supervisor.OutputLine, func() int) {
+	return h.sup.FollowLogs(gen, n)
+}

@@ -18,7 +18,6 @@ import (
 const (
 	keyStored    = "stored"
 	keyRemoved   = "removed"
-	keyName      = "name"
 	keyFDStore   = "fdstore"
 	keySockets   = "sockets"
 	keyNotStored = "not_stored"
@@ -150,7 +149,7 @@ func (s *fdStore) sync(ls []*socketact.Listener) {
 		if err != nil {
 			// The manager may keep it: a restarted hupd closes and
 			// removes what it does not take.
-			s.log.Warn(logev.FDStoreRemoveFailed, keyName, name, supervisor.KeyError, err)
+			s.log.Warn(logev.FDStoreRemoveFailed, supervisor.KeySocket, name, supervisor.KeyError, err)
 		}
 		s.held = slices.DeleteFunc(s.held, func(e storeEntry) bool { return e.name == name })
 	}
@@ -167,7 +166,7 @@ func (s *fdStore) sync(ls []*socketact.Listener) {
 			err = s.send([]int{int(files[i].Fd())}, lines...)
 		}
 		if err != nil {
-			s.log.Warn(logev.FDStoreStoreFailed, keyName, w.name, supervisor.KeyError, err)
+			s.log.Warn(logev.FDStoreStoreFailed, supervisor.KeySocket, w.name, supervisor.KeyError, err)
 			continue
 		}
 		s.held = append(s.held, w)

@@ -464,7 +464,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 	rc.appliedNow.Store(cfgHash)
 	rc.level.Set(next.LogLevel)
 	for _, l := range res.Opened {
-		rc.log.Info(logev.Listening, "name", l.Spec.FDName(), "address", l.Bound.String())
+		rc.log.Info(logev.Listening, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String())
 	}
 	rc.log.Info(logev.ConfigApplied, "new_generation", res.Respawn, supervisor.KeyStrat, string(res.Strategy),
 		keyDiffer, res.Differ, "sockets_opened", len(res.Opened), "sockets_dropped", res.Retired)

@@ -7,6 +7,7 @@ package run
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -77,6 +78,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	opts := r.Options
 	explicit := opts.Control != ""
 	defaults(&opts)
+	log = slog.New(log.Handler().WithAttrs(identity(opts)))
+	if rec := opts.OutputRecords; rec != nil {
+		opts.OutputRecords = func(w io.Writer) slog.Handler { return rec(w).WithAttrs(identity(opts)) }
+	}
 	// The runtime directory first: a second hupd of the same name fails
 	// here, before it opens anything.
 	rt, err := runtimeDir(up, opts, explicit, log)
@@ -281,10 +286,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	log.Info(logev.ControlSocket, "path", opts.Control)
 	for i, l := range ls {
 		if l.Pending() {
-			log.Info(logev.SocketToAdopt, "name", l.Spec.FDName(), "address", l.Bound.String())
+			log.Info(logev.SocketToAdopt, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String())
 			continue
 		}
-		log.Info(logev.Listening, "fd", 3+i, "name", l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
+		log.Info(logev.Listening, "fd", 3+i, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
 	}
 	if setup.OnListen != nil {
 		setup.OnListen(ls)
@@ -345,6 +350,14 @@ func setupContainment(mode contain.Mode, name string, log *slog.Logger) *contain
 	return cg
 }
 
+// identity is the one place that says which service a record is about:
+// every record hupd writes carries these attributes, its own and (JSON
+// logs) its children's output lines; the program's name and instance join
+// them when hupd runs several.
+func identity(o supervisor.Options) []slog.Attr {
+	return []slog.Attr{slog.String(supervisor.KeyName, o.Name)}
+}
+
 // defaults fills the name and control socket path the way hupd run does.
 func defaults(o *supervisor.Options) {
 	if o.Name == "" {
@@ -391,11 +404,11 @@ func listeners(specs []socketact.Spec, where []string, store *fdStore, log *slog
 	}
 	for _, a := range set.Unclaimed {
 		if store != nil {
-			log.Info(logev.InheritedClosed, keyName, a.Name, "fd", a.File.Fd())
+			log.Info(logev.InheritedClosed, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
 			a.File.Close()
 			continue
 		}
-		log.Warn(logev.InheritedUnused, "name", a.Name, "fd", a.File.Fd())
+		log.Warn(logev.InheritedUnused, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
 	return set.Listeners, held, nil

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/supervisor"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+)
+
+// logsCommand is "hupd logs": the output lines a running hupd keeps of its
+// children (the last lines of each of its newest generations, exited ones
+// included), and with -f the lines they write from then on.
+func logsCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:         "logs",
+		Usage:        "show the last output lines of a running hupd's program; -f follows",
+		OnUsageError: onUsageError,
+		Flags: append(controlFlags(),
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "go on showing lines as they are written, until interrupted"},
+			&cli.IntFlag{Name: "gen", Usage: "show only generation `N`'s lines (default: every generation hupd keeps lines of)"},
+			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 10, Usage: "show the last `LINES` lines kept; 0: all"},
+			&cli.BoolFlag{Name: "json", Usage: "print each line as a JSON object (time, gen, pid, stream, line)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.Int("gen") < 0 || c.Int("lines") < 0 {
+				return usageError("--gen and --lines must be 0 or more")
+			}
+			path, err := controlPath(c)
+			if err != nil {
+				return err
+			}
+			req := control.Request{Cmd: control.CmdLogs, Gen: c.Int("gen"), Lines: c.Int("lines"), Follow: c.Bool("follow")}
+			show := lineShower(stdout, c.Bool("json"), writesToTerminal(stdout))
+			if !req.Follow {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				rep, err := control.Call(ctx, path, req)
+				if err != nil {
+					return err
+				}
+				if !rep.OK {
+					return errors.New(rep.Error)
+				}
+				for _, l := range rep.Logs {
+					show(l)
+				}
+				return nil
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return control.Follow(ctx, path, req, func(rep control.Reply) error {
+				for _, l := range rep.Logs {
+					show(l)
+				}
+				if rep.Line != nil {
+					show(*rep.Line)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// lineShower prints output lines to w: as JSON objects, or as text, one
+// line each ("TIME gen N pid P STREAM: LINE"), escaped (printable) when
+// escape is set, as for a terminal: the lines are what a child wrote.
+func lineShower(w io.Writer, asJSON, escape bool) func(supervisor.OutputLine) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		return func(l supervisor.OutputLine) { enc.Encode(l) }
+	}
+	return func(l supervisor.OutputLine) {
+		text := l.Text
+		if escape {
+			text = printable(text)
+		}
+		stream := l.Stream
+		if stream == "" {
+			stream = "-" // handed over by an upgrade: stream not known
+		}
+		fmt.Fprintf(w, "%s gen %d pid %d %s: %s\n", l.Time.Format("2006-01-02T15:04:05.000Z07:00"), l.Gen, l.PID, stream, text)
+	}
+}
+
+// writesToTerminal reports whether w is a terminal.
+func writesToTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,167 @@
+package supervisor
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hupd/hupd/internal/logev"
+)
+
+// copyLines runs o's copier over input, written to a pipe, to the sink and
+// returns once it has copied everything.
+func copyLines(t testing.TB, o *output, to sink, input []byte) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.copy(r, to)
+	go func() { w.Write(input); w.Close() }()
+	o.copying.Wait()
+}
+
+func TestOutputRingKeepsLastLines(t *testing.T) {
+	o := &output{gen: 3, pid: 42}
+	var in bytes.Buffer
+	for i := range keptLines + 5 {
+		in.WriteString("line " + strconv.Itoa(i) + "\n")
+	}
+	in.WriteString("unterminated")
+	var out bytes.Buffer
+	copyLines(t, o, sink{w: &out, stream: StreamStdout, prefix: "P "}, in.Bytes())
+	if !strings.HasPrefix(out.String(), "P line 0\nP line 1\n") || !strings.HasSuffix(out.String(), "P unterminated") {
+		t.Fatalf("copied %q, want every line prefixed", out.String())
+	}
+	kept := o.kept()
+	if len(kept) != keptLines {
+		t.Fatalf("kept %d lines, want %d", len(kept), keptLines)
+	}
+	if kept[0].Text != "line 6" || kept[len(kept)-1].Text != "unterminated" {
+		t.Fatalf("kept %q … %q, want line 6 … unterminated", kept[0].Text, kept[len(kept)-1].Text)
+	}
+	for _, l := range kept {
+		if l.Gen != 3 || l.PID != 42 || l.Stream != StreamStdout || l.Time.IsZero() {
+			t.Fatalf("kept %+v, want gen 3 pid 42 stdout with a time", l)
+		}
+	}
+	tail := o.tail()
+	if len(tail) != tailLines || tail[tailLines-1] != "unterminated" || tail[0] != "line "+strconv.Itoa(keptLines+5-tailLines+1) {
+		t.Fatalf("tail %q", tail)
+	}
+}
+
+func TestOutputRecordsAreJSON(t *testing.T) {
+	o := &output{gen: 2, pid: 7}
+	s := &Supervisor{}
+	s.book.add(o)
+	var out bytes.Buffer
+	rec := slog.New(slog.NewJSONHandler(&out, nil))
+	long := strings.Repeat("x", 5000)
+	copyLines(t, o, sink{w: io.Discard, rec: rec, stream: StreamStderr, prefix: "ignored "}, []byte("hello\nbad \xff\xfe byte\r\n"+long+"\n"))
+	var texts []string
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q is not JSON: %v", line, err)
+		}
+		if m["msg"] != logev.ChildOutput || m[KeyGen] != 2.0 || m[KeyPID] != 7.0 || m[KeyStream] != StreamStderr || m["time"] == nil {
+			t.Fatalf("record %v, want %q with gen 2 pid 7 stream stderr", m, logev.ChildOutput)
+		}
+		texts = append(texts, m[KeyOutput].(string))
+	}
+	// A line longer than the read buffer comes in records of a buffer's
+	// worth each, nothing lost.
+	if len(texts) < 3 || texts[0] != "hello" || texts[1] != `bad \xff\xfe byte` || strings.Join(texts[2:], "") != long {
+		t.Fatalf("records carry %q", texts)
+	}
+	kept := s.Logs(0, 0)
+	if len(kept) != 3 || kept[1].Text != `bad \xff\xfe byte` || len(kept[2].Text) != maxKeptLine {
+		t.Fatalf("kept %+v: want 3 lines, escaped, the long one capped", kept)
+	}
+	if raw := o.tail(); raw[1] != "bad \xff\xfe byte" {
+		t.Fatalf("tail %q: want the lines as written", raw)
+	}
+}
+
+func TestLogbookKeepsNewestGenerations(t *testing.T) {
+	s := &Supervisor{}
+	outs := make([]*output, keptGens+1)
+	for i := range outs {
+		outs[i] = &output{gen: i + 1, pid: 100 + i}
+		s.book.add(outs[i])
+		outs[i].keep(StreamStdout, "a"+strconv.Itoa(i+1))
+		outs[i].keep(StreamStderr, "b"+strconv.Itoa(i+1))
+	}
+	if got := s.Logs(1, 0); len(got) != 0 {
+		t.Fatalf("generation 1 beyond the last %d: kept %+v", keptGens, got)
+	}
+	if got := s.Logs(2, 0); len(got) != 2 || got[0].Text != "a2" || got[1].Text != "b2" {
+		t.Fatalf("generation 2: %+v", got)
+	}
+	got := s.Logs(0, 3)
+	if len(got) != 3 || got[0].Text != "b4" || got[1].Text != "a5" || got[2].Text != "b5" {
+		t.Fatalf("last 3 lines of all: %+v", got)
+	}
+}
+
+func TestFollowLogs(t *testing.T) {
+	s := &Supervisor{}
+	o1, o2 := &output{gen: 1, pid: 10}, &output{gen: 2, pid: 20}
+	s.book.add(o1)
+	s.book.add(o2)
+	o1.keep(StreamStdout, "before")
+	kept, lines, stop := s.FollowLogs(2, 10)
+	if len(kept) != 0 {
+		t.Fatalf("generation 2 kept %+v, want none yet", kept)
+	}
+	o1.keep(StreamStdout, "other generation")
+	o2.keep(StreamStderr, "after")
+	select {
+	case l := <-lines:
+		if l.Gen != 2 || l.PID != 20 || l.Text != "after" || l.Stream != StreamStderr {
+			t.Fatalf("followed %+v", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no line followed")
+	}
+	for range followBuffer + 3 {
+		o2.keep(StreamStdout, "flood")
+	}
+	if dropped := stop(); dropped != 3 {
+		t.Fatalf("dropped %d, want 3", dropped)
+	}
+	o2.keep(StreamStdout, "after stop")
+	if n := len(lines); n != followBuffer {
+		t.Fatalf("%d lines queued after stop, want %d", n, followBuffer)
+	}
+}
+
+// BenchmarkOutputCopy measures what copying a child's output costs per
+// line: raw (text logs, as before records existed) and as JSON records.
+func BenchmarkOutputCopy(b *testing.B) {
+	line := []byte(strings.Repeat("0123456789", 8) + "\n")
+	input := bytes.Repeat(line, 1000)
+	for _, mode := range []string{"raw", "json"} {
+		b.Run(mode, func(b *testing.B) {
+			to := sink{w: io.Discard, stream: StreamStdout}
+			if mode == "json" {
+				to.rec = slog.New(slog.NewJSONHandler(io.Discard, nil))
+			}
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				o := &output{gen: 1, pid: 1}
+				var book logbook
+				book.add(o)
+				copyLines(b, o, to, input)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/line")
+		})
+	}
+}

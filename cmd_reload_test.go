@@ -53,7 +53,9 @@ func TestReloadExitStatus(t *testing.T) {
 		t.Errorf("failed: exit %d, stderr %q", code, errOut)
 	}
 	f.reload = func(ctx context.Context) supervisor.ReloadResult {
-		<-ctx.Done() // the request's timeout
+		ctx, cancel := supervisor.WaitContext(ctx) // the request's timeout, from now
+		defer cancel()
+		<-ctx.Done()
 		return supervisor.ReloadResult{Strategy: supervisor.StrategySwap, Reason: "timed out waiting for the reload; it goes on", TimedOut: true}
 	}
 	code, out, errOut := runApp(t, "reload", "--timeout", "1ms", "--json")

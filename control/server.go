@@ -441,9 +441,10 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	if timeout > 0 {
-		var cancelT context.CancelFunc
-		ctx, cancelT = context.WithTimeout(ctx, timeout)
-		defer cancelT()
+		// A limit on the wait for the outcome, once the reload is asked
+		// for: handing it over is not cut short (a reload asked for with
+		// a short timeout happens).
+		ctx = supervisor.WithWaitLimit(ctx, timeout)
 	}
 	stop := s.watchHangup(c, br, cancel)
 	var res supervisor.ReloadResult

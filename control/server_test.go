@@ -270,6 +270,10 @@ func TestControlReloadTimeout(t *testing.T) {
 	}
 	got := make(chan seen, 1)
 	h := &fakeControl{reload: func(ctx context.Context) supervisor.ReloadResult {
+		// The timeout is a limit on the wait once the reload is handed
+		// over (supervisor.WithWaitLimit), counted from then.
+		ctx, cancel := supervisor.WaitContext(ctx)
+		defer cancel()
 		dl, ok := ctx.Deadline()
 		<-ctx.Done()
 		got <- seen{dl, ok, ctx.Err()}

@@ -282,8 +282,10 @@ func (s *Supervisor) Do(ctx context.Context, a Action, cause string) ReloadResul
 	case <-s.quit:
 		return failed(a.Strategy, "hupd is not running")
 	case <-ctx.Done():
-		return waitEnded(failed(a.Strategy, "timed out waiting to start the reload"))
+		return failed(a.Strategy, "the caller gave up before the reload started: nothing was reloaded")
 	}
+	ctx, cancel := WaitContext(ctx)
+	defer cancel()
 	select {
 	case r := <-reply:
 		return r
@@ -322,6 +324,26 @@ func (s *Supervisor) snapshot(usage bool) Status {
 	case <-s.quit:
 		return Status{Name: s.opts.Name, PID: os.Getpid(), Stopping: true, Containment: s.containment()}
 	}
+}
+
+type waitLimitKey struct{}
+
+// WithWaitLimit returns ctx with a limit d on the wait for a reload's
+// outcome (hupd reload --timeout): Do and Reload hand the reload over
+// whatever d (a reload asked for happens), then wait at most d for its
+// outcome, and answer TimedOut if d ends first. Cancelling ctx ends the
+// wait at once, as ever.
+func WithWaitLimit(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, waitLimitKey{}, d)
+}
+
+// WaitContext is ctx bounded by its wait limit (WithWaitLimit), counted
+// from now: for the wait that follows handing a reload over.
+func WaitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Value(waitLimitKey{}).(time.Duration); ok && d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return context.WithCancel(ctx)
 }
 
 // waitEnded marks r as the answer of a wait that ended (its ctx) before

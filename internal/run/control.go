@@ -57,16 +57,19 @@ func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
 		r.TimedOut = true
 		return r
 	}
+	// Handing the reload over (reading hupd.toml first) is not cut short
+	// by the caller's wait limit (supervisor.WithWaitLimit): only by the
+	// caller going away.
 	select {
 	case h.rc.refresh <- refreshRequest{cause: cause, reply: reply, done: done}:
 	case <-ctx.Done():
-		return timedOut("timed out waiting to read hupd.toml")
+		return fail("the caller gave up before hupd.toml was read: nothing was reloaded")
 	}
 	var r refreshReply
 	select {
 	case r = <-reply:
 	case <-ctx.Done():
-		return timedOut("timed out waiting to read hupd.toml")
+		return timedOut("gave up while hupd.toml was read")
 	}
 	switch {
 	case r.err != nil:
@@ -74,6 +77,8 @@ func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
 	case !r.respawn:
 		return h.sup.Reload(ctx)
 	}
+	ctx, cancel := supervisor.WaitContext(ctx)
+	defer cancel()
 	select {
 	case res := <-done:
 		return res

@@ -93,7 +93,7 @@ func TestControlHandlerReload(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
 			res := controlHandler{rc: rc}.Reload(ctx)
-			if res.OK || res.Reason != "timed out waiting to read hupd.toml" {
+			if res.OK || res.TimedOut || res.Reason != "the caller gave up before hupd.toml was read: nothing was reloaded" {
 				t.Errorf("result %+v", res)
 			}
 		})
@@ -104,7 +104,7 @@ func TestControlHandlerReload(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
 			res := controlHandler{rc: rc}.Reload(ctx)
-			if res.OK || res.Reason != "timed out waiting to read hupd.toml" || len(rc.refresh) != 1 {
+			if res.OK || !res.TimedOut || res.Reason != "gave up while hupd.toml was read" || len(rc.refresh) != 1 {
 				t.Errorf("result %+v, %d requests queued", res, len(rc.refresh))
 			}
 		})

@@ -515,6 +515,37 @@ func TestReconfigWatchHandover(t *testing.T) {
 	w.stop()
 }
 
+// rcActivated starts hupd as a service manager would a socket-activated
+// one: one TCP socket passed as fd 3 (LISTEN_FDS=1, named web), and a
+// hupd.toml without [[listen]] that runs the fdstore-exec child with -tag
+// v1 and watches a sentinel file. It returns the hupd, the hupd.toml, the
+// sentinel, the [[watch]] tables and the socket's address.
+func rcActivated(t *testing.T) (w *wtHupd, conf, sent string, tables []string, addr string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	f, err := l.(*net.TCPListener).File()
+	l.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // hupd holds it once started
+	sent = writeFile(t, t.TempDir(), "sentinel", "s0\n")
+	tables = []string{wtWatch("", wtDebounce, sent)}
+	conf = filepath.Join(t.TempDir(), "hupd.toml")
+	wtWrite(t, conf, wtTOML([]string{"-tag", "v1", sent}, tables...))
+	argv := childCmd("fdstore-exec", append([]string{hupdBin}, withJSONLog([]string{"run", "-c", conf})...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
+	cmd.ExtraFiles = []*os.File{f}
+	h := StartHupdCmd(t, cmd)
+	w = &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
+	return w, conf, sent, tables, addr
+}
+
 // TestReconfigReceivedSocketsEndWithListen: the sockets hupd was started
 // with (LISTEN_FDS, no [[listen]]) are passed on only until an edit adds
 // [[listen]]: once that applied, they are the configuration's business.
@@ -523,27 +554,7 @@ func TestReconfigWatchHandover(t *testing.T) {
 // still holds it: it would be refused).
 func TestReconfigReceivedSocketsEndWithListen(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := l.(*net.TCPListener).File()
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
-	tables := []string{wtWatch("", wtDebounce, sent)}
-	conf := filepath.Join(t.TempDir(), "hupd.toml")
-	wtWrite(t, conf, wtTOML([]string{"-tag", "v1", sent}, tables...))
-	argv := childCmd("fdstore-exec", append([]string{hupdBin}, withJSONLog([]string{"run", "-c", conf})...)...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
-	cmd.ExtraFiles = []*os.File{f}
-	h := StartHupdCmd(t, cmd)
-	w := &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
-	f.Close() // hupd holds it now
+	w, conf, sent, tables, _ := rcActivated(t)
 	w.startReport(1)
 
 	// [[listen]] added: its socket opens, the received one is dropped.
@@ -573,28 +584,7 @@ func TestReconfigReceivedSocketsEndWithListen(t *testing.T) {
 // keeps them, and the next generation gets them as the first did.
 func TestReconfigKeepsActivatedSockets(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	f, err := l.(*net.TCPListener).File()
-	l.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sent := writeFile(t, t.TempDir(), "sentinel", "s0\n")
-	tables := []string{wtWatch("", wtDebounce, sent)}
-	conf := filepath.Join(t.TempDir(), "hupd.toml")
-	wtWrite(t, conf, wtTOML([]string{"-tag", "v1", sent}, tables...))
-	argv := childCmd("fdstore-exec", append([]string{hupdBin}, withJSONLog([]string{"run", "-c", conf})...)...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
-	cmd.ExtraFiles = []*os.File{f}
-	h := StartHupdCmd(t, cmd)
-	w := &wtHupd{Hupd: h, ctl: h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"), reports: map[int][]WatchReport{}}
-	f.Close() // hupd holds it now
+	w, conf, sent, tables, addr := rcActivated(t)
 	if r := w.startReport(1); r.ListenFDs != 1 || !slices.Equal(r.Names, []string{"web"}) {
 		t.Fatalf("gen 1: %+v; want the activated socket", r)
 	}

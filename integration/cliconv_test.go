@@ -35,19 +35,8 @@ func TestCompletionHook(t *testing.T) {
 // and so is everything after "--", where the script never calls hupd,
 // which would run the program typed after it.
 func TestCompletionBash(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
-	script := oneShot(t, t.TempDir(), nil, "completion", "bash")
-	if script.code != 0 {
-		t.Fatalf("hupd completion bash: exit %d, %s", script.code, script.stderr)
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "hupd.bash")
-	if err := os.WriteFile(path, []byte(script.stdout), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bash := needTool(t, "bash")
+	dir, path := completionScript(t, "bash", "hupd.bash")
 	touched := filepath.Join(dir, "ran")
 	for _, tc := range []struct {
 		words string // bash words, the last one being completed
@@ -80,15 +69,7 @@ func TestCompletionBash(t *testing.T) {
 // bash (zsh is needed: skipped without it, except under CI).
 func TestCompletionZsh(t *testing.T) {
 	zsh := needTool(t, "zsh")
-	script := oneShot(t, t.TempDir(), nil, "completion", "zsh")
-	if script.code != 0 {
-		t.Fatalf("hupd completion zsh: exit %d, %s", script.code, script.stderr)
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, "_hupd")
-	if err := os.WriteFile(path, []byte(script.stdout), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, path := completionScript(t, "zsh", "_hupd")
 	touched := filepath.Join(dir, "ran")
 	for _, tc := range []struct{ words, want string }{
 		{`hupd ru`, "add run check reload status logs upgrade plan version demo completion"},
@@ -109,4 +90,20 @@ func TestCompletionZsh(t *testing.T) {
 	if _, err := os.Stat(touched); err == nil {
 		t.Errorf("completing after -- ran hupd run: %s exists", touched)
 	}
+}
+
+// completionScript writes what hupd completion SHELL prints to a file
+// named name in a new directory, and returns both.
+func completionScript(t *testing.T, shell, name string) (dir, path string) {
+	t.Helper()
+	script := oneShot(t, t.TempDir(), nil, "completion", shell)
+	if script.code != 0 {
+		t.Fatalf("hupd completion %s: exit %d, %s", shell, script.code, script.stderr)
+	}
+	dir = t.TempDir()
+	path = filepath.Join(dir, name)
+	if err := os.WriteFile(path, []byte(script.stdout), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, path
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 )
 
 // logsCommand is "hupd logs": the output lines a running hupd keeps of its
@@ -40,7 +39,7 @@ func logsCommand(stdout io.Writer) *cli.Command {
 				return err
 			}
 			req := control.Request{Cmd: control.CmdLogs, Gen: c.Int("gen"), Lines: c.Int("lines"), Follow: c.Bool("follow")}
-			show := lineShower(stdout, c.Bool("json"), writesToTerminal(stdout))
+			show := lineShower(stdout, c.Bool("json"), isTerminal(stdout))
 			if !req.Follow {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
@@ -90,14 +89,4 @@ func lineShower(w io.Writer, asJSON, escape bool) func(supervisor.OutputLine) {
 		}
 		fmt.Fprintf(w, "%s gen %d pid %d %s: %s\n", l.Time.Format("2006-01-02T15:04:05.000Z07:00"), l.Gen, l.PID, stream, text)
 	}
-}
-
-// writesToTerminal reports whether w is a terminal.
-func writesToTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }

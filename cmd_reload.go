@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 )
 
 func reloadCommand(stdout, stderr io.Writer) *cli.Command {
@@ -112,16 +110,6 @@ func readyText(mode string) string {
 		return "listen() on every socket"
 	}
 	return "readiness"
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
 
 func reloadSummary(r *supervisor.ReloadResult) string {

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"io"
+	"os"
 	"strconv"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // printable is s for a terminal: text that a child wrote (its STATUS=, its
@@ -18,4 +22,15 @@ func printable(s string) string {
 		}
 	}
 	return s
+}
+
+// isTerminal reports whether w is a terminal (what hupd reload's progress
+// line and hupd logs' escaping depend on).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

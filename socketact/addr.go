@@ -234,6 +234,11 @@ type Spec struct {
 	// Backlog for listen(2); 0 means the kernel maximum (net.core.somaxconn).
 	Backlog   int
 	ReusePort bool
+	// Steer gives every generation its own socket on the address, all of
+	// one SO_REUSEPORT group that hupd steers new connections (or
+	// datagrams) in with a classic BPF program (see Group): TCP and UDP
+	// only. It implies ReusePort on every socket of the group.
+	Steer bool
 	// V6Only, when set, pins IPV6_V6ONLY; nil keeps Go's convention: dual
 	// stack for tcp/udp on an unspecified host, v6 only for tcp6/udp6.
 	V6Only *bool

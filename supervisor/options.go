@@ -20,6 +20,9 @@ const (
 	StrategySignal  Strategy = "signal"  // relay ReloadSignal to the child
 	StrategySwap    Strategy = "swap"    // blue/green: start new, wait ready, stop old
 	StrategyRestart Strategy = "restart" // stop old, then start new
+	// StrategyRollback is no reload strategy but what Rollback reports:
+	// the settling generation serves again, the newer one stops.
+	StrategyRollback Strategy = "rollback"
 )
 
 // Strategies lists every strategy, for messages.
@@ -57,6 +60,7 @@ const (
 	DefaultReloadSignal  = unix.SIGHUP
 	DefaultRestartPolicy = RestartOnFailure
 	DefaultMaxDraining   = 2
+	DefaultSteerWait     = 5 * time.Second
 )
 
 // Options configure a Supervisor. Zero values take the defaults above.
@@ -84,6 +88,17 @@ type Options struct {
 	MaxDraining int
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
+	// Settle keeps the old generation of a swap running for that long
+	// once the new one is ready (StateSettling): with steered sockets it
+	// receives nothing new, and Rollback (or a crash of the new
+	// generation) steers back to it without starting anything; without
+	// steering both generations accept meanwhile. Zero: the old one is
+	// stopped at once.
+	Settle time.Duration
+	// SteerWait bounds how long an old generation's steered sockets may
+	// take to empty their queues (what reached them before the steering
+	// moved on) before its stop signal (DefaultSteerWait).
+	SteerWait time.Duration
 	// Watchdog, when set, is passed to the child as WATCHDOG_USEC (with
 	// WATCHDOG_PID) as systemd does; a ready generation that does not send
 	// WATCHDOG=1 that often is killed and the restart policy applies. A
@@ -191,6 +206,9 @@ func (o Options) withDefaults(nsockets int) Options {
 	}
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout
+	}
+	if o.SteerWait == 0 {
+		o.SteerWait = DefaultSteerWait
 	}
 	if o.Restart == "" {
 		o.Restart = DefaultRestartPolicy

@@ -108,6 +108,8 @@ type GenerationStatus struct {
 	ReadyAfter Duration  `json:"ready_after,omitempty"`
 	StatusText string    `json:"status_text,omitempty"` // the child's STATUS=
 	ConfigHash string    `json:"config_hash,omitempty"`
+	// SettleLeft is what is left of a settling generation's window.
+	SettleLeft Duration `json:"settle_left,omitempty"`
 	// What its processes use, sampled for this status (contain.Stats):
 	// memory now and its peak in bytes, CPU seconds (user and system),
 	// processes alive. Cgroup is its cgroup, if it has one.
@@ -126,6 +128,9 @@ const (
 	StateStarting State = "starting"
 	StateReady    State = "ready"
 	StateDraining State = "draining"
+	// StateSettling: an old generation kept running after a swap for
+	// Options.Settle, ready to serve again on a rollback.
+	StateSettling State = "settling"
 	StateExited   State = "exited"
 )
 

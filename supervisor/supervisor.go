@@ -211,6 +211,8 @@ type request struct {
 	note   *Note
 	// upgrade asks for an in-place upgrade (Upgrade, SIGUSR2).
 	upgrade *upgradeRequest
+	// rollback asks for the settling generation back (Rollback).
+	rollback chan<- ReloadResult
 }
 
 // plan is what a reload does, once requests are resolved against the
@@ -293,6 +295,27 @@ func (s *Supervisor) Do(ctx context.Context, a Action, cause string) ReloadResul
 		return failed(a.Strategy, "hupd stopped during the reload")
 	case <-ctx.Done():
 		return waitEnded(failed(a.Strategy, "timed out waiting for the reload; it goes on"))
+	}
+}
+
+// Rollback makes the settling generation (see Options.Settle) serve again
+// and stops the newer one: with steered sockets new connections go back to
+// it at once, nothing is started. It fails when no generation is settling
+// or a reload is in progress.
+func (s *Supervisor) Rollback(ctx context.Context) ReloadResult {
+	reply := make(chan ReloadResult, 1)
+	select {
+	case s.reqs <- request{rollback: reply}:
+	case <-s.quit:
+		return failed(StrategyRollback, "hupd is not running")
+	case <-ctx.Done():
+		return failed(StrategyRollback, "the caller gave up before the rollback started: nothing was rolled back")
+	}
+	select {
+	case r := <-reply:
+		return r
+	case <-s.quit:
+		return failed(StrategyRollback, "hupd stopped during the rollback")
 	}
 }
 
@@ -553,6 +576,8 @@ func (s *Supervisor) onRequest(req request) {
 		s.hash = req.note.Hash
 	case req.upgrade != nil:
 		s.upgrade(req.upgrade)
+	case req.rollback != nil:
+		req.rollback <- s.rollback()
 	}
 }
 

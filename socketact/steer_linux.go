@@ -83,8 +83,9 @@ func errSteerActivated(sp Spec) error {
 // Invariants: Sockets is the kernel's order (a socket's index is its
 // place in the kernel's array), and the program returns the index of
 // Target. A socket joins the kernel's array at the end (Add appends it);
-// one that leaves it, by shutdown(2) of a listening socket or by its last
-// fd being closed, is replaced in its slot by the last socket. So members
+// one that leaves it (shutdown(2) of a listening socket, connect(2) of a
+// UDP one bound to a wildcard address, the close of its last fd) is
+// replaced in its slot by the last socket. So members
 // are kept for the life of the group: a generation's socket is reused by a
 // later generation rather than removed, because removing one that is not
 // last would move another socket to its index, and connections would go
@@ -93,6 +94,12 @@ func errSteerActivated(sp Spec) error {
 // anchor, the socket Open made). A member a program shut down has left the
 // kernel's group on its own; Check notices and mirrors what the kernel
 // did.
+//
+// A member is its socket: a Respec copy of one is that member (Index,
+// Listener.Group), and Listener.Close of any member but the anchor is
+// refused (ErrGroupMember). Whoever holds a member's fd besides hupd (a
+// generation) keeps the socket, and its place in the kernel's group,
+// after the group closes in hupd.
 //
 // A Group is not safe for concurrent use: one goroutine owns it (the
 // supervisor's).
@@ -250,7 +257,9 @@ func (g *Group) Steer(l *Listener) error {
 		return fmt.Errorf("listen %s: steer: %w", g.spec.Address, ErrNotMember)
 	}
 	// Through l itself: were l no longer in the kernel's group, the
-	// program would go to a group of its own, not move this one's.
+	// attach must fail (the kernel refuses it on a listener shut down)
+	// rather than reach the group through another member and steer to a
+	// socket that is not there.
 	if err := attachSteer(int(g.members[i].File.Fd()), i); err != nil {
 		return fmt.Errorf("listen %s: steer: %w", g.spec.Address, err)
 	}

@@ -94,7 +94,9 @@ func Files() ([]Activated, error) {
 // .socket unit's ListenStream=8080 binds every address); by address alone,
 // a spec for port 0 takes none. It returns one entry per spec (nil where
 // nothing matched) and the activated sockets no spec claimed; it closes
-// and changes none of them (O_NONBLOCK is Reuse.Apply's).
+// and changes none of them (O_NONBLOCK is Reuse.Apply's). A steered spec
+// takes none: its socket must be the first of a reuseport group of hupd's
+// own.
 func adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Activated) {
 	matched = make([]*Listener, len(specs))
 	used := make([]bool, len(act))
@@ -105,16 +107,18 @@ func adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Acti
 		matched[i] = l
 	}
 	for i, sp := range specs {
-		name := sp.StoreName()
+		if sp.Steer {
+			continue // its socket is hupd's own (Sockets refuses it)
+		}
 		for j, a := range act {
-			if !used[j] && a.Name == name && samePort(int(a.File.Fd()), sp.Address) {
+			if !used[j] && activatedByName(sp, a) {
 				claim(i, j)
 				break
 			}
 		}
 	}
 	for i, sp := range specs {
-		if matched[i] != nil {
+		if matched[i] != nil || sp.Steer {
 			continue
 		}
 		for j, a := range act {
@@ -130,6 +134,19 @@ func adopt(specs []Spec, act []Activated) (matched []*Listener, unclaimed []Acti
 		}
 	}
 	return matched, unclaimed
+}
+
+// activatedByName reports whether activated socket a is sp's by name: a
+// named spec's name, or an unnamed one's StoreName, on its port (any port
+// for port 0) or unix path.
+func activatedByName(sp Spec, a Activated) bool {
+	return a.Name == sp.StoreName() && samePort(int(a.File.Fd()), sp.Address)
+}
+
+// activatedFor reports whether adopt would take activated socket a for sp
+// (were it not steered), by name or by bound address.
+func activatedFor(sp Spec, a Activated) bool {
+	return activatedByName(sp, a) || sameSocket(int(a.File.Fd()), sp.Address)
 }
 
 // FromActivated wraps activated sockets as listeners in the order received,

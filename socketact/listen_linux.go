@@ -28,6 +28,9 @@ type Listener struct {
 	Inherited bool
 
 	unixIno uint64 // inode of the socket file we created, 0 if none
+	// group is the steering group of a steered socket (see Group); a
+	// Respec copy carries it.
+	group *Group
 }
 
 // Open binds every spec in order. On error it closes what it opened, removes
@@ -54,7 +57,18 @@ func CloseAll(ls []*Listener) {
 }
 
 // Close closes the socket and removes its unix socket file if hupd created it.
+// The anchor of a steering group (the socket Open made for a steered spec)
+// closes every socket of its group (Group.Close); another member of a group
+// is not closed (ErrGroupMember: members live as long as their group).
 func (l *Listener) Close() error {
+	if g := l.group; g != nil && !g.closed {
+		switch {
+		case g.anchor == l.File:
+			return g.Close()
+		case g.Index(l) >= 0:
+			return fmt.Errorf("listen %s: close: %w", l.Spec.Address, ErrGroupMember)
+		}
+	}
 	if l.unixIno != 0 {
 		var st unix.Stat_t
 		if unix.Lstat(l.Spec.Address.Path, &st) == nil && st.Ino == l.unixIno && st.Mode&unix.S_IFMT == unix.S_IFSOCK {
@@ -70,6 +84,9 @@ func open(sp Spec) (*Listener, error) {
 	fail := func(err error) (*Listener, error) {
 		return nil, fmt.Errorf("listen %s: %w", a, err)
 	}
+	if err := sp.CheckSteer(); err != nil {
+		return nil, err
+	}
 	family, sa, err := sp.Sockaddr()
 	if err != nil {
 		return fail(err)
@@ -77,6 +94,11 @@ func open(sp Spec) (*Listener, error) {
 	typ := unix.SOCK_STREAM
 	if !a.Stream() {
 		typ = unix.SOCK_DGRAM
+	}
+	if sp.Steer && a.Port != 0 {
+		if err := probeFree(family, typ, sa, sp.IPv6Only()); err != nil {
+			return fail(fmt.Errorf("steer: %w", err))
+		}
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -106,6 +128,12 @@ func open(sp Spec) (*Listener, error) {
 		l.Close()
 		return fail(err)
 	}
+	if sp.Steer {
+		if _, err := newGroup(l, family); err != nil {
+			l.Close()
+			return fail(fmt.Errorf("steer: %w", err))
+		}
+	}
 	return l, nil
 }
 
@@ -123,7 +151,7 @@ func (l *Listener) setup(fd, family int, sa unix.Sockaddr) error {
 			}
 		}
 	}
-	if sp.ReusePort {
+	if sp.ReusePort || sp.Steer {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 			return os.NewSyscallError("setsockopt SO_REUSEPORT", err)
 		}

@@ -17,7 +17,7 @@ var ErrNeedsNewSocket = errors.New("socketact: option fixed once the socket is b
 // SameSocket): the socket itself is kept, never closed or re-bound. A new
 // name only changes LISTEN_FDNAMES; a new backlog is applied with
 // listen(2) again; a new mode, owner or group of a socket file with chmod
-// and chown. SO_REUSEPORT and IPV6_V6ONLY cannot change on a bound
+// and chown. Steer, SO_REUSEPORT and IPV6_V6ONLY cannot change on a bound
 // socket: give the socket a new address, or restart hupd. It is Respec
 // followed by Apply.
 func (l *Listener) Reconfigure(sp Spec) (*Listener, error) {
@@ -41,25 +41,19 @@ func (l *Listener) Respec(sp Spec) (*Listener, error) {
 
 // Apply makes the socket match l.Spec where it differs from old: the
 // backlog, O_NONBLOCK, and the mode, owner and group of a socket file hupd
-// created. An adopted socket is left as its program made it.
+// created. An adopted socket is left as its program made it. For a steered
+// socket, every member of its group is changed, and the group's spec
+// (Group.Spec, what Group.Add opens) becomes l.Spec.
 func (l *Listener) Apply(old Spec) error {
 	sp := l.Spec
 	if sp.Adopt {
 		return nil // the program set its socket up itself
 	}
-	if old.NonBlocking != sp.NonBlocking {
-		if err := unix.SetNonblock(int(l.File.Fd()), sp.NonBlocking); err != nil {
-			return fmt.Errorf("listen %s: %w", sp.Address, os.NewSyscallError("fcntl O_NONBLOCK", err))
-		}
+	if g := l.Group(); g != nil {
+		return g.apply(old, sp)
 	}
-	if old.Backlog != sp.Backlog && sp.Address.Stream() {
-		backlog := sp.Backlog
-		if backlog <= 0 {
-			backlog = maxBacklog()
-		}
-		if err := unix.Listen(int(l.File.Fd()), backlog); err != nil {
-			return fmt.Errorf("listen %s: %w", sp.Address, os.NewSyscallError("listen", err))
-		}
+	if err := applySocket(int(l.File.Fd()), old, sp); err != nil {
+		return fmt.Errorf("listen %s: %w", sp.Address, err)
 	}
 	if sp.Address.IsUnix() && !sp.Address.IsAbstract() && l.unixIno != 0 {
 		if sp.Mode != 0 && sp.Mode != old.Mode {
@@ -76,6 +70,26 @@ func (l *Listener) Apply(old Spec) error {
 	return nil
 }
 
+// applySocket sets O_NONBLOCK and the backlog of socket fd where sp
+// differs from old.
+func applySocket(fd int, old, sp Spec) error {
+	if old.NonBlocking != sp.NonBlocking {
+		if err := unix.SetNonblock(fd, sp.NonBlocking); err != nil {
+			return os.NewSyscallError("fcntl O_NONBLOCK", err)
+		}
+	}
+	if old.Backlog != sp.Backlog && sp.Address.Stream() {
+		backlog := sp.Backlog
+		if backlog <= 0 {
+			backlog = maxBacklog()
+		}
+		if err := unix.Listen(fd, backlog); err != nil {
+			return os.NewSyscallError("listen", err)
+		}
+	}
+	return nil
+}
+
 // CanReconfigure reports whether Reconfigure(sp) can keep l's socket,
 // without changing anything.
 func (l *Listener) CanReconfigure(sp Spec) error {
@@ -83,7 +97,10 @@ func (l *Listener) CanReconfigure(sp Spec) error {
 	if !old.SameSocket(sp) {
 		return fmt.Errorf("socketact: %s is not %s", sp.Address, old.Address)
 	}
-	if old.ReusePort != sp.ReusePort {
+	if old.Steer != sp.Steer {
+		return fmt.Errorf("listen %s: steer: %w: keep it, or give the socket a new address", sp.Address, ErrNeedsNewSocket)
+	}
+	if (old.ReusePort || old.Steer) != (sp.ReusePort || sp.Steer) {
 		return fmt.Errorf("listen %s: reuseport: %w: keep it, or give the socket a new address", sp.Address, ErrNeedsNewSocket)
 	}
 	if !sameV6Only(old.V6Only, sp.V6Only) {

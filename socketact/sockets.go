@@ -118,7 +118,10 @@ func Match(held []*Listener, specs []Spec, where []string) ([]*Listener, error) 
 // host (a .socket unit's ListenStream=8080 binds every address); then by
 // bound address: a socket of the spec's type bound to the spec's unix path,
 // or to its port (never for port 0) and host (any unspecified host for an
-// unspecified one, a name resolved). With no specs at all, every activated
+// unspecified one, a name resolved). A steered spec takes none: Sockets
+// returns an error (wrapping ErrSteerUnsupported) when an activated socket
+// would serve it, since a steered socket must be the first of a reuseport
+// group of hupd's own. With no specs at all, every activated
 // socket is passed on as received, in order (FromActivated), and every
 // held one is left.
 //
@@ -148,6 +151,15 @@ func Sockets(held []*Listener, act []Activated, specs []Spec, where []string) (S
 	for i := range specs {
 		if match[i] == nil {
 			rest = append(rest, i)
+		}
+	}
+	for _, i := range rest {
+		// A steered spec never takes an activated socket (one that
+		// hupd did not open may have joined another reuseport group, or
+		// be joined by sockets that are not hupd's), and opening a new
+		// socket beside one would do just that.
+		if specs[i].Steer && slices.ContainsFunc(act, func(a Activated) bool { return activatedFor(specs[i], a) }) {
+			return Set{}, at(i, errSteerActivated(specs[i]))
 		}
 	}
 	adopted := make([]*Listener, len(specs))

@@ -92,3 +92,13 @@ func (h controlHandler) Logs(gen, n int) []supervisor.OutputLine { return h.sup.
 func (h controlHandler) FollowLogs(gen, n int) ([]supervisor.OutputLine, <-chan supervisor.OutputLine, func() int) {
 	return h.sup.FollowLogs(gen, n)
 }
+
+// Rollback makes the settling generation serve again (hupd rollback): it
+// goes to the supervisor as it is; hupd.toml is not read.
+func (h controlHandler) Rollback(ctx context.Context) supervisor.ReloadResult {
+	r := h.sup.Rollback(ctx)
+	if r.Cause == "" {
+		r.Cause = "hupd rollback"
+	}
+	return r
+}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/hupd/hupd/internal/logev"
@@ -41,4 +42,34 @@ func TestRollbackCLINothingSettles(t *testing.T) {
 	if len(st.Generations) != 1 || st.Generations[0].Gen != 2 || st.Generations[0].State != supervisor.StateReady {
 		t.Errorf("after the refused rollback: generations %+v, want gen 2 ready alone", st.Generations)
 	}
+}
+
+// TestPlanSteerToggle: an edit that turns steering on for a socket hupd
+// keeps is refused as a changed reuseport is: hupd plan exits 2 with one
+// line naming where the address is configured, and saved, the edit is not
+// applied (hupd reload fails, nothing changes). Steering a new address is
+// planned as a socket to open.
+func TestPlanSteerToggle(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	w, conf := wtStartConf(t, dir, wtTOML(nil, wtHTTP), "--watch-config=false")
+	pid1 := w.ChildPID(1)
+	steered := wtTOML(nil, wtHTTP+"steer = true\n")
+	const says = ": listen tcp://127.0.0.1:0: steer: socketact: option fixed once the socket is bound: keep it, or give the socket a new address\n"
+	if r := oneShot(t, dir, nil, "plan", "--control", w.ctl, "-c", writeFile(t, t.TempDir(), "steer.toml", steered)); r.code != 2 || r.stdout != "" ||
+		r.stderr != "hupd: "+conf+":4"+says {
+		t.Fatalf("plan of steer on a kept socket: exit %d, stdout %q, stderr %q; want exit 2 and %q", r.code, r.stdout, r.stderr, conf+":4"+says)
+	}
+	added := wtTOML(nil, wtHTTP, wtListen("api", "tcp://127.0.0.1:0")+"steer = true\n")
+	r := oneShot(t, dir, nil, "plan", "--control", w.ctl, "-c", writeFile(t, t.TempDir(), "added.toml", added), "--json")
+	var p supervisor.Plan
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil || r.code != 0 || len(p.Open) != 1 || p.Open[0].Name != "api" || len(p.Keep) != 1 {
+		t.Fatalf("plan of a new steered socket: exit %d, %v, stdout %q, stderr %q; want api opened, http kept", r.code, err, r.stdout, r.stderr)
+	}
+
+	wtWrite(t, conf, steered)
+	if r := oneShot(t, dir, nil, "reload", "--control", w.ctl); r.code != 1 || !strings.Contains(r.stderr, "hupd.toml not applied, nothing changed: "+conf+":4"+strings.TrimSuffix(says, "\n")) {
+		t.Fatalf("reload of the saved edit: exit %d, stderr %q", r.code, r.stderr)
+	}
+	rcOnly(w, pid1)
 }

@@ -10,8 +10,8 @@ import (
 // controlHandler is hupd run's control.Handler: the control server parses a
 // request and hands it here; this decides what it means and asks the
 // supervisor (control → run → supervisor). A reload reads hupd.toml again
-// first (in rc's loop), and is refused while it is not valid; status and
-// upgrade go to the supervisor as they are.
+// first (in rc's loop), and is refused while it is not valid; status,
+// upgrade and rollback go to the supervisor as they are.
 type controlHandler struct {
 	sup *supervisor.Supervisor
 	rc  *reconf

@@ -61,7 +61,7 @@ func TestDidYouMean(t *testing.T) {
 		{[]string{"rnu"}, `unknown command "rnu": did you mean "run"?`},
 		{[]string{"stauts", "--json"}, `unknown command "stauts": did you mean "status"?`},
 		{[]string{"relaod"}, `unknown command "relaod": did you mean "reload"?`},
-		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, status, logs, upgrade, plan, version, demo, completion`},
+		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, rollback, status, logs, upgrade, plan, version, demo, completion`},
 		{[]string{"--verison"}, `flag provided but not defined: -verison: did you mean --version?`},
 		{[]string{"run", "--lisen", "tcp://:0"}, `flag provided but not defined: -lisen: did you mean --listen?`},
 		{[]string{"check", "--ready-timout", "1s"}, `flag provided but not defined: -ready-timout: did you mean --ready-timeout?`},
@@ -242,7 +242,7 @@ func TestManPage(t *testing.T) {
 	}
 }
 
-// TestHelpGolden pins the help of hupd, hupd run and hupd reload, placeholders
+// TestHelpGolden pins the help of hupd, hupd run, hupd reload and hupd rollback, placeholders
 // included (go test -run TestHelpGolden -update rewrites the files).
 func TestHelpGolden(t *testing.T) {
 	for _, tc := range []struct {
@@ -252,6 +252,7 @@ func TestHelpGolden(t *testing.T) {
 		{"help.golden", []string{"--help"}},
 		{"help-run.golden", []string{"run", "--help"}},
 		{"help-reload.golden", []string{"reload", "--help"}},
+		{"help-rollback.golden", []string{"rollback", "--help"}},
 	} {
 		code, stdout, stderr := runApp(t, tc.args...)
 		if code != 0 || stderr != "" {

@@ -76,7 +76,7 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 	tw.Flush()
 	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tPROCS\tMEMORY (PEAK)\tCPU\tCONFIG\tSTATUS\t")
 	for _, g := range st.Generations {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t%s\t%s\t\n", g.Gen, g.PID, g.State,
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t%s\t%s\t\n", g.Gen, g.PID, stateText(g),
 			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond),
 			g.Processes, bytesText(g.MemoryBytes), bytesText(g.MemoryPeakBytes),
 			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, printable(g.StatusText))
@@ -112,6 +112,22 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 		fmt.Fprintf(w, "last reload: %s%s, %s ago, took %s: %s\n", r.Strategy, cause,
 			time.Since(r.Finished).Round(time.Second), r.Finished.Sub(r.Started).Round(time.Millisecond), result)
 	}
+}
+
+// stateText is a generation's STATE: its state, and for a settling one
+// the time left of its window ("settling (25s left)"), during which hupd
+// rollback makes it serve again.
+func stateText(g supervisor.GenerationStatus) string {
+	if g.State != supervisor.StateSettling {
+		return string(g.State)
+	}
+	left := time.Duration(g.SettleLeft)
+	if left >= 10*time.Second {
+		left = left.Round(time.Second)
+	} else {
+		left = left.Round(100 * time.Millisecond)
+	}
+	return fmt.Sprintf("%s (%s left)", g.State, left)
 }
 
 // containmentText is the status line's description of c:

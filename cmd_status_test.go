@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +66,39 @@ func TestLogsTextGolden(t *testing.T) {
 	show(lines[2])
 	if !strings.Contains(b.String(), "\x1b") {
 		t.Errorf("not a terminal: the line as written, got %q", b.String())
+	}
+}
+
+// TestStatusShowsSettling: a generation kept settling after a swap shows
+// its state and the time left of its window, in the text (rounded) and in
+// the JSON (settle_left); others show no time left.
+func TestStatusShowsSettling(t *testing.T) {
+	st := &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, Generations: []supervisor.GenerationStatus{
+		{Gen: 1, PID: 100, State: supervisor.StateSettling, SettleLeft: supervisor.Duration(24*time.Second + 600*time.Millisecond)},
+		{Gen: 2, PID: 200, State: supervisor.StateReady},
+		{Gen: 3, PID: 300, State: supervisor.StateSettling, SettleLeft: supervisor.Duration(1234 * time.Millisecond)},
+	}}
+	var b bytes.Buffer
+	printStatus(&b, st)
+	rows := map[string]string{}
+	for _, line := range strings.Split(b.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 3 {
+			rows[f[0]] = strings.Join(f[2:], " ")
+		}
+	}
+	for gen, want := range map[string]string{"1": "settling (25s left) ", "2": "ready ", "3": "settling (1.2s left) "} {
+		if !strings.HasPrefix(rows[gen], want) {
+			t.Errorf("gen %s: %q, want the state %q", gen, rows[gen], want)
+		}
+	}
+	if strings.Count(b.String(), "left)") != 2 {
+		t.Errorf("time left shown for a generation that is not settling:\n%s", b.String())
+	}
+	js, err := json.Marshal(st.Generations[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"state":"settling"`; !strings.Contains(string(js), want) || !strings.Contains(string(js), `"settle_left":"24.6s"`) {
+		t.Errorf("JSON %s lacks %s and settle_left 24.6s", js, want)
 	}
 }

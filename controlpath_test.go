@@ -16,6 +16,16 @@ type fakeHupd struct {
 	name   string
 	pid    int
 	reload func(context.Context) supervisor.ReloadResult
+	// rollback answers rollback requests; nil refuses them as a hupd
+	// with nothing settling does.
+	rollback func(context.Context) supervisor.ReloadResult
+}
+
+func (f *fakeHupd) Rollback(ctx context.Context) supervisor.ReloadResult {
+	if f.rollback != nil {
+		return f.rollback(ctx)
+	}
+	return supervisor.ReloadResult{Strategy: supervisor.StrategyRollback, Reason: "no generation is settling: nothing to roll back to"}
 }
 
 func (f *fakeHupd) Reload(ctx context.Context) supervisor.ReloadResult {

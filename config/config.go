@@ -44,7 +44,11 @@ type Listen struct {
 	Address   string `toml:"address"`
 	Backlog   int    `toml:"backlog,omitempty"`
 	ReusePort bool   `toml:"reuseport,omitempty"`
-	V6Only    *bool  `toml:"v6only,omitempty"`
+	// Steer gives each generation its own socket on the address, in one
+	// SO_REUSEPORT group whose new connections hupd steers to the newest
+	// ready generation (socketact.Spec.Steer). TCP and UDP only.
+	Steer  bool  `toml:"steer,omitempty"`
+	V6Only *bool `toml:"v6only,omitempty"`
 	// NonBlocking sets O_NONBLOCK on the socket (systemd's NonBlocking=).
 	// Default false, or true when the socket is described to nginx
 	// (process.handoff or its own env holds "nginx").
@@ -114,6 +118,13 @@ type Reload struct {
 	// WatchConfig applies edits of hupd.toml as they are saved (default
 	// true when there is a hupd.toml).
 	WatchConfig *bool `toml:"watch_config,omitempty"`
+	// Settle keeps the old generation of a swap running that long
+	// (supervisor.Options.Settle); "0s", the default, stops it at once.
+	Settle string `toml:"settle"`
+	// SteerWait bounds the wait for an old generation's steered sockets
+	// to empty their queues before its stop signal
+	// (supervisor.Options.SteerWait).
+	SteerWait string `toml:"steer_wait"`
 }
 
 // Restart is the [restart] table.
@@ -248,6 +259,7 @@ func Parse(file string, data []byte) (*Config, error) {
 // library names them (without the index of an array of tables).
 var durationKeys = map[string]bool{
 	"process.stop_timeout": true, "process.watchdog": true, "reload.ready_timeout": true,
+	"reload.settle": true, "reload.steer_wait": true,
 	"restart.min_delay": true, "restart.max_delay": true, "restart.reset_after": true,
 	"watch.debounce": true, "watch.poll_interval": true,
 }
@@ -339,9 +351,9 @@ func validKeys(parent string) []string {
 	keys := map[string][]string{
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
-		"listen":  {"name", "address", "backlog", "reuseport", "v6only", "nonblocking", "mode", "owner", "group", "env"},
+		"listen":  {"name", "address", "backlog", "reuseport", "steer", "v6only", "nonblocking", "mode", "owner", "group", "env"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup", "forking", "pidfile"},
-		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config"},
+		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config", "settle", "steer_wait"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after", "start_limit", "success_exit_status"},
 		"legacy":  {"mode"},
 		"health":  {"address", "failures"},

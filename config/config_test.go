@@ -182,7 +182,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "second listen", src: "[[listen]]\naddress = \"tcp://:1\"\n\n[[listen]]\naddress = \"tcp://:2\"\nmod = \"0600\"\n",
 			where: "u.toml:6", key: "mod", table: "in [listen]",
-			valid: []string{"address", "backlog", "env", "group", "mode", "name", "nonblocking", "owner", "reuseport", "v6only"},
+			valid: []string{"address", "backlog", "env", "group", "mode", "name", "nonblocking", "owner", "reuseport", "steer", "v6only"},
 		},
 		{
 			name: "table", src: "[reload]\nsignal = \"HUP\"\n[relaod]\nsignal = \"HUP\"\n",

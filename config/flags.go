@@ -49,6 +49,8 @@ func Flags() []Flag {
 			apply: setString("name", func(c *Config) *string { return &c.Name })},
 		{Name: "listen", Aliases: []string{"l"}, Kind: FlagList, Usage: "open a socket `[NAME=]ADDRESS`: HOST:PORT, :PORT (all addresses), [::1]:PORT or PORT for tcp; /abs/path or @abstract for unix; or a URL: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://, udp4://, udp6://, unix:///path, unix://@abstract (repeatable)",
 			apply: overrideListen},
+		{Name: "steer", Kind: FlagBool, Usage: "give each generation its own socket on every --listen (or [[listen]]) address, TCP or UDP, and steer new connections to the newest ready one only: an old one's queue empties before it is told to stop",
+			apply: overrideSteer},
 		{Name: "reload", Usage: "reload `STRATEGY`: swap (default with --listen), signal (default without), restart",
 			apply: setString("reload.strategy", func(c *Config) *string { return &c.Reload.Strategy })},
 		{Name: "reload-signal", Usage: "`SIGNAL` relayed by the signal strategy (default HUP)",
@@ -63,6 +65,10 @@ func Flags() []Flag {
 				c.src.setFlag("reload.check", where)
 				return nil
 			}},
+		{Name: "settle", Usage: "keep the old generation of a swap running for `DURATION` (receiving nothing with --steer), so that hupd rollback makes it serve again without a start (default 0s: stop it at once)",
+			apply: setString("reload.settle", func(c *Config) *string { return &c.Reload.Settle })},
+		{Name: "steer-wait", Usage: "`DURATION` an old generation's steered socket queue may take to empty before its stop signal (default 5s)",
+			apply: setString("reload.steer_wait", func(c *Config) *string { return &c.Reload.SteerWait })},
 		{Name: "control", Usage: "control socket `PATH` (default from --name under $XDG_RUNTIME_DIR/hupd or /run/hupd)",
 			apply: setString("control", func(c *Config) *string { return &c.Control })},
 		{Name: "output", Usage: "child output `MODE`: pipe (default: copied, last lines kept) or inherit",
@@ -178,6 +184,23 @@ func overrideListen(c *Config, where string, values []string) error {
 		for _, k := range []string{"name", "address"} {
 			c.src.setFlag(fmt.Sprintf("listen.%d.%s", i, k), where)
 		}
+	}
+	return nil
+}
+
+// overrideSteer: --steer steers every socket (those --listen gave, or
+// the file's [[listen]] tables), and needs one.
+func overrideSteer(c *Config, where string, values []string) error {
+	v := last(values) == "true"
+	if len(c.Listen) == 0 {
+		if !v {
+			return nil
+		}
+		return &Error{Where: where, Err: errors.New("no socket to steer: give --listen (or [[listen]] in the -c file)")}
+	}
+	for i := range c.Listen {
+		c.Listen[i].Steer = v
+		c.src.setFlag(listenKey(i, "steer"), where)
 	}
 	return nil
 }

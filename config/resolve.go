@@ -35,6 +35,13 @@ const (
 	FDStoreNo   = "no"
 )
 
+// Errors of a steered socket ([[listen]] steer, --steer) that cannot be
+// steered.
+var (
+	errSteerUnix  = errors.New("steer: a unix socket has no SO_REUSEPORT group; steer TCP and UDP sockets only")
+	errSteerAdopt = errors.New(`steer: not with [legacy] mode = "adopt", where the program binds the one socket every generation shares; use mode = "redirect", whose binds get each generation's own socket`)
+)
+
 // Resolved is a fully checked configuration.
 type Resolved struct {
 	Options supervisor.Options
@@ -106,6 +113,8 @@ func (c *Config) FillDefaults() {
 	if c.Reload.MaxDraining == 0 {
 		c.Reload.MaxDraining = supervisor.DefaultMaxDraining
 	}
+	def(&c.Reload.Settle, time.Duration(0).String())
+	def(&c.Reload.SteerWait, supervisor.DefaultSteerWait.String())
 	def(&c.Process.Output, string(supervisor.OutputPipe))
 	def(&c.Process.Cgroup, string(contain.ModeAuto))
 	def(&c.Reload.Signal, signals.Name(supervisor.DefaultReloadSignal))
@@ -162,6 +171,12 @@ func (c *Config) Resolve() (*Resolved, error) {
 		if *d.dst, err = duration.Parse(d.v); err != nil || *d.dst <= 0 {
 			return nil, c.durationError(d.key, d.v, err, "want a positive duration such as 500ms, 30s or 2m")
 		}
+	}
+	if o.SteerWait, err = duration.Parse(c.Reload.SteerWait); err != nil || o.SteerWait <= 0 {
+		return nil, c.durationError("reload.steer_wait", c.Reload.SteerWait, err, "want a positive duration such as 5s")
+	}
+	if o.Settle, err = duration.Parse(c.Reload.Settle); err != nil || o.Settle < 0 {
+		return nil, c.durationError("reload.settle", c.Reload.Settle, err, "want a duration such as 30s or 2m, or 0s for none")
 	}
 	if o.Backoff.Max < o.Backoff.Min {
 		return nil, c.fieldError("restart.max_delay", c.Restart.MaxDelay, fmt.Errorf("less than min_delay %s", c.Restart.MinDelay))
@@ -571,6 +586,11 @@ func (c *Config) resolveLegacy(r *Resolved) error {
 		}
 	}
 	if mode == supervisor.LegacyAdopt {
+		for i, sp := range r.Listen {
+			if sp.Steer {
+				return &Error{Where: c.src.where(listenKey(i, "steer")), Field: fieldName(listenKey(i, "address")), Value: sp.Address.String(), Err: errSteerAdopt}
+			}
+		}
 		if err := c.checkAdopt(r); err != nil {
 			return err
 		}
@@ -640,6 +660,11 @@ func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
 		return socketact.Spec{}, c.fieldError(listenKey(i, "address"), l.Address, errors.New(strings.TrimPrefix(err.Error(), socketact.ErrBadAddress.Error()+" "+strconv.Quote(l.Address)+": ")))
 	}
 	sp.Address = a
+	if l.Steer && a.IsUnix() {
+		// The address names the socket: with --steer the field does not.
+		return socketact.Spec{}, &Error{Where: c.src.where(listenKey(i, "steer")), Field: fieldName(listenKey(i, "address")), Value: a.String(), Err: errSteerUnix}
+	}
+	sp.Steer = l.Steer
 	if l.Backlog < 0 {
 		return socketact.Spec{}, c.fieldError(listenKey(i, "backlog"), strconv.Itoa(l.Backlog), errors.New("must not be negative"))
 	}

@@ -11,6 +11,8 @@ import (
 //
 //	→ {"v":1,"cmd":"reload","timeout":"60s"}
 //	← {"v":1,"ok":true,"reload":{…}}
+//	→ {"v":1,"cmd":"rollback"}
+//	← {"v":1,"ok":true,"reload":{"ok":true,"strategy":"rollback",…}}
 //	→ {"v":1,"cmd":"plan","config":"…"}
 //	← {"v":1,"ok":true,"plan":{…}}
 //	→ {"v":1,"cmd":"status"}
@@ -45,6 +47,9 @@ const (
 	CmdUpgrade = "upgrade"
 	CmdPlan    = "plan"
 	CmdLogs    = "logs"
+	// CmdRollback makes the settling generation serve again (see
+	// supervisor.Supervisor.Rollback); the reply's Reload reports it.
+	CmdRollback = "rollback"
 )
 
 // Request is one control request.
@@ -85,6 +90,9 @@ type Reply struct {
 	Reload *supervisor.ReloadResult `json:"reload,omitempty"`
 	Status *supervisor.Status       `json:"status,omitempty"`
 	Plan   *supervisor.Plan         `json:"plan,omitempty"`
+	// Reload also reports a rollback (Strategy "rollback"): NewGen and
+	// NewPID are the generation that serves again, OldGen and OldPID the
+	// newer one it replaces.
 	// BadConfig marks an error about the configuration planned.
 	BadConfig bool `json:"bad_config,omitempty"`
 	// Progress is set, alone (no "ok"), in the lines a reload request with

@@ -60,6 +60,16 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// Rollbacker is implemented by a Handler that answers rollback requests
+// (hupd rollback); others refuse them.
+type Rollbacker interface {
+	// Rollback makes the settling generation serve again and stops the
+	// newer one (supervisor.Supervisor.Rollback); OK=false and a Reason
+	// when it cannot, such as when no generation is settling. ctx ends
+	// when the client hangs up or the server is closed.
+	Rollback(ctx context.Context) supervisor.ReloadResult
+}
+
 // LogSource is implemented by a Handler that answers logs requests (see
 // supervisor.Supervisor.Logs and FollowLogs); others refuse them.
 type LogSource interface {
@@ -436,6 +446,8 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		return errReply(fmt.Errorf("upgrade failed, hupd goes on as it was: %w", s.h.Upgrade(s.ctx, req.Binary)))
 	case CmdPlan:
 		return s.plan(req)
+	case CmdRollback:
+		return s.rollback(c, br)
 	}
 	// CmdReload
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -553,9 +565,9 @@ func parseRequest(line []byte) (req Request, timeout time.Duration, err error) {
 	case req.V != ProtocolVersion:
 		return req, 0, fmt.Errorf("unsupported protocol version %d: this hupd speaks version %d", req.V, ProtocolVersion)
 	}
-	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade, CmdPlan, CmdLogs}, ", ")
+	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade, CmdPlan, CmdLogs, CmdRollback}, ", ")
 	switch req.Cmd {
-	case CmdPing, CmdStatus, CmdUpgrade, CmdPlan:
+	case CmdPing, CmdStatus, CmdUpgrade, CmdPlan, CmdRollback:
 	case CmdLogs:
 		if req.Gen < 0 || req.Lines < 0 {
 			return req, 0, fmt.Errorf("invalid logs request: gen %d, lines %d: both must be 0 or more", req.Gen, req.Lines)
@@ -632,6 +644,28 @@ func peerGone(c *net.UnixConn) bool {
 		}
 	})
 	return gone
+}
+
+// rollback answers a rollback request: as a reload's reply, with the
+// result in Reload.
+func (s *Server) rollback(c *net.UnixConn, br *bufio.Reader) Reply {
+	rb, ok := s.h.(Rollbacker)
+	if !ok {
+		return errReply(errors.New("this hupd cannot roll back"))
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	stop := s.watchHangup(c, br, cancel)
+	res := rb.Rollback(ctx)
+	stop()
+	rep := Reply{V: ProtocolVersion, OK: res.OK, Reload: &res}
+	if !res.OK {
+		rep.Error = "rollback failed"
+		if res.Reason != "" {
+			rep.Error += ": " + res.Reason
+		}
+	}
+	return rep
 }
 
 // plan answers a plan request.

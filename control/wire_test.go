@@ -126,3 +126,56 @@ func TestWireProgress(t *testing.T) {
 		t.Errorf("progress seen: %+v", got)
 	}
 }
+
+// rollbackControl is a fakeControl that answers rollback requests with
+// the results of rollback, in turn.
+type rollbackControl struct {
+	fakeControl
+	rollback []supervisor.ReloadResult
+}
+
+func (f *rollbackControl) Rollback(context.Context) supervisor.ReloadResult {
+	r := f.rollback[0]
+	f.rollback = f.rollback[1:]
+	return r
+}
+
+// TestWireRollback pins a rollback request's bytes and its replies: the
+// result is the reply's "reload" (strategy "rollback": new_gen is the
+// generation serving again), a failure's reason is in "error" as for a
+// reload, and a hupd whose handler cannot roll back says so.
+func TestWireRollback(t *testing.T) {
+	req, err := json.Marshal(Request{V: ProtocolVersion, Cmd: CmdRollback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"v":1,"cmd":"rollback"}`; string(req) != want {
+		t.Errorf("request line\n got %s\nwant %s", req, want)
+	}
+	start := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	h := &rollbackControl{rollback: []supervisor.ReloadResult{
+		{OK: true, Strategy: supervisor.StrategyRollback, Cause: "hupd rollback", OldGen: 2, OldPID: 200, NewGen: 1, NewPID: 100,
+			Started: start, Finished: start.Add(2 * time.Millisecond)},
+		{Strategy: supervisor.StrategyRollback, Reason: "no generation is settling: nothing to roll back to", Started: start, Finished: start},
+	}}
+	c := dialRaw(t, startControl(t, h).Path())
+	for _, want := range []string{
+		`{"v":1,"ok":true,"reload":{"ok":true,"strategy":"rollback","cause":"hupd rollback","old_gen":2,"old_pid":200,"new_gen":1,"new_pid":100,"started":"2026-12-07T05:00:00Z","finished":"2026-12-07T05:00:00.002Z"}}`,
+		`{"v":1,"ok":false,"error":"rollback failed: no generation is settling: nothing to roll back to","reload":{"ok":false,"strategy":"rollback","reason":"no generation is settling: nothing to roll back to","started":"2026-12-07T05:00:00Z","finished":"2026-12-07T05:00:00Z"}}`,
+	} {
+		c.send(t, string(req))
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line != want+"\n" {
+			t.Errorf("reply to %s\n got %s\nwant %s", req, line, want)
+		}
+	}
+	c = dialRaw(t, startControl(t, &fakeControl{}).Path())
+	c.send(t, string(req))
+	line, err := c.r.ReadString('\n')
+	if want := `{"v":1,"ok":false,"error":"this hupd cannot roll back"}` + "\n"; err != nil || line != want {
+		t.Errorf("without a Rollbacker: %q, %v; want %s", line, err, want)
+	}
+}

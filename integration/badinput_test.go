@@ -96,7 +96,7 @@ var badCases = []badCase{
 	{
 		name: "unknown key in the second listen", code: 2,
 		toml: "command = [\"{hello}\"]\n{listen}adress = \"tcp://:1\" " + badMark + "\n",
-		says: []string{`unknown key "adress": valid keys in [listen] are address, backlog, env, group, mode, name, nonblocking, owner, reuseport, v6only`},
+		says: []string{`unknown key "adress": valid keys in [listen] are address, backlog, env, group, mode, name, nonblocking, owner, reuseport, steer, v6only`},
 	},
 	{
 		name: "unknown table", code: 2,
@@ -537,7 +537,7 @@ func TestBadInputCommand(t *testing.T) {
 		}
 	}
 	r := oneShot(t, t.TempDir(), nil, "bogus")
-	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, status, logs, upgrade, plan, version, demo, completion\n"; r.stderr != want {
+	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, rollback, status, logs, upgrade, plan, version, demo, completion\n"; r.stderr != want {
 		t.Errorf("unknown command: %q, want %q", r.stderr, want)
 	}
 }

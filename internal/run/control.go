@@ -10,8 +10,8 @@ import (
 // controlHandler is hupd run's control.Handler: the control server parses a
 // request and hands it here; this decides what it means and asks the
 // supervisor (control → run → supervisor). A reload reads hupd.toml again
-// first (in rc's loop), and is refused while it is not valid; status and
-// upgrade go to the supervisor as they are.
+// first (in rc's loop), and is refused while it is not valid; status,
+// upgrade and rollback go to the supervisor as they are.
 type controlHandler struct {
 	sup *supervisor.Supervisor
 	rc  *reconf
@@ -91,4 +91,14 @@ func (h controlHandler) Logs(gen, n int) []supervisor.OutputLine { return h.sup.
 
 func (h controlHandler) FollowLogs(gen, n int) ([]supervisor.OutputLine, <-chan supervisor.OutputLine, func() int) {
 	return h.sup.FollowLogs(gen, n)
+}
+
+// Rollback makes the settling generation serve again (hupd rollback): it
+// goes to the supervisor as it is; hupd.toml is not read.
+func (h controlHandler) Rollback(ctx context.Context) supervisor.ReloadResult {
+	r := h.sup.Rollback(ctx)
+	if r.Cause == "" {
+		r.Cause = "hupd rollback"
+	}
+	return r
 }

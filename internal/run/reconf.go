@@ -391,6 +391,9 @@ func (rc *reconf) decide(next *config.Resolved) reconfDecision {
 // answer to the Update apply would send, and what reconf itself would
 // change.
 func (rc *reconf) plan(ctx context.Context, next *config.Resolved) (supervisor.Plan, error) {
+	if err := steerFixed(rc.cur, next); err != nil {
+		return supervisor.Plan{}, err
+	}
 	d := rc.decide(next)
 	p, err := rc.sup.Plan(ctx, supervisor.Update{Options: d.opts, Listen: d.listen, ListenWhere: next.ListenWhere})
 	if err != nil {
@@ -413,6 +416,9 @@ func (rc *reconf) plan(ctx context.Context, next *config.Resolved) (supervisor.P
 // What it does is what decide decided.
 func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<- supervisor.ReloadResult) (bool, error) {
 	old := rc.cur
+	if err := steerFixed(old, next); err != nil {
+		return false, err
+	}
 	d := rc.decide(next)
 	for _, r := range d.restart {
 		rc.log.Warn(logev.SettingNeedsRestart, "setting", r.Setting, "now", r.Now, "configured", r.Configured)

@@ -201,10 +201,8 @@ func (s *Supervisor) closeRetired() {
 		}
 	}()
 	s.retired = slices.DeleteFunc(s.retired, func(l *socketact.Listener) bool {
-		for _, g := range s.gens {
-			if slices.ContainsFunc(g.listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
-				return false
-			}
+		if s.inUse(l) {
+			return false
 		}
 		l.Close()
 		s.log.Info(logev.SocketClosed, KeySocket, l.Spec.FDName(), "address", l.Bound.String())

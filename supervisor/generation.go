@@ -70,6 +70,12 @@ type generation struct {
 	trap         *os.File       // legacy mode: the seccomp notify fd
 	trapSrv      *legacy.Server // answers trap
 	drainBy      time.Time      // draining: when its group is killed
+	// emptyBy: draining, waiting for its steered sockets' queues to empty
+	// before its stop signal, until then at the latest (zero: not waiting).
+	emptyBy time.Time
+	// Settling (settle.go): when its window ends, and the timer that ends it.
+	settleEnd time.Time
+	settleT   *time.Timer
 	// What it was started with: the sockets (a socket a new configuration
 	// dropped is closed once no generation uses it) and how it is stopped.
 	listeners   []*socketact.Listener
@@ -165,6 +171,9 @@ func (g *generation) statusOf(now time.Time) GenerationStatus {
 	}
 	if g.mainPID != 0 {
 		st.PID = g.mainPID
+	}
+	if g.state == StateSettling {
+		st.SettleLeft = Duration(max(g.settleEnd.Sub(now), 0).Round(time.Millisecond))
 	}
 	return st
 }

@@ -173,14 +173,10 @@ func (s *Supervisor) planApply(r *planRequest) planReply {
 	return planReply{plan: p}
 }
 
-// inUse reports whether a generation uses l.
+// inUse reports whether a generation uses the held socket l (for a
+// steered one: any member of its group).
 func (s *Supervisor) inUse(l *socketact.Listener) bool {
-	for _, g := range s.gens {
-		if slices.ContainsFunc(g.listeners, func(x *socketact.Listener) bool { return x.File == l.File }) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(s.gens, func(g *generation) bool { return uses(g, l) })
 }
 
 // socketChanges names the options a kept socket takes (what

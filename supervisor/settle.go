@@ -1,5 +1,20 @@
 package supervisor
 
+import (
+	"time"
+
+	"github.com/hupd/hupd/internal/logev"
+)
+
+// Settle (Options.Settle): once a swap's new generation is ready, the old
+// one is kept running for a while (StateSettling) instead of being
+// stopped: with steered sockets it receives nothing new but can serve
+// again at once — Rollback, or by itself when the new generation exits
+// within the window — without starting anything. Without steering both
+// generations accept meanwhile. At most one generation settles: a later
+// swap stops the one settling. When the window ends it is stopped as any
+// old generation is (its queues emptied first).
+
 // settling is the generation kept running after a swap (StateSettling),
 // nil if none.
 func (s *Supervisor) settling() *generation {
@@ -11,15 +26,66 @@ func (s *Supervisor) settling() *generation {
 	return nil
 }
 
+// keepWarm makes g, the old generation of a swap just done, settle.
+func (s *Supervisor) keepWarm(g *generation) {
+	g.state = StateSettling
+	g.settleEnd = time.Now().Add(s.opts.Settle)
+	g.settleT = s.after(g, s.opts.Settle, evSettleEnd)
+	s.log.Info(logev.Settling, KeyGen, g.num, KeyPID, g.pid, KeyTimeout, s.opts.Settle)
+}
+
+// revive makes the settling generation g serve again: new connections go
+// to it, and the generation that was serving (cur, may be nil) stops.
+func (s *Supervisor) revive(g, cur *generation) {
+	g.state = StateReady
+	g.settleEnd = time.Time{}
+	if g.settleT != nil {
+		g.settleT.Stop()
+		g.settleT = nil
+	}
+	s.steerTo(g)
+	if cur != nil {
+		s.drain(cur)
+	}
+}
+
 // rollback serves a Rollback request on Run's goroutine.
 func (s *Supervisor) rollback() ReloadResult {
+	g := s.settling()
 	switch {
 	case s.stopping:
 		return failed(StrategyRollback, "hupd is stopping")
 	case s.tx != nil:
 		return failed(StrategyRollback, "a reload is in progress")
-	case s.settling() == nil:
+	case g == nil:
 		return failed(StrategyRollback, "no generation is settling: nothing to roll back to")
 	}
-	return failed(StrategyRollback, "no generation is settling: nothing to roll back to")
+	started := time.Now()
+	cur := s.current()
+	s.revive(g, cur)
+	res := ReloadResult{OK: true, Strategy: StrategyRollback, Cause: "hupd rollback", NewGen: g.num, NewPID: g.pid, Started: started, Finished: time.Now()}
+	if cur != nil {
+		res.OldGen, res.OldPID = cur.num, cur.pid
+	}
+	s.last = &res
+	s.log.Info(logev.RolledBack, KeyGen, g.num, KeyPID, g.pid, KeyOldPID, res.OldPID, KeyTook, res.Finished.Sub(started).Round(time.Microsecond))
+	if h := s.hooks.Reloaded; h != nil {
+		h(res)
+	}
+	return res
+}
+
+// rollbackOnExit revives the settling generation, if any, when the
+// serving generation g has exited; it reports whether it did.
+func (s *Supervisor) rollbackOnExit(g *generation) bool {
+	o := s.settling()
+	if o == nil {
+		return false
+	}
+	s.revive(o, nil)
+	now := time.Now()
+	s.last = &ReloadResult{OK: true, Strategy: StrategyRollback, Cause: "generation exited while another settled",
+		OldGen: g.num, OldPID: g.pid, NewGen: o.num, NewPID: o.pid, Started: now, Finished: now}
+	s.log.Warn(logev.SettleRollback, KeyGen, o.num, KeyPID, o.pid, KeyOldPID, g.pid)
+	return true
 }

@@ -61,6 +61,7 @@ type standby struct {
 	pidfd      int // -1 if none; closed once it is used or discarded
 	proc       *os.Process
 	outR, errR *os.File
+	listeners  []*socketact.Listener // the sockets it holds (socketsFor)
 }
 
 // discardStandby discards the standby shim: it sees EOF and exits (the
@@ -91,20 +92,21 @@ func closeFiles(fs ...*os.File) {
 	}
 }
 
-// childCmd is the command for generation num with notify socket ns.
-func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int) (*socketact.Command, error) {
+// childCmd is the command for generation num with notify socket ns and
+// sockets ls (socketsFor).
+func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int, ls []*socketact.Listener) (*socketact.Command, error) {
 	o := s.opts
-	files, names := listenerFiles(s.listeners)
+	files, names := listenerFiles(ls)
 	if o.Legacy != "" {
 		// The program binds its own ports: the sockets reach it through
 		// its bind calls, not as inherited fds.
 		files, names = nil, nil
 	}
-	args, err := socketact.ExpandArgs(o.Args, s.listeners)
+	args, err := socketact.ExpandArgs(o.Args, ls)
 	if err != nil {
 		return nil, err
 	}
-	extra := append(slices.Clone(o.Env), socketact.HandoffEnv(o.Handoff, s.listeners, num)...)
+	extra := append(slices.Clone(o.Env), socketact.HandoffEnv(o.Handoff, ls, num)...)
 	env := socketact.ChildEnv(os.Environ(), extra, names)
 	env = append(env, socketact.EnvNotifySocket+"="+ns.Path)
 	if o.Control != "" {
@@ -151,7 +153,11 @@ func (s *Supervisor) prestart() {
 	if cur := s.current(); cur == nil || cur.state != StateReady {
 		return
 	}
-	cmd, err := s.childCmd(&socketact.NotifySocket{}, 0) // only its sockets and pipes are used
+	ls, err := s.socketsFor(nil)
+	if err != nil {
+		return
+	}
+	cmd, err := s.childCmd(&socketact.NotifySocket{}, 0, ls) // only its sockets and pipes are used
 	if err != nil {
 		return
 	}
@@ -174,7 +180,7 @@ func (s *Supervisor) prestart() {
 		return
 	}
 	grp.SetLeader(res.pid)
-	st := &standby{ref: &procRef{}, sb: res.standby, grp: grp, pid: res.pid, pidfd: res.pidfd, proc: res.proc, outR: outR, errR: errR}
+	st := &standby{ref: &procRef{}, sb: res.standby, grp: grp, listeners: ls, pid: res.pid, pidfd: res.pidfd, proc: res.proc, outR: outR, errR: errR}
 	s.standby = st
 	go func() { s.forwardExit(st.ref, <-res.exited) }()
 	go func() {
@@ -195,14 +201,27 @@ func (s *Supervisor) spawn() (*generation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	cmd, err := s.childCmd(ns, num)
+	var prefer []*socketact.Listener
+	if s.standby != nil {
+		prefer = s.standby.listeners
+	}
+	ls, err := s.socketsFor(prefer)
+	if err == nil && s.standby != nil && !sameFiles(ls, prefer) {
+		// It holds other members of a steered socket's group.
+		s.discardStandby()
+	}
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	cmd, err := s.childCmd(ns, num, ls)
 	if err != nil {
 		ns.Close()
 		return nil, err
 	}
 	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking, pidfile: o.Pidfile,
 		exitParked: make(chan signals.Exit, 1), configHash: s.hash,
-		listeners: s.listeners, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}
+		listeners: ls, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}
 	t0 := time.Now()
 	var (
 		ref        *procRef
@@ -560,4 +579,9 @@ func (s *Supervisor) status() Status {
 		st.StartFailures = s.startFails.count(s.opts.StartLimit, now)
 	}
 	return st
+}
+
+// sameFiles reports whether a and b are the same sockets in the same order.
+func sameFiles(a, b []*socketact.Listener) bool {
+	return slices.EqualFunc(a, b, func(x, y *socketact.Listener) bool { return x.File == y.File })
 }

@@ -110,6 +110,9 @@ type Supervisor struct {
 	// closed once no generation uses it. With listeners, they are every
 	// socket hupd holds (see Apply).
 	retired []*socketact.Listener
+	// awayAt: when each steered member stopped being its group's target
+	// (steer.go).
+	awayAt map[*os.File]time.Time
 	// held is what publishHeld records: the configured addresses of
 	// listeners and retired, for Apply's caller (any goroutine).
 	held  atomic.Pointer[[]socketact.Address]
@@ -175,6 +178,8 @@ const (
 	evTrim
 	evUpgradeChecked
 	evMainGone // the MAINPID= process (exit.PID) exited before being followed
+	evQueuePoll
+	evSettleEnd
 )
 
 type event struct {
@@ -254,7 +259,7 @@ func New(opts Options, ls []*socketact.Listener, r *signals.Reaper, log *slog.Lo
 	}
 	s := &Supervisor{
 		opts: opts.withDefaults(len(ls)), log: log, reaper: r, listeners: ls, cg: contain.Off("no containment set up"),
-		self:   os.Getpid(),
+		self: os.Getpid(), awayAt: map[*os.File]time.Time{},
 		events: make(chan event, 64), reqs: make(chan request), quit: make(chan struct{}),
 	}
 	s.publishHeld()
@@ -685,6 +690,12 @@ func (s *Supervisor) onEvent(ev event) {
 		s.upgradeChecked(ev.upgrade, ev.err)
 	case evMainGone:
 		s.mainGone(g, ev.exit.PID)
+	case evQueuePoll:
+		s.empty(g)
+	case evSettleEnd:
+		if g.state == StateSettling {
+			s.drain(g)
+		}
 	case evWatchdog:
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
@@ -730,6 +741,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		e.Status = syscall.WaitStatus(1 << 8)
 	}
 	s.hintOwnBind(g, prev)
+	s.checkGroups(g)
 	s.closeRetired()
 
 	if s.stopping {
@@ -773,6 +785,10 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	if !wasCurrent {
 		return
 	}
+	if s.rollbackOnExit(g) {
+		s.maybeStartQueued()
+		return
+	}
 	s.lastExit = e
 	if !s.shouldRestart(e) {
 		g.out.settle(exitSettle) // hupd exits once the others are gone
@@ -790,6 +806,10 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		// over, and if it fails, finishTx applies the restart policy. A
 		// restart now would start a second one beside it.
 		s.log.Warn(logev.ServingExitedDuringReload, KeyGen, g.num, KeyStatus, e.String())
+		if tx.new != nil {
+			// Clients wait in its queue, as they would in a shared socket.
+			s.steerTo(tx.new)
+		}
 		return
 	}
 	if s.startLimitHit() {
@@ -993,9 +1013,14 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 	if g.watchdogDur > 0 {
 		s.armWatchdog(g)
 	}
+	s.steerTo(g)
 	if tx := s.tx; tx != nil && tx.new == g {
 		for _, o := range s.gens {
-			if o != g && o.state != StateDraining {
+			switch {
+			case o == g || o.state == StateDraining:
+			case o == tx.old && o.state == StateReady && s.opts.Settle > 0 && tx.strategy == StrategySwap:
+				s.keepWarm(o)
+			default:
 				s.drain(o)
 			}
 		}
@@ -1009,11 +1034,31 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 // drain asks g to stop and kills its group if it has not exited within the
 // stop timeout. At most MaxDraining generations drain at once.
 func (s *Supervisor) drain(g *generation) {
-	if g.state == StateDraining || g.exited() {
+	if g.exited() {
+		return
+	}
+	if g.state == StateDraining {
+		if !g.emptyBy.IsZero() && s.stopping {
+			// hupd stops: nothing is steered anywhere any more.
+			g.emptyBy = time.Time{}
+			s.halt(g)
+		}
 		return
 	}
 	g.settle()
 	g.state = StateDraining
+	if !s.stopping && steeredAway(g) {
+		// New connections go elsewhere: what reached its sockets before
+		// is accepted first (steer.go).
+		g.emptyBy = time.Now().Add(s.opts.SteerWait)
+		s.empty(g)
+		return
+	}
+	s.halt(g)
+}
+
+// halt sends g, draining, its stop signal and arms the stop timeout.
+func (s *Supervisor) halt(g *generation) {
 	s.log.Info(logev.Draining, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
 	s.send(g, g.stopSignal)
 	g.drainBy = time.Now().Add(g.stopTimeout)
@@ -1046,7 +1091,7 @@ func (s *Supervisor) send(g *generation, sig syscall.Signal) {
 func (s *Supervisor) current() *generation {
 	for i := len(s.gens) - 1; i >= 0; i-- {
 		g := s.gens[i]
-		if g.state == StateDraining || g.exited() || (s.tx != nil && s.tx.new == g) {
+		if g.state == StateDraining || g.state == StateSettling || g.exited() || (s.tx != nil && s.tx.new == g) {
 			continue
 		}
 		return g

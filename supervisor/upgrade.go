@@ -370,6 +370,12 @@ func (s *Supervisor) steady() error {
 			return fmt.Errorf("generation %d is %s: try again when it is ready or gone", g.num, g.state)
 		}
 	}
+	for _, l := range append(slices.Clone(s.listeners), s.retired...) {
+		if l.Group() != nil {
+			// Not yet: the members and their owners are not in Upgrade.
+			return fmt.Errorf("socket %s is steered: an in-place upgrade does not hand steered sockets over yet; restart hupd instead", l.Spec.FDName())
+		}
+	}
 	return nil
 }
 

@@ -142,3 +142,24 @@ const (
 	// A followed main process was gone or refused after an upgrade.
 	UpgradeFollowedGone = "followed main process gone or refused after the upgrade: the generation ends"
 )
+
+// Events of traffic steering (supervisor/steer.go, settle.go).
+const (
+	// New connections of a steered socket now go to a generation's socket.
+	Steered = "steered new connections"
+	// The steering program could not be attached: the previous one stays.
+	SteerFailed = "steering failed"
+	// An old generation's steered socket still held connections when the
+	// wait for its queue ended: its stop signal is sent anyway.
+	SteerQueueLeft = "steered socket queue not empty at the stop signal"
+	// A program shut its listening socket down: it left the reuseport
+	// group, which hupd mirrors.
+	SteerSocketShut = "steered socket shut down by a program"
+	// An old generation is kept running after a swap (settle).
+	Settling = "settling"
+	// The settling generation serves again: hupd rollback.
+	RolledBack = "rolled back"
+	// The new generation exited within the settle window: the settling
+	// one serves again.
+	SettleRollback = "serving generation exited while another settles: rolled back"
+)

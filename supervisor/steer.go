@@ -1,0 +1,199 @@
+package supervisor
+
+import (
+	"slices"
+	"time"
+
+	"github.com/hupd/hupd/internal/logev"
+	"github.com/hupd/hupd/socketact"
+)
+
+// Steering (Spec.Steer): a steered socket of the configuration is the
+// first member (anchor) of a reuseport group (socketact.Group), and every
+// generation gets a member of its own. New connections go to one member,
+// the target: the newest ready generation's. Members are kept for the
+// group's life (removing one would reorder the kernel's group): a member
+// no live generation uses goes to the next generation that needs one. A
+// generation that starts while another serves gets a free member (or a
+// new one); one that starts while none serves takes the target and the
+// connections queued in it.
+//
+// When a generation stops while another is the target, its members first
+// empty their queues (what reached them before the steering moved on,
+// accepted by the program as usual), for at most Options.SteerWait, and
+// only then is it sent its stop signal: a program that stops at once loses
+// nothing it had not accepted.
+
+// steerGrace is how long a member steered away from may still receive
+// connections: those whose handshake began before (on loopback
+// microseconds; a distant client's round trip at most this).
+const steerGrace = 50 * time.Millisecond
+
+// queuePoll is how often a stopping generation's queues are looked at.
+const queuePoll = 2 * time.Millisecond
+
+// holds reports whether a live generation holds the socket l (by its file: a kept socket is a new Listener on the same
+// file).
+func (s *Supervisor) holds(l *socketact.Listener) bool {
+	for _, g := range s.gens {
+		if holdsFile(g.listeners, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func holdsFile(ls []*socketact.Listener, l *socketact.Listener) bool {
+	return slices.ContainsFunc(ls, func(x *socketact.Listener) bool { return x.File == l.File })
+}
+
+// uses reports whether g uses the held socket l: l itself, or, for a
+// steered one, any member of its group.
+func uses(g *generation, l *socketact.Listener) bool {
+	if grp := l.Group(); grp != nil {
+		return slices.ContainsFunc(g.listeners, func(x *socketact.Listener) bool { return x.Group() == grp })
+	}
+	return holdsFile(g.listeners, l)
+}
+
+// socketsFor returns the sockets a new generation gets: the
+// configuration's, each steered one replaced by a member of its group —
+// the target when no live generation holds it, else a free member
+// (preferring one of prefer, the standby's), else a new one.
+func (s *Supervisor) socketsFor(prefer []*socketact.Listener) ([]*socketact.Listener, error) {
+	ls := slices.Clone(s.listeners)
+	for i, l := range ls {
+		grp := l.Group()
+		if grp == nil {
+			continue
+		}
+		if t := grp.Target(); !s.holds(t) {
+			ls[i] = t
+			continue
+		}
+		var free []*socketact.Listener
+		for _, m := range grp.Sockets() {
+			if m != grp.Target() && !s.holds(m) {
+				free = append(free, m)
+			}
+		}
+		switch {
+		case len(free) == 0:
+			m, err := grp.Add()
+			if err != nil {
+				return nil, err
+			}
+			ls[i] = m
+		default:
+			ls[i] = free[0]
+			for _, m := range free {
+				if holdsFile(prefer, m) {
+					ls[i] = m
+				}
+			}
+		}
+		// The member serves under the configuration's spec and name.
+		m, err := ls[i].Respec(l.Spec)
+		if err != nil {
+			return nil, err
+		}
+		ls[i] = m
+	}
+	return ls, nil
+}
+
+// steerTo steers every steered socket of g to g's member.
+func (s *Supervisor) steerTo(g *generation) {
+	for _, l := range g.listeners {
+		grp := l.Group()
+		if grp == nil || grp.Target().File == l.File {
+			continue
+		}
+		old := grp.Target()
+		if err := grp.Steer(ownMember(grp, l)); err != nil {
+			s.log.Error(logev.SteerFailed, KeyGen, g.num, KeySocket, l.Spec.FDName(), KeyError, err)
+			continue
+		}
+		s.awayAt[old.File] = time.Now()
+		s.log.Info(logev.Steered, KeyGen, g.num, KeyPID, g.pid, KeySocket, l.Spec.FDName())
+	}
+}
+
+// ownMember is the group's own Listener for l's file (l may be a copy made
+// for a spec).
+func ownMember(grp *socketact.Group, l *socketact.Listener) *socketact.Listener {
+	for _, m := range grp.Sockets() {
+		if m.File == l.File {
+			return m
+		}
+	}
+	return l
+}
+
+// steeredAway reports whether g holds a member that is not its group's
+// target: one that must empty before g is told to stop.
+func steeredAway(g *generation) bool {
+	for _, l := range g.listeners {
+		if grp := l.Group(); grp != nil && grp.Target().File != l.File {
+			return true
+		}
+	}
+	return false
+}
+
+// waiting is what still waits in g's members steered away from: queued
+// connections (or the next datagram's bytes), and whether one of them was
+// steered away from too recently to know (steerGrace).
+func (s *Supervisor) waiting(g *generation, now time.Time) (n int, recent bool) {
+	for _, l := range g.listeners {
+		grp := l.Group()
+		if grp == nil || grp.Target().File == l.File {
+			continue
+		}
+		if at, ok := s.awayAt[l.File]; ok && now.Sub(at) < steerGrace {
+			recent = true
+		}
+		q, err := grp.Queued(ownMember(grp, l))
+		if err == nil {
+			n += q
+		}
+	}
+	return n, recent
+}
+
+// empty stops g once its members steered away from are empty, or
+// SteerWait after it began to wait; until then it polls.
+func (s *Supervisor) empty(g *generation) {
+	if g.exited() || g.state != StateDraining || g.emptyBy.IsZero() {
+		return
+	}
+	now := time.Now()
+	n, recent := s.waiting(g, now)
+	switch {
+	case n == 0 && !recent:
+	case now.After(g.emptyBy):
+		s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, "queued", n, KeyTimeout, s.opts.SteerWait)
+	default:
+		s.after(g, queuePoll, evQueuePoll)
+		return
+	}
+	g.emptyBy = time.Time{}
+	s.halt(g)
+}
+
+// checkGroups mirrors the members a program shut down (they left the
+// kernel's group) for the groups g used; called when g has exited.
+func (s *Supervisor) checkGroups(g *generation) {
+	seen := map[*socketact.Group]bool{}
+	for _, l := range g.listeners {
+		grp := l.Group()
+		if grp == nil || seen[grp] {
+			continue
+		}
+		seen[grp] = true
+		gone, err := grp.Check()
+		for _, m := range gone {
+			s.log.Warn(logev.SteerSocketShut, KeyGen, g.num, KeySocket, m.Spec.FDName(), "address", m.Bound.String(), KeyError, err)
+		}
+	}
+}

@@ -241,6 +241,8 @@ func liveDiff(a, b Options) []string {
 	add(!sameReadiness(a, b), "ready")
 	add(a.MaxDraining != b.MaxDraining, "max_draining")
 	add(a.StopSignal != b.StopSignal || a.StopTimeout != b.StopTimeout, "stop")
+	add(a.Settle != b.Settle, "settle")
+	add(a.SteerWait != b.SteerWait, "steer_wait")
 	add(a.Restart != b.Restart || a.Backoff != b.Backoff, "restart")
 	add(a.StartLimit != b.StartLimit, "start_limit")
 	add(!slices.Equal(a.SuccessExitStatus.Codes, b.SuccessExitStatus.Codes) ||

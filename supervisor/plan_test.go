@@ -28,6 +28,7 @@ func TestPlanThenApplyAgree(t *testing.T) {
 	next := h.opts
 	next.Env = append(slices.Clone(next.Env), "HUPD_TEST_APPLIED=1")
 	next.StopTimeout = time.Minute
+	next.Settle = time.Minute
 	spec := newTestSpec(t)
 	u := Update{Options: next, Listen: []socketact.Spec{spec}, Note: Note{Hash: "h2"}, Cause: "config changed"}
 	p, err := h.planNow(u)
@@ -35,7 +36,7 @@ func TestPlanThenApplyAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !p.NewGeneration || p.Strategy != StrategySwap || !slices.Equal(p.Differ, []string{"env", "sockets"}) ||
-		!slices.Equal(p.Live, []string{"stop"}) {
+		!slices.Equal(p.Live, []string{"stop", "settle"}) {
 		t.Fatalf("plan: %+v", p)
 	}
 	if len(p.Open) != 1 || p.Open[0].Address != spec.Address.String() || len(p.Keep) != 0 ||

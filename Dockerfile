@@ -39,4 +39,4 @@ EXPOSE 8080
 # kills everything after its own 10s: run with --stop-timeout 35.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/hupd"]
-CMD ["run", "--listen", "http=tcp://:8080", "--reload", "swap", "--", "/usr/local/bin/hello"]
+CMD ["run", "--listen", "http=:8080", "--reload", "swap", "--", "/usr/local/bin/hello"]

@@ -65,7 +65,8 @@ func (e *AlreadyRunningError) Error() string {
 	if e.PID > 0 {
 		pid = "pid " + strconv.Itoa(e.PID)
 	}
-	return fmt.Sprintf("hupd %s already running (%s): it holds %s", e.Name, pid, filepath.Join(e.Dir, runtimeLock))
+	return fmt.Sprintf("hupd %s already running (%s): it holds %s; run this one under another name (--name, or name in hupd.toml)",
+		e.Name, pid, filepath.Join(e.Dir, runtimeLock))
 }
 
 // RuntimeDirFor returns the runtime directory of the hupd whose control

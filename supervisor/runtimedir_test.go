@@ -28,7 +28,8 @@ func TestAdoptRuntimeTakesTheHandedOverLock(t *testing.T) {
 	}
 	var ar *AlreadyRunningError
 	if _, err := AdoptRuntime("x", ctl, true, 0, nil); !errors.As(err, &ar) ||
-		!strings.Contains(err.Error(), "hupd x already running (pid "+strconv.Itoa(os.Getpid())+")") {
+		!strings.Contains(err.Error(), "hupd x already running (pid "+strconv.Itoa(os.Getpid())+")") ||
+		!strings.HasSuffix(err.Error(), "; run this one under another name (--name, or name in hupd.toml)") {
 		t.Fatalf("AdoptRuntime without a lock: %v", err)
 	}
 	lock, err := unix.FcntlInt(uintptr(r1.LockFD()), unix.F_DUPFD_CLOEXEC, 0)

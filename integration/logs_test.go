@@ -178,3 +178,21 @@ func TestLogsJSONEveryLine(t *testing.T) {
 		t.Errorf("child started after %v: not a Go duration string: %v", started[0][supervisor.KeyAfter], err)
 	}
 }
+
+// TestLogsJSONChildLinesAtErrorLevel: --log-level is hupd's own level; a
+// program's output lines are written as records whatever it is, as they
+// are in text mode.
+func TestLogsJSONChildLinesAtErrorLevel(t *testing.T) {
+	h := StartHupdCmd(t, exec.Command(hupdBin, append([]string{"run", "--log-format", "json", "--log-level", "error", "--name", "lg", "--"}, childCmd("lg-lines")...)...))
+	pid := procReady(t, h)
+	syscall.Kill(pid, syscall.SIGUSR1)
+	ev := h.WaitEvent(logev.ChildOutput, 1, func(e Event) bool { return e.Str(supervisor.KeyStream) == supervisor.StreamStderr })
+	if ev.Str(supervisor.KeyOutput) != `bad \xff byte 1` || ev.Int(supervisor.KeyPID) != pid {
+		t.Fatalf("child output record %v, want pid %d and the escaped line", ev, pid)
+	}
+	if n := len(h.Events(logev.ChildStarted)); n != 0 {
+		t.Errorf("%d child started records at --log-level error", n)
+	}
+	h.Signal(syscall.SIGTERM)
+	procWait(t, h, 0)
+}

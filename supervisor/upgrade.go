@@ -76,6 +76,13 @@ type Upgrade struct {
 	// that had none: the new image sets one up, and the generations it
 	// takes over are process groups.
 	Cgroup *contain.State `json:"cgroup,omitempty"`
+	// Name and Control are the name and control socket path hupd runs
+	// under, ControlExplicit whether that path was given: the new image
+	// keeps them, whatever its command line would give today. Empty from
+	// an older binary: see Identity.
+	Name            string `json:"name,omitempty"`
+	Control         string `json:"control,omitempty"`
+	ControlExplicit bool   `json:"control_explicit,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -466,6 +473,9 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 	if s.rt != nil && s.rt.LockFD() > 0 {
 		st.Lock = s.rt.LockFD()
 	}
+	if s.rt != nil {
+		st.Name, st.Control, st.ControlExplicit = s.rt.name, s.rt.ctl, s.rt.explicit
+	}
 	cg := s.cg.State()
 	st.Cgroup = &cg
 	for _, l := range s.listeners {
@@ -581,6 +591,48 @@ func TakeUpgrade(argv []string) (*Upgrade, error) {
 		unix.CloseOnExec(f)
 	}
 	return &st, nil
+}
+
+// ErrNoIdentity is returned by Identity when the state names no service
+// and its lock does not say which.
+var ErrNoIdentity = errors.New("supervisor: the upgrade state says neither the name nor the control socket hupd runs under")
+
+// Identity returns the name and control socket path hupd ran under before
+// the upgrade, which the new image keeps (Upgrade.Name, Control).
+// derived is true when the state, from an older binary, did not carry
+// them: they are then read from the path of the runtime directory's lock
+// (DIR/NAME.d/lock is the one of DIR/NAME.sock), and whether the path was
+// explicit is not known. Without either, it returns ErrNoIdentity: the new
+// image cannot tell which control socket is its own, and must hand the
+// state back (a lock it dropped would let a second hupd of the same name
+// start).
+func (st *Upgrade) Identity() (name, control string, derived bool, err error) {
+	if st.Name != "" && st.Control != "" {
+		return st.Name, st.Control, false, nil
+	}
+	if st.Lock <= 0 {
+		return "", "", false, ErrNoIdentity
+	}
+	name, control, ok := identityOfLock(st.Lock)
+	if !ok {
+		return "", "", false, ErrNoIdentity
+	}
+	return name, control, true, nil
+}
+
+// identityOfLock reads the name and control path from the path of the
+// open lock file fd (readlink /proc/self/fd/N).
+func identityOfLock(fd int) (name, control string, ok bool) {
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil || !filepath.IsAbs(path) || filepath.Base(path) != runtimeLock {
+		return "", "", false // " (deleted)" and the like end otherwise
+	}
+	dir := filepath.Dir(path)
+	name, ok = strings.CutSuffix(filepath.Base(dir), ".d")
+	if !ok || name == "" {
+		return "", "", false
+	}
+	return name, filepath.Join(filepath.Dir(dir), name+".sock"), true
 }
 
 // Serving returns the newest ready generation handed over, 0s if none.

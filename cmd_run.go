@@ -25,7 +25,8 @@ func runCommand(stderr io.Writer) *cli.Command {
 			argv := c.Args().Slice()
 			r, err := loadConfig(c, argv)
 			if err != nil {
-				return err
+				// The file's log.format is not known: the flag's is.
+				return fatalIn(err, c.String("log-format") == config.FormatJSON, c.String("name"))
 			}
 			var load func() (*config.Resolved, error)
 			var parse func([]byte) (*config.Resolved, error)
@@ -94,7 +95,7 @@ func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Reso
 	}
 	code, err := run.Run(r, setup)
 	if err != nil {
-		return err
+		return fatalIn(err, r.LogFormat == config.FormatJSON, r.Options.Name)
 	}
 	return exitError{code}
 }

@@ -50,6 +50,9 @@ type OutputLine struct {
 	PID    int       `json:"pid"`
 	Stream string    `json:"stream,omitempty"` // "" for lines handed over by an upgrade
 	Text   string    `json:"line"`
+	// Dropped, in a followed line (FollowLogs), is how many lines the
+	// follower lost just before this one, not keeping up.
+	Dropped int `json:"-"`
 }
 
 // output copies a generation's stdout or stderr to hupd's own, unchanged
@@ -319,6 +322,7 @@ type follower struct {
 	gen     int
 	ch      chan OutputLine
 	dropped int
+	missed  int // lost since the last line it got (OutputLine.Dropped)
 }
 
 // followBuffer is how many lines a follower may lag behind.
@@ -348,10 +352,14 @@ func (b *logbook) publish(o *output, k keptLine) {
 		if f.gen != 0 && f.gen != l.Gen {
 			continue
 		}
+		fl := l
+		fl.Dropped = f.missed
 		select {
-		case f.ch <- l:
+		case f.ch <- fl:
+			f.missed = 0
 		default:
 			f.dropped++
+			f.missed++
 		}
 	}
 }
@@ -401,7 +409,8 @@ func (s *Supervisor) Logs(gen, n int) []OutputLine {
 
 // FollowLogs is Logs, then every line kept from then on, on lines, until
 // stop is called; stop returns how many lines were lost because the
-// receiver did not keep up. lines is never closed.
+// receiver did not keep up, and each line says how many were lost just
+// before it (OutputLine.Dropped). lines is never closed.
 func (s *Supervisor) FollowLogs(gen, n int) (kept []OutputLine, lines <-chan OutputLine, stop func() (dropped int)) {
 	f := &follower{gen: gen, ch: make(chan OutputLine, followBuffer)}
 	kept = s.book.lines(gen, n, f)

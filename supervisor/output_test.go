@@ -133,8 +133,26 @@ func TestFollowLogs(t *testing.T) {
 	for range followBuffer + 3 {
 		o2.keep(StreamStdout, "flood")
 	}
-	if dropped := stop(); dropped != 3 {
-		t.Fatalf("dropped %d, want 3", dropped)
+	// The follower catches up: the next line it gets says how many it
+	// lost before it; the one after, none.
+	for i := range followBuffer {
+		if l := <-lines; l.Text != "flood" || l.Dropped != 0 {
+			t.Fatalf("queued line %d: %+v", i, l)
+		}
+	}
+	o2.keep(StreamStdout, "next")
+	o2.keep(StreamStdout, "then")
+	if l := <-lines; l.Text != "next" || l.Dropped != 3 {
+		t.Fatalf("line after the drops: %+v, want next with 3 dropped", l)
+	}
+	if l := <-lines; l.Text != "then" || l.Dropped != 0 {
+		t.Fatalf("line after that: %+v, want then with none dropped", l)
+	}
+	for range followBuffer + 1 {
+		o2.keep(StreamStdout, "flood")
+	}
+	if dropped := stop(); dropped != 4 {
+		t.Fatalf("dropped %d, want 4", dropped)
 	}
 	o2.keep(StreamStdout, "after stop")
 	if n := len(lines); n != followBuffer {

@@ -277,6 +277,30 @@ func (o *output) kept() []OutputLine {
 	return out
 }
 
+// restore keeps lines handed over by an upgrade (KeptOutput), as they were
+// kept: with their time and stream.
+func (o *output) restore(lines []KeptLine) {
+	for _, l := range lines[max(0, len(lines)-keptLines):] {
+		o.keepAt(l.Time, l.Stream, string(l.Text))
+	}
+}
+
+// handover returns every kept generation's lines, oldest generation first,
+// for an upgrade to hand over (Upgrade.Kept).
+func (b *logbook) handover() []KeptOutput {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]KeptOutput, 0, len(b.outs))
+	for _, o := range b.outs {
+		k := KeptOutput{Gen: o.gen, PID: o.pid}
+		for _, l := range o.kept() {
+			k.Lines = append(k.Lines, KeptLine{Time: l.Time, Stream: l.Stream, Text: []byte(l.Text)})
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
 // tail returns the text of the last tailLines kept lines, oldest first.
 func (o *output) tail() []string {
 	ls := o.kept()

@@ -160,6 +160,42 @@ func TestFollowLogs(t *testing.T) {
 	}
 }
 
+// TestKeptLinesHandover: the kept lines an upgrade hands over (as JSON)
+// come back the same: time, stream, and bytes that are not UTF-8.
+func TestKeptLinesHandover(t *testing.T) {
+	var b logbook
+	o1, o2 := &output{gen: 1, pid: 10}, &output{gen: 2, pid: 20}
+	b.add(o1)
+	b.add(o2)
+	o1.keepAt(time.Unix(100, 5), StreamStderr, "bad \xff byte")
+	o1.keepAt(time.Unix(101, 0), StreamStdout, "two")
+	o2.keepAt(time.Unix(102, 0), "", "handed over before")
+	data, err := json.Marshal(b.handover())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []KeptOutput
+	if err := json.Unmarshal(data, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 2 || kept[0].Gen != 1 || kept[0].PID != 10 || kept[1].Gen != 2 {
+		t.Fatalf("handed over %+v", kept)
+	}
+	for i, o := range []*output{o1, o2} {
+		back := &output{gen: kept[i].Gen, pid: kept[i].PID}
+		back.restore(kept[i].Lines)
+		got, want := back.kept(), o.kept()
+		if len(got) != len(want) {
+			t.Fatalf("generation %d: %+v, want %+v", o.gen, got, want)
+		}
+		for j := range want {
+			if !got[j].Time.Equal(want[j].Time) || got[j].Stream != want[j].Stream || got[j].Text != want[j].Text || got[j].PID != want[j].PID {
+				t.Errorf("generation %d line %d: %+v, want %+v", o.gen, j, got[j], want[j])
+			}
+		}
+	}
+}
+
 // BenchmarkOutputCopy measures what copying a child's output costs per
 // line: raw (text logs, as before records existed) and as JSON records.
 func BenchmarkOutputCopy(b *testing.B) {

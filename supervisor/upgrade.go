@@ -83,6 +83,10 @@ type Upgrade struct {
 	Name            string `json:"name,omitempty"`
 	Control         string `json:"control,omitempty"`
 	ControlExplicit bool   `json:"control_explicit,omitempty"`
+	// Kept is every kept generation's output lines (hupd logs), exited
+	// ones included, oldest generation first, with their time and stream.
+	// A binary without it restores each running generation's Tail.
+	Kept []KeptOutput `json:"kept,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -94,6 +98,22 @@ const envRolledBack = "HUPD_UPGRADE_ROLLBACK"
 // RolledBack reports whether this image is the old binary, taking its
 // state back after the new one could not.
 func (st *Upgrade) RolledBack() bool { return st.rolledBack }
+
+// KeptOutput is what hupd keeps of one generation's output, as an upgrade
+// hands it over.
+type KeptOutput struct {
+	Gen   int        `json:"gen"`
+	PID   int        `json:"pid"`
+	Lines []KeptLine `json:"lines"`
+}
+
+// KeptLine is one kept output line. Text is bytes: what the program wrote,
+// valid UTF-8 or not, crosses the upgrade unchanged.
+type KeptLine struct {
+	Time   time.Time `json:"time"`
+	Stream string    `json:"stream,omitempty"`
+	Text   []byte    `json:"text"`
+}
 
 // GenState is a generation as the new image receives it.
 type GenState struct {
@@ -476,6 +496,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 	if s.rt != nil {
 		st.Name, st.Control, st.ControlExplicit = s.rt.name, s.rt.ctl, s.rt.explicit
 	}
+	st.Kept = s.book.handover()
 	cg := s.cg.State()
 	st.Cgroup = &cg
 	for _, l := range s.listeners {
@@ -699,6 +720,11 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 	for _, l := range append(append([]*socketact.Listener(nil), s.listeners...), others...) {
 		byFD[int(l.File.Fd())] = l
 	}
+	kept := make(map[int]KeptOutput, len(st.Kept))
+	for _, k := range st.Kept {
+		kept[k.Gen] = k
+	}
+	var outs []*output // for the logbook, by generation
 	for _, gs := range st.Gens {
 		ns, err := socketact.RestoreNotify(gs.Notify)
 		if err != nil {
@@ -730,10 +756,15 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			g.listeners = append(g.listeners, l)
 		}
 		g.out.gen, g.out.pid = gs.Num, gs.PID
-		s.book.add(g.out)
-		for _, line := range gs.Tail {
-			g.out.keep("", line)
+		if k, ok := kept[gs.Num]; ok {
+			g.out.restore(k.Lines)
+			delete(kept, gs.Num)
+		} else if st.Kept == nil { // from a binary that handed over tails only
+			for _, line := range gs.Tail {
+				g.out.keep("", line)
+			}
 		}
+		outs = append(outs, g.out)
 		if gs.Stdout >= 0 {
 			g.outR = os.NewFile(uintptr(gs.Stdout), "stdout")
 		}
@@ -771,6 +802,15 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		// previous binary had none) learns it here. Not reaped yet: the
 		// reaper does not run before Resume.
 		s.guardPID(g, g.pid)
+	}
+	for _, k := range kept { // generations that have exited
+		o := &output{gen: k.Gen, pid: k.PID}
+		o.restore(k.Lines)
+		outs = append(outs, o)
+	}
+	slices.SortFunc(outs, func(a, b *output) int { return a.gen - b.gen })
+	for _, o := range outs {
+		s.book.add(o)
 	}
 	s.retired = append(s.retired, others...)
 	s.publishHeld()

@@ -211,6 +211,7 @@ func TestLogsKeptAcrossUpgrade(t *testing.T) {
 		t.Fatalf("reload: exit %d %s", code, out)
 	}
 	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int(supervisor.KeyGen) == 1 })
+	procReady(t, h) // generation 2's last line: kept before it is written
 	before := hupdLogs(t, h, "-n", "0", "--json")
 	if n := strings.Count(before, `"gen":1,`); n != 6 {
 		t.Fatalf("generation 1 has %d lines kept before the upgrade, want 6:\n%s", n, before)

@@ -19,7 +19,7 @@ import (
 // logsCommand is "hupd logs": the output lines a running hupd keeps of its
 // children (the last lines of each of its newest generations, exited ones
 // included), and with -f the lines they write from then on.
-func logsCommand(stdout io.Writer) *cli.Command {
+func logsCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:         "logs",
 		Usage:        "show the last output lines of a running hupd's program; -f follows",
@@ -60,6 +60,9 @@ func logsCommand(stdout io.Writer) *cli.Command {
 			return control.Follow(ctx, path, req, func(rep control.Reply) error {
 				for _, l := range rep.Logs {
 					show(l)
+				}
+				if rep.Dropped > 0 {
+					fmt.Fprintf(stderr, "-- %d lines dropped --\n", rep.Dropped)
 				}
 				if rep.Line != nil {
 					show(*rep.Line)

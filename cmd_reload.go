@@ -22,7 +22,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 		Flags: append(controlFlags(),
 			durationFlag("timeout", 0, "give up waiting after `DURATION` (the reload goes on)"),
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
-			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "show no progress while waiting (it is shown when stderr is a terminal)"}),
+			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "show no progress on stderr while waiting (one updating line on a terminal, else plain lines)"}),
 		Action: func(c *cli.Context) error {
 			path, err := controlPath(c)
 			if err != nil {
@@ -38,13 +38,16 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 				defer cancel()
 			}
 			var rep control.Reply
-			if !c.Bool("quiet") && isTerminal(stderr) {
+			switch {
+			case c.Bool("quiet"):
+				rep, err = control.Call(ctx, path, req)
+			case isTerminal(stderr):
 				rep, err = control.CallProgress(ctx, path, req, func(p control.Progress) {
 					fmt.Fprint(stderr, "\r\x1b[K"+progressText(p))
 				})
 				fmt.Fprint(stderr, "\r\x1b[K")
-			} else {
-				rep, err = control.Call(ctx, path, req)
+			default:
+				rep, err = control.CallProgress(ctx, path, req, plainProgress(stderr))
 			}
 			if errors.Is(err, context.DeadlineExceeded) || err == nil && rep.Reload != nil && rep.Reload.TimedOut {
 				if c.Bool("json") && rep.Reload != nil {
@@ -93,6 +96,43 @@ func progressText(p control.Progress) string {
 		text += " of " + time.Duration(p.Timeout).String()
 	}
 	return text
+}
+
+// plainEvery is how often hupd reload writes a plain progress line while
+// it waits, when stderr is not a terminal.
+const plainEvery = 5 * time.Second
+
+// plainProgress is hupd reload's progress when stderr is not a terminal (a
+// log, a CI job): whole lines, no escape sequences, few of them. One when
+// the new generation's number and PID become known:
+//
+//	reload: gen 2 pid 4242 started, waiting for READY=1 (timeout 1m0s)
+//
+// and then one each time the wait passes another plainEvery (elapsed in
+// whole seconds):
+//
+//	reload: gen 2 pid 4242 waiting for READY=1, 5s of 1m0s
+func plainProgress(w io.Writer) func(control.Progress) {
+	var gen, pid int
+	next := plainEvery
+	return func(p control.Progress) {
+		elapsed := time.Duration(p.Elapsed)
+		switch {
+		case p.Gen != 0 && (p.Gen != gen || p.PID != pid):
+			gen, pid = p.Gen, p.PID
+			text := fmt.Sprintf("reload: gen %d pid %d started, waiting for %s", p.Gen, p.PID, readyText(p.Ready))
+			if p.Timeout > 0 {
+				text += " (timeout " + time.Duration(p.Timeout).String() + ")"
+			}
+			fmt.Fprintln(w, text)
+		case elapsed >= next:
+			p.Elapsed = supervisor.Duration(elapsed.Truncate(time.Second))
+			fmt.Fprintln(w, progressText(p))
+		default:
+			return
+		}
+		next = elapsed.Truncate(plainEvery) + plainEvery
+	}
 }
 
 // readyText names what a readiness mode (supervisor.Readiness.String)

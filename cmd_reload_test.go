@@ -33,9 +33,39 @@ func TestProgressText(t *testing.T) {
 	}
 }
 
+// TestPlainProgress pins hupd reload's progress when stderr is not a
+// terminal: a line when the new generation becomes known, then one each
+// time the wait passes another 5s, whole lines without escape sequences.
+func TestPlainProgress(t *testing.T) {
+	d := func(v time.Duration) supervisor.Duration { return supervisor.Duration(v) }
+	var b strings.Builder
+	on := plainProgress(&b)
+	for _, p := range []control.Progress{
+		{Elapsed: d(250 * time.Millisecond)}, // queued: nothing yet
+		{Gen: 2, PID: 4242, Ready: "notify", Elapsed: d(10 * time.Millisecond), Timeout: d(time.Minute)},
+		{Gen: 2, PID: 4242, Ready: "notify", Elapsed: d(260 * time.Millisecond), Timeout: d(time.Minute)},
+		{Gen: 2, PID: 4242, Ready: "notify", Elapsed: d(4990 * time.Millisecond), Timeout: d(time.Minute)},
+		{Gen: 2, PID: 4242, Ready: "notify", Elapsed: d(5240 * time.Millisecond), Timeout: d(time.Minute)},
+		{Gen: 2, PID: 4242, Ready: "notify", Elapsed: d(5490 * time.Millisecond), Timeout: d(time.Minute)},
+		{Gen: 2, PID: 4242, Ready: "notify", Elapsed: d(10100 * time.Millisecond), Timeout: d(time.Minute)},
+		{Gen: 3, PID: 4300, Ready: "exec:probe \x1b[2J", Elapsed: d(20 * time.Millisecond)},
+		{Gen: 3, PID: 4300, Ready: "exec:probe \x1b[2J", Elapsed: d(5100 * time.Millisecond)},
+	} {
+		on(p)
+	}
+	want := "reload: gen 2 pid 4242 started, waiting for READY=1 (timeout 1m0s)\n" +
+		"reload: gen 2 pid 4242 waiting for READY=1, 5s of 1m0s\n" +
+		"reload: gen 2 pid 4242 waiting for READY=1, 10s of 1m0s\n" +
+		"reload: gen 3 pid 4300 started, waiting for the probe \"probe \\x1b[2J\"\n" +
+		"reload: gen 3 pid 4300 waiting for the probe \"probe \\x1b[2J\", 5s\n"
+	if b.String() != want {
+		t.Errorf("plain progress\n got %q\nwant %q", b.String(), want)
+	}
+}
+
 // TestReloadExitStatus: hupd reload exits 0 when the reload is done, 1
-// when it failed, 3 when the wait ended first (the reload goes on), and
-// prints no progress when stderr is not a terminal.
+// when it failed, 3 when the wait ended first (the reload goes on); a
+// reload that ends before any progress line came prints none.
 func TestReloadExitStatus(t *testing.T) {
 	controlDir(t)
 	f := &fakeHupd{name: "web", pid: 11}

@@ -25,7 +25,8 @@ func runCommand(stderr io.Writer) *cli.Command {
 			argv := c.Args().Slice()
 			r, err := loadConfig(c, argv)
 			if err != nil {
-				return err
+				// The file's log.format is not known: the flag's is.
+				return fatalIn(err, c.String("log-format") == config.FormatJSON, c.String("name"))
 			}
 			var load func() (*config.Resolved, error)
 			var parse func([]byte) (*config.Resolved, error)
@@ -62,6 +63,10 @@ func newLogHandler(r *config.Resolved, w io.Writer, level slog.Leveler) slog.Han
 	return slog.NewTextHandler(w, opts)
 }
 
+// childOutputLevel is the level of the handler that writes children's
+// output lines as records (at Info): whatever hupd's own level, they pass.
+const childOutputLevel = slog.LevelInfo
+
 // durationString writes durations as Go duration strings ("1.5s"), as
 // status --json and hupd.toml do, instead of slog's JSON nanoseconds.
 func durationString(_ []string, a slog.Attr) slog.Attr {
@@ -77,8 +82,9 @@ func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Reso
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
 	if r.LogFormat == config.FormatJSON {
-		// Every line hupd writes is JSON: its children's too.
-		r.Options.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(r, w, level) }
+		// Every line hupd writes is JSON: its children's too. Their lines
+		// are always written, as in text mode: --log-level is hupd's own.
+		r.Options.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(r, w, childOutputLevel) }
 	}
 	setup := run.Setup{Log: log, Level: level, Load: load, Parse: parse, OnListen: onListen, Version: buildVersion()}
 	if mainthread.Serving() {
@@ -89,7 +95,7 @@ func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Reso
 	}
 	code, err := run.Run(r, setup)
 	if err != nil {
-		return err
+		return fatalIn(err, r.LogFormat == config.FormatJSON, r.Options.Name)
 	}
 	return exitError{code}
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/urfave/cli/v2"
@@ -28,7 +31,17 @@ func exitCode(err error, stderr io.Writer) int {
 	} else if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "hupd: %v\n", err)
+	var jf *jsonFatal
+	if errors.As(err, &jf) {
+		var attrs []slog.Attr
+		if jf.name != "" {
+			attrs = append(attrs, slog.String(supervisor.KeyName, jf.name))
+		}
+		attrs = append(attrs, slog.String(supervisor.KeyError, jf.err.Error()))
+		slog.New(slog.NewJSONHandler(stderr, nil)).LogAttrs(context.Background(), slog.LevelError, logev.Fatal, attrs...)
+	} else {
+		fmt.Fprintf(stderr, "hupd: %v\n", err)
+	}
 	var ce *config.Error
 	var nf *supervisor.NotFoundError
 	var xe *socketact.ExecError
@@ -43,6 +56,28 @@ func exitCode(err error, stderr io.Writer) int {
 		return xe.Code
 	}
 	return 1
+}
+
+// jsonFatal is an error hupd run (or demo) ends with when its log is
+// JSON: exitCode writes it as one JSON record, level ERROR, with the
+// service's name when known, instead of "hupd: ERROR". The exit status is
+// the same.
+type jsonFatal struct {
+	err  error
+	name string
+}
+
+func (e *jsonFatal) Error() string { return e.err.Error() }
+func (e *jsonFatal) Unwrap() error { return e.err }
+
+// fatalIn marks err, hupd run's error, to be written as a JSON record when
+// json is true; an exit status (exitError) or nil is returned as it is.
+func fatalIn(err error, json bool, name string) error {
+	var ee exitError
+	if !json || err == nil || errors.As(err, &ee) {
+		return err
+	}
+	return &jsonFatal{err: err, name: name}
 }
 
 var errUsage = errors.New("usage")

@@ -410,6 +410,7 @@ func TestResolveErrors(t *testing.T) {
 		{"ready delay", cmd + "[reload]\nready = \"delay:x\"\n", "c.toml:3", "reload.ready", "", "delay:DURATION"},
 		{"ready timeout", cmd + "[reload]\nready_timeout = \"0s\"\n", "c.toml:3", "reload.ready_timeout", "0s", "positive duration"},
 		{"output", cmd + "[process]\noutput = \"tee\"\n", "c.toml:3", "process.output", "tee", "valid values are pipe, inherit"},
+		{"output inherit with json logs", cmd + "[log]\nformat = \"json\"\n[process]\noutput = \"inherit\"\n", "c.toml:5", "process.output", "inherit", `does not apply with log.format = "json"`},
 		{"cgroup", cmd + "[process]\ncgroup = \"on\"\n", "c.toml:3", "process.cgroup", "on", "valid values are auto, off"},
 		{"policy", cmd + "[restart]\npolicy = \"sometimes\"\n", "c.toml:3", "restart.policy", "sometimes", "valid values are always, on-failure, never"},
 		{"user", cmd + "[process]\nuser = \"no-such-user-hupd\"\n", "c.toml:3", "process.user", "no-such-user-hupd", "unknown user"},

@@ -202,6 +202,10 @@ func (c *Config) Resolve() (*Resolved, error) {
 		return nil, c.fieldError("process.output", c.Process.Output, err)
 	}
 	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
+	if o.Output == supervisor.OutputInherit && r.LogFormat == FormatJSON {
+		// The program would write raw lines into hupd's JSON stream.
+		return nil, c.fieldError("process.output", c.Process.Output, errors.New(`does not apply with log.format = "json" (--log-format json): every line hupd writes is JSON; use pipe`))
+	}
 	cgroup, err := oneOf(c.Process.Cgroup, string(contain.ModeAuto), string(contain.ModeOff))
 	if err != nil {
 		return nil, c.fieldError("process.cgroup", c.Process.Cgroup, err)

@@ -102,6 +102,9 @@ type Reply struct {
 	Logs []supervisor.OutputLine `json:"logs,omitempty"`
 	// Line is one line followed (Request.Follow).
 	Line *supervisor.OutputLine `json:"line,omitempty"`
+	// Dropped, with Line, is how many lines were lost since the last line
+	// sent: the client did not keep up, and hupd does not queue them.
+	Dropped int `json:"dropped,omitempty"`
 }
 
 // ProgressEvery is how often a reload request with Progress gets a

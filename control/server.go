@@ -506,7 +506,8 @@ var errNoLogs = errors.New("control: this hupd keeps no output lines")
 
 // followWriteTimeout bounds each write to a client following the logs: one
 // that stops reading is hung up on (lines it misses meanwhile are dropped
-// by the supervisor, not queued).
+// by the supervisor, not queued, and the next line sent says how many:
+// Reply.Dropped).
 const followWriteTimeout = 10 * time.Second
 
 // followLogs answers a logs request with Follow: the kept lines, then one
@@ -533,7 +534,7 @@ func (s *Server) followLogs(c *net.UnixConn, br *bufio.Reader, req Request) {
 	for {
 		select {
 		case l := <-lines:
-			if !write(Reply{V: ProtocolVersion, OK: true, Line: &l}) {
+			if !write(Reply{V: ProtocolVersion, OK: true, Line: &l, Dropped: l.Dropped}) {
 				return
 			}
 		case <-ctx.Done():

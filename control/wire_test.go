@@ -179,3 +179,35 @@ func TestWireRollback(t *testing.T) {
 		t.Errorf("without a Rollbacker: %q, %v; want %s", line, err, want)
 	}
 }
+
+// TestWireFollowDropped pins a followed line's reply, and the count of the
+// lines lost before it when the client did not keep up ("dropped", absent
+// when none were).
+func TestWireFollowDropped(t *testing.T) {
+	f := newFakeLogs()
+	s := startControl(t, f)
+	c := dialRaw(t, s.Path())
+	c.send(t, `{"v":1,"cmd":"logs","follow":true}`)
+	if line, err := c.r.ReadString('\n'); err != nil || line != `{"v":1,"ok":true,"logs":[{"time":"0001-01-01T00:00:00Z","gen":2,"pid":7,"stream":"stderr","line":"bind: address already in use"}]}`+"\n" {
+		t.Fatalf("kept lines: %q, %v", line, err)
+	}
+	at := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		l    supervisor.OutputLine
+		want string
+	}{
+		{supervisor.OutputLine{Time: at, Gen: 2, PID: 7, Stream: supervisor.StreamStdout, Text: "later"},
+			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":7,"stream":"stdout","line":"later"}}`},
+		{supervisor.OutputLine{Time: at, Gen: 2, PID: 7, Stream: supervisor.StreamStdout, Text: "after a flood", Dropped: 3},
+			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":7,"stream":"stdout","line":"after a flood"},"dropped":3}`},
+	} {
+		f.lines <- tc.l
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line != tc.want+"\n" {
+			t.Errorf("followed line\n got %s\nwant %s", line, tc.want)
+		}
+	}
+}

@@ -221,3 +221,67 @@ func openPty(t *testing.T) (master, slave *os.File) {
 	}
 	return m, s
 }
+
+// TestReloadPlainProgress: a hupd reload whose stderr is not a terminal (a
+// pipe: a log, a CI job) writes plain lines, without \r or escape
+// sequences: one once the new generation's PID is known, one after 5s of
+// waiting; then its result.
+func TestReloadPlainProgress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir(), "HUPD_CONTROL=")
+	gate := filepath.Join(dir, "go")
+	probe := filepath.Join(dir, "probe.sh")
+	if err := os.WriteFile(probe, []byte("#!/bin/sh\nexec test -e "+gate+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "web.toml")
+	findConfig(t, cfg, "exec:"+probe, childCmd("rd-silent")...)
+	cmd := exec.Command(hupdBin, withJSONLog([]string{"run", "-c", cfg})...)
+	cmd.Env = env
+	h := StartHupdCmd(t, cmd)
+	h.WaitEvent(logev.ChildReady, 1, nil)
+	if err := os.Remove(gate); err != nil {
+		t.Fatal(err)
+	}
+
+	rl := exec.Command(hupdBin, "reload", "-c", cfg)
+	rl.Env = env
+	var stdout bytes.Buffer
+	rl.Stdout = &stdout
+	stderr, err := rl.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := newLineReader(stderr)
+	pid := h.WaitEvent(logev.ChildStarted, 1, func(e Event) bool { return e.Int("gen") == 2 }).Int("pid")
+	for _, want := range []string{
+		fmt.Sprintf("reload: gen 2 pid %d started, waiting for the probe %s (timeout 1m0s)", pid, probe),
+		fmt.Sprintf("reload: gen 2 pid %d waiting for the probe %s, 5s of 1m0s", pid, probe),
+	} {
+		if got := lines.Next(t); got != want {
+			t.Fatalf("hupd reload's stderr: %q, want %q", got, want)
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lines.wait()
+	if err := rl.Wait(); err != nil {
+		t.Fatalf("hupd reload: %v, stdout %q", err, stdout.String())
+	}
+	if !strings.HasPrefix(stdout.String(), "reload ok (swap): gen 1") {
+		t.Errorf("reload stdout %q", stdout.String())
+	}
+	for _, l := range lines.RawLines() {
+		if strings.ContainsAny(l, "\r\x1b") {
+			t.Errorf("hupd reload's stderr has a control character: %q", l)
+		}
+	}
+}

@@ -178,3 +178,50 @@ func TestLogsJSONEveryLine(t *testing.T) {
 		t.Errorf("child started after %v: not a Go duration string: %v", started[0][supervisor.KeyAfter], err)
 	}
 }
+
+// TestLogsJSONChildLinesAtErrorLevel: --log-level is hupd's own level; a
+// program's output lines are written as records whatever it is, as they
+// are in text mode.
+func TestLogsJSONChildLinesAtErrorLevel(t *testing.T) {
+	h := StartHupdCmd(t, exec.Command(hupdBin, append([]string{"run", "--log-format", "json", "--log-level", "error", "--name", "lg", "--"}, childCmd("lg-lines")...)...))
+	pid := procReady(t, h)
+	syscall.Kill(pid, syscall.SIGUSR1)
+	ev := h.WaitEvent(logev.ChildOutput, 1, func(e Event) bool { return e.Str(supervisor.KeyStream) == supervisor.StreamStderr })
+	if ev.Str(supervisor.KeyOutput) != `bad \xff byte 1` || ev.Int(supervisor.KeyPID) != pid {
+		t.Fatalf("child output record %v, want pid %d and the escaped line", ev, pid)
+	}
+	if n := len(h.Events(logev.ChildStarted)); n != 0 {
+		t.Errorf("%d child started records at --log-level error", n)
+	}
+	h.Signal(syscall.SIGTERM)
+	procWait(t, h, 0)
+}
+
+// TestLogsKeptAcrossUpgrade: the lines hupd keeps are the same after an
+// in-place upgrade, with their time and stream, those of a generation
+// that has exited included (generation 1, swapped out by a reload, and
+// its line that is not UTF-8).
+func TestLogsKeptAcrossUpgrade(t *testing.T) {
+	h := StartHupd(t, append([]string{"run", "--name", "lg", "--reload", "swap", "--ready", "delay:10ms", "--"}, childCmd("lg-lines")...)...)
+	pid := procReady(t, h)
+	h.WaitEvent(logev.ChildReady, 1, nil)
+	syscall.Kill(pid, syscall.SIGUSR1)
+	h.WaitEvent(logev.ChildOutput, 1, func(e Event) bool { return e.Str(supervisor.KeyStream) == supervisor.StreamStderr })
+	if out, code := hupdCtl(t, h, "reload", "--name", "lg"); code != 0 {
+		t.Fatalf("reload: exit %d %s", code, out)
+	}
+	h.WaitEvent(logev.ChildExited, 1, func(e Event) bool { return e.Int(supervisor.KeyGen) == 1 })
+	procReady(t, h) // generation 2's last line: kept before it is written
+	before := hupdLogs(t, h, "-n", "0", "--json")
+	if n := strings.Count(before, `"gen":1,`); n != 6 {
+		t.Fatalf("generation 1 has %d lines kept before the upgrade, want 6:\n%s", n, before)
+	}
+	if out, code := hupdCtl(t, h, "upgrade", "--name", "lg"); code != 0 {
+		t.Fatalf("upgrade: exit %d %s", code, out)
+	}
+	if after := hupdLogs(t, h, "-n", "0", "--json"); after != before {
+		t.Fatalf("kept lines after the upgrade:\n%s\nwant as before it:\n%s", after, before)
+	}
+	h.Signal(syscall.SIGTERM)
+	procWait(t, h, 0)
+}

@@ -221,6 +221,9 @@ func StartHupdCmd(t *testing.T, cmd *exec.Cmd) *Hupd {
 					// its text is what it wrote, as in text logs.
 					h.stderr.WriteString(e.Str(supervisor.KeyOutput))
 					h.stderr.WriteByte('\n')
+				} else if e.Msg() == logev.Fatal {
+					// hupd's last error, as text logs write it.
+					h.stderr.WriteString("hupd: " + e.Str(supervisor.KeyError) + "\n")
 				}
 			} else {
 				h.stderr.Write(line)

@@ -158,6 +158,13 @@ func TestRuntimeSecondInstanceRefused(t *testing.T) {
 		if msg := strings.TrimSpace(h2.Stderr()); !strings.HasPrefix(msg, want) || strings.Contains(msg, "\n") {
 			t.Errorf("%s: second hupd said %q, want one line starting %q", when, msg, want)
 		}
+		// Its log is JSON: so is its error, a record with its name.
+		if raw := h2.RawStderr(); len(raw) != 0 {
+			t.Errorf("%s: lines of the second hupd's stderr that are not JSON: %q", when, raw)
+		}
+		if evs := h2.Events(logev.Fatal); len(evs) != 1 || evs[0].Str(supervisor.KeyName) != "twin" || evs[0].Str("level") != "ERROR" {
+			t.Errorf("%s: the second hupd's error records: %v, want one ERROR record named twin", when, evs)
+		}
 		for _, m := range []string{logev.Listening, logev.ChildStarted, logev.ControlSocket} {
 			if n := len(h2.Events(m)); n != 0 {
 				t.Errorf("%s: the refused hupd logged %q %d times: it half-started", when, m, n)

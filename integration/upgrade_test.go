@@ -477,3 +477,56 @@ func TestUpgradeRefusesUnappliedConfig(t *testing.T) {
 		t.Fatalf("hupd exited %d", code)
 	}
 }
+
+// TestUpgradeKeepsName: the new image runs under the name and control
+// socket hupd ran under, even where its command line now gives another
+// name. Here hupd runs "-c hupd.toml" in shop/, a symbolic link to v1/
+// (named after its directory: "shop"); a deployment points shop at v2/
+// (the same file) before the upgrade, so that the new image's working
+// directory is v1/ by its real name. The client sees the upgrade succeed
+// at the same socket, and the status there names "shop".
+func TestUpgradeKeepsName(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	body := "command = [\"" + helloBin + "\"]\n[[listen]]\nname = \"http\"\naddress = \"127.0.0.1:0\"\n"
+	for _, v := range []string{"v1", "v2"} {
+		if err := os.Mkdir(filepath.Join(base, v), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(base, v, "hupd.toml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shop := filepath.Join(base, "shop")
+	if err := os.Symlink("v1", shop); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(hupdBin, withJSONLog([]string{"run", "-c", "hupd.toml", "--watch-config=false"})...)
+	cmd.Dir = shop
+	cmd.Env = append(os.Environ(), "PWD="+shop) // the working directory by the link's name, as a shell sets it
+	h := StartHupdCmd(t, cmd)
+	h.WaitEvent(logev.ChildReady, 1, nil)
+	if err := os.Symlink("v2", shop+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(shop+".new", shop); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := hupdCtl(t, h, "upgrade", "--name", "shop", "--timeout", "20s"); code != 0 || !strings.HasPrefix(out, "upgrade ok") {
+		t.Fatalf("upgrade after shop/ was pointed elsewhere: exit %d %q", code, out)
+	}
+	out, code := hupdCtl(t, h, "status", "--name", "shop", "--json")
+	if code != 0 {
+		t.Fatalf("status after the upgrade: exit %d %q", code, out)
+	}
+	var st map[string]any
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status %q: %v", out, err)
+	}
+	if st["name"] != "shop" || st["upgrades"] != 1.0 {
+		t.Fatalf("status after the upgrade: name %v upgrades %v, want shop and 1", st["name"], st["upgrades"])
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}

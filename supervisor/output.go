@@ -50,6 +50,9 @@ type OutputLine struct {
 	PID    int       `json:"pid"`
 	Stream string    `json:"stream,omitempty"` // "" for lines handed over by an upgrade
 	Text   string    `json:"line"`
+	// Dropped, in a followed line (FollowLogs), is how many lines the
+	// follower lost just before this one, not keeping up.
+	Dropped int `json:"-"`
 }
 
 // output copies a generation's stdout or stderr to hupd's own, unchanged
@@ -274,6 +277,30 @@ func (o *output) kept() []OutputLine {
 	return out
 }
 
+// restore keeps lines handed over by an upgrade (KeptOutput), as they were
+// kept: with their time and stream.
+func (o *output) restore(lines []KeptLine) {
+	for _, l := range lines[max(0, len(lines)-keptLines):] {
+		o.keepAt(l.Time, l.Stream, string(l.Text))
+	}
+}
+
+// handover returns every kept generation's lines, oldest generation first,
+// for an upgrade to hand over (Upgrade.Kept).
+func (b *logbook) handover() []KeptOutput {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]KeptOutput, 0, len(b.outs))
+	for _, o := range b.outs {
+		k := KeptOutput{Gen: o.gen, PID: o.pid}
+		for _, l := range o.kept() {
+			k.Lines = append(k.Lines, KeptLine{Time: l.Time, Stream: l.Stream, Text: []byte(l.Text)})
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
 // tail returns the text of the last tailLines kept lines, oldest first.
 func (o *output) tail() []string {
 	ls := o.kept()
@@ -319,6 +346,7 @@ type follower struct {
 	gen     int
 	ch      chan OutputLine
 	dropped int
+	missed  int // lost since the last line it got (OutputLine.Dropped)
 }
 
 // followBuffer is how many lines a follower may lag behind.
@@ -348,10 +376,14 @@ func (b *logbook) publish(o *output, k keptLine) {
 		if f.gen != 0 && f.gen != l.Gen {
 			continue
 		}
+		fl := l
+		fl.Dropped = f.missed
 		select {
-		case f.ch <- l:
+		case f.ch <- fl:
+			f.missed = 0
 		default:
 			f.dropped++
+			f.missed++
 		}
 	}
 }
@@ -401,7 +433,8 @@ func (s *Supervisor) Logs(gen, n int) []OutputLine {
 
 // FollowLogs is Logs, then every line kept from then on, on lines, until
 // stop is called; stop returns how many lines were lost because the
-// receiver did not keep up. lines is never closed.
+// receiver did not keep up, and each line says how many were lost just
+// before it (OutputLine.Dropped). lines is never closed.
 func (s *Supervisor) FollowLogs(gen, n int) (kept []OutputLine, lines <-chan OutputLine, stop func() (dropped int)) {
 	f := &follower{gen: gen, ch: make(chan OutputLine, followBuffer)}
 	kept = s.book.lines(gen, n, f)

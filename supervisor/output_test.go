@@ -133,12 +133,66 @@ func TestFollowLogs(t *testing.T) {
 	for range followBuffer + 3 {
 		o2.keep(StreamStdout, "flood")
 	}
-	if dropped := stop(); dropped != 3 {
-		t.Fatalf("dropped %d, want 3", dropped)
+	// The follower catches up: the next line it gets says how many it
+	// lost before it; the one after, none.
+	for i := range followBuffer {
+		if l := <-lines; l.Text != "flood" || l.Dropped != 0 {
+			t.Fatalf("queued line %d: %+v", i, l)
+		}
+	}
+	o2.keep(StreamStdout, "next")
+	o2.keep(StreamStdout, "then")
+	if l := <-lines; l.Text != "next" || l.Dropped != 3 {
+		t.Fatalf("line after the drops: %+v, want next with 3 dropped", l)
+	}
+	if l := <-lines; l.Text != "then" || l.Dropped != 0 {
+		t.Fatalf("line after that: %+v, want then with none dropped", l)
+	}
+	for range followBuffer + 1 {
+		o2.keep(StreamStdout, "flood")
+	}
+	if dropped := stop(); dropped != 4 {
+		t.Fatalf("dropped %d, want 4", dropped)
 	}
 	o2.keep(StreamStdout, "after stop")
 	if n := len(lines); n != followBuffer {
 		t.Fatalf("%d lines queued after stop, want %d", n, followBuffer)
+	}
+}
+
+// TestKeptLinesHandover: the kept lines an upgrade hands over (as JSON)
+// come back the same: time, stream, and bytes that are not UTF-8.
+func TestKeptLinesHandover(t *testing.T) {
+	var b logbook
+	o1, o2 := &output{gen: 1, pid: 10}, &output{gen: 2, pid: 20}
+	b.add(o1)
+	b.add(o2)
+	o1.keepAt(time.Unix(100, 5), StreamStderr, "bad \xff byte")
+	o1.keepAt(time.Unix(101, 0), StreamStdout, "two")
+	o2.keepAt(time.Unix(102, 0), "", "handed over before")
+	data, err := json.Marshal(b.handover())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []KeptOutput
+	if err := json.Unmarshal(data, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != 2 || kept[0].Gen != 1 || kept[0].PID != 10 || kept[1].Gen != 2 {
+		t.Fatalf("handed over %+v", kept)
+	}
+	for i, o := range []*output{o1, o2} {
+		back := &output{gen: kept[i].Gen, pid: kept[i].PID}
+		back.restore(kept[i].Lines)
+		got, want := back.kept(), o.kept()
+		if len(got) != len(want) {
+			t.Fatalf("generation %d: %+v, want %+v", o.gen, got, want)
+		}
+		for j := range want {
+			if !got[j].Time.Equal(want[j].Time) || got[j].Stream != want[j].Stream || got[j].Text != want[j].Text || got[j].PID != want[j].PID {
+				t.Errorf("generation %d line %d: %+v, want %+v", o.gen, j, got[j], want[j])
+			}
+		}
 	}
 }
 

@@ -200,7 +200,7 @@ func (s *Supervisor) startNew() {
 	}
 	g, err := s.spawn()
 	if err != nil {
-		s.failedStart(ExitCode(err))
+		s.failedReloadStart(ExitCode(err))
 		s.finishTx(false, "start failed: "+err.Error())
 		return
 	}

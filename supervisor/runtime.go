@@ -117,10 +117,11 @@ func OpenRuntime(name, controlPath string, explicit bool, log *slog.Logger) (*Ru
 // AdoptRuntime is OpenRuntime in the image an in-place upgrade started: it
 // takes over the runtime directory whose lock fd the previous image handed
 // over (Upgrade.Lock). If lockFD is 0 (the previous binary had no runtime
-// directory) or not the lock of that directory (the control path changed),
-// the directory is locked as OpenRuntime does (lockFD is closed), but
-// nothing in it is taken for a dead hupd's: the previous image is this
-// very process.
+// directory), the directory is locked as OpenRuntime does, but nothing in
+// it is taken for a dead hupd's: the previous image is this very process.
+// If lockFD is not the lock of that directory (name and control path are
+// not the previous image's: see Upgrade.Identity), it is an error, and
+// lockFD stays open for the previous image to take back.
 func AdoptRuntime(name, controlPath string, explicit bool, lockFD int, log *slog.Logger) (*Runtime, error) {
 	if lockFD <= 0 {
 		lockFD = adoptNone
@@ -146,14 +147,13 @@ func openRuntime(name, controlPath string, explicit bool, adopt int, log *slog.L
 		if !errors.Is(err, errRuntimeMoved) {
 			return r, err
 		}
-		if adopt >= 0 { // it was not that directory's lock, and is closed
-			adopt = adoptNone
-		}
 	}
 	return nil, fmt.Errorf("runtime directory %s: it keeps being replaced", RuntimeDirFor(ctl))
 }
 
 var errRuntimeMoved = errors.New("runtime directory replaced")
+
+var errNotHandedOverLock = errors.New("supervisor: its lock is not the one the previous image handed over")
 
 func tryRuntime(name, ctl string, explicit bool, adopt int, log *slog.Logger) (*Runtime, error) {
 	r := &Runtime{Dir: RuntimeDirFor(ctl), name: name, ctl: ctl, explicit: explicit, lockFD: -1, dirMode: dirMode()}
@@ -177,7 +177,10 @@ func tryRuntime(name, ctl string, explicit bool, adopt int, log *slog.Logger) (*
 		return r, nil
 	}
 	if adopt >= 0 {
-		unix.Close(adopt)
+		// Not the lock of the directory the previous image had: never
+		// dropped (a second hupd could then take the name), and kept open
+		// for the previous image, which takes its state back.
+		return nil, fmt.Errorf("runtime directory %s: %w", r.Dir, errNotHandedOverLock)
 	}
 	if err := r.lock(ctlFD, dirFD); err != nil {
 		return nil, err

@@ -128,3 +128,40 @@ func TestCheckControlDir(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeIdentityFromLock: state from a binary that did not hand over
+// its name and control path gets them from the path of the lock it did
+// hand over; without a lock there is no telling (the new image rolls
+// back); and a lock that is not the directory's is an error that leaves
+// it open, never a silent relock.
+func TestUpgradeIdentityFromLock(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "x.sock")
+	r, err := OpenRuntime("x", ctl, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	name, control, derived, err := (&Upgrade{Lock: r.LockFD()}).Identity()
+	if err != nil || name != "x" || control != ctl || !derived {
+		t.Fatalf("Identity from the lock: %q %q %v %v, want x %s derived", name, control, derived, err, ctl)
+	}
+	if name, control, derived, err := (&Upgrade{Name: "y", Control: "/y.sock", Lock: r.LockFD()}).Identity(); err != nil || name != "y" || control != "/y.sock" || derived {
+		t.Fatalf("Identity handed over: %q %q %v %v, want y /y.sock", name, control, derived, err)
+	}
+	if _, _, _, err := (&Upgrade{}).Identity(); !errors.Is(err, ErrNoIdentity) {
+		t.Fatalf("Identity without name or lock: %v, want ErrNoIdentity", err)
+	}
+	lock, err := unix.FcntlInt(uintptr(r.LockFD()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lock)
+	other := filepath.Join(filepath.Dir(ctl), "other.sock")
+	if r2, err := AdoptRuntime("other", other, true, lock, nil); err == nil {
+		r2.Close()
+		t.Fatal("AdoptRuntime took another directory's lock as its own")
+	}
+	if _, err := unix.FcntlInt(uintptr(lock), unix.F_GETFD, 0); err != nil {
+		t.Fatalf("the handed-over lock was closed: %v", err)
+	}
+}

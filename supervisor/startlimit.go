@@ -24,13 +24,13 @@ import (
 // whose program cannot be exec'd) before it is ready, whether it was a
 // restart's or a reload's; a reload's generation that is not ready within
 // the readiness timeout; and an exit of the serving generation that the
-// restart policy restarts. A generation hupd asked to stop (draining)
-// never counts.
+// restart policy restarts. It counts only while nothing serves: a reload
+// whose new generation fails beside a ready older one never counts (nor
+// ends hupd). A generation hupd asked to stop (draining) never counts.
 //
 // The window is systemd's: it opens at the first failure counted and lasts
 // Interval; a failure after it opens a new one. The limit is checked when a
-// restart is due, that is when no generation serves: a failed reload
-// beside a serving generation counts, but never ends hupd by itself.
+// restart is due, that is when no generation serves.
 type StartLimit struct {
 	Burst    int
 	Interval time.Duration
@@ -105,6 +105,17 @@ func (w *startWindow) count(l StartLimit, now time.Time) int {
 // failedStart counts a failed start (see StartLimit) whose status is code.
 func (s *Supervisor) failedStart(code int) {
 	s.startFails.add(s.opts.StartLimit, time.Now(), code)
+}
+
+// failedReloadStart counts the failed start of a reload's new generation
+// (see failedStart), unless an older generation serves beside it: the
+// limit is about a program that cannot serve, and a reload that fails
+// while the old one serves is reported to whoever asked, and ends there.
+func (s *Supervisor) failedReloadStart(code int) {
+	if cur := s.current(); cur != nil && cur.state == StateReady {
+		return
+	}
+	s.failedStart(code)
 }
 
 // startLimitHit reports whether a restart that is due now would pass the

@@ -618,7 +618,7 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, g.ready.Timeout, g.ready)
 		if s.tx != nil && s.tx.new == g {
-			s.failedStart(1) // it is stopped: a failed start (with no status of its own)
+			s.failedReloadStart(1) // it is stopped: a failed start (with no status of its own)
 			s.finishTx(false, reason)
 			return
 		}
@@ -757,7 +757,11 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	if prev == StateStarting {
 		// It exited before it was ready (hupd had not asked it to: it
 		// would be draining): a failed start, a reload's or a restart's.
-		s.failedStart(e.Code())
+		if s.tx != nil && s.tx.new == g {
+			s.failedReloadStart(e.Code())
+		} else {
+			s.failedStart(e.Code())
+		}
 	}
 	if tx := s.tx; tx != nil {
 		switch {

@@ -76,6 +76,17 @@ type Upgrade struct {
 	// that had none: the new image sets one up, and the generations it
 	// takes over are process groups.
 	Cgroup *contain.State `json:"cgroup,omitempty"`
+	// Name and Control are the name and control socket path hupd runs
+	// under, ControlExplicit whether that path was given: the new image
+	// keeps them, whatever its command line would give today. Empty from
+	// an older binary: see Identity.
+	Name            string `json:"name,omitempty"`
+	Control         string `json:"control,omitempty"`
+	ControlExplicit bool   `json:"control_explicit,omitempty"`
+	// Kept is every kept generation's output lines (hupd logs), exited
+	// ones included, oldest generation first, with their time and stream.
+	// A binary without it restores each running generation's Tail.
+	Kept []KeptOutput `json:"kept,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -87,6 +98,22 @@ const envRolledBack = "HUPD_UPGRADE_ROLLBACK"
 // RolledBack reports whether this image is the old binary, taking its
 // state back after the new one could not.
 func (st *Upgrade) RolledBack() bool { return st.rolledBack }
+
+// KeptOutput is what hupd keeps of one generation's output, as an upgrade
+// hands it over.
+type KeptOutput struct {
+	Gen   int        `json:"gen"`
+	PID   int        `json:"pid"`
+	Lines []KeptLine `json:"lines"`
+}
+
+// KeptLine is one kept output line. Text is bytes: what the program wrote,
+// valid UTF-8 or not, crosses the upgrade unchanged.
+type KeptLine struct {
+	Time   time.Time `json:"time"`
+	Stream string    `json:"stream,omitempty"`
+	Text   []byte    `json:"text"`
+}
 
 // GenState is a generation as the new image receives it.
 type GenState struct {
@@ -472,6 +499,10 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 	if s.rt != nil && s.rt.LockFD() > 0 {
 		st.Lock = s.rt.LockFD()
 	}
+	if s.rt != nil {
+		st.Name, st.Control, st.ControlExplicit = s.rt.name, s.rt.ctl, s.rt.explicit
+	}
+	st.Kept = s.book.handover()
 	cg := s.cg.State()
 	st.Cgroup = &cg
 	for _, l := range s.listeners {
@@ -589,6 +620,48 @@ func TakeUpgrade(argv []string) (*Upgrade, error) {
 	return &st, nil
 }
 
+// ErrNoIdentity is returned by Identity when the state names no service
+// and its lock does not say which.
+var ErrNoIdentity = errors.New("supervisor: the upgrade state says neither the name nor the control socket hupd runs under")
+
+// Identity returns the name and control socket path hupd ran under before
+// the upgrade, which the new image keeps (Upgrade.Name, Control).
+// derived is true when the state, from an older binary, did not carry
+// them: they are then read from the path of the runtime directory's lock
+// (DIR/NAME.d/lock is the one of DIR/NAME.sock), and whether the path was
+// explicit is not known. Without either, it returns ErrNoIdentity: the new
+// image cannot tell which control socket is its own, and must hand the
+// state back (a lock it dropped would let a second hupd of the same name
+// start).
+func (st *Upgrade) Identity() (name, control string, derived bool, err error) {
+	if st.Name != "" && st.Control != "" {
+		return st.Name, st.Control, false, nil
+	}
+	if st.Lock <= 0 {
+		return "", "", false, ErrNoIdentity
+	}
+	name, control, ok := identityOfLock(st.Lock)
+	if !ok {
+		return "", "", false, ErrNoIdentity
+	}
+	return name, control, true, nil
+}
+
+// identityOfLock reads the name and control path from the path of the
+// open lock file fd (readlink /proc/self/fd/N).
+func identityOfLock(fd int) (name, control string, ok bool) {
+	path, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil || !filepath.IsAbs(path) || filepath.Base(path) != runtimeLock {
+		return "", "", false // " (deleted)" and the like end otherwise
+	}
+	dir := filepath.Dir(path)
+	name, ok = strings.CutSuffix(filepath.Base(dir), ".d")
+	if !ok || name == "" {
+		return "", "", false
+	}
+	return name, filepath.Join(filepath.Dir(dir), name+".sock"), true
+}
+
 // Serving returns the newest ready generation handed over, 0s if none.
 func (st *Upgrade) Serving() (gen, pid int) {
 	for _, g := range st.Gens {
@@ -653,6 +726,11 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 	for _, l := range append(append([]*socketact.Listener(nil), s.listeners...), others...) {
 		byFD[int(l.File.Fd())] = l
 	}
+	kept := make(map[int]KeptOutput, len(st.Kept))
+	for _, k := range st.Kept {
+		kept[k.Gen] = k
+	}
+	var outs []*output // for the logbook, by generation
 	for _, gs := range st.Gens {
 		ns, err := socketact.RestoreNotify(gs.Notify)
 		if err != nil {
@@ -684,10 +762,15 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			g.listeners = append(g.listeners, l)
 		}
 		g.out.gen, g.out.pid = gs.Num, gs.PID
-		s.book.add(g.out)
-		for _, line := range gs.Tail {
-			g.out.keep("", line)
+		if k, ok := kept[gs.Num]; ok {
+			g.out.restore(k.Lines)
+			delete(kept, gs.Num)
+		} else if st.Kept == nil { // from a binary that handed over tails only
+			for _, line := range gs.Tail {
+				g.out.keep("", line)
+			}
 		}
+		outs = append(outs, g.out)
 		if gs.Stdout >= 0 {
 			g.outR = os.NewFile(uintptr(gs.Stdout), "stdout")
 		}
@@ -725,6 +808,15 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		// previous binary had none) learns it here. Not reaped yet: the
 		// reaper does not run before Resume.
 		s.guardPID(g, g.pid)
+	}
+	for _, k := range kept { // generations that have exited
+		o := &output{gen: k.Gen, pid: k.PID}
+		o.restore(k.Lines)
+		outs = append(outs, o)
+	}
+	slices.SortFunc(outs, func(a, b *output) int { return a.gen - b.gen })
+	for _, o := range outs {
+		s.book.add(o)
 	}
 	s.retired = append(s.retired, others...)
 	s.publishHeld()

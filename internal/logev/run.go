@@ -27,6 +27,9 @@ const (
 	// The new binary could not take over: the previous binary goes on.
 	UpgradeTakeOverFailed = "upgrade: cannot take over; going back to the previous binary"
 
+	// hupd run ends on an error (JSON logs; in text it is "hupd: ERROR").
+	Fatal = "hupd exits on an error"
+
 	// Generations get a cgroup each.
 	ContainmentCgroup = "containment: a cgroup per generation"
 	// Generations get a process group only.

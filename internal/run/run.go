@@ -77,6 +77,18 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	goBack := func(why error, drop func()) (int, error) { return rollback(up, why, log, drop, setup.Thread) }
 	opts := r.Options
 	explicit := opts.Control != ""
+	if up != nil {
+		// The name and control socket hupd runs under are kept, whatever
+		// this binary's command line would give today.
+		name, ctl, derived, err := up.Identity()
+		if err != nil {
+			return goBack(err, nil)
+		}
+		opts.Name, opts.Control = name, ctl
+		// What runs, for edits of hupd.toml to compare with.
+		r.Options.Name, r.Options.Control = name, ctl
+		explicit = up.ControlExplicit || derived && ctl != control.DefaultPath(name)
+	}
 	defaults(&opts)
 	log = slog.New(log.Handler().WithAttrs(identity(opts)))
 	if rec := opts.OutputRecords; rec != nil {

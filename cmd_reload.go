@@ -102,9 +102,15 @@ func progressText(p control.Progress) string {
 // it waits, when stderr is not a terminal.
 const plainEvery = 5 * time.Second
 
+// plainQuiet is how long a reload may take before hupd reload says what it
+// waits for, when stderr is not a terminal: a script's quick reloads write
+// nothing on stderr.
+const plainQuiet = time.Second
+
 // plainProgress is hupd reload's progress when stderr is not a terminal (a
-// log, a CI job): whole lines, no escape sequences, few of them. One when
-// the new generation's number and PID become known:
+// log, a CI job): whole lines, no escape sequences, few of them, and none
+// for a reload done within plainQuiet. One once the wait has lasted that
+// long and the new generation's number and PID are known:
 //
 //	reload: gen 2 pid 4242 started, waiting for READY=1 (timeout 1m0s)
 //
@@ -118,7 +124,7 @@ func plainProgress(w io.Writer) func(control.Progress) {
 	return func(p control.Progress) {
 		elapsed := time.Duration(p.Elapsed)
 		switch {
-		case p.Gen != 0 && (p.Gen != gen || p.PID != pid):
+		case p.Gen != 0 && (p.Gen != gen || p.PID != pid) && elapsed >= plainQuiet:
 			gen, pid = p.Gen, p.PID
 			text := fmt.Sprintf("reload: gen %d pid %d started, waiting for %s", p.Gen, p.PID, readyText(p.Ready))
 			if p.Timeout > 0 {

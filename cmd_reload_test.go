@@ -53,11 +53,12 @@ func TestPlainProgress(t *testing.T) {
 	} {
 		on(p)
 	}
+	// Nothing for the first second (a quick reload is silent), then the
+	// generation once, then one line each 5 s.
 	want := "reload: gen 2 pid 4242 started, waiting for READY=1 (timeout 1m0s)\n" +
 		"reload: gen 2 pid 4242 waiting for READY=1, 5s of 1m0s\n" +
 		"reload: gen 2 pid 4242 waiting for READY=1, 10s of 1m0s\n" +
-		"reload: gen 3 pid 4300 started, waiting for the probe \"probe \\x1b[2J\"\n" +
-		"reload: gen 3 pid 4300 waiting for the probe \"probe \\x1b[2J\", 5s\n"
+		"reload: gen 3 pid 4300 started, waiting for the probe \"probe \\x1b[2J\"\n"
 	if b.String() != want {
 		t.Errorf("plain progress\n got %q\nwant %q", b.String(), want)
 	}

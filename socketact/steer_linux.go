@@ -256,10 +256,13 @@ func (g *Group) Steer(l *Listener) error {
 	if i < 0 {
 		return fmt.Errorf("listen %s: steer: %w", g.spec.Address, ErrNotMember)
 	}
-	// Through l itself: were l no longer in the kernel's group, the
-	// attach must fail (the kernel refuses it on a listener shut down)
-	// rather than reach the group through another member and steer to a
-	// socket that is not there.
+	// Through l itself, once it is known to be in the kernel's group: on
+	// a socket that left it (a listener shut down), the kernel would
+	// accept the program for a new group of that socket alone, and the
+	// real group would go on with its old one.
+	if !g.inGroup(g.members[i]) {
+		return fmt.Errorf("listen %s: steer: %w: call Check", g.spec.Address, ErrNotMember)
+	}
 	if err := attachSteer(int(g.members[i].File.Fd()), i); err != nil {
 		return fmt.Errorf("listen %s: steer: %w", g.spec.Address, err)
 	}
@@ -378,6 +381,9 @@ func orderKnown(members, leaving []*Listener) bool {
 // closes the group). A member that left and listens again has joined the
 // kernel's group at its end without the Group knowing: close it.
 //
+// When every member left, Check opens a new one on the address (Add), so
+// that the group always has a target while it is open.
+//
 // The error wraps ErrTargetGone when the target left (the program then
 // steers to index 0, which is Target), and ErrOrderUnknown when several
 // members left and the order they left in matters (Check assumes the
@@ -399,6 +405,14 @@ func (g *Group) Check() (gone []*Listener, err error) {
 		errs = append(errs, fmt.Errorf("listen %s: steer: %d sockets left the group together: %w; assuming they left in the group's order", g.spec.Address, len(gone), ErrOrderUnknown))
 	}
 	g.members = detach(g.members, gone)
+	if len(g.members) == 0 {
+		// Every member left: a new one keeps the address served (the
+		// group's program went with the last member; the new socket
+		// starts a group of its own and gets its program below).
+		if _, err := g.Add(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if slices.Contains(gone, g.target) {
 		errs = append(errs, fmt.Errorf("listen %s: steer: %w (a program took it out); new connections go to the group's first socket", g.spec.Address, ErrTargetGone))
 		g.target = nil

@@ -293,6 +293,31 @@ func TestSteerCheckTargetGone(t *testing.T) {
 	}
 }
 
+// TestSteerCheckAllGone: when every member left (the one program serving
+// shut its socket down), Check opens a new member on the address and
+// steers to it: the address is never left without a listener; and Steer
+// refuses a socket that left instead of attaching a program to a group of
+// its own.
+func TestSteerCheckAllGone(t *testing.T) {
+	g, ms := groupOf(t, "tcp://127.0.0.1:0", 1)
+	unix.Shutdown(int(ms[0].File.Fd()), unix.SHUT_RD)
+	if err := g.Steer(ms[0]); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("Steer to a socket that left: %v", err)
+	}
+	gone, err := g.Check()
+	if !errors.Is(err, ErrTargetGone) || len(gone) != 1 || gone[0] != ms[0] {
+		t.Fatalf("Check: %v, %v", gone, err)
+	}
+	if len(g.Sockets()) != 1 || g.Target() != g.Sockets()[0] || g.Target() == ms[0] {
+		t.Fatalf("after Check: %d members, target %v", len(g.Sockets()), g.Target())
+	}
+	connectTo(t, g.Target(), 2)
+	waitQueued(t, g, 0, 2)
+	if acceptNow(t, g.Target()) != 2 {
+		t.Fatal("connections not at the new member")
+	}
+}
+
 // TestSteerCheckSeveral: two members that left between two Checks. Where
 // the order of their departures does not matter, Check mirrors the kernel
 // and says nothing; where it does, Check assumes the group's order (which

@@ -121,6 +121,12 @@ func wanted(ls []*socketact.Listener) ([]storeEntry, []*os.File) {
 		if l.Spec.Adopt {
 			continue // the program binds it: a restarted hupd binds nothing for it
 		}
+		if l.Spec.Steer {
+			// A steered socket is one of a group of hupd's own: a
+			// restarted hupd opens a new group (it takes none from
+			// LISTEN_FDS), and a stored one would hold the port.
+			continue
+		}
 		if id, ok := idOf(l.File); ok {
 			out = append(out, storeEntry{l.Spec.StoreName(), id})
 			files = append(files, l.File)

@@ -118,6 +118,13 @@ func TestFDStoreSync(t *testing.T) {
 	wantMsgs(t, "edit", take(msgs),
 		sent{"FDSTOREREMOVE=1 FDNAME=tcp_//127.0.0.1_0", nil},
 		sent{"FDSTORE=1 FDNAME=api", []sockID{id(t, added)}})
+
+	// A steered socket is never stored (a restarted hupd opens a group of
+	// its own and takes none from LISTEN_FDS).
+	steered := *added
+	steered.Spec.Steer = true
+	s.sync([]*socketact.Listener{&renamed, dup1, &steered})
+	wantMsgs(t, "steered", take(msgs), sent{"FDSTOREREMOVE=1 FDNAME=api", nil})
 }
 
 // TestFDStoreLimit: with $FDSTORE=1, the first socket is stored and one

@@ -125,6 +125,10 @@ type Reload struct {
 	// to empty their queues before its stop signal
 	// (supervisor.Options.SteerWait).
 	SteerWait string `toml:"steer_wait"`
+	// SteerGrace is how long a steered socket the steering moved away from
+	// may still receive connections whose handshake began before
+	// (supervisor.Options.SteerGrace).
+	SteerGrace string `toml:"steer_grace"`
 }
 
 // Restart is the [restart] table.

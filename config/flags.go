@@ -69,6 +69,8 @@ func Flags() []Flag {
 			apply: setString("reload.settle", func(c *Config) *string { return &c.Reload.Settle })},
 		{Name: "steer-wait", Usage: "`DURATION` an old generation's steered socket queue may take to empty before its stop signal (default 5s)",
 			apply: setString("reload.steer_wait", func(c *Config) *string { return &c.Reload.SteerWait })},
+		{Name: "steer-grace", Usage: "`DURATION` after the steering moves on during which an old steered socket may still get connections whose handshake began before: a client's round trip (default 1s)",
+			apply: setString("reload.steer_grace", func(c *Config) *string { return &c.Reload.SteerGrace })},
 		{Name: "control", Usage: "control socket `PATH` (default from --name under $XDG_RUNTIME_DIR/hupd or /run/hupd)",
 			apply: setString("control", func(c *Config) *string { return &c.Control })},
 		{Name: "output", Usage: "child output `MODE`: pipe (default: copied, last lines kept) or inherit",

@@ -115,6 +115,7 @@ func (c *Config) FillDefaults() {
 	}
 	def(&c.Reload.Settle, time.Duration(0).String())
 	def(&c.Reload.SteerWait, supervisor.DefaultSteerWait.String())
+	def(&c.Reload.SteerGrace, supervisor.DefaultSteerGrace.String())
 	def(&c.Process.Output, string(supervisor.OutputPipe))
 	def(&c.Process.Cgroup, string(contain.ModeAuto))
 	def(&c.Reload.Signal, signals.Name(supervisor.DefaultReloadSignal))
@@ -174,6 +175,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	if o.SteerWait, err = duration.Parse(c.Reload.SteerWait); err != nil || o.SteerWait <= 0 {
 		return nil, c.durationError("reload.steer_wait", c.Reload.SteerWait, err, "want a positive duration such as 5s")
+	}
+	if o.SteerGrace, err = duration.Parse(c.Reload.SteerGrace); err != nil || o.SteerGrace <= 0 {
+		return nil, c.durationError("reload.steer_grace", c.Reload.SteerGrace, err, "want a positive duration such as 1s")
 	}
 	if o.Settle, err = duration.Parse(c.Reload.Settle); err != nil || o.Settle < 0 {
 		return nil, c.durationError("reload.settle", c.Reload.Settle, err, "want a duration such as 30s or 2m, or 0s for none")

@@ -26,15 +26,15 @@ func TestResolveSteerSettle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Listen[0].Steer || r.Options.Settle != 0 || r.Options.SteerWait != supervisor.DefaultSteerWait {
+	if r.Listen[0].Steer || r.Options.Settle != 0 || r.Options.SteerWait != supervisor.DefaultSteerWait || r.Options.SteerGrace != supervisor.DefaultSteerGrace {
 		t.Errorf("defaults: steer %v, settle %v, steer_wait %v", r.Listen[0].Steer, r.Options.Settle, r.Options.SteerWait)
 	}
-	if out := encode(t, c); !strings.Contains(out, "settle = \"0s\"\n") || !strings.Contains(out, "steer_wait = \"5s\"\n") || strings.Contains(out, "steer = ") {
+	if out := encode(t, c); !strings.Contains(out, "settle = \"0s\"\n") || !strings.Contains(out, "steer_wait = \"5s\"\n") || !strings.Contains(out, "steer_grace = \"1s\"\n") || strings.Contains(out, "steer = ") {
 		t.Errorf("normalised defaults:\n%s", out)
 	}
 
 	src := head + "[[listen]]\naddress = \"tcp://127.0.0.1:0\"\nsteer = true\n[[listen]]\naddress = \"udp://127.0.0.1:0\"\nsteer = true\n" +
-		"[[listen]]\naddress = \"tcp://127.0.0.1:0\"\n[reload]\nsettle = \"30s\"\nsteer_wait = \"2s\"\n"
+		"[[listen]]\naddress = \"tcp://127.0.0.1:0\"\n[reload]\nsettle = \"30s\"\nsteer_wait = \"2s\"\nsteer_grace = \"150ms\"\n"
 	c, err = Parse("f.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func TestResolveSteerSettle(t *testing.T) {
 	if !r.Listen[0].Steer || !r.Listen[1].Steer || r.Listen[2].Steer {
 		t.Errorf("steer: %v %v %v, want true true false", r.Listen[0].Steer, r.Listen[1].Steer, r.Listen[2].Steer)
 	}
-	if r.Options.Settle != 30*time.Second || r.Options.SteerWait != 2*time.Second {
+	if r.Options.Settle != 30*time.Second || r.Options.SteerWait != 2*time.Second || r.Options.SteerGrace != 150*time.Millisecond {
 		t.Errorf("settle %v, steer_wait %v", r.Options.Settle, r.Options.SteerWait)
 	}
 	if out := encode(t, c); strings.Count(out, "steer = true\n") != 2 || !strings.Contains(out, "settle = \"30s\"\n") || !strings.Contains(out, "steer_wait = \"2s\"\n") {
@@ -143,6 +143,8 @@ func TestSteerSettleRefusals(t *testing.T) {
 		{src: "[reload]\nsteer_wait = 5\n", want: `f.toml:3: reload.steer_wait: "5" is not a duration: write "5s"`},
 		{flags: [][2]string{{"steer-wait", "5"}}, want: `--steer-wait: reload.steer_wait: "5" is not a duration: write 5s`},
 		{flags: [][2]string{{"steer-wait", "soon"}}, want: `--steer-wait: reload.steer_wait = "soon": want a positive duration such as 5s`},
+		{src: "[reload]\nsteer_grace = \"0s\"\n", want: `f.toml:3: reload.steer_grace = "0s": want a positive duration such as 1s`},
+		{flags: [][2]string{{"steer-grace", "1"}}, want: `--steer-grace: reload.steer_grace: "1" is not a duration: write 1s`},
 		{flags: [][2]string{{"steer", "true"}}, want: `--steer: no socket to steer: give --listen (or [[listen]] in the -c file)`},
 	} {
 		c, err := Parse("f.toml", []byte(head+tc.src))

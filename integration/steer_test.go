@@ -126,10 +126,11 @@ func steerSwap(t *testing.T, h *Hupd, gen int) {
 
 // A child whose drain is net/http's bare Shutdown, swapped again and again
 // under new-connection load from several clients: with --steer no request
-// fails, because the old generation gets nothing new once the new one is
+// fails (a steer grace of 50 ms: on loopback a handshake takes
+// microseconds), because the old generation gets nothing new once the new one is
 // ready, and is told to stop only when its queue is empty.
 func TestSteerBareShutdownLosesNothing(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
+	h := StartHupd(t, append([]string{"run", "--steer", "--steer-grace", "50ms", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
 	addr := HostPort(h.Listening("http"))
 	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	l := startSteerLoad(t, addr, 4)
@@ -247,7 +248,7 @@ func TestSteerSettleCrashRollsBack(t *testing.T) {
 // members are reused (three at most: the serving generation's, the one
 // draining and the standby shim's for the next).
 func TestSteerNoLeakAfterSwaps(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
+	h := StartHupd(t, append([]string{"run", "--steer", "--steer-grace", "50ms", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
 	addr := HostPort(h.Listening("http"))
 	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	steerSwap(t, h, 1)
@@ -310,7 +311,7 @@ func TestSteerLegacyPythonHTTPServer(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("served by http.server\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := StartHupd(t, "run", "--legacy", "redirect", "--steer", "--listen", "http=tcp4://127.0.0.1:0", "--stop-signal", "TERM",
+	h := StartHupd(t, "run", "--legacy", "redirect", "--steer", "--steer-grace", "50ms", "--listen", "http=tcp4://127.0.0.1:0", "--stop-signal", "TERM",
 		"--", python, "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, "{port:http}")
 	addr := HostPort(h.Listening("http"))
 	h.WaitEvent(logev.ChildReady, 1, nil)

@@ -61,6 +61,7 @@ const (
 	DefaultRestartPolicy = RestartOnFailure
 	DefaultMaxDraining   = 2
 	DefaultSteerWait     = 5 * time.Second
+	DefaultSteerGrace    = time.Second
 )
 
 // Options configure a Supervisor. Zero values take the defaults above.
@@ -99,6 +100,12 @@ type Options struct {
 	// take to empty their queues (what reached them before the steering
 	// moved on) before its stop signal (DefaultSteerWait).
 	SteerWait time.Duration
+	// SteerGrace is how long after the steering moved away from a socket
+	// it may still receive connections: those whose handshake began before
+	// (the accept queue does not show a handshake in progress). An old
+	// generation is not told to stop before (DefaultSteerGrace: a distant
+	// client's round trip, with room).
+	SteerGrace time.Duration
 	// Watchdog, when set, is passed to the child as WATCHDOG_USEC (with
 	// WATCHDOG_PID) as systemd does; a ready generation that does not send
 	// WATCHDOG=1 that often is killed and the restart policy applies. A
@@ -209,6 +216,9 @@ func (o Options) withDefaults(nsockets int) Options {
 	}
 	if o.SteerWait == 0 {
 		o.SteerWait = DefaultSteerWait
+	}
+	if o.SteerGrace == 0 {
+		o.SteerGrace = DefaultSteerGrace
 	}
 	if o.Restart == "" {
 		o.Restart = DefaultRestartPolicy

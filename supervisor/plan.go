@@ -243,6 +243,7 @@ func liveDiff(a, b Options) []string {
 	add(a.StopSignal != b.StopSignal || a.StopTimeout != b.StopTimeout, "stop")
 	add(a.Settle != b.Settle, "settle")
 	add(a.SteerWait != b.SteerWait, "steer_wait")
+	add(a.SteerGrace != b.SteerGrace, "steer_grace")
 	add(a.Restart != b.Restart || a.Backoff != b.Backoff, "restart")
 	add(a.StartLimit != b.StartLimit, "start_limit")
 	add(!slices.Equal(a.SuccessExitStatus.Codes, b.SuccessExitStatus.Codes) ||

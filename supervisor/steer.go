@@ -24,11 +24,6 @@ import (
 // only then is it sent its stop signal: a program that stops at once loses
 // nothing it had not accepted.
 
-// steerGrace is how long a member steered away from may still receive
-// connections: those whose handshake began before (on loopback
-// microseconds; a distant client's round trip at most this).
-const steerGrace = 50 * time.Millisecond
-
 // queuePoll is how often a stopping generation's queues are looked at.
 const queuePoll = 2 * time.Millisecond
 
@@ -143,14 +138,14 @@ func steeredAway(g *generation) bool {
 
 // waiting is what still waits in g's members steered away from: queued
 // connections (or the next datagram's bytes), and whether one of them was
-// steered away from too recently to know (steerGrace).
+// steered away from too recently to know (Options.SteerGrace).
 func (s *Supervisor) waiting(g *generation, now time.Time) (n int, recent bool) {
 	for _, l := range g.listeners {
 		grp := l.Group()
 		if grp == nil || grp.Target().File == l.File {
 			continue
 		}
-		if at, ok := s.awayAt[l.File]; ok && now.Sub(at) < steerGrace {
+		if at, ok := s.awayAt[l.File]; ok && now.Sub(at) < s.opts.SteerGrace {
 			recent = true
 		}
 		q, err := grp.Queued(ownMember(grp, l))

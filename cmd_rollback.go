@@ -33,6 +33,9 @@ func rollbackCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			if rep.Reload == nil {
+				if rep.Error == "" {
+					return errors.New("rollback: hupd answered without a result")
+				}
 				return errors.New(rep.Error)
 			}
 			r := rep.Reload

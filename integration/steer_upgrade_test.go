@@ -228,3 +228,30 @@ func TestSteerUpgradeWhileQueueWaits(t *testing.T) {
 		t.Fatalf("hupd exited %d", code)
 	}
 }
+
+// Under --legacy redirect with --steer, each generation's bind takes its
+// own member of the group; after an upgrade the new image redirects the
+// next generation's bind to a member of the restored group, loses nothing
+// across the swap, and does not poll any member (the program made them
+// non-blocking: the new image must not put them in its runtime's epoll).
+func TestSteerUpgradeLegacy(t *testing.T) {
+	h := StartHupd(t, "run", "--legacy", "redirect", "--steer", "--listen", "http=tcp://:0", "--", goserverBin, "-addr", ":{port:http}")
+	port := h.Listening("http")[strings.LastIndex(h.Listening("http"), ":")+1:]
+	h.WaitEvent(logev.ChildReady, 1, nil)
+	l := startLoad(t, "tcp", "127.0.0.1:"+port, func(body string) bool { return strings.HasPrefix(body, "goserver pid ") }, false)
+	if out, err := hupdReload(h); err != nil || !strings.HasPrefix(out, "reload ok (swap)") {
+		t.Fatalf("reload: %v: %s", err, out)
+	}
+	steerUpgrade(t, h, 1)
+	if out, err := hupdReload(h); err != nil || !strings.HasPrefix(out, "reload ok (swap)") {
+		t.Fatalf("reload after the upgrade: %v: %s", err, out)
+	}
+	h.WaitEvent(logev.BindRedirected, 3, nil)
+	if polled := polledListeners(t, h.Cmd.Process.Pid); len(polled) > 0 {
+		t.Errorf("the upgraded hupd polls its listening sockets: fds %v", polled)
+	}
+	l.finish("a swap, an upgrade and a swap with steering")
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d", code)
+	}
+}

@@ -30,7 +30,10 @@ import (
 // the old binary) stays open across exec.
 //
 // It runs only when nothing is in flight: no reload, no stop, no restart
-// pending, every generation ready or draining. The reaper is frozen from
+// pending, every generation ready, settling or draining. Steering goes
+// over too (upgrade_steer.go): the sockets of each steering group, its
+// target, and the deadlines of a generation settling or waiting for its
+// queues to empty. The reaper is frozen from
 // the moment hupd checks that every generation's process is still waited
 // for, so an exit during the exec window stays with the kernel (a zombie)
 // for the new image to reap. The new binary is first run as
@@ -68,7 +71,10 @@ type Upgrade struct {
 	// generation still uses.
 	Listeners []socketact.ListenerState `json:"listeners"`
 	Retired   []socketact.ListenerState `json:"retired,omitempty"`
-	Gens      []GenState                `json:"gens"`
+	// Steered are the steering groups of the steered sockets among them
+	// (upgrade_steer.go); absent from a hupd that steered nothing.
+	Steered []SteerState `json:"steered,omitempty"`
+	Gens    []GenState   `json:"gens"`
 	// Sentinel is hupd's end of the sentinel's socket and its PID (nil:
 	// none); the new image takes it over (package internal/sentinel).
 	Sentinel *SentinelState `json:"sentinel,omitempty"`
@@ -117,14 +123,19 @@ type KeptLine struct {
 
 // GenState is a generation as the new image receives it.
 type GenState struct {
-	Num          int                   `json:"num"`
-	PID          int                   `json:"pid"`
-	PGID         int                   `json:"pgid"`
-	MainPID      int                   `json:"main_pid,omitempty"`
-	State        State                 `json:"state"`
-	Started      time.Time             `json:"started"`
-	ReadyAt      time.Time             `json:"ready_at"`
-	DrainBy      time.Time             `json:"drain_by,omitzero"`
+	Num     int       `json:"num"`
+	PID     int       `json:"pid"`
+	PGID    int       `json:"pgid"`
+	MainPID int       `json:"main_pid,omitempty"`
+	State   State     `json:"state"`
+	Started time.Time `json:"started"`
+	ReadyAt time.Time `json:"ready_at"`
+	DrainBy time.Time `json:"drain_by,omitzero"`
+	// EmptyBy: draining, not yet told to stop, waiting for its steered
+	// sockets' queues to empty until then at the latest.
+	EmptyBy time.Time `json:"empty_by,omitzero"`
+	// SettleEnd: settling, when its window ends.
+	SettleEnd    time.Time             `json:"settle_end,omitzero"`
 	Notify       socketact.NotifyState `json:"notify"`
 	Stdout       int                   `json:"stdout"` // fd; -1 when output is inherited
 	Stderr       int                   `json:"stderr"`
@@ -393,17 +404,11 @@ func (s *Supervisor) steady() error {
 		return errors.New("a reload is queued: try again when it is over")
 	}
 	for _, g := range s.gens {
-		if g.exited() || g.state != StateReady && g.state != StateDraining {
+		if g.exited() || g.state != StateReady && g.state != StateDraining && g.state != StateSettling {
 			return fmt.Errorf("generation %d is %s: try again when it is ready or gone", g.num, g.state)
 		}
 	}
-	for _, l := range append(slices.Clone(s.listeners), s.retired...) {
-		if l.Group() != nil {
-			// Not yet: the members and their owners are not in Upgrade.
-			return fmt.Errorf("socket %s is steered: an in-place upgrade does not hand steered sockets over yet; restart hupd instead", l.Spec.FDName())
-		}
-	}
-	return nil
+	return s.steerHandable()
 }
 
 // checkUpgradeBinary runs "binary upgrade-protocol" and wants
@@ -516,6 +521,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 	for _, l := range s.retired {
 		st.Retired = append(st.Retired, l.State())
 	}
+	st.Steered = s.steerStates()
 	fdOf := func(f *os.File) int {
 		if f == nil {
 			return -1
@@ -535,7 +541,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			trap = nil // its processes are gone
 		}
 		gs := GenState{Num: g.num, PID: g.pid, PGID: g.pgid, MainPID: g.mainPID, State: g.state, Started: g.started,
-			ReadyAt: g.readyAt, DrainBy: g.drainBy, Notify: g.notify.State(), Stdout: fdOf(out), Stderr: fdOf(errOut),
+			ReadyAt: g.readyAt, DrainBy: g.drainBy, EmptyBy: g.emptyBy, SettleEnd: g.settleEnd, Notify: g.notify.State(), Stdout: fdOf(out), Stderr: fdOf(errOut),
 			Trap: fdOf(trap), SpeaksNotify: g.speaksNotify, SpeaksReload: g.speaksReload, StatusText: g.statusText,
 			ConfigHash: g.configHash, StopSignal: int(g.stopSignal), StopTimeout: g.stopTimeout, UID: g.uid,
 			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path(),
@@ -562,6 +568,7 @@ func (st *Upgrade) fds() []int {
 	for _, l := range append(append([]socketact.ListenerState(nil), st.Listeners...), st.Retired...) {
 		fds = append(fds, l.FD)
 	}
+	fds = append(fds, st.steerFDs()...)
 	for _, g := range st.Gens {
 		fds = append(fds, g.Notify.FD)
 		for _, fd := range []int{g.Stdout, g.Stderr, g.Trap} {
@@ -723,9 +730,12 @@ func (st *Upgrade) Close() {
 // are from st.Watch.
 func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map[int]<-chan signals.Exit) error {
 	byFD := make(map[int]*socketact.Listener)
-	for _, l := range append(append([]*socketact.Listener(nil), s.listeners...), others...) {
+	held := append(append([]*socketact.Listener(nil), s.listeners...), others...)
+	for _, l := range held {
 		byFD[int(l.File.Fd())] = l
 	}
+	// A steered socket's generations each hold a member of its group.
+	s.resumeSteer(st, held, byFD)
 	kept := make(map[int]KeptOutput, len(st.Kept))
 	for _, k := range st.Kept {
 		kept[k.Gen] = k
@@ -741,7 +751,7 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			return fmt.Errorf("generation %d: %w", gs.Num, err)
 		}
 		g := &generation{num: gs.Num, pid: gs.PID, pgid: gs.PGID, mainPID: gs.MainPID, proc: proc, state: gs.State,
-			started: gs.Started, readyAt: gs.ReadyAt, drainBy: gs.DrainBy, notify: ns, out: &output{},
+			started: gs.Started, readyAt: gs.ReadyAt, drainBy: gs.DrainBy, emptyBy: gs.EmptyBy, settleEnd: gs.SettleEnd, notify: ns, out: &output{},
 			exitParked: make(chan signals.Exit, 1), speaksNotify: gs.SpeaksNotify, speaksReload: gs.SpeaksReload,
 			statusText: gs.StatusText, configHash: gs.ConfigHash, stopSignal: syscall.Signal(gs.StopSignal),
 			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready,
@@ -848,7 +858,16 @@ func (s *Supervisor) resumeGens() {
 			if g.watchdogDur > 0 {
 				s.armWatchdog(g)
 			}
+		case StateSettling:
+			if g.watchdogDur > 0 {
+				s.armWatchdog(g)
+			}
+			g.settleT = s.after(g, max(time.Until(g.settleEnd), 0), evSettleEnd)
 		case StateDraining:
+			if !g.emptyBy.IsZero() {
+				s.empty(g) // not told to stop yet: its queues first
+				break
+			}
 			s.after(g, max(time.Until(g.drainBy), 0), evDrainTimeout)
 		}
 		s.log.Info(logev.GenerationTakenOver, KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))

@@ -20,13 +20,11 @@ import (
 // (passed on as received). On an error the handed-over sockets are as
 // they were, for the previous image to take back.
 func takeOverSockets(up *supervisor.Upgrade, r *config.Resolved) (ls, others []*socketact.Listener, err error) {
-	var held []*socketact.Listener
-	for _, st := range up.Sockets() {
-		l, err := socketact.RestoreListener(st)
-		if err != nil {
-			return nil, nil, err
-		}
-		held = append(held, l)
+	// A steered socket comes back as its group's anchor, every member and
+	// the target as they were.
+	held, err := up.RestoreSockets()
+	if err != nil {
+		return nil, nil, err
 	}
 	specs, where := r.Listen, r.ListenWhere
 	if len(specs) == 0 {

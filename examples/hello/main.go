@@ -8,9 +8,21 @@
 //
 //	go build -o hello ./examples/hello
 //	hupd run --listen http=tcp://127.0.0.1:8080 -- ./hello -config hello.conf
+//
+// -drain stock replaces that drain with what most Go programs do on
+// SIGTERM: net/http's http.Server.Shutdown, bounded by -grace, and exit.
+// Shutdown closes idle keep-alive connections at once (a request sent on
+// one at that instant is lost) and may close a connection accepted just
+// before it unanswered; a stock drain loses requests at every swap on a
+// shared socket. hupd's --steer is for such programs (the benchmark's
+// scenario 8 compares the two):
+//
+//	hupd run --steer --listen http=tcp://127.0.0.1:8080 -- ./hello -drain stock
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -31,7 +43,11 @@ import (
 func main() {
 	configPath := flag.String("config", "", "file whose content every response shows")
 	grace := flag.Duration("grace", 30*time.Second, "longest time to finish requests in flight on SIGTERM")
+	drainMode := flag.String("drain", "gentle", "how to stop on SIGTERM: gentle (no request dropped under hupd) or stock (http.Server.Shutdown, what most Go programs do)")
 	flag.Parse()
+	if *drainMode != "gentle" && *drainMode != "stock" {
+		log.Fatalf("hello: -drain %q: valid are gentle, stock", *drainMode)
+	}
 
 	var config atomic.Value
 	load := func() {
@@ -87,6 +103,14 @@ func main() {
 		load()
 		daemon.SdNotify(false, daemon.SdNotifyReady)
 	}
+	if *drainMode == "stock" {
+		if err := d.shutdown(*grace); err != nil {
+			log.Printf("hello: pid %d shut down (stock drain): %v", os.Getpid(), err)
+		} else {
+			log.Printf("hello: pid %d shut down (stock drain)", os.Getpid())
+		}
+		return
+	}
 	if d.drain(*grace) {
 		log.Printf("hello: pid %d drained", os.Getpid())
 	} else {
@@ -138,7 +162,7 @@ func (d *drainer) serve(l net.Listener, h http.Handler) {
 	d.serving.Add(1)
 	go func() {
 		defer d.serving.Done()
-		if err := srv.Serve(l); err != nil && !d.draining.Load() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) && !d.draining.Load() {
 			log.Fatalf("hello: %v", err)
 		}
 	}()
@@ -185,4 +209,22 @@ func (d *drainer) drain(grace time.Duration) bool {
 	case <-timeout.C:
 		return false
 	}
+}
+
+// shutdown is the stock drain (-drain stock): http.Server.Shutdown on
+// every server at once, bounded by grace, as most Go programs stop. It
+// closes the listeners and idle connections at once and waits for the
+// active ones; what it reports is Shutdown's error (the grace passed).
+func (d *drainer) shutdown(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	errs := make(chan error, len(d.servers))
+	for _, s := range d.servers {
+		go func() { errs <- s.Shutdown(ctx) }()
+	}
+	var err error
+	for range d.servers {
+		err = errors.Join(err, <-errs)
+	}
+	return err
 }

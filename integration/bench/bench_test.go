@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/hupd/hupd/integration/bench/loadgen"
 )
 
 // TestShort runs the suite in -short mode, as CI does: a few seconds per
@@ -32,12 +35,25 @@ func TestShort(t *testing.T) {
 	}
 	// Every load ran and was answered: a scenario cannot pass by doing
 	// nothing.
-	want := map[string]bool{"bare-round-1": true, "hupd-round-1": true, "swap": true, "restart-hupd": true, "restart-naive": true, "legacy": true}
+	want := map[string]bool{"bare-round-1": true, "hupd-round-1": true, "swap": true, "restart-hupd": true, "restart-naive": true, "legacy": true,
+		"steer-off": true, "steer-on": true}
 	for _, ph := range r.Phases {
 		delete(want, ph.Name)
 		for _, l := range ph.Loads {
 			if l.Requests == 0 {
 				t.Errorf("phase %s: %s load answered nothing", ph.Name, l.Kind)
+			}
+		}
+		if ph.Name != "steer-off" && ph.Name != "steer-on" {
+			continue
+		}
+		// Scenario 8 swapped and timed every old generation to its exit.
+		if len(ph.Reloads) == 0 {
+			t.Errorf("phase %s: no swaps", ph.Name)
+		}
+		for i, rl := range ph.Reloads {
+			if rl.OldGen == 0 || rl.OldStopMS <= 0 || rl.OldExitMS < rl.OldStopMS {
+				t.Errorf("phase %s, swap %d: old generation %d stop signal after %.2f ms, exit after %.2f ms", ph.Name, i+1, rl.OldGen, rl.OldStopMS, rl.OldExitMS)
 			}
 		}
 	}
@@ -59,5 +75,60 @@ func TestWriteCreatesDir(t *testing.T) {
 	}
 	if r.Mode != "short" {
 		t.Fatalf("read back mode %q, want short", r.Mode)
+	}
+}
+
+// TestSteerRows: scenario 8's goal is 0 failed new-connection requests
+// with --steer, checked in every mode; failures without steering, and
+// keep-alive failures on either side (the program's own drain), are
+// reported beside it and never fail the run.
+func TestSteerRows(t *testing.T) {
+	side := func(name string, steer bool, kaFailed, ncFailed int64) *steerSide {
+		res := make([]*loadgen.Result, 2)
+		res[kaIdx] = &loadgen.Result{Kind: loadgen.KeepAlive, Clients: 16, Requests: 1000, Failed: kaFailed, ByClass: map[string]int64{"eof": kaFailed}}
+		res[ncIdx] = &loadgen.Result{Kind: loadgen.NewConn, Clients: 4, Requests: 500, Failed: ncFailed, ByClass: map[string]int64{"reset": ncFailed}}
+		rs := make([]Reload, 4)
+		for i := range rs {
+			rs[i] = Reload{OK: true, TookMS: 10, OldGen: i + 1, OldStopMS: 12, OldExitMS: 20}
+		}
+		return &steerSide{name: name, steer: steer, res: res, reloads: rs}
+	}
+	for _, tc := range []struct {
+		name            string
+		onNC, offNC, ka int64
+		ok              bool
+	}{
+		{"steering loses nothing new", 0, 7, 64, true},
+		{"a new connection failed with --steer", 1, 7, 64, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := &Report{}
+			steerRows(rep, shortSettings(), side("steer-off", false, tc.ka, tc.offNC), side("steer-on", true, tc.ka, tc.onNC))
+			missed := rep.missed()
+			if ok := len(missed) == 0; ok != tc.ok {
+				t.Fatalf("goals missed: %+v; want ok %v", missed, tc.ok)
+			}
+			var goal, kaRow *Row
+			for i, row := range rep.Rows {
+				if row.Scenario != sc8 {
+					t.Fatalf("row %q under scenario %q", row.Measure, row.Scenario)
+				}
+				switch {
+				case strings.HasPrefix(row.Measure, "failed, new-conn"):
+					goal = &rep.Rows[i]
+				case strings.HasPrefix(row.Measure, "failed, keep-alive"):
+					kaRow = &rep.Rows[i]
+				}
+			}
+			if goal == nil || !goal.Checked || goal.Goal != "0 with --steer" {
+				t.Fatalf("new-conn failures row: %+v; want the goal 0 with --steer, checked", goal)
+			}
+			if want := "7 (reset 7) | "; !strings.HasPrefix(goal.Value, want) {
+				t.Errorf("new-conn failures %q; want it to start with the side without steering, %q", goal.Value, want)
+			}
+			if kaRow == nil || kaRow.Goal != "" || kaRow.Value != "64 (eof 64) | 64 (eof 64)" {
+				t.Errorf("keep-alive failures row: %+v; want both sides' 64, reported without a goal", kaRow)
+			}
+		})
 	}
 }

@@ -88,6 +88,7 @@ func hupdStep(ctx context.Context, h *hupdProc, m *mix) func() (Reload, bool) {
 		}
 		if res != nil {
 			r.ExecMS, r.HandoverMS, r.ReadyMS = msf(time.Duration(res.ExecAfter)), msf(time.Duration(res.HandoverTook)), msf(time.Duration(res.ReadyAfter))
+			r.OldGen, r.hupdStart = res.OldGen, res.Started
 		}
 		return r, ctx.Err() == nil
 	}

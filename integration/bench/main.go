@@ -3,13 +3,14 @@
 // (package loadgen), prints one table, writes the result as JSON and
 // exits 1 if a goal it checks was missed.
 //
-//	go run ./integration/bench                       # full: about 4 minutes, checks every goal
+//	go run ./integration/bench                       # full: about 5 minutes, checks every goal
 //	go run ./integration/bench -short                # CI: seconds per scenario, checks 0 failed requests only
 //	go run ./integration/bench -scenarios 3,4 -plots docs/bench
 //	go run ./integration/bench -replot results.json -plots docs/bench
 //
-// Every scenario serves examples/hello (examples/legacy/goserver in 5),
-// under one load: keep-alive clients and new-connection clients at once.
+// Every scenario serves examples/hello (examples/legacy/goserver in 5,
+// hello -drain stock in 8), under one load: keep-alive clients and
+// new-connection clients at once.
 //
 //  1. bare: hello alone, given its socket as systemd would; the baseline.
 //  2. hupd: the same under hupd, no reloads; throughput ratio to 1 ≥ 0.98.
@@ -31,6 +32,14 @@
 //     with a cgroup per generation (the default, where hupd may) and with
 //     --cgroup off, in alternating rounds, ≤ 1 ms more per swap (p50);
 //     and a generation's cold spawn in a process group and in a cgroup.
+//  8. steer: hello -drain stock (net/http's bare http.Server.Shutdown, what
+//     most Go programs do) under hupd, a swap every 500 ms for 15 s
+//     (-short: 3 s), without and with --steer, side by side: requests
+//     answered and failed (in all and per swap) per client kind, with
+//     --steer 0 failed new-connection requests; keep-alive failures are
+//     the program's own drain and only reported. The cost of steering:
+//     the swap (to ready, to the old generation's stop signal, to its
+//     exit), hupd's CPU and memory, each side.
 //
 // Sleeps appear only as measured intervals (the time between two reloads,
 // an idle window); every wait for a process is on its log, its READY, its
@@ -79,20 +88,22 @@ type settings struct {
 	IdleFor      span `json:"idle_for"`   // 7: the idle window, and the load window
 	Spawns       int  `json:"spawns"`     // 7
 	CostSwaps    int  `json:"cost_swaps"` // 7, per side: default containment and --cgroup off
+	SteerFor     span `json:"steer_for"`  // 8, each side: without and with --steer
+	SteerEvery   span `json:"steer_every"`
 }
 
 func fullSettings() settings {
 	return settings{Duration: dur(60 * time.Second), SwapEvery: dur(500 * time.Millisecond),
 		Rounds: 10, RoundFor: dur(3 * time.Second), RestartFor: dur(20 * time.Second), RestartEvery: dur(2 * time.Second),
 		KeepAlive: 16, NewConn: 4, Listeners: 1000, IdleConns: 10000, WatchFiles: 10000, ScaleSwaps: 10,
-		IdleFor: dur(10 * time.Second), Spawns: 200, CostSwaps: 50}
+		IdleFor: dur(10 * time.Second), Spawns: 200, CostSwaps: 50, SteerFor: dur(15 * time.Second), SteerEvery: dur(500 * time.Millisecond)}
 }
 
 func shortSettings() settings {
 	return settings{Short: true, Duration: dur(4 * time.Second), SwapEvery: dur(500 * time.Millisecond),
 		Rounds: 1, RoundFor: dur(1500 * time.Millisecond), RestartFor: dur(3 * time.Second), RestartEvery: dur(time.Second),
 		KeepAlive: 16, NewConn: 4, Listeners: 100, IdleConns: 1000, WatchFiles: 1000, ScaleSwaps: 3,
-		IdleFor: dur(time.Second), Spawns: 20, CostSwaps: 6}
+		IdleFor: dur(time.Second), Spawns: 20, CostSwaps: 6, SteerFor: dur(3 * time.Second), SteerEvery: dur(500 * time.Millisecond)}
 }
 
 func dur(d time.Duration) span { return span(d) }
@@ -116,7 +127,7 @@ func (d *span) UnmarshalText(b []byte) error {
 var scenarios = []struct {
 	num  int
 	name string
-}{{1, "bare"}, {2, "hupd"}, {3, "swap"}, {4, "restart"}, {5, "legacy"}, {6, "scale"}, {7, "costs"}}
+}{{1, "bare"}, {2, "hupd"}, {3, "swap"}, {4, "restart"}, {5, "legacy"}, {6, "scale"}, {7, "costs"}, {8, "steer"}}
 
 func parseScenarios(s string) (map[int]bool, error) {
 	sel := map[int]bool{}
@@ -135,7 +146,7 @@ func parseScenarios(s string) (map[int]bool, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q: valid are 1-7 or bare, hupd, swap, restart, legacy, scale, costs", f)
+			return nil, fmt.Errorf("unknown scenario %q: valid are 1-8 or bare, hupd, swap, restart, legacy, scale, costs, steer", f)
 		}
 	}
 	return sel, nil
@@ -154,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	short := fs.Bool("short", false, "CI mode: a few seconds per scenario, scaled-down sizes; checks correctness (0 failed requests) only, never timings or ratios")
-	sel := fs.String("scenarios", "all", "comma-separated scenarios to run, by number (1-7) or name (bare, hupd, swap, restart, legacy, scale, costs)")
+	sel := fs.String("scenarios", "all", "comma-separated scenarios to run, by number (1-8) or name (bare, hupd, swap, restart, legacy, scale, costs, steer)")
 	duration := fs.Duration("duration", 0, "scenario 3's load with a swap every 500 ms (5 runs half of it); default 60s, 4s with -short")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	plots := fs.String("plots", "", "write the SVG time series of scenarios 3 and 4 into this directory")
@@ -234,7 +245,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	steps := []struct {
 		num int
 		fn  func(context.Context, *benchEnv, *Report, *baseline)
-	}{{3, swapScenario}, {4, restartScenario}, {5, legacyScenario}, {6, scaleScenario}, {7, costScenario}}
+	}{{3, swapScenario}, {4, restartScenario}, {5, legacyScenario}, {6, scaleScenario}, {7, costScenario}, {8, steerScenario}}
 	for _, st := range steps {
 		if which[st.num] && ctx.Err() == nil {
 			fmt.Fprintf(stderr, "bench: scenario %d (%s)\n", st.num, scenarios[st.num-1].name)

@@ -69,6 +69,13 @@ type Reload struct {
 	ExecMS     float64 `json:"exec_after_ms,omitempty"`
 	HandoverMS float64 `json:"handover_took_ms,omitempty"`
 	ReadyMS    float64 `json:"ready_after_ms,omitempty"`
+	// The generation the reload replaced, and (scenario 8) the times from
+	// the reload's start in hupd to that generation's stop signal and to
+	// its exit, from hupd's log.
+	OldGen    int       `json:"old_gen,omitempty"`
+	OldStopMS float64   `json:"old_stop_after_ms,omitempty"`
+	OldExitMS float64   `json:"old_exited_after_ms,omitempty"`
+	hupdStart time.Time // the reload's start in hupd (ReloadResult.Started)
 }
 
 func (r *Report) add(row Row) { r.Rows = append(r.Rows, row) }

@@ -21,6 +21,7 @@ const (
 	sc5 = "5 legacy redirect"
 	sc6 = "6 scale"
 	sc7 = "7 hupd's costs"
+	sc8 = "8 steering, stock drain"
 )
 
 // baseline is scenario 2's load, for scenario 3 to compare with: medians

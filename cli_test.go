@@ -33,7 +33,7 @@ func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
 	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -46,7 +46,19 @@ func golden(t *testing.T, name, got string) {
 		t.Fatalf("%v (go test -run %s -update writes it)", err, t.Name())
 	}
 	if got != string(want) {
-		t.Errorf("%s differs from the output (go test -run %s -update rewrites it); got:\n%s", path, t.Name(), got)
+		gl, wl := strings.SplitAfter(got, "\n"), strings.SplitAfter(string(want), "\n")
+		i := 0
+		for i < len(gl) && i < len(wl) && gl[i] == wl[i] {
+			i++
+		}
+		at := func(l []string) string {
+			if i < len(l) {
+				return l[i]
+			}
+			return "(end)"
+		}
+		t.Errorf("%s differs from the output (go test -run '%s$' -update rewrites it) from line %d:\n got %q\nwant %q\nall of it:\n%s",
+			path, t.Name(), i+1, at(gl), at(wl), got)
 	}
 }
 

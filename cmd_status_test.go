@@ -16,7 +16,7 @@ import (
 func TestPrintableChildText(t *testing.T) {
 	evil := "ok\x1b]0;owned\x07\x1b[2J\r"
 	var b bytes.Buffer
-	printStatus(&b, &supervisor.Status{Name: "x", Generations: []supervisor.GenerationStatus{{Gen: 1, PID: 2, StatusText: evil}}})
+	printStatus(&b, &supervisor.Status{Name: "x", Generations: []supervisor.GenerationStatus{{Gen: 1, PID: 2, StatusText: evil}}}, time.Now())
 	if strings.ContainsAny(b.String(), "\x1b\x07\r") {
 		t.Fatalf("control characters reach the terminal: %q", b.String())
 	}
@@ -34,12 +34,12 @@ func TestPrintableChildText(t *testing.T) {
 // limit are shown once there are any, with the limit.
 func TestStatusShowsFailedStarts(t *testing.T) {
 	var b bytes.Buffer
-	printStatus(&b, &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, Restarts: 2, StartLimit: "5/10s", StartFailures: 3})
+	printStatus(&b, &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, Restarts: 2, StartLimit: "5/10s", StartFailures: 3}, time.Now())
 	if first, _, _ := strings.Cut(b.String(), "\n"); first != "hupd x (pid 7), strategy swap, 0 reloads, 2 restarts, 3 failed starts (start limit 5/10s)" {
 		t.Errorf("first line %q", first)
 	}
 	b.Reset()
-	printStatus(&b, &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, StartLimit: "5/10s"})
+	printStatus(&b, &supervisor.Status{Name: "x", PID: 7, Strategy: supervisor.StrategySwap, StartLimit: "5/10s"}, time.Now())
 	if strings.Contains(b.String(), "failed starts") {
 		t.Errorf("failed starts shown when there are none: %q", b.String())
 	}
@@ -79,7 +79,7 @@ func TestStatusShowsSettling(t *testing.T) {
 		{Gen: 3, PID: 300, State: supervisor.StateSettling, SettleLeft: supervisor.Duration(1234 * time.Millisecond)},
 	}}
 	var b bytes.Buffer
-	printStatus(&b, st)
+	printStatus(&b, st, time.Now())
 	rows := map[string]string{}
 	for _, line := range strings.Split(b.String(), "\n") {
 		if f := strings.Fields(line); len(f) > 3 {

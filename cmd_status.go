@@ -79,7 +79,7 @@ func printStatus(w io.Writer, st *supervisor.Status, now time.Time) {
 	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tPROCS\tMEMORY (PEAK)\tCPU\tCONFIG\tSTATUS\t")
 	for _, g := range st.Generations {
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t%s\t%s\t\n", g.Gen, g.PID, stateText(g),
-			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond),
+			time.Duration(g.Uptime).Round(time.Second), readyAfterText(g),
 			g.Processes, bytesText(g.MemoryBytes), bytesText(g.MemoryPeakBytes),
 			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, printable(g.StatusText))
 	}
@@ -130,6 +130,15 @@ func stateText(g supervisor.GenerationStatus) string {
 		left = left.Round(100 * time.Millisecond)
 	}
 	return fmt.Sprintf("%s (%s left)", g.State, left)
+}
+
+// readyAfterText is a generation's READY AFTER: "-" while it starts (it
+// is not ready yet: 0s would say it was ready at once).
+func readyAfterText(g supervisor.GenerationStatus) string {
+	if g.State == supervisor.StateStarting {
+		return "-"
+	}
+	return time.Duration(g.ReadyAfter).Round(time.Millisecond).String()
 }
 
 // containmentText is the status line's description of c:

@@ -62,37 +62,6 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-// TestDidYouMean: a mistyped command or flag, of hupd itself or of a
-// subcommand, is one usage line (exit 2) that names the closest one; a
-// word close to nothing gets no guess.
-func TestDidYouMean(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"rnu"}, `unknown command "rnu": did you mean "run"?`},
-		{[]string{"stauts", "--json"}, `unknown command "stauts": did you mean "status"?`},
-		{[]string{"relaod"}, `unknown command "relaod": did you mean "reload"?`},
-		{[]string{"bogus"}, `unknown command "bogus": valid commands are run, check, reload, rollback, status, logs, upgrade, plan, version, demo, completion`},
-		{[]string{"--verison"}, `flag provided but not defined: -verison: did you mean --version?`},
-		{[]string{"run", "--lisen", "tcp://:0"}, `flag provided but not defined: -lisen: did you mean --listen?`},
-		{[]string{"check", "--ready-timout", "1s"}, `flag provided but not defined: -ready-timout: did you mean --ready-timeout?`},
-		{[]string{"check", "--watchpoll", "1s"}, `flag provided but not defined: -watchpoll: did you mean --watch-poll?`},
-		{[]string{"check", "--conf", "x"}, `flag provided but not defined: -conf: did you mean --config?`},
-		{[]string{"reload", "--timout", "1s"}, `flag provided but not defined: -timout: did you mean --timeout?`},
-		{[]string{"status", "--jsn"}, `flag provided but not defined: -jsn: did you mean --json?`},
-		{[]string{"demo", "--lisen", "x"}, `flag provided but not defined: -lisen: did you mean --listen?`},
-		{[]string{"version", "--jsno"}, `flag provided but not defined: -jsno: did you mean --json?`},
-		{[]string{"run", "-x"}, `flag provided but not defined: -x`},
-		{[]string{"run", "--zzzzzz"}, `flag provided but not defined: -zzzzzz`},
-	} {
-		code, stdout, stderr := runApp(t, tc.args...)
-		if want := "hupd: usage: " + tc.want + "\n"; code != 2 || stdout != "" || stderr != want {
-			t.Errorf("hupd %s: exit %d, stdout %q, stderr %q; want 2 and %q", strings.Join(tc.args, " "), code, stdout, stderr, want)
-		}
-	}
-}
-
 func TestEditDistance(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string

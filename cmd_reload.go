@@ -42,10 +42,8 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			case c.Bool("quiet"):
 				rep, err = control.Call(ctx, path, req)
 			case isTerminal(stderr):
-				rep, err = control.CallProgress(ctx, path, req, func(p control.Progress) {
-					fmt.Fprint(stderr, "\r\x1b[K"+progressText(p))
-				})
-				fmt.Fprint(stderr, "\r\x1b[K")
+				rep, err = control.CallProgress(ctx, path, req, terminalProgress(stderr))
+				fmt.Fprint(stderr, clearLine)
 			default:
 				rep, err = control.CallProgress(ctx, path, req, plainProgress(stderr))
 			}
@@ -96,6 +94,17 @@ func progressText(p control.Progress) string {
 		text += " of " + time.Duration(p.Timeout).String()
 	}
 	return text
+}
+
+// clearLine takes a terminal's cursor back to the start of its line and
+// clears the line.
+const clearLine = "\r\x1b[K"
+
+// terminalProgress is hupd reload's progress when stderr is a terminal:
+// one line (progressText), rewritten in place with each Progress. Once the
+// reply has come, hupd reload clears it (clearLine).
+func terminalProgress(w io.Writer) func(control.Progress) {
+	return func(p control.Progress) { fmt.Fprint(w, clearLine+progressText(p)) }
 }
 
 // plainEvery is how often hupd reload writes a plain progress line while

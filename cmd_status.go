@@ -40,13 +40,15 @@ func statusCommand(stdout io.Writer) *cli.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(rep.Status)
 			}
-			printStatus(stdout, rep.Status)
+			printStatus(stdout, rep.Status, time.Now())
 			return nil
 		},
 	}
 }
 
-func printStatus(w io.Writer, st *supervisor.Status) {
+// printStatus writes st as hupd status shows it; now is the time the
+// "ago" of the last reload and of the watches' last changes count from.
+func printStatus(w io.Writer, st *supervisor.Status, now time.Time) {
 	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
 	if st.StartFailures > 0 {
 		fmt.Fprintf(w, ", %d failed starts (start limit %s)", st.StartFailures, st.StartLimit)
@@ -77,7 +79,7 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 	fmt.Fprintln(tw, "GEN\tPID\tSTATE\tUPTIME\tREADY AFTER\tPROCS\tMEMORY (PEAK)\tCPU\tCONFIG\tSTATUS\t")
 	for _, g := range st.Generations {
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t%s\t%s\t\n", g.Gen, g.PID, stateText(g),
-			time.Duration(g.Uptime).Round(time.Second), time.Duration(g.ReadyAfter).Round(time.Millisecond),
+			time.Duration(g.Uptime).Round(time.Second), readyAfterText(g),
 			g.Processes, bytesText(g.MemoryBytes), bytesText(g.MemoryPeakBytes),
 			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, printable(g.StatusText))
 	}
@@ -87,7 +89,7 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 		for _, ws := range st.Watches {
 			last := "-"
 			if !ws.LastChange.IsZero() {
-				last = time.Since(ws.LastChange).Round(time.Second).String() + " ago"
+				last = now.Sub(ws.LastChange).Round(time.Second).String() + " ago"
 			}
 			action := ws.Action
 			if ws.Poll > 0 {
@@ -110,7 +112,7 @@ func printStatus(w io.Writer, st *supervisor.Status) {
 			cause = " (" + r.Cause + ")"
 		}
 		fmt.Fprintf(w, "last reload: %s%s, %s ago, took %s: %s\n", r.Strategy, cause,
-			time.Since(r.Finished).Round(time.Second), r.Finished.Sub(r.Started).Round(time.Millisecond), result)
+			now.Sub(r.Finished).Round(time.Second), r.Finished.Sub(r.Started).Round(time.Millisecond), result)
 	}
 }
 
@@ -128,6 +130,15 @@ func stateText(g supervisor.GenerationStatus) string {
 		left = left.Round(100 * time.Millisecond)
 	}
 	return fmt.Sprintf("%s (%s left)", g.State, left)
+}
+
+// readyAfterText is a generation's READY AFTER: "-" while it starts (it
+// is not ready yet: 0s would say it was ready at once).
+func readyAfterText(g supervisor.GenerationStatus) string {
+	if g.State == supervisor.StateStarting {
+		return "-"
+	}
+	return time.Duration(g.ReadyAfter).Round(time.Millisecond).String()
 }
 
 // containmentText is the status line's description of c:

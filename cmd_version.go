@@ -24,16 +24,22 @@ func versionCommand(stdout io.Writer) *cli.Command {
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print every detail as JSON"}},
 		Action: func(c *cli.Context) error {
 			bi, _ := debug.ReadBuildInfo()
-			v := newVersionInfo(bi)
-			if c.Bool("json") {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
-			}
-			_, err := fmt.Fprintln(stdout, v.line())
-			return err
+			return printVersion(stdout, bi, c.Bool("json"))
 		},
 	}
+}
+
+// printVersion writes what hupd version prints for the build info bi: its
+// line, or with asJSON its versionInfo as indented JSON.
+func printVersion(w io.Writer, bi *debug.BuildInfo, asJSON bool) error {
+	v := newVersionInfo(bi)
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	_, err := fmt.Fprintln(w, v.line())
+	return err
 }
 
 // versionInfo is what "hupd version --json" prints.
@@ -51,6 +57,8 @@ type versionInfo struct {
 	Time     string `json:"time,omitempty"`
 	Modified bool   `json:"modified,omitempty"`
 	Go       string `json:"go"`
+	// Platform is GOOS/GOARCH: the build info's (the target the binary
+	// was built for), else the running binary's.
 	Platform string `json:"platform"`
 }
 
@@ -60,6 +68,7 @@ func newVersionInfo(bi *debug.BuildInfo) versionInfo {
 		return v
 	}
 	v.Module, v.Go = bi.Main.Version, bi.GoVersion
+	var goos, goarch string
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -68,7 +77,14 @@ func newVersionInfo(bi *debug.BuildInfo) versionInfo {
 			v.Time = s.Value
 		case "vcs.modified":
 			v.Modified = s.Value == "true"
+		case "GOOS":
+			goos = s.Value
+		case "GOARCH":
+			goarch = s.Value
 		}
+	}
+	if goos != "" && goarch != "" {
+		v.Platform = goos + "/" + goarch
 	}
 	return v
 }

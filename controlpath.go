@@ -69,14 +69,14 @@ func pickControlPath(c *cli.Context, stderr io.Writer) (path string, explicit bo
 	}
 	probe := control.DefaultPath("x")
 	dir := filepath.Dir(probe)
-	if err := supervisor.CheckControlDir(probe, false); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return "", false, &notRunningError{fmt.Sprintf("no hupd control socket in %s: is hupd running? choose one with --name, -c or --control", dir)}
-		}
+	if err := supervisor.CheckControlDir(probe, false); err != nil { // nil for a missing directory
 		return "", false, err
 	}
 	socks, _ := filepath.Glob(filepath.Join(dir, "*.sock"))
-	if len(socks) == 1 {
+	switch len(socks) {
+	case 0:
+		return "", false, &notRunningError{fmt.Sprintf("no hupd control socket in %s: is hupd running? choose one with --name, -c or --control", dir)}
+	case 1:
 		return socks[0], false, nil
 	}
 	found := listInstances(socks)

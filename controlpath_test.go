@@ -19,6 +19,9 @@ type fakeHupd struct {
 	// rollback answers rollback requests; nil refuses them as a hupd
 	// with nothing settling does.
 	rollback func(context.Context) supervisor.ReloadResult
+	// status answers status requests; nil answers with the name, PID and
+	// strategy alone.
+	status func() supervisor.Status
 }
 
 func (f *fakeHupd) Rollback(ctx context.Context) supervisor.ReloadResult {
@@ -35,6 +38,9 @@ func (f *fakeHupd) Reload(ctx context.Context) supervisor.ReloadResult {
 	return supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategySwap, NewGen: 2, NewPID: 20}
 }
 func (f *fakeHupd) Status() supervisor.Status {
+	if f.status != nil {
+		return f.status()
+	}
 	return supervisor.Status{Name: f.name, PID: f.pid, Strategy: supervisor.StrategySwap}
 }
 func (f *fakeHupd) Upgrade(context.Context, string) error { return context.Canceled }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,7 +50,7 @@ func statusCommand(stdout io.Writer) *cli.Command {
 // printStatus writes st as hupd status shows it; now is the time the
 // "ago" of the last reload and of the watches' last changes count from.
 func printStatus(w io.Writer, st *supervisor.Status, now time.Time) {
-	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %d reloads, %d restarts", st.Name, st.PID, st.Strategy, st.Reloads, st.Restarts)
+	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %s, %s", st.Name, st.PID, st.Strategy, count(st.Reloads, "reload"), count(st.Restarts, "restart"))
 	if st.StartFailures > 0 {
 		fmt.Fprintf(w, ", %d failed starts (start limit %s)", st.StartFailures, st.StartLimit)
 	}
@@ -162,4 +163,12 @@ func bytesText(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// count is "1 reload", "2 reloads", "0 reloads".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

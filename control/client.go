@@ -90,6 +90,12 @@ type notRunningError struct {
 }
 
 func (e *notRunningError) Error() string {
+	// The dial's error names the path again: only its errno says more
+	// (no such file, or a stale socket's connection refused).
+	var errno syscall.Errno
+	if errors.As(e.err, &errno) {
+		return fmt.Sprintf("hupd not running? no control socket at %s (%v)", e.path, errno)
+	}
 	return fmt.Sprintf("hupd not running? no control socket at %s: %v", e.path, e.err)
 }
 func (e *notRunningError) Unwrap() []error { return []error{ErrNotRunning, e.err} }

@@ -73,6 +73,8 @@ type generation struct {
 	// emptyBy: draining, waiting for its steered sockets' queues to empty
 	// before its stop signal, until then at the latest (zero: not waiting).
 	emptyBy time.Time
+	// emptyLogged: that it waits for a queue was logged (once).
+	emptyLogged bool
 	// Settling (settle.go): when its window ends, and the timer that ends it.
 	settleEnd time.Time
 	settleT   *time.Timer

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -102,8 +103,12 @@ func (s *Supervisor) socketsFor(prefer []*socketact.Listener) ([]*socketact.List
 	return ls, nil
 }
 
-// steerTo steers every steered socket of g to g's member.
-func (s *Supervisor) steerTo(g *generation) {
+// steerTo steers every steered socket of g to g's member. It returns
+// the failures (the steering of those sockets is as it was): a member
+// its program shut down is out of its group, and nothing can be steered
+// to it.
+func (s *Supervisor) steerTo(g *generation) error {
+	var errs []error
 	for _, l := range g.listeners {
 		grp := l.Group()
 		if grp == nil || grp.Target().File == l.File {
@@ -112,11 +117,13 @@ func (s *Supervisor) steerTo(g *generation) {
 		old := grp.Target()
 		if err := grp.Steer(ownMember(grp, l)); err != nil {
 			s.log.Error(logev.SteerFailed, KeyGen, g.num, KeySocket, l.Spec.FDName(), KeyError, err)
+			errs = append(errs, err)
 			continue
 		}
 		s.awayAt[old.File] = time.Now()
 		s.log.Info(logev.Steered, KeyGen, g.num, KeyPID, g.pid, KeySocket, l.Spec.FDName())
 	}
+	return errors.Join(errs...)
 }
 
 // ownMember is the group's own Listener for l's file (l may be a copy made
@@ -172,8 +179,13 @@ func (s *Supervisor) empty(g *generation) {
 	switch {
 	case n == 0 && !recent:
 	case now.After(g.emptyBy):
-		s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, "queued", n, KeyTimeout, s.opts.SteerWait)
+		s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
 	default:
+		if n > 0 && !recent && !g.emptyLogged {
+			// Once: why its stop signal waits.
+			g.emptyLogged = true
+			s.log.Info(logev.SteerQueueWait, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
+		}
 		s.after(g, queuePoll, evQueuePoll)
 		return
 	}
@@ -182,7 +194,10 @@ func (s *Supervisor) empty(g *generation) {
 }
 
 // checkGroups mirrors the members a program shut down (they left the
-// kernel's group) for the groups g used; called when g has exited.
+// kernel's group) for the groups g used; called when g has exited. A
+// socket that left is hupd's to close (socketact.Group.Check): it is
+// closed once no generation holds it (closeLeft), unless it is a group's
+// anchor, which stays its group's handle.
 func (s *Supervisor) checkGroups(g *generation) {
 	seen := map[*socketact.Group]bool{}
 	for _, l := range g.listeners {
@@ -194,6 +209,23 @@ func (s *Supervisor) checkGroups(g *generation) {
 		gone, err := grp.Check()
 		for _, m := range gone {
 			s.log.Warn(logev.SteerSocketShut, KeyGen, g.num, KeySocket, m.Spec.FDName(), "address", m.Bound.String(), KeyError, err)
+			if m.Group() == nil {
+				s.left = append(s.left, m)
+			}
 		}
 	}
+	s.closeLeft()
+}
+
+// closeLeft closes the sockets that left their steering group (checkGroups)
+// and that no live generation holds any more.
+func (s *Supervisor) closeLeft() {
+	s.left = slices.DeleteFunc(s.left, func(l *socketact.Listener) bool {
+		if s.holds(l) {
+			return false
+		}
+		delete(s.awayAt, l.File)
+		l.Close()
+		return true
+	})
 }

@@ -186,7 +186,13 @@ func (s *Supervisor) empty(g *generation) {
 			g.emptyLogged = true
 			s.log.Info(logev.SteerQueueWait, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
 		}
-		s.after(g, queuePoll, evQueuePoll)
+		// One timer, reset: g.timers would otherwise grow by one every
+		// poll, for as long as SteerWait.
+		if g.pollT == nil {
+			g.pollT = s.after(g, queuePoll, evQueuePoll)
+		} else {
+			g.pollT.Reset(queuePoll)
+		}
 		return
 	}
 	g.emptyBy = time.Time{}

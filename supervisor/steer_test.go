@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"slices"
@@ -189,6 +190,13 @@ func TestSteerSwap(t *testing.T) {
 	if got := h.events.matching(isMsg(logev.Draining, 1)); len(got) != 0 || h.generations()[1] != StateDraining {
 		t.Fatalf("generation 1 was told to stop with a connection in its queue: %v", got)
 	}
+	h.onRun(func(s *Supervisor) {
+		// It has polled its queue for at least steerGrace: with a timer
+		// per poll, there would be one every queuePoll.
+		if g := s.gens[0]; g.num != 1 || len(g.timers) > 1 {
+			t.Errorf("generation %d, waiting for its queue, has %d timers", g.num, len(g.timers))
+		}
+	})
 	acceptOne(t, first) // as its program would
 	h.logged(logev.Draining, 1, 1)
 	h.exited(1)
@@ -297,7 +305,7 @@ func TestSteerLeftSocketClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.kill(h.ready(2), unix.SIGUSR1)
-	if e := h.logged(logev.SteerSocketShut, 2, 1); !strings.Contains(e.attrs[KeyError].(error).Error(), "steering target left") {
+	if e := h.logged(logev.SteerSocketShut, 2, 1); !strings.Contains(fmt.Sprint(e.attrs[KeyError]), "steering target left") {
 		t.Fatalf("shut down: %v", e)
 	}
 	h.ready(3)

@@ -77,6 +77,8 @@ type generation struct {
 	// polls the queues meanwhile.
 	emptyLogged bool
 	pollT       *time.Timer
+	// groupT: told to stop, its steering groups are checked (watchGroups).
+	groupT *time.Timer
 	// Settling (settle.go): when its window ends, and the timer that ends it.
 	settleEnd time.Time
 	settleT   *time.Timer

@@ -199,6 +199,30 @@ func (s *Supervisor) empty(g *generation) {
 	s.halt(g)
 }
 
+// groupPoll is how often the steering groups of a generation told to
+// stop are checked (watchGroups).
+const groupPoll = 10 * time.Millisecond
+
+// watchGroups checks g's steering groups (checkGroups) now and then every
+// groupPoll while g, told to stop, runs and holds a member: a program
+// that stops often shuts its listening socket down, which takes it out of
+// the kernel's group at once, and the kernel moves the group's last
+// socket into its slot. Were that the target, the program would steer to
+// an index that is now another socket's, or none (the kernel then picks
+// any member, one nobody accepts from included), until the group is
+// checked: at the latest groupPoll later, not when g exits.
+func (s *Supervisor) watchGroups(g *generation) {
+	if g.exited() || !slices.ContainsFunc(g.listeners, func(l *socketact.Listener) bool { return l.Group() != nil }) {
+		return
+	}
+	s.checkGroups(g)
+	if g.groupT == nil {
+		g.groupT = s.after(g, groupPoll, evGroupPoll)
+	} else {
+		g.groupT.Reset(groupPoll)
+	}
+}
+
 // checkGroups mirrors the members a program shut down (they left the
 // kernel's group) for the groups g used; called when g has exited. A
 // socket that left is hupd's to close (socketact.Group.Check): it is

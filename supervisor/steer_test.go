@@ -564,3 +564,45 @@ func TestSteerRollbackSteerFailure(t *testing.T) {
 		t.Fatal("a new connection did not go to generation 2")
 	}
 }
+
+// TestSteerShutDownWhileStopping: a generation told to stop whose program
+// shuts its member down takes it out of the kernel's group at once, and
+// the kernel moves the last member, the target here, into its slot:
+// hupd notices while the program still runs and steers to the target's
+// new index, so that new connections keep going to the serving
+// generation (before, the group was checked only when the program
+// exited, and meanwhile the kernel spread new connections over the
+// members, the standby's included, where nobody accepts).
+func TestSteerShutDownWhileStopping(t *testing.T) {
+	h := newSteered(t, []string{"ready", "ignore-term", "ready"}, nil).run()
+	h.ready(1)
+	if r := h.reload(ActionReload); !r.OK {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.exited(1)
+	if r := h.reload(ActionReload); !r.OK {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.logged(logev.Draining, 2, 1) // it ignores its stop signal
+	second, _ := h.memberOf(2)
+	third, target := h.memberOf(3)
+	v := h.steerView()
+	if !target || v.members[len(v.members)-1] != third || len(v.members) < 3 {
+		t.Fatalf("want generation 3's member last of 3 or more, the target; members %d", len(v.members))
+	}
+	if err := unix.Shutdown(int(second.Fd()), unix.SHUT_RD); err != nil {
+		t.Fatal(err)
+	}
+	h.logged(logev.SteerSocketShut, 2, 1)
+	for range 20 {
+		if h.land() != third {
+			t.Fatal("a new connection did not go to generation 3")
+		}
+		acceptOne(t, third)
+	}
+	h.kill(h.started(2), unix.SIGKILL)
+	h.exited(2)
+	if socketOpen(second) {
+		t.Fatal("hupd still holds the socket that left the group")
+	}
+}

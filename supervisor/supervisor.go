@@ -185,6 +185,7 @@ const (
 	evMainGone // the MAINPID= process (exit.PID) exited before being followed
 	evQueuePoll
 	evSettleEnd
+	evGroupPoll
 )
 
 type event struct {
@@ -705,6 +706,8 @@ func (s *Supervisor) onEvent(ev event) {
 		if g.state == StateSettling {
 			s.drain(g)
 		}
+	case evGroupPoll:
+		s.watchGroups(g)
 	case evWatchdog:
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
@@ -1082,6 +1085,7 @@ func (s *Supervisor) halt(g *generation) {
 	s.send(g, g.stopSignal)
 	g.drainBy = time.Now().Add(g.stopTimeout)
 	s.after(g, g.stopTimeout, evDrainTimeout)
+	s.watchGroups(g)
 	var draining []*generation
 	for _, o := range s.gens {
 		if o.state == StateDraining && !o.exited() {

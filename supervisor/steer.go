@@ -243,8 +243,44 @@ func (s *Supervisor) checkGroups(g *generation) {
 				s.left = append(s.left, m)
 			}
 		}
+		if errors.Is(err, socketact.ErrTargetGone) {
+			s.retarget(grp)
+		}
 	}
 	s.closeLeft()
+}
+
+// retarget steers grp, whose target left it (Check then steers to its
+// first member, whoever holds that), to the serving generation's member;
+// with none serving, to a member no live generation holds, where new
+// connections wait for the next generation, which takes it (socketsFor),
+// rather than reach one that is stopping.
+func (s *Supervisor) retarget(grp *socketact.Group) {
+	var to *socketact.Listener
+	if cur := s.current(); cur != nil {
+		for _, l := range cur.listeners {
+			if l.Group() == grp {
+				to = ownMember(grp, l)
+			}
+		}
+	}
+	if to == nil {
+		for _, m := range grp.Sockets() {
+			if !s.holds(m) {
+				to = m
+				break
+			}
+		}
+	}
+	old := grp.Target()
+	if to == nil || old == nil || to.File == old.File {
+		return
+	}
+	if err := grp.Steer(to); err != nil {
+		s.log.Error(logev.SteerFailed, KeySocket, to.Spec.FDName(), KeyError, err)
+		return
+	}
+	s.awayAt[old.File] = time.Now()
 }
 
 // closeLeft closes the sockets that left their steering group (checkGroups)

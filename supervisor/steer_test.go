@@ -606,3 +606,39 @@ func TestSteerShutDownWhileStopping(t *testing.T) {
 		t.Fatal("hupd still holds the socket that left the group")
 	}
 }
+
+// TestSteerTargetGoneWhileNothingServes: the serving generation's program
+// shut its member (the target) down and exited, while an older generation
+// still runs after its stop signal. Check steers to the group's first
+// member, that older generation's; hupd steers instead to a member no
+// generation holds, where new connections wait for the restarted
+// generation, which takes it.
+func TestSteerTargetGoneWhileNothingServes(t *testing.T) {
+	h := newSteered(t, []string{"ignore-term", "ready"}, func(o *Options) { o.Backoff = Backoff{Min: 500 * time.Millisecond, Max: 500 * time.Millisecond} }).run()
+	h.ready(1)
+	first, _ := h.memberOf(1)
+	if r := h.reload(ActionReload); !r.OK {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.logged(logev.Draining, 1, 1) // it ignores its stop signal
+	second, _ := h.memberOf(2)
+	if err := unix.Shutdown(int(second.Fd()), unix.SHUT_RD); err != nil {
+		t.Fatal(err)
+	}
+	h.kill(h.ready(2), unix.SIGUSR1)
+	h.exited(2)
+	// Seen at generation 2's exit, or before by the checks of generation
+	// 1's groups (it was told to stop).
+	h.logged(logev.SteerSocketShut, 0, 1)
+	waiting := h.land()
+	if waiting == first {
+		t.Fatal("with nothing serving, a new connection went to the generation told to stop")
+	}
+	h.ready(3)
+	third, target := h.memberOf(3)
+	if third != waiting || !target || queuedOn(t, third) != 1 {
+		t.Fatal("the restarted generation did not take the member where the connection waits")
+	}
+	h.kill(h.started(1), unix.SIGKILL)
+	h.exited(1)
+}

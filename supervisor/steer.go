@@ -179,7 +179,10 @@ func (s *Supervisor) empty(g *generation) {
 	switch {
 	case n == 0 && !recent:
 	case now.After(g.emptyBy):
-		s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
+		if n > 0 {
+			// (With n 0, the wait ended within steerGrace: nothing left.)
+			s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
+		}
 	default:
 		if n > 0 && !recent && !g.emptyLogged {
 			// Once: why its stop signal waits.

@@ -644,3 +644,19 @@ func TestSteerTargetGoneWhileNothingServes(t *testing.T) {
 	h.kill(h.started(1), unix.SIGKILL)
 	h.exited(1)
 }
+
+// TestSteerWaitShorterThanTheGrace: a SteerWait that ends while the
+// steering is too recent to know (steerGrace) sends the stop signal then
+// without a warning about a queue that holds nothing.
+func TestSteerWaitShorterThanTheGrace(t *testing.T) {
+	h := newSteered(t, []string{"ready"}, func(o *Options) { o.SteerWait = time.Millisecond }).run()
+	h.ready(1)
+	if r := h.reload(ActionReload); !r.OK {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.logged(logev.Draining, 1, 1)
+	h.exited(1)
+	if got := h.events.matching(isMsg(logev.SteerQueueLeft, 0)); len(got) != 0 {
+		t.Fatalf("warned of a queue: %v", got)
+	}
+}

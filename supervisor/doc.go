@@ -52,6 +52,20 @@
 // configuration never disagree (only a socket that fails to open is found
 // by the apply alone).
 //
+// Steering (steer.go, settle.go; socketact.Group): a steered socket is a
+// reuseport group of hupd's own, and each live generation holds a member
+// of its own (the target's when it starts while none serves, else another
+// one; members are reused, never removed, so a group has at most as many
+// as generations and the standby ever held at once). New connections go
+// to one member, the target: the newest ready generation's. A swap steers
+// to the new generation once it is ready, or fails if it cannot; an old
+// generation gets its stop signal once its members' queues are empty or
+// Options.SteerWait has passed, and at once when hupd stops. With
+// Options.Settle the old generation of a swap stays running, receiving
+// nothing (StateSettling), for a rollback that starts nothing. A socket a
+// program shut down leaves its group; hupd mirrors it when a generation
+// exits and closes its copy once no generation holds it.
+//
 // Invariant: at most one generation is not yet ready, and at most
 // MaxDraining old generations drain at once (a reload waits for a slot).
 // A reload is a transaction: the old generation is asked to stop only

@@ -73,6 +73,12 @@ type generation struct {
 	// emptyBy: draining, waiting for its steered sockets' queues to empty
 	// before its stop signal, until then at the latest (zero: not waiting).
 	emptyBy time.Time
+	// emptyLogged: that it waits for a queue was logged (once); pollT
+	// polls the queues meanwhile.
+	emptyLogged bool
+	pollT       *time.Timer
+	// groupT: told to stop, its steering groups are checked (watchGroups).
+	groupT *time.Timer
 	// Settling (settle.go): when its window ends, and the timer that ends it.
 	settleEnd time.Time
 	settleT   *time.Timer

@@ -171,6 +171,13 @@ func newSupervisorUnderTest(t *testing.T, modes []string, edit func(*Options)) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newSupervisorUnderTestOn(t, spec, modes, edit)
+}
+
+// newSupervisorUnderTestOn is newSupervisorUnderTest with one socket
+// opened for spec (a TCP address for mode "bind").
+func newSupervisorUnderTestOn(t *testing.T, spec socketact.Spec, modes []string, edit func(*Options)) *supervisorUnderTest {
+	t.Helper()
 	ls, err := socketact.Open([]socketact.Spec{spec})
 	if err != nil {
 		t.Fatal(err)
@@ -314,6 +321,20 @@ func (h *supervisorUnderTest) result(ch <-chan ReloadResult) ReloadResult {
 		h.t.Fatalf("no reload result within %s; events:\n%s", waitLimit, h.events.dump())
 	}
 	return ReloadResult{}
+}
+
+// onRun runs f on Run's goroutine, between two of the requests, events
+// and signals it handles, and returns once f has returned: the way for a
+// test to look at the state Run owns (generations, steering groups).
+func (h *supervisorUnderTest) onRun(f func(s *Supervisor)) {
+	h.t.Helper()
+	done := make(chan struct{})
+	select {
+	case h.sup.reqs <- request{probe: func() { defer close(done); f(h.sup) }}:
+	case <-time.After(waitLimit):
+		h.t.Fatalf("Run took no request within %s", waitLimit)
+	}
+	<-done
 }
 
 // signal delivers sig to the supervisor as hupd's signal intake would.

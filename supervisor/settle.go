@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hupd/hupd/internal/logev"
@@ -36,17 +37,25 @@ func (s *Supervisor) keepWarm(g *generation) {
 
 // revive makes the settling generation g serve again: new connections go
 // to it, and the generation that was serving (cur, may be nil) stops.
-func (s *Supervisor) revive(g, cur *generation) {
+// When new connections cannot be steered to g, nothing changes (what was
+// steered to g goes back to cur) and the error says why.
+func (s *Supervisor) revive(g, cur *generation) error {
+	if err := s.steerTo(g); err != nil {
+		if cur != nil {
+			s.steerTo(cur)
+		}
+		return err
+	}
 	g.state = StateReady
 	g.settleEnd = time.Time{}
 	if g.settleT != nil {
 		g.settleT.Stop()
 		g.settleT = nil
 	}
-	s.steerTo(g)
 	if cur != nil {
 		s.drain(cur)
 	}
+	return nil
 }
 
 // rollback serves a Rollback request on Run's goroutine.
@@ -62,7 +71,9 @@ func (s *Supervisor) rollback() ReloadResult {
 	}
 	started := time.Now()
 	cur := s.current()
-	s.revive(g, cur)
+	if err := s.revive(g, cur); err != nil {
+		return failed(StrategyRollback, fmt.Sprintf("new connections cannot be steered back to generation %d: %v", g.num, err))
+	}
 	res := ReloadResult{OK: true, Strategy: StrategyRollback, Cause: "hupd rollback", NewGen: g.num, NewPID: g.pid, Started: started, Finished: time.Now()}
 	if cur != nil {
 		res.OldGen, res.OldPID = cur.num, cur.pid
@@ -79,10 +90,9 @@ func (s *Supervisor) rollback() ReloadResult {
 // serving generation g has exited; it reports whether it did.
 func (s *Supervisor) rollbackOnExit(g *generation) bool {
 	o := s.settling()
-	if o == nil {
+	if o == nil || s.revive(o, nil) != nil {
 		return false
 	}
-	s.revive(o, nil)
 	now := time.Now()
 	s.last = &ReloadResult{OK: true, Strategy: StrategyRollback, Cause: "generation exited while another settled",
 		OldGen: g.num, OldPID: g.pid, NewGen: o.num, NewPID: o.pid, Started: now, Finished: now}

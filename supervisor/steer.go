@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"slices"
 	"time"
 
@@ -97,8 +98,12 @@ func (s *Supervisor) socketsFor(prefer []*socketact.Listener) ([]*socketact.List
 	return ls, nil
 }
 
-// steerTo steers every steered socket of g to g's member.
-func (s *Supervisor) steerTo(g *generation) {
+// steerTo steers every steered socket of g to g's member. It returns
+// the failures (the steering of those sockets is as it was): a member
+// its program shut down is out of its group, and nothing can be steered
+// to it.
+func (s *Supervisor) steerTo(g *generation) error {
+	var errs []error
 	for _, l := range g.listeners {
 		grp := l.Group()
 		if grp == nil || grp.Target().File == l.File {
@@ -107,11 +112,13 @@ func (s *Supervisor) steerTo(g *generation) {
 		old := grp.Target()
 		if err := grp.Steer(ownMember(grp, l)); err != nil {
 			s.log.Error(logev.SteerFailed, KeyGen, g.num, KeySocket, l.Spec.FDName(), KeyError, err)
+			errs = append(errs, err)
 			continue
 		}
 		s.awayAt[old.File] = time.Now()
 		s.log.Info(logev.Steered, KeyGen, g.num, KeyPID, g.pid, KeySocket, l.Spec.FDName())
 	}
+	return errors.Join(errs...)
 }
 
 // ownMember is the group's own Listener for l's file (l may be a copy made
@@ -167,17 +174,58 @@ func (s *Supervisor) empty(g *generation) {
 	switch {
 	case n == 0 && !recent:
 	case now.After(g.emptyBy):
-		s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, "queued", n, KeyTimeout, s.opts.SteerWait)
+		if n > 0 {
+			// (With n 0, the wait ended within steerGrace: nothing left.)
+			s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
+		}
 	default:
-		s.after(g, queuePoll, evQueuePoll)
+		if n > 0 && !recent && !g.emptyLogged {
+			// Once: why its stop signal waits.
+			g.emptyLogged = true
+			s.log.Info(logev.SteerQueueWait, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
+		}
+		// One timer, reset: g.timers would otherwise grow by one every
+		// poll, for as long as SteerWait.
+		if g.pollT == nil {
+			g.pollT = s.after(g, queuePoll, evQueuePoll)
+		} else {
+			g.pollT.Reset(queuePoll)
+		}
 		return
 	}
 	g.emptyBy = time.Time{}
 	s.halt(g)
 }
 
+// groupPoll is how often the steering groups of a generation told to
+// stop are checked (watchGroups).
+const groupPoll = 10 * time.Millisecond
+
+// watchGroups checks g's steering groups (checkGroups) now and then every
+// groupPoll while g, told to stop, runs and holds a member: a program
+// that stops often shuts its listening socket down, which takes it out of
+// the kernel's group at once, and the kernel moves the group's last
+// socket into its slot. Were that the target, the program would steer to
+// an index that is now another socket's, or none (the kernel then picks
+// any member, one nobody accepts from included), until the group is
+// checked: at the latest groupPoll later, not when g exits.
+func (s *Supervisor) watchGroups(g *generation) {
+	if g.exited() || !slices.ContainsFunc(g.listeners, func(l *socketact.Listener) bool { return l.Group() != nil }) {
+		return
+	}
+	s.checkGroups(g)
+	if g.groupT == nil {
+		g.groupT = s.after(g, groupPoll, evGroupPoll)
+	} else {
+		g.groupT.Reset(groupPoll)
+	}
+}
+
 // checkGroups mirrors the members a program shut down (they left the
-// kernel's group) for the groups g used; called when g has exited.
+// kernel's group) for the groups g used; called when g has exited. A
+// socket that left is hupd's to close (socketact.Group.Check): it is
+// closed once no generation holds it (closeLeft), unless it is a group's
+// anchor, which stays its group's handle.
 func (s *Supervisor) checkGroups(g *generation) {
 	seen := map[*socketact.Group]bool{}
 	for _, l := range g.listeners {
@@ -189,6 +237,59 @@ func (s *Supervisor) checkGroups(g *generation) {
 		gone, err := grp.Check()
 		for _, m := range gone {
 			s.log.Warn(logev.SteerSocketShut, KeyGen, g.num, KeySocket, m.Spec.FDName(), "address", m.Bound.String(), KeyError, err)
+			if m.Group() == nil {
+				s.left = append(s.left, m)
+			}
+		}
+		if errors.Is(err, socketact.ErrTargetGone) {
+			s.retarget(grp)
 		}
 	}
+	s.closeLeft()
+}
+
+// retarget steers grp, whose target left it (Check then steers to its
+// first member, whoever holds that), to the serving generation's member;
+// with none serving, to a member no live generation holds, where new
+// connections wait for the next generation, which takes it (socketsFor),
+// rather than reach one that is stopping.
+func (s *Supervisor) retarget(grp *socketact.Group) {
+	var to *socketact.Listener
+	if cur := s.current(); cur != nil {
+		for _, l := range cur.listeners {
+			if l.Group() == grp {
+				to = ownMember(grp, l)
+			}
+		}
+	}
+	if to == nil {
+		for _, m := range grp.Sockets() {
+			if !s.holds(m) {
+				to = m
+				break
+			}
+		}
+	}
+	old := grp.Target()
+	if to == nil || old == nil || to.File == old.File {
+		return
+	}
+	if err := grp.Steer(to); err != nil {
+		s.log.Error(logev.SteerFailed, KeySocket, to.Spec.FDName(), KeyError, err)
+		return
+	}
+	s.awayAt[old.File] = time.Now()
+}
+
+// closeLeft closes the sockets that left their steering group (checkGroups)
+// and that no live generation holds any more.
+func (s *Supervisor) closeLeft() {
+	s.left = slices.DeleteFunc(s.left, func(l *socketact.Listener) bool {
+		if s.holds(l) {
+			return false
+		}
+		delete(s.awayAt, l.File)
+		l.Close()
+		return true
+	})
 }

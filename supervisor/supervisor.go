@@ -49,6 +49,8 @@ const (
 	KeyLimit    = "limit"
 	KeyFailures = "failures"
 	KeyExitCode = "exit_code"
+	// KeyQueued: what waits in a steered socket (socketact.Group.Queued).
+	KeyQueued = "queued"
 )
 
 // Supervisor runs one program as successive generations. Run owns all
@@ -113,6 +115,9 @@ type Supervisor struct {
 	// awayAt: when each steered member stopped being its group's target
 	// (steer.go).
 	awayAt map[*os.File]time.Time
+	// left are sockets that left their steering group (a program shut
+	// them down): each is closed once no generation holds it (steer.go).
+	left []*socketact.Listener
 	// held is what publishHeld records: the configured addresses of
 	// listeners and retired, for Apply's caller (any goroutine).
 	held  atomic.Pointer[[]socketact.Address]
@@ -180,6 +185,7 @@ const (
 	evMainGone // the MAINPID= process (exit.PID) exited before being followed
 	evQueuePoll
 	evSettleEnd
+	evGroupPoll
 )
 
 type event struct {
@@ -218,6 +224,8 @@ type request struct {
 	upgrade *upgradeRequest
 	// rollback asks for the settling generation back (Rollback).
 	rollback chan<- ReloadResult
+	// probe runs on Run's goroutine: unit tests look at its state.
+	probe func()
 }
 
 // plan is what a reload does, once requests are resolved against the
@@ -553,10 +561,10 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 // reset when hupd exits. (A service manager's socket, passed to hupd, stays
 // open in the manager, which starts hupd again for it.)
 func (s *Supervisor) closeSockets() {
-	for _, l := range append(slices.Clone(s.listeners), s.retired...) {
+	for _, l := range append(slices.Concat(s.listeners, s.retired), s.left...) {
 		l.Close()
 	}
-	s.retired = nil
+	s.retired, s.left = nil, nil
 	s.publishHeld()
 }
 
@@ -583,6 +591,8 @@ func (s *Supervisor) onRequest(req request) {
 		s.upgrade(req.upgrade)
 	case req.rollback != nil:
 		req.rollback <- s.rollback()
+	case req.probe != nil:
+		req.probe()
 	}
 }
 
@@ -696,6 +706,8 @@ func (s *Supervisor) onEvent(ev event) {
 		if g.state == StateSettling {
 			s.drain(g)
 		}
+	case evGroupPoll:
+		s.watchGroups(g)
 	case evWatchdog:
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
@@ -1017,8 +1029,18 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 	if g.watchdogDur > 0 {
 		s.armWatchdog(g)
 	}
-	s.steerTo(g)
+	err := s.steerTo(g)
 	if tx := s.tx; tx != nil && tx.new == g {
+		if err != nil {
+			// It would get no new connection: the swap fails, and
+			// the old generation keeps them (the sockets steered to g
+			// already go back to it).
+			if o := tx.old; o != nil && !o.exited() {
+				s.steerTo(o)
+			}
+			s.finishTx(false, fmt.Sprintf("generation %d is ready, but new connections cannot be steered to it: %v", g.num, err))
+			return
+		}
 		for _, o := range s.gens {
 			switch {
 			case o == g || o.state == StateDraining:
@@ -1067,6 +1089,7 @@ func (s *Supervisor) halt(g *generation) {
 	s.send(g, g.stopSignal)
 	g.drainBy = time.Now().Add(g.stopTimeout)
 	s.after(g, g.stopTimeout, evDrainTimeout)
+	s.watchGroups(g)
 	var draining []*generation
 	for _, o := range s.gens {
 		if o.state == StateDraining && !o.exited() {

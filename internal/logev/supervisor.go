@@ -152,6 +152,10 @@ const (
 	// An old generation's steered socket still held connections when the
 	// wait for its queue ended: its stop signal is sent anyway.
 	SteerQueueLeft = "steered socket queue not empty at the stop signal"
+	// An old generation's steered socket still holds connections once
+	// the steering has moved on: its stop signal waits for them to be
+	// accepted (logged once per generation).
+	SteerQueueWait = "waiting for a steered socket's queue before the stop signal"
 	// A program shut its listening socket down: it left the reuseport
 	// group, which hupd mirrors.
 	SteerSocketShut = "steered socket shut down by a program"

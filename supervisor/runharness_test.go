@@ -200,6 +200,9 @@ func newSupervisorUnderTestOn(t *testing.T, spec socketact.Spec, modes []string,
 		StopTimeout: waitLimit, Stdout: devnull, Stderr: devnull,
 		Backoff: Backoff{Min: time.Millisecond, Max: time.Millisecond},
 		Spawner: h.spawner, Version: "v-test",
+		// Loopback: a handshake takes microseconds (the default grace
+		// is for distant clients).
+		SteerGrace: 20 * time.Millisecond,
 	}
 	if edit != nil {
 		edit(&opts)

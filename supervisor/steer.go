@@ -175,7 +175,7 @@ func (s *Supervisor) empty(g *generation) {
 	case n == 0 && !recent:
 	case now.After(g.emptyBy):
 		if n > 0 {
-			// (With n 0, the wait ended within steerGrace: nothing left.)
+			// (With n 0, the wait ended within the grace: nothing left.)
 			s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
 		}
 	default:

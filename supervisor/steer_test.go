@@ -191,7 +191,7 @@ func TestSteerSwap(t *testing.T) {
 		t.Fatalf("generation 1 was told to stop with a connection in its queue: %v", got)
 	}
 	h.onRun(func(s *Supervisor) {
-		// It has polled its queue for at least steerGrace: with a timer
+		// It has polled its queue for at least the grace: with a timer
 		// per poll, there would be one every queuePoll.
 		if g := s.gens[0]; g.num != 1 || len(g.timers) > 1 {
 			t.Errorf("generation %d, waiting for its queue, has %d timers", g.num, len(g.timers))
@@ -646,7 +646,7 @@ func TestSteerTargetGoneWhileNothingServes(t *testing.T) {
 }
 
 // TestSteerWaitShorterThanTheGrace: a SteerWait that ends while the
-// steering is too recent to know (steerGrace) sends the stop signal then
+// steering is too recent to know (Options.SteerGrace) sends the stop signal then
 // without a warning about a queue that holds nothing.
 func TestSteerWaitShorterThanTheGrace(t *testing.T) {
 	h := newSteered(t, []string{"ready"}, func(o *Options) { o.SteerWait = time.Millisecond }).run()

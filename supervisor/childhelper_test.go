@@ -101,6 +101,7 @@ func childModes(modes ...string) string {
 //	stuck-reload  ready; on HUP it sends RELOADING=1 and nothing more
 //	extend        EXTEND_TIMEOUT_USEC=60s, then READY=1 on USR2
 //	ignore-term   ready, and TERM does nothing (killed at the stop timeout)
+//	stuck         never says anything, and TERM does nothing
 //	mainpid       starts a grandchild (mode "ready", no notify), sends
 //	              MAINPID= for it with READY=1, and exits 0 on USR2
 //	check:N       a check command: writes "check says N" on stdout, exits N
@@ -134,7 +135,7 @@ func runTestChild(mode string) int {
 	case "say":
 		fmt.Fprintf(os.Stderr, "starting\n%s\n", arg)
 		return 1
-	case "silent":
+	case "silent", "stuck":
 	case "extend":
 		send(sdnotify.ExtendTimeout(time.Minute))
 	case "mainpid":
@@ -194,7 +195,7 @@ func runTestChild(mode string) int {
 		case sig == unix.SIGTERM && name == "term-exits":
 			n, _ := strconv.Atoi(arg)
 			return n
-		case sig == unix.SIGTERM && name != "ignore-term":
+		case sig == unix.SIGTERM && name != "ignore-term" && name != "stuck":
 			return 0
 		case sig == unix.SIGUSR1:
 			return 3

@@ -97,5 +97,8 @@ func (s *Supervisor) rollbackOnExit(g *generation) bool {
 	s.last = &ReloadResult{OK: true, Strategy: StrategyRollback, Cause: "generation exited while another settled",
 		OldGen: g.num, OldPID: g.pid, NewGen: o.num, NewPID: o.pid, Started: now, Finished: now}
 	s.log.Warn(logev.SettleRollback, KeyGen, o.num, KeyPID, o.pid, KeyOldPID, g.pid)
+	if h := s.hooks.Reloaded; h != nil {
+		h(*s.last) // as for hupd rollback: systemd's STATUS=, metrics
+	}
 	return true
 }

@@ -39,6 +39,12 @@ func (s *Supervisor) holds(l *socketact.Listener) bool {
 	return false
 }
 
+// holdsServing reports whether a generation that has not been told to
+// stop holds the socket l.
+func (s *Supervisor) holdsServing(l *socketact.Listener) bool {
+	return slices.ContainsFunc(s.gens, func(g *generation) bool { return g.state != StateDraining && holdsFile(g.listeners, l) })
+}
+
 func holdsFile(ls []*socketact.Listener, l *socketact.Listener) bool {
 	return slices.ContainsFunc(ls, func(x *socketact.Listener) bool { return x.File == l.File })
 }
@@ -54,8 +60,10 @@ func uses(g *generation, l *socketact.Listener) bool {
 
 // socketsFor returns the sockets a new generation gets: the
 // configuration's, each steered one replaced by a member of its group —
-// the target when no live generation holds it, else a free member
-// (preferring one of prefer, the standby's), else a new one.
+// the target when no generation holds it but those told to stop (a
+// restart then serves what waits there, as it would on a shared socket),
+// else a free member (preferring one of prefer, the standby's), else a
+// new one.
 func (s *Supervisor) socketsFor(prefer []*socketact.Listener) ([]*socketact.Listener, error) {
 	ls := slices.Clone(s.listeners)
 	for i, l := range ls {
@@ -63,7 +71,7 @@ func (s *Supervisor) socketsFor(prefer []*socketact.Listener) ([]*socketact.List
 		if grp == nil {
 			continue
 		}
-		if t := grp.Target(); !s.holds(t) {
+		if t := grp.Target(); t != nil && !s.holdsServing(t) {
 			ls[i] = t
 			continue
 		}

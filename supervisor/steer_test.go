@@ -250,6 +250,40 @@ func TestSteerRestartTakesTheTarget(t *testing.T) {
 	}
 }
 
+// TestSteerRestartTakesATargetBeingStopped: the serving generation
+// crashes during a swap, so new connections go to the new one (clients
+// wait in its queue); the new one fails (never ready) and is stopped but
+// does not exit (it ignores TERM): the restart takes the target it still
+// holds, with what waits there, instead of leaving connections to queue
+// in the socket of a generation that is going away (found by review).
+func TestSteerRestartTakesATargetBeingStopped(t *testing.T) {
+	h := newSteered(t, []string{"ready", "stuck", "ready"}, func(o *Options) { o.Ready.Timeout = 500 * time.Millisecond }).run()
+	pid := h.ready(1)
+	reply := h.reloadAsync(ActionReload, "test")
+	pid2 := h.started(2)
+	defer h.kill(pid2, unix.SIGKILL) // it would outlast the stop timeout
+	h.kill(pid, unix.SIGUSR1)
+	h.exited(1)
+	if r := h.result(reply); r.OK {
+		t.Fatalf("reload with a generation that is never ready: %+v", r)
+	}
+	second, target := h.memberOf(2)
+	if !target {
+		t.Fatal("generation 2 is not the target after the serving one crashed")
+	}
+	if h.land() != second {
+		t.Fatal("a connection did not wait in generation 2's socket")
+	}
+	h.ready(3)
+	third, target := h.memberOf(3)
+	if third != second || !target || queuedOn(t, third) != 1 {
+		t.Fatalf("restart: generation 2's member: %v, the target: %v, queued %d", third == second, target, queuedOn(t, third))
+	}
+	if st := h.generations(); st[2] != StateDraining {
+		t.Fatalf("generation 2 is %s, want draining (it ignores TERM)", st[2])
+	}
+}
+
 // TestSteerSteerFailureFailsTheSwap: a new generation whose member left
 // the group (its program shut it down) cannot be steered to: the swap
 // fails and the old generation keeps the new connections (before the
@@ -438,6 +472,12 @@ func TestSteerCrashWithinTheWindowRollsBack(t *testing.T) {
 	}
 	if got := h.events.matching(isMsg("hook started", 3)); len(got) != 0 {
 		t.Fatalf("a generation started: %v", got)
+	}
+	// Reported as hupd rollback is (systemd's STATUS=, metrics): the
+	// hook ran on Run's goroutine before the line above was waited for.
+	hooks := h.events.matching(isMsg("hook reloaded", 0))
+	if r, ok := hooks[len(hooks)-1].attrs["result"].(ReloadResult); !ok || r.Strategy != StrategyRollback || r.NewGen != 1 || r.OldGen != 2 {
+		t.Fatalf("last reloaded hook: %v", hooks[len(hooks)-1])
 	}
 }
 

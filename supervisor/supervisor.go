@@ -1092,7 +1092,10 @@ func (s *Supervisor) halt(g *generation) {
 	s.watchGroups(g)
 	var draining []*generation
 	for _, o := range s.gens {
-		if o.state == StateDraining && !o.exited() {
+		// Not those still emptying their steered queues: they have not
+		// been told to stop, and killing one would lose what waits in
+		// its queue (steer_wait bounds them).
+		if o.state == StateDraining && !o.exited() && o.emptyBy.IsZero() {
 			draining = append(draining, o)
 		}
 	}

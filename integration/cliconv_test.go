@@ -22,7 +22,7 @@ func TestCompletionHook(t *testing.T) {
 		{[]string{"run", "--watch", "x", "--watch-", "--generate-bash-completion"}, []string{"--watch-poll", "--watch-config"}},
 		{[]string{"reload", "--t", "--generate-bash-completion"}, []string{"--timeout"}},
 		{[]string{"rollback", "--j", "--generate-bash-completion"}, []string{"--json"}},
-		{[]string{"run", "--ste", "--generate-bash-completion"}, []string{"--steer", "--steer-wait"}},
+		{[]string{"run", "--ste", "--generate-bash-completion"}, []string{"--steer", "--steer-wait", "--steer-grace"}},
 	} {
 		r := oneShot(t, t.TempDir(), nil, tc.args...)
 		if got := strings.Fields(r.stdout); r.code != 0 || !slices.Equal(got, tc.want) {

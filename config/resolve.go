@@ -115,7 +115,12 @@ func (c *Config) FillDefaults() {
 	}
 	def(&c.Reload.Settle, time.Duration(0).String())
 	def(&c.Reload.SteerWait, supervisor.DefaultSteerWait.String())
-	def(&c.Reload.SteerGrace, supervisor.DefaultSteerGrace.String())
+	// The default grace, within a shorter steer_wait (which bounds it).
+	grace := supervisor.DefaultSteerGrace
+	if w, err := duration.Parse(c.Reload.SteerWait); err == nil && w > 0 && w < grace {
+		grace = w
+	}
+	def(&c.Reload.SteerGrace, grace.String())
 	def(&c.Process.Output, string(supervisor.OutputPipe))
 	def(&c.Process.Cgroup, string(contain.ModeAuto))
 	def(&c.Reload.Signal, signals.Name(supervisor.DefaultReloadSignal))
@@ -178,6 +183,10 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	if o.SteerGrace, err = duration.Parse(c.Reload.SteerGrace); err != nil || o.SteerGrace <= 0 {
 		return nil, c.durationError("reload.steer_grace", c.Reload.SteerGrace, err, "want a positive duration such as 1s")
+	}
+	if o.SteerGrace > o.SteerWait {
+		return nil, c.fieldError("reload.steer_grace", c.Reload.SteerGrace,
+			fmt.Errorf("longer than steer_wait (%s), which bounds the whole wait before an old generation's stop signal: make steer_wait at least as long", o.SteerWait))
 	}
 	if o.Settle, err = duration.Parse(c.Reload.Settle); err != nil || o.Settle < 0 {
 		return nil, c.durationError("reload.settle", c.Reload.Settle, err, "want a duration such as 30s or 2m, or 0s for none")

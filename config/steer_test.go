@@ -88,8 +88,8 @@ func TestResolveSteerSettle(t *testing.T) {
 		if len(r.Listen) != 2 || !r.Listen[0].Steer || !r.Listen[1].Steer {
 			t.Errorf("%v: %+v, want two steered sockets", flags, r.Listen)
 		}
-		if r.Options.Settle != time.Minute || r.Options.SteerWait != 750*time.Millisecond {
-			t.Errorf("--settle, --steer-wait: %v, %v", r.Options.Settle, r.Options.SteerWait)
+		if r.Options.Settle != time.Minute || r.Options.SteerWait != 750*time.Millisecond || r.Options.SteerGrace != 750*time.Millisecond {
+			t.Errorf("--settle, --steer-wait: %v, %v, grace %v (the default grace within steer_wait)", r.Options.Settle, r.Options.SteerWait, r.Options.SteerGrace)
 		}
 	}
 	// --steer=false over a file's steer = true.
@@ -144,6 +144,7 @@ func TestSteerSettleRefusals(t *testing.T) {
 		{flags: [][2]string{{"steer-wait", "5"}}, want: `--steer-wait: reload.steer_wait: "5" is not a duration: write 5s`},
 		{flags: [][2]string{{"steer-wait", "soon"}}, want: `--steer-wait: reload.steer_wait = "soon": want a positive duration such as 5s`},
 		{src: "[reload]\nsteer_grace = \"0s\"\n", want: `f.toml:3: reload.steer_grace = "0s": want a positive duration such as 1s`},
+		{src: "[reload]\nsteer_wait = \"1s\"\nsteer_grace = \"2s\"\n", want: `f.toml:4: reload.steer_grace = "2s": longer than steer_wait (1s), which bounds the whole wait before an old generation's stop signal: make steer_wait at least as long`},
 		{flags: [][2]string{{"steer-grace", "1"}}, want: `--steer-grace: reload.steer_grace: "1" is not a duration: write 1s`},
 		{flags: [][2]string{{"steer", "true"}}, want: `--steer: no socket to steer: give --listen (or [[listen]] in the -c file)`},
 	} {

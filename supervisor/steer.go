@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -71,17 +72,15 @@ func (s *Supervisor) socketsFor(prefer []*socketact.Listener) ([]*socketact.List
 		if grp == nil {
 			continue
 		}
-		if t := grp.Target(); t != nil && !s.holdsServing(t) {
-			ls[i] = t
-			continue
-		}
 		var free []*socketact.Listener
 		for _, m := range grp.Sockets() {
 			if m != grp.Target() && !s.holds(m) {
 				free = append(free, m)
 			}
 		}
-		switch {
+		switch t := grp.Target(); {
+		case t != nil && !s.holdsServing(t):
+			ls[i] = t
 		case len(free) == 0:
 			m, err := grp.Add()
 			if err != nil {
@@ -96,7 +95,8 @@ func (s *Supervisor) socketsFor(prefer []*socketact.Listener) ([]*socketact.List
 				}
 			}
 		}
-		// The member serves under the configuration's spec and name.
+		// The member serves under the configuration's spec and name (the
+		// target too: an edit may have renamed the socket since).
 		m, err := ls[i].Respec(l.Spec)
 		if err != nil {
 			return nil, err
@@ -114,16 +114,30 @@ func (s *Supervisor) steerTo(g *generation) error {
 	var errs []error
 	for _, l := range g.listeners {
 		grp := l.Group()
-		if grp == nil || grp.Target().File == l.File {
+		if grp == nil {
+			if l.Spec.Steer {
+				// A member its program shut down (Check took it out).
+				err := fmt.Errorf("socket %s left its steering group (its program shut it down)", l.Spec.FDName())
+				s.log.Error(logev.SteerFailed, KeyGen, g.num, KeySocket, l.Spec.FDName(), KeyError, err)
+				errs = append(errs, err)
+			}
 			continue
 		}
 		old := grp.Target()
+		if old != nil && old.File == l.File {
+			continue
+		}
 		if err := grp.Steer(ownMember(grp, l)); err != nil {
 			s.log.Error(logev.SteerFailed, KeyGen, g.num, KeySocket, l.Spec.FDName(), KeyError, err)
 			errs = append(errs, err)
+			// Its member (or another) may have left the group: follow
+			// the kernel's order now, not at the next exit.
+			s.checkGroup(grp, g)
 			continue
 		}
-		s.awayAt[old.File] = time.Now()
+		if old != nil {
+			s.awayAt[old.File] = time.Now()
+		}
 		s.log.Info(logev.Steered, KeyGen, g.num, KeyPID, g.pid, KeySocket, l.Spec.FDName())
 	}
 	return errors.Join(errs...)
@@ -144,7 +158,7 @@ func ownMember(grp *socketact.Group, l *socketact.Listener) *socketact.Listener 
 // target: one that must empty before g is told to stop.
 func steeredAway(g *generation) bool {
 	for _, l := range g.listeners {
-		if grp := l.Group(); grp != nil && grp.Target().File != l.File {
+		if grp := l.Group(); grp != nil && grp.Target() != nil && grp.Target().File != l.File {
 			return true
 		}
 	}
@@ -157,7 +171,7 @@ func steeredAway(g *generation) bool {
 func (s *Supervisor) waiting(g *generation, now time.Time) (n int, recent bool) {
 	for _, l := range g.listeners {
 		grp := l.Group()
-		if grp == nil || grp.Target().File == l.File {
+		if grp == nil || grp.Target() == nil || grp.Target().File == l.File {
 			continue
 		}
 		if at, ok := s.awayAt[l.File]; ok && now.Sub(at) < s.opts.SteerGrace {
@@ -242,18 +256,34 @@ func (s *Supervisor) checkGroups(g *generation) {
 			continue
 		}
 		seen[grp] = true
-		gone, err := grp.Check()
-		for _, m := range gone {
-			s.log.Warn(logev.SteerSocketShut, KeyGen, g.num, KeySocket, m.Spec.FDName(), "address", m.Bound.String(), KeyError, err)
-			if m.Group() == nil {
-				s.left = append(s.left, m)
-			}
-		}
-		if errors.Is(err, socketact.ErrTargetGone) {
-			s.retarget(grp)
-		}
+		s.checkGroup(grp, g)
 	}
 	s.closeLeft()
+}
+
+// checkGroup mirrors the members of grp a program shut down, and steers
+// anew if the target was one; g is the generation looked at (nil: none in
+// particular). A socket that left while a generation that was not told to
+// stop holds it is an error: that generation gets nothing more on it.
+func (s *Supervisor) checkGroup(grp *socketact.Group, g *generation) {
+	gone, err := grp.Check()
+	for _, m := range gone {
+		attrs := []any{KeySocket, m.Spec.FDName(), "address", m.Bound.String(), KeyError, err}
+		if g != nil {
+			attrs = append(attrs, KeyGen, g.num)
+		}
+		if s.holdsServing(m) {
+			s.log.Error(logev.SteerSocketShut, attrs...)
+		} else {
+			s.log.Warn(logev.SteerSocketShut, attrs...)
+		}
+		if m.Group() == nil {
+			s.left = append(s.left, m)
+		}
+	}
+	if errors.Is(err, socketact.ErrTargetGone) || grp.Target() == nil {
+		s.retarget(grp)
+	}
 }
 
 // retarget steers grp, whose target left it (Check then steers to its

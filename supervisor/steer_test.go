@@ -700,3 +700,32 @@ func TestSteerWaitShorterThanTheGrace(t *testing.T) {
 		t.Fatalf("warned of a queue: %v", got)
 	}
 }
+
+// TestSteerRestartTakesTheNewName: an edit renames the steered socket (a
+// swap: the child's LISTEN_FDNAMES change); when the generation it started
+// crashes, the restart takes the target under the name in force, not the
+// one its member was opened under (found by review: the target skipped
+// the renaming).
+func TestSteerRestartTakesTheNewName(t *testing.T) {
+	h := newSteered(t, []string{"ready"}, nil).run()
+	h.ready(1)
+	renamed := specsOf(h.sockets)
+	renamed[0].Name = "web"
+	done := make(chan ReloadResult, 1)
+	if _, err := h.applyNow(Update{Options: h.opts, Listen: renamed, Note: Note{Hash: "h2"}, Done: done}); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.result(done); !r.OK || r.NewGen != 2 {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.exited(1)
+	h.kill(h.ready(2), unix.SIGUSR1)
+	h.exited(2)
+	h.ready(3)
+	h.onRun(func(s *Supervisor) {
+		g := s.gens[len(s.gens)-1]
+		if g.num != 3 || len(g.listeners) != 1 || g.listeners[0].Spec.FDName() != "web" {
+			t.Errorf("generation %d's socket is named %q, want web", g.num, g.listeners[0].Spec.FDName())
+		}
+	})
+}

@@ -869,6 +869,7 @@ func (s *Supervisor) resumeGens() {
 				break
 			}
 			s.after(g, max(time.Until(g.drainBy), 0), evDrainTimeout)
+			s.watchGroups(g) // told to stop: a shutdown of its sockets is mirrored at once
 		}
 		s.log.Info(logev.GenerationTakenOver, KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
 	}

@@ -49,7 +49,18 @@ func (s *Supervisor) steeredHeld() []*socketact.Listener {
 // anchor must still be the first member (a program that shut the anchor
 // down took it out of the kernel's group).
 func (s *Supervisor) steerHandable() error {
+	// What a program shut down since the last look is mirrored first, so
+	// that the state carries the kernel's order and target.
 	for _, l := range s.steeredHeld() {
+		s.checkGroup(l.Group(), nil)
+	}
+	if len(s.left) > 0 {
+		return fmt.Errorf("socket %s left its steering group (a program shut it down) and a generation still holds it: try again when that generation has exited", s.left[0].Spec.FDName())
+	}
+	for _, l := range s.steeredHeld() {
+		if l.Group().Target() == nil {
+			return fmt.Errorf("socket %s: its steering group has no socket left: restart hupd instead of upgrading it", l.Spec.FDName())
+		}
 		if l.Group().Index(l) != 0 {
 			return fmt.Errorf("socket %s: its first socket left its steering group (a program shut it down): restart hupd instead of upgrading it", l.Spec.FDName())
 		}

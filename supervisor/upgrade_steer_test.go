@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -191,5 +192,31 @@ func TestUpgradeSteeringAnchorGone(t *testing.T) {
 	s := &Supervisor{listeners: []*socketact.Listener{anchor}}
 	if err := s.steerHandable(); err == nil || !strings.Contains(err.Error(), "socket http: its first socket left its steering group") {
 		t.Fatalf("upgrade with the anchor out of its group: %v", err)
+	}
+}
+
+// TestUpgradeSteeringLeftSocketHeld: a socket that left its group since
+// the last look (its program shut it down) while a generation still holds
+// it: the upgrade first mirrors the kernel's order, then refuses, since
+// nothing would hand that socket over and both images would fail to take
+// the generation back (found by review).
+func TestUpgradeSteeringLeftSocketHeld(t *testing.T) {
+	anchor, ms := steeredGroup(t, 3)
+	grp := anchor.Group()
+	if err := grp.Steer(ms[2]); err != nil {
+		t.Fatal(err)
+	}
+	g := &generation{num: 1, state: StateDraining, listeners: []*socketact.Listener{ms[1]}}
+	s := &Supervisor{listeners: []*socketact.Listener{anchor}, gens: []*generation{g}, awayAt: map[*os.File]time.Time{},
+		log: slog.New(slog.DiscardHandler)}
+	if err := unix.Shutdown(int(ms[1].File.Fd()), unix.SHUT_RD); err != nil {
+		t.Fatal(err)
+	}
+	err := s.steerHandable()
+	if err == nil || !strings.Contains(err.Error(), "socket http left its steering group (a program shut it down) and a generation still holds it") {
+		t.Fatalf("upgrade with a held socket out of its group: %v", err)
+	}
+	if got := grp.Sockets(); len(got) != 2 || got[0] != anchor || got[1] != ms[2] || grp.Target() != ms[2] {
+		t.Fatalf("the group was not mirrored before the state: %d members", len(got))
 	}
 }

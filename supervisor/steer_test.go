@@ -729,3 +729,25 @@ func TestSteerRestartTakesTheNewName(t *testing.T) {
 		}
 	})
 }
+
+// TestSteerRestartStrategy: the restart strategy stops the old generation
+// first (no queue wait: its member is the target), and the new one takes
+// that member with what queued there meanwhile.
+func TestSteerRestartStrategy(t *testing.T) {
+	h := newSteered(t, []string{"ready"}, func(o *Options) { o.Reload = StrategyRestart }).run()
+	h.ready(1)
+	first, _ := h.memberOf(1)
+	if r := h.reload(ActionReload); !r.OK || r.Strategy != StrategyRestart || r.NewGen != 2 {
+		t.Fatalf("reload: %+v", r)
+	}
+	second, target := h.memberOf(2)
+	if second != first || !target {
+		t.Fatalf("generation 2's member is generation 1's: %v, the target: %v", second == first, target)
+	}
+	if h.land() != second {
+		t.Fatal("a new connection did not go to generation 2")
+	}
+	if got := h.events.matching(isMsg(logev.SteerQueueWait, 0)); len(got) != 0 {
+		t.Fatalf("the restart waited for a queue: %v", got)
+	}
+}

@@ -187,7 +187,7 @@ func bootContainer(suite nspawnSuite) (*nspawnContainer, string, error) {
 	c.cmd = exec.Command("sh", "-c", moves+`exec "$@"`, "sh",
 		"systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--private-network",
 		"--volatile=overlay", "--notify-ready=yes", "--console=pipe",
-		"--machine=hupd-"+suite.Name, "--directory="+root, "--boot")
+		"--machine="+c.cgroup, "--directory="+root, "--boot")
 	c.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "NOTIFY_SOCKET=" + notifyPath}
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	// TERM is nspawn's cue to shut the container down cleanly. The

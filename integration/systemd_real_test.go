@@ -529,3 +529,38 @@ func TestSystemdSocketActivated(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemdWatchdog: hupd pings WATCHDOG=1 at half WatchdogSec=, which
+// systemd records (WatchdogTimestamp=) and which keeps it from killing
+// hupd. The shipped units set 20 s; a drop-in shortens it to 1 s here, so
+// that pings come every half second: the test waits for two, each after
+// the one before, and hupd still runs, never restarted.
+func TestSystemdWatchdog(t *testing.T) {
+	for _, tc := range sdAppUnits[:2] {
+		t.Run(tc.suite.Name+"/"+tc.unit, func(t *testing.T) {
+			c := bootedContainer(t, tc.suite)
+			sdInstall(t, c, tc.unit)
+			const unit = "app.service"
+			dropin := "/etc/systemd/system/app.service.d/watchdog.conf"
+			c.WriteFile(t, dropin, []byte("[Service]\nWatchdogSec=1s\n"), 0o644)
+			t.Cleanup(func() { os.Remove(filepath.Join("/proc", strconv.Itoa(c.Leader), "root", dropin)) })
+			c.Run(t, "systemctl", "daemon-reload")
+			c.Run(t, "systemctl", "start", unit)
+			hupd := sdShow(t, c, unit)["MainPID"]
+			ping := func() string {
+				return strings.TrimSpace(c.Run(t, "systemctl", "show", "-P", "WatchdogTimestampMonotonic", unit))
+			}
+			last := ping()
+			for i := range 2 {
+				prev := last
+				sdWait(t, c, unit, fmt.Sprintf("pinged (#%d)", i+1), func(map[string]string) bool {
+					last = ping()
+					return last != prev && last != "0"
+				})
+			}
+			if p := sdShow(t, c, unit); p["MainPID"] != hupd || p["NRestarts"] != "0" || p["SubState"] != "running" {
+				t.Fatalf("after the pings: %v; want hupd %s running, never restarted", p, hupd)
+			}
+		})
+	}
+}

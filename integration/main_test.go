@@ -98,7 +98,9 @@ func buildAndRun(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	stopContainers() // the real systemd tests' (nspawn_test.go)
+	return code
 }
 
 func copyFile(src, dst string, mode os.FileMode) error {

@@ -41,6 +41,10 @@ type Command struct {
 	// seccomp user-notification filter; the wait function of Start and
 	// Standby.Exec return its notify fd (see package legacy).
 	Trap bool
+	// Helper marks a helper of the service (a reload check, a readiness
+	// command): it starts with the signals meant for the service ignored
+	// (shim.EnvHelper); end it with SIGKILL.
+	Helper bool
 }
 
 // ExecError is what a shim reports when it could not become its target.
@@ -94,6 +98,9 @@ func (c *Command) shimEnv() []string {
 	env := c.Env[:len(c.Env):len(c.Env)]
 	if c.Trap {
 		env = append(env, shim.EnvTrap+"=1")
+	}
+	if c.Helper {
+		env = append(env, shim.EnvHelper+"=1")
 	}
 	return env
 }

@@ -6,7 +6,9 @@
 // together with LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID. Go cannot run code
 // between fork and exec, so the child starts as a shim (this same binary, see
 // package socketact/shim) that sets LISTEN_PID to its own PID, restores default signal
-// dispositions and an empty signal mask, marks every other fd close-on-exec,
+// dispositions (a helper, Command.Helper, starts with the signals meant for
+// the whole service ignored instead) and an empty signal mask, marks every
+// other fd close-on-exec,
 // optionally drops privileges, and then execs the target: the target keeps the
 // PID the shim had, so LISTEN_PID is exactly the target's PID.
 //

@@ -70,7 +70,9 @@
 // MaxDraining old generations drain at once (a reload waits for a slot).
 // A reload is a transaction: the old generation is asked to stop only
 // after the new one is ready; if the new one fails, it is the one that
-// goes. While no generation runs, the sockets stay open and clients wait
+// goes (one killed before it was ready by a signal meant for the whole
+// service, which hupd never sends it, is replaced instead, at most
+// strayStartRetries times; so is a check killed so). While no generation runs, the sockets stay open and clients wait
 // in the listen backlog instead of being refused.
 //
 // Crash loops end (Options.StartLimit): failed starts are counted in a

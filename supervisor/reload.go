@@ -293,53 +293,111 @@ func signalNames(sigs []syscall.Signal) string {
 // as evCheckDone.
 func (s *Supervisor) runCheck(tx *reloadTx) {
 	o := s.opts // the goroutine below must not read s.opts, which Run may replace
-	// Only the end is shown (tailText): a check that writes gigabytes
-	// must not make hupd keep them.
-	out := &tailBuffer{max: checkOutputMax}
-	// Failures are posted from a goroutine: Run's own goroutine must never
-	// wait for room in the queue that only it empties.
-	r, w, err := os.Pipe()
+	c, err := s.startCheck(o)
 	if err != nil {
+		// Failures are posted from a goroutine: Run's own goroutine must
+		// never wait for room in the queue that only it empties.
 		go s.post(event{kind: evCheckDone, tx: tx, err: err})
 		return
+	}
+	go func() {
+		ev := event{kind: evCheckDone, tx: tx}
+		for retries := 0; ; retries++ {
+			e, err := c.wait(o)
+			// hupd ends a check only with SIGKILL. A check killed by a
+			// signal meant for the whole service (systemctl kill -s HUP
+			// reaches every process of the unit, this check too, which
+			// the HUP's reload started while the sender was still going
+			// through them) never ran to its verdict: run it again. A
+			// helper ignores those signals once it runs (shim.EnvHelper);
+			// this covers its start.
+			if e.Status.Signaled() && isStraySignal(e.Status.Signal()) && retries < checkStrayRetries {
+				s.log.Warn(logev.CheckStraySignal, KeyPID, e.PID, "signal", signals.Name(e.Status.Signal()))
+				again, err2 := s.startCheck(o)
+				if err2 == nil {
+					c = again
+					continue
+				}
+				err = err2
+			}
+			ev.err, ev.out = err, c.out
+			break
+		}
+		s.post(ev)
+	}()
+}
+
+// checkStrayRetries bounds how often a check killed by a stray signal is
+// run again.
+const checkStrayRetries = 3
+
+// isStraySignal: sig is one that tools send to a whole service (to reload,
+// stop or dump it) and hupd never sends to a check.
+func isStraySignal(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2:
+		return true
+	}
+	return false
+}
+
+// runningCheck is a started check command.
+type runningCheck struct {
+	pid    int
+	exited <-chan signals.Exit
+	r      *os.File
+	read   chan struct{}
+	// Only the end is shown (tailText): a check that writes gigabytes
+	// must not make hupd keep them.
+	tail *tailBuffer
+	out  string // set by wait
+}
+
+// startCheck starts the check command of o.
+func (s *Supervisor) startCheck(o Options) (*runningCheck, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
 	}
 	pid, exited, err := s.startAux(o, o.Check, w)
 	w.Close()
 	if err != nil {
 		r.Close()
-		go s.post(event{kind: evCheckDone, tx: tx, err: err})
-		return
+		return nil, err
 	}
 	s.log.Info(logev.CheckStarted, KeyPID, pid, "command", o.Check)
-	go func() {
-		read := make(chan struct{})
-		go func() { io.Copy(out, r); close(read) }()
-		// A check gets as long as a new generation gets to be ready.
-		limit := time.NewTimer(o.Ready.Timeout)
-		defer limit.Stop()
-		ev := event{kind: evCheckDone, tx: tx}
-		select {
-		case e := <-exited:
-			if !e.Success() {
-				ev.err = fmt.Errorf("%s: %s", o.Check[0], e)
-			}
-		case <-limit.C:
-			unix.Kill(-pid, unix.SIGKILL)
-			<-exited
-			ev.err = fmt.Errorf("%s did not finish within %s", o.Check[0], o.Ready.Timeout)
+	c := &runningCheck{pid: pid, exited: exited, r: r, read: make(chan struct{}), tail: &tailBuffer{max: checkOutputMax}}
+	go func() { io.Copy(c.tail, r); close(c.read) }()
+	return c, nil
+}
+
+// wait waits for the check to end, at most as long as a new generation
+// gets to be ready, and keeps its output in c.out. The error says why it
+// failed; e is how it exited, if it did.
+func (c *runningCheck) wait(o Options) (e signals.Exit, err error) {
+	limit := time.NewTimer(o.Ready.Timeout)
+	defer limit.Stop()
+	select {
+	case e = <-c.exited:
+		if !e.Success() {
+			err = fmt.Errorf("%s: %s", o.Check[0], e)
 		}
-		// Its process group is gone, so the pipe closes; unless something
-		// left the group and holds it: then take what was written so far.
-		select {
-		case <-read:
-		case <-time.After(time.Second):
-			r.Close()
-			<-read
-		}
-		r.Close()
-		ev.out = string(out.b)
-		s.post(ev)
-	}()
+	case <-limit.C:
+		unix.Kill(-c.pid, unix.SIGKILL)
+		<-c.exited
+		err = fmt.Errorf("%s did not finish within %s", o.Check[0], o.Ready.Timeout)
+	}
+	// Its process group is gone, so the pipe closes; unless something
+	// left the group and holds it: then take what was written so far.
+	select {
+	case <-c.read:
+	case <-time.After(time.Second):
+		c.r.Close()
+		<-c.read
+	}
+	c.r.Close()
+	c.out = string(c.tail.b)
+	return e, err
 }
 
 // checkOutputMax bounds what is kept of a check command's output.

@@ -541,6 +541,9 @@ func (s *Supervisor) startAuxPath(o Options, path string, argv []string, out *os
 		Env: socketact.ChildEnv(os.Environ(), o.Env, nil),
 		UID: o.UID, GID: o.GID, Groups: o.Groups, Stdout: out, Stderr: out,
 		Sys: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL},
+		// Not the service: signals meant for it (systemctl kill -s HUP
+		// reaches the check the HUP's reload starts) must not end it.
+		Helper: true,
 	}
 	res := s.sp.start(cmd, nil)
 	if res.err != nil {

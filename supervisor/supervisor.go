@@ -252,7 +252,12 @@ type reloadTx struct {
 	reloading bool // signal: RELOADING=1 seen
 	ackT      *time.Timer
 	handover  time.Duration // READY=1 arrival to the old generation's stop signal
+	strays    int           // new generations killed by a stray signal before they were ready
 }
+
+// strayStartRetries bounds how often a reload starts another generation
+// after one was killed by a stray signal before it was ready.
+const strayStartRetries = 3
 
 // New returns a supervisor for opts that hands ls to every generation and
 // starts children through r. log may be nil. Run owns ls, and closes them
@@ -764,6 +769,21 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		// hupd may exit next: what the child wrote last must be out first
 		// (its group is gone, so its pipes close).
 		g.out.settle(exitSettle)
+		return
+	}
+	if tx := s.tx; prev == StateStarting && tx != nil && tx.new == g && g.failure == "" && e.Status.Signaled() &&
+		isStraySignal(e.Status.Signal()) && tx.strays < strayStartRetries {
+		// Killed before it was ready by a signal hupd does not send a
+		// starting generation: one meant for the whole service, that
+		// reached it while its program was starting (systemctl kill -s
+		// HUP: hupd starts the reload's generation while systemd is still
+		// going through the unit's processes, and a program dies of HUP
+		// until it has set up its handler). Not a failed start: start
+		// another.
+		tx.strays++
+		s.log.Warn(logev.ReloadStartStraySignal, KeyGen, g.num, KeyPID, g.pid, "signal", signals.Name(e.Status.Signal()))
+		tx.new = nil
+		s.startNew()
 		return
 	}
 	if prev == StateStarting {

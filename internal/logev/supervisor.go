@@ -78,6 +78,13 @@ const (
 	ReloadFailed = "reload failed"
 	// The configured check command of a reload started.
 	CheckStarted = "check started"
+	// A check was killed by a signal hupd does not send (one meant for
+	// the whole service): it runs again.
+	CheckStraySignal = "check killed by a signal meant for the service: running it again"
+	// A reload's new generation was killed by a signal hupd does not send
+	// (one meant for the whole service) before it was ready: the reload
+	// starts another.
+	ReloadStartStraySignal = "new generation killed by a signal meant for the service before it was ready: starting another"
 
 	// MAINPID= named a process that is not a member of the generation.
 	MainPIDRefused = "main pid refused"

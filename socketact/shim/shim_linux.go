@@ -53,6 +53,16 @@ const (
 	TrapMarker = 0
 )
 
+// EnvHelper=1 marks the target as a helper hupd runs for the service (a
+// reload check, a readiness command), not the service itself. A signal
+// meant for the service (systemctl kill, docker kill, kill -PGID) reaches
+// every process of it, and hupd may start a helper in answer to that very
+// signal (systemctl kill -s HUP: a reload, its check) while the sender is
+// still going through the service's processes. So the shim ignores the
+// stray signals from its start, and execs the target with helperSignals
+// ignored (SIG_IGN survives exec). hupd ends a helper with SIGKILL.
+const EnvHelper = "HUPD_SHIM_HELPER"
+
 const (
 	envListenPID    = "LISTEN_PID"
 	envWatchdogUSec = "WATCHDOG_USEC"
@@ -81,6 +91,11 @@ const StandbyArmed = 'R'
 // written to the status socket ("CODE message") and the shim exits CODE.
 func Run() {
 	runtime.LockOSThread() // the signal mask is per thread: exec from this one
+	helper := os.Getenv(EnvHelper) == "1"
+	if helper {
+		ignoreStray()
+	}
+	os.Unsetenv(EnvHelper)
 	os.Unsetenv(EnvMarker)
 	if names := os.Getenv(EnvUnset); names != "" {
 		for _, k := range strings.Split(names, ",") {
@@ -122,6 +137,9 @@ func Run() {
 	// Anything hupd inherited without CLOEXEC must not reach the target.
 	closeOnExecFrom(statusFD + 1)
 	resetSignals()
+	if helper {
+		setSignals(helperSignals, 1) // SIG_IGN
+	}
 	if trap {
 		// Last: the filter stays with the thread that execs, and nothing
 		// the shim itself does after it may be trapped.
@@ -325,15 +343,22 @@ var straySignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQ
 	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGPIPE, syscall.SIGTSTP, syscall.SIGTTIN,
 	syscall.SIGTTOU}
 
+// helperSignals are the stray signals a helper's target starts with
+// ignored (EnvHelper): those sent to a whole service to make it reload,
+// stop or dump. Not ALRM, PIPE and the job-control ones, whose default
+// action programs rely on.
+var helperSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+	syscall.SIGUSR1, syscall.SIGUSR2}
+
 // ignoreStray sets SIG_IGN for straySignals; one pending is discarded.
-func ignoreStray() { setStray(1) } // handler 1 is SIG_IGN
+func ignoreStray() { setSignals(straySignals, 1) } // handler 1 is SIG_IGN
 
 // restoreStray sets SIG_DFL for straySignals again.
-func restoreStray() { setStray(0) }
+func restoreStray() { setSignals(straySignals, 0) }
 
-func setStray(handler uintptr) {
+func setSignals(sigs []syscall.Signal, handler uintptr) {
 	act := kernelSigaction{handler: handler}
-	for _, sig := range straySignals {
+	for _, sig := range sigs {
 		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
 	}
 }

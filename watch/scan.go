@@ -1,7 +1,6 @@
 package watch
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hupd/hupd/internal/digest"
 	"github.com/hupd/hupd/internal/safefile"
 	"golang.org/x/sys/unix"
 )
@@ -335,7 +335,7 @@ func sigOf(st *unix.Stat_t) statSig {
 func (s *scan) sumsCached(prev map[string]string, c cache) (map[string]string, []error) {
 	out := make(map[string]string, len(s.files))
 	var errs []error
-	h := sha256.New()
+	h := digest.New()
 	buf := make([]byte, 32<<10)
 	var seen map[string]bool
 	if c != nil {
@@ -420,7 +420,7 @@ func sumFile(h hash.Hash, path string, buf []byte, c cache) (string, error) {
 // total is the hash of a whole group: its files' names and sums in name
 // order, shortened for display.
 func total(sums map[string]string) string {
-	h := sha256.New()
+	h := digest.New()
 	for _, name := range slices.Sorted(maps.Keys(sums)) {
 		io.WriteString(h, name)
 		h.Write([]byte{0})
@@ -450,7 +450,7 @@ func diff(a, b map[string]string) []string {
 // signature is a cheap summary of the scanned files' metadata, for
 // polling: when it is unchanged, the content is not read again.
 func (s *scan) signature() string {
-	h := sha256.New()
+	h := digest.New()
 	for _, f := range s.files {
 		io.WriteString(h, f.name)
 		if fi, err := os.Stat(f.path); err == nil {

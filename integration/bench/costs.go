@@ -155,9 +155,9 @@ func containSwaps(ctx context.Context, env *benchEnv, rep *Report, def, off *hup
 	rep.info(sc7, "hello's start to its READY=1", "%s", both(ds.ready, ofs.ready))
 	rep.info(sc7, "READY=1 received to the old child's stop signal", "%s", both(ds.handover, ofs.handover))
 	rep.info(sc7, "hupd after the swaps: RSS, its own (anonymous), peak RSS", "%s %s | %s %s", dn, defMem, on, offMem)
-	// hupd returns what a burst used to the OS a quiet second after it
-	// (trimAfter in package supervisor): what it keeps is measured past
-	// that.
+	// hupd returns what a burst used to the OS every 250 ms during it and
+	// once more 250 ms after its last reload or exit (trimAfter in package
+	// supervisor): what it keeps is measured past that.
 	if !sleepCtx(ctx, trimWait) {
 		return ctx.Err()
 	}
@@ -167,7 +167,7 @@ func containSwaps(ctx context.Context, env *benchEnv, rep *Report, def, off *hup
 	if offMem, err = memOf(off.pid()); err != nil {
 		return err
 	}
-	rep.info(sc7, fmt.Sprintf("hupd %s after the swaps (it trims after 1s): RSS, its own, peak", trimWait), "%s %s | %s %s", dn, defMem, on, offMem)
+	rep.info(sc7, fmt.Sprintf("hupd %s after the swaps (it trims 250ms after a reload or exit): RSS, its own, peak", trimWait), "%s %s | %s %s", dn, defMem, on, offMem)
 
 	add := pctf(ds.took, 50) - pctf(ofs.took, 50)
 	value := fmt.Sprintf("%s (trigger to exec %s; median of the rounds' differences %s)", fdiff(add),
@@ -183,7 +183,7 @@ func containSwaps(ctx context.Context, env *benchEnv, rep *Report, def, off *hup
 }
 
 // trimWait is how long after a burst of swaps the bench measures again:
-// past hupd's trim, a quiet second after its last reload or exit.
+// past hupd's last trim, 250 ms after its last reload or exit.
 const trimWait = 2 * time.Second
 
 // containment asks h, as `hupd status --json` does (that very command),

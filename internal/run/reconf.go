@@ -2,7 +2,6 @@ package run
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/digest"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
@@ -190,7 +190,7 @@ func (rc *reconf) note() supervisor.Note { return noteOf(rc.applied, rc.cfgErr, 
 // the watch groups. Its Hash covers hupd.toml and every watched file.
 func noteOf(cfg, cfgErr string, groups []watchGroup) supervisor.Note {
 	n := supervisor.Note{ConfigError: cfgErr}
-	h := sha256.New()
+	h := digest.New()
 	h.Write([]byte(cfg))
 	for _, g := range groups {
 		n.Watches = append(n.Watches, supervisor.WatchStatus{Paths: g.spec.Paths, Action: actionName(g), Hash: g.hash,

@@ -168,26 +168,43 @@ func TestSteerOffBareShutdownLoses(t *testing.T) {
 	}
 }
 
-// Settle keeps the old generation running, receiving nothing; hupd rollback
-// steers back to it at once (the old PID answers every new connection
-// again) and stops the new one; no request fails meanwhile.
-func TestSteerSettleRollback(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--settle", "1m", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
+// steerAnswers makes n requests on new connections to addr and fails the
+// test unless every one is answered by pid.
+func steerAnswers(t *testing.T, addr string, n, pid int, when string) {
+	t.Helper()
+	c := &http.Client{Timeout: deadline, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range n {
+		if body, err := steerGet(c, addr); err != nil || body != "pid "+strconv.Itoa(pid) {
+			t.Fatalf("%s: answer %q, %v; want pid %d", when, body, err, pid)
+		}
+	}
+}
+
+// steerSettled starts hupd --steer --settle 1m on the bare child, with
+// clients making new connections (none when 0), and swaps once: generation
+// 1 (PID old) settles, generation 2 (PID cur) serves.
+func steerSettled(t *testing.T, clients int) (h *Hupd, addr string, old, cur int, l *steerLoad) {
+	t.Helper()
+	h = StartHupd(t, append([]string{"run", "--steer", "--settle", "1m", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
+	addr = HostPort(h.Listening("http"))
 	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
-	old := h.ChildPID(1)
-	l := startSteerLoad(t, addr, 2)
+	old = h.ChildPID(1)
+	if clients > 0 {
+		l = startSteerLoad(t, addr, clients)
+	}
 	if out, err := hupdReload(h); err != nil || !strings.HasPrefix(out, "reload ok (swap)") {
 		t.Fatalf("reload: %v: %s", err, out)
 	}
 	h.WaitEvent(logev.Settling, 1, swapGen(1))
-	newPID := h.ChildPID(2)
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	for range 5 {
-		if body, err := steerGet(c, addr); err != nil || body != "pid "+strconv.Itoa(newPID) {
-			t.Fatalf("settling: answer %q, %v; want pid %d (the new generation)", body, err, newPID)
-		}
-	}
+	return h, addr, old, h.ChildPID(2), l
+}
+
+// Settle keeps the old generation running, receiving nothing; hupd rollback
+// steers back to it at once (the old PID answers every new connection
+// again) and stops the new one; no request fails meanwhile.
+func TestSteerSettleRollback(t *testing.T) {
+	h, addr, old, newPID, l := steerSettled(t, 2)
+	steerAnswers(t, addr, 5, newPID, "settling")
 	var st struct {
 		Generations []struct {
 			Gen        int    `json:"gen"`
@@ -203,11 +220,7 @@ func TestSteerSettleRollback(t *testing.T) {
 	if out, code := hupdCtl(t, h, "rollback"); code != 0 {
 		t.Fatalf("hupd rollback: exit %d: %s", code, out)
 	}
-	for range 5 {
-		if body, err := steerGet(c, addr); err != nil || body != "pid "+strconv.Itoa(old) {
-			t.Fatalf("after rollback: answer %q, %v; want pid %d (the old generation)", body, err, old)
-		}
-	}
+	steerAnswers(t, addr, 5, old, "after rollback")
 	h.WaitEvent(logev.ChildExited, 1, swapGen(2))
 	l.stop()
 	if l.failed.Load() != 0 || l.ok.Load() == 0 {
@@ -221,22 +234,10 @@ func TestSteerSettleRollback(t *testing.T) {
 // A crash of the new generation within the settle window rolls back by
 // itself: the settling generation serves again, nothing is started.
 func TestSteerSettleCrashRollsBack(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--settle", "1m", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
-	old := h.ChildPID(1)
-	if out, err := hupdReload(h); err != nil || !strings.HasPrefix(out, "reload ok (swap)") {
-		t.Fatalf("reload: %v: %s", err, out)
-	}
-	h.WaitEvent(logev.Settling, 1, swapGen(1))
-	syscall.Kill(h.ChildPID(2), syscall.SIGKILL)
+	h, addr, old, cur, _ := steerSettled(t, 0)
+	syscall.Kill(cur, syscall.SIGKILL)
 	h.WaitEvent(logev.SettleRollback, 1, swapGen(1))
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	for range 5 {
-		if body, err := steerGet(c, addr); err != nil || body != "pid "+strconv.Itoa(old) {
-			t.Fatalf("after the crash: answer %q, %v; want pid %d (the settling generation)", body, err, old)
-		}
-	}
+	steerAnswers(t, addr, 5, old, "after the crash")
 	h.Sync()
 	if n := len(h.Events(logev.ChildStarted)); n != 2 {
 		t.Fatalf("%d generations started; want 2 (the rollback starts nothing)", n)

@@ -3,11 +3,9 @@ package integration
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,18 +35,6 @@ func init() {
 
 // Steering survives an in-place upgrade of hupd: every generation's own
 // socket and the BPF program go over with the exec.
-
-// steerAnswers makes n requests on new connections to addr and fails the
-// test unless every one is answered by pid.
-func steerAnswers(t *testing.T, addr string, n, pid int, when string) {
-	t.Helper()
-	c := &http.Client{Timeout: deadline, Transport: &http.Transport{DisableKeepAlives: true}}
-	for range n {
-		if body, err := steerGet(c, addr); err != nil || body != "pid "+strconv.Itoa(pid) {
-			t.Fatalf("%s: answer %q, %v; want pid %d", when, body, err, pid)
-		}
-	}
-}
 
 // steerUpgrade runs `hupd upgrade` (to hupd's own binary) and waits for
 // the n-th take-over.
@@ -110,16 +96,7 @@ func TestSteerUpgradeUnderLoad(t *testing.T) {
 // PID answers every new connection again) and stops the new generation;
 // no request fails.
 func TestSteerUpgradeWhileSettling(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--settle", "1m", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
-	old := h.ChildPID(1)
-	l := startSteerLoad(t, addr, 2)
-	if out, err := hupdReload(h); err != nil || !strings.HasPrefix(out, "reload ok (swap)") {
-		t.Fatalf("reload: %v: %s", err, out)
-	}
-	h.WaitEvent(logev.Settling, 1, swapGen(1))
-	newPID := h.ChildPID(2)
+	h, addr, old, newPID, l := steerSettled(t, 2)
 
 	steerUpgrade(t, h, 1)
 	steerAnswers(t, addr, 5, newPID, "settling, after the upgrade")

@@ -564,3 +564,187 @@ func TestSystemdWatchdog(t *testing.T) {
 		})
 	}
 }
+
+// sdHoldToml is an app.toml whose reloads and stop wait for the test: the
+// reload check, and the child on its stop signal, each block while a fifo
+// (/run/hold-reload, /run/hold-stop) exists, until the test writes to it
+// (sdRelease), so that systemd's state in between is there to be read.
+// The child is a shell, ready once it runs (ready_command), not hello:
+// what is under test is hupd's own messages to systemd.
+const sdHoldToml = `command = ["/bin/sh", "-c", "trap '[ -p /run/hold-stop ] && read x < /run/hold-stop; kill $p; exit 0' TERM; sleep infinity & p=$!; wait $p"]
+
+[[listen]]
+name = "http"
+address = "127.0.0.1:8080"
+
+[process]
+stop_timeout = "60s"
+
+[reload]
+ready_command = ["/bin/true"]
+check = ["/bin/sh", "-c", "[ -p /run/hold-reload ] && read x < /run/hold-reload; exit 0"]
+`
+
+// sdCursor is the journal's cursor now: sdJournal reads what comes after.
+func sdCursor(t *testing.T, c *nspawnContainer) string {
+	t.Helper()
+	out := c.Run(t, "journalctl", "-n", "0", "--show-cursor", "--no-pager")
+	_, cur, ok := strings.Cut(out, "-- cursor: ")
+	if !ok {
+		t.Fatalf("journalctl --show-cursor: %q", out)
+	}
+	return strings.TrimSpace(cur)
+}
+
+// sdJournal returns unit's journal after cursor (systemd's lines about it
+// and its processes' output), once journald has written everything it got.
+func sdJournal(t *testing.T, c *nspawnContainer, unit, cursor string) string {
+	t.Helper()
+	c.Run(t, "journalctl", "--sync")
+	return c.Run(t, "journalctl", "--no-pager", "-o", "cat", "-u", unit, "--after-cursor", cursor)
+}
+
+// sdRelease lets a waiter on the fifo go on (opening it blocks until the
+// waiter has it open too), and removes it.
+func sdRelease(t *testing.T, c *nspawnContainer, fifo string) {
+	t.Helper()
+	c.Run(t, "sh", "-c", "echo > "+fifo)
+	c.RemoveFile(t, fifo)
+}
+
+// TestSystemdSignalsToHupd signals hupd itself (its MainPID, not through
+// systemctl), so that what systemd does is the doing of hupd's messages
+// alone; each step is held by the test (see sdHoldToml) while systemd's
+// state is read.
+//
+// SIGHUP: hupd reloads and says RELOADING=1, which takes the unit from
+// running to reloading (SubState reload before systemd 253, reload-notify
+// from 253, Type=notify as well as notify-reload) with no reload job
+// queued, and at hupd's READY=1 back to running; systemd writes nothing
+// about it to the journal (its Reloading/Reloaded lines are a job's).
+// Under notify-reload a systemctl reload is checked too: systemd sends
+// SIGHUP and waits in reload-signal for a RELOADING=1 whose
+// MONOTONIC_USEC= is not before its signal, and only such a message takes
+// it to reload-notify (without one, or with an older one, systemd 257
+// stays in reload-signal, and says nothing in the journal).
+//
+// SIGTERM: hupd says STOPPING=1, and systemd takes the unit to
+// deactivating (stop-sigterm) while hupd still runs and drains, with no
+// stop job queued; hupd then exits 0 and the unit ends inactive/dead with
+// Result=success, not restarted (Restart=on-failure), nothing left in its
+// cgroup.
+func TestSystemdSignalsToHupd(t *testing.T) {
+	for _, tc := range sdAppUnits {
+		t.Run(tc.suite.Name+"/"+tc.unit, func(t *testing.T) {
+			c := bootedContainer(t, tc.suite)
+			sdInstall(t, c, tc.unit)
+			c.WriteFile(t, "/etc/hupd/app.toml", []byte(sdHoldToml), 0o644)
+			const unit = "app.service"
+			c.Run(t, "systemctl", "start", unit)
+			p := sdShow(t, c, unit)
+			st, ok := sdParseStatus(p["StatusText"])
+			if !ok || p["SubState"] != "running" {
+				t.Fatalf("after the start: %v", p)
+			}
+			hupd, cg := p["MainPID"], p["ControlGroup"]
+			t.Cleanup(func() {
+				// Whatever still waits on a hold goes on (opening a fifo
+				// read-write does not block), before the unit is stopped.
+				c.Exec(context.Background(), "sh", "-c", "for f in /run/hold-reload /run/hold-stop; do [ -p $f ] && exec 3<>$f; rm -f $f; done")
+			})
+			noJob := func(when string) {
+				t.Helper()
+				if jobs := c.Run(t, "systemctl", "list-jobs", "--no-legend", unit); strings.TrimSpace(jobs) != "" {
+					t.Fatalf("%s: a job for the unit: %s", when, jobs)
+				}
+			}
+			// systemd's own lines about the unit (hupd's are key=value).
+			sdLines := func(cursor string) []string {
+				var out []string
+				for _, l := range strings.Split(sdJournal(t, c, unit, cursor), "\n") {
+					if l != "" && !strings.HasPrefix(l, "time=") {
+						out = append(out, l)
+					}
+				}
+				return out
+			}
+			reloadState := "reload-notify"
+			if tc.suite.Systemd < 253 {
+				reloadState = "reload"
+			}
+
+			// SIGHUP to hupd: running → reloading → running.
+			cursor := sdCursor(t, c)
+			c.Run(t, "mkfifo", "/run/hold-reload")
+			c.Run(t, "sh", "-c", "kill -HUP "+hupd)
+			p = sdWait(t, c, unit, "reloading on hupd's RELOADING=1", func(p map[string]string) bool {
+				return p["ActiveState"] == "reloading"
+			})
+			t.Logf("while hupd reloads on its SIGHUP: %s/%s, %q", p["ActiveState"], p["SubState"], p["StatusText"])
+			if p["SubState"] != reloadState || p["MainPID"] != hupd || !strings.HasPrefix(p["StatusText"], "reloading") {
+				t.Fatalf("while hupd reloads: %v; want reloading/%s, hupd %s saying reloading", p, reloadState, hupd)
+			}
+			noJob("while hupd reloads")
+			sdRelease(t, c, "/run/hold-reload")
+			st, p = sdWaitServing(t, c, unit, st.Gen, "")
+			if st.LastReload != "ok" || p["MainPID"] != hupd || p["NRestarts"] != "0" {
+				t.Fatalf("after the SIGHUP: %v; want a good reload by hupd %s", p, hupd)
+			}
+			if l := sdLines(cursor); len(l) != 0 {
+				t.Errorf("systemd's journal about a reload hupd began: %q; want nothing (no job)", l)
+			}
+
+			// systemctl reload under notify-reload: systemd's SIGHUP,
+			// hupd's RELOADING=1 with MONOTONIC_USEC=.
+			if tc.suite.Systemd >= 253 && p["Type"] == "notify-reload" {
+				cursor := sdCursor(t, c)
+				c.Run(t, "mkfifo", "/run/hold-reload")
+				c.Run(t, "systemctl", "--no-block", "reload", unit)
+				p = sdWait(t, c, unit, "acknowledging hupd's RELOADING=1 (reload-notify)", func(p map[string]string) bool {
+					return p["SubState"] == "reload-notify"
+				})
+				if !strings.HasPrefix(p["StatusText"], "reloading") || p["MainPID"] != hupd {
+					t.Fatalf("while systemctl reload: %v; want hupd %s saying reloading", p, hupd)
+				}
+				sdRelease(t, c, "/run/hold-reload")
+				st, p = sdWaitServing(t, c, unit, st.Gen, "")
+				if st.LastReload != "ok" || p["MainPID"] != hupd {
+					t.Fatalf("after systemctl reload: %v; want a good reload by hupd %s", p, hupd)
+				}
+				l := sdLines(cursor)
+				if len(l) != 2 || !strings.HasPrefix(l[0], "Reloading app.service") || !strings.HasPrefix(l[1], "Reloaded app.service") {
+					t.Errorf("systemd's journal about systemctl reload: %q; want Reloading, Reloaded", l)
+				}
+			}
+
+			// SIGTERM to hupd: STOPPING=1 → deactivating → inactive.
+			cursor = sdCursor(t, c)
+			c.Run(t, "mkfifo", "/run/hold-stop")
+			c.Run(t, "sh", "-c", "kill -TERM "+hupd)
+			p = sdWait(t, c, unit, "deactivating on hupd's STOPPING=1", func(p map[string]string) bool {
+				return p["ActiveState"] == "deactivating"
+			})
+			t.Logf("while hupd stops on its SIGTERM: %s/%s, %q", p["ActiveState"], p["SubState"], p["StatusText"])
+			if p["SubState"] != "stop-sigterm" || p["MainPID"] != hupd || p["StatusText"] != "stopping" {
+				t.Fatalf("while hupd stops: %v; want deactivating/stop-sigterm, hupd %s saying stopping", p, hupd)
+			}
+			noJob("while hupd stops")
+			sdRelease(t, c, "/run/hold-stop")
+			p = sdWait(t, c, unit, "stopped", func(p map[string]string) bool {
+				return p["ActiveState"] != "deactivating"
+			})
+			if p["ActiveState"] != "inactive" || p["SubState"] != "dead" || p["Result"] != "success" || p["NRestarts"] != "0" {
+				t.Fatalf("after hupd's stop: %v; want inactive/dead, Result=success, not restarted", p)
+			}
+			if l := sdLines(cursor); len(l) != 1 || l[0] != "app.service: Deactivated successfully." {
+				t.Errorf("systemd's journal about a stop hupd began: %q; want only: app.service: Deactivated successfully.", l)
+			}
+			for _, pid := range []string{hupd, strconv.Itoa(st.PID)} {
+				if n, _ := strconv.Atoi(pid); sdAlive(c, n) {
+					t.Errorf("pid %s still runs after the stop", pid)
+				}
+			}
+			sdEmptyCgroup(t, c, cg)
+		})
+	}
+}

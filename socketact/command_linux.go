@@ -42,8 +42,8 @@ type Command struct {
 	// Standby.Exec return its notify fd (see package legacy).
 	Trap bool
 	// Helper marks a helper of the service (a reload check, a readiness
-	// command): it starts with the signals meant for the service ignored
-	// (shim.EnvHelper); end it with SIGKILL.
+	// command, an upgrade's check): it starts with the reload signals meant
+	// for the service ignored (shim.EnvHelper); end it with SIGKILL.
 	Helper bool
 }
 

@@ -70,10 +70,12 @@
 // MaxDraining old generations drain at once (a reload waits for a slot).
 // A reload is a transaction: the old generation is asked to stop only
 // after the new one is ready; if the new one fails, it is the one that
-// goes (one killed before it was ready by a signal meant for the whole
-// service, which hupd never sends it, is replaced instead, at most
-// strayStartRetries times; so is a check killed so). While no generation runs, the sockets stay open and clients wait
-// in the listen backlog instead of being refused.
+// goes (one killed before it was ready by HUP, USR1 or USR2, signals
+// meant for the whole service that hupd never sends it, is replaced
+// instead, at most strayStartRetries times; a check killed so is run
+// again, at most checkStrayRetries times). While no generation runs, the
+// sockets stay open and clients wait in the listen backlog instead of
+// being refused.
 //
 // Crash loops end (Options.StartLimit): failed starts are counted in a
 // window, and a restart that is due once the window holds the limit's

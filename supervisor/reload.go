@@ -335,7 +335,7 @@ const checkStrayRetries = 3
 // stop or dump it) and hupd never sends to a check.
 func isStraySignal(sig syscall.Signal) bool {
 	switch sig {
-	case syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2:
+	case syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2:
 		return true
 	}
 	return false

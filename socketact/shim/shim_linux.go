@@ -16,6 +16,7 @@ package shim
 import (
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -54,7 +55,8 @@ const (
 )
 
 // EnvHelper=1 marks the target as a helper hupd runs for the service (a
-// reload check, a readiness command), not the service itself. A signal
+// reload check, a readiness command, an upgrade's check), not the service
+// itself. A signal
 // meant for the service (systemctl kill, docker kill, kill -PGID) reaches
 // every process of it, and hupd may start a helper in answer to that very
 // signal (systemctl kill -s HUP: a reload, its check) while the sender is
@@ -136,10 +138,11 @@ func Run() {
 	}
 	// Anything hupd inherited without CLOEXEC must not reach the target.
 	closeOnExecFrom(statusFD + 1)
-	resetSignals()
+	var keep []syscall.Signal // left ignored through the reset
 	if helper {
-		setSignals(helperSignals, 1) // SIG_IGN
+		keep = helperSignals
 	}
+	resetSignals(keep)
 	if trap {
 		// Last: the filter stays with the thread that execs, and nothing
 		// the shim itself does after it may be trapped.
@@ -344,11 +347,13 @@ var straySignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQ
 	syscall.SIGTTOU}
 
 // helperSignals are the stray signals a helper's target starts with
-// ignored (EnvHelper): those sent to a whole service to make it reload,
-// stop or dump. Not ALRM, PIPE and the job-control ones, whose default
+// ignored (EnvHelper): those sent to a whole service to make it reload or
+// reopen its logs, while hupd goes on (a stop signal ends the reload
+// anyway). Not TERM, INT or QUIT: whatever a helper runs inherits the
+// ignored ones, and a check that starts a server and stops it with TERM
+// must be able to. Not ALRM, PIPE and the job-control ones, whose default
 // action programs rely on.
-var helperSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
-	syscall.SIGUSR1, syscall.SIGUSR2}
+var helperSignals = []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2}
 
 // ignoreStray sets SIG_IGN for straySignals; one pending is discarded.
 func ignoreStray() { setSignals(straySignals, 1) } // handler 1 is SIG_IGN
@@ -363,13 +368,14 @@ func setSignals(sigs []syscall.Signal, handler uintptr) {
 	}
 }
 
-// resetSignals restores SIG_DFL for every signal and unblocks them all, so a
-// signal ignored or blocked in hupd's own parent (nohup, a shell's
-// background job) does not reach the target through exec.
-func resetSignals() {
+// resetSignals restores SIG_DFL for every signal but keep (left as they
+// are: ignored, for a helper, with no instant of SIG_DFL in between) and
+// unblocks them all, so a signal ignored or blocked in hupd's own parent
+// (nohup, a shell's background job) does not reach the target through exec.
+func resetSignals(keep []syscall.Signal) {
 	dfl := kernelSigaction{} // handler 0 is SIG_DFL
 	for sig := 1; sig <= 64; sig++ {
-		if sig == int(syscall.SIGKILL) || sig == int(syscall.SIGSTOP) {
+		if sig == int(syscall.SIGKILL) || sig == int(syscall.SIGSTOP) || slices.Contains(keep, syscall.Signal(sig)) {
 			continue
 		}
 		syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)

@@ -52,6 +52,18 @@ func init() {
 	}
 }
 
+// startBare starts hupd with flags on the bare child, on one socket named
+// http at 127.0.0.1:0, and waits until generation 1 is ready; it returns
+// hupd and the socket's HOST:PORT.
+func startBare(t *testing.T, flags ...string) (*Hupd, string) {
+	t.Helper()
+	args := append(append([]string{"run"}, flags...), "--listen", "http=127.0.0.1:0", "--")
+	h := StartHupd(t, append(args, childCmd("bare")...)...)
+	addr := HostPort(h.Listening("http"))
+	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
+	return h, addr
+}
+
 // steerLoad is n clients, each making a new connection per request to addr
 // until stopped; a failure is a refused or reset connect, an answer cut or
 // not 200. Failures are counted, not reported: the caller decides.
@@ -130,9 +142,7 @@ func steerSwap(t *testing.T, h *Hupd, gen int) {
 // microseconds), because the old generation gets nothing new once the new one is
 // ready, and is told to stop only when its queue is empty.
 func TestSteerBareShutdownLosesNothing(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--steer-grace", "50ms", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
+	h, addr := startBare(t, "--steer", "--steer-grace", "50ms")
 	l := startSteerLoad(t, addr, 4)
 	const swaps = 30
 	for i := 1; i <= swaps; i++ {
@@ -152,9 +162,7 @@ func TestSteerBareShutdownLosesNothing(t *testing.T) {
 // is sensitive to what steering changes. It swaps until a request fails
 // (at most 300 swaps).
 func TestSteerOffBareShutdownLoses(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
+	h, addr := startBare(t)
 	l := startSteerLoad(t, addr, 4)
 	swaps := 0
 	for swaps < 300 && l.failed.Load() == 0 {
@@ -185,9 +193,7 @@ func steerAnswers(t *testing.T, addr string, n, pid int, when string) {
 // 1 (PID old) settles, generation 2 (PID cur) serves.
 func steerSettled(t *testing.T, clients int) (h *Hupd, addr string, old, cur int, l *steerLoad) {
 	t.Helper()
-	h = StartHupd(t, append([]string{"run", "--steer", "--settle", "1m", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr = HostPort(h.Listening("http"))
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
+	h, addr = startBare(t, "--steer", "--settle", "1m")
 	old = h.ChildPID(1)
 	if clients > 0 {
 		l = startSteerLoad(t, addr, clients)
@@ -249,9 +255,7 @@ func TestSteerSettleCrashRollsBack(t *testing.T) {
 // members are reused (three at most: the serving generation's, the one
 // draining and the standby shim's for the next).
 func TestSteerNoLeakAfterSwaps(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--steer-grace", "50ms", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
+	h, addr := startBare(t, "--steer", "--steer-grace", "50ms")
 	steerSwap(t, h, 1)
 	steerSwap(t, h, 2)
 	// Counted once the standby shim for the next generation is up (its

@@ -53,10 +53,8 @@ func steerUpgrade(t *testing.T, h *Hupd, n int) {
 // connections go to the newest generation only (the program steers to its
 // socket). No stop signal was sent with connections still queued.
 func TestSteerUpgradeUnderLoad(t *testing.T) {
-	h := StartHupd(t, append([]string{"run", "--steer", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
+	h, addr := startBare(t, "--steer")
 	_, port, _ := net.SplitHostPort(addr)
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	l := startSteerLoad(t, addr, 4)
 	steerSwap(t, h, 1)
 	serving := h.ChildPID(2)
@@ -129,10 +127,8 @@ func TestSteerUpgradeWhileSettling(t *testing.T) {
 // with new connections going to the newest generation only.
 func TestSteerUpgradeRollback(t *testing.T) {
 	_, failing := upgradeBins(t)
-	h := StartHupd(t, append([]string{"run", "--steer", "--listen", "http=127.0.0.1:0", "--"}, childCmd("bare")...)...)
-	addr := HostPort(h.Listening("http"))
+	h, addr := startBare(t, "--steer")
 	_, port, _ := net.SplitHostPort(addr)
-	h.WaitEvent(logev.ChildReady, 1, swapGen(1))
 	l := startSteerLoad(t, addr, 4)
 	steerSwap(t, h, 1)
 	serving := h.ChildPID(2)

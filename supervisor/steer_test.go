@@ -205,12 +205,11 @@ func TestSteerSwap(t *testing.T) {
 	}
 }
 
-// TestSteerWaitBoundsTheQueue: an old generation whose member keeps a
-// connection nobody accepts gets its stop signal SteerWait after the
-// swap, with a warning that says what was left.
-func TestSteerWaitBoundsTheQueue(t *testing.T) {
-	const wait = 300 * time.Millisecond
-	h := newSteered(t, []string{"ready", "extend"}, func(o *Options) { o.SteerWait = wait }).run()
+// swapWithQueued swaps generation 1 (mode ready) for 2 (mode extend)
+// with a connection queued on generation 1's member while 2 is not yet
+// ready.
+func swapWithQueued(t *testing.T, h *supervisorUnderTest) {
+	t.Helper()
 	h.ready(1)
 	first, _ := h.memberOf(1)
 	reply := h.reloadAsync(ActionReload, "test")
@@ -222,6 +221,15 @@ func TestSteerWaitBoundsTheQueue(t *testing.T) {
 	if r := h.result(reply); !r.OK {
 		t.Fatalf("reload: %+v", r)
 	}
+}
+
+// TestSteerWaitBoundsTheQueue: an old generation whose member keeps a
+// connection nobody accepts gets its stop signal SteerWait after the
+// swap, with a warning that says what was left.
+func TestSteerWaitBoundsTheQueue(t *testing.T) {
+	const wait = 300 * time.Millisecond
+	h := newSteered(t, []string{"ready", "extend"}, func(o *Options) { o.SteerWait = wait }).run()
+	swapWithQueued(t, h)
 	ready := h.logged("hook ready", 2, 1)
 	left := h.logged(logev.SteerQueueLeft, 1, 1)
 	stop := h.logged(logev.Draining, 1, 1)
@@ -564,17 +572,7 @@ func TestSteerMembersBounded(t *testing.T) {
 // that waits for its queue its stop signal at once.
 func TestSteerStopWhileWaitingForTheQueue(t *testing.T) {
 	h := newSteered(t, []string{"ready", "extend"}, func(o *Options) { o.SteerWait = 10 * waitLimit }).run()
-	h.ready(1)
-	first, _ := h.memberOf(1)
-	reply := h.reloadAsync(ActionReload, "test")
-	pid2 := h.extending(2)
-	if h.land() != first {
-		t.Fatal("a connection before the ready did not go to generation 1")
-	}
-	h.kill(pid2, unix.SIGUSR2)
-	if r := h.result(reply); !r.OK {
-		t.Fatalf("reload: %+v", r)
-	}
+	swapWithQueued(t, h)
 	h.logged(logev.SteerQueueWait, 1, 1)
 	h.signal(unix.SIGTERM)
 	h.logged(logev.Draining, 1, 1)

@@ -62,11 +62,33 @@ const (
 	DefaultMaxDraining   = 2
 	DefaultSteerWait     = 5 * time.Second
 	DefaultSteerGrace    = time.Second
+	// MaxInstances bounds Options.Instances and Scale.
+	MaxInstances = 1024
+)
+
+// The environment of an instance (Options.Instances): its index, from 0,
+// and how many instances its generation was started with. {instance} in
+// Args is replaced with the index.
+const (
+	EnvInstance  = "HUPD_INSTANCE"
+	EnvInstances = "HUPD_INSTANCES"
 )
 
 // Options configure a Supervisor. Zero values take the defaults above.
 type Options struct {
 	Name string // for logs; defaults to the command's base name
+
+	// Instances is how many processes of the program each generation runs
+	// on the same sockets (0 is 1): each is started through the shim with
+	// its own LISTEN_PID, NOTIFY_SOCKET, cgroup and readiness, and
+	// EnvInstance/EnvInstances. A generation is ready when all its
+	// instances are; an instance that exits on its own is restarted alone
+	// (the restart policy, with its own backoff).
+	Instances int
+	// Rolling, for a swap with several instances, replaces that many at
+	// a time (start them, wait until they are ready, stop as many old
+	// ones, repeat); 0 replaces all at once.
+	Rolling int
 
 	Path string   // resolved executable (see LookPath)
 	Args []string // argv, Args[0] included
@@ -223,6 +245,9 @@ func (o Options) withDefaults(nsockets int) Options {
 	if o.Restart == "" {
 		o.Restart = DefaultRestartPolicy
 	}
+	if o.Instances == 0 {
+		o.Instances = 1
+	}
 	o.Backoff = o.Backoff.withDefaults()
 	if o.Name == "" && len(o.Args) > 0 {
 		o.Name = o.Args[0]
@@ -253,6 +278,27 @@ func (o Options) Validate() error {
 	}
 	if o.Path == "" || len(o.Args) == 0 {
 		return fmt.Errorf("supervisor: no command")
+	}
+	if err := ValidInstances(o.Instances); o.Instances != 0 && err != nil {
+		return err
+	}
+	n := max(o.Instances, 1)
+	if o.Rolling < 0 || o.Rolling > n {
+		return fmt.Errorf("rolling %d: want 0 (all at once) to the number of instances (%d)", o.Rolling, n)
+	}
+	if n > 1 && (o.Forking || o.Pidfile != "") {
+		return fmt.Errorf("instances %d: a forking program runs as one instance (its daemon is found by its pidfile or as the only orphan)", n)
+	}
+	if o.Rolling > 0 && o.Settle > 0 {
+		return fmt.Errorf("rolling %d with settle %s: a rolling swap stops old instances as it goes, none is kept warm", o.Rolling, o.Settle)
+	}
+	return nil
+}
+
+// ValidInstances reports whether n instances can run: 1 to MaxInstances.
+func ValidInstances(n int) error {
+	if n < 1 || n > MaxInstances {
+		return fmt.Errorf("instances %d: want 1 to %d", n, MaxInstances)
 	}
 	return nil
 }

@@ -45,11 +45,13 @@ const KeyStream = "stream"
 // OutputLine is one line a generation wrote, as hupd keeps it. Text has no
 // newline; bytes that are not UTF-8 are escaped as \xNN.
 type OutputLine struct {
-	Time   time.Time `json:"time"`
-	Gen    int       `json:"gen"`
-	PID    int       `json:"pid"`
-	Stream string    `json:"stream,omitempty"` // "" for lines handed over by an upgrade
-	Text   string    `json:"line"`
+	Time time.Time `json:"time"`
+	Gen  int       `json:"gen"`
+	PID  int       `json:"pid"`
+	// Instance is the index of the instance that wrote it (Options.Instances).
+	Instance int    `json:"instance,omitempty"`
+	Stream   string `json:"stream,omitempty"` // "" for lines handed over by an upgrade
+	Text     string `json:"line"`
 	// Dropped, in a followed line (FollowLogs), is how many lines the
 	// follower lost just before this one, not keeping up.
 	Dropped int `json:"-"`

@@ -65,6 +65,11 @@ type Status struct {
 	// ReadyTimeout how long it has.
 	Ready        string   `json:"ready,omitempty"`
 	ReadyTimeout Duration `json:"ready_timeout,omitempty"`
+	// Instances is how many instances a generation runs (Options.Instances,
+	// or what Scale set since); Rolling how many a swap replaces at a time
+	// (0: all at once).
+	Instances int `json:"instances"`
+	Rolling   int `json:"rolling,omitempty"`
 }
 
 // Containment says how hupd keeps each generation's processes together.
@@ -118,6 +123,51 @@ type GenerationStatus struct {
 	MemoryPeakBytes uint64  `json:"memory_peak_bytes"`
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	Cgroup          string  `json:"cgroup,omitempty"`
+	// Instances are its processes when the program runs as several
+	// instances (Options.Instances > 1), by index; the fields above then
+	// add up theirs (PID is instance 0's, or the lowest one's alive).
+	Instances []InstanceStatus `json:"instances,omitempty"`
+}
+
+// InstanceStatus describes one instance of a generation (Options.Instances).
+type InstanceStatus struct {
+	Index      int       `json:"index"` // its HUPD_INSTANCE
+	PID        int       `json:"pid"`   // 0 while it waits to be restarted
+	State      State     `json:"state"`
+	Started    time.Time `json:"started,omitzero"`
+	Uptime     Duration  `json:"uptime"`
+	ReadyAfter Duration  `json:"ready_after,omitempty"`
+	// Restarts counts its restarts after it exited on its own (the
+	// restart policy restarts an instance alone); LastExit is how it
+	// exited last ("" if it never did).
+	Restarts   int    `json:"restarts"`
+	LastExit   string `json:"last_exit,omitempty"`
+	StatusText string `json:"status_text,omitempty"`
+	// What its processes use (as GenerationStatus).
+	Processes       int     `json:"processes"`
+	MemoryBytes     uint64  `json:"memory_bytes"`
+	MemoryPeakBytes uint64  `json:"memory_peak_bytes"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	Cgroup          string  `json:"cgroup,omitempty"`
+}
+
+// ScaleResult reports a change of the number of instances (Scale).
+type ScaleResult struct {
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"` // why it failed
+	// From and To are the number of instances before and asked for; Gen
+	// the generation scaled (0: none runs; the next one starts To).
+	From     int       `json:"from"`
+	To       int       `json:"to"`
+	Gen      int       `json:"gen,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Added and Removed are the PIDs of the instances started (and
+	// ready) and of those told to stop.
+	Added   []int `json:"added,omitempty"`
+	Removed []int `json:"removed,omitempty"`
+	// TimedOut: as ReloadResult.TimedOut.
+	TimedOut bool `json:"timed_out,omitempty"`
 }
 
 // State is where a generation is in its life.

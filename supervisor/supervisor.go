@@ -24,7 +24,8 @@ import (
 const (
 	KeyGen     = "gen"
 	KeyPID     = "pid"
-	KeyTID     = "tid" // a thread of the process KeyPID names
+	KeyInst    = "instance" // the instance's index (Options.Instances)
+	KeyTID     = "tid"      // a thread of the process KeyPID names
 	KeyOldGen  = "old_gen"
 	KeyOldPID  = "old_pid"
 	KeyStatus  = "status"
@@ -224,6 +225,8 @@ type request struct {
 	upgrade *upgradeRequest
 	// rollback asks for the settling generation back (Rollback).
 	rollback chan<- ReloadResult
+	// scale asks for another number of instances (Scale).
+	scale *scaleRequest
 	// probe runs on Run's goroutine: unit tests look at its state.
 	probe func()
 }
@@ -599,6 +602,8 @@ func (s *Supervisor) onRequest(req request) {
 		s.upgrade(req.upgrade)
 	case req.rollback != nil:
 		req.rollback <- s.rollback()
+	case req.scale != nil:
+		s.scale(req.scale)
 	case req.probe != nil:
 		req.probe()
 	}

@@ -537,7 +537,7 @@ func TestBadInputCommand(t *testing.T) {
 		}
 	}
 	r := oneShot(t, t.TempDir(), nil, "bogus")
-	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, rollback, status, logs, upgrade, plan, version, demo, completion\n"; r.stderr != want {
+	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, rollback, scale, status, logs, upgrade, plan, version, demo, completion\n"; r.stderr != want {
 		t.Errorf("unknown command: %q, want %q", r.stderr, want)
 	}
 }

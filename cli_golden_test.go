@@ -286,6 +286,22 @@ func TestCLIGolden(t *testing.T) {
 		return supervisor.GenerationStatus{Gen: g, PID: pid, State: supervisor.StateStarting, Started: start, Uptime: d(2 * time.Second),
 			Processes: 1, MemoryBytes: 900 << 10, MemoryPeakBytes: 900 << 10, CPUSeconds: 0.08, ConfigHash: "3f9a2c1d"}
 	}
+	instance := func(i, pid int, state supervisor.State, uptime time.Duration) supervisor.InstanceStatus {
+		return supervisor.InstanceStatus{Index: i, PID: pid, State: state, Started: start, Uptime: d(uptime),
+			ReadyAfter: d(412 * time.Millisecond), Processes: 1, MemoryBytes: 4300000, MemoryPeakBytes: 5 << 20, CPUSeconds: 0.42}
+	}
+	// withInstances is g running ins: what it uses is theirs, added up.
+	withInstances := func(g supervisor.GenerationStatus, ins ...supervisor.InstanceStatus) supervisor.GenerationStatus {
+		g.Instances = ins
+		g.Processes, g.MemoryBytes, g.MemoryPeakBytes, g.CPUSeconds = 0, 0, 0, 0
+		for _, in := range ins {
+			g.Processes += in.Processes
+			g.MemoryBytes += in.MemoryBytes
+			g.MemoryPeakBytes += in.MemoryPeakBytes
+			g.CPUSeconds += in.CPUSeconds
+		}
+		return g
+	}
 	for _, tc := range []struct {
 		name string
 		st   supervisor.Status
@@ -323,6 +339,32 @@ func TestCLIGolden(t *testing.T) {
 		{"status-containment-fallback", supervisor.Status{Strategy: supervisor.StrategyRestart, Listeners: http,
 			Containment: &supervisor.Containment{Mode: supervisor.ContainProcessGroup, Reason: "no writable cgroup v2 hierarchy at /sys/fs/cgroup"},
 			Generations: []supervisor.GenerationStatus{gen(1, 4201, supervisor.StateReady, time.Minute)}}},
+		{"status-instances", supervisor.Status{Strategy: supervisor.StrategySwap, Listeners: http, Containment: cgroup, Reloads: 1, Restarts: 2,
+			Instances: 3, Note: supervisor.Note{Hash: "3f9a2c1d"},
+			Generations: []supervisor.GenerationStatus{withInstances(gen(2, 4301, supervisor.StateReady, time.Hour),
+				instance(0, 4301, supervisor.StateReady, time.Hour),
+				instance(1, 4302, supervisor.StateReady, time.Hour),
+				func() supervisor.InstanceStatus {
+					in := supervisor.InstanceStatus{Index: 2, State: supervisor.StateExited, Restarts: 2, LastExit: "exit status 1", StatusText: "bind \x1b[2J"}
+					return in
+				}())}}},
+		{"status-instances-swapping", supervisor.Status{Strategy: supervisor.StrategySwap, Listeners: http, Containment: cgroup, Reloads: 1,
+			Instances: 2, Rolling: 1, ConfigHash: "3f9a2c1d", Note: supervisor.Note{Hash: "7b1e04aa"},
+			Generations: []supervisor.GenerationStatus{
+				withInstances(gen(1, 4201, supervisor.StateReady, time.Hour),
+					instance(0, 4201, supervisor.StateReady, time.Hour),
+					func() supervisor.InstanceStatus {
+						in := instance(1, 4207, supervisor.StateReady, 20*time.Minute)
+						in.Restarts, in.LastExit = 1, "killed by signal KILL"
+						return in
+					}()),
+				withInstances(starting(2, 4301),
+					instance(0, 4301, supervisor.StateReady, 2*time.Second),
+					func() supervisor.InstanceStatus {
+						in := instance(1, 4302, supervisor.StateStarting, 2*time.Second)
+						in.StatusText = "loading"
+						return in
+					}())}}},
 		{"status-listeners", supervisor.Status{Strategy: supervisor.StrategySwap, Containment: cgroup,
 			Listeners: []supervisor.ListenerStatus{
 				{FD: 3, Name: "http", Address: "tcp://0.0.0.0:80"},

@@ -466,12 +466,12 @@ func (c *Config) resolveInstances(r *Resolved) error {
 		return c.fieldError("reload.rolling", strconv.Itoa(k), fmt.Errorf("want 0 (all at once) up to the number of instances (%d)", instances))
 	}
 	if instances > 1 && o.Forking {
-		key, what := "process.forking", "process.forking"
+		key := "process.forking"
 		if c.Process.Pidfile != "" {
-			key, what = "process.pidfile", "process.pidfile"
+			key = "process.pidfile"
 		}
 		return c.fieldError("process.instances", strconv.Itoa(n),
-			fmt.Errorf("not with %s (set at %s): a program that daemonizes runs as one instance, its daemon found by its pidfile or as the only orphan", what, c.src.where(key)))
+			fmt.Errorf("not with %s (set at %s): a program that daemonizes runs as one instance, its daemon found by its pidfile or as the only orphan", key, c.src.where(key)))
 	}
 	if k > 0 && o.Settle > 0 {
 		return c.fieldError("reload.rolling", strconv.Itoa(k),

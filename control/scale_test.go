@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -96,4 +98,45 @@ func TestWireScale(t *testing.T) {
 	if want := `{"v":1,"ok":false,"error":"this hupd cannot scale"}` + "\n"; err != nil || line != want {
 		t.Errorf("without a Scaler: %q, %v; want %s", line, err, want)
 	}
+}
+
+// TestScaleClientHangupCancelsWait: a client that hangs up during a scale
+// ends the handler's wait (its ctx), as for a reload; the next request on
+// another connection is answered.
+func TestScaleClientHangupCancelsWait(t *testing.T) {
+	started := make(chan struct{}, 1)
+	ended := make(chan error, 1)
+	eof := make(chan bool, 1)
+	h := &hangScaler{started: started, ended: ended}
+	ts := listenControl(t, filepath.Join(t.TempDir(), "x.sock"), h)
+	ts.testHookEOF = func(gone bool) { eof <- gone }
+	s := ts.serve(t)
+
+	c := dialRaw(t, s.Path())
+	c.send(t, `{"v":1,"cmd":"scale","instances":3}`)
+	recv(t, started, "the scale to start")
+	c.Close()
+	if !recv(t, eof, "the server to see the hangup") {
+		t.Error("a closed connection was taken for a half-closed one")
+	}
+	if err := recv(t, ended, "the handler's ctx to end"); !errors.Is(err, context.Canceled) {
+		t.Errorf("handler ctx: %v, want Canceled", err)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdPing}); !rep.OK {
+		t.Errorf("ping after the hangup: %+v", rep)
+	}
+}
+
+// hangScaler's Scale waits for its ctx to end.
+type hangScaler struct {
+	fakeControl
+	started chan<- struct{}
+	ended   chan<- error
+}
+
+func (h *hangScaler) Scale(ctx context.Context, n int) supervisor.ScaleResult {
+	h.started <- struct{}{}
+	<-ctx.Done()
+	h.ended <- ctx.Err()
+	return supervisor.ScaleResult{To: n, Reason: "the caller gave up"}
 }

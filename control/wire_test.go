@@ -182,7 +182,8 @@ func TestWireRollback(t *testing.T) {
 
 // TestWireFollowDropped pins a followed line's reply, and the count of the
 // lines lost before it when the client did not keep up ("dropped", absent
-// when none were).
+// when none were), and the instance a line came from ("instance", absent
+// for instance 0).
 func TestWireFollowDropped(t *testing.T) {
 	f := newFakeLogs()
 	s := startControl(t, f)
@@ -200,6 +201,8 @@ func TestWireFollowDropped(t *testing.T) {
 			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":7,"stream":"stdout","line":"later"}}`},
 		{supervisor.OutputLine{Time: at, Gen: 2, PID: 7, Stream: supervisor.StreamStdout, Text: "after a flood", Dropped: 3},
 			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":7,"stream":"stdout","line":"after a flood"},"dropped":3}`},
+		{supervisor.OutputLine{Time: at, Gen: 2, PID: 9, Instance: 2, Stream: supervisor.StreamStderr, Text: "from instance 2"},
+			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":9,"instance":2,"stream":"stderr","line":"from instance 2"}}`},
 	} {
 		f.lines <- tc.l
 		line, err := c.r.ReadString('\n')

@@ -129,6 +129,9 @@ func (s *Supervisor) startTx(waiters []chan<- ReloadResult, p plan) {
 		started: time.Now(), waiters: waiters, old: s.current(), hash: s.hash}
 	if tx.old != nil {
 		tx.oldSet = tx.old.set
+		if live := s.serving(); tx.old.set.multi() && len(live) > 0 {
+			tx.old = live[0] // its lowest instance stands for it (results, logs)
+		}
 	}
 	if tx.strategy == StrategySwap && s.opts.Rolling > 0 && max(s.opts.Instances, 1) > 1 {
 		tx.rolling = s.opts.Rolling

@@ -83,6 +83,10 @@ func (s *Supervisor) heldBack(st Strategy) bool {
 	if st == StrategySignal {
 		return false
 	}
+	if cur := s.current(); cur != nil && cur.set.multi() && cur.set.ready {
+		// An instance restarted alone is starting, not the generation.
+		return s.drainFull()
+	}
 	return starting(s.current()) || s.drainFull()
 }
 

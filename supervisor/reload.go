@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -345,16 +346,45 @@ func signalNames(sigs []syscall.Signal) string {
 
 // runCheck runs the check command in the background; its result arrives
 // as evCheckDone.
+//
+// With several instances and {instance} in the check's arguments, it runs
+// once for each instance (in order, as HUPD_INSTANCE says), the first
+// failure failing the reload: each instance may have a configuration of
+// its own.
 func (s *Supervisor) runCheck(tx *reloadTx) {
-	o := s.opts // the goroutine below must not read s.opts, which Run may replace
-	c, err := s.startCheck(o)
-	if err != nil {
-		// Failures are posted from a goroutine: Run's own goroutine must
-		// never wait for room in the queue that only it empties.
-		go s.post(event{kind: evCheckDone, tx: tx, err: err})
-		return
+	// The goroutine below must not read s.opts, which Run may replace.
+	checks := []Options{s.opts}
+	if n := max(s.opts.Instances, 1); n > 1 && slices.ContainsFunc(s.opts.Check, func(a string) bool { return strings.Contains(a, ArgInstance) }) {
+		checks = checks[:0]
+		for i := range n {
+			o := instanceAux(s.opts, i)
+			o.Check = slices.Clone(o.Check)
+			for j, a := range o.Check {
+				o.Check[j] = strings.ReplaceAll(a, ArgInstance, strconv.Itoa(i))
+			}
+			checks = append(checks, o)
+		}
 	}
 	go func() {
+		for _, o := range checks {
+			ev := s.check(tx, o)
+			if ev.err != nil || len(checks) == 1 {
+				s.post(ev)
+				return
+			}
+		}
+		s.post(event{kind: evCheckDone, tx: tx})
+	}()
+}
+
+// check runs the check command of o and waits for its verdict (on its
+// caller's goroutine, not Run's).
+func (s *Supervisor) check(tx *reloadTx, o Options) event {
+	c, err := s.startCheck(o)
+	if err != nil {
+		return event{kind: evCheckDone, tx: tx, err: err}
+	}
+	{
 		ev := event{kind: evCheckDone, tx: tx}
 		for retries := 0; ; retries++ {
 			e, err := c.wait(o)
@@ -377,8 +407,8 @@ func (s *Supervisor) runCheck(tx *reloadTx) {
 			ev.err, ev.out = err, c.out
 			break
 		}
-		s.post(ev)
-	}()
+		return ev
+	}
 }
 
 // checkStrayRetries bounds how often a check killed by a stray signal is

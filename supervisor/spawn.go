@@ -554,8 +554,22 @@ func (s *Supervisor) armReadiness(g *generation, o *Options) {
 	case r.Kind == ReadyExec:
 		ctx, cancel := context.WithCancel(context.Background())
 		g.stopProbe = cancel
-		go s.probe(ctx, g, *o)
+		go s.probe(ctx, g, instanceAux(*o, g.inst))
 	}
+}
+
+// instanceAux is o for a helper about instance inst (the readiness
+// probe): it learns which instance it judges as the instance itself does,
+// by {instance} in its arguments and HUPD_INSTANCE in its environment.
+func instanceAux(o Options, inst int) Options {
+	o.Env = append(slices.Clone(o.Env), EnvInstance+"="+strconv.Itoa(inst), EnvInstances+"="+strconv.Itoa(max(o.Instances, 1)))
+	ready := o.Ready
+	ready.Command = slices.Clone(ready.Command)
+	for i, a := range ready.Command {
+		ready.Command[i] = strings.ReplaceAll(a, ArgInstance, strconv.Itoa(inst))
+	}
+	o.Ready = ready
+	return o
 }
 
 // probe runs the readiness command until it exits 0 or ctx ends. It runs

@@ -563,7 +563,9 @@ func TestInstancesScale(t *testing.T) {
 	load := swapStartLoad(t, addr, 2, 2)
 	load.waitOK(t, 20, 0)
 
-	instScale(t, h, 4)
+	if r := instScale(t, h, 4); !strings.HasPrefix(r.stdout, "scaled generation 1 from 2 to 4 instances") {
+		t.Errorf("hupd scale 4 printed %q", r.stdout)
+	}
 	up := instWaitReady(t, h, 1, 4)
 	if !slices.Equal(up[:2], first) {
 		t.Errorf("after scale 4: instances %v, before %v: want 0 and 1 untouched", up, first)
@@ -575,7 +577,9 @@ func TestInstancesScale(t *testing.T) {
 	load.waitOK(t, 0, up[2])
 	load.waitOK(t, 0, up[3])
 
-	instScale(t, h, 2)
+	if r := instScale(t, h, 2); !strings.HasPrefix(r.stdout, "scaled generation 1 from 4 to 2 instances") {
+		t.Errorf("hupd scale 2 printed %q", r.stdout)
+	}
 	waitGone(t, up[2])
 	waitGone(t, up[3])
 	down := instWaitReady(t, h, 1, 2)

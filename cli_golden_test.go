@@ -205,6 +205,77 @@ func TestCLIGolden(t *testing.T) {
 		golden(t, "out/rollback-json.golden", tr.b.String())
 	})
 
+	scaled := func(from, to int, added, removed []int) supervisor.ScaleResult {
+		return supervisor.ScaleResult{OK: true, From: from, To: to, Gen: 3, Started: start, Finished: start.Add(1450 * time.Millisecond), Added: added, Removed: removed}
+	}
+	scaleTo := func(r supervisor.ScaleResult) func(context.Context, int) supervisor.ScaleResult {
+		return func(context.Context, int) supervisor.ScaleResult { return r }
+	}
+	t.Run("scale-ok", func(t *testing.T) {
+		f, tr := cliEnv(t, "web")
+		tr.note("up: the new instances are ready")
+		f.scale = scaleTo(scaled(2, 4, []int{4303, 4304}, nil))
+		tr.run(t, "scale", "4")
+		tr.note("down: the highest-numbered instances are told to stop")
+		f.scale = scaleTo(scaled(4, 1, nil, []int{4302, 4303, 4304}))
+		tr.run(t, "scale", "--name", "web", "1")
+		tr.note("up by one")
+		f.scale = scaleTo(scaled(1, 2, []int{4302}, nil))
+		tr.run(t, "scale", "2")
+		tr.note("the number it runs already")
+		f.scale = scaleTo(supervisor.ScaleResult{OK: true, From: 2, To: 2, Gen: 3, Started: start, Finished: start})
+		tr.run(t, "scale", "2")
+		tr.note("no generation runs (between a crash and its restart): the next one starts that many")
+		f.scale = scaleTo(supervisor.ScaleResult{OK: true, From: 2, To: 3, Started: start, Finished: start})
+		tr.run(t, "scale", "3")
+		golden(t, "out/scale-ok.golden", tr.b.String())
+	})
+	t.Run("scale-failed", func(t *testing.T) {
+		f, tr := cliEnv(t, "web")
+		tr.note("a new instance failed: those started are stopped, the number stays")
+		f.scale = scaleTo(supervisor.ScaleResult{From: 2, To: 4, Gen: 3, Started: start, Finished: start.Add(60 * time.Second),
+			Reason: "instance 3 of gen 3 not ready after 1m0s (READY=1): the instances started are stopped, gen 3 runs 2 instances"})
+		tr.run(t, "scale", "4")
+		tr.note("a reason with control characters: one escaped line")
+		f.scale = scaleTo(supervisor.ScaleResult{From: 2, To: 4, Reason: "a reload\nis in progress\x1b[2J"})
+		tr.run(t, "scale", "4")
+		golden(t, "out/scale-failed.golden", tr.b.String())
+	})
+	t.Run("scale-timeout", func(t *testing.T) {
+		f, tr := cliEnv(t, "web")
+		tr.note("--timeout expires before the outcome is known: exit 3, the scale goes on")
+		f.scale = func(ctx context.Context, n int) supervisor.ScaleResult {
+			ctx, cancel := supervisor.WaitContext(ctx) // the request's timeout, from now
+			defer cancel()
+			<-ctx.Done()
+			return supervisor.ScaleResult{From: 2, To: n, Gen: 3, Reason: "timed out waiting for the scale; it goes on", TimedOut: true, Started: start}
+		}
+		tr.run(t, "scale", "--timeout", "1ms", "8")
+		tr.run(t, "scale", "--timeout", "1ms", "--json", "8")
+		golden(t, "out/scale-timeout.golden", tr.b.String())
+	})
+	t.Run("scale-json", func(t *testing.T) {
+		f, tr := cliEnv(t, "web")
+		f.scale = scaleTo(scaled(2, 4, []int{4303, 4304}, nil))
+		tr.run(t, "scale", "--json", "4")
+		f.scale = nil
+		tr.run(t, "scale", "--json", "4")
+		golden(t, "out/scale-json.golden", tr.b.String())
+	})
+	t.Run("scale-bad-input", func(t *testing.T) {
+		f, tr := cliEnv(t, "web")
+		asked := 0
+		f.scale = func(context.Context, int) supervisor.ScaleResult { asked++; return supervisor.ScaleResult{} }
+		tr.note("not a number of instances from 1 to 1024: a usage error, exit 2, nothing sent")
+		for _, args := range [][]string{{"0"}, {"-1"}, {"--", "-1"}, {"1025"}, {"two"}, {"2.5"}, {" 3"}, {""}, {}, {"2", "3"}, {"4", "--json"}, {"--timeout", "5", "4"}} {
+			tr.run(t, append([]string{"scale"}, args...)...)
+		}
+		if asked != 0 {
+			t.Errorf("bad input sent %d scale requests", asked)
+		}
+		golden(t, "out/scale-bad-input.golden", tr.b.String())
+	})
+
 	cgroup := &supervisor.Containment{Mode: supervisor.ContainCgroup, Cgroup: "/sys/fs/cgroup/system.slice/web.service/hupd"}
 	http := []supervisor.ListenerStatus{{FD: 3, Name: "http", Address: "tcp://127.0.0.1:8080"}}
 	gen := func(g, pid int, state supervisor.State, uptime time.Duration) supervisor.GenerationStatus {
@@ -214,6 +285,22 @@ func TestCLIGolden(t *testing.T) {
 	starting := func(g, pid int) supervisor.GenerationStatus {
 		return supervisor.GenerationStatus{Gen: g, PID: pid, State: supervisor.StateStarting, Started: start, Uptime: d(2 * time.Second),
 			Processes: 1, MemoryBytes: 900 << 10, MemoryPeakBytes: 900 << 10, CPUSeconds: 0.08, ConfigHash: "3f9a2c1d"}
+	}
+	instance := func(i, pid int, state supervisor.State, uptime time.Duration) supervisor.InstanceStatus {
+		return supervisor.InstanceStatus{Index: i, PID: pid, State: state, Started: start, Uptime: d(uptime),
+			ReadyAfter: d(412 * time.Millisecond), Processes: 1, MemoryBytes: 4300000, MemoryPeakBytes: 5 << 20, CPUSeconds: 0.42}
+	}
+	// withInstances is g running ins: what it uses is theirs, added up.
+	withInstances := func(g supervisor.GenerationStatus, ins ...supervisor.InstanceStatus) supervisor.GenerationStatus {
+		g.Instances = ins
+		g.Processes, g.MemoryBytes, g.MemoryPeakBytes, g.CPUSeconds = 0, 0, 0, 0
+		for _, in := range ins {
+			g.Processes += in.Processes
+			g.MemoryBytes += in.MemoryBytes
+			g.MemoryPeakBytes += in.MemoryPeakBytes
+			g.CPUSeconds += in.CPUSeconds
+		}
+		return g
 	}
 	for _, tc := range []struct {
 		name string
@@ -252,6 +339,32 @@ func TestCLIGolden(t *testing.T) {
 		{"status-containment-fallback", supervisor.Status{Strategy: supervisor.StrategyRestart, Listeners: http,
 			Containment: &supervisor.Containment{Mode: supervisor.ContainProcessGroup, Reason: "no writable cgroup v2 hierarchy at /sys/fs/cgroup"},
 			Generations: []supervisor.GenerationStatus{gen(1, 4201, supervisor.StateReady, time.Minute)}}},
+		{"status-instances", supervisor.Status{Strategy: supervisor.StrategySwap, Listeners: http, Containment: cgroup, Reloads: 1, Restarts: 2,
+			Instances: 3, Note: supervisor.Note{Hash: "3f9a2c1d"},
+			Generations: []supervisor.GenerationStatus{withInstances(gen(2, 4301, supervisor.StateReady, time.Hour),
+				instance(0, 4301, supervisor.StateReady, time.Hour),
+				instance(1, 4302, supervisor.StateReady, time.Hour),
+				func() supervisor.InstanceStatus {
+					in := supervisor.InstanceStatus{Index: 2, State: supervisor.StateExited, Restarts: 2, LastExit: "exit status 1", StatusText: "bind \x1b[2J"}
+					return in
+				}())}}},
+		{"status-instances-swapping", supervisor.Status{Strategy: supervisor.StrategySwap, Listeners: http, Containment: cgroup, Reloads: 1,
+			Instances: 2, Rolling: 1, ConfigHash: "3f9a2c1d", Note: supervisor.Note{Hash: "7b1e04aa"},
+			Generations: []supervisor.GenerationStatus{
+				withInstances(gen(1, 4201, supervisor.StateReady, time.Hour),
+					instance(0, 4201, supervisor.StateReady, time.Hour),
+					func() supervisor.InstanceStatus {
+						in := instance(1, 4207, supervisor.StateReady, 20*time.Minute)
+						in.Restarts, in.LastExit = 1, "killed by signal KILL"
+						return in
+					}()),
+				withInstances(starting(2, 4301),
+					instance(0, 4301, supervisor.StateReady, 2*time.Second),
+					func() supervisor.InstanceStatus {
+						in := instance(1, 4302, supervisor.StateStarting, 2*time.Second)
+						in.StatusText = "loading"
+						return in
+					}())}}},
 		{"status-listeners", supervisor.Status{Strategy: supervisor.StrategySwap, Containment: cgroup,
 			Listeners: []supervisor.ListenerStatus{
 				{FD: 3, Name: "http", Address: "tcp://0.0.0.0:80"},

@@ -223,7 +223,7 @@ func TestManPage(t *testing.T) {
 	}
 }
 
-// TestHelpGolden pins the help of hupd, hupd run, hupd reload and hupd rollback, placeholders
+// TestHelpGolden pins the help of hupd, hupd run, hupd reload, hupd rollback and hupd scale, placeholders
 // included (go test -run TestHelpGolden -update rewrites the files).
 func TestHelpGolden(t *testing.T) {
 	for _, tc := range []struct {
@@ -234,6 +234,7 @@ func TestHelpGolden(t *testing.T) {
 		{"help-run.golden", []string{"run", "--help"}},
 		{"help-reload.golden", []string{"reload", "--help"}},
 		{"help-rollback.golden", []string{"rollback", "--help"}},
+		{"help-scale.golden", []string{"scale", "--help"}},
 	} {
 		code, stdout, stderr := runApp(t, tc.args...)
 		if code != 0 || stderr != "" {

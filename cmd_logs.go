@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -28,7 +29,7 @@ func logsCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "go on showing lines as they are written, until interrupted"},
 			&cli.IntFlag{Name: "gen", Usage: "show only generation `N`'s lines (default: every generation hupd keeps lines of)"},
 			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 10, Usage: "show the last `LINES` lines kept; 0: all"},
-			&cli.BoolFlag{Name: "json", Usage: "print each line as a JSON object (time, gen, pid, stream, line)"},
+			&cli.BoolFlag{Name: "json", Usage: "print each line as a JSON object (time, gen, pid, instance unless 0, stream, line)"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.Int("gen") < 0 || c.Int("lines") < 0 {
@@ -74,8 +75,9 @@ func logsCommand(stdout, stderr io.Writer) *cli.Command {
 }
 
 // lineShower prints output lines to w: as JSON objects, or as text, one
-// line each ("TIME gen N pid P STREAM: LINE"), escaped (printable) when
-// escape is set, as for a terminal: the lines are what a child wrote.
+// line each ("TIME gen N pid P STREAM: LINE", "gen N.I" for instance I
+// other than 0), escaped (printable) when escape is set, as for a
+// terminal: the lines are what a child wrote.
 func lineShower(w io.Writer, asJSON, escape bool) func(supervisor.OutputLine) {
 	if asJSON {
 		enc := json.NewEncoder(w)
@@ -90,6 +92,16 @@ func lineShower(w io.Writer, asJSON, escape bool) func(supervisor.OutputLine) {
 		if stream == "" {
 			stream = "-" // handed over by an upgrade: stream not known
 		}
-		fmt.Fprintf(w, "%s gen %d pid %d %s: %s\n", l.Time.Format("2006-01-02T15:04:05.000Z07:00"), l.Gen, l.PID, stream, text)
+		fmt.Fprintf(w, "%s gen %s pid %d %s: %s\n", l.Time.Format("2006-01-02T15:04:05.000Z07:00"), genText(l), l.PID, stream, text)
 	}
+}
+
+// genText names the generation and instance a line came from: "3", or
+// "3.1" for instance 1 of generation 3 (instance 0, or a generation of one
+// instance, is "3"), as hupd status names the instances.
+func genText(l supervisor.OutputLine) string {
+	if l.Instance == 0 {
+		return strconv.Itoa(l.Gen)
+	}
+	return strconv.Itoa(l.Gen) + "." + strconv.Itoa(l.Instance)
 }

@@ -124,9 +124,33 @@ func printPlan(w io.Writer, p supervisor.Plan) {
 		}
 	}
 	if len(p.Live) > 0 {
-		fmt.Fprintf(w, "applies live: %s\n", strings.Join(p.Live, ", "))
+		live := make([]string, len(p.Live))
+		for i, l := range p.Live {
+			live[i] = liveText(l, p.NewGeneration)
+		}
+		fmt.Fprintf(w, "applies live: %s\n", strings.Join(live, ", "))
 	}
 	for _, r := range p.Restart {
 		fmt.Fprintf(w, "needs a hupd restart: %s (now %s, configured %s)\n", r.Setting, printable(r.Now), printable(r.Configured))
 	}
+}
+
+// liveText is a setting of Plan.Live as hupd plan shows it: its name, and
+// for those whose "live" needs saying, how it applies: a new number of
+// instances scales the serving generation without a reload (or is what a
+// new generation starts with), a new rolling counts from the next swap.
+func liveText(setting string, newGeneration bool) string {
+	switch setting {
+	case "instances":
+		if newGeneration {
+			return "instances (the new generation starts as many)"
+		}
+		return "instances (scaled live, no reload)"
+	case "rolling":
+		if newGeneration {
+			return "rolling (from this reload)"
+		}
+		return "rolling (from the next reload)"
+	}
+	return setting
 }

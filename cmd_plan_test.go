@@ -30,3 +30,21 @@ func TestPlanText(t *testing.T) {
 	}
 	golden(t, "plan.golden", b.String())
 }
+
+// TestPlanInstancesText: an edit of instances scales the serving
+// generation live (no reload), one of rolling counts from the next
+// reload; with a new generation, it starts the new number and swaps with
+// the new rolling. plan.golden is unchanged.
+func TestPlanInstancesText(t *testing.T) {
+	var b bytes.Buffer
+	for _, p := range []supervisor.Plan{
+		{Live: []string{"instances"}},
+		{Live: []string{"rolling", "stop"}},
+		{Live: []string{"instances", "rolling"}},
+		{NewGeneration: true, Strategy: supervisor.StrategySwap, Differ: []string{"args"}, Live: []string{"instances", "rolling"}},
+	} {
+		printPlan(&b, p)
+		b.WriteString("--\n")
+	}
+	golden(t, "plan-instances.golden", b.String())
+}

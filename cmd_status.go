@@ -50,7 +50,14 @@ func statusCommand(stdout io.Writer) *cli.Command {
 // printStatus writes st as hupd status shows it; now is the time the
 // "ago" of the last reload and of the watches' last changes count from.
 func printStatus(w io.Writer, st *supervisor.Status, now time.Time) {
-	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s, %s, %s", st.Name, st.PID, st.Strategy, count(st.Reloads, "reload"), count(st.Restarts, "restart"))
+	fmt.Fprintf(w, "hupd %s (pid %d), strategy %s", st.Name, st.PID, st.Strategy)
+	if st.Instances > 1 || st.Rolling > 0 {
+		fmt.Fprintf(w, ", %s", count(st.Instances, "instance"))
+		if st.Rolling > 0 {
+			fmt.Fprintf(w, " (swapped %d at a time)", st.Rolling)
+		}
+	}
+	fmt.Fprintf(w, ", %s, %s", count(st.Reloads, "reload"), count(st.Restarts, "restart"))
 	if st.StartFailures > 0 {
 		fmt.Fprintf(w, ", %d failed starts (start limit %s)", st.StartFailures, st.StartLimit)
 	}
@@ -83,6 +90,11 @@ func printStatus(w io.Writer, st *supervisor.Status, now time.Time) {
 			time.Duration(g.Uptime).Round(time.Second), readyAfterText(g),
 			g.Processes, bytesText(g.MemoryBytes), bytesText(g.MemoryPeakBytes),
 			time.Duration(g.CPUSeconds*float64(time.Second)).Round(time.Millisecond), g.ConfigHash, printable(g.StatusText))
+		for _, in := range g.Instances {
+			fmt.Fprintf(tw, "  %d.%d\t%s\t%s\t%s\t%s\t%d\t%s (%s)\t%s\t\t%s\t\n", g.Gen, in.Index, instancePID(in), instanceState(in),
+				instanceUptime(in), instanceReadyAfter(in), in.Processes, bytesText(in.MemoryBytes), bytesText(in.MemoryPeakBytes),
+				time.Duration(in.CPUSeconds*float64(time.Second)).Round(time.Millisecond), instanceStatusText(in))
+		}
 	}
 	tw.Flush()
 	if len(st.Watches) > 0 {
@@ -131,6 +143,58 @@ func stateText(g supervisor.GenerationStatus) string {
 		left = left.Round(100 * time.Millisecond)
 	}
 	return fmt.Sprintf("%s (%s left)", g.State, left)
+}
+
+// A generation's instances (supervisor.GenerationStatus.Instances) are
+// rows under it, "  GEN.INDEX" as hupd logs names them: PID "-" and
+// STATE "waiting to restart" for one that exited and waits for its
+// restart (PID 0), and in STATUS its restarts and how it last exited,
+// then its own status text.
+
+func instancePID(in supervisor.InstanceStatus) string {
+	if in.PID == 0 {
+		return "-"
+	}
+	return strconv.Itoa(in.PID)
+}
+
+func instanceState(in supervisor.InstanceStatus) string {
+	if in.PID == 0 {
+		return "waiting to restart"
+	}
+	return string(in.State)
+}
+
+func instanceUptime(in supervisor.InstanceStatus) string {
+	if in.PID == 0 {
+		return "-"
+	}
+	return time.Duration(in.Uptime).Round(time.Second).String()
+}
+
+func instanceReadyAfter(in supervisor.InstanceStatus) string {
+	if in.PID == 0 || in.State == supervisor.StateStarting {
+		return "-"
+	}
+	return time.Duration(in.ReadyAfter).Round(time.Millisecond).String()
+}
+
+// instanceStatusText is "2 restarts, last exit: exit status 1; TEXT".
+func instanceStatusText(in supervisor.InstanceStatus) string {
+	var parts []string
+	if in.Restarts > 0 {
+		r := count(in.Restarts, "restart")
+		if in.LastExit != "" {
+			r += ", last exit: " + in.LastExit
+		}
+		parts = append(parts, r)
+	} else if in.LastExit != "" {
+		parts = append(parts, "last exit: "+in.LastExit)
+	}
+	if in.StatusText != "" {
+		parts = append(parts, in.StatusText)
+	}
+	return printable(strings.Join(parts, "; "))
 }
 
 // readyAfterText is a generation's READY AFTER: "-" while it starts (it

@@ -67,3 +67,25 @@ func TestStatusShowsSettling(t *testing.T) {
 		t.Errorf("JSON %s lacks %s and settle_left 24.6s", js, want)
 	}
 }
+
+// TestLogsInstancesGolden: a line of an instance other than 0 names it
+// after its generation ("gen 3.1"), as hupd status does; instance 0 and
+// a generation of one instance read as before. --json carries "instance"
+// when it is not 0.
+func TestLogsInstancesGolden(t *testing.T) {
+	at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	lines := []supervisor.OutputLine{
+		{Time: at, Gen: 3, PID: 4301, Stream: supervisor.StreamStdout, Text: "instance 0 listening on fd 3"},
+		{Time: at, Gen: 3, PID: 4302, Instance: 1, Stream: supervisor.StreamStdout, Text: "instance 1 listening on fd 3"},
+		{Time: at, Gen: 3, PID: 4310, Instance: 12, Stream: supervisor.StreamStderr, Text: "instance 12 crashed"},
+		{Time: at, Gen: 4, PID: 4400, Stream: supervisor.StreamStdout, Text: "one instance"},
+	}
+	var b bytes.Buffer
+	for _, asJSON := range []bool{false, true} {
+		show := lineShower(&b, asJSON, true)
+		for _, l := range lines {
+			show(l)
+		}
+	}
+	golden(t, "logs-instances.golden", b.String())
+}

@@ -22,6 +22,16 @@ type fakeHupd struct {
 	// status answers status requests; nil answers with the name, PID and
 	// strategy alone.
 	status func() supervisor.Status
+	// scale answers scale requests; nil refuses them as a hupd with
+	// nothing running does.
+	scale func(ctx context.Context, n int) supervisor.ScaleResult
+}
+
+func (f *fakeHupd) Scale(ctx context.Context, n int) supervisor.ScaleResult {
+	if f.scale != nil {
+		return f.scale(ctx, n)
+	}
+	return supervisor.ScaleResult{To: n, Reason: "hupd is not running"}
 }
 
 func (f *fakeHupd) Rollback(ctx context.Context) supervisor.ReloadResult {

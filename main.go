@@ -34,6 +34,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
    hupd run -c hupd.toml
    hupd check -c hupd.toml
    hupd reload                 # swap to a new generation; waits and says how it went
+   hupd scale 4                # run 4 instances of the program, without a reload
    hupd status --json
    hupd demo
 
@@ -65,6 +66,7 @@ unchanged.`,
 			checkCommand(stdout),
 			reloadCommand(stdout, stderr),
 			rollbackCommand(stdout, stderr),
+			scaleCommand(stdout, stderr),
 			statusCommand(stdout),
 			logsCommand(stdout, stderr),
 			upgradeCommand(stdout, stderr),

@@ -102,6 +102,10 @@ type Process struct {
 	// forking); a relative path is relative to the program's directory
 	// (dir, else hupd's working directory).
 	Pidfile string `toml:"pidfile,omitempty"`
+	// Instances is how many processes of the program each generation
+	// runs on the same sockets (supervisor.Options.Instances): 1 to
+	// supervisor.MaxInstances; 0, not set, is 1.
+	Instances int `toml:"instances,omitzero"`
 }
 
 // Reload is the [reload] table.
@@ -129,6 +133,9 @@ type Reload struct {
 	// may still receive connections whose handshake began before
 	// (supervisor.Options.SteerGrace).
 	SteerGrace string `toml:"steer_grace"`
+	// Rolling is how many instances a swap replaces at a time
+	// (supervisor.Options.Rolling): 0, the default, all at once.
+	Rolling int `toml:"rolling,omitzero"`
 }
 
 // Restart is the [restart] table.
@@ -238,6 +245,9 @@ func Parse(file string, data []byte) (*Config, error) {
 			n, _ := strconv.Atoi(m[1])
 			if key, err := strconv.Unquote(m[2]); err == nil {
 				e := &Error{Where: lineWhere(file, n), Field: key, Err: errors.New(m[3])}
+				if want, ok := countKeys[key]; ok {
+					e.Err = errors.New(want)
+				}
 				if num, ok := durationNumber(data, key); ok {
 					e.Err = &duration.NoUnitError{Number: num, Quote: true}
 				}
@@ -257,6 +267,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// countKeys are the keys whose values are whole numbers that Resolve
+// checks, with what a value of another type gets told.
+var countKeys = map[string]string{
+	"process.instances": wantInstances,
+	"reload.rolling":    wantRolling,
 }
 
 // durationKeys are the keys whose values are durations, as the TOML
@@ -356,8 +373,8 @@ func validKeys(parent string) []string {
 		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "steer", "v6only", "nonblocking", "mode", "owner", "group", "env"},
-		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup", "forking", "pidfile"},
-		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config", "settle", "steer_wait"},
+		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup", "forking", "pidfile", "instances"},
+		"reload":  {"strategy", "signal", "ready", "ready_command", "ready_timeout", "check", "max_draining", "watch_config", "settle", "steer_wait", "steer_grace", "rolling"},
 		"restart": {"policy", "min_delay", "max_delay", "reset_after", "start_limit", "success_exit_status"},
 		"legacy":  {"mode"},
 		"health":  {"address", "failures"},

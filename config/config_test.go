@@ -177,7 +177,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "process", src: "[process]\nusr = \"www\"\n",
 			where: "u.toml:2", key: "usr", table: "in [process]",
-			valid: []string{"cgroup", "dir", "env", "forking", "group", "handoff", "output", "output_prefix", "pidfile", "stop_signal", "stop_timeout", "user", "watchdog"},
+			valid: []string{"cgroup", "dir", "env", "forking", "group", "handoff", "instances", "output", "output_prefix", "pidfile", "stop_signal", "stop_timeout", "user", "watchdog"},
 		},
 		{
 			name: "second listen", src: "[[listen]]\naddress = \"tcp://:1\"\n\n[[listen]]\naddress = \"tcp://:2\"\nmod = \"0600\"\n",

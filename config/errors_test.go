@@ -7,7 +7,8 @@ import (
 
 // TestFieldErrorMessages pins the message of an error from each place
 // Resolve checks a field (the top level, [[watch]], [health],
-// [legacy] and adopt, [[listen]], [process] user and group, readiness):
+// [legacy] and adopt, [[listen]], [process] user and group, instances and
+// rolling, readiness):
 // the bad-input tests and users' scripts read them, byte for byte.
 func TestFieldErrorMessages(t *testing.T) {
 	exe := executable(t)
@@ -33,6 +34,8 @@ func TestFieldErrorMessages(t *testing.T) {
 			`f.toml:5: listen[1].address = "tcp://127.0.0.1:8080": same address as listen[0]`},
 		{"[process]\nuser = \"no-such-user-hupd\"\n", `f.toml:3: process.user = "no-such-user-hupd": unknown user`},
 		{"[reload]\nready = \"notify\"\nready_command = [\"x\"]\n", `f.toml:4: reload.ready_command: goes with ready = "exec", not "notify"`},
+		{"[process]\ninstances = 0\n", `f.toml:3: process.instances = "0": want a number of instances from 1 to 1024`},
+		{"[process]\ninstances = 3\n[reload]\nrolling = 4\n", `f.toml:5: reload.rolling = "4": want 0 (all at once) up to the number of instances (3)`},
 		{"[reload]\nready = \"listen\"\n", `f.toml:3: reload.ready = "listen": needs [legacy] mode = "redirect" or "adopt" (--legacy): only then does hupd see the program's listen calls`},
 	} {
 		c, err := Parse("f.toml", []byte(`command = ["`+exe+`"]`+"\n"+tc.src))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/hupd/hupd/socketact"
@@ -51,6 +52,8 @@ func Flags() []Flag {
 			apply: overrideListen},
 		{Name: "steer", Kind: FlagBool, Usage: "give each generation its own socket on every --listen (or [[listen]]) address, TCP or UDP, and steer new connections to the newest ready one only: an old one's queue empties before it is told to stop",
 			apply: overrideSteer},
+		{Name: "instances", Usage: "run `N` instances of the program on the same sockets, each with HUPD_INSTANCE=0…N-1 and HUPD_INSTANCES=N (default 1, at most 1024); hupd scale changes it live",
+			apply: setCount("process.instances", wantInstances, func(c *Config) *int { return &c.Process.Instances })},
 		{Name: "reload", Usage: "reload `STRATEGY`: swap (default with --listen), signal (default without), restart",
 			apply: setString("reload.strategy", func(c *Config) *string { return &c.Reload.Strategy })},
 		{Name: "reload-signal", Usage: "`SIGNAL` relayed by the signal strategy (default HUP)",
@@ -67,6 +70,8 @@ func Flags() []Flag {
 			}},
 		{Name: "settle", Usage: "keep the old generation of a swap running for `DURATION` (receiving nothing with --steer), so that hupd rollback makes it serve again without a start (default 0s: stop it at once)",
 			apply: setString("reload.settle", func(c *Config) *string { return &c.Reload.Settle })},
+		{Name: "rolling", Usage: "swap `K` instances at a time (start K new ones, wait until they are ready, stop K old ones, repeat) instead of all at once, for hosts without room for twice the instances (default 0: all at once)",
+			apply: setCount("reload.rolling", wantRolling, func(c *Config) *int { return &c.Reload.Rolling })},
 		{Name: "steer-wait", Usage: "`DURATION` an old generation's steered socket queue may take to empty before its stop signal (default 5s)",
 			apply: setString("reload.steer_wait", func(c *Config) *string { return &c.Reload.SteerWait })},
 		{Name: "steer-grace", Usage: "`DURATION` after the steering moves on during which an old steered socket may still get connections whose handshake began before: a client's round trip (default 1s)",
@@ -169,6 +174,22 @@ func setString(key string, field func(*Config) *string) func(*Config, string, []
 func setBool(key string, field func(*Config) *bool) func(*Config, string, []string) error {
 	return func(c *Config, where string, values []string) error {
 		*field(c) = last(values) == "true"
+		c.src.setFlag(key, where)
+		return nil
+	}
+}
+
+// setCount is the apply of a flag that sets the whole-number field at
+// key; a value that is not one is an error that says want. Its range is
+// checked by Resolve, as the file's.
+func setCount(key, want string, field func(*Config) *int) func(*Config, string, []string) error {
+	return func(c *Config, where string, values []string) error {
+		v := last(values)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return &Error{Where: where, Field: key, Value: v, Err: errors.New(want)}
+		}
+		*field(c) = n
 		c.src.setFlag(key, where)
 		return nil
 	}

@@ -28,6 +28,8 @@ func TestFlagsRecordTheirSource(t *testing.T) {
 			v = "true"
 		case f.Name == "env":
 			v = "K=V"
+		case f.Name == "instances", f.Name == "rolling":
+			v = "1"
 		}
 		// In table order: --watch comes before the --watch-poll that needs it.
 		if err := c.Override(f.Name, v); err != nil {

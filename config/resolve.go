@@ -300,6 +300,9 @@ func (c *Config) Resolve() (*Resolved, error) {
 		// whichever form named it (127.0.0.1:80, /run/app.sock).
 		c.Listen[i].Address = sp.Address.String()
 	}
+	if err := c.resolveInstances(r); err != nil {
+		return nil, err
+	}
 	if err := c.resolveWatch(r); err != nil {
 		return nil, err
 	}
@@ -436,6 +439,54 @@ func (c *Config) ServiceName() string {
 		return filepath.Base(c.Command[0])
 	}
 	return ""
+}
+
+// What a value of process.instances and reload.rolling must be.
+var (
+	wantInstances = fmt.Sprintf("want a number of instances from 1 to %d", supervisor.MaxInstances)
+	wantRolling   = "want a number of instances to replace at a time: 0 (all at once) up to process.instances"
+)
+
+// resolveInstances checks [process] instances and [reload] rolling, alone
+// and against what they cannot go with: a program that daemonizes runs
+// as one instance; a rolling swap keeps no old instance settling, and
+// needs old and new instances accepting together, which steering (one
+// generation gets every new connection) does not give. It runs once the
+// sockets, forking and settle are resolved.
+func (c *Config) resolveInstances(r *Resolved) error {
+	o := &r.Options
+	n, k := c.Process.Instances, c.Reload.Rolling
+	if c.src.has("process.instances") || n != 0 {
+		if n < 1 || n > supervisor.MaxInstances {
+			return c.fieldError("process.instances", strconv.Itoa(n), errors.New(wantInstances))
+		}
+	}
+	instances := max(n, 1)
+	if k < 0 || k > instances {
+		return c.fieldError("reload.rolling", strconv.Itoa(k), fmt.Errorf("want 0 (all at once) up to the number of instances (%d)", instances))
+	}
+	if instances > 1 && o.Forking {
+		key := "process.forking"
+		if c.Process.Pidfile != "" {
+			key = "process.pidfile"
+		}
+		return c.fieldError("process.instances", strconv.Itoa(n),
+			fmt.Errorf("not with %s (set at %s): a program that daemonizes runs as one instance, its daemon found by its pidfile or as the only orphan", key, c.src.where(key)))
+	}
+	if k > 0 && o.Settle > 0 {
+		return c.fieldError("reload.rolling", strconv.Itoa(k),
+			fmt.Errorf("not with reload.settle = %q (set at %s): a rolling swap stops old instances as it goes, none is kept settling", c.Reload.Settle, c.src.where("reload.settle")))
+	}
+	if k > 0 {
+		for i, sp := range r.Listen {
+			if sp.Steer {
+				return c.fieldError("reload.rolling", strconv.Itoa(k),
+					fmt.Errorf("not with a steered socket (listen[%d] steer, set at %s): steering sends every new connection to one generation, and a rolling swap needs old and new instances accepting together", i, c.src.where(listenKey(i, "steer"))))
+			}
+		}
+	}
+	o.Instances, o.Rolling = n, k
+	return nil
 }
 
 // resolveWatch checks the [[watch]] tables.

@@ -8,7 +8,8 @@
 // own cgroup namespace mounted read-write), a Manager lays out:
 //
 //	base/supervisor   hupd itself (moved there at Setup)
-//	base/gen-N        every process of generation N
+//	base/gen-N        every process of generation N (of its instance 0)
+//	base/gen-N-I      every process of instance I of generation N
 //
 // base is hupd's own cgroup when hupd is alone in it (a delegated service,
 // a container's cgroup), otherwise a new child hupd-NAME-PID of it (a shell,

@@ -365,7 +365,12 @@ func (m *Manager) Reason() string { return m.why }
 // may kill what is cloned into it afterwards); in the fallback a process
 // group. On an error it returns a fallback group too, which the caller
 // may use.
-func (m *Manager) NewGroup(num int) (*Group, error) {
+func (m *Manager) NewGroup(num int) (*Group, error) { return m.NewInstanceGroup(num, 0) }
+
+// NewInstanceGroup is NewGroup for instance inst of generation num (see
+// supervisor.Options.Instances): base/gen-N for instance 0, base/gen-N-I
+// for the others, each a cgroup of its own.
+func (m *Manager) NewInstanceGroup(num, inst int) (*Group, error) {
 	if !m.Enabled() {
 		return newFallback(), nil
 	}
@@ -375,6 +380,9 @@ func (m *Manager) NewGroup(num int) (*Group, error) {
 	// made under the same name. So a new group never takes a name in use:
 	// gen-N, else gen-N.2, gen-N.3, …
 	name := genPrefix + strconv.Itoa(num)
+	if inst > 0 {
+		name += "-" + strconv.Itoa(inst)
+	}
 	dir := filepath.Join(m.base, name)
 	err := m.os.mkdir(dir)
 	for n := 2; errors.Is(err, fs.ErrExist) && n < 100; n++ {

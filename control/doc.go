@@ -1,6 +1,6 @@
 // Package control is hupd's control plane: the server that listens on a
 // running hupd's control socket, the clients (Call, CallProgress, Follow)
-// that hupd reload, rollback, status, upgrade, plan and logs use, and the protocol
+// that hupd reload, rollback, scale, status, upgrade, plan and logs use, and the protocol
 // between them. It does not reload or report anything itself: a Handler
 // does (hupd's wiring, internal/run, implements it with the supervisor), so
 // a request flows control → run → supervisor. The supervisor does not know this package
@@ -43,6 +43,11 @@
 //     reply's reload (strategy "rollback"); a client that hangs up
 //     cancels the wait in the same way. A Handler that rolls back
 //     implements Rollbacker; others refuse the request.
+//   - A scale request is answered as a reload's, its result in the
+//     reply's scale, bounded by its timeout and cancelled by a client that
+//     hangs up in the same way; a number of instances out of range
+//     (supervisor.ValidInstances) is refused before the handler is asked.
+//     A Handler that scales implements Scaler; others refuse the request.
 //   - A reload request waits for the handler's result, bounded by its
 //     timeout. A client that hangs up (closes its connection) ends the
 //     wait: the handler's context is cancelled; one that only shuts down

@@ -13,6 +13,8 @@ import (
 //	← {"v":1,"ok":true,"reload":{…}}
 //	→ {"v":1,"cmd":"rollback"}
 //	← {"v":1,"ok":true,"reload":{"ok":true,"strategy":"rollback",…}}
+//	→ {"v":1,"cmd":"scale","instances":4,"timeout":"1m0s"}
+//	← {"v":1,"ok":true,"scale":{"ok":true,"from":2,"to":4,"gen":3,…}}
 //	→ {"v":1,"cmd":"plan","config":"…"}
 //	← {"v":1,"ok":true,"plan":{…}}
 //	→ {"v":1,"cmd":"status"}
@@ -50,14 +52,17 @@ const (
 	// CmdRollback makes the settling generation serve again (see
 	// supervisor.Supervisor.Rollback); the reply's Reload reports it.
 	CmdRollback = "rollback"
+	// CmdScale sets the number of instances of the serving generation
+	// (see supervisor.Supervisor.Scale); the reply's Scale reports it.
+	CmdScale = "scale"
 )
 
 // Request is one control request.
 type Request struct {
 	V   int    `json:"v"`
 	Cmd string `json:"cmd"`
-	// Timeout bounds how long a reload request waits, as a Go duration;
-	// "" waits for the reload to finish however long it takes.
+	// Timeout bounds how long a reload or scale request waits, as a Go
+	// duration; "" waits for it to finish however long it takes.
 	Timeout string `json:"timeout,omitempty"`
 	// Binary is what an upgrade runs; "" is hupd's own binary.
 	Binary string `json:"binary,omitempty"`
@@ -79,6 +84,9 @@ type Request struct {
 	// written from then on comes in a reply of its own (Reply.Line) until
 	// the client hangs up.
 	Follow bool `json:"follow,omitempty"`
+	// Instances is the number of instances a scale request asks for: 1
+	// to supervisor.MaxInstances.
+	Instances int `json:"instances,omitempty"`
 }
 
 // Reply is the answer to one Request. Its reports are the supervisor's
@@ -93,6 +101,8 @@ type Reply struct {
 	// Reload also reports a rollback (Strategy "rollback"): NewGen and
 	// NewPID are the generation that serves again, OldGen and OldPID the
 	// newer one it replaces.
+	// Scale reports a scale request's outcome.
+	Scale *supervisor.ScaleResult `json:"scale,omitempty"`
 	// BadConfig marks an error about the configuration planned.
 	BadConfig bool `json:"bad_config,omitempty"`
 	// Progress is set, alone (no "ok"), in the lines a reload request with

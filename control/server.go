@@ -70,6 +70,15 @@ type Rollbacker interface {
 	Rollback(ctx context.Context) supervisor.ReloadResult
 }
 
+// Scaler is implemented by a Handler that answers scale requests (hupd
+// scale); others refuse them.
+type Scaler interface {
+	// Scale sets the number of instances of the serving generation to n
+	// (supervisor.Supervisor.Scale; n is 1 to supervisor.MaxInstances)
+	// and blocks until it is done or ctx ends, as Reload does.
+	Scale(ctx context.Context, n int) supervisor.ScaleResult
+}
+
 // LogSource is implemented by a Handler that answers logs requests (see
 // supervisor.Supervisor.Logs and FollowLogs); others refuse them.
 type LogSource interface {
@@ -448,6 +457,8 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		return s.plan(req)
 	case CmdRollback:
 		return s.rollback(c, br)
+	case CmdScale:
+		return s.scale(c, br, req, timeout)
 	}
 	// CmdReload
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -566,21 +577,26 @@ func parseRequest(line []byte) (req Request, timeout time.Duration, err error) {
 	case req.V != ProtocolVersion:
 		return req, 0, fmt.Errorf("unsupported protocol version %d: this hupd speaks version %d", req.V, ProtocolVersion)
 	}
-	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade, CmdPlan, CmdLogs, CmdRollback}, ", ")
+	valid := strings.Join([]string{CmdReload, CmdStatus, CmdPing, CmdUpgrade, CmdPlan, CmdLogs, CmdRollback, CmdScale}, ", ")
 	switch req.Cmd {
 	case CmdPing, CmdStatus, CmdUpgrade, CmdPlan, CmdRollback:
 	case CmdLogs:
 		if req.Gen < 0 || req.Lines < 0 {
 			return req, 0, fmt.Errorf("invalid logs request: gen %d, lines %d: both must be 0 or more", req.Gen, req.Lines)
 		}
+	case CmdScale:
+		if err := supervisor.ValidInstances(req.Instances); err != nil {
+			return req, 0, fmt.Errorf("invalid scale request: %w", err)
+		}
+		fallthrough
 	case CmdReload:
 		if req.Timeout != "" {
 			timeout, err = time.ParseDuration(req.Timeout)
 			if err != nil {
-				return req, 0, fmt.Errorf("invalid reload timeout %.64q: %v", req.Timeout, err)
+				return req, 0, fmt.Errorf("invalid %s timeout %.64q: %v", req.Cmd, req.Timeout, err)
 			}
 			if timeout <= 0 {
-				return req, 0, fmt.Errorf("invalid reload timeout %.64q: must be positive", req.Timeout)
+				return req, 0, fmt.Errorf("invalid %s timeout %.64q: must be positive", req.Cmd, req.Timeout)
 			}
 		}
 	case "":
@@ -662,6 +678,32 @@ func (s *Server) rollback(c *net.UnixConn, br *bufio.Reader) Reply {
 	rep := Reply{V: ProtocolVersion, OK: res.OK, Reload: &res}
 	if !res.OK {
 		rep.Error = "rollback failed"
+		if res.Reason != "" {
+			rep.Error += ": " + res.Reason
+		}
+	}
+	return rep
+}
+
+// scale answers a scale request: its result in Scale, a failure's reason
+// in Error as for a reload. A client that hangs up ends the wait, and so
+// does the request's timeout; neither undoes the scale.
+func (s *Server) scale(c *net.UnixConn, br *bufio.Reader, req Request, timeout time.Duration) Reply {
+	sc, ok := s.h.(Scaler)
+	if !ok {
+		return errReply(errors.New("this hupd cannot scale"))
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	if timeout > 0 {
+		ctx = supervisor.WithWaitLimit(ctx, timeout)
+	}
+	stop := s.watchHangup(c, br, cancel)
+	res := sc.Scale(ctx, req.Instances)
+	stop()
+	rep := Reply{V: ProtocolVersion, OK: res.OK, Scale: &res}
+	if !res.OK {
+		rep.Error = "scale failed"
 		if res.Reason != "" {
 			rep.Error += ": " + res.Reason
 		}

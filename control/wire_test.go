@@ -32,7 +32,7 @@ func TestWireFormat(t *testing.T) {
 		status: supervisor.Status{Name: "web", PID: 7, Version: "v1.2.3", Strategy: supervisor.StrategySwap,
 			Listeners:   []supervisor.ListenerStatus{{FD: 3, Name: "http", Address: "tcp://127.0.0.1:8080"}},
 			Generations: []supervisor.GenerationStatus{{Gen: 2, PID: 200, State: supervisor.StateReady, Started: start, Uptime: supervisor.Duration(time.Minute), Processes: 1, MemoryBytes: 4096, MemoryPeakBytes: 8192, CPUSeconds: 0.5}},
-			Reloads:     1, Note: supervisor.Note{Hash: "abcd"}},
+			Reloads:     1, Instances: 1, Note: supervisor.Note{Hash: "abcd"}},
 	}
 	s := startControl(t, h)
 	c := dialRaw(t, s.Path())
@@ -40,7 +40,7 @@ func TestWireFormat(t *testing.T) {
 		{string(req),
 			`{"v":1,"ok":false,"error":"reload failed: new generation exited with status 3","reload":{"ok":false,"strategy":"swap","cause":"hupd reload","reason":"new generation exited with status 3","old_gen":1,"old_pid":100,"new_gen":2,"new_pid":200,"started":"2026-12-06T10:00:00Z","finished":"2026-12-06T10:00:01.5Z","ready_after":"250ms","exec_after":"3ms","handover_took":"1ms","output":["boom"]}}`},
 		{`{"v":1,"cmd":"status"}`,
-			`{"v":1,"ok":true,"status":{"name":"web","pid":7,"version":"v1.2.3","strategy":"swap","listeners":[{"fd":3,"name":"http","address":"tcp://127.0.0.1:8080"}],"generations":[{"gen":2,"pid":200,"state":"ready","started":"2026-12-06T10:00:00Z","uptime":"1m0s","processes":1,"memory_bytes":4096,"memory_peak_bytes":8192,"cpu_seconds":0.5}],"reloads":1,"restarts":0,"start_failures":0,"hash":"abcd"}}`},
+			`{"v":1,"ok":true,"status":{"name":"web","pid":7,"version":"v1.2.3","strategy":"swap","listeners":[{"fd":3,"name":"http","address":"tcp://127.0.0.1:8080"}],"generations":[{"gen":2,"pid":200,"state":"ready","started":"2026-12-06T10:00:00Z","uptime":"1m0s","processes":1,"memory_bytes":4096,"memory_peak_bytes":8192,"cpu_seconds":0.5}],"reloads":1,"restarts":0,"start_failures":0,"hash":"abcd","instances":1}}`},
 		{`{"v":1,"cmd":"ping"}`, `{"v":1,"ok":true}`},
 		{`{"v":2,"cmd":"ping"}`, `{"v":1,"ok":false,"error":"unsupported protocol version 2: this hupd speaks version 1"}`},
 	} {
@@ -182,7 +182,8 @@ func TestWireRollback(t *testing.T) {
 
 // TestWireFollowDropped pins a followed line's reply, and the count of the
 // lines lost before it when the client did not keep up ("dropped", absent
-// when none were).
+// when none were), and the instance a line came from ("instance", absent
+// for instance 0).
 func TestWireFollowDropped(t *testing.T) {
 	f := newFakeLogs()
 	s := startControl(t, f)
@@ -200,6 +201,8 @@ func TestWireFollowDropped(t *testing.T) {
 			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":7,"stream":"stdout","line":"later"}}`},
 		{supervisor.OutputLine{Time: at, Gen: 2, PID: 7, Stream: supervisor.StreamStdout, Text: "after a flood", Dropped: 3},
 			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":7,"stream":"stdout","line":"after a flood"},"dropped":3}`},
+		{supervisor.OutputLine{Time: at, Gen: 2, PID: 9, Instance: 2, Stream: supervisor.StreamStderr, Text: "from instance 2"},
+			`{"v":1,"ok":true,"line":{"time":"2026-12-07T05:00:00Z","gen":2,"pid":9,"instance":2,"stream":"stderr","line":"from instance 2"}}`},
 	} {
 		f.lines <- tc.l
 		line, err := c.r.ReadString('\n')

@@ -3,6 +3,7 @@ package health
 import (
 	"bytes"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,13 @@ const (
 	metricGenPeak      = "hupd_generation_memory_peak_bytes"
 	metricGenCPU       = "hupd_generation_cpu_seconds_total"
 	metricGenProcs     = "hupd_generation_processes"
+	metricInstances    = "hupd_instances"
+	metricInstMemory   = "hupd_instance_memory_bytes"
+	metricInstPeak     = "hupd_instance_memory_peak_bytes"
+	metricInstCPU      = "hupd_instance_cpu_seconds_total"
+	metricInstProcs    = "hupd_instance_processes"
+	metricInstRestarts = "hupd_instance_restarts_total"
+	metricInstUp       = "hupd_instance_up"
 )
 
 // writeMetrics renders the counters c and, when st is not nil, the gauges
@@ -79,8 +87,11 @@ func writeMetrics(c counts, st *supervisor.Status) []byte {
 	e.sample(metricCurrent, float64(current(*st)))
 	e.family(metricGenerations, "gauge", "Generations running: starting, ready or draining.")
 	e.sample(metricGenerations, float64(len(st.Generations)))
+	e.family(metricInstances, "gauge", "Instances of the program each generation runs ([process] instances, or hupd scale since).")
+	e.sample(metricInstances, float64(max(st.Instances, 1)))
 	if len(st.Generations) > 0 {
 		writeGenerations(&e, st.Generations)
+		writeInstances(&e, st.Generations)
 	}
 	e.family(metricConfig, "gauge", "Content hash of the configuration and watched files the serving generation runs with.")
 	e.sample(metricConfig, 1, "hash", st.ConfigHash)
@@ -118,6 +129,46 @@ func writeGenerations(e *expo, gens []supervisor.GenerationStatus) {
 			e.sample(f.name, f.value(g), "gen", strconv.Itoa(g.Gen))
 		}
 	}
+}
+
+// writeInstances writes what each instance of a generation running
+// several uses, and how often it was restarted alone, labelled gen="N",
+// instance="I"; nothing when no generation runs several.
+func writeInstances(e *expo, gens []supervisor.GenerationStatus) {
+	if !slices.ContainsFunc(gens, func(g supervisor.GenerationStatus) bool { return len(g.Instances) > 0 }) {
+		return
+	}
+	for _, f := range []struct {
+		name, typ, help string
+		value           func(supervisor.InstanceStatus) float64
+	}{
+		{metricInstUp, "gauge", "1 while an instance has a process, 0 while it waits to be restarted.",
+			func(in supervisor.InstanceStatus) float64 { return b2f(in.PID != 0) }},
+		{metricInstRestarts, "counter", "Restarts of an instance after it exited on its own (the restart policy restarts it alone): a crash loop of one instance shows here.",
+			func(in supervisor.InstanceStatus) float64 { return float64(in.Restarts) }},
+		{metricInstMemory, "gauge", "Memory used by an instance's processes, in bytes (as hupd_generation_memory_bytes).",
+			func(in supervisor.InstanceStatus) float64 { return float64(in.MemoryBytes) }},
+		{metricInstPeak, "gauge", "Peak memory of an instance, in bytes (as hupd_generation_memory_peak_bytes).",
+			func(in supervisor.InstanceStatus) float64 { return float64(in.MemoryPeakBytes) }},
+		{metricInstCPU, "counter", "CPU time (user and system) used by an instance's processes, in seconds.",
+			func(in supervisor.InstanceStatus) float64 { return in.CPUSeconds }},
+		{metricInstProcs, "gauge", "Processes alive in an instance.",
+			func(in supervisor.InstanceStatus) float64 { return float64(in.Processes) }},
+	} {
+		e.family(f.name, f.typ, f.help)
+		for _, g := range gens {
+			for _, in := range g.Instances {
+				e.sample(f.name, f.value(in), "gen", strconv.Itoa(g.Gen), "instance", strconv.Itoa(in.Index))
+			}
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // expo writes the text exposition format.

@@ -71,6 +71,7 @@ func TestMetricsExposition(t *testing.T) {
 		"hupd_ready_seconds_count":                                       3,
 		"hupd_current_generation":                                        2,
 		"hupd_generations":                                               3,
+		"hupd_instances":                                                 1, // a hupd of before instances: one
 		seriesKey("hupd_config_info", label{"hash", "0123456789abcdef"}): 1,
 		"hupd_last_reload_timestamp_seconds":                             1_700_000_000.25,
 		"hupd_last_reload_success":                                       0,
@@ -102,7 +103,7 @@ func TestMetricsExposition(t *testing.T) {
 		"hupd_generations": "gauge", "hupd_config_info": "gauge", "hupd_last_reload_timestamp_seconds": "gauge",
 		"hupd_last_reload_success": "gauge", "hupd_generation_memory_bytes": "gauge",
 		"hupd_generation_memory_peak_bytes": "gauge", "hupd_generation_cpu_seconds_total": "counter",
-		"hupd_generation_processes": "gauge",
+		"hupd_generation_processes": "gauge", "hupd_instances": "gauge",
 	}
 	for name, typ := range types {
 		if e.types[name] != typ {
@@ -193,6 +194,79 @@ func TestFormatValue(t *testing.T) {
 	for v, want := range map[float64]string{0: "0", 1: "1", 0.25: "0.25", 1_700_000_000.25: "1700000000.25", 60: "60"} {
 		if got := formatValue(v); got != want {
 			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// TestMetricsInstances: with generations of several instances, hupd
+// scrapes say how many each runs (hupd_instances) and, per instance
+// (labels gen and instance), whether it has a process, its restarts (a
+// crash loop of one instance), memory, peak, CPU and processes; the
+// exposition passes the strict reader (unique label sets, HELP and TYPE
+// first). Without such a generation, no instance family is written.
+func TestMetricsInstances(t *testing.T) {
+	in := func(i, pid, restarts int, mem uint64, cpu float64) supervisor.InstanceStatus {
+		return supervisor.InstanceStatus{Index: i, PID: pid, State: supervisor.StateReady, Restarts: restarts, Processes: min(pid, 1),
+			MemoryBytes: mem, MemoryPeakBytes: 2 * mem, CPUSeconds: cpu}
+	}
+	st := &supervisor.Status{Instances: 3, Rolling: 1, Generations: []supervisor.GenerationStatus{
+		{Gen: 4, State: supervisor.StateDraining, Instances: []supervisor.InstanceStatus{in(0, 400, 0, 1<<20, 1.5), in(1, 401, 0, 2<<20, 2.5)}},
+		{Gen: 5, State: supervisor.StateReady, Instances: []supervisor.InstanceStatus{in(0, 500, 0, 3<<20, 0.25), in(1, 501, 1, 4<<20, 0.5), in(2, 0, 2, 0, 0)}},
+	}}
+	text := string(writeMetrics(counts{}, st))
+	e, err := parseExposition(text)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if e.series["hupd_instances"] != 3 {
+		t.Errorf("hupd_instances = %v, want 3", e.series["hupd_instances"])
+	}
+	n := 0
+	for _, g := range st.Generations {
+		for _, in := range g.Instances {
+			ls := []label{{"gen", strconv.Itoa(g.Gen)}, {"instance", strconv.Itoa(in.Index)}}
+			up := 1.0
+			if in.PID == 0 {
+				up = 0
+			}
+			for name, want := range map[string]float64{
+				"hupd_instance_up": up, "hupd_instance_restarts_total": float64(in.Restarts),
+				"hupd_instance_memory_bytes": float64(in.MemoryBytes), "hupd_instance_memory_peak_bytes": float64(in.MemoryPeakBytes),
+				"hupd_instance_cpu_seconds_total": in.CPUSeconds, "hupd_instance_processes": float64(in.Processes),
+			} {
+				n++
+				k := seriesKey(name, ls...)
+				if got, ok := e.series[k]; !ok || got != want {
+					t.Errorf("%s = %v (present %v), want %v", k, got, ok, want)
+				}
+			}
+		}
+	}
+	got := 0
+	for k := range e.series {
+		if strings.HasPrefix(k, "hupd_instance_") {
+			got++
+		}
+	}
+	if got != n {
+		t.Errorf("%d instance series, want %d:\n%s", got, n, text)
+	}
+	for name, typ := range map[string]string{"hupd_instances": "gauge", "hupd_instance_up": "gauge", "hupd_instance_restarts_total": "counter",
+		"hupd_instance_memory_bytes": "gauge", "hupd_instance_memory_peak_bytes": "gauge", "hupd_instance_cpu_seconds_total": "counter",
+		"hupd_instance_processes": "gauge"} {
+		if e.types[name] != typ {
+			t.Errorf("TYPE of %s is %q, want %q", name, e.types[name], typ)
+		}
+	}
+
+	// One instance per generation: no instance family.
+	text = string(writeMetrics(counts{}, &supervisor.Status{Instances: 1, Generations: []supervisor.GenerationStatus{{Gen: 1, State: supervisor.StateReady}}}))
+	if e, err = parseExposition(text); err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	for name := range e.types {
+		if strings.HasPrefix(name, "hupd_instance_") {
+			t.Errorf("%s without instances", name)
 		}
 	}
 }

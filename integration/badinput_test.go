@@ -467,6 +467,53 @@ var badCases = []badCase{
 		says: []string{`listen[0].backlog = "16": does not apply with [legacy] mode = "adopt": the program sets its socket up itself`},
 	},
 
+	// Instances (issue 18).
+	{
+		name: "zero instances by flag", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--instances", "0"},
+		where: "--instances: ", says: []string{`process.instances = "0": want a number of instances from 1 to 1024`},
+	},
+	{
+		name: "instances not a number by flag", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--instances", "two"},
+		where: "--instances: ", says: []string{`process.instances = "two": want a number of instances from 1 to 1024`},
+	},
+	{
+		name: "too many instances in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\ninstances = 2000 " + badMark + "\n",
+		says: []string{`process.instances = "2000": want a number of instances from 1 to 1024`},
+	},
+	{
+		name: "negative instances in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\ninstances = -1 " + badMark + "\n",
+		says: []string{`process.instances = "-1": want a number of instances from 1 to 1024`},
+	},
+	{
+		name: "instances not a number in TOML", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\ninstances = \"4\" " + badMark + "\n",
+		says: []string{`process.instances: want a number of instances from 1 to 1024`},
+	},
+	{
+		name: "rolling above instances", code: 2,
+		toml: "command = [\"{hello}\"]\n{listen}\n[process]\ninstances = 2\n[reload]\nrolling = 3 " + badMark + "\n",
+		says: []string{`reload.rolling = "3": want 0 (all at once) up to the number of instances (2)`},
+	},
+	{
+		name: "negative rolling by flag", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--instances", "2", "--rolling", "-1"},
+		where: "--rolling: ", says: []string{`reload.rolling = "-1": want 0 (all at once) up to the number of instances (2)`},
+	},
+	{
+		name: "instances of a forking program", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--instances", "2", "--forking"},
+		where: "--instances: ", says: []string{`process.instances = "2": not with process.forking (set at --forking): a program that daemonizes runs as one instance`},
+	},
+	{
+		name: "rolling with settle", code: 2, args: []string{"--listen", "tcp://127.0.0.1:{port}", "--instances", "2", "--rolling", "1", "--settle", "30s"},
+		where: "--rolling: ", says: []string{`reload.rolling = "1": not with reload.settle = "30s" (set at --settle): a rolling swap stops old instances as it goes`},
+	},
+	{
+		name: "rolling with a steered socket", code: 2,
+		toml: "command = [\"{hello}\"]\n[[listen]]\naddress = \"tcp://127.0.0.1:{port}\"\nsteer = true\n[process]\ninstances = 2\n[reload]\nrolling = 1 " + badMark + "\n",
+		says: []string{`reload.rolling = "1": not with a steered socket (listen[0] steer, set at hupd.toml:4): steering sends every new connection to one generation`},
+	},
+
 	// What execve would refuse with E2BIG ("argument list too long").
 	{
 		name: "environment variable longer than MAX_ARG_STRLEN", code: 2,
@@ -537,7 +584,7 @@ func TestBadInputCommand(t *testing.T) {
 		}
 	}
 	r := oneShot(t, t.TempDir(), nil, "bogus")
-	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, rollback, status, logs, upgrade, plan, version, demo, completion\n"; r.stderr != want {
+	if want := "hupd: usage: unknown command \"bogus\": valid commands are run, check, reload, rollback, scale, status, logs, upgrade, plan, version, demo, completion\n"; r.stderr != want {
 		t.Errorf("unknown command: %q, want %q", r.stderr, want)
 	}
 }

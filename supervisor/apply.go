@@ -62,6 +62,9 @@ type applyReply struct {
 
 // ApplyResult says what a new configuration changed.
 type ApplyResult struct {
+	// ScaleTo, when not 0, is the number of instances the serving
+	// generation is scaled to (an edit of instances alone; see Scale).
+	ScaleTo int
 	// Respawn is set when the child's command, environment, user or
 	// sockets changed: a new generation was asked for (Strategy).
 	Respawn  bool
@@ -160,6 +163,12 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	taken := func(l *socketact.Listener) bool { return !slices.Contains(set.Left, l) }
 	dropped := slices.DeleteFunc(slices.Clone(s.listeners), taken)
 	s.retired = append(slices.DeleteFunc(s.retired, taken), dropped...)
+	scaleTo := 0
+	if n := max(next.Instances, 1); n != max(s.opts.Instances, 1) && !respawn {
+		scaleTo = n
+		next.Instances = s.opts.Instances // scale changes it
+	}
+	s.fileInstances = max(r.Options.Instances, 1)
 	s.opts, s.listeners = next, ls
 	s.publishHeld()
 	for _, re := range set.Reused {
@@ -179,7 +188,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 		// Nothing it was started with changed: it runs the configuration
 		// in force, if it ran the one before (not one whose reload failed).
 		for _, g := range s.gens {
-			if g.state != StateDraining && (s.tx == nil || s.tx.new != g) && g.configHash == prev {
+			if g.state != StateDraining && !s.txNew(g) && g.configHash == prev {
 				g.configHash = s.hash
 			}
 		}
@@ -187,6 +196,16 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 	if respawn {
 		res.Strategy = d.strategy
 		s.requestReload(r.Done, Action{Strategy: res.Strategy}, r.Cause)
+	}
+	if scaleTo > 0 {
+		// An edit of instances alone scales the serving generation live,
+		// as hupd scale does (its outcome is logged).
+		res.ScaleTo = scaleTo
+		if s.tx != nil {
+			s.opts.Instances = scaleTo // the reload's next generation has its own
+		} else {
+			s.scale(&scaleRequest{n: scaleTo, reply: make(chan ScaleResult, 1)})
+		}
 	}
 	return applyReply{res: res}
 }

@@ -63,19 +63,23 @@ func TestMain(m *testing.M) {
 
 // childModeFor picks the mode for the generation whose notify socket is
 // at path.
+// An instance's socket is gen-N-I.sock (gen-N-I.K.sock for its K-th
+// start): keys "N-I.K", then "N-I", then "N" pick its mode.
 func childModeFor(modes, path string) string {
-	gen := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "gen-"), ".sock")
-	fallback := "ready"
+	full := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "gen-"), ".sock")
+	inst, _, _ := strings.Cut(full, ".")
+	gen, _, _ := strings.Cut(inst, "-")
+	found := map[string]string{}
 	for _, kv := range strings.Split(modes, ",") {
 		k, v, _ := strings.Cut(kv, "=")
-		switch k {
-		case gen:
+		found[k] = v
+	}
+	for _, k := range []string{full, inst, gen, "*"} {
+		if v, ok := found[k]; ok {
 			return v
-		case "*":
-			fallback = v
 		}
 	}
-	return fallback
+	return "ready"
 }
 
 // childModes builds the value of childModesEnv: modes[0] is generation

@@ -4,6 +4,7 @@ import (
 	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
+	"path/filepath"
 )
 
 // Containment modes, as Status reports them.
@@ -36,8 +37,11 @@ func (s *Supervisor) containment() *Containment {
 // newGroup makes generation num's group. A cgroup that cannot be made
 // leaves the generation in its process group only, with a warning: hupd
 // goes on serving.
-func (s *Supervisor) newGroup(num int) *contain.Group {
-	grp, err := s.cg.NewGroup(num)
+func (s *Supervisor) newGroup(num int) *contain.Group { return s.newInstanceGroup(num, 0) }
+
+// newInstanceGroup is newGroup for instance inst of generation num.
+func (s *Supervisor) newInstanceGroup(num, inst int) *contain.Group {
+	grp, err := s.cg.NewInstanceGroup(num, inst)
 	if err != nil {
 		s.log.Warn(logev.NoCgroup, KeyGen, num, KeyError, err)
 	}
@@ -54,8 +58,12 @@ func startIn(cmd *socketact.Command, grp *contain.Group) {
 
 // sample adds to st what each generation uses, from groups (parallel to
 // st.Generations). It reads files, so it runs outside Run's goroutine.
-func sample(st *Status, groups []*contain.Group) {
+func sample(st *Status, groups []*contain.Group, inst [][]*contain.Group) {
 	for i := range st.Generations {
+		if i < len(inst) && inst[i] != nil {
+			sampleInstances(&st.Generations[i], inst[i])
+			continue
+		}
 		if i >= len(groups) || groups[i] == nil {
 			continue
 		}
@@ -67,5 +75,33 @@ func sample(st *Status, groups []*contain.Group) {
 		g.Processes, g.MemoryBytes, g.MemoryPeakBytes = u.Processes, u.MemoryBytes, u.MemoryPeakBytes
 		g.CPUSeconds = u.CPU.Seconds()
 		g.Cgroup = groups[i].Path()
+	}
+}
+
+// sampleInstances fills in what each instance of g uses, from its group
+// (groups by g.Instances), and g's totals.
+func sampleInstances(g *GenerationStatus, groups []*contain.Group) {
+	for j := range g.Instances {
+		if j >= len(groups) || groups[j] == nil {
+			continue
+		}
+		u, err := groups[j].Stats()
+		if err != nil {
+			continue
+		}
+		in := &g.Instances[j]
+		in.Processes, in.MemoryBytes, in.MemoryPeakBytes = u.Processes, u.MemoryBytes, u.MemoryPeakBytes
+		in.CPUSeconds = u.CPU.Seconds()
+		in.Cgroup = groups[j].Path()
+		g.Processes += in.Processes
+		g.MemoryBytes += in.MemoryBytes
+		g.MemoryPeakBytes += in.MemoryPeakBytes
+		g.CPUSeconds += in.CPUSeconds
+	}
+	if len(groups) > 0 && groups[0] != nil {
+		g.Cgroup = filepath.Dir(groups[0].Path())
+		if g.Cgroup == "." {
+			g.Cgroup = ""
+		}
 	}
 }

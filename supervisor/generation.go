@@ -17,10 +17,15 @@ import (
 
 // generation is one start of the child. Only the Run goroutine touches it,
 // except out, which has its own lock.
+//
+// With several instances (Options.Instances) each instance is one
+// generation value, all of them sharing num and set.
 type generation struct {
 	num  int
-	pid  int // the main process: the one started, or the MAINPID= it handed over to
-	pgid int // the process group: the PID of the process started
+	inst int     // its instance's index (HUPD_INSTANCE)
+	set  *genSet // what its generation's instances share
+	pid  int     // the main process: the one started, or the MAINPID= it handed over to
+	pgid int     // the process group: the PID of the process started
 	// grp holds every process of the generation: its cgroup, or its
 	// process group in the fallback (package contain).
 	grp     *contain.Group

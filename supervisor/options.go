@@ -72,6 +72,7 @@ const (
 const (
 	EnvInstance  = "HUPD_INSTANCE"
 	EnvInstances = "HUPD_INSTANCES"
+	ArgInstance  = "{instance}"
 )
 
 // Options configure a Supervisor. Zero values take the defaults above.

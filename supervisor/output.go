@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -29,6 +30,9 @@ const (
 	// keptGens is how many generations' rings hupd keeps: the newest ones,
 	// exited ones included, so that an operator sees why a start failed.
 	keptGens = 4
+	// keptRuns is how many starts of one instance of a generation keep
+	// their rings (an instance is restarted alone, in its generation).
+	keptRuns = 2
 	// maxKeptLine caps each kept line.
 	maxKeptLine = 1024
 )
@@ -69,6 +73,7 @@ type output struct {
 	closed map[*os.File]bool
 
 	gen, pid int      // set before the copiers start
+	inst     int      // the instance's index (Options.Instances)
 	book     *logbook // nil: lines are kept but nobody follows them
 
 	mu    sync.Mutex // the ring; taken after book.mu
@@ -101,7 +106,7 @@ func streamIndex(stream string) uint8 {
 }
 
 func (o *output) line(k keptLine) OutputLine {
-	return OutputLine{Time: time.Unix(0, k.at), Gen: o.gen, PID: o.pid, Stream: streams[k.stream], Text: k.text}
+	return OutputLine{Time: time.Unix(0, k.at), Gen: o.gen, PID: o.pid, Instance: o.inst, Stream: streams[k.stream], Text: k.text}
 }
 
 // sink is where one stream's lines go.
@@ -110,6 +115,9 @@ type sink struct {
 	prefix string       // before each raw line
 	rec    *slog.Logger // non-nil: each line becomes a record here
 	stream string
+	// inst is the instance's index in records (KeyInst), for a program
+	// that runs as several instances; empty otherwise.
+	inst slog.Attr
 }
 
 // copyFrom reads r until EOF (every holder of the pipe's write end has
@@ -169,7 +177,7 @@ func (o *output) copyFrom(r *os.File, to sink) {
 func (o *output) record(to sink, line []byte) {
 	to.rec.LogAttrs(context.Background(), slog.LevelInfo, logev.ChildOutput,
 		slog.Int(KeyGen, o.gen), slog.Int(KeyPID, o.pid), slog.String(KeyStream, to.stream),
-		slog.String(KeyOutput, escapeText(line)))
+		slog.String(KeyOutput, escapeText(line)), to.inst)
 }
 
 // escapeText is b as a string with every byte that is not part of valid
@@ -294,7 +302,7 @@ func (b *logbook) handover() []KeptOutput {
 	defer b.mu.Unlock()
 	out := make([]KeptOutput, 0, len(b.outs))
 	for _, o := range b.outs {
-		k := KeptOutput{Gen: o.gen, PID: o.pid}
+		k := KeptOutput{Gen: o.gen, Inst: o.inst, PID: o.pid}
 		for _, l := range o.kept() {
 			k.Lines = append(k.Lines, KeptLine{Time: l.Time, Stream: l.Stream, Text: []byte(l.Text)})
 		}
@@ -314,20 +322,32 @@ func (o *output) tail() []string {
 	return out
 }
 
-func genPrefix(gen, pid int) string {
-	return "[gen " + strconv.Itoa(gen) + " pid " + strconv.Itoa(pid) + "] "
+// genPrefix is "[gen N pid P] ", or "[gen N.I pid P] " for instance I > 0
+// of a program that runs as several (multi), as hupd logs and hupd status
+// name it.
+func genPrefix(gen, inst int, multi bool, pid int) string {
+	g := strconv.Itoa(gen)
+	if multi && inst > 0 {
+		g += "." + strconv.Itoa(inst)
+	}
+	return "[gen " + g + " pid " + strconv.Itoa(pid) + "] "
 }
 
 // sinks are where generation gen's (PID pid) stdout and stderr go under
 // the options o.
-func (s *Supervisor) sinks(o *Options, gen, pid int) (stdout, stderr sink) {
+func (s *Supervisor) sinks(o *Options, gen, inst, pid int) (stdout, stderr sink) {
 	stdout = sink{w: orStdout(o.Stdout), stream: StreamStdout}
 	stderr = sink{w: orStderr(o.Stderr), stream: StreamStderr}
+	multi := o.Instances > 1 || inst > 0
 	if o.OutputRecords != nil {
 		stdout.rec = slog.New(o.OutputRecords(stdout.w))
 		stderr.rec = slog.New(o.OutputRecords(stderr.w))
+		if multi {
+			stdout.inst = slog.Int(KeyInst, inst)
+			stderr.inst = stdout.inst
+		}
 	} else if o.OutputPrefix {
-		stdout.prefix = genPrefix(gen, pid)
+		stdout.prefix = genPrefix(gen, inst, multi, pid)
 		stderr.prefix = stdout.prefix
 	}
 	return stdout, stderr
@@ -360,10 +380,34 @@ func (b *logbook) add(o *output) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o.book = b
+	// An instance restarted alone keeps the same generation: of each
+	// instance, the outputs of its last keptRuns starts are kept.
+	same := func(x *output) bool { return x.gen == o.gen && x.inst == o.inst }
+	drop := 0
+	for _, x := range b.outs {
+		if same(x) {
+			drop++
+		}
+	}
+	drop -= keptRuns - 1
+	b.outs = slices.DeleteFunc(b.outs, func(x *output) bool {
+		if drop <= 0 || !same(x) {
+			return false
+		}
+		drop--
+		return true
+	})
 	b.outs = append(b.outs, o)
-	if n := len(b.outs) - keptGens; n > 0 {
-		clear(b.outs[:n])
-		b.outs = b.outs[n:]
+	// The newest keptGens generations by number (an instance of an older
+	// one may be added after a newer one started).
+	gens := make([]int, 0, len(b.outs))
+	for _, x := range b.outs {
+		gens = append(gens, x.gen)
+	}
+	slices.Sort(gens)
+	if gens = slices.Compact(gens); len(gens) > keptGens {
+		oldest := gens[len(gens)-keptGens-1]
+		b.outs = slices.DeleteFunc(b.outs, func(x *output) bool { return x.gen <= oldest })
 	}
 }
 

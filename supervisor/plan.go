@@ -132,6 +132,10 @@ func (s *Supervisor) decide(u Update) (decision, error) {
 	next.Sentinel = s.opts.Sentinel
 	next.OutputRecords = s.opts.OutputRecords // hupd's log format: fixed while it runs
 	next.Spawner, next.Thread, next.Version, next.Argv = s.opts.Spawner, s.opts.Thread, s.opts.Version, s.opts.Argv
+	if max(next.Instances, 1) == s.fileInstances {
+		// Not edited: what hupd scale set stays.
+		next.Instances = s.opts.Instances
+	}
 	d := decision{next: next, match: match, held: held, differ: spawnDiff(s.opts, s.listeners, next, ls)}
 	if d.respawn() {
 		// The signal strategy cannot start a new program: it becomes a
@@ -240,6 +244,8 @@ func liveDiff(a, b Options) []string {
 	add(a.Reload != b.Reload || a.ReloadSignal != b.ReloadSignal, "reload")
 	add(!sameReadiness(a, b), "ready")
 	add(a.MaxDraining != b.MaxDraining, "max_draining")
+	add(max(a.Instances, 1) != max(b.Instances, 1), "instances") // scaled live
+	add(a.Rolling != b.Rolling, "rolling")
 	add(a.StopSignal != b.StopSignal || a.StopTimeout != b.StopTimeout, "stop")
 	add(a.Settle != b.Settle, "settle")
 	add(a.SteerWait != b.SteerWait, "steer_wait")

@@ -91,9 +91,11 @@ func (s *Supervisor) heldBack(st Strategy) bool {
 // reload waits for a slot (each is killed at the stop timeout at the
 // latest) rather than cutting the oldest one's requests short.
 func (s *Supervisor) drainFull() bool {
+	var sets []*genSet // generations, not instances
 	n := 0
 	for _, g := range s.gens {
-		if g.state == StateDraining {
+		if g.state == StateDraining && (g.set == nil || !slices.Contains(sets, g.set)) {
+			sets = append(sets, g.set)
 			n++
 		}
 	}
@@ -125,6 +127,12 @@ func (s *Supervisor) startTx(waiters []chan<- ReloadResult, p plan) {
 	s.reloads++
 	tx := &reloadTx{strategy: p.strategy, signals: p.signals, cause: strings.Join(slices.Compact(p.causes), "; "),
 		started: time.Now(), waiters: waiters, old: s.current(), hash: s.hash}
+	if tx.old != nil {
+		tx.oldSet = tx.old.set
+	}
+	if tx.strategy == StrategySwap && s.opts.Rolling > 0 && max(s.opts.Instances, 1) > 1 {
+		tx.rolling = s.opts.Rolling
+	}
 	s.tx = tx
 	attrs := []any{KeyStrat, string(tx.strategy), KeyCause, tx.cause}
 	if tx.old != nil {
@@ -149,35 +157,54 @@ func (s *Supervisor) proceed() {
 	case StrategySwap:
 		s.startNew()
 	case StrategyRestart:
-		if tx.old != nil && !tx.old.exited() {
+		if tx.old != nil && len(s.siblings(tx.old)) > 0 {
 			tx.waitOld = true
-			s.drain(tx.old)
+			for _, g := range s.siblings(tx.old) {
+				s.drain(g)
+			}
 			return
 		}
 		s.startNew()
 	case StrategySignal:
-		g := tx.old
-		if g == nil {
+		// Every instance of the serving generation gets the signal.
+		targets := s.serving()
+		if len(targets) == 0 {
 			s.finishTx(false, "no child running")
 			return
 		}
-		for _, sig := range tx.signals {
-			if err := g.signal(sig); err != nil {
-				s.finishTx(false, fmt.Sprintf("sending %s to pid %d: %v", signals.Name(sig), g.pid, err))
-				return
+		for _, g := range targets {
+			for _, sig := range tx.signals {
+				if err := g.signal(sig); err != nil {
+					s.finishTx(false, fmt.Sprintf("sending %s to pid %d: %v", signals.Name(sig), g.pid, err))
+					return
+				}
 			}
 		}
 		tx.signalled = true
-		s.log.Info(logev.ReloadSignalSent, KeyGen, g.num, KeyPID, g.pid, KeySignal, signalNames(tx.signals))
-		switch {
-		case g.speaksReload:
-			// It answered RELOADING=1 before: wait for READY=1 after it.
+		tx.awaitReady = map[*generation]bool{}
+		for _, g := range targets {
+			attrs := []any{KeyGen, g.num, KeyPID, g.pid, KeySignal, signalNames(tx.signals)}
+			if g.set.multi() {
+				attrs = append(attrs, KeyInst, g.inst)
+			}
+			s.log.Info(logev.ReloadSignalSent, attrs...)
+			switch {
+			case g.speaksReload:
+				// It answered RELOADING=1 before: wait for READY=1 after it.
+				tx.awaitReady[g] = true
+			case g.speaksNotify:
+				// It speaks sd_notify: give it a moment to say RELOADING=1.
+				tx.awaitAck++
+			}
+		}
+		if len(tx.awaitReady) > 0 {
 			tx.reloading = true
-			tx.ackT = s.reloadTimeout(tx, g)
-		case g.speaksNotify:
-			// It speaks sd_notify: give it a moment to say RELOADING=1.
+			tx.relT = s.reloadTimeout(tx, targets[0])
+		}
+		if tx.awaitAck > 0 {
 			tx.ackT = time.AfterFunc(reloadAckWindow, func() { s.post(event{kind: evAckTimeout, tx: tx}) })
-		default:
+		}
+		if len(tx.awaitReady) == 0 && tx.awaitAck == 0 {
 			s.finishTx(true, "")
 		}
 	}
@@ -198,7 +225,12 @@ func (s *Supervisor) startNew() {
 		// (If it fired already, its event is stale: evRestart ignores it.)
 		s.log.Debug(logev.RestartCancelledByReload, KeyGen, s.nextGen+1)
 	}
-	g, err := s.spawn()
+	count := max(s.opts.Instances, 1)
+	if s.tx.rolling > 0 {
+		count = min(s.tx.rolling, count)
+		s.tx.rollNext = count
+	}
+	g, err := s.spawnGen(count)
 	if err != nil {
 		s.failedReloadStart(ExitCode(err))
 		s.finishTx(false, "start failed: "+err.Error())
@@ -220,6 +252,9 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	if tx.ackT != nil {
 		tx.ackT.Stop()
 	}
+	if tx.relT != nil {
+		tx.relT.Stop()
+	}
 	res := ReloadResult{OK: ok, Strategy: tx.strategy, Cause: tx.cause, Reason: reason, Started: tx.started, Finished: time.Now()}
 	if tx.old != nil {
 		res.OldGen, res.OldPID = tx.old.num, tx.old.pid
@@ -233,20 +268,32 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 		}
 		if !ok {
 			res.Output = g.out.tail()
-			if !g.exited() {
-				// Not ready is not idle: it may have accepted connections
-				// from the shared sockets already. Stop it as an old
-				// generation is stopped (stop signal, SIGKILL at the stop
-				// timeout); draining, it is never taken for the current
-				// generation, whose exit would call for a restart.
-				s.drain(g)
+			// Not ready is not idle: it may have accepted connections
+			// from the shared sockets already. Stop it as an old
+			// generation is stopped (stop signal, SIGKILL at the stop
+			// timeout); draining, it is never taken for the current
+			// generation, whose exit would call for a restart. Every
+			// instance of it goes.
+			s.cancelRestarts(g.set)
+			for _, x := range s.siblings(g) {
+				s.drain(x)
 			}
+			// A rolling swap stopped some old instances already: they
+			// start again, with the settings they had.
+			s.unroll(tx)
 		}
 	}
 	if tx.strategy == StrategySignal && tx.old != nil {
 		res.NewGen, res.NewPID = tx.old.num, tx.old.pid
 		if ok {
-			tx.old.configHash = tx.hash // it has read the content in place
+			// It has read the content in place (every instance).
+			tx.old.configHash = tx.hash
+			for _, g := range s.instances(tx.oldSet) {
+				g.configHash = tx.hash
+			}
+			if tx.oldSet != nil {
+				tx.oldSet.hash = tx.hash
+			}
 		}
 	}
 	s.last = &res

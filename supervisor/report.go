@@ -182,6 +182,12 @@ const (
 	// Options.Settle, ready to serve again on a rollback.
 	StateSettling State = "settling"
 	StateExited   State = "exited"
+	// Instances only (InstanceStatus): an instance that exited and whose
+	// restart is due after its backoff, and one the restart policy does
+	// not restart any more (the start limit, or a clean exit under
+	// on-failure).
+	StateRestarting State = "restarting"
+	StateFailed     State = "failed"
 )
 
 // Duration is a time.Duration that reads and writes JSON as "1.5s".

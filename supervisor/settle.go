@@ -46,14 +46,24 @@ func (s *Supervisor) revive(g, cur *generation) error {
 		}
 		return err
 	}
-	g.state = StateReady
-	g.settleEnd = time.Time{}
-	if g.settleT != nil {
-		g.settleT.Stop()
-		g.settleT = nil
+	// Every instance of it serves again; every instance of cur stops.
+	for _, x := range s.gens {
+		if x != g && (x.set == nil || x.set != g.set || x.state != StateSettling) {
+			continue
+		}
+		x.state = StateReady
+		x.settleEnd = time.Time{}
+		if x.settleT != nil {
+			x.settleT.Stop()
+			x.settleT = nil
+		}
 	}
 	if cur != nil {
-		s.drain(cur)
+		if cur.set != nil {
+			s.drainSet(cur.set)
+		} else {
+			s.drain(cur)
+		}
 	}
 	return nil
 }
@@ -90,7 +100,11 @@ func (s *Supervisor) rollback() ReloadResult {
 // serving generation g has exited; it reports whether it did.
 func (s *Supervisor) rollbackOnExit(g *generation) bool {
 	o := s.settling()
-	if o == nil || s.revive(o, nil) != nil {
+	var cur *generation // what is left of g's generation stops too
+	if live := s.instances(g.set); g.set.multi() && len(live) > 0 {
+		cur = live[0]
+	}
+	if o == nil || s.revive(o, cur) != nil {
 		return false
 	}
 	now := time.Now()

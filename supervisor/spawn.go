@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -95,7 +96,12 @@ func closeFiles(fs ...*os.File) {
 // childCmd is the command for generation num with notify socket ns and
 // sockets ls (socketsFor).
 func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int, ls []*socketact.Listener) (*socketact.Command, error) {
-	o := s.opts
+	return childCmd(&s.opts, ns, num, 0, ls)
+}
+
+// childCmd is the command for instance inst of generation num, with the
+// options o it starts with.
+func childCmd(o *Options, ns *socketact.NotifySocket, num, inst int, ls []*socketact.Listener) (*socketact.Command, error) {
 	files, names := listenerFiles(ls)
 	if o.Legacy != "" {
 		// The program binds its own ports: the sockets reach it through
@@ -106,7 +112,11 @@ func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int, ls []*socketa
 	if err != nil {
 		return nil, err
 	}
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, ArgInstance, strconv.Itoa(inst))
+	}
 	extra := append(slices.Clone(o.Env), socketact.HandoffEnv(o.Handoff, ls, num)...)
+	extra = append(extra, EnvInstance+"="+strconv.Itoa(inst), EnvInstances+"="+strconv.Itoa(max(o.Instances, 1)))
 	env := socketact.ChildEnv(os.Environ(), extra, names)
 	env = append(env, socketact.EnvNotifySocket+"="+ns.Path)
 	if o.Control != "" {
@@ -128,7 +138,11 @@ func (s *Supervisor) childCmd(ns *socketact.NotifySocket, num int, ls []*socketa
 // inherited) and returns the read ends; the caller closes the write ends
 // in cmd once the process has started.
 func (s *Supervisor) outputPipes(cmd *socketact.Command) (outR, errR *os.File, err error) {
-	if s.opts.Output == OutputInherit {
+	return outputPipes(&s.opts, cmd)
+}
+
+func outputPipes(o *Options, cmd *socketact.Command) (outR, errR *os.File, err error) {
+	if o.Output == OutputInherit {
 		return nil, nil, nil
 	}
 	outR, outW, err := os.Pipe()
@@ -191,36 +205,77 @@ func (s *Supervisor) prestart() {
 	}()
 }
 
-// spawn starts the next generation with its own notify socket and output
-// pipes, arms its readiness, and returns once the target has been exec'd.
-// It uses the standby shim when there is one.
-func (s *Supervisor) spawn() (*generation, error) {
-	num := s.nextGen + 1
-	o := s.opts
-	ns, err := socketact.ListenNotify(filepath.Join(s.notifyDir, "gen-"+strconv.Itoa(num)+".sock"), o.UID, o.GID)
+// spawn starts the next generation: every instance of it (see
+// Options.Instances), or the first count of a rolling swap. It returns the
+// generation's first instance once its target has been exec'd. When an
+// instance cannot start, those started are stopped and the error returned.
+func (s *Supervisor) spawn() (*generation, error) { return s.spawnGen(max(s.opts.Instances, 1)) }
+
+func (s *Supervisor) spawnGen(count int) (*generation, error) {
+	set := newGenSet(s.nextGen+1, s.opts)
+	set.hash = s.hash
+	s.addSet(set)
+	var first *generation
+	for i := range count {
+		g, err := s.spawnInst(set, i)
+		if err != nil {
+			s.drainSet(set)
+			s.pruneSets()
+			return nil, err
+		}
+		if first == nil {
+			first = g
+		}
+	}
+	return first, nil
+}
+
+// spawnInst starts instance inst of set's generation with its own notify
+// socket and output pipes, arms its readiness, and returns once the
+// target has been exec'd. A new generation's first instance uses the
+// standby shim when there is one.
+func (s *Supervisor) spawnInst(set *genSet, inst int) (*generation, error) {
+	num := set.num
+	o := &set.opts
+	name := "gen-" + strconv.Itoa(num)
+	if inst > 0 {
+		name += "-" + strconv.Itoa(inst)
+	}
+	if set.starts[inst]++; set.starts[inst] > 1 {
+		// Restarted alone (or again after a scale or a rolling swap): the
+		// instance it replaces may not have closed its socket yet.
+		name += "." + strconv.Itoa(set.starts[inst])
+	}
+	ns, err := socketact.ListenNotify(filepath.Join(s.notifyDir, name+".sock"), o.UID, o.GID)
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	var prefer []*socketact.Listener
-	if s.standby != nil {
-		prefer = s.standby.listeners
+	ls := set.listeners
+	if ls == nil {
+		// The generation's first instance chooses its sockets; the
+		// others share them.
+		var prefer []*socketact.Listener
+		if s.standby != nil {
+			prefer = s.standby.listeners
+		}
+		ls, err = s.socketsFor(prefer)
+		if err == nil && s.standby != nil && !sameFiles(ls, prefer) {
+			// It holds other members of a steered socket's group.
+			s.discardStandby()
+		}
+		if err != nil {
+			ns.Close()
+			return nil, err
+		}
 	}
-	ls, err := s.socketsFor(prefer)
-	if err == nil && s.standby != nil && !sameFiles(ls, prefer) {
-		// It holds other members of a steered socket's group.
-		s.discardStandby()
-	}
+	cmd, err := childCmd(o, ns, num, inst, ls)
 	if err != nil {
 		ns.Close()
 		return nil, err
 	}
-	cmd, err := s.childCmd(ns, num, ls)
-	if err != nil {
-		ns.Close()
-		return nil, err
-	}
-	g := &generation{num: num, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking, pidfile: o.Pidfile,
-		exitParked: make(chan signals.Exit, 1), configHash: s.hash,
+	set.listeners = ls
+	g := &generation{num: num, inst: inst, set: set, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking, pidfile: o.Pidfile,
+		exitParked: make(chan signals.Exit, 1), configHash: set.hash,
 		listeners: ls, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}
 	t0 := time.Now()
 	var (
@@ -229,7 +284,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 		warm       bool
 		trap       *os.File
 	)
-	if st := s.standby; st != nil {
+	if st := s.standby; st != nil && inst == 0 && num == s.nextGen+1 {
 		s.standby = nil
 		// Registered before it execs the program, as a cold start is.
 		g.grp = st.grp
@@ -242,7 +297,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 			g.pid, g.pgid, g.proc = st.pid, st.pid, st.proc
 			ns.SetOrigin(st.pidfd) // the notify socket owns it now
 		case errors.As(err, &ee):
-			s.unguard(num)
+			s.unguard(num, inst)
 			st.release()
 			s.cg.Retire(st.grp)
 			ns.Close()
@@ -251,18 +306,18 @@ func (s *Supervisor) spawn() (*generation, error) {
 			// The standby died (its exit is not handled yet) or could not
 			// be told what to run: start cold instead, in a new cgroup.
 			s.log.Warn(logev.StandbyUnusable, KeyPID, st.pid, KeyError, err)
-			s.unguard(num)
+			s.unguard(num, inst)
 			st.release()
 			s.cg.Retire(st.grp) // with what is left of the shim
 			g.grp = nil
 		}
 	}
 	if !warm {
-		if outR, errR, err = s.outputPipes(cmd); err != nil {
+		if outR, errR, err = outputPipes(o, cmd); err != nil {
 			ns.Close()
 			return nil, err
 		}
-		grp := s.newGroup(num)
+		grp := s.newInstanceGroup(num, inst)
 		startIn(cmd, grp)
 		g.grp = grp // registered with the sentinel as the process starts
 		origin := -1
@@ -277,7 +332,7 @@ func (s *Supervisor) spawn() (*generation, error) {
 			closeFiles(cmd.Stdout, cmd.Stderr)
 		}
 		if res.err != nil {
-			s.unguard(num)
+			s.unguard(num, inst)
 			ns.Close()
 			closeFiles(outR, errR)
 			if res.proc != nil {
@@ -296,25 +351,29 @@ func (s *Supervisor) spawn() (*generation, error) {
 	g.origin.Store(int64(g.pid))
 	g.ref = ref
 	ref.gen.Store(g)
-	s.nextGen = num
+	s.nextGen = max(s.nextGen, num)
 	s.standbyLost = false
 	g.started = time.Now()
 	s.gens = append(s.gens, g)
-	s.log.Info(logev.ChildStarted, KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm, "config", g.configHash)
+	attrs := []any{KeyGen, num, KeyPID, g.pid, KeyAfter, g.started.Sub(t0).Round(time.Microsecond), "standby", warm, "config", g.configHash}
+	if set.multi() {
+		attrs = append(attrs, KeyInst, inst)
+	}
+	s.log.Info(logev.ChildStarted, attrs...)
 	if h := s.hooks.Started; h != nil {
 		h(num, g.pid)
 	}
 
-	g.out.gen, g.out.pid = num, g.pid
+	g.out.gen, g.out.inst, g.out.pid = num, inst, g.pid
 	s.book.add(g.out)
 	if outR != nil {
 		g.outR, g.errR = outR, errR
-		stdout, stderr := s.sinks(&o, num, g.pid)
+		stdout, stderr := s.sinks(o, num, inst, g.pid)
 		g.out.copy(outR, stdout)
 		g.out.copy(errR, stderr)
 	}
 	go s.readNotify(g)
-	s.armReadiness(g)
+	s.armReadiness(g, o)
 	if trap != nil {
 		s.serveTrap(g, trap)
 	}
@@ -471,9 +530,9 @@ func orStderr(f *os.File) *os.File {
 	return f
 }
 
-// armReadiness starts whatever decides that g is ready.
-func (s *Supervisor) armReadiness(g *generation) {
-	r := s.opts.Ready
+// armReadiness starts whatever decides that g is ready, as o says.
+func (s *Supervisor) armReadiness(g *generation, o *Options) {
+	r := o.Ready
 	g.ready = r
 	g.readyBy = time.Now().Add(r.Timeout)
 	s.after(g, r.Timeout, evReadyTimeout)
@@ -487,7 +546,7 @@ func (s *Supervisor) armReadiness(g *generation) {
 	case r.Kind == ReadyExec:
 		ctx, cancel := context.WithCancel(context.Background())
 		g.stopProbe = cancel
-		go s.probe(ctx, g, s.opts)
+		go s.probe(ctx, g, *o)
 	}
 }
 
@@ -562,17 +621,41 @@ func (s *Supervisor) startAuxPath(o Options, path string, argv []string, out *os
 	return res.pid, exited, nil
 }
 
-// status builds a snapshot; Run's goroutine only.
-func (s *Supervisor) status() Status {
+// status builds a snapshot, with each generation's group (and each
+// instance's, for a generation of several) to sample; Run's goroutine only.
+func (s *Supervisor) status() (Status, []*contain.Group, [][]*contain.Group) {
 	now := time.Now()
 	st := Status{Name: s.opts.Name, PID: os.Getpid(), Strategy: s.opts.Reload, LastReload: s.last, Note: s.note, Containment: s.containment(),
 		Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades, RolledBack: s.rolledBack, Version: s.opts.Version, Stopping: s.stopping, Listeners: []ListenerStatus{}, Generations: []GenerationStatus{}}
 	for i, l := range s.listeners {
 		st.Listeners = append(st.Listeners, ListenerStatus{FD: 3 + i, Name: l.Spec.FDName(), Address: l.Bound.String(), Inherited: l.Inherited, Pending: l.Pending()})
 	}
+	var groups []*contain.Group
+	var inst [][]*contain.Group
+	var done []*genSet
 	for _, g := range s.gens {
-		st.Generations = append(st.Generations, g.statusOf(now))
+		if !g.set.multi() {
+			st.Generations = append(st.Generations, g.statusOf(now))
+			groups, inst = append(groups, g.grp), append(inst, nil)
+			continue
+		}
+		if slices.Contains(done, g.set) {
+			continue
+		}
+		done = append(done, g.set)
+		gs, grps := s.setStatus(g.set, now)
+		st.Generations = append(st.Generations, gs)
+		groups, inst = append(groups, nil), append(inst, grps)
 	}
+	// A generation whose every instance waits for its restart.
+	for _, set := range s.sets {
+		if set.multi() && !slices.Contains(done, set) && len(set.pending) > 0 {
+			gs, grps := s.setStatus(set, now)
+			st.Generations = append(st.Generations, gs)
+			groups, inst = append(groups, nil), append(inst, grps)
+		}
+	}
+	st.Instances, st.Rolling = max(s.opts.Instances, 1), s.opts.Rolling
 	if cur := s.current(); cur != nil {
 		st.ConfigHash = cur.configHash
 	}
@@ -581,7 +664,7 @@ func (s *Supervisor) status() Status {
 	if !s.opts.StartLimit.Off() {
 		st.StartFailures = s.startFails.count(s.opts.StartLimit, now)
 	}
-	return st
+	return st, groups, inst
 }
 
 // sameFiles reports whether a and b are the same sockets in the same order.

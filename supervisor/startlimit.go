@@ -112,7 +112,7 @@ func (s *Supervisor) failedStart(code int) {
 // limit is about a program that cannot serve, and a reload that fails
 // while the old one serves is reported to whoever asked, and ends there.
 func (s *Supervisor) failedReloadStart(code int) {
-	if cur := s.current(); cur != nil && cur.state == StateReady {
+	if slices.ContainsFunc(s.serving(), func(g *generation) bool { return g.state == StateReady }) {
 		return
 	}
 	s.failedStart(code)

@@ -79,10 +79,14 @@ type Supervisor struct {
 	// needed another; removed when Run returns.
 	oldNotifyDirs []string
 	gens          []*generation // oldest first; exited ones are removed
-	nextGen       int
-	stopping      bool
-	stopCode      *int // exit code of the generation that was serving at stop
-	// stopCurrent is the generation that was serving when the stop began.
+	// sets are the generations by number (genSet), oldest first: those
+	// with a live instance or an instance restart due.
+	sets     []*genSet
+	nextGen  int
+	stopping bool
+	stopCode *int // exit code of the generation that was serving at stop
+	// stopCurrent is the generation that was serving when the stop began
+	// (one of its instances).
 	stopCurrent *generation
 	tx          *reloadTx
 	queued      []chan<- ReloadResult // waiters of the reload after tx
@@ -125,6 +129,11 @@ type Supervisor struct {
 	hash  string // content hash of the configuration and watched files
 	note  Note
 	hooks Hooks
+
+	// fileInstances is the number of instances the configuration asks
+	// for (New's, then Apply's): an Apply that leaves it as it was keeps
+	// what Scale set.
+	fileInstances int
 
 	// ownBindHinted: the own-bind hint was logged (hintOwnBind), once.
 	ownBindHinted bool
@@ -187,6 +196,7 @@ const (
 	evQueuePoll
 	evSettleEnd
 	evGroupPoll
+	evInstRestart // an instance's restart is due (set, inst, seq)
 )
 
 type event struct {
@@ -200,7 +210,10 @@ type event struct {
 	at   time.Time // when a notify datagram arrived
 	main mainVet   // evNotify: its MAINPID= as the reader vetted it
 	ref  *procRef  // evExit: the process that exited
-	seq  int       // evRestart, evWatchdog: which arming of the timer fired
+	seq  int       // evRestart, evWatchdog, evInstRestart: which arming of the timer fired
+	// evInstRestart: the generation and the instance to restart.
+	set  *genSet
+	inst int
 	// evUpgradeChecked: the upgrade whose new binary was checked (err).
 	upgrade *upgradeRequest
 }
@@ -210,6 +223,9 @@ type event struct {
 type statusReply struct {
 	st     Status
 	groups []*contain.Group
+	// inst: each generation's instances' groups, by Instances (nil for a
+	// generation of one).
+	inst [][]*contain.Group
 }
 
 type request struct {
@@ -241,21 +257,35 @@ type plan struct {
 
 // reloadTx is the reload in progress.
 type reloadTx struct {
-	strategy  Strategy
-	signals   []syscall.Signal
-	cause     string
-	hash      string // content hash when it started
-	started   time.Time
-	waiters   []chan<- ReloadResult
-	old       *generation // serving when the reload began; may be nil
-	new       *generation // the generation being started (swap, restart)
-	checking  bool
-	waitOld   bool // restart: waiting for old to exit before starting new
-	signalled bool // signal: the reload signal was sent
-	reloading bool // signal: RELOADING=1 seen
-	ackT      *time.Timer
-	handover  time.Duration // READY=1 arrival to the old generation's stop signal
-	strays    int           // new generations killed by a stray signal before they were ready
+	strategy Strategy
+	signals  []syscall.Signal
+	cause    string
+	hash     string // content hash when it started
+	started  time.Time
+	waiters  []chan<- ReloadResult
+	old      *generation // serving when the reload began; may be nil
+	new      *generation // the generation being started (swap, restart)
+	// oldSet is old's generation (its instances); nil when old is.
+	oldSet *genSet
+	// A rolling swap (Options.Rolling): the instances of the new
+	// generation started so far (0..rollNext-1), and the old generation's
+	// instances stopped so far, by index (started again if it fails).
+	rolling  int
+	rollNext int
+	rolled   []int
+	// The signal strategy: instances that answered RELOADING=1 and have
+	// not yet said READY=1, and how many that speak sd_notify may still
+	// answer RELOADING=1 within the ack window.
+	awaitReady map[*generation]bool
+	awaitAck   int
+	relT       *time.Timer // the wait for READY=1 after RELOADING=1
+	checking   bool
+	waitOld    bool // restart: waiting for old to exit before starting new
+	signalled  bool // signal: the reload signal was sent
+	reloading  bool // signal: RELOADING=1 seen
+	ackT       *time.Timer
+	handover   time.Duration // READY=1 arrival to the old generation's stop signal
+	strays     int           // new generations killed by a stray signal before they were ready
 }
 
 // strayStartRetries bounds how often a reload starts another generation
@@ -278,6 +308,7 @@ func New(opts Options, ls []*socketact.Listener, r *signals.Reaper, log *slog.Lo
 		self: os.Getpid(), awayAt: map[*os.File]time.Time{},
 		events: make(chan event, 64), reqs: make(chan request), quit: make(chan struct{}),
 	}
+	s.fileInstances = s.opts.Instances
 	s.publishHeld()
 	return s, nil
 }
@@ -362,7 +393,7 @@ func (s *Supervisor) snapshot(usage bool) Status {
 	case s.reqs <- request{status: reply}:
 		r := <-reply
 		if usage {
-			sample(&r.st, r.groups)
+			sample(&r.st, r.groups, r.inst)
 		}
 		return r.st
 	case <-s.quit:
@@ -477,7 +508,7 @@ func (s *Supervisor) scheduleTrim() {
 
 // finished reports whether Run should return, and with which code.
 func (s *Supervisor) finished() (int, bool) {
-	if len(s.gens) > 0 || s.restartPending() {
+	if len(s.gens) > 0 || s.restartPending() || !s.stopping && s.restartsPending() > 0 {
 		return 0, false
 	}
 	if s.stopCode != nil {
@@ -504,7 +535,7 @@ func (s *Supervisor) cleanup() {
 		g.killGroup()
 		s.cg.Retire(g.grp)
 		g.notify.Close()
-		s.unguard(g.num)
+		s.unguard(g.num, g.inst)
 		g.closeMain()
 	}
 	s.gens = nil
@@ -529,7 +560,7 @@ func (s *Supervisor) onSignal(sig os.Signal) {
 			s.send(g, ss)
 		}
 	default:
-		if g := s.current(); g != nil {
+		for _, g := range s.serving() {
 			s.send(g, ss)
 		}
 	}
@@ -550,6 +581,7 @@ func (s *Supervisor) stop(sig syscall.Signal) {
 		s.restartT = nil
 	}
 	s.failTx("hupd is stopping")
+	s.stopInstances()
 	cur := s.current()
 	s.log.Info(logev.Stopping, KeySignal, signals.Name(sig), "generations", len(s.gens),
 		"stop_signal", signals.Name(s.opts.StopSignal), KeyTimeout, s.opts.StopTimeout)
@@ -582,11 +614,8 @@ func (s *Supervisor) closeSockets() {
 func (s *Supervisor) onRequest(req request) {
 	switch {
 	case req.status != nil:
-		groups := make([]*contain.Group, len(s.gens))
-		for i, g := range s.gens {
-			groups[i] = g.grp
-		}
-		req.status <- statusReply{s.status(), groups}
+		st, groups, inst := s.status()
+		req.status <- statusReply{st, groups, inst}
 	case req.reload != nil:
 		s.requestReload(req.reload, req.action, req.cause)
 	case req.async:
@@ -640,12 +669,18 @@ func (s *Supervisor) onEvent(ev event) {
 			return
 		}
 		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, g.ready.Timeout, g.ready)
-		if s.tx != nil && s.tx.new == g {
+		if g.set.multi() {
+			reason = fmt.Sprintf("instance %d of generation %d not ready within %s (readiness %s)", g.inst, g.num, g.ready.Timeout, g.ready)
+		}
+		if s.txNew(g) {
 			s.failedReloadStart(1) // it is stopped: a failed start (with no status of its own)
 			s.finishTx(false, reason)
 			return
 		}
 		s.log.Error(logev.NotReady, KeyGen, g.num, KeyPID, g.pid, KeyReason, reason)
+		if s.scaleFailed(g, reason) {
+			return
+		}
 		s.maybeStartQueued() // a reload waiting for it need wait no longer
 	case evDelay:
 		if g.state != StateStarting || g.exited() {
@@ -688,8 +723,13 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 		s.proceed()
 	case evAckTimeout:
-		if s.tx == ev.tx && s.tx.strategy == StrategySignal && !s.tx.reloading {
-			s.finishTx(true, "") // it did not answer RELOADING=1: the signal was delivered
+		if s.tx == ev.tx && s.tx.strategy == StrategySignal {
+			// Those that did not answer RELOADING=1 got the signal: the
+			// reload is done once those that did are ready again.
+			s.tx.awaitAck = 0
+			if len(s.tx.awaitReady) == 0 {
+				s.finishTx(true, "")
+			}
 		}
 	case evReloadTimeout:
 		if s.tx == ev.tx && s.tx.reloading {
@@ -721,6 +761,8 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 	case evGroupPoll:
 		s.watchGroups(g)
+	case evInstRestart:
+		s.onInstRestart(ev.set, ev.inst, ev.seq)
 	case evWatchdog:
 		if ev.seq != g.watchdogSeq {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
@@ -743,7 +785,10 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		return
 	}
 	ran := time.Since(g.started)
-	wasCurrent := s.current() == g || s.stopCurrent == g
+	cur := s.current()
+	wasCurrent := cur == g || s.stopCurrent == g
+	// (With instances: whether g's generation is the one serving.)
+	wasServing := cur != nil && cur.set == g.set
 	prev := g.state
 	g.state = StateExited
 	g.settle()
@@ -752,14 +797,20 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	// cgroup (daemons that called setsid included), then the cgroup.
 	g.killGroup()
 	s.cg.Retire(g.grp)
-	s.unguard(g.num)
+	s.unguard(g.num, g.inst)
 	g.notify.Close()
 	g.closeMain()
 	if g.proc != nil {
 		g.proc.Release()
 	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
-	s.log.Info(logev.ChildExited, KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
+	g.set.lastExit[g.inst] = e.String()
+	s.pruneSets()
+	if g.set.multi() {
+		s.log.Info(logev.ChildExited, KeyGen, g.num, KeyInst, g.inst, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
+	} else {
+		s.log.Info(logev.ChildExited, KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
+	}
 	if g.failure != "" {
 		// It exited 0, but its start failed: counted as a failure.
 		s.log.Error(logev.StartFailed, KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
@@ -770,7 +821,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	s.closeRetired()
 
 	if s.stopping {
-		if s.stopCurrent == g || s.stopCode == nil && len(s.gens) == 0 {
+		if s.stopCurrent == g || s.stopCurrent != nil && s.stopCurrent.set == g.set || s.stopCode == nil && len(s.gens) == 0 {
 			code := s.exitCode(e)
 			s.stopCode = &code
 		}
@@ -779,7 +830,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		g.out.settle(exitSettle)
 		return
 	}
-	if tx := s.tx; prev == StateStarting && tx != nil && tx.new == g && g.failure == "" && e.Status.Signaled() &&
+	if tx := s.tx; prev == StateStarting && tx != nil && tx.new == g && !g.set.multi() && g.failure == "" && e.Status.Signaled() &&
 		isStraySignal(e.Status.Signal()) && tx.strays < strayStartRetries {
 		// Killed before it was ready by a signal hupd does not send a
 		// starting generation: one meant for the whole service, that
@@ -797,14 +848,33 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	if prev == StateStarting {
 		// It exited before it was ready (hupd had not asked it to: it
 		// would be draining): a failed start, a reload's or a restart's.
-		if s.tx != nil && s.tx.new == g {
+		if s.txNew(g) {
 			s.failedReloadStart(e.Code())
 		} else {
 			s.failedStart(e.Code())
 		}
+		if s.scaleFailed(g, fmt.Sprintf("instance %d of generation %d exited before it was ready: %s", g.inst, g.num, e)) {
+			return
+		}
 	}
 	if tx := s.tx; tx != nil {
 		switch {
+		case s.txNew(g) && g.set.multi():
+			g.out.settle(outputSettle)
+			why := fmt.Sprintf("instance %d of generation %d exited before it was ready: %s", g.inst, g.num, e)
+			if prev != StateStarting {
+				why = fmt.Sprintf("instance %d of generation %d exited during the reload: %s", g.inst, g.num, e)
+			}
+			s.finishTx(false, why+tailText(strings.Join(g.out.tail(), "\n")))
+			return
+		case tx.waitOld && tx.oldSet == g.set && g.set.multi():
+			if len(s.instances(g.set)) == 0 {
+				tx.waitOld = false
+				s.startNew()
+			}
+			return
+		case tx.old != nil && tx.oldSet == g.set && g.set.multi() && tx.strategy == StrategySignal:
+			s.finishTx(false, fmt.Sprintf("instance %d of generation %d exited during the reload: %s", g.inst, g.num, e))
 		case tx.new == g:
 			// Its last words explain the failure: let them arrive first.
 			g.out.settle(outputSettle)
@@ -824,6 +894,17 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	if prev == StateDraining {
 		s.maybeStartQueued() // a drain slot is free
+		return
+	}
+	if g.set.multi() {
+		if prev == StateSettling || !wasServing {
+			return
+		}
+		if s.rollbackOnExit(g) {
+			s.maybeStartQueued()
+			return
+		}
+		s.instanceExited(g, e, prev, ran)
 		return
 	}
 	if !wasCurrent {
@@ -997,17 +1078,24 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 	}
 	if m.Flag(socketact.NotifyReloading) {
 		g.speaksReload = true
-		if tx := s.tx; tx != nil && tx.old == g && tx.strategy == StrategySignal && tx.signalled && !tx.reloading {
+		if tx := s.tx; tx != nil && tx.oldSet == g.set && tx.strategy == StrategySignal && tx.signalled && tx.awaitAck > 0 && !tx.awaitReady[g] {
+			tx.awaitAck--
+			tx.awaitReady[g] = true
 			tx.reloading = true
-			if tx.ackT != nil {
+			if tx.awaitAck == 0 && tx.ackT != nil {
 				tx.ackT.Stop()
 			}
-			tx.ackT = s.reloadTimeout(tx, g)
+			if tx.relT == nil {
+				tx.relT = s.reloadTimeout(tx, g)
+			}
 		}
 	}
 	if m.Ready() {
-		if tx := s.tx; tx != nil && tx.old == g && tx.reloading {
-			s.finishTx(true, "")
+		if tx := s.tx; tx != nil && tx.reloading && tx.awaitReady[g] {
+			delete(tx.awaitReady, g)
+			if len(tx.awaitReady) == 0 && tx.awaitAck == 0 {
+				s.finishTx(true, "")
+			}
 			return
 		}
 		if g.state == StateStarting {
@@ -1050,6 +1138,11 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 	}
 	g.settle()
 	g.state, g.readyAt = StateReady, time.Now()
+	if g.set.multi() {
+		s.log.Info(logev.ChildReady, KeyGen, g.num, KeyInst, g.inst, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
+		s.instanceReady(g, at)
+		return
+	}
 	s.log.Info(logev.ChildReady, KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
 	if h := s.hooks.Ready; h != nil {
 		h(g.num, g.pid, g.readyAt.Sub(g.started))
@@ -1113,25 +1206,39 @@ func (s *Supervisor) drain(g *generation) {
 
 // halt sends g, draining, its stop signal and arms the stop timeout.
 func (s *Supervisor) halt(g *generation) {
-	s.log.Info(logev.Draining, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
+	if g.set.multi() {
+		s.log.Info(logev.Draining, KeyGen, g.num, KeyInst, g.inst, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
+	} else {
+		s.log.Info(logev.Draining, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
+	}
 	s.send(g, g.stopSignal)
 	g.drainBy = time.Now().Add(g.stopTimeout)
 	s.after(g, g.stopTimeout, evDrainTimeout)
 	s.watchGroups(g)
-	var draining []*generation
+	// Draining generations, oldest first, each with its instances.
+	var draining [][]*generation
 	for _, o := range s.gens {
 		// Not those still emptying their steered queues: they have not
 		// been told to stop, and killing one would lose what waits in
 		// its queue (steer_wait bounds them).
-		if o.state == StateDraining && !o.exited() && o.emptyBy.IsZero() {
-			draining = append(draining, o)
+		if o.state != StateDraining || o.exited() || !o.emptyBy.IsZero() {
+			continue
+		}
+		if i := slices.IndexFunc(draining, func(d []*generation) bool { return d[0].set == o.set && o.set != nil }); i >= 0 {
+			draining[i] = append(draining[i], o)
+		} else {
+			draining = append(draining, []*generation{o})
 		}
 	}
 	// A stop drains every generation as README promises (stop signal,
-	// SIGKILL at the stop timeout): the cap is for reloads only.
+	// SIGKILL at the stop timeout): the cap is for reloads only. It
+	// counts generations, not instances: a rolling swap or a scale down
+	// drains instances of one generation.
 	for !s.stopping && len(draining) > s.opts.MaxDraining {
-		s.log.Warn(logev.TooManyDraining, KeyGen, draining[0].num, KeyPID, draining[0].pid, "max_draining", s.opts.MaxDraining)
-		draining[0].killGroup()
+		s.log.Warn(logev.TooManyDraining, KeyGen, draining[0][0].num, KeyPID, draining[0][0].pid, "max_draining", s.opts.MaxDraining)
+		for _, o := range draining[0] {
+			o.killGroup()
+		}
 		draining = draining[1:]
 	}
 }
@@ -1149,7 +1256,7 @@ func (s *Supervisor) send(g *generation, sig syscall.Signal) {
 func (s *Supervisor) current() *generation {
 	for i := len(s.gens) - 1; i >= 0; i-- {
 		g := s.gens[i]
-		if g.state == StateDraining || g.state == StateSettling || g.exited() || (s.tx != nil && s.tx.new == g) {
+		if g.state == StateDraining || g.state == StateSettling || g.exited() || s.txNew(g) {
 			continue
 		}
 		return g

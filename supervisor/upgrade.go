@@ -109,6 +109,7 @@ func (st *Upgrade) RolledBack() bool { return st.rolledBack }
 // hands it over.
 type KeptOutput struct {
 	Gen   int        `json:"gen"`
+	Inst  int        `json:"inst,omitempty"`
 	PID   int        `json:"pid"`
 	Lines []KeptLine `json:"lines"`
 }
@@ -123,14 +124,19 @@ type KeptLine struct {
 
 // GenState is a generation as the new image receives it.
 type GenState struct {
-	Num     int       `json:"num"`
-	PID     int       `json:"pid"`
-	PGID    int       `json:"pgid"`
-	MainPID int       `json:"main_pid,omitempty"`
-	State   State     `json:"state"`
-	Started time.Time `json:"started"`
-	ReadyAt time.Time `json:"ready_at"`
-	DrainBy time.Time `json:"drain_by,omitzero"`
+	Num int `json:"num"`
+	// Inst is its instance's index; Instances how many its generation
+	// runs (0: one), Restarts the instance's restarts.
+	Inst      int       `json:"inst,omitempty"`
+	Instances int       `json:"instances,omitempty"`
+	Restarts  int       `json:"restarts,omitempty"`
+	PID       int       `json:"pid"`
+	PGID      int       `json:"pgid"`
+	MainPID   int       `json:"main_pid,omitempty"`
+	State     State     `json:"state"`
+	Started   time.Time `json:"started"`
+	ReadyAt   time.Time `json:"ready_at"`
+	DrainBy   time.Time `json:"drain_by,omitzero"`
 	// EmptyBy: draining, not yet told to stop, waiting for its steered
 	// sockets' queues to empty until then at the latest.
 	EmptyBy time.Time `json:"empty_by,omitzero"`
@@ -547,6 +553,9 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			Watchdog: g.watchdogDur, Tail: g.out.tail(), Cgroup: g.grp.Path(),
 			NoLeader: g.grp.Path() == "" && g.grp.Leader() == 0,
 			Forking:  g.forking, Forks: g.forks, Pidfile: g.pidfile}
+		if g.set.multi() {
+			gs.Inst, gs.Instances, gs.Restarts = g.inst, g.set.n, g.set.restarts[g.inst]
+		}
 		gs.MainStart, _ = socketact.StartTime(g.pid)
 		for _, l := range g.listeners {
 			gs.Sockets = append(gs.Sockets, int(l.File.Fd()))
@@ -736,10 +745,12 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 	}
 	// A steered socket's generations each hold a member of its group.
 	s.resumeSteer(st, held, byFD)
-	kept := make(map[int]KeptOutput, len(st.Kept))
+	type instKey struct{ gen, inst int }
+	kept := make(map[instKey]KeptOutput, len(st.Kept))
 	for _, k := range st.Kept {
-		kept[k.Gen] = k
+		kept[instKey{k.Gen, k.Inst}] = k
 	}
+	sets := map[int]*genSet{}
 	var outs []*output // for the logbook, by generation
 	for _, gs := range st.Gens {
 		ns, err := socketact.RestoreNotify(gs.Notify)
@@ -755,7 +766,19 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			exitParked: make(chan signals.Exit, 1), speaksNotify: gs.SpeaksNotify, speaksReload: gs.SpeaksReload,
 			statusText: gs.StatusText, configHash: gs.ConfigHash, stopSignal: syscall.Signal(gs.StopSignal),
 			stopTimeout: gs.StopTimeout, uid: gs.UID, watchdogDur: gs.Watchdog, ready: s.opts.Ready,
-			forking: gs.Forking, forks: gs.Forks, pidfile: gs.Pidfile}
+			forking: gs.Forking, forks: gs.Forks, pidfile: gs.Pidfile, inst: gs.Inst}
+		set := sets[gs.Num]
+		if set == nil {
+			o := s.opts
+			o.Instances = max(gs.Instances, 1)
+			set = newGenSet(gs.Num, o)
+			set.hash = gs.ConfigHash
+			sets[gs.Num] = set
+			s.addSet(set)
+		}
+		set.restarts[gs.Inst] = gs.Restarts
+		set.starts[gs.Inst] = 1
+		g.set = set
 		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
 		if err != nil {
 			s.log.Warn(logev.UpgradeCgroupNotTaken, KeyGen, gs.Num, KeyError, err)
@@ -771,10 +794,13 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			}
 			g.listeners = append(g.listeners, l)
 		}
-		g.out.gen, g.out.pid = gs.Num, gs.PID
-		if k, ok := kept[gs.Num]; ok {
+		if set.listeners == nil {
+			set.listeners = g.listeners
+		}
+		g.out.gen, g.out.inst, g.out.pid = gs.Num, gs.Inst, gs.PID
+		if k, ok := kept[instKey{gs.Num, gs.Inst}]; ok {
 			g.out.restore(k.Lines)
-			delete(kept, gs.Num)
+			delete(kept, instKey{gs.Num, gs.Inst})
 		} else if st.Kept == nil { // from a binary that handed over tails only
 			for _, line := range gs.Tail {
 				g.out.keep("", line)
@@ -820,11 +846,11 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		s.guardPID(g, g.pid)
 	}
 	for _, k := range kept { // generations that have exited
-		o := &output{gen: k.Gen, pid: k.PID}
+		o := &output{gen: k.Gen, inst: k.Inst, pid: k.PID}
 		o.restore(k.Lines)
 		outs = append(outs, o)
 	}
-	slices.SortFunc(outs, func(a, b *output) int { return a.gen - b.gen })
+	slices.SortStableFunc(outs, func(a, b *output) int { return a.gen - b.gen })
 	for _, o := range outs {
 		s.book.add(o)
 	}
@@ -841,7 +867,7 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 // and drain deadline.
 func (s *Supervisor) resumeGens() {
 	for _, g := range s.gens {
-		stdout, stderr := s.sinks(&s.opts, g.num, g.pid)
+		stdout, stderr := s.sinks(&g.set.opts, g.num, g.inst, g.pid)
 		if g.outR != nil {
 			g.out.copy(g.outR, stdout)
 		}
@@ -872,6 +898,15 @@ func (s *Supervisor) resumeGens() {
 			s.watchGroups(g) // told to stop: a shutdown of its sockets is mirrored at once
 		}
 		s.log.Info(logev.GenerationTakenOver, KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
+	}
+	// Instances of the serving generation that were waiting for their
+	// restart (or not restarted any more) are not handed over: start them.
+	if cur := s.current(); cur != nil && cur.set.multi() {
+		for i := range cur.set.n {
+			if !slices.ContainsFunc(s.instances(cur.set), func(g *generation) bool { return g.inst == i }) {
+				s.scheduleInstRestart(cur.set, i, 0, "not running when hupd was upgraded")
+			}
+		}
 	}
 	s.closeRetired()
 }

@@ -173,4 +173,26 @@ const (
 	// The new generation exited within the settle window: the settling
 	// one serves again.
 	SettleRollback = "serving generation exited while another settles: rolled back"
+
+	// Instances (supervisor.Options.Instances): an instance of the
+	// serving generation exited and is restarted alone after a delay.
+	RestartingInstance = "restarting instance"
+	// An instance exited and the restart policy does not restart it: the
+	// others serve on.
+	InstanceNotRestarted = "instance not restarted"
+	// The start limit was reached by an instance while others serve: it
+	// is not restarted any more.
+	InstanceGaveUp = "start limit reached: instance not restarted"
+	// A rolling swap's new instances are ready: as many old ones stop and
+	// the next ones start.
+	RollingOn = "rolling swap goes on"
+	// A rolling swap failed: the old instances it had stopped start again.
+	RollingUndone = "rolling swap failed: old instances started again"
+	// An old instance could not be started again after a failed rolling
+	// swap (its restart is scheduled).
+	RollbackStartFailed = "restarting an old instance failed"
+	// The number of instances changed (hupd scale, hupd.toml).
+	Scaled = "scaled"
+	// A scale failed: the instances it started are stopped.
+	ScaleFailed = "scale failed"
 )

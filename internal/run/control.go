@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -11,7 +12,7 @@ import (
 // request and hands it here; this decides what it means and asks the
 // supervisor (control → run → supervisor). A reload reads hupd.toml again
 // first (in rc's loop), and is refused while it is not valid; status,
-// upgrade and rollback go to the supervisor as they are.
+// upgrade, rollback and scale go to the supervisor as they are.
 type controlHandler struct {
 	sup *supervisor.Supervisor
 	rc  *reconf
@@ -86,6 +87,21 @@ func (h controlHandler) Reload(ctx context.Context) supervisor.ReloadResult {
 		return timedOut("timed out waiting for the reload; it goes on")
 	}
 }
+
+// Scale sets the number of instances of the serving generation (hupd
+// scale): it goes to the supervisor as it is; hupd.toml is not read, and
+// its instances, if set, count again at its next edit.
+func (h controlHandler) Scale(ctx context.Context, n int) supervisor.ScaleResult {
+	return h.sup.Scale(ctx, n)
+}
+
+// The requests hupd run answers besides the Handler's.
+var (
+	_ control.Planner    = controlHandler{}
+	_ control.Rollbacker = controlHandler{}
+	_ control.Scaler     = controlHandler{}
+	_ control.LogSource  = controlHandler{}
+)
 
 func (h controlHandler) Logs(gen, n int) []supervisor.OutputLine { return h.sup.Logs(gen, n) }
 

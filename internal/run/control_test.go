@@ -141,3 +141,23 @@ func TestControlReloadFlowsThroughRun(t *testing.T) {
 	}
 	waitFor(t, took, "the refresh request")
 }
+
+// TestControlHandlerScale: a scale goes to the supervisor as it is, with
+// the number asked for and the caller's context (here one that ended
+// before the supervisor took it: nothing changes), and a number out of
+// range is the supervisor's refusal.
+func TestControlHandlerScale(t *testing.T) {
+	sup, err := supervisor.New(supervisor.Options{Path: "/bin/true", Args: []string{"true"}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	h := controlHandler{sup: sup}
+	if res := h.Scale(ctx, 3); res.OK || res.To != 3 || res.Reason != "the caller gave up before the scale started: nothing was changed" {
+		t.Errorf("scale with the caller gone: %+v", res)
+	}
+	if res := h.Scale(t.Context(), supervisor.MaxInstances+1); res.OK || res.To != supervisor.MaxInstances+1 || res.Reason != supervisor.ValidInstances(supervisor.MaxInstances+1).Error() {
+		t.Errorf("scale to %d: %+v", supervisor.MaxInstances+1, res)
+	}
+}

@@ -37,6 +37,28 @@ type systemd struct {
 // hupd, not the service manager, should be the one to give up.
 const budgetMargin = 5 * time.Second
 
+// reloadBudget is how long a reload with strategy st may take by hupd's
+// own timeouts in o, plus budgetMargin: the new generation's start (its
+// ready timeout; a check has as long again), and the old one's stop for a
+// restart. A rolling swap (o.Rolling of o.Instances at a time) takes
+// ceil(Instances/Rolling) steps, each a start and a stop, and a failure
+// in the last one starts the old instances already stopped again: one
+// more start.
+func reloadBudget(o supervisor.Options, st supervisor.Strategy) time.Duration {
+	budget := o.Ready.Timeout + budgetMargin // the new generation's start
+	if len(o.Check) > 0 {
+		budget += o.Ready.Timeout // the check has as long
+	}
+	switch {
+	case st == supervisor.StrategyRestart:
+		budget += o.StopTimeout
+	case st == supervisor.StrategySwap && o.Rolling > 0 && o.Instances > o.Rolling:
+		steps := (o.Instances + o.Rolling - 1) / o.Rolling
+		budget += time.Duration(steps-1)*o.Ready.Timeout + time.Duration(steps)*o.StopTimeout + o.Ready.Timeout
+	}
+	return budget
+}
+
 func (sd *systemd) send(lines ...string) {
 	if err := sd.n.Send(lines...); err != nil {
 		sd.log.Warn(logev.NotifyFailed, "error", err)
@@ -80,14 +102,7 @@ func (sd *systemd) hooks() supervisor.Hooks {
 				return
 			}
 			sd.reload = true
-			budget := o.Ready.Timeout + budgetMargin // the new generation's start
-			if len(o.Check) > 0 {
-				budget += o.Ready.Timeout // the check has as long
-			}
-			if st == supervisor.StrategyRestart {
-				budget += o.StopTimeout
-			}
-			sd.send("RELOADING=1", sdnotify.MonotonicUsec(), sdnotify.Status(fmt.Sprintf("reloading (%s: %s)", st, cause)), sdnotify.ExtendTimeout(budget))
+			sd.send("RELOADING=1", sdnotify.MonotonicUsec(), sdnotify.Status(fmt.Sprintf("reloading (%s: %s)", st, cause)), sdnotify.ExtendTimeout(reloadBudget(o, st)))
 		},
 		Reloaded: func(r supervisor.ReloadResult) {
 			took := r.Finished.Sub(r.Started).Round(time.Millisecond)

@@ -394,6 +394,11 @@ func TestInstancesPythonLegacy(t *testing.T) {
 	valid := func(body string) bool { return body == "served by instance 0\n" || body == "served by instance 1\n" }
 	n, cut, _ := loadAcrossSwaps(t, h, "tcp", addr, swaps, valid, true)
 	t.Logf("%d requests across %d swaps of 2 python3 -m http.server instances, none refused; %d cut by its stop", n, swaps, cut)
+	// One client, one request at a time: a stopped instance can cut at
+	// most the one it is answering.
+	if cut > 2*swaps {
+		t.Errorf("%d requests cut across %d swaps of 2 instances: more than the stops can cut (one each)", cut, swaps)
+	}
 	cur := instWaitReady(t, h, swaps+1, 2)
 	h.WaitEvent(logev.BindRedirected, 2*(swaps+1), nil) // two per generation
 	instCollect(t, addr, func(bodies map[string]int) bool {
@@ -545,9 +550,12 @@ func TestInstancesKillOne(t *testing.T) {
 	load.waitOK(t, 0, g.Instances[1].PID)
 	res := load.Stop()
 	t.Logf("load across the kill: %s", res)
-	if res.Refused != 0 || res.Failures() > newConn+keepAlive {
-		t.Errorf("%d requests lost (refused %d): want no refusal and at most one per client (%d), those the killed process held",
-			res.Failures(), res.Refused, newConn+keepAlive)
+	// A request the client transport sent again on a new connection (Go's
+	// does for a GET whose connection closed before any answer) was lost
+	// by the killed process too: it counts with the failures.
+	if lost := res.Failures() + res.Retried; res.Refused != 0 || lost > newConn+keepAlive {
+		t.Errorf("%d requests lost (refused %d, retried by the transport %d): want no refusal and at most one per client (%d), those the killed process held",
+			lost, res.Refused, res.Retried, newConn+keepAlive)
 	}
 	instStop(t, h, 0, old, instPIDs(g))
 }

@@ -424,6 +424,11 @@ func TestInstancesRolling(t *testing.T) {
 		t.Errorf("reload %+v: want gen 1 -> gen 2", r.ReloadResult)
 	}
 	cur := instWaitReady(t, h, 2, 3)
+	// The result names each generation by its instance 0, as status does
+	// (GenerationStatus.PID) and as `hupd reload` prints it.
+	if r.OldPID != old[0] || r.NewPID != cur[0] {
+		t.Errorf("reload result: pid %d -> %d; want instance 0's, %d -> %d (instances %v -> %v)", r.OldPID, r.NewPID, old[0], cur[0], old, cur)
+	}
 	for _, p := range old {
 		waitGone(t, p)
 	}

@@ -640,3 +640,101 @@ func TestInstancesSignalStrategy(t *testing.T) {
 	}
 	instStop(t, h, 0, pids)
 }
+
+// TestInstancesConfigEdit: saving hupd.toml with [process] instances 2 → 3
+// scales the serving generation live (hupd applies the edit as hupd scale
+// does): a third instance starts, the first two keep their PIDs, no swap
+// and no reload; 3 → 1 stops instances 2 and 1 and leaves instance 0.
+func TestInstancesConfigEdit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	conf := writeFile(t, dir, "hupd.toml", fmt.Sprintf(`command = [%q, "-grace", "10s"]
+
+[[listen]]
+name = "http"
+address = "tcp://127.0.0.1:0"
+
+[process]
+instances = 2
+
+[reload]
+ready = "notify"
+`, helloBin))
+	h := StartHupd(t, "run", "-c", conf)
+	addr := HostPort(h.Listening("http"))
+	first := instWaitReady(t, h, 1, 2)
+
+	editExample(t, conf, "instances = 2", "instances = 3")
+	h.WaitEvent(logev.ConfigApplied, 1, nil)
+	up := instWaitReady(t, h, 1, 3)
+	if !slices.Equal(up[:2], first) {
+		t.Errorf("after instances = 3: instances %v, before %v: want 0 and 1 untouched", up, first)
+	}
+	instCollect(t, addr, instAnsweredBy(up))
+
+	editExample(t, conf, "instances = 3", "instances = 1")
+	h.WaitEvent(logev.ConfigApplied, 2, nil)
+	waitGone(t, up[1])
+	waitGone(t, up[2])
+	st := instWaitStatus(t, h, "generation 1 alone with instance 0", func(st supervisor.Status) bool {
+		return len(st.Generations) == 1 && st.Generations[0].Gen == 1 && st.Generations[0].PID == up[0] && st.Instances == 1 &&
+			len(st.Generations[0].Instances) <= 1
+	})
+	h.Sync()
+	if st.Reloads != 0 || len(h.Events(logev.ReloadStarted)) != 0 {
+		t.Errorf("%s: want no reload", instDescribe(st))
+	}
+	instCollect(t, addr, instAnsweredBy(up[:1]))
+	instStop(t, h, 0, up)
+}
+
+// TestInstancesRestartStrategy: --reload restart with two hello instances
+// stops both and starts two new ones.
+func TestInstancesRestartStrategy(t *testing.T) {
+	t.Parallel()
+	h := StartHupd(t, "run", "--instances", "2", "--reload", "restart", "--ready", "notify", "--listen", "http=tcp://127.0.0.1:0",
+		"--", helloBin, "-grace", "10s")
+	addr := HostPort(h.Listening("http"))
+	old := instWaitReady(t, h, 1, 2)
+	rdReloadOK(t, h, supervisor.StrategyRestart)
+	cur := instWaitReady(t, h, 2, 2)
+	for _, p := range old {
+		waitGone(t, p)
+	}
+	instDistinct(t, "instances before and after the restart", append(slices.Clone(old), cur...))
+	instCollect(t, addr, instAnsweredBy(cur))
+	instStop(t, h, 0, old, cur)
+}
+
+// TestInstancesLegacyAdopt: examples/legacy/goserver, which binds its own
+// port, as two instances under --legacy adopt: one socket is adopted (the
+// first bind, for real) and every other bind is given it; both instances
+// serve it, and a swap under a new-connection client fails nothing.
+func TestInstancesLegacyAdopt(t *testing.T) {
+	t.Parallel()
+	port := strconv.Itoa(fixedPort(t, "tcp"))
+	h := StartHupd(t, "run", "--instances", "2", "--legacy", "adopt", "--listen", "http=tcp://:"+port,
+		"--", goserverBin, "-addr", ":{port:http}")
+	old := instWaitReady(t, h, 1, 2)
+	addr := "127.0.0.1:" + port
+	bodies := instCollect(t, addr, func(bodies map[string]int) bool {
+		seen := 0
+		for _, p := range old {
+			if bodies[fmt.Sprintf("goserver pid %d\n", p)] > 0 {
+				seen++
+			}
+		}
+		return seen == len(old)
+	})
+	t.Logf("answers: %v", bodies)
+	h.WaitEvent(logev.BindRedirected, 1, nil) // the other instance's bind
+	n, _ := swapsUnderLoad(t, h, "tcp", addr, 1, func(body string) bool { return strings.HasPrefix(body, "goserver pid ") })
+	cur := instWaitReady(t, h, 2, 2)
+	h.WaitEvent(logev.BindRedirected, 3, nil) // and both of generation 2's
+	h.Sync()
+	if got := len(h.Events(logev.SocketAdopted)); got != 1 {
+		t.Errorf("%d sockets adopted, want 1 (the first bind)", got)
+	}
+	t.Logf("%d requests across a swap of 2 adopted goserver instances", n)
+	instStop(t, h, 0, old, cur)
+}

@@ -738,3 +738,65 @@ func TestInstancesLegacyAdopt(t *testing.T) {
 	t.Logf("%d requests across a swap of 2 adopted goserver instances", n)
 	instStop(t, h, 0, old, cur)
 }
+
+// instCrashScript is a wrapper around hello whose instance 1 exits 3 at
+// once while the file $MARKER exists: a crash loop of one instance.
+const instCrashScript = `#!/bin/sh
+if [ "$HUPD_INSTANCE" = 1 ] && [ -e "$MARKER" ]; then
+	exit 3
+fi
+exec "$HELLO" -grace 10s
+`
+
+// TestInstancesCrashLoop: one of three instances crash-loops (killed
+// once, it then exits 3 at every start). It is restarted alone with its
+// backoff, the status shows its restarts and last exit, and at the start
+// limit hupd gives up on that instance only: the other two serve on, hupd
+// keeps running, no reload runs. Once the cause is gone, hupd scale 3
+// starts it again.
+func TestInstancesCrashLoop(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := writeFile(t, dir, "wrapper.sh", instCrashScript)
+	os.Chmod(script, 0o755)
+	marker := filepath.Join(dir, "marker")
+	h := StartHupd(t, swapArgs("notify", []string{script}, "--instances", "3", "--start-limit", "3/1m",
+		"--env", "MARKER="+marker, "--env", "HELLO="+helloBin)...)
+	addr := HostPort(h.Listening("http"))
+	old := instWaitReady(t, h, 1, 3)
+
+	writeFile(t, dir, "marker", "instance 1 exits 3\n")
+	procKill(t, old[1], syscall.SIGKILL)
+	h.WaitEvent(logev.InstanceGaveUp, 1, nil)
+	st := ctlStatus(t, instControl(h))
+	h.Sync()
+	if len(st.Generations) != 1 || len(st.Generations[0].Instances) != 3 {
+		t.Fatalf("status at the start limit: %s", instDescribe(st))
+	}
+	in := st.Generations[0].Instances
+	if in[0].PID != old[0] || in[2].PID != old[2] || in[0].State != supervisor.StateReady || in[2].State != supervisor.StateReady {
+		t.Errorf("instances 0 and 2: %s; want pids %d and %d ready, untouched", instDescribe(st), old[0], old[2])
+	}
+	if in[1].PID != 0 || in[1].State != supervisor.StateFailed || in[1].Restarts < 1 || in[1].LastExit != "exit status 3" {
+		t.Errorf("instance 1: %+v; want no process, state failed, restarts ≥ 1, last exit \"exit status 3\"", in[1])
+	}
+	if n := len(h.Events(logev.RestartingInstance)); n < 2 {
+		t.Errorf("%d restarts of instance 1 logged: want its crash loop restarted with its backoff until the limit", n)
+	}
+	if st.Reloads != 0 || len(h.Events(logev.ReloadStarted)) != 0 {
+		t.Errorf("%s: want no reload", instDescribe(st))
+	}
+	instCollect(t, addr, instAnsweredBy([]int{old[0], old[2]}))
+
+	// The cause is gone: hupd scale 3 starts instance 1 again.
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	instScale(t, h, 3)
+	cur := instWaitReady(t, h, 1, 3)
+	if cur[0] != old[0] || cur[2] != old[2] || cur[1] == old[1] {
+		t.Errorf("after hupd scale 3: instances %v, before %v: want 1 started again, 0 and 2 untouched", cur, old)
+	}
+	instCollect(t, addr, instAnsweredBy(cur))
+	instStop(t, h, 0, old, cur)
+}

@@ -800,3 +800,77 @@ func TestInstancesCrashLoop(t *testing.T) {
 	instCollect(t, addr, instAnsweredBy(cur))
 	instStop(t, h, 0, old, cur)
 }
+
+// instProbeScript is a wrapper around hello that marks its instance
+// ready with the file $DIR/ready$HUPD_INSTANCE, except instance 1 while
+// $DIR/marker exists: that one removes its file and never starts hello.
+// hello says nothing on NOTIFY_SOCKET (a READY=1 counts whatever the
+// readiness mode): only the probe decides.
+const instProbeScript = `#!/bin/sh
+if [ "$HUPD_INSTANCE" = 1 ] && [ -e "$DIR/marker" ]; then
+	rm -f "$DIR/ready1"
+	exec sleep 600
+fi
+touch "$DIR/ready$HUPD_INSTANCE"
+unset NOTIFY_SOCKET
+exec "$HELLO" -grace 10s
+`
+
+// instProbeCheck is the readiness probe: the instance it judges is $1
+// ({instance} replaced by hupd) or else $HUPD_INSTANCE (each must agree
+// with the other when both are given); it is ready when its file exists.
+const instProbeCheck = `#!/bin/sh
+i=$1
+case $i in *[!0-9]*|'') i=$HUPD_INSTANCE ;; esac
+[ -n "$i" ] && { [ -z "$HUPD_INSTANCE" ] || [ "$HUPD_INSTANCE" = "$i" ]; } && [ -e "$DIR/ready$i" ]
+`
+
+// TestInstancesExecProbe: readiness exec:COMMAND applies per instance, so
+// the probe must know which instance it judges: {instance} in its
+// arguments or HUPD_INSTANCE in its environment, as the program has them.
+// Two instances get ready each by its own file; in a swap whose instance
+// 1 never makes its file, the reload fails although instance 0's exists,
+// and the old generation serves on.
+func TestInstancesExecProbe(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := writeFile(t, dir, "wrapper.sh", instProbeScript)
+	probe := writeFile(t, dir, "probe.sh", instProbeCheck)
+	os.Chmod(script, 0o755)
+	os.Chmod(probe, 0o755)
+	h := StartHupd(t, swapArgs("exec:"+probe+" {instance}", []string{script}, "--instances", "2", "--ready-timeout", "3s",
+		"--env", "DIR="+dir, "--env", "HELLO="+helloBin)...)
+	// Both ready by the probe, or one not ready in time (then at once).
+	h.waitFor("instances 0 and 1 ready, or one not", func() bool {
+		ready := 0
+		for _, e := range h.events {
+			switch e.Msg() {
+			case logev.NotReady:
+				return true
+			case logev.ChildReady:
+				ready++
+			}
+		}
+		return ready == 2
+	})
+	h.Sync()
+	if ev := h.Events(logev.NotReady); len(ev) > 0 {
+		t.Fatalf("%v: the probe never judged the instance ready: it cannot tell which instance it checks", ev[0])
+	}
+	for _, e := range h.Events(logev.ChildReady) {
+		if !strings.HasPrefix(e.Str("ready"), "exec:") {
+			t.Fatalf("%v: want the instance ready by the probe", e)
+		}
+	}
+	old := instWaitReady(t, h, 1, 2)
+
+	writeFile(t, dir, "marker", "instance 1 never ready\n")
+	r := rdReload(t, h)
+	if r.code == 0 || r.OK {
+		t.Fatalf("reload: exit %d, %+v; want it failed (instance 1's probe never succeeds)", r.code, r.ReloadResult)
+	}
+	if cur := instWaitReady(t, h, 1, 2); !slices.Equal(cur, old) {
+		t.Errorf("after the failed reload: instances %v, want %v untouched", cur, old)
+	}
+	instStop(t, h, 0, old)
+}

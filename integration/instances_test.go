@@ -407,13 +407,19 @@ func TestInstancesPythonLegacy(t *testing.T) {
 	instStop(t, h, 128+int(syscall.SIGTERM), pids, cur)
 }
 
-// TestInstancesRolling: hello --instances 3 --rolling 1 under clients of
-// both kinds: a swap replaces one instance at a time (the second new one
-// starts only after an old one was told to stop), loses no request, and
-// leaves the new generation alone with 3 ready instances, the old
-// processes gone.
+// TestInstancesRolling: hello --instances 3 --rolling K (1, and 2, which
+// does not divide 3) under clients of both kinds: a swap replaces K
+// instances at a time (new instance K+1 starts only after an old one was
+// told to stop), loses no request, and leaves the new generation alone
+// with 3 ready instances, the old processes gone.
 func TestInstancesRolling(t *testing.T) {
-	h := StartHupd(t, swapArgs("notify", []string{helloBin, "-grace", "10s"}, "--instances", "3", "--rolling", "1")...)
+	for _, k := range []int{1, 2} {
+		t.Run(fmt.Sprintf("K=%d", k), func(t *testing.T) { instRolling(t, k) })
+	}
+}
+
+func instRolling(t *testing.T, k int) {
+	h := StartHupd(t, swapArgs("notify", []string{helloBin, "-grace", "10s"}, "--instances", "3", "--rolling", strconv.Itoa(k))...)
 	addr := HostPort(h.Listening("http"))
 	old := instWaitReady(t, h, 1, 3)
 	load := swapStartLoad(t, addr, 2, 2)
@@ -436,12 +442,14 @@ func TestInstancesRolling(t *testing.T) {
 	res := load.Stop()
 	swapNoFailures(t, res, 50)
 
-	// Rolling, not all at once: the second instance of generation 2 was
-	// started after the first old instance was told to stop.
-	secondStart := swapEventIndex(h, logev.ChildStarted, 2, swapGen(2))
+	// Rolling, not all at once: instance K+1 of generation 2 was started
+	// after the first old instance was told to stop, and K of them before.
+	nextStart := swapEventIndex(h, logev.ChildStarted, k+1, swapGen(2))
+	lastStart := swapEventIndex(h, logev.ChildStarted, k, swapGen(2))
 	firstDrain := swapEventIndex(h, logev.Draining, 1, swapGen(1))
-	if secondStart < firstDrain {
-		t.Errorf("generation 2's second instance started (log line %d) before generation 1's first drain (line %d): not rolling", secondStart, firstDrain)
+	if nextStart < firstDrain || lastStart > firstDrain {
+		t.Errorf("generation 2's instance %d started at log line %d, instance %d at %d, generation 1's first drain at %d: not %d at a time",
+			k, lastStart, k+1, nextStart, firstDrain, k)
 	}
 	if slices.ContainsFunc(cur, func(p int) bool { return slices.Contains(old, p) }) {
 		t.Errorf("instances after the swap %v, before %v: want new processes", cur, old)
@@ -873,4 +881,46 @@ func TestInstancesExecProbe(t *testing.T) {
 		t.Errorf("after the failed reload: instances %v, want %v untouched", cur, old)
 	}
 	instStop(t, h, 0, old)
+}
+
+// TestInstancesSwapFailure: an all-at-once swap of 3 instances whose third
+// new instance never gets ready fails, stops the new instances, and never
+// touches the old ones: the same 3 PIDs serve on, and clients of both
+// kinds lose no request.
+func TestInstancesSwapFailure(t *testing.T) {
+	dir := t.TempDir()
+	script := writeFile(t, dir, "wrapper.sh", instNotReadyScript)
+	os.Chmod(script, 0o755)
+	marker := filepath.Join(dir, "marker")
+	h := StartHupd(t, swapArgs("notify", []string{script}, "--instances", "3", "--ready-timeout", "3s",
+		"--env", "MARKER="+marker, "--env", "HELLO="+helloBin)...)
+	addr := HostPort(h.Listening("http"))
+	old := instWaitReady(t, h, 1, 3)
+	load := swapStartLoad(t, addr, 2, 2)
+	load.waitOK(t, 20, 0)
+
+	writeFile(t, dir, "marker", "instance 2 never gets ready\n")
+	r := rdReload(t, h)
+	if r.code == 0 || r.OK {
+		t.Fatalf("reload: exit %d, %+v; want it failed (instance 2 never ready)", r.code, r.ReloadResult)
+	}
+	h.Sync()
+	newPIDs := instStarted(h, 2)
+	if len(newPIDs) != 3 {
+		t.Errorf("generation 2 started %v, want 3 instances at once", newPIDs)
+	}
+	for _, p := range newPIDs {
+		waitGone(t, p)
+	}
+	if cur := instWaitReady(t, h, 1, 3); !slices.Equal(cur, old) {
+		t.Errorf("after the failed swap: instances %v, want %v untouched", cur, old)
+	}
+	for _, e := range h.Events(logev.Draining) {
+		if e.Int(supervisor.KeyGen) == 1 {
+			t.Errorf("%v: no old instance may be told to stop by a swap that failed", e)
+		}
+	}
+	res := load.Stop()
+	swapNoFailures(t, res, 50)
+	instStop(t, h, 0, old, newPIDs)
 }

@@ -576,7 +576,8 @@ func TestInstancesKillOne(t *testing.T) {
 // TestInstancesScale: `hupd scale 4` then `hupd scale 2` on a generation
 // of two hello instances, live under clients of both kinds: no swap, no
 // request lost; status shows 4 instances (the new ones, 2 and 3, serve)
-// then 2, instances 0 and 1 the same processes throughout.
+// then 2, instances 0 and 1 the same processes throughout; a reload then
+// starts 2.
 func TestInstancesScale(t *testing.T) {
 	h := StartHupd(t, swapArgs("notify", []string{helloBin, "-grace", "10s"}, "--instances", "2")...)
 	addr := HostPort(h.Listening("http"))
@@ -612,9 +613,13 @@ func TestInstancesScale(t *testing.T) {
 	if st.Instances != 2 || st.Reloads != 0 || len(h.Events(logev.ReloadStarted)) != 0 {
 		t.Errorf("status after scale 2: %s; want instances 2 and no reload", instDescribe(st))
 	}
+	// A reload after the scale starts as many instances as it left.
+	rdReloadOK(t, h, supervisor.StrategySwap)
+	next := instWaitReady(t, h, 2, 2)
+	load.waitOK(t, 0, next[1])
 	res := load.Stop()
 	swapNoFailures(t, res, 50)
-	instStop(t, h, 0, up)
+	instStop(t, h, 0, up, next)
 }
 
 // TestInstancesSignalStrategy: --reload signal with two hello instances
@@ -923,4 +928,33 @@ func TestInstancesSwapFailure(t *testing.T) {
 	res := load.Stop()
 	swapNoFailures(t, res, 50)
 	instStop(t, h, 0, old, newPIDs)
+}
+
+// TestInstancesScaleFailure: `hupd scale 3` on two instances whose new
+// instance 2 never gets ready fails (exit 1), stops what it started, and
+// leaves the two instances as they were.
+func TestInstancesScaleFailure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	script := writeFile(t, dir, "wrapper.sh", instNotReadyScript)
+	os.Chmod(script, 0o755)
+	marker := writeFile(t, dir, "marker", "instance 2 never gets ready\n")
+	h := StartHupd(t, swapArgs("notify", []string{script}, "--instances", "2", "--ready-timeout", "2s",
+		"--env", "MARKER="+marker, "--env", "HELLO="+helloBin)...)
+	old := instWaitReady(t, h, 1, 2)
+	r := oneShot(t, "", nil, "scale", "--control", instControl(h), "3")
+	if r.code != 1 || !strings.HasPrefix(r.stderr, "hupd: scale failed: ") {
+		t.Fatalf("hupd scale 3: exit %d, stdout %q, stderr %q; want exit 1, scale failed", r.code, r.stdout, r.stderr)
+	}
+	h.Sync()
+	started := instStarted(h, 1)
+	if len(started) != 3 {
+		t.Fatalf("generation 1 started %v, want its 2 instances and the one the scale added", started)
+	}
+	waitGone(t, started[2])
+	st := instWaitStatus(t, h, "generation 1 with its 2 instances", func(st supervisor.Status) bool { return instReadyGen(st, 1, 2) })
+	if cur := instPIDs(st.Generations[0]); !slices.Equal(cur, old) || st.Instances != 2 {
+		t.Errorf("after the failed scale: %s; want instances 2, pids %v untouched", instDescribe(st), old)
+	}
+	instStop(t, h, 0, old, started)
 }

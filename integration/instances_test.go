@@ -958,3 +958,27 @@ func TestInstancesScaleFailure(t *testing.T) {
 	}
 	instStop(t, h, 0, old, started)
 }
+
+// TestInstancesRestartNever: with --restart never, a killed instance is
+// not started again: the other serves on and hupd keeps running; once
+// the last instance is gone too, hupd exits with its status.
+func TestInstancesRestartNever(t *testing.T) {
+	t.Parallel()
+	h := StartHupd(t, swapArgs("notify", []string{helloBin, "-grace", "10s"}, "--instances", "2", "--restart", "never")...)
+	addr := HostPort(h.Listening("http"))
+	old := instWaitReady(t, h, 1, 2)
+	procKill(t, old[1], syscall.SIGKILL)
+	if e := h.WaitEvent(logev.InstanceNotRestarted, 1, nil); e.Int(supervisor.KeyInst) != 1 || e.Int(supervisor.KeyGen) != 1 {
+		t.Fatalf("%v: want instance 1 of generation 1 not restarted", e)
+	}
+	st := ctlStatus(t, instControl(h))
+	if len(st.Generations) != 1 || len(st.Generations[0].Instances) != 2 || st.Generations[0].Instances[0].PID != old[0] ||
+		st.Generations[0].Instances[0].State != supervisor.StateReady || st.Generations[0].Instances[1].PID != 0 {
+		t.Errorf("status: %s; want instance 0 (pid %d) ready, instance 1 without a process", instDescribe(st), old[0])
+	}
+	instCollect(t, addr, instAnsweredBy(old[:1]))
+	procKill(t, old[0], syscall.SIGKILL)
+	if code := h.Wait(); code != 128+int(syscall.SIGKILL) {
+		t.Errorf("hupd exited %d once no instance was left, want %d (the last one's status)", code, 128+int(syscall.SIGKILL))
+	}
+}

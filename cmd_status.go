@@ -148,7 +148,8 @@ func stateText(g supervisor.GenerationStatus) string {
 // A generation's instances (supervisor.GenerationStatus.Instances) are
 // rows under it, "  GEN.INDEX" as hupd logs names them: PID "-" and
 // STATE "waiting to restart" for one that exited and waits for its
-// restart (PID 0), and in STATUS its restarts and how it last exited,
+// restart (PID 0; "not restarted" when it will not be, "not started yet"
+// for a rolling swap's later ones), and in STATUS its restarts and how it last exited,
 // then its own status text.
 
 func instancePID(in supervisor.InstanceStatus) string {
@@ -160,6 +161,12 @@ func instancePID(in supervisor.InstanceStatus) string {
 
 func instanceState(in supervisor.InstanceStatus) string {
 	if in.PID == 0 {
+		switch in.State {
+		case supervisor.StateFailed:
+			return "not restarted" // the restart policy, or the start limit
+		case supervisor.StateStarting:
+			return "not started yet" // a rolling swap's later instances
+		}
 		return "waiting to restart"
 	}
 	return string(in.State)

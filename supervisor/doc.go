@@ -77,6 +77,24 @@
 // sockets stay open and clients wait in the listen backlog instead of
 // being refused.
 //
+// Instances (Options.Instances, instances.go): a generation may run N
+// processes of the program on the same sockets. Each instance is a
+// generation value of its own (its process, notify socket gen-N-I.sock,
+// cgroup gen-N-I, sentinel registration, readiness and output ring), and
+// the instances of one generation share its number and a genSet: the
+// options it started with, its sockets (a steered socket's member), each
+// instance's restarts and backoff. A generation of one instance behaves
+// exactly as before instances existed. A generation is ready when all its
+// instances are; a swap stops old instances only once all new ones are
+// ready, or with Options.Rolling K, K at a time (a failure part-way stops
+// the new ones and starts the old ones it had stopped again, with the
+// settings they had). An instance of the serving generation that exits on
+// its own is restarted alone, in its generation, with its own backoff; it
+// is not a reload, and the start limit gives up on it while others serve,
+// on the program when none does. Scale starts instances of the serving
+// generation or stops its highest-numbered ones, no reload. The drain cap
+// (MaxDraining) counts generations, not instances.
+//
 // Crash loops end (Options.StartLimit): failed starts are counted in a
 // window, and a restart that is due once the window holds the limit's
 // burst is not made: hupd stops and Run returns the last failure's status.

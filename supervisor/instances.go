@@ -72,8 +72,11 @@ type genSet struct {
 	scaling *scaleOp
 	// starts counts each instance's starts (its notify socket's name).
 	starts map[int]int
-	seq    int  // arms of pending timers
-	ready  bool // every instance was ready once (Hooks.Ready told)
+	// later: adopt mode, the instances to start once instance 0 is ready
+	// (see spawnGen); 0: none wait.
+	later int
+	seq   int  // arms of pending timers
+	ready bool // every instance was ready once (Hooks.Ready told)
 }
 
 // pendingRestart is an instance's restart due: its timer and which arming.
@@ -289,6 +292,22 @@ func (s *Supervisor) instanceReady(g *generation, at time.Time) {
 	set := g.set
 	if g.watchdogDur > 0 {
 		s.armWatchdog(g)
+	}
+	if n := set.later; n > 0 && g.inst == 0 {
+		set.later = 0
+		for i := 1; i < n; i++ {
+			if _, err := s.spawnInst(set, i); err != nil {
+				why := fmt.Sprintf("instance %d of generation %d failed to start: %v", i, set.num, err)
+				if s.txNew(g) {
+					s.failedReloadStart(ExitCode(err))
+					s.finishTx(false, why)
+					return
+				}
+				s.failedStart(ExitCode(err))
+				s.scheduleInstRestart(set, i, 0, err.Error())
+			}
+		}
+		return
 	}
 	if tx := s.tx; tx != nil && s.txNew(g) {
 		n := set.n

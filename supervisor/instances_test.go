@@ -276,3 +276,20 @@ func TestInstancesStopAll(t *testing.T) {
 		h.events.waitN(t, 1, "instance exit", isInst(logev.ChildExited, 1, i))
 	}
 }
+
+// TestInstanceRestartDoesNotHoldReload: an instance restarted alone that
+// never gets ready does not hold a reload back (a generation that is
+// starting does): the reload replaces the whole generation.
+func TestInstanceRestartDoesNotHoldReload(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1-1.2=silent,*=ready"
+	}).run()
+	pids := h.readyInstances(1, 2)
+	h.kill(pids[1], unix.SIGKILL)
+	h.events.waitN(t, 2, "instance 1 started again", isInst(logev.ChildStarted, 1, 1))
+	if r := h.reload(Action{}); !r.OK || r.NewGen != 2 {
+		t.Fatalf("reload beside an instance that is starting: %+v", r)
+	}
+	h.events.waitN(t, 2, "instance 1 exits", isInst(logev.ChildExited, 1, 1))
+}

@@ -83,6 +83,10 @@ func (s *Supervisor) heldBack(st Strategy) bool {
 	if st == StrategySignal {
 		return false
 	}
+	if cur := s.current(); cur != nil && cur.set.multi() && cur.set.ready {
+		// An instance restarted alone is starting, not the generation.
+		return s.drainFull()
+	}
 	return starting(s.current()) || s.drainFull()
 }
 
@@ -129,6 +133,9 @@ func (s *Supervisor) startTx(waiters []chan<- ReloadResult, p plan) {
 		started: time.Now(), waiters: waiters, old: s.current(), hash: s.hash}
 	if tx.old != nil {
 		tx.oldSet = tx.old.set
+		if live := s.serving(); tx.old.set.multi() && len(live) > 0 {
+			tx.old = live[0] // its lowest instance stands for it (results, logs)
+		}
 	}
 	if tx.strategy == StrategySwap && s.opts.Rolling > 0 && max(s.opts.Instances, 1) > 1 {
 		tx.rolling = s.opts.Rolling

@@ -226,6 +226,14 @@ func (s *Supervisor) spawnGen(count int) (*generation, error) {
 		if first == nil {
 			first = g
 		}
+		if i == 0 && count > 1 && set.opts.Legacy == LegacyAdopt && slices.ContainsFunc(set.listeners, (*socketact.Listener).Pending) {
+			// Adopt mode, a socket no program has bound yet: the first
+			// instance binds it and hupd adopts it; the others start once
+			// it is ready, and their binds are given that socket. Started
+			// together, the second bind of the same address would fail.
+			set.later = count
+			break
+		}
 	}
 	return first, nil
 }

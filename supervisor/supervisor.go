@@ -905,6 +905,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 			return
 		}
 		s.instanceExited(g, e, prev, ran)
+		s.maybeStartQueued() // a reload waiting for it (starting) need wait no longer
 		return
 	}
 	if !wasCurrent {

@@ -102,6 +102,13 @@ func instancesScenario(ctx context.Context, env *benchEnv, rep *Report, _ *basel
 			return
 		}
 		rep.info(sc9, fmt.Sprintf("N=%d: hupd RSS, its own (anonymous), peak RSS", n), "%s", mem)
+		if cpu[i] == 0 {
+			// /proc's CPU times tick every 10 ms: hupd is not in the data
+			// path, and used less than one tick over all the rounds.
+			rep.info(sc9, fmt.Sprintf("N=%d: hupd CPU under the load", n), "under 10 ms (one tick) over %s of load, %s answers",
+				time.Duration(len(rates[i]))*s.RoundFor.d(), fint(answers[i]))
+			continue
+		}
 		rep.info(sc9, fmt.Sprintf("N=%d: hupd CPU under the load", n), "%s per 1,000 answers (%s in all)",
 			fdur(cpu[i]*1000/time.Duration(max(answers[i], 1))), fdur(cpu[i]))
 	}

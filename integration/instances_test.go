@@ -982,3 +982,49 @@ func TestInstancesRestartNever(t *testing.T) {
 		t.Errorf("hupd exited %d once no instance was left, want %d (the last one's status)", code, 128+int(syscall.SIGKILL))
 	}
 }
+
+// TestInstancesUpgrade: `hupd upgrade` (hupd re-executing its binary in
+// its own process) with three hello instances under clients of both
+// kinds: the upgraded hupd keeps the generation with its three instances
+// (same PIDs, ready), knows them as instances (a killed one is restarted
+// alone, restarts 1), swaps them all, and no request is lost.
+func TestInstancesUpgrade(t *testing.T) {
+	h := StartHupd(t, swapArgs("notify", []string{helloBin, "-grace", "10s"}, "--instances", "3")...)
+	addr := HostPort(h.Listening("http"))
+	old := instWaitReady(t, h, 1, 3)
+	load := swapStartLoad(t, addr, 2, 2)
+	load.waitOK(t, 20, 0)
+
+	if out, code := hupdCtl(t, h, "upgrade", "--control", instControl(h)); code != 0 || !strings.HasPrefix(out, "upgrade ok: ") {
+		t.Fatalf("hupd upgrade: exit %d, %q", code, out)
+	}
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	if cur := instWaitReady(t, h, 1, 3); !slices.Equal(cur, old) {
+		t.Fatalf("after the upgrade: instances %v, want %v kept", cur, old)
+	}
+
+	procKill(t, old[2], syscall.SIGKILL)
+	st := instWaitStatus(t, h, "instance 2 started again by the upgraded hupd", func(st supervisor.Status) bool {
+		return instReadyGen(st, 1, 3) && st.Generations[0].Instances[2].PID != old[2]
+	})
+	g := st.Generations[0]
+	if g.Instances[0].PID != old[0] || g.Instances[1].PID != old[1] || g.Instances[2].Restarts != 1 || st.Reloads != 0 {
+		t.Errorf("after killing instance 2: %s; want only instance 2 restarted (restarts 1), no reload", instDescribe(st))
+	}
+	killed := g.Instances[2].PID
+
+	rdReloadOK(t, h, supervisor.StrategySwap)
+	cur := instWaitReady(t, h, 2, 3)
+	for _, p := range append(old[:2:2], killed) {
+		waitGone(t, p)
+	}
+	load.waitOK(t, 0, cur[0])
+	res := load.Stop()
+	t.Logf("load across the upgrade, the kill and the swap: %s", res)
+	// The kill may cut what instance 2 held (TestInstancesKillOne); the
+	// upgrade and the swap nothing.
+	if lost := res.Failures() + res.Retried; res.Refused != 0 || lost > 4 {
+		t.Errorf("%d requests lost (refused %d): want no refusal and at most one per client, those the killed instance held", lost, res.Refused)
+	}
+	instStop(t, h, 0, old, []int{killed}, cur)
+}

@@ -9,7 +9,7 @@
 //	go run ./integration/bench -replot results.json -plots docs/bench
 //
 // Every scenario serves examples/hello (examples/legacy/goserver in 5,
-// hello -drain stock in 8), under one load: keep-alive clients and
+// hello -drain stock in 8, cpuserver in 9), under one load: keep-alive clients and
 // new-connection clients at once.
 //
 //  1. bare: hello alone, given its socket as systemd would; the baseline.
@@ -40,6 +40,12 @@
 //     the program's own drain and only reported. The cost of steering:
 //     the swap (to ready, to the old generation's stop signal, to its
 //     exit), hupd's CPU and memory, each side.
+//  9. instances: cpuserver (this suite's own single-threaded server, a
+//     fixed amount of CPU per request) under hupd --instances 1 and
+//     --instances 2 in alternating rounds: the throughput of each and
+//     their ratio, ≥ 1.7 on 2 cores; hupd's RSS and CPU at each N and per
+//     instance; then --instances 2 swapped every second for 20 s (-short:
+//     3 s) under the load: 0 failed requests.
 //
 // Sleeps appear only as measured intervals (the time between two reloads,
 // an idle window); every wait for a process is on its log, its READY, its
@@ -90,20 +96,24 @@ type settings struct {
 	CostSwaps    int  `json:"cost_swaps"` // 7, per side: default containment and --cgroup off
 	SteerFor     span `json:"steer_for"`  // 8, each side: without and with --steer
 	SteerEvery   span `json:"steer_every"`
+	InstFor      span `json:"instances_for"`   // 9: --instances 2 swapped under the load
+	InstEvery    span `json:"instances_every"` // 9: a swap every
 }
 
 func fullSettings() settings {
 	return settings{Duration: dur(60 * time.Second), SwapEvery: dur(500 * time.Millisecond),
 		Rounds: 10, RoundFor: dur(3 * time.Second), RestartFor: dur(20 * time.Second), RestartEvery: dur(2 * time.Second),
 		KeepAlive: 16, NewConn: 4, Listeners: 1000, IdleConns: 10000, WatchFiles: 10000, ScaleSwaps: 10,
-		IdleFor: dur(10 * time.Second), Spawns: 200, CostSwaps: 50, SteerFor: dur(15 * time.Second), SteerEvery: dur(500 * time.Millisecond)}
+		IdleFor: dur(10 * time.Second), Spawns: 200, CostSwaps: 50, SteerFor: dur(15 * time.Second), SteerEvery: dur(500 * time.Millisecond),
+		InstFor: dur(20 * time.Second), InstEvery: dur(time.Second)}
 }
 
 func shortSettings() settings {
 	return settings{Short: true, Duration: dur(4 * time.Second), SwapEvery: dur(500 * time.Millisecond),
 		Rounds: 1, RoundFor: dur(1500 * time.Millisecond), RestartFor: dur(3 * time.Second), RestartEvery: dur(time.Second),
 		KeepAlive: 16, NewConn: 4, Listeners: 100, IdleConns: 1000, WatchFiles: 1000, ScaleSwaps: 3,
-		IdleFor: dur(time.Second), Spawns: 20, CostSwaps: 6, SteerFor: dur(3 * time.Second), SteerEvery: dur(500 * time.Millisecond)}
+		IdleFor: dur(time.Second), Spawns: 20, CostSwaps: 6, SteerFor: dur(3 * time.Second), SteerEvery: dur(500 * time.Millisecond),
+		InstFor: dur(3 * time.Second), InstEvery: dur(time.Second)}
 }
 
 func dur(d time.Duration) span { return span(d) }
@@ -127,7 +137,7 @@ func (d *span) UnmarshalText(b []byte) error {
 var scenarios = []struct {
 	num  int
 	name string
-}{{1, "bare"}, {2, "hupd"}, {3, "swap"}, {4, "restart"}, {5, "legacy"}, {6, "scale"}, {7, "costs"}, {8, "steer"}}
+}{{1, "bare"}, {2, "hupd"}, {3, "swap"}, {4, "restart"}, {5, "legacy"}, {6, "scale"}, {7, "costs"}, {8, "steer"}, {9, "instances"}}
 
 func parseScenarios(s string) (map[int]bool, error) {
 	sel := map[int]bool{}
@@ -146,7 +156,7 @@ func parseScenarios(s string) (map[int]bool, error) {
 			}
 		}
 		if !found {
-			return nil, fmt.Errorf("unknown scenario %q: valid are 1-8 or bare, hupd, swap, restart, legacy, scale, costs, steer", f)
+			return nil, fmt.Errorf("unknown scenario %q: valid are 1-9 or bare, hupd, swap, restart, legacy, scale, costs, steer, instances", f)
 		}
 	}
 	return sel, nil
@@ -156,6 +166,7 @@ func parseScenarios(s string) (map[int]bool, error) {
 // directory for everything else.
 type benchEnv struct {
 	dir, hupd, hello, goserver string
+	cpuserver                  string // scenario 9's server, built from this module
 	s                          settings
 }
 
@@ -165,7 +176,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	short := fs.Bool("short", false, "CI mode: a few seconds per scenario, scaled-down sizes; checks correctness (0 failed requests) only, never timings or ratios")
-	sel := fs.String("scenarios", "all", "comma-separated scenarios to run, by number (1-8) or name (bare, hupd, swap, restart, legacy, scale, costs, steer)")
+	sel := fs.String("scenarios", "all", "comma-separated scenarios to run, by number (1-9) or name (bare, hupd, swap, restart, legacy, scale, costs, steer, instances)")
 	duration := fs.Duration("duration", 0, "scenario 3's load with a swap every 500 ms (5 runs half of it); default 60s, 4s with -short")
 	out := fs.String("out", "", "write the result as JSON to this file")
 	plots := fs.String("plots", "", "write the SVG time series of scenarios 3 and 4 into this directory")
@@ -245,7 +256,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	steps := []struct {
 		num int
 		fn  func(context.Context, *benchEnv, *Report, *baseline)
-	}{{3, swapScenario}, {4, restartScenario}, {5, legacyScenario}, {6, scaleScenario}, {7, costScenario}, {8, steerScenario}}
+	}{{3, swapScenario}, {4, restartScenario}, {5, legacyScenario}, {6, scaleScenario}, {7, costScenario}, {8, steerScenario}, {9, instancesScenario}}
 	for _, st := range steps {
 		if which[st.num] && ctx.Err() == nil {
 			fmt.Fprintf(stderr, "bench: scenario %d (%s)\n", st.num, scenarios[st.num-1].name)
@@ -288,7 +299,8 @@ func commandLine(args []string) string {
 // build compiles hupd, examples/hello and examples/legacy/goserver as the
 // README does (static, CGO_ENABLED=0) into env.dir, in hupd's own module
 // (GOWORK=off): the workspace that holds the bench would otherwise let the
-// bench's requirements choose the versions of hupd's dependencies.
+// bench's requirements choose the versions of hupd's dependencies. Then
+// scenario 9's cpuserver, in the bench's module.
 func build(ctx context.Context, env *benchEnv, stderr io.Writer) error {
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -302,12 +314,22 @@ func build(ctx context.Context, env *benchEnv, stderr io.Writer) error {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = stderr, stderr
-	fmt.Fprintln(stderr, "bench: building hupd, hello and goserver")
+	fmt.Fprintln(stderr, "bench: building hupd, hello, goserver and cpuserver")
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build: %w", err)
 	}
+	// cpuserver is the bench's own (./cpuserver): built in this module,
+	// which replaces hupd's by the same checkout.
+	cmd = exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./cpuserver")
+	cmd.Dir = filepath.Join(root, "integration", "bench")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build ./cpuserver: %w", err)
+	}
 	env.hupd, env.hello, env.goserver = filepath.Join(bin, "hupd"), filepath.Join(bin, "hello"), filepath.Join(bin, "goserver")
-	for _, p := range []string{env.hupd, env.hello, env.goserver} {
+	env.cpuserver = filepath.Join(bin, "cpuserver")
+	for _, p := range []string{env.hupd, env.hello, env.goserver, env.cpuserver} {
 		if _, err := os.Stat(p); err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ const (
 	sc6 = "6 scale"
 	sc7 = "7 hupd's costs"
 	sc8 = "8 steering, stock drain"
+	sc9 = "9 instances"
 )
 
 // baseline is scenario 2's load, for scenario 3 to compare with: medians

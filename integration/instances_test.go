@@ -871,7 +871,7 @@ func TestInstancesExecProbe(t *testing.T) {
 		t.Fatalf("%v: the probe never judged the instance ready: it cannot tell which instance it checks", ev[0])
 	}
 	for _, e := range h.Events(logev.ChildReady) {
-		if !strings.HasPrefix(e.Str("ready"), "exec:") {
+		if e.Str("ready") != "probe succeeded" {
 			t.Fatalf("%v: want the instance ready by the probe", e)
 		}
 	}

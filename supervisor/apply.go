@@ -201,11 +201,7 @@ func (s *Supervisor) apply(r *applyRequest) applyReply {
 		// An edit of instances alone scales the serving generation live,
 		// as hupd scale does (its outcome is logged).
 		res.ScaleTo = scaleTo
-		if s.tx != nil {
-			s.opts.Instances = scaleTo // the reload's next generation has its own
-		} else {
-			s.scale(&scaleRequest{n: scaleTo, reply: make(chan ScaleResult, 1)})
-		}
+		s.scaleWhenFree(scaleTo)
 	}
 	return applyReply{res: res}
 }

@@ -4,7 +4,6 @@ import (
 	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
-	"path/filepath"
 )
 
 // Containment modes, as Status reports them.
@@ -98,10 +97,5 @@ func sampleInstances(g *GenerationStatus, groups []*contain.Group) {
 		g.MemoryPeakBytes += in.MemoryPeakBytes
 		g.CPUSeconds += in.CPUSeconds
 	}
-	if len(groups) > 0 && groups[0] != nil {
-		g.Cgroup = filepath.Dir(groups[0].Path())
-		if g.Cgroup == "." {
-			g.Cgroup = ""
-		}
-	}
+	g.Cgroup = "" // each instance has its own (Instances[i].Cgroup)
 }

@@ -21,11 +21,12 @@ import (
 // With several instances (Options.Instances) each instance is one
 // generation value, all of them sharing num and set.
 type generation struct {
-	num  int
-	inst int     // its instance's index (HUPD_INSTANCE)
-	set  *genSet // what its generation's instances share
-	pid  int     // the main process: the one started, or the MAINPID= it handed over to
-	pgid int     // the process group: the PID of the process started
+	num   int
+	inst  int     // its instance's index (HUPD_INSTANCE)
+	start int     // which start of that instance it is: 1, 2, … (guardKey)
+	set   *genSet // what its generation's instances share
+	pid   int     // the main process: the one started, or the MAINPID= it handed over to
+	pgid  int     // the process group: the PID of the process started
 	// grp holds every process of the generation: its cgroup, or its
 	// process group in the fallback (package contain).
 	grp     *contain.Group
@@ -187,4 +188,13 @@ func (g *generation) statusOf(now time.Time) GenerationStatus {
 		st.SettleLeft = Duration(max(g.settleEnd.Sub(now), 0).Round(time.Millisecond))
 	}
 	return st
+}
+
+// ids are g's log keys (its generation, its instance when the program runs
+// as several, its PID) followed by more.
+func (g *generation) ids(more ...any) []any {
+	if g.set.multi() {
+		return append([]any{KeyGen, g.num, KeyInst, g.inst, KeyPID, g.pid}, more...)
+	}
+	return append([]any{KeyGen, g.num, KeyPID, g.pid}, more...)
 }

@@ -68,6 +68,8 @@ type genSet struct {
 	// gaveUp: instances not restarted any more (the start limit was
 	// reached while others served); Scale or the next reload starts them.
 	gaveUp map[int]bool
+	// windows: each instance's failed starts, for the start limit.
+	windows map[int]*startWindow
 	// scaling waits for the instances Scale started.
 	scaling *scaleOp
 	// starts counts each instance's starts (its notify socket's name).
@@ -75,8 +77,11 @@ type genSet struct {
 	// later: adopt mode, the instances to start once instance 0 is ready
 	// (see spawnGen); 0: none wait.
 	later int
-	seq   int  // arms of pending timers
-	ready bool // every instance was ready once (Hooks.Ready told)
+	seq   int // arms of pending timers
+	// several: it ran several instances once (scaled down to one since,
+	// it stays a generation of instances).
+	several bool
+	ready   bool // every instance was ready once (Hooks.Ready told)
 }
 
 // pendingRestart is an instance's restart due: its timer and which arming.
@@ -87,14 +92,16 @@ type pendingRestart struct {
 
 func newGenSet(num int, o Options) *genSet {
 	return &genSet{num: num, n: max(o.Instances, 1), opts: o,
-		restarts: map[int]int{}, failures: map[int]int{}, lastExit: map[int]string{}, pending: map[int]pendingRestart{}, gaveUp: map[int]bool{}, starts: map[int]int{}}
+		restarts: map[int]int{}, failures: map[int]int{}, lastExit: map[int]string{}, pending: map[int]pendingRestart{}, gaveUp: map[int]bool{}, windows: map[int]*startWindow{}, starts: map[int]int{}}
 }
 
 // multi reports whether the generation runs (or was started as) several
 // instances: its instances are then restarted alone and reported one by
 // one. A generation of one instance behaves as before instances existed:
 // a crash starts a new generation.
-func (set *genSet) multi() bool { return set != nil && (set.n > 1 || set.opts.Instances > 1) }
+func (set *genSet) multi() bool {
+	return set != nil && (set.n > 1 || set.opts.Instances > 1 || set.several)
+}
 
 // instances returns the live instances of set (not exited), by index.
 func (s *Supervisor) instances(set *genSet) []*generation {
@@ -127,6 +134,9 @@ func (s *Supervisor) siblings(g *generation) []*generation {
 func (s *Supervisor) drainSet(set *genSet) {
 	if set == nil {
 		return
+	}
+	if set.scaling != nil {
+		s.endScale(set, false, fmt.Sprintf("generation %d stopped", set.num))
 	}
 	s.cancelRestarts(set)
 	for _, g := range s.instances(set) {
@@ -237,7 +247,7 @@ func (s *Supervisor) instanceExited(g *generation, e signals.Exit, prev State, r
 		return
 	}
 	if prev != StateStarting {
-		s.failedStart(e.Code()) // counted as a restart of the program is
+		s.instanceFailed(g, e.Code()) // counted as a restart of the program is
 	}
 	s.lastExit = e
 	s.scheduleInstRestart(set, g.inst, ran, e.String())
@@ -247,7 +257,7 @@ func (s *Supervisor) instanceExited(g *generation, e signals.Exit, prev State, r
 // (why), with its backoff. When the start limit is reached it gives up on
 // the instance if others serve, or on the program if none does.
 func (s *Supervisor) scheduleInstRestart(set *genSet, inst int, ran time.Duration, why string) {
-	if s.startLimitHit() {
+	if l := s.opts.StartLimit; !l.Off() && set.window(inst).count(l, time.Now()) >= l.Burst {
 		if len(s.instances(set)) == 0 && len(set.pending) == 0 {
 			s.giveUp(why)
 			return
@@ -257,12 +267,32 @@ func (s *Supervisor) scheduleInstRestart(set *genSet, inst int, ran time.Duratio
 			KeyHint, "the other instances serve; hupd scale or the next reload starts it again")
 		return
 	}
+	s.addSet(set)
 	var d time.Duration
 	d, set.failures[inst] = s.opts.Backoff.Next(set.failures[inst], ran)
 	s.log.Warn(logev.RestartingInstance, KeyGen, set.num, KeyInst, inst, KeyDelay, d, "attempt", set.failures[inst], KeyReason, why)
 	set.seq++
 	seq := set.seq
 	set.pending[inst] = pendingRestart{seq: seq, t: time.AfterFunc(d, func() { s.post(event{kind: evInstRestart, set: set, inst: inst, seq: seq}) })}
+}
+
+// instanceFailed counts a failed start of instance g (its exit before it
+// was ready, or its crash) for the start limit: in the program's window
+// (status, metrics, the code hupd gives up with) and in the instance's own,
+// which decides whether it is restarted again.
+func (s *Supervisor) instanceFailed(g *generation, code int) {
+	s.failedStart(code)
+	g.set.window(g.inst).add(s.opts.StartLimit, time.Now(), code)
+}
+
+// window is instance inst's start-limit window.
+func (set *genSet) window(inst int) *startWindow {
+	w := set.windows[inst]
+	if w == nil {
+		w = &startWindow{}
+		set.windows[inst] = w
+	}
+	return w
 }
 
 // onInstRestart restarts instance inst of set when its restart is due.
@@ -272,7 +302,8 @@ func (s *Supervisor) onInstRestart(set *genSet, inst, seq int) {
 		return // cancelled, or replaced after it fired
 	}
 	delete(set.pending, inst)
-	if inst >= set.n {
+	if inst >= set.n || slices.ContainsFunc(s.gens, func(g *generation) bool { return g.num > set.num && g.state != StateDraining }) {
+		// Scaled down, or a newer generation replaces it.
 		s.pruneSets()
 		return
 	}
@@ -280,6 +311,7 @@ func (s *Supervisor) onInstRestart(set *genSet, inst, seq int) {
 	set.restarts[inst]++
 	if _, err := s.spawnInst(set, inst); err != nil {
 		s.failedStart(ExitCode(err))
+		set.window(inst).add(s.opts.StartLimit, time.Now(), ExitCode(err))
 		s.scheduleInstRestart(set, inst, 0, err.Error())
 	}
 	s.pruneSets()
@@ -349,7 +381,7 @@ func (s *Supervisor) readyHook(set *genSet) {
 	set.ready = true
 	first := s.instances(set)[0]
 	if h := s.hooks.Ready; h != nil {
-		h(set.num, first.pid, time.Since(first.started))
+		h(set.num, first.pid, first.readyAt.Sub(first.started))
 	}
 }
 
@@ -359,14 +391,18 @@ func (s *Supervisor) readyHook(set *genSet) {
 func (s *Supervisor) swapDone(g *generation, at time.Time) {
 	tx := s.tx
 	if err := s.steerTo(g); err != nil {
-		if o := tx.old; o != nil && !o.exited() {
+		if live := s.instances(tx.oldSet); len(live) > 0 {
+			s.steerTo(live[0])
+		} else if o := tx.old; o != nil && !o.exited() {
 			s.steerTo(o)
 		}
 		s.finishTx(false, fmt.Sprintf("generation %d is ready, but new connections cannot be steered to it: %v", g.num, err))
 		return
 	}
-	if tx.oldSet != nil {
-		s.cancelRestarts(tx.oldSet)
+	for _, set := range s.sets {
+		if set != g.set {
+			s.cancelRestarts(set)
+		}
 	}
 	for _, o := range slices.Clone(s.gens) {
 		switch {
@@ -490,7 +526,8 @@ func (s *Supervisor) scale(r *scaleRequest) {
 	op := &scaleOp{reply: r.reply, res: res, from: set.n, fromAll: fromAll, waiting: map[*generation]bool{}}
 	set.scaling = op
 	if r.n < set.n {
-		set.n = r.n
+		set.several = true
+		set.n, set.opts.Instances = r.n, r.n
 		for _, g := range s.instances(set) {
 			if g.inst >= r.n && g.state != StateDraining {
 				op.res.Removed = append(op.res.Removed, g.pid)
@@ -540,6 +577,36 @@ func (s *Supervisor) scale(r *scaleRequest) {
 	}
 }
 
+// scaleWhenFree scales the serving generation to n now, or once the
+// reload or scale in progress has ended (an edit of instances in
+// hupd.toml while one runs); every later generation starts n at once.
+func (s *Supervisor) scaleWhenFree(n int) {
+	s.opts.Instances = n
+	if cur := s.current(); s.tx != nil || cur != nil && cur.set.scaling != nil {
+		s.wantInstances = n
+		return
+	}
+	s.scale(&scaleRequest{n: n, reply: make(chan ScaleResult, 1)})
+}
+
+// scaleWanted carries out a scale that waited for a reload or another
+// scale to end (scaleWhenFree).
+func (s *Supervisor) scaleWanted() {
+	n := s.wantInstances
+	if n == 0 || s.stopping || s.tx != nil {
+		return
+	}
+	cur := s.current()
+	if cur != nil && cur.set.scaling != nil {
+		return
+	}
+	s.wantInstances = 0
+	s.opts.Instances = n
+	if cur != nil && cur.set.n != n {
+		s.scale(&scaleRequest{n: n, reply: make(chan ScaleResult, 1)})
+	}
+}
+
 // scaleFailed ends the scale in progress with a failure when g, one of the
 // instances it started, failed (why); it reports whether g was one.
 func (s *Supervisor) scaleFailed(g *generation, why string) bool {
@@ -569,6 +636,7 @@ func (s *Supervisor) endScale(set *genSet, ok bool, why string) {
 		s.log.Error(logev.ScaleFailed, KeyGen, set.num, "from", res.From, "to", res.To, KeyReason, why)
 	}
 	op.reply <- res
+	s.scaleWanted()
 	s.maybeStartQueued()
 }
 
@@ -602,7 +670,12 @@ func (s *Supervisor) setStatus(set *genSet, now time.Time) (GenerationStatus, []
 		insts, groups = append(insts, in), append(groups, g.grp)
 		states[g.state]++
 	}
+	cur := s.current()
+	listMissing := cur != nil && cur.set == set || len(live) > 0 && s.txNew(live[0]) || len(live) == 0 && len(set.pending) > 0
 	for i := range set.n {
+		if !listMissing {
+			break
+		}
 		switch {
 		case slices.ContainsFunc(live, func(g *generation) bool { return g.inst == i }):
 		default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/hupd/hupd/internal/logev"
 	"golang.org/x/sys/unix"
@@ -292,4 +293,258 @@ func TestInstanceRestartDoesNotHoldReload(t *testing.T) {
 		t.Fatalf("reload beside an instance that is starting: %+v", r)
 	}
 	h.events.waitN(t, 2, "instance 1 exits", isInst(logev.ChildExited, 1, 1))
+}
+
+// slowBackoff keeps an instance's restart pending for the whole test.
+var slowBackoff = Backoff{Min: 10 * time.Minute, Max: 10 * time.Minute}
+
+// TestInstancesRestartStrategyDuringBackoff: the restart strategy while an
+// instance waits for its restart: the pending restart is cancelled (the
+// whole generation is replaced), and the reload completes.
+func TestInstancesRestartStrategyDuringBackoff(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Backoff = slowBackoff
+	}).run()
+	pids := h.readyInstances(1, 2)
+	h.kill(pids[1], unix.SIGKILL)
+	h.events.waitN(t, 1, "restart scheduled", isInst(logev.RestartingInstance, 1, 1))
+	if r := h.reload(Action{Strategy: StrategyRestart}); !r.OK || r.NewGen != 2 {
+		t.Fatalf("restart during an instance's backoff: %+v", r)
+	}
+	h.readyInstances(2, 2)
+	h.onRun(func(s *Supervisor) {
+		if n := s.restartsPending(); n != 0 {
+			t.Errorf("%d instance restarts still due after the restart", n)
+		}
+	})
+}
+
+// TestInstancesSwapWhileAllPending: a swap while every instance waits for
+// its restart: the replaced generation's restarts are cancelled, and the
+// new generation serves.
+func TestInstancesSwapWhileAllPending(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Backoff = slowBackoff
+	}).run()
+	pids := h.readyInstances(1, 2)
+	for i, pid := range pids {
+		h.kill(pid, unix.SIGKILL)
+		h.events.waitN(t, 1, "restart scheduled", isInst(logev.RestartingInstance, 1, i))
+	}
+	h.onRun(func(s *Supervisor) {
+		if err := s.steady(); err == nil {
+			t.Errorf("an upgrade is allowed while every instance waits for its restart")
+		}
+		if st, _, _ := s.status(); len(st.Generations) != 1 || st.Generations[0].State != StateRestarting {
+			t.Errorf("status while every instance waits: %+v", st.Generations)
+		}
+	})
+	if r := h.reload(Action{}); !r.OK || r.NewGen != 2 {
+		t.Fatalf("swap: %+v", r)
+	}
+	h.readyInstances(2, 2)
+	h.onRun(func(s *Supervisor) {
+		if n := s.restartsPending(); n != 0 {
+			t.Errorf("%d restarts of the replaced generation still due", n)
+		}
+		if c := s.current(); c == nil || c.num != 2 {
+			t.Errorf("current generation %v, want 2", c)
+		}
+	})
+}
+
+// TestInstancesSentinelPerStart: an instance started while the one it
+// replaces still drains (scale down, then up) keeps its own sentinel
+// registration when the old one exits.
+func TestInstancesSentinelPerStart(t *testing.T) {
+	rs := &recordingSentinel{registered: map[int]int{}, pidfdOK: map[int]bool{}}
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1-1=ignore-term,*=ready"
+		o.StopTimeout = 2 * time.Second
+		o.Sentinel = rs
+	}).run()
+	h.readyInstances(1, 2)
+	down := h.sup.Scale(context.Background(), 1)
+	if !down.OK || len(down.Removed) != 1 {
+		t.Fatalf("scale down: %+v", down)
+	}
+	up := h.sup.Scale(context.Background(), 2)
+	if !up.OK || len(up.Added) != 1 {
+		t.Fatalf("scale up: %+v", up)
+	}
+	h.kill(down.Removed[0], unix.SIGKILL) // the old instance 1 ends
+	h.events.waitN(t, 1, "old instance 1 exit", isInst(logev.ChildExited, 1, 1))
+	var key int
+	h.onRun(func(s *Supervisor) {
+		for _, g := range s.gens {
+			if g.inst == 1 {
+				key = g.guardKey()
+			}
+		}
+	})
+	rs.mu.Lock()
+	_, ok := rs.registered[key]
+	rs.mu.Unlock()
+	if key == 0 || !ok {
+		t.Fatalf("the new instance 1 (key %d) is not registered with the sentinel any more", key)
+	}
+}
+
+// TestInstancesSignalReloadBesideDraining: an instance a scale down stops
+// exits during a signal reload: the reload does not fail for it.
+func TestInstancesSignalReloadBesideDraining(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"reloader"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1-1=ignore-term,*=reloader"
+		o.Reload = StrategySignal
+	}).run()
+	h.readyInstances(1, 2)
+	down := h.sup.Scale(context.Background(), 1)
+	if !down.OK {
+		t.Fatalf("scale down: %+v", down)
+	}
+	ch := h.reloadAsync(Action{}, "test")
+	h.kill(down.Removed[0], unix.SIGKILL)
+	h.events.waitN(t, 1, "old instance 1 exit", isInst(logev.ChildExited, 1, 1))
+	if r := h.result(ch); !r.OK {
+		t.Fatalf("signal reload beside a draining instance: %+v", r)
+	}
+}
+
+// TestInstancesStatusDuringSwap: the old generation's instances that
+// exited during a swap are not listed as failed, and one that is not
+// restarted (on-failure, exit 0) is.
+func TestInstancesStatusDuringSwap(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1-1=ignore-term,*=ready"
+		o.StopTimeout = 2 * time.Second
+	}).run()
+	h.readyInstances(1, 2)
+	if r := h.reload(Action{}); !r.OK {
+		t.Fatalf("swap: %+v", r)
+	}
+	h.events.waitN(t, 1, "old instance 0 exit", isInst(logev.ChildExited, 1, 0))
+	for _, g := range h.sup.Status().Generations {
+		for _, in := range g.Instances {
+			if in.State == StateFailed || in.State == StateRestarting {
+				t.Errorf("generation %d instance %d %s during a swap", g.Gen, in.Index, in.State)
+			}
+		}
+	}
+}
+
+// TestInstancesNotRestartedListed: an instance that exits 0 under
+// on-failure is not restarted and is listed as failed; one waiting for its
+// restart as restarting.
+func TestInstancesNotRestartedListed(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1-1=exit:0,*=ready"
+		o.Restart = RestartOnFailure
+		o.Backoff = slowBackoff
+	}).run()
+	h.events.waitN(t, 1, "instance 1 not restarted", isInst(logev.InstanceNotRestarted, 1, 1))
+	pid := h.events.waitN(t, 1, "instance 0 ready", isInst(logev.ChildReady, 1, 0))[0].int(KeyPID)
+	h.kill(pid, unix.SIGKILL)
+	h.events.waitN(t, 1, "restart scheduled", isInst(logev.RestartingInstance, 1, 0))
+	ins := h.instancesOf(1)
+	if len(ins) != 2 || ins[0].State != StateRestarting || ins[1].State != StateFailed || ins[1].LastExit == "" {
+		t.Fatalf("instances: %+v, want 0 restarting and 1 failed", ins)
+	}
+}
+
+// TestInstancesReloadWaitsForScale: a reload asked for while a scale
+// starts instances waits for the scale's answer (here a failure: the new
+// instance is never ready), then runs.
+func TestInstancesReloadWaitsForScale(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1-2=silent,*=ready"
+		o.Ready.Timeout = 500 * time.Millisecond // the scale's failure
+	}).run()
+	h.readyInstances(1, 2)
+	done := make(chan ScaleResult, 1)
+	go func() { done <- h.sup.Scale(context.Background(), 3) }()
+	h.events.waitN(t, 1, "instance 2 started", isInst(logev.ChildStarted, 1, 2))
+	ch := h.reloadAsync(Action{}, "test")
+	if sr := <-done; sr.OK || sr.TimedOut {
+		t.Fatalf("scale with a never-ready instance: %+v", sr)
+	}
+	if r := h.result(ch); !r.OK || r.NewGen != 2 {
+		t.Fatalf("the reload after the scale: %+v", r)
+	}
+	if st := h.sup.Status(); st.Instances != 2 {
+		t.Errorf("configured instances %d after the failed scale, want 2", st.Instances)
+	}
+}
+
+// TestInstancesReadyHookOnce: scaling a generation of one up does not tell
+// Hooks.Ready again.
+func TestInstancesReadyHookOnce(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, nil).run()
+	h.ready(1)
+	if r := h.sup.Scale(context.Background(), 2); !r.OK {
+		t.Fatalf("scale up: %+v", r)
+	}
+	if n := len(h.events.matching(isMsg("hook ready", 1))); n != 1 {
+		t.Fatalf("Hooks.Ready told %d times for generation 1", n)
+	}
+}
+
+// TestInstancesEditDuringSwap: an edit of instances alone while a swap's
+// new generation starts scales that generation once the swap is done.
+func TestInstancesEditDuringSwap(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		// Generation 2's first two instances are ready on USR2; those the
+		// edit adds at once.
+		o.Env[0] = childModesEnv + "=2=extend,2-2=ready,2-3=ready,*=ready"
+	}).run()
+	h.readyInstances(1, 2)
+	ch := h.reloadAsync(Action{}, "test")
+	// Each says EXTEND_TIMEOUT_USEC once it handles USR2.
+	g2 := []int{h.events.waitN(t, 1, "gen 2 instance 0", isInst(logev.ReadyTimeoutExtended, 2, 0))[0].int(KeyPID),
+		h.events.waitN(t, 1, "gen 2 instance 1", isInst(logev.ReadyTimeoutExtended, 2, 1))[0].int(KeyPID)}
+	next := h.opts
+	next.Instances = 4
+	if res, err := h.applyNow(Update{Options: next, Listen: specsOf(h.sockets)}); err != nil || res.ScaleTo != 4 || res.Respawn {
+		t.Fatalf("apply: %+v, %v", res, err)
+	}
+	for _, pid := range g2 {
+		h.kill(pid, unix.SIGUSR2) // ready now
+	}
+	if r := h.result(ch); !r.OK || r.NewGen != 2 {
+		t.Fatalf("swap: %+v", r)
+	}
+	h.logged(logev.Scaled, 2, 1)
+	if ins := h.instancesOf(2); len(ins) != 4 {
+		t.Fatalf("generation 2 runs %d instances after the edit, want 4: %+v", len(ins), ins)
+	}
+}
+
+// TestInstancesRollingFailureKeepsDrainCap: a failed rolling swap with
+// max_draining 1 stops its new instances without killing the old one it
+// had stopped, which still drains (the cap counts old generations).
+func TestInstancesRollingFailureKeepsDrainCap(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 1)(o)
+		o.Env[0] = childModesEnv + "=1-0=ignore-term,2-1=exit:3,*=ready"
+		o.StopTimeout = 2 * time.Second
+		o.MaxDraining = 1
+	}).run()
+	h.readyInstances(1, 2)
+	if r := h.reload(Action{}); r.OK {
+		t.Fatalf("rolling swap with a failing instance: %+v", r)
+	}
+	h.events.waitN(t, 2, "old instance 0 started again", isInst(logev.ChildReady, 1, 0))
+	e := h.events.waitN(t, 1, "old instance 0 exit", func(e recordedEvent) bool {
+		return isInst(logev.ChildExited, 1, 0)(e) && e.attrs["state"] == string(StateDraining)
+	})[0]
+	if n := len(h.events.matching(isMsg(logev.TooManyDraining, 0))); n != 0 {
+		t.Fatalf("%d generations killed by the drain cap; old instance 0 exited %v", n, e.attrs)
+	}
 }

@@ -20,7 +20,9 @@ import (
 // start's explanation and for hupd logs. The bound is fixed: at most
 // keptLines lines of at most maxKeptLine bytes for each of the last
 // keptGens generations (live or exited), so at most about 400 KiB however
-// much the children write (typically a few KiB: lines are short).
+// much the children write (typically a few KiB: lines are short). A
+// generation of several instances keeps a ring per instance start, at
+// most keptPerGen of them (16 times that bound at worst).
 const (
 	// tailLines is how many of the last lines a failed start or reload
 	// reports (ReloadResult.Output, an upgrade's hand-over).
@@ -33,6 +35,9 @@ const (
 	// keptRuns is how many starts of one instance of a generation keep
 	// their rings (an instance is restarted alone, in its generation).
 	keptRuns = 2
+	// keptPerGen bounds the rings kept per generation (its instances'),
+	// so that at most keptGens*keptPerGen rings are kept.
+	keptPerGen = 16
 	// maxKeptLine caps each kept line.
 	maxKeptLine = 1024
 )
@@ -398,6 +403,18 @@ func (b *logbook) add(o *output) {
 		return true
 	})
 	b.outs = append(b.outs, o)
+	// At most keptPerGen rings per generation (the newest): memory stays
+	// bounded whatever the number of instances.
+	if n := len(slices.DeleteFunc(slices.Clone(b.outs), func(x *output) bool { return x.gen != o.gen })); n > keptPerGen {
+		drop := n - keptPerGen
+		b.outs = slices.DeleteFunc(b.outs, func(x *output) bool {
+			if drop == 0 || x.gen != o.gen {
+				return false
+			}
+			drop--
+			return true
+		})
+	}
 	// The newest keptGens generations by number (an instance of an older
 	// one may be added after a newer one started).
 	gens := make([]int, 0, len(b.outs))

@@ -62,5 +62,5 @@ func (s *Supervisor) hintOwnBind(g *generation, prev State) {
 	for _, l := range s.listeners {
 		held = append(held, l.Spec.FDName()+"="+l.Bound.String())
 	}
-	s.log.Warn(logev.OwnBindHint, KeyGen, g.num, KeyPID, g.pid, KeyOutput, line, KeySockets, strings.Join(held, " "), KeyHint, ownBindHint)
+	s.log.Warn(logev.OwnBindHint, g.ids(KeyOutput, line, KeySockets, strings.Join(held, " "), KeyHint, ownBindHint)...)
 }

@@ -180,7 +180,11 @@ func (s *Supervisor) planApply(r *planRequest) planReply {
 // inUse reports whether a generation uses the held socket l (for a
 // steered one: any member of its group).
 func (s *Supervisor) inUse(l *socketact.Listener) bool {
-	return slices.ContainsFunc(s.gens, func(g *generation) bool { return uses(g, l) })
+	return slices.ContainsFunc(s.gens, func(g *generation) bool { return uses(g, l) }) ||
+		// A generation whose instances wait for their restart.
+		slices.ContainsFunc(s.sets, func(set *genSet) bool {
+			return len(set.pending) > 0 && uses(&generation{listeners: set.listeners}, l)
+		})
 }
 
 // socketChanges names the options a kept socket takes (what

@@ -84,6 +84,9 @@ func (s *Supervisor) heldBack(st Strategy) bool {
 	if st == StrategySignal {
 		return false
 	}
+	if cur := s.current(); cur != nil && cur.set.scaling != nil {
+		return true // until the scale is answered (its instances' readiness bounds it)
+	}
 	if cur := s.current(); cur != nil && cur.set.multi() && cur.set.ready {
 		// An instance restarted alone is starting, not the generation.
 		return s.drainFull()
@@ -98,7 +101,11 @@ func (s *Supervisor) heldBack(st Strategy) bool {
 func (s *Supervisor) drainFull() bool {
 	var sets []*genSet // generations, not instances
 	n := 0
+	cur := s.current()
 	for _, g := range s.gens {
+		if cur != nil && g.set != nil && g.set == cur.set {
+			continue // the serving generation's stopped instances
+		}
 		if g.state == StateDraining && (g.set == nil || !slices.Contains(sets, g.set)) {
 			sets = append(sets, g.set)
 			n++
@@ -165,6 +172,7 @@ func (s *Supervisor) proceed() {
 	case StrategySwap:
 		s.startNew()
 	case StrategyRestart:
+		s.cancelRestarts(tx.oldSet) // all of it is replaced
 		if tx.old != nil && len(s.siblings(tx.old)) > 0 {
 			tx.waitOld = true
 			for _, g := range s.siblings(tx.old) {
@@ -191,11 +199,7 @@ func (s *Supervisor) proceed() {
 		tx.signalled = true
 		tx.awaitReady = map[*generation]bool{}
 		for _, g := range targets {
-			attrs := []any{KeyGen, g.num, KeyPID, g.pid, KeySignal, signalNames(tx.signals)}
-			if g.set.multi() {
-				attrs = append(attrs, KeyInst, g.inst)
-			}
-			s.log.Info(logev.ReloadSignalSent, attrs...)
+			s.log.Info(logev.ReloadSignalSent, g.ids(KeySignal, signalNames(tx.signals))...)
 			switch {
 			case g.speaksReload:
 				// It answered RELOADING=1 before: wait for READY=1 after it.
@@ -233,6 +237,15 @@ func (s *Supervisor) startNew() {
 		// (If it fired already, its event is stale: evRestart ignores it.)
 		s.log.Debug(logev.RestartCancelledByReload, KeyGen, s.nextGen+1)
 	}
+	// Instances waiting for their restart: those of a generation that no
+	// longer serves (or of the one a restart replaces, or of any when none
+	// serves) never start again; the serving one's go on until the new
+	// generation is ready.
+	for _, set := range s.sets {
+		if set != s.tx.oldSet || s.tx.strategy == StrategyRestart {
+			s.cancelRestarts(set)
+		}
+	}
 	count := max(s.opts.Instances, 1)
 	if s.tx.rolling > 0 {
 		count = min(s.tx.rolling, count)
@@ -269,6 +282,9 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	}
 	if g := tx.new; g != nil {
 		res.NewGen, res.NewPID = g.num, g.pid
+		if f := tx.failed; f != nil && !ok {
+			g = f // the instance that failed explains it
+		}
 		res.ExecAfter = Duration(g.started.Sub(tx.started))
 		if !g.readyAt.IsZero() {
 			res.ReadyAfter = Duration(g.readyAt.Sub(g.started))
@@ -317,12 +333,13 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	for _, w := range tx.waiters {
 		w <- res
 	}
-	if tx.strategy != StrategySignal && !ok && s.current() == nil && !s.stopping && s.restartT == nil {
+	if tx.strategy != StrategySignal && !ok && s.current() == nil && !s.stopping && s.restartT == nil && s.restartsPending() == 0 {
 		// The old generation is gone (stopped by a restart, or crashed
 		// during the reload) and the new one failed: the restart policy
 		// takes over as after a crash.
 		s.scheduleRestart(0, reason)
 	}
+	s.scaleWanted()
 	s.maybeStartQueued()
 }
 

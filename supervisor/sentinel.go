@@ -39,7 +39,7 @@ func (s *Supervisor) guard(g *generation, pgid, pidfd int) {
 	if g.grp.Path() != "" {
 		pgid = 0 // the cgroup is the generation: a group id is never trusted there
 	}
-	if err := s.opts.Sentinel.Register(guardKey(g.num, g.inst), pgid, pidfd, g.grp.Path()); err != nil {
+	if err := s.opts.Sentinel.Register(g.guardKey(), pgid, pidfd, g.grp.Path()); err != nil {
 		s.log.Warn(logev.SentinelRegisterFailed, KeyGen, g.num, KeyPID, pgid, KeyError, err)
 	}
 }
@@ -61,19 +61,20 @@ func (s *Supervisor) guardPID(g *generation, pid int) {
 	}
 }
 
-// guardKey is what the sentinel knows instance inst of generation num by:
-// the generation's number for instance 0 (as before instances existed, so
-// that an upgrade from an older binary keeps its registrations), beyond
-// any generation's number for the others.
-func guardKey(num, inst int) int { return num + inst<<32 }
+// guardKey is what the sentinel knows g by: its generation's number for
+// the first start of instance 0 (as before instances existed, so that an
+// upgrade from an older binary keeps its registrations), beyond any
+// generation's number for the others, one key per start of an instance
+// (a new one may run while the one it replaces still drains).
+func (g *generation) guardKey() int { return g.num + g.inst<<32 + max(g.start-1, 0)<<48 }
 
-// unguard tells the sentinel that instance inst of generation num is gone.
-func (s *Supervisor) unguard(num, inst int) {
+// unguard tells the sentinel that g is gone.
+func (s *Supervisor) unguard(g *generation) {
 	if s.opts.Sentinel == nil {
 		return
 	}
-	if err := s.opts.Sentinel.Unregister(guardKey(num, inst)); err != nil {
-		s.log.Warn(logev.SentinelUnregisterFailed, KeyGen, num, KeyError, err)
+	if err := s.opts.Sentinel.Unregister(g.guardKey()); err != nil {
+		s.log.Warn(logev.SentinelUnregisterFailed, KeyGen, g.num, KeyError, err)
 	}
 }
 

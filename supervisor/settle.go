@@ -32,7 +32,7 @@ func (s *Supervisor) keepWarm(g *generation) {
 	g.state = StateSettling
 	g.settleEnd = time.Now().Add(s.opts.Settle)
 	g.settleT = s.after(g, s.opts.Settle, evSettleEnd)
-	s.log.Info(logev.Settling, KeyGen, g.num, KeyPID, g.pid, KeyTimeout, s.opts.Settle)
+	s.log.Info(logev.Settling, g.ids(KeyTimeout, s.opts.Settle)...)
 }
 
 // revive makes the settling generation g serve again: new connections go
@@ -89,7 +89,7 @@ func (s *Supervisor) rollback() ReloadResult {
 		res.OldGen, res.OldPID = cur.num, cur.pid
 	}
 	s.last = &res
-	s.log.Info(logev.RolledBack, KeyGen, g.num, KeyPID, g.pid, KeyOldPID, res.OldPID, KeyTook, res.Finished.Sub(started).Round(time.Microsecond))
+	s.log.Info(logev.RolledBack, g.ids(KeyOldPID, res.OldPID, KeyTook, res.Finished.Sub(started).Round(time.Microsecond))...)
 	if h := s.hooks.Reloaded; h != nil {
 		h(res)
 	}

@@ -282,7 +282,7 @@ func (s *Supervisor) spawnInst(set *genSet, inst int) (*generation, error) {
 		return nil, err
 	}
 	set.listeners = ls
-	g := &generation{num: num, inst: inst, set: set, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking, pidfile: o.Pidfile,
+	g := &generation{num: num, inst: inst, start: set.starts[inst], set: set, state: StateStarting, notify: ns, out: &output{}, watchdogDur: o.Watchdog, forking: o.Forking, forks: o.Forking, pidfile: o.Pidfile,
 		exitParked: make(chan signals.Exit, 1), configHash: set.hash,
 		listeners: ls, stopSignal: o.StopSignal, stopTimeout: o.StopTimeout, uid: o.UID}
 	t0 := time.Now()
@@ -305,7 +305,7 @@ func (s *Supervisor) spawnInst(set *genSet, inst int) (*generation, error) {
 			g.pid, g.pgid, g.proc = st.pid, st.pid, st.proc
 			ns.SetOrigin(st.pidfd) // the notify socket owns it now
 		case errors.As(err, &ee):
-			s.unguard(num, inst)
+			s.unguard(g)
 			st.release()
 			s.cg.Retire(st.grp)
 			ns.Close()
@@ -314,7 +314,7 @@ func (s *Supervisor) spawnInst(set *genSet, inst int) (*generation, error) {
 			// The standby died (its exit is not handled yet) or could not
 			// be told what to run: start cold instead, in a new cgroup.
 			s.log.Warn(logev.StandbyUnusable, KeyPID, st.pid, KeyError, err)
-			s.unguard(num, inst)
+			s.unguard(g)
 			st.release()
 			s.cg.Retire(st.grp) // with what is left of the shim
 			g.grp = nil
@@ -340,7 +340,7 @@ func (s *Supervisor) spawnInst(set *genSet, inst int) (*generation, error) {
 			closeFiles(cmd.Stdout, cmd.Stderr)
 		}
 		if res.err != nil {
-			s.unguard(num, inst)
+			s.unguard(g)
 			ns.Close()
 			closeFiles(outR, errR)
 			if res.proc != nil {
@@ -368,8 +368,8 @@ func (s *Supervisor) spawnInst(set *genSet, inst int) (*generation, error) {
 		attrs = append(attrs, KeyInst, inst)
 	}
 	s.log.Info(logev.ChildStarted, attrs...)
-	if h := s.hooks.Started; h != nil {
-		h(num, g.pid)
+	if h := s.hooks.Started; h != nil && inst == 0 && g.start == 1 {
+		h(num, g.pid) // once per generation
 	}
 
 	g.out.gen, g.out.inst, g.out.pid = num, inst, g.pid

@@ -138,7 +138,7 @@ func (s *Supervisor) steerTo(g *generation) error {
 		if old != nil {
 			s.awayAt[old.File] = time.Now()
 		}
-		s.log.Info(logev.Steered, KeyGen, g.num, KeyPID, g.pid, KeySocket, l.Spec.FDName())
+		s.log.Info(logev.Steered, g.ids(KeySocket, l.Spec.FDName())...)
 	}
 	return errors.Join(errs...)
 }
@@ -198,13 +198,13 @@ func (s *Supervisor) empty(g *generation) {
 	case now.After(g.emptyBy):
 		if n > 0 {
 			// (With n 0, the wait ended within the grace: nothing left.)
-			s.log.Warn(logev.SteerQueueLeft, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
+			s.log.Warn(logev.SteerQueueLeft, g.ids(KeyQueued, n, KeyTimeout, s.opts.SteerWait)...)
 		}
 	default:
 		if n > 0 && !recent && !g.emptyLogged {
 			// Once: why its stop signal waits.
 			g.emptyLogged = true
-			s.log.Info(logev.SteerQueueWait, KeyGen, g.num, KeyPID, g.pid, KeyQueued, n, KeyTimeout, s.opts.SteerWait)
+			s.log.Info(logev.SteerQueueWait, g.ids(KeyQueued, n, KeyTimeout, s.opts.SteerWait)...)
 		}
 		// One timer, reset: g.timers would otherwise grow by one every
 		// poll, for as long as SteerWait.

@@ -134,6 +134,9 @@ type Supervisor struct {
 	// for (New's, then Apply's): an Apply that leaves it as it was keeps
 	// what Scale set.
 	fileInstances int
+	// wantInstances: an edit of instances waits for the reload or scale
+	// in progress to end (scaleWhenFree); 0: none waits.
+	wantInstances int
 
 	// ownBindHinted: the own-bind hint was logged (hintOwnBind), once.
 	ownBindHinted bool
@@ -279,13 +282,15 @@ type reloadTx struct {
 	awaitReady map[*generation]bool
 	awaitAck   int
 	relT       *time.Timer // the wait for READY=1 after RELOADING=1
-	checking   bool
-	waitOld    bool // restart: waiting for old to exit before starting new
-	signalled  bool // signal: the reload signal was sent
-	reloading  bool // signal: RELOADING=1 seen
-	ackT       *time.Timer
-	handover   time.Duration // READY=1 arrival to the old generation's stop signal
-	strays     int           // new generations killed by a stray signal before they were ready
+	// failed: the new generation's instance that failed the reload.
+	failed    *generation
+	checking  bool
+	waitOld   bool // restart: waiting for old to exit before starting new
+	signalled bool // signal: the reload signal was sent
+	reloading bool // signal: RELOADING=1 seen
+	ackT      *time.Timer
+	handover  time.Duration // READY=1 arrival to the old generation's stop signal
+	strays    int           // new generations killed by a stray signal before they were ready
 }
 
 // strayStartRetries bounds how often a reload starts another generation
@@ -535,7 +540,7 @@ func (s *Supervisor) cleanup() {
 		g.killGroup()
 		s.cg.Retire(g.grp)
 		g.notify.Close()
-		s.unguard(g.num, g.inst)
+		s.unguard(g)
 		g.closeMain()
 	}
 	s.gens = nil
@@ -656,8 +661,8 @@ func (s *Supervisor) onEvent(ev event) {
 		s.onNotify(g, ev.msg, ev.at, ev.main)
 	case evReadyWarn:
 		if g.state == StateStarting && !g.exited() {
-			s.log.Warn(logev.NotReadyYet, KeyGen, g.num, KeyPID, g.pid, KeyReady, g.ready.String(),
-				KeyAfter, time.Since(g.started).Round(time.Millisecond), KeyHint, readinessHint(g.ready))
+			s.log.Warn(logev.NotReadyYet, g.ids(KeyReady, g.ready.String(),
+				KeyAfter, time.Since(g.started).Round(time.Millisecond), KeyHint, readinessHint(g.ready))...)
 		}
 	case evReadyTimeout:
 		if g.state != StateStarting || g.exited() {
@@ -665,7 +670,7 @@ func (s *Supervisor) onEvent(ev event) {
 		}
 		if time.Now().Before(g.readyBy) {
 			// EXTEND_TIMEOUT_USEC moved the deadline: its own timer fires then.
-			s.log.Debug(logev.ReadyDeadlineMoved, KeyGen, g.num, KeyPID, g.pid, "deadline", g.readyBy.Format(time.RFC3339Nano))
+			s.log.Debug(logev.ReadyDeadlineMoved, g.ids("deadline", g.readyBy.Format(time.RFC3339Nano))...)
 			return
 		}
 		reason := fmt.Sprintf("generation %d not ready within %s (readiness %s)", g.num, g.ready.Timeout, g.ready)
@@ -677,9 +682,14 @@ func (s *Supervisor) onEvent(ev event) {
 			s.finishTx(false, reason)
 			return
 		}
-		s.log.Error(logev.NotReady, KeyGen, g.num, KeyPID, g.pid, KeyReason, reason)
+		s.log.Error(logev.NotReady, g.ids(KeyReason, reason)...)
 		if s.scaleFailed(g, reason) {
 			return
+		}
+		if g.set.multi() && g.set.ready {
+			// An instance restarted alone: its exit restarts it again,
+			// with its backoff.
+			g.killGroup()
 		}
 		s.maybeStartQueued() // a reload waiting for it need wait no longer
 	case evDelay:
@@ -692,8 +702,8 @@ func (s *Supervisor) onEvent(ev event) {
 			if s.notified {
 				return // it speaks sd_notify: wait for READY=1
 			}
-			s.log.Info(logev.ReadyByAlive, KeyGen, g.num, KeyPID, g.pid,
-				KeyAfter, g.ready.Delay, KeyHint, "set --ready notify, delay:D or exec:COMMAND to choose")
+			s.log.Info(logev.ReadyByAlive, g.ids(
+				KeyAfter, g.ready.Delay, KeyHint, "set --ready notify, delay:D or exec:COMMAND to choose")...)
 		}
 		s.onReady(g, "alive after "+g.ready.Delay.String())
 	case evProbeOK:
@@ -707,9 +717,9 @@ func (s *Supervisor) onEvent(ev event) {
 	case evDrainTimeout:
 		if !g.exited() {
 			// (The message predates cgroups: the whole cgroup goes too.)
-			s.log.Warn(logev.StopTimeout, KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.stopTimeout, KeyCgroup, g.grp.Path())
+			s.log.Warn(logev.StopTimeout, g.ids(KeyTimeout, g.stopTimeout, KeyCgroup, g.grp.Path())...)
 			if err := g.killGroup(); err != nil {
-				s.log.Error(logev.KillGroupFailed, KeyGen, g.num, KeyPID, g.pid, KeyError, err)
+				s.log.Error(logev.KillGroupFailed, g.ids(KeyError, err)...)
 			}
 		}
 	case evCheckDone:
@@ -768,7 +778,7 @@ func (s *Supervisor) onEvent(ev event) {
 			return // re-armed by a WATCHDOG=1 after this timer had fired
 		}
 		if !g.exited() && g.state != StateDraining {
-			s.log.Error(logev.WatchdogTimeout, KeyGen, g.num, KeyPID, g.pid, KeyTimeout, g.watchdogDur)
+			s.log.Error(logev.WatchdogTimeout, g.ids(KeyTimeout, g.watchdogDur)...)
 			g.killGroup()
 		}
 	}
@@ -797,7 +807,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	// cgroup (daemons that called setsid included), then the cgroup.
 	g.killGroup()
 	s.cg.Retire(g.grp)
-	s.unguard(g.num, g.inst)
+	s.unguard(g)
 	g.notify.Close()
 	g.closeMain()
 	if g.proc != nil {
@@ -805,15 +815,11 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
 	g.set.lastExit[g.inst] = e.String()
-	s.pruneSets()
-	if g.set.multi() {
-		s.log.Info(logev.ChildExited, KeyGen, g.num, KeyInst, g.inst, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
-	} else {
-		s.log.Info(logev.ChildExited, KeyGen, g.num, KeyPID, g.pid, KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))
-	}
+	defer s.pruneSets() // after what follows may have armed its restart
+	s.log.Info(logev.ChildExited, g.ids(KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))...)
 	if g.failure != "" {
 		// It exited 0, but its start failed: counted as a failure.
-		s.log.Error(logev.StartFailed, KeyGen, g.num, KeyPID, g.pid, KeyReason, g.failure)
+		s.log.Error(logev.StartFailed, g.ids(KeyReason, g.failure)...)
 		e.Status = syscall.WaitStatus(1 << 8)
 	}
 	s.hintOwnBind(g, prev)
@@ -840,7 +846,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		// until it has set up its handler). Not a failed start: start
 		// another.
 		tx.strays++
-		s.log.Warn(logev.ReloadStartStraySignal, KeyGen, g.num, KeyPID, g.pid, "signal", signals.Name(e.Status.Signal()))
+		s.log.Warn(logev.ReloadStartStraySignal, g.ids("signal", signals.Name(e.Status.Signal()))...)
 		tx.new = nil
 		s.startNew()
 		return
@@ -848,9 +854,12 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	if prev == StateStarting {
 		// It exited before it was ready (hupd had not asked it to: it
 		// would be draining): a failed start, a reload's or a restart's.
-		if s.txNew(g) {
-			s.failedReloadStart(e.Code())
-		} else {
+		switch {
+		case s.txNew(g) || g.set != nil && g.set.scaling != nil && g.set.scaling.waiting[g]:
+			s.failedReloadStart(e.Code()) // a reload's, or a scale's
+		case g.set.multi():
+			s.instanceFailed(g, e.Code())
+		default:
 			s.failedStart(e.Code())
 		}
 		if s.scaleFailed(g, fmt.Sprintf("instance %d of generation %d exited before it was ready: %s", g.inst, g.num, e)) {
@@ -860,6 +869,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	if tx := s.tx; tx != nil {
 		switch {
 		case s.txNew(g) && g.set.multi():
+			tx.failed = g
 			g.out.settle(outputSettle)
 			why := fmt.Sprintf("instance %d of generation %d exited before it was ready: %s", g.inst, g.num, e)
 			if prev != StateStarting {
@@ -873,7 +883,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 				s.startNew()
 			}
 			return
-		case tx.old != nil && tx.oldSet == g.set && g.set.multi() && tx.strategy == StrategySignal:
+		case tx.old != nil && tx.oldSet == g.set && g.set.multi() && tx.strategy == StrategySignal && prev != StateDraining:
 			s.finishTx(false, fmt.Sprintf("instance %d of generation %d exited during the reload: %s", g.inst, g.num, e))
 		case tx.new == g:
 			// Its last words explain the failure: let them arrive first.
@@ -931,7 +941,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		// The reload is starting the next generation already: it takes
 		// over, and if it fails, finishTx applies the restart policy. A
 		// restart now would start a second one beside it.
-		s.log.Warn(logev.ServingExitedDuringReload, KeyGen, g.num, KeyStatus, e.String())
+		s.log.Warn(logev.ServingExitedDuringReload, g.ids(KeyStatus, e.String())...)
 		if tx.new != nil {
 			// Clients wait in its queue, as they would in a shared socket.
 			s.steerTo(tx.new)
@@ -1053,10 +1063,10 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 		s.acceptMainPID(g, pid, m.PID, main)
 	}
 	if errno, ok := m.Errno(); ok {
-		s.log.Warn(logev.ChildReportedError, KeyGen, g.num, KeyError, errno.Error())
+		s.log.Warn(logev.ChildReportedError, g.ids(KeyError, errno.Error())...)
 	}
 	if d, ok := m.Usec(socketact.NotifyExtendTimeout); ok && g.state == StateStarting {
-		s.log.Info(logev.ReadyTimeoutExtended, KeyGen, g.num, KeyTimeout, d)
+		s.log.Info(logev.ReadyTimeoutExtended, g.ids(KeyTimeout, d)...)
 		// As systemd does: the deadline becomes now+d unless it is later.
 		if by := time.Now().Add(d); by.After(g.readyBy) {
 			g.readyBy = by
@@ -1064,7 +1074,7 @@ func (s *Supervisor) onNotify(g *generation, m socketact.NotifyMessage, at time.
 		}
 	}
 	if m.Flag(socketact.NotifyStopping) {
-		s.log.Info(logev.ChildStopping, KeyGen, g.num, KeyPID, g.pid)
+		s.log.Info(logev.ChildStopping, g.ids()...)
 	}
 	if d, ok := m.Usec(socketact.NotifyWatchdogUsec); ok && d > 0 {
 		g.watchdogDur = d
@@ -1139,12 +1149,14 @@ func (s *Supervisor) onReadyAt(g *generation, how string, at time.Time) {
 	}
 	g.settle()
 	g.state, g.readyAt = StateReady, time.Now()
+	s.log.Info(logev.ChildReady, g.ids(KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)...)
 	if g.set.multi() {
-		s.log.Info(logev.ChildReady, KeyGen, g.num, KeyInst, g.inst, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
 		s.instanceReady(g, at)
 		return
 	}
-	s.log.Info(logev.ChildReady, KeyGen, g.num, KeyPID, g.pid, KeyAfter, g.readyAt.Sub(g.started).Round(time.Microsecond), KeyReady, how)
+	if g.set != nil {
+		g.set.ready = true
+	}
 	if h := s.hooks.Ready; h != nil {
 		h(g.num, g.pid, g.readyAt.Sub(g.started))
 	}
@@ -1207,18 +1219,21 @@ func (s *Supervisor) drain(g *generation) {
 
 // halt sends g, draining, its stop signal and arms the stop timeout.
 func (s *Supervisor) halt(g *generation) {
-	if g.set.multi() {
-		s.log.Info(logev.Draining, KeyGen, g.num, KeyInst, g.inst, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
-	} else {
-		s.log.Info(logev.Draining, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)
-	}
+	s.log.Info(logev.Draining, g.ids(KeySignal, signals.Name(g.stopSignal), KeyTimeout, g.stopTimeout)...)
 	s.send(g, g.stopSignal)
 	g.drainBy = time.Now().Add(g.stopTimeout)
 	s.after(g, g.stopTimeout, evDrainTimeout)
 	s.watchGroups(g)
-	// Draining generations, oldest first, each with its instances.
+	// Draining generations, oldest first, each with its instances; not
+	// the instances of the serving generation (a scale down, a rolling
+	// swap's stopped ones, the old ones of a failed one), which are not a
+	// reload's old generation.
 	var draining [][]*generation
+	cur := s.current()
 	for _, o := range s.gens {
+		if cur != nil && o.set != nil && o.set == cur.set {
+			continue
+		}
 		// Not those still emptying their steered queues: they have not
 		// been told to stop, and killing one would lose what waits in
 		// its queue (steer_wait bounds them).
@@ -1246,10 +1261,10 @@ func (s *Supervisor) halt(g *generation) {
 
 func (s *Supervisor) send(g *generation, sig syscall.Signal) {
 	if err := g.signal(sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		s.log.Warn(logev.SignalFailed, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig), KeyError, err)
+		s.log.Warn(logev.SignalFailed, g.ids(KeySignal, signals.Name(sig), KeyError, err)...)
 		return
 	}
-	s.log.Debug(logev.SignalSent, KeyGen, g.num, KeyPID, g.pid, KeySignal, signals.Name(sig))
+	s.log.Debug(logev.SignalSent, g.ids(KeySignal, signals.Name(sig))...)
 }
 
 // current is the generation that serves: the newest one that is neither

@@ -65,6 +65,11 @@ type Upgrade struct {
 	Restarts int    `json:"restarts"`
 	Upgrades int    `json:"upgrades"` // this one included
 	Notified bool   `json:"notified"`
+	// Instances is the number of instances in force (what hupd scale set)
+	// and FileInstances the configuration's: the new image keeps the
+	// first while its configuration asks for the same as the second.
+	Instances     int `json:"instances,omitempty"`
+	FileInstances int `json:"file_instances,omitempty"`
 	// Last is the last reload's result.
 	Last *ReloadResult `json:"last,omitempty"`
 	// Listeners are the configured sockets, Retired the dropped ones a
@@ -127,16 +132,18 @@ type GenState struct {
 	Num int `json:"num"`
 	// Inst is its instance's index; Instances how many its generation
 	// runs (0: one), Restarts the instance's restarts.
-	Inst      int       `json:"inst,omitempty"`
-	Instances int       `json:"instances,omitempty"`
-	Restarts  int       `json:"restarts,omitempty"`
-	PID       int       `json:"pid"`
-	PGID      int       `json:"pgid"`
-	MainPID   int       `json:"main_pid,omitempty"`
-	State     State     `json:"state"`
-	Started   time.Time `json:"started"`
-	ReadyAt   time.Time `json:"ready_at"`
-	DrainBy   time.Time `json:"drain_by,omitzero"`
+	Inst      int `json:"inst,omitempty"`
+	Instances int `json:"instances,omitempty"`
+	Restarts  int `json:"restarts,omitempty"`
+	// Start: which start of its instance it is (the sentinel's key).
+	Start   int       `json:"start,omitempty"`
+	PID     int       `json:"pid"`
+	PGID    int       `json:"pgid"`
+	MainPID int       `json:"main_pid,omitempty"`
+	State   State     `json:"state"`
+	Started time.Time `json:"started"`
+	ReadyAt time.Time `json:"ready_at"`
+	DrainBy time.Time `json:"drain_by,omitzero"`
 	// EmptyBy: draining, not yet told to stop, waiting for its steered
 	// sockets' queues to empty until then at the latest.
 	EmptyBy time.Time `json:"empty_by,omitzero"`
@@ -408,6 +415,13 @@ func (s *Supervisor) steady() error {
 		return errors.New("a restart is pending: try again when a generation serves")
 	case s.queuedAny || len(s.queued) > 0:
 		return errors.New("a reload is queued: try again when it is over")
+	case s.restartsPending() > 0:
+		return errors.New("an instance waits for its restart: try again when it serves")
+	}
+	for _, set := range s.sets {
+		if set.scaling != nil {
+			return errors.New("a scale is in progress: try again when it is over")
+		}
 	}
 	for _, g := range s.gens {
 		if g.exited() || g.state != StateReady && g.state != StateDraining && g.state != StateSettling {
@@ -506,7 +520,8 @@ func slicesWithout(env []string, prefixes ...string) []string {
 // pipes are still open (pinned), and a generation's trap server is paused.
 func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) bool) *Upgrade {
 	st := &Upgrade{Version: upgradeVersion, Exe: exe, NotifyDir: s.notifyDir, Hash: s.hash, Note: s.note,
-		NextGen: s.nextGen, Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades + 1, Notified: s.notified, Last: s.last}
+		NextGen: s.nextGen, Reloads: s.reloads, Restarts: s.restarts, Upgrades: s.upgrades + 1, Notified: s.notified, Last: s.last,
+		Instances: max(s.opts.Instances, 1), FileInstances: s.fileInstances}
 	if s.rt != nil && s.rt.LockFD() > 0 {
 		st.Lock = s.rt.LockFD()
 	}
@@ -554,7 +569,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			NoLeader: g.grp.Path() == "" && g.grp.Leader() == 0,
 			Forking:  g.forking, Forks: g.forks, Pidfile: g.pidfile}
 		if g.set.multi() {
-			gs.Inst, gs.Instances, gs.Restarts = g.inst, g.set.n, g.set.restarts[g.inst]
+			gs.Inst, gs.Instances, gs.Restarts, gs.Start = g.inst, g.set.n, g.set.restarts[g.inst], g.start
 		}
 		gs.MainStart, _ = socketact.StartTime(g.pid)
 		for _, l := range g.listeners {
@@ -777,8 +792,9 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 			s.addSet(set)
 		}
 		set.restarts[gs.Inst] = gs.Restarts
-		set.starts[gs.Inst] = 1
-		g.set = set
+		set.starts[gs.Inst] = max(set.starts[gs.Inst], gs.Start, 1)
+		set.ready = set.ready || gs.State == StateReady
+		g.set, g.start = set, gs.Start
 		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
 		if err != nil {
 			s.log.Warn(logev.UpgradeCgroupNotTaken, KeyGen, gs.Num, KeyError, err)
@@ -858,6 +874,9 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 	s.publishHeld()
 	s.notifyDir, s.hash, s.note = st.NotifyDir, st.Hash, st.Note
 	s.nextGen, s.reloads, s.restarts, s.upgrades, s.notified, s.last = st.NextGen, st.Reloads, st.Restarts, st.Upgrades, st.Notified, st.Last
+	if st.Instances > 0 && st.FileInstances == s.fileInstances {
+		s.opts.Instances = st.Instances // hupd scale's, not edited since
+	}
 	s.resumed, s.rolledBack = true, st.rolledBack
 	return nil
 }
@@ -897,7 +916,7 @@ func (s *Supervisor) resumeGens() {
 			s.after(g, max(time.Until(g.drainBy), 0), evDrainTimeout)
 			s.watchGroups(g) // told to stop: a shutdown of its sockets is mirrored at once
 		}
-		s.log.Info(logev.GenerationTakenOver, KeyGen, g.num, KeyPID, g.pid, "state", string(g.state))
+		s.log.Info(logev.GenerationTakenOver, g.ids("state", string(g.state))...)
 	}
 	// Instances of the serving generation that were waiting for their
 	// restart (or not restarted any more) are not handed over: start them.

@@ -17,7 +17,7 @@ func TestCompletionHook(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"--generate-bash-completion"}, []string{"run", "check", "reload", "rollback", "status", "logs", "upgrade", "plan", "version", "demo", "completion"}},
+		{[]string{"--generate-bash-completion"}, []string{"run", "check", "reload", "rollback", "scale", "status", "logs", "upgrade", "plan", "version", "demo", "completion"}},
 		{[]string{"run", "--lis", "--generate-bash-completion"}, []string{"--listen"}},
 		{[]string{"run", "--watch", "x", "--watch-", "--generate-bash-completion"}, []string{"--watch-poll", "--watch-config"}},
 		{[]string{"reload", "--t", "--generate-bash-completion"}, []string{"--timeout"}},
@@ -49,7 +49,7 @@ func TestCompletionBash(t *testing.T) {
 		{`hupd run --lis`, "--listen"},
 		{`hupd run -c x.toml --ready-t`, "--ready-timeout"},
 		{`hupd run -c ''`, ""}, // a flag's value: files
-		{`hupd ''`, "run check reload rollback status logs upgrade plan version demo completion"},
+		{`hupd ''`, "run check reload rollback scale status logs upgrade plan version demo completion"},
 		// Were hupd called, it would run sh, which ignores the hook's flag.
 		{`hupd run -- sh -c 'touch ` + touched + `' ''`, ""},
 	} {
@@ -74,7 +74,7 @@ func TestCompletionZsh(t *testing.T) {
 	dir, path := completionScript(t, "zsh", "_hupd")
 	touched := filepath.Join(dir, "ran")
 	for _, tc := range []struct{ words, want string }{
-		{`hupd ru`, "add run check reload rollback status logs upgrade plan version demo completion"},
+		{`hupd ru`, "add run check reload rollback scale status logs upgrade plan version demo completion"},
 		{`hupd run --lis`, "add --listen"},
 		{`hupd run -c ''`, "files"},
 		{`hupd run -- sh -c 'touch ` + touched + `' ''`, "files"},

@@ -439,8 +439,21 @@ func (c *Config) EncodeMulti(w *bytes.Buffer, m *ResolvedMulti) error {
 		one := struct {
 			Program []Program `toml:"program"`
 		}{[]Program{c.Programs[i]}}
-		if err := toml.NewEncoder(w).Encode(one); err != nil {
+		var b bytes.Buffer
+		if err := toml.NewEncoder(&b).Encode(one); err != nil {
 			return err
+		}
+		// A blank line before each of the program's tables, as between
+		// the top level's.
+		lines := strings.Split(b.String(), "\n")
+		for j, l := range lines {
+			if j > 0 && lines[j-1] != "" && strings.HasPrefix(strings.TrimSpace(l), "[") {
+				w.WriteByte('\n')
+			}
+			w.WriteString(l)
+			if j < len(lines)-1 {
+				w.WriteByte('\n')
+			}
 		}
 	}
 	return nil

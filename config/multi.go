@@ -29,9 +29,11 @@ const (
 // MaxProgramName is the longest program name, in bytes.
 const MaxProgramName = 64
 
-// ErrMultiProgram is wrapped by the error of Resolve on a file with
-// [[program]] tables, which only ResolveMulti resolves.
-var ErrMultiProgram = errors.New("config: several programs ([[program]] tables): resolve them with ResolveMulti")
+// ErrMultiProgram is the error of Resolve on a file with [[program]]
+// tables, which only ResolveMulti resolves: hupd run, hupd plan and the
+// edits of a running hupd's file report it (until hupd runs several
+// programs).
+var ErrMultiProgram = errors.New("several programs ([[program]] tables) are not supported here yet: hupd check validates them")
 
 // perProgramKeys are the top-level keys of the single-program form: with
 // [[program]] tables, each belongs in a program's table.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,13 +240,29 @@ func (c *Config) checkForms() error {
 	}
 	key, line := "", 0
 	for k, n := range c.src.lines {
-		top, _, _ := strings.Cut(k, ".")
+		// The TOML library matches keys without regard to case.
+		top, _, _ := strings.Cut(strings.ToLower(k), ".")
 		if slices.Contains(perProgramKeys, top) && (line == 0 || n < line) {
 			key, line = top, n
 		}
 	}
 	if line == 0 {
-		return nil
+		// One the line finder cannot place (a quoted key): the file.
+		// [reload] watch_config is hupd's (--watch-config sets it).
+		reload := c.Reload
+		reload.WatchConfig = nil
+		set := map[string]bool{"command": len(c.Command) > 0, "listen": len(c.Listen) > 0, "watch": len(c.Watch) > 0,
+			"process": !reflect.ValueOf(c.Process).IsZero(), "reload": !reflect.ValueOf(reload).IsZero(),
+			"restart": !reflect.ValueOf(c.Restart).IsZero(), "legacy": c.Legacy != Legacy{}}
+		for _, k := range perProgramKeys {
+			if set[k] {
+				key = k
+				break
+			}
+		}
+		if key == "" {
+			return nil
+		}
 	}
 	what := key
 	switch key {
@@ -254,7 +271,7 @@ func (c *Config) checkForms() error {
 	case "process", "reload", "restart", "legacy":
 		what = "[" + key + "]"
 	}
-	return &Error{Where: lineWhere(c.file, line), Field: what,
+	return &Error{Where: lineWhere(c.src.file, line), Field: what,
 		Err: fmt.Errorf("not with [[program]] tables (the first at %s): beside them, the top level holds only hupd-wide settings (name, control, [health], [systemd], [log]); move it into the table of the program it is for", first)}
 }
 

@@ -148,6 +148,10 @@ func TestMultiErrors(t *testing.T) {
 			`m.toml:1: [reload]: not with [[program]] tables (the first at m.toml:2): beside them, the top level holds only hupd-wide settings (name, control, [health], [systemd], [log]); move it into the table of the program it is for`},
 		{"first of several at the top level", "name = \"x\"\n[legacy]\nmode = \"redirect\"\n[process]\nstop_signal = \"QUIT\"\n" + web,
 			`m.toml:2: [legacy]: not with [[program]] tables (the first at m.toml:6): beside them, the top level holds only hupd-wide settings (name, control, [health], [systemd], [log]); move it into the table of the program it is for`},
+		{"key in another case at the top level", "Command = [\"{exe}\"]\n" + web,
+			`m.toml:1: command: not with [[program]] tables (the first at m.toml:2): beside them, the top level holds only hupd-wide settings (name, control, [health], [systemd], [log]); move it into the table of the program it is for`},
+		{"quoted key at the top level", "\"process\".stop_signal = \"QUIT\"\n" + web,
+			`m.toml: [process]: not with [[program]] tables (the first at m.toml:2): beside them, the top level holds only hupd-wide settings (name, control, [health], [systemd], [log]); move it into the table of the program it is for`},
 		// Names.
 		{"missing name", web + "[[program]]\ncommand = [\"{exe}\"]\n",
 			`m.toml:4: program[1].name: missing: give each [[program]] a name = "..."`},

@@ -163,12 +163,12 @@ func (c *Config) ResolveMulti() (*ResolvedMulti, error) {
 	def(&c.Systemd.FDStore, FDStoreAuto)
 	def(&c.Log.Format, FormatText)
 	def(&c.Log.Level, "info")
+	// WatchConfig: the top level's [reload] watch_config, which only
+	// --watch-config sets here (checkForms refuses a [reload] table).
 	svc := &Resolved{}
 	if err := c.resolveService(svc); err != nil {
 		return nil, err
 	}
-	// [reload] watch_config is hupd's: only --watch-config sets it.
-	svc.WatchConfig = c.Reload.WatchConfig == nil || *c.Reload.WatchConfig
 	if err := c.checkNames(); err != nil {
 		return nil, err
 	}

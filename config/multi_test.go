@@ -521,3 +521,22 @@ func TestMultiExample(t *testing.T) {
 		t.Errorf("want nginx on TCP (non-blocking, for nginx) in front of the app on a unix socket: web %+v, app %+v", web.Listen, app.Listen)
 	}
 }
+
+// TestMultiCommandNotFound: a program's missing command is a
+// *supervisor.NotFoundError (its exit status, 127), named with the
+// program and the line of its command.
+func TestMultiCommandNotFound(t *testing.T) {
+	src := multiSource(t, "[[program]]\nname = \"web\"\ncommand = [\"{exe}\"]\n[[program]]\nname = \"app\"\n\ncommand = [\"./no-such-app\"]\n")
+	c, err := Parse("n.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ResolveMulti()
+	var nf *supervisor.NotFoundError
+	if !errors.As(err, &nf) || nf.Code != 127 {
+		t.Fatalf("%v (%T): want a *supervisor.NotFoundError, code 127", err, err)
+	}
+	if want := `n.toml:7: program "app" command "./no-such-app": no such file`; err.Error() != want {
+		t.Fatalf("got  %s\nwant %s", err, want)
+	}
+}

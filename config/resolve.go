@@ -381,6 +381,11 @@ func (c *Config) resolveProgram(r *Resolved) error {
 		return c.fieldError("command", "", err)
 	}
 	if o.Path, err = supervisor.LookPath(c.Command[0], o.Dir, o.Env); err != nil {
+		if c.in != "" {
+			// Whose command, and where; the exit status stays the
+			// command's (127, 126): not an *Error.
+			return fmt.Errorf("%s: %s%w", c.src.where("command"), c.in, err)
+		}
 		return err
 	}
 	if len(o.Check) > 0 {

@@ -574,6 +574,11 @@ var badCases = []badCase{
 		says: []string{`program "web" process.stop_timeout = "soon": want a positive duration`},
 	},
 	{
+		name: "multi: a program's command not found", code: 127, cmd: []string{},
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[[program]]\nname = \"app\"\ncommand = [\"{dir}/missing\"] " + badMark + "\n",
+		says: []string{`program "app" command "{dir}/missing": no such file`},
+	},
+	{
 		name: "multi: a per-program flag", code: 2, cmd: []string{}, args: []string{"--listen", "tcp://127.0.0.1:{port}"},
 		toml:  "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n",
 		where: "--listen: ", says: []string{"sets a program's setting: with [[program]] tables (the first at hupd.toml:1)"},

@@ -17,7 +17,10 @@ import (
 var renameOnCheck string
 
 // checkCommand is "hupd check": it resolves the flags and hupd.toml like
-// "hupd run" and prints the effective settings, starting nothing.
+// "hupd run" and prints the effective settings, starting nothing. With
+// [[program]] tables it checks every program and the programs together
+// (config.ResolveMulti) and prints each program's table under a
+// "# program NAME" line, in start order.
 func checkCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:         "check",
@@ -35,12 +38,24 @@ func checkCommand(stdout io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := cfg.Resolve(); err != nil {
-				return err
-			}
 			var b bytes.Buffer
-			if err := cfg.Encode(&b); err != nil {
-				return err
+			if cfg.Multi() {
+				// Several programs: hupd's settings, then each program's
+				// table in start order.
+				m, err := cfg.ResolveMulti()
+				if err != nil {
+					return err
+				}
+				if err := cfg.EncodeMulti(&b, m); err != nil {
+					return err
+				}
+			} else {
+				if _, err := cfg.Resolve(); err != nil {
+					return err
+				}
+				if err := cfg.Encode(&b); err != nil {
+					return err
+				}
 			}
 			_, err = stdout.Write(b.Bytes())
 			return err

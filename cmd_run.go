@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -23,7 +24,14 @@ func runCommand(stderr io.Writer) *cli.Command {
 		Flags:        runFlags(),
 		Action: func(c *cli.Context) error {
 			argv := c.Args().Slice()
-			r, err := loadConfig(c, argv)
+			cfg, err := mergedConfig(c, argv)
+			if err == nil && cfg.Multi() {
+				err = refuseMulti(cfg)
+			}
+			var r *config.Resolved
+			if err == nil {
+				r, err = cfg.Resolve()
+			}
 			if err != nil {
 				// The file's log.format is not known: the flag's is.
 				return fatalIn(err, c.String("log-format") == config.FormatJSON, c.String("name"))
@@ -43,6 +51,20 @@ func runCommand(stderr io.Writer) *cli.Command {
 			return runResolved(r, stderr, load, parse, nil)
 		},
 	}
+}
+
+// errMultiRun is why hupd run refuses a valid file with [[program]]
+// tables: the runtime of several programs does not exist yet.
+var errMultiRun = errors.New("several programs ([[program]]) are not supported by hupd run yet: hupd check accepts the file; until then, run each program under a hupd of its own")
+
+// refuseMulti is hupd run's error for a file with [[program]] tables,
+// starting nothing: the file's own mistake when it has one (as hupd check
+// reports it), else errMultiRun, naming the file.
+func refuseMulti(cfg *config.Config) error {
+	if _, err := cfg.ResolveMulti(); err != nil {
+		return err
+	}
+	return &config.Error{Where: cfg.File(), Err: errMultiRun}
 }
 
 func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {

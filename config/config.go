@@ -31,11 +31,42 @@ type Config struct {
 	Health  Health   `toml:"health"`
 	Systemd Systemd  `toml:"systemd"`
 	Log     Log      `toml:"log"`
+	// Programs are the [[program]] tables: with them, hupd runs several
+	// programs (the multi-program form, ResolveMulti), and the top level
+	// holds only hupd-wide settings (name, control, [health], [systemd],
+	// [log]).
+	Programs []Program `toml:"program,omitempty"`
 
 	file string
 	src  sources
+	// in is `program "NAME" ` when c holds the settings of a [[program]]
+	// table (see program), "" at the top level: messages name fields
+	// with it.
+	in string
 	// flagWatch is 1 + the index of the [[watch]] table --watch added.
 	flagWatch int
+}
+
+// Program is one [[program]] table: a program's name, its order and every
+// setting a single program has at the top level, in tables of its own
+// ([program.process] for [process], [[program.listen]] for [[listen]]…).
+type Program struct {
+	// Name names the program in logs, cgroups and control requests: see
+	// ValidProgramName.
+	Name    string   `toml:"name"`
+	Command []string `toml:"command"`
+	// After names programs that must be ready before this one starts
+	// (and that stop after it).
+	After []string `toml:"after,omitempty"`
+	// OnExit is what hupd does when the program ends for good: OnExitStopAll
+	// (the default) or OnExitIgnore.
+	OnExit  string   `toml:"on_exit,omitempty"`
+	Listen  []Listen `toml:"listen,omitempty"`
+	Watch   []Watch  `toml:"watch,omitempty"`
+	Process Process  `toml:"process"`
+	Reload  Reload   `toml:"reload"`
+	Restart Restart  `toml:"restart"`
+	Legacy  Legacy   `toml:"legacy"`
 }
 
 // Listen is one [[listen]] table.
@@ -245,7 +276,7 @@ func Parse(file string, data []byte) (*Config, error) {
 			n, _ := strconv.Atoi(m[1])
 			if key, err := strconv.Unquote(m[2]); err == nil {
 				e := &Error{Where: lineWhere(file, n), Field: key, Err: errors.New(m[3])}
-				if want, ok := countKeys[key]; ok {
+				if want, ok := countKeys[topKey(key)]; ok {
 					e.Err = errors.New(want)
 				}
 				if num, ok := durationNumber(data, key); ok {
@@ -270,7 +301,8 @@ func Parse(file string, data []byte) (*Config, error) {
 }
 
 // countKeys are the keys whose values are whole numbers that Resolve
-// checks, with what a value of another type gets told.
+// checks, with what a value of another type gets told (in a [[program]]
+// table too: see programKey).
 var countKeys = map[string]string{
 	"process.instances": wantInstances,
 	"reload.rolling":    wantRolling,
@@ -290,7 +322,7 @@ var durationKeys = map[string]bool{
 // fit the string field; in an array of tables, the first table's number,
 // as the decoder fails on the first.
 func durationNumber(data []byte, key string) (string, bool) {
-	if !durationKeys[key] {
+	if !durationKeys[topKey(key)] {
 		return "", false
 	}
 	var v any
@@ -322,6 +354,12 @@ func numberAt(v any, path []string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// topKey is the key of a [[program]] table's setting as the top level
+// names it: "program.process.instances" is "process.instances".
+func topKey(key string) string {
+	return strings.TrimPrefix(key, "program.")
 }
 
 var reDecodeErr = regexp.MustCompile(`^toml: line (\d+) \(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
@@ -369,8 +407,12 @@ func inTable(parent string) string {
 
 // validKeys lists the keys of the table at parent ("" for the top level).
 func validKeys(parent string) []string {
+	if p := topKey(parent); p != parent && p != "" {
+		parent = p // [program.process] has [process]'s keys
+	}
 	keys := map[string][]string{
-		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log"},
+		"":        {"name", "command", "control", "listen", "watch", "process", "reload", "restart", "legacy", "health", "systemd", "log", "program"},
+		"program": {"name", "command", "after", "on_exit", "listen", "watch", "process", "reload", "restart", "legacy"},
 		"watch":   {"paths", "action", "debounce", "poll_interval"},
 		"listen":  {"name", "address", "backlog", "reuseport", "steer", "v6only", "nonblocking", "mode", "owner", "group", "env"},
 		"process": {"user", "group", "dir", "env", "stop_signal", "stop_timeout", "watchdog", "output", "output_prefix", "handoff", "cgroup", "forking", "pidfile", "instances"},

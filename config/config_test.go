@@ -168,7 +168,7 @@ func TestParseUnknownKey(t *testing.T) {
 		{
 			name: "top level", src: "command = [\"./a\"]\n\ncomand = [\"./b\"]\n",
 			where: "u.toml:3", key: "comand", table: "at the top level",
-			valid: []string{"command", "control", "health", "legacy", "listen", "log", "name", "process", "reload", "restart", "systemd", "watch"},
+			valid: []string{"command", "control", "health", "legacy", "listen", "log", "name", "process", "program", "reload", "restart", "systemd", "watch"},
 		},
 		{
 			name: "health", src: "[health]\naddres = \"127.0.0.1:9901\"\n",

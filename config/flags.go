@@ -36,6 +36,10 @@ type Flag struct {
 	// Default is a FlagBool's value when the flag is not given, as the
 	// help shows it; the field's own default is set by Resolve.
 	Default bool
+	// Global marks a hupd-wide setting (--name, --control, --log-format…),
+	// which applies to a file with [[program]] tables too; every other
+	// flag sets a program's setting, and Override refuses it there.
+	Global bool
 	// apply sets the field from the values (at least one) of the flag
 	// given as where ("--name"), and records that the value came from it.
 	apply func(c *Config, where string, values []string) error
@@ -46,7 +50,7 @@ type Flag struct {
 // Adding a flag is adding an entry here.
 func Flags() []Flag {
 	return []Flag{
-		{Name: "name", Usage: "`NAME` of this service in logs",
+		{Name: "name", Global: true, Usage: "`NAME` of this service in logs",
 			apply: setString("name", func(c *Config) *string { return &c.Name })},
 		{Name: "listen", Aliases: []string{"l"}, Kind: FlagList, Usage: "open a socket `[NAME=]ADDRESS`: HOST:PORT, :PORT (all addresses), [::1]:PORT or PORT for tcp; /abs/path or @abstract for unix; or a URL: tcp://HOST:PORT, tcp4://, tcp6://[::1]:PORT, udp://, udp4://, udp6://, unix:///path, unix://@abstract (repeatable)",
 			apply: overrideListen},
@@ -76,7 +80,7 @@ func Flags() []Flag {
 			apply: setString("reload.steer_wait", func(c *Config) *string { return &c.Reload.SteerWait })},
 		{Name: "steer-grace", Usage: "`DURATION` after the steering moves on during which an old steered socket may still get connections whose handshake began before: a client's round trip (default 1s)",
 			apply: setString("reload.steer_grace", func(c *Config) *string { return &c.Reload.SteerGrace })},
-		{Name: "control", Usage: "control socket `PATH` (default from --name under $XDG_RUNTIME_DIR/hupd or /run/hupd)",
+		{Name: "control", Global: true, Usage: "control socket `PATH` (default from --name under $XDG_RUNTIME_DIR/hupd or /run/hupd)",
 			apply: setString("control", func(c *Config) *string { return &c.Control })},
 		{Name: "output", Usage: "child output `MODE`: pipe (default: copied, last lines kept) or inherit",
 			apply: setString("process.output", func(c *Config) *string { return &c.Process.Output })},
@@ -124,26 +128,27 @@ func Flags() []Flag {
 			apply: overrideWatch},
 		{Name: "watch-poll", Usage: "poll the --watch paths every `DURATION` instead of inotify (network filesystems, FUSE)",
 			apply: overrideWatchPoll},
-		{Name: "watch-config", Kind: FlagBool, Default: true, Usage: "apply edits of the -c file as they are saved",
+		{Name: "watch-config", Global: true, Kind: FlagBool, Default: true, Usage: "apply edits of the -c file as they are saved",
 			apply: func(c *Config, where string, values []string) error {
 				b := last(values) == "true"
 				c.Reload.WatchConfig = &b
 				c.src.setFlag("reload.watch_config", where)
 				return nil
 			}},
-		{Name: "health", Usage: "serve /livez, /readyz and /metrics (Prometheus) over HTTP on `ADDRESS` (HOST:PORT, e.g. 127.0.0.1:9901; port 0 picks one and logs it); off by default",
+		{Name: "health", Global: true, Usage: "serve /livez, /readyz and /metrics (Prometheus) over HTTP on `ADDRESS` (HOST:PORT, e.g. 127.0.0.1:9901; port 0 picks one and logs it); off by default",
 			apply: setString("health.address", func(c *Config) *string { return &c.Health.Address })},
-		{Name: "fdstore", Usage: "keep the sockets in systemd's fd store, so that they outlive hupd: `MODE` auto (default: when $FDSTORE says the unit has one), yes, no",
+		{Name: "fdstore", Global: true, Usage: "keep the sockets in systemd's fd store, so that they outlive hupd: `MODE` auto (default: when $FDSTORE says the unit has one), yes, no",
 			apply: setString("systemd.fdstore", func(c *Config) *string { return &c.Systemd.FDStore })},
-		{Name: "log-format", Usage: "`FORMAT` of hupd's log: text (default) or json",
+		{Name: "log-format", Global: true, Usage: "`FORMAT` of hupd's log: text (default) or json",
 			apply: setString("log.format", func(c *Config) *string { return &c.Log.Format })},
-		{Name: "log-level", Usage: "`LEVEL`: debug, info (default), warn, error",
+		{Name: "log-level", Global: true, Usage: "`LEVEL`: debug, info (default), warn, error",
 			apply: setString("log.level", func(c *Config) *string { return &c.Log.Level })},
 	}
 }
 
 // Override applies a command-line flag (one of Flags, by its Name).
-// Flags replace the file's values; --listen replaces all [[listen]]
+// With [[program]] tables, only a Global flag applies. Flags replace the
+// file's values; --listen replaces all [[listen]]
 // tables, --env adds to [process.env], --watch adds a [[watch]] table.
 // Without values it changes nothing.
 func (c *Config) Override(flag string, values ...string) error {
@@ -151,9 +156,13 @@ func (c *Config) Override(flag string, values ...string) error {
 		return nil
 	}
 	for _, f := range Flags() {
-		if f.Name == flag {
-			return f.apply(c, "--"+flag, values)
+		if f.Name != flag {
+			continue
 		}
+		if c.Multi() && !f.Global {
+			return &Error{Where: "--" + flag, Err: fmt.Errorf("sets a program's setting: with [[program]] tables (the first at %s), set it in the table of each program it is for", c.src.where(programKey(0)))}
+		}
+		return f.apply(c, "--"+flag, values)
 	}
 	return fmt.Errorf("config: no field for flag --%s", flag)
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ import (
 func seeds(f *testing.F) {
 	f.Helper()
 	paths, _ := filepath.Glob("../examples/*.toml")
-	for _, p := range paths {
+	for _, p := range append(paths, "../examples/multi/hupd.toml") {
 		if b, err := os.ReadFile(p); err == nil {
 			f.Add(b)
 		}
@@ -34,6 +35,7 @@ func seeds(f *testing.F) {
 		"[ log ]\n level = \"info\" # c\n[[listen]]\n",
 		"\xef\xbb\xbfname = \"x\"\nbad\n",
 		"name = 'a'\n\"quoted key\" = 1\n",
+		"[[program]]\nname = \"a\"\ncommand = [\"./a\"]\nafter = [\"b\"]\n[[program.listen]]\naddress = \":0\"\n[program.process.env]\nA = \"1\"\n[[program]]\nname = \"b\"\ncommand = [\"./b\"]\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -42,8 +44,8 @@ func seeds(f *testing.F) {
 // FuzzParse checks that any input either parses or yields a one-line
 // *Error whose line, when it has one, exists in the input; that an
 // unknown key is reported on a line that mentions it; that what parses
-// survives Encode and Parse unchanged; and that Resolve never panics and
-// fails only with one-line errors.
+// survives Encode and Parse unchanged; and that Resolve and ResolveMulti
+// never panic and fail only with one-line errors.
 func FuzzParse(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -64,17 +66,30 @@ func FuzzParse(f *testing.F) {
 		if !reflect.DeepEqual(normal(c), normal(c2)) {
 			t.Fatalf("Encode/Parse changed the config:\n%#v\n%#v", c, c2)
 		}
-		if _, err := c.Resolve(); err != nil {
-			var ce *Error
-			var nf *supervisor.NotFoundError
-			if !errors.As(err, &ce) && !errors.As(err, &nf) {
-				t.Fatalf("Resolve: %v (%T) is neither *Error nor *NotFoundError", err, err)
-			}
-			if strings.ContainsAny(err.Error(), "\r\n") {
-				t.Fatalf("Resolve error is not one line: %q", err)
-			}
+		_, err = c.Resolve()
+		checkResolveError(t, "Resolve", err)
+		if c2.Multi() {
+			_, err = c2.ResolveMulti()
+			checkResolveError(t, "ResolveMulti", err)
 		}
 	})
+}
+
+// checkResolveError fails t unless err, from Resolve or ResolveMulti
+// (what), is nil, or a one-line *Error or *supervisor.NotFoundError.
+func checkResolveError(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var ce *Error
+	var nf *supervisor.NotFoundError
+	if !errors.As(err, &ce) && !errors.As(err, &nf) {
+		t.Fatalf("%s: %v (%T) is neither *Error nor *NotFoundError", what, err, err)
+	}
+	if strings.ContainsAny(err.Error(), "\r\n") {
+		t.Fatalf("%s error is not one line: %q", what, err)
+	}
 }
 
 // normal makes empty and nil maps and slices compare equal.
@@ -88,6 +103,25 @@ func normal(c *Config) *Config {
 	}
 	if len(n.Command) == 0 {
 		n.Command = nil
+	}
+	n.Programs = slices.Clone(n.Programs)
+	for i := range n.Programs {
+		p := &n.Programs[i]
+		if len(p.Process.Env) == 0 {
+			p.Process.Env = nil
+		}
+		if len(p.Listen) == 0 {
+			p.Listen = nil
+		}
+		if len(p.Command) == 0 {
+			p.Command = nil
+		}
+		if len(p.After) == 0 {
+			p.After = nil
+		}
+	}
+	if len(n.Programs) == 0 {
+		n.Programs = nil
 	}
 	return &n
 }

@@ -13,6 +13,11 @@ type sources struct {
 	lines map[string]int    // "listen.1.address" -> line
 	plain map[string]int    // "listen.address" (the first) -> line
 	flags map[string]string // field key -> "--flag"
+	// prefix is the key of the [[program]] table ("program.1") whose
+	// settings the keys name ("listen.0.address" is
+	// "program.1.listen.0.address"); "" at the top level. A key that is
+	// not in the file is placed at the table's header.
+	prefix string
 }
 
 // where says where the value at key ("listen.1.address") came from.
@@ -35,7 +40,10 @@ func (s sources) at(lines map[string]int, key string) string {
 	if s.file == "" {
 		return "command line"
 	}
-	if n, ok := lines[key]; ok {
+	if n, ok := lines[join(s.prefix, key)]; ok {
+		return fmt.Sprintf("%s:%d", s.file, n)
+	}
+	if n, ok := lines[s.prefix]; ok && s.prefix != "" {
 		return fmt.Sprintf("%s:%d", s.file, n)
 	}
 	return s.file
@@ -44,8 +52,14 @@ func (s sources) at(lines map[string]int, key string) string {
 // has reports whether key was set, by a line of the file or by a flag.
 func (s sources) has(key string) bool {
 	_, flag := s.flags[key]
-	_, line := s.lines[key]
+	_, line := s.lines[join(s.prefix, key)]
 	return flag || line
+}
+
+// in returns the sources of the settings of the table at prefix
+// ("program.1"): the same lines, no flags.
+func (s sources) in(prefix string) sources {
+	return sources{file: s.file, lines: s.lines, plain: s.plain, prefix: prefix}
 }
 
 func (s *sources) setFlag(key, flag string) {
@@ -68,11 +82,27 @@ const unplaced = "\x00"
 // keyLines maps dotted key paths to the line that sets them, both with the
 // index of each array of tables ("listen.1.address") and without it, as
 // the first line that sets such a key ("listen.address"). It knows bare
-// keys, tables and arrays of tables, which is all hupd.toml uses; a key it
-// cannot place is reported against the file alone.
+// keys, tables and arrays of tables, also inside the last element of an
+// array of tables ([[program]], then [program.process] is
+// "program.0.process" and [[program.listen]] "program.0.listen.0"), which
+// is all hupd.toml uses; a key it cannot place is reported against the
+// file alone.
 func keyLines(data []byte) (indexed, plainKeys map[string]int) {
 	indexed, plainKeys = map[string]int{}, map[string]int{}
-	counts := map[string]int{}
+	counts := map[string]int{} // indexed path of an array of tables -> tables seen
+	// indexedPath is name with the index of the last table of each array
+	// of tables it goes through, but not of itself.
+	indexedPath := func(name string) string {
+		segs := strings.Split(name, ".")
+		out := ""
+		for i, s := range segs {
+			out = join(out, s)
+			if n, ok := counts[out]; ok && i < len(segs)-1 {
+				out += "." + strconv.Itoa(n-1)
+			}
+		}
+		return out
+	}
 	prefix, plain := "", ""
 	open := "" // delimiter of a multi-line string still open
 	for i, line := range strings.Split(string(data), "\n") {
@@ -84,12 +114,13 @@ func keyLines(data []byte) (indexed, plainKeys map[string]int) {
 		open = openAfter(line, "")
 		if m := reHeader.FindStringSubmatch(line); m != nil {
 			name := dotted(m[2])
+			path := indexedPath(name)
 			if m[1] == "[[" {
-				idx := counts[name]
-				counts[name]++
-				prefix, plain = name+"."+strconv.Itoa(idx), name
+				idx := counts[path]
+				counts[path]++
+				prefix, plain = path+"."+strconv.Itoa(idx), name
 			} else {
-				prefix, plain = name, name
+				prefix, plain = path, name
 			}
 			setFirst(indexed, prefix, n)
 			setFirst(plainKeys, plain, n)

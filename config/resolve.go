@@ -94,11 +94,21 @@ func (c *Config) SetCommand(argv []string) {
 // FillDefaults sets every empty field to its default, so that Encode shows
 // the effective configuration.
 func (c *Config) FillDefaults() {
-	def := func(p *string, v string) {
-		if *p == "" {
-			*p = v
-		}
+	c.fillProgramDefaults()
+	def(&c.Systemd.FDStore, FDStoreAuto)
+	def(&c.Log.Format, FormatText)
+	def(&c.Log.Level, "info")
+}
+
+// def sets *p to v when it is empty.
+func def(p *string, v string) {
+	if *p == "" {
+		*p = v
 	}
+}
+
+// fillProgramDefaults is FillDefaults for the settings of a program.
+func (c *Config) fillProgramDefaults() {
 	def(&c.Process.StopSignal, signals.Name(supervisor.DefaultStopSignal))
 	def(&c.Process.StopTimeout, supervisor.DefaultStopTimeout.String())
 	// Sockets a service manager passed to hupd go to the child too.
@@ -129,9 +139,6 @@ func (c *Config) FillDefaults() {
 	def(&c.Restart.MaxDelay, supervisor.DefaultBackoffMax.String())
 	def(&c.Restart.ResetAfter, supervisor.DefaultBackoffReset.String())
 	def(&c.Restart.StartLimit, supervisor.StartLimit{Burst: supervisor.DefaultStartBurst, Interval: supervisor.DefaultStartInterval}.String())
-	def(&c.Systemd.FDStore, FDStoreAuto)
-	def(&c.Log.Format, FormatText)
-	def(&c.Log.Level, "info")
 	for i := range c.Listen {
 		if c.Listen[i].Name == "" {
 			c.Listen[i].Name = socketact.UnknownName
@@ -143,24 +150,66 @@ func (c *Config) FillDefaults() {
 // touches nothing: no socket is opened and no process started. It fills
 // c's defaults in and writes each [[listen]] address as its URL, so that
 // Encode shows the effective configuration.
+//
+// A file with [[program]] tables is resolved by ResolveMulti: Resolve
+// returns an *Error that wraps ErrMultiProgram, naming the first table.
 func (c *Config) Resolve() (*Resolved, error) {
+	if len(c.Programs) > 0 {
+		return nil, &Error{Where: c.src.where("program.0"), Err: ErrMultiProgram}
+	}
 	c.FillDefaults()
 	r := &Resolved{}
+	if err := c.resolveService(r); err != nil {
+		return nil, err
+	}
+	if err := c.resolveProgram(r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// resolveService checks the hupd-wide settings (name and control are
+// checked with the program's options, which carry them) into r: [log],
+// the config file, [health] and [systemd].
+func (c *Config) resolveService(r *Resolved) error {
+	var err error
+	if r.LogFormat, err = oneOf(c.Log.Format, FormatText, FormatJSON); err != nil {
+		return c.fieldError("log.format", c.Log.Format, err)
+	}
+	if err := r.LogLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		return c.fieldError("log.level", c.Log.Level, errors.New("valid levels are debug, info, warn, error"))
+	}
+	if c.file != "" {
+		abs, err := filepath.Abs(c.file)
+		if err != nil {
+			return &Error{Where: c.file, Err: err}
+		}
+		r.ConfigFile = abs
+		r.WatchConfig = c.Reload.WatchConfig == nil || *c.Reload.WatchConfig
+	}
+	if err := c.resolveHealth(r); err != nil {
+		return err
+	}
+	if r.FDStore, err = oneOf(c.Systemd.FDStore, FDStoreAuto, FDStoreYes, FDStoreNo); err != nil {
+		return c.fieldError("systemd.fdstore", c.Systemd.FDStore, err)
+	}
+	return nil
+}
+
+// resolveProgram checks the settings of one program (those of the top
+// level in the single form, of a [[program]] table in the multi form:
+// see program) into r's Options, Listen, ListenWhere, Watch and Cgroup.
+// r's hupd-wide fields are resolved already (resolveService).
+func (c *Config) resolveProgram(r *Resolved) error {
 	o := &r.Options
 	o.Name = c.ServiceName()
 	o.UID, o.GID = -1, -1
 	var err error
-	if r.LogFormat, err = oneOf(c.Log.Format, FormatText, FormatJSON); err != nil {
-		return nil, c.fieldError("log.format", c.Log.Format, err)
-	}
-	if err := r.LogLevel.UnmarshalText([]byte(c.Log.Level)); err != nil {
-		return nil, c.fieldError("log.level", c.Log.Level, errors.New("valid levels are debug, info, warn, error"))
-	}
 	if o.StopSignal, err = signals.Parse(c.Process.StopSignal); err != nil {
-		return nil, c.fieldError("process.stop_signal", "", err)
+		return c.fieldError("process.stop_signal", "", err)
 	}
 	if o.ReloadSignal, err = signals.Parse(c.Reload.Signal); err != nil {
-		return nil, c.fieldError("reload.signal", "", err)
+		return c.fieldError("reload.signal", "", err)
 	}
 	durations := []struct {
 		key string
@@ -175,73 +224,73 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	for _, d := range durations {
 		if *d.dst, err = duration.Parse(d.v); err != nil || *d.dst <= 0 {
-			return nil, c.durationError(d.key, d.v, err, "want a positive duration such as 500ms, 30s or 2m")
+			return c.durationError(d.key, d.v, err, "want a positive duration such as 500ms, 30s or 2m")
 		}
 	}
 	if o.SteerWait, err = duration.Parse(c.Reload.SteerWait); err != nil || o.SteerWait <= 0 {
-		return nil, c.durationError("reload.steer_wait", c.Reload.SteerWait, err, "want a positive duration such as 5s")
+		return c.durationError("reload.steer_wait", c.Reload.SteerWait, err, "want a positive duration such as 5s")
 	}
 	if o.SteerGrace, err = duration.Parse(c.Reload.SteerGrace); err != nil || o.SteerGrace <= 0 {
-		return nil, c.durationError("reload.steer_grace", c.Reload.SteerGrace, err, "want a positive duration such as 1s")
+		return c.durationError("reload.steer_grace", c.Reload.SteerGrace, err, "want a positive duration such as 1s")
 	}
 	if o.SteerGrace > o.SteerWait {
-		return nil, c.fieldError("reload.steer_grace", c.Reload.SteerGrace,
+		return c.fieldError("reload.steer_grace", c.Reload.SteerGrace,
 			fmt.Errorf("longer than steer_wait (%s), which bounds the whole wait before an old generation's stop signal: make steer_wait at least as long", o.SteerWait))
 	}
 	if o.Settle, err = duration.Parse(c.Reload.Settle); err != nil || o.Settle < 0 {
-		return nil, c.durationError("reload.settle", c.Reload.Settle, err, "want a duration such as 30s or 2m, or 0s for none")
+		return c.durationError("reload.settle", c.Reload.Settle, err, "want a duration such as 30s or 2m, or 0s for none")
 	}
 	if o.Backoff.Max < o.Backoff.Min {
-		return nil, c.fieldError("restart.max_delay", c.Restart.MaxDelay, fmt.Errorf("less than min_delay %s", c.Restart.MinDelay))
+		return c.fieldError("restart.max_delay", c.Restart.MaxDelay, fmt.Errorf("less than min_delay %s", c.Restart.MinDelay))
 	}
 	strategy, err := oneOf(c.Reload.Strategy, strategies()...)
 	if err != nil {
-		return nil, c.fieldError("reload.strategy", c.Reload.Strategy, err)
+		return c.fieldError("reload.strategy", c.Reload.Strategy, err)
 	}
 	o.Reload = supervisor.Strategy(strategy)
 	if err := c.resolveReadiness(o); err != nil {
-		return nil, err
+		return err
 	}
 	if c.Reload.MaxDraining < 0 {
-		return nil, c.fieldError("reload.max_draining", strconv.Itoa(c.Reload.MaxDraining), errors.New("must be at least 1"))
+		return c.fieldError("reload.max_draining", strconv.Itoa(c.Reload.MaxDraining), errors.New("must be at least 1"))
 	}
 	o.MaxDraining = c.Reload.MaxDraining
 	o.Check = c.Reload.Check
 	if len(o.Check) > 0 && o.Check[0] == "" {
-		return nil, c.fieldError("reload.check", "", errors.New("empty command"))
+		return c.fieldError("reload.check", "", errors.New("empty command"))
 	}
 	output, err := oneOf(c.Process.Output, string(supervisor.OutputPipe), string(supervisor.OutputInherit))
 	if err != nil {
-		return nil, c.fieldError("process.output", c.Process.Output, err)
+		return c.fieldError("process.output", c.Process.Output, err)
 	}
 	o.Output, o.OutputPrefix = supervisor.Output(output), c.Process.OutputPrefix
 	if o.Output == supervisor.OutputInherit && r.LogFormat == FormatJSON {
 		// The program would write raw lines into hupd's JSON stream.
-		return nil, c.fieldError("process.output", c.Process.Output, errors.New(`does not apply with log.format = "json" (--log-format json): every line hupd writes is JSON; use pipe`))
+		return c.fieldError("process.output", c.Process.Output, errors.New(`does not apply with log.format = "json" (--log-format json): every line hupd writes is JSON; use pipe`))
 	}
 	cgroup, err := oneOf(c.Process.Cgroup, string(contain.ModeAuto), string(contain.ModeOff))
 	if err != nil {
-		return nil, c.fieldError("process.cgroup", c.Process.Cgroup, err)
+		return c.fieldError("process.cgroup", c.Process.Cgroup, err)
 	}
 	r.Cgroup = contain.Mode(cgroup)
 	o.Control = c.Control
 	if w := c.Process.Watchdog; w != "" {
 		if o.Watchdog, err = duration.Parse(w); err != nil || o.Watchdog <= 0 {
-			return nil, c.durationError("process.watchdog", w, err, "want a positive duration such as 10s")
+			return c.durationError("process.watchdog", w, err, "want a positive duration such as 10s")
 		}
 	}
 	policy, err := oneOf(c.Restart.Policy, policies()...)
 	if err != nil {
-		return nil, c.fieldError("restart.policy", c.Restart.Policy, err)
+		return c.fieldError("restart.policy", c.Restart.Policy, err)
 	}
 	o.Restart = supervisor.RestartPolicy(policy)
 	if o.StartLimit, err = supervisor.ParseStartLimit(c.Restart.StartLimit); err != nil {
-		return nil, c.fieldError("restart.start_limit", c.Restart.StartLimit, err)
+		return c.fieldError("restart.start_limit", c.Restart.StartLimit, err)
 	}
 	for _, v := range c.Restart.SuccessExitStatus {
 		code, sig, err := supervisor.ParseExitStatus(v)
 		if err != nil {
-			return nil, c.fieldError("restart.success_exit_status", v, err)
+			return c.fieldError("restart.success_exit_status", v, err)
 		}
 		if sig != 0 {
 			o.SuccessExitStatus.Signals = append(o.SuccessExitStatus.Signals, sig)
@@ -251,27 +300,27 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 
 	if err := c.resolveCredentials(o); err != nil {
-		return nil, err
+		return err
 	}
 	if d := c.Process.Dir; d != "" {
 		if fi, err := os.Stat(d); err != nil {
-			return nil, c.fieldError("process.dir", d, unwrapPath(err))
+			return c.fieldError("process.dir", d, unwrapPath(err))
 		} else if !fi.IsDir() {
-			return nil, c.fieldError("process.dir", d, errors.New("not a directory"))
+			return c.fieldError("process.dir", d, errors.New("not a directory"))
 		}
 		o.Dir = d
 	}
 	o.Forking = c.Process.Forking
 	if p := c.Process.Pidfile; p != "" || c.src.has("process.pidfile") {
 		if p == "" {
-			return nil, c.fieldError("process.pidfile", p, errors.New("empty path: name the file the program writes its PID to, or leave pidfile out"))
+			return c.fieldError("process.pidfile", p, errors.New("empty path: name the file the program writes its PID to, or leave pidfile out"))
 		}
 		if !filepath.IsAbs(p) {
 			// Where the program, which writes it, resolves it.
 			base := o.Dir
 			if base == "" {
 				if base, err = os.Getwd(); err != nil {
-					return nil, c.fieldError("process.pidfile", p, err)
+					return c.fieldError("process.pidfile", p, err)
 				}
 			}
 			p = filepath.Join(base, p)
@@ -280,18 +329,18 @@ func (c *Config) Resolve() (*Resolved, error) {
 	}
 	for _, k := range sortedKeys(c.Process.Env) {
 		if strings.ContainsAny(k, "=\x00") {
-			return nil, c.fieldError("process.env."+k, k, errors.New("a variable name cannot hold '=' or NUL"))
+			return c.fieldError("process.env."+k, k, errors.New("a variable name cannot hold '=' or NUL"))
 		}
 		o.Env = append(o.Env, k+"="+c.Process.Env[k])
 	}
 	for i, l := range c.Listen {
 		sp, err := c.resolveListen(i, l)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for j, prev := range r.Listen {
 			if prev.Address.Port != 0 && prev.Address == sp.Address || prev.Address.IsUnix() && prev.Address == sp.Address {
-				return nil, c.fieldError(listenKey(i, "address"), l.Address, fmt.Errorf("same address as listen[%d]", j))
+				return c.fieldError(listenKey(i, "address"), l.Address, fmt.Errorf("same address as listen[%d]", j))
 			}
 		}
 		r.Listen = append(r.Listen, sp)
@@ -301,24 +350,21 @@ func (c *Config) Resolve() (*Resolved, error) {
 		c.Listen[i].Address = sp.Address.String()
 	}
 	if err := c.resolveInstances(r); err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.resolveWatch(r); err != nil {
-		return nil, err
-	}
-	if err := c.resolveHealth(r); err != nil {
-		return nil, err
-	}
-	if r.FDStore, err = oneOf(c.Systemd.FDStore, FDStoreAuto, FDStoreYes, FDStoreNo); err != nil {
-		return nil, c.fieldError("systemd.fdstore", c.Systemd.FDStore, err)
+		return err
 	}
 	if len(c.Command) == 0 {
-		return nil, c.fieldError("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
+		if c.in != "" {
+			return c.fieldError("command", "", errors.New(`no command: give it as command = ["./server"] in the program's table`))
+		}
+		return c.fieldError("command", "", errors.New("no command: give it after -- (hupd run -- ./server) or as command = [\"./server\"] in hupd.toml"))
 	}
 	o.Args = c.Command
 	for _, h := range c.Process.Handoff {
 		if err := handoffErr(h); err != nil {
-			return nil, c.fieldError("process.handoff", h, err)
+			return c.fieldError("process.handoff", h, err)
 		}
 	}
 	o.Handoff = c.Process.Handoff
@@ -332,31 +378,36 @@ func (c *Config) Resolve() (*Resolved, error) {
 		}
 	}
 	if err := socketact.CheckArgs(c.Command, r.Listen); err != nil {
-		return nil, c.fieldError("command", "", err)
+		return c.fieldError("command", "", err)
 	}
 	if o.Path, err = supervisor.LookPath(c.Command[0], o.Dir, o.Env); err != nil {
-		return nil, err
+		if c.in != "" {
+			// Whose command, and where; the exit status stays the
+			// command's (127, 126): not an *Error.
+			return fmt.Errorf("%s: %s%w", c.src.where("command"), c.in, err)
+		}
+		return err
 	}
 	if len(o.Check) > 0 {
 		if _, err := supervisor.LookPath(o.Check[0], o.Dir, o.Env); err != nil {
-			return nil, c.fieldError("reload.check", o.Check[0], err)
+			return c.fieldError("reload.check", o.Check[0], err)
 		}
 	}
 	if o.Ready.Kind == supervisor.ReadyExec {
 		if _, err := supervisor.LookPath(o.Ready.Command[0], o.Dir, o.Env); err != nil {
-			return nil, c.fieldError("reload.ready", c.Reload.Ready, err)
+			return c.fieldError("reload.ready", c.Reload.Ready, err)
 		}
 	}
 	if err := c.resolveLegacy(r); err != nil {
-		return nil, err
+		return err
 	}
 	if err := c.checkExecSize(r); err != nil {
-		return nil, err
+		return err
 	}
 	if err := o.Validate(); err != nil {
-		return nil, c.fieldError("command", c.Command[0], err)
+		return c.fieldError("command", c.Command[0], err)
 	}
-	return r, nil
+	return nil
 }
 
 // checkExecSize refuses what execve(2) would refuse with E2BIG ("argument
@@ -370,7 +421,7 @@ func (c *Config) checkExecSize(r *Resolved) error {
 	most := socketact.MaxArgStrlen()
 	for _, k := range sortedKeys(c.Process.Env) {
 		if n := len(k) + 1 + len(c.Process.Env[k]); n+1 > most {
-			return &Error{Where: c.src.where("process.env." + k), Field: "process.env." + k,
+			return &Error{Where: c.src.where("process.env." + k), Field: c.field("process.env." + k),
 				Err: fmt.Errorf("%s=VALUE is %d bytes: more than one environment string may hold (MAX_ARG_STRLEN, %d bytes with its NUL)", k, n, most)}
 		}
 	}
@@ -385,7 +436,7 @@ func (c *Config) checkExecSize(r *Resolved) error {
 	for _, p := range progs {
 		for i, a := range p.argv {
 			if len(a)+1 > most {
-				return &Error{Where: c.src.where(p.key), Field: fmt.Sprintf("%s[%d]", p.key, i),
+				return &Error{Where: c.src.where(p.key), Field: c.field(fmt.Sprintf("%s[%d]", p.key, i)),
 					Err: fmt.Errorf("argument of %d bytes: more than one argument may hold (MAX_ARG_STRLEN, %d bytes with its NUL)", len(a), most)}
 			}
 		}
@@ -404,7 +455,7 @@ func (c *Config) checkExecSize(r *Resolved) error {
 			if len(o.Env) > 0 && socketact.ExecSize(nil, o.Env) > socketact.ExecSize(p.argv, nil) {
 				key = "process.env"
 			}
-			return &Error{Where: c.src.where(key), Field: key, Err: fmt.Errorf("%w (with %d bytes kept for what hupd adds)", err, socketact.ExecReserve)}
+			return &Error{Where: c.src.where(key), Field: c.field(key), Err: fmt.Errorf("%w (with %d bytes kept for what hupd adds)", err, socketact.ExecReserve)}
 		}
 	}
 	return nil
@@ -489,16 +540,9 @@ func (c *Config) resolveInstances(r *Resolved) error {
 	return nil
 }
 
-// resolveWatch checks the [[watch]] tables.
+// resolveWatch checks the [[watch]] tables; relative paths are relative
+// to r.ConfigFile's directory.
 func (c *Config) resolveWatch(r *Resolved) error {
-	if c.file != "" {
-		abs, err := filepath.Abs(c.file)
-		if err != nil {
-			return &Error{Where: c.file, Err: err}
-		}
-		r.ConfigFile = abs
-		r.WatchConfig = c.Reload.WatchConfig == nil || *c.Reload.WatchConfig
-	}
 	for i, w := range c.Watch {
 		key := func(k string) string { return fmt.Sprintf("watch.%d.%s", i, k) }
 		ws := WatchSpec{Where: c.src.where(key("paths"))}
@@ -656,7 +700,7 @@ func (c *Config) resolveLegacy(r *Resolved) error {
 	if mode == supervisor.LegacyAdopt {
 		for i, sp := range r.Listen {
 			if sp.Steer {
-				return &Error{Where: c.src.where(listenKey(i, "steer")), Field: fieldName(listenKey(i, "address")), Value: sp.Address.String(), Err: errSteerAdopt}
+				return &Error{Where: c.src.where(listenKey(i, "steer")), Field: c.field(fieldName(listenKey(i, "address"))), Value: sp.Address.String(), Err: errSteerAdopt}
 			}
 		}
 		if err := c.checkAdopt(r); err != nil {
@@ -730,7 +774,7 @@ func (c *Config) resolveListen(i int, l Listen) (socketact.Spec, error) {
 	sp.Address = a
 	if l.Steer && a.IsUnix() {
 		// The address names the socket: with --steer the field does not.
-		return socketact.Spec{}, &Error{Where: c.src.where(listenKey(i, "steer")), Field: fieldName(listenKey(i, "address")), Value: a.String(), Err: errSteerUnix}
+		return socketact.Spec{}, &Error{Where: c.src.where(listenKey(i, "steer")), Field: c.field(fieldName(listenKey(i, "address"))), Value: a.String(), Err: errSteerUnix}
 	}
 	sp.Steer = l.Steer
 	if l.Backlog < 0 {
@@ -929,8 +973,13 @@ func policies() []string {
 // messages name it ("listen[1].address"), the value ("" to leave it out)
 // and what is wrong with it.
 func (c *Config) fieldError(key, value string, err error) *Error {
-	return &Error{Where: c.src.where(key), Field: fieldName(key), Value: value, Err: err}
+	return &Error{Where: c.src.where(key), Field: c.field(fieldName(key)), Value: value, Err: err}
 }
+
+// field is the name messages give the field name of c: as it is at the
+// top level, after the program's name in a [[program]] table
+// (`program "web" listen[0].address`).
+func (c *Config) field(name string) string { return c.in + name }
 
 // durationError is the error of the duration field at key whose value v
 // did not parse (err) or is not positive: a bare number gets the form to

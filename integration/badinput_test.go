@@ -91,7 +91,7 @@ var badCases = []badCase{
 	{
 		name: "unknown key", code: 2,
 		toml: "command = [\"{hello}\"]\ncomand = [\"{hello}\"] " + badMark + "\n{listen}",
-		says: []string{`unknown key "comand": valid keys at the top level are command, control, health, legacy, listen, log, name, process, reload, restart`},
+		says: []string{`unknown key "comand": valid keys at the top level are command, control, health, legacy, listen, log, name, process, program, reload, restart`},
 	},
 	{
 		name: "unknown key in the second listen", code: 2,
@@ -536,6 +536,60 @@ var badCases = []badCase{
 		toml: "command = [\"{hello}\"]\n{listen}\n[process.env] " + badMark + "\n" +
 			"A = \"" + strings.Repeat("a", 100000) + "\"\nB = \"" + strings.Repeat("b", 100000) + "\"\nC = \"" + strings.Repeat("c", 100000) + "\"\n",
 		says: []string{"process.env: arguments and environment too large for exec: ", " of environment); the limit is 262144 bytes, a quarter of the stack limit (RLIMIT_STACK 1048576 bytes) (with 4096 bytes kept for what hupd adds)"},
+	},
+
+	// Several programs ([[program]] tables): hupd check and hupd run find
+	// the same mistakes; no command after "--" (it would be one).
+	{
+		name: "multi: per-program setting at the top level", code: 2, cmd: []string{},
+		toml: "command = [\"{hello}\"] " + badMark + "\n[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n",
+		says: []string{"command: not with [[program]] tables (the first at hupd.toml:2)"},
+	},
+	{
+		name: "multi: two programs of one name", code: 2, cmd: []string{},
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[[program]]\nname = \"web\" " + badMark + "\ncommand = [\"{hello}\"]\n",
+		says: []string{`program[1].name = "web": already the name of program[0] (hupd.toml:2)`},
+	},
+	{
+		name: "multi: after an unknown program", code: 2, cmd: []string{},
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\nafter = [\"db\"] " + badMark + "\n",
+		says: []string{`program "web" after = "db": no program of that name: the programs are web`},
+	},
+	{
+		name: "multi: a cycle in after", code: 2, cmd: []string{},
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\nafter = [\"app\"] " + badMark + "\n" +
+			"[[program]]\nname = \"app\"\ncommand = [\"{hello}\"]\nafter = [\"web\"]\n",
+		says: []string{`program "web" after: a cycle: web → app → web`},
+	},
+	{
+		name: "multi: one socket for two programs", code: 2, cmd: []string{},
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[[program.listen]]\naddress = \"tcp://127.0.0.1:{port}\"\n" +
+			"[[program]]\nname = \"app\"\ncommand = [\"{hello}\"]\n[[program.listen]]\naddress = \"unix://{sock}\"\n" +
+			"[[program.listen]]\naddress = \"127.0.0.1:{port}\" " + badMark + "\n",
+		says: []string{`program "app" listen[1].address = "tcp://127.0.0.1:{port}": already the address of program "web" listen[0] (hupd.toml:5)`},
+	},
+	{
+		name: "multi: a bad duration in a program", code: 2, cmd: []string{},
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[program.process]\nstop_timeout = \"soon\" " + badMark + "\n",
+		says: []string{`program "web" process.stop_timeout = "soon": want a positive duration`},
+	},
+	{
+		name: "multi: a program's command not found", code: 127, cmd: []string{},
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[[program]]\nname = \"app\"\ncommand = [\"{dir}/missing\"] " + badMark + "\n",
+		says: []string{`program "app" command "{dir}/missing": no such file`},
+	},
+	{
+		name: "multi: a per-program flag", code: 2, cmd: []string{}, args: []string{"--listen", "tcp://127.0.0.1:{port}"},
+		toml:  "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n",
+		where: "--listen: ", says: []string{"sets a program's setting: with [[program]] tables (the first at hupd.toml:1)"},
+	},
+	{
+		// A valid file: hupd check accepts it, hupd run has no runtime
+		// for it yet and starts nothing.
+		name: "multi: hupd run of several programs", code: 2, cmd: []string{}, runOnly: true,
+		toml: "[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[[program.listen]]\naddress = \"tcp://127.0.0.1:{port}\"\n" +
+			"[[program]]\nname = \"app\"\ncommand = [\"{hello}\"]\n[[program.listen]]\naddress = \"unix://{sock}\"\n",
+		where: "hupd.toml: ", says: []string{"several programs ([[program]]) are not supported by hupd run yet"},
 	},
 
 	// Usage.

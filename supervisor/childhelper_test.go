@@ -110,6 +110,7 @@ func childModes(modes ...string) string {
 //	              MAINPID= for it with READY=1, and exits 0 on USR2
 //	check:N       a check command: writes "check says N" on stdout, exits N
 //	watchdog      ready with WATCHDOG_USEC=50ms, then never pings
+//	die-hup       dies of SIGHUP at once, before it is ready
 //	daemonize     starts a daemon (mode "serve", its own process group
 //	              left as is), writes its PID to $HUPD_TEST_PIDFILE if set,
 //	              and exits 0 (Options.Forking); daemonize:2 starts two
@@ -187,6 +188,12 @@ func runTestChild(mode string) int {
 		}()
 	case "watchdog":
 		send("READY=1", "WATCHDOG_USEC=50000")
+	case "die-hup":
+		// Killed by a HUP before it is ready, as a program is that has
+		// not set up its handler yet.
+		signal.Reset(unix.SIGHUP)
+		unix.Kill(os.Getpid(), unix.SIGHUP)
+		select {}
 	case "serve":
 		// The process "mainpid" and "daemonize" start: it says nothing on
 		// NOTIFY_SOCKET, only to its parent that it handles signals now.

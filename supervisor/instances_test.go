@@ -548,3 +548,22 @@ func TestInstancesRollingFailureKeepsDrainCap(t *testing.T) {
 		t.Fatalf("%d generations killed by the drain cap; old instance 0 exited %v", n, e.attrs)
 	}
 }
+
+// TestInstanceStraySignalReplaced: an instance of a swap's new generation
+// killed by a stray HUP before it was ready is started again alone, and
+// the swap goes on.
+func TestInstanceStraySignalReplaced(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=2-1=die-hup,2-1.2=ready,*=ready"
+	}).run()
+	h.readyInstances(1, 2)
+	if r := h.reload(Action{}); !r.OK || r.NewGen != 2 {
+		t.Fatalf("swap with an instance killed by a stray HUP: %+v", r)
+	}
+	h.logged(logev.ReloadStartStraySignal, 2, 1)
+	if n := len(h.events.matching(isInst(logev.ChildStarted, 2, 0))); n != 1 {
+		t.Errorf("instance 0 started %d times, want once", n)
+	}
+	h.events.waitN(t, 2, "instance 1 started again", isInst(logev.ChildStarted, 2, 1))
+}

@@ -836,7 +836,7 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		g.out.settle(exitSettle)
 		return
 	}
-	if tx := s.tx; prev == StateStarting && tx != nil && tx.new == g && !g.set.multi() && g.failure == "" && e.Status.Signaled() &&
+	if tx := s.tx; prev == StateStarting && tx != nil && s.txNew(g) && g.failure == "" && e.Status.Signaled() &&
 		isStraySignal(e.Status.Signal()) && tx.strays < strayStartRetries {
 		// Killed before it was ready by a signal hupd does not send a
 		// starting generation: one meant for the whole service, that
@@ -847,6 +847,15 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		// another.
 		tx.strays++
 		s.log.Warn(logev.ReloadStartStraySignal, g.ids("signal", signals.Name(e.Status.Signal()))...)
+		if g.set.multi() {
+			// That instance alone starts again.
+			if _, err := s.spawnInst(g.set, g.inst); err != nil {
+				tx.failed = g
+				s.failedReloadStart(ExitCode(err))
+				s.finishTx(false, fmt.Sprintf("instance %d of generation %d failed to start: %v", g.inst, g.num, err))
+			}
+			return
+		}
 		tx.new = nil
 		s.startNew()
 		return

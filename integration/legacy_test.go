@@ -1,15 +1,12 @@
 package integration
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/hupd/hupd/internal/logev"
 )
@@ -112,50 +109,5 @@ func TestLegacyPythonHTTPServer(t *testing.T) {
 	t.Logf("%d requests across %d swaps of python3 -m http.server, none refused; %d cut by its stop", n, swaps, cut)
 	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
 		t.Fatalf("hupd exited %d, want %d (the server killed by TERM)", code, 128+int(syscall.SIGTERM))
-	}
-}
-
-// TestLegacyAdoptInstances: in adopt mode with three instances, the first
-// instance binds the address for real and hupd adopts its socket; the
-// other two start once it is ready and their binds are given that socket
-// (started together, their binds of the same address would fail). All
-// three answer; two swaps under load fail nothing, and every later bind
-// is redirected.
-func TestLegacyAdoptInstances(t *testing.T) {
-	t.Parallel()
-	port := strconv.Itoa(fixedPort(t, "tcp"))
-	h := StartHupd(t, "run", "--legacy", "adopt", "--instances", "3", "--listen", "http=tcp://:"+port,
-		"--", goserverBin, "-addr", ":{port:http}")
-	if e := h.WaitEvent(logev.SocketAdopted, 1, nil); e.Int("gen") != 1 {
-		t.Fatalf("%v: want generation 1's socket adopted", e)
-	}
-	for i := range 3 {
-		h.WaitEvent(logev.ChildReady, 1, func(e Event) bool { return e.Int("gen") == 1 && e.Int("instance") == i })
-	}
-	pids := map[string]bool{}
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // a new connection each time
-	deadline := time.Now().Add(20 * time.Second)
-	for len(pids) < 3 && time.Now().Before(deadline) {
-		resp, err := client.Get("http://127.0.0.1:" + port + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids[strings.TrimSpace(string(body))] = true
-	}
-	if len(pids) != 3 {
-		t.Fatalf("answers from %v: want three instances", pids)
-	}
-	swapsUnderLoad(t, h, "tcp", "127.0.0.1:"+port, 2, func(body string) bool { return strings.HasPrefix(body, "goserver pid ") })
-	if got := len(h.Events(logev.SocketAdopted)); got != 1 {
-		t.Fatalf("%d sockets adopted, want 1", got)
-	}
-	h.WaitEvent(logev.BindRedirected, 8, nil) // 2 of generation 1, then 3 per swap
-	if code := h.Stop(); code != 0 {
-		t.Fatalf("hupd exited %d", code)
 	}
 }

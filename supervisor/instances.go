@@ -239,7 +239,7 @@ func (s *Supervisor) instanceExited(g *generation, e signals.Exit, prev State, r
 	}
 	if !s.shouldRestart(e) {
 		s.log.Info(logev.InstanceNotRestarted, KeyGen, g.num, KeyInst, g.inst, KeyRestart, string(s.opts.Restart), KeyStatus, e.String())
-		if len(s.instances(set)) == 0 && len(set.pending) == 0 {
+		if !s.othersServe(set) && len(set.pending) == 0 {
 			g.out.settle(exitSettle)
 			s.lastExit = e
 			s.exitWith(s.exitCode(e))
@@ -258,7 +258,7 @@ func (s *Supervisor) instanceExited(g *generation, e signals.Exit, prev State, r
 // the instance if others serve, or on the program if none does.
 func (s *Supervisor) scheduleInstRestart(set *genSet, inst int, ran time.Duration, why string) {
 	if l := s.opts.StartLimit; !l.Off() && set.window(inst).count(l, time.Now()) >= l.Burst {
-		if len(s.instances(set)) == 0 && len(set.pending) == 0 {
+		if !s.othersServe(set) && len(set.pending) == 0 {
 			s.giveUp(why)
 			return
 		}
@@ -285,6 +285,27 @@ func (s *Supervisor) instanceFailed(g *generation, code int) {
 	g.set.window(g.inst).add(s.opts.StartLimit, time.Now(), code)
 }
 
+// forget drops what set recorded of instance i's failures (a scale
+// starts it afresh, or removes it).
+func (set *genSet) forget(i int) {
+	delete(set.gaveUp, i)
+	delete(set.windows, i)
+	delete(set.failures, i)
+}
+
+// othersServe reports whether an instance of set still serves: live and
+// not told to stop.
+func (s *Supervisor) othersServe(set *genSet) bool {
+	return slices.ContainsFunc(s.instances(set), func(g *generation) bool { return g.state != StateDraining })
+}
+
+// partlyServing reports whether g is an instance of a generation that
+// still has an instance serving (one not told to stop): such a
+// generation is not a draining one for the drain cap.
+func (s *Supervisor) partlyServing(g *generation) bool {
+	return g.set.multi() && s.othersServe(g.set)
+}
+
 // window is instance inst's start-limit window.
 func (set *genSet) window(inst int) *startWindow {
 	w := set.windows[inst]
@@ -302,8 +323,10 @@ func (s *Supervisor) onInstRestart(set *genSet, inst, seq int) {
 		return // cancelled, or replaced after it fired
 	}
 	delete(set.pending, inst)
-	if inst >= set.n || slices.ContainsFunc(s.gens, func(g *generation) bool { return g.num > set.num && g.state != StateDraining }) {
-		// Scaled down, or a newer generation replaces it.
+	if cur := s.current(); inst >= set.n || cur != nil && cur.set != set && cur.num > set.num {
+		// Scaled down, or a newer generation serves (a reload's new
+		// generation does not until it is ready: meanwhile this one
+		// serves, and fully).
 		s.pruneSets()
 		return
 	}
@@ -540,12 +563,11 @@ func (s *Supervisor) scale(r *scaleRequest) {
 				delete(set.pending, i)
 			}
 		}
-		for i := range set.gaveUp {
-			if i >= r.n {
-				delete(set.gaveUp, i)
-			}
+		for i := r.n; i < op.from; i++ {
+			set.forget(i)
 		}
 		s.endScale(set, true, "")
+		s.maybeStartQueued()
 		return
 	}
 	set.n = r.n
@@ -563,10 +585,11 @@ func (s *Supervisor) scale(r *scaleRequest) {
 		if _, ok := set.pending[i]; ok && i < op.from {
 			continue // its restart is due: the restart policy starts it
 		}
-		delete(set.gaveUp, i)
+		set.forget(i) // a fresh start: its window and backoff too
 		g, err := s.spawnInst(set, i)
 		if err != nil {
 			s.endScale(set, false, fmt.Sprintf("instance %d failed to start: %v", i, err))
+			s.maybeStartQueued()
 			return
 		}
 		op.waiting[g] = true
@@ -574,6 +597,7 @@ func (s *Supervisor) scale(r *scaleRequest) {
 	}
 	if len(op.waiting) == 0 {
 		s.endScale(set, true, "")
+		s.maybeStartQueued()
 	}
 }
 
@@ -614,6 +638,7 @@ func (s *Supervisor) scaleFailed(g *generation, why string) bool {
 		return false
 	}
 	s.endScale(g.set, false, why)
+	s.maybeStartQueued() // a reload held back by the scale
 	return true
 }
 
@@ -636,8 +661,6 @@ func (s *Supervisor) endScale(set *genSet, ok bool, why string) {
 		s.log.Error(logev.ScaleFailed, KeyGen, set.num, "from", res.From, "to", res.To, KeyReason, why)
 	}
 	op.reply <- res
-	s.scaleWanted()
-	s.maybeStartQueued()
 }
 
 // setStatus describes set's generation: its instances by index (live ones,

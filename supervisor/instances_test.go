@@ -567,3 +567,131 @@ func TestInstanceStraySignalReplaced(t *testing.T) {
 	}
 	h.events.waitN(t, 2, "instance 1 started again", isInst(logev.ChildStarted, 2, 1))
 }
+
+// TestInstancesPendingSurvivesSwap: an instance restart that comes due
+// while a swap's new generation starts is made (the old generation serves
+// until the new one is ready), so that a swap that then fails leaves the
+// old generation whole.
+func TestInstancesPendingSurvivesSwap(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1=ready,*=silent"
+		o.Ready.Timeout = time.Second // generation 2's failure
+		o.Backoff = slowBackoff
+	}).run()
+	pids := h.readyInstances(1, 2)
+	h.kill(pids[1], unix.SIGKILL)
+	h.events.waitN(t, 1, "restart scheduled", isInst(logev.RestartingInstance, 1, 1))
+	ch := h.reloadAsync(Action{}, "test")
+	h.events.waitN(t, 1, "generation 2 started", isInst(logev.ChildStarted, 2, 1))
+	h.onRun(func(s *Supervisor) { // the restart's timer fires now
+		for _, set := range s.sets {
+			if p, ok := set.pending[1]; ok && set.num == 1 {
+				p.t.Stop()
+				s.onInstRestart(set, 1, p.seq)
+			}
+		}
+	})
+	h.events.waitN(t, 2, "instance 1 started again", isInst(logev.ChildStarted, 1, 1))
+	if r := h.result(ch); r.OK {
+		t.Fatalf("swap to a generation never ready: %+v", r)
+	}
+	h.events.waitN(t, 2, "instance 1 ready again", isInst(logev.ChildReady, 1, 1))
+}
+
+// TestInstancesGiveUpBesideDraining: at the start limit, an instance is
+// given up on alone only while another serves; one that a scale down
+// stopped, still draining, does not count: hupd gives up.
+func TestInstancesGiveUpBesideDraining(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=1-1=ignore-term,*=ready"
+		o.StopTimeout = 2 * time.Second
+		o.StartLimit = StartLimit{Burst: 1, Interval: time.Hour}
+	}).run()
+	pids := h.readyInstances(1, 2)
+	if r := h.sup.Scale(context.Background(), 1); !r.OK {
+		t.Fatalf("scale down: %+v", r)
+	}
+	h.kill(pids[0], unix.SIGKILL)
+	h.logged(logev.StartLimitReached, 0, 1)
+	if o := h.wait(); o.code == 0 {
+		t.Fatalf("hupd gave up with code %d", o.code)
+	}
+}
+
+// TestInstancesScaleWaitedNoTwin: an edit of instances that waited for a
+// signal reload is carried out after the instance exit that ended the
+// reload has armed that instance's restart: never two of one index.
+func TestInstancesScaleWaitedNoTwin(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"stuck-reload"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Reload = StrategySignal
+		o.Backoff = slowBackoff
+	}).run()
+	pids := h.readyInstances(1, 2)
+	// Once, so that both are known to speak the reload protocol.
+	h.onRun(func(s *Supervisor) {
+		for _, g := range s.gens {
+			g.speaksReload = true
+		}
+	})
+	ch := h.reloadAsync(Action{}, "test")
+	h.events.waitN(t, 1, "signal sent", isInst(logev.ReloadSignalSent, 1, 1))
+	next := h.opts
+	next.Instances = 3
+	if res, err := h.applyNow(Update{Options: next, Listen: specsOf(h.sockets)}); err != nil || res.ScaleTo != 3 {
+		t.Fatalf("apply: %+v, %v", res, err)
+	}
+	h.kill(pids[1], unix.SIGKILL)
+	if r := h.result(ch); r.OK {
+		t.Fatalf("signal reload whose instance died: %+v", r)
+	}
+	h.logged(logev.Scaled, 1, 1)
+	h.onRun(func(s *Supervisor) {
+		n := 0
+		for _, g := range s.gens {
+			if g.inst == 1 {
+				n++
+			}
+		}
+		for _, set := range s.sets {
+			if _, ok := set.pending[1]; ok {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("instance 1: %d live or due, want 1", n)
+		}
+	})
+}
+
+// TestInstancesFailedReloadNamesInstance: a reload failed by one instance
+// reports that instance's PID and output.
+func TestInstancesFailedReloadNamesInstance(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=2-1=say:boom,*=ready"
+	}).run()
+	h.readyInstances(1, 2)
+	r := h.reload(Action{})
+	pid := h.events.waitN(t, 1, "instance 1 started", isInst(logev.ChildStarted, 2, 1))[0].int(KeyPID)
+	if r.OK || r.NewPID != pid || !slices.Contains(r.Output, "boom") {
+		t.Fatalf("result %+v, want failed with pid %d and its output", r, pid)
+	}
+}
+
+// TestInstanceStrayReplacedIsNew: when the instance a stray signal killed
+// was instance 0, its replacement stands for the new generation.
+func TestInstanceStrayReplacedIsNew(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) {
+		instancesOpts(2, 0)(o)
+		o.Env[0] = childModesEnv + "=2=die-hup,2.2=ready,2-1=ready,*=ready"
+	}).run()
+	h.readyInstances(1, 2)
+	r := h.reload(Action{})
+	again := h.events.waitN(t, 2, "instance 0 started again", isInst(logev.ChildStarted, 2, 0))[1].int(KeyPID)
+	if !r.OK || r.NewPID != again {
+		t.Fatalf("result %+v, want ok with pid %d", r, again)
+	}
+}

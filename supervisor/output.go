@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -21,8 +23,9 @@ import (
 // keptLines lines of at most maxKeptLine bytes for each of the last
 // keptGens generations (live or exited), so at most about 400 KiB however
 // much the children write (typically a few KiB: lines are short). A
-// generation of several instances keeps a ring per instance start, at
-// most keptPerGen of them (16 times that bound at worst).
+// generation of N instances keeps a ring per instance of keptLines*16/N
+// lines (ringSize: at least minRing), and of its exited starts the last
+// keptPerGen rings.
 const (
 	// tailLines is how many of the last lines a failed start or reload
 	// reports (ReloadResult.Output, an upgrade's hand-over).
@@ -35,8 +38,8 @@ const (
 	// keptRuns is how many starts of one instance of a generation keep
 	// their rings (an instance is restarted alone, in its generation).
 	keptRuns = 2
-	// keptPerGen bounds the rings kept per generation (its instances'),
-	// so that at most keptGens*keptPerGen rings are kept.
+	// keptPerGen bounds the rings of exited instance starts kept per
+	// generation.
 	keptPerGen = 16
 	// maxKeptLine caps each kept line.
 	maxKeptLine = 1024
@@ -77,9 +80,16 @@ type output struct {
 	files  sync.Mutex
 	closed map[*os.File]bool
 
-	gen, pid int      // set before the copiers start
-	inst     int      // the instance's index (Options.Instances)
-	book     *logbook // nil: lines are kept but nobody follows them
+	gen, pid int // set before the copiers start
+	inst     int // the instance's index (Options.Instances)
+	// size is the ring's length (0: keptLines): smaller for each of many
+	// instances (ringSize), so that a generation keeps about as much as
+	// one of a single program.
+	size int
+	// ended: its process has exited (onExit): only such rings are dropped
+	// beyond keptPerGen.
+	ended atomic.Bool
+	book  *logbook // nil: lines are kept but nobody follows them
 
 	mu    sync.Mutex // the ring; taken after book.mu
 	lines []keptLine
@@ -229,10 +239,10 @@ func (o *output) keepAt(t time.Time, stream, text string) {
 	}
 	o.mu.Lock()
 	if o.lines == nil {
-		o.lines = make([]keptLine, keptLines)
+		o.lines = make([]keptLine, cmp.Or(o.size, keptLines))
 	}
 	o.lines[o.next] = k
-	o.next = (o.next + 1) % keptLines
+	o.next = (o.next + 1) % len(o.lines)
 	if o.next == 0 {
 		o.full = true
 	}
@@ -327,6 +337,18 @@ func (o *output) tail() []string {
 	return out
 }
 
+// minRing is the smallest ring an instance gets (ringSize).
+const minRing = 10
+
+// ringSize is the ring length of each of n instances: keptLines for up to
+// 16, then shrinking so that a generation keeps about 16 rings' worth.
+func ringSize(n int) int {
+	if n <= 16 {
+		return keptLines
+	}
+	return max(keptLines*16/n, minRing)
+}
+
 // genPrefix is "[gen N pid P] ", or "[gen N.I pid P] " for instance I > 0
 // of a program that runs as several (multi), as hupd logs and hupd status
 // name it.
@@ -403,12 +425,13 @@ func (b *logbook) add(o *output) {
 		return true
 	})
 	b.outs = append(b.outs, o)
-	// At most keptPerGen rings per generation (the newest): memory stays
-	// bounded whatever the number of instances.
-	if n := len(slices.DeleteFunc(slices.Clone(b.outs), func(x *output) bool { return x.gen != o.gen })); n > keptPerGen {
+	// Of a generation's exited starts, the newest keptPerGen rings are
+	// kept (live instances keep theirs: each is sized by ringSize).
+	ended := func(x *output) bool { return x.gen == o.gen && x.ended.Load() }
+	if n := len(slices.DeleteFunc(slices.Clone(b.outs), func(x *output) bool { return !ended(x) })); n > keptPerGen {
 		drop := n - keptPerGen
 		b.outs = slices.DeleteFunc(b.outs, func(x *output) bool {
-			if drop == 0 || x.gen != o.gen {
+			if drop == 0 || !ended(x) {
 				return false
 			}
 			drop--

@@ -101,10 +101,9 @@ func (s *Supervisor) heldBack(st Strategy) bool {
 func (s *Supervisor) drainFull() bool {
 	var sets []*genSet // generations, not instances
 	n := 0
-	cur := s.current()
 	for _, g := range s.gens {
-		if cur != nil && g.set != nil && g.set == cur.set {
-			continue // the serving generation's stopped instances
+		if s.partlyServing(g) {
+			continue // a serving generation's stopped instances
 		}
 		if g.state == StateDraining && (g.set == nil || !slices.Contains(sets, g.set)) {
 			sets = append(sets, g.set)
@@ -281,10 +280,10 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 		res.OldGen, res.OldPID = tx.old.num, tx.old.pid
 	}
 	if g := tx.new; g != nil {
-		res.NewGen, res.NewPID = g.num, g.pid
 		if f := tx.failed; f != nil && !ok {
 			g = f // the instance that failed explains it
 		}
+		res.NewGen, res.NewPID = g.num, g.pid
 		res.ExecAfter = Duration(g.started.Sub(tx.started))
 		if !g.readyAt.IsZero() {
 			res.ReadyAfter = Duration(g.readyAt.Sub(g.started))
@@ -339,7 +338,6 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 		// takes over as after a crash.
 		s.scheduleRestart(0, reason)
 	}
-	s.scaleWanted()
 	s.maybeStartQueued()
 }
 

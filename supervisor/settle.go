@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hupd/hupd/internal/logev"
@@ -63,6 +64,14 @@ func (s *Supervisor) revive(g, cur *generation) error {
 			s.drainSet(cur.set)
 		} else {
 			s.drain(cur)
+		}
+	}
+	// Instances of it that exited while it settled start again.
+	if set := g.set; set.multi() {
+		for i := range set.n {
+			if !slices.ContainsFunc(s.instances(set), func(x *generation) bool { return x.inst == i }) {
+				s.scheduleInstRestart(set, i, 0, "exited while its generation settled")
+			}
 		}
 	}
 	return nil

@@ -373,6 +373,9 @@ func (s *Supervisor) spawnInst(set *genSet, inst int) (*generation, error) {
 	}
 
 	g.out.gen, g.out.inst, g.out.pid = num, inst, g.pid
+	if set.multi() {
+		g.out.size = ringSize(set.n)
+	}
 	s.book.add(g.out)
 	if outR != nil {
 		g.outR, g.errR = outR, errR

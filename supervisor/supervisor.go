@@ -486,6 +486,7 @@ func (s *Supervisor) Run(sigs <-chan os.Signal) (int, error) {
 		case req := <-s.reqs:
 			s.onRequest(req)
 		}
+		s.scaleWanted()
 		s.prestart()
 		if code, done := s.finished(); done {
 			return code, nil
@@ -678,6 +679,7 @@ func (s *Supervisor) onEvent(ev event) {
 			reason = fmt.Sprintf("instance %d of generation %d not ready within %s (readiness %s)", g.inst, g.num, g.ready.Timeout, g.ready)
 		}
 		if s.txNew(g) {
+			s.tx.failed = g
 			s.failedReloadStart(1) // it is stopped: a failed start (with no status of its own)
 			s.finishTx(false, reason)
 			return
@@ -815,7 +817,13 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.gens = slices.DeleteFunc(s.gens, func(x *generation) bool { return x == g })
 	g.set.lastExit[g.inst] = e.String()
-	defer s.pruneSets() // after what follows may have armed its restart
+	g.out.ended.Store(true)
+	defer func() {
+		// After what follows may have armed its restart: its sockets are
+		// still in use then.
+		s.pruneSets()
+		s.closeRetired()
+	}()
 	s.log.Info(logev.ChildExited, g.ids(KeyStatus, e.String(), KeyRan, ran.Round(time.Millisecond), "state", string(prev))...)
 	if g.failure != "" {
 		// It exited 0, but its start failed: counted as a failure.
@@ -824,7 +832,6 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 	}
 	s.hintOwnBind(g, prev)
 	s.checkGroups(g)
-	s.closeRetired()
 
 	if s.stopping {
 		if s.stopCurrent == g || s.stopCurrent != nil && s.stopCurrent.set == g.set || s.stopCode == nil && len(s.gens) == 0 {
@@ -849,10 +856,15 @@ func (s *Supervisor) onExit(g *generation, e signals.Exit) {
 		s.log.Warn(logev.ReloadStartStraySignal, g.ids("signal", signals.Name(e.Status.Signal()))...)
 		if g.set.multi() {
 			// That instance alone starts again.
-			if _, err := s.spawnInst(g.set, g.inst); err != nil {
+			ng, err := s.spawnInst(g.set, g.inst)
+			if err != nil {
 				tx.failed = g
 				s.failedReloadStart(ExitCode(err))
 				s.finishTx(false, fmt.Sprintf("instance %d of generation %d failed to start: %v", g.inst, g.num, err))
+				return
+			}
+			if tx.new == g {
+				tx.new = ng
 			}
 			return
 		}
@@ -1234,13 +1246,12 @@ func (s *Supervisor) halt(g *generation) {
 	s.after(g, g.stopTimeout, evDrainTimeout)
 	s.watchGroups(g)
 	// Draining generations, oldest first, each with its instances; not
-	// the instances of the serving generation (a scale down, a rolling
-	// swap's stopped ones, the old ones of a failed one), which are not a
-	// reload's old generation.
+	// the stopped instances of a generation that still serves (a scale
+	// down, a rolling swap's stopped ones), which is no reload's old
+	// generation.
 	var draining [][]*generation
-	cur := s.current()
 	for _, o := range s.gens {
-		if cur != nil && o.set != nil && o.set == cur.set {
+		if s.partlyServing(o) {
 			continue
 		}
 		// Not those still emptying their steered queues: they have not

@@ -135,8 +135,10 @@ type GenState struct {
 	Inst      int `json:"inst,omitempty"`
 	Instances int `json:"instances,omitempty"`
 	Restarts  int `json:"restarts,omitempty"`
-	// Start: which start of its instance it is (the sentinel's key).
+	// Start: which start of its instance it is (the sentinel's key);
+	// Several: its generation ran several instances once.
 	Start   int       `json:"start,omitempty"`
+	Several bool      `json:"several,omitempty"`
 	PID     int       `json:"pid"`
 	PGID    int       `json:"pgid"`
 	MainPID int       `json:"main_pid,omitempty"`
@@ -569,7 +571,7 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 			NoLeader: g.grp.Path() == "" && g.grp.Leader() == 0,
 			Forking:  g.forking, Forks: g.forks, Pidfile: g.pidfile}
 		if g.set.multi() {
-			gs.Inst, gs.Instances, gs.Restarts, gs.Start = g.inst, g.set.n, g.set.restarts[g.inst], g.start
+			gs.Inst, gs.Instances, gs.Restarts, gs.Start, gs.Several = g.inst, g.set.n, g.set.restarts[g.inst], g.start, g.set.several
 		}
 		gs.MainStart, _ = socketact.StartTime(g.pid)
 		for _, l := range g.listeners {
@@ -794,6 +796,7 @@ func (s *Supervisor) Resume(st *Upgrade, others []*socketact.Listener, exits map
 		set.restarts[gs.Inst] = gs.Restarts
 		set.starts[gs.Inst] = max(set.starts[gs.Inst], gs.Start, 1)
 		set.ready = set.ready || gs.State == StateReady
+		set.several = set.several || gs.Several
 		g.set, g.start = set, gs.Start
 		grp, err := s.cg.Adopt(gs.Cgroup, gs.PGID, gs.PID)
 		if err != nil {

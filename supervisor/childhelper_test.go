@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/hupd/hupd/sdnotify"
 	"golang.org/x/sys/unix"
@@ -261,9 +262,19 @@ func testBinary(t *testing.T) string {
 // "upgrade-protocol" prints UpgradeProtocol ("incompatible": another
 // version), and "check ARGS…" prints its arguments and exits 0 ("refuse":
 // 1, as a binary that rejects the configuration).
+//
+// "usr2-once:FILE": the first run (FILE absent: it makes it) dies of USR2
+// before it answers, as one that systemctl kill -s USR2 reached; later
+// runs answer as "compatible".
 func runUpgradeHelper(answer string, args []string) int {
 	if len(args) == 0 {
 		return 2
+	}
+	if file, ok := strings.CutPrefix(answer, "usr2-once:"); ok {
+		if f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			dieOf(unix.SIGUSR2)
+		}
 	}
 	switch args[0] {
 	case "upgrade-protocol":
@@ -282,4 +293,20 @@ func runUpgradeHelper(answer string, args []string) int {
 		return 0
 	}
 	return 2
+}
+
+// dieOf ends the process by sig's default action (as a helper started
+// with it ignored dies when it arrives before anything is set up): the
+// action is set with rt_sigaction itself, since the Go runtime handles or
+// ignores it otherwise.
+func dieOf(sig unix.Signal) {
+	var act struct {
+		handler  uintptr // SIG_DFL
+		flags    uint64
+		restorer uintptr
+		mask     uint64
+	}
+	unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	unix.Kill(os.Getpid(), sig)
+	select {}
 }

@@ -473,39 +473,53 @@ const upgradeCheckTimeout = 10 * time.Second
 // runOwn runs argv as hupd itself (its user and environment) as the
 // helpers of reloads are run (startAux: through the spawner, the reaper
 // handing its exit back), and returns its output (stdout and stderr).
-// Any goroutine.
+// One killed by a stray HUP, USR1 or USR2 (systemctl kill -s USR2 reaches
+// the check its upgrade starts) never gave its answer: it is run again,
+// at most checkStrayRetries times, as a reload's check is. Any goroutine.
 func (s *Supervisor) runOwn(shim, path string, argv []string) (string, error) {
+	for retries := 0; ; retries++ {
+		out, e, err := s.runOwnOnce(shim, path, argv)
+		if err != nil && e.Status.Signaled() && isStraySignal(e.Status.Signal()) && retries < checkStrayRetries {
+			s.log.Warn(logev.CheckStraySignal, KeyPID, e.PID, "signal", signals.Name(e.Status.Signal()))
+			continue
+		}
+		return out, err
+	}
+}
+
+// runOwnOnce is one run of runOwn; e is how it exited, if it did.
+func (s *Supervisor) runOwnOnce(shim, path string, argv []string) (string, signals.Exit, error) {
+	var e signals.Exit
 	r, w, err := os.Pipe()
 	if err != nil {
-		return "", err
+		return "", e, err
 	}
 	defer r.Close()
 	pid, exited, err := s.startAuxPath(Options{Shim: shim, UID: -1, GID: -1}, path, argv, w)
 	w.Close()
 	if err != nil {
-		return "", err
+		return "", e, err
 	}
 	var out strings.Builder
 	copied := make(chan struct{})
 	go func() { io.Copy(&out, io.LimitReader(r, 64<<10)); close(copied) }()
 	t := time.NewTimer(upgradeCheckTimeout)
 	defer t.Stop()
-	var e signals.Exit
 	select {
 	case e = <-exited: // its process group killed after it
 	case <-t.C:
 		unix.Kill(-pid, unix.SIGKILL)
-		return "", fmt.Errorf("no answer within %s", upgradeCheckTimeout)
+		return "", e, fmt.Errorf("no answer within %s", upgradeCheckTimeout)
 	}
 	select {
 	case <-copied:
 	case <-t.C: // a process that left its group holds the pipe
-		return "", errors.New("its output pipe stayed open")
+		return "", e, errors.New("its output pipe stayed open")
 	}
 	if e.Code() != 0 {
-		return out.String(), errors.New(e.String())
+		return out.String(), e, errors.New(e.String())
 	}
-	return out.String(), nil
+	return out.String(), e, nil
 }
 
 func slicesWithout(env []string, prefixes ...string) []string {

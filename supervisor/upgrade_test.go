@@ -211,3 +211,19 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestUpgradeCheckStraySignalRetried: a check of the new binary killed by
+// a stray USR2 (the signal that asked for the upgrade, sent to the whole
+// service) is run again, and the upgrade goes on to its exec.
+func TestUpgradeCheckStraySignalRetried(t *testing.T) {
+	t.Setenv(upgradeHelperEnv, "usr2-once:"+filepath.Join(t.TempDir(), "killed"))
+	h := newSupervisorUnderTest(t, []string{"ready"}, func(o *Options) { o.Argv = upgradeArgv }).run()
+	h.ready(1)
+	if err := h.upgradeNow(testBinary(t)); !errors.Is(err, errScriptedExec) {
+		t.Fatalf("upgrade: %v, want the scripted exec failure (the checks passed)", err)
+	}
+	h.logged(logev.CheckStraySignal, 0, 1)
+	if n := len(h.spawner.recorded("helper")); n != 3 {
+		t.Fatalf("%d checks run, want 3 (upgrade-protocol twice, then check)", n)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -637,13 +638,57 @@ func (s *Supervisor) startAuxPath(o Options, path string, argv []string, out *os
 		return 0, nil, res.err
 	}
 	res.proc.Release()
+	s.helpers.add(res.pid)
 	exited := make(chan signals.Exit, 1)
 	go func() {
 		e := <-res.exited
-		unix.Kill(-res.pid, unix.SIGKILL)
+		s.helpers.end(res.pid)
 		exited <- e
 	}()
 	return res.pid, exited, nil
+}
+
+// helperGroups are the process groups of the helpers running (checks,
+// probes, an upgrade's checks): each is killed once its leader exits, and
+// every one left when Run returns (a check still running when hupd stops:
+// what it started must not outlive hupd). Any goroutine.
+type helperGroups struct {
+	mu   sync.Mutex
+	pgid map[int]bool
+	done bool // Run returned: a helper that starts now is killed at once
+}
+
+func (h *helperGroups) add(pgid int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		unix.Kill(-pgid, unix.SIGKILL)
+		return
+	}
+	if h.pgid == nil {
+		h.pgid = map[int]bool{}
+	}
+	h.pgid[pgid] = true
+}
+
+// end kills the group of a helper whose leader has exited (under the lock:
+// killAll cannot kill a reused group id after it).
+func (h *helperGroups) end(pgid int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	unix.Kill(-pgid, unix.SIGKILL)
+	delete(h.pgid, pgid)
+}
+
+// killAll kills every helper's group; later helpers are killed as they
+// start.
+func (h *helperGroups) killAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.done = true
+	for pgid := range h.pgid {
+		unix.Kill(-pgid, unix.SIGKILL)
+	}
 }
 
 // status builds a snapshot, with each generation's group (and each

@@ -68,8 +68,9 @@ type Supervisor struct {
 	reqs   chan request
 	quit   chan struct{} // closed when Run returns
 
-	cg   *contain.Manager // set before Run; its methods are safe anywhere
-	book logbook          // the generations' last output lines; safe anywhere
+	cg      *contain.Manager // set before Run; its methods are safe anywhere
+	book    logbook          // the generations' last output lines; safe anywhere
+	helpers helperGroups     // the helpers' process groups; safe anywhere
 
 	// Owned by Run.
 	sp        Spawner
@@ -527,6 +528,7 @@ func (s *Supervisor) restartPending() bool { return s.restartT != nil && !s.stop
 
 // cleanup runs when Run returns: nothing may be left behind.
 func (s *Supervisor) cleanup() {
+	s.helpers.killAll()
 	if s.restartT != nil {
 		s.restartT.Stop()
 	}

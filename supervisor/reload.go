@@ -395,6 +395,7 @@ func (s *Supervisor) runCheck(tx *reloadTx) {
 // check runs the check command of o and waits for its verdict (on its
 // caller's goroutine, not Run's).
 func (s *Supervisor) check(tx *reloadTx, o Options) event {
+	by := time.Now().Add(o.Ready.Timeout)
 	c, err := s.startCheck(o)
 	if err != nil {
 		return event{kind: evCheckDone, tx: tx, err: err}
@@ -402,7 +403,7 @@ func (s *Supervisor) check(tx *reloadTx, o Options) event {
 	{
 		ev := event{kind: evCheckDone, tx: tx}
 		for retries := 0; ; retries++ {
-			e, err := c.wait(o)
+			e, err := c.wait(o, by)
 			// hupd ends a check only with SIGKILL. A check killed by a
 			// signal meant for the whole service (systemctl kill -s HUP
 			// reaches every process of the unit, this check too, which
@@ -473,8 +474,11 @@ func (s *Supervisor) startCheck(o Options) (*runningCheck, error) {
 // wait waits for the check to end, at most as long as a new generation
 // gets to be ready, and keeps its output in c.out. The error says why it
 // failed; e is how it exited, if it did.
-func (c *runningCheck) wait(o Options) (e signals.Exit, err error) {
-	limit := time.NewTimer(o.Ready.Timeout)
+// It gives up at by: a check run again after a stray signal gets what is
+// left of the first run's time, not a ready timeout of its own (a service
+// manager gave the reload that long).
+func (c *runningCheck) wait(o Options, by time.Time) (e signals.Exit, err error) {
+	limit := time.NewTimer(time.Until(by))
 	defer limit.Stop()
 	select {
 	case e = <-c.exited:

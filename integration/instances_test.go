@@ -816,12 +816,11 @@ func TestInstancesCrashLoop(t *testing.T) {
 
 // instProbeScript is a wrapper around hello that marks its instance
 // ready with the file $DIR/ready$HUPD_INSTANCE, except instance 1 while
-// $DIR/marker exists: that one removes its file and never starts hello.
+// $DIR/marker exists: that one never makes it, nor starts hello.
 // hello says nothing on NOTIFY_SOCKET (a READY=1 counts whatever the
 // readiness mode): only the probe decides.
 const instProbeScript = `#!/bin/sh
 if [ "$HUPD_INSTANCE" = 1 ] && [ -e "$DIR/marker" ]; then
-	rm -f "$DIR/ready1"
 	exec sleep 600
 fi
 touch "$DIR/ready$HUPD_INSTANCE"
@@ -878,6 +877,11 @@ func TestInstancesExecProbe(t *testing.T) {
 	old := instWaitReady(t, h, 1, 2)
 
 	writeFile(t, dir, "marker", "instance 1 never ready\n")
+	// The old instance 1's file goes now: the new one's probe may run
+	// before its wrapper has started, and must not find it.
+	if err := os.Remove(filepath.Join(dir, "ready1")); err != nil {
+		t.Fatal(err)
+	}
 	r := rdReload(t, h)
 	if r.code == 0 || r.OK {
 		t.Fatalf("reload: exit %d, %+v; want it failed (instance 1's probe never succeeds)", r.code, r.ReloadResult)

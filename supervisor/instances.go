@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hupd/hupd/contain"
@@ -480,12 +482,14 @@ func (s *Supervisor) rollOn(tx *reloadTx, at time.Time) {
 
 // unroll starts again, with the settings they had, the old instances a
 // failed rolling swap had stopped.
-func (s *Supervisor) unroll(tx *reloadTx) {
+// It returns what it did, for the reload's result ("" if nothing).
+func (s *Supervisor) unroll(tx *reloadTx) string {
 	if len(tx.rolled) == 0 || tx.oldSet == nil || s.stopping {
-		return
+		return ""
 	}
 	old := tx.oldSet
 	s.addSet(old)
+	var started, later []string
 	for _, i := range tx.rolled {
 		if i >= old.n {
 			continue
@@ -493,10 +497,20 @@ func (s *Supervisor) unroll(tx *reloadTx) {
 		if _, err := s.spawnInst(old, i); err != nil {
 			s.log.Error(logev.RollbackStartFailed, KeyGen, old.num, KeyInst, i, KeyError, err)
 			s.scheduleInstRestart(old, i, 0, err.Error())
+			later = append(later, strconv.Itoa(i))
 			continue
 		}
+		started = append(started, strconv.Itoa(i))
 	}
 	s.log.Warn(logev.RollingUndone, KeyGen, old.num, "restarted", len(tx.rolled))
+	what := fmt.Sprintf("; the rolling swap had stopped instances %s of generation %d", strings.Join(append(slices.Clone(started), later...), ", "), old.num)
+	if len(started) > 0 {
+		what += ": " + strings.Join(started, ", ") + " started again"
+	}
+	if len(later) > 0 {
+		what += "; " + strings.Join(later, ", ") + " could not start (restarting with backoff)"
+	}
+	return what
 }
 
 // scaleOp is a Scale waiting for the instances it started.

@@ -303,7 +303,7 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 			}
 			// A rolling swap stopped some old instances already: they
 			// start again, with the settings they had.
-			s.unroll(tx)
+			res.Reason += s.unroll(tx)
 		}
 	}
 	if tx.strategy == StrategySignal && tx.old != nil {
@@ -324,7 +324,7 @@ func (s *Supervisor) finishTx(ok bool, reason string) {
 	if ok {
 		s.log.Info(logev.ReloadDone, KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyTook, took, KeyReady, time.Duration(res.ReadyAfter).Round(time.Microsecond))
 	} else {
-		s.log.Error(logev.ReloadFailed, KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyReason, reason, KeyTook, took)
+		s.log.Error(logev.ReloadFailed, KeyStrat, string(tx.strategy), KeyOldPID, res.OldPID, KeyPID, res.NewPID, KeyReason, res.Reason, KeyTook, took)
 	}
 	if h := s.hooks.Reloaded; h != nil {
 		h(res)

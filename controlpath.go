@@ -127,7 +127,7 @@ func listInstances(socks []string) []instance {
 	for i, p := range socks {
 		out[i] = instance{path: p, name: strings.TrimSuffix(filepath.Base(p), ".sock")}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := callStatus(ctx, p)
+		st, _, err := callStatus(ctx, p)
 		cancel()
 		if err != nil {
 			out[i].err = err

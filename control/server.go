@@ -91,6 +91,31 @@ type LogSource interface {
 	FollowLogs(gen, n int) (kept []supervisor.OutputLine, lines <-chan supervisor.OutputLine, stop func() (dropped int))
 }
 
+// Fleet is implemented by the Handler of a hupd that runs several programs
+// ([[program]] tables): it answers reload and status requests, each about
+// the programs the request names (Request.Programs; none: every one), and
+// the server refuses every other request but ping (ErrSeveralPrograms).
+// An unknown name is an error wrapping ErrUnknownProgram, and nothing is
+// done.
+type Fleet interface {
+	// ReloadPrograms reloads the programs names, at once, and blocks until
+	// every reload is done or ctx ends, as Handler.Reload does.
+	ReloadPrograms(ctx context.Context, names []string) ([]ProgramReply, error)
+	// StatusPrograms returns a snapshot of the programs names.
+	StatusPrograms(names []string) ([]ProgramReply, error)
+}
+
+var (
+	// ErrUnknownProgram is wrapped by a Fleet's error about a program
+	// name that hupd does not run (the reply's BadProgram).
+	ErrUnknownProgram = errors.New("control: unknown program")
+	// ErrSeveralPrograms is the error of a request that a hupd running
+	// several programs does not answer yet.
+	ErrSeveralPrograms = errors.New("not supported with several programs yet")
+	// errOneProgram: a request names programs, but hupd runs one.
+	errOneProgram = errors.New("this hupd runs one program: a request cannot name programs")
+)
+
 // Server serves the control protocol on a unix socket.
 type Server struct {
 	path      string
@@ -437,6 +462,11 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		s.log.Warn(logev.ControlBadRequest, supervisor.KeyError, err)
 		return errReply(err)
 	}
+	if fl, ok := s.h.(Fleet); ok {
+		return s.handleFleet(c, br, fl, req, timeout)
+	} else if len(req.Programs) > 0 {
+		return Reply{V: ProtocolVersion, Error: errOneProgram.Error(), BadProgram: true}
+	}
 	switch req.Cmd {
 	case CmdPing:
 		return Reply{V: ProtocolVersion, OK: true}
@@ -487,6 +517,46 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	return rep
 }
 
+// handleFleet answers a request to a hupd that runs several programs.
+func (s *Server) handleFleet(c *net.UnixConn, br *bufio.Reader, fl Fleet, req Request, timeout time.Duration) Reply {
+	var (
+		progs []ProgramReply
+		err   error
+	)
+	switch req.Cmd {
+	case CmdPing:
+		return Reply{V: ProtocolVersion, OK: true}
+	case CmdStatus:
+		progs, err = fl.StatusPrograms(req.Programs)
+	case CmdReload:
+		ctx, cancel := context.WithCancel(s.ctx)
+		defer cancel()
+		if timeout > 0 {
+			ctx = supervisor.WithWaitLimit(ctx, timeout)
+		}
+		stop := s.watchHangup(c, br, cancel)
+		progs, err = fl.ReloadPrograms(ctx, req.Programs)
+		stop()
+	default:
+		return errReply(fmt.Errorf("%s: %w", req.Cmd, ErrSeveralPrograms))
+	}
+	if err != nil {
+		return Reply{V: ProtocolVersion, Error: err.Error(), BadProgram: errors.Is(err, ErrUnknownProgram)}
+	}
+	rep := Reply{V: ProtocolVersion, OK: true, Programs: progs}
+	var failed []string
+	for _, p := range progs {
+		if p.Reload != nil && !p.Reload.OK {
+			rep.OK = false
+			failed = append(failed, p.Name+": "+p.Reload.Reason)
+		}
+	}
+	if len(failed) > 0 {
+		rep.Error = "reload failed: " + strings.Join(failed, "; ")
+	}
+	return rep
+}
+
 // reloadWithProgress reloads and writes a Progress line to c every
 // ProgressEvery until the reload's result is known. A write that fails
 // ends the lines, not the reload (a client that is gone cancels ctx).
@@ -524,6 +594,10 @@ const followWriteTimeout = 10 * time.Second
 // followLogs answers a logs request with Follow: the kept lines, then one
 // reply per line until the client hangs up or the server closes.
 func (s *Server) followLogs(c *net.UnixConn, br *bufio.Reader, req Request) {
+	if _, ok := s.h.(Fleet); ok {
+		writeReply(c, errReply(fmt.Errorf("logs: %w", ErrSeveralPrograms)))
+		return
+	}
 	src, ok := s.h.(LogSource)
 	if !ok {
 		writeReply(c, errReply(errNoLogs))

@@ -386,3 +386,61 @@ func TestMultiControl(t *testing.T) {
 		t.Fatalf("hupd exited %d, want 0", code)
 	}
 }
+
+// TestMultiIsolation: the two programs' generations, numbered alike, do
+// not collide: each program's notify sockets are in a directory of its own
+// in the runtime directory (notify@NAME/gen-1.sock), its generations in a
+// cgroup of its own (base/prog-NAME/gen-N) when hupd has cgroups.
+func TestMultiIsolation(t *testing.T) {
+	t.Parallel()
+	h := startFleet(t, helloProgram("app"), helloProgram("web", "app"))
+	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
+	rt := supervisor.RuntimeDirFor(h.WaitEvent(logev.ControlSocket, 1, nil).Str("path"))
+	for _, name := range []string{"app", "web"} {
+		if _, err := os.Stat(filepath.Join(rt, "notify@"+name, "gen-1.sock")); err != nil {
+			t.Fatalf("%s's notify socket: %v", name, err)
+		}
+	}
+	st := fleetStatus(t, h)
+	for _, name := range []string{"app", "web"} {
+		c := st[name].Status.Containment
+		if c == nil || c.Mode != supervisor.ContainCgroup {
+			t.Logf("%s: no cgroups here (%+v)", name, c)
+			continue
+		}
+		if filepath.Base(c.Cgroup) != "prog-"+name {
+			t.Fatalf("%s's generations under %s, want a prog-%s of their own", name, c.Cgroup, name)
+		}
+		if _, err := os.Stat(filepath.Join(c.Cgroup, "gen-1")); err != nil {
+			t.Fatalf("%s's gen 1 cgroup: %v", name, err)
+		}
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+	waitGone(t, appPID)
+	waitGone(t, webPID)
+}
+
+// TestMultiSentinelBoth: each program's sentinel registrations are its
+// own although both number their generations from 1: kill -9 of hupd ends
+// both programs' pre-fork generations, workers included (the parent-death
+// signal reaches only the masters), not only the one registered last.
+func TestMultiSentinelBoth(t *testing.T) {
+	t.Parallel()
+	pre := func(name string) fleetProgram {
+		return fleetProgram{name: name, command: childCmd("prefork", "2"), ready: "delay:10ms", listen: true,
+			extra: "[program.process]\nstop_signal = \"USR1\"\n"}
+	}
+	h := startFleet(t, pre("app"), pre("web"))
+	a, b := sentReadPrefork(t, h), sentReadPrefork(t, h)
+	sentinel := sentinelPID(t, h)
+	if err := h.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	h.Wait()
+	a.waitEnded(t, "first program's generation", a.group())
+	b.waitEnded(t, "second program's generation", b.group())
+	waitGone(t, sentinel)
+}

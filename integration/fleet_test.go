@@ -43,6 +43,12 @@ func tomlStrings(ss []string) string {
 // startFleet writes a hupd.toml with progs and runs hupd on it.
 func startFleet(t *testing.T, progs ...fleetProgram) *Hupd {
 	t.Helper()
+	return StartHupd(t, "run", "-c", fleetFile(t, progs...))
+}
+
+// fleetFile writes a hupd.toml with progs and returns its path.
+func fleetFile(t *testing.T, progs ...fleetProgram) string {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("name = \"fleet\"\n")
 	for _, p := range progs {
@@ -64,7 +70,7 @@ func startFleet(t *testing.T, progs ...fleetProgram) *Hupd {
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return StartHupd(t, "run", "-c", p)
+	return p
 }
 
 // ofProgram matches the events about program name.
@@ -443,4 +449,37 @@ func TestMultiSentinelBoth(t *testing.T) {
 	a.waitEnded(t, "first program's generation", a.group())
 	b.waitEnded(t, "second program's generation", b.group())
 	waitGone(t, sentinel)
+}
+
+// TestMultiPID1: as PID 1 of a PID namespace, hupd runs both programs,
+// forwards a signal it gives no meaning (USR1) to both, and reaps the
+// orphans each program's child abandons; TERM stops both, exit 0.
+func TestMultiPID1(t *testing.T) {
+	orphans := func(name string) fleetProgram {
+		return fleetProgram{name: name, command: childCmd("proc-orphans", "2", "0"), ready: "delay:10ms"}
+	}
+	h, hupdPID := procUnshare(t, "run", "-c", fleetFile(t, orphans("a"), orphans("b")))
+	h.WaitEvent(logev.ChildStarted, 1, ofProgram("a"))
+	h.WaitEvent(logev.ChildStarted, 1, ofProgram("b"))
+	var released []int
+	for range 2 {
+		released = append(released, procPIDs(t, h.Stdout.NextWith(t, "orphans"), "orphans")...)
+	}
+	if len(released) != 4 {
+		t.Fatalf("orphans %v, want 2 of each program", released)
+	}
+	procKill(t, hupdPID, syscall.SIGUSR1) // to hupd, not unshare: each child releases its orphans
+	for _, p := range released {
+		e := h.WaitEvent(logev.OrphanReaped, 1, func(e Event) bool { return e.Int("pid") == p })
+		if e.Str("status") != "exit status 7" {
+			t.Fatalf("reaped orphan %v: want exit status 7", e)
+		}
+	}
+	procKill(t, hupdPID, syscall.SIGTERM)
+	if code := h.Wait(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+	for _, name := range []string{"a", "b"} {
+		h.WaitEvent(logev.ProgramEnded, 1, ofProgram(name))
+	}
 }

@@ -168,6 +168,9 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		// Every generation has ended, and the sentinel (closed before)
 		// has exited: each program's cgroup, then hupd's.
 		for _, p := range f.progs {
+			if p.cg == nil { // an early error: not built
+				continue
+			}
 			if err := p.cg.Close(); err != nil {
 				log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.spec.Name, "error", err)
 			}
@@ -386,7 +389,11 @@ func (f *fleet) startEligible() {
 
 func (f *fleet) start(p *program) {
 	p.state.Store(progRunning)
-	p.log.Info(logev.ProgramStarting, "after", p.spec.After)
+	if len(p.spec.After) == 0 {
+		p.log.Info(logev.ProgramStarting)
+	} else {
+		p.log.Info(logev.ProgramStarting, "after", p.spec.After)
+	}
 	go func() {
 		code, err := p.sup.Run(p.sigs)
 		f.endc <- programEnd{idx: p.idx, code: code, err: err} // buffered: one per program

@@ -137,7 +137,7 @@ func TestCheckMultiExample(t *testing.T) {
 	}
 
 	r = oneShot(t, root, env, "run", "-c", "examples/multi/hupd.toml")
-	want := "hupd: examples/multi/hupd.toml:22: health.address = \"127.0.0.1:9901\": the health endpoint is not supported with several programs ([[program]]) yet\n"
+	want := "hupd: examples/multi/hupd.toml:23: health.address = \"127.0.0.1:9901\": the health endpoint is not supported with several programs ([[program]]) yet\n"
 	if r.code != 2 || r.stdout != "" || r.stderr != want {
 		t.Fatalf("hupd run: exit %d, stdout %q, stderr %q; want 2 and %q", r.code, r.stdout, r.stderr, want)
 	}

@@ -36,6 +36,36 @@ func (f *fakeFleet) StatusPrograms(names []string) ([]ProgramReply, error) {
 	return out, err
 }
 
+func (f *fakeFleet) Program(name string) (Handler, error) {
+	if _, err := f.pick([]string{name}); err != nil {
+		return nil, err
+	}
+	return &fakeProgram{name: name}, nil
+}
+
+// fakeProgram is one program's Handler: it scales, rolls back and keeps
+// one output line.
+type fakeProgram struct {
+	fakeControl
+	name string
+}
+
+func (p *fakeProgram) Scale(_ context.Context, n int) supervisor.ScaleResult {
+	return supervisor.ScaleResult{OK: true, To: n, Reason: p.name}
+}
+
+func (p *fakeProgram) Rollback(context.Context) supervisor.ReloadResult {
+	return supervisor.ReloadResult{OK: true, Cause: p.name}
+}
+
+func (p *fakeProgram) Logs(gen, n int) []supervisor.OutputLine {
+	return []supervisor.OutputLine{{Gen: gen, Text: p.name}}
+}
+
+func (p *fakeProgram) FollowLogs(gen, n int) ([]supervisor.OutputLine, <-chan supervisor.OutputLine, func() int) {
+	return p.Logs(gen, n), make(chan supervisor.OutputLine), func() int { return 0 }
+}
+
 func (f *fakeFleet) ReloadPrograms(ctx context.Context, names []string) ([]ProgramReply, error) {
 	ns, err := f.pick(names)
 	if err != nil {
@@ -50,9 +80,11 @@ func (f *fakeFleet) ReloadPrograms(ctx context.Context, names []string) ([]Progr
 }
 
 // TestFleetRequests: a hupd of several programs answers reload and status
-// about the programs a request names (none: all), says which name is
-// unknown (BadProgram), and refuses the requests it does not answer yet in
-// one line; a hupd of one program refuses a request that names programs.
+// about the programs a request names (none: all), scale, rollback and
+// logs about the one program named (answered by its Handler), says which
+// name is unknown (BadProgram), and refuses the requests it does not
+// answer yet in one line; a hupd of one program refuses a request that
+// names programs.
 // A request without programs is written as before.
 func TestFleetRequests(t *testing.T) {
 	f := &fakeFleet{reloaded: make(chan []string, 4)}
@@ -76,18 +108,34 @@ func TestFleetRequests(t *testing.T) {
 	if rep.OK || !rep.BadProgram || rep.Error != `control: unknown program "zz"` {
 		t.Fatalf("reload of an unknown program: %+v", rep)
 	}
-	for _, cmd := range []string{CmdUpgrade, CmdScale, CmdRollback, CmdLogs, CmdPlan} {
-		req := Request{Cmd: cmd}
-		if cmd == CmdScale {
-			req.Instances = 2
-		}
-		rep := call(t, s.Path(), req)
+	for _, cmd := range []string{CmdUpgrade, CmdPlan} {
+		rep := call(t, s.Path(), Request{Cmd: cmd})
 		if rep.OK || rep.Error != cmd+": not supported with several programs yet" {
 			t.Fatalf("%s: %+v", cmd, rep)
 		}
 	}
-	if rep := call(t, s.Path(), Request{Cmd: CmdLogs, Follow: true}); rep.OK || rep.Error != "logs: not supported with several programs yet" {
-		t.Fatalf("logs --follow: %+v", rep)
+	// Scale, rollback and logs: one program each, answered by its Handler.
+	for _, req := range []Request{{Cmd: CmdScale, Instances: 2}, {Cmd: CmdRollback}, {Cmd: CmdLogs}, {Cmd: CmdLogs, Follow: true}} {
+		rep := call(t, s.Path(), req)
+		if rep.OK || !rep.BadProgram || rep.Error != req.Cmd+": not supported with several programs yet: name one program (--program NAME)" {
+			t.Fatalf("%s without a program: %+v", req.Cmd, rep)
+		}
+		req.Programs = []string{"zz"}
+		if rep := call(t, s.Path(), req); rep.OK || !rep.BadProgram || rep.Error != `control: unknown program "zz"` {
+			t.Fatalf("%s of an unknown program: %+v", req.Cmd, rep)
+		}
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdScale, Instances: 2, Programs: []string{"b"}}); !rep.OK || rep.Scale.To != 2 || rep.Scale.Reason != "b" {
+		t.Fatalf("scale b: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdRollback, Programs: []string{"a"}}); !rep.OK || rep.Reload.Cause != "a" {
+		t.Fatalf("rollback a: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdLogs, Gen: 3, Programs: []string{"b"}}); !rep.OK || len(rep.Logs) != 1 || rep.Logs[0].Text != "b" || rep.Logs[0].Gen != 3 {
+		t.Fatalf("logs b: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdLogs, Follow: true, Programs: []string{"a"}}); !rep.OK || len(rep.Logs) != 1 || rep.Logs[0].Text != "a" {
+		t.Fatalf("logs --follow a: %+v", rep)
 	}
 	if rep := call(t, s.Path(), Request{Cmd: CmdPing}); !rep.OK {
 		t.Fatalf("ping: %+v", rep)

@@ -93,8 +93,10 @@ type LogSource interface {
 
 // Fleet is implemented by the Handler of a hupd that runs several programs
 // ([[program]] tables): it answers reload and status requests, each about
-// the programs the request names (Request.Programs; none: every one), and
-// the server refuses every other request but ping (ErrSeveralPrograms).
+// the programs the request names (Request.Programs; none: every one);
+// scale, rollback and logs requests name one program, whose Handler
+// (Program) answers them as a hupd of one program would; the server
+// refuses every other request but ping (ErrSeveralPrograms).
 // An unknown name is an error wrapping ErrUnknownProgram, and nothing is
 // done.
 type Fleet interface {
@@ -103,6 +105,11 @@ type Fleet interface {
 	ReloadPrograms(ctx context.Context, names []string) ([]ProgramReply, error)
 	// StatusPrograms returns a snapshot of the programs names.
 	StatusPrograms(names []string) ([]ProgramReply, error)
+	// Program returns the Handler of program name for the scale,
+	// rollback and logs requests that name it (one program each): a
+	// Scaler, Rollbacker and LogSource, as the Handler of a hupd of one
+	// program is. An error says why not.
+	Program(name string) (Handler, error)
 }
 
 var (
@@ -474,11 +481,7 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		st := s.h.Status()
 		return Reply{V: ProtocolVersion, OK: true, Status: &st}
 	case CmdLogs:
-		src, ok := s.h.(LogSource)
-		if !ok {
-			return errReply(errNoLogs)
-		}
-		return Reply{V: ProtocolVersion, OK: true, Logs: src.Logs(req.Gen, req.Lines)}
+		return logs(s.h, req)
 	case CmdUpgrade:
 		// On success the exec closes this connection: the client sees
 		// EOF and asks the new image for its status.
@@ -486,9 +489,9 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	case CmdPlan:
 		return s.plan(req)
 	case CmdRollback:
-		return s.rollback(c, br)
+		return s.rollback(s.h, c, br)
 	case CmdScale:
-		return s.scale(c, br, req, timeout)
+		return s.scale(s.h, c, br, req, timeout)
 	}
 	// CmdReload
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -537,6 +540,17 @@ func (s *Server) handleFleet(c *net.UnixConn, br *bufio.Reader, fl Fleet, req Re
 		stop := s.watchHangup(c, br, cancel)
 		progs, err = fl.ReloadPrograms(ctx, req.Programs)
 		stop()
+	case CmdScale, CmdRollback, CmdLogs:
+		ph, rep := programHandler(fl, req)
+		switch {
+		case ph == nil:
+			return rep
+		case req.Cmd == CmdScale:
+			return s.scale(ph, c, br, req, timeout)
+		case req.Cmd == CmdRollback:
+			return s.rollback(ph, c, br)
+		}
+		return logs(ph, req)
 	default:
 		return errReply(fmt.Errorf("%s: %w", req.Cmd, ErrSeveralPrograms))
 	}
@@ -555,6 +569,19 @@ func (s *Server) handleFleet(c *net.UnixConn, br *bufio.Reader, fl Fleet, req Re
 		rep.Error = "reload failed: " + strings.Join(failed, "; ")
 	}
 	return rep
+}
+
+// programHandler is the Handler of the one program a scale, rollback or
+// logs request to a Fleet names, or nil and the error reply.
+func programHandler(fl Fleet, req Request) (Handler, Reply) {
+	if len(req.Programs) != 1 {
+		return nil, Reply{V: ProtocolVersion, Error: fmt.Sprintf("%s: %v: name one program (--program NAME)", req.Cmd, ErrSeveralPrograms), BadProgram: true}
+	}
+	h, err := fl.Program(req.Programs[0])
+	if err != nil {
+		return nil, Reply{V: ProtocolVersion, Error: err.Error(), BadProgram: errors.Is(err, ErrUnknownProgram)}
+	}
+	return h, Reply{}
 }
 
 // reloadWithProgress reloads and writes a Progress line to c every
@@ -585,6 +612,15 @@ func (s *Server) reloadWithProgress(ctx context.Context, c net.Conn) supervisor.
 
 var errNoLogs = errors.New("control: this hupd keeps no output lines")
 
+// logs answers a logs request without Follow.
+func logs(h Handler, req Request) Reply {
+	src, ok := h.(LogSource)
+	if !ok {
+		return errReply(errNoLogs)
+	}
+	return Reply{V: ProtocolVersion, OK: true, Logs: src.Logs(req.Gen, req.Lines)}
+}
+
 // followWriteTimeout bounds each write to a client following the logs: one
 // that stops reading is hung up on (lines it misses meanwhile are dropped
 // by the supervisor, not queued, and the next line sent says how many:
@@ -594,11 +630,16 @@ const followWriteTimeout = 10 * time.Second
 // followLogs answers a logs request with Follow: the kept lines, then one
 // reply per line until the client hangs up or the server closes.
 func (s *Server) followLogs(c *net.UnixConn, br *bufio.Reader, req Request) {
-	if _, ok := s.h.(Fleet); ok {
-		writeReply(c, errReply(fmt.Errorf("logs: %w", ErrSeveralPrograms)))
-		return
+	h := s.h
+	if fl, ok := h.(Fleet); ok {
+		ph, rep := programHandler(fl, req)
+		if ph == nil {
+			writeReply(c, rep)
+			return
+		}
+		h = ph
 	}
-	src, ok := s.h.(LogSource)
+	src, ok := h.(LogSource)
 	if !ok {
 		writeReply(c, errReply(errNoLogs))
 		return
@@ -739,8 +780,8 @@ func peerGone(c *net.UnixConn) bool {
 
 // rollback answers a rollback request: as a reload's reply, with the
 // result in Reload.
-func (s *Server) rollback(c *net.UnixConn, br *bufio.Reader) Reply {
-	rb, ok := s.h.(Rollbacker)
+func (s *Server) rollback(h Handler, c *net.UnixConn, br *bufio.Reader) Reply {
+	rb, ok := h.(Rollbacker)
 	if !ok {
 		return errReply(errors.New("this hupd cannot roll back"))
 	}
@@ -762,8 +803,8 @@ func (s *Server) rollback(c *net.UnixConn, br *bufio.Reader) Reply {
 // scale answers a scale request: its result in Scale, a failure's reason
 // in Error as for a reload. A client that hangs up ends the wait, and so
 // does the request's timeout; neither undoes the scale.
-func (s *Server) scale(c *net.UnixConn, br *bufio.Reader, req Request, timeout time.Duration) Reply {
-	sc, ok := s.h.(Scaler)
+func (s *Server) scale(h Handler, c *net.UnixConn, br *bufio.Reader, req Request, timeout time.Duration) Reply {
+	sc, ok := h.(Scaler)
 	if !ok {
 		return errReply(errors.New("this hupd cannot scale"))
 	}

@@ -338,9 +338,10 @@ func TestMultiReloadOneUnderLoad(t *testing.T) {
 
 // TestMultiControl: hupd status shows each program under a heading (one
 // program when named; --json an object with a "programs" array); an
-// unknown program name is a one-line error, exit 2; what several programs
-// do not support yet (upgrade, scale, rollback, logs, plan) is refused in
-// one line and changes nothing.
+// unknown program name is a one-line error, exit 2; scale, rollback and
+// logs act on the program --program names (and are refused without one);
+// upgrade, by command or signal, is refused in one line; the refused
+// requests change nothing.
 func TestMultiControl(t *testing.T) {
 	t.Parallel()
 	h := startFleet(t, helloProgram("app"), helloProgram("web", "app"))
@@ -373,20 +374,35 @@ func TestMultiControl(t *testing.T) {
 		says string
 	}{
 		{[]string{"upgrade"}, 1, "hupd: upgrade: not supported with several programs yet\n"},
-		{[]string{"scale", "2"}, 1, "hupd: scale: not supported with several programs yet\n"},
-		{[]string{"rollback"}, 1, "hupd: rollback: not supported with several programs yet\n"},
-		{[]string{"logs"}, 1, "hupd: logs: not supported with several programs yet\n"},
+		{[]string{"scale", "2"}, 2, "hupd: scale: not supported with several programs yet: name one program (--program NAME)\n"},
+		{[]string{"rollback"}, 2, "hupd: rollback: not supported with several programs yet: name one program (--program NAME)\n"},
+		{[]string{"logs"}, 2, "hupd: logs: not supported with several programs yet: name one program (--program NAME)\n"},
+		{[]string{"logs", "--program", "nope"}, 2, "hupd: unknown program \"nope\": hupd runs app, web\n"},
+		{[]string{"rollback", "--program", "web"}, 1, "hupd: rollback failed: no generation is settling: nothing to roll back to\n"},
 	} {
 		code, out, errOut := fleetCLI(t, h, append([]string{tc.args[0], "--name", "fleet"}, tc.args[1:]...)...)
 		if code != tc.code || out != "" || errOut != tc.says {
 			t.Fatalf("hupd %s: exit %d, stdout %q, stderr %q; want %d and %q", strings.Join(tc.args, " "), code, out, errOut, tc.code, tc.says)
 		}
 	}
+	// logs --program shows that program's lines only.
+	code, out, errOut = fleetCLI(t, h, "logs", "--name", "fleet", "--program", "app", "-n", "0")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("hello: pid %d serving", appPID)) || strings.Contains(out, fmt.Sprintf("pid %d", webPID)) {
+		t.Fatalf("hupd logs --program app: exit %d, stderr %q:\n%s", code, errOut, out)
+	}
 	h.Signal(syscall.SIGUSR2) // the upgrade signal: ignored
 	h.WaitEvent(logev.UpgradeSignalIgnored, 1, nil)
 	st = fleetStatus(t, h)
 	if servingPID(st["app"]) != appPID || servingPID(st["web"]) != webPID || st["app"].Status.Reloads+st["web"].Status.Reloads != 0 {
 		t.Fatalf("a refused request changed something: %+v", st)
+	}
+	code, out, errOut = fleetCLI(t, h, "scale", "--name", "fleet", "--program", "web", "2")
+	if code != 0 || !strings.HasPrefix(out, "scaled generation 1 from 1 to 2 instances") {
+		t.Fatalf("hupd scale --program web 2: exit %d: %s%s", code, out, errOut)
+	}
+	st = fleetStatus(t, h)
+	if st["web"].Status.Instances != 2 || st["app"].Status.Instances != 1 || servingPID(st["app"]) != appPID {
+		t.Fatalf("after scaling web to 2: web %d instances, app %d (pid %d)", st["web"].Status.Instances, st["app"].Status.Instances, servingPID(st["app"]))
 	}
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d, want 0", code)

@@ -117,3 +117,54 @@ func (e *unknownProgramError) Error() string {
 }
 
 func (e *unknownProgramError) Is(target error) bool { return target == control.ErrUnknownProgram }
+
+// Program is the Handler of program name for its scale, rollback and logs
+// requests; a program still waiting to start has none yet.
+func (h fleetHandler) Program(name string) (control.Handler, error) {
+	ps, err := h.pick([]string{name})
+	if err != nil {
+		return nil, err
+	}
+	p := ps[0]
+	if p.state.Load() == progWaiting {
+		return nil, fmt.Errorf("program %s has not started yet: it starts after %s", name, strings.Join(p.spec.After, ", "))
+	}
+	return programHandler{p.sup}, nil
+}
+
+// programHandler answers the requests about one program of a fleet as
+// controlHandler answers them for hupd's one program, without hupd.toml
+// (its edits are not applied with several programs yet).
+type programHandler struct{ sup *supervisor.Supervisor }
+
+var (
+	_ control.Rollbacker = programHandler{}
+	_ control.Scaler     = programHandler{}
+	_ control.LogSource  = programHandler{}
+)
+
+func (h programHandler) Status() supervisor.Status { return h.sup.StatusUsage() }
+
+func (h programHandler) Reload(ctx context.Context) supervisor.ReloadResult { return h.sup.Reload(ctx) }
+
+func (h programHandler) Upgrade(context.Context, string) error {
+	return fmt.Errorf("upgrade: %w", control.ErrSeveralPrograms)
+}
+
+func (h programHandler) Scale(ctx context.Context, n int) supervisor.ScaleResult {
+	return h.sup.Scale(ctx, n)
+}
+
+func (h programHandler) Rollback(ctx context.Context) supervisor.ReloadResult {
+	r := h.sup.Rollback(ctx)
+	if r.Cause == "" {
+		r.Cause = "hupd rollback"
+	}
+	return r
+}
+
+func (h programHandler) Logs(gen, n int) []supervisor.OutputLine { return h.sup.Logs(gen, n) }
+
+func (h programHandler) FollowLogs(gen, n int) ([]supervisor.OutputLine, <-chan supervisor.OutputLine, func() int) {
+	return h.sup.FollowLogs(gen, n)
+}

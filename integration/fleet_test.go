@@ -499,3 +499,24 @@ func TestMultiPID1(t *testing.T) {
 		h.WaitEvent(logev.ProgramEnded, 1, ofProgram(name))
 	}
 }
+
+// TestMultiAfterNeverReady: a program that ends before it was ready
+// (on_exit = "ignore") leaves the program that starts after it never
+// started, said once; with nothing left to run, hupd exits with the code
+// of the program that ended.
+func TestMultiAfterNeverReady(t *testing.T) {
+	t.Parallel()
+	app := fleetProgram{name: "app", command: childCmd("exit", "4"),
+		extra: "on_exit = \"ignore\"\n[program.restart]\npolicy = \"never\"\n"}
+	h := startFleet(t, app, helloProgram("web", "app"))
+	if code := h.Wait(); code != 4 {
+		t.Fatalf("hupd exited %d, want app's 4", code)
+	}
+	h.WaitEvent(logev.ProgramNotStarted, 1, ofProgram("web"))
+	if n := len(h.Events(logev.ProgramStarting)); n != 1 {
+		t.Fatalf("%d programs started, want app alone", n)
+	}
+	if n := len(h.Events(logev.ChildStarted)); n != 1 {
+		t.Fatalf("%d children started, want app's one", n)
+	}
+}

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -112,9 +113,9 @@ func MultiUnsupported(m *config.ResolvedMulti) error {
 }
 
 var (
-	errMultiHealth  = fmt.Errorf("the health endpoint is not supported with several programs ([[program]]) yet")
-	errMultiFDStore = fmt.Errorf("the fd store is not supported with several programs ([[program]]) yet")
-	errMultiWatch   = fmt.Errorf("[[program.watch]] is not supported with several programs yet: reload a program with hupd reload NAME")
+	errMultiHealth  = errors.New("the health endpoint is not supported with several programs ([[program]]) yet")
+	errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
+	errMultiWatch   = errors.New("[[program.watch]] is not supported with several programs yet: reload a program with hupd reload NAME")
 )
 
 // RunMulti runs the programs of m until hupd should exit and returns hupd's

@@ -520,3 +520,57 @@ func TestMultiAfterNeverReady(t *testing.T) {
 		t.Fatalf("%d children started, want app's one", n)
 	}
 }
+
+// TestMultiWatch: each program's [[program.watch]] acts on that program
+// alone: a file only web watches reloads web, app's child keeps its PID;
+// a file both watch reloads each of them.
+func TestMultiWatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	shared, own := filepath.Join(dir, "shared.conf"), filepath.Join(dir, "web.conf")
+	for _, p := range []string{shared, own} {
+		if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watchTOML := func(paths ...string) string {
+		return "[[program.watch]]\npaths = " + tomlStrings(paths) + "\ndebounce = \"20ms\"\n"
+	}
+	app, web := helloProgram("app"), helloProgram("web", "app")
+	app.extra, web.extra = watchTOML(shared), watchTOML(shared, own)
+	h := startFleet(t, app, web)
+	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
+	h.WaitEvent(logev.Watching, 1, ofProgram("app"))
+	h.WaitEvent(logev.Watching, 1, ofProgram("web"))
+
+	if err := os.WriteFile(own, []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitEvent(logev.WatchedFilesChanged, 1, ofProgram("web"))
+	h.WaitEvent(logev.ChildReady, 1, ofProgramGen("web", 2))
+	h.Sync()
+	if n := len(h.Events(logev.WatchedFilesChanged)); n != 1 {
+		t.Fatalf("%d watched changes after web.conf's edit, want web's one", n)
+	}
+	if got := servingPID(fleetStatus(t, h)["app"]); got != appPID {
+		t.Fatalf("app serves with pid %d after web's reload, want %d", got, appPID)
+	}
+
+	if err := os.WriteFile(shared, []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	newApp := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("app", 2)).Int("pid")
+	newWeb := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("web", 3)).Int("pid")
+	h.WaitEvent(logev.ChildExited, 1, ofProgramGen("app", 1))
+	if got := fleetGet(t, fleetAddr(h, "app")); got != newApp {
+		t.Fatalf("app answered by pid %d, want gen 2's %d", got, newApp)
+	}
+	h.WaitEvent(logev.ChildExited, 1, ofProgramGen("web", 2))
+	if got := fleetGet(t, fleetAddr(h, "web")); got != newWeb {
+		t.Fatalf("web answered by pid %d, want gen 3's %d", got, newWeb)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}

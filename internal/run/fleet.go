@@ -21,6 +21,7 @@ import (
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
 )
 
 // A fleet is a hupd that runs several programs ([[program]] tables): one
@@ -39,17 +40,30 @@ import (
 // the others are forwarded to every running program (the upgrade signal
 // is ignored). A program that ends for good (its Run returns) with on_exit
 // "stop-all" stops the others so and hupd exits with its code; with
-// "ignore" the others go on, and hupd exits once none runs.
+// "ignore" the others go on, and hupd exits once none runs. A change of a
+// program's [[program.watch]] group (one watcher for all) acts on that
+// program alone, while it runs.
 type fleet struct {
 	log    *slog.Logger
 	progs  []*program // in start order
 	readyc chan int   // a program's index, once, at its first ready generation
 	endc   chan programEnd
 
+	// w watches every program's [[program.watch]] groups (nil: none);
+	// watches[i] is the program and spec of w's group i.
+	w       *watch.Watcher
+	watches []fleetWatch
+
 	stopping bool
 	stopSig  syscall.Signal
 	cause    *int // the exit code of the program whose end stopped every program
 	code     int  // the first non-zero exit code of a program, else 0
+}
+
+// fleetWatch is one [[program.watch]] group of a program.
+type fleetWatch struct {
+	prog int
+	spec config.WatchSpec
 }
 
 // Program states, for the control socket's answers (program.state).
@@ -104,18 +118,12 @@ func MultiUnsupported(m *config.ResolvedMulti) error {
 	if m.FDStore == config.FDStoreYes {
 		return &config.Error{Where: m.ConfigFile, Field: "systemd.fdstore", Value: m.FDStore, Err: errMultiFDStore}
 	}
-	for _, p := range m.Programs {
-		if len(p.Watch) > 0 {
-			return &config.Error{Where: p.Where, Field: "watch", Err: errMultiWatch}
-		}
-	}
 	return nil
 }
 
 var (
 	errMultiHealth  = errors.New("the health endpoint is not supported with several programs ([[program]]) yet")
 	errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
-	errMultiWatch   = errors.New("[[program.watch]] is not supported with several programs yet: reload a program with hupd reload NAME")
 )
 
 // RunMulti runs the programs of m until hupd should exit and returns hupd's
@@ -203,6 +211,12 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		if err := f.build(p, ident, rt, cg, keys, reaper, self, setup); err != nil {
 			return 1, err
 		}
+	}
+	if err := f.watch(); err != nil {
+		return 1, err
+	}
+	if f.w != nil {
+		defer f.w.Close()
 	}
 	ctl, err := control.Listen(ident.Control, fleetHandler{f}, log)
 	if err != nil {
@@ -328,8 +342,14 @@ func (f *fleet) build(p *program, ident supervisor.Options, rt *supervisor.Runti
 // signals out, and returns hupd's exit code once no program runs.
 func (f *fleet) run(sigs <-chan os.Signal) int {
 	f.startEligible()
+	var events <-chan watch.Event
+	if f.w != nil {
+		events = f.w.Events()
+	}
 	for f.running() {
 		select {
+		case ev := <-events:
+			f.onWatch(ev)
 		case sig := <-sigs:
 			f.onSignal(sig)
 		case i := <-f.readyc:
@@ -473,6 +493,63 @@ func (f *fleet) onEnd(e programEnd) {
 		f.log.Info(logev.StoppingPrograms, supervisor.KeyProgram, p.spec.Name, supervisor.KeyStatus, e.code)
 		f.stopAll(syscall.SIGTERM)
 	}
+}
+
+// watch starts one watcher for every program's [[program.watch]] groups
+// and says what each program watches. A path that several programs watch
+// is in a group of each: a change reloads each of them. An error (an
+// inotify limit) means nothing was started.
+func (f *fleet) watch() error {
+	var specs []watch.Group
+	for _, p := range f.progs {
+		for _, ws := range p.spec.Watch {
+			f.watches = append(f.watches, fleetWatch{prog: p.idx, spec: ws})
+			specs = append(specs, watch.Group{Paths: ws.Paths, Debounce: ws.Debounce, PollInterval: ws.PollInterval})
+		}
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+	w, err := watch.New(specs)
+	if err != nil {
+		return err
+	}
+	f.w = w
+	for i, h := range w.Hashes() {
+		fw := f.watches[i]
+		p := f.progs[fw.prog]
+		for _, mp := range watch.FileMounts(fw.spec.Paths) {
+			p.log.Warn(logev.WatchMountPoint, "path", mp)
+		}
+		how := "inotify"
+		if fw.spec.PollInterval > 0 {
+			how = "poll every " + fw.spec.PollInterval.String()
+		}
+		p.log.Info(logev.Watching, keyPaths, fw.spec.Paths, keyAction, fw.spec.Action.String(), "how", how, keyHash, h)
+	}
+	return nil
+}
+
+// onWatch acts on a change of a watched group: its program's action, if
+// the program runs and hupd is not stopping.
+func (f *fleet) onWatch(ev watch.Event) {
+	if ev.Group < 0 {
+		f.log.Warn(logev.WatchProblem, supervisor.KeyError, ev.Err)
+		return
+	}
+	fw := f.watches[ev.Group]
+	p := f.progs[fw.prog]
+	if ev.Err != nil {
+		p.log.Warn(logev.WatchProblem, keyPaths, fw.spec.Paths, supervisor.KeyError, ev.Err)
+		return
+	}
+	p.log.Info(logev.WatchedFilesChanged, keyChanged, ev.Changed, keyAction, fw.spec.Action.String(), keyHash, ev.Hash)
+	if f.stopping || p.state.Load() != progRunning {
+		return
+	}
+	// Trigger waits for the supervisor's loop to take it (or its end):
+	// not on the fleet's loop.
+	go p.sup.Trigger(fw.spec.Action, "changed: "+names(ev.Changed))
 }
 
 // sentinelKeys gives each (program, key) pair a sentinel registration of

@@ -68,8 +68,7 @@ func multiFile(t *testing.T, tr *transcript, data string) string {
 
 // TestCheckMultiGolden pins what hupd check prints for a file with two
 // [[program]] tables (hupd's settings, then each program's effective
-// table in start order under "# program NAME") and what hupd run says of
-// it until it runs several programs: one line, exit 2, nothing started.
+// table in start order under "# program NAME").
 func TestCheckMultiGolden(t *testing.T) {
 	tr := &transcript{}
 	p := multiFile(t, tr, twoProgramsTOML)
@@ -81,34 +80,40 @@ func TestCheckMultiGolden(t *testing.T) {
 	golden(t, "out/check-multi.golden", tr.b.String())
 }
 
-// TestRunMultiRefused: hupd run refuses a valid multi-program file with
-// one line and exit 2, before starting anything (the programs would
-// create a file), and a bad one with the error hupd check gives.
+// TestRunMultiRefused: what hupd run does not do with several programs
+// yet ([health], [systemd] fdstore = "yes") is refused
+// with one line naming where it is set, exit 2, before anything starts
+// (the programs would create a file), though hupd check accepts the file;
+// and a bad file gets the error hupd check gives.
 func TestRunMultiRefused(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(dir, "started")
 	src := fmt.Sprintf("[[program]]\nname = \"a\"\ncommand = [\"sh\", \"-c\", \"touch %s\"]\n\n[[program]]\nname = \"b\"\ncommand = [\"sh\", \"-c\", \"touch %s\"]\n", marker, marker)
 	p := filepath.Join(dir, "hupd.toml")
-	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, stdout, stderr := runApp(t, "run", "-c", p)
-	want := "hupd: " + p + ": several programs ([[program]]) are not supported by hupd run yet: hupd check accepts the file; until then, run each program under a hupd of its own\n"
-	if code != 2 || stdout != "" || stderr != want {
-		t.Fatalf("hupd run: exit %d, stdout %q, stderr %q; want 2 and %q", code, stdout, stderr, want)
-	}
-	if _, err := os.Stat(marker); !os.IsNotExist(err) {
-		t.Fatalf("a program was started: %v", err)
-	}
-	if code, _, _ := runApp(t, "check", "-c", p); code != 0 {
-		t.Fatalf("hupd check: exit %d, want 0", code)
+	for _, tc := range []struct{ top, tail, says string }{
+		{"[health]\naddress = \"127.0.0.1:0\"\n", "", ": health.address = \"127.0.0.1:0\": the health endpoint is not supported with several programs ([[program]]) yet"},
+		{"[systemd]\nfdstore = \"yes\"\n", "", ": systemd.fdstore = \"yes\": the fd store is not supported with several programs ([[program]]) yet"},
+	} {
+		if err := os.WriteFile(p, []byte(tc.top+src+tc.tail), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, stderr := runApp(t, "check", "-c", p); code != 0 {
+			t.Fatalf("hupd check: exit %d, want 0: %s", code, stderr)
+		}
+		code, stdout, stderr := runApp(t, "run", "-c", p)
+		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, "hupd: "+p) || !strings.HasSuffix(stderr, tc.says+"\n") || strings.Count(stderr, "\n") != 1 {
+			t.Fatalf("hupd run: exit %d, stdout %q, stderr %q; want 2 and one line ending %q", code, stdout, stderr, tc.says)
+		}
+		if _, err := os.Stat(marker); !os.IsNotExist(err) {
+			t.Fatalf("a program was started: %v", err)
+		}
 	}
 
 	if err := os.WriteFile(p, []byte(src+"after = [\"c\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	_, _, checkErr := runApp(t, "check", "-c", p)
-	code, _, stderr = runApp(t, "run", "-c", p)
+	code, _, stderr := runApp(t, "run", "-c", p)
 	if code != 2 || stderr != checkErr || !strings.Contains(stderr, `program "b" after = "c"`) {
 		t.Fatalf("hupd run of a bad file: exit %d, stderr %q; want 2 and hupd check's %q", code, stderr, checkErr)
 	}

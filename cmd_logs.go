@@ -30,6 +30,7 @@ func logsCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "gen", Usage: "show only generation `N`'s lines (default: every generation hupd keeps lines of)"},
 			&cli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 10, Usage: "show the last `LINES` lines kept; 0: all"},
 			&cli.BoolFlag{Name: "json", Usage: "print each line as a JSON object (time, gen, pid, instance unless 0, stream, line)"},
+			programFlag("show the lines of"),
 		),
 		Action: func(c *cli.Context) error {
 			if c.Int("gen") < 0 || c.Int("lines") < 0 {
@@ -39,7 +40,7 @@ func logsCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			req := control.Request{Cmd: control.CmdLogs, Gen: c.Int("gen"), Lines: c.Int("lines"), Follow: c.Bool("follow")}
+			req := control.Request{Cmd: control.CmdLogs, Gen: c.Int("gen"), Lines: c.Int("lines"), Follow: c.Bool("follow"), Programs: programArg(c)}
 			show := lineShower(stdout, c.Bool("json"), isTerminal(stdout))
 			if !req.Follow {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -47,6 +48,9 @@ func logsCommand(stdout, stderr io.Writer) *cli.Command {
 				rep, err := control.Call(ctx, path, req)
 				if err != nil {
 					return err
+				}
+				if rep.BadProgram {
+					return &badProgramError{rep.Error}
 				}
 				if !rep.OK {
 					return errors.New(rep.Error)

@@ -17,7 +17,8 @@ import (
 func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:         "reload",
-		Usage:        "reload a running hupd and wait for the outcome (exit 0: done, 1: failed, 3: --timeout expired first, 7: not running)",
+		Usage:        "reload a running hupd and wait for the outcome (exit 0: done, 1: failed, 3: --timeout expired first, 7: not running); with several programs, PROGRAM... only (none: all)",
+		ArgsUsage:    "[PROGRAM...]",
 		OnUsageError: onUsageError,
 		Flags: append(controlFlags(),
 			durationFlag("timeout", 0, "give up waiting after `DURATION` (the reload goes on)"),
@@ -28,7 +29,7 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			req := control.Request{Cmd: control.CmdReload}
+			req := control.Request{Cmd: control.CmdReload, Programs: c.Args().Slice()}
 			ctx := context.Background()
 			d := c.Duration("timeout")
 			if d > 0 {
@@ -57,6 +58,12 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if rep.BadProgram {
+				return &badProgramError{rep.Error}
+			}
+			if rep.Programs != nil {
+				return printProgramReloads(stdout, stderr, rep.Programs, c.Bool("json"))
+			}
 			if rep.Reload == nil {
 				return errors.New(rep.Error)
 			}
@@ -76,6 +83,38 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// printProgramReloads writes the outcome of a reload of several programs:
+// "NAME: " and the summary a single program's gets, for each that
+// reloaded; on stderr, why each other failed (exit 1 then). With asJSON,
+// {"programs": [{name, state, reload}, …]} on stdout.
+func printProgramReloads(stdout, stderr io.Writer, ps []control.ProgramReply, asJSON bool) error {
+	if asJSON {
+		json.NewEncoder(stdout).Encode(programsJSON{Programs: ps})
+	}
+	failed := false
+	for _, p := range ps {
+		r := p.Reload
+		if r == nil {
+			continue
+		}
+		if !r.OK {
+			failed = true
+			fmt.Fprintf(stderr, "hupd: reload of %s failed: %s\n", p.Name, printable(r.Reason))
+			for _, l := range r.Output {
+				fmt.Fprintf(stderr, "  | %s\n", printable(l))
+			}
+			continue
+		}
+		if !asJSON {
+			fmt.Fprintf(stdout, "%s: %s\n", p.Name, reloadSummary(r))
+		}
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
 }
 
 // exitWaitEnded is hupd reload's exit status when --timeout expired

@@ -22,15 +22,19 @@ func rollbackCommand(stdout, stderr io.Writer) *cli.Command {
 		Usage:        "make the generation kept settling after a swap (--settle) serve again and stop the newer one, starting nothing (exit 0: done, 1: failed, 7: not running)",
 		OnUsageError: onUsageError,
 		Flags: append(controlFlags(),
-			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}),
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			programFlag("roll back")),
 		Action: func(c *cli.Context) error {
 			path, err := controlPath(c)
 			if err != nil {
 				return err
 			}
-			rep, err := control.Call(context.Background(), path, control.Request{Cmd: control.CmdRollback})
+			rep, err := control.Call(context.Background(), path, control.Request{Cmd: control.CmdRollback, Programs: programArg(c)})
 			if err != nil {
 				return err
+			}
+			if rep.BadProgram {
+				return &badProgramError{rep.Error}
 			}
 			if rep.Reload == nil {
 				if rep.Error == "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -26,7 +25,7 @@ func runCommand(stderr io.Writer) *cli.Command {
 			argv := c.Args().Slice()
 			cfg, err := mergedConfig(c, argv)
 			if err == nil && cfg.Multi() {
-				err = refuseMulti(cfg)
+				return runMulti(c, cfg, stderr)
 			}
 			var r *config.Resolved
 			if err == nil {
@@ -53,18 +52,35 @@ func runCommand(stderr io.Writer) *cli.Command {
 	}
 }
 
-// errMultiRun is why hupd run refuses a valid file with [[program]]
-// tables: the runtime of several programs does not exist yet.
-var errMultiRun = errors.New("several programs ([[program]]) are not supported by hupd run yet: hupd check accepts the file; until then, run each program under a hupd of its own")
-
-// refuseMulti is hupd run's error for a file with [[program]] tables,
-// starting nothing: the file's own mistake when it has one (as hupd check
-// reports it), else errMultiRun, naming the file.
-func refuseMulti(cfg *config.Config) error {
-	if _, err := cfg.ResolveMulti(); err != nil {
-		return err
+// runMulti runs a file with [[program]] tables: its mistakes, and what
+// several programs cannot do yet (run.MultiUnsupported), are one-line
+// errors with nothing started.
+func runMulti(c *cli.Context, cfg *config.Config, stderr io.Writer) error {
+	m, err := cfg.ResolveMulti()
+	if err == nil {
+		err = run.MultiUnsupported(m)
 	}
-	return &config.Error{Where: cfg.File(), Err: errMultiRun}
+	if err != nil {
+		return fatalIn(err, c.String("log-format") == config.FormatJSON, c.String("name"))
+	}
+	top := &config.Resolved{LogFormat: m.LogFormat, LogLevel: m.LogLevel}
+	log, level := newLogger(top, stderr)
+	for i := range m.Programs {
+		o := &m.Programs[i].Options
+		o.Stdout, o.Stderr = os.Stdout, os.Stderr
+		if m.LogFormat == config.FormatJSON {
+			o.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(top, w, childOutputLevel) }
+		}
+	}
+	setup := run.Setup{Log: log, Level: level, Version: buildVersion()}
+	if mainthread.Serving() {
+		setup.Thread = mainthread.Do
+	}
+	code, err := run.RunMulti(m, setup)
+	if err != nil {
+		return fatalIn(err, m.LogFormat == config.FormatJSON, m.Name)
+	}
+	return exitError{code}
 }
 
 func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {

@@ -26,7 +26,8 @@ func scaleCommand(stdout, stderr io.Writer) *cli.Command {
 		OnUsageError: scaleUsageError,
 		Flags: append(controlFlags(),
 			durationFlag("timeout", 0, "give up waiting after `DURATION` (the scale goes on)"),
-			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}),
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			programFlag("scale")),
 		Action: func(c *cli.Context) error {
 			n, err := scaleArg(c.Args().Slice())
 			if err != nil {
@@ -36,7 +37,7 @@ func scaleCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
-			req := control.Request{Cmd: control.CmdScale, Instances: n}
+			req := control.Request{Cmd: control.CmdScale, Instances: n, Programs: programArg(c)}
 			ctx := context.Background()
 			d := c.Duration("timeout")
 			if d > 0 {
@@ -55,6 +56,9 @@ func scaleCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			if err != nil {
 				return err
+			}
+			if rep.BadProgram {
+				return &badProgramError{rep.Error}
 			}
 			if rep.Scale == nil {
 				if rep.Error == "" {

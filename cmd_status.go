@@ -19,7 +19,8 @@ import (
 func statusCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:         "status",
-		Usage:        "show a running hupd's sockets, generations and last reload",
+		Usage:        "show a running hupd's sockets, generations and last reload (with several programs: each program's, or PROGRAM's)",
+		ArgsUsage:    "[PROGRAM]",
 		OnUsageError: onUsageError,
 		Flags:        append(controlFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 		Action: func(c *cli.Context) error {
@@ -29,9 +30,18 @@ func statusCommand(stdout io.Writer) *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
+			if c.NArg() > 1 {
+				return usageError("status takes at most one PROGRAM, got %d arguments", c.NArg())
+			}
+			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus, Programs: c.Args().Slice()})
 			if err != nil {
 				return err
+			}
+			if rep.BadProgram {
+				return &badProgramError{rep.Error}
+			}
+			if rep.Programs != nil {
+				return printPrograms(stdout, rep.Programs, c.Bool("json"))
 			}
 			if rep.Status == nil {
 				return errors.New(rep.Error)
@@ -45,6 +55,34 @@ func statusCommand(stdout io.Writer) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// programsJSON is hupd status --json of a hupd that runs several programs.
+type programsJSON struct {
+	Programs []control.ProgramReply `json:"programs"`
+}
+
+// printPrograms writes the status of several programs: a heading per
+// program ("== program NAME (STATE) =="), then its status as hupd status
+// shows a single program's; with asJSON, {"programs": [{name, state,
+// status}, …]}.
+func printPrograms(w io.Writer, ps []control.ProgramReply, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(programsJSON{Programs: ps})
+	}
+	now := time.Now()
+	for i, p := range ps {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "== program %s (%s) ==\n", p.Name, p.State)
+		if p.Status != nil {
+			printStatus(w, p.Status, now)
+		}
+	}
+	return nil
 }
 
 // printStatus writes st as hupd status shows it; now is the time the

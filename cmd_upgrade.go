@@ -29,7 +29,10 @@ func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), c.Duration("timeout"))
 			defer cancel()
-			before, err := callStatus(ctx, path)
+			before, multi, err := callStatus(ctx, path)
+			if multi {
+				return fmt.Errorf("upgrade: %w", control.ErrSeveralPrograms)
+			}
 			if err != nil {
 				return err
 			}
@@ -67,15 +70,23 @@ func orUnknown(v string) string {
 	return v
 }
 
-func callStatus(ctx context.Context, path string) (*supervisor.Status, error) {
+// callStatus asks the hupd at path for its status; of a hupd that runs
+// several programs (multi), the first program's that has one (its name
+// and PID are hupd's).
+func callStatus(ctx context.Context, path string) (st *supervisor.Status, multi bool, err error) {
 	rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	for _, p := range rep.Programs {
+		if p.Status != nil {
+			return p.Status, true, nil
+		}
 	}
 	if rep.Status == nil {
-		return nil, errors.New(rep.Error)
+		return nil, rep.Programs != nil, errors.New(rep.Error)
 	}
-	return rep.Status, nil
+	return rep.Status, false, nil
 }
 
 // waitUpgraded asks for the status until the hupd at path reports one
@@ -84,7 +95,7 @@ func waitUpgraded(ctx context.Context, path string, before *supervisor.Status) (
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		st, err := callStatus(ctx, path)
+		st, _, err := callStatus(ctx, path)
 		if err == nil && st.Upgrades > before.Upgrades {
 			return st, nil
 		}

@@ -26,6 +26,21 @@ func controlFlags() []cli.Flag {
 	}
 }
 
+// programFlag is the --program flag of the client commands that act on
+// one program (scale, rollback, logs): with a hupd that runs several, the
+// program; a hupd of one program refuses it.
+func programFlag(what string) cli.Flag {
+	return &cli.StringFlag{Name: "program", Usage: "with several programs ([[program]]): the `PROGRAM` to " + what}
+}
+
+// programArg is the request's Programs for --program: none without it.
+func programArg(c *cli.Context) []string {
+	if p := c.String("program"); p != "" {
+		return []string{p}
+	}
+	return nil
+}
+
 // exitNotRunning is the exit status of a client command that finds no hupd
 // to talk to, however it looked for one (LSB's "program is not running"
 // for init script actions).
@@ -127,7 +142,7 @@ func listInstances(socks []string) []instance {
 	for i, p := range socks {
 		out[i] = instance{path: p, name: strings.TrimSuffix(filepath.Base(p), ".sock")}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := callStatus(ctx, p)
+		st, _, err := callStatus(ctx, p)
 		cancel()
 		if err != nil {
 			out[i].err = err

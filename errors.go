@@ -93,6 +93,14 @@ func onUsageError(c *cli.Context, err error, _ bool) error {
 	return usageError("%v%s", err, flagSuggestion(err, flags))
 }
 
+// badProgramError is a client command's error about the program names it
+// was given (hupd does not run one of them): exit 2, as a usage error, and
+// its message as hupd says it.
+type badProgramError struct{ msg string }
+
+func (e *badProgramError) Error() string { return e.msg }
+func (e *badProgramError) Unwrap() error { return errUsage }
+
 func usageError(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
 }

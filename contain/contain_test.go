@@ -398,3 +398,61 @@ func noCgroups(t *testing.T, why string) {
 	}
 	t.Skip(why)
 }
+
+// TestChildLayout: each program of a hupd that runs several gets a cgroup
+// of its own below base (prog-NAME), with base's controllers enabled for
+// its generations, which go below it; a leftover of that name is replaced;
+// the child's Close removes its directory and leaves base's layout, and
+// base's Close removes a program directory left behind.
+func TestChildLayout(t *testing.T) {
+	h := newFakeHost(t, "/user.slice/session-1.scope", "7\n100\n")
+	m, _ := setup(Options{Name: "multi"}, h.ops)
+	if !m.Enabled() {
+		t.Fatalf("not enabled: %s", m.Reason())
+	}
+	stale := filepath.Join(m.Base(), "prog-web", "gen-9")
+	must(t, os.MkdirAll(stale, 0o755))
+	web, err := m.Child("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := m.Child("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("leftover of prog-web kept: %v", err)
+	}
+	if got := read(t, filepath.Join(web.Base(), "cgroup.subtree_control")); got != "+memory+cpu" {
+		t.Errorf("prog-web subtree_control writes = %q, want +memory then +cpu", got)
+	}
+	g, err := web.NewGroup(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(m.Base(), "prog-web", "gen-1"); g.Path() != want {
+		t.Errorf("web's gen 1 at %s, want %s", g.Path(), want)
+	}
+	if g.rel != "/user.slice/session-1.scope/hupd-multi-100/prog-web/gen-1" {
+		t.Errorf("group rel = %s", g.rel)
+	}
+	must(t, web.Close())
+	if _, err := os.Stat(web.Base()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("prog-web left behind: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Base(), "supervisor")); err != nil {
+		t.Errorf("a child's Close touched base's supervisor leaf: %v", err)
+	}
+	if _, err := app.NewGroup(1); err != nil {
+		t.Fatal(err)
+	}
+	must(t, m.Close()) // app's Close was not called: base's removes it
+	if _, err := os.Stat(m.Base()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("base left behind: %v", err)
+	}
+	off := Off("no cgroups here")
+	c, err := off.Child("web")
+	if err != nil || c.Enabled() || c.Reason() != "no cgroups here" {
+		t.Errorf("child of a fallback: enabled %v, reason %q, %v", c.Enabled(), c.Reason(), err)
+	}
+}

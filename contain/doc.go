@@ -10,6 +10,10 @@
 //	base/supervisor   hupd itself (moved there at Setup)
 //	base/gen-N        every process of generation N (of its instance 0)
 //	base/gen-N-I      every process of instance I of generation N
+//	base/prog-NAME/gen-N  the same for program NAME, when hupd runs
+//	                  several programs (Manager.Child): each program's
+//	                  generations below a cgroup of its own, with the
+//	                  controllers base offers enabled for them too
 //
 // base is hupd's own cgroup when hupd is alone in it (a delegated service,
 // a container's cgroup), otherwise a new child hupd-NAME-PID of it (a shell,
@@ -41,7 +45,8 @@
 // later Setup with the same name removes the hupd-NAME-PID groups whose PID
 // is dead, killing what is left in them (Setup.Cleaned reports them). The
 // paths cross an in-place upgrade in State; Restore takes them back without
-// touching the filesystem.
+// touching the filesystem. A Child's Close removes its prog-NAME (it
+// never moves hupd); base's Close removes any prog-NAME left.
 //
 // Accounting is sampled when asked (Group.Stats), never on a timer: from
 // the cgroup's files (memory.current and memory.peak when the memory

@@ -32,6 +32,7 @@ type Manager struct {
 	base  string // cgroup mode: the directory holding supervisor and gen-N
 	start string // cgroup mode: hupd's cgroup before Setup
 	owned bool   // base was created by Setup (Close removes it)
+	child bool   // base is a program's directory in its parent's (Child)
 	why   string // fallback: why there are no cgroups
 
 	wg     sync.WaitGroup // Retire's goroutines
@@ -53,6 +54,10 @@ const supervisorLeaf = "supervisor"
 
 // genPrefix starts the name of every generation's cgroup.
 const genPrefix = "gen-"
+
+// programPrefix starts the name of each program's cgroup when hupd runs
+// several (Child): base/prog-NAME/gen-N.
+const programPrefix = "prog-"
 
 // controllers are enabled in base's children when base is offered them.
 var controllers = []string{"memory", "pids", "cpu"}
@@ -202,7 +207,7 @@ func layout(o Options, ops sysOps) (*Manager, []Cleaned, error) {
 		// hupd's cgroup is its own (delegated): what a dead hupd left in
 		// it is stale.
 		cleaned = m.cleanStale(own, func(name string) bool {
-			return name == supervisorLeaf || strings.HasPrefix(name, genPrefix)
+			return name == supervisorLeaf || strings.HasPrefix(name, genPrefix) || strings.HasPrefix(name, programPrefix)
 		})
 	} else {
 		cleaned = m.cleanStale(own, func(name string) bool {
@@ -490,11 +495,20 @@ func (m *Manager) Close() error {
 	// discarded just before an upgrade's exec).
 	entries, _ := os.ReadDir(m.base)
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), genPrefix) {
+		if e.IsDir() && (strings.HasPrefix(e.Name(), genPrefix) || !m.child && strings.HasPrefix(e.Name(), programPrefix)) {
 			if p := filepath.Join(m.base, e.Name()); m.removeTree(p) != nil && !slices.Contains(left, p) {
 				left = append(left, p)
 			}
 		}
+	}
+	if m.child {
+		if err := m.os.rmdir(m.base); err != nil {
+			left = append(left, m.base)
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("contain: cgroups left behind: %s", strings.Join(left, ", "))
+		}
+		return nil
 	}
 	if !m.owned {
 		// Base is hupd's own cgroup (delegated): it may hold a process
@@ -517,6 +531,36 @@ func (m *Manager) Close() error {
 		return fmt.Errorf("contain: cgroups left behind: %s", strings.Join(left, ", "))
 	}
 	return nil
+}
+
+// Child returns the Manager of one program's generations when hupd runs
+// several: they go to base/prog-NAME/gen-N (name is a valid program name),
+// each program's generations below a cgroup of its own, with the
+// controllers base offers enabled for them too. A leftover of that name
+// (a dead hupd's) is emptied and removed first. Its Close, which must come
+// before m's, retires its groups and removes its directory; m's Close
+// removes any program directory left. With m in the fallback, or when
+// the directory cannot be made (the error says why), the child is in the
+// fallback too (process groups). The single-program layout (base/gen-N)
+// is m's own and does not change.
+func (m *Manager) Child(name string) (*Manager, error) {
+	if !m.Enabled() {
+		return &Manager{why: m.why, os: m.os}, nil
+	}
+	dir := filepath.Join(m.base, programPrefix+name)
+	err := m.os.mkdir(dir)
+	if errors.Is(err, fs.ErrExist) {
+		if err = m.removeTree(dir); err == nil {
+			err = m.os.mkdir(dir)
+		}
+	}
+	if err != nil {
+		why := fmt.Sprintf("cannot create a cgroup in %s: %v", m.base, err)
+		return &Manager{why: why, os: m.os}, fmt.Errorf("contain: %s", why)
+	}
+	c := &Manager{mount: m.mount, base: dir, start: m.start, owned: true, child: true, os: m.os}
+	c.enableControllers()
+	return c, nil
 }
 
 // State is what crosses an in-place upgrade.

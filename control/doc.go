@@ -48,6 +48,15 @@
 //     hangs up in the same way; a number of instances out of range
 //     (supervisor.ValidInstances) is refused before the handler is asked.
 //     A Handler that scales implements Scaler; others refuse the request.
+//   - A hupd that runs several programs has a Handler that is a Fleet:
+//     reload and status requests are about the programs they name
+//     (Request.Programs; none: every one), answered one entry per
+//     program in Reply.Programs (reload results or statuses, in start
+//     order); a name hupd does not run is an error reply with BadProgram,
+//     and nothing is done. Every other request but ping is refused
+//     (ErrSeveralPrograms). A Handler that is not a Fleet refuses a
+//     request that names programs (BadProgram). Requests without
+//     programs are written and answered as before.
 //   - A reload request waits for the handler's result, bounded by its
 //     timeout. A client that hangs up (closes its connection) ends the
 //     wait: the handler's context is cancelled; one that only shuts down

@@ -87,6 +87,10 @@ type Request struct {
 	// Instances is the number of instances a scale request asks for: 1
 	// to supervisor.MaxInstances.
 	Instances int `json:"instances,omitempty"`
+	// Programs names the programs a reload or status request is about,
+	// when hupd runs several ([[program]] tables); none: every one. A
+	// hupd of one program refuses a request that names any.
+	Programs []string `json:"programs,omitempty"`
 }
 
 // Reply is the answer to one Request. Its reports are the supervisor's
@@ -115,7 +119,35 @@ type Reply struct {
 	// Dropped, with Line, is how many lines were lost since the last line
 	// sent: the client did not keep up, and hupd does not queue them.
 	Dropped int `json:"dropped,omitempty"`
+	// Programs answers a reload or status request of a hupd that runs
+	// several programs: one entry per program asked about, in start order
+	// (Reload and Status are not set then).
+	Programs []ProgramReply `json:"programs,omitempty"`
+	// BadProgram marks an error about the program names of the request
+	// (one that hupd does not run).
+	BadProgram bool `json:"bad_program,omitempty"`
 }
+
+// ProgramReply is one program's part of a Reply (Reply.Programs).
+type ProgramReply struct {
+	Name string `json:"name"`
+	// State is ProgramWaiting, ProgramRunning or ProgramEnded.
+	State string `json:"state"`
+	// Status answers a status request (nil while the program waits).
+	Status *supervisor.Status `json:"status,omitempty"`
+	// Reload answers a reload request.
+	Reload *supervisor.ReloadResult `json:"reload,omitempty"`
+}
+
+// A program's states (ProgramReply.State).
+const (
+	// ProgramWaiting: it waits for the programs it starts after.
+	ProgramWaiting = "waiting"
+	// ProgramRunning: its supervisor runs.
+	ProgramRunning = "running"
+	// ProgramEnded: it ended for good, or will never start.
+	ProgramEnded = "ended"
+)
 
 // ProgressEvery is how often a reload request with Progress gets a
 // Progress line while the reload runs.

@@ -91,6 +91,38 @@ type LogSource interface {
 	FollowLogs(gen, n int) (kept []supervisor.OutputLine, lines <-chan supervisor.OutputLine, stop func() (dropped int))
 }
 
+// Fleet is implemented by the Handler of a hupd that runs several programs
+// ([[program]] tables): it answers reload and status requests, each about
+// the programs the request names (Request.Programs; none: every one);
+// scale, rollback and logs requests name one program, whose Handler
+// (Program) answers them as a hupd of one program would; the server
+// refuses every other request but ping (ErrSeveralPrograms).
+// An unknown name is an error wrapping ErrUnknownProgram, and nothing is
+// done.
+type Fleet interface {
+	// ReloadPrograms reloads the programs names, at once, and blocks until
+	// every reload is done or ctx ends, as Handler.Reload does.
+	ReloadPrograms(ctx context.Context, names []string) ([]ProgramReply, error)
+	// StatusPrograms returns a snapshot of the programs names.
+	StatusPrograms(names []string) ([]ProgramReply, error)
+	// Program returns the Handler of program name for the scale,
+	// rollback and logs requests that name it (one program each): a
+	// Scaler, Rollbacker and LogSource, as the Handler of a hupd of one
+	// program is. An error says why not.
+	Program(name string) (Handler, error)
+}
+
+var (
+	// ErrUnknownProgram is wrapped by a Fleet's error about a program
+	// name that hupd does not run (the reply's BadProgram).
+	ErrUnknownProgram = errors.New("control: unknown program")
+	// ErrSeveralPrograms is the error of a request that a hupd running
+	// several programs does not answer yet.
+	ErrSeveralPrograms = errors.New("not supported with several programs yet")
+	// errOneProgram: a request names programs, but hupd runs one.
+	errOneProgram = errors.New("this hupd runs one program: a request cannot name programs")
+)
+
 // Server serves the control protocol on a unix socket.
 type Server struct {
 	path      string
@@ -437,6 +469,11 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		s.log.Warn(logev.ControlBadRequest, supervisor.KeyError, err)
 		return errReply(err)
 	}
+	if fl, ok := s.h.(Fleet); ok {
+		return s.handleFleet(c, br, fl, req, timeout)
+	} else if len(req.Programs) > 0 {
+		return Reply{V: ProtocolVersion, Error: errOneProgram.Error(), BadProgram: true}
+	}
 	switch req.Cmd {
 	case CmdPing:
 		return Reply{V: ProtocolVersion, OK: true}
@@ -444,11 +481,7 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		st := s.h.Status()
 		return Reply{V: ProtocolVersion, OK: true, Status: &st}
 	case CmdLogs:
-		src, ok := s.h.(LogSource)
-		if !ok {
-			return errReply(errNoLogs)
-		}
-		return Reply{V: ProtocolVersion, OK: true, Logs: src.Logs(req.Gen, req.Lines)}
+		return logs(s.h, req)
 	case CmdUpgrade:
 		// On success the exec closes this connection: the client sees
 		// EOF and asks the new image for its status.
@@ -456,9 +489,9 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	case CmdPlan:
 		return s.plan(req)
 	case CmdRollback:
-		return s.rollback(c, br)
+		return s.rollback(s.h, c, br)
 	case CmdScale:
-		return s.scale(c, br, req, timeout)
+		return s.scale(s.h, c, br, req, timeout)
 	}
 	// CmdReload
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -485,6 +518,70 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 		}
 	}
 	return rep
+}
+
+// handleFleet answers a request to a hupd that runs several programs.
+func (s *Server) handleFleet(c *net.UnixConn, br *bufio.Reader, fl Fleet, req Request, timeout time.Duration) Reply {
+	var (
+		progs []ProgramReply
+		err   error
+	)
+	switch req.Cmd {
+	case CmdPing:
+		return Reply{V: ProtocolVersion, OK: true}
+	case CmdStatus:
+		progs, err = fl.StatusPrograms(req.Programs)
+	case CmdReload:
+		ctx, cancel := context.WithCancel(s.ctx)
+		defer cancel()
+		if timeout > 0 {
+			ctx = supervisor.WithWaitLimit(ctx, timeout)
+		}
+		stop := s.watchHangup(c, br, cancel)
+		progs, err = fl.ReloadPrograms(ctx, req.Programs)
+		stop()
+	case CmdScale, CmdRollback, CmdLogs:
+		ph, rep := programHandler(fl, req)
+		switch {
+		case ph == nil:
+			return rep
+		case req.Cmd == CmdScale:
+			return s.scale(ph, c, br, req, timeout)
+		case req.Cmd == CmdRollback:
+			return s.rollback(ph, c, br)
+		}
+		return logs(ph, req)
+	default:
+		return errReply(fmt.Errorf("%s: %w", req.Cmd, ErrSeveralPrograms))
+	}
+	if err != nil {
+		return Reply{V: ProtocolVersion, Error: err.Error(), BadProgram: errors.Is(err, ErrUnknownProgram)}
+	}
+	rep := Reply{V: ProtocolVersion, OK: true, Programs: progs}
+	var failed []string
+	for _, p := range progs {
+		if p.Reload != nil && !p.Reload.OK {
+			rep.OK = false
+			failed = append(failed, p.Name+": "+p.Reload.Reason)
+		}
+	}
+	if len(failed) > 0 {
+		rep.Error = "reload failed: " + strings.Join(failed, "; ")
+	}
+	return rep
+}
+
+// programHandler is the Handler of the one program a scale, rollback or
+// logs request to a Fleet names, or nil and the error reply.
+func programHandler(fl Fleet, req Request) (Handler, Reply) {
+	if len(req.Programs) != 1 {
+		return nil, Reply{V: ProtocolVersion, Error: fmt.Sprintf("%s: %v: name one program (--program NAME)", req.Cmd, ErrSeveralPrograms), BadProgram: true}
+	}
+	h, err := fl.Program(req.Programs[0])
+	if err != nil {
+		return nil, Reply{V: ProtocolVersion, Error: err.Error(), BadProgram: errors.Is(err, ErrUnknownProgram)}
+	}
+	return h, Reply{}
 }
 
 // reloadWithProgress reloads and writes a Progress line to c every
@@ -515,6 +612,15 @@ func (s *Server) reloadWithProgress(ctx context.Context, c net.Conn) supervisor.
 
 var errNoLogs = errors.New("control: this hupd keeps no output lines")
 
+// logs answers a logs request without Follow.
+func logs(h Handler, req Request) Reply {
+	src, ok := h.(LogSource)
+	if !ok {
+		return errReply(errNoLogs)
+	}
+	return Reply{V: ProtocolVersion, OK: true, Logs: src.Logs(req.Gen, req.Lines)}
+}
+
 // followWriteTimeout bounds each write to a client following the logs: one
 // that stops reading is hung up on (lines it misses meanwhile are dropped
 // by the supervisor, not queued, and the next line sent says how many:
@@ -524,7 +630,16 @@ const followWriteTimeout = 10 * time.Second
 // followLogs answers a logs request with Follow: the kept lines, then one
 // reply per line until the client hangs up or the server closes.
 func (s *Server) followLogs(c *net.UnixConn, br *bufio.Reader, req Request) {
-	src, ok := s.h.(LogSource)
+	h := s.h
+	if fl, ok := h.(Fleet); ok {
+		ph, rep := programHandler(fl, req)
+		if ph == nil {
+			writeReply(c, rep)
+			return
+		}
+		h = ph
+	}
+	src, ok := h.(LogSource)
 	if !ok {
 		writeReply(c, errReply(errNoLogs))
 		return
@@ -665,8 +780,8 @@ func peerGone(c *net.UnixConn) bool {
 
 // rollback answers a rollback request: as a reload's reply, with the
 // result in Reload.
-func (s *Server) rollback(c *net.UnixConn, br *bufio.Reader) Reply {
-	rb, ok := s.h.(Rollbacker)
+func (s *Server) rollback(h Handler, c *net.UnixConn, br *bufio.Reader) Reply {
+	rb, ok := h.(Rollbacker)
 	if !ok {
 		return errReply(errors.New("this hupd cannot roll back"))
 	}
@@ -688,8 +803,8 @@ func (s *Server) rollback(c *net.UnixConn, br *bufio.Reader) Reply {
 // scale answers a scale request: its result in Scale, a failure's reason
 // in Error as for a reload. A client that hangs up ends the wait, and so
 // does the request's timeout; neither undoes the scale.
-func (s *Server) scale(c *net.UnixConn, br *bufio.Reader, req Request, timeout time.Duration) Reply {
-	sc, ok := s.h.(Scaler)
+func (s *Server) scale(h Handler, c *net.UnixConn, br *bufio.Reader, req Request, timeout time.Duration) Reply {
+	sc, ok := h.(Scaler)
 	if !ok {
 		return errReply(errors.New("this hupd cannot scale"))
 	}

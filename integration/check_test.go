@@ -105,7 +105,8 @@ func TestCheckExamples(t *testing.T) {
 // from the repository root, with stand-ins for nginx and gunicorn first
 // on PATH (neither runs): exit 0, both programs under their headings in
 // start order (the app, then nginx), an output check accepts again; and
-// `hupd run` refuses the file in one line, exit 2, starting neither.
+// `hupd run` refuses the file's [health] (not wired with several programs
+// yet) in one line, exit 2, starting neither.
 func TestCheckMultiExample(t *testing.T) {
 	bin := t.TempDir()
 	marker := filepath.Join(bin, "started")
@@ -136,7 +137,7 @@ func TestCheckMultiExample(t *testing.T) {
 	}
 
 	r = oneShot(t, root, env, "run", "-c", "examples/multi/hupd.toml")
-	want := "hupd: examples/multi/hupd.toml: several programs ([[program]]) are not supported by hupd run yet: hupd check accepts the file; until then, run each program under a hupd of its own\n"
+	want := "hupd: examples/multi/hupd.toml:23: health.address = \"127.0.0.1:9901\": the health endpoint is not supported with several programs ([[program]]) yet\n"
 	if r.code != 2 || r.stdout != "" || r.stderr != want {
 		t.Fatalf("hupd run: exit %d, stdout %q, stderr %q; want 2 and %q", r.code, r.stdout, r.stderr, want)
 	}

@@ -112,4 +112,9 @@
 // its whole life: a start that takes the lock knows the previous owner is
 // dead and removes what it left; a start that cannot is refused. Neither
 // hupd nor its client trusts a directory or a socket another user controls.
+// A hupd that runs several programs has one supervisor per program, each
+// with its own view of that one directory (Runtime.ForProgram: its notify
+// sockets in notify@NAME, so that programs' gen-N.sock never collide) and
+// its own contain.Manager (Manager.Child); only the owner of the
+// directory closes it.
 package supervisor

@@ -26,7 +26,10 @@ import (
 //   - notify/: the generations' notify sockets;
 //   - notify-elsewhere: a symbolic link naming the hupd-notify-* directory
 //     made in the temp dir instead, when a child of another user could not
-//     reach notify/ (see notifyDir); it is read, never followed.
+//     reach notify/ (see notifyDir); it is read, never followed;
+//   - notify@PROGRAM/ and notify-elsewhere@PROGRAM: the same for each
+//     program when hupd runs several (ForProgram), so that two programs'
+//     gen-N.sock never collide.
 //
 // The lock tells a live owner from a dead one: a start that takes it knows
 // the previous owner is gone, and removes what that one left (its control
@@ -87,6 +90,9 @@ type Runtime struct {
 	explicit bool
 	lockFD   int
 	dirMode  uint32
+	// program: this value is ForProgram's view for that program, whose
+	// notify sockets live in notify-PROGRAM/ ("": hupd's one program).
+	program string
 }
 
 // dirMode is the mode of the directories hupd makes: private to its user,
@@ -480,8 +486,8 @@ func (r *Runtime) cleanStale(ctlFD, dirFD int) []string {
 		if name == runtimeLock {
 			continue
 		}
-		if name == runtimeElsewhere {
-			if p := removeElsewhere(dirFD); p != "" {
+		if strings.HasPrefix(name, runtimeElsewhere) {
+			if p := removeElsewhere(dirFD, name); p != "" {
 				removed = append(removed, p)
 			}
 		}
@@ -504,11 +510,11 @@ func entries(dirFD int, path string) []string {
 }
 
 // removeElsewhere removes the notify directory the notify-elsewhere link
-// names, if it is one hupd made (a hupd-notify-* directory of its user);
-// it returns its path if it removed it.
-func removeElsewhere(dirFD int) string {
+// called link names, if it is one hupd made (a hupd-notify-* directory of
+// its user); it returns its path if it removed it.
+func removeElsewhere(dirFD int, link string) string {
 	buf := make([]byte, unix.PathMax)
-	n, err := unix.Readlinkat(dirFD, runtimeElsewhere, buf)
+	n, err := unix.Readlinkat(dirFD, link, buf)
 	if err != nil {
 		return ""
 	}
@@ -561,8 +567,8 @@ func (r *Runtime) Close() {
 	defer unix.Close(ctlFD)
 	defer unix.Close(dirFD)
 	for _, name := range entries(dirFD, r.Dir) {
-		if name == runtimeElsewhere {
-			removeElsewhere(dirFD)
+		if strings.HasPrefix(name, runtimeElsewhere) {
+			removeElsewhere(dirFD, name)
 		}
 		if name != runtimeLock {
 			removeAt(dirFD, name)
@@ -594,7 +600,8 @@ func (r *Runtime) notifyDir(uid, gid int) (string, error) {
 	unix.Close(ctlFD)
 	defer unix.Close(dirFD)
 	shared := uid > 0 && uid != os.Geteuid()
-	dir := filepath.Join(r.Dir, runtimeNotify)
+	dir := filepath.Join(r.Dir, r.notifyName())
+	elsewhere := r.elsewhereName()
 	const sockName = "gen-1000000.sock" // a long generation's socket
 	fits := len(filepath.Join(dir, sockName)) < len(unix.RawSockaddrUnix{}.Path)
 	if fits && (!shared || traversable(r.Dir, uid, gid)) {
@@ -602,7 +609,7 @@ func (r *Runtime) notifyDir(uid, gid int) (string, error) {
 		if shared {
 			mode = socketact.NotifyDirModeShared
 		}
-		fd, err := ownDirAt(dirFD, runtimeNotify, dir, "notify socket directory", uint32(mode))
+		fd, err := ownDirAt(dirFD, r.notifyName(), dir, "notify socket directory", uint32(mode))
 		if err != nil {
 			return "", err
 		}
@@ -611,7 +618,7 @@ func (r *Runtime) notifyDir(uid, gid int) (string, error) {
 	}
 	// Reuse the one recorded, if it is still there.
 	buf := make([]byte, unix.PathMax)
-	if n, err := unix.Readlinkat(dirFD, runtimeElsewhere, buf); err == nil {
+	if n, err := unix.Readlinkat(dirFD, elsewhere, buf); err == nil {
 		p := string(buf[:n])
 		var st unix.Stat_t
 		if unix.Lstat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && int(st.Uid) == os.Geteuid() {
@@ -620,13 +627,13 @@ func (r *Runtime) notifyDir(uid, gid int) (string, error) {
 			}
 			return p, nil
 		}
-		unix.Unlinkat(dirFD, runtimeElsewhere, 0)
+		unix.Unlinkat(dirFD, elsewhere, 0)
 	}
 	p, err := socketact.NotifyDir("", uid)
 	if err != nil {
 		return "", err
 	}
-	if err := unix.Symlinkat(p, dirFD, runtimeElsewhere); err != nil {
+	if err := unix.Symlinkat(p, dirFD, elsewhere); err != nil {
 		os.Remove(p)
 		return "", fmt.Errorf("runtime directory %s: %w", r.Dir, os.NewSyscallError("symlink", err))
 	}
@@ -677,6 +684,37 @@ func (r *Runtime) keepNotifyDir(dir string) {
 	}
 	unix.Close(ctlFD)
 	defer unix.Close(dirFD)
-	unix.Unlinkat(dirFD, runtimeElsewhere, 0)
-	unix.Symlinkat(dir, dirFD, runtimeElsewhere)
+	unix.Unlinkat(dirFD, r.elsewhereName(), 0)
+	unix.Symlinkat(dir, dirFD, r.elsewhereName())
+}
+
+// ForProgram is r as the supervisor of program name uses it when hupd
+// runs several programs (UseRuntime): the same directory and lock (which
+// only r may Close or hand over), with that program's notify sockets in a
+// directory of their own, notify@NAME (name is a valid program name, see
+// config.ValidProgramName). ForProgram("") is r.
+func (r *Runtime) ForProgram(name string) *Runtime {
+	if name == "" {
+		return r
+	}
+	v := *r
+	v.program = name
+	return &v
+}
+
+// notifyName is the name of r's notify directory in Dir.
+func (r *Runtime) notifyName() string {
+	if r.program == "" {
+		return runtimeNotify
+	}
+	return runtimeNotify + "@" + r.program
+}
+
+// elsewhereName is the name of the link to r's notify directory made
+// outside Dir (see notifyDir).
+func (r *Runtime) elsewhereName() string {
+	if r.program == "" {
+		return runtimeElsewhere
+	}
+	return runtimeElsewhere + "@" + r.program
 }

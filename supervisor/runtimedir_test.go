@@ -165,3 +165,32 @@ func TestUpgradeIdentityFromLock(t *testing.T) {
 		t.Fatalf("the handed-over lock was closed: %v", err)
 	}
 }
+
+// TestNotifyDirForProgram: each program's view of the runtime directory
+// (ForProgram) makes a notify directory of its own, distinct from the
+// others' and from hupd's one program's, and Close removes them all.
+func TestNotifyDirForProgram(t *testing.T) {
+	ctl := filepath.Join(t.TempDir(), "x.sock")
+	r, err := OpenRuntime("x", ctl, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, name := range []string{"", "web", "app", "elsewhere"} {
+		d, err := r.ForProgram(name).notifyDir(-1, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[d] || filepath.Dir(d) != r.Dir {
+			t.Fatalf("program %q: notify directory %s (seen: %v)", name, d, seen)
+		}
+		seen[d] = true
+	}
+	if r.ForProgram("") != r {
+		t.Fatal(`ForProgram("") is not the runtime itself`)
+	}
+	r.Close()
+	if _, err := os.Stat(r.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after Close: %v", err)
+	}
+}

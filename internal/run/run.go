@@ -1,7 +1,9 @@
 // Package run wires hupd's parts together for "hupd run": it takes over
 // inherited sockets, opens the others (and keeps them in the service
 // manager's fd store when there is one: see fdStore), sets up signal
-// intake and the reaper, and runs the supervisor.
+// intake and the reaper, and runs the supervisor. With several programs
+// ([[program]] tables), RunMulti runs one supervisor per program, sharing
+// what Run sets up once (see fleet).
 package run
 
 import (

@@ -1,0 +1,152 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/hupd/hupd/supervisor"
+)
+
+// fakeFleet is a Handler of several programs: a and b.
+type fakeFleet struct {
+	fakeControl
+	reloaded chan []string
+}
+
+func (f *fakeFleet) pick(names []string) ([]string, error) {
+	if len(names) == 0 {
+		return []string{"a", "b"}, nil
+	}
+	for _, n := range names {
+		if n != "a" && n != "b" {
+			return nil, fmt.Errorf("%w %q", ErrUnknownProgram, n)
+		}
+	}
+	return names, nil
+}
+
+func (f *fakeFleet) StatusPrograms(names []string) ([]ProgramReply, error) {
+	ns, err := f.pick(names)
+	var out []ProgramReply
+	for _, n := range ns {
+		out = append(out, ProgramReply{Name: n, State: ProgramRunning, Status: &supervisor.Status{Name: "x", PID: 7}})
+	}
+	return out, err
+}
+
+func (f *fakeFleet) Program(name string) (Handler, error) {
+	if _, err := f.pick([]string{name}); err != nil {
+		return nil, err
+	}
+	return &fakeProgram{name: name}, nil
+}
+
+// fakeProgram is one program's Handler: it scales, rolls back and keeps
+// one output line.
+type fakeProgram struct {
+	fakeControl
+	name string
+}
+
+func (p *fakeProgram) Scale(_ context.Context, n int) supervisor.ScaleResult {
+	return supervisor.ScaleResult{OK: true, To: n, Reason: p.name}
+}
+
+func (p *fakeProgram) Rollback(context.Context) supervisor.ReloadResult {
+	return supervisor.ReloadResult{OK: true, Cause: p.name}
+}
+
+func (p *fakeProgram) Logs(gen, n int) []supervisor.OutputLine {
+	return []supervisor.OutputLine{{Gen: gen, Text: p.name}}
+}
+
+func (p *fakeProgram) FollowLogs(gen, n int) ([]supervisor.OutputLine, <-chan supervisor.OutputLine, func() int) {
+	return p.Logs(gen, n), make(chan supervisor.OutputLine), func() int { return 0 }
+}
+
+func (f *fakeFleet) ReloadPrograms(ctx context.Context, names []string) ([]ProgramReply, error) {
+	ns, err := f.pick(names)
+	if err != nil {
+		return nil, err
+	}
+	f.reloaded <- ns
+	var out []ProgramReply
+	for _, n := range ns {
+		out = append(out, ProgramReply{Name: n, State: ProgramRunning, Reload: &supervisor.ReloadResult{OK: n == "a", Reason: "no " + n}})
+	}
+	return out, nil
+}
+
+// TestFleetRequests: a hupd of several programs answers reload and status
+// about the programs a request names (none: all), scale, rollback and
+// logs about the one program named (answered by its Handler), says which
+// name is unknown (BadProgram), and refuses the requests it does not
+// answer yet in one line; a hupd of one program refuses a request that
+// names programs.
+// A request without programs is written as before.
+func TestFleetRequests(t *testing.T) {
+	f := &fakeFleet{reloaded: make(chan []string, 4)}
+	s := startControl(t, f)
+	rep := call(t, s.Path(), Request{Cmd: CmdStatus, Programs: []string{"b"}})
+	if !rep.OK || len(rep.Programs) != 1 || rep.Programs[0].Name != "b" || rep.Programs[0].Status == nil || rep.Status != nil {
+		t.Fatalf("status b: %+v", rep)
+	}
+	rep = call(t, s.Path(), Request{Cmd: CmdReload})
+	if got := recv(t, f.reloaded, "reload"); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("reload of none reloaded %v, want every program", got)
+	}
+	if rep.OK || rep.Error != "reload failed: b: no b" || len(rep.Programs) != 2 {
+		t.Fatalf("reload with b failing: %+v", rep)
+	}
+	rep = call(t, s.Path(), Request{Cmd: CmdReload, Programs: []string{"a"}})
+	if got := recv(t, f.reloaded, "reload a"); !rep.OK || !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("reload a: %+v, reloaded %v", rep, got)
+	}
+	rep = call(t, s.Path(), Request{Cmd: CmdReload, Programs: []string{"a", "zz"}})
+	if rep.OK || !rep.BadProgram || rep.Error != `control: unknown program "zz"` {
+		t.Fatalf("reload of an unknown program: %+v", rep)
+	}
+	for _, cmd := range []string{CmdUpgrade, CmdPlan} {
+		rep := call(t, s.Path(), Request{Cmd: cmd})
+		if rep.OK || rep.Error != cmd+": not supported with several programs yet" {
+			t.Fatalf("%s: %+v", cmd, rep)
+		}
+	}
+	// Scale, rollback and logs: one program each, answered by its Handler.
+	for _, req := range []Request{{Cmd: CmdScale, Instances: 2}, {Cmd: CmdRollback}, {Cmd: CmdLogs}, {Cmd: CmdLogs, Follow: true}} {
+		rep := call(t, s.Path(), req)
+		if rep.OK || !rep.BadProgram || rep.Error != req.Cmd+": not supported with several programs yet: name one program (--program NAME)" {
+			t.Fatalf("%s without a program: %+v", req.Cmd, rep)
+		}
+		req.Programs = []string{"zz"}
+		if rep := call(t, s.Path(), req); rep.OK || !rep.BadProgram || rep.Error != `control: unknown program "zz"` {
+			t.Fatalf("%s of an unknown program: %+v", req.Cmd, rep)
+		}
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdScale, Instances: 2, Programs: []string{"b"}}); !rep.OK || rep.Scale.To != 2 || rep.Scale.Reason != "b" {
+		t.Fatalf("scale b: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdRollback, Programs: []string{"a"}}); !rep.OK || rep.Reload.Cause != "a" {
+		t.Fatalf("rollback a: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdLogs, Gen: 3, Programs: []string{"b"}}); !rep.OK || len(rep.Logs) != 1 || rep.Logs[0].Text != "b" || rep.Logs[0].Gen != 3 {
+		t.Fatalf("logs b: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdLogs, Follow: true, Programs: []string{"a"}}); !rep.OK || len(rep.Logs) != 1 || rep.Logs[0].Text != "a" {
+		t.Fatalf("logs --follow a: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdPing}); !rep.OK {
+		t.Fatalf("ping: %+v", rep)
+	}
+
+	one := startControl(t, &fakeControl{status: supervisor.Status{Name: "web"}})
+	rep = call(t, one.Path(), Request{Cmd: CmdStatus, Programs: []string{"a"}})
+	if rep.OK || !rep.BadProgram || rep.Error != errOneProgram.Error() {
+		t.Fatalf("a program named to a hupd of one: %+v", rep)
+	}
+	if rep := call(t, one.Path(), Request{Cmd: CmdStatus}); !rep.OK || rep.Status == nil || rep.Programs != nil {
+		t.Fatalf("status of a hupd of one: %+v", rep)
+	}
+}

@@ -1,0 +1,27 @@
+package logev
+
+// Events of internal/run's fleet: a hupd that runs several programs
+// ([[program]] tables), each under a supervisor of its own.
+const (
+	// A program's supervisor starts its first generation.
+	ProgramStarting = "program starting"
+	// A program waits for the programs it starts after to be ready.
+	ProgramWaiting = "program waiting for the programs it starts after"
+	// A program will never start: a program it starts after ended before
+	// it was ready.
+	ProgramNotStarted = "program not started: a program it starts after ended"
+	// A program's first generation could not be started.
+	ProgramStartFailed = "program failed to start"
+	// A program ended for good (its supervisor returned).
+	ProgramEnded = "program ended"
+	// hupd stops every program, in reverse start order.
+	StoppingPrograms = "stopping every program in reverse start order"
+	// One program is asked to stop (the programs after it have ended).
+	ProgramStopping = "program stopping"
+	// The upgrade signal is ignored: hupd runs several programs.
+	UpgradeSignalIgnored = "upgrade signal ignored: not supported with several programs yet"
+)
+
+// MultiConfigNotWatched: edits of hupd.toml are not applied while several
+// programs run (yet).
+const MultiConfigNotWatched = "hupd.toml edits are not applied with several programs yet: restart hupd to apply them"

@@ -1,0 +1,601 @@
+package run
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
+)
+
+// A fleet is a hupd that runs several programs ([[program]] tables): one
+// supervisor.Supervisor per program, sharing hupd's one reaper, spawner
+// thread (Setup.Thread), sentinel, runtime directory and control socket.
+// Each program has its own sockets, notify directory
+// (Runtime.ForProgram), cgroup (contain.Manager.Child: base/prog-NAME)
+// and sentinel keys (programSentinel); every record about it carries
+// program=NAME.
+//
+// Invariants: the fleet's loop (run) owns the programs' lifecycle. A
+// program's Run is called only once every program it starts after has
+// been ready (its first Ready hook), never after hupd began to stop. The
+// fleet owns the signal intake: a stop signal stops the programs one at a
+// time in reverse start order, each once every program after it has ended;
+// the others are forwarded to every running program (the upgrade signal
+// is ignored). A program that ends for good (its Run returns) with on_exit
+// "stop-all" stops the others so and hupd exits with its code; with
+// "ignore" the others go on, and hupd exits once none runs. A change of a
+// program's [[program.watch]] group (one watcher for all) acts on that
+// program alone, while it runs.
+type fleet struct {
+	log    *slog.Logger
+	progs  []*program // in start order
+	readyc chan int   // a program's index, once, at its first ready generation
+	endc   chan programEnd
+
+	// w watches every program's [[program.watch]] groups (nil: none);
+	// watches[i] is the program and spec of w's group i.
+	w       *watch.Watcher
+	watches []fleetWatch
+
+	stopping bool
+	stopSig  syscall.Signal
+	cause    *int // the exit code of the program whose end stopped every program
+	code     int  // the first non-zero exit code of a program, else 0
+}
+
+// fleetWatch is one [[program.watch]] group of a program.
+type fleetWatch struct {
+	prog int
+	spec config.WatchSpec
+}
+
+// Program states, for the control socket's answers (program.state).
+const (
+	progWaiting int32 = iota
+	progRunning
+	progEnded
+)
+
+// program is one program of a fleet.
+type program struct {
+	idx   int
+	spec  *config.ProgramSpec
+	sup   *supervisor.Supervisor
+	ls    []*socketact.Listener
+	cg    *contain.Manager
+	log   *slog.Logger
+	sigs  chan os.Signal
+	after []int // indices of the programs it starts after
+	state atomic.Int32
+
+	// The loop's own.
+	ready       bool
+	stopSent    bool
+	saidWaiting bool
+}
+
+type programEnd struct {
+	idx  int
+	code int
+	err  error
+}
+
+// stateName is what hupd status says of a program's state.
+func (p *program) stateName() string {
+	switch p.state.Load() {
+	case progWaiting:
+		return control.ProgramWaiting
+	case progRunning:
+		return control.ProgramRunning
+	}
+	return control.ProgramEnded
+}
+
+// MultiUnsupported returns why m cannot run yet, naming where it is set,
+// or nil: the parts of the multi-program form hupd run does not wire yet
+// are refused before anything starts.
+func MultiUnsupported(m *config.ResolvedMulti) error {
+	if m.Health.Address != "" {
+		return &config.Error{Where: m.Health.Where, Field: "health.address", Value: m.Health.Address, Err: errMultiHealth}
+	}
+	if m.FDStore == config.FDStoreYes {
+		return &config.Error{Where: m.ConfigFile, Field: "systemd.fdstore", Value: m.FDStore, Err: errMultiFDStore}
+	}
+	return nil
+}
+
+var (
+	errMultiHealth  = errors.New("the health endpoint is not supported with several programs ([[program]]) yet")
+	errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
+)
+
+// RunMulti runs the programs of m until hupd should exit and returns hupd's
+// exit code: after a stop signal, 0 if every program stopped cleanly,
+// else the first non-zero code a program's supervisor returned; after a
+// program with on_exit "stop-all" ended, that program's code. An error
+// means nothing was left running. setup.Load and Parse are not used yet:
+// edits of hupd.toml are not applied while several programs run.
+func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
+	log := setup.Log
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
+	sigs := make(chan os.Signal, 64)
+	signals.Intake(sigs)
+	defer signal.Stop(sigs)
+
+	ident := supervisor.Options{Name: m.Name, Control: m.Control, Args: m.Programs[0].Options.Args}
+	defaults(&ident)
+	log = slog.New(log.Handler().WithAttrs(identity(ident)))
+	rt, err := supervisor.OpenRuntime(ident.Name, ident.Control, m.Control != "", log)
+	if err != nil {
+		return 1, err
+	}
+	defer rt.Close()
+
+	f := &fleet{log: log, readyc: make(chan int, len(m.Programs)), endc: make(chan programEnd, len(m.Programs))}
+	held, err := f.listen(m, log)
+	if err != nil {
+		return 1, err
+	}
+	defer closeFiles(held)
+	defer func() {
+		for _, p := range f.progs {
+			if p.state.Load() == progWaiting { // its supervisor never ran: the sockets are still the fleet's
+				socketact.CloseAll(p.ls)
+			}
+		}
+	}()
+
+	if err := signals.BecomeSubreaper(); err != nil {
+		log.Warn(logev.SubreaperFailed, "error", err)
+	}
+	reaper := &signals.Reaper{Orphans: true, Orphan: func(e signals.Exit) {
+		log.Debug(logev.OrphanReaped, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+	}}
+	done := make(chan struct{})
+	defer close(done)
+	cg := setupContainment(fleetCgroupMode(m), ident.Name, log)
+	defer func() {
+		// Every generation has ended, and the sentinel (closed before)
+		// has exited: each program's cgroup, then hupd's.
+		for _, p := range f.progs {
+			if p.cg == nil { // an early error: not built
+				continue
+			}
+			if err := p.cg.Close(); err != nil {
+				log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.spec.Name, "error", err)
+			}
+		}
+		if err := cg.Close(); err != nil {
+			log.Warn(logev.CgroupsLeftBehind, "error", err)
+		}
+	}()
+	sen, _ := startSentinel(nil, reaper, log)
+	reaping := false
+	var keys *sentinelKeys
+	if sen != nil {
+		keys = &sentinelKeys{sen: sen, ids: map[[2]int]int{}}
+		defer func() {
+			if reaping {
+				if e, ok := sen.Close(sentinelWait); ok && !e.Success() {
+					log.Warn(logev.SentinelFailedAtExit, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+				}
+			} else {
+				sen.Close(0)
+			}
+		}()
+	}
+	self, err := os.Executable()
+	if err != nil {
+		log.Warn(logev.OwnBinaryUnknown, "error", err)
+	}
+	for _, p := range f.progs {
+		if err := f.build(p, ident, rt, cg, keys, reaper, self, setup); err != nil {
+			return 1, err
+		}
+	}
+	if err := f.watch(); err != nil {
+		return 1, err
+	}
+	if f.w != nil {
+		defer f.w.Close()
+	}
+	ctl, err := control.Listen(ident.Control, fleetHandler{f}, log)
+	if err != nil {
+		return 1, fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
+	}
+	defer ctl.Close()
+	go ctl.Serve()
+	log.Info(logev.ControlSocket, "path", ident.Control)
+	var all []*socketact.Listener
+	for _, p := range f.progs {
+		for i, l := range p.ls {
+			if l.Pending() {
+				p.log.Info(logev.SocketToAdopt, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String())
+				continue
+			}
+			p.log.Info(logev.Listening, "fd", 3+i, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String(), "inherited", l.Inherited)
+		}
+		all = append(all, p.ls...)
+	}
+	if setup.OnListen != nil {
+		setup.OnListen(all)
+	}
+	if m.WatchConfig && m.ConfigFile != "" {
+		log.Info(logev.MultiConfigNotWatched, "config", m.ConfigFile)
+	}
+	go reaper.Run(done)
+	reaping = true
+	return f.run(sigs), nil
+}
+
+// fleetCgroupMode is the mode hupd's cgroups are set up with: off only
+// when every program has them off.
+func fleetCgroupMode(m *config.ResolvedMulti) contain.Mode {
+	for _, p := range m.Programs {
+		if p.Cgroup != contain.ModeOff {
+			return contain.ModeAuto
+		}
+	}
+	return contain.ModeOff
+}
+
+// listen opens every program's sockets: hupd's inherited ones (socket
+// activation) go to the first program whose [[program.listen]] claims
+// them; those no program claims are returned, held unused. A program
+// without [[program.listen]] gets no socket. On an error every socket is
+// closed.
+func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.File, err error) {
+	act, err := socketact.Files()
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.Programs {
+		spec := &m.Programs[i]
+		p := &program{idx: i, spec: spec, sigs: make(chan os.Signal, 64), log: log.With(supervisor.KeyProgram, spec.Name)}
+		f.progs = append(f.progs, p)
+		if len(spec.Listen) == 0 {
+			continue
+		}
+		set, err := socketact.Sockets(nil, act, spec.Listen, spec.ListenWhere)
+		if err != nil {
+			for _, q := range f.progs {
+				socketact.CloseAll(q.ls)
+			}
+			for _, a := range act {
+				a.File.Close()
+			}
+			return nil, err
+		}
+		for _, r := range set.Reused {
+			r.Apply()
+		}
+		p.ls, act = set.Listeners, set.Unclaimed
+	}
+	for _, a := range act {
+		log.Warn(logev.InheritedUnused, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
+		held = append(held, a.File)
+	}
+	for _, p := range f.progs {
+		for _, name := range p.spec.After {
+			p.after = append(p.after, slices.IndexFunc(m.Programs, func(q config.ProgramSpec) bool { return q.Name == name }))
+		}
+	}
+	return held, nil
+}
+
+// build makes program p's supervisor, with its own cgroup, notify
+// directory, sentinel keys and log.
+func (f *fleet) build(p *program, ident supervisor.Options, rt *supervisor.Runtime, cg *contain.Manager, keys *sentinelKeys, reaper *signals.Reaper, self string, setup Setup) error {
+	name := p.spec.Name
+	opts := p.spec.Options
+	opts.Name, opts.Control = ident.Name, ident.Control
+	attrs := append(identity(ident), slog.String(supervisor.KeyProgram, name))
+	if rec := opts.OutputRecords; rec != nil {
+		opts.OutputRecords = func(w io.Writer) slog.Handler { return rec(w).WithAttrs(attrs) }
+	}
+	if keys != nil {
+		opts.Sentinel = programSentinel{keys: keys, prog: p.idx}
+	}
+	opts.Thread, opts.Version, opts.Argv, opts.Self = setup.Thread, setup.Version, os.Args, self
+	if p.spec.Cgroup == contain.ModeOff {
+		p.cg = contain.Off("disabled by the cgroup setting (off)")
+	} else {
+		var err error
+		if p.cg, err = cg.Child(name); err != nil {
+			p.log.Warn(logev.ContainmentGroups, supervisor.KeyReason, p.cg.Reason())
+		}
+	}
+	sup, err := supervisor.New(opts, p.ls, reaper, p.log)
+	if err != nil {
+		return fmt.Errorf("%s: program %q: %w", p.spec.Where, name, err)
+	}
+	sup.Contain(p.cg)
+	sup.UseRuntime(rt.ForProgram(name))
+	var once sync.Once
+	sup.Observe(supervisor.Hooks{Ready: func(int, int, time.Duration) {
+		once.Do(func() { f.readyc <- p.idx }) // buffered: one per program
+	}})
+	p.sup = sup
+	return nil
+}
+
+// run is the fleet's loop: it starts the programs in order, hands the
+// signals out, and returns hupd's exit code once no program runs.
+func (f *fleet) run(sigs <-chan os.Signal) int {
+	f.startEligible()
+	var events <-chan watch.Event
+	if f.w != nil {
+		events = f.w.Events()
+	}
+	for f.running() {
+		select {
+		case ev := <-events:
+			f.onWatch(ev)
+		case sig := <-sigs:
+			f.onSignal(sig)
+		case i := <-f.readyc:
+			f.progs[i].ready = true
+			if !f.stopping {
+				f.startEligible()
+			}
+		case e := <-f.endc:
+			f.onEnd(e)
+		}
+	}
+	if f.cause != nil {
+		return *f.cause
+	}
+	return f.code
+}
+
+// running reports whether a program runs or may still start.
+func (f *fleet) running() bool {
+	return slices.ContainsFunc(f.progs, func(p *program) bool {
+		st := p.state.Load()
+		return st == progRunning || st == progWaiting && !f.stopping
+	})
+}
+
+// startEligible starts every waiting program whose after programs have all
+// been ready; one that waits for a program that ended before it was ready
+// will never start.
+func (f *fleet) startEligible() {
+	for _, p := range f.progs {
+		if p.state.Load() != progWaiting {
+			continue
+		}
+		ok := true
+		for _, d := range p.after {
+			q := f.progs[d]
+			switch {
+			case q.ready:
+			case q.state.Load() == progEnded:
+				p.state.Store(progEnded)
+				p.log.Warn(logev.ProgramNotStarted, "after", q.spec.Name)
+				ok = false
+			default:
+				ok = false
+			}
+			if !ok {
+				break
+			}
+		}
+		if ok {
+			f.start(p)
+		} else if p.state.Load() == progWaiting && !p.saidWaiting {
+			p.saidWaiting = true
+			p.log.Info(logev.ProgramWaiting, "after", p.spec.After)
+		}
+	}
+}
+
+func (f *fleet) start(p *program) {
+	p.state.Store(progRunning)
+	if len(p.spec.After) == 0 {
+		p.log.Info(logev.ProgramStarting)
+	} else {
+		p.log.Info(logev.ProgramStarting, "after", p.spec.After)
+	}
+	go func() {
+		code, err := p.sup.Run(p.sigs)
+		f.endc <- programEnd{idx: p.idx, code: code, err: err} // buffered: one per program
+	}()
+}
+
+func (f *fleet) onSignal(sig os.Signal) {
+	ss, ok := sig.(syscall.Signal)
+	if !ok {
+		return
+	}
+	switch {
+	case slices.Contains(signals.Stop, ss) && !f.stopping:
+		f.log.Info(logev.StoppingPrograms, supervisor.KeySignal, signals.Name(ss))
+		f.stopAll(ss)
+	case ss == signals.Upgrade:
+		f.log.Warn(logev.UpgradeSignalIgnored, supervisor.KeySignal, signals.Name(ss))
+	default: // HUP reloads each; a second stop signal is forwarded as received
+		for _, p := range f.progs {
+			if p.state.Load() == progRunning {
+				f.send(p, ss)
+			}
+		}
+	}
+}
+
+// send hands sig to p's supervisor; its buffer is never full unless p is
+// gone already.
+func (f *fleet) send(p *program, sig os.Signal) {
+	select {
+	case p.sigs <- sig:
+	default:
+	}
+}
+
+// stopAll begins to stop every program with sig, in reverse start order.
+func (f *fleet) stopAll(sig syscall.Signal) {
+	f.stopping, f.stopSig = true, sig
+	f.stopNext()
+}
+
+// stopNext asks the last running program to stop, once the programs after
+// it have ended.
+func (f *fleet) stopNext() {
+	for _, p := range slices.Backward(f.progs) {
+		if p.state.Load() != progRunning {
+			continue
+		}
+		if !p.stopSent {
+			p.stopSent = true
+			p.log.Info(logev.ProgramStopping, supervisor.KeySignal, signals.Name(f.stopSig))
+			f.send(p, f.stopSig)
+		}
+		return
+	}
+}
+
+func (f *fleet) onEnd(e programEnd) {
+	p := f.progs[e.idx]
+	p.state.Store(progEnded)
+	if e.err != nil {
+		p.log.Error(logev.ProgramStartFailed, supervisor.KeyError, e.err)
+	}
+	p.log.Info(logev.ProgramEnded, supervisor.KeyStatus, e.code)
+	if e.code != 0 && f.code == 0 {
+		f.code = e.code
+	}
+	switch {
+	case f.stopping:
+		f.stopNext()
+	case p.spec.OnExit == config.OnExitIgnore:
+		f.startEligible()
+	default:
+		code := e.code
+		f.cause = &code
+		f.log.Info(logev.StoppingPrograms, supervisor.KeyProgram, p.spec.Name, supervisor.KeyStatus, e.code)
+		f.stopAll(syscall.SIGTERM)
+	}
+}
+
+// watch starts one watcher for every program's [[program.watch]] groups
+// and says what each program watches. A path that several programs watch
+// is in a group of each: a change reloads each of them. An error (an
+// inotify limit) means nothing was started.
+func (f *fleet) watch() error {
+	var specs []watch.Group
+	for _, p := range f.progs {
+		for _, ws := range p.spec.Watch {
+			f.watches = append(f.watches, fleetWatch{prog: p.idx, spec: ws})
+			specs = append(specs, watch.Group{Paths: ws.Paths, Debounce: ws.Debounce, PollInterval: ws.PollInterval})
+		}
+	}
+	if len(specs) == 0 {
+		return nil
+	}
+	w, err := watch.New(specs)
+	if err != nil {
+		return err
+	}
+	f.w = w
+	for i, h := range w.Hashes() {
+		fw := f.watches[i]
+		p := f.progs[fw.prog]
+		for _, mp := range watch.FileMounts(fw.spec.Paths) {
+			p.log.Warn(logev.WatchMountPoint, "path", mp)
+		}
+		how := "inotify"
+		if fw.spec.PollInterval > 0 {
+			how = "poll every " + fw.spec.PollInterval.String()
+		}
+		p.log.Info(logev.Watching, keyPaths, fw.spec.Paths, keyAction, fw.spec.Action.String(), "how", how, keyHash, h)
+	}
+	return nil
+}
+
+// onWatch acts on a change of a watched group: its program's action, if
+// the program runs and hupd is not stopping.
+func (f *fleet) onWatch(ev watch.Event) {
+	if ev.Group < 0 {
+		f.log.Warn(logev.WatchProblem, supervisor.KeyError, ev.Err)
+		return
+	}
+	fw := f.watches[ev.Group]
+	p := f.progs[fw.prog]
+	if ev.Err != nil {
+		p.log.Warn(logev.WatchProblem, keyPaths, fw.spec.Paths, supervisor.KeyError, ev.Err)
+		return
+	}
+	p.log.Info(logev.WatchedFilesChanged, keyChanged, ev.Changed, keyAction, fw.spec.Action.String(), keyHash, ev.Hash)
+	if f.stopping || p.state.Load() != progRunning {
+		return
+	}
+	// Trigger waits for the supervisor's loop to take it (or its end):
+	// not on the fleet's loop.
+	go p.sup.Trigger(fw.spec.Action, "changed: "+names(ev.Changed))
+}
+
+// sentinelKeys gives each (program, key) pair a sentinel registration of
+// its own: the supervisors of several programs number their generations
+// alike.
+type sentinelKeys struct {
+	sen  supervisor.Sentinel
+	mu   sync.Mutex
+	next int
+	ids  map[[2]int]int
+}
+
+func (k *sentinelKeys) id(prog, key int, add bool) (int, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	pk := [2]int{prog, key}
+	id, ok := k.ids[pk]
+	switch {
+	case add && !ok:
+		k.next++
+		id, ok = k.next, true
+		k.ids[pk] = id
+	case !add && ok:
+		delete(k.ids, pk)
+	}
+	return id, ok
+}
+
+// programSentinel is the supervisor.Sentinel of one program of a fleet.
+type programSentinel struct {
+	keys *sentinelKeys
+	prog int
+}
+
+func (s programSentinel) Register(gen, pgid, pidfd int, cgroup string) error {
+	id, _ := s.keys.id(s.prog, gen, true)
+	return s.keys.sen.Register(id, pgid, pidfd, cgroup)
+}
+
+func (s programSentinel) Unregister(gen int) error {
+	id, ok := s.keys.id(s.prog, gen, false)
+	if !ok {
+		return nil
+	}
+	return s.keys.sen.Unregister(id)
+}
+
+// Handover is the sentinel's: an upgrade is refused with several programs.
+func (s programSentinel) Handover() (fd, pid int) { return s.keys.sen.Handover() }

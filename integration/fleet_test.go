@@ -126,10 +126,14 @@ func fleetCLI(t *testing.T, h *Hupd, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-// fleetStatus is every program's status (hupd status --json).
-func fleetStatus(t *testing.T, h *Hupd) map[string]control.ProgramReply {
+// fleetStatus is every program's status (hupd status --json) of the hupd
+// which names (--name fleet when none).
+func fleetStatus(t *testing.T, h *Hupd, which ...string) map[string]control.ProgramReply {
 	t.Helper()
-	code, out, errOut := fleetCLI(t, h, "status", "--name", "fleet", "--json")
+	if which == nil {
+		which = []string{"--name", "fleet"}
+	}
+	code, out, errOut := fleetCLI(t, h, append(append([]string{"status"}, which...), "--json")...)
 	if code != 0 {
 		t.Fatalf("hupd status --json: exit %d: %s", code, errOut)
 	}

@@ -1,0 +1,88 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hupd/hupd/internal/logev"
+)
+
+// TestMultiExampleNginxGunicorn runs examples/multi as shipped (but on a
+// free port and in a private directory): Debian's nginx in front of
+// gunicorn on a unix socket hupd holds, under one hupd. The app answers
+// through nginx; three reloads of the app under a new-connection client
+// through nginx fail nothing and leave nginx's PID as it was; a reload of
+// every program too; TERM stops nginx, then the app, and hupd exits 0.
+func TestMultiExampleNginxGunicorn(t *testing.T) {
+	t.Parallel()
+	needTool(t, "/usr/sbin/nginx", "nginx")
+	needTool(t, "/usr/bin/gunicorn", "gunicorn")
+	dir := t.TempDir()
+	// nginx's workers (www-data) reach the app's socket in dir.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port := strconv.Itoa(fixedPort(t, "tcp"))
+	sock := filepath.Join(dir, "app.sock")
+	copyExample := func(name string, edit func(string) string) {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "multi", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(edit(string(b))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:"+port, "/tmp/hupd-multi-app.sock", sock,
+		`"examples/multi/"`, `"`+dir+`/"`, `"examples/multi"`, `"`+dir+`"`)
+	copyExample("hupd.toml", move.Replace)
+	copyExample("nginx.conf", move.Replace)
+	copyExample("app.py", func(s string) string { return s })
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := StartHupd(t, "run", "-c", filepath.Join(dir, "hupd.toml"))
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("app"))
+	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
+	app := func(body string) bool {
+		return strings.HasPrefix(body, "app master ") && strings.HasSuffix(body, ": hello v1\n")
+	}
+	addr := "127.0.0.1:" + port
+	if body := get(t, "http://"+addr+"/"); !app(body) {
+		t.Fatalf("through nginx: %q", body)
+	}
+	l := startLoad(t, "tcp", addr, app, false)
+	for i := range 3 {
+		code, out, errOut := fleetCLI(t, h, "reload", "-c", filepath.Join(dir, "hupd.toml"), "-q", "app")
+		if code != 0 || !strings.HasPrefix(out, "app: reload ok (swap)") {
+			l.stop()
+			t.Fatalf("reload app %d: exit %d: %s%s", i+1, code, out, errOut)
+		}
+		h.WaitEvent(logev.ChildExited, 1, ofProgramGen("app", i+1))
+	}
+	n, _, masters := l.finish("3 reloads of the app")
+	t.Logf("%d requests through nginx across 3 reloads of the app, answered by %d masters and workers", n, len(masters))
+	if got := servingPID(fleetStatus(t, h, "-c", filepath.Join(dir, "hupd.toml"))["web"]); got != webPID {
+		t.Fatalf("nginx serves with pid %d after the app's reloads, want %d", got, webPID)
+	}
+	code, out, errOut := fleetCLI(t, h, "reload", "-c", filepath.Join(dir, "hupd.toml"), "-q")
+	if code != 0 || !strings.Contains(out, "app: reload ok (swap)") || !strings.Contains(out, "web: reload ok (swap)") {
+		t.Fatalf("reload of both: exit %d: %s%s", code, out, errOut)
+	}
+	if body := get(t, "http://"+addr+"/"); !app(body) {
+		t.Fatalf("through the new nginx: %q", body)
+	}
+	h.Signal(syscall.SIGTERM)
+	if code := h.Wait(); code != 0 {
+		t.Fatalf("hupd exited %d after TERM", code)
+	}
+	if ended := h.Events(logev.ProgramEnded); len(ended) != 2 || ended[0].Str("program") != "web" || ended[1].Str("program") != "app" {
+		t.Fatalf("programs ended in the order %v, want web then app", ended)
+	}
+}

@@ -3,7 +3,6 @@ package health
 import (
 	"bytes"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -43,74 +42,117 @@ const (
 // of that status snapshot. Every family has its HELP and TYPE lines before
 // its samples; the label sets of a family are all different.
 func writeMetrics(c counts, st *supervisor.Status) []byte {
-	var e expo
-	up := 0.0
-	if st != nil {
-		up = 1
+	return writeScrapes(st != nil, []scrape{{c: c, st: st}})
+}
+
+// scrape is what one program reports to a scrape: its counters and, when
+// its supervisor answered, its status snapshot.
+type scrape struct {
+	program string // "" for hupd's single program: no program label
+	c       counts
+	st      *supervisor.Status
+}
+
+// labels returns the label pairs of one of s's samples: program="NAME"
+// first when s is one of several programs, then kv.
+func (s *scrape) labels(kv ...string) []string {
+	if s.program == "" {
+		return kv
 	}
+	return append([]string{"program", s.program}, kv...)
+}
+
+// writeScrapes renders what each of ss reports, with hupd_up once: up
+// when every program asked for its status answered. Each family comes
+// once, its samples of every program together, and only when a program
+// has a sample of it (the single program's families are those of
+// writeMetrics); the samples of several programs carry program="NAME".
+func writeScrapes(up bool, ss []scrape) []byte {
+	var e expo
 	e.family(metricUp, "gauge", "1 when hupd's supervisor answered this scrape's status request within the timeout; 0 when it did not, and then only the counters follow.")
-	e.sample(metricUp, up)
+	e.sample(metricUp, b2f(up))
 
 	e.family(metricReloads, "counter", "Reloads that ended, by result (ok, failed) and strategy (swap, restart, signal).")
-	for _, ok := range []bool{true, false} {
-		result := "failed"
-		if ok {
-			result = "ok"
-		}
-		for _, strat := range supervisor.Strategies {
-			e.sample(metricReloads, float64(c.reloads[reloadKey{ok, strat}]), "result", result, "strategy", string(strat))
+	for _, s := range ss {
+		for _, ok := range []bool{true, false} {
+			result := "failed"
+			if ok {
+				result = "ok"
+			}
+			for _, strat := range supervisor.Strategies {
+				e.sample(metricReloads, float64(s.c.reloads[reloadKey{ok, strat}]), s.labels("result", result, "strategy", string(strat))...)
+			}
 		}
 	}
 	e.family(metricStarts, "counter", "Generations started: the first, each restart after an exit, each new generation of a reload.")
-	e.sample(metricStarts, float64(c.starts))
-	if st != nil {
-		e.family(metricRestarts, "counter", "Restarts of the child after it exited on its own (the restart policy).")
-		e.sample(metricRestarts, float64(st.Restarts))
-		e.family(metricStartFails, "gauge", "Failed starts counted in the start limit's current window (start_limit); hupd gives up at the limit's burst when no generation serves.")
-		e.sample(metricStartFails, float64(st.StartFailures))
+	for _, s := range ss {
+		e.sample(metricStarts, float64(s.c.starts), s.labels()...)
+	}
+	e.family(metricRestarts, "counter", "Restarts of the child after it exited on its own (the restart policy).")
+	for _, s := range ss {
+		if s.st != nil {
+			e.sample(metricRestarts, float64(s.st.Restarts), s.labels()...)
+		}
+	}
+	e.family(metricStartFails, "gauge", "Failed starts counted in the start limit's current window (start_limit); hupd gives up at the limit's burst when no generation serves.")
+	for _, s := range ss {
+		if s.st != nil {
+			e.sample(metricStartFails, float64(s.st.StartFailures), s.labels()...)
+		}
 	}
 
 	e.family(metricReady, "histogram", "Time from a generation's start to its readiness, in seconds.")
-	var cum uint64
-	for i, le := range readyBuckets {
-		cum += c.readyIn[i]
-		e.sample(metricReady+"_bucket", float64(cum), "le", formatValue(le))
-	}
-	e.sample(metricReady+"_bucket", float64(c.readyCount), "le", "+Inf")
-	e.sample(metricReady+"_sum", c.readySum)
-	e.sample(metricReady+"_count", float64(c.readyCount))
-
-	if st == nil {
-		return e.b.Bytes()
-	}
-	e.family(metricCurrent, "gauge", "Number of the generation that serves (the newest ready one); 0 if none.")
-	e.sample(metricCurrent, float64(current(*st)))
-	e.family(metricGenerations, "gauge", "Generations running: starting, ready or draining.")
-	e.sample(metricGenerations, float64(len(st.Generations)))
-	e.family(metricInstances, "gauge", "Instances of the program each generation runs ([process] instances, or hupd scale since).")
-	e.sample(metricInstances, float64(max(st.Instances, 1)))
-	if len(st.Generations) > 0 {
-		writeGenerations(&e, st.Generations)
-		writeInstances(&e, st.Generations)
-	}
-	e.family(metricConfig, "gauge", "Content hash of the configuration and watched files the serving generation runs with.")
-	e.sample(metricConfig, 1, "hash", st.ConfigHash)
-	if r := st.LastReload; r != nil {
-		e.family(metricLastReload, "gauge", "When the last reload ended, in seconds since the Unix epoch.")
-		e.sample(metricLastReload, float64(r.Finished.UnixMilli())/1e3)
-		ok := 0.0
-		if r.OK {
-			ok = 1
+	for _, s := range ss {
+		var cum uint64
+		for i, le := range readyBuckets {
+			cum += s.c.readyIn[i]
+			e.sample(metricReady+"_bucket", float64(cum), s.labels("le", formatValue(le))...)
 		}
-		e.family(metricLastReloadOK, "gauge", "1 if the last reload succeeded, 0 if it failed.")
-		e.sample(metricLastReloadOK, ok)
+		e.sample(metricReady+"_bucket", float64(s.c.readyCount), s.labels("le", "+Inf")...)
+		e.sample(metricReady+"_sum", s.c.readySum, s.labels()...)
+		e.sample(metricReady+"_count", float64(s.c.readyCount), s.labels()...)
+	}
+
+	gauge := func(name, typ, help string, value func(st *supervisor.Status) float64) {
+		e.family(name, typ, help)
+		for _, s := range ss {
+			if s.st != nil {
+				e.sample(name, value(s.st), s.labels()...)
+			}
+		}
+	}
+	gauge(metricCurrent, "gauge", "Number of the generation that serves (the newest ready one); 0 if none.",
+		func(st *supervisor.Status) float64 { return float64(current(*st)) })
+	gauge(metricGenerations, "gauge", "Generations running: starting, ready or draining.",
+		func(st *supervisor.Status) float64 { return float64(len(st.Generations)) })
+	gauge(metricInstances, "gauge", "Instances of the program each generation runs ([process] instances, or hupd scale since).",
+		func(st *supervisor.Status) float64 { return float64(max(st.Instances, 1)) })
+	writeGenerations(&e, ss)
+	writeInstances(&e, ss)
+	e.family(metricConfig, "gauge", "Content hash of the configuration and watched files the serving generation runs with.")
+	for _, s := range ss {
+		if s.st != nil {
+			e.sample(metricConfig, 1, s.labels("hash", s.st.ConfigHash)...)
+		}
+	}
+	e.family(metricLastReload, "gauge", "When the last reload ended, in seconds since the Unix epoch.")
+	for _, s := range ss {
+		if s.st != nil && s.st.LastReload != nil {
+			e.sample(metricLastReload, float64(s.st.LastReload.Finished.UnixMilli())/1e3, s.labels()...)
+		}
+	}
+	e.family(metricLastReloadOK, "gauge", "1 if the last reload succeeded, 0 if it failed.")
+	for _, s := range ss {
+		if s.st != nil && s.st.LastReload != nil {
+			e.sample(metricLastReloadOK, b2f(s.st.LastReload.OK), s.labels()...)
+		}
 	}
 	return e.b.Bytes()
 }
 
 // writeGenerations writes what each running generation uses, sampled for
 // this scrape (see supervisor.GenerationStatus), labelled gen="N".
-func writeGenerations(e *expo, gens []supervisor.GenerationStatus) {
+func writeGenerations(e *expo, ss []scrape) {
 	for _, f := range []struct {
 		name, typ, help string
 		value           func(supervisor.GenerationStatus) float64
@@ -125,8 +167,13 @@ func writeGenerations(e *expo, gens []supervisor.GenerationStatus) {
 			func(g supervisor.GenerationStatus) float64 { return float64(g.Processes) }},
 	} {
 		e.family(f.name, f.typ, f.help)
-		for _, g := range gens {
-			e.sample(f.name, f.value(g), "gen", strconv.Itoa(g.Gen))
+		for _, s := range ss {
+			if s.st == nil {
+				continue
+			}
+			for _, g := range s.st.Generations {
+				e.sample(f.name, f.value(g), s.labels("gen", strconv.Itoa(g.Gen))...)
+			}
 		}
 	}
 }
@@ -134,10 +181,7 @@ func writeGenerations(e *expo, gens []supervisor.GenerationStatus) {
 // writeInstances writes what each instance of a generation running
 // several uses, and how often it was restarted alone, labelled gen="N",
 // instance="I"; nothing when no generation runs several.
-func writeInstances(e *expo, gens []supervisor.GenerationStatus) {
-	if !slices.ContainsFunc(gens, func(g supervisor.GenerationStatus) bool { return len(g.Instances) > 0 }) {
-		return
-	}
+func writeInstances(e *expo, ss []scrape) {
 	for _, f := range []struct {
 		name, typ, help string
 		value           func(supervisor.InstanceStatus) float64
@@ -156,9 +200,14 @@ func writeInstances(e *expo, gens []supervisor.GenerationStatus) {
 			func(in supervisor.InstanceStatus) float64 { return float64(in.Processes) }},
 	} {
 		e.family(f.name, f.typ, f.help)
-		for _, g := range gens {
-			for _, in := range g.Instances {
-				e.sample(f.name, f.value(in), "gen", strconv.Itoa(g.Gen), "instance", strconv.Itoa(in.Index))
+		for _, s := range ss {
+			if s.st == nil {
+				continue
+			}
+			for _, g := range s.st.Generations {
+				for _, in := range g.Instances {
+					e.sample(f.name, f.value(in), s.labels("gen", strconv.Itoa(g.Gen), "instance", strconv.Itoa(in.Index))...)
+				}
 			}
 		}
 	}
@@ -172,16 +221,22 @@ func b2f(b bool) float64 {
 }
 
 // expo writes the text exposition format.
-type expo struct{ b bytes.Buffer }
+type expo struct {
+	b    bytes.Buffer
+	head string // the HELP and TYPE lines of the family begun, until its first sample
+}
 
-// family starts a metric family: its HELP and TYPE lines.
+// family begins a metric family: its HELP and TYPE lines go out before
+// its first sample, and not at all for a family without samples.
 func (e *expo) family(name, typ, help string) {
-	e.b.WriteString("# HELP " + name + " " + helpEscaper.Replace(help) + "\n")
-	e.b.WriteString("# TYPE " + name + " " + typ + "\n")
+	e.head = "# HELP " + name + " " + helpEscaper.Replace(help) + "\n" +
+		"# TYPE " + name + " " + typ + "\n"
 }
 
 // sample writes one sample; labels are name, value pairs.
 func (e *expo) sample(name string, v float64, labels ...string) {
+	e.b.WriteString(e.head)
+	e.head = ""
 	e.b.WriteString(name)
 	if len(labels) > 0 {
 		e.b.WriteByte('{')

@@ -12,6 +12,14 @@
 // supervisor neither hang nor pile up goroutines. No goroutine outlives
 // Close.
 //
+// With several programs (StartPrograms) each program has its own counters
+// (ProgramHooks), its own Status calls in flight, asked at once and waited
+// for StatusTimeout in all, and only while it runs: a program that waits to
+// start or has ended is never asked (its supervisor would not answer).
+// Every sample of a program carries program="NAME"; hupd_up comes once. A
+// hupd running one program writes exactly what it wrote before: no program
+// label, no family without samples.
+//
 // The HTTP server is hupd's own, on package net (http1.go): net/http
 // would link crypto/tls into every hupd, at about 2 MiB of memory each,
 // endpoint on or off. It serves one request per connection and closes it;

@@ -33,6 +33,7 @@ var (
 type request struct {
 	method string
 	path   string // the target's path, without the query
+	query  string // the target's query, without the "?"
 	body   bool   // it announced a body (Content-Length > 0 or Transfer-Encoding)
 }
 
@@ -102,11 +103,11 @@ func parseHead(head []byte) (req request, code int, why string) {
 	if version[5] != '1' {
 		return req, 505, "HTTP/1.1 only"
 	}
-	path, ok := targetPath(target)
+	path, query, ok := targetPath(target)
 	if !ok {
 		return req, 400, "malformed request target"
 	}
-	req.method, req.path = method, path
+	req.method, req.path, req.query = method, path, query
 
 	hosts := 0
 	for rest != "" {
@@ -146,14 +147,14 @@ func cutLine(s string) (line, rest string) {
 	return strings.TrimSuffix(line, "\r"), rest
 }
 
-// targetPath returns the path of a request target in origin form
-// ("/metrics?x=1") or absolute form ("http://host/metrics"), without the
-// query; false for other forms and for a target with a byte that is not
-// visible ASCII.
-func targetPath(t string) (string, bool) {
+// targetPath returns the path and the query of a request target in
+// origin form ("/metrics?x=1") or absolute form ("http://host/metrics");
+// false for other forms and for a target with a byte that is not visible
+// ASCII.
+func targetPath(t string) (path, query string, ok bool) {
 	for i := 0; i < len(t); i++ {
 		if t[i] <= ' ' || t[i] >= 0x7f || t[i] == '#' {
-			return "", false
+			return "", "", false
 		}
 	}
 	if !strings.HasPrefix(t, "/") {
@@ -161,16 +162,19 @@ func targetPath(t string) (string, bool) {
 		// 3.2.2): the path starts after the authority.
 		scheme, rest, ok := strings.Cut(t, "://")
 		if !ok || !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") || rest == "" {
-			return "", false
+			return "", "", false
 		}
 		i := strings.IndexAny(rest, "/?")
-		if i < 0 || rest[i] == '?' {
-			return "/", true
+		if i < 0 {
+			return "/", "", true
+		}
+		if rest[i] == '?' {
+			return "/", rest[i+1:], true
 		}
 		t = rest[i:]
 	}
-	path, _, _ := strings.Cut(t, "?")
-	return path, true
+	path, query, _ = strings.Cut(t, "?")
+	return path, query, true
 }
 
 // isToken reports whether s is a token (RFC 9110 section 5.6.2): a method

@@ -48,6 +48,11 @@ type counts struct {
 	readySum   float64
 }
 
+// hooks are the supervisor hooks that record into r.
+func (r *recorder) hooks() supervisor.Hooks {
+	return supervisor.Hooks{Started: r.started, Ready: r.ready, Reloaded: r.reloaded, Stopping: r.stopping}
+}
+
 func (r *recorder) started(gen, pid int) {
 	r.mu.Lock()
 	r.starts++

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,18 +77,73 @@ type Options struct {
 // Start serves it with a Source, Close stops it.
 type Server struct {
 	opts   Options
-	src    Source
 	ln     net.Listener
-	rec    recorder
+	one    *reporter       // the single program's (Hooks, Start)
 	ctx    context.Context // ends with Close: requests stop waiting
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	started bool
 	closed  bool
-	conns   map[net.Conn]*conn // being served
-	call    [2]*statusCall     // the Status and StatusUsage calls in flight, if any
-	wg      sync.WaitGroup     // the accept loop, connections and Status calls
+	multi   bool                 // started with StartPrograms
+	reps    []*reporter          // what it reports on, in start order; set by Start or StartPrograms
+	recs    map[string]*recorder // ProgramHooks' recorders, by program name
+	conns   map[net.Conn]*conn   // being served
+	wg      sync.WaitGroup       // the accept loop, connections and Status calls
+}
+
+// ProgramState is what a program of several is doing, for /readyz.
+type ProgramState int
+
+// Program states.
+const (
+	// ProgramWaiting: not started yet (it waits for its after programs).
+	ProgramWaiting ProgramState = iota
+	// ProgramRunning: its supervisor runs and answers Status.
+	ProgramRunning
+	// ProgramEnded: its supervisor has returned, or it will never start.
+	ProgramEnded
+)
+
+// Program is one of several programs a Server reports on (StartPrograms).
+type Program struct {
+	// Name labels its samples (program="NAME") and is what
+	// /readyz?program=NAME asks for.
+	Name string
+	// Source answers for it while it runs: it is asked only then.
+	Source Source
+	// State says what it does now; it is called from request goroutines.
+	State func() ProgramState
+	// After names the programs it starts after, for /readyz's answer while
+	// it waits.
+	After []string
+	// EndIgnored: once it has ended, /readyz of all programs leaves it out
+	// (hupd goes on without it: on_exit = "ignore"); /readyz?program=NAME
+	// still says it ended.
+	EndIgnored bool
+}
+
+// reporter is one program the Server reports on.
+type reporter struct {
+	prog Program // Name "" and State nil for the single program
+	rec  *recorder
+	call [2]*statusCall // the Status and StatusUsage calls in flight, if any; under the Server's mu
+}
+
+// state is what r's program does now; the single program always runs.
+func (r *reporter) state() ProgramState {
+	if r.prog.State == nil {
+		return ProgramRunning
+	}
+	return r.prog.State()
+}
+
+// why prefixes a reason with the program's name when there are several.
+func (r *reporter) why(reason string) string {
+	if r.prog.Name == "" {
+		return reason
+	}
+	return "program " + r.prog.Name + ": " + reason
 }
 
 // conn is a connection's state for admission.
@@ -125,21 +182,31 @@ func Listen(opts Options) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{opts: opts, ln: ln, ctx: ctx, cancel: cancel,
-		conns: map[net.Conn]*conn{}}, nil
+	return &Server{opts: opts, ln: ln, ctx: ctx, cancel: cancel, one: &reporter{rec: &recorder{}},
+		recs: map[string]*recorder{}, conns: map[net.Conn]*conn{}}, nil
 }
 
 // Addr is the bound address (with the port the kernel picked for port 0).
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Hooks are the supervisor hooks that record the counters.
-func (s *Server) Hooks() supervisor.Hooks {
-	return supervisor.Hooks{
-		Started:  s.rec.started,
-		Ready:    s.rec.ready,
-		Reloaded: s.rec.reloaded,
-		Stopping: s.rec.stopping,
+func (s *Server) Hooks() supervisor.Hooks { return s.one.rec.hooks() }
+
+// ProgramHooks are the hooks that record the counters of program name,
+// one of several (StartPrograms): its samples carry program="NAME".
+func (s *Server) ProgramHooks(name string) supervisor.Hooks {
+	return s.programRecorder(name).hooks()
+}
+
+func (s *Server) programRecorder(name string) *recorder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.recs[name]
+	if r == nil {
+		r = &recorder{}
+		s.recs[name] = r
 	}
+	return r
 }
 
 // Start serves the listener in a goroutine of its own, reporting on src.
@@ -153,7 +220,29 @@ func (s *Server) Start(src Source) {
 	if s.started || s.closed {
 		return
 	}
-	s.started, s.src = true, src
+	s.one.prog.Source = src
+	s.started, s.reps = true, []*reporter{s.one}
+	s.wg.Add(1)
+	go s.serve()
+}
+
+// StartPrograms is Start for a hupd that runs several programs, in start
+// order, each with its counters from ProgramHooks(Name): /readyz answers
+// for all of them (?program=NAME for one), /metrics labels every sample
+// of a program with program="NAME", hupd_up once. A program's Source is
+// asked only while its State is ProgramRunning, and must then answer or
+// be about to (see Start).
+func (s *Server) StartPrograms(progs []Program) {
+	reps := make([]*reporter, len(progs))
+	for i, p := range progs {
+		reps[i] = &reporter{prog: p, rec: s.programRecorder(p.Name)}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.closed {
+		return
+	}
+	s.started, s.multi, s.reps = true, true, reps
 	s.wg.Add(1)
 	go s.serve()
 }
@@ -303,7 +392,7 @@ func (s *Server) route(req request) response {
 	case "/livez":
 		h = s.livez
 	case "/readyz":
-		h = s.readyz
+		h = func() response { return s.readyz(req.query) }
 	case "/metrics":
 		h = s.metrics
 	default:
@@ -315,38 +404,44 @@ func (s *Server) route(req request) response {
 	return h()
 }
 
-// status returns the supervisor's snapshot, or false when it did not
-// answer within StatusTimeout (or the Server is closing). Requests that
-// arrive while a call is in flight wait for that one. With usage, what
-// each generation uses is sampled too: /livez and /readyz never pay for
-// that (in the fallback it scans /proc).
-func (s *Server) status(usage bool) (supervisor.Status, bool) {
+// status asks r's supervisor for its snapshot; wait waits for the answer.
+// Requests that arrive while a call is in flight wait for that one. With
+// usage, what each generation uses is sampled too: /livez and /readyz
+// never pay for that (in the fallback it scans /proc). Nil when the
+// Server is closing.
+func (s *Server) status(r *reporter, usage bool) *statusCall {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return supervisor.Status{}, false
+		return nil
 	}
-	k, get := 0, s.src.Status
+	k, get := 0, r.prog.Source.Status
 	if usage {
-		k, get = 1, s.src.StatusUsage
+		k, get = 1, r.prog.Source.StatusUsage
 	}
-	c := s.call[k]
+	c := r.call[k]
 	if c == nil {
 		c = &statusCall{done: make(chan struct{})}
-		s.call[k] = c
+		r.call[k] = c
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			st := get()
 			s.mu.Lock()
-			c.st, s.call[k] = st, nil
+			c.st, r.call[k] = st, nil
 			s.mu.Unlock()
 			close(c.done)
 		}()
 	}
-	s.mu.Unlock()
-	t := time.NewTimer(s.opts.StatusTimeout)
-	defer t.Stop()
+	return c
+}
+
+// wait returns c's snapshot, or false when it did not come by the timer's
+// end (or the Server is closing). A nil c never answers.
+func (s *Server) wait(c *statusCall, t *time.Timer) (supervisor.Status, bool) {
+	if c == nil {
+		return supervisor.Status{}, false
+	}
 	select {
 	case <-c.done:
 		return c.st, true
@@ -356,39 +451,128 @@ func (s *Server) status(usage bool) (supervisor.Status, bool) {
 	return supervisor.Status{}, false
 }
 
-// livez: 200 while the supervisor's loop answers. A failed reload does not
-// make hupd less alive: only a loop that does not answer does.
+// statuses asks every running program of reps for its snapshot at once
+// and waits for the answers at most StatusTimeout in all: st[i] is
+// reps[i]'s, nil if it did not answer or does not run (ran[i] false).
+func (s *Server) statuses(reps []*reporter, usage bool) (st []*supervisor.Status, ran []bool) {
+	calls := make([]*statusCall, len(reps))
+	ran = make([]bool, len(reps))
+	for i, r := range reps {
+		if ran[i] = r.state() == ProgramRunning; ran[i] {
+			calls[i] = s.status(r, usage)
+		}
+	}
+	t := time.NewTimer(s.opts.StatusTimeout)
+	defer t.Stop()
+	st = make([]*supervisor.Status, len(reps))
+	expired := false
+	for i, c := range calls {
+		if !ran[i] || expired {
+			continue
+		}
+		if got, ok := s.wait(c, t); ok {
+			st[i] = &got
+		} else {
+			expired = true // the timer fired, or the Server closes: no more waiting
+		}
+	}
+	return st, ran
+}
+
+// reporters is what the Server reports on: set once by Start.
+func (s *Server) reporters() []*reporter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reps
+}
+
+// livez: 200 while the supervisor's loop answers (every running
+// program's, with several). A failed reload does not make hupd less
+// alive: only a loop that does not answer does.
 func (s *Server) livez() response {
-	if _, ok := s.status(false); !ok {
-		return text(503, s.noAnswer())
+	reps := s.reporters()
+	st, ran := s.statuses(reps, false)
+	for i, r := range reps {
+		if ran[i] && st[i] == nil {
+			return text(503, r.why(s.noAnswer()))
+		}
 	}
 	return text(200, "ok")
 }
 
 // readyz: 200 while a generation is ready and serving; else 503 and why.
-func (s *Server) readyz() response {
-	if why := s.rec.notReady(s.opts.Failures); why != "" {
-		return text(503, why)
+// With several programs, 200 while each is, the first in start order that
+// is not named in the 503's line; query program=NAME asks for one (404 if
+// no program has that name). A program that waits to start is not ready;
+// one that ended is not, but is left out of the answer for all when hupd
+// goes on without it (EndIgnored).
+func (s *Server) readyz(query string) response {
+	reps := s.reporters()
+	all := true
+	if s.multi {
+		if name, ok := programQuery(query); ok {
+			i := slices.IndexFunc(reps, func(r *reporter) bool { return r.prog.Name == name })
+			if i < 0 {
+				return text(404, fmt.Sprintf("no program %q", name))
+			}
+			reps, all = reps[i:i+1], false
+		}
 	}
-	st, ok := s.status(false)
-	if !ok {
-		return text(503, s.noAnswer())
+	for _, r := range reps {
+		if why := r.rec.notReady(s.opts.Failures); why != "" {
+			return text(503, r.why(why))
+		}
 	}
-	if why := notServing(st); why != "" {
-		return text(503, why)
+	st, ran := s.statuses(reps, false)
+	for i, r := range reps {
+		var why string
+		switch {
+		case ran[i] && st[i] == nil:
+			why = s.noAnswer()
+		case ran[i]:
+			why = notServing(*st[i])
+		case r.state() == ProgramWaiting:
+			why = "waiting for " + strings.Join(r.prog.After, ", ") + " to be ready"
+		case all && r.prog.EndIgnored:
+		default:
+			why = "ended"
+		}
+		if why != "" {
+			return text(503, r.why(why))
+		}
 	}
 	return text(200, "ok")
 }
 
+// programQuery returns the value of program= in a request's query.
+func programQuery(query string) (string, bool) {
+	for _, kv := range strings.Split(query, "&") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == "program" {
+			if u, err := url.QueryUnescape(v); err == nil {
+				return u, true
+			}
+			return v, true
+		}
+	}
+	return "", false
+}
+
 // metrics: the counters, and the gauges of a status snapshot. When the
 // supervisor does not answer, the counters still go out, with hupd_up 0.
+// With several programs, each program's samples are labelled with its
+// name; hupd_up is 0 if a running program did not answer.
 func (s *Server) metrics() response {
-	st, ok := s.status(true)
-	var sp *supervisor.Status
-	if ok {
-		sp = &st
+	reps := s.reporters()
+	st, ran := s.statuses(reps, true)
+	up := true
+	ss := make([]scrape, len(reps))
+	for i, r := range reps {
+		ss[i] = scrape{program: r.prog.Name, c: r.rec.snapshot(), st: st[i]}
+		if ran[i] && st[i] == nil {
+			up = false
+		}
 	}
-	return response{200, contentType, writeMetrics(s.rec.snapshot(), sp)}
+	return response{200, contentType, writeScrapes(up, ss)}
 }
 
 func (s *Server) noAnswer() string {

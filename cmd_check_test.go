@@ -81,7 +81,7 @@ func TestCheckMultiGolden(t *testing.T) {
 }
 
 // TestRunMultiRefused: what hupd run does not do with several programs
-// yet ([health], [systemd] fdstore = "yes") is refused
+// yet ([systemd] fdstore = "yes") is refused
 // with one line naming where it is set, exit 2, before anything starts
 // (the programs would create a file), though hupd check accepts the file;
 // and a bad file gets the error hupd check gives.
@@ -91,7 +91,6 @@ func TestRunMultiRefused(t *testing.T) {
 	src := fmt.Sprintf("[[program]]\nname = \"a\"\ncommand = [\"sh\", \"-c\", \"touch %s\"]\n\n[[program]]\nname = \"b\"\ncommand = [\"sh\", \"-c\", \"touch %s\"]\n", marker, marker)
 	p := filepath.Join(dir, "hupd.toml")
 	for _, tc := range []struct{ top, tail, says string }{
-		{"[health]\naddress = \"127.0.0.1:0\"\n", "", ": health.address = \"127.0.0.1:0\": the health endpoint is not supported with several programs ([[program]]) yet"},
 		{"[systemd]\nfdstore = \"yes\"\n", "", ": systemd.fdstore = \"yes\": the fd store is not supported with several programs ([[program]]) yet"},
 	} {
 		if err := os.WriteFile(p, []byte(tc.top+src+tc.tail), 0o644); err != nil {

@@ -584,12 +584,12 @@ var badCases = []badCase{
 		where: "--listen: ", says: []string{"sets a program's setting: with [[program]] tables (the first at hupd.toml:1)"},
 	},
 	{
-		// A valid file: hupd check accepts it; hupd run does not serve
-		// [health] with several programs yet and starts nothing.
-		name: "multi: [health] with several programs", code: 2, cmd: []string{}, runOnly: true,
-		toml: "[health]\naddress = \"127.0.0.1:0\" " + badMark + "\n[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[[program.listen]]\naddress = \"tcp://127.0.0.1:{port}\"\n" +
+		// A valid file: hupd check accepts it; hupd run finds the one
+		// health endpoint's port in use and starts nothing.
+		name: "multi: health port in use", code: 1, cmd: []string{}, runOnly: true,
+		toml: "[health]\naddress = \"127.0.0.1:{busy}\" " + badMark + "\n[[program]]\nname = \"web\"\ncommand = [\"{hello}\"]\n[[program.listen]]\naddress = \"tcp://127.0.0.1:{port}\"\n" +
 			"[[program]]\nname = \"app\"\ncommand = [\"{hello}\"]\n[[program.listen]]\naddress = \"unix://{sock}\"\n",
-		says: []string{"health.address = \"127.0.0.1:0\": the health endpoint is not supported with several programs ([[program]]) yet"},
+		says: []string{`health.address = "127.0.0.1:{busy}": bind: address already in use`},
 	},
 
 	// Usage.

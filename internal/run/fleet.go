@@ -17,6 +17,7 @@ import (
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/health"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -42,7 +43,10 @@ import (
 // "stop-all" stops the others so and hupd exits with its code; with
 // "ignore" the others go on, and hupd exits once none runs. A change of a
 // program's [[program.watch]] group (one watcher for all) acts on that
-// program alone, while it runs.
+// program alone, while it runs. The one health endpoint ([health])
+// reports on every program (health.Server.StartPrograms), asking a
+// program's supervisor for its status only while the program runs, and
+// is closed once every program's Run has returned.
 type fleet struct {
 	log    *slog.Logger
 	progs  []*program // in start order
@@ -112,19 +116,13 @@ func (p *program) stateName() string {
 // or nil: the parts of the multi-program form hupd run does not wire yet
 // are refused before anything starts.
 func MultiUnsupported(m *config.ResolvedMulti) error {
-	if m.Health.Address != "" {
-		return &config.Error{Where: m.Health.Where, Field: "health.address", Value: m.Health.Address, Err: errMultiHealth}
-	}
 	if m.FDStore == config.FDStoreYes {
 		return &config.Error{Where: m.ConfigFile, Field: "systemd.fdstore", Value: m.FDStore, Err: errMultiFDStore}
 	}
 	return nil
 }
 
-var (
-	errMultiHealth  = errors.New("the health endpoint is not supported with several programs ([[program]]) yet")
-	errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
-)
+var errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
 
 // RunMulti runs the programs of m until hupd should exit and returns hupd's
 // exit code: after a stop signal, 0 if every program stopped cleanly,
@@ -163,6 +161,15 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 			}
 		}
 	}()
+	// One health endpoint for every program, opened right after their
+	// sockets, as with one program.
+	hs, err := openHealth(m.Health, log)
+	if err != nil {
+		return 1, err
+	}
+	if hs != nil {
+		defer hs.Close()
+	}
 
 	if err := signals.BecomeSubreaper(); err != nil {
 		log.Warn(logev.SubreaperFailed, "error", err)
@@ -208,7 +215,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		log.Warn(logev.OwnBinaryUnknown, "error", err)
 	}
 	for _, p := range f.progs {
-		if err := f.build(p, ident, rt, cg, keys, reaper, self, setup); err != nil {
+		if err := f.build(p, ident, rt, cg, keys, reaper, self, hs, setup); err != nil {
 			return 1, err
 		}
 	}
@@ -241,6 +248,12 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	if m.WatchConfig && m.ConfigFile != "" {
 		log.Info(logev.MultiConfigNotWatched, "config", m.ConfigFile)
+	}
+	if hs != nil {
+		// Its Close, deferred, runs once f.run has returned: every
+		// program's Run has then returned, and a Status call in flight
+		// has its answer.
+		hs.StartPrograms(f.healthPrograms())
 	}
 	go reaper.Run(done)
 	reaping = true
@@ -304,7 +317,7 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 
 // build makes program p's supervisor, with its own cgroup, notify
 // directory, sentinel keys and log.
-func (f *fleet) build(p *program, ident supervisor.Options, rt *supervisor.Runtime, cg *contain.Manager, keys *sentinelKeys, reaper *signals.Reaper, self string, setup Setup) error {
+func (f *fleet) build(p *program, ident supervisor.Options, rt *supervisor.Runtime, cg *contain.Manager, keys *sentinelKeys, reaper *signals.Reaper, self string, hs *health.Server, setup Setup) error {
 	name := p.spec.Name
 	opts := p.spec.Options
 	opts.Name, opts.Control = ident.Name, ident.Control
@@ -331,11 +344,42 @@ func (f *fleet) build(p *program, ident supervisor.Options, rt *supervisor.Runti
 	sup.Contain(p.cg)
 	sup.UseRuntime(rt.ForProgram(name))
 	var once sync.Once
-	sup.Observe(supervisor.Hooks{Ready: func(int, int, time.Duration) {
+	obs := []supervisor.Hooks{{Ready: func(int, int, time.Duration) {
 		once.Do(func() { f.readyc <- p.idx }) // buffered: one per program
-	}})
+	}}}
+	if hs != nil {
+		obs = append(obs, hs.ProgramHooks(name))
+	}
+	sup.Observe(hooks(obs...))
 	p.sup = sup
 	return nil
+}
+
+// healthPrograms are the programs for the health endpoint, in start
+// order: a program is asked for its status only while its supervisor runs
+// (progRunning is stored before its Run is called, and its Status answers
+// once Run returned), and one whose end hupd ignores (on_exit "ignore")
+// is left out of /readyz of all once it ended.
+func (f *fleet) healthPrograms() []health.Program {
+	hp := make([]health.Program, len(f.progs))
+	for i, p := range f.progs {
+		hp[i] = health.Program{
+			Name:   p.spec.Name,
+			Source: p.sup,
+			After:  p.spec.After,
+			State: func() health.ProgramState {
+				switch p.state.Load() {
+				case progWaiting:
+					return health.ProgramWaiting
+				case progRunning:
+					return health.ProgramRunning
+				}
+				return health.ProgramEnded
+			},
+			EndIgnored: p.spec.OnExit == config.OnExitIgnore,
+		}
+	}
+	return hp
 }
 
 // run is the fleet's loop: it starts the programs in order, hands the

@@ -16,7 +16,8 @@ import (
 // gunicorn on a unix socket hupd holds, under one hupd. The app answers
 // through nginx; three reloads of the app under a new-connection client
 // through nginx fail nothing and leave nginx's PID as it was; a reload of
-// every program too; TERM stops nginx, then the app, and hupd exits 0.
+// every program too; its health endpoint says both are ready; TERM stops
+// nginx, then the app, and hupd exits 0.
 func TestMultiExampleNginxGunicorn(t *testing.T) {
 	t.Parallel()
 	needTool(t, "/usr/sbin/nginx", "nginx")
@@ -39,7 +40,7 @@ func TestMultiExampleNginxGunicorn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	move := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:"+port, "/tmp/hupd-multi-app.sock", sock,
+	move := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:"+port, `address = "127.0.0.1:9901"`, `address = "127.0.0.1:0"`, "/tmp/hupd-multi-app.sock", sock,
 		`"examples/multi/"`, `"`+dir+`/"`, `"examples/multi"`, `"`+dir+`"`)
 	copyExample("hupd.toml", move.Replace)
 	copyExample("nginx.conf", move.Replace)
@@ -57,6 +58,11 @@ func TestMultiExampleNginxGunicorn(t *testing.T) {
 	if body := get(t, "http://"+addr+"/"); !app(body) {
 		t.Fatalf("through nginx: %q", body)
 	}
+	// Its one health endpoint: both ready, each program's samples.
+	hl := hlAddr(h)
+	hlExpect(t, hl, "/readyz", 200, "ok")
+	hlExpect(t, hl, "/readyz?program=app", 200, "ok")
+	hlExpectMetrics(t, hl, map[string]float64{"hupd_up": 1, `hupd_generations{program="web"}`: 1, `hupd_generations{program="app"}`: 1})
 	l := startLoad(t, "tcp", addr, app, false)
 	for i := range 3 {
 		code, out, errOut := fleetCLI(t, h, "reload", "-c", filepath.Join(dir, "hupd.toml"), "-q", "app")

@@ -11,8 +11,9 @@ import (
 )
 
 // TestMultiHealth: one health endpoint ([health] at the top of a file
-// with [[program]] tables) for two hello programs: /readyz is 200 once
-// both are ready, ?program=NAME answers for one and 404 for a name no
+// with [[program]] tables) for two hello programs: while app's start is
+// held before it can be ready, /readyz is 503 naming app, and
+// ?program=web says web waits for app; /readyz is 200 once both are ready, ?program=NAME answers for one and 404 for a name no
 // program has; /metrics labels every program's samples program="NAME"
 // (hupd_up once); web's child killed, its restart held before it can be
 // ready, makes /readyz 503 naming web while app's answer stays 200; once
@@ -21,15 +22,29 @@ import (
 func TestMultiHealth(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	gate, started := filepath.Join(dir, "gate"), filepath.Join(dir, "started")
-	if err := syscall.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
+	gate, appGate, started := filepath.Join(dir, "gate"), filepath.Join(dir, "app-gate"), filepath.Join(dir, "started")
+	for _, f := range []string{gate, appGate} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// open lets a program held at fifo f go on.
+	open := func(f string) {
+		t.Helper()
+		g, err := os.OpenFile(f, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.WriteString("go\n")
+		g.Close()
+	}
+	app := helloProgram("app")
+	app.command = []string{"sh", "-c", "read x < " + appGate + "; exec " + helloBin + " -grace 10s"}
 	web := helloProgram("web", "app")
 	// Its first start goes straight to hello; a restart waits until the
 	// test writes a line to the gate.
 	web.command = []string{"sh", "-c", "if [ -e " + started + " ]; then read x < " + gate + "; fi; touch " + started + "; exec " + helloBin + " -grace 10s"}
-	p := fleetFile(t, helloProgram("app"), web)
+	p := fleetFile(t, app, web)
 	src, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +55,13 @@ func TestMultiHealth(t *testing.T) {
 	}
 	h := StartHupd(t, "run", "-c", p)
 	addr := hlAddr(h)
+	h.WaitEvent(logev.ChildStarted, 1, ofProgram("app"))
+	h.WaitEvent(logev.ProgramWaiting, 1, ofProgram("web"))
+	if code, body := hlGet(t, addr, "GET", "/readyz"); code != 503 || !strings.HasPrefix(body, "program app: ") {
+		t.Fatalf("/readyz while app starts: %d %q, want 503 naming app", code, body)
+	}
+	hlExpect(t, addr, "/readyz?program=web", 503, "program web: waiting for app to be ready\n")
+	open(appGate)
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("app"))
 	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
 
@@ -80,12 +102,7 @@ func TestMultiHealth(t *testing.T) {
 	}
 	hlExpect(t, addr, "/readyz?program=app", 200, "ok")
 
-	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.WriteString("go\n")
-	g.Close()
+	open(gate)
 	h.WaitEvent(logev.ChildReady, 2, ofProgram("web"))
 	hlExpect(t, addr, "/readyz", 200, "ok")
 	hlExpectMetrics(t, addr, map[string]float64{

@@ -93,10 +93,15 @@ func printProgramReloads(stdout, stderr io.Writer, ps []control.ProgramReply, as
 	if asJSON {
 		json.NewEncoder(stdout).Encode(programsJSON{Programs: ps})
 	}
-	failed := false
+	failed, waitEnded := false, false
 	for _, p := range ps {
 		r := p.Reload
 		if r == nil {
+			continue
+		}
+		if r.TimedOut {
+			waitEnded = true
+			fmt.Fprintf(stderr, "hupd: gave up waiting for %s; its reload goes on (hupd status shows how it ends)\n", p.Name)
 			continue
 		}
 		if !r.OK {
@@ -111,8 +116,11 @@ func printProgramReloads(stdout, stderr io.Writer, ps []control.ProgramReply, as
 			fmt.Fprintf(stdout, "%s: %s\n", p.Name, reloadSummary(r))
 		}
 	}
-	if failed {
+	switch {
+	case failed:
 		return exitError{1}
+	case waitEnded:
+		return exitError{exitWaitEnded}
 	}
 	return nil
 }

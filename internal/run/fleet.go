@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -88,6 +89,10 @@ type program struct {
 	sigs  chan os.Signal
 	after []int // indices of the programs it starts after
 	state atomic.Int32
+	// ran: its supervisor's Run was called (a program that ends before
+	// its after programs were ready never runs: its supervisor answers
+	// nothing, and its sockets stay the fleet's to close).
+	ran atomic.Bool
 
 	// The loop's own.
 	ready       bool
@@ -119,10 +124,25 @@ func MultiUnsupported(m *config.ResolvedMulti) error {
 	if m.FDStore == config.FDStoreYes {
 		return &config.Error{Where: m.ConfigFile, Field: "systemd.fdstore", Value: m.FDStore, Err: errMultiFDStore}
 	}
+	// A program without cgroups would run in hupd's own leaf beside
+	// programs with them: its processes counted as hupd's, its leftovers
+	// keeping hupd's cgroups from going.
+	for _, p := range m.Programs {
+		if (p.Cgroup == contain.ModeOff) != (m.Programs[0].Cgroup == contain.ModeOff) {
+			return &config.Error{Where: p.Where, Field: "program " + strconv.Quote(p.Name) + " process.cgroup", Value: string(p.Cgroup), Err: errMultiCgroup}
+		}
+	}
+	if os.Getenv("NOTIFY_SOCKET") != "" {
+		return errMultiNotify
+	}
 	return nil
 }
 
-var errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
+var (
+	errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
+	errMultiCgroup  = errors.New("cgroups off for some programs and not others: set the same for every program ([[program]])")
+	errMultiNotify  = errors.New("hupd runs under a service manager that waits for sd_notify ($NOTIFY_SOCKET: Type=notify); with several programs ([[program]]) it does not notify yet: use Type=exec")
+)
 
 // RunMulti runs the programs of m until hupd should exit and returns hupd's
 // exit code: after a stop signal, 0 if every program stopped cleanly,
@@ -156,7 +176,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	defer closeFiles(held)
 	defer func() {
 		for _, p := range f.progs {
-			if p.state.Load() == progWaiting { // its supervisor never ran: the sockets are still the fleet's
+			if !p.ran.Load() { // its supervisor never ran: the sockets are still the fleet's
 				socketact.CloseAll(p.ls)
 			}
 		}
@@ -435,6 +455,9 @@ func (f *fleet) startEligible() {
 			case q.state.Load() == progEnded:
 				p.state.Store(progEnded)
 				p.log.Warn(logev.ProgramNotStarted, "after", q.spec.Name)
+				// It never runs: its sockets close now, refusing clients
+				// instead of queueing them for nobody.
+				socketact.CloseAll(p.ls)
 				ok = false
 			default:
 				ok = false
@@ -453,6 +476,7 @@ func (f *fleet) startEligible() {
 }
 
 func (f *fleet) start(p *program) {
+	p.ran.Store(true)
 	p.state.Store(progRunning)
 	if len(p.spec.After) == 0 {
 		p.log.Info(logev.ProgramStarting)
@@ -478,7 +502,10 @@ func (f *fleet) onSignal(sig os.Signal) {
 		f.log.Warn(logev.UpgradeSignalIgnored, supervisor.KeySignal, signals.Name(ss))
 	default: // HUP reloads each; a second stop signal is forwarded as received
 		for _, p := range f.progs {
-			if p.state.Load() == progRunning {
+			// While the fleet stops, only the programs asked to stop so far
+			// get anything: the others must serve those after them until
+			// these have ended (the reverse order).
+			if p.state.Load() == progRunning && (!f.stopping || p.stopSent) {
 				f.send(p, ss)
 			}
 		}
@@ -523,7 +550,9 @@ func (f *fleet) onEnd(e programEnd) {
 		p.log.Error(logev.ProgramStartFailed, supervisor.KeyError, e.err)
 	}
 	p.log.Info(logev.ProgramEnded, supervisor.KeyStatus, e.code)
-	if e.code != 0 && f.code == 0 {
+	// A program whose end is ignored does not decide hupd's code, unless
+	// the fleet's stop ended it.
+	if e.code != 0 && f.code == 0 && (p.spec.OnExit != config.OnExitIgnore || f.stopping && p.stopSent) {
 		f.code = e.code
 	}
 	switch {

@@ -73,7 +73,7 @@ func (h fleetHandler) StatusPrograms(names []string) ([]control.ProgramReply, er
 	out := make([]control.ProgramReply, len(ps))
 	for i, p := range ps {
 		out[i] = control.ProgramReply{Name: p.spec.Name, State: p.stateName()}
-		if p.state.Load() != progWaiting {
+		if p.ran.Load() {
 			st := p.sup.StatusUsage() // an ended one answers at once
 			out[i].Status = &st
 		}
@@ -90,6 +90,9 @@ func (h fleetHandler) ReloadPrograms(ctx context.Context, names []string) ([]con
 	var wg sync.WaitGroup
 	for i, p := range ps {
 		out[i] = control.ProgramReply{Name: p.spec.Name, State: p.stateName()}
+		if p.state.Load() != progRunning && len(names) == 0 {
+			continue // a reload of every program: those running (the state says why not)
+		}
 		if p.state.Load() != progRunning {
 			now := time.Now()
 			r := supervisor.ReloadResult{Cause: "hupd reload", Reason: "program " + p.spec.Name + " is not running (" + out[i].State + ")", Started: now, Finished: now}
@@ -128,6 +131,9 @@ func (h fleetHandler) Program(name string) (control.Handler, error) {
 	p := ps[0]
 	if p.state.Load() == progWaiting {
 		return nil, fmt.Errorf("program %s has not started yet: it starts after %s", name, strings.Join(p.spec.After, ", "))
+	}
+	if !p.ran.Load() {
+		return nil, fmt.Errorf("program %s never started: a program it starts after ended first", name)
 	}
 	return programHandler{p.sup}, nil
 }

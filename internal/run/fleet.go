@@ -62,7 +62,10 @@ type fleet struct {
 	stopping bool
 	stopSig  syscall.Signal
 	cause    *int // the exit code of the program whose end stopped every program
-	code     int  // the first non-zero exit code of a program, else 0
+	code     int  // the first non-zero exit code of a program, else 0 (see onEnd)
+	// ignoredCode: the first non-zero code of a program whose end is
+	// ignored: hupd's when it ends because nothing is left to run.
+	ignoredCode int
 }
 
 // fleetWatch is one [[program.watch]] group of a program.
@@ -146,8 +149,10 @@ var (
 
 // RunMulti runs the programs of m until hupd should exit and returns hupd's
 // exit code: after a stop signal, 0 if every program stopped cleanly,
-// else the first non-zero code a program's supervisor returned; after a
-// program with on_exit "stop-all" ended, that program's code. An error
+// else the first non-zero code a program's supervisor returned (not one
+// that ended on its own with on_exit "ignore"); after a program with
+// on_exit "stop-all" ended, that program's code; when nothing is left to
+// run, the first non-zero code of any program. An error
 // means nothing was left running. setup.Load and Parse are not used yet:
 // edits of hupd.toml are not applied while several programs run.
 func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
@@ -428,6 +433,9 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 	if f.cause != nil {
 		return *f.cause
 	}
+	if !f.stopping && f.code == 0 {
+		return f.ignoredCode // nothing left to run, no stop asked for
+	}
 	return f.code
 }
 
@@ -550,10 +558,17 @@ func (f *fleet) onEnd(e programEnd) {
 		p.log.Error(logev.ProgramStartFailed, supervisor.KeyError, e.err)
 	}
 	p.log.Info(logev.ProgramEnded, supervisor.KeyStatus, e.code)
-	// A program whose end is ignored does not decide hupd's code, unless
-	// the fleet's stop ended it.
-	if e.code != 0 && f.code == 0 && (p.spec.OnExit != config.OnExitIgnore || f.stopping && p.stopSent) {
-		f.code = e.code
+	// A program whose end is ignored does not decide hupd's code after a
+	// stop signal, unless that stop ended it; when hupd ends because
+	// nothing is left to run, it does (ignoredCode).
+	switch {
+	case e.code == 0:
+	case p.spec.OnExit != config.OnExitIgnore || f.stopping && p.stopSent:
+		if f.code == 0 {
+			f.code = e.code
+		}
+	case f.ignoredCode == 0:
+		f.ignoredCode = e.code
 	}
 	switch {
 	case f.stopping:

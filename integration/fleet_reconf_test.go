@@ -237,3 +237,41 @@ func TestMultiEditWatched(t *testing.T) {
 		t.Fatalf("hupd exited %d, want 0", code)
 	}
 }
+
+// TestMultiEditHealth: the one health endpoint follows the edits: a
+// removed program no longer counts (/readyz 200 once it ended, 404 for
+// its name), an added one does (?program=NAME 200 once it is ready).
+func TestMultiEditHealth(t *testing.T) {
+	t.Parallel()
+	app, web, extra := helloProgram("app"), helloProgram("web", "app"), helloProgram("extra")
+	withHealth := func(path string) {
+		src, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := strings.Replace(string(src), "name = \"fleet\"\n", "name = \"fleet\"\n\n[health]\naddress = \"127.0.0.1:0\"\n", 1)
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := fleetFile(t, app, web)
+	withHealth(path)
+	h := StartHupd(t, "run", "-c", path, "--watch-config=false")
+	addr := hlAddr(h)
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
+	hlExpect(t, addr, "/readyz", 200, "ok")
+
+	rewriteFleet(t, path, app, extra)
+	withHealth(path)
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload: exit %d, stderr %q:\n%s", code, errOut, out)
+	}
+	h.WaitEvent(logev.ProgramRemoved, 1, ofProgram("web"))
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("extra"))
+	hlExpect(t, addr, "/readyz?program=web", 404, `no program "web"`)
+	hlExpect(t, addr, "/readyz?program=extra", 200, "ok")
+	hlExpect(t, addr, "/readyz", 200, "ok")
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}

@@ -329,6 +329,9 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	f.mu.Unlock()
 	f.link()
 	f.cur = next
+	if f.hs != nil {
+		f.hs.SetPrograms(f.healthPrograms())
+	}
 	if f.setup.Level != nil {
 		f.setup.Level.Set(next.LogLevel)
 	}

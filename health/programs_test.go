@@ -236,7 +236,9 @@ func TestProgramsSet(t *testing.T) {
 	ts.expect(t, "/readyz", 503, "program app: 1 reload in a row failed; the last: check failed")
 	extra := &testProgram{src: &fakeSource{st: ready(1)}}
 	extra.set(ProgramWaiting)
-	state := func(p *testProgram) func() ProgramState { return func() ProgramState { return ProgramState(p.state.Load()) } }
+	state := func(p *testProgram) func() ProgramState {
+		return func() ProgramState { return ProgramState(p.state.Load()) }
+	}
 	ts.SetPrograms([]Program{{Name: "app", Source: app.src, State: state(app)}, {Name: "extra", Source: extra.src, After: []string{"app"}, State: state(extra)}})
 	ts.expect(t, "/readyz?program=web", 404, `no program "web"`)
 	ts.expect(t, "/readyz", 503, "program app: 1 reload in a row failed; the last: check failed")

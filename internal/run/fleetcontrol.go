@@ -101,7 +101,10 @@ func (h fleetHandler) ReloadPrograms(ctx context.Context, names []string) ([]con
 		}
 		// The loop answers every request it takes.
 		r := <-reply
-		if r.err != nil {
+		switch {
+		case r.err != nil && r.res.applied: // a program's supervisor refused its part
+			return nil, &control.ConfigError{Err: fmt.Errorf("hupd.toml applied but for: %w (a reload applies it again)", r.err)}
+		case r.err != nil:
 			return nil, &control.ConfigError{Err: fmt.Errorf("hupd.toml not applied, nothing changed: %w", r.err)}
 		}
 		applied = r.res

@@ -275,3 +275,50 @@ func TestMultiEditHealth(t *testing.T) {
 		t.Fatalf("hupd exited %d, want 0", code)
 	}
 }
+
+// TestMultiEditAddressInUse: an edit whose new address for web is in use
+// is applied to app (its env) and refused for web, which serves on as it
+// was: hupd reload says so and exits 1. Once the address is free, the next
+// reload applies web's part: it serves on the new address.
+func TestMultiEditAddressInUse(t *testing.T) {
+	t.Parallel()
+	app, web := helloProgram("app"), helloProgram("web", "app")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web)
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("app"))
+	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
+	webAddr := fleetAddr(h, "web")
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	app.extra = "[program.process]\nenv = { GREETING = \"app\" }\n"
+	web.listen = false
+	web.extra = "[[program.listen]]\nname = \"http\"\naddress = \"tcp://" + taken.Addr().String() + "\"\n"
+	rewriteFleet(t, path, app, web)
+	code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet")
+	if code != 1 || !strings.Contains(errOut, "hupd.toml applied but for: program web: ") || !strings.Contains(errOut, taken.Addr().String()) {
+		t.Fatalf("hupd reload (web's address in use): exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	newApp := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("app", 2)).Int("pid")
+	if !strings.Contains(strings.Join(environ(t, newApp), "\n"), "GREETING=app") {
+		t.Fatalf("app's gen 2 lacks GREETING=app")
+	}
+	if got := fleetGet(t, webAddr); got != webPID {
+		t.Fatalf("web's socket answered by pid %d, want %d (unchanged)", got, webPID)
+	}
+
+	taken.Close()
+	code, out, errOut = fleetCLI(t, h, "reload", "--name", "fleet")
+	if code != 0 || !strings.Contains(out, "web: reload ok") || !strings.Contains(out, "app: not reloaded") {
+		t.Fatalf("hupd reload (address free): exit %d, stderr %q:\n%s", code, errOut, out)
+	}
+	newWeb := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("web", 2)).Int("pid")
+	if got := fleetGet(t, taken.Addr().String()); got != newWeb {
+		t.Fatalf("web's new address answered by pid %d, want gen 2's %d", got, newWeb)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -317,6 +318,45 @@ func TestMultiEditAddressInUse(t *testing.T) {
 	newWeb := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("web", 2)).Int("pid")
 	if got := fleetGet(t, taken.Addr().String()); got != newWeb {
 		t.Fatalf("web's new address answered by pid %d, want gen 2's %d", got, newWeb)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}
+
+// TestMultiEditWaiting: an edit of a program that waits for the programs
+// it starts after is applied before it starts: once app is ready, web
+// starts with its new environment, on its socket as first bound.
+func TestMultiEditWaiting(t *testing.T) {
+	t.Parallel()
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app, web := helloProgram("app"), helloProgram("web", "app")
+	app.command = []string{"sh", "-c", "read x < " + gate + "; exec " + helloBin + " -grace 10s"}
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web)
+	webAddr := fleetAddr(h, "web")
+	h.WaitEvent(logev.ProgramWaiting, 1, ofProgram("web"))
+
+	web.extra = "[program.process]\nenv = { GREETING = \"edited\" }\n"
+	rewriteFleet(t, path, app, web)
+	code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet")
+	if code != 1 || out != "app: not reloaded: unchanged in hupd.toml\n" || errOut != "hupd: reload of web failed: program web is not running (waiting)\n" {
+		t.Fatalf("hupd reload (web waiting): exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.WriteString("go\n")
+	g.Close()
+	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
+	if !strings.Contains(strings.Join(environ(t, webPID), "\n"), "GREETING=edited") {
+		t.Fatalf("web (pid %d) started without its edited environment", webPID)
+	}
+	if got := fleetGet(t, webAddr); got != webPID {
+		t.Fatalf("web's socket answered by pid %d, want %d", got, webPID)
 	}
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d, want 0", code)

@@ -180,7 +180,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	}
 	var (
 		added, rebuilt, changed, kept []change
-		rewaited                      []*program // waiting, with a new supervisor
+		rewaited                      []change   // waiting, to get a new supervisor
 		built                         []*program // with cgroups of their own
 		opened                        []*socketact.Listener
 	)
@@ -224,26 +224,8 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 			continue
 		}
 		if p.state.Load() == progWaiting && differs(p.spec, spec) {
-			// Never run: its sockets are the fleet's, matched here.
-			set, err := socketact.Sockets(p.ls, nil, spec.Listen, spec.ListenWhere)
-			if err != nil {
-				undo()
-				return reconfResult{}, err
-			}
-			sup, ls := p.sup, p.ls
-			p.ls = set.Listeners
-			if err := f.build(p, spec); err != nil {
-				p.sup, p.ls = sup, ls
-				socketact.CloseAll(set.Opened)
-				undo()
-				return reconfResult{}, err
-			}
-			for _, r := range set.Reused {
-				r.Apply()
-			}
-			socketact.CloseAll(set.Left)
 			kept = append(kept, change{p, spec})
-			rewaited = append(rewaited, p)
+			rewaited = append(rewaited, change{p, spec})
 			continue
 		}
 		if p.state.Load() == progRunning && differs(p.spec, spec) {
@@ -253,10 +235,44 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		kept = append(kept, change{p, spec})
 	}
 
+	// A waiting program never ran: its sockets are the fleet's, matched
+	// here to its new ones, and it gets a new supervisor. Each keeps its
+	// old ones until every one has its new.
+	type rewait struct {
+		p   *program
+		sup *supervisor.Supervisor
+		ls  []*socketact.Listener
+		set socketact.Set
+	}
+	var done []rewait
+	for _, c := range rewaited {
+		p := c.p
+		set, err := socketact.Sockets(p.ls, nil, c.spec.Listen, c.spec.ListenWhere)
+		if err == nil {
+			done = append(done, rewait{p, p.sup, p.ls, set})
+			p.ls = set.Listeners
+			err = f.build(p, c.spec)
+		}
+		if err != nil {
+			for _, r := range done {
+				r.p.sup, r.p.ls = r.sup, r.ls
+				socketact.CloseAll(r.set.Opened)
+			}
+			undo()
+			return reconfResult{}, err
+		}
+	}
+	for _, r := range done {
+		for _, ru := range r.set.Reused {
+			ru.Apply()
+		}
+		socketact.CloseAll(r.set.Left)
+	}
+
 	// Then each changed program's supervisor takes its part.
 	res := reconfResult{applied: true, changed: map[*program]chan supervisor.ReloadResult{}}
-	for _, p := range rewaited {
-		res.changed[p] = nil
+	for _, c := range rewaited {
+		res.changed[c.p] = nil
 	}
 	var failed error
 	for _, c := range changed {

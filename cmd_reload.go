@@ -112,9 +112,16 @@ func printProgramReloads(stdout, stderr io.Writer, ps []control.ProgramReply, as
 			}
 			continue
 		}
-		if !asJSON {
-			fmt.Fprintf(stdout, "%s: %s\n", p.Name, reloadSummary(r))
+		if asJSON {
+			continue
 		}
+		if r.NewGen == 0 && r.Reason != "" {
+			// Not reloaded, and why: an edit of hupd.toml added it, or
+			// left it as it was.
+			fmt.Fprintf(stdout, "%s: %s\n", p.Name, printable(r.Reason))
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", p.Name, reloadSummary(r))
 	}
 	switch {
 	case failed:

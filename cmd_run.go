@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -65,14 +66,30 @@ func runMulti(c *cli.Context, cfg *config.Config, stderr io.Writer) error {
 	}
 	top := &config.Resolved{LogFormat: m.LogFormat, LogLevel: m.LogLevel}
 	log, level := newLogger(top, stderr)
-	for i := range m.Programs {
-		o := &m.Programs[i].Options
-		o.Stdout, o.Stderr = os.Stdout, os.Stderr
-		if m.LogFormat == config.FormatJSON {
-			o.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(top, w, childOutputLevel) }
+	outputs(m, top)
+	setup := run.Setup{Log: log, Level: level, Version: buildVersion()}
+	if c.String("config") != "" {
+		// hupd.toml again, as at start; its log.format stays top's.
+		argv := c.Args().Slice()
+		setup.LoadMulti = func() (*config.ResolvedMulti, error) {
+			cfg, err := mergedConfig(c, argv)
+			if err != nil {
+				return nil, err
+			}
+			if !cfg.Multi() {
+				return nil, errFormChanged
+			}
+			m, err := cfg.ResolveMulti()
+			if err == nil {
+				err = run.MultiUnsupported(m)
+			}
+			if err != nil {
+				return nil, err
+			}
+			outputs(m, top)
+			return m, nil
 		}
 	}
-	setup := run.Setup{Log: log, Level: level, Version: buildVersion()}
 	if mainthread.Serving() {
 		setup.Thread = mainthread.Do
 	}
@@ -81,6 +98,22 @@ func runMulti(c *cli.Context, cfg *config.Config, stderr io.Writer) error {
 		return fatalIn(err, m.LogFormat == config.FormatJSON, m.Name)
 	}
 	return exitError{code}
+}
+
+// errFormChanged refuses an edit of a running hupd's file from the
+// multi-program form to the single-program form.
+var errFormChanged = errors.New("hupd.toml has no [[program]] table any more: changing to the single-program form needs a restart of hupd")
+
+// outputs sends the output of m's programs where hupd's own goes, as
+// records in JSON when top's log.format is json.
+func outputs(m *config.ResolvedMulti, top *config.Resolved) {
+	for i := range m.Programs {
+		o := &m.Programs[i].Options
+		o.Stdout, o.Stderr = os.Stdout, os.Stderr
+		if top.LogFormat == config.FormatJSON {
+			o.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(top, w, childOutputLevel) }
+		}
+	}
 }
 
 func newLogger(r *config.Resolved, w io.Writer) (*slog.Logger, *slog.LevelVar) {

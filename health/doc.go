@@ -16,6 +16,8 @@
 // (ProgramHooks), its own Status calls in flight, asked at once and waited
 // for StatusTimeout in all, and only while it runs: a program that waits to
 // start or has ended is never asked (its supervisor would not answer).
+// SetPrograms replaces the programs (an edit of hupd.toml): one named
+// again keeps its counters.
 // Every sample of a program carries program="NAME"; hupd_up comes once. A
 // hupd running one program writes exactly what it wrote before: no program
 // label, no family without samples.

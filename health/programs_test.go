@@ -225,3 +225,25 @@ func TestProgramsMetrics(t *testing.T) {
 		seriesKey("hupd_current_generation", p("app")):      -1,
 	})
 }
+
+// TestProgramsSet: SetPrograms replaces the programs: one removed is no
+// longer asked for (/readyz 200 without it, ?program= 404), one added is
+// (its state counts), and a program named again keeps its counters.
+func TestProgramsSet(t *testing.T) {
+	ts, app, web := startPrograms(t, Options{Failures: 1}, false)
+	ts.ProgramHooks("app").Reloaded(supervisor.ReloadResult{Strategy: supervisor.StrategySwap, Reason: "check failed"})
+	web.set(ProgramEnded)
+	ts.expect(t, "/readyz", 503, "program app: 1 reload in a row failed; the last: check failed")
+	extra := &testProgram{src: &fakeSource{st: ready(1)}}
+	extra.set(ProgramWaiting)
+	state := func(p *testProgram) func() ProgramState {
+		return func() ProgramState { return ProgramState(p.state.Load()) }
+	}
+	ts.SetPrograms([]Program{{Name: "app", Source: app.src, State: state(app)}, {Name: "extra", Source: extra.src, After: []string{"app"}, State: state(extra)}})
+	ts.expect(t, "/readyz?program=web", 404, `no program "web"`)
+	ts.expect(t, "/readyz", 503, "program app: 1 reload in a row failed; the last: check failed")
+	ts.ProgramHooks("app").Reloaded(supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategySwap})
+	ts.expect(t, "/readyz", 503, "program extra: waiting for app to be ready")
+	extra.set(ProgramRunning)
+	ts.expect(t, "/readyz", 200, "ok")
+}

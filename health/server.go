@@ -247,6 +247,31 @@ func (s *Server) StartPrograms(progs []Program) {
 	go s.serve()
 }
 
+// SetPrograms replaces the programs a Server started by StartPrograms
+// reports on (an edit of hupd.toml added, removed or reordered some): a
+// program named again keeps its counters (ProgramHooks), a program no
+// longer named loses them, and a request already answering goes on with
+// the programs it had. Before StartPrograms, with Start, or after Close
+// it does nothing.
+func (s *Server) SetPrograms(progs []Program) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.multi || s.closed {
+		return
+	}
+	reps := make([]*reporter, len(progs))
+	keep := make(map[string]*recorder, len(progs))
+	for i, p := range progs {
+		r := s.recs[p.Name]
+		if r == nil {
+			r = &recorder{}
+		}
+		keep[p.Name] = r
+		reps[i] = &reporter{prog: p, rec: r}
+	}
+	s.recs, s.reps = keep, reps
+}
+
 // Close closes the listener and every connection and returns once every
 // goroutine the Server started has ended: a request waiting for the
 // supervisor ends at once, a Status call in flight when the supervisor

@@ -22,6 +22,12 @@ const (
 	UpgradeSignalIgnored = "upgrade signal ignored: not supported with several programs yet"
 )
 
-// MultiConfigNotWatched: edits of hupd.toml are not applied while several
-// programs run (yet).
-const MultiConfigNotWatched = "hupd.toml edits are not applied with several programs yet: restart hupd to apply them"
+// Events of hupd.toml's edits with several programs.
+const (
+	// hupd.toml was applied: the programs it added, removed and changed.
+	ProgramsReconfigured = "hupd.toml applied to the programs"
+	// A program that hupd.toml no longer has is asked to stop.
+	ProgramRemoving = "program removed from hupd.toml: stopping it"
+	// A removed program's supervisor returned: it is gone.
+	ProgramRemoved = "removed program ended"
+)

@@ -47,12 +47,44 @@ import (
 // program alone, while it runs. The one health endpoint ([health])
 // reports on every program (health.Server.StartPrograms), asking a
 // program's supervisor for its status only while the program runs, and
-// is closed once every program's Run has returned.
+// is closed once every program's Run has returned. Edits of hupd.toml
+// add, remove and change programs while hupd runs (see reconfigure, in
+// the loop): a removed program leaves progs at once and is in gone until
+// its Run returned; its end never counts as a program's end (on_exit).
 type fleet struct {
-	log    *slog.Logger
-	progs  []*program // in start order
-	readyc chan int   // a program's index, once, at its first ready generation
-	endc   chan programEnd
+	log *slog.Logger
+	// mu guards progs (the slice, and each program's spec) against the
+	// control socket's and the health endpoint's goroutines; the loop, its
+	// only writer, reads them without it. It also guards readyq.
+	mu    sync.Mutex
+	progs []*program // in start order
+	gone  []*program // removed from hupd.toml, still stopping
+	// retired are the removed programs whose cgroups are closed at exit.
+	retired []*program
+	readyq  []*program // programs at their first ready generation, for the loop
+	kick    chan struct{}
+	endc    chan programEnd
+	nextID  int
+
+	// What building a program's supervisor needs (build).
+	ident  supervisor.Options
+	rt     *supervisor.Runtime
+	cg     *contain.Manager
+	keys   *sentinelKeys
+	reaper *signals.Reaper
+	self   string
+	hs     *health.Server
+	setup  Setup
+
+	// hupd.toml's edits (fleetreconf.go): cur is the configuration in
+	// force; load is nil without hupd.toml; cw watches it (watch_config).
+	cur     *config.ResolvedMulti
+	load    func() (*config.ResolvedMulti, error)
+	cw      *watch.Watcher
+	cfgHash string
+	cfgErr  string
+	reconfc chan reconfRequest
+	exited  chan struct{} // closed when the loop returns
 
 	// w watches every program's [[program.watch]] groups (nil: none);
 	// watches[i] is the program and spec of w's group i.
@@ -70,8 +102,9 @@ type fleet struct {
 
 // fleetWatch is one [[program.watch]] group of a program.
 type fleetWatch struct {
-	prog int
+	prog *program
 	spec config.WatchSpec
+	hash string // as last seen: a new watcher starts from it
 }
 
 // Program states, for the control socket's answers (program.state).
@@ -83,14 +116,15 @@ const (
 
 // program is one program of a fleet.
 type program struct {
-	idx   int
+	id    int    // unique in the fleet: its sentinel keys
+	name  string // spec.Name, which never changes
 	spec  *config.ProgramSpec
 	sup   *supervisor.Supervisor
 	ls    []*socketact.Listener
 	cg    *contain.Manager
 	log   *slog.Logger
 	sigs  chan os.Signal
-	after []int // indices of the programs it starts after
+	after []*program // the programs it starts after
 	state atomic.Int32
 	// ran: its supervisor's Run was called (a program that ends before
 	// its after programs were ready never runs: its supervisor answers
@@ -98,13 +132,14 @@ type program struct {
 	ran atomic.Bool
 
 	// The loop's own.
+	removed     bool // removed from hupd.toml: its end is no failure
 	ready       bool
 	stopSent    bool
 	saidWaiting bool
 }
 
 type programEnd struct {
-	idx  int
+	p    *program
 	code int
 	err  error
 }
@@ -152,9 +187,10 @@ var (
 // else the first non-zero code a program's supervisor returned (not one
 // that ended on its own with on_exit "ignore"); after a program with
 // on_exit "stop-all" ended, that program's code; when nothing is left to
-// run, the first non-zero code of any program. An error
-// means nothing was left running. setup.Load and Parse are not used yet:
-// edits of hupd.toml are not applied while several programs run.
+// run, the first non-zero code of any program. An error means nothing was
+// left running. setup.LoadMulti, when set, reads hupd.toml again: its
+// edits are applied while the programs run (see fleetreconf.go);
+// setup.Load and Parse are not used.
 func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	log := setup.Log
 	if os.Getenv("GOGC") == "" {
@@ -173,7 +209,11 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	defer rt.Close()
 
-	f := &fleet{log: log, readyc: make(chan int, len(m.Programs)), endc: make(chan programEnd, len(m.Programs))}
+	f := &fleet{log: log, kick: make(chan struct{}, 1), endc: make(chan programEnd), cur: m, load: setup.LoadMulti,
+		reconfc: make(chan reconfRequest), exited: make(chan struct{}), ident: ident, rt: rt, setup: setup}
+	if m.ConfigFile != "" {
+		f.cfgHash = watch.Hash([]string{m.ConfigFile}) // as resolved, for its edits
+	}
 	held, err := f.listen(m, log)
 	if err != nil {
 		return 1, err
@@ -208,7 +248,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	defer func() {
 		// Every generation has ended, and the sentinel (closed before)
 		// has exited: each program's cgroup, then hupd's.
-		for _, p := range f.progs {
+		for _, p := range slices.Concat(f.progs, f.retired) {
 			if p.cg == nil { // an early error: not built
 				continue
 			}
@@ -239,17 +279,28 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if err != nil {
 		log.Warn(logev.OwnBinaryUnknown, "error", err)
 	}
+	f.cg, f.keys, f.reaper, f.self, f.hs = cg, keys, reaper, self, hs
 	for _, p := range f.progs {
-		if err := f.build(p, ident, rt, cg, keys, reaper, self, hs, setup); err != nil {
+		if err := f.build(p, p.spec); err != nil {
 			return 1, err
 		}
 	}
 	if err := f.watch(); err != nil {
 		return 1, err
 	}
-	if f.w != nil {
-		defer f.w.Close()
+	defer func() {
+		if f.w != nil {
+			f.w.Close()
+		}
+	}()
+	if err := f.watchConfig(m); err != nil {
+		return 1, err
 	}
+	defer func() {
+		if f.cw != nil {
+			f.cw.Close()
+		}
+	}()
 	ctl, err := control.Listen(ident.Control, fleetHandler{f}, log)
 	if err != nil {
 		return 1, fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
@@ -270,9 +321,6 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	if setup.OnListen != nil {
 		setup.OnListen(all)
-	}
-	if m.WatchConfig && m.ConfigFile != "" {
-		log.Info(logev.MultiConfigNotWatched, "config", m.ConfigFile)
 	}
 	if hs != nil {
 		// Its Close, deferred, runs once f.run has returned: every
@@ -308,7 +356,7 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 	}
 	for i := range m.Programs {
 		spec := &m.Programs[i]
-		p := &program{idx: i, spec: spec, sigs: make(chan os.Signal, 64), log: log.With(supervisor.KeyProgram, spec.Name)}
+		p := f.newProgram(spec)
 		f.progs = append(f.progs, p)
 		if len(spec.Listen) == 0 {
 			continue
@@ -332,52 +380,88 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 		log.Warn(logev.InheritedUnused, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
-	for _, p := range f.progs {
-		for _, name := range p.spec.After {
-			p.after = append(p.after, slices.IndexFunc(m.Programs, func(q config.ProgramSpec) bool { return q.Name == name }))
-		}
-	}
+	f.link()
 	return held, nil
 }
 
-// build makes program p's supervisor, with its own cgroup, notify
-// directory, sentinel keys and log.
-func (f *fleet) build(p *program, ident supervisor.Options, rt *supervisor.Runtime, cg *contain.Manager, keys *sentinelKeys, reaper *signals.Reaper, self string, hs *health.Server, setup Setup) error {
-	name := p.spec.Name
-	opts := p.spec.Options
-	opts.Name, opts.Control = ident.Name, ident.Control
-	attrs := append(identity(ident), slog.String(supervisor.KeyProgram, name))
+// newProgram is a program of spec, not built yet.
+func (f *fleet) newProgram(spec *config.ProgramSpec) *program {
+	f.nextID++
+	return &program{id: f.nextID, name: spec.Name, spec: spec, sigs: make(chan os.Signal, 64), log: f.log.With(supervisor.KeyProgram, spec.Name)}
+}
+
+// link points each program's after at the programs it names.
+func (f *fleet) link() {
+	for _, p := range f.progs {
+		p.after = p.after[:0]
+		for _, name := range p.spec.After {
+			if i := slices.IndexFunc(f.progs, func(q *program) bool { return q.name == name }); i >= 0 {
+				p.after = append(p.after, f.progs[i])
+			}
+		}
+	}
+}
+
+// options are the supervisor.Options of program p for spec: hupd's name
+// and control socket, and what the fleet shares.
+func (f *fleet) options(p *program, spec *config.ProgramSpec) supervisor.Options {
+	opts := spec.Options
+	opts.Name, opts.Control = f.ident.Name, f.ident.Control
+	attrs := append(identity(f.ident), slog.String(supervisor.KeyProgram, p.name))
 	if rec := opts.OutputRecords; rec != nil {
 		opts.OutputRecords = func(w io.Writer) slog.Handler { return rec(w).WithAttrs(attrs) }
 	}
-	if keys != nil {
-		opts.Sentinel = programSentinel{keys: keys, prog: p.idx}
+	if f.keys != nil {
+		opts.Sentinel = programSentinel{keys: f.keys, prog: p.id}
 	}
-	opts.Thread, opts.Version, opts.Argv, opts.Self = setup.Thread, setup.Version, os.Args, self
-	if p.spec.Cgroup == contain.ModeOff {
-		p.cg = contain.Off("disabled by the cgroup setting (off)")
-	} else {
-		var err error
-		if p.cg, err = cg.Child(name); err != nil {
-			p.log.Warn(logev.ContainmentGroups, supervisor.KeyReason, p.cg.Reason())
+	opts.Thread, opts.Version, opts.Argv, opts.Self = f.setup.Thread, f.setup.Version, os.Args, f.self
+	return opts
+}
+
+// build makes program p's supervisor for spec (p's, or the one it is
+// about to take), with its own cgroup (kept if p has one), notify
+// directory, sentinel keys and log.
+func (f *fleet) build(p *program, spec *config.ProgramSpec) error {
+	name := p.name
+	opts := f.options(p, spec)
+	if p.cg == nil {
+		if spec.Cgroup == contain.ModeOff {
+			p.cg = contain.Off("disabled by the cgroup setting (off)")
+		} else {
+			var err error
+			if p.cg, err = f.cg.Child(name); err != nil {
+				p.log.Warn(logev.ContainmentGroups, supervisor.KeyReason, p.cg.Reason())
+			}
 		}
 	}
-	sup, err := supervisor.New(opts, p.ls, reaper, p.log)
+	sup, err := supervisor.New(opts, p.ls, f.reaper, p.log)
 	if err != nil {
-		return fmt.Errorf("%s: program %q: %w", p.spec.Where, name, err)
+		return fmt.Errorf("%s: program %q: %w", spec.Where, name, err)
 	}
 	sup.Contain(p.cg)
-	sup.UseRuntime(rt.ForProgram(name))
+	sup.UseRuntime(f.rt.ForProgram(name))
 	var once sync.Once
 	obs := []supervisor.Hooks{{Ready: func(int, int, time.Duration) {
-		once.Do(func() { f.readyc <- p.idx }) // buffered: one per program
+		once.Do(func() { f.readied(p) })
 	}}}
-	if hs != nil {
-		obs = append(obs, hs.ProgramHooks(name))
+	if f.hs != nil {
+		obs = append(obs, f.hs.ProgramHooks(name))
 	}
 	sup.Observe(hooks(obs...))
 	p.sup = sup
 	return nil
+}
+
+// readied tells the loop that p is ready, without waiting for it: the
+// loop may be waiting for p's supervisor (an Apply).
+func (f *fleet) readied(p *program) {
+	f.mu.Lock()
+	f.readyq = append(f.readyq, p)
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
 }
 
 // healthPrograms are the programs for the health endpoint, in start
@@ -410,19 +494,34 @@ func (f *fleet) healthPrograms() []health.Program {
 // run is the fleet's loop: it starts the programs in order, hands the
 // signals out, and returns hupd's exit code once no program runs.
 func (f *fleet) run(sigs <-chan os.Signal) int {
+	defer close(f.exited)
 	f.startEligible()
-	var events <-chan watch.Event
-	if f.w != nil {
-		events = f.w.Events()
-	}
 	for f.running() {
+		var events, cfgEvents <-chan watch.Event
+		if f.w != nil {
+			events = f.w.Events()
+		}
+		if f.cw != nil {
+			cfgEvents = f.cw.Events()
+		}
 		select {
 		case ev := <-events:
 			f.onWatch(ev)
+		case ev := <-cfgEvents:
+			f.onConfigEvent(ev)
+		case req := <-f.reconfc:
+			res, err := f.reconfigure(req.cause)
+			req.reply <- reconfReply{res, err} // buffered
 		case sig := <-sigs:
 			f.onSignal(sig)
-		case i := <-f.readyc:
-			f.progs[i].ready = true
+		case <-f.kick:
+			f.mu.Lock()
+			q := f.readyq
+			f.readyq = nil
+			f.mu.Unlock()
+			for _, p := range q {
+				p.ready = true
+			}
 			if !f.stopping {
 				f.startEligible()
 			}
@@ -441,7 +540,7 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 
 // running reports whether a program runs or may still start.
 func (f *fleet) running() bool {
-	return slices.ContainsFunc(f.progs, func(p *program) bool {
+	return len(f.gone) > 0 || slices.ContainsFunc(f.progs, func(p *program) bool {
 		st := p.state.Load()
 		return st == progRunning || st == progWaiting && !f.stopping
 	})
@@ -456,8 +555,7 @@ func (f *fleet) startEligible() {
 			continue
 		}
 		ok := true
-		for _, d := range p.after {
-			q := f.progs[d]
+		for _, q := range p.after {
 			switch {
 			case q.ready:
 			case q.state.Load() == progEnded:
@@ -493,7 +591,7 @@ func (f *fleet) start(p *program) {
 	}
 	go func() {
 		code, err := p.sup.Run(p.sigs)
-		f.endc <- programEnd{idx: p.idx, code: code, err: err} // buffered: one per program
+		f.endc <- programEnd{p: p, code: code, err: err} // the loop takes it: p runs until then
 	}()
 }
 
@@ -508,8 +606,10 @@ func (f *fleet) onSignal(sig os.Signal) {
 		f.stopAll(ss)
 	case ss == signals.Upgrade:
 		f.log.Warn(logev.UpgradeSignalIgnored, supervisor.KeySignal, signals.Name(ss))
-	default: // HUP reloads each; a second stop signal is forwarded as received
-		for _, p := range f.progs {
+	case ss == syscall.SIGHUP && !f.stopping:
+		f.hangup()
+	default: // a second stop signal is forwarded as received, to the removed programs too
+		for _, p := range slices.Concat(f.progs, f.gone) {
 			// While the fleet stops, only the programs asked to stop so far
 			// get anything: the others must serve those after them until
 			// these have ended (the reverse order).
@@ -552,8 +652,19 @@ func (f *fleet) stopNext() {
 }
 
 func (f *fleet) onEnd(e programEnd) {
-	p := f.progs[e.idx]
+	p := e.p
 	p.state.Store(progEnded)
+	if p.removed {
+		f.gone = slices.DeleteFunc(f.gone, func(q *program) bool { return q == p })
+		if e.err != nil {
+			p.log.Error(logev.ProgramStartFailed, supervisor.KeyError, e.err)
+		}
+		p.log.Info(logev.ProgramRemoved, supervisor.KeyStatus, e.code)
+		if f.stopping {
+			f.stopNext()
+		}
+		return
+	}
 	if e.err != nil {
 		p.log.Error(logev.ProgramStartFailed, supervisor.KeyError, e.err)
 	}
@@ -586,26 +697,50 @@ func (f *fleet) onEnd(e programEnd) {
 // watch starts one watcher for every program's [[program.watch]] groups
 // and says what each program watches. A path that several programs watch
 // is in a group of each: a change reloads each of them. An error (an
-// inotify limit) means nothing was started.
+// inotify limit) means nothing was started. Called again after an edit of
+// hupd.toml, it keeps the watcher when the groups are the same, and a new
+// one starts each group that was watched already from its last hash (a
+// change made meanwhile is still seen).
 func (f *fleet) watch() error {
-	var specs []watch.Group
+	var watches []fleetWatch
 	for _, p := range f.progs {
 		for _, ws := range p.spec.Watch {
-			f.watches = append(f.watches, fleetWatch{prog: p.idx, spec: ws})
-			specs = append(specs, watch.Group{Paths: ws.Paths, Debounce: ws.Debounce, PollInterval: ws.PollInterval})
+			fw := fleetWatch{prog: p, spec: ws}
+			for _, old := range f.watches {
+				if old.prog == p && sameWatch(old.spec, ws) {
+					fw.hash = old.hash
+				}
+			}
+			watches = append(watches, fw)
 		}
 	}
-	if len(specs) == 0 {
+	if f.w != nil && slices.EqualFunc(watches, f.watches, func(a, b fleetWatch) bool { return a.prog == b.prog && sameWatch(a.spec, b.spec) }) {
 		return nil
 	}
-	w, err := watch.New(specs)
-	if err != nil {
-		return err
+	var w *watch.Watcher
+	if len(watches) > 0 {
+		specs := make([]watch.Group, len(watches))
+		for i, fw := range watches {
+			specs[i] = watch.Group{Paths: fw.spec.Paths, Debounce: fw.spec.Debounce, PollInterval: fw.spec.PollInterval, Baseline: fw.hash}
+		}
+		var err error
+		if w, err = watch.New(specs); err != nil {
+			return err
+		}
 	}
-	f.w = w
+	if f.w != nil {
+		f.w.Close()
+	}
+	f.w, f.watches = w, watches
+	if w == nil {
+		return nil
+	}
 	for i, h := range w.Hashes() {
-		fw := f.watches[i]
-		p := f.progs[fw.prog]
+		fw := &f.watches[i]
+		if fw.hash == "" {
+			fw.hash = h
+		}
+		p := fw.prog
 		for _, mp := range watch.FileMounts(fw.spec.Paths) {
 			p.log.Warn(logev.WatchMountPoint, "path", mp)
 		}
@@ -613,9 +748,14 @@ func (f *fleet) watch() error {
 		if fw.spec.PollInterval > 0 {
 			how = "poll every " + fw.spec.PollInterval.String()
 		}
-		p.log.Info(logev.Watching, keyPaths, fw.spec.Paths, keyAction, fw.spec.Action.String(), "how", how, keyHash, h)
+		p.log.Info(logev.Watching, keyPaths, fw.spec.Paths, keyAction, fw.spec.Action.String(), "how", how, keyHash, fw.hash)
 	}
 	return nil
+}
+
+// sameWatch reports whether a and b watch alike.
+func sameWatch(a, b config.WatchSpec) bool {
+	return slices.Equal(a.Paths, b.Paths) && a.Action == b.Action && a.Debounce == b.Debounce && a.PollInterval == b.PollInterval
 }
 
 // onWatch acts on a change of a watched group: its program's action, if
@@ -625,14 +765,15 @@ func (f *fleet) onWatch(ev watch.Event) {
 		f.log.Warn(logev.WatchProblem, supervisor.KeyError, ev.Err)
 		return
 	}
-	fw := f.watches[ev.Group]
-	p := f.progs[fw.prog]
+	fw := &f.watches[ev.Group]
+	p := fw.prog
 	if ev.Err != nil {
 		p.log.Warn(logev.WatchProblem, keyPaths, fw.spec.Paths, supervisor.KeyError, ev.Err)
 		return
 	}
+	fw.hash = ev.Hash
 	p.log.Info(logev.WatchedFilesChanged, keyChanged, ev.Changed, keyAction, fw.spec.Action.String(), keyHash, ev.Hash)
-	if f.stopping || p.state.Load() != progRunning {
+	if f.stopping || p.removed || p.state.Load() != progRunning {
 		return
 	}
 	// Trigger waits for the supervisor's loop to take it (or its end):

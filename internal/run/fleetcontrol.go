@@ -16,20 +16,25 @@ import (
 // fleetHandler is the control.Handler of a hupd that runs several
 // programs: reload and status go to the programs named (control.Fleet);
 // the server refuses the other requests (control.ErrSeveralPrograms). A
-// reload does not read hupd.toml again: edits are not applied yet with
-// several programs.
+// reload of every program (none named) applies hupd.toml first, in the
+// fleet's loop, as SIGHUP does; it is refused while hupd.toml is not
+// valid. The programs are read under the fleet's lock: the loop changes
+// them when hupd.toml is applied.
 type fleetHandler struct{ f *fleet }
+
+// programs are the fleet's programs, in start order.
+func (h fleetHandler) programs() []*program {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	return slices.Clone(h.f.progs)
+}
 
 var _ control.Fleet = fleetHandler{}
 
 // Status is hupd's own part of a status: the programs' are
 // StatusPrograms'.
 func (h fleetHandler) Status() supervisor.Status {
-	st := supervisor.Status{PID: os.Getpid()}
-	if len(h.f.progs) > 0 {
-		st.Name = h.f.progs[0].spec.Options.Name
-	}
-	return st
+	return supervisor.Status{PID: os.Getpid(), Name: h.f.ident.Name}
 }
 
 // Reload reloads every program; the server asks ReloadPrograms instead.
@@ -44,24 +49,25 @@ func (h fleetHandler) Upgrade(context.Context, string) error {
 
 // pick returns the programs named, in start order, each once; none: all.
 func (h fleetHandler) pick(names []string) ([]*program, error) {
+	progs := h.programs()
 	if len(names) == 0 {
-		return h.f.progs, nil
+		return progs, nil
 	}
 	var out []*program
 	for _, n := range names {
-		i := slices.IndexFunc(h.f.progs, func(p *program) bool { return p.spec.Name == n })
+		i := slices.IndexFunc(progs, func(p *program) bool { return p.name == n })
 		if i < 0 {
-			all := make([]string, len(h.f.progs))
-			for j, p := range h.f.progs {
-				all[j] = p.spec.Name
+			all := make([]string, len(progs))
+			for j, p := range progs {
+				all[j] = p.name
 			}
 			return nil, &unknownProgramError{name: n, all: all}
 		}
-		if !slices.Contains(out, h.f.progs[i]) {
-			out = append(out, h.f.progs[i])
+		if !slices.Contains(out, progs[i]) {
+			out = append(out, progs[i])
 		}
 	}
-	slices.SortFunc(out, func(a, b *program) int { return a.idx - b.idx })
+	slices.SortFunc(out, func(a, b *program) int { return slices.Index(progs, a) - slices.Index(progs, b) })
 	return out, nil
 }
 
@@ -72,7 +78,7 @@ func (h fleetHandler) StatusPrograms(names []string) ([]control.ProgramReply, er
 	}
 	out := make([]control.ProgramReply, len(ps))
 	for i, p := range ps {
-		out[i] = control.ProgramReply{Name: p.spec.Name, State: p.stateName()}
+		out[i] = control.ProgramReply{Name: p.name, State: p.stateName()}
 		if p.ran.Load() {
 			st := p.sup.StatusUsage() // an ended one answers at once
 			out[i].Status = &st
@@ -82,6 +88,27 @@ func (h fleetHandler) StatusPrograms(names []string) ([]control.ProgramReply, er
 }
 
 func (h fleetHandler) ReloadPrograms(ctx context.Context, names []string) ([]control.ProgramReply, error) {
+	const cause = "hupd reload"
+	var applied reconfResult
+	if len(names) == 0 && h.f.load != nil {
+		reply := make(chan reconfReply, 1)
+		select {
+		case h.f.reconfc <- reconfRequest{cause: cause, reply: reply}:
+		case <-h.f.exited:
+			return nil, fmt.Errorf("hupd.toml not applied: %w", errFleetStopping)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the caller gave up before hupd.toml was read: nothing was reloaded: %w", ctx.Err())
+		}
+		// The loop answers every request it takes.
+		r := <-reply
+		switch {
+		case r.err != nil && r.res.applied: // a program's supervisor refused its part
+			return nil, &control.ConfigError{Err: fmt.Errorf("hupd.toml applied but for: %w (a reload applies it again)", r.err)}
+		case r.err != nil:
+			return nil, &control.ConfigError{Err: fmt.Errorf("hupd.toml not applied, nothing changed: %w", r.err)}
+		}
+		applied = r.res
+	}
 	ps, err := h.pick(names)
 	if err != nil {
 		return nil, err
@@ -89,13 +116,44 @@ func (h fleetHandler) ReloadPrograms(ctx context.Context, names []string) ([]con
 	out := make([]control.ProgramReply, len(ps))
 	var wg sync.WaitGroup
 	for i, p := range ps {
-		out[i] = control.ProgramReply{Name: p.spec.Name, State: p.stateName()}
+		out[i] = control.ProgramReply{Name: p.name, State: p.stateName()}
+		reload, done := applied.reloads(p)
+		if done != nil {
+			// Its new configuration started a reload: its result is
+			// the answer.
+			wg.Go(func() {
+				wctx, cancel := supervisor.WaitContext(ctx)
+				defer cancel()
+				var r supervisor.ReloadResult
+				select {
+				case r = <-done:
+				case <-wctx.Done():
+					now := time.Now()
+					r = supervisor.ReloadResult{Cause: cause, Reason: "timed out waiting for the reload; it goes on", Started: now, Finished: now, TimedOut: true}
+				}
+				out[i].Reload = &r
+			})
+			continue
+		}
+		if !reload {
+			reason := "not reloaded: unchanged in hupd.toml"
+			if slices.Contains(applied.added, p) {
+				reason = "added by hupd.toml: it starts (once the programs it starts after are ready)"
+			}
+			now := time.Now()
+			out[i].Reload = &supervisor.ReloadResult{OK: true, Cause: cause, Reason: reason, Started: now, Finished: now}
+			continue
+		}
 		if p.state.Load() != progRunning && len(names) == 0 {
-			continue // a reload of every program: those running (the state says why not)
+			// A reload of every program reloads those running: one
+			// waiting for its after programs, or ended, is no failure.
+			now := time.Now()
+			out[i].Reload = &supervisor.ReloadResult{OK: true, Cause: cause, Reason: "not reloaded: it is not running (" + out[i].State + ")", Started: now, Finished: now}
+			continue
 		}
 		if p.state.Load() != progRunning {
 			now := time.Now()
-			r := supervisor.ReloadResult{Cause: "hupd reload", Reason: "program " + p.spec.Name + " is not running (" + out[i].State + ")", Started: now, Finished: now}
+			r := supervisor.ReloadResult{Cause: cause, Reason: "program " + p.name + " is not running (" + out[i].State + ")", Started: now, Finished: now}
 			out[i].Reload = &r
 			continue
 		}
@@ -130,7 +188,10 @@ func (h fleetHandler) Program(name string) (control.Handler, error) {
 	}
 	p := ps[0]
 	if p.state.Load() == progWaiting {
-		return nil, fmt.Errorf("program %s has not started yet: it starts after %s", name, strings.Join(p.spec.After, ", "))
+		h.f.mu.Lock()
+		after := p.spec.After
+		h.f.mu.Unlock()
+		return nil, fmt.Errorf("program %s has not started yet: it starts after %s", name, strings.Join(after, ", "))
 	}
 	if !p.ran.Load() {
 		return nil, fmt.Errorf("program %s never started: a program it starts after ended first", name)
@@ -140,7 +201,7 @@ func (h fleetHandler) Program(name string) (control.Handler, error) {
 
 // programHandler answers the requests about one program of a fleet as
 // controlHandler answers them for hupd's one program, without hupd.toml
-// (its edits are not applied with several programs yet).
+// (a reload of one program named does not read it).
 type programHandler struct{ sup *supervisor.Supervisor }
 
 var (

@@ -38,6 +38,10 @@ type Setup struct {
 	// Parse resolves a hupd.toml's content like Load, as if hupd.toml held
 	// it (hupd plan); nil without hupd.toml.
 	Parse func(data []byte) (*config.Resolved, error)
+	// LoadMulti reads hupd.toml and the command-line flags again for a
+	// hupd that runs several programs (RunMulti; nil: there is no
+	// hupd.toml): its edits are applied while hupd runs (see fleet).
+	LoadMulti func() (*config.ResolvedMulti, error)
 	// OnListen, when not nil, is called with the bound sockets before the
 	// first child starts.
 	OnListen func([]*socketact.Listener)

@@ -1,0 +1,397 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"syscall"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/internal/logev"
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
+)
+
+// Edits of hupd.toml with several programs: on hupd reload (no program
+// named), SIGHUP and, with watch_config, a change of hupd.toml, the fleet's
+// loop reads and resolves the file again (Setup.LoadMulti) and applies it
+// program by program, by name: a new program is built and starts once the
+// programs it starts after are ready; a removed one is stopped as a stop
+// signal stops it, and its end is no program's end (on_exit); a changed
+// one's supervisor takes the new options and sockets as the single form's
+// does (Supervisor.Apply: its own held sockets matched, a new address
+// opened, a reload if needed); the others are not touched. after and
+// on_exit count for the starts and ends to come. An invalid file changes
+// nothing.
+
+// reconfRequest asks the loop to apply hupd.toml (hupd reload).
+type reconfRequest struct {
+	cause string
+	reply chan reconfReply // buffered
+}
+
+type reconfReply struct {
+	res reconfResult
+	err error
+}
+
+// reconfResult is what applying hupd.toml did that a reload must know.
+type reconfResult struct {
+	// applied: hupd.toml had changed and was applied. A reload of every
+	// program then reloads only those it changed; otherwise all.
+	applied bool
+	// changed has the programs whose supervisor took a new configuration,
+	// each with where the result of the reload it started goes (room for
+	// one), or nil when it started none.
+	changed map[*program]chan supervisor.ReloadResult
+	added   []*program
+}
+
+// reloads reports whether a reload asked for with res (SIGHUP, hupd
+// reload) must reload p itself, and where the result of the reload
+// applying hupd.toml started for p goes (nil: none).
+func (res reconfResult) reloads(p *program) (reload bool, started chan supervisor.ReloadResult) {
+	if !res.applied {
+		return true, nil
+	}
+	done, ok := res.changed[p]
+	return ok && done == nil, done
+}
+
+// errFleetStopping refuses an edit while hupd stops.
+var errFleetStopping = errors.New("run: hupd is stopping")
+
+// errProgramStopping refuses to add a program whose namesake, removed, has
+// not ended yet: both would share its cgroup and notify directory.
+var errProgramStopping = errors.New("is still stopping after its removal: apply hupd.toml again once it ended")
+
+// watchConfig watches hupd.toml when m says so (watch_config), or stops
+// watching it.
+func (f *fleet) watchConfig(m *config.ResolvedMulti) error {
+	want := m.WatchConfig && m.ConfigFile != "" && f.load != nil
+	if want == (f.cw != nil) {
+		return nil
+	}
+	if !want {
+		f.cw.Close()
+		f.cw = nil
+		return nil
+	}
+	w, err := watch.New([]watch.Group{{Paths: []string{m.ConfigFile}, Baseline: f.cfgHash}})
+	if err != nil {
+		return err
+	}
+	f.cw = w
+	f.log.Info(logev.Watching, keyPaths, []string{m.ConfigFile}, keyAction, "apply-config", "how", "inotify", keyHash, f.cfgHash)
+	return nil
+}
+
+func (f *fleet) onConfigEvent(ev watch.Event) {
+	if ev.Err != nil {
+		f.log.Warn(logev.WatchProblem, keyPaths, []string{f.cur.ConfigFile}, supervisor.KeyError, ev.Err)
+		return
+	}
+	if f.stopping {
+		return
+	}
+	f.reconfigure("hupd.toml changed")
+}
+
+// hangup is what SIGHUP means: apply hupd.toml, then, as for hupd
+// reload, reload every running program if hupd.toml had not changed, else
+// each it changed whose new configuration did not start a reload itself.
+// An invalid hupd.toml reloads nothing.
+func (f *fleet) hangup() {
+	res, err := f.reconfigure("SIGHUP")
+	if err != nil {
+		f.log.Error(logev.ReloadRefusedInvalid, supervisor.KeyCause, "SIGHUP", supervisor.KeyError, err)
+		return
+	}
+	for _, p := range f.progs {
+		if reload, _ := res.reloads(p); reload && p.state.Load() == progRunning {
+			f.send(p, syscall.SIGHUP)
+		}
+	}
+}
+
+// reconfigure applies hupd.toml if it changed since it was last read, or
+// if that version was not applied. Its error says why hupd.toml was not
+// applied (logged): nothing was changed then, unless the supervisor of a
+// changed program refused its part (a port in use), when the programs
+// before it in start order have theirs.
+func (f *fleet) reconfigure(cause string) (reconfResult, error) {
+	if f.load == nil {
+		return reconfResult{}, nil
+	}
+	if f.stopping {
+		return reconfResult{}, errFleetStopping
+	}
+	h := watch.Hash([]string{f.cur.ConfigFile})
+	if h == f.cfgHash && f.cfgErr == "" {
+		return reconfResult{}, nil
+	}
+	f.cfgHash = h
+	next, err := f.load()
+	var res reconfResult
+	if err == nil {
+		res, err = f.apply(next, cause)
+	}
+	f.cfgErr = ""
+	if err != nil {
+		f.cfgErr = err.Error()
+		f.log.Error(logev.ConfigNotApplied, supervisor.KeyError, err)
+	}
+	return res, err
+}
+
+// apply makes next the configuration, program by program (see the top of
+// this file).
+func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, error) {
+	old := f.cur
+	healthAddr := func(h config.HealthSpec) string {
+		if h.Address == "" {
+			return "off"
+		}
+		return h.Address
+	}
+	for _, fixed := range []struct{ what, was, now string }{
+		{"name", old.Name, next.Name}, {"control", old.Control, next.Control}, {"log.format", old.LogFormat, next.LogFormat},
+		{"health.address", healthAddr(old.Health), healthAddr(next.Health)},
+		{"health.failures", strconv.Itoa(old.Health.Failures), strconv.Itoa(next.Health.Failures)},
+		{"systemd.fdstore", old.FDStore, next.FDStore},
+	} {
+		if fixed.was != fixed.now {
+			f.log.Warn(logev.SettingNeedsRestart, "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
+		}
+	}
+	// What runs, for the next edit to compare with.
+	next.Name, next.Control, next.LogFormat, next.Health, next.FDStore = old.Name, old.Control, old.LogFormat, old.Health, old.FDStore
+
+	// First what can fail with nothing changed: the new programs' sockets
+	// and supervisors, and the waiting programs' new ones.
+	type change struct {
+		p    *program
+		spec *config.ProgramSpec
+	}
+	var (
+		added, rebuilt, changed, kept []change
+		rewaited                      []change   // waiting, to get a new supervisor
+		built                         []*program // with cgroups of their own
+		opened                        []*socketact.Listener
+	)
+	undo := func() {
+		socketact.CloseAll(opened)
+		for _, p := range built {
+			if p.cg != nil {
+				p.cg.Close()
+			}
+		}
+	}
+	for i := range next.Programs {
+		spec := &next.Programs[i]
+		p := f.program(spec.Name)
+		if p == nil || p.state.Load() == progEnded && differs(p.spec, spec) {
+			if slices.ContainsFunc(f.gone, func(q *program) bool { return q.name == spec.Name }) {
+				undo()
+				return reconfResult{}, fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, errProgramStopping)
+			}
+			np := f.newProgram(spec)
+			if p != nil {
+				np.cg = p.cg // ended: its cgroup is empty, and the new one's
+			}
+			set, err := socketact.Sockets(nil, nil, spec.Listen, spec.ListenWhere)
+			if err == nil {
+				np.ls = set.Listeners
+				opened = append(opened, set.Listeners...)
+				err = f.build(np, spec)
+				if p == nil {
+					built = append(built, np)
+				}
+			}
+			if err != nil {
+				undo()
+				return reconfResult{}, err
+			}
+			added = append(added, change{np, spec})
+			if p != nil { // ended: its namesake replaces it
+				rebuilt = append(rebuilt, change{p, nil})
+			}
+			continue
+		}
+		if p.state.Load() == progWaiting && differs(p.spec, spec) {
+			kept = append(kept, change{p, spec})
+			rewaited = append(rewaited, change{p, spec})
+			continue
+		}
+		if p.state.Load() == progRunning && differs(p.spec, spec) {
+			changed = append(changed, change{p, spec})
+			continue
+		}
+		kept = append(kept, change{p, spec})
+	}
+
+	// A waiting program never ran: its sockets are the fleet's, matched
+	// here to its new ones, and it gets a new supervisor. Each keeps its
+	// old ones until every one has its new.
+	type rewait struct {
+		p   *program
+		sup *supervisor.Supervisor
+		ls  []*socketact.Listener
+		set socketact.Set
+	}
+	var done []rewait
+	for _, c := range rewaited {
+		p := c.p
+		set, err := socketact.Sockets(p.ls, nil, c.spec.Listen, c.spec.ListenWhere)
+		if err == nil {
+			done = append(done, rewait{p, p.sup, p.ls, set})
+			p.ls = set.Listeners
+			err = f.build(p, c.spec)
+		}
+		if err != nil {
+			for _, r := range done {
+				r.p.sup, r.p.ls = r.sup, r.ls
+				socketact.CloseAll(r.set.Opened)
+			}
+			undo()
+			return reconfResult{}, err
+		}
+	}
+	for _, r := range done {
+		for _, ru := range r.set.Reused {
+			ru.Apply()
+		}
+		socketact.CloseAll(r.set.Left)
+	}
+
+	// Then each changed program's supervisor takes its part.
+	res := reconfResult{applied: true, changed: map[*program]chan supervisor.ReloadResult{}}
+	for _, c := range rewaited {
+		res.changed[c.p] = nil
+	}
+	var failed error
+	for _, c := range changed {
+		p, spec := c.p, c.spec
+		if spec.Cgroup != p.spec.Cgroup {
+			p.log.Warn(logev.SettingNeedsRestart, "setting", "process.cgroup", "now", string(p.spec.Cgroup), "configured", string(spec.Cgroup))
+			spec.Cgroup = p.spec.Cgroup
+		}
+		done := make(chan supervisor.ReloadResult, 1)
+		u := supervisor.Update{Options: f.options(p, spec), Listen: spec.Listen, ListenWhere: spec.ListenWhere, Cause: cause, Done: done}
+		ar, err := p.sup.Apply(context.Background(), u)
+		if err != nil {
+			p.log.Error(logev.ConfigNotApplied, supervisor.KeyError, err)
+			failed = errors.Join(failed, fmt.Errorf("program %s: %w", p.name, err))
+			spec = p.spec // as it was: a later edit tries again
+		} else {
+			for _, l := range ar.Opened {
+				p.log.Info(logev.Listening, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String())
+			}
+			p.log.Info(logev.ConfigApplied, "new_generation", ar.Respawn, supervisor.KeyStrat, string(ar.Strategy),
+				keyDiffer, ar.Differ, "sockets_opened", len(ar.Opened), "sockets_dropped", ar.Retired)
+			res.changed[p] = nil
+			if ar.Respawn {
+				res.changed[p] = done
+			}
+		}
+		kept = append(kept, change{p, spec})
+	}
+
+	// The program list: in next's start order; the removed ones stop.
+	var progs []*program
+	for i := range next.Programs {
+		name := next.Programs[i].Name
+		if j := slices.IndexFunc(added, func(c change) bool { return c.p.name == name }); j >= 0 {
+			progs = append(progs, added[j].p)
+			res.added = append(res.added, added[j].p)
+			continue
+		}
+		j := slices.IndexFunc(kept, func(c change) bool { return c.p.name == name })
+		progs = append(progs, kept[j].p)
+	}
+	var removed []string
+	for _, p := range f.progs {
+		if slices.Contains(progs, p) {
+			continue
+		}
+		if !slices.ContainsFunc(rebuilt, func(c change) bool { return c.p == p }) {
+			removed = append(removed, p.name)
+		}
+		p.removed = true
+		if slices.ContainsFunc(rebuilt, func(c change) bool { return c.p == p }) {
+			continue // ended; its namesake has its cgroup
+		}
+		f.retired = append(f.retired, p)
+		switch p.state.Load() {
+		case progWaiting: // never ran: its sockets are the fleet's
+			p.state.Store(progEnded)
+			socketact.CloseAll(p.ls)
+		case progRunning:
+			f.gone = append(f.gone, p)
+			p.log.Info(logev.ProgramRemoving, supervisor.KeySignal, signals.Name(syscall.SIGTERM))
+			f.send(p, syscall.SIGTERM)
+		}
+	}
+	f.mu.Lock()
+	for _, c := range kept {
+		c.p.spec = c.spec
+	}
+	f.progs = progs
+	f.mu.Unlock()
+	f.link()
+	f.cur = next
+	if f.hs != nil {
+		f.hs.SetPrograms(f.healthPrograms())
+	}
+	if f.setup.Level != nil {
+		f.setup.Level.Set(next.LogLevel)
+	}
+	if err := f.watch(); err != nil {
+		f.log.Warn(logev.WatchProblem, supervisor.KeyError, err)
+	}
+	if err := f.watchConfig(next); err != nil {
+		f.log.Warn(logev.WatchProblem, supervisor.KeyError, err)
+	}
+	names := func(cs []change) []string {
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = c.p.name
+		}
+		return out
+	}
+	for _, c := range added {
+		for i, l := range c.p.ls {
+			c.p.log.Info(logev.Listening, "fd", 3+i, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String(), "inherited", false)
+		}
+	}
+	f.log.Info(logev.ProgramsReconfigured, "added", names(added), "removed", removed, "changed", names(changed))
+	f.startEligible()
+	return res, failed
+}
+
+// program is the program called name, or nil.
+func (f *fleet) program(name string) *program {
+	if i := slices.IndexFunc(f.progs, func(p *program) bool { return p.name == name }); i >= 0 {
+		return f.progs[i]
+	}
+	return nil
+}
+
+// differs reports whether a and b run the program differently: their
+// options, sockets or cgroup. Where things are written, after, on_exit and
+// the watches do not count (they change no generation).
+func differs(a, b *config.ProgramSpec) bool {
+	strip := func(s *config.ProgramSpec) config.ProgramSpec {
+		c := *s
+		c.Where, c.ListenWhere, c.After, c.OnExit, c.Watch = "", nil, nil, "", nil
+		o := &c.Options
+		o.OutputRecords, o.Thread, o.Stdin, o.Stdout, o.Stderr = nil, nil, nil, nil, nil
+		return c
+	}
+	return !reflect.DeepEqual(strip(a), strip(b))
+}

@@ -61,3 +61,26 @@ func TestMultiReloadTimeout(t *testing.T) {
 	}
 	h.WaitEvent(logev.ChildReady, 1, ofProgramGen("slow", 2))
 }
+
+// TestMultiNeverStartedFixedByEdit: a program that never started (the
+// program it starts after ended first) starts once an edit of hupd.toml
+// fixes that program: an edit replaces a program that never ran.
+func TestMultiNeverStartedFixedByEdit(t *testing.T) {
+	t.Parallel()
+	app := fleetProgram{name: "app", command: childCmd("exit", "4"),
+		extra: "on_exit = \"ignore\"\n[program.restart]\npolicy = \"never\"\n"}
+	web := helloProgram("web", "app")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web, helloProgram("other"))
+	h.WaitEvent(logev.ProgramNotStarted, 1, ofProgram("web"))
+	fixed := helloProgram("app")
+	fixed.extra = app.extra
+	rewriteFleet(t, path, fixed, web, helloProgram("other"))
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet", "-q"); code != 0 {
+		t.Fatalf("reload after fixing app: exit %d: %s%s", code, out, errOut)
+	}
+	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
+	// Its socket is a new one (the one it never used closed): port 0 again.
+	if got := fleetGet(t, HostPort(fleetStatus(t, h)["web"].Status.Listeners[0].Address)); got != webPID {
+		t.Fatalf("web answered by pid %d, want %d", got, webPID)
+	}
+}

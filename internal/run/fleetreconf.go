@@ -108,10 +108,12 @@ func (f *fleet) onConfigEvent(ev watch.Event) {
 // An invalid hupd.toml reloads nothing.
 func (f *fleet) hangup() {
 	res, err := f.reconfigure("SIGHUP")
-	if err != nil {
+	if err != nil && !res.applied {
 		f.log.Error(logev.ReloadRefusedInvalid, supervisor.KeyCause, "SIGHUP", supervisor.KeyError, err)
 		return
 	}
+	// (Applied but for a program whose part was refused, logged by it:
+	// the others reload as they would.)
 	for _, p := range f.progs {
 		if reload, _ := res.reloads(p); reload && p.state.Load() == progRunning {
 			f.send(p, syscall.SIGHUP)
@@ -195,7 +197,10 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	for i := range next.Programs {
 		spec := &next.Programs[i]
 		p := f.program(spec.Name)
-		if p == nil || p.state.Load() == progEnded && differs(p.spec, spec) {
+		// An ended program is replaced when it changed, and one that
+		// never ran (a program it starts after ended first) at any edit:
+		// that program may be fixed now.
+		if p == nil || p.state.Load() == progEnded && (differs(p.spec, spec) || !p.ran.Load()) {
 			if slices.ContainsFunc(f.gone, func(q *program) bool { return q.name == spec.Name }) {
 				undo()
 				return reconfResult{}, fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, errProgramStopping)
@@ -284,6 +289,12 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		done := make(chan supervisor.ReloadResult, 1)
 		u := supervisor.Update{Options: f.options(p, spec), Listen: spec.Listen, ListenWhere: spec.ListenWhere, Cause: cause, Done: done}
 		ar, err := p.sup.Apply(context.Background(), u)
+		if errors.Is(err, supervisor.ErrStopping) {
+			// It has just ended (its end is on its way to the loop): a
+			// later edit replaces it as an ended one.
+			kept = append(kept, change{p, p.spec})
+			continue
+		}
 		if err != nil {
 			p.log.Error(logev.ConfigNotApplied, supervisor.KeyError, err)
 			failed = errors.Join(failed, fmt.Errorf("program %s: %w", p.name, err))
@@ -334,6 +345,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		case progRunning:
 			f.gone = append(f.gone, p)
 			p.log.Info(logev.ProgramRemoving, supervisor.KeySignal, signals.Name(syscall.SIGTERM))
+			p.stopSent = true // asked to stop: a second stop signal reaches it
 			f.send(p, syscall.SIGTERM)
 		}
 	}
@@ -388,7 +400,10 @@ func (f *fleet) program(name string) *program {
 func differs(a, b *config.ProgramSpec) bool {
 	strip := func(s *config.ProgramSpec) config.ProgramSpec {
 		c := *s
-		c.Where, c.ListenWhere, c.After, c.OnExit, c.Watch = "", nil, nil, "", nil
+		// Not compared: where it is written, what counts for later
+		// starts and ends, watches (rebuilt apart), and the cgroup mode,
+		// which waits for a restart (warned when it changes).
+		c.Where, c.ListenWhere, c.After, c.OnExit, c.Watch, c.Cgroup = "", nil, nil, "", nil, ""
 		o := &c.Options
 		o.OutputRecords, o.Thread, o.Stdin, o.Stdout, o.Stderr = nil, nil, nil, nil, nil
 		return c

@@ -30,14 +30,9 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			req := control.Request{Cmd: control.CmdReload, Programs: c.Args().Slice()}
-			ctx := context.Background()
 			d := c.Duration("timeout")
-			if d > 0 {
-				req.Timeout = d.String()
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d+5*time.Second)
-				defer cancel()
-			}
+			ctx, cancel := waitLimit(&req, d)
+			defer cancel()
 			var rep control.Reply
 			switch {
 			case c.Bool("quiet"):
@@ -229,4 +224,15 @@ func reloadSummary(r *supervisor.ReloadResult) string {
 	}
 	return fmt.Sprintf("reload ok (%s): gen %d pid %d -> gen %d pid %d, ready after %s, took %s",
 		r.Strategy, r.OldGen, r.OldPID, r.NewGen, r.NewPID, time.Duration(r.ReadyAfter).Round(time.Millisecond), took)
+}
+
+// waitLimit bounds a client's wait for an outcome (hupd reload, hupd
+// scale) by d: the request asks hupd to answer within d, and the client
+// gives up 5 s after that. d <= 0: no limit.
+func waitLimit(req *control.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(context.Background())
+	}
+	req.Timeout = d.String()
+	return context.WithTimeout(context.Background(), d+5*time.Second)
 }

@@ -38,14 +38,9 @@ func scaleCommand(stdout, stderr io.Writer) *cli.Command {
 				return err
 			}
 			req := control.Request{Cmd: control.CmdScale, Instances: n, Programs: programArg(c)}
-			ctx := context.Background()
 			d := c.Duration("timeout")
-			if d > 0 {
-				req.Timeout = d.String()
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d+5*time.Second)
-				defer cancel()
-			}
+			ctx, cancel := waitLimit(&req, d)
+			defer cancel()
 			rep, err := control.Call(ctx, path, req)
 			if errors.Is(err, context.DeadlineExceeded) || err == nil && rep.Scale != nil && rep.Scale.TimedOut {
 				if c.Bool("json") && rep.Scale != nil {

@@ -205,12 +205,30 @@ func writeInstances(e *expo, ss []scrape) {
 				continue
 			}
 			for _, g := range s.st.Generations {
-				for _, in := range g.Instances {
+				for _, in := range oneByIndex(g.Instances) {
 					e.sample(f.name, f.value(in), s.labels("gen", strconv.Itoa(g.Gen), "instance", strconv.Itoa(in.Index))...)
 				}
 			}
 		}
 	}
+}
+
+// oneByIndex is ins (sorted by index) with one instance per index: while
+// an instance stopped by a scale down still drains, the one started in its
+// place since is listed beside it, and a series is named by its index.
+// The one not draining is kept.
+func oneByIndex(ins []supervisor.InstanceStatus) []supervisor.InstanceStatus {
+	out := make([]supervisor.InstanceStatus, 0, len(ins))
+	for _, in := range ins {
+		if n := len(out); n > 0 && out[n-1].Index == in.Index {
+			if in.State != supervisor.StateDraining {
+				out[n-1] = in
+			}
+			continue
+		}
+		out = append(out, in)
+	}
+	return out
 }
 
 func b2f(b bool) float64 {

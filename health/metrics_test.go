@@ -270,3 +270,22 @@ func TestMetricsInstances(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsInstanceTwiceByIndex: while an instance a scale down stopped
+// still drains, the one started in its place is listed beside it (status
+// lists both): the exposition has one series per index, the new one's.
+func TestMetricsInstanceTwiceByIndex(t *testing.T) {
+	st := &supervisor.Status{Instances: 2, Generations: []supervisor.GenerationStatus{{Gen: 1, State: supervisor.StateReady, Instances: []supervisor.InstanceStatus{
+		{Index: 0, PID: 10, State: supervisor.StateReady},
+		{Index: 1, PID: 11, State: supervisor.StateDraining, Restarts: 7},
+		{Index: 1, PID: 12, State: supervisor.StateReady, Restarts: 1},
+	}}}}
+	text := string(writeMetrics(counts{}, st))
+	e, err := parseExposition(text)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if got := e.series[seriesKey("hupd_instance_restarts_total", label{"gen", "1"}, label{"instance", "1"})]; got != 1 {
+		t.Fatalf("instance 1's restarts %v, want the new one's 1:\n%s", got, text)
+	}
+}

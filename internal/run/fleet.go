@@ -236,12 +236,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		defer hs.Close()
 	}
 
-	if err := signals.BecomeSubreaper(); err != nil {
-		log.Warn(logev.SubreaperFailed, "error", err)
-	}
-	reaper := &signals.Reaper{Orphans: true, Orphan: func(e signals.Exit) {
-		log.Debug(logev.OrphanReaped, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
-	}}
+	reaper := newReaper(log)
 	done := make(chan struct{})
 	defer close(done)
 	cg := setupContainment(fleetCgroupMode(m), ident.Name, log)

@@ -177,12 +177,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	}()
 	defer rc.stop()
 
-	if err := signals.BecomeSubreaper(); err != nil {
-		log.Warn(logev.SubreaperFailed, "error", err)
-	}
-	reaper := &signals.Reaper{Orphans: true, Orphan: func(e signals.Exit) {
-		log.Debug(logev.OrphanReaped, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
-	}}
+	reaper := newReaper(log)
 	done := make(chan struct{})
 	defer close(done)
 	var exits map[int]<-chan signals.Exit
@@ -351,6 +346,18 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		}
 	}()
 	return sup.Run(supSigs)
+}
+
+// newReaper makes hupd the subreaper of its descendants' orphans (PID 1
+// is already) and returns the one reaper of the process, which logs the
+// orphans it reaps; the caller runs it.
+func newReaper(log *slog.Logger) *signals.Reaper {
+	if err := signals.BecomeSubreaper(); err != nil {
+		log.Warn(logev.SubreaperFailed, "error", err)
+	}
+	return &signals.Reaper{Orphans: true, Orphan: func(e signals.Exit) {
+		log.Debug(logev.OrphanReaped, supervisor.KeyPID, e.PID, supervisor.KeyStatus, e.String())
+	}}
 }
 
 // setupContainment lays out the cgroups of the generations (package

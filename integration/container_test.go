@@ -384,31 +384,8 @@ type contImage struct {
 // USER and STOPSIGNAL from ../Dockerfile.
 func contReadDockerfile(t *testing.T) contImage {
 	t.Helper()
-	b, err := os.ReadFile("../Dockerfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var img contImage
-	for _, line := range strings.Split(string(b), "\n") {
-		inst, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
-		var err error
-		switch strings.ToUpper(inst) {
-		case "FROM":
-			img = contImage{uid: -1}
-		case "ENTRYPOINT":
-			err = json.Unmarshal([]byte(rest), &img.entrypoint)
-		case "CMD":
-			err = json.Unmarshal([]byte(rest), &img.cmd)
-		case "USER":
-			u, _, _ := strings.Cut(rest, ":")
-			img.uid, err = strconv.Atoi(u)
-		case "STOPSIGNAL":
-			img.stopSignal = unix.SignalNum(rest)
-		}
-		if err != nil {
-			t.Fatalf("Dockerfile: %q: %v", line, err)
-		}
-	}
+	st := dockerStage(t, "../Dockerfile")
+	img := contImage{entrypoint: st.entrypoint, cmd: st.cmd, uid: st.uid, stopSignal: st.stopSignal}
 	if !slices.Equal(img.entrypoint, []string{"/usr/local/bin/hupd"}) || len(img.cmd) == 0 || img.uid < 0 || img.stopSignal == 0 {
 		t.Fatalf("Dockerfile's final stage: %+v: want ENTRYPOINT [\"/usr/local/bin/hupd\"], a CMD, a numeric USER and a STOPSIGNAL", img)
 	}

@@ -37,9 +37,22 @@ type dmImage struct {
 	runs                    []string   // RUN shell commands, apt-get's left out
 }
 
-// dmReadDockerfile reads the final stage of path, continuation lines
-// joined.
+// dmReadDockerfile reads the final stage of path (dockerStage) and wants
+// it complete for TestDockerMultiImage.
 func dmReadDockerfile(t *testing.T, path string) dmImage {
+	t.Helper()
+	img := dockerStage(t, path)
+	if !slices.Equal(img.entrypoint, []string{"/usr/local/bin/hupd"}) || len(img.cmd) == 0 || img.uid <= 0 ||
+		img.stopSignal == 0 || len(img.health) == 0 || !filepath.IsAbs(img.workdir) || len(img.copies) == 0 {
+		t.Fatalf("%s's final stage: %+v: want ENTRYPOINT [\"/usr/local/bin/hupd\"], a CMD, a numeric non-root USER, a STOPSIGNAL, a HEALTHCHECK, a WORKDIR and a COPY", path, img)
+	}
+	return img
+}
+
+// dockerStage reads what the final stage of the Dockerfile at path sets,
+// continuation lines joined (also for the repository's own Dockerfile:
+// contReadDockerfile).
+func dockerStage(t *testing.T, path string) dmImage {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -95,10 +108,6 @@ func dmReadDockerfile(t *testing.T, path string) dmImage {
 		if err != nil {
 			t.Fatalf("%s: %q: %v", path, line, err)
 		}
-	}
-	if !slices.Equal(img.entrypoint, []string{"/usr/local/bin/hupd"}) || len(img.cmd) == 0 || img.uid <= 0 ||
-		img.stopSignal == 0 || len(img.health) == 0 || !filepath.IsAbs(img.workdir) || len(img.copies) == 0 {
-		t.Fatalf("%s's final stage: %+v: want ENTRYPOINT [\"/usr/local/bin/hupd\"], a CMD, a numeric non-root USER, a STOPSIGNAL, a HEALTHCHECK, a WORKDIR and a COPY", path, img)
 	}
 	return img
 }

@@ -689,9 +689,13 @@ func (s *Supervisor) setStatus(set *genSet, now time.Time) (GenerationStatus, []
 	} else {
 		st = GenerationStatus{Gen: set.num, State: StateStarting}
 	}
+	// Each listed instance with its group (nil without a process).
+	type row struct {
+		in  InstanceStatus
+		grp *contain.Group
+	}
 	var (
-		insts  []InstanceStatus
-		groups []*contain.Group
+		rows   []row
 		states = map[State]int{}
 	)
 	for _, g := range live {
@@ -704,37 +708,28 @@ func (s *Supervisor) setStatus(set *genSet, now time.Time) (GenerationStatus, []
 		if !g.readyAt.IsZero() {
 			in.ReadyAfter = Duration(g.readyAt.Sub(g.started))
 		}
-		insts, groups = append(insts, in), append(groups, g.grp)
+		rows = append(rows, row{in, g.grp})
 		states[g.state]++
 	}
 	cur := s.current()
 	listMissing := cur != nil && cur.set == set || len(live) > 0 && s.txNew(live[0]) || len(live) == 0 && len(set.pending) > 0
 	for i := range set.n {
-		if !listMissing {
-			break
+		if !listMissing || slices.ContainsFunc(live, func(g *generation) bool { return g.inst == i }) {
+			continue
 		}
-		switch {
-		case slices.ContainsFunc(live, func(g *generation) bool { return g.inst == i }):
-		default:
-			state := StateStarting // not started yet (a rolling swap)
-			if _, due := set.pending[i]; due {
-				state = StateRestarting
-			} else if set.gaveUp[i] || set.lastExit[i] != "" {
-				state = StateFailed
-			}
-			insts = append(insts, InstanceStatus{Index: i, State: state, Restarts: set.restarts[i], LastExit: set.lastExit[i]})
-			groups = append(groups, nil)
+		state := StateStarting // not started yet (a rolling swap)
+		if _, due := set.pending[i]; due {
+			state = StateRestarting
+		} else if set.gaveUp[i] || set.lastExit[i] != "" {
+			state = StateFailed
 		}
+		rows = append(rows, row{in: InstanceStatus{Index: i, State: state, Restarts: set.restarts[i], LastExit: set.lastExit[i]}})
 	}
-	order := make([]int, len(insts))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return insts[a].Index - insts[b].Index })
-	st.Instances = make([]InstanceStatus, len(insts))
-	sorted := make([]*contain.Group, len(insts))
-	for i, j := range order {
-		st.Instances[i], sorted[i] = insts[j], groups[j]
+	slices.SortStableFunc(rows, func(a, b row) int { return a.in.Index - b.in.Index })
+	st.Instances = make([]InstanceStatus, len(rows))
+	groups := make([]*contain.Group, len(rows))
+	for i, r := range rows {
+		st.Instances[i], groups[i] = r.in, r.grp
 	}
 	switch {
 	case len(live) == 0:
@@ -748,5 +743,5 @@ func (s *Supervisor) setStatus(set *genSet, now time.Time) (GenerationStatus, []
 	case states[StateStarting] > 0:
 		st.State = StateStarting
 	}
-	return st, sorted
+	return st, groups
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/internal/run"
 	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/watch"
 	"github.com/urfave/cli/v2"
 )
 
@@ -24,9 +25,19 @@ func runCommand(stderr io.Writer) *cli.Command {
 		Flags:        runFlags(),
 		Action: func(c *cli.Context) error {
 			argv := c.Args().Slice()
-			cfg, err := mergedConfig(c, argv)
+			// hupd.toml is read once: with several programs, its hash
+			// is of the very bytes resolved (what its edits compare with).
+			var data []byte
+			var err error
+			if p := c.String("config"); p != "" {
+				data, err = config.ReadFile(p)
+			}
+			var cfg *config.Config
+			if err == nil {
+				cfg, err = mergedConfigData(c, argv, data)
+			}
 			if err == nil && cfg.Multi() {
-				return runMulti(c, cfg, stderr)
+				return runMulti(c, cfg, data, stderr)
 			}
 			var r *config.Resolved
 			if err == nil {
@@ -56,7 +67,9 @@ func runCommand(stderr io.Writer) *cli.Command {
 // runMulti runs a file with [[program]] tables: its mistakes, and what
 // several programs cannot do yet (run.MultiUnsupported), are one-line
 // errors with nothing started.
-func runMulti(c *cli.Context, cfg *config.Config, stderr io.Writer) error {
+//
+// data is hupd.toml's content as cfg was read from it (nil without one).
+func runMulti(c *cli.Context, cfg *config.Config, data []byte, stderr io.Writer) error {
 	m, err := cfg.ResolveMulti()
 	if err == nil {
 		err = run.MultiUnsupported(m)
@@ -71,8 +84,9 @@ func runMulti(c *cli.Context, cfg *config.Config, stderr io.Writer) error {
 	if c.String("config") != "" {
 		// hupd.toml again, as at start; its log.format stays top's.
 		argv := c.Args().Slice()
-		setup.LoadMulti = func() (*config.ResolvedMulti, error) {
-			cfg, err := mergedConfig(c, argv)
+		setup.ConfigHash = watch.HashData(m.ConfigFile, data)
+		setup.ParseMulti = func(data []byte) (*config.ResolvedMulti, error) {
+			cfg, err := mergedConfigData(c, argv, data)
 			if err != nil {
 				return nil, err
 			}
@@ -88,6 +102,13 @@ func runMulti(c *cli.Context, cfg *config.Config, stderr io.Writer) error {
 			}
 			outputs(m, top)
 			return m, nil
+		}
+		setup.LoadMulti = func() (*config.ResolvedMulti, error) {
+			data, err := config.ReadFile(c.String("config"))
+			if err != nil {
+				return nil, err
+			}
+			return setup.ParseMulti(data)
 		}
 	}
 	if mainthread.Serving() {

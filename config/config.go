@@ -253,11 +253,26 @@ const MaxFileSize = 1 << 20
 // a path that is not a regular file or a file larger than MaxFileSize:
 // "hupd.toml: not a regular file (fifo)", "hupd.toml: larger than 1 MiB".
 func Load(path string) (*Config, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// ReadFile reads the file Load would decode, with Load's checks and
+// errors: Load is ReadFile then Parse. A caller that must know exactly
+// which bytes were decoded (to hash them) reads once with ReadFile and
+// hands the same bytes to Parse. The content is never nil.
+func ReadFile(path string) ([]byte, error) {
 	data, err := safefile.ReadFile(path, MaxFileSize)
 	if err != nil {
 		return nil, &Error{Where: path, Err: unwrapPath(err)}
 	}
-	return Parse(path, data)
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
 }
 
 // Parse decodes TOML data read from file (used in messages).

@@ -479,3 +479,17 @@ func Hash(paths []string) string {
 	sums, _ := scanPaths(paths).sums(nil)
 	return total(sums)
 }
+
+// HashData returns the hash Hash([]string{path}) would return if the
+// regular file at path held data: the hash of bytes already read, so that
+// what was hashed is exactly what was read (a file read twice may change
+// in between). data longer than MaxHashSize is hashed from the file as it
+// is now.
+func HashData(path string, data []byte) string {
+	if int64(len(data)) >= MaxHashSize {
+		return Hash([]string{path})
+	}
+	h := digest.New()
+	h.Write(data)
+	return total(map[string]string{path: string(h.Sum(nil))})
+}

@@ -353,3 +353,27 @@ func TestSumCapped(t *testing.T) {
 		t.Errorf("/dev/zero: %v, want ErrNotRegular", err)
 	}
 }
+
+// TestHashData: the hash of bytes read is the hash Hash gives the file
+// holding them, through a symlink too, and differs from another content's.
+func TestHashData(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "hupd.toml")
+	data := []byte("name = \"x\"\n")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := HashData(p, data), Hash([]string{p}); got != want {
+		t.Fatalf("HashData = %s, Hash = %s", got, want)
+	}
+	if HashData(p, []byte("name = \"y\"\n")) == Hash([]string{p}) {
+		t.Fatal("HashData of other bytes equals the file's Hash")
+	}
+	link := filepath.Join(dir, "link.toml")
+	if err := os.Symlink(p, link); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := HashData(link, data), Hash([]string{link}); got != want {
+		t.Fatalf("through a symlink: HashData = %s, Hash = %s", got, want)
+	}
+}

@@ -80,6 +80,7 @@ type fleet struct {
 	// force; load is nil without hupd.toml; cw watches it (watch_config).
 	cur     *config.ResolvedMulti
 	load    func() (*config.ResolvedMulti, error)
+	parse   func(data []byte) (*config.ResolvedMulti, error) // nil: load reads it
 	cw      *watch.Watcher
 	cfgHash string
 	cfgErr  string
@@ -209,9 +210,9 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	defer rt.Close()
 
-	f := &fleet{log: log, kick: make(chan struct{}, 1), endc: make(chan programEnd), cur: m, load: setup.LoadMulti,
+	f := &fleet{log: log, kick: make(chan struct{}, 1), endc: make(chan programEnd), cur: m, load: setup.LoadMulti, parse: setup.ParseMulti,
 		reconfc: make(chan reconfRequest), exited: make(chan struct{}), ident: ident, rt: rt, setup: setup}
-	if m.ConfigFile != "" {
+	if f.cfgHash = setup.ConfigHash; f.cfgHash == "" && m.ConfigFile != "" {
 		f.cfgHash = watch.Hash([]string{m.ConfigFile}) // as resolved, for its edits
 	}
 	held, err := f.listen(m, log)

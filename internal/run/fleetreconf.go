@@ -19,7 +19,8 @@ import (
 
 // Edits of hupd.toml with several programs: on hupd reload (no program
 // named), SIGHUP and, with watch_config, a change of hupd.toml, the fleet's
-// loop reads and resolves the file again (Setup.LoadMulti) and applies it
+// loop reads and resolves the file again (Setup.ParseMulti, once: the
+// bytes resolved are the bytes hashed) and applies it
 // program by program, by name: a new program is built and starts once the
 // programs it starts after are ready; a removed one is stopped as a stop
 // signal stops it, and its end is no program's end (on_exit); a changed
@@ -133,12 +134,11 @@ func (f *fleet) reconfigure(cause string) (reconfResult, error) {
 	if f.stopping {
 		return reconfResult{}, errFleetStopping
 	}
-	h := watch.Hash([]string{f.cur.ConfigFile})
+	h, next, err := f.readConfig()
 	if h == f.cfgHash && f.cfgErr == "" {
 		return reconfResult{}, nil
 	}
 	f.cfgHash = h
-	next, err := f.load()
 	var res reconfResult
 	if err == nil {
 		res, err = f.apply(next, cause)
@@ -149,6 +149,26 @@ func (f *fleet) reconfigure(cause string) (reconfResult, error) {
 		f.log.Error(logev.ConfigNotApplied, supervisor.KeyError, err)
 	}
 	return res, err
+}
+
+// readConfig reads hupd.toml once and resolves it: its hash is the hash
+// of the very bytes resolved, so that an edit written meanwhile is seen as
+// one by the next read. A file that cannot be read is hashed as on disk.
+func (f *fleet) readConfig() (hash string, next *config.ResolvedMulti, err error) {
+	path := f.cur.ConfigFile
+	if f.parse == nil {
+		// Read twice (hashed, then resolved): what a Setup without
+		// ParseMulti can do.
+		hash = watch.Hash([]string{path})
+		next, err = f.load()
+		return hash, next, err
+	}
+	data, err := config.ReadFile(path)
+	if err != nil {
+		return watch.Hash([]string{path}), nil, err
+	}
+	next, err = f.parse(data)
+	return watch.HashData(path, data), next, err
 }
 
 // apply makes next the configuration, program by program (see the top of

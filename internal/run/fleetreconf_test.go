@@ -1,10 +1,13 @@
 package run
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/watch"
 )
 
 // TestDiffers: a program differs when what runs differs (its command's
@@ -58,5 +61,48 @@ command = ["false"]
 		if differs(was.Program("web"), now.Program("web")) {
 			t.Errorf("%s: web differs", tc.what)
 		}
+	}
+}
+
+// TestReadConfigHashesWhatItParsed: an edit of hupd.toml written while the
+// fleet resolves it (after its read) is not hashed with the version
+// resolved: the hash recorded is that of the bytes parsed, so the next
+// read sees the edit as a change (and applies it) instead of taking it
+// for the version in force.
+func TestReadConfigHashesWhatItParsed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hupd.toml")
+	first, edited := []byte("name = \"first\"\n"), []byte("name = \"edited\"\n")
+	if err := os.WriteFile(path, first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var parsed [][]byte
+	f := &fleet{cur: &config.ResolvedMulti{ConfigFile: path}}
+	f.load = func() (*config.ResolvedMulti, error) { t.Fatal("load called: parse is set"); return nil, nil }
+	f.parse = func(data []byte) (*config.ResolvedMulti, error) {
+		parsed = append(parsed, data)
+		if len(parsed) == 1 {
+			// The edit lands while the first version is resolved.
+			if err := os.WriteFile(path, edited, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return &config.ResolvedMulti{Name: string(data)}, nil
+	}
+	h, next, err := f.readConfig()
+	if err != nil || next.Name != string(first) {
+		t.Fatalf("first read: %v, %+v", err, next)
+	}
+	if h != watch.HashData(path, first) || h == watch.Hash([]string{path}) {
+		t.Fatalf("hash %s is not the first version's %s (the file's is now %s)", h, watch.HashData(path, first), watch.Hash([]string{path}))
+	}
+	h2, next, err := f.readConfig()
+	if err != nil || next.Name != string(edited) || h2 == h || h2 != watch.Hash([]string{path}) {
+		t.Fatalf("second read: hash %s (first %s), %v, %+v", h2, h, err, next)
+	}
+
+	// A file that cannot be read: its error, named by the path.
+	os.Remove(path)
+	if _, _, err := f.readConfig(); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("missing file: %v", err)
 	}
 }

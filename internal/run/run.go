@@ -42,6 +42,15 @@ type Setup struct {
 	// hupd that runs several programs (RunMulti; nil: there is no
 	// hupd.toml): its edits are applied while hupd runs (see fleet).
 	LoadMulti func() (*config.ResolvedMulti, error)
+	// ParseMulti resolves a hupd.toml's content like LoadMulti, as if
+	// hupd.toml held it: hupd.toml's edits are read once and the bytes
+	// parsed are the bytes hashed, and hupd plan plans a client's file
+	// (nil: LoadMulti reads the file itself).
+	ParseMulti func(data []byte) (*config.ResolvedMulti, error)
+	// ConfigHash is the hash (watch.HashData) of the bytes of hupd.toml
+	// that RunMulti's configuration was resolved from; "": hupd.toml is
+	// hashed as on disk when RunMulti starts.
+	ConfigHash string
 	// OnListen, when not nil, is called with the bound sockets before the
 	// first child starts.
 	OnListen func([]*socketact.Listener)

@@ -58,13 +58,13 @@ type fleet struct {
 	// only writer, reads them without it. It also guards readyq.
 	mu    sync.Mutex
 	progs []*program // in start order
-	gone  []*program // removed from hupd.toml, still stopping
-	// retired are the removed programs whose cgroups are closed at exit.
-	retired []*program
-	readyq  []*program // programs at their first ready generation, for the loop
-	kick    chan struct{}
-	endc    chan programEnd
-	nextID  int
+	// gone are the programs removed from hupd.toml, still stopping; a
+	// removed program is released (its cgroup closed) once it ended.
+	gone   []*program
+	readyq []*program // programs at their first ready generation, for the loop
+	kick   chan struct{}
+	endc   chan programEnd
+	nextID int
 
 	// What building a program's supervisor needs (build).
 	ident  supervisor.Options
@@ -244,7 +244,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	defer func() {
 		// Every generation has ended, and the sentinel (closed before)
 		// has exited: each program's cgroup, then hupd's.
-		for _, p := range slices.Concat(f.progs, f.retired) {
+		for _, p := range f.progs { // the removed ones were released
 			if p.cg == nil { // an early error: not built
 				continue
 			}
@@ -656,6 +656,7 @@ func (f *fleet) onEnd(e programEnd) {
 			p.log.Error(logev.ProgramStartFailed, supervisor.KeyError, e.err)
 		}
 		p.log.Info(logev.ProgramRemoved, supervisor.KeyStatus, e.code)
+		f.release(p)
 		if f.stopping {
 			f.stopNext()
 		}

@@ -357,11 +357,13 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		if slices.ContainsFunc(rebuilt, func(c change) bool { return c.p == p }) {
 			continue // ended; its namesake has its cgroup
 		}
-		f.retired = append(f.retired, p)
 		switch p.state.Load() {
 		case progWaiting: // never ran: its sockets are the fleet's
 			p.state.Store(progEnded)
 			socketact.CloseAll(p.ls)
+			f.release(p)
+		case progEnded:
+			f.release(p)
 		case progRunning:
 			f.gone = append(f.gone, p)
 			p.log.Info(logev.ProgramRemoving, supervisor.KeySignal, signals.Name(syscall.SIGTERM))
@@ -404,6 +406,22 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	f.log.Info(logev.ProgramsReconfigured, "added", names(added), "removed", removed, "changed", names(changed))
 	f.startEligible()
 	return res, failed
+}
+
+// release lets go of program p, removed from hupd.toml, once it has ended
+// (or never ran): its cgroup is closed now, so that a program of the same
+// name added later gets a fresh one, and nothing of p is kept until hupd
+// exits. Its generations have all ended: closing it waits only for their
+// cgroups' removal (bounded; on the loop, so that no namesake's cgroup is
+// made meanwhile).
+func (f *fleet) release(p *program) {
+	if p.cg == nil {
+		return
+	}
+	if err := p.cg.Close(); err != nil {
+		f.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.name, "error", err)
+	}
+	p.cg = nil
 }
 
 // program is the program called name, or nil.

@@ -88,9 +88,12 @@ type fleet struct {
 	exited  chan struct{} // closed when the loop returns
 
 	// w watches every program's [[program.watch]] groups (nil: none);
-	// watches[i] is the program and spec of w's group i.
+	// watches[i] is the program and spec of w's group i (prog nil: its
+	// program was replaced or removed while no new watcher could start).
 	w       *watch.Watcher
 	watches []fleetWatch
+	// newWatcher starts a watcher (nil: watch.New).
+	newWatcher func([]watch.Group) (*watch.Watcher, error)
 
 	stopping bool
 	stopSig  syscall.Signal
@@ -694,7 +697,9 @@ func (f *fleet) onEnd(e programEnd) {
 // watch starts one watcher for every program's [[program.watch]] groups
 // and says what each program watches. A path that several programs watch
 // is in a group of each: a change reloads each of them. An error (an
-// inotify limit) means nothing was started. Called again after an edit of
+// inotify limit) means nothing was started: the watcher in force, if any,
+// goes on, its groups pointed at the programs as they are now (retarget).
+// Called again after an edit of
 // hupd.toml, it keeps the watcher when the groups are the same, and a new
 // one starts each group that was watched already from its last hash (a
 // change made meanwhile is still seen).
@@ -720,9 +725,13 @@ func (f *fleet) watch() error {
 		for i, fw := range watches {
 			specs[i] = watch.Group{Paths: fw.spec.Paths, Debounce: fw.spec.Debounce, PollInterval: fw.spec.PollInterval, Baseline: fw.hash}
 		}
+		newWatcher := f.newWatcher
+		if newWatcher == nil {
+			newWatcher = watch.New
+		}
 		var err error
-		if w, err = watch.New(specs); err != nil {
-			return err
+		if w, err = newWatcher(specs); err != nil {
+			return f.retarget(watches, err)
 		}
 	}
 	if f.w != nil {
@@ -764,6 +773,9 @@ func (f *fleet) onWatch(ev watch.Event) {
 	}
 	fw := &f.watches[ev.Group]
 	p := fw.prog
+	if p == nil { // dropped (retarget)
+		return
+	}
 	if ev.Err != nil {
 		p.log.Warn(logev.WatchProblem, keyPaths, fw.spec.Paths, supervisor.KeyError, ev.Err)
 		return

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hupd/hupd/config"
@@ -422,6 +423,43 @@ func (f *fleet) release(p *program) {
 		f.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.name, "error", err)
 	}
 	p.cg = nil
+}
+
+// retarget keeps the watcher consistent when no new one could start
+// (err) for the groups wanted after an edit of hupd.toml: each group of
+// the old watcher that a program wants still, alike, is pointed at that
+// program as it is now (a replaced program is a new one); the others are
+// dropped, acting on nothing. The error returned names what is not watched
+// until a later edit of hupd.toml starts a watcher for it (each edit
+// tries again: the groups then differ from those wanted).
+func (f *fleet) retarget(want []fleetWatch, err error) error {
+	taken := make([]bool, len(want))
+	for i := range f.watches {
+		fw := &f.watches[i]
+		j := -1
+		for k, nw := range want {
+			if fw.prog != nil && !taken[k] && nw.prog.name == fw.prog.name && sameWatch(nw.spec, fw.spec) {
+				j = k
+				break
+			}
+		}
+		if j < 0 {
+			fw.prog = nil
+			continue
+		}
+		taken[j] = true
+		fw.prog, fw.spec = want[j].prog, want[j].spec
+	}
+	var missing []string
+	for j, nw := range want {
+		if !taken[j] {
+			missing = append(missing, nw.prog.name+": "+strings.Join(nw.spec.Paths, ", "))
+		}
+	}
+	if len(missing) == 0 {
+		return fmt.Errorf("%w (the watches in force go on, each for its program)", err)
+	}
+	return fmt.Errorf("%w: not watched until an edit of hupd.toml starts a new watcher: %s", err, strings.Join(missing, "; "))
 }
 
 // program is the program called name, or nil.

@@ -1,12 +1,15 @@
 package run
 
 import (
+	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
 )
 
@@ -104,5 +107,57 @@ func TestReadConfigHashesWhatItParsed(t *testing.T) {
 	os.Remove(path)
 	if _, _, err := f.readConfig(); err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestWatchRetargetOnFailure: when no new watcher can start after an edit
+// (an inotify limit), the old watcher's groups follow the programs as they
+// are now: a group a replaced program still wants points at its
+// replacement (the old one pointed at the ended program, and the new one's
+// files were watched for nobody), one whose program was removed or that
+// no program wants alike is dropped, and the error names what is not
+// watched. The next edit tries again, and a watcher that starts takes
+// every group.
+func TestWatchRetargetOnFailure(t *testing.T) {
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a.conf"), filepath.Join(dir, "b.conf"), filepath.Join(dir, "c.conf")
+	ws := func(paths ...string) []config.WatchSpec {
+		return []config.WatchSpec{{Paths: paths, Action: supervisor.ActionReload}}
+	}
+	f := &fleet{log: slog.New(slog.DiscardHandler)}
+	prog := func(name string, w []config.WatchSpec) *program {
+		return &program{name: name, spec: &config.ProgramSpec{Name: name, Watch: w}, log: f.log}
+	}
+	web, gone, app := prog("web", ws(a)), prog("gone", ws(b)), prog("app", ws(c))
+	f.progs = []*program{web, gone, app}
+	if err := f.watch(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { f.w.Close() }()
+	old := f.w
+
+	// web replaced (a new program), gone removed, app's watch edited,
+	// and the new watcher cannot start.
+	web2, app2 := prog("web", ws(a)), prog("app", ws(c, b))
+	f.progs = []*program{web2, app2}
+	limit := errors.New("inotify limit")
+	f.newWatcher = func([]watch.Group) (*watch.Watcher, error) { return nil, limit }
+	err := f.watch()
+	if !errors.Is(err, limit) || !strings.Contains(err.Error(), "app: "+c+", "+b) || strings.Contains(err.Error(), "web") {
+		t.Fatalf("watch: %v", err)
+	}
+	if f.w != old || len(f.watches) != 3 || f.watches[0].prog != web2 || f.watches[1].prog != nil || f.watches[2].prog != nil {
+		t.Fatalf("after the failure: %+v", f.watches)
+	}
+	// An event of a dropped group acts on nothing.
+	f.onWatch(watch.Event{Group: 1, Hash: "x"})
+
+	// The next edit tries again.
+	f.newWatcher = nil
+	if err := f.watch(); err != nil {
+		t.Fatal(err)
+	}
+	if f.w == old || len(f.watches) != 2 || f.watches[0].prog != web2 || f.watches[1].prog != app2 {
+		t.Fatalf("after the retry: %+v", f.watches)
 	}
 }

@@ -63,6 +63,9 @@ func logsCommand(stdout, stderr io.Writer) *cli.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return control.Follow(ctx, path, req, func(rep control.Reply) error {
+				if rep.BadProgram {
+					return &badProgramError{rep.Error}
+				}
 				for _, l := range rep.Logs {
 					show(l)
 				}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,11 +26,15 @@ func reloadCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "show no progress on stderr while waiting (one updating line on a terminal, else plain lines)"}),
 		Action: func(c *cli.Context) error {
+			names, shown, err := programNames(c)
+			if err != nil || shown {
+				return err
+			}
 			path, err := controlPath(c)
 			if err != nil {
 				return err
 			}
-			req := control.Request{Cmd: control.CmdReload, Programs: c.Args().Slice()}
+			req := control.Request{Cmd: control.CmdReload, Programs: names}
 			d := c.Duration("timeout")
 			ctx, cancel := waitLimit(&req, d)
 			defer cancel()
@@ -235,4 +240,49 @@ func waitLimit(req *control.Request, d time.Duration) (context.Context, context.
 	}
 	req.Timeout = d.String()
 	return context.WithTimeout(context.Background(), d+5*time.Second)
+}
+
+// programNames are the program names of hupd reload and hupd status,
+// with their flags also after the names: the flag parser stops at the
+// first argument, so "hupd reload web -q" leaves "-q" among the names; each
+// such flag is set here as if it came first. After "--", every argument is
+// a name (the parser drops a leading "--": an argument that still starts
+// with "-" first came after one). -h and --help show the command's help
+// (shown is then set).
+func programNames(c *cli.Context) (names []string, shown bool, err error) {
+	args := c.Args().Slice()
+	if len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' {
+		return args, false, nil // "hupd reload -- -odd"
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(names, args[i+1:]...), false, nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			names = append(names, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "h" || name == "help" {
+			return nil, true, cli.ShowSubcommandHelp(c)
+		}
+		fi := slices.IndexFunc(c.Command.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), name) })
+		if fi < 0 || name == "" {
+			return nil, false, onUsageError(c, fmt.Errorf("flag provided but not defined: %s", a), false)
+		}
+		if _, isBool := c.Command.Flags[fi].(*cli.BoolFlag); isBool && !hasValue {
+			value = "true"
+		} else if !hasValue {
+			if i+1 >= len(args) {
+				return nil, false, onUsageError(c, fmt.Errorf("flag needs an argument: %s", a), false)
+			}
+			i++
+			value = args[i]
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, false, onUsageError(c, fmt.Errorf("invalid value %q for flag %s: %w", value, a, err), false)
+		}
+	}
+	return names, false, nil
 }

@@ -24,16 +24,20 @@ func statusCommand(stdout io.Writer) *cli.Command {
 		OnUsageError: onUsageError,
 		Flags:        append(controlFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"}),
 		Action: func(c *cli.Context) error {
+			names, shown, err := programNames(c)
+			if err != nil || shown {
+				return err
+			}
 			path, err := controlPath(c)
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if c.NArg() > 1 {
-				return usageError("status takes at most one PROGRAM, got %d arguments", c.NArg())
+			if len(names) > 1 {
+				return usageError("status takes at most one PROGRAM, got %d arguments", len(names))
 			}
-			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus, Programs: c.Args().Slice()})
+			rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus, Programs: names})
 			if err != nil {
 				return err
 			}

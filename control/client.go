@@ -132,8 +132,9 @@ func dial(ctx context.Context, path string) (net.Conn, error) {
 // Follow sends req (a logs request with Follow) to the control socket at
 // path and calls fn with each reply, the first one and then one per line,
 // until fn returns an error (returned), ctx ends (nil) or the server hangs
-// up (an error: "connection closed"). A first reply that is not OK is
-// returned as an error. Errors are otherwise Call's.
+// up (an error: "connection closed"). A first reply that is not OK (a
+// refusal) goes to fn too: its error is returned, else one with the
+// reply's Error. Errors are otherwise Call's.
 func Follow(ctx context.Context, path string, req Request, fn func(Reply) error) error {
 	if req.V == 0 {
 		req.V = ProtocolVersion
@@ -174,6 +175,9 @@ func Follow(ctx context.Context, path string, req Request, fn func(Reply) error)
 			return fmt.Errorf("control socket %s: malformed reply: %w", path, err)
 		}
 		if first && !rep.OK {
+			if err := fn(rep); err != nil {
+				return err
+			}
 			return errors.New(rep.Error)
 		}
 		if err := fn(rep); err != nil {

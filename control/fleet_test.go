@@ -143,8 +143,13 @@ func TestFleetRequests(t *testing.T) {
 
 	one := startControl(t, &fakeControl{status: supervisor.Status{Name: "web"}})
 	rep = call(t, one.Path(), Request{Cmd: CmdStatus, Programs: []string{"a"}})
-	if rep.OK || !rep.BadProgram || rep.Error != errOneProgram.Error() {
+	if rep.OK || !rep.BadProgram || rep.Error != "this hupd runs one program: hupd status takes no program name" {
 		t.Fatalf("a program named to a hupd of one: %+v", rep)
+	}
+	// Followed logs too (they went to the one program, --program ignored).
+	rep = call(t, one.Path(), Request{Cmd: CmdLogs, Follow: true, Programs: []string{"a"}})
+	if rep.OK || !rep.BadProgram || rep.Error != "this hupd runs one program: hupd logs takes no --program" {
+		t.Fatalf("logs --follow of a program named to a hupd of one: %+v", rep)
 	}
 	if rep := call(t, one.Path(), Request{Cmd: CmdStatus}); !rep.OK || rep.Status == nil || rep.Programs != nil {
 		t.Fatalf("status of a hupd of one: %+v", rep)

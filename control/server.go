@@ -120,8 +120,20 @@ var (
 	// several programs does not answer yet.
 	ErrSeveralPrograms = errors.New("not supported with several programs yet")
 	// errOneProgram: a request names programs, but hupd runs one.
-	errOneProgram = errors.New("this hupd runs one program: a request cannot name programs")
+	errOneProgram = errors.New("this hupd runs one program")
 )
+
+// oneProgramReply refuses a request that names programs to a hupd that
+// runs one, naming the command and what it takes no more of: "this hupd
+// runs one program: hupd reload takes no program name".
+func oneProgramReply(cmd string) Reply {
+	what := "no program name"
+	switch cmd {
+	case CmdLogs, CmdScale, CmdRollback:
+		what = "no --program"
+	}
+	return Reply{V: ProtocolVersion, Error: fmt.Sprintf("%v: hupd %.32s takes %s", errOneProgram, cmd, what), BadProgram: true}
+}
 
 // Server serves the control protocol on a unix socket.
 type Server struct {
@@ -472,7 +484,7 @@ func (s *Server) handle(c *net.UnixConn, br *bufio.Reader, line []byte) Reply {
 	if fl, ok := s.h.(Fleet); ok {
 		return s.handleFleet(c, br, fl, req, timeout)
 	} else if len(req.Programs) > 0 {
-		return Reply{V: ProtocolVersion, Error: errOneProgram.Error(), BadProgram: true}
+		return oneProgramReply(req.Cmd)
 	}
 	switch req.Cmd {
 	case CmdPing:
@@ -638,6 +650,9 @@ func (s *Server) followLogs(c *net.UnixConn, br *bufio.Reader, req Request) {
 			return
 		}
 		h = ph
+	} else if len(req.Programs) > 0 {
+		writeReply(c, oneProgramReply(req.Cmd))
+		return
 	}
 	src, ok := h.(LogSource)
 	if !ok {

@@ -149,6 +149,12 @@ type Options struct {
 	Output Output
 	// OutputPrefix prefixes each copied line with "[gen N pid P] ".
 	OutputPrefix bool
+	// OutputProgram is the program's name when hupd runs several
+	// ([[program]] tables): each copied line then starts with "[NAME] ",
+	// or "[NAME gen N pid P] " with OutputPrefix, so that the lines of
+	// several programs in one stream can be told apart. "" (one program)
+	// labels nothing. Records (OutputRecords) carry the name already.
+	OutputProgram string
 	// OutputRecords, when set, makes each line a generation writes a log
 	// record (logev.ChildOutput with its generation, PID, stream and text)
 	// written by the handler it returns for hupd's stdout or stderr,

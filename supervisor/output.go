@@ -70,8 +70,8 @@ type OutputLine struct {
 }
 
 // output copies a generation's stdout or stderr to hupd's own, unchanged
-// or with a "[gen N pid P] " prefix per line, or as log records (JSON
-// logs), and keeps the last lines (a ring of keptLines) so that a failed
+// or with a "[gen N pid P] " prefix per line (a program of several: its
+// name in it, or "[NAME] " alone), or as log records (JSON logs), and keeps the last lines (a ring of keptLines) so that a failed
 // start can be explained and hupd logs can show them.
 type output struct {
 	copying sync.WaitGroup // the copiers, until their pipes close
@@ -351,13 +351,16 @@ func ringSize(n int) int {
 
 // genPrefix is "[gen N pid P] ", or "[gen N.I pid P] " for instance I > 0
 // of a program that runs as several (multi), as hupd logs and hupd status
-// name it.
-func genPrefix(gen, inst int, multi bool, pid int) string {
+// name it; with a program's name (one of several), "[NAME gen N pid P] ".
+func genPrefix(program string, gen, inst int, multi bool, pid int) string {
 	g := strconv.Itoa(gen)
 	if multi && inst > 0 {
 		g += "." + strconv.Itoa(inst)
 	}
-	return "[gen " + g + " pid " + strconv.Itoa(pid) + "] "
+	if program != "" {
+		program += " "
+	}
+	return "[" + program + "gen " + g + " pid " + strconv.Itoa(pid) + "] "
 }
 
 // sinks are where generation gen's (PID pid) stdout and stderr go under
@@ -374,7 +377,10 @@ func (s *Supervisor) sinks(o *Options, gen, inst, pid int) (stdout, stderr sink)
 			stderr.inst = stdout.inst
 		}
 	} else if o.OutputPrefix {
-		stdout.prefix = genPrefix(gen, inst, multi, pid)
+		stdout.prefix = genPrefix(o.OutputProgram, gen, inst, multi, pid)
+		stderr.prefix = stdout.prefix
+	} else if o.OutputProgram != "" {
+		stdout.prefix = "[" + o.OutputProgram + "] "
 		stderr.prefix = stdout.prefix
 	}
 	return stdout, stderr

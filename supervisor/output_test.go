@@ -219,3 +219,34 @@ func BenchmarkOutputCopy(b *testing.B) {
 		})
 	}
 }
+
+// TestSinkPrefixes: raw lines (text logs) are labelled "[gen N pid P] "
+// with OutputPrefix, "[gen N.I pid P] " for instance I; a program of
+// several adds its name ("[web gen N pid P] "), or alone "[web] ";
+// one program without OutputPrefix is copied unchanged; records get none.
+func TestSinkPrefixes(t *testing.T) {
+	s := &Supervisor{}
+	for _, tc := range []struct {
+		prefix  bool
+		program string
+		inst    int
+		want    string
+	}{
+		{false, "", 0, ""},
+		{true, "", 0, "[gen 3 pid 42] "},
+		{true, "", 1, "[gen 3.1 pid 42] "},
+		{false, "web", 0, "[web] "},
+		{true, "web", 0, "[web gen 3 pid 42] "},
+		{true, "web", 2, "[web gen 3.2 pid 42] "},
+	} {
+		o := &Options{OutputPrefix: tc.prefix, OutputProgram: tc.program}
+		out, errs := s.sinks(o, 3, tc.inst, 42)
+		if out.prefix != tc.want || errs.prefix != tc.want {
+			t.Errorf("prefix %v, program %q, instance %d: %q and %q, want %q", tc.prefix, tc.program, tc.inst, out.prefix, errs.prefix, tc.want)
+		}
+		o.OutputRecords = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) }
+		if out, _ := s.sinks(o, 3, tc.inst, 42); out.prefix != "" || out.rec == nil {
+			t.Errorf("records: prefix %q", out.prefix)
+		}
+	}
+}

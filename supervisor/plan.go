@@ -225,7 +225,7 @@ func spawnDiff(a Options, als []*socketact.Listener, b Options, bls []*socketact
 	add(a.Dir != b.Dir, "dir")
 	add(a.UID != b.UID || a.GID != b.GID || !slices.Equal(a.Groups, b.Groups), "user")
 	add(a.Watchdog != b.Watchdog, "watchdog")
-	add(a.Output != b.Output || a.OutputPrefix != b.OutputPrefix, "output")
+	add(a.Output != b.Output || a.OutputPrefix != b.OutputPrefix || a.OutputProgram != b.OutputProgram, "output")
 	add(a.Control != b.Control, "control")
 	add(a.Legacy != b.Legacy, "legacy")
 	add(a.Forking != b.Forking || a.Pidfile != b.Pidfile, "forking")

@@ -406,6 +406,7 @@ func (f *fleet) link() {
 func (f *fleet) options(p *program, spec *config.ProgramSpec) supervisor.Options {
 	opts := spec.Options
 	opts.Name, opts.Control = f.ident.Name, f.ident.Control
+	opts.OutputProgram = p.name // raw lines (text logs) say whose they are
 	attrs := append(identity(f.ident), slog.String(supervisor.KeyProgram, p.name))
 	if rec := opts.OutputRecords; rec != nil {
 		opts.OutputRecords = func(w io.Writer) slog.Handler { return rec(w).WithAttrs(attrs) }

@@ -58,6 +58,13 @@ func planCommand(stdout, stderr io.Writer) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if rep.FleetPlan != nil { // several programs
+				if c.Bool("json") {
+					return json.NewEncoder(stdout).Encode(rep.FleetPlan)
+				}
+				printFleetPlan(stdout, *rep.FleetPlan)
+				return nil
+			}
 			if rep.Plan == nil {
 				if rep.BadConfig {
 					// hupd names where in its own hupd.toml (the content
@@ -91,20 +98,78 @@ func planFlags() []cli.Flag {
 
 func oneLineOf(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
+// printFleetPlan writes the plan of a hupd of several programs for a
+// person: a line per program ("program NAME: added", "removed",
+// "unchanged" or "changed"), under a changed one what hupd plan says of a
+// single program, indented, then hupd's own settings.
+func printFleetPlan(w io.Writer, fp control.FleetPlan) {
+	if fp.Nothing() {
+		fmt.Fprintln(w, "nothing to do: the running hupd already runs this configuration")
+		return
+	}
+	for _, pp := range fp.Programs {
+		name := printable(pp.Name)
+		var p supervisor.Plan
+		if pp.Plan != nil {
+			p = *pp.Plan
+		}
+		switch pp.Change {
+		case control.ChangeAdded:
+			if pp.State == control.ProgramEnded {
+				fmt.Fprintf(w, "program %s: added (it ended: it starts anew, once the programs it starts after are ready)\n", name)
+			} else {
+				fmt.Fprintf(w, "program %s: added (it starts once the programs it starts after are ready)\n", name)
+			}
+			printSockets(w, "  ", p)
+		case control.ChangeRemoved:
+			if pp.State == control.ProgramRunning {
+				fmt.Fprintf(w, "program %s: removed (it stops as a stop signal stops it)\n", name)
+			} else {
+				fmt.Fprintf(w, "program %s: removed (%s)\n", name, printable(pp.State))
+			}
+			printSockets(w, "  ", p)
+		case control.ChangeChanged:
+			fmt.Fprintf(w, "program %s: changed\n", name)
+			if pp.State == control.ProgramWaiting {
+				fmt.Fprintln(w, "  not started yet: it starts with the new settings")
+				printSockets(w, "  ", p)
+				printSettings(w, "  ", p)
+				continue
+			}
+			printPlanIn(w, "  ", p)
+		default:
+			fmt.Fprintf(w, "program %s: %s\n", name, printable(pp.Change))
+		}
+	}
+	printSettings(w, "", supervisor.Plan{Live: fp.Live, Restart: fp.Restart})
+}
+
 // printPlan writes p for a person.
 func printPlan(w io.Writer, p supervisor.Plan) {
 	if p.Nothing() {
 		fmt.Fprintln(w, "nothing to do: the running hupd already runs this configuration")
 		return
 	}
+	printPlanIn(w, "", p)
+}
+
+// printPlanIn writes p, each line after indent.
+func printPlanIn(w io.Writer, indent string, p supervisor.Plan) {
 	if p.NewGeneration {
-		fmt.Fprintf(w, "new generation: yes (%s), because these differ: %s\n", p.Strategy, strings.Join(p.Differ, ", "))
+		fmt.Fprintf(w, "%snew generation: yes (%s), because these differ: %s\n", indent, p.Strategy, strings.Join(p.Differ, ", "))
 	} else {
-		fmt.Fprintln(w, "new generation: no (the running one goes on)")
+		fmt.Fprintf(w, "%snew generation: no (the running one goes on)\n", indent)
 	}
+	printSockets(w, indent, p)
+	printSettings(w, indent, p)
+}
+
+// printSockets writes the sockets p opens, keeps and closes.
+func printSockets(w io.Writer, indent string, p supervisor.Plan) {
 	if len(p.Open)+len(p.Keep)+len(p.Close) > 0 {
-		fmt.Fprintln(w, "sockets:")
+		fmt.Fprintf(w, "%ssockets:\n", indent)
 	}
+	w = &indentWriter{w: w, indent: indent}
 	for _, s := range p.Open {
 		fmt.Fprintf(w, "  open   %s %s\n", printable(s.Name), printable(s.Address))
 	}
@@ -123,6 +188,12 @@ func printPlan(w io.Writer, p supervisor.Plan) {
 			fmt.Fprintln(w, " (at once: no generation uses it)")
 		}
 	}
+}
+
+// printSettings writes the settings of p that apply live, and those that
+// wait for a restart of hupd.
+func printSettings(w io.Writer, indent string, p supervisor.Plan) {
+	w = &indentWriter{w: w, indent: indent}
 	if len(p.Live) > 0 {
 		live := make([]string, len(p.Live))
 		for i, l := range p.Live {
@@ -153,4 +224,22 @@ func liveText(setting string, newGeneration bool) string {
 		return "rolling (from the next reload)"
 	}
 	return setting
+}
+
+// indentWriter writes indent before each line: each Write is at most one
+// line (the plan's lines are written so), or a part of one.
+type indentWriter struct {
+	w      io.Writer
+	indent string
+	mid    bool // within a line
+}
+
+func (iw *indentWriter) Write(b []byte) (int, error) {
+	if !iw.mid && iw.indent != "" && len(b) > 0 {
+		if _, err := io.WriteString(iw.w, iw.indent); err != nil {
+			return 0, err
+		}
+	}
+	iw.mid = len(b) > 0 && b[len(b)-1] != '\n' || len(b) == 0 && iw.mid
+	return iw.w.Write(b)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/supervisor"
 )
 
@@ -47,4 +48,43 @@ func TestPlanInstancesText(t *testing.T) {
 		b.WriteString("--\n")
 	}
 	golden(t, "plan-instances.golden", b.String())
+}
+
+// TestPlanFleetText: how hupd plan prints the plan of a hupd of several
+// programs: a line per program, in start order then the removed ones:
+// changed (and, indented, what a single program's plan says: a new
+// generation and its sockets; a program waiting to start: its sockets),
+// unchanged, added (started anew when it had ended) with the sockets it
+// opens, removed with those it closes; then hupd's own settings. A plan
+// that changes nothing says so once.
+func TestPlanFleetText(t *testing.T) {
+	var b bytes.Buffer
+	http := supervisor.PlanSocket{Name: "http", Address: "tcp://127.0.0.1:8080"}
+	for _, p := range []control.FleetPlan{
+		{Programs: []control.ProgramPlan{{Name: "app", Change: control.ChangeUnchanged, State: control.ProgramRunning}, {Name: "web", Change: control.ChangeUnchanged, State: control.ProgramRunning}}},
+		{
+			Programs: []control.ProgramPlan{
+				{Name: "app", Change: control.ChangeChanged, State: control.ProgramRunning, Plan: &supervisor.Plan{
+					NewGeneration: true, Strategy: supervisor.StrategySwap, Differ: []string{"env"},
+					Keep: []supervisor.PlanSocket{{Name: "app", Address: "unix:///run/app.sock", Changed: []string{"mode"}}},
+					Live: []string{"restart", "watch"},
+				}},
+				{Name: "web", Change: control.ChangeUnchanged, State: control.ProgramRunning},
+				{Name: "worker", Change: control.ChangeChanged, State: control.ProgramRunning, Plan: &supervisor.Plan{Live: []string{"after"},
+					Restart: []supervisor.PlanSetting{{Setting: "process.cgroup", Now: "auto", Configured: "off"}}}},
+				{Name: "late", Change: control.ChangeChanged, State: control.ProgramWaiting, Plan: &supervisor.Plan{
+					Open: []supervisor.PlanSocket{{Name: "late", Address: "tcp://127.0.0.1:8082"}}, Close: []supervisor.PlanSocket{{Name: "late", Address: "tcp://127.0.0.1:8081"}}}},
+				{Name: "extra\x1b", Change: control.ChangeAdded, Plan: &supervisor.Plan{NewGeneration: true, Open: []supervisor.PlanSocket{http}}},
+				{Name: "cron", Change: control.ChangeAdded, State: control.ProgramEnded, Plan: &supervisor.Plan{NewGeneration: true}},
+				{Name: "old", Change: control.ChangeRemoved, State: control.ProgramRunning, Plan: &supervisor.Plan{Close: []supervisor.PlanSocket{{Name: "old", Address: "tcp://127.0.0.1:9090", Draining: true}}}},
+				{Name: "done", Change: control.ChangeRemoved, State: control.ProgramEnded, Plan: &supervisor.Plan{}},
+			},
+			Live:    []string{"log.level"},
+			Restart: []supervisor.PlanSetting{{Setting: "health.address", Now: "127.0.0.1:9000", Configured: "off"}},
+		},
+	} {
+		printFleetPlan(&b, p)
+		b.WriteString("--\n")
+	}
+	golden(t, "plan-fleet.golden", b.String())
 }

@@ -53,8 +53,11 @@
 //     (Request.Programs; none: every one), answered one entry per
 //     program in Reply.Programs (reload results or statuses, in start
 //     order); a name hupd does not run is an error reply with BadProgram,
-//     and nothing is done. Every other request but ping is refused
-//     (ErrSeveralPrograms). A Handler that is not a Fleet refuses a
+//     and nothing is done. A plan request is answered in
+//     Reply.FleetPlan by a Fleet that is a FleetPlanner (per program:
+//     added, removed, unchanged, or changed and its own plan). Scale,
+//     rollback and logs requests name one program. Every other request
+//     but ping is refused (ErrSeveralPrograms). A Handler that is not a Fleet refuses a
 //     request that names programs (BadProgram). Requests without
 //     programs are written and answered as before.
 //   - A reload request waits for the handler's result, bounded by its

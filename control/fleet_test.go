@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -153,5 +154,41 @@ func TestFleetRequests(t *testing.T) {
 	}
 	if rep := call(t, one.Path(), Request{Cmd: CmdStatus}); !rep.OK || rep.Status == nil || rep.Programs != nil {
 		t.Fatalf("status of a hupd of one: %+v", rep)
+	}
+}
+
+// planningFleet is a fakeFleet that plans: "bad" content is a bad file.
+type planningFleet struct {
+	fakeFleet
+	got chan []byte
+}
+
+func (f *planningFleet) PlanPrograms(_ context.Context, data []byte) (FleetPlan, error) {
+	f.got <- data
+	if string(data) == "bad" {
+		return FleetPlan{}, &ConfigError{Err: errors.New("hupd.toml:3: unknown program \"x\" in after")}
+	}
+	return FleetPlan{Programs: []ProgramPlan{{Name: "a", Change: ChangeChanged, Plan: &supervisor.Plan{NewGeneration: true}}, {Name: "b", Change: ChangeUnchanged}}}, nil
+}
+
+// TestFleetPlan: a hupd of several programs that plans answers a plan
+// request in FleetPlan (per program), with the content sent (nil: as on
+// disk); an error about the file is BadConfig. (It was refused: "plan:
+// not supported with several programs yet".)
+func TestFleetPlan(t *testing.T) {
+	f := &planningFleet{got: make(chan []byte, 4)}
+	s := startControl(t, f)
+	rep := call(t, s.Path(), Request{Cmd: CmdPlan})
+	if got := recv(t, f.got, "plan"); got != nil || !rep.OK || rep.Plan != nil || rep.FleetPlan == nil || len(rep.FleetPlan.Programs) != 2 ||
+		rep.FleetPlan.Programs[0].Change != ChangeChanged || rep.FleetPlan.Nothing() {
+		t.Fatalf("plan as on disk: content %q, %+v", got, rep)
+	}
+	text := "bad"
+	rep = call(t, s.Path(), Request{Cmd: CmdPlan, Config: &text})
+	if got := recv(t, f.got, "plan bad"); string(got) != "bad" || rep.OK || !rep.BadConfig || rep.Error != `hupd.toml:3: unknown program "x" in after` {
+		t.Fatalf("plan of a bad file: %+v", rep)
+	}
+	if (FleetPlan{Programs: []ProgramPlan{{Name: "a", Change: ChangeUnchanged}}}).Nothing() != true {
+		t.Fatal("a plan of unchanged programs is not Nothing")
 	}
 }

@@ -17,6 +17,7 @@ import (
 //	← {"v":1,"ok":true,"scale":{"ok":true,"from":2,"to":4,"gen":3,…}}
 //	→ {"v":1,"cmd":"plan","config":"…"}
 //	← {"v":1,"ok":true,"plan":{…}}
+//	← {"v":1,"ok":true,"fleet_plan":{"programs":[{"name":"app","change":"changed","plan":{…}},…]}} (several programs)
 //	→ {"v":1,"cmd":"status"}
 //	← {"v":1,"ok":true,"status":{…}}
 //	→ {"v":1,"cmd":"reload","progress":true}
@@ -126,7 +127,57 @@ type Reply struct {
 	// BadProgram marks an error about the program names of the request
 	// (one that hupd does not run).
 	BadProgram bool `json:"bad_program,omitempty"`
+	// FleetPlan answers a plan request of a hupd that runs several
+	// programs (Plan is not set then).
+	FleetPlan *FleetPlan `json:"fleet_plan,omitempty"`
 }
+
+// FleetPlan says what applying a hupd.toml with several programs would
+// do, changing nothing (hupd plan): per program, in the new file's start
+// order and then the programs it removes, and for hupd itself.
+type FleetPlan struct {
+	Programs []ProgramPlan `json:"programs"`
+	// Live are hupd-wide settings that change without a restart
+	// (log.level, watch_config).
+	Live []string `json:"live,omitempty"`
+	// Restart are the hupd-wide settings that take effect only when hupd
+	// restarts (name, control, [health], log.format, the fd store).
+	Restart []supervisor.PlanSetting `json:"restart,omitempty"`
+}
+
+// Nothing reports whether applying the file would change nothing.
+func (p FleetPlan) Nothing() bool {
+	for _, pp := range p.Programs {
+		if pp.Change != ChangeUnchanged {
+			return false
+		}
+	}
+	return len(p.Live) == 0 && len(p.Restart) == 0
+}
+
+// ProgramPlan is one program's part of a FleetPlan.
+type ProgramPlan struct {
+	Name string `json:"name"`
+	// Change is ChangeAdded, ChangeRemoved, ChangeUnchanged or
+	// ChangeChanged.
+	Change string `json:"change"`
+	// State is the program's state now (ProgramWaiting, ProgramRunning,
+	// ProgramEnded); "" for one added.
+	State string `json:"state,omitempty"`
+	// Plan: for a program changed, what its own plan says, as hupd plan
+	// says it of a single program (a program waiting to start has no
+	// generation: its sockets only); for one added, the sockets it
+	// opens; for one removed, those it closes.
+	Plan *supervisor.Plan `json:"plan,omitempty"`
+}
+
+// ProgramPlan.Change values.
+const (
+	ChangeAdded     = "added"
+	ChangeRemoved   = "removed"
+	ChangeUnchanged = "unchanged"
+	ChangeChanged   = "changed"
+)
 
 // ProgramReply is one program's part of a Reply (Reply.Programs).
 type ProgramReply struct {

@@ -112,6 +112,13 @@ type Fleet interface {
 	Program(name string) (Handler, error)
 }
 
+// FleetPlanner is implemented by a Fleet that answers plan requests (hupd
+// plan): data is the content of the hupd.toml to plan, nil for hupd.toml
+// as on disk. An error about the file planned is a *ConfigError.
+type FleetPlanner interface {
+	PlanPrograms(ctx context.Context, data []byte) (FleetPlan, error)
+}
+
 var (
 	// ErrUnknownProgram is wrapped by a Fleet's error about a program
 	// name that hupd does not run (the reply's BadProgram).
@@ -552,6 +559,23 @@ func (s *Server) handleFleet(c *net.UnixConn, br *bufio.Reader, fl Fleet, req Re
 		stop := s.watchHangup(c, br, cancel)
 		progs, err = fl.ReloadPrograms(ctx, req.Programs)
 		stop()
+	case CmdPlan:
+		fp, ok := fl.(FleetPlanner)
+		if !ok {
+			return errReply(fmt.Errorf("%s: %w", req.Cmd, ErrSeveralPrograms))
+		}
+		var data []byte
+		if req.Config != nil {
+			data = []byte(*req.Config)
+		}
+		plan, err := fp.PlanPrograms(s.ctx, data)
+		if err != nil {
+			rep := errReply(err)
+			var ce *ConfigError
+			rep.BadConfig = errors.As(err, &ce)
+			return rep
+		}
+		return Reply{V: ProtocolVersion, OK: true, FleetPlan: &plan}
 	case CmdScale, CmdRollback, CmdLogs:
 		ph, rep := programHandler(fl, req)
 		switch {

@@ -266,3 +266,29 @@ func sameReadiness(a, b Options) bool {
 	return x.Kind == y.Kind && x.Delay == y.Delay && slices.Equal(x.Command, y.Command) && x.Interval == y.Interval &&
 		x.Timeout == y.Timeout && slices.Equal(a.Check, b.Check)
 }
+
+// SocketsPlan is the socket part of a Plan for a program that holds
+// sockets but runs no generation (one waiting to start): which of held
+// the specs keep (matched as Apply matches them), which they open, and
+// which close at once. An error is Match's (a kept socket that cannot
+// take its new options).
+func SocketsPlan(held []*socketact.Listener, specs []socketact.Spec, where []string) (Plan, error) {
+	match, err := socketact.Match(held, specs, where)
+	if err != nil {
+		return Plan{}, err
+	}
+	var p Plan
+	for i, sp := range specs {
+		if m := match[i]; m != nil {
+			p.Keep = append(p.Keep, PlanSocket{Name: sp.FDName(), Address: m.Bound.String(), Changed: socketChanges(m.Spec, sp)})
+			continue
+		}
+		p.Open = append(p.Open, PlanSocket{Name: sp.FDName(), Address: sp.Address.String()})
+	}
+	for _, l := range held {
+		if !slices.Contains(match, l) {
+			p.Close = append(p.Close, PlanSocket{Name: l.Spec.FDName(), Address: l.Bound.String()})
+		}
+	}
+	return p, nil
+}

@@ -510,8 +510,7 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 		case ev := <-cfgEvents:
 			f.onConfigEvent(ev)
 		case req := <-f.reconfc:
-			res, err := f.reconfigure(req.cause)
-			req.reply <- reconfReply{res, err} // buffered
+			req.reply <- f.onReconf(req) // buffered
 		case sig := <-sigs:
 			f.onSignal(sig)
 		case <-f.kick:

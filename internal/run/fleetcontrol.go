@@ -166,6 +166,24 @@ func (h fleetHandler) ReloadPrograms(ctx context.Context, names []string) ([]con
 	return out, nil
 }
 
+var _ control.FleetPlanner = fleetHandler{}
+
+// PlanPrograms says what applying a hupd.toml would do (hupd plan),
+// decided in the fleet's loop; data is its content, nil for hupd.toml as
+// on disk. hupd reads no file the client names.
+func (h fleetHandler) PlanPrograms(ctx context.Context, data []byte) (control.FleetPlan, error) {
+	reply := make(chan reconfReply, 1)
+	select {
+	case h.f.reconfc <- reconfRequest{plan: true, ctx: ctx, data: data, reply: reply}:
+	case <-h.f.exited:
+		return control.FleetPlan{}, errFleetStopping
+	case <-ctx.Done():
+		return control.FleetPlan{}, ctx.Err()
+	}
+	r := <-reply // the loop answers every request it takes
+	return r.plan, r.err
+}
+
 // unknownProgramError names a program hupd does not run, and those it
 // runs; it is a control.ErrUnknownProgram.
 type unknownProgramError struct {

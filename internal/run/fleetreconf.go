@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -31,15 +31,31 @@ import (
 // on_exit count for the starts and ends to come. An invalid file changes
 // nothing.
 
-// reconfRequest asks the loop to apply hupd.toml (hupd reload).
+// reconfRequest asks the loop to apply hupd.toml (hupd reload), or, with
+// plan, what applying a hupd.toml would do (hupd plan: data is its
+// content, nil for hupd.toml as on disk).
 type reconfRequest struct {
 	cause string
 	reply chan reconfReply // buffered
+	plan  bool
+	ctx   context.Context // of a plan
+	data  []byte
 }
 
 type reconfReply struct {
-	res reconfResult
-	err error
+	res  reconfResult
+	err  error
+	plan control.FleetPlan
+}
+
+// onReconf answers a reconfRequest, in the loop.
+func (f *fleet) onReconf(req reconfRequest) reconfReply {
+	if req.plan {
+		p, err := f.planData(req.ctx, req.data)
+		return reconfReply{plan: p, err: err}
+	}
+	res, err := f.reconfigure(req.cause)
+	return reconfReply{res: res, err: err}
 }
 
 // reconfResult is what applying hupd.toml did that a reload must know.
@@ -176,20 +192,9 @@ func (f *fleet) readConfig() (hash string, next *config.ResolvedMulti, err error
 // this file).
 func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, error) {
 	old := f.cur
-	healthAddr := func(h config.HealthSpec) string {
-		if h.Address == "" {
-			return "off"
-		}
-		return h.Address
-	}
-	for _, fixed := range []struct{ what, was, now string }{
-		{"name", old.Name, next.Name}, {"control", old.Control, next.Control}, {"log.format", old.LogFormat, next.LogFormat},
-		{"health.address", healthAddr(old.Health), healthAddr(next.Health)},
-		{"health.failures", strconv.Itoa(old.Health.Failures), strconv.Itoa(next.Health.Failures)},
-		{"systemd.fdstore", old.FDStore, next.FDStore},
-	} {
-		if fixed.was != fixed.now {
-			f.log.Warn(logev.SettingNeedsRestart, "setting", fixed.what, "now", fixed.was, "configured", fixed.now)
+	for _, fixed := range f.fixedSettings(next) {
+		if fixed.Now != fixed.Configured {
+			f.log.Warn(logev.SettingNeedsRestart, "setting", fixed.Setting, "now", fixed.Now, "configured", fixed.Configured)
 		}
 	}
 	// What runs, for the next edit to compare with.

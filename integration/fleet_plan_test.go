@@ -1,0 +1,93 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hupd/hupd/control"
+	"github.com/hupd/hupd/internal/logev"
+)
+
+// TestMultiPlan: hupd plan against a hupd of several programs says, per
+// program, what applying an edit of hupd.toml would do, changing nothing:
+// app's env edited is changed with a new generation (swap) keeping its
+// socket, web is unchanged, extra added opens its socket, and with web
+// removed, web is removed and closes its socket once drained; --json
+// gives the same as control.FleetPlan; a file given with -c is planned
+// instead of hupd.toml; a file that resolves badly is one line naming
+// hupd.toml and its line, exit 2. No program was reloaded. (hupd plan
+// was refused with several programs.)
+func TestMultiPlan(t *testing.T) {
+	t.Parallel()
+	app, web, extra := helloProgram("app"), helloProgram("web", "app"), helloProgram("extra", "app")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web)
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("app"))
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
+	appAddr := h.WaitEvent(logev.Listening, 1, ofProgram("app")).Str("address")
+	webAddr := h.WaitEvent(logev.Listening, 1, ofProgram("web")).Str("address")
+
+	code, out, errOut := fleetCLI(t, h, "plan", "-c", path)
+	if code != 0 || out != "nothing to do: the running hupd already runs this configuration\n" {
+		t.Fatalf("plan of the file in force: exit %d, stderr %q:\n%s", code, errOut, out)
+	}
+
+	app.extra = "[program.process]\nenv = { GREETING = \"edited\" }\n"
+	rewriteFleet(t, path, app, web, extra)
+	code, out, errOut = fleetCLI(t, h, "plan", "--name", "fleet")
+	want := "program app: changed\n" +
+		"  new generation: yes (swap), because these differ: env\n" +
+		"  sockets:\n" +
+		"    keep   http " + appAddr + "\n" +
+		"program web: unchanged\n" +
+		"program extra: added (it starts once the programs it starts after are ready)\n" +
+		"  sockets:\n" +
+		"    open   http tcp://127.0.0.1:0\n"
+	if code != 0 || out != want {
+		t.Fatalf("plan of the edit: exit %d, stderr %q:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+	code, out, errOut = fleetCLI(t, h, "plan", "--name", "fleet", "--json")
+	var fp control.FleetPlan
+	if err := json.Unmarshal([]byte(out), &fp); code != 0 || err != nil || len(fp.Programs) != 3 {
+		t.Fatalf("plan --json: exit %d, %v, stderr %q:\n%s", code, err, errOut, out)
+	}
+	if p := fp.Programs[0]; p.Name != "app" || p.Change != control.ChangeChanged || p.State != control.ProgramRunning || p.Plan == nil || !p.Plan.NewGeneration || len(p.Plan.Keep) != 1 {
+		t.Fatalf("plan --json, app: %+v", p)
+	}
+	if fp.Programs[1].Change != control.ChangeUnchanged || fp.Programs[2].Change != control.ChangeAdded {
+		t.Fatalf("plan --json: %+v", fp.Programs)
+	}
+
+	// Another file, named with -c (it names the same hupd).
+	other := filepath.Join(t.TempDir(), "other.toml")
+	rewriteFleet(t, other, app)
+	code, out, errOut = fleetCLI(t, h, "plan", "-c", other)
+	if code != 0 || !strings.HasPrefix(out, "program app: changed\n") ||
+		!strings.HasSuffix(out, "program web: removed (it stops as a stop signal stops it)\n  sockets:\n    close  http "+webAddr+" (once the generations using it have drained)\n") {
+		t.Fatalf("plan -c other.toml: exit %d, stderr %q:\n%s", code, errOut, out)
+	}
+
+	// A file that resolves badly: one line naming hupd.toml's line.
+	bad := fleetProgram{name: "web", after: []string{"nope"}, command: web.command, listen: true}
+	rewriteFleet(t, path, app, bad)
+	code, out, errOut = fleetCLI(t, h, "plan", "--name", "fleet")
+	if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 || !strings.HasPrefix(errOut, "hupd: "+path+":") || !strings.Contains(errOut, "nope") {
+		t.Fatalf("plan of a bad edit: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	h.Sync()
+	for _, name := range []string{"app", "web"} {
+		if n := countEvents(h, logev.ChildStarted, name); n != 1 {
+			t.Fatalf("%s started %d children after the plans, want 1", name, n)
+		}
+	}
+	if n := len(h.Events(logev.ProgramsReconfigured)); n != 0 {
+		t.Fatalf("a plan applied hupd.toml (%d)", n)
+	}
+	os.Remove(other)
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}

@@ -191,6 +191,13 @@ func TestDockerMultiImage(t *testing.T) {
 	}
 	m1 := master(contGet(t, hupdPID, "http://127.0.0.1:8080/"))
 	want := strings.Repeat(strconv.Itoa(img.uid)+"\t", 3) + strconv.Itoa(img.uid)
+	// Every worker has started: ready, each master may still be starting
+	// its second one (nginx's readiness waits for one of its workers,
+	// gunicorn's READY=1 for none). Each says so in its output.
+	h.waitFor("2 gunicorn and 2 nginx workers started", func() bool {
+		out := h.stderr.String()
+		return strings.Count(out, "Booting worker with pid") >= 2 && strings.Count(out, "start worker process ") >= 2
+	})
 	members := contMembers(t, pidns)
 	if len(members) < 7 { // hupd, gunicorn's master and 2 workers, nginx's master and 2 workers
 		t.Fatalf("%d processes in the container, want at least 7: %v", len(members), members)

@@ -41,10 +41,11 @@ func TestMultiExampleNginxGunicorn(t *testing.T) {
 		}
 	}
 	move := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:"+port, `address = "127.0.0.1:9901"`, `address = "127.0.0.1:0"`, "/tmp/hupd-multi-app.sock", sock,
-		`"examples/multi/"`, `"`+dir+`/"`, `"examples/multi"`, `"`+dir+`"`)
+		`"examples/multi/"`, `"`+dir+`/"`, `"examples/multi"`, `"`+dir+`"`, `"examples/multi/nginx-ready.sh"`, `"`+dir+`/nginx-ready.sh"`)
 	copyExample("hupd.toml", move.Replace)
 	copyExample("nginx.conf", move.Replace)
 	copyExample("app.py", func(s string) string { return s })
+	copyExample("nginx-ready.sh", func(s string) string { return s })
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
 		t.Fatal(err)
 	}

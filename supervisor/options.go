@@ -75,6 +75,13 @@ const (
 	ArgInstance  = "{instance}"
 )
 
+// EnvPID is, in the environment of a readiness probe (ReadyExec), the PID
+// of the process it judges: the generation's (or instance's) main
+// process as started, so that a probe can tell the new process from the
+// one it replaces (both share the sockets: an answer on them proves
+// nothing about which one serves).
+const EnvPID = "HUPD_PID"
+
 // Options configure a Supervisor. Zero values take the defaults above.
 type Options struct {
 	Name string // for logs; defaults to the command's base name

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -117,4 +118,19 @@ func TestWatchdogKillsASilentGeneration(t *testing.T) {
 		t.Fatalf("generation 1: %v", e)
 	}
 	h.ready(2)
+}
+
+// TestExecReadinessProbePID: the probe's environment names the process it
+// judges (HUPD_PID), so that it can tell the new generation from the one
+// serving on the same sockets.
+func TestExecReadinessProbePID(t *testing.T) {
+	bin := testBinary(t)
+	h := newSupervisorUnderTest(t, []string{"silent"}, func(o *Options) {
+		o.Ready = Readiness{Kind: ReadyExec, Command: []string{bin, "check:0"}, Interval: time.Millisecond, Timeout: waitLimit}
+	}).run()
+	pid := h.ready(1)
+	probes := h.spawner.recorded("helper")
+	if len(probes) != 1 || envValue(probes[0].env, EnvPID) != strconv.Itoa(pid) {
+		t.Fatalf("probe's %s=%q, want the generation's pid %d", EnvPID, envValue(probes[0].env, EnvPID), pid)
+	}
 }

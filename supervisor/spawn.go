@@ -558,7 +558,9 @@ func (s *Supervisor) armReadiness(g *generation, o *Options) {
 	case r.Kind == ReadyExec:
 		ctx, cancel := context.WithCancel(context.Background())
 		g.stopProbe = cancel
-		go s.probe(ctx, g, instanceAux(*o, g.inst))
+		po := instanceAux(*o, g.inst)
+		po.Env = append(po.Env, EnvPID+"="+strconv.Itoa(g.pid))
+		go s.probe(ctx, g, po)
 	}
 }
 

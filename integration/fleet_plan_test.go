@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hupd/hupd/control"
@@ -87,6 +88,51 @@ func TestMultiPlan(t *testing.T) {
 		t.Fatalf("a plan applied hupd.toml (%d)", n)
 	}
 	os.Remove(other)
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}
+
+// TestMultiPlanWaiting: the plan of an edit of a program still waiting for
+// the programs it starts after says it is changed, not started yet, and
+// which of its sockets it keeps, opens and closes at once (it has no
+// generation: its supervisor never ran, and planning does not ask it);
+// nothing is applied.
+func TestMultiPlanWaiting(t *testing.T) {
+	t.Parallel()
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app, web := helloProgram("app"), helloProgram("web", "app")
+	app.command = []string{"sh", "-c", "read x < " + gate + "; exec " + helloBin + " -grace 10s"}
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web)
+	webAddr := h.WaitEvent(logev.Listening, 1, ofProgram("web")).Str("address")
+	h.WaitEvent(logev.ProgramWaiting, 1, ofProgram("web"))
+
+	web.extra = "[program.process]\nenv = { GREETING = \"edited\" }\n[[program.listen]]\nname = \"admin\"\naddress = \"tcp://127.0.0.1:0\"\n"
+	rewriteFleet(t, path, app, web)
+	code, out, errOut := fleetCLI(t, h, "plan", "--name", "fleet")
+	want := "program app: unchanged\n" +
+		"program web: changed\n" +
+		"  not started yet: it starts with the new settings\n" +
+		"  sockets:\n" +
+		"    open   admin tcp://127.0.0.1:0\n" +
+		"    keep   http " + webAddr + "\n"
+	if code != 0 || out != want {
+		t.Fatalf("plan: exit %d, stderr %q:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+	h.Sync()
+	if n := len(h.Events(logev.ProgramsReconfigured)); n != 0 {
+		t.Fatalf("the plan applied hupd.toml (%d)", n)
+	}
+	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.WriteString("go\n")
+	g.Close()
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
 	if code := h.Stop(); code != 0 {
 		t.Fatalf("hupd exited %d, want 0", code)
 	}

@@ -94,3 +94,23 @@ func TestPlanRefusesWhatApplyRefuses(t *testing.T) {
 		t.Fatalf("plan: %v, apply: %v", perr, aerr)
 	}
 }
+
+// TestSocketsPlan: for a program that holds sockets but runs no
+// generation, a spec of a held socket keeps it (with its changed options),
+// a new address opens, and a held socket no spec takes closes at once.
+func TestSocketsPlan(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ready"}, nil)
+	held := h.sockets
+	specs := specsOf(held)
+	specs[0].Backlog = 7
+	open := newTestSpec(t)
+	p, err := SocketsPlan(held, []socketact.Spec{specs[0], open}, nil)
+	if err != nil || p.NewGeneration || len(p.Keep) != 1 || p.Keep[0].Address != held[0].Bound.String() ||
+		!slices.Equal(p.Keep[0].Changed, []string{"backlog"}) || len(p.Open) != 1 || p.Open[0].Address != open.Address.String() || len(p.Close) != 0 {
+		t.Fatalf("keep and open: %+v, %v", p, err)
+	}
+	p, err = SocketsPlan(held, []socketact.Spec{open}, nil)
+	if err != nil || len(p.Keep) != 0 || len(p.Open) != 1 || len(p.Close) != len(held) || p.Close[0].Address != held[0].Bound.String() || p.Close[0].Draining {
+		t.Fatalf("open and close: %+v, %v", p, err)
+	}
+}

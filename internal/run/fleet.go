@@ -50,7 +50,8 @@ import (
 // is closed once every program's Run has returned. Edits of hupd.toml
 // add, remove and change programs while hupd runs (see reconfigure, in
 // the loop): a removed program leaves progs at once and is in gone until
-// its Run returned; its end never counts as a program's end (on_exit).
+// its Run returned, and is released then (its cgroup closed: nothing of it
+// is kept); its end never counts as a program's end (on_exit).
 type fleet struct {
 	log *slog.Logger
 	// mu guards progs (the slice, and each program's spec) against the

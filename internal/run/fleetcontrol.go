@@ -14,8 +14,10 @@ import (
 )
 
 // fleetHandler is the control.Handler of a hupd that runs several
-// programs: reload and status go to the programs named (control.Fleet);
-// the server refuses the other requests (control.ErrSeveralPrograms). A
+// programs: reload and status go to the programs named (control.Fleet),
+// scale, rollback and logs to the one named (Program), and a plan is
+// decided in the fleet's loop (PlanPrograms, control.FleetPlanner); the
+// server refuses the other requests (control.ErrSeveralPrograms). A
 // reload of every program (none named) applies hupd.toml first, in the
 // fleet's loop, as SIGHUP does; it is refused while hupd.toml is not
 // valid. The programs are read under the fleet's lock: the loop changes

@@ -161,3 +161,31 @@ func TestWatchRetargetOnFailure(t *testing.T) {
 		t.Fatalf("after the retry: %+v", f.watches)
 	}
 }
+
+// TestReconfReadConfigHashesWhatItParsed: the single program's reread
+// hashes the bytes it resolved too (TestReadConfigHashesWhatItParsed).
+func TestReconfReadConfigHashesWhatItParsed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hupd.toml")
+	first, edited := []byte("name = \"first\"\n"), []byte("name = \"edited\"\n")
+	if err := os.WriteFile(path, first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	rc := &reconf{cur: &config.Resolved{ConfigFile: path}}
+	rc.load = func() (*config.Resolved, error) { t.Fatal("load called: parse is set"); return nil, nil }
+	rc.parse = func(data []byte) (*config.Resolved, error) {
+		if n++; n == 1 {
+			if err := os.WriteFile(path, edited, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return &config.Resolved{LogFormat: string(data)}, nil
+	}
+	h, next, err := rc.readConfig()
+	if err != nil || next.LogFormat != string(first) || h != watch.HashData(path, first) || h == watch.Hash([]string{path}) {
+		t.Fatalf("first read: hash %s, %v, %+v", h, err, next)
+	}
+	if h2, next, err := rc.readConfig(); err != nil || next.LogFormat != string(edited) || h2 == h {
+		t.Fatalf("second read: hash %s (first %s), %v, %+v", h2, h, err, next)
+	}
+}

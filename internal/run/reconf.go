@@ -320,12 +320,11 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	if rc.load == nil {
 		return false, nil
 	}
-	h := watch.Hash([]string{rc.cur.ConfigFile})
+	h, next, err := rc.readConfig()
 	if h == rc.cfgHash && rc.cfgErr == "" {
 		return false, nil
 	}
 	rc.cfgHash = h
-	next, err := rc.load()
 	if err == nil {
 		respawn, err = rc.apply(next, cause, h, done)
 	}
@@ -337,6 +336,27 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	}
 	// Applied, the Update carried this very note: one request in all.
 	return respawn, err
+}
+
+// readConfig reads hupd.toml once and resolves it (with parse, when set):
+// its hash is the hash of the very bytes resolved, so that an edit
+// written meanwhile is seen as one by the next read (hashed first, then
+// read again, such an edit was applied under the older version's hash,
+// and the next reload found nothing changed). A file that cannot be read
+// is hashed as on disk.
+func (rc *reconf) readConfig() (hash string, next *config.Resolved, err error) {
+	path := rc.cur.ConfigFile
+	if rc.parse == nil {
+		hash = watch.Hash([]string{path})
+		next, err = rc.load()
+		return hash, next, err
+	}
+	data, err := config.ReadFile(path)
+	if err != nil {
+		return watch.Hash([]string{path}), nil, err
+	}
+	next, err = rc.parse(data)
+	return watch.HashData(path, data), next, err
 }
 
 // reconfDecision is what applying a configuration decides, before

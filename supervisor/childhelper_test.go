@@ -282,6 +282,10 @@ func runUpgradeHelper(answer string, args []string) int {
 			fmt.Println("hupd-upgrade 0")
 			return 0
 		}
+		if IsUpgradeProtocolPrograms(args[1:]) && answer != "older" { // an older binary knows one program only
+			fmt.Println(UpgradeProtocolPrograms)
+			return 0
+		}
 		fmt.Println(UpgradeProtocol)
 		return 0
 	case "check":

@@ -354,7 +354,7 @@ func (s *Supervisor) freeze() (st *Upgrade, pids []int, thaw func(), err error) 
 			f()
 		}
 	}
-	return s.upgradeState(-1, opens), pids, thaw, nil
+	return s.upgradeState(0, opens), pids, thaw, nil
 }
 
 // handOver writes st to a memfd, keeps every fd it names open across

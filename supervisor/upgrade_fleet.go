@@ -210,6 +210,13 @@ func ExecFleetUpgrade(st *Upgrade, binary string, exe *os.File, frozen []*Frozen
 	if len(frozen) == 0 {
 		return errors.New("no program runs")
 	}
+	for _, fz := range frozen[1:] {
+		// The exec ends every other thread: a child forked on one of
+		// them would get its parent-death signal.
+		if o := fz.s.opts; o.Thread == nil && o.Spawner == nil {
+			return errors.New("the programs' children were forked on threads of their own (no Options.Thread): an exec would end them")
+		}
+	}
 	self, err := os.Open("/proc/self/exe") // the running binary, even if replaced on disk
 	if err != nil {
 		return fmt.Errorf("opening the running binary: %w", err)

@@ -286,3 +286,37 @@ func TestMultiUpgradeEndedStaysEnded(t *testing.T) {
 		t.Fatalf("hupd exited %d, want once's 3 (nothing left to run, every end ignored)", code)
 	}
 }
+
+// TestMultiUpgradeSentinel: the sentinel, taken over, guards both
+// programs' generations after the upgrade: web (after app) reloads after
+// it, and kill -9 of hupd then ends app's pre-fork generation handed over,
+// workers included (the parent-death signal reaches the master only), and
+// web's new one.
+func TestMultiUpgradeSentinel(t *testing.T) {
+	t.Parallel()
+	pre := func(name string, after ...string) fleetProgram {
+		return fleetProgram{name: name, after: after, command: childCmd("prefork", "2"), ready: "delay:10ms", listen: true,
+			extra: "[program.process]\nstop_signal = \"USR1\"\n"}
+	}
+	h := startFleet(t, pre("app"), pre("web", "app"))
+	app := sentReadPrefork(t, h)
+	sentinel := sentinelPID(t, h)
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
+	sentReadPrefork(t, h) // web's generation 1
+	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
+	}
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet", "web"); code != 0 {
+		t.Fatalf("hupd reload web: exit %d: %s%s", code, out, errOut)
+	}
+	web := sentReadPrefork(t, h)
+	h.WaitEvent(logev.ChildExited, 1, ofProgramGen("web", 1))
+	if err := h.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	h.Wait()
+	app.waitEnded(t, "app's generation", app.group())
+	web.waitEnded(t, "web's generation 2", web.group())
+	waitGone(t, sentinel)
+}

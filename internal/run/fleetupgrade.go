@@ -147,7 +147,7 @@ func (f *fleet) execUpgrade(binary string, exe *os.File) error {
 	}
 	f.readyq = nil
 	f.mu.Unlock()
-	fl := f.upgradeState()
+	parts := make([]*supervisor.Upgrade, len(f.progs))
 	for i, p := range f.progs {
 		if p.state.Load() != progRunning {
 			continue
@@ -157,7 +157,12 @@ func (f *fleet) execUpgrade(binary string, exe *os.File) error {
 			return fmt.Errorf("program %s: %w", p.name, err)
 		}
 		frozen = append(frozen, fz)
-		fl.Programs[i].Part = fz.State
+		parts[i] = fz.State
+	}
+	// Every program frozen: its sentinel registrations hold still.
+	fl := f.upgradeState()
+	for i, part := range parts {
+		fl.Programs[i].Part = part
 	}
 	var cg *contain.State
 	if f.cg != nil {

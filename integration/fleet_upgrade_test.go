@@ -320,3 +320,36 @@ func TestMultiUpgradeSentinel(t *testing.T) {
 	web.waitEnded(t, "web's generation 2", web.group())
 	waitGone(t, sentinel)
 }
+
+// TestMultiUpgradeUnappliedConfig: while hupd.toml on disk is not the
+// version in force (edited, not applied: --watch-config=false), hupd
+// upgrade is refused in one line and nothing changes; once hupd reload
+// applied it, the upgrade goes through and the new image runs it.
+func TestMultiUpgradeUnappliedConfig(t *testing.T) {
+	t.Parallel()
+	app, web := helloProgram("app"), helloProgram("web", "app")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web)
+	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
+	web.extra = "[program.process]\nenv = { EDITED = \"1\" }\n"
+	rewriteFleet(t, path, app, web)
+	code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet")
+	if want := "hupd: upgrade failed, hupd goes on as it was: " + path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade\n"; code != 1 || out != "" || errOut != want {
+		t.Fatalf("hupd upgrade: exit %d, stdout %q, stderr %q; want 1 and %q", code, out, errOut, want)
+	}
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
+	}
+	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("web", 2)).Int("pid")
+	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd upgrade after the reload: exit %d: %q %q", code, out, errOut)
+	}
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	st := fleetStatus(t, h)
+	if servingPID(st["app"]) != appPID || servingPID(st["web"]) != webPID {
+		t.Fatalf("after the upgrade: app %d web %d, want %d and %d", servingPID(st["app"]), servingPID(st["web"]), appPID, webPID)
+	}
+	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}

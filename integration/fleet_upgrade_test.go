@@ -75,7 +75,7 @@ func startFleetUpgrade(t *testing.T, bin, conf string) *Hupd {
 // PID and every child's PID are the same; status shows both programs'
 // generations, upgraded once, in the new version, and nothing of the
 // hand-over is left open. Then both programs reload (web by its watch,
-// app by hupd reload) and scale, SIGUSR2 upgrades again, and the sentinel,
+// app by hupd reload) and scale (web to 2, app to 3), SIGUSR2 upgrades again, and the sentinel,
 // taken over, still guards both: kill -9 of hupd ends every child.
 func TestMultiUpgradeUnderLoad(t *testing.T) {
 	t.Parallel()
@@ -139,19 +139,23 @@ func TestMultiUpgradeUnderLoad(t *testing.T) {
 	if code, out, errOut := fleetCLI(t, h, "scale", "--name", "fleet", "--program", "web", "2"); code != 0 || !strings.HasPrefix(out, "scaled generation 2 from 1 to 2 instances") {
 		t.Fatalf("hupd scale --program web 2: exit %d: %s%s", code, out, errOut)
 	}
+	if code, out, errOut := fleetCLI(t, h, "scale", "--name", "fleet", "--program", "app", "3"); code != 0 || !strings.HasPrefix(out, "scaled generation 2 from 2 to 3 instances") {
+		t.Fatalf("hupd scale --program app 3: exit %d: %s%s", code, out, errOut)
+	}
 	webLoad.waitOK(t, webLoad.ok()+20, newWeb)
 
 	h.Signal(syscall.SIGUSR2)
 	if e := h.WaitEvent(logev.Upgraded, 2, nil); e.Int("upgrades") != 2 {
 		t.Fatalf("%v", e)
 	}
+	h.WaitEvent(logev.ControlSocket, 3, nil) // the third image's, listening
 	appLoad.waitOK(t, appLoad.ok()+20, 0)
 	webLoad.waitOK(t, webLoad.ok()+20, 0)
 	swapNoFailures(t, appLoad.Stop(), 40)
 	swapNoFailures(t, webLoad.Stop(), 40)
 
 	final := fleetPIDs(fleetStatus(t, h))
-	if len(final["app"]) != 2 || len(final["web"]) != 2 {
+	if len(final["app"]) != 3 || len(final["web"]) != 2 {
 		t.Fatalf("after the second upgrade: %v", final)
 	}
 	if err := h.Cmd.Process.Kill(); err != nil {
@@ -350,6 +354,31 @@ func TestMultiUpgradeUnappliedConfig(t *testing.T) {
 		t.Fatalf("after the upgrade: app %d web %d, want %d and %d", servingPID(st["app"]), servingPID(st["web"]), appPID, webPID)
 	}
 	if code := h.Stop(); code != 0 {
+		t.Fatalf("hupd exited %d, want 0", code)
+	}
+}
+
+// TestMultiUpgradePID1: as PID 1 of a PID namespace (no sentinel), SIGUSR2
+// upgrades hupd with both programs: each is taken over, and TERM then
+// stops both, exit 0.
+func TestMultiUpgradePID1(t *testing.T) {
+	h, hupdPID := procUnshare(t, "run", "-c", fleetFile(t, helloProgram("app"), helloProgram("web", "app")))
+	app := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	web := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
+	procKill(t, hupdPID, syscall.SIGUSR2)
+	if e := h.WaitEvent(logev.Upgraded, 1, nil); e.Int("programs") != 2 {
+		t.Fatalf("%v", e)
+	}
+	for name, pid := range map[string]int{"app": app, "web": web} {
+		if e := h.WaitEvent(logev.ProgramTakenOver, 1, ofProgram(name)); e.Int("generations") != 1 {
+			t.Fatalf("%s: %v", name, e)
+		}
+		if got := fleetGet(t, fleetAddr(h, name)); got != pid {
+			t.Fatalf("%s answered by pid %d after the upgrade, want %d", name, got, pid)
+		}
+	}
+	procKill(t, hupdPID, syscall.SIGTERM)
+	if code := h.Wait(); code != 0 {
 		t.Fatalf("hupd exited %d, want 0", code)
 	}
 }

@@ -204,6 +204,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	h.Signal(syscall.SIGUSR2)
 	h.WaitEvent(logev.Upgraded, 2, nil)
+	// Logged before the new image's control socket listens: wait for it.
+	h.WaitEvent(logev.ControlSocket, 3, nil)
 	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
 		t.Fatalf("reload after the second upgrade: %d %s", code, out)
 	}

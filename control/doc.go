@@ -53,7 +53,10 @@
 //     (Request.Programs; none: every one), answered one entry per
 //     program in Reply.Programs (reload results or statuses, in start
 //     order); a name hupd does not run is an error reply with BadProgram,
-//     and nothing is done. Every other request but ping is refused
+//     and nothing is done. Scale, rollback and logs requests name one
+//     program, whose Handler (Fleet.Program) answers them; an upgrade
+//     request names none and goes to the Handler's Upgrade (every program
+//     at once). Every other request but ping is refused
 //     (ErrSeveralPrograms). A Handler that is not a Fleet refuses a
 //     request that names programs (BadProgram). Requests without
 //     programs are written and answered as before.

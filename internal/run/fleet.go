@@ -40,7 +40,9 @@ import (
 // fleet owns the signal intake: a stop signal stops the programs one at a
 // time in reverse start order, each once every program after it has ended;
 // the others are forwarded to every running program, but the upgrade
-// signal, which upgrades hupd with every program (fleetupgrade.go). A program that ends for good (its Run returns) with on_exit
+// signal, which upgrades hupd with every program (fleetupgrade.go: one
+// exec; the new image takes every program over, or hands them all back).
+// A program that ends for good (its Run returns) with on_exit
 // "stop-all" stops the others so and hupd exits with its code; with
 // "ignore" the others go on, and hupd exits once none runs. A change of a
 // program's [[program.watch]] group (one watcher for all) acts on that

@@ -303,7 +303,12 @@ func (t *takeOver) resume(p *program) error {
 	if err := p.sup.Resume(ps.Part, t.others[p], t.exits); err != nil {
 		return fmt.Errorf("program %s: %w", p.name, err)
 	}
+	// Running already: the control socket and the health endpoint, which
+	// answer before the loop starts it (start), ask its supervisor, whose
+	// Run answers once it runs, instead of saying it waits.
 	p.resumed = true
+	p.ran.Store(true)
+	p.state.Store(progRunning)
 	p.log.Info(logev.ProgramTakenOver, "generations", len(ps.Part.Gens), "upgrades", ps.Part.Upgrades)
 	return nil
 }

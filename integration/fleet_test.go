@@ -456,19 +456,31 @@ func TestMultiIsolation(t *testing.T) {
 // signal reaches only the masters), not only the one registered last.
 func TestMultiSentinelBoth(t *testing.T) {
 	t.Parallel()
-	pre := func(name string) fleetProgram {
-		return fleetProgram{name: name, command: childCmd("prefork", "2"), ready: "delay:10ms", listen: true,
-			extra: "[program.process]\nstop_signal = \"USR1\"\n"}
-	}
-	h := startFleet(t, pre("app"), pre("web"))
+	h := startFleet(t, preforkProgram("app"), preforkProgram("web"))
 	a, b := sentReadPrefork(t, h), sentReadPrefork(t, h)
 	sentinel := sentinelPID(t, h)
+	kill9Ends(t, h, sentinel, map[string]*sentPrefork{"first program's generation": a, "second program's generation": b})
+}
+
+// preforkProgram is a pre-fork server (a master and two workers) on an
+// http socket of its own, stopped by USR1.
+func preforkProgram(name string, after ...string) fleetProgram {
+	return fleetProgram{name: name, after: after, command: childCmd("prefork", "2"), ready: "delay:10ms", listen: true,
+		extra: "[program.process]\nstop_signal = \"USR1\"\n"}
+}
+
+// kill9Ends kills hupd (SIGKILL) and waits for every process of each
+// pre-fork generation of gens (by what it is) and for the sentinel to
+// have ended.
+func kill9Ends(t *testing.T, h *Hupd, sentinel int, gens map[string]*sentPrefork) {
+	t.Helper()
 	if err := h.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	h.Wait()
-	a.waitEnded(t, "first program's generation", a.group())
-	b.waitEnded(t, "second program's generation", b.group())
+	for what, p := range gens {
+		p.waitEnded(t, what, p.group())
+	}
 	waitGone(t, sentinel)
 }
 

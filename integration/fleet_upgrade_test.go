@@ -298,11 +298,7 @@ func TestMultiUpgradeEndedStaysEnded(t *testing.T) {
 // web's new one.
 func TestMultiUpgradeSentinel(t *testing.T) {
 	t.Parallel()
-	pre := func(name string, after ...string) fleetProgram {
-		return fleetProgram{name: name, after: after, command: childCmd("prefork", "2"), ready: "delay:10ms", listen: true,
-			extra: "[program.process]\nstop_signal = \"USR1\"\n"}
-	}
-	h := startFleet(t, pre("app"), pre("web", "app"))
+	h := startFleet(t, preforkProgram("app"), preforkProgram("web", "app"))
 	app := sentReadPrefork(t, h)
 	sentinel := sentinelPID(t, h)
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
@@ -316,13 +312,7 @@ func TestMultiUpgradeSentinel(t *testing.T) {
 	}
 	web := sentReadPrefork(t, h)
 	h.WaitEvent(logev.ChildExited, 1, ofProgramGen("web", 1))
-	if err := h.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	h.Wait()
-	app.waitEnded(t, "app's generation", app.group())
-	web.waitEnded(t, "web's generation 2", web.group())
-	waitGone(t, sentinel)
+	kill9Ends(t, h, sentinel, map[string]*sentPrefork{"app's generation": app, "web's generation 2": web})
 }
 
 // TestMultiUpgradeUnappliedConfig: while hupd.toml on disk is not the

@@ -243,3 +243,21 @@ func TestHelpGolden(t *testing.T) {
 		golden(t, tc.file, stdout)
 	}
 }
+
+// TestUpgradeProtocol: the hidden "hupd upgrade-protocol" prints the state
+// format this binary reads, unchanged, and with "programs" that it takes
+// several programs over: what a running hupd asks of a new binary.
+func TestUpgradeProtocol(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"upgrade-protocol"}, "hupd-upgrade 1\n"},
+		{[]string{"upgrade-protocol", "programs"}, "hupd-upgrade 1 programs\n"},
+		{[]string{"upgrade-protocol", "other"}, "hupd-upgrade 1\n"},
+	} {
+		if code, out, errOut := runApp(t, tc.args...); code != 0 || out != tc.want || errOut != "" {
+			t.Errorf("hupd %v: exit %d, stdout %q, stderr %q; want %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+}

@@ -29,10 +29,7 @@ func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), c.Duration("timeout"))
 			defer cancel()
-			before, multi, err := callStatus(ctx, path)
-			if multi {
-				return fmt.Errorf("upgrade: %w", control.ErrSeveralPrograms)
-			}
+			before, _, err := upgradeStatus(ctx, path)
 			if err != nil {
 				return err
 			}
@@ -48,7 +45,7 @@ func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
 				return exitError{1}
 			}
 			// The exec closed the connection: ask the new image.
-			after, err := waitUpgraded(ctx, path, before)
+			after, kept, err := waitUpgraded(ctx, path, before)
 			if err != nil {
 				return fmt.Errorf("upgrade: no answer from the new hupd: %w", err)
 			}
@@ -57,7 +54,7 @@ func upgradeCommand(stdout, stderr io.Writer) *cli.Command {
 				return exitError{1}
 			}
 			fmt.Fprintf(stdout, "upgrade ok: hupd pid %d now runs %s (was %s), %d generation(s) kept\n",
-				after.PID, orUnknown(after.Version), orUnknown(before.Version), len(after.Generations))
+				after.PID, orUnknown(after.Version), orUnknown(before.Version), kept)
 			return nil
 		},
 	}
@@ -89,22 +86,52 @@ func callStatus(ctx context.Context, path string) (st *supervisor.Status, multi 
 	return rep.Status, false, nil
 }
 
+// upgradeStatus is callStatus for an upgrade: of a hupd that runs several
+// programs, the status of the first one running (its Upgrades, Version,
+// RolledBack and PID are hupd's) and, as gens, the generations of them
+// all.
+func upgradeStatus(ctx context.Context, path string) (st *supervisor.Status, gens int, err error) {
+	rep, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
+	if err != nil {
+		return nil, 0, err
+	}
+	if rep.Programs == nil {
+		if rep.Status == nil {
+			return nil, 0, errors.New(rep.Error)
+		}
+		return rep.Status, len(rep.Status.Generations), nil
+	}
+	for _, p := range rep.Programs {
+		if p.State != control.ProgramRunning || p.Status == nil {
+			continue
+		}
+		if st == nil {
+			st = p.Status
+		}
+		gens += len(p.Status.Generations)
+	}
+	if st == nil {
+		return nil, 0, errors.New("no program runs")
+	}
+	return st, gens, nil
+}
+
 // waitUpgraded asks for the status until the hupd at path reports one
-// more upgrade than before.
-func waitUpgraded(ctx context.Context, path string, before *supervisor.Status) (*supervisor.Status, error) {
+// more upgrade than before; kept is the number of its generations.
+func waitUpgraded(ctx context.Context, path string, before *supervisor.Status) (*supervisor.Status, int, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		st, _, err := callStatus(ctx, path)
+		st, kept, err := upgradeStatus(ctx, path)
 		if err == nil && st.Upgrades > before.Upgrades {
-			return st, nil
+			return st, kept, nil
 		}
 		select {
 		case <-ctx.Done():
 			if err == nil {
 				err = ctx.Err()
 			}
-			return nil, err
+			return nil, 0, err
 		case <-t.C:
 		}
 	}
@@ -116,8 +143,12 @@ func upgradeProtocolCommand(stdout io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:   "upgrade-protocol",
 		Hidden: true,
-		Usage:  "print the upgrade state version this binary reads (hupd upgrade asks)",
-		Action: func(*cli.Context) error {
+		Usage:  "print the upgrade state version this binary reads (hupd upgrade asks; with \"programs\": whether it takes several programs over)",
+		Action: func(c *cli.Context) error {
+			if supervisor.IsUpgradeProtocolPrograms(c.Args().Slice()) {
+				fmt.Fprintln(stdout, supervisor.UpgradeProtocolPrograms)
+				return nil
+			}
 			fmt.Fprintln(stdout, supervisor.UpgradeProtocol)
 			return nil
 		},

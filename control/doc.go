@@ -56,8 +56,11 @@
 //     and nothing is done. A plan request is answered in
 //     Reply.FleetPlan by a Fleet that is a FleetPlanner (per program:
 //     added, removed, unchanged, or changed and its own plan). Scale,
-//     rollback and logs requests name one program. Every other request
-//     but ping is refused (ErrSeveralPrograms). A Handler that is not a Fleet refuses a
+//     rollback and logs requests name one program, whose Handler
+//     (Fleet.Program) answers them; an upgrade request names none and
+//     goes to the Handler's Upgrade (every program at once). Every other
+//     request but ping is refused (ErrSeveralPrograms). A Handler that is
+//     not a Fleet refuses a
 //     request that names programs (BadProgram). Requests without
 //     programs are written and answered as before.
 //   - A reload request waits for the handler's result, bounded by its

@@ -109,11 +109,15 @@ func TestFleetRequests(t *testing.T) {
 	if rep.OK || !rep.BadProgram || rep.Error != `control: unknown program "zz"` {
 		t.Fatalf("reload of an unknown program: %+v", rep)
 	}
-	for _, cmd := range []string{CmdUpgrade, CmdPlan} {
-		rep := call(t, s.Path(), Request{Cmd: cmd})
-		if rep.OK || rep.Error != cmd+": not supported with several programs yet" {
-			t.Fatalf("%s: %+v", cmd, rep)
-		}
+	if rep := call(t, s.Path(), Request{Cmd: CmdPlan}); rep.OK || rep.Error != "plan: not supported with several programs yet" {
+		t.Fatalf("plan: %+v", rep)
+	}
+	// An upgrade is hupd's, every program at once: its Handler's answer.
+	if rep := call(t, s.Path(), Request{Cmd: CmdUpgrade}); rep.OK || rep.Error != "upgrade failed, hupd goes on as it was: fake: no upgrade" {
+		t.Fatalf("upgrade: %+v", rep)
+	}
+	if rep := call(t, s.Path(), Request{Cmd: CmdUpgrade, Programs: []string{"a"}}); rep.OK || rep.Error != "upgrade: it re-executes hupd with every program at once: name none" {
+		t.Fatalf("upgrade of one program: %+v", rep)
 	}
 	// Scale, rollback and logs: one program each, answered by its Handler.
 	for _, req := range []Request{{Cmd: CmdScale, Instances: 2}, {Cmd: CmdRollback}, {Cmd: CmdLogs}, {Cmd: CmdLogs, Follow: true}} {

@@ -95,8 +95,9 @@ type LogSource interface {
 // ([[program]] tables): it answers reload and status requests, each about
 // the programs the request names (Request.Programs; none: every one);
 // scale, rollback and logs requests name one program, whose Handler
-// (Program) answers them as a hupd of one program would; the server
-// refuses every other request but ping (ErrSeveralPrograms).
+// (Program) answers them as a hupd of one program would; an upgrade
+// (naming no program) goes to Handler.Upgrade, as with one program; the
+// server refuses every other request but ping (ErrSeveralPrograms).
 // An unknown name is an error wrapping ErrUnknownProgram, and nothing is
 // done.
 type Fleet interface {
@@ -126,6 +127,8 @@ var (
 	// ErrSeveralPrograms is the error of a request that a hupd running
 	// several programs does not answer yet.
 	ErrSeveralPrograms = errors.New("not supported with several programs yet")
+	// errUpgradeProgram: an upgrade names programs.
+	errUpgradeProgram = errors.New("it re-executes hupd with every program at once: name none")
 	// errOneProgram: a request names programs, but hupd runs one.
 	errOneProgram = errors.New("this hupd runs one program")
 )
@@ -576,6 +579,12 @@ func (s *Server) handleFleet(c *net.UnixConn, br *bufio.Reader, fl Fleet, req Re
 			return rep
 		}
 		return Reply{V: ProtocolVersion, OK: true, FleetPlan: &plan}
+	case CmdUpgrade:
+		// hupd with every program, as with one (see handle).
+		if len(req.Programs) > 0 {
+			return errReply(fmt.Errorf("upgrade: %w", errUpgradeProgram))
+		}
+		return errReply(fmt.Errorf("upgrade failed, hupd goes on as it was: %w", s.h.Upgrade(s.ctx, req.Binary)))
 	case CmdScale, CmdRollback, CmdLogs:
 		ph, rep := programHandler(fl, req)
 		switch {

@@ -168,6 +168,12 @@ func helloProgram(name string, after ...string) fleetProgram {
 	return fleetProgram{name: name, after: after, command: []string{helloBin, "-grace", "10s"}, listen: true}
 }
 
+// onceProgram is "once", after web: it exits 3 as soon as it runs; extra
+// is more TOML for its table.
+func onceProgram(extra string) fleetProgram {
+	return fleetProgram{name: "once", after: []string{"web"}, command: childCmd("exit", "3"), ready: "delay:10ms", extra: extra}
+}
+
 // TestMultiServeAfterAndStop: two hello programs serve, each on its own
 // socket, with their records marked program=NAME; "web" (after = ["app"])
 // starts only once "app" is ready, app taking a moment (ready =
@@ -242,8 +248,7 @@ func TestMultiHUPReloadsAll(t *testing.T) {
 // 3.
 func TestMultiOnExitStopAll(t *testing.T) {
 	t.Parallel()
-	once := fleetProgram{name: "once", after: []string{"web"}, command: childCmd("exit", "3"),
-		ready: "delay:10ms", extra: "[program.restart]\npolicy = \"never\"\n"}
+	once := onceProgram("[program.restart]\npolicy = \"never\"\n")
 	h := startFleet(t, helloProgram("web"), once)
 	webPID := h.WaitEvent(logev.ChildStarted, 1, ofProgram("web")).Int("pid")
 	if code := h.Wait(); code != 3 {
@@ -262,8 +267,7 @@ func TestMultiOnExitStopAll(t *testing.T) {
 // the ignored program's exit does not decide hupd's code.
 func TestMultiOnExitIgnore(t *testing.T) {
 	t.Parallel()
-	once := fleetProgram{name: "once", after: []string{"web"}, command: childCmd("exit", "3"),
-		ready: "delay:10ms", extra: "on_exit = \"ignore\"\n[program.restart]\npolicy = \"never\"\n"}
+	once := onceProgram("on_exit = \"ignore\"\n[program.restart]\npolicy = \"never\"\n")
 	h := startFleet(t, helloProgram("web"), once)
 	h.WaitEvent(logev.ProgramEnded, 1, ofProgram("once"))
 	webPID := h.WaitEvent(logev.ChildStarted, 1, ofProgram("web")).Int("pid")
@@ -345,8 +349,7 @@ func TestMultiReloadOneUnderLoad(t *testing.T) {
 // program when named; --json an object with a "programs" array); an
 // unknown program name is a one-line error, exit 2; scale, rollback and
 // logs act on the program --program names (and are refused without one);
-// upgrade, by command or signal, is refused in one line; the refused
-// requests change nothing.
+// the refused requests change nothing. (Upgrades: fleet_upgrade_test.go.)
 func TestMultiControl(t *testing.T) {
 	t.Parallel()
 	h := startFleet(t, helloProgram("app"), helloProgram("web", "app"))
@@ -378,7 +381,6 @@ func TestMultiControl(t *testing.T) {
 		code int
 		says string
 	}{
-		{[]string{"upgrade"}, 1, "hupd: upgrade: not supported with several programs yet\n"},
 		{[]string{"scale", "2"}, 2, "hupd: scale: not supported with several programs yet: name one program (--program NAME)\n"},
 		{[]string{"rollback"}, 2, "hupd: rollback: not supported with several programs yet: name one program (--program NAME)\n"},
 		{[]string{"logs"}, 2, "hupd: logs: not supported with several programs yet: name one program (--program NAME)\n"},
@@ -395,8 +397,6 @@ func TestMultiControl(t *testing.T) {
 	if code != 0 || !strings.Contains(out, fmt.Sprintf("hello: pid %d serving", appPID)) || strings.Contains(out, fmt.Sprintf("pid %d", webPID)) {
 		t.Fatalf("hupd logs --program app: exit %d, stderr %q:\n%s", code, errOut, out)
 	}
-	h.Signal(syscall.SIGUSR2) // the upgrade signal: ignored
-	h.WaitEvent(logev.UpgradeSignalIgnored, 1, nil)
 	st = fleetStatus(t, h)
 	if servingPID(st["app"]) != appPID || servingPID(st["web"]) != webPID || st["app"].Status.Reloads+st["web"].Status.Reloads != 0 {
 		t.Fatalf("a refused request changed something: %+v", st)
@@ -456,19 +456,31 @@ func TestMultiIsolation(t *testing.T) {
 // signal reaches only the masters), not only the one registered last.
 func TestMultiSentinelBoth(t *testing.T) {
 	t.Parallel()
-	pre := func(name string) fleetProgram {
-		return fleetProgram{name: name, command: childCmd("prefork", "2"), ready: "delay:10ms", listen: true,
-			extra: "[program.process]\nstop_signal = \"USR1\"\n"}
-	}
-	h := startFleet(t, pre("app"), pre("web"))
+	h := startFleet(t, preforkProgram("app"), preforkProgram("web"))
 	a, b := sentReadPrefork(t, h), sentReadPrefork(t, h)
 	sentinel := sentinelPID(t, h)
+	kill9Ends(t, h, sentinel, map[string]*sentPrefork{"first program's generation": a, "second program's generation": b})
+}
+
+// preforkProgram is a pre-fork server (a master and two workers) on an
+// http socket of its own, stopped by USR1.
+func preforkProgram(name string, after ...string) fleetProgram {
+	return fleetProgram{name: name, after: after, command: childCmd("prefork", "2"), ready: "delay:10ms", listen: true,
+		extra: "[program.process]\nstop_signal = \"USR1\"\n"}
+}
+
+// kill9Ends kills hupd (SIGKILL) and waits for every process of each
+// pre-fork generation of gens (by what it is) and for the sentinel to
+// have ended.
+func kill9Ends(t *testing.T, h *Hupd, sentinel int, gens map[string]*sentPrefork) {
+	t.Helper()
 	if err := h.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	h.Wait()
-	a.waitEnded(t, "first program's generation", a.group())
-	b.waitEnded(t, "second program's generation", b.group())
+	for what, p := range gens {
+		p.waitEnded(t, what, p.group())
+	}
 	waitGone(t, sentinel)
 }
 

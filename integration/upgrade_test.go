@@ -127,6 +127,32 @@ func leftovers(t *testing.T, pid int) []string {
 	return bad
 }
 
+// linkedHupd links hupd's binary into a directory of its own and returns
+// the link, for a test to rename a new version over (renameOver). Links,
+// not copies: a file this process had open for writing could reach a
+// child forked meanwhile and make the exec fail (ETXTBSY).
+func linkedHupd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hupd")
+	if err := os.Link(hupdBin, bin); err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// renameOver renames a link of src over bin, as a package upgrade puts a
+// new version in place.
+func renameOver(t *testing.T, src, bin string) {
+	t.Helper()
+	staged := filepath.Join(filepath.Dir(bin), ".hupd.new")
+	if err := os.Link(src, staged); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(staged, bin); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestUpgradeUnderLoad replaces hupd's binary on disk with a new version
 // (a rename, as a package upgrade does) and runs `hupd upgrade` while a
 // client makes a new connection per request; then the upgraded hupd swaps
@@ -137,13 +163,7 @@ func leftovers(t *testing.T, pid int) []string {
 func TestUpgradeUnderLoad(t *testing.T) {
 	t.Parallel()
 	v2, _ := upgradeBins(t)
-	dir := t.TempDir()
-	// Links, not copies: a file this process had open for writing could
-	// reach a child forked meanwhile and make the exec fail (ETXTBSY).
-	bin := filepath.Join(dir, "hupd")
-	if err := os.Link(hupdBin, bin); err != nil {
-		t.Fatal(err)
-	}
+	bin := linkedHupd(t)
 	h := StartHupdCmd(t, exec.Command(bin, withJSONLog([]string{"run", "--listen", "http=tcp://127.0.0.1:0", "--", helloBin})...))
 	addr := HostPort(h.Listening("http"))
 	h.WaitEvent(logev.ChildReady, 1, nil)
@@ -151,14 +171,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	before := statusOf(t, h)
 
 	l := startLoad(t, "tcp", addr, func(body string) bool { return strings.HasPrefix(body, "pid ") }, false)
-	// The new version arrives on disk.
-	staged := filepath.Join(dir, ".hupd.new")
-	if err := os.Link(v2, staged); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(staged, bin); err != nil {
-		t.Fatal(err)
-	}
+	renameOver(t, v2, bin) // the new version arrives on disk
 	out, code := hupdCtl(t, h, "upgrade")
 	want := "upgrade ok: hupd pid " + strconv.Itoa(h.Cmd.Process.Pid) + " now runs 2.0-upgrade-test (was "
 	if code != 0 || !strings.HasPrefix(out, want) || !strings.Contains(out, "1 generation(s) kept") {
@@ -191,6 +204,8 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	h.Signal(syscall.SIGUSR2)
 	h.WaitEvent(logev.Upgraded, 2, nil)
+	// Logged before the new image's control socket listens: wait for it.
+	h.WaitEvent(logev.ControlSocket, 3, nil)
 	if out, code := hupdCtl(t, h, "reload"); code != 0 || !strings.HasPrefix(out, "reload ok (swap)") {
 		t.Fatalf("reload after the second upgrade: %d %s", code, out)
 	}

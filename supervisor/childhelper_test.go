@@ -260,7 +260,8 @@ func testBinary(t *testing.T) string {
 
 // runUpgradeHelper answers an upgrade's checks of its new binary:
 // "upgrade-protocol" prints UpgradeProtocol ("incompatible": another
-// version), and "check ARGS…" prints its arguments and exits 0 ("refuse":
+// version), "upgrade-protocol programs" UpgradeProtocolPrograms ("older":
+// UpgradeProtocol, as a binary that knows one program only), and "check ARGS…" prints its arguments and exits 0 ("refuse":
 // 1, as a binary that rejects the configuration).
 //
 // "usr2-once:FILE": the first run (FILE absent: it makes it) dies of USR2
@@ -280,6 +281,10 @@ func runUpgradeHelper(answer string, args []string) int {
 	case "upgrade-protocol":
 		if answer == "incompatible" {
 			fmt.Println("hupd-upgrade 0")
+			return 0
+		}
+		if IsUpgradeProtocolPrograms(args[1:]) && answer != "older" { // an older binary knows one program only
+			fmt.Println(UpgradeProtocolPrograms)
 			return 0
 		}
 		fmt.Println(UpgradeProtocol)

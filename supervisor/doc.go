@@ -117,4 +117,13 @@
 // sockets in notify@NAME, so that programs' gen-N.sock never collide) and
 // its own contain.Manager (Manager.Child); only the owner of the
 // directory closes it.
+//
+// In-place upgrade (upgrade.go): one exec of hupd, which hands over one
+// state. With several programs (upgrade_fleet.go), each program's
+// supervisor is frozen in turn (FreezeForUpgrade: the same checks and
+// preparation as an upgrade of its own, then its Run goroutine waits)
+// until the exec, or until thawed when the exec failed or another program
+// refused: while any is frozen, none moves. The state then carries hupd's
+// own fields once (binary, lock, sentinel, cgroup base, identity) and
+// each program's part, which its supervisor in the new image Resumes.
 package supervisor

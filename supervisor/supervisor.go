@@ -243,6 +243,9 @@ type request struct {
 	note   *Note
 	// upgrade asks for an in-place upgrade (Upgrade, SIGUSR2).
 	upgrade *upgradeRequest
+	// freeze holds Run's goroutine still for a fleet's upgrade
+	// (FreezeForUpgrade).
+	freeze *freezeRequest
 	// rollback asks for the settling generation back (Rollback).
 	rollback chan<- ReloadResult
 	// scale asks for another number of instances (Scale).
@@ -637,6 +640,8 @@ func (s *Supervisor) onRequest(req request) {
 		s.hash = req.note.Hash
 	case req.upgrade != nil:
 		s.upgrade(req.upgrade)
+	case req.freeze != nil:
+		s.freezeFor(req.freeze)
 	case req.rollback != nil:
 		req.rollback <- s.rollback()
 	case req.scale != nil:

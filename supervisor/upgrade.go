@@ -98,6 +98,11 @@ type Upgrade struct {
 	// ones included, oldest generation first, with their time and stream.
 	// A binary without it restores each running generation's Tail.
 	Kept []KeptOutput `json:"kept,omitempty"`
+	// Fleet is the state of a hupd that runs several programs
+	// (upgrade_fleet.go): the fields above are then hupd's own (Exe,
+	// Lock, Sentinel, Cgroup, Name, Control), and each running program's
+	// supervisor has its part there. Nil with one program.
+	Fleet *FleetState `json:"fleet,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -242,7 +247,7 @@ func (s *Supervisor) upgrade(r *upgradeRequest) {
 	s.upgrading = true
 	shim, argv, guard := s.opts.Shim, s.opts.Argv, s.upgradeGuard
 	go func() {
-		err := s.checkUpgradeBinary(shim, r.binary, argv, r.exe)
+		err := s.checkUpgradeBinary(shim, r.binary, argv, r.exe, false)
 		if err == nil && guard != nil {
 			err = guard()
 		}
@@ -298,40 +303,65 @@ func (s *Supervisor) upgradeFailed(r *upgradeRequest, err error) {
 // execUpgrade hands everything over and execs exe, the file opened as
 // binary and checked; it returns only if that could not be done.
 func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
-	// Things may have moved while the check ran.
-	if err := s.steady(); err != nil {
+	st, pids, thaw, err := s.freeze()
+	if err != nil {
 		return err
 	}
-	if len(s.sigs) > 0 {
-		return errors.New("a signal arrived meanwhile: try again")
-	}
-	if s.standby != nil {
-		s.discardStandby()
-	}
-	s.standbyLost = true // no new one before the exec (or after a failure)
-	defer func() { s.standbyLost = false }()
-
-	// From here no trapped call is half answered and no handed-over fd
-	// is closed.
-	opens := make(map[*generation]func(*os.File) bool, len(s.gens))
-	for _, g := range s.gens {
-		if g.trapSrv != nil {
-			defer g.trapSrv.Pause()()
-		}
-		open, release := g.out.pin()
-		defer release()
-		opens[g] = open
-	}
-	pids := make([]int, len(s.gens))
-	for i, g := range s.gens {
-		pids[i] = g.pid
-	}
+	defer thaw()
 	self, err := os.Open("/proc/self/exe") // the running binary, even if replaced on disk
 	if err != nil {
 		return fmt.Errorf("opening the running binary: %w", err)
 	}
 	defer self.Close()
-	st := s.upgradeState(fdNum(self), opens)
+	st.Exe = fdNum(self)
+	s.log.Info(logev.UpgradeExec, "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
+	return s.handOver(st, binary, exe, pids)
+}
+
+// freeze readies s for an upgrade's exec, on Run's goroutine: it checks
+// that nothing is in flight, discards the standby, pauses every trap
+// server and pins every output pipe (from here no trapped call is half
+// answered and no handed-over fd is closed), and describes s's part of
+// the state (its Exe unset). thaw undoes it, if the exec failed.
+func (s *Supervisor) freeze() (st *Upgrade, pids []int, thaw func(), err error) {
+	// Things may have moved while the check ran.
+	if err := s.steady(); err != nil {
+		return nil, nil, nil, err
+	}
+	if len(s.sigs) > 0 {
+		return nil, nil, nil, errors.New("a signal arrived meanwhile: try again")
+	}
+	if s.standby != nil {
+		s.discardStandby()
+	}
+	s.standbyLost = true // no new one before the exec (or after a failure)
+	undo := []func(){func() { s.standbyLost = false }}
+	opens := make(map[*generation]func(*os.File) bool, len(s.gens))
+	for _, g := range s.gens {
+		if g.trapSrv != nil {
+			undo = append(undo, g.trapSrv.Pause())
+		}
+		open, release := g.out.pin()
+		undo = append(undo, release)
+		opens[g] = open
+	}
+	pids = make([]int, len(s.gens))
+	for i, g := range s.gens {
+		pids[i] = g.pid
+	}
+	thaw = func() {
+		for _, f := range slices.Backward(undo) {
+			f()
+		}
+	}
+	return s.upgradeState(0, opens), pids, thaw, nil
+}
+
+// handOver writes st to a memfd, keeps every fd it names open across
+// exec, and execs exe (the file opened as binary and checked) on the
+// spawner's thread, the reaper frozen for pids; it returns only if that
+// could not be done, with every fd close-on-exec again.
+func (s *Supervisor) handOver(st *Upgrade, binary string, exe *os.File, pids []int) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -361,7 +391,6 @@ func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 	if len(argv) == 0 {
 		argv = []string{binary}
 	}
-	s.log.Info(logev.UpgradeExec, "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
 	// On the spawner's thread: it forked the children, and no spawn is in
 	// progress there, so the reaper can be frozen without deadlock.
 	return s.sp.exec(func() error {
@@ -439,18 +468,30 @@ func (s *Supervisor) steady() error {
 // run exe, the file opened as binary (through hupd's /proc/PID/fd/N: the
 // helper is hupd's own child, with its user), not what the path names by
 // then.
-func (s *Supervisor) checkUpgradeBinary(shim, binary string, argv []string, exe *os.File) error {
+//
+// With programs (a hupd that runs several), it runs "binary
+// upgrade-protocol programs" and wants UpgradeProtocolPrograms: a binary
+// that cannot take several programs over answers otherwise.
+func (s *Supervisor) checkUpgradeBinary(shim, binary string, argv []string, exe *os.File, programs bool) error {
 	// argv[0] stays the binary's name, as hupd runs it.
 	path := "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(fdNum(exe))
-	out, err := s.runOwn(shim, path, []string{binary, "upgrade-protocol"})
+	ask, want := []string{binary, "upgrade-protocol"}, UpgradeProtocol
+	if programs {
+		ask, want = append(ask, upgradeProtocolPrograms), UpgradeProtocolPrograms
+	}
+	out, err := s.runOwn(shim, path, ask)
 	if err != nil {
 		if msg := strings.TrimSpace(out); msg != "" {
 			err = fmt.Errorf("%w (%s)", err, firstLine(msg))
 		}
 		return fmt.Errorf("%s upgrade-protocol: %w: not a hupd that can take over", binary, err)
 	}
-	if got := strings.TrimSpace(out); got != UpgradeProtocol {
-		return fmt.Errorf("%s speaks %q, this hupd %q: not compatible", binary, got, UpgradeProtocol)
+	got := strings.TrimSpace(out)
+	if programs && got == UpgradeProtocol {
+		return fmt.Errorf("%s cannot take over several programs ([[program]]): it speaks %q, not %q", binary, got, want)
+	}
+	if got != want {
+		return fmt.Errorf("%s speaks %q, this hupd %q: not compatible", binary, got, want)
 	}
 	// It must accept the configuration as it is on disk now, which it
 	// reads when it starts: "hupd check" with the same flags.
@@ -598,7 +639,10 @@ func (s *Supervisor) upgradeState(exe int, opens map[*generation]func(*os.File) 
 
 // fds lists every fd the state refers to.
 func (st *Upgrade) fds() []int {
-	fds := []int{st.Exe}
+	var fds []int
+	if st.Exe > 0 { // none in a program's part (FleetState)
+		fds = append(fds, st.Exe)
+	}
 	if st.Lock > 0 {
 		fds = append(fds, st.Lock)
 	}
@@ -616,6 +660,9 @@ func (st *Upgrade) fds() []int {
 				fds = append(fds, fd)
 			}
 		}
+	}
+	for _, part := range st.parts() {
+		fds = append(fds, part.fds()...)
 	}
 	return fds
 }
@@ -661,6 +708,9 @@ func TakeUpgrade(argv []string) (*Upgrade, error) {
 		return nil, fmt.Errorf("upgrade state version %d, this hupd reads %d", st.Version, upgradeVersion)
 	}
 	st.fd, st.rolledBack = fd, rolledBack
+	for _, part := range st.parts() {
+		part.rolledBack = rolledBack
+	}
 	for _, f := range st.fds() {
 		unix.CloseOnExec(f)
 	}
@@ -728,8 +778,10 @@ func (st *Upgrade) Sockets() []socketact.ListenerState {
 // running yet: an exit during the exec waits as a zombie for it.
 func (st *Upgrade) Watch(r *signals.Reaper) map[int]<-chan signals.Exit {
 	exits := make(map[int]<-chan signals.Exit, len(st.Gens))
-	for _, g := range st.Gens {
-		exits[g.PID] = r.Watch(g.PID)
+	for _, part := range append([]*Upgrade{st}, st.parts()...) {
+		for _, g := range part.Gens {
+			exits[g.PID] = r.Watch(g.PID)
+		}
 	}
 	return exits
 }

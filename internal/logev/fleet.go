@@ -18,8 +18,10 @@ const (
 	StoppingPrograms = "stopping every program in reverse start order"
 	// One program is asked to stop (the programs after it have ended).
 	ProgramStopping = "program stopping"
-	// The upgrade signal is ignored: hupd runs several programs.
-	UpgradeSignalIgnored = "upgrade signal ignored: not supported with several programs yet"
+	// An upgrade's new image took a running program over.
+	ProgramTakenOver = "program taken over from the previous image"
+	// An upgrade's new image keeps a program that had ended ended.
+	ProgramStaysEnded = "program had ended before the upgrade: it stays ended"
 )
 
 // Events of hupd.toml's edits with several programs.

@@ -39,8 +39,10 @@ import (
 // been ready (its first Ready hook), never after hupd began to stop. The
 // fleet owns the signal intake: a stop signal stops the programs one at a
 // time in reverse start order, each once every program after it has ended;
-// the others are forwarded to every running program (the upgrade signal
-// is ignored). A program that ends for good (its Run returns) with on_exit
+// the others are forwarded to every running program, but the upgrade
+// signal, which upgrades hupd with every program (fleetupgrade.go: one
+// exec; the new image takes every program over, or hands them all back).
+// A program that ends for good (its Run returns) with on_exit
 // "stop-all" stops the others so and hupd exits with its code; with
 // "ignore" the others go on, and hupd exits once none runs. A change of a
 // program's [[program.watch]] group (one watcher for all) acts on that
@@ -96,6 +98,12 @@ type fleet struct {
 	// newWatcher starts a watcher (nil: watch.New).
 	newWatcher func([]watch.Group) (*watch.Watcher, error)
 
+	// An upgrade (fleetupgrade.go): upc takes the requests, checkedc
+	// the checked binary; upgrading while it is checked.
+	upc       chan fleetUpgrade
+	checkedc  chan fleetUpgradeChecked
+	upgrading bool
+
 	stopping bool
 	stopSig  syscall.Signal
 	cause    *int // the exit code of the program whose end stopped every program
@@ -138,6 +146,7 @@ type program struct {
 
 	// The loop's own.
 	removed     bool // removed from hupd.toml: its end is no failure
+	resumed     bool // taken over from an upgrade's previous image, running
 	ready       bool
 	stopSent    bool
 	saidWaiting bool
@@ -205,23 +214,68 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	signals.Intake(sigs)
 	defer signal.Stop(sigs)
 
+	// An upgrading hupd may have handed its programs over
+	// (fleetupgrade.go): every error until the control socket listens
+	// hands them back (fail).
+	up, err := supervisor.TakeUpgrade(os.Args)
+	if err != nil {
+		return 1, fmt.Errorf("upgrade: %w", err)
+	}
+	var (
+		tk           *takeOver
+		dropSentinel func()
+		gcBack       = func() {}
+	)
+	fail := func(err error) (int, error) {
+		if up != nil {
+			return rollback(up, err, log, dropSentinel, setup.Thread)
+		}
+		return 1, err
+	}
 	ident := supervisor.Options{Name: m.Name, Control: m.Control, Args: m.Programs[0].Options.Args}
+	explicit := m.Control != ""
+	if up != nil {
+		if tk, err = newTakeOver(up, m); err != nil {
+			return fail(err)
+		}
+		name, ctl, derived, err := up.Identity()
+		if err != nil {
+			return fail(err)
+		}
+		ident.Name, ident.Control = name, ctl
+		m.Name, m.Control = name, ctl // what runs, for edits of hupd.toml to compare with
+		explicit = up.ControlExplicit || derived && ctl != control.DefaultPath(name)
+		// No GC until the state is taken over: a finalizer would close
+		// the fds of objects a failed take-over drops, which the previous
+		// binary needs back.
+		gc := debug.SetGCPercent(-1)
+		gcBack = func() { debug.SetGCPercent(gc) }
+	}
 	defaults(&ident)
 	log = slog.New(log.Handler().WithAttrs(identity(ident)))
-	rt, err := supervisor.OpenRuntime(ident.Name, ident.Control, m.Control != "", log)
+	rt, err := runtimeDir(up, ident, explicit, log)
 	if err != nil {
-		return 1, err
+		return fail(err)
 	}
 	defer rt.Close()
 
 	f := &fleet{log: log, kick: make(chan struct{}, 1), endc: make(chan programEnd), cur: m, load: setup.LoadMulti, parse: setup.ParseMulti,
-		reconfc: make(chan reconfRequest), exited: make(chan struct{}), ident: ident, rt: rt, setup: setup}
+		reconfc: make(chan reconfRequest), exited: make(chan struct{}), ident: ident, rt: rt, setup: setup,
+		upc: make(chan fleetUpgrade), checkedc: make(chan fleetUpgradeChecked, 1)}
 	if f.cfgHash = setup.ConfigHash; f.cfgHash == "" && m.ConfigFile != "" {
 		f.cfgHash = watch.Hash([]string{m.ConfigFile}) // as resolved, for its edits
 	}
-	held, err := f.listen(m, log)
+	var held []*os.File
+	if tk != nil {
+		if failTakeOver != "" {
+			return fail(errors.New(failTakeOver))
+		}
+		err = tk.sockets(f, m)
+	} else {
+		held, err = f.listen(m, log)
+	}
 	if err != nil {
-		return 1, err
+		return fail(err)
 	}
 	defer closeFiles(held)
 	defer func() {
@@ -235,7 +289,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	// sockets, as with one program.
 	hs, err := openHealth(m.Health, log)
 	if err != nil {
-		return 1, err
+		return fail(err)
 	}
 	if hs != nil {
 		defer hs.Close()
@@ -244,7 +298,15 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	reaper := newReaper(log)
 	done := make(chan struct{})
 	defer close(done)
-	cg := setupContainment(fleetCgroupMode(m), ident.Name, log)
+	var cg *contain.Manager
+	if tk != nil {
+		tk.exits = up.Watch(reaper) // before it reaps: an exit in the exec window waits
+	}
+	if up != nil && up.Cgroup != nil {
+		cg = contain.Restore(*up.Cgroup) // the programs' cgroups are kept
+	} else {
+		cg = setupContainment(fleetCgroupMode(m), ident.Name, log)
+	}
 	defer func() {
 		// Every generation has ended, and the sentinel (closed before)
 		// has exited: each program's cgroup, then hupd's.
@@ -260,11 +322,17 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 			log.Warn(logev.CgroupsLeftBehind, "error", err)
 		}
 	}()
-	sen, _ := startSentinel(nil, reaper, log)
+	sen, fresh := startSentinel(up, reaper, log)
 	reaping := false
 	var keys *sentinelKeys
 	if sen != nil {
 		keys = &sentinelKeys{sen: sen, ids: map[[2]int]int{}}
+		if tk != nil {
+			tk.sentinelKeys(keys)
+			if fresh {
+				dropSentinel = sen.Release // before going back to a binary that does not know it
+			}
+		}
 		defer func() {
 			if reaping {
 				if e, ok := sen.Close(sentinelWait); ok && !e.Success() {
@@ -281,12 +349,24 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	f.cg, f.keys, f.reaper, f.self, f.hs = cg, keys, reaper, self, hs
 	for _, p := range f.progs {
+		if tk != nil {
+			p.cg = tk.cgroup(p)
+		}
 		if err := f.build(p, p.spec); err != nil {
-			return 1, err
+			return fail(err)
+		}
+		if tk != nil {
+			if err := tk.resume(p); err != nil {
+				return fail(err)
+			}
 		}
 	}
+	if tk != nil {
+		tk.watches(f)
+		log.Info(logev.Upgraded, "programs", len(f.progs), "upgrades", up.Upgrades)
+	}
 	if err := f.watch(); err != nil {
-		return 1, err
+		return fail(err)
 	}
 	defer func() {
 		if f.w != nil {
@@ -294,7 +374,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		}
 	}()
 	if err := f.watchConfig(m); err != nil {
-		return 1, err
+		return fail(err)
 	}
 	defer func() {
 		if f.cw != nil {
@@ -303,10 +383,14 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}()
 	ctl, err := control.Listen(ident.Control, fleetHandler{f}, log)
 	if err != nil {
-		return 1, fmt.Errorf("control socket: %w (choose another with --name or --control)", err)
+		return fail(fmt.Errorf("control socket: %w (choose another with --name or --control)", err))
 	}
 	defer ctl.Close()
 	go ctl.Serve()
+	if up != nil {
+		up.Close() // taken over: no going back from here
+		gcBack()
+	}
 	log.Info(logev.ControlSocket, "path", ident.Control)
 	var all []*socketact.Listener
 	for _, p := range f.progs {
@@ -330,6 +414,9 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	go reaper.Run(done)
 	reaping = true
+	if tk != nil {
+		tk.start(f) // before the loop: they ran already
+	}
 	return f.run(sigs), nil
 }
 
@@ -514,6 +601,10 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 			req.reply <- f.onReconf(req) // buffered
 		case sig := <-sigs:
 			f.onSignal(sig)
+		case r := <-f.upc:
+			f.upgrade(r)
+		case c := <-f.checkedc:
+			f.upgradeChecked(c, len(sigs))
 		case <-f.kick:
 			f.mu.Lock()
 			q := f.readyq
@@ -584,9 +675,11 @@ func (f *fleet) startEligible() {
 func (f *fleet) start(p *program) {
 	p.ran.Store(true)
 	p.state.Store(progRunning)
-	if len(p.spec.After) == 0 {
+	switch {
+	case p.resumed: // ProgramTakenOver said it
+	case len(p.spec.After) == 0:
 		p.log.Info(logev.ProgramStarting)
-	} else {
+	default:
 		p.log.Info(logev.ProgramStarting, "after", p.spec.After)
 	}
 	go func() {
@@ -605,7 +698,7 @@ func (f *fleet) onSignal(sig os.Signal) {
 		f.log.Info(logev.StoppingPrograms, supervisor.KeySignal, signals.Name(ss))
 		f.stopAll(ss)
 	case ss == signals.Upgrade:
-		f.log.Warn(logev.UpgradeSignalIgnored, supervisor.KeySignal, signals.Name(ss))
+		f.upgrade(fleetUpgrade{})
 	case ss == syscall.SIGHUP && !f.stopping:
 		f.hangup()
 	default: // a second stop signal is forwarded as received, to the removed programs too

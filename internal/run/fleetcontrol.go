@@ -15,9 +15,10 @@ import (
 
 // fleetHandler is the control.Handler of a hupd that runs several
 // programs: reload and status go to the programs named (control.Fleet),
-// scale, rollback and logs to the one named (Program), and a plan is
-// decided in the fleet's loop (PlanPrograms, control.FleetPlanner); the
-// server refuses the other requests (control.ErrSeveralPrograms). A
+// scale, rollback and logs to the one named (Program), a plan is decided
+// in the fleet's loop (PlanPrograms, control.FleetPlanner), and an
+// upgrade goes to the fleet's loop (every program at once); the server
+// refuses the other requests (control.ErrSeveralPrograms). A
 // reload of every program (none named) applies hupd.toml first, in the
 // fleet's loop, as SIGHUP does; it is refused while hupd.toml is not
 // valid. The programs are read under the fleet's lock: the loop changes
@@ -45,8 +46,23 @@ func (h fleetHandler) Reload(ctx context.Context) supervisor.ReloadResult {
 	return supervisor.ReloadResult{Cause: "hupd reload", Reason: "hupd runs several programs: reload them by name", Started: now, Finished: now}
 }
 
-func (h fleetHandler) Upgrade(context.Context, string) error {
-	return fmt.Errorf("upgrade: %w", control.ErrSeveralPrograms)
+// Upgrade upgrades hupd with every program (fleetupgrade.go): it returns
+// only on failure, nothing changed then.
+func (h fleetHandler) Upgrade(ctx context.Context, binary string) error {
+	reply := make(chan error, 1)
+	select {
+	case h.f.upc <- fleetUpgrade{binary: binary, reply: reply}:
+	case <-h.f.exited:
+		return errFleetStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply: // the loop answers every request it takes, unless the exec succeeds
+		return err
+	case <-h.f.exited:
+		return errFleetStopping
+	}
 }
 
 // pick returns the programs named, in start order, each once; none: all.
@@ -234,8 +250,10 @@ func (h programHandler) Status() supervisor.Status { return h.sup.StatusUsage() 
 
 func (h programHandler) Reload(ctx context.Context) supervisor.ReloadResult { return h.sup.Reload(ctx) }
 
+// Upgrade is refused: an upgrade re-executes hupd, every program at once
+// (fleetHandler.Upgrade).
 func (h programHandler) Upgrade(context.Context, string) error {
-	return fmt.Errorf("upgrade: %w", control.ErrSeveralPrograms)
+	return errUpgradeProgram
 }
 
 func (h programHandler) Scale(ctx context.Context, n int) supervisor.ScaleResult {

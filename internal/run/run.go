@@ -92,6 +92,9 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	goBack := func(why error, drop func()) (int, error) { return rollback(up, why, log, drop, setup.Thread) }
 	opts := r.Options
 	explicit := opts.Control != ""
+	if up != nil && up.Fleet != nil {
+		return goBack(errors.New("the previous image ran several programs ([[program]]); hupd.toml on disk has one: restart hupd to run it"), nil)
+	}
 	if up != nil {
 		// The name and control socket hupd runs under are kept, whatever
 		// this binary's command line would give today.
@@ -134,7 +137,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		if failTakeOver != "" {
 			return goBack(errors.New(failTakeOver), nil)
 		}
-		if ls, others, err = takeOverSockets(up, r); err != nil {
+		if ls, others, err = takeOverSockets(up, r.Listen, r.ListenWhere); err != nil {
 			return goBack(err, nil)
 		}
 		if store != nil {

@@ -5,13 +5,12 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 )
 
-// takeOverSockets gives the configuration r the sockets an upgrading hupd
+// takeOverSockets gives a configuration's sockets (specs, where) the sockets an upgrading hupd
 // handed over (socketact.Sockets): a configured address keeps its socket
 // (as an edit of hupd.toml would), a new one is opened; the handed-over
 // sockets no address names any more are returned as others, for the
@@ -19,14 +18,13 @@ import (
 // previous image ran with are kept as they are, as they were at start
 // (passed on as received). On an error the handed-over sockets are as
 // they were, for the previous image to take back.
-func takeOverSockets(up *supervisor.Upgrade, r *config.Resolved) (ls, others []*socketact.Listener, err error) {
+func takeOverSockets(up *supervisor.Upgrade, specs []socketact.Spec, where []string) (ls, others []*socketact.Listener, err error) {
 	// A steered socket comes back as its group's anchor, every member and
 	// the target as they were.
 	held, err := up.RestoreSockets()
 	if err != nil {
 		return nil, nil, err
 	}
-	specs, where := r.Listen, r.ListenWhere
 	if len(specs) == 0 {
 		for _, st := range up.Listeners {
 			specs = append(specs, st.Spec)

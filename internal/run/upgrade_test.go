@@ -65,7 +65,7 @@ func TestTakeOverSocketsWithoutListen(t *testing.T) {
 	cur := handedOver(t, "a=tcp://127.0.0.1:0", "b=tcp://127.0.0.1:0")
 	retired := handedOver(t, "c=tcp://127.0.0.1:0")
 	up := &supervisor.Upgrade{Listeners: cur, Retired: retired}
-	ls, others, err := takeOverSockets(up, &config.Resolved{})
+	ls, others, err := takeOverSockets(up, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestTakeOverSocketsMatches(t *testing.T) {
 	retired := handedOver(t, "c=tcp://127.0.0.1:0")
 	up := &supervisor.Upgrade{Listeners: cur, Retired: retired}
 	d := "d=unix://" + filepath.Join(t.TempDir(), "d.sock")
-	ls, others, err := takeOverSockets(up, &config.Resolved{Listen: parse(t, "b=tcp://127.0.0.1:0", "c=tcp://127.0.0.1:0", d)})
+	ls, others, err := takeOverSockets(up, parse(t, "b=tcp://127.0.0.1:0", "c=tcp://127.0.0.1:0", d), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestTakeOverSocketsFailure(t *testing.T) {
 	// once the collector runs again.
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	r := &config.Resolved{Listen: parse(t, "a=tcp://127.0.0.1:0", "tcp://"+busy.Addr().String()), ListenWhere: []string{"", "h.toml:4"}}
-	if _, _, err := takeOverSockets(up, r); !errors.Is(err, unix.EADDRINUSE) || !strings.HasPrefix(err.Error(), "h.toml:4: ") {
+	if _, _, err := takeOverSockets(up, r.Listen, r.ListenWhere); !errors.Is(err, unix.EADDRINUSE) || !strings.HasPrefix(err.Error(), "h.toml:4: ") {
 		t.Fatalf("err = %v, want address in use at h.toml:4", err)
 	}
 	for _, fd := range fdsOfStates(up.Sockets()) {

@@ -1,0 +1,337 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
+	"github.com/hupd/hupd/signals"
+	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
+)
+
+// The in-place upgrade of a hupd that runs several programs: one exec for
+// all of them (see supervisor/upgrade_fleet.go). In the old image the
+// fleet's loop checks the new binary once, on a goroutine (upgrade), then,
+// back in the loop (upgradeChecked), freezes every running program's
+// supervisor in start order and execs with one state; any refusal or a
+// failed exec thaws those frozen, and nothing changed. The new image
+// (takeOver, from RunMulti) takes every program over or hands the state
+// back to the previous binary (rollback) until its control socket
+// listens.
+
+// fleetUpgrade asks the loop for an upgrade (hupd upgrade, SIGUSR2).
+type fleetUpgrade struct {
+	binary string
+	reply  chan<- error // nil: SIGUSR2, logged only
+}
+
+// fleetUpgradeChecked is an upgrade whose binary was checked.
+type fleetUpgradeChecked struct {
+	r      fleetUpgrade
+	binary string
+	exe    *os.File
+	hash   string // hupd.toml's, in force when the check began
+	err    error
+}
+
+// errUpgradeProgram: hupd upgrade names a program.
+var errUpgradeProgram = errors.New("run: an upgrade re-executes hupd with every program at once: name none")
+
+// upgradable says why hupd cannot be upgraded now, or nil.
+func (f *fleet) upgradable() error {
+	switch {
+	case f.stopping:
+		return errors.New("hupd is stopping")
+	case len(f.gone) > 0:
+		return fmt.Errorf("program %s, removed from hupd.toml, is still stopping: try again once it has ended", f.gone[0].name)
+	case f.cfgErr != "":
+		return fmt.Errorf("%s's last edit was refused: fix it (hupd reload applies it) or undo it, then upgrade", f.cur.ConfigFile)
+	}
+	running := false
+	for _, p := range f.progs {
+		switch p.state.Load() {
+		case progWaiting:
+			return fmt.Errorf("program %s waits for %s to be ready: try again once it runs", p.name, strings.Join(p.spec.After, ", "))
+		case progRunning:
+			running = true
+		}
+	}
+	if !running {
+		return errors.New("no program runs")
+	}
+	return nil
+}
+
+// upgrade runs in the loop: it checks the new binary on a goroutine of its
+// own (the loop goes on meanwhile) and carries on at upgradeChecked.
+func (f *fleet) upgrade(r fleetUpgrade) {
+	err := f.upgradable()
+	if err == nil && f.upgrading {
+		err = errors.New("an upgrade is in progress")
+	}
+	if err != nil {
+		f.upgradeFailed(r, err)
+		return
+	}
+	// The check runs through a running program's supervisor: hupd's own
+	// user, spawner and reaper.
+	i := slices.IndexFunc(f.progs, func(p *program) bool { return p.state.Load() == progRunning })
+	sup, hash, path := f.progs[i].sup, f.cfgHash, f.cur.ConfigFile
+	f.upgrading = true
+	go func() {
+		// hupd.toml on disk must be the version in force: the new image
+		// reads it, and the previous binary too if it must take over again.
+		guard := func() error {
+			if path != "" && watch.Hash([]string{path}) != hash {
+				return errors.New(path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade")
+			}
+			return nil
+		}
+		binary, exe, err := sup.CheckFleetUpgrade(r.binary, guard)
+		f.checkedc <- fleetUpgradeChecked{r: r, binary: binary, exe: exe, hash: hash, err: err} // buffered: one at a time
+	}()
+}
+
+// upgradeChecked runs in the loop once the new binary was checked;
+// pending is the number of signals waiting for the loop.
+func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending int) {
+	f.upgrading = false
+	err := c.err
+	if err == nil {
+		err = f.upgradable() // things may have moved while the check ran
+	}
+	switch {
+	case err != nil:
+	case c.hash != f.cfgHash:
+		err = errors.New("hupd.toml was applied meanwhile: try again")
+	case pending > 0:
+		err = errors.New("a signal arrived meanwhile: try again")
+	default:
+		err = f.execUpgrade(c.binary, c.exe)
+	}
+	if c.exe != nil {
+		c.exe.Close()
+	}
+	f.upgradeFailed(c.r, err)
+}
+
+func (f *fleet) upgradeFailed(r fleetUpgrade, err error) {
+	f.log.Error(logev.UpgradeFailed, supervisor.KeyError, err)
+	if r.reply != nil {
+		r.reply <- err
+	}
+}
+
+// execUpgrade freezes every running program and execs exe (binary) with
+// the state of them all; it returns only if that could not be done, every
+// program going on as it was.
+func (f *fleet) execUpgrade(binary string, exe *os.File) error {
+	var frozen []*supervisor.Frozen
+	defer func() {
+		for _, fz := range frozen {
+			fz.Thaw() // only reached if the exec failed
+		}
+	}()
+	// A program ready meanwhile, not seen by the loop yet.
+	f.mu.Lock()
+	for _, p := range f.readyq {
+		p.ready = true
+	}
+	f.readyq = nil
+	f.mu.Unlock()
+	parts := make([]*supervisor.Upgrade, len(f.progs))
+	for i, p := range f.progs {
+		if p.state.Load() != progRunning {
+			continue
+		}
+		fz, err := p.sup.FreezeForUpgrade(context.Background())
+		if err != nil {
+			return fmt.Errorf("program %s: %w", p.name, err)
+		}
+		frozen = append(frozen, fz)
+		parts[i] = fz.State
+	}
+	// Every program frozen: its sentinel registrations hold still.
+	fl := f.upgradeState()
+	for i, part := range parts {
+		fl.Programs[i].Part = part
+	}
+	var cg *contain.State
+	if f.cg != nil {
+		st := f.cg.State()
+		cg = &st
+	}
+	return supervisor.ExecFleetUpgrade(supervisor.FleetUpgradeState(frozen, cg, fl), binary, exe, frozen)
+}
+
+// upgradeState is the fleet's part of an upgrade's state, without the
+// running programs' parts.
+func (f *fleet) upgradeState() *supervisor.FleetState {
+	fl := &supervisor.FleetState{NextID: f.nextID, ConfigHash: f.cfgHash, Code: f.code, IgnoredCode: f.ignoredCode}
+	if f.keys != nil {
+		f.keys.mu.Lock()
+		fl.SentinelNext = f.keys.next
+	}
+	for _, p := range f.progs {
+		ps := supervisor.ProgramState{Name: p.name, ID: p.id, Ended: p.state.Load() != progRunning, Ran: p.ran.Load(), Ready: p.ready}
+		if f.keys != nil {
+			for k, id := range f.keys.ids {
+				if k[0] == p.id {
+					if ps.Sentinel == nil {
+						ps.Sentinel = map[int]int{}
+					}
+					ps.Sentinel[k[1]] = id
+				}
+			}
+		}
+		for _, fw := range f.watches {
+			if fw.prog == p {
+				ps.Watch = append(ps.Watch, fw.hash)
+			}
+		}
+		fl.Programs = append(fl.Programs, ps)
+	}
+	if f.keys != nil {
+		f.keys.mu.Unlock()
+	}
+	return fl
+}
+
+// takeOver is the new image's side of an upgrade, for RunMulti.
+type takeOver struct {
+	up    *supervisor.Upgrade
+	fl    *supervisor.FleetState
+	exits map[int]<-chan signals.Exit
+	// others[p] are the handed-over sockets p's configuration no longer
+	// names, kept while a generation uses them.
+	others map[*program][]*socketact.Listener
+}
+
+// newTakeOver checks that up, a state handed over to RunMulti, is one of
+// several programs and that hupd.toml on disk has the same programs.
+func newTakeOver(up *supervisor.Upgrade, m *config.ResolvedMulti) (*takeOver, error) {
+	if up.Fleet == nil {
+		return nil, errors.New("the previous image ran one program; hupd.toml on disk has several ([[program]]): restart hupd to run them")
+	}
+	var had, has []string
+	for _, ps := range up.Fleet.Programs {
+		had = append(had, ps.Name)
+	}
+	for _, p := range m.Programs {
+		has = append(has, p.Name)
+	}
+	a, b := slices.Sorted(slices.Values(had)), slices.Sorted(slices.Values(has))
+	if !slices.Equal(a, b) {
+		return nil, fmt.Errorf("the previous image ran the programs %s; hupd.toml on disk has %s", strings.Join(had, ", "), strings.Join(has, ", "))
+	}
+	return &takeOver{up: up, fl: up.Fleet, others: map[*program][]*socketact.Listener{}}, nil
+}
+
+// state is the handed-over state of program name.
+func (t *takeOver) state(name string) *supervisor.ProgramState {
+	i := slices.IndexFunc(t.fl.Programs, func(ps supervisor.ProgramState) bool { return ps.Name == name })
+	return &t.fl.Programs[i] // newTakeOver checked the names
+}
+
+// sockets gives each program of f the sockets its part hands over
+// (takeOverSockets); an ended program gets none. On an error the
+// handed-over sockets are as they were, for the previous image.
+func (t *takeOver) sockets(f *fleet, m *config.ResolvedMulti) error {
+	for i := range m.Programs {
+		spec := &m.Programs[i]
+		p := f.newProgram(spec)
+		ps := t.state(spec.Name)
+		p.id = ps.ID
+		f.progs = append(f.progs, p)
+		if ps.Part == nil {
+			continue
+		}
+		ls, others, err := takeOverSockets(ps.Part, spec.Listen, spec.ListenWhere)
+		if err != nil {
+			return fmt.Errorf("program %s: %w", p.name, err)
+		}
+		p.ls, t.others[p] = ls, others
+	}
+	f.nextID = max(f.nextID, t.fl.NextID)
+	f.cfgHash, f.code, f.ignoredCode = t.fl.ConfigHash, t.fl.Code, t.fl.IgnoredCode
+	f.link()
+	return nil
+}
+
+// sentinelKeys are the sentinel registrations of every program's keys
+// the state hands over, for the sentinel taken over.
+func (t *takeOver) sentinelKeys(keys *sentinelKeys) {
+	keys.next = max(keys.next, t.fl.SentinelNext)
+	for _, ps := range t.fl.Programs {
+		for k, id := range ps.Sentinel {
+			keys.ids[[2]int{ps.ID, k}] = id
+		}
+	}
+}
+
+// cgroup is program p's cgroup as handed over, nil if none was.
+func (t *takeOver) cgroup(p *program) *contain.Manager {
+	ps := t.state(p.name)
+	if ps.Part == nil || ps.Part.Cgroup == nil {
+		return nil
+	}
+	return contain.Restore(*ps.Part.Cgroup)
+}
+
+// resume makes program p's supervisor (built) take over its generations,
+// or keeps p ended as it was.
+func (t *takeOver) resume(p *program) error {
+	ps := t.state(p.name)
+	p.ready = ps.Ready
+	if ps.Part == nil {
+		p.state.Store(progEnded)
+		p.ran.Store(ps.Ran)
+		if ps.Ran {
+			p.sup.Ended() // its status answers as an ended one's
+		}
+		p.log.Info(logev.ProgramStaysEnded)
+		return nil
+	}
+	if err := p.sup.Resume(ps.Part, t.others[p], t.exits); err != nil {
+		return fmt.Errorf("program %s: %w", p.name, err)
+	}
+	// Running already: the control socket and the health endpoint, which
+	// answer before the loop starts it (start), ask its supervisor, whose
+	// Run answers once it runs, instead of saying it waits.
+	p.resumed = true
+	p.ran.Store(true)
+	p.state.Store(progRunning)
+	p.log.Info(logev.ProgramTakenOver, "generations", len(ps.Part.Gens), "upgrades", ps.Part.Upgrades)
+	return nil
+}
+
+// watches are the hashes the programs' watch groups had, for f.watch to
+// start from: a change made during the upgrade is still seen.
+func (t *takeOver) watches(f *fleet) {
+	for _, p := range f.progs {
+		hashes := t.state(p.name).Watch
+		for i, ws := range p.spec.Watch {
+			if i < len(hashes) {
+				f.watches = append(f.watches, fleetWatch{prog: p, spec: ws, hash: hashes[i]})
+			}
+		}
+	}
+}
+
+// start runs every program that was running, without waiting for the
+// programs it starts after: it ran already.
+func (t *takeOver) start(f *fleet) {
+	for _, p := range f.progs {
+		if p.resumed {
+			f.start(p)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package run
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"maps"
+	"testing"
+
+	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/supervisor"
+)
+
+// upgradeFleet is a fleet of programs named names, in that state each
+// (progRunning unless set), for the upgrade's unit tests.
+func upgradeFleet(names ...string) *fleet {
+	f := &fleet{cur: &config.ResolvedMulti{ConfigFile: "h.toml"}, log: slog.New(slog.DiscardHandler)}
+	for _, n := range names {
+		spec := &config.ProgramSpec{Name: n}
+		p := f.newProgram(spec)
+		p.state.Store(progRunning)
+		p.ran.Store(true)
+		f.progs = append(f.progs, p)
+	}
+	return f
+}
+
+// TestFleetUpgradable: each state in which an upgrade is refused says why
+// in one line, naming the program.
+func TestFleetUpgradable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(f *fleet)
+		want string
+	}{
+		{"running", func(*fleet) {}, ""},
+		{"one ended", func(f *fleet) { f.progs[0].state.Store(progEnded) }, ""},
+		{"stopping", func(f *fleet) { f.stopping = true }, "hupd is stopping"},
+		{"removed, stopping", func(f *fleet) { f.gone = []*program{f.progs[1]} }, "program web, removed from hupd.toml, is still stopping: try again once it has ended"},
+		{"edit refused", func(f *fleet) { f.cfgErr = "bad" }, "h.toml's last edit was refused: fix it (hupd reload applies it) or undo it, then upgrade"},
+		{"waiting", func(f *fleet) { f.progs[1].state.Store(progWaiting); f.progs[1].spec.After = []string{"app", "db"} },
+			"program web waits for app, db to be ready: try again once it runs"},
+		{"none runs", func(f *fleet) { f.progs[0].state.Store(progEnded); f.progs[1].state.Store(progEnded) }, "no program runs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := upgradeFleet("app", "web")
+			tc.edit(f)
+			got := ""
+			if err := f.upgradable(); err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Fatalf("upgradable: %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFleetUpgradeStateRoundTrip: what the fleet hands over of itself
+// (program ids, ended/ran/ready, sentinel registrations, watch hashes,
+// exit codes, hupd.toml's hash) comes back in the new image through JSON:
+// the sentinel keys map each (program, key) to the same registration and
+// the next one given is past them; the watch groups start from their
+// hashes.
+func TestFleetUpgradeStateRoundTrip(t *testing.T) {
+	f := upgradeFleet("app", "web", "once")
+	app, web, once := f.progs[0], f.progs[1], f.progs[2]
+	app.ready, web.ready = true, true
+	once.state.Store(progEnded)
+	f.code, f.ignoredCode, f.cfgHash = 0, 3, "cafe"
+	f.keys = &sentinelKeys{ids: map[[2]int]int{{app.id, 1}: 1, {web.id, 1}: 2, {app.id, 2}: 4}, next: 4}
+	wa, wb := config.WatchSpec{Paths: []string{"/a"}}, config.WatchSpec{Paths: []string{"/b"}}
+	f.watches = []fleetWatch{{prog: web, spec: wa, hash: "h1"}, {prog: web, spec: wb, hash: "h2"}}
+	fl := f.upgradeState()
+	fl.Programs[0].Part = &supervisor.Upgrade{Upgrades: 1}
+	fl.Programs[1].Part = &supervisor.Upgrade{Upgrades: 1}
+	data, err := json.Marshal(supervisor.FleetUpgradeState(nil, nil, fl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up supervisor.Upgrade
+	if err := json.Unmarshal(data, &up); err != nil {
+		t.Fatal(err)
+	}
+
+	m := &config.ResolvedMulti{ConfigFile: "h.toml", Programs: []config.ProgramSpec{
+		{Name: "web", Watch: []config.WatchSpec{wa, wb}}, {Name: "app"}, {Name: "once"}}}
+	tk, err := newTakeOver(&up, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &fleet{cur: m, log: f.log}
+	for i := range m.Programs {
+		spec := &m.Programs[i]
+		p := g.newProgram(spec)
+		p.id = tk.state(spec.Name).ID
+		g.progs = append(g.progs, p)
+	}
+	keys := &sentinelKeys{ids: map[[2]int]int{}}
+	tk.sentinelKeys(keys)
+	if !maps.Equal(keys.ids, f.keys.ids) || keys.next != 4 {
+		t.Fatalf("sentinel keys %v next %d, want %v next 4", keys.ids, keys.next, f.keys.ids)
+	}
+	if id, _ := keys.id(app.id, 3, true); id != 5 {
+		t.Fatalf("the next registration is %d, want 5", id)
+	}
+	tk.watches(g)
+	if len(g.watches) != 2 || g.watches[0].hash != "h1" || g.watches[1].hash != "h2" || g.watches[0].prog.name != "web" {
+		t.Fatalf("watches %+v", g.watches)
+	}
+	for _, tc := range []struct {
+		name             string
+		ended, ran, part bool
+		ready            bool
+	}{{"app", false, true, true, true}, {"web", false, true, true, true}, {"once", true, true, false, false}} {
+		ps := tk.state(tc.name)
+		if ps.Ended != tc.ended || ps.Ran != tc.ran || (ps.Part != nil) != tc.part || ps.Ready != tc.ready {
+			t.Fatalf("%s: %+v", tc.name, ps)
+		}
+	}
+	if tk.fl.ConfigHash != "cafe" || tk.fl.IgnoredCode != 3 || tk.fl.NextID != 3 || up.Upgrades != 0 {
+		t.Fatalf("fleet state %+v", tk.fl)
+	}
+}
+
+// TestFleetTakeOverRefusals: the new image goes back when the state is a
+// single program's, or its programs are not those of hupd.toml on disk.
+func TestFleetTakeOverRefusals(t *testing.T) {
+	m := &config.ResolvedMulti{Programs: []config.ProgramSpec{{Name: "app"}, {Name: "web"}}}
+	if _, err := newTakeOver(&supervisor.Upgrade{}, m); err == nil ||
+		err.Error() != "the previous image ran one program; hupd.toml on disk has several ([[program]]): restart hupd to run them" {
+		t.Fatalf("a single program's state: %v", err)
+	}
+	up := &supervisor.Upgrade{Fleet: &supervisor.FleetState{Programs: []supervisor.ProgramState{{Name: "app"}, {Name: "db"}}}}
+	if _, err := newTakeOver(up, m); err == nil || err.Error() != "the previous image ran the programs app, db; hupd.toml on disk has app, web" {
+		t.Fatalf("other programs: %v", err)
+	}
+}
+
+// TestProgramUpgradeRefused: an upgrade asked of one program (the control
+// server refuses it before) is refused: it is hupd's, every program's.
+func TestProgramUpgradeRefused(t *testing.T) {
+	if err := (programHandler{}).Upgrade(context.Background(), ""); !errors.Is(err, errUpgradeProgram) {
+		t.Fatalf("upgrade of one program: %v", err)
+	}
+}

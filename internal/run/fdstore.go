@@ -104,7 +104,7 @@ func (s *fdStore) inherit(act []socketact.Activated) {
 // in-place upgrade, which keeps the store as it was) stored them: in order,
 // up to the store's size.
 func (s *fdStore) assume(ls []*socketact.Listener) {
-	want, _ := wanted(ls)
+	want, _ := wanted([]storeSet{{ls: ls}})
 	for _, w := range want {
 		if s.max > 0 && len(s.held) >= s.max {
 			break
@@ -113,34 +113,63 @@ func (s *fdStore) assume(ls []*socketact.Listener) {
 	}
 }
 
-// wanted is what the store should hold for ls, in order, and the sockets.
-func wanted(ls []*socketact.Listener) ([]storeEntry, []*os.File) {
+// storeSet is sockets kept in the store under one prefix of their
+// StoreName: "" for hupd's single program, "NAME/" for program NAME of
+// several ([[program]]: storePrefix), whose sockets may have the names of
+// another program's.
+type storeSet struct {
+	prefix string
+	ls     []*socketact.Listener
+}
+
+// storeName is the name socket spec of a set with prefix is stored under:
+// prefix and its StoreName, at most 255 bytes (systemd's limit).
+func storeName(prefix string, spec socketact.Spec) string {
+	n := prefix + spec.StoreName()
+	return n[:min(len(n), 255)]
+}
+
+// wanted is what the store should hold for sets, in order, and the
+// sockets.
+func wanted(sets []storeSet) ([]storeEntry, []*os.File) {
 	var out []storeEntry
 	var files []*os.File
-	for _, l := range ls {
-		if l.Spec.Adopt {
-			continue // the program binds it: a restarted hupd binds nothing for it
-		}
-		if l.Spec.Steer {
-			// A steered socket is one of a group of hupd's own: a
-			// restarted hupd opens a new group (it takes none from
-			// LISTEN_FDS), and a stored one would hold the port.
-			continue
-		}
-		if id, ok := idOf(l.File); ok {
-			out = append(out, storeEntry{l.Spec.StoreName(), id})
-			files = append(files, l.File)
+	for _, set := range sets {
+		for _, l := range set.ls {
+			if e, ok := wantedEntry(set.prefix, l); ok {
+				out = append(out, e)
+				files = append(files, l.File)
+			}
 		}
 	}
 	return out, files
+}
+
+// wantedEntry is the store's entry for l, or false when l is not stored.
+func wantedEntry(prefix string, l *socketact.Listener) (storeEntry, bool) {
+	if l.Spec.Adopt {
+		return storeEntry{}, false // the program binds it: a restarted hupd binds nothing for it
+	}
+	if l.Spec.Steer {
+		// A steered socket is one of a group of hupd's own: a restarted
+		// hupd opens a new group (it takes none from LISTEN_FDS), and a
+		// stored one would hold the port.
+		return storeEntry{}, false
+	}
+	id, ok := idOf(l.File)
+	return storeEntry{storeName(prefix, l.Spec), id}, ok
 }
 
 // sync makes the store hold the sockets of ls: it removes every name under
 // which the store holds a socket ls does not have under that name (which
 // removes all the sockets of that name), then stores each socket of ls it
 // does not hold, while the store has room.
-func (s *fdStore) sync(ls []*socketact.Listener) {
-	want, files := wanted(ls)
+func (s *fdStore) sync(ls []*socketact.Listener) { s.syncSets([]storeSet{{ls: ls}}) }
+
+// syncSets is sync for the sockets of several sets, each under its
+// prefix.
+func (s *fdStore) syncSets(sets []storeSet) {
+	want, files := wanted(sets)
 	var removed, stored, left []string
 	for _, e := range s.held {
 		if !slices.Contains(want, e) && !slices.Contains(removed, e.name) {

@@ -1,7 +1,6 @@
 package run
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,6 +84,13 @@ type fleet struct {
 	reconfc chan reconfRequest
 	exited  chan struct{} // closed when the loop returns
 
+	// The service manager (fleetsystemd.go): sd speaks for the fleet on
+	// its notify socket, store keeps the sockets in its fd store, pingc
+	// asks the loop to answer (the watchdog); nil when unused.
+	sd    *fleetSystemd
+	store *fdStore
+	pingc chan chan struct{}
+
 	// w watches every program's [[program.watch]] groups (nil: none);
 	// watches[i] is the program and spec of w's group i.
 	w       *watch.Watcher
@@ -155,32 +160,12 @@ func (p *program) stateName() string {
 	return control.ProgramEnded
 }
 
-// MultiUnsupported returns why m cannot run yet, naming where it is set,
-// or nil: the parts of the multi-program form hupd run does not wire yet
-// are refused before anything starts.
-func MultiUnsupported(m *config.ResolvedMulti) error {
-	if m.FDStore == config.FDStoreYes {
-		return &config.Error{Where: m.ConfigFile, Field: "systemd.fdstore", Value: m.FDStore, Err: errMultiFDStore}
-	}
-	// A program without cgroups would run in hupd's own leaf beside
-	// programs with them: its processes counted as hupd's, its leftovers
-	// keeping hupd's cgroups from going.
-	for _, p := range m.Programs {
-		if (p.Cgroup == contain.ModeOff) != (m.Programs[0].Cgroup == contain.ModeOff) {
-			return &config.Error{Where: p.Where, Field: "program " + strconv.Quote(p.Name) + " process.cgroup", Value: string(p.Cgroup), Err: errMultiCgroup}
-		}
-	}
-	if os.Getenv("NOTIFY_SOCKET") != "" {
-		return errMultiNotify
-	}
-	return nil
-}
-
-var (
-	errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
-	errMultiCgroup  = errors.New("cgroups off for some programs and not others: set the same for every program ([[program]])")
-	errMultiNotify  = errors.New("hupd runs under a service manager that waits for sd_notify ($NOTIFY_SOCKET: Type=notify); with several programs ([[program]]) it does not notify yet: use Type=exec")
-)
+// MultiUnsupported returns why m cannot run, naming where it is set, or
+// nil. Every combination of the multi-program form runs today (the fd
+// store, a service manager waiting for sd_notify, and cgroups off for
+// some programs only included), so it returns nil: it is where a
+// combination that cannot work would be refused before anything starts.
+func MultiUnsupported(m *config.ResolvedMulti) error { return nil }
 
 // RunMulti runs the programs of m until hupd should exit and returns hupd's
 // exit code: after a stop signal, 0 if every program stopped cleanly,
@@ -214,6 +199,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if m.ConfigFile != "" {
 		f.cfgHash = watch.Hash([]string{m.ConfigFile}) // as resolved, for its edits
 	}
+	f.sd, f.store = notifyFleet(f), newFDStore(m.FDStore, log)
 	held, err := f.listen(m, log)
 	if err != nil {
 		return 1, err
@@ -317,6 +303,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if setup.OnListen != nil {
 		setup.OnListen(all)
 	}
+	f.syncStore() // from here on, the sockets outlive hupd
 	if hs != nil {
 		// Its Close, deferred, runs once f.run has returned: every
 		// program's Run has then returned, and a Status call in flight
@@ -325,6 +312,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	go reaper.Run(done)
 	reaping = true
+	defer f.startWatchdog()()
 	return f.run(sigs), nil
 }
 
@@ -349,6 +337,9 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 	if err != nil {
 		return nil, err
 	}
+	if f.store != nil {
+		f.store.inherit(act)
+	}
 	for i := range m.Programs {
 		spec := &m.Programs[i]
 		p := f.newProgram(spec)
@@ -356,8 +347,11 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 		if len(spec.Listen) == 0 {
 			continue
 		}
+		received := forProgram(act, spec.Name)
 		set, err := socketact.Sockets(nil, act, spec.Listen, spec.ListenWhere)
+		storedNames(set.Unclaimed, received)
 		if err != nil {
+			storedNames(act, received)
 			for _, q := range f.progs {
 				socketact.CloseAll(q.ls)
 			}
@@ -371,7 +365,7 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 		}
 		p.ls, act = set.Listeners, set.Unclaimed
 	}
-	for _, a := range act {
+	for _, a := range f.unclaimedStored(act) {
 		log.Warn(logev.InheritedUnused, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
@@ -436,9 +430,13 @@ func (f *fleet) build(p *program, spec *config.ProgramSpec) error {
 	sup.Contain(p.cg)
 	sup.UseRuntime(f.rt.ForProgram(name))
 	var once sync.Once
-	obs := []supervisor.Hooks{{Ready: func(int, int, time.Duration) {
+	var obs []supervisor.Hooks
+	if f.sd != nil { // first: what it says of p is current when the loop hears of p's readiness
+		obs = append(obs, f.sd.hooks(p, opts))
+	}
+	obs = append(obs, supervisor.Hooks{Ready: func(int, int, time.Duration) {
 		once.Do(func() { f.readied(p) })
-	}}}
+	}})
 	if f.hs != nil {
 		obs = append(obs, f.hs.ProgramHooks(name))
 	}
@@ -491,6 +489,7 @@ func (f *fleet) healthPrograms() []health.Program {
 func (f *fleet) run(sigs <-chan os.Signal) int {
 	defer close(f.exited)
 	f.startEligible()
+	f.tellSystemd()
 	for f.running() {
 		var events, cfgEvents <-chan watch.Event
 		if f.w != nil {
@@ -522,7 +521,10 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 			}
 		case e := <-f.endc:
 			f.onEnd(e)
+		case c := <-f.pingc: // nil without a watchdog
+			close(c)
 		}
+		f.tellSystemd()
 	}
 	if f.cause != nil {
 		return *f.cause
@@ -602,6 +604,7 @@ func (f *fleet) onSignal(sig os.Signal) {
 	case ss == signals.Upgrade:
 		f.log.Warn(logev.UpgradeSignalIgnored, supervisor.KeySignal, signals.Name(ss))
 	case ss == syscall.SIGHUP && !f.stopping:
+		defer f.holdReady()()
 		f.hangup()
 	default: // a second stop signal is forwarded as received, to the removed programs too
 		for _, p := range slices.Concat(f.progs, f.gone) {
@@ -618,6 +621,7 @@ func (f *fleet) onSignal(sig os.Signal) {
 // send hands sig to p's supervisor; its buffer is never full unless p is
 // gone already.
 func (f *fleet) send(p *program, sig os.Signal) {
+	f.expectReload(p, sig)
 	select {
 	case p.sigs <- sig:
 	default:

@@ -309,6 +309,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 			if ar.Respawn {
 				res.changed[p] = done
 			}
+			p.ls = ar.Sockets // its supervisor's now, for the fd store
 		}
 		kept = append(kept, change{p, spec})
 	}
@@ -382,6 +383,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		}
 	}
 	f.log.Info(logev.ProgramsReconfigured, "added", names(added), "removed", removed, "changed", names(changed))
+	f.syncStore() // the new sockets in, the dropped ones out
 	f.startEligible()
 	return res, failed
 }

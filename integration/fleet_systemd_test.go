@@ -260,3 +260,57 @@ func TestMultiSystemdKill9(t *testing.T) {
 		})
 	}
 }
+
+// TestMultiSystemdStoreEdit: edits of hupd.toml keep the fd store in step
+// with the programs: a program added (extra, on 127.0.0.1:8083) has its
+// socket stored, one removed (web) has its socket taken out. After a
+// kill -9, the restarted hupd inherits extra's socket and app's, and is
+// handed nothing of web's.
+func TestMultiSystemdStoreEdit(t *testing.T) {
+	for _, tc := range sdFleetCases {
+		t.Run(tc.suite.Name+"/"+tc.typ, func(t *testing.T) {
+			c := bootedContainer(t, tc.suite)
+			sdFleetInstall(t, c, tc.typ)
+			const unit = sdFleetUnit
+			c.Run(t, "systemctl", "start", unit)
+			toml := sdFleetToml(c.Suite)
+			app, rest, ok := strings.Cut(toml, "\n[[program]]\nname = \"web\"")
+			if !ok {
+				t.Fatalf("no web in %q", toml)
+			}
+			_, fdstore, _ := strings.Cut(rest, "\n[systemd]")
+			if fdstore != "" {
+				fdstore = "\n[systemd]" + fdstore
+			}
+			c.WriteFile(t, "/etc/hupd/fleet.toml", []byte(app+`
+[[program]]
+name = "extra"
+command = ["/usr/local/bin/myserver", "-grace", "5s"]
+[[program.listen]]
+name = "http"
+address = "127.0.0.1:8083"
+`+fdstore), 0o644)
+			c.Run(t, "systemctl", "reload", unit)
+			sdWait(t, c, unit, "serving app and extra", func(p map[string]string) bool {
+				return regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`).MatchString(p["StatusText"]) && p["SubState"] == "running"
+			})
+			hupd := sdShow(t, c, unit)["MainPID"]
+
+			cursor := sdCursor(t, c)
+			c.Run(t, "systemctl", "kill", "--kill-who=main", "-s", "KILL", unit)
+			sdWait(t, c, unit, "restarted by systemd", func(p map[string]string) bool {
+				return p["MainPID"] != hupd && p["NRestarts"] == "1" && p["SubState"] == "running" &&
+					regexp.MustCompile(`^app: gen 1 \(pid \d+\); extra: gen 1 \(pid \d+\)$`).MatchString(p["StatusText"])
+			})
+			j := sdJournal(t, c, unit, cursor)
+			for _, prog := range []string{"app", "extra"} {
+				if l := sdRecords(j, logev.Listening, "program="+prog, "inherited=true"); len(l) != 1 {
+					t.Errorf("the restarted hupd's %s: %q; want its socket inherited from the store", prog, l)
+				}
+			}
+			if l := sdRecords(j, logev.InheritedClosed); len(l) != 0 {
+				t.Errorf("the store still held: %q; want web's socket removed with web", l)
+			}
+		})
+	}
+}

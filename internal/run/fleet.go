@@ -68,6 +68,7 @@ type fleet struct {
 	ident  supervisor.Options
 	rt     *supervisor.Runtime
 	cg     *contain.Manager
+	cgMode contain.Mode // cg's: off while every program has cgroups off (fleetcgroup.go)
 	keys   *sentinelKeys
 	reaper *signals.Reaper
 	self   string
@@ -225,7 +226,8 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	reaper := newReaper(log)
 	done := make(chan struct{})
 	defer close(done)
-	cg := setupContainment(fleetCgroupMode(m), ident.Name, log)
+	f.cgMode = fleetCgroupMode(m)
+	f.cg = setupContainment(f.cgMode, ident.Name, log)
 	defer func() {
 		// Every generation has ended, and the sentinel (closed before)
 		// has exited: each program's cgroup, then hupd's.
@@ -237,7 +239,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 				log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.spec.Name, "error", err)
 			}
 		}
-		if err := cg.Close(); err != nil {
+		if err := f.cg.Close(); err != nil {
 			log.Warn(logev.CgroupsLeftBehind, "error", err)
 		}
 	}()
@@ -260,7 +262,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if err != nil {
 		log.Warn(logev.OwnBinaryUnknown, "error", err)
 	}
-	f.cg, f.keys, f.reaper, f.self, f.hs = cg, keys, reaper, self, hs
+	f.keys, f.reaper, f.self, f.hs = keys, reaper, self, hs
 	for _, p := range f.progs {
 		if err := f.build(p, p.spec); err != nil {
 			return 1, err
@@ -418,7 +420,7 @@ func (f *fleet) build(p *program, spec *config.ProgramSpec) error {
 			p.cg = contain.Off("disabled by the cgroup setting (off)")
 		} else {
 			var err error
-			if p.cg, err = f.cg.Child(name); err != nil {
+			if p.cg, err = f.cgroups().Child(name); err != nil {
 				p.log.Warn(logev.ContainmentGroups, supervisor.KeyReason, p.cg.Reason())
 			}
 		}

@@ -206,7 +206,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 				return reconfResult{}, fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, errProgramStopping)
 			}
 			np := f.newProgram(spec)
-			if p != nil {
+			if p != nil && sameContainment(p.spec.Cgroup, spec.Cgroup) {
 				np.cg = p.cg // ended: its cgroup is empty, and the new one's
 			}
 			set, err := socketact.Sockets(nil, nil, spec.Listen, spec.ListenWhere)

@@ -28,18 +28,21 @@ const (
 // kill -9 under Restart=, systemd holds them (clients wait in the backlog)
 // and hands them to the next hupd in LISTEN_FDS, which adopts them by name
 // and port (socketact.Sockets). Each socket goes under its StoreName with
-// FDSTORE=1 once it is open; FDSTOREREMOVE=1 of its name takes it out once
+// FDSTORE=1 once it is open (a program's of several under "PROGRAM/" and
+// its StoreName: storeSet, which RunMulti's fleet gives each program's
+// sockets back by); FDSTOREREMOVE=1 of its name takes it out once
 // the configuration no longer has it, or names it otherwise. Sockets hupd
 // was started with are not sent again: the manager holds them already (in
 // the store, or as a .socket unit's), and systemd checks the store's limit
 // before it looks for a duplicate, so a full store would log an error for
 // each. Sockets of a legacy adopt-mode [[listen]], which the program binds,
 // are not stored. It runs on one goroutine at a time: Run's until the
-// supervisor runs, then reconf's.
+// supervisor runs, then reconf's (with several programs: RunMulti's, then
+// the fleet's loop).
 //
 // Invariant: held is what hupd takes the store to hold, at most max
 // entries (when max is known), each a socket of the configuration in force
-// under that socket's StoreName.
+// under that socket's store name (storeName).
 type fdStore struct {
 	send func(fds []int, lines ...string) error
 	log  *slog.Logger

@@ -49,6 +49,9 @@ import (
 // add, remove and change programs while hupd runs (see reconfigure, in
 // the loop): a removed program leaves progs at once and is in gone until
 // its Run returned; its end never counts as a program's end (on_exit).
+// Under a service manager, hupd speaks for every program and keeps every
+// program's sockets in its fd store (fleetsystemd.go); programs with
+// cgroups off may run beside programs with them (fleetcgroup.go).
 type fleet struct {
 	log *slog.Logger
 	// mu guards progs (the slice, and each program's spec) against the

@@ -493,6 +493,7 @@ func (f *fleet) healthPrograms() []health.Program {
 // signals out, and returns hupd's exit code once no program runs.
 func (f *fleet) run(sigs <-chan os.Signal) int {
 	defer close(f.exited)
+	f.tellSystemd()
 	f.startEligible()
 	f.tellSystemd()
 	for f.running() {

@@ -266,7 +266,7 @@ func (s *fleetSystemd) update() {
 		return
 	}
 	if !s.ready {
-		any := false
+		some := false
 		for _, p := range s.order {
 			st := s.progs[p]
 			if st.ended {
@@ -275,9 +275,9 @@ func (s *fleetSystemd) update() {
 			if !st.readied {
 				return // the start goes on: Started said so
 			}
-			any = true
+			some = true
 		}
-		if !any {
+		if !some {
 			return
 		}
 		s.ready = true

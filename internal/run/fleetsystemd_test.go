@@ -236,3 +236,45 @@ func TestFleetStoreNames(t *testing.T) {
 		t.Fatalf("unclaimed: %+v, want web/http as received", left)
 	}
 }
+
+// recv waits, under the deadline, for the next datagram.
+func (m *fakeManager) recv() string {
+	m.t.Helper()
+	fds := []unix.PollFd{{Fd: int32(m.fd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 10_000); err != nil || n == 0 {
+		m.t.Fatalf("no datagram within 10s: %v", err)
+	}
+	got := m.take()
+	if len(got) == 0 {
+		m.t.Fatal("poll said a datagram was there")
+	}
+	return got[0]
+}
+
+// TestFleetWatchdog: WATCHDOG=1 goes once per ping the fleet's loop
+// answered, never while the loop does not answer; stopping the watchdog
+// while it waits for the loop returns.
+func TestFleetWatchdog(t *testing.T) {
+	t.Setenv("WATCHDOG_USEC", "20000")
+	t.Setenv("WATCHDOG_PID", "")
+	s, m := newFleetSystemd(t)
+	f := &fleet{sd: s, exited: make(chan struct{})}
+	stop := f.startWatchdog()
+	for i := range 3 {
+		c := <-f.pingc // the loop answers
+		close(c)
+		if got := m.recv(); got != "WATCHDOG=1" {
+			t.Fatalf("ping %d: sent %q", i, got)
+		}
+	}
+	// The loop answers no more: the watchdog waits, and stops when asked.
+	stop()
+	if got := m.take(); len(got) != 0 {
+		t.Fatalf("sent %q with no answer from the loop", got)
+	}
+	// An ended loop: answers says no, without waiting.
+	close(f.exited)
+	if f.answers(make(chan struct{})) {
+		t.Fatal("answers: true once the loop ended")
+	}
+}

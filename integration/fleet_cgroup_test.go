@@ -36,6 +36,18 @@ func fleetBase(t *testing.T, h *Hupd) string {
 	return ""
 }
 
+// noCgroupLeft fails t if hupd h, which has exited, said that it left
+// cgroups behind, or if base is still there.
+func noCgroupLeft(t *testing.T, h *Hupd, base string) {
+	t.Helper()
+	if evs := h.Events(logev.CgroupsLeftBehind); len(evs) > 0 {
+		t.Errorf("cgroups left behind: %v", evs)
+	}
+	if _, err := os.Stat(base); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("hupd's cgroup %s is left: %v", base, err)
+	}
+}
+
 // cgroupOf is pid's cgroup2 path (relative to the mount).
 func cgroupOf(t *testing.T, pid int) string {
 	t.Helper()
@@ -99,12 +111,7 @@ func TestMultiCgroupMixed(t *testing.T) {
 	for _, pid := range append(g2.group(), newApp) {
 		waitGone(t, pid)
 	}
-	if evs := h.Events(logev.CgroupsLeftBehind); len(evs) > 0 {
-		t.Errorf("cgroups left behind: %v", evs)
-	}
-	if _, err := os.Stat(base); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("hupd's cgroup %s is left: %v", base, err)
-	}
+	noCgroupLeft(t, h, base)
 	for _, p := range []ctPrefork{g1, g2} {
 		if !processAlive(p.daemon) {
 			t.Errorf("legacy's daemon %d is gone: without cgroups it escapes", p.daemon)
@@ -163,12 +170,7 @@ func TestMultiCgroupAddedByEdit(t *testing.T) {
 	for _, pid := range append(g.group(), appPID) {
 		waitGone(t, pid)
 	}
-	if evs := h.Events(logev.CgroupsLeftBehind); len(evs) > 0 {
-		t.Errorf("cgroups left behind: %v", evs)
-	}
-	if _, err := os.Stat(base); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("hupd's cgroup %s is left: %v", base, err)
-	}
+	noCgroupLeft(t, h, base)
 	syscall.Kill(g.daemon, syscall.SIGKILL)
 }
 

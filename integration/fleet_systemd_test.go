@@ -34,31 +34,29 @@ const sdFleetUnit = "fleet.service"
 // second to start (so that a READY=1 said once app alone was ready would
 // be seen). systemd before 254 does not say that the unit has a store.
 func sdFleetToml(suite nspawnSuite) string {
-	fdstore := ""
+	return "name = \"fleet\"\n" +
+		sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081") +
+		sdProgramToml("web", "app", `"/bin/sh", "-c", "sleep 1; exec /usr/local/bin/myserver -grace 5s"`, "127.0.0.1:8082") +
+		sdFleetStore(suite)
+}
+
+// sdFleetStore is the [systemd] table systemd before 254 needs for the fd
+// store, else "".
+func sdFleetStore(suite nspawnSuite) string {
 	if suite.Systemd < 254 {
-		fdstore = "\n[systemd]\nfdstore = \"yes\"\n"
+		return "\n[systemd]\nfdstore = \"yes\"\n"
 	}
-	return `name = "fleet"
+	return ""
+}
 
-[[program]]
-name = "app"
-command = ["/usr/local/bin/myserver", "-grace", "5s"]
-[[program.listen]]
-name = "http"
-address = "127.0.0.1:8081"
-[program.process]
-stop_timeout = "10s"
-
-[[program]]
-name = "web"
-after = ["app"]
-command = ["/bin/sh", "-c", "sleep 1; exec /usr/local/bin/myserver -grace 5s"]
-[[program.listen]]
-name = "http"
-address = "127.0.0.1:8082"
-[program.process]
-stop_timeout = "10s"
-` + fdstore
+// sdProgramToml is a [[program]] table: command (TOML array items), a
+// socket named http on addr, started after after (if not "").
+func sdProgramToml(name, after, command, addr string) string {
+	s := fmt.Sprintf("\n[[program]]\nname = %q\n", name)
+	if after != "" {
+		s += fmt.Sprintf("after = [%q]\n", after)
+	}
+	return s + fmt.Sprintf("command = [%s]\n[[program.listen]]\nname = \"http\"\naddress = %q\n[program.process]\nstop_timeout = \"10s\"\n", command, addr)
 }
 
 // sdFleetInstall installs hupd, hello (as myserver), the fleet's hupd.toml
@@ -148,6 +146,58 @@ func sdRecords(journal, msg string, attrs ...string) []string {
 	return out
 }
 
+// sdFleetRun runs test on each of sdFleetCases, with the fleet installed.
+func sdFleetRun(t *testing.T, test func(t *testing.T, c *nspawnContainer, typ string)) {
+	for _, tc := range sdFleetCases {
+		t.Run(tc.suite.Name+"/"+tc.typ, func(t *testing.T) {
+			c := bootedContainer(t, tc.suite)
+			sdFleetInstall(t, c, tc.typ)
+			test(t, c, tc.typ)
+		})
+	}
+}
+
+// sdFleetStart starts the fleet's unit: when systemctl start returns, the
+// unit must be active/running with both programs at generation 1.
+func sdFleetStart(t *testing.T, c *nspawnContainer) (sdFleetStatus, map[string]string) {
+	t.Helper()
+	c.Run(t, "systemctl", "start", sdFleetUnit)
+	p := sdShow(t, c, sdFleetUnit)
+	st, ok := sdParseFleetStatus(p["StatusText"])
+	if p["ActiveState"] != "active" || p["SubState"] != "running" || !ok || st.AppGen != 1 || st.WebGen != 1 {
+		t.Fatalf("after systemctl start: %v; want active/running with both programs at generation 1", p)
+	}
+	return st, p
+}
+
+// sdFleetKill9 kills hupd (MainPID hupd) with SIGKILL, waits until systemd
+// has started it again and its status satisfies serving, and returns the
+// unit's journal from the kill on.
+func sdFleetKill9(t *testing.T, c *nspawnContainer, hupd string, serving func(status string) bool) string {
+	t.Helper()
+	cursor := sdCursor(t, c)
+	c.Run(t, "systemctl", "kill", "--kill-who=main", "-s", "KILL", sdFleetUnit)
+	sdWait(t, c, sdFleetUnit, "restarted by systemd", func(p map[string]string) bool {
+		return p["MainPID"] != hupd && p["NRestarts"] == "1" && p["ActiveState"] == "active" && p["SubState"] == "running" && serving(p["StatusText"])
+	})
+	return sdJournal(t, c, sdFleetUnit, cursor)
+}
+
+// sdInheritedEach fails t unless journal (a restarted hupd's) says that
+// each of progs inherited its socket from the store, and that the store
+// held nothing else.
+func sdInheritedEach(t *testing.T, journal string, progs ...string) {
+	t.Helper()
+	for _, prog := range progs {
+		if l := sdRecords(journal, logev.Listening, "program="+prog, "inherited=true"); len(l) != 1 {
+			t.Errorf("the restarted hupd's %s: %q; want its socket inherited from the store", prog, l)
+		}
+	}
+	if l := sdRecords(journal, logev.InheritedClosed); len(l) != 0 {
+		t.Errorf("stored sockets no program took: %q", l)
+	}
+}
+
 // TestMultiSystemdService: a Type=notify(-reload) unit running two
 // programs. systemctl start returns once both are ready (web, after app,
 // takes a second): the status then lists both serving; systemctl reload
@@ -156,51 +206,42 @@ func sdRecords(journal, msg string, attrs ...string) []string {
 // before app and ends with Result=success and nothing left in the unit's
 // cgroup; the watchdog (2s) never fired.
 func TestMultiSystemdService(t *testing.T) {
-	for _, tc := range sdFleetCases {
-		t.Run(tc.suite.Name+"/"+tc.typ, func(t *testing.T) {
-			c := bootedContainer(t, tc.suite)
-			sdFleetInstall(t, c, tc.typ)
-			const unit = sdFleetUnit
+	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, typ string) {
+		st, p := sdFleetStart(t, c)
+		if p["Type"] != typ {
+			t.Fatalf("Type=%s, want %s", p["Type"], typ)
+		}
+		hupd := p["MainPID"]
+		if pid := sdGetAt(t, c, "127.0.0.1:8081"); pid != st.AppPID {
+			t.Fatalf("app's port served by pid %d; the status names %d", pid, st.AppPID)
+		}
+		if pid := sdGetAt(t, c, "127.0.0.1:8082"); pid != st.WebPID {
+			t.Fatalf("web's port served by pid %d; the status names %d", pid, st.WebPID)
+		}
 
-			c.Run(t, "systemctl", "start", unit)
-			p := sdShow(t, c, unit)
-			st, ok := sdParseFleetStatus(p["StatusText"])
-			if p["Type"] != tc.typ || p["ActiveState"] != "active" || p["SubState"] != "running" || !ok || st.AppGen != 1 || st.WebGen != 1 {
-				t.Fatalf("after systemctl start: %v; want Type=%s active/running with both programs at generation 1", p, tc.typ)
-			}
-			hupd := p["MainPID"]
-			if pid := sdGetAt(t, c, "127.0.0.1:8081"); pid != st.AppPID {
-				t.Fatalf("app's port served by pid %d; the status names %d", pid, st.AppPID)
-			}
-			if pid := sdGetAt(t, c, "127.0.0.1:8082"); pid != st.WebPID {
-				t.Fatalf("web's port served by pid %d; the status names %d", pid, st.WebPID)
-			}
+		c.Run(t, "systemctl", "reload", sdFleetUnit)
+		p = sdShow(t, c, sdFleetUnit)
+		after, ok := sdParseFleetStatus(p["StatusText"])
+		if !ok || after.AppGen != 2 || after.WebGen != 2 || p["SubState"] != "running" || p["MainPID"] != hupd {
+			t.Fatalf("when systemctl reload returned: %v; want both programs at generation 2 under hupd %s", p, hupd)
+		}
+		if pid := sdGetAt(t, c, "127.0.0.1:8082"); pid != after.WebPID || pid == st.WebPID {
+			t.Fatalf("web's port served by pid %d after the reload; want %d", pid, after.WebPID)
+		}
 
-			c.Run(t, "systemctl", "reload", unit)
-			p = sdShow(t, c, unit)
-			after, ok := sdParseFleetStatus(p["StatusText"])
-			if !ok || after.AppGen != 2 || after.WebGen != 2 || p["SubState"] != "running" || p["MainPID"] != hupd {
-				t.Fatalf("when systemctl reload returned: %v; want both programs at generation 2 under hupd %s", p, hupd)
-			}
-			if pid := sdGetAt(t, c, "127.0.0.1:8082"); pid != after.WebPID || pid == st.WebPID {
-				t.Fatalf("web's port served by pid %d after the reload; want %d", pid, after.WebPID)
-			}
-
-			cg := p["ControlGroup"]
-			cursor := sdCursor(t, c)
-			c.Run(t, "systemctl", "stop", unit)
-			p = sdShow(t, c, unit)
-			if p["ActiveState"] != "inactive" || p["Result"] != "success" || p["NRestarts"] != "0" {
-				t.Fatalf("after systemctl stop: %v; want inactive, Result=success, never restarted", p)
-			}
-			j := sdJournal(t, c, unit, cursor)
-			ends := sdRecords(j, logev.ProgramEnded)
-			if len(ends) != 2 || !strings.Contains(ends[0], " program=web") || !strings.Contains(ends[1], " program=app") {
-				t.Fatalf("programs ended: %q; want web, then app", ends)
-			}
-			sdEmptyCgroup(t, c, cg)
-		})
-	}
+		cg := p["ControlGroup"]
+		cursor := sdCursor(t, c)
+		c.Run(t, "systemctl", "stop", sdFleetUnit)
+		p = sdShow(t, c, sdFleetUnit)
+		if p["ActiveState"] != "inactive" || p["Result"] != "success" || p["NRestarts"] != "0" {
+			t.Fatalf("after systemctl stop: %v; want inactive, Result=success, never restarted", p)
+		}
+		ends := sdRecords(sdJournal(t, c, sdFleetUnit, cursor), logev.ProgramEnded)
+		if len(ends) != 2 || !strings.Contains(ends[0], " program=web") || !strings.Contains(ends[1], " program=app") {
+			t.Fatalf("programs ended: %q; want web, then app", ends)
+		}
+		sdEmptyCgroup(t, c, cg)
+	})
 }
 
 // TestMultiSystemdKill9: kill -9 of a hupd running two programs whose
@@ -210,55 +251,34 @@ func TestMultiSystemdService(t *testing.T) {
 // port is answered by that program's new generation), and clients
 // connecting to both ports meanwhile are never refused.
 func TestMultiSystemdKill9(t *testing.T) {
-	for _, tc := range sdFleetCases {
-		t.Run(tc.suite.Name+"/"+tc.typ, func(t *testing.T) {
-			c := bootedContainer(t, tc.suite)
-			sdFleetInstall(t, c, tc.typ)
-			const unit = sdFleetUnit
-			c.Run(t, "systemctl", "start", unit)
-			p := sdShow(t, c, unit)
-			st, ok := sdParseFleetStatus(p["StatusText"])
-			if !ok {
-				t.Fatalf("after the start: %v", p)
-			}
-			hupd := p["MainPID"]
-			app, web := sdStartLoadAt(c, "127.0.0.1:8081"), sdStartLoadAt(c, "127.0.0.1:8082")
-			app.WaitServedBy(t, "app's generation 1", func(pid int) bool { return pid == st.AppPID })
-			web.WaitServedBy(t, "web's generation 1", func(pid int) bool { return pid == st.WebPID })
+	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
+		st, p := sdFleetStart(t, c)
+		app, web := sdStartLoadAt(c, "127.0.0.1:8081"), sdStartLoadAt(c, "127.0.0.1:8082")
+		app.WaitServedBy(t, "app's generation 1", func(pid int) bool { return pid == st.AppPID })
+		web.WaitServedBy(t, "web's generation 1", func(pid int) bool { return pid == st.WebPID })
 
-			cursor := sdCursor(t, c)
-			c.Run(t, "systemctl", "kill", "--kill-who=main", "-s", "KILL", unit)
-			var again sdFleetStatus
-			sdWait(t, c, unit, "restarted by systemd", func(p map[string]string) bool {
-				s, ok := sdParseFleetStatus(p["StatusText"])
-				again = s
-				return ok && p["MainPID"] != hupd && p["NRestarts"] == "1" && p["ActiveState"] == "active" && p["SubState"] == "running"
-			})
-			app.WaitServedBy(t, "app's generation under the new hupd", func(pid int) bool { return pid == again.AppPID })
-			web.WaitServedBy(t, "web's generation under the new hupd", func(pid int) bool { return pid == again.WebPID })
-			app.Stop(t)
-			web.Stop(t)
-			for _, pid := range []int{st.AppPID, st.WebPID} {
-				if sdAlive(c, pid) {
-					t.Errorf("the killed hupd's child %d still runs", pid)
-				}
-			}
-			j := sdJournal(t, c, unit, cursor)
-			for _, prog := range []string{"app", "web"} {
-				if l := sdRecords(j, logev.Listening, "program="+prog, "inherited=true"); len(l) != 1 {
-					t.Errorf("the restarted hupd's %s: %q; want its socket inherited from the store", prog, l)
-				}
-			}
-			if unused := sdRecords(j, logev.InheritedClosed); len(unused) != 0 {
-				t.Errorf("stored sockets no program took: %q", unused)
-			}
-
-			c.Run(t, "systemctl", "stop", unit)
-			if p := sdShow(t, c, unit); p["ActiveState"] != "inactive" || p["Result"] != "success" {
-				t.Fatalf("after systemctl stop: %v; want inactive, Result=success", p)
-			}
+		var again sdFleetStatus
+		j := sdFleetKill9(t, c, p["MainPID"], func(status string) bool {
+			s, ok := sdParseFleetStatus(status)
+			again = s
+			return ok
 		})
-	}
+		app.WaitServedBy(t, "app's generation under the new hupd", func(pid int) bool { return pid == again.AppPID })
+		web.WaitServedBy(t, "web's generation under the new hupd", func(pid int) bool { return pid == again.WebPID })
+		app.Stop(t)
+		web.Stop(t)
+		for _, pid := range []int{st.AppPID, st.WebPID} {
+			if sdAlive(c, pid) {
+				t.Errorf("the killed hupd's child %d still runs", pid)
+			}
+		}
+		sdInheritedEach(t, j, "app", "web")
+
+		c.Run(t, "systemctl", "stop", sdFleetUnit)
+		if p := sdShow(t, c, sdFleetUnit); p["ActiveState"] != "inactive" || p["Result"] != "success" {
+			t.Fatalf("after systemctl stop: %v; want inactive, Result=success", p)
+		}
+	})
 }
 
 // TestMultiSystemdStoreEdit: edits of hupd.toml keep the fd store in step
@@ -267,50 +287,18 @@ func TestMultiSystemdKill9(t *testing.T) {
 // kill -9, the restarted hupd inherits extra's socket and app's, and is
 // handed nothing of web's.
 func TestMultiSystemdStoreEdit(t *testing.T) {
-	for _, tc := range sdFleetCases {
-		t.Run(tc.suite.Name+"/"+tc.typ, func(t *testing.T) {
-			c := bootedContainer(t, tc.suite)
-			sdFleetInstall(t, c, tc.typ)
-			const unit = sdFleetUnit
-			c.Run(t, "systemctl", "start", unit)
-			toml := sdFleetToml(c.Suite)
-			app, rest, ok := strings.Cut(toml, "\n[[program]]\nname = \"web\"")
-			if !ok {
-				t.Fatalf("no web in %q", toml)
-			}
-			_, fdstore, _ := strings.Cut(rest, "\n[systemd]")
-			if fdstore != "" {
-				fdstore = "\n[systemd]" + fdstore
-			}
-			c.WriteFile(t, "/etc/hupd/fleet.toml", []byte(app+`
-[[program]]
-name = "extra"
-command = ["/usr/local/bin/myserver", "-grace", "5s"]
-[[program.listen]]
-name = "http"
-address = "127.0.0.1:8083"
-`+fdstore), 0o644)
-			c.Run(t, "systemctl", "reload", unit)
-			sdWait(t, c, unit, "serving app and extra", func(p map[string]string) bool {
-				return regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`).MatchString(p["StatusText"]) && p["SubState"] == "running"
-			})
-			hupd := sdShow(t, c, unit)["MainPID"]
-
-			cursor := sdCursor(t, c)
-			c.Run(t, "systemctl", "kill", "--kill-who=main", "-s", "KILL", unit)
-			sdWait(t, c, unit, "restarted by systemd", func(p map[string]string) bool {
-				return p["MainPID"] != hupd && p["NRestarts"] == "1" && p["SubState"] == "running" &&
-					regexp.MustCompile(`^app: gen 1 \(pid \d+\); extra: gen 1 \(pid \d+\)$`).MatchString(p["StatusText"])
-			})
-			j := sdJournal(t, c, unit, cursor)
-			for _, prog := range []string{"app", "extra"} {
-				if l := sdRecords(j, logev.Listening, "program="+prog, "inherited=true"); len(l) != 1 {
-					t.Errorf("the restarted hupd's %s: %q; want its socket inherited from the store", prog, l)
-				}
-			}
-			if l := sdRecords(j, logev.InheritedClosed); len(l) != 0 {
-				t.Errorf("the store still held: %q; want web's socket removed with web", l)
-			}
+	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
+		sdFleetStart(t, c)
+		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
+			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
+			sdProgramToml("extra", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8083")+
+			sdFleetStore(c.Suite)), 0o644)
+		c.Run(t, "systemctl", "reload", sdFleetUnit)
+		appExtra := regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`)
+		p := sdWait(t, c, sdFleetUnit, "serving app and extra", func(p map[string]string) bool {
+			return appExtra.MatchString(p["StatusText"]) && p["SubState"] == "running"
 		})
-	}
+		j := sdFleetKill9(t, c, p["MainPID"], appExtra.MatchString)
+		sdInheritedEach(t, j, "app", "extra")
+	})
 }

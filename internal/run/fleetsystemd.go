@@ -343,7 +343,9 @@ func (st *sdProgram) state() string {
 }
 
 // tellSystemd gives the service manager's observer the loop's view of the
-// programs (after each of the loop's events).
+// programs (after each of the loop's events): hupd stops once a stop
+// began, or when nothing is left to run (every program ended with on_exit
+// "ignore").
 func (f *fleet) tellSystemd() {
 	if f.sd == nil {
 		return
@@ -354,7 +356,7 @@ func (f *fleet) tellSystemd() {
 		vs = append(vs, sdView{p: p, opts: p.spec.Options, ready: p.ready, waiting: st == progWaiting,
 			ended: st == progEnded, running: st == progRunning})
 	}
-	f.sd.settle(vs, f.stopping)
+	f.sd.settle(vs, f.stopping || !f.running())
 }
 
 // expectReload tells the service manager's observer that sig, sent to p,

@@ -278,3 +278,19 @@ func TestFleetWatchdog(t *testing.T) {
 		t.Fatal("answers: true once the loop ended")
 	}
 }
+
+// TestFleetTellSystemdNothingLeft: the loop's view says STOPPING=1 once
+// nothing is left to run (every program ended with on_exit "ignore"), not
+// while a program runs.
+func TestFleetTellSystemdNothingLeft(t *testing.T) {
+	s, m := newFleetSystemd(t)
+	job, app := testProgram("job", time.Minute, time.Second), testProgram("app", time.Minute, 2*time.Second)
+	f := &fleet{sd: s, progs: []*program{job, app}}
+	job.state.Store(progEnded)
+	app.state.Store(progRunning)
+	f.tellSystemd()
+	m.want("app runs, not ready yet")
+	app.state.Store(progEnded)
+	f.tellSystemd()
+	m.want("nothing left", "STOPPING=1|STATUS=stopping|"+usec(budgetMargin))
+}

@@ -106,8 +106,12 @@ func (s *fdStore) inherit(act []socketact.Activated) {
 // assume records ls as stored, as a previous image of this hupd (an
 // in-place upgrade, which keeps the store as it was) stored them: in order,
 // up to the store's size.
-func (s *fdStore) assume(ls []*socketact.Listener) {
-	want, _ := wanted([]storeSet{{ls: ls}})
+func (s *fdStore) assume(ls []*socketact.Listener) { s.assumeSets([]storeSet{{ls: ls}}) }
+
+// assumeSets is assume for the sockets of several sets, each under its
+// prefix.
+func (s *fdStore) assumeSets(sets []storeSet) {
+	want, _ := wanted(sets)
 	for _, w := range want {
 		if s.max > 0 && len(s.held) >= s.max {
 			break

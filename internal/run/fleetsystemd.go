@@ -452,14 +452,35 @@ func storedNames(act []socketact.Activated, received map[*os.File]string) {
 // syncStore makes the fd store hold every program's sockets, each under
 // its program's storePrefix.
 func (f *fleet) syncStore() {
-	if f.store == nil {
-		return
+	if f.store != nil {
+		f.store.syncSets(f.storeSets())
 	}
+}
+
+// storeSets are every program's sockets, each set under its program's
+// storePrefix.
+func (f *fleet) storeSets() []storeSet {
 	sets := make([]storeSet, 0, len(f.progs))
 	for _, p := range f.progs {
 		sets = append(sets, storeSet{prefix: storePrefix(p.name), ls: p.ls})
 	}
-	f.store.syncSets(sets)
+	return sets
+}
+
+// resumedUnderManager is what a fleet that took over from a previous image
+// of hupd (an in-place upgrade) must call once its programs' sockets are
+// in p.ls and before its loop runs: READY=1 was said by that image (a
+// reload then says RELOADING=1 at once), and the fd store holds what that
+// image stored (nothing is sent again).
+func (f *fleet) resumedUnderManager() {
+	if f.sd != nil {
+		f.sd.mu.Lock()
+		f.sd.ready = true
+		f.sd.mu.Unlock()
+	}
+	if f.store != nil {
+		f.store.assumeSets(f.storeSets())
+	}
 }
 
 // unclaimedStored closes the inherited sockets no program claimed when

@@ -294,3 +294,27 @@ func TestFleetTellSystemdNothingLeft(t *testing.T) {
 	f.tellSystemd()
 	m.want("nothing left", "STOPPING=1|STATUS=stopping|"+usec(budgetMargin))
 }
+
+// TestFleetResumedUnderManager: a fleet that took over from a previous
+// image (an in-place upgrade) says nothing at its start, a reload says
+// RELOADING=1 at once (READY=1 was said before), and its sockets are not
+// stored again.
+func TestFleetResumedUnderManager(t *testing.T) {
+	s, m := newFleetSystemd(t)
+	store, msgs, _ := fakeStore(t, 0)
+	app := testProgram("app", time.Minute, time.Second)
+	app.ls = openFlags(t, "http=tcp://127.0.0.1:0")
+	app.state.Store(progRunning)
+	f := &fleet{sd: s, store: store, progs: []*program{app}}
+	_ = s.hooks(app, app.spec.Options)
+	f.resumedUnderManager()
+	f.syncStore()
+	if got := take(msgs); len(got) != 0 {
+		t.Fatalf("stored again: %+v", got)
+	}
+	f.tellSystemd()
+	m.want("resumed", "STATUS=app: no generation")
+	s.hold()()
+	m.want("SIGHUP", "RELOADING=1|MONOTONIC_USEC=N|STATUS=reloading (SIGHUP)|"+usec(reloadBudget(budgeted(app.spec.Options), supervisor.StrategySwap)),
+		"READY=1|STATUS=app: no generation")
+}

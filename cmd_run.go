@@ -64,16 +64,12 @@ func runCommand(stderr io.Writer) *cli.Command {
 	}
 }
 
-// runMulti runs a file with [[program]] tables: its mistakes, and what
-// several programs cannot do yet (run.MultiUnsupported), are one-line
+// runMulti runs a file with [[program]] tables: its mistakes are one-line
 // errors with nothing started.
 //
 // data is hupd.toml's content as cfg was read from it (nil without one).
 func runMulti(c *cli.Context, cfg *config.Config, data []byte, stderr io.Writer) error {
 	m, err := cfg.ResolveMulti()
-	if err == nil {
-		err = run.MultiUnsupported(m)
-	}
 	if err != nil {
 		return fatalIn(err, c.String("log-format") == config.FormatJSON, c.String("name"))
 	}
@@ -94,9 +90,6 @@ func runMulti(c *cli.Context, cfg *config.Config, data []byte, stderr io.Writer)
 				return nil, errFormChanged
 			}
 			m, err := cfg.ResolveMulti()
-			if err == nil {
-				err = run.MultiUnsupported(m)
-			}
 			if err != nil {
 				return nil, err
 			}

@@ -456,3 +456,32 @@ func TestChildLayout(t *testing.T) {
 		t.Errorf("child of a fallback: enabled %v, reason %q, %v", c.Enabled(), c.Reason(), err)
 	}
 }
+
+// TestCloseMovesLeftovers: a process left in hupd's leaf (forked there
+// for a program without cgroups) goes where hupd goes at Close, so that
+// the leaf can be removed.
+func TestCloseMovesLeftovers(t *testing.T) {
+	h := newFakeHost(t, "/user.slice/session-1.scope", "7\n100\n")
+	sess := filepath.Join(h.mount, "user.slice/session-1.scope")
+	m, _ := setup(Options{Name: "web"}, h.ops)
+	if !m.Enabled() {
+		t.Fatalf("not enabled: %s", m.Reason())
+	}
+	leaf := filepath.Join(m.Base(), "supervisor", "cgroup.procs")
+	must(t, os.WriteFile(leaf, []byte("4242\n"), 0o644))
+	h.ops.rmdir = func(d string) error {
+		if d == filepath.Dir(leaf) {
+			// cgroupfs refuses to remove a populated cgroup; the fake's
+			// cgroup.procs never empties: the move must have written it.
+			if got := read(t, filepath.Join(sess, "cgroup.procs")); !strings.Contains(got, "04242") {
+				return &fs.PathError{Op: "rmdir", Path: d, Err: syscall.EBUSY}
+			}
+		}
+		return os.RemoveAll(d)
+	}
+	m.os = h.ops
+	must(t, m.Close())
+	if got := read(t, filepath.Join(sess, "cgroup.procs")); !strings.HasPrefix(got, "7\n100\n04242") {
+		t.Errorf("start's cgroup.procs writes = %q, want hupd (0), then 4242", got)
+	}
+}

@@ -7,7 +7,12 @@
 // hybrid host; a subtree delegated by systemd's Delegate=yes; a container's
 // own cgroup namespace mounted read-write), a Manager lays out:
 //
-//	base/supervisor   hupd itself (moved there at Setup)
+//	base/supervisor   hupd itself (moved there at Setup), and the
+//	                  processes of the programs that run without
+//	                  cgroups beside programs with them (several
+//	                  programs, some with cgroup off: a Manager from
+//	                  Off for those, whose processes hupd forks into
+//	                  its own leaf)
 //	base/gen-N        every process of generation N (of its instance 0)
 //	base/gen-N-I      every process of instance I of generation N
 //	base/prog-NAME/gen-N  the same for program NAME, when hupd runs
@@ -41,7 +46,9 @@
 // a cgroup that has been killed is never reused (gen-N is made anew);
 // every gen-N it made is emptied (cgroup.kill, then cgroup.events says
 // "populated 0") before it is removed; Close, at hupd's normal exit, moves
-// hupd back to the cgroup it started in and removes what Setup created. A
+// hupd back to the cgroup it started in, with any process left in its
+// leaf (what a program without cgroups left behind, which would be there
+// had hupd set up no cgroups), and removes what Setup created. A
 // later Setup with the same name removes the hupd-NAME-PID groups whose PID
 // is dead, killing what is left in them (Setup.Cleaned reports them). The
 // paths cross an in-place upgrade in State; Restore takes them back without

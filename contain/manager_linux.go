@@ -519,6 +519,13 @@ func (m *Manager) Close() error {
 	if err := writeFile(filepath.Join(m.start, "cgroup.procs"), "0"); err != nil {
 		return fmt.Errorf("contain: moving hupd back to %s: %w", m.start, err)
 	}
+	// What is left in hupd's leaf belongs to no generation's cgroup: the
+	// processes a program without cgroups (cgroup "off" beside programs
+	// with them) started, which are forked into hupd's leaf, and left
+	// behind (a daemon that escaped its process group). They go where
+	// hupd goes, where they would be had hupd set up no cgroups, so that
+	// the leaf can be removed.
+	moveProcs(filepath.Join(m.base, supervisorLeaf), m.start)
 	if err := m.os.rmdir(filepath.Join(m.base, supervisorLeaf)); err != nil {
 		left = append(left, filepath.Join(m.base, supervisorLeaf))
 	}
@@ -531,6 +538,26 @@ func (m *Manager) Close() error {
 		return fmt.Errorf("contain: cgroups left behind: %s", strings.Join(left, ", "))
 	}
 	return nil
+}
+
+// moveProcs moves every process of cgroup from to cgroup to, best effort:
+// a few passes, for the processes forked while it moves them.
+func moveProcs(from, to string) {
+	for range 8 {
+		b, err := os.ReadFile(filepath.Join(from, "cgroup.procs"))
+		if err != nil {
+			return
+		}
+		moved := false
+		for _, pid := range parsePIDs(b) {
+			if pid > 0 && writeFile(filepath.Join(to, "cgroup.procs"), strconv.Itoa(pid)) == nil {
+				moved = true
+			}
+		}
+		if !moved {
+			return
+		}
+	}
 }
 
 // Child returns the Manager of one program's generations when hupd runs

@@ -341,9 +341,10 @@ func TestSystemdNotifyReloadNeeds253(t *testing.T) {
 	}
 }
 
-// sdLoad is a client that connects to port 8080 in the container in a
+// sdLoad is a client that connects to an address in the container in a
 // loop, one request at a time, and counts what happens.
 type sdLoad struct {
+	addr    string
 	mu      sync.Mutex
 	cond    *sync.Cond
 	refused int         // connections refused
@@ -354,8 +355,11 @@ type sdLoad struct {
 	done    chan struct{}
 }
 
-func sdStartLoad(c *nspawnContainer) *sdLoad {
-	l := &sdLoad{served: map[int]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+func sdStartLoad(c *nspawnContainer) *sdLoad { return sdStartLoadAt(c, "127.0.0.1:8080") }
+
+// sdStartLoadAt is sdStartLoad on addr.
+func sdStartLoadAt(c *nspawnContainer, addr string) *sdLoad {
+	l := &sdLoad{addr: addr, served: map[int]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	l.cond = sync.NewCond(&l.mu)
 	go func() {
 		defer close(l.done)
@@ -365,7 +369,7 @@ func sdStartLoad(c *nspawnContainer) *sdLoad {
 				return
 			default:
 			}
-			pid, err := sdRequest(c)
+			pid, err := sdRequest(c, l.addr)
 			l.mu.Lock()
 			switch {
 			case err == nil:
@@ -384,11 +388,12 @@ func sdStartLoad(c *nspawnContainer) *sdLoad {
 	return l
 }
 
-// sdRequest makes one connection and GET /, and returns who answered.
-func sdRequest(c *nspawnContainer) (int, error) {
+// sdRequest makes one connection to addr and GET /, and returns who
+// answered.
+func sdRequest(c *nspawnContainer, addr string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
-	conn, err := c.DialContext(ctx, "tcp", "127.0.0.1:8080")
+	conn, err := c.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return 0, err
 	}
@@ -427,7 +432,7 @@ func (l *sdLoad) WaitServedBy(t *testing.T, what string, ok func(pid int) bool) 
 	}) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		t.Fatalf("no answer from %s within %v: %v (refused %d, lost %d, other %v)", what, deadline, l.served, l.refused, l.lost, l.other)
+		t.Fatalf("%s: no answer from %s within %v: %v (refused %d, lost %d, other %v)", l.addr, what, deadline, l.served, l.refused, l.lost, l.other)
 	}
 	return found
 }
@@ -444,9 +449,9 @@ func (l *sdLoad) Stop(t *testing.T) {
 	for _, n := range l.served {
 		total += n
 	}
-	t.Logf("client: %d connections: answered %v, refused %d, lost %d, other errors %d", total, l.served, l.refused, l.lost, len(l.other))
+	t.Logf("client of %s: %d connections: answered %v, refused %d, lost %d, other errors %d", l.addr, total, l.served, l.refused, l.lost, len(l.other))
 	if l.refused != 0 || len(l.other) != 0 {
-		t.Errorf("%d connections refused, other errors: %v", l.refused, l.other)
+		t.Errorf("%s: %d connections refused, other errors: %v", l.addr, l.refused, l.other)
 	}
 }
 

@@ -28,18 +28,21 @@ const (
 // kill -9 under Restart=, systemd holds them (clients wait in the backlog)
 // and hands them to the next hupd in LISTEN_FDS, which adopts them by name
 // and port (socketact.Sockets). Each socket goes under its StoreName with
-// FDSTORE=1 once it is open; FDSTOREREMOVE=1 of its name takes it out once
+// FDSTORE=1 once it is open (a program's of several under "PROGRAM/" and
+// its StoreName: storeSet, which RunMulti's fleet gives each program's
+// sockets back by); FDSTOREREMOVE=1 of its name takes it out once
 // the configuration no longer has it, or names it otherwise. Sockets hupd
 // was started with are not sent again: the manager holds them already (in
 // the store, or as a .socket unit's), and systemd checks the store's limit
 // before it looks for a duplicate, so a full store would log an error for
 // each. Sockets of a legacy adopt-mode [[listen]], which the program binds,
 // are not stored. It runs on one goroutine at a time: Run's until the
-// supervisor runs, then reconf's.
+// supervisor runs, then reconf's (with several programs: RunMulti's, then
+// the fleet's loop).
 //
 // Invariant: held is what hupd takes the store to hold, at most max
 // entries (when max is known), each a socket of the configuration in force
-// under that socket's StoreName.
+// under that socket's store name (storeName).
 type fdStore struct {
 	send func(fds []int, lines ...string) error
 	log  *slog.Logger
@@ -103,8 +106,12 @@ func (s *fdStore) inherit(act []socketact.Activated) {
 // assume records ls as stored, as a previous image of this hupd (an
 // in-place upgrade, which keeps the store as it was) stored them: in order,
 // up to the store's size.
-func (s *fdStore) assume(ls []*socketact.Listener) {
-	want, _ := wanted(ls)
+func (s *fdStore) assume(ls []*socketact.Listener) { s.assumeSets([]storeSet{{ls: ls}}) }
+
+// assumeSets is assume for the sockets of several sets, each under its
+// prefix.
+func (s *fdStore) assumeSets(sets []storeSet) {
+	want, _ := wanted(sets)
 	for _, w := range want {
 		if s.max > 0 && len(s.held) >= s.max {
 			break
@@ -113,34 +120,63 @@ func (s *fdStore) assume(ls []*socketact.Listener) {
 	}
 }
 
-// wanted is what the store should hold for ls, in order, and the sockets.
-func wanted(ls []*socketact.Listener) ([]storeEntry, []*os.File) {
+// storeSet is sockets kept in the store under one prefix of their
+// StoreName: "" for hupd's single program, "NAME/" for program NAME of
+// several ([[program]]: storePrefix), whose sockets may have the names of
+// another program's.
+type storeSet struct {
+	prefix string
+	ls     []*socketact.Listener
+}
+
+// storeName is the name socket spec of a set with prefix is stored under:
+// prefix and its StoreName, at most 255 bytes (systemd's limit).
+func storeName(prefix string, spec socketact.Spec) string {
+	n := prefix + spec.StoreName()
+	return n[:min(len(n), 255)]
+}
+
+// wanted is what the store should hold for sets, in order, and the
+// sockets.
+func wanted(sets []storeSet) ([]storeEntry, []*os.File) {
 	var out []storeEntry
 	var files []*os.File
-	for _, l := range ls {
-		if l.Spec.Adopt {
-			continue // the program binds it: a restarted hupd binds nothing for it
-		}
-		if l.Spec.Steer {
-			// A steered socket is one of a group of hupd's own: a
-			// restarted hupd opens a new group (it takes none from
-			// LISTEN_FDS), and a stored one would hold the port.
-			continue
-		}
-		if id, ok := idOf(l.File); ok {
-			out = append(out, storeEntry{l.Spec.StoreName(), id})
-			files = append(files, l.File)
+	for _, set := range sets {
+		for _, l := range set.ls {
+			if e, ok := wantedEntry(set.prefix, l); ok {
+				out = append(out, e)
+				files = append(files, l.File)
+			}
 		}
 	}
 	return out, files
+}
+
+// wantedEntry is the store's entry for l, or false when l is not stored.
+func wantedEntry(prefix string, l *socketact.Listener) (storeEntry, bool) {
+	if l.Spec.Adopt {
+		return storeEntry{}, false // the program binds it: a restarted hupd binds nothing for it
+	}
+	if l.Spec.Steer {
+		// A steered socket is one of a group of hupd's own: a restarted
+		// hupd opens a new group (it takes none from LISTEN_FDS), and a
+		// stored one would hold the port.
+		return storeEntry{}, false
+	}
+	id, ok := idOf(l.File)
+	return storeEntry{storeName(prefix, l.Spec), id}, ok
 }
 
 // sync makes the store hold the sockets of ls: it removes every name under
 // which the store holds a socket ls does not have under that name (which
 // removes all the sockets of that name), then stores each socket of ls it
 // does not hold, while the store has room.
-func (s *fdStore) sync(ls []*socketact.Listener) {
-	want, files := wanted(ls)
+func (s *fdStore) sync(ls []*socketact.Listener) { s.syncSets([]storeSet{{ls: ls}}) }
+
+// syncSets is sync for the sockets of several sets, each under its
+// prefix.
+func (s *fdStore) syncSets(sets []storeSet) {
+	want, files := wanted(sets)
 	var removed, stored, left []string
 	for _, e := range s.held {
 		if !slices.Contains(want, e) && !slices.Contains(removed, e.name) {

@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,6 +53,9 @@ import (
 // the loop): a removed program leaves progs at once and is in gone until
 // its Run returned, and is released then (its cgroup closed: nothing of it
 // is kept); its end never counts as a program's end (on_exit).
+// Under a service manager, hupd speaks for every program and keeps every
+// program's sockets in its fd store (fleetsystemd.go); programs with
+// cgroups off may run beside programs with them (fleetcgroup.go).
 type fleet struct {
 	log *slog.Logger
 	// mu guards progs (the slice, and each program's spec) against the
@@ -73,6 +75,7 @@ type fleet struct {
 	ident  supervisor.Options
 	rt     *supervisor.Runtime
 	cg     *contain.Manager
+	cgMode contain.Mode // cg's: off while every program has cgroups off (fleetcgroup.go)
 	keys   *sentinelKeys
 	reaper *signals.Reaper
 	self   string
@@ -89,6 +92,13 @@ type fleet struct {
 	cfgErr  string
 	reconfc chan reconfRequest
 	exited  chan struct{} // closed when the loop returns
+
+	// The service manager (fleetsystemd.go): sd speaks for the fleet on
+	// its notify socket, store keeps the sockets in its fd store, pingc
+	// asks the loop to answer (the watchdog); nil when unused.
+	sd    *fleetSystemd
+	store *fdStore
+	pingc chan chan struct{}
 
 	// w watches every program's [[program.watch]] groups (nil: none);
 	// watches[i] is the program and spec of w's group i (prog nil: its
@@ -169,33 +179,6 @@ func (p *program) stateName() string {
 	return control.ProgramEnded
 }
 
-// MultiUnsupported returns why m cannot run yet, naming where it is set,
-// or nil: the parts of the multi-program form hupd run does not wire yet
-// are refused before anything starts.
-func MultiUnsupported(m *config.ResolvedMulti) error {
-	if m.FDStore == config.FDStoreYes {
-		return &config.Error{Where: m.ConfigFile, Field: "systemd.fdstore", Value: m.FDStore, Err: errMultiFDStore}
-	}
-	// A program without cgroups would run in hupd's own leaf beside
-	// programs with them: its processes counted as hupd's, its leftovers
-	// keeping hupd's cgroups from going.
-	for _, p := range m.Programs {
-		if (p.Cgroup == contain.ModeOff) != (m.Programs[0].Cgroup == contain.ModeOff) {
-			return &config.Error{Where: p.Where, Field: "program " + strconv.Quote(p.Name) + " process.cgroup", Value: string(p.Cgroup), Err: errMultiCgroup}
-		}
-	}
-	if os.Getenv("NOTIFY_SOCKET") != "" {
-		return errMultiNotify
-	}
-	return nil
-}
-
-var (
-	errMultiFDStore = errors.New("the fd store is not supported with several programs ([[program]]) yet")
-	errMultiCgroup  = errors.New("cgroups off for some programs and not others: set the same for every program ([[program]])")
-	errMultiNotify  = errors.New("hupd runs under a service manager that waits for sd_notify ($NOTIFY_SOCKET: Type=notify); with several programs ([[program]]) it does not notify yet: use Type=exec")
-)
-
 // RunMulti runs the programs of m until hupd should exit and returns hupd's
 // exit code: after a stop signal, 0 if every program stopped cleanly,
 // else the first non-zero code a program's supervisor returned (not one
@@ -265,6 +248,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if f.cfgHash = setup.ConfigHash; f.cfgHash == "" && m.ConfigFile != "" {
 		f.cfgHash = watch.Hash([]string{m.ConfigFile}) // as resolved, for its edits
 	}
+	f.sd, f.store = notifyFleet(f), newFDStore(m.FDStore, log)
 	var held []*os.File
 	if tk != nil {
 		if failTakeOver != "" {
@@ -298,14 +282,14 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	reaper := newReaper(log)
 	done := make(chan struct{})
 	defer close(done)
-	var cg *contain.Manager
 	if tk != nil {
 		tk.exits = up.Watch(reaper) // before it reaps: an exit in the exec window waits
 	}
+	f.cgMode = fleetCgroupMode(m)
 	if up != nil && up.Cgroup != nil {
-		cg = contain.Restore(*up.Cgroup) // the programs' cgroups are kept
+		f.cg = contain.Restore(*up.Cgroup) // the programs' cgroups are kept
 	} else {
-		cg = setupContainment(fleetCgroupMode(m), ident.Name, log)
+		f.cg = setupContainment(f.cgMode, ident.Name, log)
 	}
 	defer func() {
 		// Every generation has ended, and the sentinel (closed before)
@@ -318,7 +302,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 				log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.spec.Name, "error", err)
 			}
 		}
-		if err := cg.Close(); err != nil {
+		if err := f.cg.Close(); err != nil {
 			log.Warn(logev.CgroupsLeftBehind, "error", err)
 		}
 	}()
@@ -347,7 +331,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if err != nil {
 		log.Warn(logev.OwnBinaryUnknown, "error", err)
 	}
-	f.cg, f.keys, f.reaper, f.self, f.hs = cg, keys, reaper, self, hs
+	f.keys, f.reaper, f.self, f.hs = keys, reaper, self, hs
 	for _, p := range f.progs {
 		if tk != nil {
 			p.cg = tk.cgroup(p)
@@ -406,6 +390,11 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if setup.OnListen != nil {
 		setup.OnListen(all)
 	}
+	if tk != nil {
+		f.resumedUnderManager() // READY=1 was said and the sockets stored before the upgrade
+	} else {
+		f.syncStore() // from here on, the sockets outlive hupd
+	}
 	if hs != nil {
 		// Its Close, deferred, runs once f.run has returned: every
 		// program's Run has then returned, and a Status call in flight
@@ -417,6 +406,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	if tk != nil {
 		tk.start(f) // before the loop: they ran already
 	}
+	defer f.startWatchdog()()
 	return f.run(sigs), nil
 }
 
@@ -441,6 +431,9 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 	if err != nil {
 		return nil, err
 	}
+	if f.store != nil {
+		f.store.inherit(act)
+	}
 	for i := range m.Programs {
 		spec := &m.Programs[i]
 		p := f.newProgram(spec)
@@ -448,8 +441,11 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 		if len(spec.Listen) == 0 {
 			continue
 		}
+		received := forProgram(act, spec.Name)
 		set, err := socketact.Sockets(nil, act, spec.Listen, spec.ListenWhere)
+		storedNames(set.Unclaimed, received)
 		if err != nil {
+			storedNames(act, received)
 			for _, q := range f.progs {
 				socketact.CloseAll(q.ls)
 			}
@@ -463,7 +459,7 @@ func (f *fleet) listen(m *config.ResolvedMulti, log *slog.Logger) (held []*os.Fi
 		}
 		p.ls, act = set.Listeners, set.Unclaimed
 	}
-	for _, a := range act {
+	for _, a := range f.unclaimedStored(act) {
 		log.Warn(logev.InheritedUnused, supervisor.KeySocket, a.Name, "fd", a.File.Fd())
 		held = append(held, a.File)
 	}
@@ -517,7 +513,7 @@ func (f *fleet) build(p *program, spec *config.ProgramSpec) error {
 			p.cg = contain.Off("disabled by the cgroup setting (off)")
 		} else {
 			var err error
-			if p.cg, err = f.cg.Child(name); err != nil {
+			if p.cg, err = f.cgroups().Child(name); err != nil {
 				p.log.Warn(logev.ContainmentGroups, supervisor.KeyReason, p.cg.Reason())
 			}
 		}
@@ -529,9 +525,13 @@ func (f *fleet) build(p *program, spec *config.ProgramSpec) error {
 	sup.Contain(p.cg)
 	sup.UseRuntime(f.rt.ForProgram(name))
 	var once sync.Once
-	obs := []supervisor.Hooks{{Ready: func(int, int, time.Duration) {
+	var obs []supervisor.Hooks
+	if f.sd != nil { // first: what it says of p is current when the loop hears of p's readiness
+		obs = append(obs, f.sd.hooks(p, opts))
+	}
+	obs = append(obs, supervisor.Hooks{Ready: func(int, int, time.Duration) {
 		once.Do(func() { f.readied(p) })
-	}}}
+	}})
 	if f.hs != nil {
 		obs = append(obs, f.hs.ProgramHooks(name))
 	}
@@ -583,7 +583,9 @@ func (f *fleet) healthPrograms() []health.Program {
 // signals out, and returns hupd's exit code once no program runs.
 func (f *fleet) run(sigs <-chan os.Signal) int {
 	defer close(f.exited)
+	f.tellSystemd()
 	f.startEligible()
+	f.tellSystemd()
 	for f.running() {
 		var events, cfgEvents <-chan watch.Event
 		if f.w != nil {
@@ -618,7 +620,10 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 			}
 		case e := <-f.endc:
 			f.onEnd(e)
+		case c := <-f.pingc: // nil without a watchdog
+			close(c)
 		}
+		f.tellSystemd()
 	}
 	if f.cause != nil {
 		return *f.cause
@@ -700,6 +705,7 @@ func (f *fleet) onSignal(sig os.Signal) {
 	case ss == signals.Upgrade:
 		f.upgrade(fleetUpgrade{})
 	case ss == syscall.SIGHUP && !f.stopping:
+		defer f.holdReady()()
 		f.hangup()
 	default: // a second stop signal is forwarded as received, to the removed programs too
 		for _, p := range slices.Concat(f.progs, f.gone) {
@@ -716,6 +722,7 @@ func (f *fleet) onSignal(sig os.Signal) {
 // send hands sig to p's supervisor; its buffer is never full unless p is
 // gone already.
 func (f *fleet) send(p *program, sig os.Signal) {
+	f.expectReload(p, sig)
 	select {
 	case p.sigs <- sig:
 	default:

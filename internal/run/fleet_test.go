@@ -1,13 +1,8 @@
 package run
 
 import (
-	"errors"
 	"slices"
-	"strings"
 	"testing"
-
-	"github.com/hupd/hupd/config"
-	"github.com/hupd/hupd/contain"
 )
 
 // fakeSentinel records the registrations it holds.
@@ -51,25 +46,5 @@ func TestProgramSentinelKeys(t *testing.T) {
 	a.Unregister(2)
 	if len(sen.held) != 0 || len(keys.ids) != 0 {
 		t.Fatalf("left: sentinel %v, keys %v", sen.held, keys.ids)
-	}
-}
-
-// TestMultiUnsupported: what hupd run refuses with several programs, in
-// one line, before anything starts: programs that do not all have cgroups
-// alike, and a service manager waiting for sd_notify.
-func TestMultiUnsupported(t *testing.T) {
-	t.Setenv("NOTIFY_SOCKET", "")
-	m := &config.ResolvedMulti{Programs: []config.ProgramSpec{{Name: "a", Cgroup: contain.ModeAuto}, {Name: "b", Cgroup: contain.ModeAuto}}}
-	if err := MultiUnsupported(m); err != nil {
-		t.Fatalf("cgroups alike: %v", err)
-	}
-	m.Programs[1].Cgroup, m.Programs[1].Where = contain.ModeOff, "hupd.toml:9"
-	if err := MultiUnsupported(m); err == nil || !strings.Contains(err.Error(), `hupd.toml:9: program "b" process.cgroup`) {
-		t.Fatalf("mixed cgroups: %v", err)
-	}
-	m.Programs[1].Cgroup = contain.ModeAuto
-	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
-	if err := MultiUnsupported(m); !errors.Is(err, errMultiNotify) {
-		t.Fatalf("under Type=notify: %v", err)
 	}
 }

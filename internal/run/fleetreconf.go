@@ -232,7 +232,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 				return reconfResult{}, fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, errProgramStopping)
 			}
 			np := f.newProgram(spec)
-			if p != nil {
+			if p != nil && sameContainment(p.spec.Cgroup, spec.Cgroup) {
 				np.cg = p.cg // ended: its cgroup is empty, and the new one's
 			}
 			set, err := socketact.Sockets(nil, nil, spec.Listen, spec.ListenWhere)
@@ -335,6 +335,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 			if ar.Respawn {
 				res.changed[p] = done
 			}
+			p.ls = ar.Sockets // its supervisor's now, for the fd store
 		}
 		kept = append(kept, change{p, spec})
 	}
@@ -410,6 +411,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		}
 	}
 	f.log.Info(logev.ProgramsReconfigured, "added", names(added), "removed", removed, "changed", names(changed))
+	f.syncStore() // the new sockets in, the dropped ones out
 	f.startEligible()
 	return res, failed
 }

@@ -280,7 +280,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		stop := make(chan struct{})
 		var pings sync.WaitGroup
 		if sd.n.Watchdog() > 0 {
-			pings.Go(func() { sd.watchdog(sup, running, stop) })
+			pings.Go(func() { sd.watchdog(func() bool { sup.Status(); return true }, running, stop) })
 		}
 		defer func() {
 			close(stop)

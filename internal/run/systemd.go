@@ -135,10 +135,11 @@ func (sd *systemd) hooks() supervisor.Hooks {
 }
 
 // watchdog sends WATCHDOG=1 at half the service manager's interval for
-// as long as the supervisor answers (a stuck supervisor stops the pings
-// and the service manager acts), from when running is closed (Status
-// blocks until the supervisor runs) until done is closed.
-func (sd *systemd) watchdog(sup *supervisor.Supervisor, running, done <-chan struct{}) {
+// as long as answers returns true (it blocks while what it asks is stuck:
+// a stuck supervisor stops the pings and the service manager acts), from
+// when running is closed (a supervisor's Status blocks until it runs)
+// until done is closed.
+func (sd *systemd) watchdog(answers func() bool, running, done <-chan struct{}) {
 	select {
 	case <-running:
 	case <-done:
@@ -151,7 +152,9 @@ func (sd *systemd) watchdog(sup *supervisor.Supervisor, running, done <-chan str
 		case <-done:
 			return
 		case <-t.C:
-			sup.Status() // blocks while the supervisor's loop is stuck
+			if !answers() {
+				continue
+			}
 			select {
 			case <-done:
 				return
@@ -165,20 +168,35 @@ func (sd *systemd) watchdog(sup *supervisor.Supervisor, running, done <-chan str
 // notifySystemd returns the systemd observer when hupd runs under a
 // service manager that listens ($NOTIFY_SOCKET), else nil.
 func notifySystemd(opts supervisor.Options, log *slog.Logger) *systemd {
+	n := notifier(log)
+	if n == nil {
+		return nil
+	}
+	return &systemd{n: n, log: log, opts: budgeted(opts)}
+}
+
+// notifier is the service manager's notify socket ($NOTIFY_SOCKET), or
+// nil when there is none (or, said in one line, it is unusable).
+func notifier(log *slog.Logger) *sdnotify.Notifier {
 	n, err := sdnotify.FromEnv()
 	if err != nil {
 		log.Warn(logev.NotNotifying, "error", err)
 		return nil
 	}
-	if n == nil {
-		return nil
+	if n != nil {
+		log.Debug(logev.Notifying, "socket", os.Getenv("NOTIFY_SOCKET"), "watchdog", n.Watchdog())
 	}
-	log.Debug(logev.Notifying, "socket", os.Getenv("NOTIFY_SOCKET"), "watchdog", n.Watchdog())
-	if opts.Ready.Timeout <= 0 {
-		opts.Ready.Timeout = supervisor.DefaultReadyTimeout
+	return n
+}
+
+// budgeted is o with the timeouts the time budgets count (reloadBudget)
+// set to their defaults where o leaves them to the supervisor.
+func budgeted(o supervisor.Options) supervisor.Options {
+	if o.Ready.Timeout <= 0 {
+		o.Ready.Timeout = supervisor.DefaultReadyTimeout
 	}
-	if opts.StopTimeout <= 0 {
-		opts.StopTimeout = supervisor.DefaultStopTimeout
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = supervisor.DefaultStopTimeout
 	}
-	return &systemd{n: n, log: log, opts: opts}
+	return o
 }

@@ -457,6 +457,37 @@ func TestChildLayout(t *testing.T) {
 	}
 }
 
+// TestChildRestored: a program's Manager taken over by an upgrade's new
+// image (State, Restore) is still a child: its Close removes its
+// prog-NAME and neither moves hupd back nor looks for a supervisor leaf
+// of its own.
+func TestChildRestored(t *testing.T) {
+	h := newFakeHost(t, "/user.slice/session-1.scope", "7\n100\n")
+	start := filepath.Join(h.mount, "user.slice/session-1.scope", "cgroup.procs")
+	m, _ := setup(Options{Name: "multi"}, h.ops)
+	if !m.Enabled() {
+		t.Fatalf("not enabled: %s", m.Reason())
+	}
+	web, err := m.Child("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Restore(web.State())
+	r.os = h.ops
+	if err := r.Close(); err != nil {
+		t.Fatalf("restored child's Close: %v", err)
+	}
+	if _, err := os.Stat(web.Base()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("prog-web left behind: %v", err)
+	}
+	if got := read(t, start); got != "7\n100\n" {
+		t.Errorf("start's cgroup.procs = %q: a program's Close moved hupd", got)
+	}
+	if _, err := os.Stat(filepath.Join(m.Base(), "supervisor")); err != nil {
+		t.Errorf("a restored child's Close touched base's supervisor leaf: %v", err)
+	}
+}
+
 // TestCloseMovesLeftovers: a process left in hupd's leaf (forked there
 // for a program without cgroups) goes where hupd goes at Close, so that
 // the leaf can be removed.

@@ -51,8 +51,9 @@
 // had hupd set up no cgroups), and removes what Setup created. A
 // later Setup with the same name removes the hupd-NAME-PID groups whose PID
 // is dead, killing what is left in them (Setup.Cleaned reports them). The
-// paths cross an in-place upgrade in State; Restore takes them back without
-// touching the filesystem. A Child's Close removes its prog-NAME (it
+// paths, and whether a Manager is a program's (Child), cross an in-place
+// upgrade in State; Restore takes them back without touching the
+// filesystem. A Child's Close removes its prog-NAME (it
 // never moves hupd); base's Close removes any prog-NAME left.
 //
 // Accounting is sampled when asked (Group.Stats), never on a timer: from

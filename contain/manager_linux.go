@@ -597,16 +597,19 @@ type State struct {
 	Start  string `json:"start,omitempty"`
 	Owned  bool   `json:"owned,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Child: a program's Manager (Child), whose Close removes its
+	// prog-NAME and never moves hupd.
+	Child bool `json:"child,omitempty"`
 }
 
 // State returns m's state for an upgrade.
 func (m *Manager) State() State {
-	return State{Mount: m.mount, Base: m.base, Start: m.start, Owned: m.owned, Reason: m.why}
+	return State{Mount: m.mount, Base: m.base, Start: m.start, Owned: m.owned, Reason: m.why, Child: m.child}
 }
 
 // Restore returns the Manager that st describes; it touches nothing.
 func Restore(st State) *Manager {
-	return &Manager{mount: st.Mount, base: st.Base, start: st.Start, owned: st.Owned, why: st.Reason, os: realOps()}
+	return &Manager{mount: st.Mount, base: st.Base, start: st.Start, owned: st.Owned, why: st.Reason, child: st.Child, os: realOps()}
 }
 
 // writeFile writes s to an existing file (a cgroup interface file).

@@ -391,7 +391,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		setup.OnListen(all)
 	}
 	if tk != nil {
-		f.resumedUnderManager() // READY=1 was said and the sockets stored before the upgrade
+		f.resumedUnderManager(tk) // READY=1 was said and the sockets stored before the upgrade
 	} else {
 		f.syncStore() // from here on, the sockets outlive hupd
 	}

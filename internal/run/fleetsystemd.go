@@ -342,6 +342,24 @@ func (st *sdProgram) state() string {
 	return "no generation"
 }
 
+// resumed takes what a program's state handed over by an upgrade (part)
+// says of it: the generation that serves (the newest ready one, by its
+// first instance's PID, as the Ready hook names it) and whether its last
+// reload failed.
+func (st *sdProgram) resumed(part *supervisor.Upgrade) {
+	st.gen, st.pid = 0, 0
+	for _, g := range part.Gens {
+		if g.State != supervisor.StateReady {
+			continue
+		}
+		if g.Num > st.gen || g.Num == st.gen && g.Inst == 0 {
+			st.gen, st.pid = g.Num, g.PID
+		}
+	}
+	st.readied = st.readied || st.gen > 0
+	st.failed = part.Last != nil && !part.Last.OK
+}
+
 // tellSystemd gives the service manager's observer the loop's view of the
 // programs (after each of the loop's events): hupd stops once a stop
 // began, or when nothing is left to run (every program ended with on_exit
@@ -468,14 +486,21 @@ func (f *fleet) storeSets() []storeSet {
 }
 
 // resumedUnderManager is what a fleet that took over from a previous image
-// of hupd (an in-place upgrade) must call once its programs' sockets are
-// in p.ls and before its loop runs: READY=1 was said by that image (a
-// reload then says RELOADING=1 at once), and the fd store holds what that
+// of hupd (an in-place upgrade, tk) must call once its programs' sockets
+// are in p.ls and before its loop runs: READY=1 was said by that image (a
+// reload then says RELOADING=1 at once), each program serves the
+// generation that image's STATUS= named (its Ready hooks were that
+// image's: STATUS= goes on naming it), and the fd store holds what that
 // image stored (nothing is sent again).
-func (f *fleet) resumedUnderManager() {
+func (f *fleet) resumedUnderManager(tk *takeOver) {
 	if f.sd != nil {
 		f.sd.mu.Lock()
 		f.sd.ready = true
+		for _, p := range f.progs {
+			if part := tk.state(p.name).Part; part != nil {
+				f.sd.prog(p).resumed(part)
+			}
+		}
 		f.sd.mu.Unlock()
 	}
 	if f.store != nil {

@@ -296,9 +296,11 @@ func TestFleetTellSystemdNothingLeft(t *testing.T) {
 }
 
 // TestFleetResumedUnderManager: a fleet that took over from a previous
-// image (an in-place upgrade) says nothing at its start, a reload says
-// RELOADING=1 at once (READY=1 was said before), and its sockets are not
-// stored again.
+// image (an in-place upgrade) says nothing at its start but the STATUS=
+// that image said (each program's serving generation as handed over: the
+// newest ready one, by its first instance; its last reload's failure), a
+// reload says RELOADING=1 at once (READY=1 was said before), and its
+// sockets are not stored again.
 func TestFleetResumedUnderManager(t *testing.T) {
 	s, m := newFleetSystemd(t)
 	store, msgs, _ := fakeStore(t, 0)
@@ -307,14 +309,20 @@ func TestFleetResumedUnderManager(t *testing.T) {
 	app.state.Store(progRunning)
 	f := &fleet{sd: s, store: store, progs: []*program{app}}
 	_ = s.hooks(app, app.spec.Options)
-	f.resumedUnderManager()
+	part := &supervisor.Upgrade{Gens: []supervisor.GenState{
+		{Num: 2, PID: 20, State: supervisor.StateDraining},
+		{Num: 3, Inst: 1, PID: 31, State: supervisor.StateReady},
+		{Num: 3, PID: 30, State: supervisor.StateReady},
+	}, Last: &supervisor.ReloadResult{OK: false}}
+	tk := &takeOver{fl: &supervisor.FleetState{Programs: []supervisor.ProgramState{{Name: "app", Part: part}}}}
+	f.resumedUnderManager(tk)
 	f.syncStore()
 	if got := take(msgs); len(got) != 0 {
 		t.Fatalf("stored again: %+v", got)
 	}
 	f.tellSystemd()
-	m.want("resumed", "STATUS=app: no generation")
+	m.want("resumed", "STATUS=app: gen 3 (pid 30), last reload failed")
 	s.hold()()
 	m.want("SIGHUP", "RELOADING=1|MONOTONIC_USEC=N|STATUS=reloading (SIGHUP)|"+usec(reloadBudget(budgeted(app.spec.Options), supervisor.StrategySwap)),
-		"READY=1|STATUS=app: no generation")
+		"READY=1|STATUS=app: gen 3 (pid 30), last reload failed")
 }

@@ -7,10 +7,15 @@ package integration
 
 import (
 	"encoding/json"
+	"path/filepath"
+	"reflect"
 	"regexp"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hupd/hupd/internal/logev"
+	"github.com/hupd/hupd/supervisor"
 )
 
 // sdFleetCLI runs hupd's command args in the container against the
@@ -150,4 +155,155 @@ func equalSorted(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// cgMixedUpgraded starts app (hello, cgroups) and legacy (ct-prefork,
+// cgroup = "off"), upgrades hupd with hupd upgrade, and checks that the
+// upgrade kept every PID (both programs' generations, legacy's workers)
+// and each program's containment (app's generation in prog-app, legacy's
+// processes in hupd's leaf). It returns hupd, its cgroup base, legacy's
+// generation 1 and app's PID.
+func cgMixedUpgraded(t *testing.T) (h *Hupd, base string, legacy ctPrefork, app int) {
+	t.Helper()
+	h = startFleet(t, helloProgram("app"), legacyProgram("legacy"))
+	base = fleetBase(t, h)
+	legacy = ctReadPrefork(t, h)
+	app = h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
+	before := fleetPIDs(fleetStatus(t, h))
+	appCG := cgroupOf(t, app)
+	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
+	}
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	st := fleetStatus(t, h)
+	if after := fleetPIDs(st); !reflect.DeepEqual(after, before) {
+		t.Fatalf("generations' PIDs after the upgrade: %v, before: %v", after, before)
+	}
+	for _, pid := range append(legacy.group(), app) {
+		if !processAlive(pid) {
+			t.Fatalf("pid %d gone with the upgrade", pid)
+		}
+	}
+	if c := st["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Base(c.Cgroup) != "prog-app" {
+		t.Fatalf("app's containment after the upgrade %+v, want cgroups under prog-app", c)
+	}
+	if c := st["legacy"].Status.Containment; c == nil || c.Mode == supervisor.ContainCgroup {
+		t.Fatalf("legacy's containment after the upgrade %+v, want process groups", c)
+	}
+	if got := cgroupOf(t, app); got != appCG {
+		t.Fatalf("app's generation in %s after the upgrade, in %s before", got, appCG)
+	}
+	if got, want := cgroupOf(t, legacy.master), cgroupOf(t, h.Cmd.Process.Pid); got != want {
+		t.Fatalf("legacy's master in %s, hupd in %s after the upgrade: want both in hupd's leaf", got, want)
+	}
+	return h, base, legacy, app
+}
+
+// TestMultiCgroupMixedUpgrade: hupd upgrade of a hupd running a program
+// with cgroups (app) beside one without (legacy): every PID is kept, each
+// program keeps its containment; then each program reloads (app's new
+// generation in a new cgroup below prog-app, legacy's in hupd's leaf), and
+// TERM stops both with no cgroup left behind (the new image closes app's
+// cgroup as a program's, hupd's as its own).
+func TestMultiCgroupMixedUpgrade(t *testing.T) {
+	t.Parallel()
+	h, base, g1, app1 := cgMixedUpgraded(t)
+	if code, out, errOut := fleetCLI(t, h, "reload", "app", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload app: exit %d: %s%s", code, out, errOut)
+	}
+	app2 := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("app", 2)).Int("pid")
+	// gen-2 or, when the old image's standby of that number was
+	// discarded at the upgrade, a new name of it (gen-2.N).
+	if cg := cgroupOf(t, app2); filepath.Base(filepath.Dir(cg)) != "prog-app" || !strings.HasPrefix(filepath.Base(cg), "gen-2") {
+		t.Fatalf("app's generation 2 in %s, want prog-app/gen-2", cg)
+	}
+	waitGone(t, app1)
+	if code, out, errOut := fleetCLI(t, h, "reload", "legacy", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload legacy: exit %d: %s%s", code, out, errOut)
+	}
+	g2 := ctReadPrefork(t, h)
+	h.WaitEvent(logev.ChildReady, 1, ofProgramGen("legacy", 2))
+	for _, pid := range g1.group() {
+		waitGone(t, pid)
+	}
+	if got, want := cgroupOf(t, g2.master), cgroupOf(t, h.Cmd.Process.Pid); got != want {
+		t.Fatalf("legacy's generation 2 in %s, hupd in %s: want both in hupd's leaf", got, want)
+	}
+	if got := fleetGet(t, fleetAddr(h, "app")); got != app2 {
+		t.Fatalf("app answered by pid %d, want %d", got, app2)
+	}
+	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
+	}
+	for _, pid := range append(g2.group(), app2) {
+		waitGone(t, pid)
+	}
+	noCgroupLeft(t, h, base)
+	for _, p := range []ctPrefork{g1, g2} {
+		syscall.Kill(p.daemon, syscall.SIGKILL) // escaped, as without cgroups
+	}
+}
+
+// TestMultiCgroupMixedUpgradeKill9: after an upgrade of a hupd running a
+// program with cgroups beside one without, kill -9 of hupd: the sentinel,
+// taken over, ends both, app's generation by its cgroup and legacy's by
+// its process group, and then itself.
+func TestMultiCgroupMixedUpgradeKill9(t *testing.T) {
+	t.Parallel()
+	h, _, g, app := cgMixedUpgraded(t)
+	sentinel := sentinelPID(t, h)
+	if err := h.Cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	h.Wait()
+	for _, pid := range append(g.group(), app, sentinel) {
+		waitGone(t, pid)
+	}
+	syscall.Kill(g.daemon, syscall.SIGKILL)
+}
+
+// TestMultiCgroupOffUpgradeThenAdded: a hupd whose programs all had
+// cgroups off (none laid out) is upgraded, and an edit of hupd.toml then
+// adds a program with cgroups: the new image lays them out then, as the
+// old one would have, the new program runs in a cgroup of its own, and
+// the exit leaves none behind.
+func TestMultiCgroupOffUpgradeThenAdded(t *testing.T) {
+	t.Parallel()
+	legacy := legacyProgram("legacy")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, legacy)
+	g := ctReadPrefork(t, h)
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
+	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
+	}
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	if evs := h.Events(logev.ContainmentCgroup); len(evs) > 0 {
+		t.Fatalf("cgroups laid out with every program off: %v", evs)
+	}
+	rewriteFleet(t, path, legacy, helloProgram("app"))
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
+	}
+	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	base := fleetBase(t, h)
+	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
+		t.Fatalf("the added app's containment %+v, want cgroups under %s", c, base)
+	}
+	if got := cgroupOf(t, appPID); filepath.Base(filepath.Dir(got)) != "prog-app" {
+		t.Fatalf("app's generation in %s, want below prog-app", got)
+	}
+	for _, pid := range g.group() {
+		if !processAlive(pid) {
+			t.Fatalf("legacy's pid %d gone", pid)
+		}
+	}
+	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
+	}
+	for _, pid := range append(g.group(), appPID) {
+		waitGone(t, pid)
+	}
+	noCgroupLeft(t, h, base)
+	syscall.Kill(g.daemon, syscall.SIGKILL)
 }

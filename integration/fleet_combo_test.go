@@ -6,7 +6,9 @@ package integration
 // beside programs with them (fleetcgroup.go), together.
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -306,4 +308,121 @@ func TestMultiCgroupOffUpgradeThenAdded(t *testing.T) {
 	}
 	noCgroupLeft(t, h, base)
 	syscall.Kill(g.daemon, syscall.SIGKILL)
+}
+
+// sdWatchdogPings waits until systemd has seen n more watchdog pings of
+// the fleet's unit (WatchdogTimestampMonotonic moved n times).
+func sdWatchdogPings(t *testing.T, c *nspawnContainer, n int) {
+	t.Helper()
+	ping := func() string {
+		return strings.TrimSpace(c.Run(t, "systemctl", "show", "-P", "WatchdogTimestampMonotonic", sdFleetUnit))
+	}
+	last := ping()
+	for i := range n {
+		prev := last
+		sdWait(t, c, sdFleetUnit, fmt.Sprintf("pinged (#%d)", i+1), func(map[string]string) bool {
+			last = ping()
+			return last != prev && last != "0"
+		})
+	}
+}
+
+// TestMultiSystemdUpgradeThenEdit: after hupd upgrade, the new image pings
+// the watchdog (three pings seen, never restarted), and an edit of
+// hupd.toml that adds a program (extra) and removes one (web) keeps the
+// fd store in step from what the previous image stored: extra's socket
+// stored, web's removed, app's left alone. kill -9 then: the restarted
+// hupd inherits app's and extra's sockets and nothing of web's.
+func TestMultiSystemdUpgradeThenEdit(t *testing.T) {
+	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
+		_, p := sdFleetStart(t, c)
+		hupd := p["MainPID"]
+		cursor := sdCursor(t, c)
+		sdFleetCLI(t, c, "upgrade")
+		sdWatchdogPings(t, c, 3)
+		if p := sdShow(t, c, sdFleetUnit); p["MainPID"] != hupd || p["NRestarts"] != "0" || p["SubState"] != "running" {
+			t.Fatalf("after the upgrade and three pings: %v; want hupd %s running, never restarted", p, hupd)
+		}
+
+		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
+			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
+			sdProgramToml("extra", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8083")+
+			sdFleetStore(c.Suite)), 0o644)
+		c.Run(t, "systemctl", "reload", sdFleetUnit)
+		appExtra := regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`)
+		p = sdWaitStatus(t, c, "serving app and extra", appExtra)
+		if p["MainPID"] != hupd {
+			t.Fatalf("after the edit: %v; want hupd %s", p, hupd)
+		}
+		j := sdJournal(t, c, sdFleetUnit, cursor)
+		if l := sdRecords(j, logev.FDStoreUpdated); len(l) != 1 || !strings.Contains(l[0], ` stored=[extra/http] removed=[web/http]`) {
+			t.Errorf("fd store updates after the upgrade: %q; want extra/http stored and web/http removed, once", l)
+		}
+		if c.Suite.Systemd >= 254 {
+			if names := sdFDStoreNames(t, c); !equalSorted(names, []string{"app/http", "extra/http"}) {
+				t.Errorf("fd store: %q; want app/http and extra/http, once each", names)
+			}
+		}
+		j = sdFleetKill9(t, c, hupd, appExtra.MatchString)
+		sdInheritedEach(t, j, "app", "extra")
+	})
+}
+
+// sdHoldCheck is a [program.reload] check that blocks while the fifo
+// /run/hold-reload exists, until the test writes to it (sdRelease).
+const sdHoldCheck = "[program.reload]\ncheck = [\"/bin/sh\", \"-c\", \"[ -p /run/hold-reload ] && read x < /run/hold-reload; exit 0\"]\n"
+
+// TestMultiSystemdUpgradeDuringReload: while systemctl reload is in flight
+// (app's reload check held by the test; SIGHUP under notify-reload, hupd
+// reload as ExecReload= under notify), hupd upgrade is refused in one line
+// naming the reload and nothing changes: the reload goes on and ends with
+// both programs at generation 2 under the same hupd, READY=1 said (the
+// unit running again). The upgrade then goes through.
+func TestMultiSystemdUpgradeDuringReload(t *testing.T) {
+	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
+		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
+			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+sdHoldCheck+
+			sdProgramToml("web", "app", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8082")+
+			sdFleetStore(c.Suite)), 0o644)
+		st, p := sdFleetStart(t, c)
+		hupd := p["MainPID"]
+		t.Cleanup(func() {
+			// A check still held goes on (opening a fifo read-write does
+			// not block), before the unit is stopped.
+			c.Exec(context.Background(), "sh", "-c", "[ -p /run/hold-reload ] && exec 3<>/run/hold-reload; rm -f /run/hold-reload")
+		})
+		c.Run(t, "mkfifo", "/run/hold-reload")
+		c.Run(t, "systemctl", "reload", "--no-block", sdFleetUnit)
+		sdWait(t, c, sdFleetUnit, "reloading", func(p map[string]string) bool { return p["ActiveState"] == "reloading" })
+
+		out := c.Run(t, "sh", "-c", "XDG_RUNTIME_DIR=/run/fleet /usr/local/bin/hupd upgrade --name fleet 2>&1; echo exit=$?")
+		want := "hupd: upgrade failed, hupd goes on as it was: program app: a reload is in progress: try again when it is over\nexit=1\n"
+		if out != want {
+			t.Fatalf("hupd upgrade while systemctl reload is in flight: %q; want %q", out, want)
+		}
+		sdRelease(t, c, "/run/hold-reload")
+		p = sdWait(t, c, sdFleetUnit, "reloaded", func(p map[string]string) bool {
+			s, ok := sdParseFleetStatus(p["StatusText"])
+			return ok && s.AppGen == 2 && s.WebGen == 2 && p["ActiveState"] == "active" && p["SubState"] == "running"
+		})
+		if p["MainPID"] != hupd || p["NRestarts"] != "0" {
+			t.Fatalf("after the reload: %v; want hupd %s, never restarted", p, hupd)
+		}
+		if jobs := c.Run(t, "systemctl", "list-jobs", "--no-legend", sdFleetUnit); strings.TrimSpace(jobs) != "" {
+			t.Fatalf("a job for the unit after the reload: %s", jobs)
+		}
+		after, _ := sdParseFleetStatus(p["StatusText"])
+		if after.AppPID == st.AppPID || after.WebPID == st.WebPID {
+			t.Fatalf("after the reload: %q; want new generations of both", p["StatusText"])
+		}
+
+		sdFleetCLI(t, c, "upgrade")
+		if p := sdShow(t, c, sdFleetUnit); p["MainPID"] != hupd || p["StatusText"] != fmt.Sprintf("app: gen 2 (pid %d); web: gen 2 (pid %d)", after.AppPID, after.WebPID) {
+			t.Fatalf("after the upgrade: %v; want hupd %s and the same status", p, hupd)
+		}
+		c.Run(t, "systemctl", "reload", sdFleetUnit)
+		if s, ok := sdParseFleetStatus(sdShow(t, c, sdFleetUnit)["StatusText"]); !ok || s.AppGen != 3 || s.WebGen != 3 {
+			t.Fatalf("systemctl reload after the upgrade: %+v; want both programs at generation 3", s)
+		}
+	})
 }

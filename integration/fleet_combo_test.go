@@ -377,7 +377,8 @@ const sdHoldCheck = "[program.reload]\ncheck = [\"/bin/sh\", \"-c\", \"[ -p /run
 // reload as ExecReload= under notify), hupd upgrade is refused in one line
 // naming the reload and nothing changes: the reload goes on and ends with
 // both programs at generation 2 under the same hupd, READY=1 said (the
-// unit running again). The upgrade then goes through.
+// unit running again). The upgrade then goes through, a reload after it
+// too, and the upgraded hupd's stop leaves no cgroup behind.
 func TestMultiSystemdUpgradeDuringReload(t *testing.T) {
 	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
 		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
@@ -421,8 +422,21 @@ func TestMultiSystemdUpgradeDuringReload(t *testing.T) {
 			t.Fatalf("after the upgrade: %v; want hupd %s and the same status", p, hupd)
 		}
 		c.Run(t, "systemctl", "reload", sdFleetUnit)
-		if s, ok := sdParseFleetStatus(sdShow(t, c, sdFleetUnit)["StatusText"]); !ok || s.AppGen != 3 || s.WebGen != 3 {
+		p = sdShow(t, c, sdFleetUnit)
+		if s, ok := sdParseFleetStatus(p["StatusText"]); !ok || s.AppGen != 3 || s.WebGen != 3 {
 			t.Fatalf("systemctl reload after the upgrade: %+v; want both programs at generation 3", s)
 		}
+
+		// The upgraded hupd's stop: each program's cgroup closed as a
+		// program's, nothing left behind.
+		cursor := sdCursor(t, c)
+		c.Run(t, "systemctl", "stop", sdFleetUnit)
+		if p := sdShow(t, c, sdFleetUnit); p["ActiveState"] != "inactive" || p["Result"] != "success" {
+			t.Fatalf("after systemctl stop: %v; want inactive, Result=success", p)
+		}
+		if l := sdRecords(sdJournal(t, c, sdFleetUnit, cursor), logev.CgroupsLeftBehind); len(l) != 0 {
+			t.Errorf("the upgraded hupd's stop: %q", l)
+		}
+		sdEmptyCgroup(t, c, p["ControlGroup"])
 	})
 }

@@ -64,7 +64,8 @@ func sdWaitStatus(t *testing.T, c *nspawnContainer, what string, re *regexp.Rege
 // upgrade and the reloads store nothing again, and the store holds each
 // program's socket once. kill -9 of hupd then: systemd starts it again,
 // each program takes its own socket back, and no connection to either
-// port was refused throughout.
+// port was refused throughout, and the restarted hupd (its sockets from
+// the store) upgrades and reloads as well.
 func TestMultiSystemdUpgrade(t *testing.T) {
 	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, typ string) {
 		st, p := sdFleetStart(t, c)
@@ -123,12 +124,31 @@ func TestMultiSystemdUpgrade(t *testing.T) {
 		})
 		app.WaitServedBy(t, "app's generation under the new hupd", func(pid int) bool { return pid == again.AppPID })
 		web.WaitServedBy(t, "web's generation under the new hupd", func(pid int) bool { return pid == again.WebPID })
+		sdInheritedEach(t, j, "app", "web")
+
+		// The restarted hupd, which took its sockets from the store,
+		// upgrades and reloads as well, and stores nothing again.
+		hupd = sdShow(t, c, sdFleetUnit)["MainPID"]
+		cursor = sdCursor(t, c)
+		sdFleetCLI(t, c, "upgrade")
+		c.Run(t, "systemctl", "reload", sdFleetUnit)
+		p = sdShow(t, c, sdFleetUnit)
+		last, ok := sdParseFleetStatus(p["StatusText"])
+		if !ok || last.AppGen != again.AppGen+1 || last.WebGen != again.WebGen+1 || p["MainPID"] != hupd || p["NRestarts"] != "1" {
+			t.Fatalf("the restarted hupd upgraded, then systemctl reload: %v; want both programs one generation on from %+v under hupd %s", p, again, hupd)
+		}
+		j = sdJournal(t, c, sdFleetUnit, cursor)
+		if l := sdRecords(j, logev.FDStoreUpdated); len(l) != 0 {
+			t.Errorf("the fd store changed with the second upgrade or its reload: %q", l)
+		}
+		if l := sdRecords(j, logev.ProgramTakenOver); len(l) != 2 {
+			t.Errorf("programs taken over by the second upgrade: %q; want two", l)
+		}
 		app.Stop(t)
 		web.Stop(t)
-		sdInheritedEach(t, j, "app", "web")
 		if c.Suite.Systemd >= 254 {
 			if names := sdFDStoreNames(t, c); !equalSorted(names, []string{"app/http", "web/http"}) {
-				t.Errorf("fd store after the restart: %q; want app/http and web/http, once each", names)
+				t.Errorf("fd store at the end: %q; want app/http and web/http, once each", names)
 			}
 		}
 		c.Run(t, "systemctl", "stop", sdFleetUnit)

@@ -343,19 +343,10 @@ func (st *sdProgram) state() string {
 }
 
 // resumed takes what a program's state handed over by an upgrade (part)
-// says of it: the generation that serves (the newest ready one, by its
-// first instance's PID, as the Ready hook names it) and whether its last
-// reload failed.
+// says of it: the generation that serves (Upgrade.Serving, as one
+// program's hupd takes it) and whether its last reload failed.
 func (st *sdProgram) resumed(part *supervisor.Upgrade) {
-	st.gen, st.pid = 0, 0
-	for _, g := range part.Gens {
-		if g.State != supervisor.StateReady {
-			continue
-		}
-		if g.Num > st.gen || g.Num == st.gen && g.Inst == 0 {
-			st.gen, st.pid = g.Num, g.PID
-		}
-	}
+	st.gen, st.pid = part.Serving()
 	st.readied = st.readied || st.gen > 0
 	st.failed = part.Last != nil && !part.Last.OK
 }

@@ -311,8 +311,8 @@ func TestFleetResumedUnderManager(t *testing.T) {
 	_ = s.hooks(app, app.spec.Options)
 	part := &supervisor.Upgrade{Gens: []supervisor.GenState{
 		{Num: 2, PID: 20, State: supervisor.StateDraining},
-		{Num: 3, Inst: 1, PID: 31, State: supervisor.StateReady},
 		{Num: 3, PID: 30, State: supervisor.StateReady},
+		{Num: 3, Inst: 1, PID: 31, State: supervisor.StateReady},
 	}, Last: &supervisor.ReloadResult{OK: false}}
 	tk := &takeOver{fl: &supervisor.FleetState{Programs: []supervisor.ProgramState{{Name: "app", Part: part}}}}
 	f.resumedUnderManager(tk)

@@ -417,7 +417,7 @@ func TestMultiSystemdUpgradeDuringReload(t *testing.T) {
 		sdWait(t, c, sdFleetUnit, "reloading", func(p map[string]string) bool { return p["ActiveState"] == "reloading" })
 
 		out := c.Run(t, "sh", "-c", "XDG_RUNTIME_DIR=/run/fleet /usr/local/bin/hupd upgrade --name fleet 2>&1; echo exit=$?")
-		want := "hupd: upgrade failed, hupd goes on as it was: program app: a reload is in progress: try again when it is over\nexit=1\n"
+		want := "hupd: upgrade failed, hupd goes on as it was: a reload is in progress: try again when it is over\nexit=1\n"
 		if out != want {
 			t.Fatalf("hupd upgrade while systemctl reload is in flight: %q; want %q", out, want)
 		}

@@ -113,6 +113,9 @@ type fleet struct {
 	upc       chan fleetUpgrade
 	checkedc  chan fleetUpgradeChecked
 	upgrading bool
+	// reloads counts the hupd reload requests being answered
+	// (fleetHandler.ReloadPrograms): no upgrade meanwhile.
+	reloads atomic.Int32
 
 	stopping bool
 	stopSig  syscall.Signal

@@ -107,6 +107,8 @@ func (h fleetHandler) StatusPrograms(names []string) ([]control.ProgramReply, er
 
 func (h fleetHandler) ReloadPrograms(ctx context.Context, names []string) ([]control.ProgramReply, error) {
 	const cause = "hupd reload"
+	h.f.reloads.Add(1) // an upgrade waits for the answer (upgradable)
+	defer h.f.reloads.Add(-1)
 	var applied reconfResult
 	if len(names) == 0 && h.f.load != nil {
 		reply := make(chan reconfReply, 1)

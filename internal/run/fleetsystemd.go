@@ -190,6 +190,18 @@ func (s *fleetSystemd) inFlight() bool {
 	return false
 }
 
+// reloadInFlight reports whether the service manager was told of a
+// reload (RELOADING=1) it has not seen end, or one is expected or in
+// flight; false for a nil s (no service manager).
+func (s *fleetSystemd) reloadInFlight() bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reloading || s.inFlight()
+}
+
 // reloadBudget is the longest budget of the reloads expected or in
 // flight. Call it with mu held.
 func (s *fleetSystemd) reloadBudget() time.Duration {

@@ -54,6 +54,13 @@ func (f *fleet) upgradable() error {
 		return fmt.Errorf("program %s, removed from hupd.toml, is still stopping: try again once it has ended", f.gone[0].name)
 	case f.cfgErr != "":
 		return fmt.Errorf("%s's last edit was refused: fix it (hupd reload applies it) or undo it, then upgrade", f.cur.ConfigFile)
+	case f.reloads.Load() > 0 || f.sd.reloadInFlight():
+		// A hupd reload being answered (ExecReload= of a Type=notify
+		// unit) may have no program's reload begun yet, or all of them
+		// ended and its answer not written; a SIGHUP's reload (systemctl
+		// reload of a notify-reload unit) waits for READY=1. The exec
+		// would cut the first's answer and never say the second's.
+		return errors.New("a reload is in progress: try again when it is over")
 	}
 	running := false
 	for _, p := range f.progs {

@@ -42,6 +42,16 @@ func TestFleetUpgradable(t *testing.T) {
 		{"waiting", func(f *fleet) { f.progs[1].state.Store(progWaiting); f.progs[1].spec.After = []string{"app", "db"} },
 			"program web waits for app, db to be ready: try again once it runs"},
 		{"none runs", func(f *fleet) { f.progs[0].state.Store(progEnded); f.progs[1].state.Store(progEnded) }, "no program runs"},
+		{"hupd reload answering", func(f *fleet) { f.reloads.Add(1) }, "a reload is in progress: try again when it is over"},
+		{"SIGHUP handed out", func(f *fleet) { f.sd = &fleetSystemd{progs: map[*program]*sdProgram{}, held: true} },
+			"a reload is in progress: try again when it is over"},
+		{"reload expected", func(f *fleet) {
+			f.sd = &fleetSystemd{progs: map[*program]*sdProgram{}}
+			f.sd.prog(f.progs[1]).expected = true
+		}, "a reload is in progress: try again when it is over"},
+		{"READY=1 not said", func(f *fleet) { f.sd = &fleetSystemd{progs: map[*program]*sdProgram{}, reloading: true} },
+			"a reload is in progress: try again when it is over"},
+		{"under a manager, no reload", func(f *fleet) { f.sd = &fleetSystemd{progs: map[*program]*sdProgram{}, ready: true} }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := upgradeFleet("app", "web")

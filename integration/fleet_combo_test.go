@@ -347,7 +347,8 @@ func sdWatchdogPings(t *testing.T, c *nspawnContainer, n int) {
 	}
 }
 
-// TestMultiSystemdUpgradeThenEdit: after hupd upgrade, the new image pings
+// TestMultiSystemdUpgradeThenEdit: after an upgrade by SIGUSR2 (systemctl
+// kill --kill-who=main), the new image pings
 // the watchdog (three pings seen, never restarted), and an edit of
 // hupd.toml that adds a program (extra) and removes one (web) keeps the
 // fd store in step from what the previous image stored: extra's socket
@@ -358,7 +359,11 @@ func TestMultiSystemdUpgradeThenEdit(t *testing.T) {
 		_, p := sdFleetStart(t, c)
 		hupd := p["MainPID"]
 		cursor := sdCursor(t, c)
-		sdFleetCLI(t, c, "upgrade")
+		// SIGUSR2 to hupd alone, as systemd sends signals.
+		c.Run(t, "systemctl", "kill", "--kill-who=main", "-s", "USR2", sdFleetUnit)
+		sdWait(t, c, sdFleetUnit, "upgraded", func(map[string]string) bool {
+			return len(sdRecords(sdJournal(t, c, sdFleetUnit, cursor), logev.Upgraded)) == 1
+		})
 		sdWatchdogPings(t, c, 3)
 		if p := sdShow(t, c, sdFleetUnit); p["MainPID"] != hupd || p["NRestarts"] != "0" || p["SubState"] != "running" {
 			t.Fatalf("after the upgrade and three pings: %v; want hupd %s running, never restarted", p, hupd)

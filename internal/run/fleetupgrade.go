@@ -56,10 +56,13 @@ func (f *fleet) upgradable() error {
 		return fmt.Errorf("%s's last edit was refused: fix it (hupd reload applies it) or undo it, then upgrade", f.cur.ConfigFile)
 	case f.reloads.Load() > 0 || f.sd.reloadInFlight():
 		// A hupd reload being answered (ExecReload= of a Type=notify
-		// unit) may have no program's reload begun yet, or all of them
-		// ended and its answer not written; a SIGHUP's reload (systemctl
-		// reload of a notify-reload unit) waits for READY=1. The exec
-		// would cut the first's answer and never say the second's.
+		// unit) may have no program's reload begun yet (hupd.toml being
+		// read again), or all of them ended and its answer not made; a
+		// SIGHUP's reload (systemctl reload of a notify-reload unit)
+		// waits for READY=1. The exec would cut the first's answer and
+		// never say the second's. (The instant between ReloadPrograms'
+		// return and the control server's write of its answer stays
+		// open.)
 		return errors.New("a reload is in progress: try again when it is over")
 	}
 	running := false

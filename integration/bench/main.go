@@ -310,7 +310,7 @@ func build(ctx context.Context, env *benchEnv, stderr io.Writer) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", ".", "./examples/hello", "./examples/legacy/goserver")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "urfave_cli_no_docs", "-o", bin+"/", ".", "./examples/hello", "./examples/legacy/goserver")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = stderr, stderr

@@ -18,7 +18,7 @@ COPY . .
 # VERSION is what `hupd version` prints (default: from the module).
 ARG VERSION=""
 ENV CGO_ENABLED=0
-RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/hupd . \
+RUN go build -tags urfave_cli_no_docs -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/hupd . \
  && go build -trimpath -ldflags "-s -w" -o /out/hello ./examples/hello
 
 # distroless/static rather than scratch: it has the /etc/passwd and

@@ -183,7 +183,7 @@ func TestCompletionScripts(t *testing.T) {
 }
 
 // TestManPage: hupd man writes a manual page generated from the
-// definitions: its .TH header, a section per visible command and every
+// definitions: its .TH header, a subsection per visible command and every
 // flag of run, in ASCII, which groff renders without a warning (where
 // groff is installed).
 func TestManPage(t *testing.T) {
@@ -191,17 +191,20 @@ func TestManPage(t *testing.T) {
 	if code != 0 || stderr != "" {
 		t.Fatalf("hupd man: exit %d, stderr %q", code, stderr)
 	}
-	if !strings.Contains(page, "\n.TH hupd 8\n") {
+	if !strings.HasPrefix(page, ".TH HUPD 8 ") {
 		t.Errorf("no .TH header:\n%s", page)
 	}
 	for _, c := range visibleCommands(newApp(io.Discard, io.Discard).Commands) {
-		if !strings.Contains(page, "\n.SH "+c+"\n") {
-			t.Errorf("no section for command %s", c)
+		if !strings.Contains(page, "\n.SS \"hupd "+c+" ") && !strings.Contains(page, "\n.SS \"hupd "+c+"\"\n") {
+			t.Errorf("no subsection for command %s", c)
 		}
 	}
+	if strings.Contains(page, "hupd man") {
+		t.Error("the hidden command man is in the page")
+	}
 	for _, f := range runFlags() {
-		if n := f.Names()[0]; !strings.Contains(page, `\fB--`+n+`\fP`) && !strings.Contains(page, `\fB--`+n+`, `) {
-			t.Errorf("flag --%s is not in the page", f.Names()[0])
+		if n := f.Names()[0]; !strings.Contains(page, "\n\\fB"+strings.ReplaceAll("--"+n, "-", `\-`)+`\fR`) {
+			t.Errorf("flag --%s is not in the page", n)
 		}
 	}
 	for i, r := range page {
@@ -209,6 +212,60 @@ func TestManPage(t *testing.T) {
 			t.Fatalf("non-ASCII %q at byte %d", r, i)
 		}
 	}
+	groffCheck(t, page)
+}
+
+// TestManPageRender pins the roff that manPage writes for a small app
+// that has every case: escapes (a dash, a backslash, a leading dot, a
+// character beyond ASCII), paragraphs and an indented example in a
+// description, placeholders, a default the usage does not give, hidden
+// flags and commands, a subcommand (go test -run TestManPageRender
+// -update rewrites the file).
+func TestManPageRender(t *testing.T) {
+	app := &cli.App{
+		Name:    "tool",
+		Version: "1.2",
+		Usage:   "does things \u2013 fast",
+		Description: `Runs things.
+Second line of the same paragraph.
+
+Examples:
+   tool serve -p 8 --dry
+     .indented more, a back\slash
+
+.A line that begins with a dot.`,
+		Commands: []*cli.Command{
+			{
+				Name: "serve", Usage: "serve things", ArgsUsage: "[-- COMMAND [ARG...]]",
+				Description: "Serves until stopped.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "read `FILE`"},
+					&cli.IntFlag{Name: "procs", Aliases: []string{"p"}, Value: 3, Usage: "run `N` processes"},
+					&cli.StringFlag{Name: "mode", Value: "auto", Usage: "the mode (default auto)"},
+					&cli.StringFlag{Name: "plain", Usage: "a value without a placeholder"},
+					&cli.BoolFlag{Name: "dry", Usage: "only say what would run"},
+					&cli.BoolFlag{Name: "secret", Hidden: true, Usage: "not shown"},
+				},
+			},
+			{Name: "internal", Hidden: true, Usage: "not shown"},
+			{
+				Name: "db", Usage: "database commands",
+				Subcommands: []*cli.Command{
+					{Name: "migrate", Usage: "migrate it", ArgsUsage: "VERSION"},
+					{Name: "drop", Hidden: true, Usage: "not shown"},
+				},
+			},
+		},
+	}
+	page := manPage(app)
+	golden(t, "man-render.golden", page)
+	groffCheck(t, page)
+}
+
+// groffCheck renders page with groff and fails on any warning, where
+// groff is installed (CI installs it).
+func groffCheck(t *testing.T, page string) {
+	t.Helper()
 	groff, err := exec.LookPath("groff")
 	if err != nil {
 		if os.Getenv("CI") != "" {

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/hupd/hupd/internal/mainthread"
+	// Imported for its init: hupd runs on one P (see package oneproc).
+	_ "github.com/hupd/hupd/internal/oneproc"
 	// Imported for its init: in the process hupd starts as its sentinel it
 	// runs the sentinel before any other package is initialised.
 	_ "github.com/hupd/hupd/internal/sentinel/guard"

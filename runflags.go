@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/hupd/hupd/config"
@@ -47,8 +48,16 @@ func mergedConfigData(c *cli.Context, argv []string, data []byte) (*config.Confi
 			return nil, err
 		}
 	}
+	// The names the command line gave (-l or --listen). Not c.IsSet per
+	// flag: it looks each name up through every flag's Names, which
+	// urfave/cli cleans with a regular expression: 70-110 KB of garbage
+	// at every start and every reload of hupd.toml.
+	given := map[string]bool{}
+	for _, n := range c.LocalFlagNames() {
+		given[n] = true
+	}
 	for _, f := range config.Flags() {
-		if !c.IsSet(f.Name) {
+		if !given[f.Name] && !slices.ContainsFunc(f.Aliases, func(a string) bool { return given[a] }) {
 			continue
 		}
 		var vals []string

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/BurntSushi/toml"
 	"github.com/hupd/hupd/internal/duration"
@@ -287,7 +288,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		// A value of the wrong type is a plain error that carries its line
 		// and key only in its text: "toml: line 3 (last key "a.b"): …".
 		msg := oneLine(err.Error())
-		if m := reDecodeErr.FindStringSubmatch(msg); m != nil {
+		if m := reDecodeErr().FindStringSubmatch(msg); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			if key, err := strconv.Unquote(m[2]); err == nil {
 				e := &Error{Where: lineWhere(file, n), Field: key, Err: errors.New(m[3])}
@@ -377,7 +378,9 @@ func topKey(key string) string {
 	return strings.TrimPrefix(key, "program.")
 }
 
-var reDecodeErr = regexp.MustCompile(`^toml: line (\d+) \(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
+var reDecodeErr = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^toml: line (\d+) \(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
+})
 
 // errorLine returns the line of a syntax error. The library's line number
 // is off by one when the offending byte is a newline (it counts that line

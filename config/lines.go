@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // sources says where each value came from: a line of the file, or a flag.
@@ -70,8 +71,12 @@ func (s *sources) setFlag(key, flag string) {
 }
 
 var (
-	reHeader = regexp.MustCompile(`^\s*(\[\[?)\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*\]\]?\s*(#.*)?$`)
-	reKey    = regexp.MustCompile(`^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=`)
+	reHeader = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\s*(\[\[?)\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*\]\]?\s*(#.*)?$`)
+	})
+	reKey = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\s*([A-Za-z0-9_\-]+(?:\s*\.\s*[A-Za-z0-9_\-]+)*)\s*=`)
+	})
 )
 
 // unplaced is the table prefix after a header keyLines cannot read (a
@@ -112,7 +117,7 @@ func keyLines(data []byte) (indexed, plainKeys map[string]int) {
 			continue
 		}
 		open = openAfter(line, "")
-		if m := reHeader.FindStringSubmatch(line); m != nil {
+		if m := reHeader().FindStringSubmatch(line); m != nil {
 			name := dotted(m[2])
 			path := indexedPath(name)
 			if m[1] == "[[" {
@@ -130,7 +135,7 @@ func keyLines(data []byte) (indexed, plainKeys map[string]int) {
 			prefix, plain = unplaced, unplaced
 			continue
 		}
-		if m := reKey.FindStringSubmatch(line); m != nil {
+		if m := reKey().FindStringSubmatch(line); m != nil {
 			k := dotted(m[1])
 			setFirst(indexed, join(prefix, k), n)
 			setFirst(plainKeys, join(plain, k), n)

@@ -31,7 +31,7 @@ func upgradeSwapper(t *testing.T) string {
 	t.Helper()
 	upSwapperOnce.Do(func() {
 		upSwapper = filepath.Join(filepath.Dir(hupdBin), "hupd-swapper")
-		cmd := exec.Command("go", "build", "-ldflags", "-X main.version=checked-swapper -X main.renameOnCheck=hupd-evil", "-o", upSwapper, "..")
+		cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-ldflags", "-X main.version=checked-swapper -X main.renameOnCheck=hupd-evil", "-o", upSwapper, "..")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			upSwapperErr = &buildError{upSwapper, err, string(out)}

@@ -37,7 +37,7 @@ func upgradeBins(t *testing.T) (v2, failing string) {
 			{upgradeV2, "-X main.version=2.0-upgrade-test"},
 			{upgradeFailing, "-X main.version=failing -X github.com/hupd/hupd/internal/run.failTakeOver=this-binary-refuses-to-take-over"},
 		} {
-			cmd := exec.Command("go", "build", "-ldflags", b[1], "-o", b[0], "..")
+			cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-ldflags", b[1], "-o", b[0], "..")
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				upgradeBinsErr = &buildError{b[0], err, string(out)}

@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	hupdBin = filepath.Join(dir, "hupd")
-	cmd := exec.Command("go", "build", "-o", hupdBin, "..")
+	cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", hupdBin, "..")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		buildErr = fmt.Errorf("go build hupd: %v\n%s", err, out)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Hand-over dialects besides systemd's LISTEN_FDS, which every child gets:
@@ -102,8 +103,10 @@ func starterPort(l *Listener) string {
 	return net.JoinHostPort(a.Host, port)
 }
 
-// reArg matches {fd:NAME} and {port:NAME} in a command's arguments.
-var reArg = regexp.MustCompile(`\{(fd|port):([^{}:]+)\}`)
+// reArg matches {fd:NAME} and {port:NAME} in a command's arguments. It is
+// compiled on first use: most commands have no such argument, and every
+// hupd process would pay for it at start (package init).
+var reArg = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{(fd|port):([^{}:]+)\}`) })
 
 // ErrArgRef is wrapped by errors about {fd:NAME} and {port:NAME}.
 var ErrArgRef = errors.New("socketact: bad socket reference")
@@ -112,7 +115,10 @@ var ErrArgRef = errors.New("socketact: bad socket reference")
 // satisfy: no socket or several named NAME, or the port of a unix socket.
 func CheckArgs(args []string, specs []Spec) error {
 	for _, a := range args {
-		for _, m := range reArg.FindAllStringSubmatch(a, -1) {
+		if !strings.Contains(a, "{") {
+			continue
+		}
+		for _, m := range reArg().FindAllStringSubmatch(a, -1) {
 			i, err := findName(m[2], len(specs), func(i int) string { return specs[i].FDName() })
 			if err != nil {
 				return fmt.Errorf("%s: %w", m[0], err)
@@ -133,8 +139,12 @@ func ExpandArgs(args []string, ls []*Listener) ([]string, error) {
 	out := make([]string, len(args))
 	var err error
 	for j, a := range args {
-		out[j] = reArg.ReplaceAllStringFunc(a, func(ref string) string {
-			m := reArg.FindStringSubmatch(ref)
+		if !strings.Contains(a, "{") {
+			out[j] = a
+			continue
+		}
+		out[j] = reArg().ReplaceAllStringFunc(a, func(ref string) string {
+			m := reArg().FindStringSubmatch(ref)
 			i, e := findName(m[2], len(ls), func(i int) string { return ls[i].Spec.FDName() })
 			if e != nil {
 				if err == nil {

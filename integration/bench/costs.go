@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
 )
@@ -22,6 +23,9 @@ import (
 // costScenario is 7: what hupd itself costs.
 func costScenario(ctx context.Context, env *benchEnv, rep *Report, _ *baseline) {
 	if err := runningCosts(ctx, env, rep); err != nil {
+		rep.fail(sc7, err)
+	}
+	if err := configCosts(ctx, env, rep); err != nil {
 		rep.fail(sc7, err)
 	}
 	if err := spawnCosts(env, rep); err != nil {
@@ -74,6 +78,46 @@ func runningCosts(ctx context.Context, env *benchEnv, rep *Report) error {
 	}
 	defer off.stop()
 	return containSwaps(ctx, env, rep, h, off)
+}
+
+// configCosts measures hupd's memory idle when a hupd.toml configures it
+// (it reads the file, decodes it, watches it for edits): with one program
+// (top-level command and [[listen]]), then with two ([[program]] tables),
+// each serving hello on a socket of its own.
+func configCosts(ctx context.Context, env *benchEnv, rep *Report) error {
+	hello := strconv.Quote(env.hello)
+	program := func(name string) string {
+		return "[[program]]\nname = \"" + name + "\"\ncommand = [" + hello + ", \"-grace\", \"5s\"]\n" +
+			"[[program.listen]]\nname = \"http\"\naddress = \"tcp://127.0.0.1:0\"\n"
+	}
+	for _, c := range []struct {
+		what, toml string
+		ready      int // the children that must be ready
+	}{
+		{"one program", "command = [" + hello + ", \"-grace\", \"5s\"]\n[[listen]]\nname = \"http\"\naddress = \"tcp://127.0.0.1:0\"\n", 1},
+		{"two programs ([[program]] tables)", program("a") + program("b"), 2},
+	} {
+		file := filepath.Join(env.dir, fmt.Sprintf("hupd-%d.toml", c.ready))
+		if err := os.WriteFile(file, []byte(c.toml), 0o644); err != nil {
+			return err
+		}
+		h, err := startHupd(ctx, env, "-c", file)
+		if err != nil {
+			return fmt.Errorf("hupd.toml, %s: %w", c.what, err)
+		}
+		if _, err := h.wait(ctx, logev.ChildReady, c.ready, nil); err != nil {
+			h.stop()
+			return fmt.Errorf("hupd.toml, %s: %w", c.what, err)
+		}
+		sleepCtx(ctx, env.s.IdleFor.d()) // the idle window measured
+		mem, err := memOf(h.pid())
+		h.stop()
+		if err != nil {
+			return err
+		}
+		rep.info(sc7, "hupd idle, "+c.what+" from hupd.toml: RSS, its own (anonymous), peak RSS", "%s", mem)
+	}
+	return nil
 }
 
 // swapSeries is one hupd's swaps, each as `hupd reload` sees it and hupd's

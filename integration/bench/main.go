@@ -26,7 +26,8 @@
 //     generation, 10,000 idle keep-alive connections draining from the old
 //     one, 10,000 watched files (-short: 100, 1,000, 1,000).
 //  7. costs: hupd's CPU and memory (RSS, its own anonymous part, peak)
-//     idle and under load, its sentinel's memory, the shim's cost per
+//     idle and under load, and idle again configured by a hupd.toml with
+//     one program and with two, its sentinel's memory, the shim's cost per
 //     spawn, hupd's own share of a swap (trigger to exec, READY=1 to the
 //     old generation's stop signal); containment's cost: the same swaps
 //     with a cgroup per generation (the default, where hupd may) and with
@@ -310,7 +311,7 @@ func build(ctx context.Context, env *benchEnv, stderr io.Writer) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", ".", "./examples/hello", "./examples/legacy/goserver")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "urfave_cli_no_docs", "-o", bin+"/", ".", "./examples/hello", "./examples/legacy/goserver")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
 	cmd.Stdout, cmd.Stderr = stderr, stderr

@@ -189,3 +189,43 @@ func TestReconfReadConfigHashesWhatItParsed(t *testing.T) {
 		t.Fatalf("second read: hash %s (first %s), %v, %+v", h2, h, err, next)
 	}
 }
+
+// TestNewReconfHashesWhatWasParsed: the single program's first hash is
+// that of the bytes hupd run resolved (Setup.ConfigHash), not of hupd.toml
+// as on disk when Run starts: an edit written in between is a change for
+// the next reread (before, it was taken for the version in force, and
+// hupd reload reloaded nothing).
+func TestNewReconfHashesWhatWasParsed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hupd.toml")
+	first, edited := []byte("name = \"first\"\n"), []byte("name = \"edited\"\n")
+	// hupd run read first; the edit landed before Run.
+	if err := os.WriteFile(path, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := newReconf(&config.Resolved{ConfigFile: path}, nil, watch.HashData(path, first), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.w != nil {
+		t.Cleanup(func() { rc.w.Close() })
+	}
+	if rc.cfgHash != watch.HashData(path, first) || rc.applied != rc.cfgHash {
+		t.Fatalf("first hash %s, applied %s, want the first version's %s", rc.cfgHash, rc.applied, watch.HashData(path, first))
+	}
+	rc.parse = func(data []byte) (*config.Resolved, error) { return &config.Resolved{LogFormat: string(data)}, nil }
+	if h, next, err := rc.readConfig(); err != nil || h == rc.cfgHash || next.LogFormat != string(edited) {
+		t.Fatalf("the reread after the edit: hash %s (first %s), %v, %+v", h, rc.cfgHash, err, next)
+	}
+
+	// Without a hash: hupd.toml as on disk.
+	rc, err = newReconf(&config.Resolved{ConfigFile: path}, nil, "", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.w != nil {
+		t.Cleanup(func() { rc.w.Close() })
+	}
+	if rc.cfgHash != watch.Hash([]string{path}) {
+		t.Fatalf("hash without one given: %s, want the file's %s", rc.cfgHash, watch.Hash([]string{path}))
+	}
+}

@@ -799,8 +799,9 @@ func (f *fleet) onEnd(e programEnd) {
 // and says what each program watches. A path that several programs watch
 // is in a group of each: a change reloads each of them. An error (an
 // inotify limit) means nothing was started: the watcher in force, if any,
-// goes on, its groups pointed at the programs as they are now (retarget).
-// Called again after an edit of
+// goes on, its groups pointed at the programs as they are now (retarget);
+// without one (at start: hupd exits), the error is the watcher's. Called
+// again after an edit of
 // hupd.toml, it keeps the watcher when the groups are the same, and a new
 // one starts each group that was watched already from its last hash (a
 // change made meanwhile is still seen).
@@ -831,7 +832,9 @@ func (f *fleet) watch() error {
 			newWatcher = watch.New
 		}
 		var err error
-		if w, err = newWatcher(specs); err != nil {
+		if w, err = newWatcher(specs); err != nil && f.w == nil {
+			return err
+		} else if err != nil {
 			return f.retarget(watches, err)
 		}
 	}

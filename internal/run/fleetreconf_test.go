@@ -229,3 +229,18 @@ func TestNewReconfHashesWhatWasParsed(t *testing.T) {
 		t.Fatalf("hash without one given: %s, want the file's %s", rc.cfgHash, watch.Hash([]string{path}))
 	}
 }
+
+// TestWatchFailsAtStart: when the first watcher cannot start, the error is
+// the watcher's, and says nothing of a later edit of hupd.toml: hupd exits
+// 1 then (it said the files were "not watched until an edit of hupd.toml
+// starts a new watcher").
+func TestWatchFailsAtStart(t *testing.T) {
+	f := &fleet{log: slog.New(slog.DiscardHandler)}
+	path := filepath.Join(t.TempDir(), "a.conf")
+	f.progs = []*program{{name: "web", log: f.log, spec: &config.ProgramSpec{Name: "web", Watch: []config.WatchSpec{{Paths: []string{path}, Action: supervisor.ActionReload}}}}}
+	limit := errors.New("inotify limit")
+	f.newWatcher = func([]watch.Group) (*watch.Watcher, error) { return nil, limit }
+	if err := f.watch(); !errors.Is(err, limit) || err.Error() != limit.Error() || f.w != nil {
+		t.Fatalf("watch at start: %v, watcher %v", err, f.w)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
@@ -416,20 +417,47 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	return res, failed
 }
 
+// programReleased is the end of a removed program's release: err is its
+// cgroup's Close's.
+type programReleased struct {
+	p   *program
+	err error
+}
+
 // release lets go of program p, removed from hupd.toml, once it has ended
-// (or never ran): its cgroup is closed now, so that a program of the same
-// name added later gets a fresh one, and nothing of p is kept until hupd
-// exits. Its generations have all ended: closing it waits only for their
-// cgroups' removal (bounded; on the loop, so that no namesake's cgroup is
-// made meanwhile).
+// (or never ran): its cgroup is closed, so that a program of the same name
+// added later gets a fresh one, and nothing of p is kept until hupd exits.
+// Its generations have all ended, but closing it waits for their cgroups'
+// removal (up to contain's stale wait each): that is done off the loop,
+// which goes on meanwhile. p stays in gone until the loop hears of the end
+// (released), so that no namesake, whose cgroup would be p's, is added
+// before, and the loop does not return before.
 func (f *fleet) release(p *program) {
-	if p.cg == nil {
-		return
+	if !slices.Contains(f.gone, p) {
+		f.gone = append(f.gone, p)
 	}
-	if err := p.cg.Close(); err != nil {
-		f.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.name, "error", err)
-	}
+	cg := p.cg
 	p.cg = nil
+	closeCgroup := f.closeCgroup
+	if closeCgroup == nil {
+		closeCgroup = (*contain.Manager).Close
+	}
+	go func() {
+		var err error
+		if cg != nil {
+			err = closeCgroup(cg)
+		}
+		f.releasedc <- programReleased{p: p, err: err} // the loop runs until p leaves gone
+	}()
+}
+
+// released takes the end of p's release, in the loop.
+func (f *fleet) released(r programReleased) {
+	f.gone = slices.DeleteFunc(f.gone, func(q *program) bool { return q == r.p })
+	if r.err != nil {
+		f.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, r.p.name, "error", r.err)
+	}
+	r.p.log.Info(logev.ProgramReleased)
 }
 
 // retarget keeps the watcher consistent when no new one could start

@@ -5,10 +5,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
 )
@@ -242,5 +246,60 @@ func TestWatchFailsAtStart(t *testing.T) {
 	f.newWatcher = func([]watch.Group) (*watch.Watcher, error) { return nil, limit }
 	if err := f.watch(); !errors.Is(err, limit) || err.Error() != limit.Error() || f.w != nil {
 		t.Fatalf("watch at start: %v, watcher %v", err, f.w)
+	}
+}
+
+// TestReleaseOffTheLoop: a removed program's cgroup is closed off the
+// fleet's loop (closing waits up to contain's stale wait per cgroup, and
+// every signal, reload and plan waited meanwhile): release returns while
+// the Close goes on, the program stays in gone until the loop hears of
+// its end, so that a namesake is refused meanwhile, and only then is its
+// release logged (with the Close's error, if any).
+func TestReleaseOffTheLoop(t *testing.T) {
+	var logs strings.Builder
+	f := &fleet{log: slog.New(slog.NewTextHandler(&logs, nil)), releasedc: make(chan programReleased)}
+	p := &program{name: "extra", log: f.log, cg: contain.Off("test"), removed: true}
+	closing, unblock := make(chan *contain.Manager, 1), make(chan struct{})
+	left := errors.New("busy")
+	f.closeCgroup = func(m *contain.Manager) error {
+		closing <- m
+		<-unblock
+		return left
+	}
+	defer close(unblock) // on a failure: the goroutine ends
+	cg := p.cg
+	returned := make(chan struct{})
+	go func() {
+		f.release(p)
+		close(returned)
+	}()
+	deadline := time.After(10 * time.Second)
+	for n := 0; n < 2; n++ {
+		select {
+		case m := <-closing:
+			if m != cg {
+				t.Fatalf("closed %p, want the program's cgroup %p", m, cg)
+			}
+		case <-returned:
+		case <-deadline:
+			t.Fatal("release waits for the cgroup's Close (on the fleet's loop)")
+		}
+	}
+	if !slices.Contains(f.gone, p) || p.cg != nil || strings.Contains(logs.String(), logev.ProgramReleased) {
+		t.Fatalf("while its cgroup closes: gone %v, cg %v, logs %q", f.gone, p.cg, logs.String())
+	}
+	_, err := f.planProgram(t.Context(), &config.ProgramSpec{Name: "extra"})
+	if !errors.Is(err, errProgramStopping) {
+		t.Fatalf("a namesake while it is released: %v, want %v", err, errProgramStopping)
+	}
+	unblock <- struct{}{}
+	select {
+	case r := <-f.releasedc:
+		f.released(r)
+	case <-deadline:
+		t.Fatal("no end of the release")
+	}
+	if len(f.gone) != 0 || !strings.Contains(logs.String(), logev.CgroupsLeftBehind) || !strings.Contains(logs.String(), logev.ProgramReleased) {
+		t.Fatalf("after its release: gone %v, logs %q", f.gone, logs.String())
 	}
 }

@@ -255,7 +255,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 			}
 			continue
 		}
-		if p.state.Load() == progWaiting && differs(p.spec, spec) {
+		if p.state.Load() == progWaiting && rewaits(p.spec, spec) {
 			kept = append(kept, change{p, spec})
 			rewaited = append(rewaited, change{p, spec})
 			continue
@@ -268,12 +268,14 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	}
 
 	// A waiting program never ran: its sockets are the fleet's, matched
-	// here to its new ones, and it gets a new supervisor. Each keeps its
-	// old ones until every one has its new.
+	// here to its new ones, and it gets a new supervisor, and a new
+	// cgroup if its mode changed (it has no generation in the old one).
+	// Each keeps its old ones until every one has its new.
 	type rewait struct {
 		p   *program
 		sup *supervisor.Supervisor
 		ls  []*socketact.Listener
+		cg  *contain.Manager
 		set socketact.Set
 	}
 	var done []rewait
@@ -281,13 +283,19 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		p := c.p
 		set, err := socketact.Sockets(p.ls, nil, c.spec.Listen, c.spec.ListenWhere)
 		if err == nil {
-			done = append(done, rewait{p, p.sup, p.ls, set})
+			done = append(done, rewait{p, p.sup, p.ls, p.cg, set})
 			p.ls = set.Listeners
+			if !sameContainment(p.spec.Cgroup, c.spec.Cgroup) {
+				p.cg = nil // build makes one of the new mode
+			}
 			err = f.build(p, c.spec)
 		}
 		if err != nil {
 			for _, r := range done {
-				r.p.sup, r.p.ls = r.sup, r.ls
+				if r.p.cg != r.cg && r.p.cg != nil {
+					r.p.cg.Close()
+				}
+				r.p.sup, r.p.ls, r.p.cg = r.sup, r.ls, r.cg
 				socketact.CloseAll(r.set.Opened)
 			}
 			undo()
@@ -299,6 +307,12 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 			ru.Apply()
 		}
 		socketact.CloseAll(r.set.Left)
+		if r.cg != r.p.cg && r.cg != nil {
+			// Never used: no generation's cgroup to wait for.
+			if err := r.cg.Close(); err != nil {
+				r.p.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyError, err)
+			}
+		}
 	}
 
 	// Then each changed program's supervisor takes its part.
@@ -503,6 +517,13 @@ func (f *fleet) program(name string) *program {
 		return f.progs[i]
 	}
 	return nil
+}
+
+// rewaits reports whether a program waiting to start with a gets a new
+// supervisor for b: it differs, or its cgroup mode does (it starts in a
+// cgroup of the new mode).
+func rewaits(a, b *config.ProgramSpec) bool {
+	return differs(a, b) || a.Cgroup != b.Cgroup
 }
 
 // differs reports whether a and b run the program differently: their

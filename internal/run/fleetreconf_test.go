@@ -303,3 +303,14 @@ func TestReleaseOffTheLoop(t *testing.T) {
 		t.Fatalf("after its release: gone %v, logs %q", f.gone, logs.String())
 	}
 }
+
+// TestPlanRefusedWhileStopping: while hupd stops, hupd plan is refused as
+// an edit is (errFleetStopping): hupd.toml is not even read (it planned
+// against programs that were stopping).
+func TestPlanRefusedWhileStopping(t *testing.T) {
+	f := &fleet{stopping: true, cur: &config.ResolvedMulti{}}
+	f.load = func() (*config.ResolvedMulti, error) { t.Fatal("hupd.toml read while hupd stops"); return nil, nil }
+	if _, err := f.planData(t.Context(), nil); !errors.Is(err, errFleetStopping) {
+		t.Fatalf("plan while stopping: %v, want %v", err, errFleetStopping)
+	}
+}

@@ -130,13 +130,19 @@ func printFleetPlan(w io.Writer, fp control.FleetPlan) {
 			printSockets(w, "  ", p)
 		case control.ChangeChanged:
 			fmt.Fprintf(w, "program %s: changed\n", name)
-			if pp.State == control.ProgramWaiting {
+			switch pp.State {
+			case control.ProgramWaiting:
 				fmt.Fprintln(w, "  not started yet: it starts with the new settings")
 				printSockets(w, "  ", p)
 				printSettings(w, "  ", p)
-				continue
+			case control.ProgramEnded:
+				// Not replaced (what runs did not change): its settings
+				// are recorded, and nothing starts.
+				fmt.Fprintln(w, "  it has ended: no generation runs or starts")
+				printSettings(w, "  ", p)
+			default:
+				printPlanIn(w, "  ", p)
 			}
-			printPlanIn(w, "  ", p)
 		default:
 			fmt.Fprintf(w, "program %s: %s\n", name, printable(pp.Change))
 		}

@@ -53,7 +53,8 @@ func TestPlanInstancesText(t *testing.T) {
 // TestPlanFleetText: how hupd plan prints the plan of a hupd of several
 // programs: a line per program, in start order then the removed ones:
 // changed (and, indented, what a single program's plan says: a new
-// generation and its sockets; a program waiting to start: its sockets),
+// generation and its sockets; a program waiting to start: its sockets; an
+// ended one: that nothing runs, not "the running one goes on"),
 // unchanged, added (started anew when it had ended) with the sockets it
 // opens, removed with those it closes; then hupd's own settings. A plan
 // that changes nothing says so once.
@@ -76,6 +77,7 @@ func TestPlanFleetText(t *testing.T) {
 					Open: []supervisor.PlanSocket{{Name: "late", Address: "tcp://127.0.0.1:8082"}}, Close: []supervisor.PlanSocket{{Name: "late", Address: "tcp://127.0.0.1:8081"}}}},
 				{Name: "extra\x1b", Change: control.ChangeAdded, Plan: &supervisor.Plan{NewGeneration: true, Open: []supervisor.PlanSocket{http}}},
 				{Name: "cron", Change: control.ChangeAdded, State: control.ProgramEnded, Plan: &supervisor.Plan{NewGeneration: true}},
+				{Name: "batch", Change: control.ChangeChanged, State: control.ProgramEnded, Plan: &supervisor.Plan{Live: []string{"on_exit", "watch"}}},
 				{Name: "old", Change: control.ChangeRemoved, State: control.ProgramRunning, Plan: &supervisor.Plan{Close: []supervisor.PlanSocket{{Name: "old", Address: "tcp://127.0.0.1:9090", Draining: true}}}},
 				{Name: "done", Change: control.ChangeRemoved, State: control.ProgramEnded, Plan: &supervisor.Plan{}},
 			},

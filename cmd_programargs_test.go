@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -64,17 +66,24 @@ func (f *fakeFleet) last() []string {
 // TestProgramNamesThenFlags: hupd reload and hupd status take their flags
 // after the program names too ("hupd reload web -q" took "-q" for a
 // program), value flags with their value (--name fleet finds the hupd),
-// "--" ends the flags (a name may then start with "-"), and an unknown
-// flag after a name is a usage error.
+// an alias too (-c FILE finds the hupd FILE names, not another one), "--"
+// ends the flags before or after the first name (a name may then start
+// with "-"), and an unknown flag after a name is a usage error.
 func TestProgramNamesThenFlags(t *testing.T) {
 	controlDir(t)
-	f := &fakeFleet{}
-	s, err := control.Listen(control.DefaultPath("fleet"), f, nil)
-	if err != nil {
+	f, other := &fakeFleet{}, &fakeFleet{}
+	for name, h := range map[string]*fakeFleet{"fleet": f, "other": other} {
+		s, err := control.Listen(control.DefaultPath(name), h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Serve()
+		t.Cleanup(func() { s.Close() })
+	}
+	cfg := filepath.Join(t.TempDir(), "hupd.toml")
+	if err := os.WriteFile(cfg, []byte("name = \"fleet\"\ncommand = [\"sh\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve()
-	t.Cleanup(func() { s.Close() })
 
 	for _, tc := range []struct {
 		args  []string
@@ -86,6 +95,11 @@ func TestProgramNamesThenFlags(t *testing.T) {
 		{[]string{"reload", "--name", "fleet", "-q", "web", "--timeout", "1m", "api"}, []string{"web", "api"}, "api: reload ok"},
 		{[]string{"reload", "--name", "fleet", "-q", "--", "-odd"}, []string{"-odd"}, "-odd: reload ok"},
 		{[]string{"reload", "--name", "fleet", "web", "--", "-q"}, []string{"web", "-q"}, "-q: reload ok"},
+		{[]string{"reload", "--name", "fleet", "--", "web", "--json"}, []string{"web", "--json"}, "--json: reload ok"},
+		{[]string{"reload", "--name", "fleet", "--", "web", "-q"}, []string{"web", "-q"}, "-q: reload ok"},
+		{[]string{"reload", "web", "-c", cfg}, []string{"web"}, "web: reload ok"},
+		{[]string{"reload", "api", "-q", "-c=" + cfg}, []string{"api"}, "api: reload ok"},
+		{[]string{"status", "web", "-c", cfg}, []string{"web"}, "web"},
 		{[]string{"status", "api", "--name", "fleet", "--json"}, []string{"api"}, `"name": "api"`},
 	} {
 		code, out, errOut := runApp(t, tc.args...)
@@ -96,6 +110,10 @@ func TestProgramNamesThenFlags(t *testing.T) {
 			t.Errorf("hupd %s: -q after a name, yet progress on stderr: %q", strings.Join(tc.args, " "), errOut)
 		}
 	}
+	if other.mu.Lock(); len(other.asked) > 0 {
+		t.Errorf("the other hupd was asked: %q", other.asked)
+	}
+	other.mu.Unlock()
 	if code, _, errOut := runApp(t, "reload", "web", "--bogus", "--name", "fleet"); code != 2 || !strings.Contains(errOut, "flag provided but not defined: --bogus") {
 		t.Errorf("unknown flag after a name: exit %d, stderr %q", code, errOut)
 	}

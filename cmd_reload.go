@@ -245,14 +245,14 @@ func waitLimit(req *control.Request, d time.Duration) (context.Context, context.
 // programNames are the program names of hupd reload and hupd status,
 // with their flags also after the names: the flag parser stops at the
 // first argument, so "hupd reload web -q" leaves "-q" among the names; each
-// such flag is set here as if it came first. After "--", every argument is
-// a name (the parser drops a leading "--": an argument that still starts
-// with "-" first came after one). -h and --help show the command's help
-// (shown is then set).
+// such flag is set here as if it came first, under its canonical name (an
+// alias set after the parse is not read: -c FILE would be lost). "--" ends
+// the flags, before the first name or after it: every argument after it
+// is a name. -h and --help show the command's help (shown is then set).
 func programNames(c *cli.Context) (names []string, shown bool, err error) {
 	args := c.Args().Slice()
-	if len(args) > 0 && len(args[0]) > 1 && args[0][0] == '-' {
-		return args, false, nil // "hupd reload -- -odd"
+	if parsedDashes(c, len(args)) {
+		return args, false, nil // "hupd reload -- web -odd"
 	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -267,11 +267,11 @@ func programNames(c *cli.Context) (names []string, shown bool, err error) {
 		if name == "h" || name == "help" {
 			return nil, true, cli.ShowSubcommandHelp(c)
 		}
-		fi := slices.IndexFunc(c.Command.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), name) })
-		if fi < 0 || name == "" {
+		fl := commandFlag(c, name)
+		if fl == nil || name == "" {
 			return nil, false, onUsageError(c, fmt.Errorf("flag provided but not defined: %s", a), false)
 		}
-		if _, isBool := c.Command.Flags[fi].(*cli.BoolFlag); isBool && !hasValue {
+		if _, isBool := fl.(*cli.BoolFlag); isBool && !hasValue {
 			value = "true"
 		} else if !hasValue {
 			if i+1 >= len(args) {
@@ -280,9 +280,43 @@ func programNames(c *cli.Context) (names []string, shown bool, err error) {
 			i++
 			value = args[i]
 		}
-		if err := c.Set(name, value); err != nil {
+		if err := c.Set(fl.Names()[0], value); err != nil {
 			return nil, false, onUsageError(c, fmt.Errorf("invalid value %q for flag %s: %w", value, a, err), false)
 		}
 	}
 	return names, false, nil
+}
+
+// commandFlag is the flag of c's command called name (or one of its
+// aliases), or nil.
+func commandFlag(c *cli.Context, name string) cli.Flag {
+	if i := slices.IndexFunc(c.Command.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), name) }); i >= 0 {
+		return c.Command.Flags[i]
+	}
+	return nil
+}
+
+// parsedDashes reports whether the flag parser stopped at a "--" (which it
+// drops) before the rest, the n arguments left: the command's arguments as
+// typed are its parent's, after the command's name.
+func parsedDashes(c *cli.Context, n int) bool {
+	lineage := c.Lineage()
+	if len(lineage) < 2 {
+		return false
+	}
+	raw := lineage[1].Args().Tail()
+	parsed := raw[:max(len(raw)-n, 0)]
+	for i := 0; i < len(parsed); i++ {
+		a := parsed[i]
+		if a == "--" {
+			return true
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if fl := commandFlag(c, name); fl != nil && !hasValue {
+			if _, isBool := fl.(*cli.BoolFlag); !isBool {
+				i++ // its value, whatever it is
+			}
+		}
+	}
+	return false
 }

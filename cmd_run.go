@@ -25,8 +25,8 @@ func runCommand(stderr io.Writer) *cli.Command {
 		Flags:        runFlags(),
 		Action: func(c *cli.Context) error {
 			argv := c.Args().Slice()
-			// hupd.toml is read once: with several programs, its hash
-			// is of the very bytes resolved (what its edits compare with).
+			// hupd.toml is read once: its hash is of the very bytes
+			// resolved (what its edits compare with).
 			var data []byte
 			var err error
 			if p := c.String("config"); p != "" {
@@ -49,7 +49,9 @@ func runCommand(stderr io.Writer) *cli.Command {
 			}
 			var load func() (*config.Resolved, error)
 			var parse func([]byte) (*config.Resolved, error)
+			var hash string
 			if c.String("config") != "" {
+				hash = watch.HashData(r.ConfigFile, data)
 				load = func() (*config.Resolved, error) { return loadConfig(c, argv) }
 				parse = func(data []byte) (*config.Resolved, error) {
 					cfg, err := mergedConfigData(c, argv, data)
@@ -59,7 +61,7 @@ func runCommand(stderr io.Writer) *cli.Command {
 					return cfg.Resolve()
 				}
 			}
-			return runResolved(r, stderr, load, parse, nil)
+			return runResolved(r, stderr, load, parse, hash, nil)
 		},
 	}
 }
@@ -162,8 +164,9 @@ func durationString(_ []string, a slog.Attr) slog.Attr {
 }
 
 // runResolved runs r; load, when not nil, reads the configuration again
-// (hupd.toml edits are applied while hupd runs).
-func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), parse func([]byte) (*config.Resolved, error), onListen func([]*socketact.Listener)) error {
+// (hupd.toml edits are applied while hupd runs), and hash is that of the
+// bytes of hupd.toml r was resolved from (run.Setup.ConfigHash).
+func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), parse func([]byte) (*config.Resolved, error), hash string, onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
 	if r.LogFormat == config.FormatJSON {
@@ -171,7 +174,7 @@ func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Reso
 		// are always written, as in text mode: --log-level is hupd's own.
 		r.Options.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(r, w, childOutputLevel) }
 	}
-	setup := run.Setup{Log: log, Level: level, Load: load, Parse: parse, OnListen: onListen, Version: buildVersion()}
+	setup := run.Setup{Log: log, Level: level, Load: load, Parse: parse, ConfigHash: hash, OnListen: onListen, Version: buildVersion()}
 	if mainthread.Serving() {
 		// main runs the app inside mainthread.Serve: children are forked
 		// from the main thread. (Elsewhere, a test, the supervisor locks

@@ -14,7 +14,9 @@ import (
 func TestMultiTextOutputNamesProgram(t *testing.T) {
 	t.Parallel()
 	say := func(name string) []string {
-		return []string{"/bin/sh", "-c", "echo " + name + " on stdout; echo " + name + " on stderr >&2; trap 'exit 0' TERM; sleep 60 & wait"}
+		// The trap first: the test stops hupd once it saw the lines, and
+		// a TERM before the trap would end sh with 143.
+		return []string{"/bin/sh", "-c", "trap 'exit 0' TERM; echo " + name + " on stdout; echo " + name + " on stderr >&2; sleep 60 & wait"}
 	}
 	app := fleetProgram{name: "app", command: say("app"), ready: "delay:10ms"}
 	web := fleetProgram{name: "web", command: say("web"), ready: "delay:10ms", extra: "[program.process]\noutput_prefix = true\n"}

@@ -10,9 +10,10 @@ import (
 )
 
 // TestMultiEditReAddReleases: a program removed from hupd.toml is released
-// once it ended: its cgroup is gone then (it stayed until hupd exited), a
-// program of the same name added again gets a fresh one and serves, and
-// after two add/remove cycles hupd's exit finds no cgroups left behind
+// once it ended: its cgroup is gone once hupd says it released it
+// (ProgramReleased; it stayed until hupd exited), a program of the same
+// name added again gets a fresh one and serves, and after two add/remove
+// cycles hupd's exit finds no cgroups left behind
 // (the removed program's manager, kept until exit, removed its namesake's
 // cgroup and warned "cgroups left behind").
 func TestMultiEditReAddReleases(t *testing.T) {
@@ -48,8 +49,7 @@ func TestMultiEditReAddReleases(t *testing.T) {
 		if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
 			t.Fatalf("round %d: hupd reload (extra removed): exit %d, stderr %q:\n%s", round, code, errOut, out)
 		}
-		h.WaitEvent(logev.ProgramRemoved, round, ofProgram("extra"))
-		h.Sync() // its release is logged (if it fails) before the next answer
+		h.WaitEvent(logev.ProgramReleased, round, ofProgram("extra")) // once its cgroup was closed
 		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("round %d: extra's cgroup %s after its removal: %v, want it gone", round, dir, err)
 		}

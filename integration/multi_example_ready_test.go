@@ -91,8 +91,8 @@ func TestMultiExampleNginxReadiness(t *testing.T) {
 		t.Fatalf("through the old nginx: %q", body)
 	}
 
-	// The address free again: the reload succeeds, once the pid file
-	// names the new master.
+	// The address free again: the reload succeeds, once a worker of the
+	// new master runs (nginx-ready.sh).
 	write("nginx.conf", conf)
 	code, out, errOut = fleetCLI(t, h, "reload", "-c", cfg, "-q", "web")
 	if code != 0 || !strings.HasPrefix(out, "web: reload ok (swap)") {

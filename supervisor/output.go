@@ -71,8 +71,12 @@ type OutputLine struct {
 
 // output copies a generation's stdout or stderr to hupd's own, unchanged
 // or with a "[gen N pid P] " prefix per line (a program of several: its
-// name in it, or "[NAME] " alone), or as log records (JSON logs), and keeps the last lines (a ring of keptLines) so that a failed
-// start can be explained and hupd logs can show them.
+// name in it, or "[NAME] " alone), or as log records (JSON logs), and
+// keeps the last lines (a ring of keptLines) so that a failed start can be
+// explained and hupd logs can show them. A prefixed line is written with
+// its prefix in one Write, so that another copier's line (another
+// program's, on the same stdout) cannot land between them; a line longer
+// than the read buffer is written as several lines, each prefixed.
 type output struct {
 	copying sync.WaitGroup // the copiers, until their pipes close
 	// files guards closing the read ends, which the copiers do at EOF:
@@ -137,14 +141,15 @@ type sink struct {
 
 // copyFrom reads r until EOF (every holder of the pipe's write end has
 // exited or closed it) and writes to the sink. It runs in its own
-// goroutine. A line longer than the read buffer is copied raw as it comes,
-// and as one record per buffer's worth in JSON; it is kept capped.
+// goroutine. A line longer than the read buffer is copied raw as it comes
+// (with a prefix: one prefixed line per buffer's worth), and as one record
+// per buffer's worth in JSON; it is kept capped.
 func (o *output) copyFrom(r *os.File, to sink) {
 	defer o.copying.Done()
 	defer o.closeFile(r)
 	br := bufio.NewReaderSize(r, 4<<10)
-	atStart := true
-	var partial []byte // of a line longer than the buffer, capped
+	var partial []byte  // of a line longer than the buffer, capped
+	var prefixed []byte // a prefix and its line, for one Write
 	// read is when the data in br was read: a line already buffered
 	// arrived with the read that brought it (one clock read per read from
 	// the pipe, not one per line: the clock costs more than the rest).
@@ -166,15 +171,18 @@ func (o *output) copyFrom(r *os.File, to sink) {
 				o.keepAt(read, to.stream, string(trimNewline(partial)))
 				partial = partial[:0]
 			}
-			if to.rec != nil {
+			switch {
+			case to.rec != nil:
 				o.record(to, trimNewline(chunk))
-			} else {
-				if atStart && to.prefix != "" {
-					io.WriteString(to.w, to.prefix)
-				}
+			case to.prefix == "":
 				to.w.Write(chunk)
+			default:
+				prefixed = append(append(prefixed[:0], to.prefix...), chunk...)
+				if err == bufio.ErrBufferFull {
+					prefixed = append(prefixed, '\n') // the rest is a line of its own, prefixed too
+				}
+				to.w.Write(prefixed)
 			}
-			atStart = ends
 		}
 		if err == bufio.ErrBufferFull {
 			continue

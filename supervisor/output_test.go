@@ -3,11 +3,13 @@ package supervisor
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,6 +249,68 @@ func TestSinkPrefixes(t *testing.T) {
 		o.OutputRecords = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) }
 		if out, _ := s.sinks(o, 3, tc.inst, 42); out.prefix != "" || out.rec == nil {
 			t.Errorf("records: prefix %q", out.prefix)
+		}
+	}
+}
+
+// writeLog is a shared output (hupd's stdout) that records each Write.
+type writeLog struct {
+	mu     sync.Mutex
+	writes []string
+}
+
+func (w *writeLog) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	w.writes = append(w.writes, string(b))
+	w.mu.Unlock()
+	return len(b), nil
+}
+
+// TestPrefixedLinesWholeWrites: two programs' copiers writing many lines
+// at once to one stdout: each prefixed line is one Write, its prefix in
+// it, so that no line of one lands between the other's prefix and its
+// line (they were two writes); a line longer than the read buffer is
+// written as prefixed lines of a buffer's worth each (its continuation was
+// unlabelled).
+func TestPrefixedLinesWholeWrites(t *testing.T) {
+	const n = 2000
+	long := strings.Repeat("x", 10000)
+	shared := &writeLog{}
+	input := func(name string) []byte {
+		var in bytes.Buffer
+		for i := range n {
+			fmt.Fprintf(&in, "%s line %d\n", name, i)
+			if i == n/2 {
+				in.WriteString(long + "\n")
+			}
+		}
+		return in.Bytes()
+	}
+	var wg sync.WaitGroup
+	for _, name := range []string{"app", "web"} {
+		wg.Go(func() {
+			copyLines(t, &output{gen: 1, pid: 1}, sink{w: shared, stream: StreamStdout, prefix: "[" + name + "] "}, input(name))
+		})
+	}
+	wg.Wait()
+	got := map[string][]string{}
+	for _, w := range shared.writes {
+		name, line, ok := strings.Cut(strings.TrimPrefix(w, "["), "] ")
+		if !strings.HasPrefix(w, "[") || !ok || !strings.HasSuffix(line, "\n") || strings.Count(line, "\n") != 1 {
+			t.Fatalf("a write that is not one prefixed line: %.80q", w)
+		}
+		got[name] = append(got[name], strings.TrimSuffix(line, "\n"))
+	}
+	for _, name := range []string{"app", "web"} {
+		lines := got[name]
+		if len(lines) != n+3 { // the long line in 3 pieces
+			t.Fatalf("%s: %d lines, want %d", name, len(lines), n+3)
+		}
+		if joined := strings.Join(lines[n/2+1:n/2+4], ""); joined != long || len(lines[n/2+1]) > 4<<10 {
+			t.Fatalf("%s: the long line's pieces %d, %d, %d bytes", name, len(lines[n/2+1]), len(lines[n/2+2]), len(lines[n/2+3]))
+		}
+		if lines[0] != name+" line 0" || lines[n+2] != fmt.Sprintf("%s line %d", name, n-1) {
+			t.Fatalf("%s: first %q, last %q", name, lines[0], lines[n+2])
 		}
 	}
 }

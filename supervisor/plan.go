@@ -57,6 +57,7 @@ func (p Plan) Nothing() bool {
 
 type planRequest struct {
 	Update
+	stop  bool // PlanStop: Update unused
 	reply chan planReply
 }
 
@@ -87,6 +88,36 @@ func (s *Supervisor) Plan(ctx context.Context, u Update) (Plan, error) {
 	}
 	r := <-reply // Run answers every request it takes
 	return r.plan, r.err
+}
+
+// PlanStop says which sockets stopping the supervisor for good would
+// close (a program removed from a hupd of several): every socket it
+// holds, those in force and those an earlier configuration dropped that a
+// generation still uses, each Draining while a generation (draining or
+// not) uses it; it changes nothing. ErrStopping: it is stopping already.
+func (s *Supervisor) PlanStop(ctx context.Context) (Plan, error) {
+	reply := make(chan planReply, 1)
+	select {
+	case s.reqs <- request{plan: &planRequest{stop: true, reply: reply}}:
+	case <-s.quit:
+		return Plan{}, ErrStopping
+	case <-ctx.Done():
+		return Plan{}, ctx.Err()
+	}
+	r := <-reply // Run answers every request it takes
+	return r.plan, r.err
+}
+
+// stopPlan runs on Run's goroutine (PlanStop).
+func (s *Supervisor) stopPlan() planReply {
+	if s.stopping {
+		return planReply{err: ErrStopping}
+	}
+	var p Plan
+	for _, l := range slices.Concat(s.listeners, s.retired) {
+		p.Close = append(p.Close, PlanSocket{Name: l.Spec.FDName(), Address: l.Bound.String(), Draining: s.inUse(l)})
+	}
+	return planReply{plan: p}
 }
 
 // decision is what applying an Update decides, before anything is done.
@@ -153,6 +184,9 @@ func (s *Supervisor) decide(u Update) (decision, error) {
 
 // planApply runs on Run's goroutine.
 func (s *Supervisor) planApply(r *planRequest) planReply {
+	if r.stop {
+		return s.stopPlan()
+	}
 	d, err := s.decide(r.Update)
 	if err != nil {
 		return planReply{err: err}

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/socketact"
+	"golang.org/x/sys/unix"
 )
 
 // planNow plans u.
@@ -112,5 +114,36 @@ func TestSocketsPlan(t *testing.T) {
 	p, err = SocketsPlan(held, []socketact.Spec{open}, nil)
 	if err != nil || len(p.Keep) != 0 || len(p.Open) != 1 || len(p.Close) != len(held) || p.Close[0].Address != held[0].Bound.String() || p.Close[0].Draining {
 		t.Fatalf("open and close: %+v, %v", p, err)
+	}
+}
+
+// TestPlanStopListsHeldSockets: PlanStop (a program removed from a hupd of
+// several) lists every socket the supervisor holds: the one in force, and
+// the one an edit dropped that a draining generation still uses (Plan
+// leaves it out: it is closing already), each draining while a generation
+// uses it; once that generation has exited, only the one in force.
+func TestPlanStopListsHeldSockets(t *testing.T) {
+	h := newSupervisorUnderTest(t, []string{"ignore-term", "ready"}, nil).run()
+	pid1 := h.ready(1)
+	old, spec := h.sockets[0].Bound.String(), newTestSpec(t)
+	done := make(chan ReloadResult, 1)
+	if _, err := h.applyNow(Update{Options: h.opts, Listen: []socketact.Spec{spec}, Done: done}); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.result(done); !r.OK || r.NewGen != 2 {
+		t.Fatalf("reload: %+v", r)
+	}
+	h.logged(logev.Draining, 1, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	p, err := h.sup.PlanStop(ctx)
+	if err != nil || len(p.Close) != 2 || p.Close[0].Address != spec.Address.String() || p.Close[1].Address != old ||
+		!p.Close[0].Draining || !p.Close[1].Draining || p.NewGeneration || len(p.Open)+len(p.Keep) != 0 {
+		t.Fatalf("stop plan with generation 1 draining on %s: %+v, %v", old, p, err)
+	}
+	h.kill(pid1, unix.SIGKILL)
+	h.logged(logev.ChildExited, 1, 1)
+	if p, err := h.sup.PlanStop(ctx); err != nil || len(p.Close) != 1 || p.Close[0].Address != spec.Address.String() {
+		t.Fatalf("stop plan once generation 1 exited: %+v, %v", p, err)
 	}
 }

@@ -32,4 +32,8 @@ const (
 	ProgramRemoving = "program removed from hupd.toml: stopping it"
 	// A removed program's supervisor returned: it is gone.
 	ProgramRemoved = "removed program ended"
+	// A removed program was released (its cgroup closed, off the
+	// fleet's loop): nothing of it is kept, and a program of its name
+	// may be added again.
+	ProgramReleased = "removed program released"
 )

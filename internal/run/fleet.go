@@ -51,8 +51,9 @@ import (
 // is closed once every program's Run has returned. Edits of hupd.toml
 // add, remove and change programs while hupd runs (see reconfigure, in
 // the loop): a removed program leaves progs at once and is in gone until
-// its Run returned, and is released then (its cgroup closed: nothing of it
-// is kept); its end never counts as a program's end (on_exit).
+// it was released once its Run returned (its cgroup closed off the loop:
+// nothing of it is kept, and no namesake is added meanwhile); its end
+// never counts as a program's end (on_exit).
 // Under a service manager, hupd speaks for every program and keeps every
 // program's sockets in its fd store (fleetsystemd.go); programs with
 // cgroups off may run beside programs with them (fleetcgroup.go).
@@ -63,13 +64,16 @@ type fleet struct {
 	// only writer, reads them without it. It also guards readyq.
 	mu    sync.Mutex
 	progs []*program // in start order
-	// gone are the programs removed from hupd.toml, still stopping; a
-	// removed program is released (its cgroup closed) once it ended.
+	// gone are the programs removed from hupd.toml, still stopping or
+	// being released (release: their cgroup closed once they ended, off
+	// the loop, which hears of it on releasedc).
 	gone   []*program
 	readyq []*program // programs at their first ready generation, for the loop
 	kick   chan struct{}
 	endc   chan programEnd
 	nextID int
+
+	releasedc chan programReleased
 
 	// What building a program's supervisor needs (build).
 	ident  supervisor.Options
@@ -107,6 +111,9 @@ type fleet struct {
 	watches []fleetWatch
 	// newWatcher starts a watcher (nil: watch.New).
 	newWatcher func([]watch.Group) (*watch.Watcher, error)
+	// closeCgroup closes a released program's cgroup (nil:
+	// contain.Manager.Close).
+	closeCgroup func(*contain.Manager) error
 
 	// An upgrade (fleetupgrade.go): upc takes the requests, checkedc
 	// the checked binary; upgrading while it is checked.
@@ -245,7 +252,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	}
 	defer rt.Close()
 
-	f := &fleet{log: log, kick: make(chan struct{}, 1), endc: make(chan programEnd), cur: m, load: setup.LoadMulti, parse: setup.ParseMulti,
+	f := &fleet{log: log, kick: make(chan struct{}, 1), endc: make(chan programEnd), releasedc: make(chan programReleased), cur: m, load: setup.LoadMulti, parse: setup.ParseMulti,
 		reconfc: make(chan reconfRequest), exited: make(chan struct{}), ident: ident, rt: rt, setup: setup,
 		upc: make(chan fleetUpgrade), checkedc: make(chan fleetUpgradeChecked, 1)}
 	if f.cfgHash = setup.ConfigHash; f.cfgHash == "" && m.ConfigFile != "" {
@@ -623,6 +630,8 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 			}
 		case e := <-f.endc:
 			f.onEnd(e)
+		case r := <-f.releasedc:
+			f.released(r)
 		case c := <-f.pingc: // nil without a watchdog
 			close(c)
 		}
@@ -757,8 +766,7 @@ func (f *fleet) stopNext() {
 func (f *fleet) onEnd(e programEnd) {
 	p := e.p
 	p.state.Store(progEnded)
-	if p.removed {
-		f.gone = slices.DeleteFunc(f.gone, func(q *program) bool { return q == p })
+	if p.removed { // in gone until its release is done
 		if e.err != nil {
 			p.log.Error(logev.ProgramStartFailed, supervisor.KeyError, e.err)
 		}
@@ -802,8 +810,9 @@ func (f *fleet) onEnd(e programEnd) {
 // and says what each program watches. A path that several programs watch
 // is in a group of each: a change reloads each of them. An error (an
 // inotify limit) means nothing was started: the watcher in force, if any,
-// goes on, its groups pointed at the programs as they are now (retarget).
-// Called again after an edit of
+// goes on, its groups pointed at the programs as they are now (retarget);
+// without one (at start: hupd exits), the error is the watcher's. Called
+// again after an edit of
 // hupd.toml, it keeps the watcher when the groups are the same, and a new
 // one starts each group that was watched already from its last hash (a
 // change made meanwhile is still seen).
@@ -834,7 +843,9 @@ func (f *fleet) watch() error {
 			newWatcher = watch.New
 		}
 		var err error
-		if w, err = newWatcher(specs); err != nil {
+		if w, err = newWatcher(specs); err != nil && f.w == nil {
+			return err
+		} else if err != nil {
 			return f.retarget(watches, err)
 		}
 	}

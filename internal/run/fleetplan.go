@@ -17,14 +17,20 @@ import (
 // changing nothing. Each program of the file is added (new, or an ended
 // one that apply replaces), changed (what its supervisor's own Plan says,
 // as for a single program; a program waiting to start has no generation:
-// its sockets only) or unchanged; the programs it no longer has are
-// removed. hupd-wide settings apply live or wait for a restart.
+// its sockets and settings, its cgroup mode included, which it starts
+// with) or unchanged; the programs it no longer has are removed, with the
+// sockets that closes (a running one's: every socket its supervisor holds,
+// as it says). hupd-wide settings apply live or wait for a restart. While
+// hupd stops, a plan is refused as an edit is.
 
 // planData resolves data (nil: hupd.toml as on disk) as an edit would be,
 // and plans it. An error about the file is a *control.ConfigError.
 func (f *fleet) planData(ctx context.Context, data []byte) (control.FleetPlan, error) {
 	if f.load == nil || data != nil && f.parse == nil {
 		return control.FleetPlan{}, ErrNoConfigFile
+	}
+	if f.stopping {
+		return control.FleetPlan{}, errFleetStopping
 	}
 	var next *config.ResolvedMulti
 	var err error
@@ -65,13 +71,38 @@ func (f *fleet) plan(ctx context.Context, next *config.ResolvedMulti) (control.F
 		if next.Program(p.name) != nil {
 			continue
 		}
-		pl := &supervisor.Plan{}
-		for _, l := range p.ls {
-			pl.Close = append(pl.Close, supervisor.PlanSocket{Name: l.Spec.FDName(), Address: l.Bound.String(), Draining: p.state.Load() == progRunning})
+		pl, err := f.planRemoval(ctx, p)
+		if err != nil {
+			return control.FleetPlan{}, err
 		}
 		out.Programs = append(out.Programs, control.ProgramPlan{Name: p.name, Change: control.ChangeRemoved, State: p.stateName(), Plan: pl})
 	}
 	return out, nil
+}
+
+// planRemoval is the plan of program p's removal: the sockets it closes.
+// A running program's supervisor holds its sockets (those an edit dropped
+// too, while a draining generation uses them): it says which, and which a
+// generation uses. A waiting one's are the fleet's, unused, closed at
+// once; an ended one's are closed already.
+func (f *fleet) planRemoval(ctx context.Context, p *program) (*supervisor.Plan, error) {
+	pl := &supervisor.Plan{}
+	switch p.state.Load() {
+	case progWaiting:
+		for _, l := range p.ls {
+			pl.Close = append(pl.Close, supervisor.PlanSocket{Name: l.Spec.FDName(), Address: l.Bound.String()})
+		}
+	case progRunning:
+		held, err := p.sup.PlanStop(ctx)
+		switch {
+		case errors.Is(err, supervisor.ErrStopping):
+			return nil, fmt.Errorf("program %s: it has just ended: plan again", p.name)
+		case err != nil:
+			return nil, err
+		}
+		pl.Close = held.Close
+	}
+	return pl, nil
 }
 
 // planProgram is program spec's part of a plan (see apply).
@@ -112,9 +143,10 @@ func (f *fleet) planProgram(ctx context.Context, spec *config.ProgramSpec) (cont
 	}
 	var pl supervisor.Plan
 	switch {
-	case p.state.Load() == progWaiting && differs(p.spec, spec):
+	case p.state.Load() == progWaiting && rewaits(p.spec, spec):
 		// It gets a new supervisor (it never ran) and its sockets are
-		// matched to its new ones.
+		// matched to its new ones; a new cgroup mode is its own from its
+		// start.
 		var err error
 		if pl, err = supervisor.SocketsPlan(p.ls, spec.Listen, spec.ListenWhere); err != nil {
 			return pp, &control.ConfigError{Err: fmt.Errorf("program %s: %w", p.name, err)}

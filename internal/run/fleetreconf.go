@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
 	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
@@ -254,7 +255,7 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 			}
 			continue
 		}
-		if p.state.Load() == progWaiting && differs(p.spec, spec) {
+		if p.state.Load() == progWaiting && rewaits(p.spec, spec) {
 			kept = append(kept, change{p, spec})
 			rewaited = append(rewaited, change{p, spec})
 			continue
@@ -267,12 +268,14 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	}
 
 	// A waiting program never ran: its sockets are the fleet's, matched
-	// here to its new ones, and it gets a new supervisor. Each keeps its
-	// old ones until every one has its new.
+	// here to its new ones, and it gets a new supervisor, and a new
+	// cgroup if its mode changed (it has no generation in the old one).
+	// Each keeps its old ones until every one has its new.
 	type rewait struct {
 		p   *program
 		sup *supervisor.Supervisor
 		ls  []*socketact.Listener
+		cg  *contain.Manager
 		set socketact.Set
 	}
 	var done []rewait
@@ -280,13 +283,19 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		p := c.p
 		set, err := socketact.Sockets(p.ls, nil, c.spec.Listen, c.spec.ListenWhere)
 		if err == nil {
-			done = append(done, rewait{p, p.sup, p.ls, set})
+			done = append(done, rewait{p, p.sup, p.ls, p.cg, set})
 			p.ls = set.Listeners
+			if !sameContainment(p.spec.Cgroup, c.spec.Cgroup) {
+				p.cg = nil // build makes one of the new mode
+			}
 			err = f.build(p, c.spec)
 		}
 		if err != nil {
 			for _, r := range done {
-				r.p.sup, r.p.ls = r.sup, r.ls
+				if r.p.cg != r.cg && r.p.cg != nil {
+					r.p.cg.Close()
+				}
+				r.p.sup, r.p.ls, r.p.cg = r.sup, r.ls, r.cg
 				socketact.CloseAll(r.set.Opened)
 			}
 			undo()
@@ -298,6 +307,12 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 			ru.Apply()
 		}
 		socketact.CloseAll(r.set.Left)
+		if r.cg != r.p.cg && r.cg != nil {
+			// Never used: no generation's cgroup to wait for.
+			if err := r.cg.Close(); err != nil {
+				r.p.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyError, err)
+			}
+		}
 	}
 
 	// Then each changed program's supervisor takes its part.
@@ -416,20 +431,47 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 	return res, failed
 }
 
+// programReleased is the end of a removed program's release: err is its
+// cgroup's Close's.
+type programReleased struct {
+	p   *program
+	err error
+}
+
 // release lets go of program p, removed from hupd.toml, once it has ended
-// (or never ran): its cgroup is closed now, so that a program of the same
-// name added later gets a fresh one, and nothing of p is kept until hupd
-// exits. Its generations have all ended: closing it waits only for their
-// cgroups' removal (bounded; on the loop, so that no namesake's cgroup is
-// made meanwhile).
+// (or never ran): its cgroup is closed, so that a program of the same name
+// added later gets a fresh one, and nothing of p is kept until hupd exits.
+// Its generations have all ended, but closing it waits for their cgroups'
+// removal (up to contain's stale wait each): that is done off the loop,
+// which goes on meanwhile. p stays in gone until the loop hears of the end
+// (released), so that no namesake, whose cgroup would be p's, is added
+// before, and the loop does not return before.
 func (f *fleet) release(p *program) {
-	if p.cg == nil {
-		return
+	if !slices.Contains(f.gone, p) {
+		f.gone = append(f.gone, p)
 	}
-	if err := p.cg.Close(); err != nil {
-		f.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, p.name, "error", err)
-	}
+	cg := p.cg
 	p.cg = nil
+	closeCgroup := f.closeCgroup
+	if closeCgroup == nil {
+		closeCgroup = (*contain.Manager).Close
+	}
+	go func() {
+		var err error
+		if cg != nil {
+			err = closeCgroup(cg)
+		}
+		f.releasedc <- programReleased{p: p, err: err} // the loop runs until p leaves gone
+	}()
+}
+
+// released takes the end of p's release, in the loop.
+func (f *fleet) released(r programReleased) {
+	f.gone = slices.DeleteFunc(f.gone, func(q *program) bool { return q == r.p })
+	if r.err != nil {
+		f.log.Warn(logev.CgroupsLeftBehind, supervisor.KeyProgram, r.p.name, "error", r.err)
+	}
+	r.p.log.Info(logev.ProgramReleased)
 }
 
 // retarget keeps the watcher consistent when no new one could start
@@ -475,6 +517,13 @@ func (f *fleet) program(name string) *program {
 		return f.progs[i]
 	}
 	return nil
+}
+
+// rewaits reports whether a program waiting to start with a gets a new
+// supervisor for b: it differs, or its cgroup mode does (it starts in a
+// cgroup of the new mode).
+func rewaits(a, b *config.ProgramSpec) bool {
+	return differs(a, b) || a.Cgroup != b.Cgroup
 }
 
 // differs reports whether a and b run the program differently: their

@@ -5,10 +5,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hupd/hupd/config"
+	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
 )
@@ -187,5 +191,126 @@ func TestReconfReadConfigHashesWhatItParsed(t *testing.T) {
 	}
 	if h2, next, err := rc.readConfig(); err != nil || next.LogFormat != string(edited) || h2 == h {
 		t.Fatalf("second read: hash %s (first %s), %v, %+v", h2, h, err, next)
+	}
+}
+
+// TestNewReconfHashesWhatWasParsed: the single program's first hash is
+// that of the bytes hupd run resolved (Setup.ConfigHash), not of hupd.toml
+// as on disk when Run starts: an edit written in between is a change for
+// the next reread (before, it was taken for the version in force, and
+// hupd reload reloaded nothing).
+func TestNewReconfHashesWhatWasParsed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hupd.toml")
+	first, edited := []byte("name = \"first\"\n"), []byte("name = \"edited\"\n")
+	// hupd run read first; the edit landed before Run.
+	if err := os.WriteFile(path, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := newReconf(&config.Resolved{ConfigFile: path}, nil, watch.HashData(path, first), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.w != nil {
+		t.Cleanup(func() { rc.w.Close() })
+	}
+	if rc.cfgHash != watch.HashData(path, first) || rc.applied != rc.cfgHash {
+		t.Fatalf("first hash %s, applied %s, want the first version's %s", rc.cfgHash, rc.applied, watch.HashData(path, first))
+	}
+	rc.parse = func(data []byte) (*config.Resolved, error) { return &config.Resolved{LogFormat: string(data)}, nil }
+	if h, next, err := rc.readConfig(); err != nil || h == rc.cfgHash || next.LogFormat != string(edited) {
+		t.Fatalf("the reread after the edit: hash %s (first %s), %v, %+v", h, rc.cfgHash, err, next)
+	}
+
+	// Without a hash: hupd.toml as on disk.
+	rc, err = newReconf(&config.Resolved{ConfigFile: path}, nil, "", slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.w != nil {
+		t.Cleanup(func() { rc.w.Close() })
+	}
+	if rc.cfgHash != watch.Hash([]string{path}) {
+		t.Fatalf("hash without one given: %s, want the file's %s", rc.cfgHash, watch.Hash([]string{path}))
+	}
+}
+
+// TestWatchFailsAtStart: when the first watcher cannot start, the error is
+// the watcher's, and says nothing of a later edit of hupd.toml: hupd exits
+// 1 then (it said the files were "not watched until an edit of hupd.toml
+// starts a new watcher").
+func TestWatchFailsAtStart(t *testing.T) {
+	f := &fleet{log: slog.New(slog.DiscardHandler)}
+	path := filepath.Join(t.TempDir(), "a.conf")
+	f.progs = []*program{{name: "web", log: f.log, spec: &config.ProgramSpec{Name: "web", Watch: []config.WatchSpec{{Paths: []string{path}, Action: supervisor.ActionReload}}}}}
+	limit := errors.New("inotify limit")
+	f.newWatcher = func([]watch.Group) (*watch.Watcher, error) { return nil, limit }
+	if err := f.watch(); !errors.Is(err, limit) || err.Error() != limit.Error() || f.w != nil {
+		t.Fatalf("watch at start: %v, watcher %v", err, f.w)
+	}
+}
+
+// TestReleaseOffTheLoop: a removed program's cgroup is closed off the
+// fleet's loop (closing waits up to contain's stale wait per cgroup, and
+// every signal, reload and plan waited meanwhile): release returns while
+// the Close goes on, the program stays in gone until the loop hears of
+// its end, so that a namesake is refused meanwhile, and only then is its
+// release logged (with the Close's error, if any).
+func TestReleaseOffTheLoop(t *testing.T) {
+	var logs strings.Builder
+	f := &fleet{log: slog.New(slog.NewTextHandler(&logs, nil)), releasedc: make(chan programReleased)}
+	p := &program{name: "extra", log: f.log, cg: contain.Off("test"), removed: true}
+	closing, unblock := make(chan *contain.Manager, 1), make(chan struct{})
+	left := errors.New("busy")
+	f.closeCgroup = func(m *contain.Manager) error {
+		closing <- m
+		<-unblock
+		return left
+	}
+	defer close(unblock) // on a failure: the goroutine ends
+	cg := p.cg
+	returned := make(chan struct{})
+	go func() {
+		f.release(p)
+		close(returned)
+	}()
+	deadline := time.After(10 * time.Second)
+	for n := 0; n < 2; n++ {
+		select {
+		case m := <-closing:
+			if m != cg {
+				t.Fatalf("closed %p, want the program's cgroup %p", m, cg)
+			}
+		case <-returned:
+		case <-deadline:
+			t.Fatal("release waits for the cgroup's Close (on the fleet's loop)")
+		}
+	}
+	if !slices.Contains(f.gone, p) || p.cg != nil || strings.Contains(logs.String(), logev.ProgramReleased) {
+		t.Fatalf("while its cgroup closes: gone %v, cg %v, logs %q", f.gone, p.cg, logs.String())
+	}
+	_, err := f.planProgram(t.Context(), &config.ProgramSpec{Name: "extra"})
+	if !errors.Is(err, errProgramStopping) {
+		t.Fatalf("a namesake while it is released: %v, want %v", err, errProgramStopping)
+	}
+	unblock <- struct{}{}
+	select {
+	case r := <-f.releasedc:
+		f.released(r)
+	case <-deadline:
+		t.Fatal("no end of the release")
+	}
+	if len(f.gone) != 0 || !strings.Contains(logs.String(), logev.CgroupsLeftBehind) || !strings.Contains(logs.String(), logev.ProgramReleased) {
+		t.Fatalf("after its release: gone %v, logs %q", f.gone, logs.String())
+	}
+}
+
+// TestPlanRefusedWhileStopping: while hupd stops, hupd plan is refused as
+// an edit is (errFleetStopping): hupd.toml is not even read (it planned
+// against programs that were stopping).
+func TestPlanRefusedWhileStopping(t *testing.T) {
+	f := &fleet{stopping: true, cur: &config.ResolvedMulti{}}
+	f.load = func() (*config.ResolvedMulti, error) { t.Fatal("hupd.toml read while hupd stops"); return nil, nil }
+	if _, err := f.planData(t.Context(), nil); !errors.Is(err, errFleetStopping) {
+		t.Fatalf("plan while stopping: %v, want %v", err, errFleetStopping)
 	}
 }

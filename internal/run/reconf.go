@@ -106,13 +106,18 @@ type refreshReply struct {
 	err     error
 }
 
-// newReconf starts watching what r asks to watch. An error (an inotify
-// limit) means nothing was started.
-func newReconf(r *config.Resolved, load func() (*config.Resolved, error), log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
+// newReconf starts watching what r asks to watch. hash is that of the
+// bytes of hupd.toml r was resolved from (watch.HashData; "": hupd.toml is
+// hashed as on disk now), so that an edit written since r was read is one
+// for the next read. An error (an inotify limit) means nothing was
+// started.
+func newReconf(r *config.Resolved, load func() (*config.Resolved, error), hash string, log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
 	rc := &reconf{log: log, level: level, load: load, cur: r,
 		refresh: make(chan refreshRequest, 1), plans: make(chan planRequest), done: make(chan struct{}), exited: make(chan struct{})}
 	if r.ConfigFile != "" {
-		rc.cfgHash = watch.Hash([]string{r.ConfigFile})
+		if rc.cfgHash = hash; hash == "" {
+			rc.cfgHash = watch.Hash([]string{r.ConfigFile})
+		}
 		rc.applied = rc.cfgHash
 		rc.appliedNow.Store(rc.applied)
 	}

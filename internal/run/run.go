@@ -48,8 +48,8 @@ type Setup struct {
 	// (nil: LoadMulti reads the file itself).
 	ParseMulti func(data []byte) (*config.ResolvedMulti, error)
 	// ConfigHash is the hash (watch.HashData) of the bytes of hupd.toml
-	// that RunMulti's configuration was resolved from; "": hupd.toml is
-	// hashed as on disk when RunMulti starts.
+	// that Run's or RunMulti's configuration was resolved from; "":
+	// hupd.toml is hashed as on disk when it starts.
 	ConfigHash string
 	// OnListen, when not nil, is called with the bound sockets before the
 	// first child starts.
@@ -159,7 +159,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if hs != nil {
 		defer hs.Close()
 	}
-	rc, err := newReconf(r, setup.Load, log, setup.Level)
+	rc, err := newReconf(r, setup.Load, setup.ConfigHash, log, setup.Level)
 	if err != nil {
 		if up != nil {
 			return goBack(err, nil)

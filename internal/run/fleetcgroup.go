@@ -15,7 +15,9 @@ import "github.com/hupd/hupd/contain"
 // the cgroups out then, as a start with that program would have (hupd
 // moves into its leaf; the running programs stay where they are). A
 // running program's own setting waits for a restart of hupd (a warning
-// says so); a program that ended and is replaced by an edit keeps its
+// says so); a program still waiting for its after programs (it has no
+// generation yet) takes a new setting at once, with a new supervisor and
+// cgroup; a program that ended and is replaced by an edit keeps its
 // cgroup only if its setting is the same.
 
 // cgroups is hupd's cgroup layout for a program with cgroups, laid out

@@ -138,13 +138,19 @@ func steerSwap(t *testing.T, h *Hupd, gen int) {
 
 // A child whose drain is net/http's bare Shutdown, swapped again and again
 // under new-connection load from several clients: with --steer no request
-// fails (a steer grace of 50 ms: on loopback a handshake takes
-// microseconds), because the old generation gets nothing new once the new one is
-// ready, and is told to stop only when its queue is empty.
+// fails, because the old generation gets nothing new once the new one is
+// ready, and is told to stop only when its queue is empty and the steer
+// grace has passed. The grace is the default (1 s), as shipped: it covers
+// the time the old generation takes from accepting a connection it got
+// just before the steering moved to serving it (Shutdown closes a
+// connection that its Serve loop accepted but has not tracked yet when
+// Shutdown looks, and the process then exits). A 50 ms grace here lost 2
+// requests in one CI run under -race beside other test runs: the child's
+// goroutines were not scheduled for about 60 ms.
 func TestSteerBareShutdownLosesNothing(t *testing.T) {
-	h, addr := startBare(t, "--steer", "--steer-grace", "50ms")
+	h, addr := startBare(t, "--steer")
 	l := startSteerLoad(t, addr, 4)
-	const swaps = 30
+	const swaps = 12
 	for i := 1; i <= swaps; i++ {
 		steerSwap(t, h, i)
 	}

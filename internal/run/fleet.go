@@ -939,5 +939,6 @@ func (s programSentinel) Unregister(gen int) error {
 	return s.keys.sen.Unregister(id)
 }
 
-// Handover is the sentinel's: an upgrade is refused with several programs.
+// Handover is the sentinel's, hupd's one: each program's frozen state
+// names it, and the upgrade hands it over once (ExecFleetUpgrade).
 func (s programSentinel) Handover() (fd, pid int) { return s.keys.sen.Handover() }

@@ -116,6 +116,9 @@ type fleet struct {
 	// reloads counts the hupd reload requests being answered
 	// (fleetHandler.ReloadPrograms): no upgrade meanwhile.
 	reloads atomic.Int32
+	// triggers counts the watched files' changes handed to a program's
+	// supervisor (onWatch) and not taken yet: no upgrade meanwhile.
+	triggers atomic.Int32
 
 	stopping bool
 	stopSig  syscall.Signal
@@ -890,8 +893,14 @@ func (f *fleet) onWatch(ev watch.Event) {
 		return
 	}
 	// Trigger waits for the supervisor's loop to take it (or its end):
-	// not on the fleet's loop.
-	go p.sup.Trigger(fw.spec.Action, "changed: "+names(ev.Changed))
+	// not on the fleet's loop. Until it is taken, an upgrade is refused
+	// (triggers): the exec would hand fw.hash over, the change never
+	// acted on.
+	f.triggers.Add(1)
+	go func() {
+		defer f.triggers.Add(-1)
+		p.sup.Trigger(fw.spec.Action, "changed: "+names(ev.Changed))
+	}()
 }
 
 // sentinelKeys gives each (program, key) pair a sentinel registration of

@@ -64,6 +64,10 @@ func (f *fleet) upgradable() error {
 		// return and the control server's write of its answer stays
 		// open.)
 		return errors.New("a reload is in progress: try again when it is over")
+	case f.triggers.Load() > 0:
+		// The supervisor takes it, and refuses its freeze while the
+		// reload it begins runs.
+		return errors.New("a change of watched files is being handed to its program: try again")
 	}
 	running := false
 	for _, p := range f.progs {

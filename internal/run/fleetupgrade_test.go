@@ -6,10 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
 )
 
 // upgradeFleet is a fleet of programs named names, in that state each
@@ -153,5 +156,34 @@ func TestFleetTakeOverRefusals(t *testing.T) {
 func TestProgramUpgradeRefused(t *testing.T) {
 	if err := (programHandler{}).Upgrade(context.Background(), ""); !errors.Is(err, errUpgradeProgram) {
 		t.Fatalf("upgrade of one program: %v", err)
+	}
+}
+
+// TestFleetUpgradeWaitsForTrigger: a change of watched files handed to a
+// program's supervisor (onWatch) and not taken by it yet refuses an
+// upgrade: the exec would hand the new hash over and the change would
+// never be acted on. Once the supervisor took it (here: it ended), the
+// upgrade may go.
+func TestFleetUpgradeWaitsForTrigger(t *testing.T) {
+	f := upgradeFleet("app", "web")
+	web := f.progs[1]
+	sup, err := supervisor.New(supervisor.Options{Path: "/bin/true", Args: []string{"true"}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.sup = sup // never runs: its Trigger waits until it ended
+	f.watches = []fleetWatch{{prog: web, spec: config.WatchSpec{Paths: []string{"/etc/web"}}, hash: "h1"}}
+	f.onWatch(watch.Event{Group: 0, Hash: "h2", Changed: []string{"/etc/web/a"}})
+	if err := f.upgradable(); err == nil || err.Error() != "a change of watched files is being handed to its program: try again" {
+		t.Fatalf("upgradable with a change not taken: %v", err)
+	}
+	sup.Ended()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for f.upgradable() != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("upgradable once the change was taken: %v", f.upgradable())
+		}
+		runtime.Gosched()
 	}
 }

@@ -113,6 +113,8 @@ type fleet struct {
 	upc       chan fleetUpgrade
 	checkedc  chan fleetUpgradeChecked
 	upgrading bool
+	// execFleet execs the new image (nil: supervisor.ExecFleetUpgrade).
+	execFleet func(st *supervisor.Upgrade, binary string, exe *os.File, frozen []*supervisor.Frozen) error
 	// reloads counts the hupd reload requests being answered
 	// (fleetHandler.ReloadPrograms): no upgrade meanwhile.
 	reloads atomic.Int32
@@ -612,7 +614,7 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 		case r := <-f.upc:
 			f.upgrade(r)
 		case c := <-f.checkedc:
-			f.upgradeChecked(c, len(sigs))
+			f.upgradeChecked(c, func() int { return len(sigs) })
 		case <-f.kick:
 			f.mu.Lock()
 			q := f.readyq

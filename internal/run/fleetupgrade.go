@@ -101,22 +101,24 @@ func (f *fleet) upgrade(r fleetUpgrade) {
 	sup, hash, path := f.progs[i].sup, f.cfgHash, f.cur.ConfigFile
 	f.upgrading = true
 	go func() {
-		// hupd.toml on disk must be the version in force: the new image
-		// reads it, and the previous binary too if it must take over again.
-		guard := func() error {
-			if path != "" && watch.Hash([]string{path}) != hash {
-				return errors.New(path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade")
-			}
-			return nil
-		}
-		binary, exe, err := sup.CheckFleetUpgrade(r.binary, guard)
+		binary, exe, err := sup.CheckFleetUpgrade(r.binary, func() error { return configInForce(path, hash) })
 		f.checkedc <- fleetUpgradeChecked{r: r, binary: binary, exe: exe, hash: hash, err: err} // buffered: one at a time
 	}()
 }
 
+// configInForce is nil when hupd.toml on disk (path, "" for none) is the
+// version in force (hash): the new image reads it, and the previous
+// binary too if it must take over again.
+func configInForce(path, hash string) error {
+	if path != "" && watch.Hash([]string{path}) != hash {
+		return errors.New(path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade")
+	}
+	return nil
+}
+
 // upgradeChecked runs in the loop once the new binary was checked;
 // pending is the number of signals waiting for the loop.
-func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending int) {
+func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending func() int) {
 	f.upgrading = false
 	err := c.err
 	if err == nil {
@@ -126,10 +128,10 @@ func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending int) {
 	case err != nil:
 	case c.hash != f.cfgHash:
 		err = errors.New("hupd.toml was applied meanwhile: try again")
-	case pending > 0:
-		err = errors.New("a signal arrived meanwhile: try again")
+	case pending() > 0:
+		err = errSignalMeanwhile
 	default:
-		err = f.execUpgrade(c.binary, c.exe)
+		err = f.execUpgrade(c.binary, c.exe, pending)
 	}
 	if c.exe != nil {
 		c.exe.Close()
@@ -144,10 +146,15 @@ func (f *fleet) upgradeFailed(r fleetUpgrade, err error) {
 	}
 }
 
+// errSignalMeanwhile: a signal waits for the fleet's loop, which the
+// exec would lose (a SIGTERM: hupd would upgrade instead of stopping).
+var errSignalMeanwhile = errors.New("a signal arrived meanwhile: try again")
+
 // execUpgrade freezes every running program and execs exe (binary) with
 // the state of them all; it returns only if that could not be done, every
-// program going on as it was.
-func (f *fleet) execUpgrade(binary string, exe *os.File) error {
+// program going on as it was. pending is the number of signals waiting
+// for the loop.
+func (f *fleet) execUpgrade(binary string, exe *os.File, pending func() int) error {
 	var frozen []*supervisor.Frozen
 	defer func() {
 		for _, fz := range frozen {
@@ -173,6 +180,16 @@ func (f *fleet) execUpgrade(binary string, exe *os.File) error {
 		frozen = append(frozen, fz)
 		parts[i] = fz.State
 	}
+	// The loop was held through the freezes: a signal that arrived
+	// meanwhile would die with the exec, and an edit of hupd.toml saved
+	// meanwhile would be taken by the new image as the version in force,
+	// never applied.
+	if pending() > 0 {
+		return errSignalMeanwhile
+	}
+	if err := configInForce(f.cur.ConfigFile, f.cfgHash); err != nil {
+		return err
+	}
 	// Every program frozen: its sentinel registrations hold still.
 	fl := f.upgradeState()
 	for i, part := range parts {
@@ -183,7 +200,11 @@ func (f *fleet) execUpgrade(binary string, exe *os.File) error {
 		st := f.cg.State()
 		cg = &st
 	}
-	return supervisor.ExecFleetUpgrade(supervisor.FleetUpgradeState(frozen, cg, fl), binary, exe, frozen)
+	exec := f.execFleet
+	if exec == nil {
+		exec = supervisor.ExecFleetUpgrade
+	}
+	return exec(supervisor.FleetUpgradeState(frozen, cg, fl), binary, exe, frozen)
 }
 
 // upgradeState is the fleet's part of an upgrade's state, without the

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,5 +188,62 @@ func TestFleetUpgradeWaitsForTrigger(t *testing.T) {
 			t.Fatalf("upgradable once the change was taken: %v", f.upgradable())
 		}
 		runtime.Gosched()
+	}
+}
+
+// TestFleetUpgradeCheckedAgainBeforeExec: right before the exec, once
+// every program is frozen (the loop held meanwhile), a signal waiting for
+// the loop or an edit of hupd.toml saved since the check refuses the
+// upgrade, nothing executed: the signal would die with the exec (a
+// SIGTERM upgrading hupd instead of stopping it), and the new image would
+// take the edit as the version in force, never applied.
+func TestFleetUpgradeCheckedAgainBeforeExec(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		signals int
+		edit    bool
+		want    string
+	}{
+		{"nothing meanwhile", 0, false, ""},
+		{"a signal meanwhile", 1, false, "a signal arrived meanwhile: try again"},
+		{"an edit meanwhile", 0, true, " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "hupd.toml")
+			if err := os.WriteFile(path, []byte("# in force\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f := upgradeFleet("app")
+			f.cur.ConfigFile, f.cfgHash = path, watch.Hash([]string{path})
+			f.progs[0].state.Store(progEnded) // nothing to freeze here
+			var execd *supervisor.Upgrade
+			f.execFleet = func(st *supervisor.Upgrade, _ string, _ *os.File, _ []*supervisor.Frozen) error {
+				execd = st
+				return errors.New("exec")
+			}
+			calls := 0
+			pending := func() int {
+				calls++
+				if tc.edit {
+					if err := os.WriteFile(path, []byte("# edited\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return tc.signals
+			}
+			err := f.execUpgrade("hupd", nil, pending)
+			if calls == 0 {
+				t.Fatal("pending signals not checked")
+			}
+			if tc.want == "" {
+				if execd == nil || execd.Fleet.ConfigHash != f.cfgHash {
+					t.Fatalf("not executed (%v), or with another hupd.toml's hash: %+v", err, execd)
+				}
+				return
+			}
+			if execd != nil || err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Fatalf("executed: %v, error %v, want %q", execd != nil, err, tc.want)
+			}
+		})
 	}
 }

@@ -118,6 +118,9 @@ type fleet struct {
 	// reloads counts the hupd reload requests being answered
 	// (fleetHandler.ReloadPrograms): no upgrade meanwhile.
 	reloads atomic.Int32
+	// ctl is the control server, which counts the answers being made
+	// (control.Server.Answering): no upgrade meanwhile either.
+	ctl *control.Server
 	// triggers counts the watched files' changes handed to a program's
 	// supervisor (onWatch) and not taken yet: no upgrade meanwhile.
 	triggers atomic.Int32
@@ -378,6 +381,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		return fail(fmt.Errorf("control socket: %w (choose another with --name or --control)", err))
 	}
 	defer ctl.Close()
+	f.ctl = ctl // before the loop runs
 	go ctl.Serve()
 	if up != nil {
 		up.Close() // taken over: no going back from here

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -45,6 +46,20 @@ type fleetUpgradeChecked struct {
 // errUpgradeProgram: hupd upgrade names a program.
 var errUpgradeProgram = errors.New("run: an upgrade re-executes hupd with every program at once: name none")
 
+// errAnswering: a reload is in progress, or its answer being made.
+var errAnswering = errors.New("a reload is in progress: try again when it is over")
+
+// answering is errAnswering while the control server ctl handles a
+// request that changes what runs or writes its answer (Answering): the
+// exec would cut the answer, the client seeing EOF. Any goroutine; nil
+// for a nil ctl.
+func answering(ctl *control.Server) error {
+	if ctl.Answering() {
+		return errAnswering
+	}
+	return nil
+}
+
 // upgradable says why hupd cannot be upgraded now, or nil.
 func (f *fleet) upgradable() error {
 	switch {
@@ -54,16 +69,15 @@ func (f *fleet) upgradable() error {
 		return fmt.Errorf("program %s, removed from hupd.toml, is still stopping: try again once it has ended", f.gone[0].name)
 	case f.cfgErr != "":
 		return fmt.Errorf("%s's last edit was refused: fix it (hupd reload applies it) or undo it, then upgrade", f.cur.ConfigFile)
-	case f.reloads.Load() > 0 || f.sd.reloadInFlight():
+	case f.reloads.Load() > 0 || f.ctl.Answering() || f.sd.reloadInFlight():
 		// A hupd reload being answered (ExecReload= of a Type=notify
 		// unit) may have no program's reload begun yet (hupd.toml being
-		// read again), or all of them ended and its answer not made; a
-		// SIGHUP's reload (systemctl reload of a notify-reload unit)
-		// waits for READY=1. The exec would cut the first's answer and
-		// never say the second's. (The instant between ReloadPrograms'
-		// return and the control server's write of its answer stays
-		// open.)
-		return errors.New("a reload is in progress: try again when it is over")
+		// read again), or all of them ended and its answer not written
+		// (the control server counts it until then); a SIGHUP's reload
+		// (systemctl reload of a notify-reload unit) waits for READY=1.
+		// The exec would cut the first's answer and never say the
+		// second's.
+		return errAnswering
 	case f.triggers.Load() > 0:
 		// The supervisor takes it, and refuses its freeze while the
 		// reload it begins runs.
@@ -186,6 +200,12 @@ func (f *fleet) execUpgrade(binary string, exe *os.File, pending func() int) err
 	// never applied.
 	if pending() > 0 {
 		return errSignalMeanwhile
+	}
+	if f.reloads.Load() > 0 {
+		return errAnswering
+	}
+	if err := answering(f.ctl); err != nil { // a request taken meanwhile
+		return err
 	}
 	if err := configInForce(f.cur.ConfigFile, f.cfgHash); err != nil {
 		return err

@@ -196,17 +196,19 @@ func TestFleetUpgradeWaitsForTrigger(t *testing.T) {
 // the loop or an edit of hupd.toml saved since the check refuses the
 // upgrade, nothing executed: the signal would die with the exec (a
 // SIGTERM upgrading hupd instead of stopping it), and the new image would
-// take the edit as the version in force, never applied.
+// take the edit as the version in force, never applied; so does a hupd
+// reload taken meanwhile (its answer would be cut).
 func TestFleetUpgradeCheckedAgainBeforeExec(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		signals int
-		edit    bool
-		want    string
+		name         string
+		signals      int
+		edit, reload bool
+		want         string
 	}{
-		{"nothing meanwhile", 0, false, ""},
-		{"a signal meanwhile", 1, false, "a signal arrived meanwhile: try again"},
-		{"an edit meanwhile", 0, true, " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade"},
+		{"nothing meanwhile", 0, false, false, ""},
+		{"a signal meanwhile", 1, false, false, "a signal arrived meanwhile: try again"},
+		{"an edit meanwhile", 0, true, false, " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade"},
+		{"a hupd reload taken meanwhile", 0, false, true, "a reload is in progress: try again when it is over"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "hupd.toml")
@@ -228,6 +230,9 @@ func TestFleetUpgradeCheckedAgainBeforeExec(t *testing.T) {
 					if err := os.WriteFile(path, []byte("# edited\n"), 0o600); err != nil {
 						t.Fatal(err)
 					}
+				}
+				if tc.reload {
+					f.reloads.Store(1)
 				}
 				return tc.signals
 			}

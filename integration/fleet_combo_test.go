@@ -465,3 +465,52 @@ func TestMultiSystemdUpgradeDuringReload(t *testing.T) {
 		sdEmptyCgroup(t, c, p["ControlGroup"])
 	})
 }
+
+// TestMultiCgroupMixedRemovedUpgradeAdded: app (cgroups) beside legacy
+// (cgroup = "off"); an edit removes app, leaving only programs with
+// cgroups off; hupd is upgraded, and an edit adds app back. The new image
+// keeps the cgroups the old one laid out (handed over) and does not lay
+// them out again from inside its own leaf: app's generation runs in
+// base/prog-app, no second layout appears below hupd's leaf, and the exit
+// leaves no cgroup behind.
+func TestMultiCgroupMixedRemovedUpgradeAdded(t *testing.T) {
+	t.Parallel()
+	app, legacy := helloProgram("app"), legacyProgram("legacy")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, legacy)
+	base := fleetBase(t, h)
+	g := ctReadPrefork(t, h)
+	app1 := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
+	rewriteFleet(t, path, legacy)
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload (app removed): exit %d: %s%s", code, out, errOut)
+	}
+	h.WaitEvent(logev.ProgramRemoved, 1, ofProgram("app"))
+	waitGone(t, app1)
+	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
+	}
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	rewriteFleet(t, path, legacy, app)
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload (app added back): exit %d: %s%s", code, out, errOut)
+	}
+	app2 := h.WaitEvent(logev.ChildReady, 2, ofProgram("app")).Int("pid")
+	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
+		t.Fatalf("app, added back after the upgrade: containment %+v, want cgroups under %s", c, base)
+	}
+	if got := cgroupOf(t, app2); filepath.Base(filepath.Dir(got)) != "prog-app" || !strings.HasSuffix(filepath.Dir(filepath.Dir(got)), filepath.Base(base)) {
+		t.Fatalf("app's generation in %s, want below %s/prog-app", got, base)
+	}
+	if n := len(h.Events(logev.ContainmentCgroup)); n != 1 {
+		t.Fatalf("hupd's cgroups laid out %d times, want once (before the upgrade)", n)
+	}
+	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
+	}
+	for _, pid := range append(g.group(), app2) {
+		waitGone(t, pid)
+	}
+	noCgroupLeft(t, h, base)
+	syscall.Kill(g.daemon, syscall.SIGKILL)
+}

@@ -299,6 +299,14 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	f.cgMode = fleetCgroupMode(m)
 	if up != nil && up.Cgroup != nil {
 		f.cg = contain.Restore(*up.Cgroup) // the programs' cgroups are kept
+		if f.cg.Enabled() {
+			// Laid out by a previous image, hupd in its leaf: the mode
+			// follows what was handed over, not hupd.toml (whose
+			// programs may all have cgroups off by now), or a program
+			// with them added later would lay them out again, from
+			// inside that leaf.
+			f.cgMode = contain.ModeAuto
+		}
 	} else {
 		f.cg = setupContainment(f.cgMode, ident.Name, log)
 	}

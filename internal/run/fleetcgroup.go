@@ -16,7 +16,9 @@ import "github.com/hupd/hupd/contain"
 // moves into its leaf; the running programs stay where they are). A
 // running program's own setting waits for a restart of hupd (a warning
 // says so); a program that ended and is replaced by an edit keeps its
-// cgroup only if its setting is the same.
+// cgroup only if its setting is the same. An upgrade hands the layout
+// over: the new image keeps it (hupd in its leaf) whatever hupd.toml on
+// disk says, and lays it out only if none was.
 
 // cgroups is hupd's cgroup layout for a program with cgroups, laid out
 // first if hupd started with every program off.

@@ -678,8 +678,10 @@ func (f *fleet) startEligible() {
 				p.state.Store(progEnded)
 				p.log.Warn(logev.ProgramNotStarted, "after", q.spec.Name)
 				// It never runs: its sockets close now, refusing clients
-				// instead of queueing them for nobody.
+				// instead of queueing them for nobody, and leave the fd
+				// store.
 				socketact.CloseAll(p.ls)
+				f.storeEnded()
 				ok = false
 			default:
 				ok = false
@@ -807,6 +809,7 @@ func (f *fleet) onEnd(e programEnd) {
 		f.stopNext()
 	case p.spec.OnExit == config.OnExitIgnore:
 		f.startEligible()
+		f.storeEnded() // p's sockets, closed by its supervisor
 	default:
 		code := e.code
 		f.cause = &code

@@ -514,3 +514,57 @@ func TestMultiCgroupMixedRemovedUpgradeAdded(t *testing.T) {
 	noCgroupLeft(t, h, base)
 	syscall.Kill(g.daemon, syscall.SIGKILL)
 }
+
+// TestMultiSystemdEndedLeavesStore: under systemd with the fd store, a
+// program that ends for good while hupd goes on (once: on_exit "ignore",
+// never restarted, exit 3) leaves the store: hupd stored both programs'
+// sockets at its start and takes once's out when it ends, so the store
+// holds app's alone (systemd-analyze fdstore, systemd 254 and later), and
+// still after an upgrade, whose new image keeps it so.
+func TestMultiSystemdEndedLeavesStore(t *testing.T) {
+	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
+		cursor := sdCursor(t, c)
+		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
+			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
+			"\n[[program]]\nname = \"once\"\nafter = [\"app\"]\non_exit = \"ignore\"\ncommand = [\"/bin/sh\", \"-c\", \"exit 3\"]\n"+
+			"[[program.listen]]\nname = \"http\"\naddress = \"127.0.0.1:8082\"\n[program.restart]\npolicy = \"never\"\n"+
+			"[program.reload]\nready = \"delay:10ms\"\n"+
+			sdFleetStore(c.Suite)), 0o644)
+		c.Run(t, "systemctl", "start", sdFleetUnit)
+		p := sdWaitStatus(t, c, "app serving, once ended", regexp.MustCompile(`^app: gen 1 \(pid \d+\); once: ended$`))
+		hupd := p["MainPID"]
+		wantUpdates := func(what string, want ...string) {
+			t.Helper()
+			var got []string
+			for _, l := range sdRecords(sdJournal(t, c, sdFleetUnit, cursor), logev.FDStoreUpdated) {
+				i := strings.Index(l, " stored=")
+				if i < 0 {
+					t.Fatalf("fd store updated without stored=: %q", l)
+				}
+				got = append(got, l[i+1:])
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: fd store updates %q; want %q", what, got, want)
+			}
+		}
+		stored := `stored="[app/http once/http]" removed=[]`
+		wantUpdates("once ended", stored, "stored=[] removed=[once/http]")
+		if c.Suite.Systemd >= 254 {
+			if names := sdFDStoreNames(t, c); !equalSorted(names, []string{"app/http"}) {
+				t.Errorf("fd store once once ended: %q; want app/http alone", names)
+			}
+		}
+		sdFleetCLI(t, c, "upgrade")
+		if p := sdShow(t, c, sdFleetUnit); p["MainPID"] != hupd || p["NRestarts"] != "0" || p["SubState"] != "running" {
+			t.Fatalf("after the upgrade: %v; want hupd %s running, never restarted", p, hupd)
+		}
+		// The new image takes once's name out again, should the previous
+		// one have left it.
+		wantUpdates("upgraded", stored, "stored=[] removed=[once/http]", "stored=[] removed=[once/http]")
+		if c.Suite.Systemd >= 254 {
+			if names := sdFDStoreNames(t, c); !equalSorted(names, []string{"app/http"}) {
+				t.Errorf("fd store after the upgrade: %q; want app/http alone", names)
+			}
+		}
+	})
+}

@@ -425,6 +425,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	reaping = true
 	if tk != nil {
 		tk.start(f) // before the loop: they ran already
+		tk.reloadEdited(f)
 	}
 	defer f.startWatchdog()()
 	return f.run(sigs), nil
@@ -909,14 +910,19 @@ func (f *fleet) onWatch(ev watch.Event) {
 	if f.stopping || p.removed || p.state.Load() != progRunning {
 		return
 	}
-	// Trigger waits for the supervisor's loop to take it (or its end):
-	// not on the fleet's loop. Until it is taken, an upgrade is refused
-	// (triggers): the exec would hand fw.hash over, the change never
-	// acted on.
+	f.trigger(p, fw.spec.Action, "changed: "+names(ev.Changed))
+}
+
+// trigger asks p's supervisor for action a, without waiting: Trigger
+// waits for the supervisor's loop to take it (or its end), not on the
+// fleet's loop. Until it is taken, an upgrade is refused (triggers): the
+// exec would lose it (and hand over the watch hash of the change it acts
+// on).
+func (f *fleet) trigger(p *program, a supervisor.Action, cause string) {
 	f.triggers.Add(1)
 	go func() {
 		defer f.triggers.Add(-1)
-		p.sup.Trigger(fw.spec.Action, "changed: "+names(ev.Changed))
+		p.sup.Trigger(a, cause)
 	}()
 }
 

@@ -23,10 +23,13 @@ import (
 // fleet's loop checks the new binary once, on a goroutine (upgrade), then,
 // back in the loop (upgradeChecked), freezes every running program's
 // supervisor in start order and execs with one state; any refusal or a
-// failed exec thaws those frozen, and nothing changed. The new image
-// (takeOver, from RunMulti) takes every program over or hands the state
-// back to the previous binary (rollback) until its control socket
-// listens.
+// failed exec thaws those frozen, and nothing changed. Right before the
+// exec, with every program frozen, a signal waiting for the loop, an
+// edit of hupd.toml or a reload being answered refuses it as well. The
+// new image (takeOver, from RunMulti) takes every program over or hands
+// the state back to the previous binary (rollback) until its control
+// socket listens; if it read a hupd.toml edited after the last check, it
+// applies it (reloadEdited).
 
 // fleetUpgrade asks the loop for an upgrade (hupd upgrade, SIGUSR2).
 type fleetUpgrade struct {
@@ -268,6 +271,10 @@ type takeOver struct {
 	// others[p] are the handed-over sockets p's configuration no longer
 	// names, kept while a generation uses them.
 	others map[*program][]*socketact.Listener
+	// edited: hupd.toml on disk, which the programs were built from, is
+	// not the version in force in the previous image (saved after its
+	// last check): see reloadEdited.
+	edited bool
 }
 
 // newTakeOver checks that up, a state handed over to RunMulti, is one of
@@ -297,8 +304,10 @@ func (t *takeOver) state(name string) *supervisor.ProgramState {
 }
 
 // sockets gives each program of f the sockets its part hands over
-// (takeOverSockets); an ended program gets none. On an error the
-// handed-over sockets are as they were, for the previous image.
+// (takeOverSockets); an ended program gets none. f.cfgHash, hupd.toml's
+// as m was read, becomes the state's unless the file was edited (edited).
+// On an error the handed-over sockets are as they were, for the previous
+// image.
 func (t *takeOver) sockets(f *fleet, m *config.ResolvedMulti) error {
 	for i := range m.Programs {
 		spec := &m.Programs[i]
@@ -316,9 +325,34 @@ func (t *takeOver) sockets(f *fleet, m *config.ResolvedMulti) error {
 		p.ls, t.others[p] = ls, others
 	}
 	f.nextID = max(f.nextID, t.fl.NextID)
+	read := f.cfgHash // of hupd.toml as m was read from it (RunMulti)
 	f.cfgHash, f.code, f.ignoredCode = t.fl.ConfigHash, t.fl.Code, t.fl.IgnoredCode
+	if h := read; h != "" && h != f.cfgHash {
+		// Read from a file edited since the previous image's last check
+		// (in the instant before its exec): what runs is now built from
+		// it, and reloadEdited applies it to the generations.
+		t.edited, f.cfgHash = true, h
+	}
 	f.link()
 	return nil
+}
+
+// reloadEdited applies hupd.toml, when it was edited in the instant
+// between the previous image's last check and this image's read of it
+// (edited), to the generations taken over: every running program, built
+// from the file as edited (options, sockets: as an edit of hupd.toml
+// would), reloads, so that nothing of the edit is recorded as applied
+// but not applied. Call it once the programs run (start).
+func (t *takeOver) reloadEdited(f *fleet) {
+	if !t.edited {
+		return
+	}
+	f.log.Warn(logev.ConfigEditedDuringUpgrade, keyHash, f.cfgHash)
+	for _, p := range f.progs {
+		if p.resumed {
+			f.trigger(p, supervisor.ActionReload, "hupd.toml edited during the upgrade")
+		}
+	}
 }
 
 // sentinelKeys are the sentinel registrations of every program's keys

@@ -252,3 +252,51 @@ func TestFleetUpgradeCheckedAgainBeforeExec(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetTakeOverEdited: a new image that read hupd.toml edited after
+// the previous image's last check (its hash is not the state's) takes
+// that file as in force and reloads every running program taken over,
+// which it built from it: the edit is applied, not only recorded. A file
+// as handed over (or no hash known) reloads nothing.
+func TestFleetTakeOverEdited(t *testing.T) {
+	for _, tc := range []struct {
+		name, hash, want string
+		edited           bool
+	}{
+		{"edited", "E", "E", true},
+		{"as handed over", "C", "C", false},
+		{"no hash", "", "C", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &config.ResolvedMulti{ConfigFile: "h.toml", Programs: []config.ProgramSpec{{Name: "app"}, {Name: "once"}}}
+			up := &supervisor.Upgrade{Fleet: &supervisor.FleetState{ConfigHash: "C", Programs: []supervisor.ProgramState{
+				{Name: "app", ID: 1}, {Name: "once", ID: 2, Ended: true}}}}
+			tk, err := newTakeOver(up, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fleet{cur: m, log: slog.New(slog.DiscardHandler), cfgHash: tc.hash} // as RunMulti read it
+			if err := tk.sockets(f, m); err != nil {
+				t.Fatal(err)
+			}
+			if f.cfgHash != tc.want || tk.edited != tc.edited {
+				t.Fatalf("hupd.toml in force %q, edited %v; want %q, %v", f.cfgHash, tk.edited, tc.want, tc.edited)
+			}
+			app := f.progs[0]
+			app.sup, err = supervisor.New(supervisor.Options{Path: "/bin/true", Args: []string{"true"}}, nil, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			app.resumed = true // as resume makes a running one
+			tk.reloadEdited(f)
+			want := int32(0)
+			if tc.edited {
+				want = 1 // app's reload, waiting for its supervisor to take it
+			}
+			if n := f.triggers.Load(); n != want {
+				t.Fatalf("%d reloads asked for, want %d", n, want)
+			}
+			app.sup.Ended()
+		})
+	}
+}

@@ -53,8 +53,9 @@ import (
 // the loop): a removed program leaves progs at once and is in gone until
 // its Run returned, and is released then (its cgroup closed: nothing of it
 // is kept); its end never counts as a program's end (on_exit).
-// Under a service manager, hupd speaks for every program and keeps every
-// program's sockets in its fd store (fleetsystemd.go); programs with
+// Under a service manager, hupd speaks for every program and keeps the
+// sockets it holds in its fd store (fleetsystemd.go: a program that ended
+// for good, hupd going on, leaves it); programs with
 // cgroups off may run beside programs with them (fleetcgroup.go).
 type fleet struct {
 	log *slog.Logger

@@ -68,4 +68,8 @@
 //     wait: the handler's context is cancelled; one that only shuts down
 //     its writing side still gets its reply. Close cancels every wait and
 //     returns once every handler call and connection goroutine has.
+//   - A reload, rollback or scale request is being answered
+//     (Server.Answering) from its reading until its answer is written:
+//     hupd refuses an in-place upgrade meanwhile, whose exec would cut
+//     the answer.
 package control

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -163,9 +164,32 @@ type Server struct {
 	conns   map[*net.UnixConn]struct{}
 	wg      sync.WaitGroup // Serve's loop and every connection goroutine
 
+	// answering counts the requests that change what runs (reload,
+	// rollback, scale) from their reading until their answer was written
+	// (Answering).
+	answering atomic.Int32
+
 	// testHookEOF, when set, is called when a client's end-of-stream is
 	// seen during a reload, with whether the client is gone entirely.
 	testHookEOF func(gone bool)
+	// testHookAnswered, when set, is called once an answer is made, before
+	// it is written.
+	testHookAnswered func()
+}
+
+// Answering reports whether a reload, rollback or scale request is being
+// handled or its answer written: an in-place upgrade's exec meanwhile
+// would cut the answer (the client sees EOF and cannot tell what
+// happened), so hupd refuses to upgrade then. Any goroutine; false for a
+// nil s.
+func (s *Server) Answering() bool {
+	return s != nil && s.answering.Load() > 0
+}
+
+// changes reports whether a request of cmd changes what runs, its answer
+// saying how it went (Answering).
+func changes(cmd string) bool {
+	return cmd == CmdReload || cmd == CmdRollback || cmd == CmdScale
 }
 
 // Listen listens on the unix socket path and returns a server that
@@ -427,15 +451,30 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		if len(line) == 0 {
 			return // end of stream, or the connection broke
 		}
-		if req, _, perr := parseRequest(line); perr == nil && req.Cmd == CmdLogs && req.Follow {
+		req, _, perr := parseRequest(line)
+		if perr == nil && req.Cmd == CmdLogs && req.Follow {
 			s.followLogs(c, br, req)
 			return // the client hung up, or hupd closes
 		}
-		rep := s.handle(c, br, line)
-		if writeReply(c, rep) != nil || err != nil {
+		if !s.answer(c, br, line, perr == nil && changes(req.Cmd)) || err != nil {
 			return
 		}
 	}
+}
+
+// answer handles one request line and writes its answer; false if that
+// could not be written. A request that changes what runs (changes) is
+// counted (Answering) until then.
+func (s *Server) answer(c *net.UnixConn, br *bufio.Reader, line []byte, counted bool) bool {
+	if counted {
+		s.answering.Add(1)
+		defer s.answering.Add(-1)
+	}
+	rep := s.handle(c, br, line)
+	if s.testHookAnswered != nil {
+		s.testHookAnswered()
+	}
+	return writeReply(c, rep) == nil
 }
 
 // readBuf is the size of a control connection's read buffer. A

@@ -988,3 +988,63 @@ func TestControlModeKeepsOtherUsersOut(t *testing.T) {
 		t.Errorf("the server saw the connection: %q", log)
 	}
 }
+
+// TestAnsweringUntilWritten: a reload request counts as being answered
+// (Answering, which refuses an in-place upgrade) from its handling until
+// its answer is written, past the handler's return, for a hupd of one
+// program and of several; a status request does not count, and a
+// reload's count ends once its answer is written (the next request on the
+// connection sees none).
+func TestAnsweringUntilWritten(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		h    func(during func()) Handler
+	}{
+		{"one program", func(during func()) Handler {
+			return &fakeControl{reload: func(context.Context) supervisor.ReloadResult { during(); return supervisor.ReloadResult{OK: true} }}
+		}},
+		{"several programs", func(during func()) Handler {
+			return &watchedFleet{fakeFleet: &fakeFleet{reloaded: make(chan []string, 1)}, during: during}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ts *testServer
+			during := make(chan bool, 1)
+			h := tc.h(func() { during <- ts.Answering() })
+			ts = listenControl(t, filepath.Join(t.TempDir(), "test.sock"), h)
+			answered := make(chan bool, 2)
+			ts.testHookAnswered = func() { answered <- ts.Answering() }
+			ts.serve(t)
+			c := dialRaw(t, ts.Path())
+			for _, req := range []Request{{Cmd: CmdReload}, {Cmd: CmdStatus}} {
+				req.V = ProtocolVersion
+				b, err := json.Marshal(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.send(t, string(b))
+				c.reply(t)
+			}
+			if !recv(t, during, "during the reload") {
+				t.Fatal("not answering while the handler reloads")
+			}
+			if !recv(t, answered, "reload answered") {
+				t.Fatal("not answering once the reload's answer is made, before it is written")
+			}
+			if recv(t, answered, "status answered") {
+				t.Fatal("answering a status request, or the reload's answer still counted once written")
+			}
+		})
+	}
+}
+
+// watchedFleet is a fakeFleet whose ReloadPrograms calls during first.
+type watchedFleet struct {
+	*fakeFleet
+	during func()
+}
+
+func (f *watchedFleet) ReloadPrograms(ctx context.Context, names []string) ([]ProgramReply, error) {
+	f.during()
+	return f.fakeFleet.ReloadPrograms(ctx, names)
+}

@@ -465,3 +465,106 @@ func TestMultiSystemdUpgradeDuringReload(t *testing.T) {
 		sdEmptyCgroup(t, c, p["ControlGroup"])
 	})
 }
+
+// TestMultiCgroupMixedRemovedUpgradeAdded: app (cgroups) beside legacy
+// (cgroup = "off"); an edit removes app, leaving only programs with
+// cgroups off; hupd is upgraded, and an edit adds app back. The new image
+// keeps the cgroups the old one laid out (handed over) and does not lay
+// them out again from inside its own leaf: app's generation runs in
+// base/prog-app, no second layout appears below hupd's leaf, and the exit
+// leaves no cgroup behind.
+func TestMultiCgroupMixedRemovedUpgradeAdded(t *testing.T) {
+	t.Parallel()
+	app, legacy := helloProgram("app"), legacyProgram("legacy")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, legacy)
+	base := fleetBase(t, h)
+	g := ctReadPrefork(t, h)
+	app1 := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
+	rewriteFleet(t, path, legacy)
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload (app removed): exit %d: %s%s", code, out, errOut)
+	}
+	h.WaitEvent(logev.ProgramRemoved, 1, ofProgram("app"))
+	waitGone(t, app1)
+	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
+	}
+	h.WaitEvent(logev.Upgraded, 1, nil)
+	rewriteFleet(t, path, legacy, app)
+	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
+		t.Fatalf("hupd reload (app added back): exit %d: %s%s", code, out, errOut)
+	}
+	app2 := h.WaitEvent(logev.ChildReady, 2, ofProgram("app")).Int("pid")
+	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
+		t.Fatalf("app, added back after the upgrade: containment %+v, want cgroups under %s", c, base)
+	}
+	if got := cgroupOf(t, app2); filepath.Base(filepath.Dir(got)) != "prog-app" || !strings.HasSuffix(filepath.Dir(filepath.Dir(got)), filepath.Base(base)) {
+		t.Fatalf("app's generation in %s, want below %s/prog-app", got, base)
+	}
+	if n := len(h.Events(logev.ContainmentCgroup)); n != 1 {
+		t.Fatalf("hupd's cgroups laid out %d times, want once (before the upgrade)", n)
+	}
+	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
+	}
+	for _, pid := range append(g.group(), app2) {
+		waitGone(t, pid)
+	}
+	noCgroupLeft(t, h, base)
+	syscall.Kill(g.daemon, syscall.SIGKILL)
+}
+
+// TestMultiSystemdEndedLeavesStore: under systemd with the fd store, a
+// program that ends for good while hupd goes on (once: on_exit "ignore",
+// never restarted, exit 3) leaves the store: hupd stored both programs'
+// sockets at its start and takes once's out when it ends, so the store
+// holds app's alone (systemd-analyze fdstore, systemd 254 and later), and
+// still after an upgrade, whose new image keeps it so.
+func TestMultiSystemdEndedLeavesStore(t *testing.T) {
+	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
+		cursor := sdCursor(t, c)
+		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
+			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
+			"\n[[program]]\nname = \"once\"\nafter = [\"app\"]\non_exit = \"ignore\"\ncommand = [\"/bin/sh\", \"-c\", \"exit 3\"]\n"+
+			"[[program.listen]]\nname = \"http\"\naddress = \"127.0.0.1:8082\"\n[program.restart]\npolicy = \"never\"\n"+
+			"[program.reload]\nready = \"delay:10ms\"\n"+
+			sdFleetStore(c.Suite)), 0o644)
+		c.Run(t, "systemctl", "start", sdFleetUnit)
+		p := sdWaitStatus(t, c, "app serving, once ended", regexp.MustCompile(`^app: gen 1 \(pid \d+\); once: ended$`))
+		hupd := p["MainPID"]
+		wantUpdates := func(what string, want ...string) {
+			t.Helper()
+			var got []string
+			for _, l := range sdRecords(sdJournal(t, c, sdFleetUnit, cursor), logev.FDStoreUpdated) {
+				i := strings.Index(l, " stored=")
+				if i < 0 {
+					t.Fatalf("fd store updated without stored=: %q", l)
+				}
+				got = append(got, l[i+1:])
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: fd store updates %q; want %q", what, got, want)
+			}
+		}
+		stored := `stored="[app/http once/http]" removed=[]`
+		wantUpdates("once ended", stored, "stored=[] removed=[once/http]")
+		if c.Suite.Systemd >= 254 {
+			if names := sdFDStoreNames(t, c); !equalSorted(names, []string{"app/http"}) {
+				t.Errorf("fd store once once ended: %q; want app/http alone", names)
+			}
+		}
+		sdFleetCLI(t, c, "upgrade")
+		if p := sdShow(t, c, sdFleetUnit); p["MainPID"] != hupd || p["NRestarts"] != "0" || p["SubState"] != "running" {
+			t.Fatalf("after the upgrade: %v; want hupd %s running, never restarted", p, hupd)
+		}
+		// The new image takes once's name out again, should the previous
+		// one have left it.
+		wantUpdates("upgraded", stored, "stored=[] removed=[once/http]", "stored=[] removed=[once/http]")
+		if c.Suite.Systemd >= 254 {
+			if names := sdFDStoreNames(t, c); !equalSorted(names, []string{"app/http"}) {
+				t.Errorf("fd store after the upgrade: %q; want app/http alone", names)
+			}
+		}
+	})
+}

@@ -141,6 +141,9 @@ type Supervisor struct {
 
 	// ownBindHinted: the own-bind hint was logged (hintOwnBind), once.
 	ownBindHinted bool
+
+	// execGuard is checked right before an upgrade's exec (SetExecGuard).
+	execGuard func() error
 }
 
 // Hooks are told what happens, on Run's goroutine: each must return

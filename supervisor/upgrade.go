@@ -212,6 +212,12 @@ func (s *Supervisor) Upgrade(ctx context.Context, binary string) error {
 // it); call it before Run. It runs on a goroutine of its own.
 func (s *Supervisor) SetUpgradeGuard(guard func() error) { s.upgradeGuard = guard }
 
+// SetExecGuard sets a check an upgrade must pass on Run's goroutine once
+// everything is frozen, right before the exec, such as "no answer to a
+// control request is being made" (an answer the exec would cut); it must
+// not block. Call it before Run.
+func (s *Supervisor) SetExecGuard(guard func() error) { s.execGuard = guard }
+
 type upgradeRequest struct {
 	binary string
 	reply  chan<- error // nil: SIGUSR2, logged only
@@ -308,6 +314,11 @@ func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 		return err
 	}
 	defer thaw()
+	if s.execGuard != nil {
+		if err := s.execGuard(); err != nil {
+			return err
+		}
+	}
 	self, err := os.Open("/proc/self/exe") // the running binary, even if replaced on disk
 	if err != nil {
 		return fmt.Errorf("opening the running binary: %w", err)

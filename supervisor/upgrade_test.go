@@ -137,14 +137,15 @@ func TestUpgradeRefusals(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, answer, binary, want string
-		guard                      error
+		guard, execGuard           error
 	}{
-		{"incompatible", "incompatible", bin, "not compatible", nil},
-		{"refuses the configuration", "refuse", bin, "refuses the configuration: check --listen", nil},
-		{"relative path", "compatible", "hupd", "not an absolute path", nil},
-		{"script", "compatible", script, "not an ELF executable", nil},
-		{"missing", "compatible", "/nonexistent/hupd", "no such file", nil},
-		{"guard", "compatible", bin, "guard says no", errors.New("guard says no")},
+		{"incompatible", "incompatible", bin, "not compatible", nil, nil},
+		{"refuses the configuration", "refuse", bin, "refuses the configuration: check --listen", nil, nil},
+		{"relative path", "compatible", "hupd", "not an absolute path", nil, nil},
+		{"script", "compatible", script, "not an ELF executable", nil, nil},
+		{"missing", "compatible", "/nonexistent/hupd", "no such file", nil, nil},
+		{"guard", "compatible", bin, "guard says no", errors.New("guard says no"), nil},
+		{"exec guard", "compatible", bin, "a reload is being answered", nil, errors.New("a reload is being answered")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(upgradeHelperEnv, tc.answer)
@@ -152,6 +153,9 @@ func TestUpgradeRefusals(t *testing.T) {
 			h.ready(1)
 			if tc.guard != nil {
 				h.sup.SetUpgradeGuard(func() error { return tc.guard })
+			}
+			if tc.execGuard != nil {
+				h.sup.SetExecGuard(func() error { return tc.execGuard })
 			}
 			err := h.upgradeNow(tc.binary)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {

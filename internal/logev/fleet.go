@@ -22,6 +22,9 @@ const (
 	ProgramTakenOver = "program taken over from the previous image"
 	// An upgrade's new image keeps a program that had ended ended.
 	ProgramStaysEnded = "program had ended before the upgrade: it stays ended"
+	// An upgrade's new image read a hupd.toml edited after the previous
+	// image's last check: every running program reloads with it.
+	ConfigEditedDuringUpgrade = "hupd.toml edited during the upgrade: reloading every program with it"
 )
 
 // Events of hupd.toml's edits with several programs.

@@ -54,8 +54,9 @@ import (
 // it was released once its Run returned (its cgroup closed off the loop:
 // nothing of it is kept, and no namesake is added meanwhile); its end
 // never counts as a program's end (on_exit).
-// Under a service manager, hupd speaks for every program and keeps every
-// program's sockets in its fd store (fleetsystemd.go); programs with
+// Under a service manager, hupd speaks for every program and keeps the
+// sockets it holds in its fd store (fleetsystemd.go: a program that ended
+// for good, hupd going on, leaves it); programs with
 // cgroups off may run beside programs with them (fleetcgroup.go).
 type fleet struct {
 	log *slog.Logger
@@ -120,9 +121,17 @@ type fleet struct {
 	upc       chan fleetUpgrade
 	checkedc  chan fleetUpgradeChecked
 	upgrading bool
+	// execFleet execs the new image (nil: supervisor.ExecFleetUpgrade).
+	execFleet func(st *supervisor.Upgrade, binary string, exe *os.File, frozen []*supervisor.Frozen) error
 	// reloads counts the hupd reload requests being answered
 	// (fleetHandler.ReloadPrograms): no upgrade meanwhile.
 	reloads atomic.Int32
+	// ctl is the control server, which counts the answers being made
+	// (control.Server.Answering): no upgrade meanwhile either.
+	ctl *control.Server
+	// triggers counts the watched files' changes handed to a program's
+	// supervisor (onWatch) and not taken yet: no upgrade meanwhile.
+	triggers atomic.Int32
 
 	stopping bool
 	stopSig  syscall.Signal
@@ -298,6 +307,14 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	f.cgMode = fleetCgroupMode(m)
 	if up != nil && up.Cgroup != nil {
 		f.cg = contain.Restore(*up.Cgroup) // the programs' cgroups are kept
+		if f.cg.Enabled() {
+			// Laid out by a previous image, hupd in its leaf: the mode
+			// follows what was handed over, not hupd.toml (whose
+			// programs may all have cgroups off by now), or a program
+			// with them added later would lay them out again, from
+			// inside that leaf.
+			f.cgMode = contain.ModeAuto
+		}
 	} else {
 		f.cg = setupContainment(f.cgMode, ident.Name, log)
 	}
@@ -380,6 +397,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		return fail(fmt.Errorf("control socket: %w (choose another with --name or --control)", err))
 	}
 	defer ctl.Close()
+	f.ctl = ctl // before the loop runs
 	go ctl.Serve()
 	if up != nil {
 		up.Close() // taken over: no going back from here
@@ -415,6 +433,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	reaping = true
 	if tk != nil {
 		tk.start(f) // before the loop: they ran already
+		tk.reloadEdited(f)
 	}
 	defer f.startWatchdog()()
 	return f.run(sigs), nil
@@ -616,7 +635,7 @@ func (f *fleet) run(sigs <-chan os.Signal) int {
 		case r := <-f.upc:
 			f.upgrade(r)
 		case c := <-f.checkedc:
-			f.upgradeChecked(c, len(sigs))
+			f.upgradeChecked(c, func() int { return len(sigs) })
 		case <-f.kick:
 			f.mu.Lock()
 			q := f.readyq
@@ -670,8 +689,10 @@ func (f *fleet) startEligible() {
 				p.state.Store(progEnded)
 				p.log.Warn(logev.ProgramNotStarted, "after", q.spec.Name)
 				// It never runs: its sockets close now, refusing clients
-				// instead of queueing them for nobody.
+				// instead of queueing them for nobody, and leave the fd
+				// store.
 				socketact.CloseAll(p.ls)
+				f.storeEnded()
 				ok = false
 			default:
 				ok = false
@@ -798,6 +819,7 @@ func (f *fleet) onEnd(e programEnd) {
 		f.stopNext()
 	case p.spec.OnExit == config.OnExitIgnore:
 		f.startEligible()
+		f.storeEnded() // p's sockets, closed by its supervisor
 	default:
 		code := e.code
 		f.cause = &code
@@ -900,9 +922,20 @@ func (f *fleet) onWatch(ev watch.Event) {
 	if f.stopping || p.removed || p.state.Load() != progRunning {
 		return
 	}
-	// Trigger waits for the supervisor's loop to take it (or its end):
-	// not on the fleet's loop.
-	go p.sup.Trigger(fw.spec.Action, "changed: "+names(ev.Changed))
+	f.trigger(p, fw.spec.Action, "changed: "+names(ev.Changed))
+}
+
+// trigger asks p's supervisor for action a, without waiting: Trigger
+// waits for the supervisor's loop to take it (or its end), not on the
+// fleet's loop. Until it is taken, an upgrade is refused (triggers): the
+// exec would lose it (and hand over the watch hash of the change it acts
+// on).
+func (f *fleet) trigger(p *program, a supervisor.Action, cause string) {
+	f.triggers.Add(1)
+	go func() {
+		defer f.triggers.Add(-1)
+		p.sup.Trigger(a, cause)
+	}()
 }
 
 // sentinelKeys gives each (program, key) pair a sentinel registration of
@@ -950,5 +983,6 @@ func (s programSentinel) Unregister(gen int) error {
 	return s.keys.sen.Unregister(id)
 }
 
-// Handover is the sentinel's: an upgrade is refused with several programs.
+// Handover is the sentinel's, hupd's one: each program's frozen state
+// names it, and the upgrade hands it over once (ExecFleetUpgrade).
 func (s programSentinel) Handover() (fd, pid int) { return s.keys.sen.Handover() }

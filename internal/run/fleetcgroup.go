@@ -18,7 +18,9 @@ import "github.com/hupd/hupd/contain"
 // says so); a program still waiting for its after programs (it has no
 // generation yet) takes a new setting at once, with a new supervisor and
 // cgroup; a program that ended and is replaced by an edit keeps its
-// cgroup only if its setting is the same.
+// cgroup only if its setting is the same. An upgrade hands the layout
+// over: the new image keeps it (hupd in its leaf) whatever hupd.toml on
+// disk says, and lays it out only if none was.
 
 // cgroups is hupd's cgroup layout for a program with cgroups, laid out
 // first if hupd started with every program off.

@@ -478,11 +478,25 @@ func (f *fleet) syncStore() {
 	}
 }
 
-// storeSets are every program's sockets, each set under its program's
-// storePrefix.
+// storeEnded takes the sockets of the programs that ended for good out of
+// the fd store, while hupd goes on without them; when hupd stops, or
+// exits with nothing left to run, they stay there for its next start, as
+// every program's do.
+func (f *fleet) storeEnded() {
+	if !f.stopping && f.running() {
+		f.syncStore()
+	}
+}
+
+// storeSets are the sockets hupd holds for its programs, each set under
+// its program's storePrefix: none of a program that ended (its supervisor
+// closed them, or it never ran and the fleet did: startEligible).
 func (f *fleet) storeSets() []storeSet {
 	sets := make([]storeSet, 0, len(f.progs))
 	for _, p := range f.progs {
+		if p.state.Load() == progEnded {
+			continue
+		}
 		sets = append(sets, storeSet{prefix: storePrefix(p.name), ls: p.ls})
 	}
 	return sets
@@ -494,7 +508,9 @@ func (f *fleet) storeSets() []storeSet {
 // reload then says RELOADING=1 at once), each program serves the
 // generation that image's STATUS= named (its Ready hooks were that
 // image's: STATUS= goes on naming it), and the fd store holds what that
-// image stored (nothing is sent again).
+// image stored (nothing is sent again) but the sockets of a program that
+// had ended, which hupd no longer holds: they are taken out of it, as
+// that image may have left them there.
 func (f *fleet) resumedUnderManager(tk *takeOver) {
 	if f.sd != nil {
 		f.sd.mu.Lock()
@@ -508,6 +524,17 @@ func (f *fleet) resumedUnderManager(tk *takeOver) {
 	}
 	if f.store != nil {
 		f.store.assumeSets(f.storeSets())
+		for _, p := range f.progs {
+			if tk.state(p.name).Part != nil {
+				continue
+			}
+			for _, spec := range p.spec.Listen {
+				if !spec.Adopt && !spec.Steer { // never stored (wantedEntry)
+					f.store.held = append(f.store.held, storeEntry{name: storeName(storePrefix(p.name), spec)})
+				}
+			}
+		}
+		f.syncStore()
 	}
 }
 

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -325,4 +327,84 @@ func TestFleetResumedUnderManager(t *testing.T) {
 	s.hold()()
 	m.want("SIGHUP", "RELOADING=1|MONOTONIC_USEC=N|STATUS=reloading (SIGHUP)|"+usec(reloadBudget(budgeted(app.spec.Options), supervisor.StrategySwap)),
 		"READY=1|STATUS=app: gen 3 (pid 30), last reload failed")
+}
+
+// storeProgram is a program of a fleet with an fd store: running, on a
+// socket named http, started after after, ending with on_exit onExit.
+func storeProgram(t *testing.T, name, onExit string, after ...string) *program {
+	p := testProgram(name, time.Minute, time.Second)
+	p.spec.OnExit, p.spec.After = onExit, after
+	p.ls = openFlags(t, "http=tcp://127.0.0.1:0")
+	p.spec.Listen = []socketact.Spec{p.ls[0].Spec}
+	p.log = slog.New(slog.DiscardHandler)
+	p.state.Store(progRunning)
+	return p
+}
+
+// TestFleetStoreEnded: the fd store holds what hupd holds. A program that
+// ends for good (on_exit "ignore") while hupd goes on leaves it, and so
+// does one that will never run (a program it starts after ended first),
+// whose sockets hupd closes; the others' stay. When hupd stops, or the
+// last program ends (nothing left to run: hupd exits), the sockets stay
+// for the next start.
+func TestFleetStoreEnded(t *testing.T) {
+	store, msgs, _ := fakeStore(t, 0)
+	app := storeProgram(t, "app", config.OnExitStopAll)
+	once := storeProgram(t, "once", config.OnExitIgnore)
+	web := storeProgram(t, "web", config.OnExitIgnore, "once")
+	web.state.Store(progWaiting)
+	f := &fleet{store: store, progs: []*program{app, once, web}, log: slog.New(slog.DiscardHandler)}
+	f.link()
+	f.syncStore()
+	if n := len(take(msgs)); n != 3 {
+		t.Fatalf("%d sockets stored at the start, want 3", n)
+	}
+	f.onEnd(programEnd{p: once, code: 3})
+	wantMsgs(t, "once ended, web never runs", take(msgs),
+		sent{lines: "FDSTOREREMOVE=1 FDNAME=once/http"},
+		sent{lines: "FDSTOREREMOVE=1 FDNAME=web/http"})
+	if web.state.Load() != progEnded {
+		t.Fatalf("web, after once which ended: state %d", web.state.Load())
+	}
+	f.stopAll(syscall.SIGTERM)
+	app.sigs = make(chan os.Signal, 1)
+	f.onEnd(programEnd{p: app})
+	if got := take(msgs); len(got) != 0 {
+		t.Fatalf("stored sockets changed as hupd stops: %+v", got)
+	}
+}
+
+// TestFleetStoreEndedLast: the last program's end (nothing left to run)
+// leaves its sockets in the store, for hupd's next start.
+func TestFleetStoreEndedLast(t *testing.T) {
+	store, msgs, _ := fakeStore(t, 0)
+	once := storeProgram(t, "once", config.OnExitIgnore)
+	f := &fleet{store: store, progs: []*program{once}, log: slog.New(slog.DiscardHandler)}
+	f.syncStore()
+	take(msgs)
+	f.onEnd(programEnd{p: once, code: 3})
+	if got := take(msgs); len(got) != 0 {
+		t.Fatalf("the last program's end changed the store: %+v", got)
+	}
+}
+
+// TestFleetStoreResumedEnded: a fleet that took over from a previous
+// image takes out of the store the sockets of a program that had ended,
+// which that image may have left there (it knows the names by the
+// program's configuration), and sends nothing about the running ones'.
+func TestFleetStoreResumedEnded(t *testing.T) {
+	store, msgs, _ := fakeStore(t, 0)
+	app := storeProgram(t, "app", config.OnExitStopAll)
+	once := storeProgram(t, "once", config.OnExitIgnore)
+	once.ls = nil // ended: the take-over gives it none
+	once.state.Store(progEnded)
+	f := &fleet{store: store, progs: []*program{app, once}, log: slog.New(slog.DiscardHandler)}
+	tk := &takeOver{fl: &supervisor.FleetState{Programs: []supervisor.ProgramState{
+		{Name: "app", Part: &supervisor.Upgrade{}}, {Name: "once", Ended: true, Ran: true}}}}
+	f.resumedUnderManager(tk)
+	wantMsgs(t, "resumed", take(msgs), sent{lines: "FDSTOREREMOVE=1 FDNAME=once/http"})
+	f.syncStore()
+	if got := take(msgs); len(got) != 0 {
+		t.Fatalf("a sync after the take-over sent %+v", got)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/contain"
+	"github.com/hupd/hupd/control"
 	"github.com/hupd/hupd/internal/logev"
 	"github.com/hupd/hupd/signals"
 	"github.com/hupd/hupd/socketact"
@@ -22,10 +23,13 @@ import (
 // fleet's loop checks the new binary once, on a goroutine (upgrade), then,
 // back in the loop (upgradeChecked), freezes every running program's
 // supervisor in start order and execs with one state; any refusal or a
-// failed exec thaws those frozen, and nothing changed. The new image
-// (takeOver, from RunMulti) takes every program over or hands the state
-// back to the previous binary (rollback) until its control socket
-// listens.
+// failed exec thaws those frozen, and nothing changed. Right before the
+// exec, with every program frozen, a signal waiting for the loop, an
+// edit of hupd.toml or a reload being answered refuses it as well. The
+// new image (takeOver, from RunMulti) takes every program over or hands
+// the state back to the previous binary (rollback) until its control
+// socket listens; if it read a hupd.toml edited after the last check, it
+// applies it (reloadEdited).
 
 // fleetUpgrade asks the loop for an upgrade (hupd upgrade, SIGUSR2).
 type fleetUpgrade struct {
@@ -45,6 +49,20 @@ type fleetUpgradeChecked struct {
 // errUpgradeProgram: hupd upgrade names a program.
 var errUpgradeProgram = errors.New("run: an upgrade re-executes hupd with every program at once: name none")
 
+// errAnswering: a reload is in progress, or its answer being made.
+var errAnswering = errors.New("a reload is in progress: try again when it is over")
+
+// answering is errAnswering while the control server ctl handles a
+// request that changes what runs or writes its answer (Answering): the
+// exec would cut the answer, the client seeing EOF. Any goroutine; nil
+// for a nil ctl.
+func answering(ctl *control.Server) error {
+	if ctl.Answering() {
+		return errAnswering
+	}
+	return nil
+}
+
 // upgradable says why hupd cannot be upgraded now, or nil.
 func (f *fleet) upgradable() error {
 	switch {
@@ -54,16 +72,19 @@ func (f *fleet) upgradable() error {
 		return fmt.Errorf("program %s, removed from hupd.toml, is still stopping: try again once it has ended", f.gone[0].name)
 	case f.cfgErr != "":
 		return fmt.Errorf("%s's last edit was refused: fix it (hupd reload applies it) or undo it, then upgrade", f.cur.ConfigFile)
-	case f.reloads.Load() > 0 || f.sd.reloadInFlight():
+	case f.reloads.Load() > 0 || f.ctl.Answering() || f.sd.reloadInFlight():
 		// A hupd reload being answered (ExecReload= of a Type=notify
 		// unit) may have no program's reload begun yet (hupd.toml being
-		// read again), or all of them ended and its answer not made; a
-		// SIGHUP's reload (systemctl reload of a notify-reload unit)
-		// waits for READY=1. The exec would cut the first's answer and
-		// never say the second's. (The instant between ReloadPrograms'
-		// return and the control server's write of its answer stays
-		// open.)
-		return errors.New("a reload is in progress: try again when it is over")
+		// read again), or all of them ended and its answer not written
+		// (the control server counts it until then); a SIGHUP's reload
+		// (systemctl reload of a notify-reload unit) waits for READY=1.
+		// The exec would cut the first's answer and never say the
+		// second's.
+		return errAnswering
+	case f.triggers.Load() > 0:
+		// The supervisor takes it, and refuses its freeze while the
+		// reload it begins runs.
+		return errors.New("a change of watched files is being handed to its program: try again")
 	}
 	running := false
 	for _, p := range f.progs {
@@ -97,22 +118,24 @@ func (f *fleet) upgrade(r fleetUpgrade) {
 	sup, hash, path := f.progs[i].sup, f.cfgHash, f.cur.ConfigFile
 	f.upgrading = true
 	go func() {
-		// hupd.toml on disk must be the version in force: the new image
-		// reads it, and the previous binary too if it must take over again.
-		guard := func() error {
-			if path != "" && watch.Hash([]string{path}) != hash {
-				return errors.New(path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade")
-			}
-			return nil
-		}
-		binary, exe, err := sup.CheckFleetUpgrade(r.binary, guard)
+		binary, exe, err := sup.CheckFleetUpgrade(r.binary, func() error { return configInForce(path, hash) })
 		f.checkedc <- fleetUpgradeChecked{r: r, binary: binary, exe: exe, hash: hash, err: err} // buffered: one at a time
 	}()
 }
 
+// configInForce is nil when hupd.toml on disk (path, "" for none) is the
+// version in force (hash): the new image reads it, and the previous
+// binary too if it must take over again.
+func configInForce(path, hash string) error {
+	if path != "" && watch.Hash([]string{path}) != hash {
+		return errors.New(path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade")
+	}
+	return nil
+}
+
 // upgradeChecked runs in the loop once the new binary was checked;
 // pending is the number of signals waiting for the loop.
-func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending int) {
+func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending func() int) {
 	f.upgrading = false
 	err := c.err
 	if err == nil {
@@ -122,10 +145,10 @@ func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending int) {
 	case err != nil:
 	case c.hash != f.cfgHash:
 		err = errors.New("hupd.toml was applied meanwhile: try again")
-	case pending > 0:
-		err = errors.New("a signal arrived meanwhile: try again")
+	case pending() > 0:
+		err = errSignalMeanwhile
 	default:
-		err = f.execUpgrade(c.binary, c.exe)
+		err = f.execUpgrade(c.binary, c.exe, pending)
 	}
 	if c.exe != nil {
 		c.exe.Close()
@@ -140,10 +163,15 @@ func (f *fleet) upgradeFailed(r fleetUpgrade, err error) {
 	}
 }
 
+// errSignalMeanwhile: a signal waits for the fleet's loop, which the
+// exec would lose (a SIGTERM: hupd would upgrade instead of stopping).
+var errSignalMeanwhile = errors.New("a signal arrived meanwhile: try again")
+
 // execUpgrade freezes every running program and execs exe (binary) with
 // the state of them all; it returns only if that could not be done, every
-// program going on as it was.
-func (f *fleet) execUpgrade(binary string, exe *os.File) error {
+// program going on as it was. pending is the number of signals waiting
+// for the loop.
+func (f *fleet) execUpgrade(binary string, exe *os.File, pending func() int) error {
 	var frozen []*supervisor.Frozen
 	defer func() {
 		for _, fz := range frozen {
@@ -169,6 +197,22 @@ func (f *fleet) execUpgrade(binary string, exe *os.File) error {
 		frozen = append(frozen, fz)
 		parts[i] = fz.State
 	}
+	// The loop was held through the freezes: a signal that arrived
+	// meanwhile would die with the exec, and an edit of hupd.toml saved
+	// meanwhile would be taken by the new image as the version in force,
+	// never applied.
+	if pending() > 0 {
+		return errSignalMeanwhile
+	}
+	if f.reloads.Load() > 0 {
+		return errAnswering
+	}
+	if err := answering(f.ctl); err != nil { // a request taken meanwhile
+		return err
+	}
+	if err := configInForce(f.cur.ConfigFile, f.cfgHash); err != nil {
+		return err
+	}
 	// Every program frozen: its sentinel registrations hold still.
 	fl := f.upgradeState()
 	for i, part := range parts {
@@ -179,7 +223,11 @@ func (f *fleet) execUpgrade(binary string, exe *os.File) error {
 		st := f.cg.State()
 		cg = &st
 	}
-	return supervisor.ExecFleetUpgrade(supervisor.FleetUpgradeState(frozen, cg, fl), binary, exe, frozen)
+	exec := f.execFleet
+	if exec == nil {
+		exec = supervisor.ExecFleetUpgrade
+	}
+	return exec(supervisor.FleetUpgradeState(frozen, cg, fl), binary, exe, frozen)
 }
 
 // upgradeState is the fleet's part of an upgrade's state, without the
@@ -223,6 +271,10 @@ type takeOver struct {
 	// others[p] are the handed-over sockets p's configuration no longer
 	// names, kept while a generation uses them.
 	others map[*program][]*socketact.Listener
+	// edited: hupd.toml on disk, which the programs were built from, is
+	// not the version in force in the previous image (saved after its
+	// last check): see reloadEdited.
+	edited bool
 }
 
 // newTakeOver checks that up, a state handed over to RunMulti, is one of
@@ -252,8 +304,10 @@ func (t *takeOver) state(name string) *supervisor.ProgramState {
 }
 
 // sockets gives each program of f the sockets its part hands over
-// (takeOverSockets); an ended program gets none. On an error the
-// handed-over sockets are as they were, for the previous image.
+// (takeOverSockets); an ended program gets none. f.cfgHash, hupd.toml's
+// as m was read, becomes the state's unless the file was edited (edited).
+// On an error the handed-over sockets are as they were, for the previous
+// image.
 func (t *takeOver) sockets(f *fleet, m *config.ResolvedMulti) error {
 	for i := range m.Programs {
 		spec := &m.Programs[i]
@@ -271,9 +325,34 @@ func (t *takeOver) sockets(f *fleet, m *config.ResolvedMulti) error {
 		p.ls, t.others[p] = ls, others
 	}
 	f.nextID = max(f.nextID, t.fl.NextID)
+	read := f.cfgHash // of hupd.toml as m was read from it (RunMulti)
 	f.cfgHash, f.code, f.ignoredCode = t.fl.ConfigHash, t.fl.Code, t.fl.IgnoredCode
+	if h := read; h != "" && h != f.cfgHash {
+		// Read from a file edited since the previous image's last check
+		// (in the instant before its exec): what runs is now built from
+		// it, and reloadEdited applies it to the generations.
+		t.edited, f.cfgHash = true, h
+	}
 	f.link()
 	return nil
+}
+
+// reloadEdited applies hupd.toml, when it was edited in the instant
+// between the previous image's last check and this image's read of it
+// (edited), to the generations taken over: every running program, built
+// from the file as edited (options, sockets: as an edit of hupd.toml
+// would), reloads, so that nothing of the edit is recorded as applied
+// but not applied. Call it once the programs run (start).
+func (t *takeOver) reloadEdited(f *fleet) {
+	if !t.edited {
+		return
+	}
+	f.log.Warn(logev.ConfigEditedDuringUpgrade, keyHash, f.cfgHash)
+	for _, p := range f.progs {
+		if p.resumed {
+			f.trigger(p, supervisor.ActionReload, "hupd.toml edited during the upgrade")
+		}
+	}
 }
 
 // sentinelKeys are the sentinel registrations of every program's keys

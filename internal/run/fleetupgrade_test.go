@@ -6,10 +6,16 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
 )
 
 // upgradeFleet is a fleet of programs named names, in that state each
@@ -153,5 +159,144 @@ func TestFleetTakeOverRefusals(t *testing.T) {
 func TestProgramUpgradeRefused(t *testing.T) {
 	if err := (programHandler{}).Upgrade(context.Background(), ""); !errors.Is(err, errUpgradeProgram) {
 		t.Fatalf("upgrade of one program: %v", err)
+	}
+}
+
+// TestFleetUpgradeWaitsForTrigger: a change of watched files handed to a
+// program's supervisor (onWatch) and not taken by it yet refuses an
+// upgrade: the exec would hand the new hash over and the change would
+// never be acted on. Once the supervisor took it (here: it ended), the
+// upgrade may go.
+func TestFleetUpgradeWaitsForTrigger(t *testing.T) {
+	f := upgradeFleet("app", "web")
+	web := f.progs[1]
+	sup, err := supervisor.New(supervisor.Options{Path: "/bin/true", Args: []string{"true"}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web.sup = sup // never runs: its Trigger waits until it ended
+	f.watches = []fleetWatch{{prog: web, spec: config.WatchSpec{Paths: []string{"/etc/web"}}, hash: "h1"}}
+	f.onWatch(watch.Event{Group: 0, Hash: "h2", Changed: []string{"/etc/web/a"}})
+	if err := f.upgradable(); err == nil || err.Error() != "a change of watched files is being handed to its program: try again" {
+		t.Fatalf("upgradable with a change not taken: %v", err)
+	}
+	sup.Ended()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for f.upgradable() != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("upgradable once the change was taken: %v", f.upgradable())
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestFleetUpgradeCheckedAgainBeforeExec: right before the exec, once
+// every program is frozen (the loop held meanwhile), a signal waiting for
+// the loop or an edit of hupd.toml saved since the check refuses the
+// upgrade, nothing executed: the signal would die with the exec (a
+// SIGTERM upgrading hupd instead of stopping it), and the new image would
+// take the edit as the version in force, never applied; so does a hupd
+// reload taken meanwhile (its answer would be cut).
+func TestFleetUpgradeCheckedAgainBeforeExec(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		signals      int
+		edit, reload bool
+		want         string
+	}{
+		{"nothing meanwhile", 0, false, false, ""},
+		{"a signal meanwhile", 1, false, false, "a signal arrived meanwhile: try again"},
+		{"an edit meanwhile", 0, true, false, " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade"},
+		{"a hupd reload taken meanwhile", 0, false, true, "a reload is in progress: try again when it is over"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "hupd.toml")
+			if err := os.WriteFile(path, []byte("# in force\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f := upgradeFleet("app")
+			f.cur.ConfigFile, f.cfgHash = path, watch.Hash([]string{path})
+			f.progs[0].state.Store(progEnded) // nothing to freeze here
+			var execd *supervisor.Upgrade
+			f.execFleet = func(st *supervisor.Upgrade, _ string, _ *os.File, _ []*supervisor.Frozen) error {
+				execd = st
+				return errors.New("exec")
+			}
+			calls := 0
+			pending := func() int {
+				calls++
+				if tc.edit {
+					if err := os.WriteFile(path, []byte("# edited\n"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tc.reload {
+					f.reloads.Store(1)
+				}
+				return tc.signals
+			}
+			err := f.execUpgrade("hupd", nil, pending)
+			if calls == 0 {
+				t.Fatal("pending signals not checked")
+			}
+			if tc.want == "" {
+				if execd == nil || execd.Fleet.ConfigHash != f.cfgHash {
+					t.Fatalf("not executed (%v), or with another hupd.toml's hash: %+v", err, execd)
+				}
+				return
+			}
+			if execd != nil || err == nil || !strings.HasSuffix(err.Error(), tc.want) {
+				t.Fatalf("executed: %v, error %v, want %q", execd != nil, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestFleetTakeOverEdited: a new image that read hupd.toml edited after
+// the previous image's last check (its hash is not the state's) takes
+// that file as in force and reloads every running program taken over,
+// which it built from it: the edit is applied, not only recorded. A file
+// as handed over (or no hash known) reloads nothing.
+func TestFleetTakeOverEdited(t *testing.T) {
+	for _, tc := range []struct {
+		name, hash, want string
+		edited           bool
+	}{
+		{"edited", "E", "E", true},
+		{"as handed over", "C", "C", false},
+		{"no hash", "", "C", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := &config.ResolvedMulti{ConfigFile: "h.toml", Programs: []config.ProgramSpec{{Name: "app"}, {Name: "once"}}}
+			up := &supervisor.Upgrade{Fleet: &supervisor.FleetState{ConfigHash: "C", Programs: []supervisor.ProgramState{
+				{Name: "app", ID: 1}, {Name: "once", ID: 2, Ended: true}}}}
+			tk, err := newTakeOver(up, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &fleet{cur: m, log: slog.New(slog.DiscardHandler), cfgHash: tc.hash} // as RunMulti read it
+			if err := tk.sockets(f, m); err != nil {
+				t.Fatal(err)
+			}
+			if f.cfgHash != tc.want || tk.edited != tc.edited {
+				t.Fatalf("hupd.toml in force %q, edited %v; want %q, %v", f.cfgHash, tk.edited, tc.want, tc.edited)
+			}
+			app := f.progs[0]
+			app.sup, err = supervisor.New(supervisor.Options{Path: "/bin/true", Args: []string{"true"}}, nil, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			app.resumed = true // as resume makes a running one
+			tk.reloadEdited(f)
+			want := int32(0)
+			if tc.edited {
+				want = 1 // app's reload, waiting for its supervisor to take it
+			}
+			if n := f.triggers.Load(); n != want {
+				t.Fatalf("%d reloads asked for, want %d", n, want)
+			}
+			app.sup.Ended()
+		})
 	}
 }

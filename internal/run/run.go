@@ -273,8 +273,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	running := make(chan struct{}) // closed once nothing can fail before sup.Run
 	if sd := notifySystemd(opts, log); sd != nil {
 		if up != nil { // READY=1 was said before the upgrade
-			sd.ready = true
-			sd.gen, sd.pid = up.Serving()
+			sd.resumed(up)
 		}
 		observers = append(observers, sd.hooks())
 		stop := make(chan struct{})
@@ -303,6 +302,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		return 1, err
 	}
 	defer ctl.Close()
+	sup.SetExecGuard(func() error { return answering(ctl) })
 	go ctl.Serve()
 	if up != nil {
 		up.Close() // taken over: no going back from here

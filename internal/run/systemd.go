@@ -105,13 +105,10 @@ func (sd *systemd) hooks() supervisor.Hooks {
 			sd.send("RELOADING=1", sdnotify.MonotonicUsec(), sdnotify.Status(fmt.Sprintf("reloading (%s: %s)", st, cause)), sdnotify.ExtendTimeout(reloadBudget(o, st)))
 		},
 		Reloaded: func(r supervisor.ReloadResult) {
-			took := r.Finished.Sub(r.Started).Round(time.Millisecond)
 			if r.OK {
 				sd.gen, sd.pid = r.NewGen, r.NewPID
-				sd.last = fmt.Sprintf("last reload ok (%s, %s)", r.Strategy, took)
-			} else {
-				sd.last = fmt.Sprintf("last reload failed (%s): %s", r.Strategy, r.Reason)
 			}
+			sd.last = lastReload(r)
 			if sd.stopped {
 				return
 			}
@@ -131,6 +128,26 @@ func (sd *systemd) hooks() supervisor.Hooks {
 			sd.stopped = true
 			sd.send("STOPPING=1", sdnotify.Status("stopping"), sdnotify.ExtendTimeout(o.StopTimeout+budgetMargin))
 		},
+	}
+}
+
+// lastReload is STATUS='s note on how reload r went.
+func lastReload(r supervisor.ReloadResult) string {
+	if r.OK {
+		return fmt.Sprintf("last reload ok (%s, %s)", r.Strategy, r.Finished.Sub(r.Started).Round(time.Millisecond))
+	}
+	return fmt.Sprintf("last reload failed (%s): %s", r.Strategy, r.Reason)
+}
+
+// resumed takes what the state an upgrade handed over (up) says of what
+// the previous image said: READY=1 was said, the generation that serves
+// (Upgrade.Serving) and how the last reload went (Upgrade.Last), so that
+// the next STATUS= names them as that image's did.
+func (sd *systemd) resumed(up *supervisor.Upgrade) {
+	sd.ready = true
+	sd.gen, sd.pid = up.Serving()
+	if up.Last != nil {
+		sd.last = lastReload(*up.Last)
 	}
 }
 

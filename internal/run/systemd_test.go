@@ -44,3 +44,33 @@ func TestReloadBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdResumedKeepsLastReload: a single program's hupd that took
+// over from a previous image (an in-place upgrade) names in its next
+// STATUS= the generation that serves and how the last reload went, as
+// that image's STATUS= did after the reload (Upgrade.Last), and says no
+// READY=1 again.
+func TestSystemdResumedKeepsLastReload(t *testing.T) {
+	s, m := newFleetSystemd(t)
+	started := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		last supervisor.ReloadResult
+		want string
+	}{
+		{supervisor.ReloadResult{OK: false, Strategy: supervisor.StrategySwap, Reason: "not ready in time", NewGen: 4},
+			"STATUS=serving generation 3 (pid 30); last reload failed (swap): not ready in time"},
+		{supervisor.ReloadResult{OK: true, Strategy: supervisor.StrategyRestart, NewGen: 3, NewPID: 30, Started: started, Finished: started.Add(1500 * time.Millisecond)},
+			"STATUS=serving generation 3 (pid 30); last reload ok (restart, 1.5s)"},
+	} {
+		// The previous image's STATUS= after the reload.
+		before := &systemd{n: s.sd.n, log: s.sd.log, ready: true, gen: 3, pid: 30}
+		before.hooks().Reloaded(tc.last)
+		m.want("before the upgrade", tc.want)
+
+		up := &supervisor.Upgrade{Gens: []supervisor.GenState{{Num: 3, PID: 30, State: supervisor.StateReady}}, Last: &tc.last}
+		after := &systemd{n: s.sd.n, log: s.sd.log}
+		after.resumed(up)
+		after.hooks().Ready(3, 30, 0) // its generation restarted after a crash, say
+		m.want("after the upgrade", tc.want)
+	}
+}

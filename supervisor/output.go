@@ -1,7 +1,7 @@
 package supervisor
 
 import (
-	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"io"
@@ -76,7 +76,8 @@ type OutputLine struct {
 // explained and hupd logs can show them. A prefixed line is written with
 // its prefix in one Write, so that another copier's line (another
 // program's, on the same stdout) cannot land between them; a line longer
-// than the read buffer is written as several lines, each prefixed.
+// than fits in PIPE_BUF with its prefix is written as several lines,
+// each prefixed (copyFrom).
 type output struct {
 	copying sync.WaitGroup // the copiers, until their pipes close
 	// files guards closing the read ends, which the copiers do at EOF:
@@ -139,64 +140,143 @@ type sink struct {
 	inst slog.Attr
 }
 
+// maxPiece bounds what one Write or record of a child's line carries:
+// PIPE_BUF, so that a Write of a prefixed line to a pipe is atomic
+// (another program's copier cannot land inside it). A longer line is
+// copied in pieces, each prefixed, as lines of their own.
+const maxPiece = 4096
+
+// copyBuf is the copier's read buffer: a line of maxPiece bytes fits in
+// it with its "\r\n".
+const copyBuf = maxPiece + 2
+
+// copier is the state of one stream's copier (copyFrom): its buffers are
+// reused for every line.
+type copier struct {
+	o     *output
+	to    sink
+	limit int // of a line's bytes in one piece (pieceLimit)
+	// read is when the data being copied was read: one clock read per
+	// read from the pipe, not one per line (the clock costs more than the
+	// rest).
+	read     time.Time
+	partial  []byte // the line being copied, capped at maxKeptLine, to keep
+	prefixed []byte // a prefix and its piece, for one Write
+}
+
+// pieceLimit is how many bytes of a line one piece carries to the sink:
+// with a prefix, what fits in maxPiece with the prefix and a newline.
+func (to sink) pieceLimit() int {
+	if to.rec != nil || to.prefix == "" {
+		return maxPiece
+	}
+	return max(maxPiece-len(to.prefix)-1, 64)
+}
+
+// cutRune is where to cut b before its byte n (0 < n < len(b)) so that a
+// UTF-8 character is not split: n, or the start of the character n is
+// in (never 0); bytes that are not UTF-8 are cut anywhere.
+func cutRune(b []byte, n int) int {
+	for i := n; i > 0 && i > n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if i < n && !utf8.FullRune(b[i:n]) {
+				return i
+			}
+			return n
+		}
+	}
+	return n
+}
+
 // copyFrom reads r until EOF (every holder of the pipe's write end has
 // exited or closed it) and writes to the sink. It runs in its own
-// goroutine. A line longer than the read buffer is copied raw as it comes
-// (with a prefix: one prefixed line per buffer's worth), and as one record
-// per buffer's worth in JSON; it is kept capped.
+// goroutine. A line longer than a piece (sink.pieceLimit) is copied in
+// pieces cut between UTF-8 characters, each a prefixed line of its own or
+// a record, and a piece is written only once more of its line has
+// arrived: no piece is empty, and a line that ends without a newline gets
+// none. The line is kept capped.
 func (o *output) copyFrom(r *os.File, to sink) {
 	defer o.copying.Done()
 	defer o.closeFile(r)
-	br := bufio.NewReaderSize(r, 4<<10)
-	var partial []byte  // of a line longer than the buffer, capped
-	var prefixed []byte // a prefix and its line, for one Write
-	// read is when the data in br was read: a line already buffered
-	// arrived with the read that brought it (one clock read per read from
-	// the pipe, not one per line: the clock costs more than the rest).
-	var read time.Time
+	c := copier{o: o, to: to, limit: to.pieceLimit()}
+	buf := make([]byte, copyBuf)
+	n := 0 // bytes in buf: the start of a line, or the rest of one
 	for {
-		buffered := br.Buffered()
-		chunk, err := br.ReadSlice('\n')
-		if len(chunk) > buffered || read.IsZero() {
-			read = time.Now()
+		m, err := r.Read(buf[n:])
+		if m > 0 {
+			c.read = time.Now()
 		}
-		if len(chunk) > 0 {
-			// Kept before it is written: whoever sees a line in hupd's
-			// output finds it in hupd logs.
-			if len(partial) < maxKeptLine {
-				partial = append(partial, chunk[:min(len(chunk), maxKeptLine-len(partial))]...)
+		n += m
+		start := 0
+		for start < n {
+			i := bytes.IndexByte(buf[start:n], '\n')
+			if i < 0 {
+				break
 			}
-			ends := chunk[len(chunk)-1] == '\n'
-			if ends {
-				o.keepAt(read, to.stream, string(trimNewline(partial)))
-				partial = partial[:0]
-			}
-			switch {
-			case to.rec != nil:
-				o.record(to, trimNewline(chunk))
-			case to.prefix == "":
-				to.w.Write(chunk)
-			default:
-				prefixed = append(append(prefixed[:0], to.prefix...), chunk...)
-				if err == bufio.ErrBufferFull {
-					prefixed = append(prefixed, '\n') // the rest is a line of its own, prefixed too
-				}
-				to.w.Write(prefixed)
-			}
-		}
-		if err == bufio.ErrBufferFull {
-			continue
+			start += c.line(buf[start:start+i+1], true)
 		}
 		if err != nil {
-			if len(partial) > 0 {
-				o.keepAt(read, to.stream, string(partial))
+			if start < n {
+				c.line(buf[start:n], true) // it ends without a newline
 			}
 			return
+		}
+		if start == 0 && n == len(buf) {
+			// The line goes on beyond the buffer: its pieces go now but
+			// the last, which waits for the rest.
+			start = c.line(buf, false)
+		}
+		n = copy(buf, buf[start:n])
+	}
+}
+
+// line copies b to the sink in pieces of at most limit bytes of the line
+// and returns how many bytes it copied. b is a whole line (with its
+// newline, or without one at EOF) if whole, all of which it copies;
+// otherwise the start of a longer line, of which it leaves at least 2
+// bytes to go with what follows (so that the rest of a line is never
+// empty, nor "\r" alone before its newline). A line goes to the ring when
+// its last piece is copied, kept before it is written: whoever sees a
+// line in hupd's output finds it in hupd logs.
+func (c *copier) line(b []byte, whole bool) int {
+	done := 0
+	for {
+		rest := b[done:]
+		piece, last := rest, whole
+		switch {
+		case whole && len(trimNewline(rest)) <= c.limit:
+		case !whole && len(rest) <= c.limit+1:
+			return done
+		default:
+			piece, last = rest[:cutRune(rest, c.limit)], false
+		}
+		if len(c.partial) < maxKeptLine {
+			c.partial = append(c.partial, piece[:min(len(piece), maxKeptLine-len(c.partial))]...)
+		}
+		if last {
+			c.o.keepAt(c.read, c.to.stream, string(trimNewline(c.partial)))
+			c.partial = c.partial[:0]
+		}
+		switch {
+		case c.to.rec != nil:
+			c.o.record(c.to, trimNewline(piece))
+		case c.to.prefix == "":
+			c.to.w.Write(piece)
+		default:
+			c.prefixed = append(append(c.prefixed[:0], c.to.prefix...), piece...)
+			if !last {
+				c.prefixed = append(c.prefixed, '\n') // the rest is a line of its own, prefixed too
+			}
+			c.to.w.Write(c.prefixed)
+		}
+		done += len(piece)
+		if last {
+			return done
 		}
 	}
 }
 
-// record logs one line (or a buffer's worth of a long one) as a record.
+// record logs one line (or a piece of a long one) as a record.
 func (o *output) record(to sink, line []byte) {
 	to.rec.LogAttrs(context.Background(), slog.LevelInfo, logev.ChildOutput,
 		slog.Int(KeyGen, o.gen), slog.Int(KeyPID, o.pid), slog.String(KeyStream, to.stream),

@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hupd/hupd/internal/logev"
 )
@@ -77,8 +79,8 @@ func TestOutputRecordsAreJSON(t *testing.T) {
 		}
 		texts = append(texts, m[KeyOutput].(string))
 	}
-	// A line longer than the read buffer comes in records of a buffer's
-	// worth each, nothing lost.
+	// A line longer than a record's worth (4 KiB) comes in records of
+	// up to that each, nothing lost.
 	if len(texts) < 3 || texts[0] != "hello" || texts[1] != `bad \xff\xfe byte` || strings.Join(texts[2:], "") != long {
 		t.Fatalf("records carry %q", texts)
 	}
@@ -269,8 +271,8 @@ func (w *writeLog) Write(b []byte) (int, error) {
 // TestPrefixedLinesWholeWrites: two programs' copiers writing many lines
 // at once to one stdout: each prefixed line is one Write, its prefix in
 // it, so that no line of one lands between the other's prefix and its
-// line (they were two writes); a line longer than the read buffer is
-// written as prefixed lines of a buffer's worth each (its continuation was
+// line (they were two writes); a line longer than a piece is written as
+// prefixed lines of up to PIPE_BUF each (its continuation was
 // unlabelled).
 func TestPrefixedLinesWholeWrites(t *testing.T) {
 	const n = 2000
@@ -312,5 +314,112 @@ func TestPrefixedLinesWholeWrites(t *testing.T) {
 		if lines[0] != name+" line 0" || lines[n+2] != fmt.Sprintf("%s line %d", name, n-1) {
 			t.Fatalf("%s: first %q, last %q", name, lines[0], lines[n+2])
 		}
+	}
+}
+
+// TestLongLinePieces: a line longer than one piece (PIPE_BUF with its
+// prefix, or a record's worth) is copied in pieces, each one Write of a
+// prefixed line or one record, cut between UTF-8 characters; a piece goes
+// only once more of its line has come, so that none is empty (a 4096-byte
+// line gave a line of the prefix alone, and a record with no output) and
+// output that ends without a newline gets none. Unprefixed output is
+// copied unchanged.
+func TestLongLinePieces(t *testing.T) {
+	x := strings.Repeat
+	const prefix = "[a] " // pieces of 4091 bytes: 4096 with the prefix and a newline
+	for _, tc := range []struct {
+		name, in string
+		prefixed []int // the pieces' lengths, prefixed
+		records  []int // as records
+	}{
+		{"4095", x("x", 4095) + "\n", []int{4091, 4}, []int{4095}},
+		{"4096", x("x", 4096) + "\n", []int{4091, 5}, []int{4096}},
+		{"4097", x("x", 4097) + "\n", []int{4091, 6}, []int{4096, 1}},
+		{"8192", x("x", 8192) + "\n", []int{4091, 4091, 10}, []int{4096, 4096}},
+		{"crlf", x("x", 4096) + "\r\n", []int{4091, 5}, []int{4096}},
+		{"crlf after a piece", x("x", 4097) + "\r\nnext\n", []int{4091, 6, 4}, []int{4096, 1, 4}},
+		{"utf8 at the piece", x("x", 4090) + "é" + "y\n", []int{4090, 3}, []int{4093}},
+		{"utf8 at the buffer", x("x", 4095) + "é\n", []int{4091, 6}, []int{4095, 2}},
+		{"no newline", x("x", 8192), []int{4091, 4091, 10}, []int{4096, 4096}},
+		{"no newline 4096", x("x", 4096), []int{4091, 5}, []int{4096}},
+		{"short lines", "a\n\nb", []int{1, 0, 1}, []int{1, 0, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var lines []string // the input's lines, without newlines
+			for l := range strings.Lines(tc.in) {
+				lines = append(lines, strings.TrimSuffix(strings.TrimSuffix(l, "\n"), "\r"))
+			}
+			checkKept := func(o *output) {
+				t.Helper()
+				kept := o.kept()
+				if len(kept) != len(lines) {
+					t.Fatalf("kept %d lines, want %d", len(kept), len(lines))
+				}
+				for i, k := range kept {
+					if want := lines[i][:min(len(lines[i]), maxKeptLine)]; k.Text != want {
+						t.Fatalf("kept line %d: %d bytes %.20q, want %d bytes", i, len(k.Text), k.Text, len(want))
+					}
+				}
+			}
+
+			// Prefixed: one Write per piece, within PIPE_BUF, a prefixed
+			// line but for the input's last if it has no newline.
+			o, w := &output{gen: 1, pid: 1}, &writeLog{}
+			copyLines(t, o, sink{w: w, stream: StreamStdout, prefix: prefix}, []byte(tc.in))
+			var got []int
+			var joined strings.Builder
+			for i, s := range w.writes {
+				body, ok := strings.CutPrefix(s, prefix)
+				if !ok || len(s) > 4096 || !utf8.ValidString(s) {
+					t.Fatalf("write %d: %d bytes %.20q, want a prefixed piece of valid UTF-8 within 4096 bytes", i, len(s), s)
+				}
+				last := i == len(w.writes)-1 && !strings.HasSuffix(tc.in, "\n")
+				if !last && !strings.HasSuffix(body, "\n") || strings.Count(body, "\n") > 1 {
+					t.Fatalf("write %d: %.20q…%q, want one line", i, s, s[max(0, len(s)-8):])
+				}
+				piece := trimNewline([]byte(body))
+				joined.Write(piece)
+				got = append(got, len(piece))
+			}
+			if !slices.Equal(got, tc.prefixed) {
+				t.Fatalf("prefixed pieces of %v bytes, want %v", got, tc.prefixed)
+			}
+			if want := strings.Join(lines, ""); joined.String() != want {
+				t.Fatalf("pieces carry %d bytes, want %d", joined.Len(), len(want))
+			}
+			checkKept(o)
+
+			// Records: one per piece, valid UTF-8.
+			o, w = &output{gen: 1, pid: 1}, &writeLog{}
+			copyLines(t, o, sink{w: io.Discard, rec: slog.New(slog.NewJSONHandler(w, nil)), stream: StreamStdout}, []byte(tc.in))
+			got = got[:0]
+			var text strings.Builder
+			for _, s := range w.writes {
+				var m map[string]any
+				if err := json.Unmarshal([]byte(s), &m); err != nil {
+					t.Fatal(err)
+				}
+				out := m[KeyOutput].(string)
+				if strings.ContainsRune(out, utf8.RuneError) || strings.Contains(out, `\x`) {
+					t.Fatalf("record %.20q…: a character cut", out)
+				}
+				text.WriteString(out)
+				got = append(got, len(out))
+			}
+			if !slices.Equal(got, tc.records) {
+				t.Fatalf("records of %v bytes, want %v", got, tc.records)
+			}
+			if want := strings.Join(lines, ""); text.String() != want {
+				t.Fatalf("records carry %d bytes, want %d", text.Len(), len(want))
+			}
+			checkKept(o)
+
+			// Unprefixed: byte for byte.
+			var raw bytes.Buffer
+			copyLines(t, &output{gen: 1, pid: 1}, sink{w: &raw, stream: StreamStdout}, []byte(tc.in))
+			if raw.String() != tc.in {
+				t.Fatalf("copied %d bytes %.20q…, want the input's %d unchanged", raw.Len(), raw.String(), len(tc.in))
+			}
+		})
 	}
 }

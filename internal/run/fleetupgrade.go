@@ -366,13 +366,20 @@ func (t *takeOver) sentinelKeys(keys *sentinelKeys) {
 	}
 }
 
-// cgroup is program p's cgroup as handed over, nil if none was.
+// cgroup is program p's cgroup as handed over, nil if none was. A
+// program's is always a child Manager (contain.Manager.Child): an image
+// from before State.Child did not say so, and its Close would then move
+// hupd back and spare the program's own directory.
 func (t *takeOver) cgroup(p *program) *contain.Manager {
 	ps := t.state(p.name)
 	if ps.Part == nil || ps.Part.Cgroup == nil {
 		return nil
 	}
-	return contain.Restore(*ps.Part.Cgroup)
+	st := *ps.Part.Cgroup
+	if st.Base != "" { // enabled, not in the fallback
+		st.Child = true
+	}
+	return contain.Restore(st)
 }
 
 // resume makes program p's supervisor (built) take over its generations,

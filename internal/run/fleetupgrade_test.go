@@ -300,3 +300,36 @@ func TestFleetTakeOverEdited(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetTakeOverCgroupIsChild: a program's cgroup handed over by an
+// image that did not yet say "child" (contain.State.Child) is taken over
+// as a program's (its Close removes its prog-NAME and never moves hupd),
+// not as hupd's base; one in the fallback stays in it.
+func TestFleetTakeOverCgroupIsChild(t *testing.T) {
+	// As the older image wrote it: no "child".
+	const old = `{"fleet":{"programs":[` +
+		`{"name":"app","part":{"cgroup":{"mount":"/sys/fs/cgroup","base":"/sys/fs/cgroup/hupd/prog-app","start":"/sys/fs/cgroup/hupd","owned":true}}},` +
+		`{"name":"web","part":{"cgroup":{"reason":"no cgroup v2"}}},` +
+		`{"name":"once"}]}}`
+	var up supervisor.Upgrade
+	if err := json.Unmarshal([]byte(old), &up); err != nil {
+		t.Fatal(err)
+	}
+	m := &config.ResolvedMulti{Programs: []config.ProgramSpec{{Name: "app"}, {Name: "web"}, {Name: "once"}}}
+	tk, err := newTakeOver(&up, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{cur: m, log: slog.New(slog.DiscardHandler)}
+	app, web, once := f.newProgram(&m.Programs[0]), f.newProgram(&m.Programs[1]), f.newProgram(&m.Programs[2])
+	cg := tk.cgroup(app)
+	if cg == nil || !cg.Enabled() || !cg.State().Child || cg.Base() != "/sys/fs/cgroup/hupd/prog-app" {
+		t.Fatalf("app's cgroup %+v, want the program's child manager", cg.State())
+	}
+	if cg := tk.cgroup(web); cg == nil || cg.Enabled() || cg.State().Child || cg.State().Reason != "no cgroup v2" {
+		t.Fatalf("web's cgroup %+v, want the fallback", cg.State())
+	}
+	if cg := tk.cgroup(once); cg != nil {
+		t.Fatalf("once, ended, has a cgroup %+v", cg.State())
+	}
+}

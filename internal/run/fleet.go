@@ -51,8 +51,10 @@ import (
 // is closed once every program's Run has returned. Edits of hupd.toml
 // add, remove and change programs while hupd runs (see reconfigure, in
 // the loop): a removed program leaves progs at once and is in gone until
-// it was released once its Run returned (its cgroup closed off the loop:
-// nothing of it is kept, and no namesake is added meanwhile); its end
+// it was released once its Run returned (its cgroup, if it has one,
+// closed off the loop: nothing of it is kept, and no namesake is added
+// meanwhile; a request the loop takes first takes the ended releases
+// before, takeReleased); its end
 // never counts as a program's end (on_exit).
 // Under a service manager, hupd speaks for every program and keeps the
 // sockets it holds in its fd store (fleetsystemd.go: a program that ended
@@ -67,7 +69,8 @@ type fleet struct {
 	progs []*program // in start order
 	// gone are the programs removed from hupd.toml, still stopping or
 	// being released (release: their cgroup closed once they ended, off
-	// the loop, which hears of it on releasedc).
+	// the loop, which hears of it on releasedc; one without a cgroup of
+	// its own is released at once).
 	gone   []*program
 	readyq []*program // programs at their first ready generation, for the loop
 	kick   chan struct{}

@@ -51,6 +51,7 @@ type reconfReply struct {
 
 // onReconf answers a reconfRequest, in the loop.
 func (f *fleet) onReconf(req reconfRequest) reconfReply {
+	f.takeReleased() // a namesake of a released program may be added
 	if req.plan {
 		p, err := f.planData(req.ctx, req.data)
 		return reconfReply{plan: p, err: err}
@@ -445,13 +446,18 @@ type programReleased struct {
 // removal (up to contain's stale wait each): that is done off the loop,
 // which goes on meanwhile. p stays in gone until the loop hears of the end
 // (released), so that no namesake, whose cgroup would be p's, is added
-// before, and the loop does not return before.
+// before, and the loop does not return before. Without a cgroup of its own
+// (none, or the fallback: nothing to close) p is released at once.
 func (f *fleet) release(p *program) {
+	cg := p.cg
+	p.cg = nil
+	if cg == nil || !cg.Enabled() {
+		f.released(programReleased{p: p})
+		return
+	}
 	if !slices.Contains(f.gone, p) {
 		f.gone = append(f.gone, p)
 	}
-	cg := p.cg
-	p.cg = nil
 	closeCgroup := f.closeCgroup
 	if closeCgroup == nil {
 		closeCgroup = (*contain.Manager).Close
@@ -463,6 +469,21 @@ func (f *fleet) release(p *program) {
 		}
 		f.releasedc <- programReleased{p: p, err: err} // the loop runs until p leaves gone
 	}()
+}
+
+// takeReleased takes, in the loop, the end of every release that has
+// ended but not reached the loop yet: the loop's select picks among ready
+// cases at random, so that a request handled first would see the program
+// still in gone, though released.
+func (f *fleet) takeReleased() {
+	for {
+		select {
+		case r := <-f.releasedc:
+			f.released(r)
+		default:
+			return
+		}
+	}
 }
 
 // released takes the end of p's release, in the loop.

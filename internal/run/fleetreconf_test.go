@@ -258,7 +258,7 @@ func TestWatchFailsAtStart(t *testing.T) {
 func TestReleaseOffTheLoop(t *testing.T) {
 	var logs strings.Builder
 	f := &fleet{log: slog.New(slog.NewTextHandler(&logs, nil)), releasedc: make(chan programReleased)}
-	p := &program{name: "extra", log: f.log, cg: contain.Off("test"), removed: true}
+	p := &program{name: "extra", log: f.log, cg: contain.Restore(contain.State{Base: t.TempDir(), Child: true}), removed: true}
 	closing, unblock := make(chan *contain.Manager, 1), make(chan struct{})
 	left := errors.New("busy")
 	f.closeCgroup = func(m *contain.Manager) error {
@@ -312,5 +312,48 @@ func TestPlanRefusedWhileStopping(t *testing.T) {
 	f.load = func() (*config.ResolvedMulti, error) { t.Fatal("hupd.toml read while hupd stops"); return nil, nil }
 	if _, err := f.planData(t.Context(), nil); !errors.Is(err, errFleetStopping) {
 		t.Fatalf("plan while stopping: %v, want %v", err, errFleetStopping)
+	}
+}
+
+// TestReleaseWithoutCgroupAtOnce: a removed program without a cgroup of
+// its own (none, or the fallback) has nothing to close: it is released at
+// once, on the loop, so that a namesake may be added right away (it waited
+// in gone for the loop to hear of a release that did nothing).
+func TestReleaseWithoutCgroupAtOnce(t *testing.T) {
+	for _, cg := range []*contain.Manager{nil, contain.Off("test")} {
+		var logs strings.Builder
+		f := &fleet{log: slog.New(slog.NewTextHandler(&logs, nil)), releasedc: make(chan programReleased, 1)}
+		f.closeCgroup = func(*contain.Manager) error { t.Error("a cgroup closed that there is not"); return nil }
+		p := &program{name: "extra", log: f.log, cg: cg, removed: true}
+		f.gone = []*program{p} // removed while it ran, now ended
+		f.release(p)
+		if len(f.gone) != 0 || len(f.releasedc) != 0 || !strings.Contains(logs.String(), logev.ProgramReleased) {
+			t.Fatalf("cgroup %v: gone %v, %d releases for the loop, logs %q", cg, f.gone, len(f.releasedc), logs.String())
+		}
+		if _, err := f.planProgram(t.Context(), &config.ProgramSpec{Name: "extra"}); err != nil {
+			t.Fatalf("cgroup %v: a namesake: %v", cg, err)
+		}
+	}
+}
+
+// TestReconfTakesEndedRelease: a request that reaches the loop while a
+// removed program's release has ended but its end is not taken yet (the
+// loop's select picks at random among ready cases) takes that end first:
+// a namesake is not refused as "still stopping", long after it ended.
+func TestReconfTakesEndedRelease(t *testing.T) {
+	var logs strings.Builder
+	next := &config.ResolvedMulti{Programs: []config.ProgramSpec{{Name: "extra"}}}
+	f := &fleet{log: slog.New(slog.NewTextHandler(&logs, nil)), releasedc: make(chan programReleased, 1), cur: &config.ResolvedMulti{},
+		load: func() (*config.ResolvedMulti, error) { return next, nil }, parse: func([]byte) (*config.ResolvedMulti, error) { return next, nil }}
+	p := &program{name: "extra", log: f.log, removed: true}
+	p.state.Store(progEnded)
+	f.gone = []*program{p}
+	f.releasedc <- programReleased{p: p} // its Close returned; the loop has not taken it
+	reply := f.onReconf(reconfRequest{plan: true, ctx: t.Context(), data: []byte("edited")})
+	if reply.err != nil || len(reply.plan.Programs) != 1 || reply.plan.Programs[0].Name != "extra" {
+		t.Fatalf("plan adding a namesake of a released program: %+v, %v", reply.plan, reply.err)
+	}
+	if len(f.gone) != 0 || !strings.Contains(logs.String(), logev.ProgramReleased) {
+		t.Fatalf("gone %v, logs %q", f.gone, logs.String())
 	}
 }

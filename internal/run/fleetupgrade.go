@@ -104,6 +104,7 @@ func (f *fleet) upgradable() error {
 // upgrade runs in the loop: it checks the new binary on a goroutine of its
 // own (the loop goes on meanwhile) and carries on at upgradeChecked.
 func (f *fleet) upgrade(r fleetUpgrade) {
+	f.takeReleased()
 	err := f.upgradable()
 	if err == nil && f.upgrading {
 		err = errors.New("an upgrade is in progress")
@@ -139,6 +140,7 @@ func (f *fleet) upgradeChecked(c fleetUpgradeChecked, pending func() int) {
 	f.upgrading = false
 	err := c.err
 	if err == nil {
+		f.takeReleased()
 		err = f.upgradable() // things may have moved while the check ran
 	}
 	switch {

@@ -80,6 +80,11 @@ func (f *fleet) plan(ctx context.Context, next *config.ResolvedMulti) (control.F
 	return out, nil
 }
 
+// errPlanStopping: a running program's supervisor no longer plans: it is
+// stopping (which lasts up to its stop timeout), or has just ended and the
+// loop has not heard of it yet.
+var errPlanStopping = errors.New("is stopping: plan again once it has ended")
+
 // planRemoval is the plan of program p's removal: the sockets it closes.
 // A running program's supervisor holds its sockets (those an edit dropped
 // too, while a draining generation uses them): it says which, and which a
@@ -96,7 +101,7 @@ func (f *fleet) planRemoval(ctx context.Context, p *program) (*supervisor.Plan, 
 		held, err := p.sup.PlanStop(ctx)
 		switch {
 		case errors.Is(err, supervisor.ErrStopping):
-			return nil, fmt.Errorf("program %s: it has just ended: plan again", p.name)
+			return nil, fmt.Errorf("program %s %w", p.name, errPlanStopping)
 		case err != nil:
 			return nil, err
 		}
@@ -113,8 +118,8 @@ func (f *fleet) planProgram(ctx context.Context, spec *config.ProgramSpec) (cont
 		pp.State = p.stateName()
 	}
 	if p == nil || p.state.Load() == progEnded && (differs(p.spec, spec) || !p.ran.Load()) {
-		if slices.ContainsFunc(f.gone, func(q *program) bool { return q.name == spec.Name }) {
-			return pp, &control.ConfigError{Err: fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, errProgramStopping)}
+		if err := f.goneWhy(spec.Name); err != nil {
+			return pp, &control.ConfigError{Err: fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, err)}
 		}
 		pp.Change = control.ChangeAdded
 		pl := &supervisor.Plan{NewGeneration: true}
@@ -164,7 +169,7 @@ func (f *fleet) planProgram(ctx context.Context, spec *config.ProgramSpec) (cont
 		pl, err = p.sup.Plan(ctx, supervisor.Update{Options: f.options(p, &next), Listen: spec.Listen, ListenWhere: spec.ListenWhere, Cause: "hupd plan"})
 		switch {
 		case errors.Is(err, supervisor.ErrStopping):
-			return pp, fmt.Errorf("program %s: it has just ended: plan again", p.name)
+			return pp, fmt.Errorf("program %s %w", p.name, errPlanStopping)
 		case err != nil && ctx.Err() != nil:
 			return pp, err
 		case err != nil:

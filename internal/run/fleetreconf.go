@@ -87,8 +87,27 @@ func (res reconfResult) reloads(p *program) (reload bool, started chan superviso
 var errFleetStopping = errors.New("run: hupd is stopping")
 
 // errProgramStopping refuses to add a program whose namesake, removed, has
-// not ended yet: both would share its cgroup and notify directory.
+// not ended yet (goneWhy): both would share its cgroup and notify
+// directory.
 var errProgramStopping = errors.New("is still stopping after its removal: apply hupd.toml again once it ended")
+
+// errProgramReleasing refuses it once the namesake has ended, while its
+// cgroup is being removed (release).
+var errProgramReleasing = errors.New("was removed and has ended; its cgroup is being removed: apply hupd.toml again in a moment")
+
+// goneWhy is why a program named name cannot be added, or nil: a
+// namesake, removed from hupd.toml, is still stopping (errProgramStopping)
+// or being released (errProgramReleasing).
+func (f *fleet) goneWhy(name string) error {
+	i := slices.IndexFunc(f.gone, func(q *program) bool { return q.name == name })
+	switch {
+	case i < 0:
+		return nil
+	case f.gone[i].state.Load() == progEnded:
+		return errProgramReleasing
+	}
+	return errProgramStopping
+}
 
 // watchConfig watches hupd.toml when m says so (watch_config), or stops
 // watching it.
@@ -229,9 +248,9 @@ func (f *fleet) apply(next *config.ResolvedMulti, cause string) (reconfResult, e
 		// never ran (a program it starts after ended first) at any edit:
 		// that program may be fixed now.
 		if p == nil || p.state.Load() == progEnded && (differs(p.spec, spec) || !p.ran.Load()) {
-			if slices.ContainsFunc(f.gone, func(q *program) bool { return q.name == spec.Name }) {
+			if err := f.goneWhy(spec.Name); err != nil {
 				undo()
-				return reconfResult{}, fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, errProgramStopping)
+				return reconfResult{}, fmt.Errorf("%s: program %q %w", spec.Where, spec.Name, err)
 			}
 			np := f.newProgram(spec)
 			if p != nil && sameContainment(p.spec.Cgroup, spec.Cgroup) {

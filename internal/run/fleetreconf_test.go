@@ -259,6 +259,7 @@ func TestReleaseOffTheLoop(t *testing.T) {
 	var logs strings.Builder
 	f := &fleet{log: slog.New(slog.NewTextHandler(&logs, nil)), releasedc: make(chan programReleased)}
 	p := &program{name: "extra", log: f.log, cg: contain.Restore(contain.State{Base: t.TempDir(), Child: true}), removed: true}
+	p.state.Store(progEnded)
 	closing, unblock := make(chan *contain.Manager, 1), make(chan struct{})
 	left := errors.New("busy")
 	f.closeCgroup = func(m *contain.Manager) error {
@@ -289,9 +290,15 @@ func TestReleaseOffTheLoop(t *testing.T) {
 		t.Fatalf("while its cgroup closes: gone %v, cg %v, logs %q", f.gone, p.cg, logs.String())
 	}
 	_, err := f.planProgram(t.Context(), &config.ProgramSpec{Name: "extra"})
-	if !errors.Is(err, errProgramStopping) {
-		t.Fatalf("a namesake while it is released: %v, want %v", err, errProgramStopping)
+	if !errors.Is(err, errProgramReleasing) || err.Error() != `: program "extra" was removed and has ended; its cgroup is being removed: apply hupd.toml again in a moment` {
+		t.Fatalf("a namesake while it is released: %v, want %v", err, errProgramReleasing)
 	}
+	p.state.Store(progRunning) // as it was while it stopped
+	_, err = f.planProgram(t.Context(), &config.ProgramSpec{Name: "extra"})
+	if !errors.Is(err, errProgramStopping) || err.Error() != `: program "extra" is still stopping after its removal: apply hupd.toml again once it ended` {
+		t.Fatalf("a namesake while it stops: %v, want %v", err, errProgramStopping)
+	}
+	p.state.Store(progEnded)
 	unblock <- struct{}{}
 	select {
 	case r := <-f.releasedc:
@@ -355,5 +362,30 @@ func TestReconfTakesEndedRelease(t *testing.T) {
 	}
 	if len(f.gone) != 0 || !strings.Contains(logs.String(), logev.ProgramReleased) {
 		t.Fatalf("gone %v, logs %q", f.gone, logs.String())
+	}
+}
+
+// TestPlanProgramStopping: a running program whose supervisor no longer
+// plans (it is stopping, which lasts up to its stop timeout, or has just
+// ended) refuses a plan saying so, for its removal and for a change
+// (it said "it has just ended" while it could still be stopping).
+func TestPlanProgramStopping(t *testing.T) {
+	f := upgradeFleet("web")
+	web := f.progs[0]
+	web.spec.Options.Path, web.spec.Options.Args = "/bin/true", []string{"true"}
+	sup, err := supervisor.New(supervisor.Options{Path: "/bin/true", Args: []string{"true"}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup.Ended() // its Run has returned: it plans no more
+	web.sup = sup
+	const want = "program web is stopping: plan again once it has ended"
+	if _, err := f.planRemoval(t.Context(), web); !errors.Is(err, errPlanStopping) || err.Error() != want {
+		t.Fatalf("its removal planned: %v, want %q", err, want)
+	}
+	changed := *web.spec
+	changed.Options.Args = []string{"true", "-v"}
+	if _, err := f.planProgram(t.Context(), &changed); !errors.Is(err, errPlanStopping) || err.Error() != want {
+		t.Fatalf("its change planned: %v, want %q", err, want)
 	}
 }

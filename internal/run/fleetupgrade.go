@@ -68,6 +68,8 @@ func (f *fleet) upgradable() error {
 	switch {
 	case f.stopping:
 		return errors.New("hupd is stopping")
+	case len(f.gone) > 0 && f.gone[0].state.Load() == progEnded:
+		return fmt.Errorf("program %s, removed from hupd.toml, has ended and its cgroup is being removed: try again in a moment", f.gone[0].name)
 	case len(f.gone) > 0:
 		return fmt.Errorf("program %s, removed from hupd.toml, is still stopping: try again once it has ended", f.gone[0].name)
 	case f.cfgErr != "":

@@ -44,6 +44,8 @@ func TestFleetUpgradable(t *testing.T) {
 		{"one ended", func(f *fleet) { f.progs[0].state.Store(progEnded) }, ""},
 		{"stopping", func(f *fleet) { f.stopping = true }, "hupd is stopping"},
 		{"removed, stopping", func(f *fleet) { f.gone = []*program{f.progs[1]} }, "program web, removed from hupd.toml, is still stopping: try again once it has ended"},
+		{"removed, ended, its cgroup closing", func(f *fleet) { f.progs[1].state.Store(progEnded); f.gone = []*program{f.progs[1]} },
+			"program web, removed from hupd.toml, has ended and its cgroup is being removed: try again in a moment"},
 		{"edit refused", func(f *fleet) { f.cfgErr = "bad" }, "h.toml's last edit was refused: fix it (hupd reload applies it) or undo it, then upgrade"},
 		{"waiting", func(f *fleet) { f.progs[1].state.Store(progWaiting); f.progs[1].spec.After = []string{"app", "db"} },
 			"program web waits for app, db to be ready: try again once it runs"},

@@ -92,9 +92,7 @@ func TestMultiCgroupMixed(t *testing.T) {
 		t.Fatalf("legacy's daemon in %s, hupd in %s: want both in hupd's leaf", got, want)
 	}
 
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	g2 := ctReadPrefork(t, h)
 	newApp := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("app", 2)).Int("pid")
 	h.WaitEvent(logev.ChildExited, 1, ofProgramGen("app", 1))
@@ -153,9 +151,7 @@ func TestMultiCgroupAddedByEdit(t *testing.T) {
 		t.Fatalf("cgroups laid out with every program off: %v", evs)
 	}
 	rewriteFleet(t, path, legacy, helloProgram("app"))
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	if c := fleetStatus(t, h)["app"].Status.Containment; c != nil && c.Mode != supervisor.ContainCgroup && strings.Contains(c.Reason, "(off)") {
 		t.Fatalf("the added app has process groups for the others' setting: %+v", c)
@@ -188,9 +184,7 @@ func TestMultiCgroupEndedReplaced(t *testing.T) {
 	once.command, once.ready, once.listen = []string{helloBin}, "notify", true
 	once.extra = "on_exit = \"ignore\"\n[program.process]\ncgroup = \"off\"\n"
 	rewriteFleet(t, path, web, once)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	pid := h.WaitEvent(logev.ChildReady, 1, ofProgram("once")).Int("pid")
 	if c := fleetStatus(t, h)["once"].Status.Containment; c == nil || c.Mode == supervisor.ContainCgroup {
 		t.Fatalf("once, back with cgroups off: containment %+v, want process groups", c)

@@ -194,9 +194,7 @@ func cgMixedUpgraded(t *testing.T) (h *Hupd, base string, legacy ctPrefork, app 
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
 	before := fleetPIDs(fleetStatus(t, h))
 	appCG := cgroupOf(t, app)
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
-	}
+	fleetOK(t, h, "upgrade")
 	h.WaitEvent(logev.Upgraded, 1, nil)
 	st := fleetStatus(t, h)
 	if after := fleetPIDs(st); !reflect.DeepEqual(after, before) {
@@ -231,9 +229,7 @@ func cgMixedUpgraded(t *testing.T) (h *Hupd, base string, legacy ctPrefork, app 
 func TestMultiCgroupMixedUpgrade(t *testing.T) {
 	t.Parallel()
 	h, base, g1, app1 := cgMixedUpgraded(t)
-	if code, out, errOut := fleetCLI(t, h, "reload", "app", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload app: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload", "app")
 	app2 := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("app", 2)).Int("pid")
 	// gen-2 or, when the old image's standby of that number was
 	// discarded at the upgrade, a new name of it (gen-2.N).
@@ -241,9 +237,7 @@ func TestMultiCgroupMixedUpgrade(t *testing.T) {
 		t.Fatalf("app's generation 2 in %s, want prog-app/gen-2", cg)
 	}
 	waitGone(t, app1)
-	if code, out, errOut := fleetCLI(t, h, "reload", "legacy", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload legacy: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload", "legacy")
 	g2 := ctReadPrefork(t, h)
 	h.WaitEvent(logev.ChildReady, 1, ofProgramGen("legacy", 2))
 	for _, pid := range g1.group() {
@@ -296,17 +290,13 @@ func TestMultiCgroupOffUpgradeThenAdded(t *testing.T) {
 	h, path := startFleetFile(t, []string{"--watch-config=false"}, legacy)
 	g := ctReadPrefork(t, h)
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
-	}
+	fleetOK(t, h, "upgrade")
 	h.WaitEvent(logev.Upgraded, 1, nil)
 	if evs := h.Events(logev.ContainmentCgroup); len(evs) > 0 {
 		t.Fatalf("cgroups laid out with every program off: %v", evs)
 	}
 	rewriteFleet(t, path, legacy, helloProgram("app"))
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	base := fleetBase(t, h)
 	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
@@ -482,19 +472,13 @@ func TestMultiCgroupMixedRemovedUpgradeAdded(t *testing.T) {
 	app1 := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
 	rewriteFleet(t, path, legacy)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload (app removed): exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	h.WaitEvent(logev.ProgramRemoved, 1, ofProgram("app"))
 	waitGone(t, app1)
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
-	}
+	fleetOK(t, h, "upgrade")
 	h.WaitEvent(logev.Upgraded, 1, nil)
 	rewriteFleet(t, path, legacy, app)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload (app added back): exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	app2 := h.WaitEvent(logev.ChildReady, 2, ofProgram("app")).Int("pid")
 	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
 		t.Fatalf("app, added back after the upgrade: containment %+v, want cgroups under %s", c, base)

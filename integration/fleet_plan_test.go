@@ -139,9 +139,7 @@ func TestMultiPlanWaiting(t *testing.T) {
 	if code, out, errOut := fleetCLI(t, h, "plan", "--name", "fleet"); code != 0 || out != want {
 		t.Fatalf("plan of the cgroup mode alone: exit %d, stderr %q:\n%s\nwant:\n%s", code, errOut, out, want)
 	}
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("reload: exit %d, stderr %q:\n%s", code, errOut, out)
-	}
+	fleetOK(t, h, "reload")
 	open()
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
 	st := fleetStatus(t, h)
@@ -181,9 +179,7 @@ func TestMultiPlanRemovedHoldsSockets(t *testing.T) {
 	web.listen = false
 	web.extra += "[[program.listen]]\nname = \"admin\"\naddress = \"unix://" + filepath.Join(t.TempDir(), "admin.sock") + "\"\n"
 	rewriteFleet(t, path, app, web)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("reload: exit %d, stderr %q:\n%s", code, errOut, out)
-	}
+	fleetOK(t, h, "reload")
 	adminAddr := h.WaitEvent(logev.Listening, 2, ofProgram("web")).Str("address")
 	h.WaitEvent(logev.Draining, 1, ofProgram("web"))
 

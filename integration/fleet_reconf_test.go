@@ -264,9 +264,7 @@ func TestMultiEditHealth(t *testing.T) {
 
 	rewriteFleet(t, path, app, extra)
 	withHealth(path)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d, stderr %q:\n%s", code, errOut, out)
-	}
+	fleetOK(t, h, "reload")
 	h.WaitEvent(logev.ProgramRemoved, 1, ofProgram("web"))
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("extra"))
 	hlExpect(t, addr, "/readyz?program=web", 404, `no program "web"`)

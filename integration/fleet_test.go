@@ -126,6 +126,16 @@ func fleetCLI(t *testing.T, h *Hupd, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
+// fleetOK runs hupd's client command args against h's fleet (--name
+// fleet added) and fails t unless it exits 0.
+func fleetOK(t *testing.T, h *Hupd, args ...string) {
+	t.Helper()
+	code, out, errOut := fleetCLI(t, h, append(args[:len(args):len(args)], "--name", "fleet")...)
+	if code != 0 {
+		t.Fatalf("hupd %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errOut)
+	}
+}
+
 // fleetStatus is every program's status (hupd status --json) of the hupd
 // which names (--name fleet when none).
 func fleetStatus(t *testing.T, h *Hupd, which ...string) map[string]control.ProgramReply {

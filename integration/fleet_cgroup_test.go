@@ -48,6 +48,23 @@ func noCgroupLeft(t *testing.T, h *Hupd, base string) {
 	}
 }
 
+// stopWithLegacy stops hupd h (TERM), which runs a legacy program
+// (legacyProgram) beside programs with cgroups under base: legacy's master
+// dies of the TERM, so hupd exits with its status, 128+SIGTERM. It waits
+// until each of pids is gone and fails t if hupd left a cgroup behind
+// (noCgroupLeft). Legacy's daemons, which escape, are ended when t ends
+// (ctReadPrefork).
+func stopWithLegacy(t *testing.T, h *Hupd, base string, pids ...int) {
+	t.Helper()
+	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
+	}
+	for _, pid := range pids {
+		waitGone(t, pid)
+	}
+	noCgroupLeft(t, h, base)
+}
+
 // cgroupOf is pid's cgroup2 path (relative to the mount).
 func cgroupOf(t *testing.T, pid int) string {
 	t.Helper()
@@ -103,13 +120,7 @@ func TestMultiCgroupMixed(t *testing.T) {
 		waitGone(t, pid)
 	}
 
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g2.group(), newApp) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
+	stopWithLegacy(t, h, base, append(g2.group(), newApp)...)
 	for _, p := range []ctPrefork{g1, g2} {
 		if !processAlive(p.daemon) {
 			t.Errorf("legacy's daemon %d is gone: without cgroups it escapes", p.daemon)
@@ -160,14 +171,7 @@ func TestMultiCgroupAddedByEdit(t *testing.T) {
 	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
 		t.Fatalf("the added app's containment %+v, want cgroups under %s", c, base)
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g.group(), appPID) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	syscall.Kill(g.daemon, syscall.SIGKILL)
+	stopWithLegacy(t, h, base, append(g.group(), appPID)...)
 }
 
 // TestMultiCgroupEndedReplaced: a program that ended (on_exit = "ignore")

@@ -249,16 +249,7 @@ func TestMultiCgroupMixedUpgrade(t *testing.T) {
 	if got := fleetGet(t, fleetAddr(h, "app")); got != app2 {
 		t.Fatalf("app answered by pid %d, want %d", got, app2)
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g2.group(), app2) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	for _, p := range []ctPrefork{g1, g2} {
-		syscall.Kill(p.daemon, syscall.SIGKILL) // escaped, as without cgroups
-	}
+	stopWithLegacy(t, h, base, append(g2.group(), app2)...)
 }
 
 // TestMultiCgroupMixedUpgradeKill9: after an upgrade of a hupd running a
@@ -310,14 +301,7 @@ func TestMultiCgroupOffUpgradeThenAdded(t *testing.T) {
 			t.Fatalf("legacy's pid %d gone", pid)
 		}
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g.group(), appPID) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	syscall.Kill(g.daemon, syscall.SIGKILL)
+	stopWithLegacy(t, h, base, append(g.group(), appPID)...)
 }
 
 // sdWatchdogPings waits until systemd has seen n more watchdog pings of
@@ -489,14 +473,7 @@ func TestMultiCgroupMixedRemovedUpgradeAdded(t *testing.T) {
 	if n := len(h.Events(logev.ContainmentCgroup)); n != 1 {
 		t.Fatalf("hupd's cgroups laid out %d times, want once (before the upgrade)", n)
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g.group(), app2) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	syscall.Kill(g.daemon, syscall.SIGKILL)
+	stopWithLegacy(t, h, base, append(g.group(), app2)...)
 }
 
 // TestMultiSystemdEndedLeavesStore: under systemd with the fd store, a

@@ -154,24 +154,41 @@ func TestMultiCgroupMixedKill9(t *testing.T) {
 // status) leaves none behind.
 func TestMultiCgroupAddedByEdit(t *testing.T) {
 	t.Parallel()
-	legacy := legacyProgram("legacy")
-	h, path := startFleetFile(t, []string{"--watch-config=false"}, legacy)
-	g := ctReadPrefork(t, h)
+	h, base, g, appPID := cgOffThenAdded(t, false)
+	stopWithLegacy(t, h, base, append(g.group(), appPID)...)
+}
+
+// cgOffThenAdded starts hupd with legacy alone (legacyProgram: cgroups
+// off) and, with upgrade, upgrades it (hupd upgrade); it checks that no
+// cgroup was laid out, then adds app (hello, cgroups) by an edit of
+// hupd.toml and hupd reload, and checks that app runs in a cgroup under
+// hupd's base, not in process groups for the others' setting (it skips t
+// where hupd cannot have cgroups). It returns hupd, its base, legacy's
+// generation and app's PID.
+func cgOffThenAdded(t *testing.T, upgrade bool) (h *Hupd, base string, legacy ctPrefork, app int) {
+	t.Helper()
+	prog := legacyProgram("legacy")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, prog)
+	legacy = ctReadPrefork(t, h)
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
+	if upgrade {
+		fleetOK(t, h, "upgrade")
+		h.WaitEvent(logev.Upgraded, 1, nil)
+	}
 	if evs := h.Events(logev.ContainmentCgroup); len(evs) > 0 {
 		t.Fatalf("cgroups laid out with every program off: %v", evs)
 	}
-	rewriteFleet(t, path, legacy, helloProgram("app"))
+	rewriteFleet(t, path, prog, helloProgram("app"))
 	fleetOK(t, h, "reload")
-	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	app = h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	if c := fleetStatus(t, h)["app"].Status.Containment; c != nil && c.Mode != supervisor.ContainCgroup && strings.Contains(c.Reason, "(off)") {
 		t.Fatalf("the added app has process groups for the others' setting: %+v", c)
 	}
-	base := fleetBase(t, h)
+	base = fleetBase(t, h)
 	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
 		t.Fatalf("the added app's containment %+v, want cgroups under %s", c, base)
 	}
-	stopWithLegacy(t, h, base, append(g.group(), appPID)...)
+	return h, base, legacy, app
 }
 
 // TestMultiCgroupEndedReplaced: a program that ended (on_exit = "ignore")

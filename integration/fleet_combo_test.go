@@ -277,22 +277,7 @@ func TestMultiCgroupMixedUpgradeKill9(t *testing.T) {
 // the exit leaves none behind.
 func TestMultiCgroupOffUpgradeThenAdded(t *testing.T) {
 	t.Parallel()
-	legacy := legacyProgram("legacy")
-	h, path := startFleetFile(t, []string{"--watch-config=false"}, legacy)
-	g := ctReadPrefork(t, h)
-	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
-	fleetOK(t, h, "upgrade")
-	h.WaitEvent(logev.Upgraded, 1, nil)
-	if evs := h.Events(logev.ContainmentCgroup); len(evs) > 0 {
-		t.Fatalf("cgroups laid out with every program off: %v", evs)
-	}
-	rewriteFleet(t, path, legacy, helloProgram("app"))
-	fleetOK(t, h, "reload")
-	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
-	base := fleetBase(t, h)
-	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
-		t.Fatalf("the added app's containment %+v, want cgroups under %s", c, base)
-	}
+	h, base, g, appPID := cgOffThenAdded(t, true)
 	if got := cgroupOf(t, appPID); filepath.Base(filepath.Dir(got)) != "prog-app" {
 		t.Fatalf("app's generation in %s, want below prog-app", got)
 	}

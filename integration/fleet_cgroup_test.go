@@ -138,13 +138,7 @@ func TestMultiCgroupMixedKill9(t *testing.T) {
 	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
 	sentinel := sentinelPID(t, h)
-	if err := h.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	h.Wait()
-	for _, pid := range append(g.group(), appPID, sentinel) {
-		waitGone(t, pid)
-	}
+	kill9Gone(t, h, append(g.group(), appPID, sentinel)...)
 }
 
 // TestMultiCgroupAddedByEdit: a hupd whose programs all had cgroups off

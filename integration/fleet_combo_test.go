@@ -260,13 +260,7 @@ func TestMultiCgroupMixedUpgradeKill9(t *testing.T) {
 	t.Parallel()
 	h, _, g, app := cgMixedUpgraded(t)
 	sentinel := sentinelPID(t, h)
-	if err := h.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	h.Wait()
-	for _, pid := range append(g.group(), app, sentinel) {
-		waitGone(t, pid)
-	}
+	kill9Gone(t, h, append(g.group(), app, sentinel)...)
 	syscall.Kill(g.daemon, syscall.SIGKILL)
 }
 

@@ -479,15 +479,25 @@ func preforkProgram(name string, after ...string) fleetProgram {
 		extra: "[program.process]\nstop_signal = \"USR1\"\n"}
 }
 
-// kill9Ends kills hupd (SIGKILL) and waits for every process of each
-// pre-fork generation of gens (by what it is) and for the sentinel to
-// have ended.
-func kill9Ends(t *testing.T, h *Hupd, sentinel int, gens map[string]*sentPrefork) {
+// kill9Gone kills hupd h (SIGKILL), waits for it, and waits until each
+// of pids is gone.
+func kill9Gone(t *testing.T, h *Hupd, pids ...int) {
 	t.Helper()
 	if err := h.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	h.Wait()
+	for _, pid := range pids {
+		waitGone(t, pid)
+	}
+}
+
+// kill9Ends kills hupd (SIGKILL) and waits for every process of each
+// pre-fork generation of gens (by what it is) and for the sentinel to
+// have ended.
+func kill9Ends(t *testing.T, h *Hupd, sentinel int, gens map[string]*sentPrefork) {
+	t.Helper()
+	kill9Gone(t, h)
 	for what, p := range gens {
 		p.waitEnded(t, what, p.group())
 	}

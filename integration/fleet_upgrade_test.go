@@ -156,14 +156,7 @@ func TestMultiUpgradeUnderLoad(t *testing.T) {
 	if len(final["app"]) != 3 || len(final["web"]) != 2 {
 		t.Fatalf("after the second upgrade: %v", final)
 	}
-	if err := h.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	h.Wait()
-	for _, pid := range slices.Concat(final["app"], final["web"]) {
-		waitGone(t, pid)
-	}
-	waitGone(t, sentinel)
+	kill9Gone(t, h, append(slices.Concat(final["app"], final["web"]), sentinel)...)
 }
 
 // TestMultiUpgradeRefused: a binary that is not a hupd, one that speaks

@@ -322,13 +322,7 @@ func TestMultiSystemdUpgradeThenEdit(t *testing.T) {
 			t.Fatalf("after the upgrade and three pings: %v; want hupd %s running, never restarted", p, hupd)
 		}
 
-		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
-			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
-			sdProgramToml("extra", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8083")+
-			sdFleetStore(c.Suite)), 0o644)
-		c.Run(t, "systemctl", "reload", sdFleetUnit)
-		appExtra := regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`)
-		p = sdWaitStatus(t, c, "serving app and extra", appExtra)
+		p, appExtra := sdEditAppExtra(t, c)
 		if p["MainPID"] != hupd {
 			t.Fatalf("after the edit: %v; want hupd %s", p, hupd)
 		}

@@ -48,6 +48,23 @@ func noCgroupLeft(t *testing.T, h *Hupd, base string) {
 	}
 }
 
+// stopWithLegacy stops hupd h (TERM), which runs a legacy program
+// (legacyProgram) beside programs with cgroups under base: legacy's master
+// dies of the TERM, so hupd exits with its status, 128+SIGTERM. It waits
+// until each of pids is gone and fails t if hupd left a cgroup behind
+// (noCgroupLeft). Legacy's daemons, which escape, are ended when t ends
+// (ctReadPrefork).
+func stopWithLegacy(t *testing.T, h *Hupd, base string, pids ...int) {
+	t.Helper()
+	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
+	}
+	for _, pid := range pids {
+		waitGone(t, pid)
+	}
+	noCgroupLeft(t, h, base)
+}
+
 // cgroupOf is pid's cgroup2 path (relative to the mount).
 func cgroupOf(t *testing.T, pid int) string {
 	t.Helper()
@@ -92,9 +109,7 @@ func TestMultiCgroupMixed(t *testing.T) {
 		t.Fatalf("legacy's daemon in %s, hupd in %s: want both in hupd's leaf", got, want)
 	}
 
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	g2 := ctReadPrefork(t, h)
 	newApp := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("app", 2)).Int("pid")
 	h.WaitEvent(logev.ChildExited, 1, ofProgramGen("app", 1))
@@ -105,13 +120,7 @@ func TestMultiCgroupMixed(t *testing.T) {
 		waitGone(t, pid)
 	}
 
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g2.group(), newApp) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
+	stopWithLegacy(t, h, base, append(g2.group(), newApp)...)
 	for _, p := range []ctPrefork{g1, g2} {
 		if !processAlive(p.daemon) {
 			t.Errorf("legacy's daemon %d is gone: without cgroups it escapes", p.daemon)
@@ -129,13 +138,7 @@ func TestMultiCgroupMixedKill9(t *testing.T) {
 	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
 	sentinel := sentinelPID(t, h)
-	if err := h.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	h.Wait()
-	for _, pid := range append(g.group(), appPID, sentinel) {
-		waitGone(t, pid)
-	}
+	kill9Gone(t, h, append(g.group(), appPID, sentinel)...)
 }
 
 // TestMultiCgroupAddedByEdit: a hupd whose programs all had cgroups off
@@ -145,33 +148,41 @@ func TestMultiCgroupMixedKill9(t *testing.T) {
 // status) leaves none behind.
 func TestMultiCgroupAddedByEdit(t *testing.T) {
 	t.Parallel()
-	legacy := legacyProgram("legacy")
-	h, path := startFleetFile(t, []string{"--watch-config=false"}, legacy)
-	g := ctReadPrefork(t, h)
+	h, base, g, appPID := cgOffThenAdded(t, false)
+	stopWithLegacy(t, h, base, append(g.group(), appPID)...)
+}
+
+// cgOffThenAdded starts hupd with legacy alone (legacyProgram: cgroups
+// off) and, with upgrade, upgrades it (hupd upgrade); it checks that no
+// cgroup was laid out, then adds app (hello, cgroups) by an edit of
+// hupd.toml and hupd reload, and checks that app runs in a cgroup under
+// hupd's base, not in process groups for the others' setting (it skips t
+// where hupd cannot have cgroups). It returns hupd, its base, legacy's
+// generation and app's PID.
+func cgOffThenAdded(t *testing.T, upgrade bool) (h *Hupd, base string, legacy ctPrefork, app int) {
+	t.Helper()
+	prog := legacyProgram("legacy")
+	h, path := startFleetFile(t, []string{"--watch-config=false"}, prog)
+	legacy = ctReadPrefork(t, h)
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
+	if upgrade {
+		fleetOK(t, h, "upgrade")
+		h.WaitEvent(logev.Upgraded, 1, nil)
+	}
 	if evs := h.Events(logev.ContainmentCgroup); len(evs) > 0 {
 		t.Fatalf("cgroups laid out with every program off: %v", evs)
 	}
-	rewriteFleet(t, path, legacy, helloProgram("app"))
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
-	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
+	rewriteFleet(t, path, prog, helloProgram("app"))
+	fleetOK(t, h, "reload")
+	app = h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	if c := fleetStatus(t, h)["app"].Status.Containment; c != nil && c.Mode != supervisor.ContainCgroup && strings.Contains(c.Reason, "(off)") {
 		t.Fatalf("the added app has process groups for the others' setting: %+v", c)
 	}
-	base := fleetBase(t, h)
+	base = fleetBase(t, h)
 	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
 		t.Fatalf("the added app's containment %+v, want cgroups under %s", c, base)
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g.group(), appPID) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	syscall.Kill(g.daemon, syscall.SIGKILL)
+	return h, base, legacy, app
 }
 
 // TestMultiCgroupEndedReplaced: a program that ended (on_exit = "ignore")
@@ -188,9 +199,7 @@ func TestMultiCgroupEndedReplaced(t *testing.T) {
 	once.command, once.ready, once.listen = []string{helloBin}, "notify", true
 	once.extra = "on_exit = \"ignore\"\n[program.process]\ncgroup = \"off\"\n"
 	rewriteFleet(t, path, web, once)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	pid := h.WaitEvent(logev.ChildReady, 1, ofProgram("once")).Int("pid")
 	if c := fleetStatus(t, h)["once"].Status.Containment; c == nil || c.Mode == supervisor.ContainCgroup {
 		t.Fatalf("once, back with cgroups off: containment %+v, want process groups", c)

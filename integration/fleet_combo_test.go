@@ -194,9 +194,7 @@ func cgMixedUpgraded(t *testing.T) (h *Hupd, base string, legacy ctPrefork, app 
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
 	before := fleetPIDs(fleetStatus(t, h))
 	appCG := cgroupOf(t, app)
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
-	}
+	fleetOK(t, h, "upgrade")
 	h.WaitEvent(logev.Upgraded, 1, nil)
 	st := fleetStatus(t, h)
 	if after := fleetPIDs(st); !reflect.DeepEqual(after, before) {
@@ -231,9 +229,7 @@ func cgMixedUpgraded(t *testing.T) (h *Hupd, base string, legacy ctPrefork, app 
 func TestMultiCgroupMixedUpgrade(t *testing.T) {
 	t.Parallel()
 	h, base, g1, app1 := cgMixedUpgraded(t)
-	if code, out, errOut := fleetCLI(t, h, "reload", "app", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload app: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload", "app")
 	app2 := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("app", 2)).Int("pid")
 	// gen-2 or, when the old image's standby of that number was
 	// discarded at the upgrade, a new name of it (gen-2.N).
@@ -241,9 +237,7 @@ func TestMultiCgroupMixedUpgrade(t *testing.T) {
 		t.Fatalf("app's generation 2 in %s, want prog-app/gen-2", cg)
 	}
 	waitGone(t, app1)
-	if code, out, errOut := fleetCLI(t, h, "reload", "legacy", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload legacy: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload", "legacy")
 	g2 := ctReadPrefork(t, h)
 	h.WaitEvent(logev.ChildReady, 1, ofProgramGen("legacy", 2))
 	for _, pid := range g1.group() {
@@ -255,16 +249,7 @@ func TestMultiCgroupMixedUpgrade(t *testing.T) {
 	if got := fleetGet(t, fleetAddr(h, "app")); got != app2 {
 		t.Fatalf("app answered by pid %d, want %d", got, app2)
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g2.group(), app2) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	for _, p := range []ctPrefork{g1, g2} {
-		syscall.Kill(p.daemon, syscall.SIGKILL) // escaped, as without cgroups
-	}
+	stopWithLegacy(t, h, base, append(g2.group(), app2)...)
 }
 
 // TestMultiCgroupMixedUpgradeKill9: after an upgrade of a hupd running a
@@ -275,13 +260,7 @@ func TestMultiCgroupMixedUpgradeKill9(t *testing.T) {
 	t.Parallel()
 	h, _, g, app := cgMixedUpgraded(t)
 	sentinel := sentinelPID(t, h)
-	if err := h.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	h.Wait()
-	for _, pid := range append(g.group(), app, sentinel) {
-		waitGone(t, pid)
-	}
+	kill9Gone(t, h, append(g.group(), app, sentinel)...)
 	syscall.Kill(g.daemon, syscall.SIGKILL)
 }
 
@@ -292,26 +271,7 @@ func TestMultiCgroupMixedUpgradeKill9(t *testing.T) {
 // the exit leaves none behind.
 func TestMultiCgroupOffUpgradeThenAdded(t *testing.T) {
 	t.Parallel()
-	legacy := legacyProgram("legacy")
-	h, path := startFleetFile(t, []string{"--watch-config=false"}, legacy)
-	g := ctReadPrefork(t, h)
-	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
-	}
-	h.WaitEvent(logev.Upgraded, 1, nil)
-	if evs := h.Events(logev.ContainmentCgroup); len(evs) > 0 {
-		t.Fatalf("cgroups laid out with every program off: %v", evs)
-	}
-	rewriteFleet(t, path, legacy, helloProgram("app"))
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
-	appPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
-	base := fleetBase(t, h)
-	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
-		t.Fatalf("the added app's containment %+v, want cgroups under %s", c, base)
-	}
+	h, base, g, appPID := cgOffThenAdded(t, true)
 	if got := cgroupOf(t, appPID); filepath.Base(filepath.Dir(got)) != "prog-app" {
 		t.Fatalf("app's generation in %s, want below prog-app", got)
 	}
@@ -320,14 +280,7 @@ func TestMultiCgroupOffUpgradeThenAdded(t *testing.T) {
 			t.Fatalf("legacy's pid %d gone", pid)
 		}
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g.group(), appPID) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	syscall.Kill(g.daemon, syscall.SIGKILL)
+	stopWithLegacy(t, h, base, append(g.group(), appPID)...)
 }
 
 // sdWatchdogPings waits until systemd has seen n more watchdog pings of
@@ -369,13 +322,7 @@ func TestMultiSystemdUpgradeThenEdit(t *testing.T) {
 			t.Fatalf("after the upgrade and three pings: %v; want hupd %s running, never restarted", p, hupd)
 		}
 
-		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
-			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
-			sdProgramToml("extra", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8083")+
-			sdFleetStore(c.Suite)), 0o644)
-		c.Run(t, "systemctl", "reload", sdFleetUnit)
-		appExtra := regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`)
-		p = sdWaitStatus(t, c, "serving app and extra", appExtra)
+		p, appExtra := sdEditAppExtra(t, c)
 		if p["MainPID"] != hupd {
 			t.Fatalf("after the edit: %v; want hupd %s", p, hupd)
 		}
@@ -482,19 +429,13 @@ func TestMultiCgroupMixedRemovedUpgradeAdded(t *testing.T) {
 	app1 := h.WaitEvent(logev.ChildReady, 1, ofProgram("app")).Int("pid")
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("legacy"))
 	rewriteFleet(t, path, legacy)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload (app removed): exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	h.WaitEvent(logev.ProgramRemoved, 1, ofProgram("app"))
 	waitGone(t, app1)
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
-	}
+	fleetOK(t, h, "upgrade")
 	h.WaitEvent(logev.Upgraded, 1, nil)
 	rewriteFleet(t, path, legacy, app)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload (app added back): exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	app2 := h.WaitEvent(logev.ChildReady, 2, ofProgram("app")).Int("pid")
 	if c := fleetStatus(t, h)["app"].Status.Containment; c == nil || c.Mode != supervisor.ContainCgroup || filepath.Dir(c.Cgroup) != base {
 		t.Fatalf("app, added back after the upgrade: containment %+v, want cgroups under %s", c, base)
@@ -505,14 +446,7 @@ func TestMultiCgroupMixedRemovedUpgradeAdded(t *testing.T) {
 	if n := len(h.Events(logev.ContainmentCgroup)); n != 1 {
 		t.Fatalf("hupd's cgroups laid out %d times, want once (before the upgrade)", n)
 	}
-	if code := h.Stop(); code != 128+int(syscall.SIGTERM) {
-		t.Fatalf("hupd exited %d, want legacy's %d (its master dies of TERM)", code, 128+int(syscall.SIGTERM))
-	}
-	for _, pid := range append(g.group(), app2) {
-		waitGone(t, pid)
-	}
-	noCgroupLeft(t, h, base)
-	syscall.Kill(g.daemon, syscall.SIGKILL)
+	stopWithLegacy(t, h, base, append(g.group(), app2)...)
 }
 
 // TestMultiSystemdEndedLeavesStore: under systemd with the fd store, a

@@ -104,12 +104,8 @@ func TestMultiPlan(t *testing.T) {
 // with other edits, and the program kept its cgroup).
 func TestMultiPlanWaiting(t *testing.T) {
 	t.Parallel()
-	gate := filepath.Join(t.TempDir(), "gate")
-	if err := syscall.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	app, web := helloProgram("app"), helloProgram("web", "app")
-	app.command = []string{"sh", "-c", "read x < " + gate + "; exec " + helloBin + " -grace 10s"}
+	app, open := gatedProgram(t, "app")
+	web := helloProgram("web", "app")
 	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web)
 	webAddr := h.WaitEvent(logev.Listening, 1, ofProgram("web")).Str("address")
 	h.WaitEvent(logev.ProgramWaiting, 1, ofProgram("web"))
@@ -143,15 +139,8 @@ func TestMultiPlanWaiting(t *testing.T) {
 	if code, out, errOut := fleetCLI(t, h, "plan", "--name", "fleet"); code != 0 || out != want {
 		t.Fatalf("plan of the cgroup mode alone: exit %d, stderr %q:\n%s\nwant:\n%s", code, errOut, out, want)
 	}
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("reload: exit %d, stderr %q:\n%s", code, errOut, out)
-	}
-	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.WriteString("go\n")
-	g.Close()
+	fleetOK(t, h, "reload")
+	open()
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
 	st := fleetStatus(t, h)
 	if c := st["app"].Status.Containment; c != nil && c.Mode == supervisor.ContainCgroup {
@@ -190,9 +179,7 @@ func TestMultiPlanRemovedHoldsSockets(t *testing.T) {
 	web.listen = false
 	web.extra += "[[program.listen]]\nname = \"admin\"\naddress = \"unix://" + filepath.Join(t.TempDir(), "admin.sock") + "\"\n"
 	rewriteFleet(t, path, app, web)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("reload: exit %d, stderr %q:\n%s", code, errOut, out)
-	}
+	fleetOK(t, h, "reload")
 	adminAddr := h.WaitEvent(logev.Listening, 2, ofProgram("web")).Str("address")
 	h.WaitEvent(logev.Draining, 1, ofProgram("web"))
 

@@ -264,9 +264,7 @@ func TestMultiEditHealth(t *testing.T) {
 
 	rewriteFleet(t, path, app, extra)
 	withHealth(path)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d, stderr %q:\n%s", code, errOut, out)
-	}
+	fleetOK(t, h, "reload")
 	h.WaitEvent(logev.ProgramRemoved, 1, ofProgram("web"))
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("extra"))
 	hlExpect(t, addr, "/readyz?program=web", 404, `no program "web"`)
@@ -324,18 +322,36 @@ func TestMultiEditAddressInUse(t *testing.T) {
 	}
 }
 
+// gatedProgram is a hello program that waits, before it execs hello,
+// until open is called (a line on a fifo): until then it is not ready,
+// and a program after it waits.
+func gatedProgram(t *testing.T, name string) (p fleetProgram, open func()) {
+	t.Helper()
+	gate := filepath.Join(t.TempDir(), "gate")
+	if err := syscall.Mkfifo(gate, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = helloProgram(name)
+	p.command = []string{"sh", "-c", "read x < " + gate + "; exec " + helloBin + " -grace 10s"}
+	return p, func() {
+		t.Helper()
+		g, err := os.OpenFile(gate, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.WriteString("go\n")
+		g.Close()
+	}
+}
+
 // TestMultiEditWaiting: an edit of a program that waits for the programs
 // it starts after is applied before it starts (the reload of every program
 // says it is not running, which is no failure): once app is ready, web
 // starts with its new environment, on its socket as first bound.
 func TestMultiEditWaiting(t *testing.T) {
 	t.Parallel()
-	gate := filepath.Join(t.TempDir(), "gate")
-	if err := syscall.Mkfifo(gate, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	app, web := helloProgram("app"), helloProgram("web", "app")
-	app.command = []string{"sh", "-c", "read x < " + gate + "; exec " + helloBin + " -grace 10s"}
+	app, open := gatedProgram(t, "app")
+	web := helloProgram("web", "app")
 	h, path := startFleetFile(t, []string{"--watch-config=false"}, app, web)
 	webAddr := fleetAddr(h, "web")
 	h.WaitEvent(logev.ProgramWaiting, 1, ofProgram("web"))
@@ -346,12 +362,7 @@ func TestMultiEditWaiting(t *testing.T) {
 	if code != 0 || out != "app: not reloaded: unchanged in hupd.toml\nweb: not reloaded: it is not running (waiting)\n" || errOut != "" {
 		t.Fatalf("hupd reload (web waiting): exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	g, err := os.OpenFile(gate, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.WriteString("go\n")
-	g.Close()
+	open()
 	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")
 	if !strings.Contains(strings.Join(environ(t, webPID), "\n"), "GREETING=edited") {
 		t.Fatalf("web (pid %d) started without its edited environment", webPID)

@@ -281,6 +281,24 @@ func TestMultiSystemdKill9(t *testing.T) {
 	})
 }
 
+// sdEditAppExtra edits the fleet's hupd.toml to app and extra (added, on
+// 127.0.0.1:8083; web removed), runs systemctl reload and waits until
+// STATUS= names app and extra, the unit running. It returns the unit's
+// properties then and the pattern of that STATUS=.
+func sdEditAppExtra(t *testing.T, c *nspawnContainer) (map[string]string, *regexp.Regexp) {
+	t.Helper()
+	c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
+		sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
+		sdProgramToml("extra", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8083")+
+		sdFleetStore(c.Suite)), 0o644)
+	c.Run(t, "systemctl", "reload", sdFleetUnit)
+	appExtra := regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`)
+	p := sdWait(t, c, sdFleetUnit, "serving app and extra", func(p map[string]string) bool {
+		return appExtra.MatchString(p["StatusText"]) && p["SubState"] == "running"
+	})
+	return p, appExtra
+}
+
 // TestMultiSystemdStoreEdit: edits of hupd.toml keep the fd store in step
 // with the programs: a program added (extra, on 127.0.0.1:8083) has its
 // socket stored, one removed (web) has its socket taken out. After a
@@ -289,15 +307,7 @@ func TestMultiSystemdKill9(t *testing.T) {
 func TestMultiSystemdStoreEdit(t *testing.T) {
 	sdFleetRun(t, func(t *testing.T, c *nspawnContainer, _ string) {
 		sdFleetStart(t, c)
-		c.WriteFile(t, "/etc/hupd/fleet.toml", []byte("name = \"fleet\"\n"+
-			sdProgramToml("app", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8081")+
-			sdProgramToml("extra", "", `"/usr/local/bin/myserver", "-grace", "5s"`, "127.0.0.1:8083")+
-			sdFleetStore(c.Suite)), 0o644)
-		c.Run(t, "systemctl", "reload", sdFleetUnit)
-		appExtra := regexp.MustCompile(`^app: gen \d+ \(pid \d+\); extra: gen 1 \(pid \d+\)$`)
-		p := sdWait(t, c, sdFleetUnit, "serving app and extra", func(p map[string]string) bool {
-			return appExtra.MatchString(p["StatusText"]) && p["SubState"] == "running"
-		})
+		p, appExtra := sdEditAppExtra(t, c)
 		j := sdFleetKill9(t, c, p["MainPID"], appExtra.MatchString)
 		sdInheritedEach(t, j, "app", "extra")
 	})

@@ -126,6 +126,16 @@ func fleetCLI(t *testing.T, h *Hupd, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
+// fleetOK runs hupd's client command args against h's fleet (--name
+// fleet added) and fails t unless it exits 0.
+func fleetOK(t *testing.T, h *Hupd, args ...string) {
+	t.Helper()
+	code, out, errOut := fleetCLI(t, h, append(args[:len(args):len(args)], "--name", "fleet")...)
+	if code != 0 {
+		t.Fatalf("hupd %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errOut)
+	}
+}
+
 // fleetStatus is every program's status (hupd status --json) of the hupd
 // which names (--name fleet when none).
 func fleetStatus(t *testing.T, h *Hupd, which ...string) map[string]control.ProgramReply {
@@ -469,15 +479,25 @@ func preforkProgram(name string, after ...string) fleetProgram {
 		extra: "[program.process]\nstop_signal = \"USR1\"\n"}
 }
 
-// kill9Ends kills hupd (SIGKILL) and waits for every process of each
-// pre-fork generation of gens (by what it is) and for the sentinel to
-// have ended.
-func kill9Ends(t *testing.T, h *Hupd, sentinel int, gens map[string]*sentPrefork) {
+// kill9Gone kills hupd h (SIGKILL), waits for it, and waits until each
+// of pids is gone.
+func kill9Gone(t *testing.T, h *Hupd, pids ...int) {
 	t.Helper()
 	if err := h.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	h.Wait()
+	for _, pid := range pids {
+		waitGone(t, pid)
+	}
+}
+
+// kill9Ends kills hupd (SIGKILL) and waits for every process of each
+// pre-fork generation of gens (by what it is) and for the sentinel to
+// have ended.
+func kill9Ends(t *testing.T, h *Hupd, sentinel int, gens map[string]*sentPrefork) {
+	t.Helper()
+	kill9Gone(t, h)
 	for what, p := range gens {
 		p.waitEnded(t, what, p.group())
 	}

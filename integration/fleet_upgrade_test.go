@@ -132,9 +132,7 @@ func TestMultiUpgradeUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	newWeb := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("web", 2)).Int("pid")
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet", "app"); code != 0 {
-		t.Fatalf("hupd reload app after the upgrade: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload", "app")
 	h.WaitEvent(logev.ChildReady, 2, ofProgramGen("app", 2))
 	if code, out, errOut := fleetCLI(t, h, "scale", "--name", "fleet", "--program", "web", "2"); code != 0 || !strings.HasPrefix(out, "scaled generation 2 from 1 to 2 instances") {
 		t.Fatalf("hupd scale --program web 2: exit %d: %s%s", code, out, errOut)
@@ -158,14 +156,7 @@ func TestMultiUpgradeUnderLoad(t *testing.T) {
 	if len(final["app"]) != 3 || len(final["web"]) != 2 {
 		t.Fatalf("after the second upgrade: %v", final)
 	}
-	if err := h.Cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	h.Wait()
-	for _, pid := range slices.Concat(final["app"], final["web"]) {
-		waitGone(t, pid)
-	}
-	waitGone(t, sentinel)
+	kill9Gone(t, h, append(slices.Concat(final["app"], final["web"]), sentinel)...)
 }
 
 // TestMultiUpgradeRefused: a binary that is not a hupd, one that speaks
@@ -220,9 +211,7 @@ func TestMultiUpgradeRefused(t *testing.T) {
 	}
 	appLoad.waitOK(t, appLoad.ok()+20, 0)
 	webLoad.waitOK(t, webLoad.ok()+20, 0)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("reload after the rollback: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	swapNoFailures(t, appLoad.Stop(), 20)
 	swapNoFailures(t, webLoad.Stop(), 20)
 	if code := h.Stop(); code != 0 {
@@ -303,13 +292,9 @@ func TestMultiUpgradeSentinel(t *testing.T) {
 	sentinel := sentinelPID(t, h)
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("web"))
 	sentReadPrefork(t, h) // web's generation 1
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade: exit %d: %q %q", code, out, errOut)
-	}
+	fleetOK(t, h, "upgrade")
 	h.WaitEvent(logev.Upgraded, 1, nil)
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet", "web"); code != 0 {
-		t.Fatalf("hupd reload web: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload", "web")
 	web := sentReadPrefork(t, h)
 	h.WaitEvent(logev.ChildExited, 1, ofProgramGen("web", 1))
 	kill9Ends(t, h, sentinel, map[string]*sentPrefork{"app's generation": app, "web's generation 2": web})
@@ -331,13 +316,9 @@ func TestMultiUpgradeUnappliedConfig(t *testing.T) {
 	if want := "hupd: upgrade failed, hupd goes on as it was: " + path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade\n"; code != 1 || out != "" || errOut != want {
 		t.Fatalf("hupd upgrade: exit %d, stdout %q, stderr %q; want 1 and %q", code, out, errOut, want)
 	}
-	if code, out, errOut := fleetCLI(t, h, "reload", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd reload: exit %d: %s%s", code, out, errOut)
-	}
+	fleetOK(t, h, "reload")
 	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgramGen("web", 2)).Int("pid")
-	if code, out, errOut := fleetCLI(t, h, "upgrade", "--name", "fleet"); code != 0 {
-		t.Fatalf("hupd upgrade after the reload: exit %d: %q %q", code, out, errOut)
-	}
+	fleetOK(t, h, "upgrade")
 	h.WaitEvent(logev.Upgraded, 1, nil)
 	st := fleetStatus(t, h)
 	if servingPID(st["app"]) != appPID || servingPID(st["web"]) != webPID {

@@ -4,7 +4,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -22,27 +21,15 @@ import (
 // free, the next reload succeeds, its new master judged by the probe.
 func TestMultiExampleNginxReadiness(t *testing.T) {
 	t.Parallel()
-	needTool(t, "/usr/sbin/nginx", "nginx")
-	needTool(t, "/usr/bin/gunicorn", "gunicorn")
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := strconv.Itoa(fixedPort(t, "tcp"))
+	// Reloaded by hupd reload alone, not as nginx.conf is saved.
+	dir, port := multiExample(t, "[[program.watch]]\npaths = [\"nginx.conf\"]\n", "")
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	move := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:"+port, `address = "127.0.0.1:9901"`, `address = "127.0.0.1:0"`,
-		"/tmp/hupd-multi-app.sock", filepath.Join(dir, "app.sock"),
-		`"examples/multi/"`, `"`+dir+`/"`, `"examples/multi"`, `"`+dir+`"`, `"examples/multi/nginx-ready.sh"`, `"`+dir+`/nginx-ready.sh"`,
-		// Reloaded by hupd reload alone, not as nginx.conf is saved.
-		"[[program.watch]]\npaths = [\"nginx.conf\"]\n", "")
 	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join("..", "examples", "multi", name))
+		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,17 +40,9 @@ func TestMultiExampleNginxReadiness(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conf := move.Replace(read("nginx.conf"))
-	toml := move.Replace(read("hupd.toml"))
-	if !strings.Contains(toml, `"`+dir+`/nginx-ready.sh"`) || strings.Contains(toml, `paths = ["nginx.conf"]`) {
+	conf := read("nginx.conf")
+	if toml := read("hupd.toml"); !strings.Contains(toml, `"`+dir+`/nginx-ready.sh"`) || strings.Contains(toml, `paths = ["nginx.conf"]`) {
 		t.Fatalf("examples/multi/hupd.toml changed: adjust the test:\n%s", toml)
-	}
-	write("hupd.toml", toml)
-	write("nginx.conf", conf)
-	write("app.py", read("app.py"))
-	write("nginx-ready.sh", read("nginx-ready.sh"))
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "hupd.toml")
 	h := StartHupd(t, "run", "-c", cfg)

@@ -11,6 +11,46 @@ import (
 	"github.com/hupd/hupd/internal/logev"
 )
 
+// multiExample copies examples/multi (hupd.toml, nginx.conf, app.py,
+// nginx-ready.sh) into a private directory, on a free port, and returns
+// the directory and the port; it skips t without nginx or gunicorn.
+// hupd.toml and nginx.conf are moved to the directory and the port (their
+// admin address to port 0), with the pairs of replace (old, new) replaced
+// in them too.
+func multiExample(t *testing.T, replace ...string) (dir, port string) {
+	t.Helper()
+	needTool(t, "/usr/sbin/nginx", "nginx")
+	needTool(t, "/usr/bin/gunicorn", "gunicorn")
+	dir = t.TempDir()
+	// nginx's workers (www-data) reach the app's socket in dir.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port = strconv.Itoa(fixedPort(t, "tcp"))
+	move := strings.NewReplacer(append([]string{"127.0.0.1:8080", "127.0.0.1:" + port, `address = "127.0.0.1:9901"`, `address = "127.0.0.1:0"`,
+		"/tmp/hupd-multi-app.sock", filepath.Join(dir, "app.sock"),
+		`"examples/multi/"`, `"` + dir + `/"`, `"examples/multi"`, `"` + dir + `"`, `"examples/multi/nginx-ready.sh"`, `"` + dir + `/nginx-ready.sh"`},
+		replace...)...)
+	for _, name := range []string{"hupd.toml", "nginx.conf", "app.py", "nginx-ready.sh"} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "multi", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "hupd.toml" || name == "nginx.conf" {
+			b = []byte(move.Replace(string(b)))
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, port
+}
+
 // TestMultiExampleNginxGunicorn runs examples/multi as shipped (but on a
 // free port and in a private directory): Debian's nginx in front of
 // gunicorn on a unix socket hupd holds, under one hupd. The app answers
@@ -20,35 +60,7 @@ import (
 // nginx, then the app, and hupd exits 0.
 func TestMultiExampleNginxGunicorn(t *testing.T) {
 	t.Parallel()
-	needTool(t, "/usr/sbin/nginx", "nginx")
-	needTool(t, "/usr/bin/gunicorn", "gunicorn")
-	dir := t.TempDir()
-	// nginx's workers (www-data) reach the app's socket in dir.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	port := strconv.Itoa(fixedPort(t, "tcp"))
-	sock := filepath.Join(dir, "app.sock")
-	copyExample := func(name string, edit func(string) string) {
-		b, err := os.ReadFile(filepath.Join("..", "examples", "multi", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(edit(string(b))), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	move := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:"+port, `address = "127.0.0.1:9901"`, `address = "127.0.0.1:0"`, "/tmp/hupd-multi-app.sock", sock,
-		`"examples/multi/"`, `"`+dir+`/"`, `"examples/multi"`, `"`+dir+`"`, `"examples/multi/nginx-ready.sh"`, `"`+dir+`/nginx-ready.sh"`)
-	copyExample("hupd.toml", move.Replace)
-	copyExample("nginx.conf", move.Replace)
-	copyExample("app.py", func(s string) string { return s })
-	copyExample("nginx-ready.sh", func(s string) string { return s })
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, port := multiExample(t)
 	h := StartHupd(t, "run", "-c", filepath.Join(dir, "hupd.toml"))
 	h.WaitEvent(logev.ChildReady, 1, ofProgram("app"))
 	webPID := h.WaitEvent(logev.ChildReady, 1, ofProgram("web")).Int("pid")

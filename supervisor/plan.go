@@ -78,16 +78,7 @@ func (s *Supervisor) Plan(ctx context.Context, u Update) (Plan, error) {
 	u.Listen = slices.Clone(u.Listen)
 	held := *s.held.Load()
 	socketact.ResolveHosts(u.Listen, func(a socketact.Address) bool { return slices.Contains(held, a) })
-	reply := make(chan planReply, 1)
-	select {
-	case s.reqs <- request{plan: &planRequest{Update: u, reply: reply}}:
-	case <-s.quit:
-		return Plan{}, ErrStopping
-	case <-ctx.Done():
-		return Plan{}, ctx.Err()
-	}
-	r := <-reply // Run answers every request it takes
-	return r.plan, r.err
+	return s.askPlan(ctx, &planRequest{Update: u})
 }
 
 // PlanStop says which sockets stopping the supervisor for good would
@@ -96,16 +87,24 @@ func (s *Supervisor) Plan(ctx context.Context, u Update) (Plan, error) {
 // generation still uses, each Draining while a generation (draining or
 // not) uses it; it changes nothing. ErrStopping: it is stopping already.
 func (s *Supervisor) PlanStop(ctx context.Context) (Plan, error) {
+	return s.askPlan(ctx, &planRequest{stop: true})
+}
+
+// askPlan hands r to Run's goroutine (Plan, PlanStop) and returns its
+// answer: ErrStopping once Run has quit, ctx's error if ctx ends before
+// Run takes r.
+func (s *Supervisor) askPlan(ctx context.Context, r *planRequest) (Plan, error) {
 	reply := make(chan planReply, 1)
+	r.reply = reply
 	select {
-	case s.reqs <- request{plan: &planRequest{stop: true, reply: reply}}:
+	case s.reqs <- request{plan: r}:
 	case <-s.quit:
 		return Plan{}, ErrStopping
 	case <-ctx.Done():
 		return Plan{}, ctx.Err()
 	}
-	r := <-reply // Run answers every request it takes
-	return r.plan, r.err
+	a := <-reply // Run answers every request it takes
+	return a.plan, a.err
 }
 
 // stopPlan runs on Run's goroutine (PlanStop).

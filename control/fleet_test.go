@@ -109,7 +109,7 @@ func TestFleetRequests(t *testing.T) {
 	if rep.OK || !rep.BadProgram || rep.Error != `control: unknown program "zz"` {
 		t.Fatalf("reload of an unknown program: %+v", rep)
 	}
-	if rep := call(t, s.Path(), Request{Cmd: CmdPlan}); rep.OK || rep.Error != "plan: not supported with several programs yet" {
+	if rep := call(t, s.Path(), Request{Cmd: CmdPlan}); rep.OK || rep.Error != "plan: hupd runs several programs" {
 		t.Fatalf("plan: %+v", rep)
 	}
 	// An upgrade is hupd's, every program at once: its Handler's answer.
@@ -122,7 +122,7 @@ func TestFleetRequests(t *testing.T) {
 	// Scale, rollback and logs: one program each, answered by its Handler.
 	for _, req := range []Request{{Cmd: CmdScale, Instances: 2}, {Cmd: CmdRollback}, {Cmd: CmdLogs}, {Cmd: CmdLogs, Follow: true}} {
 		rep := call(t, s.Path(), req)
-		if rep.OK || !rep.BadProgram || rep.Error != req.Cmd+": not supported with several programs yet: name one program (--program NAME)" {
+		if rep.OK || !rep.BadProgram || rep.Error != req.Cmd+": hupd runs several programs: name one program (--program NAME)" {
 			t.Fatalf("%s without a program: %+v", req.Cmd, rep)
 		}
 		req.Programs = []string{"zz"}
@@ -177,8 +177,8 @@ func (f *planningFleet) PlanPrograms(_ context.Context, data []byte) (FleetPlan,
 
 // TestFleetPlan: a hupd of several programs that plans answers a plan
 // request in FleetPlan (per program), with the content sent (nil: as on
-// disk); an error about the file is BadConfig. (It was refused: "plan:
-// not supported with several programs yet".)
+// disk); an error about the file is BadConfig. (A Fleet that does not
+// plan refuses it: "plan: hupd runs several programs".)
 func TestFleetPlan(t *testing.T) {
 	f := &planningFleet{got: make(chan []byte, 4)}
 	s := startControl(t, f)

@@ -126,8 +126,9 @@ var (
 	// name that hupd does not run (the reply's BadProgram).
 	ErrUnknownProgram = errors.New("control: unknown program")
 	// ErrSeveralPrograms is the error of a request that a hupd running
-	// several programs does not answer yet.
-	ErrSeveralPrograms = errors.New("not supported with several programs yet")
+	// several programs answers only for one program it names (scale,
+	// rollback, logs) or not at all.
+	ErrSeveralPrograms = errors.New("hupd runs several programs")
 	// errUpgradeProgram: an upgrade names programs.
 	errUpgradeProgram = errors.New("it re-executes hupd with every program at once: name none")
 	// errOneProgram: a request names programs, but hupd runs one.

@@ -391,9 +391,9 @@ func TestMultiControl(t *testing.T) {
 		code int
 		says string
 	}{
-		{[]string{"scale", "2"}, 2, "hupd: scale: not supported with several programs yet: name one program (--program NAME)\n"},
-		{[]string{"rollback"}, 2, "hupd: rollback: not supported with several programs yet: name one program (--program NAME)\n"},
-		{[]string{"logs"}, 2, "hupd: logs: not supported with several programs yet: name one program (--program NAME)\n"},
+		{[]string{"scale", "2"}, 2, "hupd: scale: hupd runs several programs: name one program (--program NAME)\n"},
+		{[]string{"rollback"}, 2, "hupd: rollback: hupd runs several programs: name one program (--program NAME)\n"},
+		{[]string{"logs"}, 2, "hupd: logs: hupd runs several programs: name one program (--program NAME)\n"},
 		{[]string{"logs", "--program", "nope"}, 2, "hupd: unknown program \"nope\": hupd runs app, web\n"},
 		{[]string{"rollback", "--program", "web"}, 1, "hupd: rollback failed: no generation is settling: nothing to roll back to\n"},
 	} {

@@ -17,7 +17,10 @@
 // before its reply (CallProgress reads them; TestWireProgress pins them);
 // a request without it never does. Only an ended connection goes without its reply: a
 // successful upgrade replaces hupd's image (the client sees the connection
-// close and asks the new one), and Close may close a connection first.
+// close and asks the new one), Close may close a connection first, and a
+// client that does not take a reply within replyWriteTimeout (10 s: it
+// stopped reading) is hung up on, so that the answer it holds up no longer
+// counts as being written (Server.Answering, which refuses upgrades).
 // One request is answered with a stream instead: a logs request with
 // Follow gets the kept lines, then one reply per output line (Reply.Line)
 // until the client hangs up or stops reading (the connection is then

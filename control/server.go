@@ -176,7 +176,19 @@ type Server struct {
 	// testHookAnswered, when set, is called once an answer is made, before
 	// it is written.
 	testHookAnswered func()
+	// testHookWritten, when set, is called once an answer's writing ended
+	// (and its count in Answering with it), with the write's error.
+	testHookWritten func(error)
+	// replyTimeout bounds the writing of an answer (replyWriteTimeout;
+	// tests shorten it).
+	replyTimeout time.Duration
 }
+
+// replyWriteTimeout bounds the writing of one answer: a client that stops
+// reading (a suspended `hupd reload`, or pipelined requests whose answers
+// it never reads) is hung up on then, so that its answer, counted while
+// unwritten (Answering), cannot refuse every upgrade forever.
+const replyWriteTimeout = 10 * time.Second
 
 // Answering reports whether a reload, rollback or scale request is being
 // handled or its answer written: an in-place upgrade's exec meanwhile
@@ -228,7 +240,7 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 		}
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	s := &Server{path: path, h: h, log: log, conns: make(map[*net.UnixConn]struct{})}
+	s := &Server{path: path, h: h, log: log, conns: make(map[*net.UnixConn]struct{}), replyTimeout: replyWriteTimeout}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -436,7 +448,7 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	for {
 		line, long, err := readLine(br)
 		if long {
-			if writeReply(c, errReply(fmt.Errorf("request line longer than %d bytes", MaxLine))) != nil {
+			if s.writeAnswer(c, errReply(fmt.Errorf("request line longer than %d bytes", MaxLine))) != nil {
 				return
 			}
 			switch {
@@ -464,9 +476,17 @@ func (s *Server) serveConn(c *net.UnixConn) {
 }
 
 // answer handles one request line and writes its answer; false if that
-// could not be written. A request that changes what runs (changes) is
-// counted (Answering) until then.
+// could not be written (within replyTimeout). A request that changes what
+// runs (changes) is counted (Answering) until then.
 func (s *Server) answer(c *net.UnixConn, br *bufio.Reader, line []byte, counted bool) bool {
+	err := s.countedAnswer(c, br, line, counted)
+	if s.testHookWritten != nil {
+		s.testHookWritten(err)
+	}
+	return err == nil
+}
+
+func (s *Server) countedAnswer(c *net.UnixConn, br *bufio.Reader, line []byte, counted bool) error {
 	if counted {
 		s.answering.Add(1)
 		defer s.answering.Add(-1)
@@ -475,7 +495,16 @@ func (s *Server) answer(c *net.UnixConn, br *bufio.Reader, line []byte, counted 
 	if s.testHookAnswered != nil {
 		s.testHookAnswered()
 	}
-	return writeReply(c, rep) == nil
+	return s.writeAnswer(c, rep)
+}
+
+// writeAnswer writes rep within replyTimeout, then lifts the deadline for
+// the connection's next request.
+func (s *Server) writeAnswer(c net.Conn, rep Reply) error {
+	c.SetWriteDeadline(time.Now().Add(s.replyTimeout))
+	err := writeReply(c, rep)
+	c.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // readBuf is the size of a control connection's read buffer. A
@@ -719,17 +748,17 @@ func (s *Server) followLogs(c *net.UnixConn, br *bufio.Reader, req Request) {
 	if fl, ok := h.(Fleet); ok {
 		ph, rep := programHandler(fl, req)
 		if ph == nil {
-			writeReply(c, rep)
+			s.writeAnswer(c, rep)
 			return
 		}
 		h = ph
 	} else if len(req.Programs) > 0 {
-		writeReply(c, oneProgramReply(req.Cmd))
+		s.writeAnswer(c, oneProgramReply(req.Cmd))
 		return
 	}
 	src, ok := h.(LogSource)
 	if !ok {
-		writeReply(c, errReply(errNoLogs))
+		s.writeAnswer(c, errReply(errNoLogs))
 		return
 	}
 	kept, lines, stop := src.FollowLogs(req.Gen, req.Lines)

@@ -1048,3 +1048,36 @@ func (f *watchedFleet) ReloadPrograms(ctx context.Context, names []string) ([]Pr
 	f.during()
 	return f.fakeFleet.ReloadPrograms(ctx, names)
 }
+
+// TestAnsweringClientNeverReads: a client that sends a reload and never
+// reads its answer (one too large for the socket's buffers, as a failed
+// reload's output tail can be) is hung up on once replyTimeout passes, the
+// write failing with a timeout, and the reload no longer counts as being
+// answered: without the write deadline the write blocks forever and every
+// upgrade stays refused.
+func TestAnsweringClientNeverReads(t *testing.T) {
+	out := make([]string, 64<<10)
+	for i := range out {
+		out[i] = strings.Repeat("\x01", 64) // JSON-escaped: 6 bytes each
+	}
+	h := &fakeControl{reload: func(context.Context) supervisor.ReloadResult {
+		return supervisor.ReloadResult{Reason: "check failed", Output: out}
+	}}
+	ts := listenControl(t, filepath.Join(t.TempDir(), "test.sock"), h)
+	ts.replyTimeout = 200 * time.Millisecond
+	written := make(chan error, 1)
+	ts.testHookWritten = func(err error) { written <- err }
+	ts.serve(t)
+	c := dialRaw(t, ts.Path())
+	if err := c.SetReadBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	c.send(t, `{"v":1,"cmd":"reload"}`)
+	err := recv(t, written, "the reload's answer written or given up")
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("writing the answer to a client that never reads: %v, want a timeout", err)
+	}
+	if ts.Answering() {
+		t.Fatal("still answering once the write gave up")
+	}
+}

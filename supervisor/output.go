@@ -173,6 +173,14 @@ func (to sink) pieceLimit() int {
 	return max(maxPiece-len(to.prefix)-1, 64)
 }
 
+// fits reports whether the rest of a line, b (its line ending included),
+// goes to the sink as one piece: at most limit bytes of the line, and as
+// a Write, prefix and line ending included, at most maxPiece bytes (a
+// "\r\n" is one byte more than the newline pieceLimit counts).
+func (c *copier) fits(b []byte) bool {
+	return len(trimNewline(b)) <= c.limit && (c.to.rec != nil || len(c.to.prefix)+len(b) <= maxPiece)
+}
+
 // cutRune is where to cut b before its byte n (0 < n < len(b)) so that a
 // UTF-8 character is not split: n, or the start of the character n is
 // in (never 0); bytes that are not UTF-8 are cut anywhere.
@@ -244,11 +252,17 @@ func (c *copier) line(b []byte, whole bool) int {
 		rest := b[done:]
 		piece, last := rest, whole
 		switch {
-		case whole && len(trimNewline(rest)) <= c.limit:
+		case whole && c.fits(rest):
 		case !whole && len(rest) <= c.limit+1:
 			return done
 		default:
-			piece, last = rest[:cutRune(rest, c.limit)], false
+			n := c.limit
+			if t := len(trimNewline(rest)); whole && t <= c.limit {
+				// Only its line ending does not fit: the line's last
+				// byte goes with it, as a piece of its own.
+				n = t - 1
+			}
+			piece, last = rest[:cutRune(rest, n)], false
 		}
 		if len(c.partial) < maxKeptLine {
 			c.partial = append(c.partial, piece[:min(len(piece), maxKeptLine-len(c.partial))]...)

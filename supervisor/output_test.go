@@ -338,6 +338,11 @@ func TestLongLinePieces(t *testing.T) {
 		{"8192", x("x", 8192) + "\n", []int{4091, 4091, 10}, []int{4096, 4096}},
 		{"crlf", x("x", 4096) + "\r\n", []int{4091, 5}, []int{4096}},
 		{"crlf after a piece", x("x", 4097) + "\r\nnext\n", []int{4091, 6, 4}, []int{4096, 1, 4}},
+		// A line of a whole piece's bytes whose "\r\n" would make its Write
+		// one byte more than PIPE_BUF: its last byte goes with the ending.
+		{"crlf at the piece limit", x("x", 4091) + "\r\n", []int{4090, 1}, []int{4091}},
+		{"newline at the piece limit", x("x", 4091) + "\n", []int{4091}, []int{4091}},
+		{"crlf at the write limit", x("x", 4094) + "\r\n", []int{4091, 3}, []int{4094}},
 		{"utf8 at the piece", x("x", 4090) + "é" + "y\n", []int{4090, 3}, []int{4093}},
 		{"utf8 at the buffer", x("x", 4095) + "é\n", []int{4091, 6}, []int{4095, 2}},
 		{"no newline", x("x", 8192), []int{4091, 4091, 10}, []int{4096, 4096}},
@@ -414,11 +419,16 @@ func TestLongLinePieces(t *testing.T) {
 			}
 			checkKept(o)
 
-			// Unprefixed: byte for byte.
-			var raw bytes.Buffer
-			copyLines(t, &output{gen: 1, pid: 1}, sink{w: &raw, stream: StreamStdout}, []byte(tc.in))
-			if raw.String() != tc.in {
-				t.Fatalf("copied %d bytes %.20q…, want the input's %d unchanged", raw.Len(), raw.String(), len(tc.in))
+			// Unprefixed: byte for byte, each Write within PIPE_BUF.
+			w = &writeLog{}
+			copyLines(t, &output{gen: 1, pid: 1}, sink{w: w, stream: StreamStdout}, []byte(tc.in))
+			for i, s := range w.writes {
+				if len(s) > 4096 {
+					t.Fatalf("unprefixed write %d: %d bytes, want at most 4096", i, len(s))
+				}
+			}
+			if raw := strings.Join(w.writes, ""); raw != tc.in {
+				t.Fatalf("copied %d bytes %.20q…, want the input's %d unchanged", len(raw), raw, len(tc.in))
 			}
 		})
 	}

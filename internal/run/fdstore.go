@@ -106,12 +106,31 @@ func (s *fdStore) inherit(act []socketact.Activated) {
 // assume records ls as stored, as a previous image of this hupd (an
 // in-place upgrade, which keeps the store as it was) stored them: in order,
 // up to the store's size.
-func (s *fdStore) assume(ls []*socketact.Listener) { s.assumeSets([]storeSet{{ls: ls}}) }
+func (s *fdStore) assume(ls []*socketact.Listener) {
+	want, _ := wanted([]storeSet{{ls: ls}})
+	s.assumeEntries(want)
+}
 
-// assumeSets is assume for the sockets of several sets, each under its
-// prefix.
-func (s *fdStore) assumeSets(sets []storeSet) {
-	want, _ := wanted(sets)
+// handedStored is what a previous image of this hupd stored of the
+// sockets it handed over as sts (supervisor.Upgrade.Listeners: its
+// configured sockets), under prefix: as wantedEntry, by the names its
+// configuration gave them. The fds of sts must be open.
+func handedStored(prefix string, sts []socketact.ListenerState) []storeEntry {
+	var out []storeEntry
+	for _, st := range sts {
+		if st.Spec.Adopt || st.Spec.Steer {
+			continue
+		}
+		if id, ok := idOfFD(st.FD); ok {
+			out = append(out, storeEntry{storeName(prefix, st.Spec), id})
+		}
+	}
+	return out
+}
+
+// assumeEntries records the entries want as stored, in order, up to the
+// store's size.
+func (s *fdStore) assumeEntries(want []storeEntry) {
 	for _, w := range want {
 		if s.max > 0 && len(s.held) >= s.max {
 			break

@@ -508,9 +508,12 @@ func (f *fleet) storeSets() []storeSet {
 // reload then says RELOADING=1 at once), each program serves the
 // generation that image's STATUS= named (its Ready hooks were that
 // image's: STATUS= goes on naming it), and the fd store holds what that
-// image stored (nothing is sent again) but the sockets of a program that
-// had ended, which hupd no longer holds: they are taken out of it, as
-// that image may have left them there.
+// image stored (tk.stored: noteStored) and the sockets of a program that
+// had ended, which hupd no longer holds. A sync then makes it hold what
+// this image holds: nothing is sent again of what is unchanged; the
+// sockets of an ended program, which that image may have left there, are
+// taken out, and so are those an edit of hupd.toml made since that
+// image's last check dropped or renamed, while those it added are stored.
 func (f *fleet) resumedUnderManager(tk *takeOver) {
 	if f.sd != nil {
 		f.sd.mu.Lock()
@@ -523,7 +526,7 @@ func (f *fleet) resumedUnderManager(tk *takeOver) {
 		f.sd.mu.Unlock()
 	}
 	if f.store != nil {
-		f.store.assumeSets(f.storeSets())
+		f.store.assumeEntries(tk.stored)
 		for _, p := range f.progs {
 			if tk.state(p.name).Part != nil {
 				continue

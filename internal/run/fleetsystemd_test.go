@@ -315,8 +315,9 @@ func TestFleetResumedUnderManager(t *testing.T) {
 		{Num: 2, PID: 20, State: supervisor.StateDraining},
 		{Num: 3, PID: 30, State: supervisor.StateReady},
 		{Num: 3, Inst: 1, PID: 31, State: supervisor.StateReady},
-	}, Last: &supervisor.ReloadResult{OK: false}}
+	}, Last: &supervisor.ReloadResult{OK: false}, Listeners: states(app.ls)}
 	tk := &takeOver{fl: &supervisor.FleetState{Programs: []supervisor.ProgramState{{Name: "app", Part: part}}}}
+	tk.noteStored()
 	f.resumedUnderManager(tk)
 	f.syncStore()
 	if got := take(msgs); len(got) != 0 {
@@ -400,9 +401,48 @@ func TestFleetStoreResumedEnded(t *testing.T) {
 	once.state.Store(progEnded)
 	f := &fleet{store: store, progs: []*program{app, once}, log: slog.New(slog.DiscardHandler)}
 	tk := &takeOver{fl: &supervisor.FleetState{Programs: []supervisor.ProgramState{
-		{Name: "app", Part: &supervisor.Upgrade{}}, {Name: "once", Ended: true, Ran: true}}}}
+		{Name: "app", Part: &supervisor.Upgrade{Listeners: states(app.ls)}}, {Name: "once", Ended: true, Ran: true}}}}
+	tk.noteStored()
 	f.resumedUnderManager(tk)
 	wantMsgs(t, "resumed", take(msgs), sent{lines: "FDSTOREREMOVE=1 FDNAME=once/http"})
+	f.syncStore()
+	if got := take(msgs); len(got) != 0 {
+		t.Fatalf("a sync after the take-over sent %+v", got)
+	}
+}
+
+// states is what an image hands over of ls (supervisor.Upgrade.Listeners).
+func states(ls []*socketact.Listener) []socketact.ListenerState {
+	var out []socketact.ListenerState
+	for _, l := range ls {
+		out = append(out, l.State())
+	}
+	return out
+}
+
+// TestFleetStoreResumedEdited: a fleet that took over from a previous
+// image, with hupd.toml edited since that image's last check (app's old
+// socket dropped, an admin socket added), takes for stored what that image
+// stored (its part's sockets), not what the edited file names: the added
+// socket is stored, the dropped one's name removed, the kept one not sent
+// again.
+func TestFleetStoreResumedEdited(t *testing.T) {
+	store, msgs, _ := fakeStore(t, 0)
+	app := storeProgram(t, "app", config.OnExitStopAll)
+	old := openFlags(t, "old=tcp://127.0.0.1:0")
+	handed := states(append(slices.Clone(app.ls), old...))
+	admin := openFlags(t, "admin=tcp://127.0.0.1:0")
+	app.ls = append(app.ls, admin...) // the edit opened admin
+	app.spec.Listen = []socketact.Spec{app.ls[0].Spec, admin[0].Spec}
+	f := &fleet{store: store, progs: []*program{app}, log: slog.New(slog.DiscardHandler)}
+	tk := &takeOver{edited: true, fl: &supervisor.FleetState{Programs: []supervisor.ProgramState{
+		{Name: "app", Part: &supervisor.Upgrade{Listeners: handed}}}}}
+	tk.noteStored()
+	f.resumedUnderManager(tk)
+	id, _ := idOf(admin[0].File)
+	wantMsgs(t, "resumed", take(msgs),
+		sent{lines: "FDSTOREREMOVE=1 FDNAME=app/old"},
+		sent{lines: "FDSTORE=1 FDNAME=app/admin", ids: []sockID{id}})
 	f.syncStore()
 	if got := take(msgs); len(got) != 0 {
 		t.Fatalf("a sync after the take-over sent %+v", got)

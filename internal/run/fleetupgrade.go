@@ -279,6 +279,9 @@ type takeOver struct {
 	// not the version in force in the previous image (saved after its
 	// last check): see reloadEdited.
 	edited bool
+	// stored is what the previous image's fd store held of the handed-over
+	// sockets (noteStored), for resumedUnderManager.
+	stored []storeEntry
 }
 
 // newTakeOver checks that up, a state handed over to RunMulti, is one of
@@ -313,6 +316,7 @@ func (t *takeOver) state(name string) *supervisor.ProgramState {
 // On an error the handed-over sockets are as they were, for the previous
 // image.
 func (t *takeOver) sockets(f *fleet, m *config.ResolvedMulti) error {
+	t.noteStored()
 	for i := range m.Programs {
 		spec := &m.Programs[i]
 		p := f.newProgram(spec)
@@ -339,6 +343,22 @@ func (t *takeOver) sockets(f *fleet, m *config.ResolvedMulti) error {
 	}
 	f.link()
 	return nil
+}
+
+// noteStored records in t.stored what the previous image stored of the
+// sockets the state hands over: each program's configured sockets (its
+// part's Listeners, not its retired ones), under its storePrefix and the
+// name its configuration gave them there, in the order that image synced
+// them (handedStored). Call it while the handed-over fds are all open:
+// before a take-over's sockets go to the programs, which close those no
+// generation uses.
+func (t *takeOver) noteStored() {
+	t.stored = t.stored[:0]
+	for _, ps := range t.fl.Programs {
+		if ps.Part != nil {
+			t.stored = append(t.stored, handedStored(storePrefix(ps.Name), ps.Part.Listeners)...)
+		}
+	}
 }
 
 // reloadEdited applies hupd.toml, when it was edited in the instant

@@ -52,6 +52,10 @@ var errUpgradeProgram = errors.New("run: an upgrade re-executes hupd with every 
 // errAnswering: a reload is in progress, or its answer being made.
 var errAnswering = errors.New("a reload is in progress: try again when it is over")
 
+// errTriggered: a watched file's change is being handed to a program's
+// supervisor, which has not taken it yet.
+var errTriggered = errors.New("a change of watched files is being handed to its program: try again")
+
 // answering is errAnswering while the control server ctl handles a
 // request that changes what runs or writes its answer (Answering): the
 // exec would cut the answer, the client seeing EOF. Any goroutine; nil
@@ -86,7 +90,7 @@ func (f *fleet) upgradable() error {
 	case f.triggers.Load() > 0:
 		// The supervisor takes it, and refuses its freeze while the
 		// reload it begins runs.
-		return errors.New("a change of watched files is being handed to its program: try again")
+		return errTriggered
 	}
 	running := false
 	for _, p := range f.progs {

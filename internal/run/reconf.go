@@ -52,7 +52,12 @@ type reconf struct {
 	applied string         // of hupd.toml as in force
 	// appliedNow is applied for other goroutines (the upgrade guard).
 	appliedNow atomic.Value
-	cfgErr     string // why the version last read was not applied
+	// triggers counts the actions (reloads, restarts of watched files'
+	// changes, SIGHUP's) handed to the supervisor and not yet taken by
+	// its loop, which an upgrade's exec would lose: execGuard refuses it
+	// meanwhile.
+	triggers atomic.Int32
+	cfgErr   string // why the version last read was not applied
 	// received are the specs of the sockets hupd passes on as it received
 	// them, without [[listen]] (see listeners): a configuration that still
 	// has none keeps them, until one with [[listen]] is applied.
@@ -238,7 +243,7 @@ func (rc *reconf) run() {
 			case err != nil:
 				rc.log.Error(logev.ReloadRefusedInvalid, supervisor.KeyCause, req.cause, supervisor.KeyError, err)
 			default:
-				rc.sup.Trigger(supervisor.ActionReload, req.cause)
+				rc.trigger(supervisor.ActionReload, req.cause)
 			}
 		case req := <-rc.plans:
 			p, err := rc.planData(req.ctx, req.data)
@@ -304,7 +309,18 @@ func (rc *reconf) onEvent(ev watch.Event) {
 	}
 	rc.log.Info(logev.WatchedFilesChanged, keyChanged, ev.Changed, keyAction, g.spec.Action.String(), keyHash, ev.Hash)
 	rc.sup.SetNote(rc.note())
-	rc.sup.Trigger(g.spec.Action, "changed: "+names(ev.Changed))
+	rc.trigger(g.spec.Action, "changed: "+names(ev.Changed))
+}
+
+// trigger asks the supervisor for action a without waiting (Trigger
+// waits for its loop to take it, which an upgrade in progress holds up),
+// counted (triggers) until taken.
+func (rc *reconf) trigger(a supervisor.Action, cause string) {
+	rc.triggers.Add(1)
+	go func() {
+		defer rc.triggers.Add(-1)
+		rc.sup.Trigger(a, cause)
+	}()
 }
 
 // names lists changed files for a reload's cause.
@@ -527,6 +543,29 @@ func (rc *reconf) upgradeGuard(path string) func() error {
 			return errors.New(path + " is not the version in force (edited since, or its last edit was refused): apply it with hupd reload, or undo the edit, then upgrade")
 		}
 		return nil
+	}
+}
+
+// execGuard is the check an upgrade must pass right before its exec
+// (Supervisor.SetExecGuard), with everything frozen: no answer of the
+// control server ctl to a request that changes what runs being made (the
+// exec would cut it), no action handed to the supervisor and not yet
+// taken (the exec would lose it), and hupd.toml (path, "" for none) still
+// the version in force: it may have been edited while the new binary was
+// checked, and the new image reads it. It does not block.
+func (rc *reconf) execGuard(ctl *control.Server, path string) func() error {
+	inForce := func() error { return nil }
+	if path != "" {
+		inForce = rc.upgradeGuard(path)
+	}
+	return func() error {
+		if err := answering(ctl); err != nil {
+			return err
+		}
+		if rc.triggers.Load() > 0 {
+			return errTriggered
+		}
+		return inForce()
 	}
 }
 

@@ -302,7 +302,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		return 1, err
 	}
 	defer ctl.Close()
-	sup.SetExecGuard(func() error { return answering(ctl) })
+	sup.SetExecGuard(rc.execGuard(ctl, r.ConfigFile))
 	go ctl.Serve()
 	if up != nil {
 		up.Close() // taken over: no going back from here

@@ -2,7 +2,9 @@ package run
 
 import (
 	"errors"
+	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/hupd/hupd/config"
 	"github.com/hupd/hupd/socketact"
 	"github.com/hupd/hupd/supervisor"
+	"github.com/hupd/hupd/watch"
 )
 
 // handedOver opens a socket for each flag and describes it as an
@@ -138,4 +141,50 @@ func parse(t *testing.T, flags ...string) []socketact.Spec {
 		out = append(out, sp)
 	}
 	return out
+}
+
+// TestReconfExecGuard: the single program's check right before an
+// upgrade's exec refuses it while hupd.toml on disk is not the version in
+// force (edited while the binary was checked: the new image would read
+// it) and while an action of a watched file's change or SIGHUP is handed
+// to the supervisor and not yet taken (the exec would lose it); it passes
+// otherwise.
+func TestReconfExecGuard(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hupd.toml")
+	content := []byte("name = \"app\"\n")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := newReconf(&config.Resolved{ConfigFile: path}, nil, watch.HashData(path, content), slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.w != nil {
+		t.Cleanup(func() { rc.w.Close() })
+	}
+	rc.sup, err = supervisor.New(supervisor.Options{Path: "/bin/true", Args: []string{"true"}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.sup.Ended) // the trigger's goroutine gives up
+	guard := rc.execGuard(nil, path)
+	if err := guard(); err != nil {
+		t.Fatalf("hupd.toml in force, nothing pending: %v", err)
+	}
+	if err := os.WriteFile(path, []byte("name = \"edited\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := guard(); err == nil || !strings.Contains(err.Error(), "not the version in force") {
+		t.Fatalf("hupd.toml edited: %v, want a refusal", err)
+	}
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc.trigger(supervisor.ActionReload, "changed: x") // the supervisor's loop does not run: never taken
+	if err := guard(); !errors.Is(err, errTriggered) {
+		t.Fatalf("a watched file's reload not yet taken: %v, want %v", err, errTriggered)
+	}
+	if err := rc.execGuard(nil, "")(); !errors.Is(err, errTriggered) {
+		t.Fatalf("without hupd.toml, a reload not yet taken: %v, want %v", err, errTriggered)
+	}
 }

@@ -103,12 +103,15 @@ func (s *fdStore) inherit(act []socketact.Activated) {
 	}
 }
 
-// assume records ls as stored, as a previous image of this hupd (an
-// in-place upgrade, which keeps the store as it was) stored them: in order,
-// up to the store's size.
-func (s *fdStore) assume(ls []*socketact.Listener) {
-	want, _ := wanted([]storeSet{{ls: ls}})
-	s.assumeEntries(want)
+// resumed records as stored what a previous image of this hupd (an
+// in-place upgrade, which keeps the store as it was) stored of its one
+// program's sockets, handed over as sts: in order, up to the store's
+// size. Call it while their fds are open; a sync once the state is taken
+// over then stores what this image's configuration added and removes what
+// it dropped (hupd.toml edited since that image's last check), and sends
+// nothing else.
+func (s *fdStore) resumed(sts []socketact.ListenerState) {
+	s.assumeEntries(handedStored("", sts))
 }
 
 // handedStored is what a previous image of this hupd stored of the

@@ -169,13 +169,30 @@ func TestFDStoreInherited(t *testing.T) {
 
 	// An upgraded image assumes what the previous one stored.
 	u, umsgs, _ := fakeStore(t, 3)
-	u.assume(ls)
+	u.resumed(states(ls))
 	u.sync(ls)
 	wantMsgs(t, "after an upgrade", take(umsgs))
 	u.sync(ls[1:])
 	wantMsgs(t, "web dropped after an upgrade", take(umsgs),
 		sent{"FDSTOREREMOVE=1 FDNAME=web", nil},
 		sent{"FDSTORE=1 FDNAME=more", []sockID{id(t, ls[3])}})
+}
+
+// TestFDStoreResumedEdited: an upgraded image of one program takes for
+// stored what the previous image stored (the sockets it handed over), not
+// what its own configuration, read from a hupd.toml edited since that
+// image's last check, names: the sync after the take-over removes the
+// dropped socket's name, stores the added one and sends nothing of the
+// kept one.
+func TestFDStoreResumedEdited(t *testing.T) {
+	s, msgs, _ := fakeStore(t, 0)
+	ls := openFlags(t, "web=tcp://127.0.0.1:0", "old=tcp://127.0.0.1:0", "admin=tcp://127.0.0.1:0")
+	web, old, admin := ls[0], ls[1], ls[2]
+	s.resumed(states([]*socketact.Listener{web, old}))
+	s.sync([]*socketact.Listener{web, admin})
+	wantMsgs(t, "after an upgrade with hupd.toml edited", take(msgs),
+		sent{"FDSTOREREMOVE=1 FDNAME=old", nil},
+		sent{"FDSTORE=1 FDNAME=admin", []sockID{id(t, admin)}})
 }
 
 // TestNewFDStore: auto stores when $FDSTORE says there is a store, yes

@@ -141,8 +141,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 			return goBack(err, nil)
 		}
 		if store != nil {
-			// The previous image stored them: nothing is sent again.
-			store.assume(ls)
+			// What the previous image stored: the sync once taken over
+			// sends nothing again but what an edit of hupd.toml since
+			// its last check changed.
+			store.resumed(up.Listeners)
 		}
 	} else if ls, held, err = listeners(r.Listen, r.ListenWhere, store, log); err != nil {
 		return 1, err
@@ -319,7 +321,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if setup.OnListen != nil {
 		setup.OnListen(ls)
 	}
-	if store != nil && up == nil {
+	if store != nil {
 		store.sync(ls) // from here on, the sockets outlive hupd
 	}
 	if cg == nil { // upgraded from a hupd without cgroups

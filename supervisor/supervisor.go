@@ -144,6 +144,9 @@ type Supervisor struct {
 
 	// execGuard is checked right before an upgrade's exec (SetExecGuard).
 	execGuard func() error
+	// upgradeConfig gives hupd.toml's content in force at an upgrade's
+	// exec (SetUpgradeConfig).
+	upgradeConfig func() []byte
 }
 
 // Hooks are told what happens, on Run's goroutine: each must return

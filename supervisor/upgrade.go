@@ -103,6 +103,13 @@ type Upgrade struct {
 	// Lock, Sentinel, Cgroup, Name, Control), and each running program's
 	// supervisor has its part there. Nil with one program.
 	Fleet *FleetState `json:"fleet,omitempty"`
+	// Config is the content of hupd.toml in force, the very bytes that
+	// were resolved and hashed: the new image resolves its configuration
+	// from them (UpgradeConfig), takes over exactly what runs, then
+	// applies the file on disk as an edit if it differs. Nil without
+	// hupd.toml, and from an older binary (the new image then reads the
+	// file on disk).
+	Config []byte `json:"config,omitempty"`
 
 	fd         int  // the memfd, in the new image
 	rolledBack bool // this image was started by a Rollback
@@ -211,6 +218,11 @@ func (s *Supervisor) Upgrade(ctx context.Context, binary string) error {
 // as "the configuration on disk is the one in force" (the new image reads
 // it); call it before Run. It runs on a goroutine of its own.
 func (s *Supervisor) SetUpgradeGuard(guard func() error) { s.upgradeGuard = guard }
+
+// SetUpgradeConfig sets what gives, on Run's goroutine right before an
+// upgrade's exec, the content of hupd.toml in force (Upgrade.Config; nil:
+// none). It must not block. Call it before Run.
+func (s *Supervisor) SetUpgradeConfig(config func() []byte) { s.upgradeConfig = config }
 
 // SetExecGuard sets a check an upgrade must pass on Run's goroutine once
 // everything is frozen, right before the exec, such as "no answer to a
@@ -325,6 +337,9 @@ func (s *Supervisor) execUpgrade(binary string, exe *os.File) error {
 	}
 	defer self.Close()
 	st.Exe = fdNum(self)
+	if s.upgradeConfig != nil {
+		st.Config = s.upgradeConfig()
+	}
 	s.log.Info(logev.UpgradeExec, "binary", binary, KeyPID, os.Getpid(), "generations", len(s.gens))
 	return s.handOver(st, binary, exe, pids)
 }
@@ -703,6 +718,23 @@ func TakeUpgrade(argv []string) (*Upgrade, error) {
 	unix.CloseOnExec(fd)
 	// Read with the fd as is: an *os.File would close it when collected,
 	// and a rollback needs it.
+	st, err := readUpgrade(fd)
+	if err != nil {
+		return nil, err
+	}
+	st.fd, st.rolledBack = fd, rolledBack
+	for _, part := range st.parts() {
+		part.rolledBack = rolledBack
+	}
+	for _, f := range st.fds() {
+		unix.CloseOnExec(f)
+	}
+	return st, nil
+}
+
+// readUpgrade reads the state in the memfd fd, with the fd as is (read
+// at offset 0: it can be read again).
+func readUpgrade(fd int) (*Upgrade, error) {
 	var fst unix.Stat_t
 	if err := unix.Fstat(fd, &fst); err != nil {
 		return nil, fmt.Errorf("upgrade state: %w", os.NewSyscallError("fstat", err))
@@ -718,14 +750,31 @@ func TakeUpgrade(argv []string) (*Upgrade, error) {
 	if st.Version != upgradeVersion {
 		return nil, fmt.Errorf("upgrade state version %d, this hupd reads %d", st.Version, upgradeVersion)
 	}
-	st.fd, st.rolledBack = fd, rolledBack
-	for _, part := range st.parts() {
-		part.rolledBack = rolledBack
-	}
-	for _, f := range st.fds() {
-		unix.CloseOnExec(f)
-	}
 	return &st, nil
+}
+
+// UpgradeConfig returns the content of hupd.toml in force that the state
+// of an upgrade carries (Upgrade.Config), for the new image to resolve
+// its configuration from instead of the file on disk, which may have been
+// edited since the previous image's last check. It reads the state EnvUpgrade names
+// without taking it: TakeUpgrade reads it later. ok is false when this
+// hupd was not started by an upgrade, or the state does not carry the
+// content (from an older binary, or a hupd without hupd.toml). An error
+// (a state that cannot be read) is TakeUpgrade's to report: ok is false.
+func UpgradeConfig() (data []byte, ok bool) {
+	v, found := os.LookupEnv(EnvUpgrade)
+	if !found {
+		return nil, false
+	}
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil, false
+	}
+	st, err := readUpgrade(fd)
+	if err != nil || st.Config == nil {
+		return nil, false
+	}
+	return st.Config, true
 }
 
 // ErrNoIdentity is returned by Identity when the state names no service

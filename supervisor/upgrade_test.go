@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -96,6 +97,7 @@ func TestUpgradeChecksTheNewBinaryAndHandsEverythingOver(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	h.sup.SetUpgradeConfig(func() []byte { return []byte("[process]\ncommand = [\"in-force\"]\n") })
 	h.run()
 	pid := h.ready(1)
 	guarded := false
@@ -113,7 +115,8 @@ func TestUpgradeChecksTheNewBinaryAndHandsEverythingOver(t *testing.T) {
 		t.Fatal("the upgrade guard was not asked")
 	}
 	if state == nil || len(state.Gens) != 1 || state.Gens[0].PID != pid || state.Gens[0].State != StateReady ||
-		len(state.Listeners) != 1 || state.Upgrades != 1 || state.NextGen != 1 || !openAtExec {
+		len(state.Listeners) != 1 || state.Upgrades != 1 || state.NextGen != 1 || !openAtExec ||
+		string(state.Config) != "[process]\ncommand = [\"in-force\"]\n" {
 		t.Fatalf("state at the exec: %+v (fds open across it: %v)", state, openAtExec)
 	}
 	if gen, spid := state.Serving(); gen != 1 || spid != pid || len(state.Sockets()) != 1 || state.RolledBack() {
@@ -124,6 +127,54 @@ func TestUpgradeChecksTheNewBinaryAndHandsEverythingOver(t *testing.T) {
 	}
 	if res := h.reload(ActionReload); !res.OK {
 		t.Fatalf("reload after the failed upgrade: %+v", res)
+	}
+}
+
+// TestUpgradeConfig: the content of hupd.toml in force that a state
+// carries is read without taking the state (TakeUpgrade reads it after,
+// the same); a state without it, or no upgrade, gives none.
+func TestUpgradeConfig(t *testing.T) {
+	memState := func(st *Upgrade) int {
+		t.Helper()
+		data, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.MemfdCreate("hupd-upgrade-test", unix.MFD_CLOEXEC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if _, err := unix.Write(fd, data); err != nil {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	in := []byte("[[program]]\nname = \"app\"\n\x00\xff") // bytes, whatever they are
+	t.Setenv(EnvUpgrade, "")
+	os.Unsetenv(EnvUpgrade)
+	if data, ok := UpgradeConfig(); ok || data != nil {
+		t.Fatalf("no upgrade: %q, %v", data, ok)
+	}
+	os.Setenv(EnvUpgrade, strconv.Itoa(memState(&Upgrade{Version: upgradeVersion, Config: in})))
+	data, ok := UpgradeConfig()
+	if !ok || string(data) != string(in) {
+		t.Fatalf("UpgradeConfig: %q, %v; want %q", data, ok, in)
+	}
+	if _, ok := os.LookupEnv(EnvUpgrade); !ok {
+		t.Fatal("UpgradeConfig took the state")
+	}
+	st, err := TakeUpgrade([]string{os.Args[0]})
+	if err != nil || st == nil || string(st.Config) != string(in) {
+		t.Fatalf("TakeUpgrade after it: %+v, %v", st, err)
+	}
+	os.Setenv(EnvUpgrade, strconv.Itoa(memState(&Upgrade{Version: upgradeVersion})))
+	if data, ok := UpgradeConfig(); ok || data != nil {
+		t.Fatalf("a state without the content (an older binary's): %q, %v", data, ok)
+	}
+	os.Setenv(EnvUpgrade, strconv.Itoa(memState(&Upgrade{Version: upgradeVersion + 1, Config: in})))
+	if data, ok := UpgradeConfig(); ok || data != nil {
+		t.Fatalf("a state of another version: %q, %v", data, ok)
 	}
 }
 

@@ -61,7 +61,7 @@ func runDemo(addr string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return runResolved(r, stderr, nil, nil, "", func(ls []*socketact.Listener) {
+	return runResolved(r, stderr, nil, nil, "", nil, func(ls []*socketact.Listener) {
 		b := ls[0].Bound
 		demo.Instructions(stdout, fmt.Sprintf("%s:%d", b.Host, b.Port), cfgPath)
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/hupd/hupd/internal/mainthread"
 	"github.com/hupd/hupd/internal/run"
 	"github.com/hupd/hupd/socketact"
+	"github.com/hupd/hupd/supervisor"
 	"github.com/hupd/hupd/watch"
 	"github.com/urfave/cli/v2"
 )
@@ -26,11 +27,14 @@ func runCommand(stderr io.Writer) *cli.Command {
 		Action: func(c *cli.Context) error {
 			argv := c.Args().Slice()
 			// hupd.toml is read once: its hash is of the very bytes
-			// resolved (what its edits compare with).
+			// resolved (what its edits compare with). The new image of
+			// an upgrade resolves the bytes in force in the previous one,
+			// which the state carries: it takes over exactly what runs,
+			// then applies the file on disk as an edit if it differs.
 			var data []byte
 			var err error
 			if p := c.String("config"); p != "" {
-				data, err = config.ReadFile(p)
+				data, err = configData(p)
 			}
 			var cfg *config.Config
 			if err == nil {
@@ -61,9 +65,20 @@ func runCommand(stderr io.Writer) *cli.Command {
 					return cfg.Resolve()
 				}
 			}
-			return runResolved(r, stderr, load, parse, hash, nil)
+			return runResolved(r, stderr, load, parse, hash, data, nil)
 		},
 	}
+}
+
+// configData is the content of hupd.toml (path) that hupd run resolves:
+// in the new image of an upgrade, the version in force in the previous
+// one when the state carries it (supervisor.UpgradeConfig), else the
+// file's.
+func configData(path string) ([]byte, error) {
+	if data, ok := supervisor.UpgradeConfig(); ok {
+		return data, nil
+	}
+	return config.ReadFile(path)
 }
 
 // runMulti runs a file with [[program]] tables: its mistakes are one-line
@@ -82,7 +97,7 @@ func runMulti(c *cli.Context, cfg *config.Config, data []byte, stderr io.Writer)
 	if c.String("config") != "" {
 		// hupd.toml again, as at start; its log.format stays top's.
 		argv := c.Args().Slice()
-		setup.ConfigHash = watch.HashData(m.ConfigFile, data)
+		setup.ConfigHash, setup.ConfigData = watch.HashData(m.ConfigFile, data), data
 		setup.ParseMulti = func(data []byte) (*config.ResolvedMulti, error) {
 			cfg, err := mergedConfigData(c, argv, data)
 			if err != nil {
@@ -165,8 +180,9 @@ func durationString(_ []string, a slog.Attr) slog.Attr {
 
 // runResolved runs r; load, when not nil, reads the configuration again
 // (hupd.toml edits are applied while hupd runs), and hash is that of the
-// bytes of hupd.toml r was resolved from (run.Setup.ConfigHash).
-func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), parse func([]byte) (*config.Resolved, error), hash string, onListen func([]*socketact.Listener)) error {
+// bytes of hupd.toml r was resolved from (run.Setup.ConfigHash), data
+// those bytes (run.Setup.ConfigData).
+func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Resolved, error), parse func([]byte) (*config.Resolved, error), hash string, data []byte, onListen func([]*socketact.Listener)) error {
 	r.Options.Stdin, r.Options.Stdout, r.Options.Stderr = os.Stdin, os.Stdout, os.Stderr
 	log, level := newLogger(r, stderr)
 	if r.LogFormat == config.FormatJSON {
@@ -174,7 +190,7 @@ func runResolved(r *config.Resolved, stderr io.Writer, load func() (*config.Reso
 		// are always written, as in text mode: --log-level is hupd's own.
 		r.Options.OutputRecords = func(w io.Writer) slog.Handler { return newLogHandler(r, w, childOutputLevel) }
 	}
-	setup := run.Setup{Log: log, Level: level, Load: load, Parse: parse, ConfigHash: hash, OnListen: onListen, Version: buildVersion()}
+	setup := run.Setup{Log: log, Level: level, Load: load, Parse: parse, ConfigHash: hash, ConfigData: data, OnListen: onListen, Version: buildVersion()}
 	if mainthread.Serving() {
 		// main runs the app inside mainthread.Serve: children are forked
 		// from the main thread. (Elsewhere, a test, the supervisor locks

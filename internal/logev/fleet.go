@@ -23,8 +23,13 @@ const (
 	// An upgrade's new image keeps a program that had ended ended.
 	ProgramStaysEnded = "program had ended before the upgrade: it stays ended"
 	// An upgrade's new image read a hupd.toml edited after the previous
-	// image's last check: every running program reloads with it.
+	// image's last check, the state from an older binary not carrying the
+	// version in force: every running program reloads with it.
 	ConfigEditedDuringUpgrade = "hupd.toml edited during the upgrade: reloading every program with it"
+	// An upgrade's new image took over what ran in the previous one,
+	// resolved from the hupd.toml in force that the state carries, and
+	// finds the file on disk changed since: it applies it as an edit.
+	ConfigChangedDuringUpgrade = "hupd.toml changed during the upgrade: applying it as an edit"
 )
 
 // Events of hupd.toml's edits with several programs.

@@ -97,6 +97,7 @@ type fleet struct {
 	parse   func(data []byte) (*config.ResolvedMulti, error) // nil: load reads it
 	cw      *watch.Watcher
 	cfgHash string
+	cfgData []byte // the bytes hashed as cfgHash (nil: not known), for an upgrade's state
 	cfgErr  string
 	reconfc chan reconfRequest
 	exited  chan struct{} // closed when the loop returns
@@ -267,6 +268,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	f := &fleet{log: log, kick: make(chan struct{}, 1), endc: make(chan programEnd), releasedc: make(chan programReleased), cur: m, load: setup.LoadMulti, parse: setup.ParseMulti,
 		reconfc: make(chan reconfRequest), exited: make(chan struct{}), ident: ident, rt: rt, setup: setup,
 		upc: make(chan fleetUpgrade), checkedc: make(chan fleetUpgradeChecked, 1)}
+	f.cfgData = setup.ConfigData
 	if f.cfgHash = setup.ConfigHash; f.cfgHash == "" && m.ConfigFile != "" {
 		f.cfgHash = watch.Hash([]string{m.ConfigFile}) // as resolved, for its edits
 	}
@@ -436,7 +438,7 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	reaping = true
 	if tk != nil {
 		tk.start(f) // before the loop: they ran already
-		tk.reloadEdited(f)
+		tk.applyEdited(f)
 	}
 	defer f.startWatchdog()()
 	return f.run(sigs), nil

@@ -37,7 +37,7 @@ func (f *fleet) planData(ctx context.Context, data []byte) (control.FleetPlan, e
 	if data != nil {
 		next, err = f.parse(data)
 	} else {
-		_, next, err = f.readConfig()
+		_, _, next, err = f.readConfig()
 	}
 	if err != nil {
 		return control.FleetPlan{}, &control.ConfigError{Err: err}

@@ -172,11 +172,11 @@ func (f *fleet) reconfigure(cause string) (reconfResult, error) {
 	if f.stopping {
 		return reconfResult{}, errFleetStopping
 	}
-	h, next, err := f.readConfig()
+	h, data, next, err := f.readConfig()
 	if h == f.cfgHash && f.cfgErr == "" {
 		return reconfResult{}, nil
 	}
-	f.cfgHash = h
+	f.cfgHash, f.cfgData = h, data
 	var res reconfResult
 	if err == nil {
 		res, err = f.apply(next, cause)
@@ -190,23 +190,24 @@ func (f *fleet) reconfigure(cause string) (reconfResult, error) {
 }
 
 // readConfig reads hupd.toml once and resolves it: its hash is the hash
-// of the very bytes resolved, so that an edit written meanwhile is seen as
-// one by the next read. A file that cannot be read is hashed as on disk.
-func (f *fleet) readConfig() (hash string, next *config.ResolvedMulti, err error) {
+// of the very bytes resolved (data), so that an edit written meanwhile is
+// seen as one by the next read. A file that cannot be read is hashed as on
+// disk, and data is nil then, as without ParseMulti.
+func (f *fleet) readConfig() (hash string, data []byte, next *config.ResolvedMulti, err error) {
 	path := f.cur.ConfigFile
 	if f.parse == nil {
 		// Read twice (hashed, then resolved): what a Setup without
 		// ParseMulti can do.
 		hash = watch.Hash([]string{path})
 		next, err = f.load()
-		return hash, next, err
+		return hash, nil, next, err
 	}
-	data, err := config.ReadFile(path)
+	data, err = config.ReadFile(path)
 	if err != nil {
-		return watch.Hash([]string{path}), nil, err
+		return watch.Hash([]string{path}), nil, nil, err
 	}
 	next, err = f.parse(data)
-	return watch.HashData(path, data), next, err
+	return watch.HashData(path, data), data, next, err
 }
 
 // apply makes next the configuration, program by program (see the top of

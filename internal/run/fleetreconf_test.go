@@ -95,21 +95,21 @@ func TestReadConfigHashesWhatItParsed(t *testing.T) {
 		}
 		return &config.ResolvedMulti{Name: string(data)}, nil
 	}
-	h, next, err := f.readConfig()
-	if err != nil || next.Name != string(first) {
+	h, data, next, err := f.readConfig()
+	if err != nil || next.Name != string(first) || string(data) != string(first) {
 		t.Fatalf("first read: %v, %+v", err, next)
 	}
 	if h != watch.HashData(path, first) || h == watch.Hash([]string{path}) {
 		t.Fatalf("hash %s is not the first version's %s (the file's is now %s)", h, watch.HashData(path, first), watch.Hash([]string{path}))
 	}
-	h2, next, err := f.readConfig()
-	if err != nil || next.Name != string(edited) || h2 == h || h2 != watch.Hash([]string{path}) {
+	h2, data, next, err := f.readConfig()
+	if err != nil || next.Name != string(edited) || string(data) != string(edited) || h2 == h || h2 != watch.Hash([]string{path}) {
 		t.Fatalf("second read: hash %s (first %s), %v, %+v", h2, h, err, next)
 	}
 
 	// A file that cannot be read: its error, named by the path.
 	os.Remove(path)
-	if _, _, err := f.readConfig(); err == nil || !strings.Contains(err.Error(), path) {
+	if _, data, _, err := f.readConfig(); err == nil || data != nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
@@ -185,11 +185,11 @@ func TestReconfReadConfigHashesWhatItParsed(t *testing.T) {
 		}
 		return &config.Resolved{LogFormat: string(data)}, nil
 	}
-	h, next, err := rc.readConfig()
-	if err != nil || next.LogFormat != string(first) || h != watch.HashData(path, first) || h == watch.Hash([]string{path}) {
+	h, data, next, err := rc.readConfig()
+	if err != nil || next.LogFormat != string(first) || string(data) != string(first) || h != watch.HashData(path, first) || h == watch.Hash([]string{path}) {
 		t.Fatalf("first read: hash %s, %v, %+v", h, err, next)
 	}
-	if h2, next, err := rc.readConfig(); err != nil || next.LogFormat != string(edited) || h2 == h {
+	if h2, data, next, err := rc.readConfig(); err != nil || next.LogFormat != string(edited) || string(data) != string(edited) || h2 == h {
 		t.Fatalf("second read: hash %s (first %s), %v, %+v", h2, h, err, next)
 	}
 }
@@ -206,31 +206,31 @@ func TestNewReconfHashesWhatWasParsed(t *testing.T) {
 	if err := os.WriteFile(path, edited, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := newReconf(&config.Resolved{ConfigFile: path}, nil, watch.HashData(path, first), slog.New(slog.DiscardHandler), nil)
+	rc, err := newReconf(&config.Resolved{ConfigFile: path}, nil, watch.HashData(path, first), first, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rc.w != nil {
 		t.Cleanup(func() { rc.w.Close() })
 	}
-	if rc.cfgHash != watch.HashData(path, first) || rc.applied != rc.cfgHash {
-		t.Fatalf("first hash %s, applied %s, want the first version's %s", rc.cfgHash, rc.applied, watch.HashData(path, first))
+	if rc.cfgHash != watch.HashData(path, first) || rc.applied != rc.cfgHash || string(rc.inForceData()) != string(first) {
+		t.Fatalf("first hash %s, applied %s (%q), want the first version's %s", rc.cfgHash, rc.applied, rc.inForceData(), watch.HashData(path, first))
 	}
 	rc.parse = func(data []byte) (*config.Resolved, error) { return &config.Resolved{LogFormat: string(data)}, nil }
-	if h, next, err := rc.readConfig(); err != nil || h == rc.cfgHash || next.LogFormat != string(edited) {
+	if h, _, next, err := rc.readConfig(); err != nil || h == rc.cfgHash || next.LogFormat != string(edited) {
 		t.Fatalf("the reread after the edit: hash %s (first %s), %v, %+v", h, rc.cfgHash, err, next)
 	}
 
 	// Without a hash: hupd.toml as on disk.
-	rc, err = newReconf(&config.Resolved{ConfigFile: path}, nil, "", slog.New(slog.DiscardHandler), nil)
+	rc, err = newReconf(&config.Resolved{ConfigFile: path}, nil, "", nil, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rc.w != nil {
 		t.Cleanup(func() { rc.w.Close() })
 	}
-	if rc.cfgHash != watch.Hash([]string{path}) {
-		t.Fatalf("hash without one given: %s, want the file's %s", rc.cfgHash, watch.Hash([]string{path}))
+	if rc.cfgHash != watch.Hash([]string{path}) || rc.inForceData() != nil {
+		t.Fatalf("hash without one given: %s (%q), want the file's %s and no bytes", rc.cfgHash, rc.inForceData(), watch.Hash([]string{path}))
 	}
 }
 

@@ -28,8 +28,13 @@ import (
 // edit of hupd.toml or a reload being answered refuses it as well. The
 // new image (takeOver, from RunMulti) takes every program over or hands
 // the state back to the previous binary (rollback) until its control
-// socket listens; if it read a hupd.toml edited after the last check, it
-// applies it (reloadEdited).
+// socket listens. The state carries the bytes of hupd.toml in force
+// (supervisor.Upgrade.Config): the new image is resolved from them, so it
+// takes over exactly what ran, and a hupd.toml saved after the last check
+// is then applied as any edit (applyEdited): refused in one log line if
+// invalid, programs added, removed or changed as hupd reload would. From
+// an older binary, whose state lacks them, the new image reads the file
+// on disk, and an edit found there reloads every program (reloadEdited).
 
 // fleetUpgrade asks the loop for an upgrade (hupd upgrade, SIGUSR2).
 type fleetUpgrade struct {
@@ -131,8 +136,10 @@ func (f *fleet) upgrade(r fleetUpgrade) {
 }
 
 // configInForce is nil when hupd.toml on disk (path, "" for none) is the
-// version in force (hash): the new image reads it, and the previous
-// binary too if it must take over again.
+// version in force (hash): an edit not applied yet is refused (hupd reload
+// first), not carried over by the upgrade; the new image is resolved from
+// the version in force, which the state carries, and applies an edit
+// saved after this check as any other (applyEdited).
 func configInForce(path, hash string) error {
 	if path != "" && watch.Hash([]string{path}) != hash {
 		return errors.New(path + " is not the version in force (edited since): apply it with hupd reload, or undo the edit, then upgrade")
@@ -221,6 +228,7 @@ func (f *fleet) execUpgrade(binary string, exe *os.File, pending func() int) err
 	if err := configInForce(f.cur.ConfigFile, f.cfgHash); err != nil {
 		return err
 	}
+	editBeforeExec(f.cur.ConfigFile)
 	// Every program frozen: its sentinel registrations hold still.
 	fl := f.upgradeState()
 	for i, part := range parts {
@@ -235,7 +243,9 @@ func (f *fleet) execUpgrade(binary string, exe *os.File, pending func() int) err
 	if exec == nil {
 		exec = supervisor.ExecFleetUpgrade
 	}
-	return exec(supervisor.FleetUpgradeState(frozen, cg, fl), binary, exe, frozen)
+	st := supervisor.FleetUpgradeState(frozen, cg, fl)
+	st.Config = f.cfgData // what the new image resolves: the version in force
+	return exec(st, binary, exe, frozen)
 }
 
 // upgradeState is the fleet's part of an upgrade's state, without the
@@ -281,7 +291,7 @@ type takeOver struct {
 	others map[*program][]*socketact.Listener
 	// edited: hupd.toml on disk, which the programs were built from, is
 	// not the version in force in the previous image (saved after its
-	// last check): see reloadEdited.
+	// last check), which the state did not carry: see reloadEdited.
 	edited bool
 	// stored is what the previous image's fd store held of the handed-over
 	// sockets (noteStored), for resumedUnderManager.
@@ -365,12 +375,31 @@ func (t *takeOver) noteStored() {
 	}
 }
 
+// applyEdited applies hupd.toml when it changed between the previous
+// image's last check and now. With the state's bytes of the version in
+// force (supervisor.Upgrade.Config), which this image was resolved from,
+// a file on disk that differs is applied as an edit (f.reconfigure, as
+// the watcher and hupd reload do). Without them (an older binary), see
+// reloadEdited. Call it once the programs run (start), before the loop.
+func (t *takeOver) applyEdited(f *fleet) {
+	if t.up.Config == nil {
+		t.reloadEdited(f)
+		return
+	}
+	if path := f.cur.ConfigFile; path == "" || watch.Hash([]string{path}) == f.cfgHash {
+		return
+	}
+	f.log.Warn(logev.ConfigChangedDuringUpgrade, keyHash, f.cfgHash)
+	f.reconfigure("hupd.toml changed during the upgrade") // its error is logged
+}
+
 // reloadEdited applies hupd.toml, when it was edited in the instant
 // between the previous image's last check and this image's read of it
-// (edited), to the generations taken over: every running program, built
-// from the file as edited (options, sockets: as an edit of hupd.toml
+// (edited), to the generations taken over, when the state did not carry
+// the version in force (from an older binary): every running program,
+// built from the file as edited (options, sockets: as an edit of hupd.toml
 // would), reloads, so that nothing of the edit is recorded as applied
-// but not applied. Call it once the programs run (start).
+// but not applied.
 func (t *takeOver) reloadEdited(f *fleet) {
 	if !t.edited {
 		return

@@ -290,7 +290,7 @@ func TestFleetTakeOverEdited(t *testing.T) {
 				t.Fatal(err)
 			}
 			app.resumed = true // as resume makes a running one
-			tk.reloadEdited(f)
+			tk.applyEdited(f)  // a state without hupd.toml's bytes: reloadEdited
 			want := int32(0)
 			if tc.edited {
 				want = 1 // app's reload, waiting for its supervisor to take it

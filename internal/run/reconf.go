@@ -50,8 +50,10 @@ type reconf struct {
 	groups  []watchGroup   // one per group of w
 	cfgHash string         // of hupd.toml as last read
 	applied string         // of hupd.toml as in force
-	// appliedNow is applied for other goroutines (the upgrade guard).
-	appliedNow atomic.Value
+	// appliedNow is applied for other goroutines (the upgrade guard),
+	// with the bytes of that version when known (an upgrade's state
+	// carries them): nil without hupd.toml.
+	appliedNow atomic.Pointer[inForce]
 	// triggers counts the actions (reloads, restarts of watched files'
 	// changes, SIGHUP's) handed to the supervisor and not yet taken by
 	// its loop, which an upgrade's exec would lose: execGuard refuses it
@@ -111,20 +113,27 @@ type refreshReply struct {
 	err     error
 }
 
+// inForce is the version of hupd.toml in force: its hash and, when known,
+// its bytes (nil otherwise).
+type inForce struct {
+	hash string
+	data []byte
+}
+
 // newReconf starts watching what r asks to watch. hash is that of the
 // bytes of hupd.toml r was resolved from (watch.HashData; "": hupd.toml is
 // hashed as on disk now), so that an edit written since r was read is one
-// for the next read. An error (an inotify limit) means nothing was
-// started.
-func newReconf(r *config.Resolved, load func() (*config.Resolved, error), hash string, log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
+// for the next read, and data those bytes (nil: not known). An error (an
+// inotify limit) means nothing was started.
+func newReconf(r *config.Resolved, load func() (*config.Resolved, error), hash string, data []byte, log *slog.Logger, level *slog.LevelVar) (*reconf, error) {
 	rc := &reconf{log: log, level: level, load: load, cur: r,
 		refresh: make(chan refreshRequest, 1), plans: make(chan planRequest), done: make(chan struct{}), exited: make(chan struct{})}
 	if r.ConfigFile != "" {
 		if rc.cfgHash = hash; hash == "" {
-			rc.cfgHash = watch.Hash([]string{r.ConfigFile})
+			rc.cfgHash, data = watch.Hash([]string{r.ConfigFile}), nil
 		}
 		rc.applied = rc.cfgHash
-		rc.appliedNow.Store(rc.applied)
+		rc.appliedNow.Store(&inForce{rc.applied, data})
 	}
 	w, groups, err := rc.watcher(r, nil)
 	if err != nil {
@@ -341,13 +350,13 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 	if rc.load == nil {
 		return false, nil
 	}
-	h, next, err := rc.readConfig()
+	h, data, next, err := rc.readConfig()
 	if h == rc.cfgHash && rc.cfgErr == "" {
 		return false, nil
 	}
 	rc.cfgHash = h
 	if err == nil {
-		respawn, err = rc.apply(next, cause, h, done)
+		respawn, err = rc.apply(next, cause, inForce{h, data}, done)
 	}
 	rc.cfgErr = ""
 	if err != nil {
@@ -363,21 +372,22 @@ func (rc *reconf) reread(cause string, done chan<- supervisor.ReloadResult) (res
 // its hash is the hash of the very bytes resolved, so that an edit
 // written meanwhile is seen as one by the next read (hashed first, then
 // read again, such an edit was applied under the older version's hash,
-// and the next reload found nothing changed). A file that cannot be read
-// is hashed as on disk.
-func (rc *reconf) readConfig() (hash string, next *config.Resolved, err error) {
+// and the next reload found nothing changed); data are those bytes. A
+// file that cannot be read is hashed as on disk; data is nil then, and
+// without parse.
+func (rc *reconf) readConfig() (hash string, data []byte, next *config.Resolved, err error) {
 	path := rc.cur.ConfigFile
 	if rc.parse == nil {
 		hash = watch.Hash([]string{path})
 		next, err = rc.load()
-		return hash, next, err
+		return hash, nil, next, err
 	}
-	data, err := config.ReadFile(path)
+	data, err = config.ReadFile(path)
 	if err != nil {
-		return watch.Hash([]string{path}), nil, err
+		return watch.Hash([]string{path}), nil, nil, err
 	}
 	next, err = rc.parse(data)
-	return watch.HashData(path, data), next, err
+	return watch.HashData(path, data), data, next, err
 }
 
 // reconfDecision is what applying a configuration decides, before
@@ -455,7 +465,7 @@ func (rc *reconf) plan(ctx context.Context, next *config.Resolved) (supervisor.P
 // for the generations to come (one request: it keeps the sockets it holds
 // that next names again, and opens the others, see Supervisor.Apply).
 // What it does is what decide decided.
-func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<- supervisor.ReloadResult) (bool, error) {
+func (rc *reconf) apply(next *config.Resolved, cause string, cfg inForce, done chan<- supervisor.ReloadResult) (bool, error) {
 	old := rc.cur
 	if err := steerFixed(old, next); err != nil {
 		return false, err
@@ -486,7 +496,7 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		}
 	}
 	u := supervisor.Update{Options: opts, Listen: d.listen, ListenWhere: next.ListenWhere, Cause: cause,
-		Note: noteOf(cfgHash, "", groups), Done: done}
+		Note: noteOf(cfg.hash, "", groups), Done: done}
 	res, err := rc.sup.Apply(context.Background(), u)
 	if err != nil {
 		closeWatcher()
@@ -507,8 +517,8 @@ func (rc *reconf) apply(next *config.Resolved, cause, cfgHash string, done chan<
 		// dropped once it no longer names them, never opened again.
 		rc.received = nil
 	}
-	rc.cur, rc.applied = next, cfgHash
-	rc.appliedNow.Store(cfgHash)
+	rc.cur, rc.applied = next, cfg.hash
+	rc.appliedNow.Store(&cfg)
 	rc.level.Set(next.LogLevel)
 	for _, l := range res.Opened {
 		rc.log.Info(logev.Listening, supervisor.KeySocket, l.Spec.FDName(), "address", l.Bound.String())
@@ -533,16 +543,42 @@ func watchesChanged(a, b *config.Resolved) bool {
 
 // upgradeGuard refuses an in-place upgrade while hupd.toml on disk is not
 // the version in force (edited without a reload, or an edit was refused):
-// the new image reads it, and could fail on it where this one runs, and
-// the previous binary, which a failed take-over goes back to, would read
-// it too.
+// hupd reload first. The new image is resolved from the version in force,
+// which the state carries (inForceData), and applies an edit saved after
+// the last check as any other (appliedEdited).
 func (rc *reconf) upgradeGuard(path string) func() error {
 	return func() error {
-		applied, _ := rc.appliedNow.Load().(string)
-		if watch.Hash([]string{path}) != applied {
+		if watch.Hash([]string{path}) != rc.appliedNow.Load().hash {
 			return errors.New(path + " is not the version in force (edited since, or its last edit was refused): apply it with hupd reload, or undo the edit, then upgrade")
 		}
 		return nil
+	}
+}
+
+// inForceData is the content of hupd.toml in force, nil when not known
+// (read without ParseMulti/Parse) or without hupd.toml: what an upgrade's
+// state carries (Supervisor.SetUpgradeConfig). Any goroutine.
+func (rc *reconf) inForceData() []byte {
+	if cfg := rc.appliedNow.Load(); cfg != nil {
+		return cfg.data
+	}
+	return nil
+}
+
+// appliedEdited applies hupd.toml as an edit (reread, on rc's loop) when
+// the file on disk is not the version this image was resolved from: an
+// upgrade's new image, resolved from the version in force in the previous
+// one (supervisor.Upgrade.Config), finds it saved since that image's last
+// check. Call it once rc runs (start).
+func (rc *reconf) appliedEdited() {
+	path := rc.cur.ConfigFile
+	if path == "" || rc.load == nil || watch.Hash([]string{path}) == rc.cfgHash {
+		return
+	}
+	rc.log.Warn(logev.ConfigChangedDuringUpgrade, keyHash, rc.cfgHash)
+	select {
+	case rc.refresh <- refreshRequest{cause: "hupd.toml changed during the upgrade"}:
+	default: // a request pending (hupd reload) reads it too
 	}
 }
 
@@ -565,7 +601,11 @@ func (rc *reconf) execGuard(ctl *control.Server, path string) func() error {
 		if rc.triggers.Load() > 0 {
 			return errTriggered
 		}
-		return inForce()
+		if err := inForce(); err != nil {
+			return err
+		}
+		editBeforeExec(path)
+		return nil
 	}
 }
 

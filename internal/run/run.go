@@ -51,6 +51,10 @@ type Setup struct {
 	// that Run's or RunMulti's configuration was resolved from; "":
 	// hupd.toml is hashed as on disk when it starts.
 	ConfigHash string
+	// ConfigData are those bytes (nil: none): an upgrade hands them to
+	// the new image (supervisor.Upgrade.Config), which resolves its
+	// configuration from them.
+	ConfigData []byte
 	// OnListen, when not nil, is called with the bound sockets before the
 	// first child starts.
 	OnListen func([]*socketact.Listener)
@@ -161,7 +165,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if hs != nil {
 		defer hs.Close()
 	}
-	rc, err := newReconf(r, setup.Load, setup.ConfigHash, log, setup.Level)
+	rc, err := newReconf(r, setup.Load, setup.ConfigHash, setup.ConfigData, log, setup.Level)
 	if err != nil {
 		if up != nil {
 			return goBack(err, nil)
@@ -305,6 +309,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	}
 	defer ctl.Close()
 	sup.SetExecGuard(rc.execGuard(ctl, r.ConfigFile))
+	sup.SetUpgradeConfig(rc.inForceData)
 	go ctl.Serve()
 	if up != nil {
 		up.Close() // taken over: no going back from here
@@ -329,6 +334,11 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		sup.Contain(cg)
 	}
 	rc.start()
+	if up != nil && up.Config != nil {
+		// Resolved from the version in force in the previous image: the
+		// file on disk, if saved since its last check, is an edit.
+		rc.appliedEdited()
+	}
 	if hs != nil {
 		hs.Start(sup) // no error return is left before sup.Run, which answers its requests
 	}

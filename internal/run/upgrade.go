@@ -50,6 +50,21 @@ func takeOverSockets(up *supervisor.Upgrade, specs []socketact.Spec, where []str
 // in every other build.
 var failTakeOver string
 
+// editSuffix, when set at build time (-ldflags "-X
+// github.com/hupd/hupd/internal/run.editSuffix=SUFFIX"), makes an upgrade
+// rename hupd.toml+SUFFIX, if it exists, over hupd.toml right before its
+// exec, after the last check that the file is the version in force: the
+// integration tests of an edit saved in that instant build one. It is
+// empty in every other build.
+var editSuffix string
+
+// editBeforeExec is editSuffix's edit of hupd.toml (path; "": none).
+func editBeforeExec(path string) {
+	if editSuffix != "" && path != "" {
+		os.Rename(path+editSuffix, path)
+	}
+}
+
 // rollback hands the state back to the binary that handed it over, after
 // this one failed to take over (why). It returns only if that fails too:
 // then hupd exits, and its children with it. drop, if not nil, lets go of

@@ -155,7 +155,7 @@ func TestReconfExecGuard(t *testing.T) {
 	if err := os.WriteFile(path, content, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rc, err := newReconf(&config.Resolved{ConfigFile: path}, nil, watch.HashData(path, content), slog.New(slog.DiscardHandler), nil)
+	rc, err := newReconf(&config.Resolved{ConfigFile: path}, nil, watch.HashData(path, content), content, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,5 +186,43 @@ func TestReconfExecGuard(t *testing.T) {
 	}
 	if err := rc.execGuard(nil, "")(); !errors.Is(err, errTriggered) {
 		t.Fatalf("without hupd.toml, a reload not yet taken: %v, want %v", err, errTriggered)
+	}
+}
+
+// TestReconfAppliedEdited: a single program's new image, resolved from the
+// hupd.toml in force that the state carried, asks its loop to apply the
+// file on disk as an edit only when it differs from that version.
+func TestReconfAppliedEdited(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hupd.toml")
+	content := []byte("name = \"app\"\n")
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	load := func() (*config.Resolved, error) { return nil, errors.New("not read here") }
+	rc, err := newReconf(&config.Resolved{ConfigFile: path}, load, watch.HashData(path, content), content, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.w != nil {
+		t.Cleanup(func() { rc.w.Close() })
+	}
+	rc.appliedEdited()
+	if n := len(rc.refresh); n != 0 {
+		t.Fatalf("hupd.toml the version in force: %d rereads asked for, want none", n)
+	}
+	if err := os.WriteFile(path, []byte("name = \"edited\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rc.appliedEdited()
+	if n := len(rc.refresh); n != 1 {
+		t.Fatalf("hupd.toml saved since: %d rereads asked for, want 1", n)
+	}
+	if req := <-rc.refresh; req.reply != nil || req.trigger {
+		t.Fatalf("the reread asked for: %+v, want an edit's (no reply, no reload of its own)", req)
+	}
+	rc.appliedEdited() // one already pending would read it: never blocks
+	rc.appliedEdited()
+	if n := len(rc.refresh); n != 1 {
+		t.Fatalf("%d rereads pending, want 1", n)
 	}
 }

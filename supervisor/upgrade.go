@@ -215,8 +215,9 @@ func (s *Supervisor) Upgrade(ctx context.Context, binary string) error {
 }
 
 // SetUpgradeGuard sets a check an upgrade must pass before its exec, such
-// as "the configuration on disk is the one in force" (the new image reads
-// it); call it before Run. It runs on a goroutine of its own.
+// as "the configuration on disk is the one in force" (an edit not applied
+// yet is refused, not carried over); call it before Run. It runs on a
+// goroutine of its own.
 func (s *Supervisor) SetUpgradeGuard(guard func() error) { s.upgradeGuard = guard }
 
 // SetUpgradeConfig sets what gives, on Run's goroutine right before an

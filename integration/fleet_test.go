@@ -28,7 +28,9 @@ type fleetProgram struct {
 	command []string
 	extra   string // more TOML for the program's table (its sub-tables last)
 	ready   string // [program.reload] ready; "" is notify
-	listen  bool   // a [[program.listen]] named http on tcp://127.0.0.1:0
+	// strategy is [program.reload] strategy; "" is swap.
+	strategy string
+	listen   bool // a [[program.listen]] named http on tcp://127.0.0.1:0
 }
 
 // tomlStrings writes ss as a TOML array.
@@ -64,7 +66,11 @@ func fleetFile(t *testing.T, progs ...fleetProgram) string {
 		if ready == "" {
 			ready = "notify"
 		}
-		fmt.Fprintf(&b, "[program.reload]\nstrategy = \"swap\"\nready = %q\n", ready)
+		strategy := p.strategy
+		if strategy == "" {
+			strategy = "swap"
+		}
+		fmt.Fprintf(&b, "[program.reload]\nstrategy = %q\nready = %q\n", strategy, ready)
 	}
 	p := filepath.Join(t.TempDir(), "hupd.toml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -213,19 +212,13 @@ func (p *program) stateName() string {
 // setup.Load and Parse are not used.
 func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 	log := setup.Log
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
-	}
-	sigs := make(chan os.Signal, 64)
-	signals.Intake(sigs)
-	defer signal.Stop(sigs)
-
 	// An upgrading hupd may have handed its programs over
 	// (fleetupgrade.go): every error until the control socket listens
 	// hands them back (fail).
-	up, err := supervisor.TakeUpgrade(os.Args)
+	sigs, up, err := begin()
+	defer signal.Stop(sigs)
 	if err != nil {
-		return 1, fmt.Errorf("upgrade: %w", err)
+		return 1, err
 	}
 	var (
 		tk           *takeOver
@@ -244,18 +237,13 @@ func RunMulti(m *config.ResolvedMulti, setup Setup) (int, error) {
 		if tk, err = newTakeOver(up, m); err != nil {
 			return fail(err)
 		}
-		name, ctl, derived, err := up.Identity()
+		name, ctl, expl, err := handedIdentity(up)
 		if err != nil {
 			return fail(err)
 		}
-		ident.Name, ident.Control = name, ctl
+		ident.Name, ident.Control, explicit = name, ctl, expl
 		m.Name, m.Control = name, ctl // what runs, for edits of hupd.toml to compare with
-		explicit = up.ControlExplicit || derived && ctl != control.DefaultPath(name)
-		// No GC until the state is taken over: a finalizer would close
-		// the fds of objects a failed take-over drops, which the previous
-		// binary needs back.
-		gc := debug.SetGCPercent(-1)
-		gcBack = func() { debug.SetGCPercent(gc) }
+		gcBack = pauseGC()
 	}
 	defaults(&ident)
 	log = slog.New(log.Handler().WithAttrs(identity(ident)))

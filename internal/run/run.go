@@ -75,21 +75,10 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		setup.Level = new(slog.LevelVar)
 		setup.Level.Set(r.LogLevel)
 	}
-	// hupd's live heap is well under a megabyte: a low GC target keeps
-	// its footprint small (measured: RSS after 100 back-to-back reloads
-	// 9.0 MB instead of 11.9) at a cost of microseconds per collection.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(25)
-	}
-	// Signals first: a TERM that arrives while sockets open is not lost.
-	sigs := make(chan os.Signal, 64)
-	signals.Intake(sigs)
+	sigs, up, err := begin()
 	defer signal.Stop(sigs)
-
-	// An upgrading hupd may have handed its state and children over.
-	up, err := supervisor.TakeUpgrade(os.Args)
 	if err != nil {
-		return 1, fmt.Errorf("upgrade: %w", err)
+		return 1, err
 	}
 	// goBack hands an upgrade's generations back to the previous binary
 	// when this image cannot take them over.
@@ -102,14 +91,13 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 	if up != nil {
 		// The name and control socket hupd runs under are kept, whatever
 		// this binary's command line would give today.
-		name, ctl, derived, err := up.Identity()
+		name, ctl, expl, err := handedIdentity(up)
 		if err != nil {
 			return goBack(err, nil)
 		}
-		opts.Name, opts.Control = name, ctl
+		opts.Name, opts.Control, explicit = name, ctl, expl
 		// What runs, for edits of hupd.toml to compare with.
 		r.Options.Name, r.Options.Control = name, ctl
-		explicit = up.ControlExplicit || derived && ctl != control.DefaultPath(name)
 	}
 	defaults(&opts)
 	log = slog.New(log.Handler().WithAttrs(identity(opts)))
@@ -133,11 +121,7 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		store      = newFDStore(r.FDStore, log) // nil: nothing is stored
 	)
 	if up != nil {
-		// No GC until the state is taken over: a finalizer would close
-		// the fds of objects a failed take-over drops, which the previous
-		// binary needs back.
-		gc := debug.SetGCPercent(-1)
-		gcBack = func() { debug.SetGCPercent(gc) }
+		gcBack = pauseGC()
 		if failTakeOver != "" {
 			return goBack(errors.New(failTakeOver), nil)
 		}
@@ -370,6 +354,45 @@ func Run(r *config.Resolved, setup Setup) (int, error) {
 		}
 	}()
 	return sup.Run(supSigs)
+}
+
+// begin is how Run and RunMulti start: hupd's GC target, the signal
+// intake (first: a TERM that arrives while sockets open is not lost; the
+// caller stops it), and the state an upgrading hupd handed over, if any
+// (nil: a fresh start).
+func begin() (chan os.Signal, *supervisor.Upgrade, error) {
+	// hupd's live heap is well under a megabyte: a low GC target keeps
+	// its footprint small (measured: RSS after 100 back-to-back reloads
+	// 9.0 MB instead of 11.9) at a cost of microseconds per collection.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
+	sigs := make(chan os.Signal, 64)
+	signals.Intake(sigs)
+	up, err := supervisor.TakeUpgrade(os.Args)
+	if err != nil {
+		return sigs, nil, fmt.Errorf("upgrade: %w", err)
+	}
+	return sigs, up, nil
+}
+
+// handedIdentity is the name and control socket path hupd ran under
+// before the upgrade up, which the new image keeps whatever its command
+// line would give today, and whether that path was given explicitly.
+func handedIdentity(up *supervisor.Upgrade) (name, ctl string, explicit bool, err error) {
+	name, ctl, derived, err := up.Identity()
+	if err != nil {
+		return "", "", false, err
+	}
+	return name, ctl, up.ControlExplicit || derived && ctl != control.DefaultPath(name), nil
+}
+
+// pauseGC stops the GC until an upgrade's state is taken over (a
+// finalizer would close the fds of objects a failed take-over drops,
+// which the previous binary needs back); the returned function restores it.
+func pauseGC() func() {
+	gc := debug.SetGCPercent(-1)
+	return func() { debug.SetGCPercent(gc) }
 }
 
 // newReaper makes hupd the subreaper of its descendants' orphans (PID 1
